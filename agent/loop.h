@@ -1,0 +1,42 @@
+/* loop.h — the agent's only event loop: epoll for file descriptors, one-shot timers on
+ * the monotonic clock, and signals through a signalfd. Single-threaded; callbacks run
+ * to completion and must not block. Modelled on Redis's ae.c. */
+#ifndef SY_LOOP_H
+#define SY_LOOP_H
+
+#include <stdint.h>
+
+#define SY_EV_READ 1u
+#define SY_EV_WRITE 2u
+#define SY_EV_ERROR 4u /* EPOLLERR / EPOLLHUP, delivered with READ */
+
+struct sy_loop;
+
+typedef void (*sy_fd_cb)(struct sy_loop *l, int fd, unsigned events, void *arg);
+typedef void (*sy_timer_cb)(struct sy_loop *l, void *arg);
+typedef void (*sy_signal_cb)(struct sy_loop *l, int signo, void *arg);
+
+struct sy_loop *sy_loop_new(void);
+void sy_loop_free(struct sy_loop *l);
+
+/* Watches fd for events (SY_EV_READ | SY_EV_WRITE). One registration per fd. */
+int sy_loop_add_fd(struct sy_loop *l, int fd, unsigned events, sy_fd_cb cb, void *arg);
+int sy_loop_mod_fd(struct sy_loop *l, int fd, unsigned events);
+void sy_loop_del_fd(struct sy_loop *l, int fd);
+
+/* One-shot timer, after_ms from now. Returns an id > 0, or 0 on allocation failure. */
+uint64_t sy_loop_add_timer(struct sy_loop *l, uint64_t after_ms, sy_timer_cb cb, void *arg);
+/* Cancelling an id that already fired (or 0) is a no-op. */
+void sy_loop_cancel_timer(struct sy_loop *l, uint64_t id);
+
+/* Blocks signo for the process and delivers it through the loop. */
+int sy_loop_add_signal(struct sy_loop *l, int signo, sy_signal_cb cb, void *arg);
+
+/* Runs until sy_loop_stop(). Returns 0, or a negative errno if epoll itself fails. */
+int sy_loop_run(struct sy_loop *l);
+void sy_loop_stop(struct sy_loop *l);
+
+/* Monotonic milliseconds. */
+uint64_t sy_now_ms(void);
+
+#endif

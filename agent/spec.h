@@ -1,0 +1,75 @@
+/* spec.h — the migration spec: the one model of what an operator asks for, whether it
+ * comes from the YAML file (--config, SIGHUP) or from the Control API, and the one
+ * validator both go through.
+ *
+ * File format (YAML, parsed with libyaml):
+ *   migrations:
+ *     - name: users
+ *       legacy: ["127.0.0.1:7000"]
+ *       target: ["127.0.0.1:7001"]
+ *       client: cgroup          # or: connection
+ *       ratio: 0%               # also "2500bp", "12.5%"
+ *       pins: [{cgroup: /sys/fs/cgroup/unified/app-a, side: target}]
+ */
+#ifndef SY_SPEC_H
+#define SY_SPEC_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchyard/abi.h"
+
+#define SY_NAME_MAX 64 /* migration names: [a-z0-9][a-z0-9._-]{0,62} */
+
+struct sy_pin_spec {
+	char cgroup[PATH_MAX]; /* absolute path under the cgroup2 mount */
+	uint8_t side;          /* enum sy_side */
+	int line;              /* source line in the file, 0 when from the API */
+};
+
+struct sy_migration_spec {
+	char name[SY_NAME_MAX];
+	struct sy_endpoint legacy[SY_MAX_ENDPOINTS];
+	uint32_t n_legacy;
+	struct sy_endpoint target[SY_MAX_ENDPOINTS];
+	uint32_t n_target;
+	uint8_t client_mode; /* enum sy_client_mode */
+	uint32_t ratio_bp;   /* 0..SY_RATIO_MAX */
+	struct sy_pin_spec *pins;
+	size_t n_pins;
+	int line; /* line of the "- name:" item in the file, 0 when from the API */
+};
+
+struct sy_spec {
+	struct sy_migration_spec *migs;
+	size_t n;
+};
+
+/* Where an error was found, for one-line messages. file == NULL for the API:
+ * then the message names the field ("migrations[1].ratio: …"). */
+struct sy_spec_err {
+	char msg[512]; /* "FILE:LINE: what is wrong" or "FIELD: what is wrong" */
+};
+
+/* Parses and validates a YAML file. 0, or a negative errno with err->msg filled. */
+int sy_spec_load_file(const char *path, struct sy_spec *out, struct sy_spec_err *err);
+/* Same for a buffer; `name` is used in place of FILE in messages. */
+int sy_spec_load_buf(const char *name, const char *buf, size_t len, struct sy_spec *out,
+		     struct sy_spec_err *err);
+
+/* The one validator: every field's range and format, no duplicate names, no legacy
+ * endpoint in two migrations (nor one migration's legacy another's target), no
+ * endpoint both legacy and target, pins naming existing cgroup directories.
+ * `file` (may be NULL) prefixes messages with FILE:LINE using the specs' lines. */
+int sy_spec_validate(const struct sy_spec *s, const char *file, struct sy_spec_err *err);
+
+/* Ratio strings: "25%", "12.5%", "2500bp", "0". Returns 0 and *bp, or -EINVAL. */
+int sy_ratio_parse(const char *s, uint32_t *bp);
+
+void sy_spec_free(struct sy_spec *s);
+/* Deep copy of one migration (pins included). */
+int sy_migration_spec_copy(struct sy_migration_spec *dst, const struct sy_migration_spec *src);
+void sy_migration_spec_free(struct sy_migration_spec *m);
+
+#endif

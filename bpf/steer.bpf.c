@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: GPL-2.0
+/* steer.bpf.c — connect-time steering: legacy endpoint → target endpoint.
+ *
+ * cgroup/connect4 and connect6 look the dialled address up in `routes`; for a
+ * migration's legacy endpoint they pick the client's side (pins first, then
+ * bucket(client id, salt) < ratio) and rewrite the destination to a healthy target.
+ * getpeername4/6 then report the address the application dialled, from the socket's
+ * storage. Cost for every other connect(): one hash lookup. No packet of the data
+ * stream is touched here.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "switchyard/abi.h"
+#include "switchyard/hash.h"
+#include "lib/endpoint.h"
+
+#define SY_SOCK_STREAM 1
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SY_MAX_ROUTES);
+	__type(key, struct sy_endpoint);
+	__type(value, struct sy_route);
+} sy_routes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SY_MAX_MIGRATIONS);
+	__type(key, __u32);
+	__type(value, struct sy_migration);
+} sy_migrations SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SY_MAX_PINS);
+	__type(key, struct sy_pin_key);
+	__type(value, struct sy_pin);
+} sy_pins SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SY_MAX_MIGRATIONS);
+	__type(key, __u32);
+	__type(value, struct sy_steer_counters);
+} sy_steer_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sy_config);
+} sy_config_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sy_sock_orig);
+} sy_sock_orig SEC(".maps");
+
+static __always_inline void count(__u32 mig_id, enum sy_decision d)
+{
+	struct sy_steer_counters *c = bpf_map_lookup_elem(&sy_steer_counters, &mig_id);
+
+	if (c && d < SY_DEC_MAX)
+		c->decisions[d]++; /* per-CPU: no atomics needed */
+}
+
+static __always_inline int is_agent(void)
+{
+	__u32 zero = 0;
+	struct sy_config *cfg = bpf_map_lookup_elem(&sy_config_map, &zero);
+
+	return cfg && cfg->agent_tgid && cfg->agent_tgid == (__u32)(bpf_get_current_pid_tgid() >> 32);
+}
+
+/* Picks a healthy target for the client, or returns -1. The preferred target is chosen
+ * by hash; when it is down the next healthy one (in order) takes its clients. */
+static __always_inline int pick_target(const struct sy_migration *m, __u64 client, int want_v4)
+{
+	__u32 n = m->n_targets;
+	__u32 first;
+
+	if (n == 0 || n > SY_MAX_ENDPOINTS)
+		return -1;
+	first = sy_target_pick(client, m->salt, n);
+	for (__u32 i = 0; i < SY_MAX_ENDPOINTS; i++) {
+		__u32 t;
+
+		if (i >= n)
+			break;
+		t = first + i;
+		if (t >= n)
+			t -= n;
+		/* The verifier loses t < n across the arithmetic: hide t from the compiler,
+		 * then bound it with a mask it must keep (SY_MAX_ENDPOINTS is a power of 2). */
+		asm volatile("" : "+r"(t));
+		t &= SY_MAX_ENDPOINTS - 1;
+		if (!(m->healthy_mask & (1u << t)))
+			continue;
+		/* An AF_INET socket can only reach an IPv4 target. */
+		if (want_v4 && m->targets[t].family != SY_AF_INET)
+			continue;
+		return (int)t;
+	}
+	return -1;
+}
+
+/* Decides the side for a connect to `dialled`. Returns the target index to rewrite
+ * to, or -1 to leave the connection on legacy. */
+static __always_inline int decide(struct bpf_sock_addr *ctx, const struct sy_endpoint *dialled,
+				  __u32 *mig_out, int want_v4)
+{
+	struct sy_route *r;
+	struct sy_migration *m;
+	struct sy_pin_key pk = {};
+	struct sy_pin *pin;
+	__u64 client;
+	__u32 mig;
+	int to_target, pinned = 0, t;
+
+	if (ctx->type != SY_SOCK_STREAM)
+		return -1;
+	r = bpf_map_lookup_elem(&sy_routes, dialled);
+	if (!r)
+		return -1;
+	mig = r->mig_id;
+	m = bpf_map_lookup_elem(&sy_migrations, &mig);
+	if (!m || !m->active)
+		return -1;
+	if (is_agent())
+		return -1;
+	*mig_out = mig;
+
+	pk.cgroup_id = bpf_get_current_cgroup_id();
+	pk.mig_id = mig;
+	pin = bpf_map_lookup_elem(&sy_pins, &pk);
+	if (pin) {
+		pinned = 1;
+		to_target = pin->side == SY_SIDE_TARGET;
+	}
+	client = m->client_mode == SY_CLIENT_CONNECTION ? bpf_get_socket_cookie(ctx) : pk.cgroup_id;
+	if (!pinned)
+		to_target = sy_bucket(client, m->salt) < m->ratio_bp;
+	if (!to_target) {
+		count(mig, pinned ? SY_DEC_PINNED_LEGACY : SY_DEC_LEGACY);
+		return -1;
+	}
+	t = pick_target(m, client, want_v4);
+	if (t < 0) {
+		count(mig, SY_DEC_FALLBACK);
+		return -1;
+	}
+	count(mig, pinned ? SY_DEC_PINNED_TARGET : SY_DEC_TARGET);
+	return t;
+}
+
+static __always_inline void remember(struct bpf_sock_addr *ctx, const struct sy_endpoint *dialled,
+				     const struct sy_endpoint *actual, __u32 mig)
+{
+	struct sy_sock_orig *o;
+
+	if (!ctx->sk)
+		return;
+	o = bpf_sk_storage_get(&sy_sock_orig, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o)
+		return; /* out of memory: getpeername shows the target, the connection still works */
+	o->dialled = *dialled;
+	o->actual = *actual;
+	o->mig_id = mig;
+	o->side = SY_SIDE_TARGET;
+}
+
+SEC("cgroup/connect4")
+int sy_connect4(struct bpf_sock_addr *ctx)
+{
+	struct sy_endpoint dialled;
+	struct sy_migration *m;
+	__u32 mig = 0, ip4;
+	int t;
+
+	sy_ep_from_v4(&dialled, ctx->user_ip4, (__u16)ctx->user_port);
+	t = decide(ctx, &dialled, &mig, 1);
+	if (t < 0 || t >= SY_MAX_ENDPOINTS)
+		return 1;
+	m = bpf_map_lookup_elem(&sy_migrations, &mig);
+	if (!m)
+		return 1;
+	__builtin_memcpy(&ip4, &m->targets[t].addr[12], 4);
+	ctx->user_ip4 = ip4;
+	ctx->user_port = m->targets[t].port;
+	remember(ctx, &dialled, &m->targets[t], mig);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int sy_connect6(struct bpf_sock_addr *ctx)
+{
+	struct sy_endpoint dialled;
+	struct sy_migration *m;
+	__u32 ip6[4], mig = 0;
+	int t;
+
+	ip6[0] = ctx->user_ip6[0];
+	ip6[1] = ctx->user_ip6[1];
+	ip6[2] = ctx->user_ip6[2];
+	ip6[3] = ctx->user_ip6[3];
+	sy_ep_from_v6(&dialled, ip6, (__u16)ctx->user_port);
+	t = decide(ctx, &dialled, &mig, 0);
+	if (t < 0 || t >= SY_MAX_ENDPOINTS)
+		return 1;
+	m = bpf_map_lookup_elem(&sy_migrations, &mig);
+	if (!m)
+		return 1;
+	/* IPv4 targets are stored mapped, which is what a dual-stack socket dials. */
+	__builtin_memcpy(ip6, m->targets[t].addr, 16);
+	ctx->user_ip6[0] = ip6[0];
+	ctx->user_ip6[1] = ip6[1];
+	ctx->user_ip6[2] = ip6[2];
+	ctx->user_ip6[3] = ip6[3];
+	ctx->user_port = m->targets[t].port;
+	remember(ctx, &dialled, &m->targets[t], mig);
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int sy_getpeername4(struct bpf_sock_addr *ctx)
+{
+	struct sy_sock_orig *o;
+	__u32 ip4;
+
+	if (!ctx->sk)
+		return 1;
+	o = bpf_sk_storage_get(&sy_sock_orig, ctx->sk, 0, 0);
+	if (!o)
+		return 1;
+	__builtin_memcpy(&ip4, &o->dialled.addr[12], 4);
+	ctx->user_ip4 = ip4;
+	ctx->user_port = o->dialled.port;
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int sy_getpeername6(struct bpf_sock_addr *ctx)
+{
+	struct sy_sock_orig *o;
+	__u32 ip6[4];
+
+	if (!ctx->sk)
+		return 1;
+	o = bpf_sk_storage_get(&sy_sock_orig, ctx->sk, 0, 0);
+	if (!o)
+		return 1;
+	__builtin_memcpy(ip6, o->dialled.addr, 16);
+	ctx->user_ip6[0] = ip6[0];
+	ctx->user_ip6[1] = ip6[1];
+	ctx->user_ip6[2] = ip6[2];
+	ctx->user_ip6[3] = ip6[3];
+	ctx->user_port = o->dialled.port;
+	return 1;
+}
