@@ -1,0 +1,23 @@
+/* control_plane.h — the gRPC services the daemon serves, registered on one server. */
+#ifndef SY_CONTROL_PLANE_H
+#define SY_CONTROL_PLANE_H
+
+#include "daemon.h"
+#include "health.h"
+#include "migrations.h"
+#include "rpc.h"
+
+struct sy_control_ctx {
+	struct sy_registry *reg;
+	struct sy_health *health;
+	const struct sy_daemon_info *info;
+};
+
+/* switchyard.v1.Control (control_svc.c). */
+int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
+/* grpc.health.v1.Health (health_svc.c): "" and "switchyard.v1.Control" are SERVING
+ * while the daemon runs; NOT_SERVING once it begins shutting down. */
+int sy_health_svc_register(struct sy_rpc_server *srv);
+void sy_health_svc_set_serving(struct sy_rpc_server *srv, bool serving);
+
+#endif

@@ -1,0 +1,20 @@
+/* daemon.h — what the running daemon is, for Status and logs. */
+#ifndef SY_DAEMON_H
+#define SY_DAEMON_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SY_VERSION "0.1.0"
+
+struct sy_daemon_info {
+	const char *version;
+	char cgroup[PATH_MAX];    /* where the programs are attached */
+	char bpffs[PATH_MAX];     /* where programs, maps and links are pinned */
+	char state_dir[PATH_MAX];
+	bool adopted;             /* started by adopting pinned programs (fail-static restart) */
+	uint64_t started_unix_ms;
+};
+
+#endif

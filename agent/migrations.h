@@ -1,0 +1,58 @@
+/* migrations.h — the registry of migrations and their live state: the only writer of
+ * the steering maps and of the state file. Every change is validated (spec.c), applied
+ * to the kernel maps, and persisted (write temp + rename) before the call returns; a
+ * change that fails at any step leaves maps and file as they were.
+ *
+ * Errors: -EINVAL (invalid input), -ENOENT (no such migration), -EBUSY (refused: clients
+ * on target), -ENOSPC (no free slot), -EIO (persisting failed); err->msg says why.
+ */
+#ifndef SY_MIGRATIONS_H
+#define SY_MIGRATIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spec.h"
+
+struct sy_bpf;
+
+struct sy_migration_state {
+	struct sy_migration_spec spec; /* live spec: its ratio is the current ratio */
+	uint32_t id;                   /* slot in the kernel's migrations map */
+	uint64_t salt;
+	uint64_t *pin_cgroup_ids;      /* parallel to spec.pins */
+	uint64_t created_unix_ms, updated_unix_ms;
+	uint8_t healthy_mask; /* bit i: spec.target[i] answered its last health check */
+};
+
+struct sy_registry;
+
+struct sy_registry *sy_registry_new(struct sy_bpf *bpf, const char *state_dir);
+void sy_registry_free(struct sy_registry *r);
+
+/* Loads STATE_DIR/state.pb (absent = empty) and writes it into the maps. */
+int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err);
+
+/* Creates or updates one migration (the API's ApplyMigration). */
+int sy_registry_apply(struct sy_registry *r, const struct sy_migration_spec *m, struct sy_spec_err *err);
+/* Makes the set of migrations named in a config file exactly s (create, update, and
+ * delete those no longer named), all or nothing. `file` prefixes error messages. */
+int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const char *file,
+			   struct sy_spec_err *err);
+int sy_registry_delete(struct sy_registry *r, const char *name, bool force, struct sy_spec_err *err);
+int sy_registry_set_ratio(struct sy_registry *r, const char *name, uint32_t ratio_bp, struct sy_spec_err *err);
+int sy_registry_pin(struct sy_registry *r, const char *name, const char *cgroup, uint8_t side,
+		    struct sy_spec_err *err);
+int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgroup, struct sy_spec_err *err);
+
+size_t sy_registry_count(const struct sy_registry *r);
+const struct sy_migration_state *sy_registry_at(const struct sy_registry *r, size_t i);
+const struct sy_migration_state *sy_registry_find(const struct sy_registry *r, const char *name);
+
+/* Sums the per-CPU steering decision counters of a migration. */
+int sy_registry_counters(const struct sy_registry *r, const char *name, struct sy_steer_counters *out);
+
+/* Health of a target endpoint, from health.c; updates the kernel's healthy mask. */
+void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoint *ep, bool healthy);
+
+#endif
