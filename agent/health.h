@@ -6,6 +6,7 @@
 #define SY_HEALTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "loop.h"
@@ -32,5 +33,7 @@ void sy_health_free(struct sy_health *h);
 int sy_health_set_endpoints(struct sy_health *h, const struct sy_endpoint *eps, size_t n);
 /* 0 and *out, or -ENOENT if ep is not checked. */
 int sy_health_get(const struct sy_health *h, const struct sy_endpoint *ep, struct sy_endpoint_health *out);
+/* Whether every endpoint has finished at least one check (readiness). */
+bool sy_health_all_checked(const struct sy_health *h);
 
 #endif

@@ -23,12 +23,16 @@ struct sy_migration_state {
 	uint64_t *pin_cgroup_ids;      /* parallel to spec.pins */
 	uint64_t created_unix_ms, updated_unix_ms;
 	uint8_t healthy_mask; /* bit i: spec.target[i] answered its last health check */
+	char origin[PATH_MAX + 8]; /* "file:PATH" or "api": a reloaded file only deletes its own */
 };
 
 struct sy_registry;
 
 struct sy_registry *sy_registry_new(struct sy_bpf *bpf, const char *state_dir);
 void sy_registry_free(struct sy_registry *r);
+
+/* Called after every committed change (the daemon re-targets health checks). */
+void sy_registry_on_change(struct sy_registry *r, void (*cb)(struct sy_registry *r, void *arg), void *arg);
 
 /* Loads STATE_DIR/state.pb (absent = empty) and writes it into the maps. */
 int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err);

@@ -1,0 +1,39 @@
+/* loader.h — the kernel side's lifecycle: load the BPF objects, pin programs, maps and
+ * links under a bpffs folder, attach to a cgroup v2, and on restart adopt what is
+ * pinned instead of loading again (fail-static: steering never stops while the
+ * daemon is down or restarting). `--uninstall` is the only way to detach.
+ *
+ * Layout under BPFFS: maps/<map>, progs/<prog>, links/<prog>.
+ */
+#ifndef SY_LOADER_H
+#define SY_LOADER_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct sy_bpf {
+	int routes_fd;
+	int migrations_fd;
+	int pins_fd;
+	int steer_counters_fd;
+	int config_fd;
+	bool adopted;          /* links were pinned: nothing was loaded or attached */
+	char bpffs[PATH_MAX];
+	char cgroup[PATH_MAX];
+};
+
+/* Finds the cgroup2 mount point in /proc/mounts. */
+int sy_cgroup2_root(char *buf, size_t len);
+
+/* Adopts the pinned programs if BPFFS holds a complete, compatible installation
+ * attached to CGROUP; otherwise loads, pins and attaches. Writes the agent's tgid into
+ * the config map either way (its own sockets are never steered). */
+int sy_bpf_open(const char *bpffs, const char *cgroup, struct sy_bpf **out);
+/* Closes the daemon's fds. Pins stay: the programs remain attached. */
+void sy_bpf_close(struct sy_bpf *b);
+
+/* Detaches every program and removes every pin under BPFFS. 0 if there was nothing. */
+int sy_bpf_uninstall(const char *bpffs);
+
+#endif
