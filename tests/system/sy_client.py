@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""Test client: for each job, moves itself into the job's cgroup (so the kernel sees a
+different client), connects to the dialled address, writes its key with SET, asks the
+server which port it really is (CONFIG GET port), reads getpeername(), and closes.
+Reads a JSON list of jobs on stdin, prints one JSON line per job.
+
+It runs as its own process so that pytest itself never changes cgroup."""
+import json
+import os
+import socket
+import sys
+
+
+def resp(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def read_reply(f):
+    line = f.readline()
+    if not line:
+        raise ConnectionError("closed")
+    t, rest = line[:1], line[1:-2]
+    if t in (b"+", b"-", b":"):
+        if t == b"-":
+            raise RuntimeError(rest.decode())
+        return rest
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if t == b"*":
+        return [read_reply(f) for _ in range(int(rest))]
+    raise RuntimeError("bad reply %r" % line)
+
+
+def split_addr(addr):
+    host, port = addr.rsplit(":", 1)
+    if host.startswith("["):
+        return socket.AF_INET6, host[1:-1], int(port)
+    return socket.AF_INET, host, int(port)
+
+
+def run(job):
+    if job.get("cgroup"):
+        with open(os.path.join(job["cgroup"], "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    fam, host, port = split_addr(job["addr"])
+    results = []
+    for i in range(job.get("conns", 1)):
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect((host, port))
+        f = s.makefile("rb")
+        peer = s.getpeername()
+        key = job["key"] if job.get("conns", 1) == 1 else "%s:%d" % (job["key"], i)
+        s.sendall(resp("SET", key, job.get("value", "1")) + resp("CONFIG", "GET", "port"))
+        read_reply(f)
+        served_port = int(read_reply(f)[1])
+        f.close()
+        s.close()
+        results.append({"key": key, "peer": [peer[0], peer[1]], "served_port": served_port})
+    return {"job": job, "conns": results}
+
+
+def loop(job):
+    """Connect, SET, GET, close, for job["seconds"]; counts errors and where each
+    connection was served. Used to prove a daemon restart never fails a client."""
+    import time
+    if job.get("cgroup"):
+        with open(os.path.join(job["cgroup"], "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    fam, host, port = split_addr(job["addr"])
+    end = time.monotonic() + job["seconds"]
+    ok, errors, ports, last_err = 0, 0, {}, None
+    i = 0
+    while time.monotonic() < end:
+        i += 1
+        try:
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect((host, port))
+            f = s.makefile("rb")
+            s.sendall(resp("SET", "loop:%d" % i, i) + resp("GET", "loop:%d" % i) + resp("CONFIG", "GET", "port"))
+            read_reply(f)
+            if read_reply(f) != str(i).encode():
+                raise RuntimeError("wrong value")
+            served = int(read_reply(f)[1])
+            f.close()
+            s.close()
+            ports[served] = ports.get(served, 0) + 1
+            ok += 1
+        except Exception as e:  # every failure is counted, none is retried
+            errors += 1
+            last_err = repr(e)
+        if job.get("pause"):
+            time.sleep(job["pause"])
+    return {"ok": ok, "errors": errors, "ports": ports, "last_error": last_err}
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--loop":
+        print(json.dumps(loop(json.loads(sys.argv[2]))), flush=True)
+        return
+    jobs = json.load(sys.stdin)
+    for job in jobs:
+        print(json.dumps(run(job)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
