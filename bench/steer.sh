@@ -1,0 +1,90 @@
+#!/bin/bash
+# bench/steer.sh — what steering costs, measured against a direct connection in the
+# same run. Both paths hit the same redis-server (the target): "steered" dials the
+# legacy port from inside the attached cgroup at ratio 100 % and is rewritten by
+# connect4; "direct" dials the target port from outside the cgroup.
+#   1. redis-benchmark SET/GET throughput and p99, non-pipelined and -P 16, rounds
+#      interleaved, medians reported; ratio steered/direct.
+#   2. connect()+close() cost: outside the cgroup (no program), inside to a port that is
+#      no route (one lookup), inside to the legacy port (rewrite).
+# Goals (issue 3): throughput ratio >= 0.98, p99 <= 1.05x direct, <= 1 us per connect.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-build}
+ROUNDS=${ROUNDS:-5}
+REQUESTS=${REQUESTS:-100000}
+CONNECTS=${CONNECTS:-20000}
+
+[ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
+CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+ID="sy-bench-$$"
+WORK=$(mktemp -d "/tmp/$ID.XXXXXX")
+CG="$CGROOT/$ID"
+BPFFS="/sys/fs/bpf/$ID"
+pids=()
+cleanup() {
+	set +e
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	"$OUT/switchyardd" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
+	rmdir "$CG" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cc -O2 -o "$WORK/connect_bench" bench/connect_bench.c
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+LPORT=$(port); TPORT=$(port); OPORT=$(port)
+for p in "$LPORT" "$TPORT" "$OPORT"; do
+	redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" --logfile "$WORK/r$p.log" &
+	pids+=($!)
+done
+for p in "$LPORT" "$TPORT" "$OPORT"; do until redis-cli -p "$p" ping >/dev/null 2>&1; do sleep 0.05; done; done
+mkdir "$CG"
+cat > "$WORK/spec.yaml" <<YAML
+migrations:
+  - name: bench
+    legacy: ["127.0.0.1:$LPORT"]
+    target: ["127.0.0.1:$TPORT"]
+    ratio: 100%
+YAML
+"$OUT/switchyardd" --config "$WORK/spec.yaml" --cgroup "$CG" --bpffs "$BPFFS" --state-dir "$WORK/state" \
+	--listen "unix:$WORK/sy.sock" 2>"$WORK/d.log" &
+pids+=($!)
+until [ -S "$WORK/sy.sock" ]; do sleep 0.05; done
+sleep 1.5 # first health check marks the target healthy
+# Sanity: the steered path really reaches the target.
+served=$(sh -c "echo \$\$ > $CG/cgroup.procs; exec redis-cli -p $LPORT config get port" | tail -1)
+[ "$served" = "$TPORT" ] || { echo "bench: steering not active (served by $served)" >&2; exit 1; }
+
+# One redis-benchmark run → "rps p99" of its SET line (csv: test,rps,avg,min,p50,p95,p99,max).
+rb() { # where(in|out) port pipeline
+	local cmd="redis-benchmark -p $2 -n $REQUESTS -c 50 -P $3 -t set --csv -q"
+	if [ "$1" = in ]; then
+		sh -c "echo \$\$ > $CG/cgroup.procs; exec $cmd"
+	else
+		$cmd
+	fi | awk -F'"' '/^"SET"/ { print $4, $14 }'
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+printf "%-22s %12s %10s %12s %10s %8s %8s\n" "redis-benchmark SET" "direct rps" "p99 ms" "steered rps" "p99 ms" "ratio" "p99 x"
+for P in 1 16; do
+	: > "$WORK/d"; : > "$WORK/s"
+	for r in $(seq "$ROUNDS"); do
+		rb out "$TPORT" "$P" >> "$WORK/d"
+		rb in "$LPORT" "$P" >> "$WORK/s"
+	done
+	drps=$(awk '{print $1}' "$WORK/d" | median); dp99=$(awk '{print $2}' "$WORK/d" | median)
+	srps=$(awk '{print $1}' "$WORK/s" | median); sp99=$(awk '{print $2}' "$WORK/s" | median)
+	printf "%-22s %12.0f %10.3f %12.0f %10.3f %8.3f %8.3f\n" "50 clients, -P $P" "$drps" "$dp99" "$srps" "$sp99" \
+		"$(awk -v a="$srps" -v b="$drps" 'BEGIN{print a/b}')" "$(awk -v a="$sp99" -v b="$dp99" 'BEGIN{print a/b}')"
+done
+
+echo
+out=$("$WORK/connect_bench" 127.0.0.1 "$TPORT" "$CONNECTS")
+miss=$("$WORK/connect_bench" 127.0.0.1 "$OPORT" "$CONNECTS" "$CG")
+hit=$("$WORK/connect_bench" 127.0.0.1 "$LPORT" "$CONNECTS" "$CG")
+printf "%-44s %10s %10s\n" "connect()+close(), median of 5 x $CONNECTS" "ns" "added ns"
+printf "%-44s %10d %10s\n" "outside the cgroup (no program)" "$out" "-"
+printf "%-44s %10d %10d\n" "inside, not a route (one map lookup)" "$miss" "$((miss - out))"
+printf "%-44s %10d %10d\n" "inside, legacy endpoint (rewritten)" "$hit" "$((hit - out))"
