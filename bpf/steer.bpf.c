@@ -126,7 +126,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct sy_end
 	if (ctx->type != SY_SOCK_STREAM)
 		return -1;
 	r = bpf_map_lookup_elem(&sy_routes, dialled);
-	if (!r)
+	if (!r || r->role != SY_ROLE_LEGACY)
 		return -1;
 	mig = r->mig_id;
 	m = bpf_map_lookup_elem(&sy_migrations, &mig);

@@ -18,7 +18,7 @@
 
 #define SY_MAX_MIGRATIONS 64   /* migration ids are 1..SY_MAX_MIGRATIONS-1; 0 = none */
 #define SY_MAX_ENDPOINTS 8     /* legacy and target endpoints per migration */
-#define SY_MAX_ROUTES 512      /* legacy endpoints, all migrations together */
+#define SY_MAX_ROUTES 1024     /* legacy and target endpoints, all migrations together */
 #define SY_MAX_PINS 65536      /* pinned clients, all migrations together */
 #define SY_MAX_SOCKETS 1048576 /* bounds the socket storage of rewritten sockets */
 #define SY_RATIO_MAX 10000     /* basis points */
@@ -35,10 +35,18 @@ struct sy_endpoint {
 	__u8 pad;      /* zero */
 };
 
-/* routes: legacy endpoint → migration. Hash map, key struct sy_endpoint. */
+enum sy_role {
+	SY_ROLE_LEGACY = 0, /* connects here are steered */
+	SY_ROLE_TARGET = 1, /* connects here are only recognised (observed), never steered */
+};
+
+/* routes: every endpoint of every migration → migration. Hash map, key struct
+ * sy_endpoint. One lookup tells connect() whether a socket belongs to a migration at
+ * all, whichever side the application dialled. */
 struct sy_route {
 	__u32 mig_id; /* index into the migrations array */
-	__u32 pad;    /* zero */
+	__u8 role;    /* enum sy_role */
+	__u8 pad[3];  /* zero */
 };
 
 enum sy_client_mode {
