@@ -58,7 +58,10 @@ served=$(sh -c "echo \$\$ > $CG/cgroup.procs; exec redis-cli -p $LPORT config ge
 
 # One redis-benchmark run → "rps p99" of its SET line (csv: test,rps,avg,min,p50,p95,p99,max).
 rb() { # where(in|out) port pipeline
-	local cmd="redis-benchmark -p $2 -n $REQUESTS -c 50 -P $3 -t set --csv -q"
+	# Pipelined runs are 10x longer so that they last long enough to measure.
+	local n=$REQUESTS
+	[ "$3" -gt 1 ] && n=$((REQUESTS * 10))
+	local cmd="redis-benchmark -p $2 -n $n -c 50 -P $3 -t set --csv -q"
 	if [ "$1" = in ]; then
 		sh -c "echo \$\$ > $CG/cgroup.procs; exec $cmd"
 	else
@@ -81,10 +84,15 @@ for P in 1 16; do
 done
 
 echo
-out=$("$WORK/connect_bench" 127.0.0.1 "$TPORT" "$CONNECTS")
-miss=$("$WORK/connect_bench" 127.0.0.1 "$OPORT" "$CONNECTS" "$CG")
-hit=$("$WORK/connect_bench" 127.0.0.1 "$LPORT" "$CONNECTS" "$CG")
-printf "%-44s %10s %10s\n" "connect()+close(), median of 5 x $CONNECTS" "ns" "added ns"
+# Interleaved: each of the three cases runs once per round, medians over the rounds.
+: > "$WORK/c_out"; : > "$WORK/c_miss"; : > "$WORK/c_hit"
+for r in $(seq "$ROUNDS"); do
+	"$WORK/connect_bench" 127.0.0.1 "$TPORT" "$CONNECTS" >> "$WORK/c_out"
+	"$WORK/connect_bench" 127.0.0.1 "$OPORT" "$CONNECTS" "$CG" >> "$WORK/c_miss"
+	"$WORK/connect_bench" 127.0.0.1 "$LPORT" "$CONNECTS" "$CG" >> "$WORK/c_hit"
+done
+out=$(median < "$WORK/c_out"); miss=$(median < "$WORK/c_miss"); hit=$(median < "$WORK/c_hit")
+printf "%-44s %10s %10s\n" "connect()+close(), median of $ROUNDS x 5 x $CONNECTS" "ns" "added ns"
 printf "%-44s %10d %10s\n" "outside the cgroup (no program)" "$out" "-"
 printf "%-44s %10d %10d\n" "inside, not a route (one map lookup)" "$miss" "$((miss - out))"
 printf "%-44s %10d %10d\n" "inside, legacy endpoint (rewritten)" "$hit" "$((hit - out))"
