@@ -64,6 +64,12 @@ int sy_spec_load_buf(const char *name, const char *buf, size_t len, struct sy_sp
  * `file` (may be NULL) prefixes messages with FILE:LINE using the specs' lines. */
 int sy_spec_validate(const struct sy_spec *s, const char *file, struct sy_spec_err *err);
 
+/* One migration alone (the API path): messages name the field ("legacy[1]: …"). */
+int sy_migration_spec_validate(const struct sy_migration_spec *m, struct sy_spec_err *err);
+/* One migration against others (an update excludes its own old version). */
+int sy_spec_validate_against(const struct sy_migration_spec *m, const struct sy_migration_spec *others,
+			     size_t n_others, struct sy_spec_err *err);
+
 /* Ratio strings: "25%", "12.5%", "2500bp", "0". Returns 0 and *bp, or -EINVAL. */
 int sy_ratio_parse(const char *s, uint32_t *bp);
 

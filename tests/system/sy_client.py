@@ -46,10 +46,33 @@ def split_addr(addr):
     return socket.AF_INET, host, int(port)
 
 
+def own_cgroup():
+    """The cgroup2 directory this process started in, to come back to for jobs that
+    must run outside the test cgroup."""
+    root = None
+    with open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if parts[2] == "cgroup2":
+                root = parts[1]
+                break
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return root + line[3:].strip()
+    return None
+
+
+HOME = own_cgroup()
+
+
+def join(cgroup):
+    with open(os.path.join(cgroup or HOME, "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
+
+
 def run(job):
-    if job.get("cgroup"):
-        with open(os.path.join(job["cgroup"], "cgroup.procs"), "w") as f:
-            f.write(str(os.getpid()))
+    join(job.get("cgroup"))
     fam, host, port = split_addr(job["addr"])
     results = []
     for i in range(job.get("conns", 1)):

@@ -1,0 +1,614 @@
+/* spec.c — see spec.h. The YAML is read with libyaml's document API (nodes carry
+ * their line), turned into struct sy_spec, then checked by the one validator that the
+ * Control API uses too. Every error is one line naming where and what. */
+#include "spec.h"
+
+#include <errno.h>
+#include <linux/magic.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <yaml.h>
+
+#include "endpoint.h"
+
+#define SY_SPEC_MAX_BYTES (4u << 20)
+#define SY_SPEC_MAX_PINS 4096
+
+static void set_err(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(struct sy_spec_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- ratio ----------------------------------------------------------------------- */
+
+int sy_ratio_parse(const char *s, uint32_t *bp)
+{
+	size_t n = strlen(s);
+	uint64_t whole = 0, frac = 0;
+	int fdigits = 0;
+	const char *p = s;
+
+	if (n == 0)
+		return -EINVAL;
+	if (n > 2 && strcmp(s + n - 2, "bp") == 0) {
+		if (n - 2 > 6)
+			return -ERANGE;
+		for (size_t i = 0; i < n - 2; i++) {
+			if (s[i] < '0' || s[i] > '9')
+				return -EINVAL;
+			whole = whole * 10 + (uint64_t)(s[i] - '0');
+		}
+		if (whole > SY_RATIO_MAX)
+			return -ERANGE;
+		*bp = (uint32_t)whole;
+		return 0;
+	}
+	if (strcmp(s, "0") == 0) {
+		*bp = 0;
+		return 0;
+	}
+	if (s[n - 1] != '%')
+		return -EINVAL;
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	while (*p >= '0' && *p <= '9') {
+		whole = whole * 10 + (uint64_t)(*p++ - '0');
+		if (whole > 1000)
+			return -ERANGE;
+	}
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		while (*p >= '0' && *p <= '9') {
+			if (++fdigits > 2)
+				return -EINVAL; /* 1 bp = 0.01 %: finer is not representable */
+			frac = frac * 10 + (uint64_t)(*p++ - '0');
+		}
+		if (fdigits == 1)
+			frac *= 10;
+	}
+	if (*p != '%' || p[1] != '\0')
+		return -EINVAL;
+	whole = whole * 100 + frac;
+	if (whole > SY_RATIO_MAX)
+		return -ERANGE;
+	*bp = (uint32_t)whole;
+	return 0;
+}
+
+/* ---- copies ---------------------------------------------------------------------- */
+
+void sy_migration_spec_free(struct sy_migration_spec *m)
+{
+	free(m->pins);
+	m->pins = NULL;
+	m->n_pins = 0;
+}
+
+int sy_migration_spec_copy(struct sy_migration_spec *dst, const struct sy_migration_spec *src)
+{
+	*dst = *src;
+	dst->pins = NULL;
+	if (src->n_pins) {
+		dst->pins = malloc(src->n_pins * sizeof(*dst->pins));
+		if (!dst->pins) {
+			dst->n_pins = 0;
+			return -ENOMEM;
+		}
+		memcpy(dst->pins, src->pins, src->n_pins * sizeof(*dst->pins));
+	}
+	return 0;
+}
+
+void sy_spec_free(struct sy_spec *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		sy_migration_spec_free(&s->migs[i]);
+	free(s->migs);
+	s->migs = NULL;
+	s->n = 0;
+}
+
+/* ---- the validator --------------------------------------------------------------- */
+
+static int name_ok(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len == 0 || len >= SY_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = n[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+
+		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+			return 0;
+	}
+	return 1;
+}
+
+/* Checks one migration alone. On error, *line is the most precise source line known
+ * and err->msg starts with the field path ("legacy[1]: …"). */
+static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err, int *line)
+{
+	char a[SY_EP_STRLEN];
+
+	*line = m->line;
+	if (!name_ok(m->name)) {
+		set_err(err, "name: \"%s\" must be 1-%d characters of a-z, 0-9, '.', '_', '-', starting with a "
+			     "letter or digit",
+			m->name, SY_NAME_MAX - 1);
+		return -EINVAL;
+	}
+	if (m->n_legacy == 0 || m->n_legacy > SY_MAX_ENDPOINTS) {
+		set_err(err, "legacy: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS, m->n_legacy);
+		return -EINVAL;
+	}
+	if (m->n_target == 0 || m->n_target > SY_MAX_ENDPOINTS) {
+		set_err(err, "target: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS, m->n_target);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->n_legacy; i++) {
+		for (uint32_t j = 0; j < i; j++)
+			if (sy_endpoint_equal(&m->legacy[i], &m->legacy[j])) {
+				sy_endpoint_format(&m->legacy[i], a, sizeof(a));
+				set_err(err, "legacy[%u]: %s is listed twice", i, a);
+				return -EINVAL;
+			}
+		for (uint32_t j = 0; j < m->n_target; j++)
+			if (sy_endpoint_equal(&m->legacy[i], &m->target[j])) {
+				sy_endpoint_format(&m->legacy[i], a, sizeof(a));
+				set_err(err, "target[%u]: %s is also a legacy endpoint", j, a);
+				return -EINVAL;
+			}
+	}
+	for (uint32_t i = 0; i < m->n_target; i++)
+		for (uint32_t j = 0; j < i; j++)
+			if (sy_endpoint_equal(&m->target[i], &m->target[j])) {
+				sy_endpoint_format(&m->target[i], a, sizeof(a));
+				set_err(err, "target[%u]: %s is listed twice", i, a);
+				return -EINVAL;
+			}
+	if (m->client_mode > SY_CLIENT_CONNECTION) {
+		set_err(err, "client: must be cgroup or connection");
+		return -EINVAL;
+	}
+	if (m->ratio_bp > SY_RATIO_MAX) {
+		set_err(err, "ratio_bp: %u is out of range 0..%u", m->ratio_bp, SY_RATIO_MAX);
+		return -EINVAL;
+	}
+	if (m->n_pins > SY_SPEC_MAX_PINS) {
+		set_err(err, "pins: at most %d", SY_SPEC_MAX_PINS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < m->n_pins; i++) {
+		const struct sy_pin_spec *p = &m->pins[i];
+		struct stat st;
+		struct statfs fs;
+
+		if (p->line)
+			*line = p->line;
+		if (p->side > SY_SIDE_TARGET) {
+			set_err(err, "pins[%zu].side: must be legacy or target", i);
+			return -EINVAL;
+		}
+		if (p->cgroup[0] != '/') {
+			set_err(err, "pins[%zu].cgroup: \"%s\" must be an absolute path", i, p->cgroup);
+			return -EINVAL;
+		}
+		if (stat(p->cgroup, &st) < 0) {
+			set_err(err, "pins[%zu].cgroup: %s: %s", i, p->cgroup, strerror(errno));
+			return -EINVAL;
+		}
+		if (!S_ISDIR(st.st_mode) || statfs(p->cgroup, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
+			set_err(err, "pins[%zu].cgroup: %s is not a cgroup v2 directory", i, p->cgroup);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(m->pins[j].cgroup, p->cgroup) == 0) {
+				set_err(err, "pins[%zu].cgroup: %s is pinned twice", i, p->cgroup);
+				return -EINVAL;
+			}
+	}
+	*line = m->line;
+	return 0;
+}
+
+int sy_migration_spec_validate(const struct sy_migration_spec *m, struct sy_spec_err *err)
+{
+	int line;
+
+	return check_one(m, err, &line);
+}
+
+/* Cross-migration rules: a legacy endpoint belongs to one migration, and no endpoint is
+ * one migration's legacy and another's target (steering would chain). */
+static int check_against(const struct sy_migration_spec *m, const struct sy_migration_spec *o,
+			 struct sy_spec_err *err)
+{
+	char a[SY_EP_STRLEN], where[64] = "";
+
+	if (o->line)
+		snprintf(where, sizeof(where), " (line %d)", o->line);
+	if (strcmp(m->name, o->name) == 0) {
+		set_err(err, "name: migration \"%s\" is defined twice%s", m->name, where);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->n_legacy; i++) {
+		sy_endpoint_format(&m->legacy[i], a, sizeof(a));
+		for (uint32_t j = 0; j < o->n_legacy; j++)
+			if (sy_endpoint_equal(&m->legacy[i], &o->legacy[j])) {
+				set_err(err, "legacy[%u]: legacy endpoint %s is already in migration \"%s\"%s", i, a,
+					o->name, where);
+				return -EINVAL;
+			}
+		for (uint32_t j = 0; j < o->n_target; j++)
+			if (sy_endpoint_equal(&m->legacy[i], &o->target[j])) {
+				set_err(err, "legacy[%u]: %s is a target of migration \"%s\"%s", i, a, o->name, where);
+				return -EINVAL;
+			}
+	}
+	for (uint32_t i = 0; i < m->n_target; i++)
+		for (uint32_t j = 0; j < o->n_legacy; j++)
+			if (sy_endpoint_equal(&m->target[i], &o->legacy[j])) {
+				sy_endpoint_format(&m->target[i], a, sizeof(a));
+				set_err(err, "target[%u]: %s is a legacy endpoint of migration \"%s\"%s", i, a,
+					o->name, where);
+				return -EINVAL;
+			}
+	return 0;
+}
+
+int sy_spec_validate_against(const struct sy_migration_spec *m, const struct sy_migration_spec *others,
+			     size_t n_others, struct sy_spec_err *err)
+{
+	int e, line;
+
+	if ((e = check_one(m, err, &line)))
+		return e;
+	for (size_t i = 0; i < n_others; i++)
+		if ((e = check_against(m, &others[i], err)))
+			return e;
+	return 0;
+}
+
+int sy_spec_validate(const struct sy_spec *s, const char *file, struct sy_spec_err *err)
+{
+	char msg[sizeof(err->msg)];
+	int e, line;
+
+	for (size_t i = 0; i < s->n; i++) {
+		e = check_one(&s->migs[i], err, &line);
+		for (size_t j = 0; !e && j < i; j++) {
+			e = check_against(&s->migs[i], &s->migs[j], err);
+			line = s->migs[i].line;
+		}
+		if (!e)
+			continue;
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		if (file)
+			set_err(err, "%s:%d: %s", file, line, msg);
+		else
+			set_err(err, "migrations[%zu].%s", i, msg);
+		return e;
+	}
+	return 0;
+}
+
+/* ---- YAML ------------------------------------------------------------------------ */
+
+struct yctx {
+	yaml_document_t doc;
+	const char *file;
+	struct sy_spec_err *err;
+};
+
+static int yline(const yaml_node_t *n)
+{
+	return (int)n->start_mark.line + 1;
+}
+
+static int yfail(struct yctx *c, const yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int yfail(struct yctx *c, const yaml_node_t *n, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	set_err(c->err, "%s:%d: %s", c->file, n ? yline(n) : 1, msg);
+	return -EINVAL;
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static const char *kind(const yaml_node_t *n)
+{
+	if (!n)
+		return "nothing";
+	switch (n->type) {
+	case YAML_SCALAR_NODE:
+		return "a scalar";
+	case YAML_SEQUENCE_NODE:
+		return "a list";
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	default:
+		return "nothing";
+	}
+}
+
+/* Walks a mapping's pairs; refuses keys that are not scalars, unknown keys and
+ * duplicates. `fields` is NULL-terminated; found[i] receives the value node. */
+static int map_fields(struct yctx *c, yaml_node_t *map, const char *what, const char *const *fields,
+		      yaml_node_t **found)
+{
+	char expected[256] = "";
+	size_t nf = 0;
+
+	for (; fields[nf]; nf++) {
+		found[nf] = NULL;
+		snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), "%s%s", nf ? ", " : "",
+			 fields[nf]);
+	}
+	if (map->type != YAML_MAPPING_NODE)
+		return yfail(c, map, "%s must be a mapping, not %s", what, kind(map));
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(&c->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(&c->doc, p->value);
+		const char *key = scalar(k);
+		size_t i;
+
+		if (!key)
+			return yfail(c, k, "%s: keys must be plain words", what);
+		for (i = 0; i < nf && strcmp(fields[i], key) != 0; i++)
+			;
+		if (i == nf)
+			return yfail(c, k, "unknown field \"%s\" (expected one of: %s)", key, expected);
+		if (found[i])
+			return yfail(c, k, "field \"%s\" is given twice", key);
+		found[i] = v;
+	}
+	return 0;
+}
+
+static int endpoints(struct yctx *c, yaml_node_t *n, const char *field, struct sy_endpoint *out, uint32_t *count)
+{
+	uint32_t k = 0;
+
+	if (n->type != YAML_SEQUENCE_NODE)
+		return yfail(c, n, "%s: must be a list of \"ip:port\", not %s", field, kind(n));
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *e = yaml_document_get_node(&c->doc, *it);
+		const char *s = scalar(e);
+		char why[200];
+
+		if (!s)
+			return yfail(c, e, "%s[%u]: must be \"ip:port\", not %s", field, k, kind(e));
+		if (k == SY_MAX_ENDPOINTS)
+			return yfail(c, e, "%s: at most %d endpoints", field, SY_MAX_ENDPOINTS);
+		if (sy_endpoint_parse(s, &out[k], why, sizeof(why)))
+			return yfail(c, e, "%s[%u]: %s", field, k, why);
+		k++;
+	}
+	*count = k;
+	return 0;
+}
+
+static int pins(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
+{
+	static const char *const fields[] = {"cgroup", "side", NULL};
+	size_t count;
+
+	if (n->type != YAML_SEQUENCE_NODE)
+		return yfail(c, n, "pins: must be a list of {cgroup: PATH, side: legacy|target}, not %s", kind(n));
+	count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (count > SY_SPEC_MAX_PINS)
+		return yfail(c, n, "pins: at most %d", SY_SPEC_MAX_PINS);
+	m->pins = calloc(count ? count : 1, sizeof(*m->pins));
+	if (!m->pins)
+		return -ENOMEM;
+	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *p = yaml_document_get_node(&c->doc, *it);
+		struct sy_pin_spec *ps = &m->pins[m->n_pins];
+		yaml_node_t *f[2];
+		char what[32];
+		const char *cg, *side;
+		int e;
+
+		snprintf(what, sizeof(what), "pins[%zu]", m->n_pins);
+		if ((e = map_fields(c, p, what, fields, f)))
+			return e;
+		cg = scalar(f[0]);
+		side = scalar(f[1]);
+		if (!cg)
+			return yfail(c, f[0] ? f[0] : p, "%s.cgroup: required, a cgroup v2 path", what);
+		if (!side)
+			return yfail(c, f[1] ? f[1] : p, "%s.side: required, legacy or target", what);
+		if (strlen(cg) >= sizeof(ps->cgroup))
+			return yfail(c, f[0], "%s.cgroup: path too long", what);
+		strcpy(ps->cgroup, cg);
+		if (strcmp(side, "legacy") == 0)
+			ps->side = SY_SIDE_LEGACY;
+		else if (strcmp(side, "target") == 0)
+			ps->side = SY_SIDE_TARGET;
+		else
+			return yfail(c, f[1], "%s.side: \"%s\" is not legacy or target", what, side);
+		ps->line = yline(p);
+		m->n_pins++;
+	}
+	return 0;
+}
+
+static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migration_spec *m)
+{
+	static const char *const fields[] = {"name", "legacy", "target", "client", "ratio", "pins", NULL};
+	enum { F_NAME, F_LEGACY, F_TARGET, F_CLIENT, F_RATIO, F_PINS };
+	yaml_node_t *f[6];
+	char what[32];
+	const char *s;
+	int e;
+
+	snprintf(what, sizeof(what), "migrations[%zu]", idx);
+	memset(m, 0, sizeof(*m));
+	m->line = yline(n);
+	if ((e = map_fields(c, n, what, fields, f)))
+		return e;
+	s = scalar(f[F_NAME]);
+	if (!s)
+		return yfail(c, f[F_NAME] ? f[F_NAME] : n, "name: required");
+	if (strlen(s) >= sizeof(m->name) || !name_ok(s))
+		return yfail(c, f[F_NAME],
+			     "name: \"%s\" must be 1-%d characters of a-z, 0-9, '.', '_', '-', starting with a letter "
+			     "or digit",
+			     s, SY_NAME_MAX - 1);
+	strcpy(m->name, s);
+	if (!f[F_LEGACY])
+		return yfail(c, n, "legacy: required (a list of \"ip:port\")");
+	if ((e = endpoints(c, f[F_LEGACY], "legacy", m->legacy, &m->n_legacy)))
+		return e;
+	if (!f[F_TARGET])
+		return yfail(c, n, "target: required (a list of \"ip:port\")");
+	if ((e = endpoints(c, f[F_TARGET], "target", m->target, &m->n_target)))
+		return e;
+	if (f[F_CLIENT]) {
+		s = scalar(f[F_CLIENT]);
+		if (s && strcmp(s, "cgroup") == 0)
+			m->client_mode = SY_CLIENT_CGROUP;
+		else if (s && strcmp(s, "connection") == 0)
+			m->client_mode = SY_CLIENT_CONNECTION;
+		else
+			return yfail(c, f[F_CLIENT], "client: \"%s\" is not cgroup or connection", s ? s : kind(f[F_CLIENT]));
+	}
+	if (f[F_RATIO]) {
+		s = scalar(f[F_RATIO]);
+		if (!s)
+			return yfail(c, f[F_RATIO], "ratio: must be a percentage (25%%) or basis points (2500bp)");
+		e = sy_ratio_parse(s, &m->ratio_bp);
+		if (e == -ERANGE)
+			return yfail(c, f[F_RATIO], "ratio: \"%s\" is out of range 0%%..100%% (0bp..10000bp)", s);
+		if (e)
+			return yfail(c, f[F_RATIO],
+				     "ratio: \"%s\" is not a percentage with at most 2 decimals (12.5%%) or basis "
+				     "points (1250bp)",
+				     s);
+	}
+	if (f[F_PINS] && (e = pins(c, f[F_PINS], m)))
+		return e;
+	return 0;
+}
+
+int sy_spec_load_buf(const char *name, const char *buf, size_t len, struct sy_spec *out, struct sy_spec_err *err)
+{
+	static const char *const top[] = {"migrations", NULL};
+	yaml_parser_t parser;
+	struct yctx c = {.file = name, .err = err};
+	yaml_node_t *root, *f[1];
+	size_t count;
+	int e = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+	if (!yaml_parser_load(&parser, &c.doc)) {
+		set_err(err, "%s:%zu: YAML: %s%s%s", name, parser.problem_mark.line + 1,
+			parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+			parser.context ? parser.context : "");
+		yaml_parser_delete(&parser);
+		return -EINVAL;
+	}
+	yaml_parser_delete(&parser);
+	root = yaml_document_get_root_node(&c.doc);
+	if (!root || (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)) {
+		set_err(err, "%s:1: empty spec (expected a mapping with \"migrations:\")", name);
+		e = -EINVAL;
+		goto out;
+	}
+	if ((e = map_fields(&c, root, "the spec", top, f)))
+		goto out;
+	if (!f[0]) {
+		e = yfail(&c, root, "migrations: required");
+		goto out;
+	}
+	if (f[0]->type == YAML_SCALAR_NODE && (f[0]->data.scalar.length == 0 || strcmp(scalar(f[0]), "null") == 0 ||
+					       strcmp(scalar(f[0]), "~") == 0))
+		goto out; /* "migrations:" with nothing: no migrations */
+	if (f[0]->type != YAML_SEQUENCE_NODE) {
+		e = yfail(&c, f[0], "migrations: must be a list, not %s", kind(f[0]));
+		goto out;
+	}
+	count = (size_t)(f[0]->data.sequence.items.top - f[0]->data.sequence.items.start);
+	if (count >= SY_MAX_MIGRATIONS) {
+		e = yfail(&c, f[0], "migrations: at most %d", SY_MAX_MIGRATIONS - 1);
+		goto out;
+	}
+	out->migs = calloc(count ? count : 1, sizeof(*out->migs));
+	if (!out->migs) {
+		e = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *n = yaml_document_get_node(&c.doc, f[0]->data.sequence.items.start[i]);
+
+		e = migration(&c, n, i, &out->migs[i]);
+		out->n = i + 1;
+		if (e)
+			goto out;
+	}
+	e = sy_spec_validate(out, name, err);
+out:
+	yaml_document_delete(&c.doc);
+	if (e) {
+		if (e == -ENOMEM)
+			set_err(err, "%s: out of memory", name);
+		sy_spec_free(out);
+	}
+	return e;
+}
+
+int sy_spec_load_file(const char *path, struct sy_spec *out, struct sy_spec_err *err)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	size_t n;
+	int e;
+
+	memset(out, 0, sizeof(*out));
+	if (!f) {
+		set_err(err, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	buf = malloc(SY_SPEC_MAX_BYTES + 1);
+	if (!buf) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	n = fread(buf, 1, SY_SPEC_MAX_BYTES + 1, f);
+	if (ferror(f)) {
+		set_err(err, "%s: read error", path);
+		e = -EIO;
+	} else if (n > SY_SPEC_MAX_BYTES) {
+		set_err(err, "%s: larger than %u bytes", path, SY_SPEC_MAX_BYTES);
+		e = -EFBIG;
+	} else {
+		e = sy_spec_load_buf(path, buf, n, out, err);
+	}
+	fclose(f);
+	free(buf);
+	return e;
+}

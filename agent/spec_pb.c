@@ -1,0 +1,154 @@
+/* spec_pb.c — see spec_pb.h. */
+#include "spec_pb.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "endpoint.h"
+
+static int eps_from(char **in, size_t n, const char *field, struct sy_endpoint *out, uint32_t *count,
+		    struct sy_spec_err *err)
+{
+	char why[200];
+
+	if (n > SY_MAX_ENDPOINTS) {
+		snprintf(err->msg, sizeof(err->msg), "%s: at most %d endpoints, got %zu", field, SY_MAX_ENDPOINTS, n);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (sy_endpoint_parse(in[i], &out[i], why, sizeof(why))) {
+			snprintf(err->msg, sizeof(err->msg), "%s[%zu]: %s", field, i, why);
+			return -EINVAL;
+		}
+	}
+	*count = (uint32_t)n;
+	return 0;
+}
+
+int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration_spec *out,
+		    struct sy_spec_err *err)
+{
+	int e;
+
+	memset(out, 0, sizeof(*out));
+	if (!pb->name || !pb->name[0]) {
+		snprintf(err->msg, sizeof(err->msg), "name: required");
+		return -EINVAL;
+	}
+	if (strlen(pb->name) >= sizeof(out->name)) {
+		snprintf(err->msg, sizeof(err->msg), "name: longer than %zu characters", sizeof(out->name) - 1);
+		return -EINVAL;
+	}
+	strcpy(out->name, pb->name);
+	if ((e = eps_from(pb->legacy, pb->n_legacy, "legacy", out->legacy, &out->n_legacy, err)) ||
+	    (e = eps_from(pb->target, pb->n_target, "target", out->target, &out->n_target, err)))
+		return e;
+	if ((unsigned)pb->client > SY_CLIENT_CONNECTION) {
+		snprintf(err->msg, sizeof(err->msg), "client: %d is not CLIENT_CGROUP or CLIENT_CONNECTION",
+			 (int)pb->client);
+		return -EINVAL;
+	}
+	out->client_mode = (uint8_t)pb->client;
+	out->ratio_bp = pb->ratio_bp;
+	if (pb->n_pins > 4096) {
+		snprintf(err->msg, sizeof(err->msg), "pins: at most 4096");
+		return -EINVAL;
+	}
+	if (pb->n_pins) {
+		out->pins = calloc(pb->n_pins, sizeof(*out->pins));
+		if (!out->pins)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < pb->n_pins; i++) {
+		const Switchyard__V1__Pin *p = pb->pins[i];
+
+		if (!p->cgroup || strlen(p->cgroup) >= sizeof(out->pins[i].cgroup)) {
+			snprintf(err->msg, sizeof(err->msg), "pins[%zu].cgroup: required, at most %zu characters", i,
+				 sizeof(out->pins[i].cgroup) - 1);
+			sy_migration_spec_free(out);
+			return -EINVAL;
+		}
+		if ((unsigned)p->side > SY_SIDE_TARGET) {
+			snprintf(err->msg, sizeof(err->msg), "pins[%zu].side: %d is not SIDE_LEGACY or SIDE_TARGET", i,
+				 (int)p->side);
+			sy_migration_spec_free(out);
+			return -EINVAL;
+		}
+		strcpy(out->pins[i].cgroup, p->cgroup);
+		out->pins[i].side = (uint8_t)p->side;
+		out->n_pins++;
+	}
+	return 0;
+}
+
+static char **eps_to(const struct sy_endpoint *eps, uint32_t n)
+{
+	char **out = calloc(n ? n : 1, sizeof(*out));
+
+	if (!out)
+		return NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		out[i] = malloc(SY_EP_STRLEN);
+		if (!out[i]) {
+			for (uint32_t j = 0; j < i; j++)
+				free(out[j]);
+			free(out);
+			return NULL;
+		}
+		sy_endpoint_format(&eps[i], out[i], SY_EP_STRLEN);
+	}
+	return out;
+}
+
+int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSpec *pb)
+{
+	switchyard__v1__migration_spec__init(pb);
+	pb->name = strdup(m->name);
+	pb->legacy = eps_to(m->legacy, m->n_legacy);
+	pb->n_legacy = pb->legacy ? m->n_legacy : 0;
+	pb->target = eps_to(m->target, m->n_target);
+	pb->n_target = pb->target ? m->n_target : 0;
+	pb->client = (Switchyard__V1__ClientMode)m->client_mode;
+	pb->ratio_bp = m->ratio_bp;
+	pb->pins = calloc(m->n_pins ? m->n_pins : 1, sizeof(*pb->pins));
+	if (!pb->name || !pb->legacy || !pb->target || !pb->pins) {
+		sy_spec_pb_free(pb);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->n_pins; i++) {
+		Switchyard__V1__Pin *p = calloc(1, sizeof(*p));
+
+		if (!p) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+		switchyard__v1__pin__init(p);
+		p->cgroup = strdup(m->pins[i].cgroup);
+		p->side = (Switchyard__V1__Side)m->pins[i].side;
+		pb->pins[pb->n_pins++] = p;
+		if (!p->cgroup) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void sy_spec_pb_free(Switchyard__V1__MigrationSpec *pb)
+{
+	free(pb->name);
+	for (size_t i = 0; i < pb->n_legacy; i++)
+		free(pb->legacy[i]);
+	free(pb->legacy);
+	for (size_t i = 0; i < pb->n_target; i++)
+		free(pb->target[i]);
+	free(pb->target);
+	for (size_t i = 0; i < pb->n_pins; i++) {
+		free(pb->pins[i]->cgroup);
+		free(pb->pins[i]);
+	}
+	free(pb->pins);
+	switchyard__v1__migration_spec__init(pb);
+}

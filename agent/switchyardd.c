@@ -1,0 +1,483 @@
+/* switchyardd.c — the daemon's main: options, the state-dir lock, the kernel side
+ * (loader), the registry, health checks, the gRPC control plane, signals.
+ *
+ *   SIGHUP          re-read --config; a bad file keeps the running configuration
+ *   SIGTERM/SIGINT  stop; the pinned programs keep steering (fail-static)
+ * Readiness is reported with sd_notify (READY=1) once the first health checks ended,
+ * so systemd (Type=notify) and the tests know when steering reflects the config.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control_plane.h"
+#include "daemon.h"
+#include "health.h"
+#include "loader.h"
+#include "log.h"
+#include "loop.h"
+#include "migrations.h"
+#include "rpc.h"
+#include "spec.h"
+
+#define DEFAULT_BPFFS "/sys/fs/bpf/switchyard"
+#define DEFAULT_STATE_DIR "/var/lib/switchyard"
+#define DEFAULT_LISTEN "unix:/run/switchyard/switchyard.sock"
+#define MAX_LISTEN 8
+
+struct opts {
+	const char *config;
+	const char *state_dir;
+	const char *bpffs;
+	const char *cgroup;
+	const char *listen[MAX_LISTEN];
+	int n_listen;
+	uint32_t health_interval_ms;
+	uint32_t health_timeout_ms;
+	int uninstall;
+	int check_config;
+};
+
+struct daemon {
+	struct opts o;
+	struct sy_loop *loop;
+	struct sy_bpf *bpf;
+	struct sy_registry *reg;
+	struct sy_health *health;
+	struct sy_rpc_server *rpc;
+	struct sy_daemon_info info;
+	struct sy_control_ctx ctl;
+	uint64_t ready_deadline;
+	int stopping;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: switchyardd [OPTIONS]\n"
+		"  --config FILE           migration spec (YAML); re-read on SIGHUP\n"
+		"  --state-dir DIR         persisted state (default " DEFAULT_STATE_DIR ")\n"
+		"  --bpffs DIR             pins of programs, maps, links (default " DEFAULT_BPFFS ")\n"
+		"  --cgroup PATH           cgroup v2 to attach to (default: the cgroup2 root)\n"
+		"  --listen SPEC           gRPC listener: unix:PATH (default " DEFAULT_LISTEN "),\n"
+		"                          127.0.0.1:PORT or [::1]:PORT; repeatable\n"
+		"  --health-interval DUR   target health check interval (default 1s)\n"
+		"  --health-timeout DUR    health check timeout (default 500ms)\n"
+		"  --log-level LEVEL       debug, info, warning, error (default info)\n"
+		"  --check-config          validate --config and exit\n"
+		"  --uninstall             detach the programs and remove every pin, then exit\n"
+		"  --version, --help\n");
+}
+
+/* "250ms", "2s", "1m", or plain milliseconds. */
+static int parse_duration_ms(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned long long mul = 1;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (strcmp(end, "ms") == 0 || *end == '\0')
+		mul = 1;
+	else if (strcmp(end, "s") == 0)
+		mul = 1000;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else
+		return -EINVAL;
+	if (v == 0 || v * mul > 3600000ULL)
+		return -ERANGE;
+	*out = (uint32_t)(v * mul);
+	return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	enum { O_CONFIG = 256, O_STATE, O_BPFFS, O_CGROUP, O_LISTEN, O_HI, O_HT, O_LOG, O_CHECK, O_UNINST, O_VER };
+	static const struct option lo[] = {
+		{"config", required_argument, 0, O_CONFIG},
+		{"state-dir", required_argument, 0, O_STATE},
+		{"bpffs", required_argument, 0, O_BPFFS},
+		{"cgroup", required_argument, 0, O_CGROUP},
+		{"listen", required_argument, 0, O_LISTEN},
+		{"health-interval", required_argument, 0, O_HI},
+		{"health-timeout", required_argument, 0, O_HT},
+		{"log-level", required_argument, 0, O_LOG},
+		{"check-config", no_argument, 0, O_CHECK},
+		{"uninstall", no_argument, 0, O_UNINST},
+		{"version", no_argument, 0, O_VER},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	int c;
+
+	o->state_dir = DEFAULT_STATE_DIR;
+	o->bpffs = DEFAULT_BPFFS;
+	o->health_interval_ms = 1000;
+	o->health_timeout_ms = 500;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case O_CONFIG:
+			o->config = optarg;
+			break;
+		case O_STATE:
+			o->state_dir = optarg;
+			break;
+		case O_BPFFS:
+			o->bpffs = optarg;
+			break;
+		case O_CGROUP:
+			o->cgroup = optarg;
+			break;
+		case O_LISTEN:
+			if (o->n_listen == MAX_LISTEN) {
+				fprintf(stderr, "switchyardd: --listen: at most %d listeners\n", MAX_LISTEN);
+				return 2;
+			}
+			o->listen[o->n_listen++] = optarg;
+			break;
+		case O_HI:
+		case O_HT:
+			if (parse_duration_ms(optarg, c == O_HI ? &o->health_interval_ms : &o->health_timeout_ms)) {
+				fprintf(stderr, "switchyardd: --%s: \"%s\" is not a duration from 1ms to 1h "
+						"(e.g. 500ms, 2s)\n",
+					c == O_HI ? "health-interval" : "health-timeout", optarg);
+				return 2;
+			}
+			break;
+		case O_LOG:
+			if (strcmp(optarg, "debug") == 0)
+				sy_log_set_level(SY_LOG_DEBUG);
+			else if (strcmp(optarg, "info") == 0)
+				sy_log_set_level(SY_LOG_INFO);
+			else if (strcmp(optarg, "warning") == 0)
+				sy_log_set_level(SY_LOG_WARN);
+			else if (strcmp(optarg, "error") == 0)
+				sy_log_set_level(SY_LOG_ERROR);
+			else {
+				fprintf(stderr, "switchyardd: --log-level: \"%s\" is not one of debug, info, "
+						"warning, error\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case O_CHECK:
+			o->check_config = 1;
+			break;
+		case O_UNINST:
+			o->uninstall = 1;
+			break;
+		case O_VER:
+			printf("switchyardd %s\n", SY_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			fprintf(stderr, "switchyardd: %s: unknown option or missing value (see --help)\n",
+				argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "switchyardd: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+		return 2;
+	}
+	if (o->check_config && !o->config) {
+		fprintf(stderr, "switchyardd: --check-config needs --config FILE\n");
+		return 2;
+	}
+	if (o->health_timeout_ms > o->health_interval_ms) {
+		fprintf(stderr, "switchyardd: --health-timeout must not exceed --health-interval\n");
+		return 2;
+	}
+	if (o->n_listen == 0)
+		o->listen[o->n_listen++] = DEFAULT_LISTEN;
+	return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* One daemon per state dir: two would fight over the same maps and file. */
+static int lock_state_dir(const char *dir)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	if (snprintf(p, sizeof(p), "%s/switchyardd.lock", dir) >= (int)sizeof(p))
+		return -ENAMETOOLONG;
+	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd; /* held until exit */
+}
+
+static void refresh_health(struct sy_registry *r, void *arg)
+{
+	struct daemon *d = arg;
+	struct sy_endpoint eps[SY_MAX_MIGRATIONS * SY_MAX_ENDPOINTS * 2];
+	size_t n = 0;
+
+	for (size_t i = 0; i < sy_registry_count(r); i++) {
+		const struct sy_migration_state *m = sy_registry_at(r, i);
+
+		for (uint32_t j = 0; j < m->spec.n_legacy; j++)
+			eps[n++] = m->spec.legacy[j];
+		for (uint32_t j = 0; j < m->spec.n_target; j++)
+			eps[n++] = m->spec.target[j];
+	}
+	if (sy_health_set_endpoints(d->health, eps, n) < 0)
+		sy_error("health", "update checked endpoints: out of memory");
+}
+
+static void on_health(const struct sy_endpoint *ep, bool healthy, void *arg)
+{
+	struct daemon *d = arg;
+
+	sy_registry_set_target_health(d->reg, ep, healthy);
+}
+
+static void notify_ready_when_checked(struct sy_loop *l, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (!sy_health_all_checked(d->health) && sy_now_ms() < d->ready_deadline) {
+		sy_loop_add_timer(l, 10, notify_ready_when_checked, d);
+		return;
+	}
+	sd_notifyf(0, "READY=1\nSTATUS=steering %zu migration(s)", sy_registry_count(d->reg));
+}
+
+static void expect_ready(struct daemon *d)
+{
+	d->ready_deadline = sy_now_ms() + d->o.health_timeout_ms + 200;
+	sy_loop_add_timer(d->loop, 0, notify_ready_when_checked, d);
+}
+
+static int load_config(struct daemon *d, struct sy_spec_err *err)
+{
+	struct sy_spec spec = {0};
+	int e;
+
+	e = sy_spec_load_file(d->o.config, &spec, err);
+	if (e)
+		return e;
+	e = sy_registry_apply_file(d->reg, &spec, d->o.config, err);
+	sy_spec_free(&spec);
+	return e;
+}
+
+static void on_hup(struct sy_loop *l, int signo, void *arg)
+{
+	struct daemon *d = arg;
+	struct sy_spec_err err = {{0}};
+
+	(void)l;
+	(void)signo;
+	if (!d->o.config) {
+		sy_info("config", "SIGHUP: no --config file to re-read");
+		return;
+	}
+	sd_notify(0, "RELOADING=1");
+	if (load_config(d, &err)) {
+		sy_error("config", "reload refused, running configuration kept: %s", err.msg);
+		sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", err.msg);
+		return;
+	}
+	sy_info("config", "reloaded %s: %zu migration(s)", d->o.config, sy_registry_count(d->reg));
+	expect_ready(d);
+}
+
+static void stopped(void *arg)
+{
+	struct daemon *d = arg;
+
+	sy_loop_stop(d->loop);
+}
+
+static void on_term(struct sy_loop *l, int signo, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)l;
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	sy_info("daemon", "%s: stopping; pinned programs keep steering", strsignal(signo));
+	sd_notify(0, "STOPPING=1");
+	if (d->rpc) {
+		sy_health_svc_set_serving(d->rpc, false);
+		sy_rpc_server_shutdown(d->rpc, 2000, stopped, d);
+	} else {
+		sy_loop_stop(d->loop);
+	}
+}
+
+static int start_rpc(struct daemon *d)
+{
+	int e;
+
+	d->rpc = sy_rpc_server_new(d->loop, NULL);
+	if (!d->rpc)
+		return -ENOMEM;
+	d->ctl = (struct sy_control_ctx){.reg = d->reg, .health = d->health, .info = &d->info};
+	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)))
+		return e;
+	for (int i = 0; i < d->o.n_listen; i++) {
+		e = sy_rpc_server_listen(d->rpc, d->o.listen[i]);
+		if (e) {
+			sy_error("rpc", "listen on %s: %s", d->o.listen[i], strerror(-e));
+			return e;
+		}
+		sy_info("rpc", "listening on %s", d->o.listen[i]);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = {0};
+	struct sy_spec_err err = {{0}};
+	struct timespec ts;
+	char cgroot[PATH_MAX];
+	int e, lockfd, rc = 1;
+
+	e = parse_opts(argc, argv, &d.o);
+	if (e)
+		return e;
+	signal(SIGPIPE, SIG_IGN);
+
+	if (d.o.check_config) {
+		struct sy_spec spec = {0};
+
+		if (sy_spec_load_file(d.o.config, &spec, &err)) {
+			fprintf(stderr, "%s\n", err.msg);
+			return 1;
+		}
+		printf("%s: %zu migration(s), valid\n", d.o.config, spec.n);
+		sy_spec_free(&spec);
+		return 0;
+	}
+	if (d.o.uninstall) {
+		e = sy_bpf_uninstall(d.o.bpffs);
+		if (e) {
+			fprintf(stderr, "switchyardd: uninstall %s: %s\n", d.o.bpffs, strerror(-e));
+			return 1;
+		}
+		return 0;
+	}
+	if (!d.o.cgroup) {
+		e = sy_cgroup2_root(cgroot, sizeof(cgroot));
+		if (e) {
+			fprintf(stderr, "switchyardd: no cgroup2 mount in /proc/mounts (%s); pass --cgroup\n",
+				strerror(-e));
+			return 1;
+		}
+		d.o.cgroup = cgroot;
+	}
+	/* A bad config must fail before anything is touched. */
+	if (d.o.config) {
+		struct sy_spec spec = {0};
+
+		if (sy_spec_load_file(d.o.config, &spec, &err)) {
+			fprintf(stderr, "%s\n", err.msg);
+			return 1;
+		}
+		sy_spec_free(&spec);
+	}
+	if ((e = mkdir_p(d.o.state_dir, 0700))) {
+		fprintf(stderr, "switchyardd: create state dir %s: %s\n", d.o.state_dir, strerror(-e));
+		return 1;
+	}
+	lockfd = lock_state_dir(d.o.state_dir);
+	if (lockfd < 0) {
+		fprintf(stderr, "switchyardd: lock %s/switchyardd.lock: %s\n", d.o.state_dir,
+			lockfd == -EBUSY ? "another switchyardd uses this state dir" : strerror(-lockfd));
+		return 1;
+	}
+
+	d.loop = sy_loop_new();
+	if (!d.loop)
+		goto out;
+	if ((e = sy_bpf_open(d.o.bpffs, d.o.cgroup, &d.bpf)))
+		goto out;
+	d.reg = sy_registry_new(d.bpf, d.o.state_dir);
+	d.health = sy_health_new(d.loop, d.o.health_interval_ms, d.o.health_timeout_ms, on_health, &d);
+	if (!d.reg || !d.health)
+		goto out;
+	if ((e = sy_registry_load(d.reg, &err))) {
+		sy_error("state", "%s", err.msg);
+		goto out;
+	}
+	if (d.o.config && (e = load_config(&d, &err))) {
+		fprintf(stderr, "%s\n", err.msg);
+		goto out;
+	}
+	sy_registry_on_change(d.reg, refresh_health, &d);
+	refresh_health(d.reg, &d);
+
+	d.info.version = SY_VERSION;
+	snprintf(d.info.cgroup, sizeof(d.info.cgroup), "%s", d.o.cgroup);
+	snprintf(d.info.bpffs, sizeof(d.info.bpffs), "%s", d.o.bpffs);
+	snprintf(d.info.state_dir, sizeof(d.info.state_dir), "%s", d.o.state_dir);
+	d.info.adopted = d.bpf->adopted;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	d.info.started_unix_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+
+	if ((e = start_rpc(&d)))
+		goto out;
+	if (sy_loop_add_signal(d.loop, SIGHUP, on_hup, &d) || sy_loop_add_signal(d.loop, SIGTERM, on_term, &d) ||
+	    sy_loop_add_signal(d.loop, SIGINT, on_term, &d))
+		goto out;
+	sy_info("daemon", "switchyardd %s running: %zu migration(s), cgroup %s, %s", SY_VERSION,
+		sy_registry_count(d.reg), d.o.cgroup, d.bpf->adopted ? "adopted pinned programs" : "fresh install");
+	expect_ready(&d);
+	if ((e = sy_loop_run(d.loop)) == 0)
+		rc = 0;
+out:
+	if (d.rpc)
+		sy_rpc_server_free(d.rpc);
+	sy_health_free(d.health);
+	sy_registry_free(d.reg);
+	if (d.bpf)
+		sy_bpf_close(d.bpf);
+	sy_loop_free(d.loop);
+	close(lockfd);
+	return rc;
+}
