@@ -70,6 +70,8 @@ int sy_rpc_server_add_stream(struct sy_rpc_server *srv, const char *path,
  * grace_ms), closes listeners, then calls done. */
 void sy_rpc_server_shutdown(struct sy_rpc_server *srv, uint64_t grace_ms, void (*done)(void *), void *arg);
 void sy_rpc_server_free(struct sy_rpc_server *srv);
+/* Fuzzing hook: runs bytes through a fresh connection of srv (see rpc_server.c). */
+int sy_rpc_server_feed_raw(struct sy_rpc_server *srv, const uint8_t *data, size_t len);
 
 /* Unary: reply with a message (status OK) … */
 int sy_rpc_reply(struct sy_rpc_call *call, const ProtobufCMessage *resp);

@@ -4,6 +4,7 @@ Message classes are generated at test time with `protoc --python_out` from the
 project's .proto files; calls go through grpcio's generic channel.unary_unary /
 unary_stream, so no grpc-tools plugin is needed."""
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -37,8 +38,18 @@ def gen():
 
 
 def pb(module):
-    """pb("switchyard.v1.control") → the generated control_pb2 module."""
-    gen()
+    """pb("switchyard.v1.control") → the generated control_pb2 module. Modules under
+    grpc/ are loaded by path: their package name would shadow grpcio's own."""
+    out = gen()
+    if module.startswith("grpc."):
+        name = "sy_" + module.replace(".", "_") + "_pb2"
+        if name not in sys.modules:
+            path = os.path.join(out, *module.split(".")) + "_pb2.py"
+            spec = importlib.util.spec_from_file_location(name, path)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            sys.modules[name] = mod
+        return sys.modules[name]
     return importlib.import_module(module + "_pb2")
 
 

@@ -1,0 +1,346 @@
+/* control_svc.c — switchyard.v1.Control: operator calls onto the registry. Requests
+ * are converted by spec_pb.c and checked by the one validator (through the registry);
+ * registry errors map to gRPC codes, and their messages, which name the field, go
+ * back to the caller as they are. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control_plane.h"
+#include "endpoint.h"
+#include "log.h"
+#include "spec_pb.h"
+#include "switchyard/v1/control.pb-c.h"
+
+static enum sy_grpc_code code_of(int e)
+{
+	switch (e) {
+	case -EINVAL:
+		return SY_GRPC_INVALID_ARGUMENT;
+	case -ENOENT:
+		return SY_GRPC_NOT_FOUND;
+	case -EBUSY:
+		return SY_GRPC_FAILED_PRECONDITION;
+	case -ENOSPC:
+		return SY_GRPC_RESOURCE_EXHAUSTED;
+	default:
+		return SY_GRPC_INTERNAL;
+	}
+}
+
+static void fail(struct sy_rpc_call *call, int e, const struct sy_spec_err *err)
+{
+	sy_rpc_finish(call, code_of(e), "%s", err->msg[0] ? err->msg : strerror(-e));
+}
+
+/* ---- building replies ---------------------------------------------------------------- */
+
+struct mig_pb {
+	Switchyard__V1__Migration m;
+	Switchyard__V1__MigrationSpec spec;
+	Switchyard__V1__SteeringCounters counters;
+	Switchyard__V1__EndpointHealth th[SY_MAX_ENDPOINTS];
+	Switchyard__V1__EndpointHealth *thp[SY_MAX_ENDPOINTS];
+	char names[SY_MAX_ENDPOINTS][SY_EP_STRLEN];
+	struct sy_endpoint_health hst[SY_MAX_ENDPOINTS];
+};
+
+/* `st` is the caller's storage: the reply points into it. */
+static void fill_health(struct sy_control_ctx *ctx, Switchyard__V1__EndpointHealth *h, char *name,
+			struct sy_endpoint_health *st, const struct sy_endpoint *ep, const char *role, const char *mig)
+{
+	switchyard__v1__endpoint_health__init(h);
+	sy_endpoint_format(ep, name, SY_EP_STRLEN);
+	h->endpoint = name;
+	h->role = (char *)role;
+	h->migration = (char *)mig;
+	if (ctx->health && sy_health_get(ctx->health, ep, st) == 0) {
+		h->healthy = st->healthy;
+		h->checked = st->checked;
+		h->last_check_unix_ms = st->last_check_unix_ms;
+		h->rtt_us = st->last_rtt_us;
+		h->last_error = st->last_error;
+	} else {
+		h->last_error = "";
+	}
+}
+
+static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state *ms, struct mig_pb *o)
+{
+	struct sy_steer_counters c;
+
+	switchyard__v1__migration__init(&o->m);
+	switchyard__v1__steering_counters__init(&o->counters);
+	if (sy_spec_to_pb(&ms->spec, &o->spec))
+		return -ENOMEM;
+	o->m.spec = &o->spec;
+	o->m.id = ms->id;
+	o->m.created_unix_ms = ms->created_unix_ms;
+	o->m.updated_unix_ms = ms->updated_unix_ms;
+	o->m.origin = (char *)ms->origin;
+	if (sy_registry_counters(ctx->reg, ms->spec.name, &c) == 0) {
+		o->counters.legacy = c.decisions[SY_DEC_LEGACY];
+		o->counters.target = c.decisions[SY_DEC_TARGET];
+		o->counters.pinned_legacy = c.decisions[SY_DEC_PINNED_LEGACY];
+		o->counters.pinned_target = c.decisions[SY_DEC_PINNED_TARGET];
+		o->counters.fallback = c.decisions[SY_DEC_FALLBACK];
+	}
+	o->m.counters = &o->counters;
+	for (uint32_t i = 0; i < ms->spec.n_target; i++) {
+		fill_health(ctx, &o->th[i], o->names[i], &o->hst[i], &ms->spec.target[i], "target", ms->spec.name);
+		o->thp[i] = &o->th[i];
+	}
+	o->m.targets = o->thp;
+	o->m.n_targets = ms->spec.n_target;
+	return 0;
+}
+
+static void mig_free(struct mig_pb *o)
+{
+	sy_spec_pb_free(&o->spec);
+}
+
+static void reply_migration(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name)
+{
+	const struct sy_migration_state *ms = sy_registry_find(ctx->reg, name);
+	struct mig_pb *o;
+
+	if (!ms) {
+		sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "migration \"%s\" not found", name);
+		return;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o || mig_build(ctx, ms, o)) {
+		free(o);
+		sy_rpc_finish(call, SY_GRPC_INTERNAL, "out of memory");
+		return;
+	}
+	sy_rpc_reply(call, &o->m.base);
+	mig_free(o);
+	free(o);
+}
+
+static int name_required(struct sy_rpc_call *call, const char *name)
+{
+	if (!name || !*name) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "name: required");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- methods ------------------------------------------------------------------------- */
+
+static void apply(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__ApplyMigrationRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	struct sy_migration_spec m;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (!r->spec) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "spec: required");
+		return;
+	}
+	if ((e = sy_spec_from_pb(r->spec, &m, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	e = sy_registry_apply(ctx->reg, &m, &err);
+	if (e) {
+		sy_migration_spec_free(&m);
+		fail(call, e, &err);
+		return;
+	}
+	sy_info("control", "applied migration %s (ratio %u bp)", m.name, m.ratio_bp);
+	reply_migration(call, ctx, m.name);
+	sy_migration_spec_free(&m);
+}
+
+static void get(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__GetMigrationRequest *r = (const void *)req;
+
+	if (name_required(call, r->name))
+		return;
+	reply_migration(call, arg, r->name);
+}
+
+static void list(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	struct sy_control_ctx *ctx = arg;
+	Switchyard__V1__ListMigrationsResponse resp = SWITCHYARD__V1__LIST_MIGRATIONS_RESPONSE__INIT;
+	size_t n = sy_registry_count(ctx->reg);
+	struct mig_pb *o = calloc(n ? n : 1, sizeof(*o));
+	Switchyard__V1__Migration **pp = calloc(n ? n : 1, sizeof(*pp));
+	size_t built = 0;
+
+	(void)req;
+	if (!o || !pp)
+		goto oom;
+	for (; built < n; built++) {
+		if (mig_build(ctx, sy_registry_at(ctx->reg, built), &o[built]))
+			goto oom;
+		pp[built] = &o[built].m;
+	}
+	resp.migrations = pp;
+	resp.n_migrations = n;
+	sy_rpc_reply(call, &resp.base);
+	goto out;
+oom:
+	sy_rpc_finish(call, SY_GRPC_INTERNAL, "out of memory");
+out:
+	for (size_t i = 0; o && i < built; i++)
+		mig_free(&o[i]);
+	free(o);
+	free(pp);
+}
+
+static void del(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__DeleteMigrationRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	Switchyard__V1__DeleteMigrationResponse resp = SWITCHYARD__V1__DELETE_MIGRATION_RESPONSE__INIT;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (name_required(call, r->name))
+		return;
+	if ((e = sy_registry_delete(ctx->reg, r->name, r->force, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	sy_info("control", "deleted migration %s%s", r->name, r->force ? " (forced)" : "");
+	sy_rpc_reply(call, &resp.base);
+}
+
+static void set_ratio(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__SetRatioRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (name_required(call, r->name))
+		return;
+	if ((e = sy_registry_set_ratio(ctx->reg, r->name, r->ratio_bp, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	sy_info("control", "migration %s: ratio %u.%02u%%", r->name, r->ratio_bp / 100, r->ratio_bp % 100);
+	reply_migration(call, ctx, r->name);
+}
+
+static void pin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__PinRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (name_required(call, r->name))
+		return;
+	if (!r->cgroup || !*r->cgroup) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "cgroup: required");
+		return;
+	}
+	if ((unsigned)r->side > SY_SIDE_TARGET) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "side: %d is not SIDE_LEGACY or SIDE_TARGET", (int)r->side);
+		return;
+	}
+	if ((e = sy_registry_pin(ctx->reg, r->name, r->cgroup, (uint8_t)r->side, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	reply_migration(call, ctx, r->name);
+}
+
+static void unpin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__UnpinRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (name_required(call, r->name))
+		return;
+	if (!r->cgroup || !*r->cgroup) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "cgroup: required");
+		return;
+	}
+	if ((e = sy_registry_unpin(ctx->reg, r->name, r->cgroup, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	reply_migration(call, ctx, r->name);
+}
+
+static void status(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	struct sy_control_ctx *ctx = arg;
+	Switchyard__V1__StatusResponse resp = SWITCHYARD__V1__STATUS_RESPONSE__INIT;
+	size_t n = sy_registry_count(ctx->reg), k = 0, cap = n * SY_MAX_ENDPOINTS * 2;
+	Switchyard__V1__EndpointHealth *eh = calloc(cap ? cap : 1, sizeof(*eh));
+	Switchyard__V1__EndpointHealth **ehp = calloc(cap ? cap : 1, sizeof(*ehp));
+	char (*names)[SY_EP_STRLEN] = calloc(cap ? cap : 1, SY_EP_STRLEN);
+	struct sy_endpoint_health *hst = calloc(cap ? cap : 1, sizeof(*hst));
+
+	(void)req;
+	if (!eh || !ehp || !names || !hst) {
+		sy_rpc_finish(call, SY_GRPC_INTERNAL, "out of memory");
+		goto out;
+	}
+	resp.version = (char *)ctx->info->version;
+	resp.cgroup = (char *)ctx->info->cgroup;
+	resp.bpffs = (char *)ctx->info->bpffs;
+	resp.state_dir = (char *)ctx->info->state_dir;
+	resp.adopted = ctx->info->adopted;
+	resp.started_unix_ms = ctx->info->started_unix_ms;
+	resp.migrations = (uint32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		const struct sy_migration_state *m = sy_registry_at(ctx->reg, i);
+
+		for (uint32_t j = 0; j < m->spec.n_legacy; j++, k++) {
+			fill_health(ctx, &eh[k], names[k], &hst[k], &m->spec.legacy[j], "legacy", m->spec.name);
+			ehp[k] = &eh[k];
+		}
+		for (uint32_t j = 0; j < m->spec.n_target; j++, k++) {
+			fill_health(ctx, &eh[k], names[k], &hst[k], &m->spec.target[j], "target", m->spec.name);
+			ehp[k] = &eh[k];
+		}
+	}
+	resp.endpoints = ehp;
+	resp.n_endpoints = k;
+	sy_rpc_reply(call, &resp.base);
+out:
+	free(eh);
+	free(ehp);
+	free(names);
+	free(hst);
+}
+
+int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx)
+{
+	static const struct {
+		const char *path;
+		const ProtobufCMessageDescriptor *d;
+		sy_rpc_handler h;
+	} methods[] = {
+		{"/switchyard.v1.Control/ApplyMigration", &switchyard__v1__apply_migration_request__descriptor, apply},
+		{"/switchyard.v1.Control/GetMigration", &switchyard__v1__get_migration_request__descriptor, get},
+		{"/switchyard.v1.Control/ListMigrations", &switchyard__v1__list_migrations_request__descriptor, list},
+		{"/switchyard.v1.Control/DeleteMigration", &switchyard__v1__delete_migration_request__descriptor, del},
+		{"/switchyard.v1.Control/SetRatio", &switchyard__v1__set_ratio_request__descriptor, set_ratio},
+		{"/switchyard.v1.Control/Pin", &switchyard__v1__pin_request__descriptor, pin},
+		{"/switchyard.v1.Control/Unpin", &switchyard__v1__unpin_request__descriptor, unpin},
+		{"/switchyard.v1.Control/Status", &switchyard__v1__status_request__descriptor, status},
+	};
+	int e;
+
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if ((e = sy_rpc_server_add_unary(srv, methods[i].path, methods[i].d, methods[i].h, ctx)))
+			return e;
+	return 0;
+}
