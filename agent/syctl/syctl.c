@@ -1,0 +1,487 @@
+/* syctl — the operator's CLI for switchyardd, over gRPC.
+ *
+ * Exit codes (scripts rely on them): 0 done; 1 the server said no (its message on
+ * stderr); 2 usage error (bad arguments or a bad spec file); 3 the server cannot be
+ * reached. Human tables by default, `-o json` for one JSON document on stdout. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "pbjson.h"
+#include "rpc.h"
+#include "spec.h"
+#include "spec_pb.h"
+#include "switchyard/v1/control.pb-c.h"
+
+#define EX_OK 0
+#define EX_REFUSED 1
+#define EX_USAGE 2
+#define EX_UNREACHABLE 3
+#define DEFAULT_SERVER "unix:///run/switchyard/switchyard.sock"
+
+static const char *server;
+static uint64_t timeout_ms = 5000;
+static int json;
+
+static int usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_err(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("syctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see syctl %s%s--help)\n", cmd ? cmd : "", cmd ? " " : "");
+	return EX_USAGE;
+}
+
+static int parse_duration(const char *s, uint64_t *ms)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || v <= 0)
+		return -EINVAL;
+	if (strcmp(end, "ms") == 0)
+		*ms = (uint64_t)v;
+	else if (strcmp(end, "s") == 0 || *end == '\0')
+		*ms = (uint64_t)(v * 1000);
+	else if (strcmp(end, "m") == 0)
+		*ms = (uint64_t)(v * 60000);
+	else
+		return -EINVAL;
+	return *ms ? 0 : -EINVAL;
+}
+
+/* One call; prints the failure and returns the exit code, or 0 with *resp. */
+static int call(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+		ProtobufCMessage **resp)
+{
+	struct sy_rpc_status st;
+	int e = sy_rpc_call_sync(server, method, req, rd, timeout_ms, 0, resp, &st);
+
+	if (e) {
+		fprintf(stderr, "syctl: %s: %s\n", method, strerror(-e));
+		return EX_UNREACHABLE;
+	}
+	if (st.code == SY_GRPC_OK)
+		return EX_OK;
+	if (st.code == SY_GRPC_UNAVAILABLE ||
+	    (st.code == SY_GRPC_DEADLINE_EXCEEDED && strstr(st.message, "while connecting"))) {
+		fprintf(stderr, "syctl: cannot reach switchyardd at %s: %s\n", server, st.message);
+		return EX_UNREACHABLE;
+	}
+	fprintf(stderr, "syctl: %s\n", st.message[0] ? st.message : "request refused");
+	return EX_REFUSED;
+}
+
+static void print_json(const ProtobufCMessage *m)
+{
+	sy_pbjson_print(stdout, m);
+	fputc('\n', stdout);
+}
+
+static const char *ago(uint64_t unix_ms, char *buf, size_t n)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	if (!unix_ms)
+		return "never";
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	snprintf(buf, n, "%.1fs ago", now > unix_ms ? (double)(now - unix_ms) / 1000 : 0.0);
+	return buf;
+}
+
+static void print_migration(const Switchyard__V1__Migration *m)
+{
+	const Switchyard__V1__MigrationSpec *s = m->spec;
+	const Switchyard__V1__SteeringCounters *c = m->counters;
+
+	printf("name:      %s\n", s->name);
+	printf("ratio:     %u.%02u%% (%ubp)\n", s->ratio_bp / 100, s->ratio_bp % 100, s->ratio_bp);
+	printf("client:    %s\n", s->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION ? "connection" : "cgroup");
+	for (size_t i = 0; i < s->n_legacy; i++)
+		printf("legacy:    %s\n", s->legacy[i]);
+	for (size_t i = 0; i < m->n_targets; i++)
+		printf("target:    %-24s %s%s%s\n", m->targets[i]->endpoint,
+		       !m->targets[i]->checked ? "unchecked" : m->targets[i]->healthy ? "healthy" : "UNHEALTHY",
+		       m->targets[i]->last_error[0] ? ": " : "", m->targets[i]->last_error);
+	for (size_t i = 0; i < s->n_pins; i++)
+		printf("pin:       %s -> %s\n", s->pins[i]->cgroup,
+		       s->pins[i]->side == SWITCHYARD__V1__SIDE__SIDE_TARGET ? "target" : "legacy");
+	if (c)
+		printf("decisions: legacy %llu, target %llu, pinned legacy %llu, pinned target %llu, fallback %llu\n",
+		       (unsigned long long)c->legacy, (unsigned long long)c->target,
+		       (unsigned long long)c->pinned_legacy, (unsigned long long)c->pinned_target,
+		       (unsigned long long)c->fallback);
+	printf("origin:    %s\n", m->origin);
+}
+
+static int one_migration(const char *method, const ProtobufCMessage *req)
+{
+	ProtobufCMessage *resp;
+	int rc = call(method, req, &switchyard__v1__migration__descriptor, &resp);
+
+	if (rc)
+		return rc;
+	if (json)
+		print_json(resp);
+	else
+		print_migration((const void *)resp);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
+/* ---- commands -------------------------------------------------------------------- */
+
+struct cmd {
+	const char *name;
+	const char *args;
+	const char *help;
+	int (*run)(int argc, char **argv);
+};
+
+static int cmd_status(int argc, char **argv)
+{
+	Switchyard__V1__StatusRequest req = SWITCHYARD__V1__STATUS_REQUEST__INIT;
+	ProtobufCMessage *resp;
+	Switchyard__V1__StatusResponse *s;
+	char t[32];
+	int rc;
+
+	(void)argv;
+	if (argc > 1)
+		return usage_err("status", "unexpected argument \"%s\"", argv[1]);
+	if ((rc = call("/switchyard.v1.Control/Status", &req.base, &switchyard__v1__status_response__descriptor,
+		       &resp)))
+		return rc;
+	s = (void *)resp;
+	if (json) {
+		print_json(resp);
+	} else {
+		printf("switchyardd %s, %u migration(s)\n", s->version, s->migrations);
+		printf("attached:  %s (%s)\n", s->cgroup, s->adopted ? "adopted pinned programs" : "fresh install");
+		printf("bpffs:     %s\nstate:     %s\n\n", s->bpffs, s->state_dir);
+		printf("%-16s %-7s %-28s %-10s %-8s %s\n", "MIGRATION", "ROLE", "ENDPOINT", "HEALTH", "RTT", "CHECKED");
+		for (size_t i = 0; i < s->n_endpoints; i++) {
+			Switchyard__V1__EndpointHealth *e = s->endpoints[i];
+			char rtt[16];
+
+			snprintf(rtt, sizeof(rtt), e->healthy ? "%lluus" : "-", (unsigned long long)e->rtt_us);
+			printf("%-16s %-7s %-28s %-10s %-8s %s%s%s\n", e->migration, e->role, e->endpoint,
+			       !e->checked ? "unchecked" : e->healthy ? "healthy" : "UNHEALTHY", rtt,
+			       ago(e->last_check_unix_ms, t, sizeof(t)), e->last_error[0] ? "  " : "", e->last_error);
+		}
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
+static int cmd_apply(int argc, char **argv)
+{
+	const char *file = NULL;
+	struct sy_spec spec;
+	struct sy_spec_err err;
+	int rc = EX_OK;
+
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--file") == 0) && i + 1 < argc)
+			file = argv[++i];
+		else
+			return usage_err("apply", "unexpected argument \"%s\"", argv[i]);
+	}
+	if (!file)
+		return usage_err("apply", "-f FILE is required");
+	if (sy_spec_load_file(file, &spec, &err)) {
+		fprintf(stderr, "syctl: %s\n", err.msg);
+		return EX_USAGE;
+	}
+	for (size_t i = 0; i < spec.n && rc == EX_OK; i++) {
+		Switchyard__V1__ApplyMigrationRequest req = SWITCHYARD__V1__APPLY_MIGRATION_REQUEST__INIT;
+		Switchyard__V1__MigrationSpec pb;
+		ProtobufCMessage *resp;
+
+		if (sy_spec_to_pb(&spec.migs[i], &pb)) {
+			rc = EX_REFUSED;
+			break;
+		}
+		req.spec = &pb;
+		rc = call("/switchyard.v1.Control/ApplyMigration", &req.base, &switchyard__v1__migration__descriptor,
+			  &resp);
+		sy_spec_pb_free(&pb);
+		if (rc == EX_OK) {
+			if (json)
+				print_json(resp);
+			else
+				printf("migration %s applied\n", spec.migs[i].name);
+			protobuf_c_message_free_unpacked(resp, NULL);
+		}
+	}
+	sy_spec_free(&spec);
+	return rc;
+}
+
+static int cmd_get(int argc, char **argv)
+{
+	Switchyard__V1__GetMigrationRequest req = SWITCHYARD__V1__GET_MIGRATION_REQUEST__INIT;
+
+	if (argc != 2)
+		return usage_err("get", "expected NAME");
+	req.name = argv[1];
+	return one_migration("/switchyard.v1.Control/GetMigration", &req.base);
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	Switchyard__V1__ListMigrationsRequest req = SWITCHYARD__V1__LIST_MIGRATIONS_REQUEST__INIT;
+	Switchyard__V1__ListMigrationsResponse *l;
+	ProtobufCMessage *resp;
+	int rc;
+
+	if (argc > 1)
+		return usage_err("list", "unexpected argument \"%s\"", argv[1]);
+	if ((rc = call("/switchyard.v1.Control/ListMigrations", &req.base,
+		       &switchyard__v1__list_migrations_response__descriptor, &resp)))
+		return rc;
+	l = (void *)resp;
+	if (json) {
+		print_json(resp);
+	} else {
+		printf("%-16s %9s %-11s %-24s %-24s %s\n", "NAME", "RATIO", "CLIENT", "LEGACY", "TARGET", "TARGETS HEALTHY");
+		for (size_t i = 0; i < l->n_migrations; i++) {
+			Switchyard__V1__Migration *m = l->migrations[i];
+			size_t healthy = 0;
+			char ratio[16];
+
+			for (size_t j = 0; j < m->n_targets; j++)
+				healthy += m->targets[j]->healthy;
+			snprintf(ratio, sizeof(ratio), "%u.%02u%%", m->spec->ratio_bp / 100, m->spec->ratio_bp % 100);
+			printf("%-16s %9s %-11s %-24s %-24s %zu/%zu\n", m->spec->name, ratio,
+			       m->spec->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION ? "connection" : "cgroup",
+			       m->spec->n_legacy ? m->spec->legacy[0] : "-", m->spec->n_target ? m->spec->target[0] : "-",
+			       healthy, m->n_targets);
+		}
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
+static int cmd_delete(int argc, char **argv)
+{
+	Switchyard__V1__DeleteMigrationRequest req = SWITCHYARD__V1__DELETE_MIGRATION_REQUEST__INIT;
+	ProtobufCMessage *resp;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0)
+			req.force = 1;
+		else if (argv[i][0] == '-' || req.name)
+			return usage_err("delete", "unexpected argument \"%s\"", argv[i]);
+		else
+			req.name = argv[i];
+	}
+	if (!req.name)
+		return usage_err("delete", "expected NAME");
+	if ((rc = call("/switchyard.v1.Control/DeleteMigration", &req.base,
+		       &switchyard__v1__delete_migration_response__descriptor, &resp)))
+		return rc;
+	if (json)
+		print_json(resp);
+	else
+		printf("migration %s deleted\n", req.name);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
+static int cmd_cutover(int argc, char **argv)
+{
+	Switchyard__V1__SetRatioRequest req = SWITCHYARD__V1__SET_RATIO_REQUEST__INIT;
+
+	if (argc != 3)
+		return usage_err("cutover", "expected NAME RATIO (25%%, 12.5%%, 2500bp)");
+	if (sy_ratio_parse(argv[2], &req.ratio_bp))
+		return usage_err("cutover", "\"%s\" is not a ratio from 0%% to 100%% (25%%, 12.5%%, 2500bp)", argv[2]);
+	req.name = argv[1];
+	return one_migration("/switchyard.v1.Control/SetRatio", &req.base);
+}
+
+static int cmd_pin(int argc, char **argv)
+{
+	Switchyard__V1__PinRequest req = SWITCHYARD__V1__PIN_REQUEST__INIT;
+	int have_side = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc) {
+			req.cgroup = argv[++i];
+		} else if (strcmp(argv[i], "--side") == 0 && i + 1 < argc) {
+			i++;
+			if (strcmp(argv[i], "target") == 0)
+				req.side = SWITCHYARD__V1__SIDE__SIDE_TARGET;
+			else if (strcmp(argv[i], "legacy") == 0)
+				req.side = SWITCHYARD__V1__SIDE__SIDE_LEGACY;
+			else
+				return usage_err("pin", "--side must be target or legacy, not \"%s\"", argv[i]);
+			have_side = 1;
+		} else if (argv[i][0] != '-' && !req.name) {
+			req.name = argv[i];
+		} else {
+			return usage_err("pin", "unexpected argument \"%s\"", argv[i]);
+		}
+	}
+	if (!req.name || !req.cgroup || !have_side)
+		return usage_err("pin", "expected NAME --cgroup PATH --side target|legacy");
+	return one_migration("/switchyard.v1.Control/Pin", &req.base);
+}
+
+static int cmd_unpin(int argc, char **argv)
+{
+	Switchyard__V1__UnpinRequest req = SWITCHYARD__V1__UNPIN_REQUEST__INIT;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc)
+			req.cgroup = argv[++i];
+		else if (argv[i][0] != '-' && !req.name)
+			req.name = argv[i];
+		else
+			return usage_err("unpin", "unexpected argument \"%s\"", argv[i]);
+	}
+	if (!req.name || !req.cgroup)
+		return usage_err("unpin", "expected NAME --cgroup PATH");
+	return one_migration("/switchyard.v1.Control/Unpin", &req.base);
+}
+
+static int cmd_health(int argc, char **argv)
+{
+	Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	ProtobufCMessage *resp;
+	const ProtobufCEnumValue *ev;
+	int rc;
+
+	if (argc > 2)
+		return usage_err("health", "unexpected argument \"%s\"", argv[2]);
+	req.service = argc == 2 ? argv[1] : "";
+	if ((rc = call("/grpc.health.v1.Health/Check", &req.base, &grpc__health__v1__health_check_response__descriptor,
+		       &resp)))
+		return rc;
+	if (json) {
+		print_json(resp);
+	} else {
+		ev = protobuf_c_enum_descriptor_get_value(&grpc__health__v1__health_check_response__serving_status__descriptor,
+							  ((Grpc__Health__V1__HealthCheckResponse *)resp)->status);
+		printf("%s\n", ev ? ev->name : "UNKNOWN");
+	}
+	rc = ((Grpc__Health__V1__HealthCheckResponse *)resp)->status ==
+			     GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+		     ? EX_OK
+		     : EX_REFUSED;
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return rc;
+}
+
+static const struct cmd cmds[] = {
+	{"status", "", "daemon version, attachment, health of every endpoint", cmd_status},
+	{"apply", "-f FILE", "create or update the migrations of a spec file", cmd_apply},
+	{"get", "NAME", "one migration: ratio, endpoints, pins, steering decisions", cmd_get},
+	{"list", "", "all migrations", cmd_list},
+	{"delete", "NAME [--force]", "delete a migration (refused while clients are on target, unless forced)",
+	 cmd_delete},
+	{"cutover", "NAME RATIO", "set the share of clients on target: 25%, 12.5%, 2500bp", cmd_cutover},
+	{"pin", "NAME --cgroup PATH --side target|legacy", "force one client (cgroup) to a side", cmd_pin},
+	{"unpin", "NAME --cgroup PATH", "remove a pin", cmd_unpin},
+	{"health", "[SERVICE]", "grpc.health.v1 check of the daemon (exit 0 when SERVING)", cmd_health},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: syctl [--server unix:///PATH|HOST:PORT] [--timeout DURATION] [-o table|json] COMMAND "
+		   "[ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-8s %-40s %s\n", cmds[i].name, cmds[i].args, cmds[i].help);
+	fprintf(f, "\nexit codes: 0 done, 1 refused by the server, 2 usage error, 3 server unreachable\n"
+		   "server: --server, else $SYCTL_SERVER, else " DEFAULT_SERVER "\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"server", required_argument, 0, 's'}, {"timeout", required_argument, 0, 't'},
+		{"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},      {0, 0, 0, 0},
+	};
+	int c;
+
+	server = getenv("SYCTL_SERVER") ? getenv("SYCTL_SERVER") : DEFAULT_SERVER;
+	opterr = 0;
+	/* "+": stop at the command; its own options are parsed by the command. */
+	while ((c = getopt_long(argc, argv, "+o:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			server = optarg;
+			break;
+		case 't':
+			if (parse_duration(optarg, &timeout_ms))
+				return usage_err(NULL, "--timeout: \"%s\" is not a duration (5s, 500ms)", optarg);
+			break;
+		case 'o':
+			if (strcmp(optarg, "json") == 0)
+				json = 1;
+			else if (strcmp(optarg, "table") == 0)
+				json = 0;
+			else
+				return usage_err(NULL, "-o: \"%s\" is not table or json", optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return EX_OK;
+		case 'V':
+			printf("syctl %s\n", SY_VERSION);
+			return EX_OK;
+		default:
+			return usage_err(NULL, "%s: unknown option or missing value", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(cmds[i].name, argv[optind]) != 0)
+			continue;
+		/* Options may also follow the command: -o json and --help anywhere. */
+		int n = 0;
+		char **rest = calloc((size_t)(argc - optind + 1), sizeof(char *));
+
+		if (!rest)
+			return EX_REFUSED;
+		for (int j = optind; j < argc; j++) {
+			if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0) {
+				printf("usage: syctl %s %s\n  %s\n", cmds[i].name, cmds[i].args, cmds[i].help);
+				free(rest);
+				return EX_OK;
+			}
+			if (strcmp(argv[j], "-o") == 0 && j + 1 < argc) {
+				if (strcmp(argv[j + 1], "json") != 0 && strcmp(argv[j + 1], "table") != 0) {
+					free(rest);
+					return usage_err(cmds[i].name, "-o: \"%s\" is not table or json", argv[j + 1]);
+				}
+				json = strcmp(argv[++j], "json") == 0;
+				continue;
+			}
+			rest[n++] = argv[j];
+		}
+		int rc = cmds[i].run(n, rest);
+
+		free(rest);
+		return rc;
+	}
+	return usage_err(NULL, "unknown command \"%s\"", argv[optind]);
+}
