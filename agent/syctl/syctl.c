@@ -284,12 +284,12 @@ static int cmd_delete(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--force") == 0)
 			req.force = 1;
-		else if (argv[i][0] == '-' || req.name)
+		else if (argv[i][0] == '-' || *req.name)
 			return usage_err("delete", "unexpected argument \"%s\"", argv[i]);
 		else
 			req.name = argv[i];
 	}
-	if (!req.name)
+	if (!*req.name)
 		return usage_err("delete", "expected NAME");
 	if ((rc = call("/switchyard.v1.Control/DeleteMigration", &req.base,
 		       &switchyard__v1__delete_migration_response__descriptor, &resp)))
@@ -331,13 +331,13 @@ static int cmd_pin(int argc, char **argv)
 			else
 				return usage_err("pin", "--side must be target or legacy, not \"%s\"", argv[i]);
 			have_side = 1;
-		} else if (argv[i][0] != '-' && !req.name) {
+		} else if (argv[i][0] != '-' && !*req.name) {
 			req.name = argv[i];
 		} else {
 			return usage_err("pin", "unexpected argument \"%s\"", argv[i]);
 		}
 	}
-	if (!req.name || !req.cgroup || !have_side)
+	if (!*req.name || !*req.cgroup || !have_side)
 		return usage_err("pin", "expected NAME --cgroup PATH --side target|legacy");
 	return one_migration("/switchyard.v1.Control/Pin", &req.base);
 }
@@ -349,12 +349,12 @@ static int cmd_unpin(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc)
 			req.cgroup = argv[++i];
-		else if (argv[i][0] != '-' && !req.name)
+		else if (argv[i][0] != '-' && !*req.name)
 			req.name = argv[i];
 		else
 			return usage_err("unpin", "unexpected argument \"%s\"", argv[i]);
 	}
-	if (!req.name || !req.cgroup)
+	if (!*req.name || !*req.cgroup)
 		return usage_err("unpin", "expected NAME --cgroup PATH");
 	return one_migration("/switchyard.v1.Control/Unpin", &req.base);
 }
