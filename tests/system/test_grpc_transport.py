@@ -296,3 +296,52 @@ def test_flow_control_with_a_tiny_window(daemon):
     flag, n = struct.unpack(">BI", ev["data"][:5])
     assert flag == 0 and n == len(ev["data"]) - 5
     assert h.HealthCheckResponse.FromString(ev["data"][5:]).status == h.HealthCheckResponse.SERVING
+
+
+def test_keepalive_ping_is_answered(daemon):
+    c = H2(daemon)
+    c.c.ping(b"12345678")
+    c.flush()
+    acked = False
+    end = time.monotonic() + 5
+    while not acked and time.monotonic() < end:
+        for ev in c.c.receive_data(c.s.recv(65536)):
+            if isinstance(ev, h2.events.PingAckReceived) and ev.ping_data == b"12345678":
+                acked = True
+        c.flush()
+    c.close()
+    assert acked
+
+
+def test_tcp_listeners_v4_and_v6(daemon_factory):
+    from sy import free_port
+    p4, p6 = free_port(), free_port()
+    daemon_factory(None, extra=["--listen", "127.0.0.1:%d" % p4, "--listen", "[::1]:%d" % p6])
+    h = health_pb()
+    for tgt in ("127.0.0.1:%d" % p4, "[::1]:%d" % p6):
+        with channel(tgt) as ch:
+            r = unary(ch, HEALTH + "Check", h.HealthCheckRequest(service=""), h.HealthCheckResponse)
+            assert r.status == h.HealthCheckResponse.SERVING
+
+
+def test_bad_listen_address_is_refused(daemon_factory):
+    d = daemon_factory(None, extra=["--listen", "localhost:notaport"], start=False)
+    d.start(expect_ready=False)
+    assert d.proc.wait(timeout=10) != 0
+    assert "listen on localhost:notaport" in d.read_log()
+
+
+def test_sigterm_drains_gracefully(daemon):
+    """Watchers hear NOT_SERVING, the stream ends, the daemon exits 0, new calls fail."""
+    h = health_pb()
+    with channel(target(daemon)) as ch:
+        it = stream(ch, HEALTH + "Watch", h.HealthCheckRequest(service=""), h.HealthCheckResponse)
+        assert next(it).status == h.HealthCheckResponse.SERVING
+        t0 = time.monotonic()
+        daemon.proc.terminate()
+        assert next(it).status == h.HealthCheckResponse.NOT_SERVING
+        with pytest.raises((grpc.RpcError, StopIteration)):
+            next(it)
+    assert daemon.proc.wait(timeout=10) == 0
+    assert time.monotonic() - t0 < 5
+    assert not os.path.exists(daemon.sock)
