@@ -10,7 +10,7 @@ OUT=${OUT:-build}
 SY="$OUT/switchyardd"
 SYCTL="$OUT/syctl"
 STEP_SECONDS=${STEP_SECONDS:-3}
-CLIENTS=${CLIENTS:-12}
+CLIENTS=${CLIENTS:-20}
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (BPF and cgroups)" >&2; exit 1; }
 CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
@@ -85,7 +85,14 @@ done
 
 conns() { redis-cli -p "$1" info stats | awk -F: '/^total_connections_received/ { print $2+0 }'; }
 
-printf "\n%-8s %12s %12s %10s   %s\n" "ratio" "legacy conns" "target conns" "on target" "kernel decisions (legacy/target)"
+decisions() {
+	"$SYCTL" --server "unix://$SOCK" get demo -o json | /usr/bin/python3 -c \
+		'import json,sys; c=json.load(sys.stdin)["counters"]; print(int(c["legacy"])+int(c["pinnedLegacy"]), int(c["target"])+int(c["pinnedTarget"]))'
+}
+echo "(server-side connection counts include the agent's own health checks, 2 per second per server;"
+echo " the kernel's decisions count client connects only)"
+printf "\n%-8s %12s %12s %10s   %s\n" "ratio" "legacy conns" "target conns" "on target" "kernel decisions this step (legacy/target)"
+read -r k_l k_t < <(decisions)
 for ratio in 0% 10% 25% 50% 75% 100%; do
 	"$SYCTL" --server "unix://$SOCK" cutover demo "$ratio" >/dev/null
 	l0=$(conns "$LPORT"); t0=$(conns "$TPORT")
@@ -93,8 +100,9 @@ for ratio in 0% 10% 25% 50% 75% 100%; do
 	l1=$(conns "$LPORT"); t1=$(conns "$TPORT")
 	dl=$((l1 - l0)); dt=$((t1 - t0))
 	share=$(awk -v l="$dl" -v t="$dt" 'BEGIN { if (l + t) printf "%.0f%%", 100 * t / (l + t); else print "-" }')
-	dec=$("$SYCTL" --server "unix://$SOCK" get demo -o json | /usr/bin/python3 -c \
-		'import json,sys; c=json.load(sys.stdin).get("counters",{}); print("%s/%s" % (c.get("legacy",0), c.get("target",0)))')
+	read -r n_l n_t < <(decisions)
+	dec="$((n_l - k_l))/$((n_t - k_t))"
+	k_l=$n_l; k_t=$n_t
 	printf "%-8s %12d %12d %10s   %s\n" "$ratio" "$dl" "$dt" "$share" "$dec"
 done
 
