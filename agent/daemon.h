@@ -10,10 +10,10 @@
 
 struct sy_daemon_info {
 	const char *version;
-	char cgroup[PATH_MAX];    /* where the programs are attached */
-	char bpffs[PATH_MAX];     /* where programs, maps and links are pinned */
+	char cgroup[PATH_MAX]; /* where the programs are attached */
+	char bpffs[PATH_MAX];  /* where programs, maps and links are pinned */
 	char state_dir[PATH_MAX];
-	bool adopted;             /* started by adopting pinned programs (fail-static restart) */
+	bool adopted; /* started by adopting pinned programs (fail-static restart) */
 	uint64_t started_unix_ms;
 };
 

@@ -141,8 +141,8 @@ static void on_io(struct sy_loop *l, int fd, unsigned events, void *arg)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
-			snprintf(why, sizeof(why), "%s", n == 0 ? "connection closed before the reply"
-								 : strerror(errno));
+			snprintf(why, sizeof(why), "%s",
+				 n == 0 ? "connection closed before the reply" : strerror(errno));
 			finish(e, false, why);
 			return;
 		}

@@ -16,11 +16,11 @@ struct sy_health;
 
 struct sy_endpoint_health {
 	bool healthy;
-	bool checked;              /* at least one check finished */
+	bool checked; /* at least one check finished */
 	uint64_t last_check_unix_ms;
-	uint64_t last_rtt_us;      /* of the last successful PING */
+	uint64_t last_rtt_us; /* of the last successful PING */
 	uint32_t consecutive_failures;
-	char last_error[128];      /* "connect: Connection refused", "timeout after 500 ms" */
+	char last_error[128]; /* "connect: Connection refused", "timeout after 500 ms" */
 };
 
 typedef void (*sy_health_cb)(const struct sy_endpoint *ep, bool healthy, void *arg);

@@ -133,8 +133,8 @@ static int open_maps(struct sy_bpf *b)
 		const char *name;
 		int *fd;
 	} maps[] = {
-		{"sy_routes", &b->routes_fd},       {"sy_migrations", &b->migrations_fd},
-		{"sy_pins", &b->pins_fd},           {"sy_steer_counters", &b->steer_counters_fd},
+		{"sy_routes", &b->routes_fd},	  {"sy_migrations", &b->migrations_fd},
+		{"sy_pins", &b->pins_fd},	  {"sy_steer_counters", &b->steer_counters_fd},
 		{"sy_config_map", &b->config_fd},
 	};
 
@@ -142,7 +142,8 @@ static int open_maps(struct sy_bpf *b)
 		int fd = get_pinned(b->bpffs, "maps", maps[i].name);
 
 		if (fd < 0) {
-			sy_error("loader", "open pinned map %s/maps/%s: %s", b->bpffs, maps[i].name, strerror(-fd));
+			sy_error("loader", "open pinned map %s/maps/%s: %s", b->bpffs, maps[i].name,
+				 strerror(-fd));
 			return fd;
 		}
 		*maps[i].fd = fd;
@@ -182,8 +183,9 @@ static int config_update(struct sy_bpf *b, int check_abi)
 	if (bpf_map_lookup_elem(b->config_fd, &zero, &cfg) < 0)
 		return -errno;
 	if (check_abi && cfg.abi_version != SY_ABI_VERSION) {
-		sy_error("loader", "adopt %s: pinned maps have ABI version %u, this daemon speaks %u; run "
-				   "switchyardd --uninstall first",
+		sy_error("loader",
+			 "adopt %s: pinned maps have ABI version %u, this daemon speaks %u; run "
+			 "switchyardd --uninstall first",
 			 b->bpffs, cfg.abi_version, SY_ABI_VERSION);
 		return -EPROTO;
 	}
@@ -273,7 +275,8 @@ static int install(struct sy_bpf *b)
 		char p[PATH_MAX];
 
 		if (pin_path(p, sizeof(p), b->bpffs, kinds[i], "") || (err = mkdir_p(p, 0700))) {
-			sy_error("loader", "create %s/%s: %s", b->bpffs, kinds[i], strerror(err ? -err : ENAMETOOLONG));
+			sy_error("loader", "create %s/%s: %s", b->bpffs, kinds[i],
+				 strerror(err ? -err : ENAMETOOLONG));
 			return err ? err : -ENAMETOOLONG;
 		}
 	}
@@ -314,8 +317,9 @@ int sy_bpf_open(const char *bpffs, const char *cgroup, struct sy_bpf **out)
 	if (state == 2) {
 		err = check_link_cgroup(bpffs, cgid);
 		if (err == -EXDEV) {
-			sy_error("loader", "adopt %s: its programs are attached to another cgroup than %s; run "
-					   "switchyardd --uninstall --bpffs %s first",
+			sy_error("loader",
+				 "adopt %s: its programs are attached to another cgroup than %s; run "
+				 "switchyardd --uninstall --bpffs %s first",
 				 bpffs, cgroup, bpffs);
 			goto fail;
 		}

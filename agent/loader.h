@@ -18,7 +18,7 @@ struct sy_bpf {
 	int pins_fd;
 	int steer_counters_fd;
 	int config_fd;
-	bool adopted;          /* links were pinned: nothing was loaded or attached */
+	bool adopted; /* links were pinned: nothing was loaded or attached */
 	char bpffs[PATH_MAX];
 	char cgroup[PATH_MAX];
 };

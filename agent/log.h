@@ -10,8 +10,8 @@ void sy_log(enum sy_log_level lvl, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 #define sy_debug(comp, ...) sy_log(SY_LOG_DEBUG, comp, __VA_ARGS__)
-#define sy_info(comp, ...) sy_log(SY_LOG_INFO, comp, __VA_ARGS__)
-#define sy_warn(comp, ...) sy_log(SY_LOG_WARN, comp, __VA_ARGS__)
+#define sy_info(comp, ...)  sy_log(SY_LOG_INFO, comp, __VA_ARGS__)
+#define sy_warn(comp, ...)  sy_log(SY_LOG_WARN, comp, __VA_ARGS__)
 #define sy_error(comp, ...) sy_log(SY_LOG_ERROR, comp, __VA_ARGS__)
 
 #endif

@@ -191,7 +191,8 @@ uint64_t sy_loop_add_timer(struct sy_loop *l, uint64_t after_ms, sy_timer_cb cb,
 		l->heap = nh;
 		l->capheap = n;
 	}
-	l->heap[l->nheap] = (struct timer){.due = sy_now_ms() + after_ms, .id = l->next_id++, .cb = cb, .arg = arg};
+	l->heap[l->nheap] =
+		(struct timer){.due = sy_now_ms() + after_ms, .id = l->next_id++, .cb = cb, .arg = arg};
 	heap_up(l, l->nheap);
 	l->nheap++;
 	return l->next_id - 1;

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define SY_EV_READ 1u
+#define SY_EV_READ  1u
 #define SY_EV_WRITE 2u
 #define SY_EV_ERROR 4u /* EPOLLERR / EPOLLHUP, delivered with READ */
 

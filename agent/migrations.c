@@ -184,7 +184,8 @@ static int slot_wanted(const struct sy_migration_state *s, size_t n, uint32_t id
 }
 
 /* Deletes every key of map `fd` for which keep() says no. */
-static int prune(int fd, size_t key_size, int (*keep)(const struct sy_migration_state *, size_t, const void *),
+static int prune(int fd, size_t key_size,
+		 int (*keep)(const struct sy_migration_state *, size_t, const void *),
 		 const struct sy_migration_state *s, size_t n)
 {
 	unsigned char key[64], next[64];
@@ -266,7 +267,8 @@ static int sync_maps(struct sy_registry *r, const struct sy_migration_state *s, 
 				return -errno;
 			/* Counters restart from zero for the next migration in this slot. */
 			int ncpu = libbpf_num_possible_cpus();
-			struct sy_steer_counters *zero = ncpu > 0 ? calloc((size_t)ncpu, sizeof(*zero)) : NULL;
+			struct sy_steer_counters *zero =
+				ncpu > 0 ? calloc((size_t)ncpu, sizeof(*zero)) : NULL;
 
 			if (zero) {
 				bpf_map_update_elem(b->steer_counters_fd, &id, zero, BPF_ANY);
@@ -298,7 +300,8 @@ static void pb_free_state(Switchyard__V1__State *st)
 	free(st->migrations);
 }
 
-static int pb_build_state(const struct sy_migration_state *s, size_t n, uint64_t gen, Switchyard__V1__State *st)
+static int pb_build_state(const struct sy_migration_state *s, size_t n, uint64_t gen,
+			  Switchyard__V1__State *st)
 {
 	switchyard__v1__state__init(st);
 	st->format = SY_STATE_FORMAT;
@@ -340,7 +343,8 @@ static int pb_build_state(const struct sy_migration_state *s, size_t n, uint64_t
 }
 
 /* Makes `cand` the registry's set: file prepared, maps written, file committed. */
-static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, size_t ncand, struct sy_spec_err *err)
+static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, size_t ncand,
+		      struct sy_spec_err *err)
 {
 	Switchyard__V1__State st;
 	int e;
@@ -509,8 +513,8 @@ static int has_target_clients(const struct sy_migration_state *m)
 }
 
 /* Puts spec m into cand (at an existing index or appended at cand[*n]). */
-static int upsert(struct sy_migration_state *cand, size_t *n,
-		  const struct sy_migration_spec *m, const char *origin, struct sy_spec_err *err)
+static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_migration_spec *m,
+		  const char *origin, struct sy_spec_err *err)
 {
 	ssize_t at = set_find(cand, *n, m->name);
 	struct sy_migration_state nm = {0};
@@ -646,9 +650,11 @@ int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const
 			continue;
 		}
 		if (has_target_clients(&cand[i])) {
-			set_err(err, "%s: migration \"%s\" is no longer in the file but still sends clients to "
-				     "its target; set its ratio to 0%% and remove its target pins first, or delete "
-				     "it with syctl delete --force",
+			set_err(err,
+				"%s: migration \"%s\" is no longer in the file but still sends clients to "
+				"its target; set its ratio to 0%% and remove its target pins first, or "
+				"delete "
+				"it with syctl delete --force",
 				file, cand[i].spec.name);
 			for (size_t k = i; k < n; k++)
 				cand[m++] = cand[k];
@@ -672,8 +678,9 @@ int sy_registry_delete(struct sy_registry *r, const char *name, bool force, stru
 		return -ENOENT;
 	}
 	if (!force && has_target_clients(&r->migs[at])) {
-		set_err(err, "migration \"%s\" still sends clients to its target (ratio %u.%02u%%%s); set the "
-			     "ratio to 0%% first, or force",
+		set_err(err,
+			"migration \"%s\" still sends clients to its target (ratio %u.%02u%%%s); set the "
+			"ratio to 0%% first, or force",
 			name, r->migs[at].spec.ratio_bp / 100, r->migs[at].spec.ratio_bp % 100,
 			r->migs[at].spec.ratio_bp ? "" : ", pins to target");
 		return -EBUSY;

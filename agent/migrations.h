@@ -18,11 +18,11 @@ struct sy_bpf;
 
 struct sy_migration_state {
 	struct sy_migration_spec spec; /* live spec: its ratio is the current ratio */
-	uint32_t id;                   /* slot in the kernel's migrations map */
+	uint32_t id;		       /* slot in the kernel's migrations map */
 	uint64_t salt;
-	uint64_t *pin_cgroup_ids;      /* parallel to spec.pins */
+	uint64_t *pin_cgroup_ids; /* parallel to spec.pins */
 	uint64_t created_unix_ms, updated_unix_ms;
-	uint8_t healthy_mask; /* bit i: spec.target[i] answered its last health check */
+	uint8_t healthy_mask;	   /* bit i: spec.target[i] answered its last health check */
 	char origin[PATH_MAX + 8]; /* "file:PATH" or "api": a reloaded file only deletes its own */
 };
 
@@ -44,7 +44,8 @@ int sy_registry_apply(struct sy_registry *r, const struct sy_migration_spec *m, 
 int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const char *file,
 			   struct sy_spec_err *err);
 int sy_registry_delete(struct sy_registry *r, const char *name, bool force, struct sy_spec_err *err);
-int sy_registry_set_ratio(struct sy_registry *r, const char *name, uint32_t ratio_bp, struct sy_spec_err *err);
+int sy_registry_set_ratio(struct sy_registry *r, const char *name, uint32_t ratio_bp,
+			  struct sy_spec_err *err);
 int sy_registry_pin(struct sy_registry *r, const char *name, const char *cgroup, uint8_t side,
 		    struct sy_spec_err *err);
 int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgroup, struct sy_spec_err *err);

@@ -7,7 +7,7 @@
 
 #include "switchyard/v1/state.pb-c.h"
 
-#define SY_STATE_FILE "state.pb"
+#define SY_STATE_FILE	"state.pb"
 #define SY_STATE_FORMAT 1
 
 /* *out is NULL (and 0 returned) when there is no state file yet. Free with

@@ -29,10 +29,10 @@
 #include "rpc.h"
 #include "spec.h"
 
-#define DEFAULT_BPFFS "/sys/fs/bpf/switchyard"
+#define DEFAULT_BPFFS	  "/sys/fs/bpf/switchyard"
 #define DEFAULT_STATE_DIR "/var/lib/switchyard"
-#define DEFAULT_LISTEN "unix:/run/switchyard/switchyard.sock"
-#define MAX_LISTEN 8
+#define DEFAULT_LISTEN	  "unix:/run/switchyard/switchyard.sock"
+#define MAX_LISTEN	  8
 
 struct opts {
 	const char *config;
@@ -62,20 +62,19 @@ struct daemon {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: switchyardd [OPTIONS]\n"
-		"  --config FILE           migration spec (YAML); re-read on SIGHUP\n"
-		"  --state-dir DIR         persisted state (default " DEFAULT_STATE_DIR ")\n"
-		"  --bpffs DIR             pins of programs, maps, links (default " DEFAULT_BPFFS ")\n"
-		"  --cgroup PATH           cgroup v2 to attach to (default: the cgroup2 root)\n"
-		"  --listen SPEC           gRPC listener: unix:PATH (default " DEFAULT_LISTEN "),\n"
-		"                          127.0.0.1:PORT or [::1]:PORT; repeatable\n"
-		"  --health-interval DUR   target health check interval (default 1s)\n"
-		"  --health-timeout DUR    health check timeout (default 500ms)\n"
-		"  --log-level LEVEL       debug, info, warning, error (default info)\n"
-		"  --check-config          validate --config and exit\n"
-		"  --uninstall             detach the programs and remove every pin, then exit\n"
-		"  --version, --help\n");
+	fprintf(f, "usage: switchyardd [OPTIONS]\n"
+		   "  --config FILE           migration spec (YAML); re-read on SIGHUP\n"
+		   "  --state-dir DIR         persisted state (default " DEFAULT_STATE_DIR ")\n"
+		   "  --bpffs DIR             pins of programs, maps, links (default " DEFAULT_BPFFS ")\n"
+		   "  --cgroup PATH           cgroup v2 to attach to (default: the cgroup2 root)\n"
+		   "  --listen SPEC           gRPC listener: unix:PATH (default " DEFAULT_LISTEN "),\n"
+		   "                          127.0.0.1:PORT or [::1]:PORT; repeatable\n"
+		   "  --health-interval DUR   target health check interval (default 1s)\n"
+		   "  --health-timeout DUR    health check timeout (default 500ms)\n"
+		   "  --log-level LEVEL       debug, info, warning, error (default info)\n"
+		   "  --check-config          validate --config and exit\n"
+		   "  --uninstall             detach the programs and remove every pin, then exit\n"
+		   "  --version, --help\n");
 }
 
 /* "250ms", "2s", "1m", or plain milliseconds. */
@@ -105,7 +104,19 @@ static int parse_duration_ms(const char *s, uint32_t *out)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_CONFIG = 256, O_STATE, O_BPFFS, O_CGROUP, O_LISTEN, O_HI, O_HT, O_LOG, O_CHECK, O_UNINST, O_VER };
+	enum {
+		O_CONFIG = 256,
+		O_STATE,
+		O_BPFFS,
+		O_CGROUP,
+		O_LISTEN,
+		O_HI,
+		O_HT,
+		O_LOG,
+		O_CHECK,
+		O_UNINST,
+		O_VER
+	};
 	static const struct option lo[] = {
 		{"config", required_argument, 0, O_CONFIG},
 		{"state-dir", required_argument, 0, O_STATE},
@@ -151,9 +162,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_HI:
 		case O_HT:
-			if (parse_duration_ms(optarg, c == O_HI ? &o->health_interval_ms : &o->health_timeout_ms)) {
-				fprintf(stderr, "switchyardd: --%s: \"%s\" is not a duration from 1ms to 1h "
-						"(e.g. 500ms, 2s)\n",
+			if (parse_duration_ms(optarg,
+					      c == O_HI ? &o->health_interval_ms : &o->health_timeout_ms)) {
+				fprintf(stderr,
+					"switchyardd: --%s: \"%s\" is not a duration from 1ms to 1h "
+					"(e.g. 500ms, 2s)\n",
 					c == O_HI ? "health-interval" : "health-timeout", optarg);
 				return 2;
 			}
@@ -168,8 +181,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			else if (strcmp(optarg, "error") == 0)
 				sy_log_set_level(SY_LOG_ERROR);
 			else {
-				fprintf(stderr, "switchyardd: --log-level: \"%s\" is not one of debug, info, "
-						"warning, error\n",
+				fprintf(stderr,
+					"switchyardd: --log-level: \"%s\" is not one of debug, info, "
+					"warning, error\n",
 					optarg);
 				return 2;
 			}
@@ -462,11 +476,13 @@ int main(int argc, char **argv)
 
 	if ((e = start_rpc(&d)))
 		goto out;
-	if (sy_loop_add_signal(d.loop, SIGHUP, on_hup, &d) || sy_loop_add_signal(d.loop, SIGTERM, on_term, &d) ||
+	if (sy_loop_add_signal(d.loop, SIGHUP, on_hup, &d) ||
+	    sy_loop_add_signal(d.loop, SIGTERM, on_term, &d) ||
 	    sy_loop_add_signal(d.loop, SIGINT, on_term, &d))
 		goto out;
 	sy_info("daemon", "switchyardd %s running: %zu migration(s), cgroup %s, %s", SY_VERSION,
-		sy_registry_count(d.reg), d.o.cgroup, d.bpf->adopted ? "adopted pinned programs" : "fresh install");
+		sy_registry_count(d.reg), d.o.cgroup,
+		d.bpf->adopted ? "adopted pinned programs" : "fresh install");
 	expect_ready(&d);
 	if ((e = sy_loop_run(d.loop)) == 0)
 		rc = 0;

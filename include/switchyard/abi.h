@@ -16,14 +16,14 @@
 
 #define SY_ABI_VERSION 1
 
-#define SY_MAX_MIGRATIONS 64   /* migration ids are 1..SY_MAX_MIGRATIONS-1; 0 = none */
-#define SY_MAX_ENDPOINTS 8     /* legacy and target endpoints per migration */
-#define SY_MAX_ROUTES 1024     /* legacy and target endpoints, all migrations together */
-#define SY_MAX_PINS 65536      /* pinned clients, all migrations together */
-#define SY_MAX_SOCKETS 1048576 /* bounds the socket storage of rewritten sockets */
-#define SY_RATIO_MAX 10000     /* basis points */
+#define SY_MAX_MIGRATIONS 64	  /* migration ids are 1..SY_MAX_MIGRATIONS-1; 0 = none */
+#define SY_MAX_ENDPOINTS  8	  /* legacy and target endpoints per migration */
+#define SY_MAX_ROUTES	  1024	  /* legacy and target endpoints, all migrations together */
+#define SY_MAX_PINS	  65536	  /* pinned clients, all migrations together */
+#define SY_MAX_SOCKETS	  1048576 /* bounds the socket storage of rewritten sockets */
+#define SY_RATIO_MAX	  10000	  /* basis points */
 
-#define SY_AF_INET 2
+#define SY_AF_INET  2
 #define SY_AF_INET6 10
 
 /* An ip:port. IPv4 is stored as an IPv4-mapped IPv6 address (::ffff:a.b.c.d) so one
@@ -50,18 +50,18 @@ struct sy_route {
 };
 
 enum sy_client_mode {
-	SY_CLIENT_CGROUP = 0,     /* client id = cgroup id of the connecting task */
+	SY_CLIENT_CGROUP = 0,	  /* client id = cgroup id of the connecting task */
 	SY_CLIENT_CONNECTION = 1, /* client id = socket cookie: each connection decides alone */
 };
 
 /* migrations: array map indexed by mig_id. */
 struct sy_migration {
-	__u64 salt;            /* mixed into the client hash: per-migration, stable for its life */
-	__u32 ratio_bp;        /* share of clients on target, 0..SY_RATIO_MAX */
-	__u8 active;           /* 0: slot free, the programs ignore routes to it */
-	__u8 client_mode;      /* enum sy_client_mode */
-	__u8 n_targets;        /* valid entries in targets[] */
-	__u8 healthy_mask;     /* bit i set: targets[i] answers health checks */
+	__u64 salt;	   /* mixed into the client hash: per-migration, stable for its life */
+	__u32 ratio_bp;	   /* share of clients on target, 0..SY_RATIO_MAX */
+	__u8 active;	   /* 0: slot free, the programs ignore routes to it */
+	__u8 client_mode;  /* enum sy_client_mode */
+	__u8 n_targets;	   /* valid entries in targets[] */
+	__u8 healthy_mask; /* bit i set: targets[i] answers health checks */
 	struct sy_endpoint targets[SY_MAX_ENDPOINTS];
 };
 
@@ -78,18 +78,18 @@ struct sy_pin_key {
 };
 
 struct sy_pin {
-	__u8 side;    /* enum sy_side */
-	__u8 pad[7];  /* zero */
+	__u8 side;   /* enum sy_side */
+	__u8 pad[7]; /* zero */
 };
 
 /* Steering decisions, counted per migration in a per-CPU array indexed by mig_id. */
 enum sy_decision {
-	SY_DEC_LEGACY = 0,        /* hash said legacy */
-	SY_DEC_TARGET = 1,        /* hash said target: rewritten */
+	SY_DEC_LEGACY = 0,	  /* hash said legacy */
+	SY_DEC_TARGET = 1,	  /* hash said target: rewritten */
 	SY_DEC_PINNED_LEGACY = 2, /* a pin said legacy */
 	SY_DEC_PINNED_TARGET = 3, /* a pin said target: rewritten */
-	SY_DEC_FALLBACK = 4,      /* target chosen but no healthy target (or no target of the
-	                           * socket's family): stayed on legacy */
+	SY_DEC_FALLBACK = 4,	  /* target chosen but no healthy target (or no target of the
+				   * socket's family): stayed on legacy */
 	SY_DEC_MAX = 8,
 };
 

@@ -11,10 +11,14 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const ProtobufCMessageDescriptor *descs[] = {
-		&switchyard__v1__apply_migration_request__descriptor, &switchyard__v1__get_migration_request__descriptor,
-		&switchyard__v1__list_migrations_request__descriptor, &switchyard__v1__delete_migration_request__descriptor,
-		&switchyard__v1__set_ratio_request__descriptor,       &switchyard__v1__pin_request__descriptor,
-		&switchyard__v1__unpin_request__descriptor,           &switchyard__v1__status_request__descriptor,
+		&switchyard__v1__apply_migration_request__descriptor,
+		&switchyard__v1__get_migration_request__descriptor,
+		&switchyard__v1__list_migrations_request__descriptor,
+		&switchyard__v1__delete_migration_request__descriptor,
+		&switchyard__v1__set_ratio_request__descriptor,
+		&switchyard__v1__pin_request__descriptor,
+		&switchyard__v1__unpin_request__descriptor,
+		&switchyard__v1__status_request__descriptor,
 	};
 
 	for (size_t i = 0; i < sizeof(descs) / sizeof(descs[0]); i++) {
