@@ -1,11 +1,20 @@
-/* grpc_frame.c — see grpc_frame.h. gzip through zlib (windowBits 15+16). */
+/* grpc_frame.c — see grpc_frame.h. gzip is zlib with windowBits 15 + 16 (a gzip
+ * header and trailer, as grpc-encoding: gzip means), one member per message. */
 #include "grpc_frame.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zlib.h>
+
+#include "rpc.h"
+
+/* First allocation for a message body: small bodies take one malloc, large ones grow
+ * by doubling as their bytes arrive. */
+#define READER_FIRST_CAP 4096
 
 void sy_grpc_reader_init(struct sy_grpc_reader *r, size_t max)
 {
@@ -17,6 +26,7 @@ void sy_grpc_reader_free(struct sy_grpc_reader *r)
 {
 	free(r->buf);
 	r->buf = NULL;
+	r->cap = 0;
 }
 
 int sy_grpc_reader_idle(const struct sy_grpc_reader *r)
@@ -24,50 +34,71 @@ int sy_grpc_reader_idle(const struct sy_grpc_reader *r)
 	return r->hdr_got == 0;
 }
 
+/* Makes room for `more` bytes after r->got, never past the declared length. */
+static int reader_reserve(struct sy_grpc_reader *r, size_t more)
+{
+	size_t need = r->got + more, ncap;
+	uint8_t *nb;
+
+	if (need <= r->cap && r->buf)
+		return 0;
+	ncap = r->cap ? r->cap : READER_FIRST_CAP;
+	while (ncap < need)
+		ncap *= 2;
+	if (ncap > r->len)
+		ncap = r->len;
+	nb = realloc(r->buf, ncap ? ncap : 1);
+	if (!nb)
+		return -ENOMEM;
+	r->buf = nb;
+	r->cap = ncap;
+	return 0;
+}
+
 int sy_grpc_reader_feed(struct sy_grpc_reader *r, const uint8_t **data, size_t *len, uint8_t **msg,
 			size_t *msg_len, int *compressed)
 {
-	while (*len) {
-		if (r->hdr_got < 5) {
-			size_t take = 5 - r->hdr_got;
-
-			if (take > *len)
-				take = *len;
-			memcpy(r->hdr + r->hdr_got, *data, take);
-			r->hdr_got += take;
-			*data += take;
-			*len -= take;
-			if (r->hdr_got < 5)
-				return 0;
+	if (r->hdr_got == SY_GRPC_PREFIX && r->len > r->max)
+		return -EMSGSIZE; /* fed again after refusing: still refused */
+	while (r->hdr_got < SY_GRPC_PREFIX) {
+		if (!*len)
+			return 0;
+		r->hdr[r->hdr_got++] = **data;
+		(*data)++;
+		(*len)--;
+		if (r->hdr_got == SY_GRPC_PREFIX) {
 			r->compressed = r->hdr[0] & 1;
-			r->len = (size_t)r->hdr[1] << 24 | (size_t)r->hdr[2] << 16 | (size_t)r->hdr[3] << 8 | r->hdr[4];
+			r->len = (size_t)r->hdr[1] << 24 | (size_t)r->hdr[2] << 16 | (size_t)r->hdr[3] << 8 |
+				 r->hdr[4];
+			r->got = 0;
+			/* Refused before a byte of it is stored: a 2 GiB claim costs nothing. */
 			if (r->len > r->max)
 				return -EMSGSIZE;
-			r->got = 0;
-			r->buf = malloc(r->len ? r->len : 1);
-			if (!r->buf)
-				return -ENOMEM;
 		}
-		size_t take = r->len - r->got;
+	}
+	size_t take = r->len - r->got;
 
-		if (take > *len)
-			take = *len;
+	if (take > *len)
+		take = *len;
+	if (!take && r->got < r->len)
+		return 0; /* nothing to store yet: allocate nothing yet */
+	if (reader_reserve(r, take))
+		return -ENOMEM;
+	if (take) {
 		memcpy(r->buf + r->got, *data, take);
 		r->got += take;
 		*data += take;
 		*len -= take;
-		if (r->got == r->len)
-			break;
 	}
-	if (r->hdr_got == 5 && r->got == r->len && r->buf) {
-		*msg = r->buf;
-		*msg_len = r->len;
-		*compressed = r->compressed;
-		r->buf = NULL;
-		r->hdr_got = 0;
-		return 1;
-	}
-	return 0;
+	if (r->got < r->len)
+		return 0;
+	*msg = r->buf;
+	*msg_len = r->len;
+	*compressed = r->compressed;
+	r->buf = NULL;
+	r->cap = 0;
+	r->hdr_got = 0;
+	return 1;
 }
 
 int sy_gzip_compress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len)
@@ -77,9 +108,12 @@ int sy_gzip_compress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len
 	uint8_t *buf;
 	int rc;
 
+	if (n > UINT_MAX / 2)
+		return -EMSGSIZE; /* zlib counts in uInt */
 	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		return -ENOMEM;
-	cap = deflateBound(&z, n) + 32;
+	/* deflateBound is exact for one Z_FINISH call; +32 covers the gzip wrapper. */
+	cap = deflateBound(&z, (uLong)n) + 32;
 	buf = malloc(cap);
 	if (!buf) {
 		deflateEnd(&z);
@@ -103,15 +137,20 @@ int sy_gzip_compress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len
 int sy_gzip_decompress(const uint8_t *in, size_t n, size_t max, uint8_t **out, size_t *out_len)
 {
 	z_stream z = {0};
-	size_t cap = n * 4 + 64, used = 0;
+	/* The output buffer never grows past max + 1: one byte more than allowed is
+	 * enough to know the limit is crossed. */
+	size_t limit = max + 1, cap, used = 0;
 	uint8_t *buf;
 	int rc;
 
-	if (cap > max + 1)
-		cap = max + 1;
+	if (n > UINT_MAX || max >= UINT_MAX)
+		return -EMSGSIZE;
+	cap = n < 64 ? 256 : n * 4;
+	if (cap > limit)
+		cap = limit;
 	if (inflateInit2(&z, 15 + 16) != Z_OK)
 		return -ENOMEM;
-	buf = malloc(cap ? cap : 1);
+	buf = malloc(cap);
 	if (!buf) {
 		inflateEnd(&z);
 		return -ENOMEM;
@@ -119,6 +158,17 @@ int sy_gzip_decompress(const uint8_t *in, size_t n, size_t max, uint8_t **out, s
 	z.next_in = (Bytef *)in;
 	z.avail_in = (uInt)n;
 	for (;;) {
+		if (used == cap) {
+			size_t ncap = cap * 2 < limit ? cap * 2 : limit;
+			uint8_t *nb = realloc(buf, ncap);
+
+			if (!nb) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap = ncap;
+		}
 		z.next_out = buf + used;
 		z.avail_out = (uInt)(cap - used);
 		rc = inflate(&z, Z_NO_FLUSH);
@@ -131,30 +181,15 @@ int sy_gzip_decompress(const uint8_t *in, size_t n, size_t max, uint8_t **out, s
 			rc = 0;
 			break;
 		}
-		if (rc != Z_OK && rc != Z_BUF_ERROR) {
-			rc = -EBADMSG;
-			break;
-		}
-		if (z.avail_in == 0 && z.avail_out != 0) {
-			rc = -EBADMSG; /* truncated */
-			break;
-		}
-		if (z.avail_out == 0) {
-			size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-			uint8_t *nb;
-
-			if (ncap == cap) {
-				rc = -EMSGSIZE;
+		if (rc == Z_OK || (rc == Z_BUF_ERROR && z.avail_out == 0)) {
+			if (z.avail_in == 0 && z.avail_out != 0) {
+				rc = -EBADMSG; /* wants input we do not have: truncated */
 				break;
 			}
-			nb = realloc(buf, ncap);
-			if (!nb) {
-				rc = -ENOMEM;
-				break;
-			}
-			buf = nb;
-			cap = ncap;
+			continue;
 		}
+		rc = -EBADMSG; /* Z_DATA_ERROR, Z_NEED_DICT, or stuck without input */
+		break;
 	}
 	inflateEnd(&z);
 	if (rc) {
@@ -179,7 +214,11 @@ int sy_grpc_frame(const uint8_t *body, size_t n, int gzip, uint8_t **out, size_t
 		body = z;
 		n = zn;
 	}
-	buf = malloc(n + 5);
+	if (n > UINT32_MAX) {
+		free(z);
+		return -EMSGSIZE;
+	}
+	buf = malloc(n + SY_GRPC_PREFIX);
 	if (!buf) {
 		free(z);
 		return -ENOMEM;
@@ -190,10 +229,10 @@ int sy_grpc_frame(const uint8_t *body, size_t n, int gzip, uint8_t **out, size_t
 	buf[3] = (uint8_t)(n >> 8);
 	buf[4] = (uint8_t)n;
 	if (n)
-		memcpy(buf + 5, body, n);
+		memcpy(buf + SY_GRPC_PREFIX, body, n);
 	free(z);
 	*out = buf;
-	*out_len = n + 5;
+	*out_len = n + SY_GRPC_PREFIX;
 	return 0;
 }
 
@@ -251,7 +290,6 @@ void sy_grpc_percent_decode(const char *in, size_t n, char *out, size_t outlen)
 int64_t sy_grpc_timeout_parse(const char *v, size_t n)
 {
 	uint64_t x = 0;
-	uint64_t ms;
 
 	if (n < 2 || n > 9)
 		return -EINVAL;
@@ -260,35 +298,100 @@ int64_t sy_grpc_timeout_parse(const char *v, size_t n)
 			return -EINVAL;
 		x = x * 10 + (uint64_t)(v[i] - '0');
 	}
+	/* At most 99999999 of any unit: even hours stay far inside int64 ms. */
 	switch (v[n - 1]) {
 	case 'H':
-		ms = x * 3600000;
-		break;
+		return (int64_t)(x * 3600000);
 	case 'M':
-		ms = x * 60000;
-		break;
+		return (int64_t)(x * 60000);
 	case 'S':
-		ms = x * 1000;
-		break;
+		return (int64_t)(x * 1000);
 	case 'm':
-		ms = x;
-		break;
+		return (int64_t)x;
 	case 'u':
-		ms = (x + 999) / 1000;
-		break;
+		return (int64_t)((x + 999) / 1000);
 	case 'n':
-		ms = (x + 999999) / 1000000;
-		break;
+		return (int64_t)((x + 999999) / 1000000);
 	default:
 		return -EINVAL;
 	}
-	return (int64_t)ms;
 }
 
 void sy_grpc_timeout_format(uint64_t ms, char *out, size_t outlen)
 {
+	uint64_t s = ms / 1000 + (ms % 1000 != 0);
+
 	if (ms <= 99999999)
 		snprintf(out, outlen, "%llum", (unsigned long long)ms);
+	else if (s <= 99999999)
+		snprintf(out, outlen, "%lluS", (unsigned long long)s);
 	else
-		snprintf(out, outlen, "%lluS", (unsigned long long)(ms / 1000 > 99999999 ? 99999999 : ms / 1000));
+		snprintf(out, outlen, "%lluH",
+			 (unsigned long long)(s / 3600 > 99999999 ? 99999999 : s / 3600 + 1));
+}
+
+int sy_grpc_content_type_ok(const char *v, size_t n)
+{
+	static const char ct[] = "application/grpc";
+	size_t k = sizeof(ct) - 1;
+
+	if (n < k || strncasecmp(v, ct, k) != 0)
+		return 0;
+	return n == k || v[k] == '+' || v[k] == ';';
+}
+
+int sy_grpc_list_has(const char *list, size_t n, const char *enc)
+{
+	size_t el = strlen(enc), i = 0;
+
+	while (i < n) {
+		size_t b, e;
+
+		while (i < n && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
+			i++;
+		b = i;
+		while (i < n && list[i] != ',')
+			i++;
+		e = i;
+		while (e > b && (list[e - 1] == ' ' || list[e - 1] == '\t'))
+			e--;
+		if (e - b == el && el && strncasecmp(list + b, enc, el) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int sy_grpc_status_parse(const char *v, size_t n)
+{
+	long long x = 0;
+
+	if (n == 0 || n > 10)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -EINVAL;
+		x = x * 10 + (v[i] - '0');
+	}
+	return x > INT32_MAX ? -EINVAL : (int)x;
+}
+
+int sy_grpc_code_from_http(int http_status)
+{
+	switch (http_status) {
+	case 400:
+		return SY_GRPC_INTERNAL;
+	case 401:
+		return SY_GRPC_UNAUTHENTICATED;
+	case 403:
+		return SY_GRPC_PERMISSION_DENIED;
+	case 404:
+		return SY_GRPC_UNIMPLEMENTED;
+	case 429:
+	case 502:
+	case 503:
+	case 504:
+		return SY_GRPC_UNAVAILABLE;
+	default:
+		return SY_GRPC_UNKNOWN;
+	}
 }
