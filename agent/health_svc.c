@@ -21,7 +21,8 @@ static struct {
 
 static int known(const char *svc)
 {
-	return !svc || !*svc || strcmp(svc, "switchyard.v1.Control") == 0 || strcmp(svc, "grpc.health.v1.Health") == 0;
+	return !svc || !*svc || strcmp(svc, "switchyard.v1.Control") == 0 ||
+	       strcmp(svc, "grpc.health.v1.Health") == 0;
 }
 
 static Grpc__Health__V1__HealthCheckResponse__ServingStatus status_of(const char *svc)
@@ -104,6 +105,8 @@ void sy_health_svc_set_serving(struct sy_rpc_server *srv, bool serving)
 		return;
 	hs.serving = serving;
 	resp.status = status_of("");
-	for (struct watcher *w = hs.watchers; w; w = w->next)
+	for (struct watcher *w = hs.watchers, *n; w; w = n) {
+		n = w->next; /* a failed send ends the call; its watcher goes at the cancel */
 		sy_rpc_send(w->call, &resp.base);
+	}
 }

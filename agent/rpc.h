@@ -73,6 +73,17 @@ void sy_rpc_server_free(struct sy_rpc_server *srv);
 /* Fuzzing hook: runs bytes through a fresh connection of srv (see rpc_server.c). */
 int sy_rpc_server_feed_raw(struct sy_rpc_server *srv, const uint8_t *data, size_t len);
 
+/* Live counts, for tests (a cancelled or finished stream must leave calls at 0) and
+ * for the daemon's own metrics. */
+struct sy_rpc_server_stats {
+	size_t conns;	       /* open connections */
+	size_t calls;	       /* streams with a call object still allocated */
+	uint64_t calls_total;  /* streams ever started */
+	uint64_t conns_total;  /* connections ever accepted */
+	uint64_t proto_errors; /* connections closed for malformed HTTP/2 */
+};
+void sy_rpc_server_get_stats(const struct sy_rpc_server *srv, struct sy_rpc_server_stats *st);
+
 /* Unary: reply with a message (status OK) … */
 int sy_rpc_reply(struct sy_rpc_call *call, const ProtobufCMessage *resp);
 /* … or fail with a status and message (percent-encoded by the transport). Also ends a
@@ -96,8 +107,12 @@ struct sy_rpc_status {
 	char message[512];
 };
 
-/* Connects to "unix:/path", "unix:///path", "HOST:PORT" or "[v6]:PORT" (numeric). */
+/* Connects to "unix:/path", "unix:///path", "HOST:PORT" or "[v6]:PORT" (numeric).
+ * The connection is opened by the first call, and opened again by the next call after
+ * it failed or the server sent GOAWAY: a long-lived client survives server restarts.
+ * gzip != 0 compresses every request and asks for gzip replies. */
 struct sy_rpc_client *sy_rpc_client_new(struct sy_loop *loop, const char *target, int gzip);
+/* Calls still running end without their callback. Not from inside a callback. */
 void sy_rpc_client_free(struct sy_rpc_client *c);
 
 /* msg == NULL signals the end of the call; then *st holds the final status. For a
@@ -110,6 +125,17 @@ typedef void (*sy_rpc_client_cb)(const ProtobufCMessage *msg, const struct sy_rp
 int sy_rpc_client_call(struct sy_rpc_client *c, const char *path, const ProtobufCMessage *req,
 		       const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, sy_rpc_client_cb cb,
 		       void *arg);
+
+/* The same, with a handle that sy_rpc_client_cancel accepts (a streaming call the
+ * caller wants to stop, like `syctl watch` on Ctrl-C). The handle is valid until cb has
+ * been called with msg == NULL. */
+struct sy_rpc_client_call;
+int sy_rpc_client_start(struct sy_rpc_client *c, const char *path, const ProtobufCMessage *req,
+			const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, sy_rpc_client_cb cb,
+			void *arg, struct sy_rpc_client_call **out);
+/* Sends RST_STREAM(CANCEL) and ends the call at once: cb runs, before this returns,
+ * with msg == NULL and CANCELLED. */
+void sy_rpc_client_cancel(struct sy_rpc_client_call *k);
 
 /* Blocking convenience for the CLI: runs a private loop until the unary call ends.
  * *resp is the reply (free with protobuf_c_message_free_unpacked) when code is OK. */
