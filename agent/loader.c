@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "steer.skel.h"
 #include "switchyard/abi.h"
@@ -63,25 +64,6 @@ int sy_cgroup2_root(char *buf, size_t len)
 	}
 	fclose(f);
 	return err;
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[PATH_MAX];
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 static int pin_path(char *buf, size_t len, const char *bpffs, const char *kind, const char *name)
@@ -274,7 +256,7 @@ static int install(struct sy_bpf *b)
 	for (size_t i = 0; i < 3; i++) {
 		char p[PATH_MAX];
 
-		if (pin_path(p, sizeof(p), b->bpffs, kinds[i], "") || (err = mkdir_p(p, 0700))) {
+		if (pin_path(p, sizeof(p), b->bpffs, kinds[i], "") || (err = sy_mkdir_p(p, 0700))) {
 			sy_error("loader", "create %s/%s: %s", b->bpffs, kinds[i],
 				 strerror(err ? -err : ENAMETOOLONG));
 			return err ? err : -ENAMETOOLONG;

@@ -23,6 +23,7 @@
 #include "daemon.h"
 #include "health.h"
 #include "loader.h"
+#include "fsutil.h"
 #include "log.h"
 #include "loop.h"
 #include "migrations.h"
@@ -223,25 +224,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[PATH_MAX];
-
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* One daemon per state dir: two would fight over the same maps and file. */
 static int lock_state_dir(const char *dir)
 {
@@ -435,7 +417,7 @@ int main(int argc, char **argv)
 		}
 		sy_spec_free(&spec);
 	}
-	if ((e = mkdir_p(d.o.state_dir, 0700))) {
+	if ((e = sy_mkdir_p(d.o.state_dir, 0700))) {
 		fprintf(stderr, "switchyardd: create state dir %s: %s\n", d.o.state_dir, strerror(-e));
 		return 1;
 	}
