@@ -9,6 +9,7 @@
 
 #include "control_plane.h"
 #include "endpoint.h"
+#include "histogram.h"
 #include "log.h"
 #include "spec_pb.h"
 #include "switchyard/v1/control.pb-c.h"
@@ -44,6 +45,9 @@ struct mig_pb {
 	Switchyard__V1__EndpointHealth *thp[SY_MAX_ENDPOINTS];
 	char names[SY_MAX_ENDPOINTS][SY_EP_STRLEN];
 	struct sy_endpoint_health hst[SY_MAX_ENDPOINTS];
+	Switchyard__V1__SideStats side[2];
+	Switchyard__V1__SideStats *sidep[2];
+	uint64_t lat[2][SY_LAT_BUCKETS];
 };
 
 /* `st` is the caller's storage: the reply points into it. */
@@ -93,6 +97,29 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 	}
 	o->m.targets = o->thp;
 	o->m.n_targets = ms->spec.n_target;
+	for (int side = 0; side < 2; side++) {
+		Switchyard__V1__SideStats *ss = &o->side[side];
+		struct sy_side_stats st;
+
+		switchyard__v1__side_stats__init(ss);
+		ss->side = side == SY_SIDE_TARGET ? "target" : "legacy";
+		if (sy_registry_side_stats(ctx->reg, ms->spec.name, (uint8_t)side, &st) == 0) {
+			ss->sockets = st.sockets;
+			ss->bytes_out = st.bytes_out;
+			ss->bytes_in = st.bytes_in;
+			ss->exchanges = st.exchanges;
+			ss->errors = st.errors;
+			memcpy(o->lat[side], st.lat, sizeof(st.lat));
+			ss->p50_us = sy_log2_quantile(o->lat[side], SY_LAT_BUCKETS, 0.50);
+			ss->p95_us = sy_log2_quantile(o->lat[side], SY_LAT_BUCKETS, 0.95);
+			ss->p99_us = sy_log2_quantile(o->lat[side], SY_LAT_BUCKETS, 0.99);
+		}
+		ss->latency_log2_us = o->lat[side];
+		ss->n_latency_log2_us = SY_LAT_BUCKETS;
+		o->sidep[side] = ss;
+	}
+	o->m.sides = o->sidep;
+	o->m.n_sides = 2;
 	return 0;
 }
 

@@ -22,6 +22,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "observe.skel.h"
 #include "steer.skel.h"
 #include "switchyard/abi.h"
 
@@ -32,6 +33,7 @@ struct bpf_obj_def {
 
 static const struct bpf_obj_def objects[] = {
 	{"steer", steer_bpf__elf_bytes},
+	{"observe", observe_bpf__elf_bytes},
 };
 
 /* Programs that must be attached (and pinned as links) for an installation to be
@@ -41,6 +43,8 @@ static const char *const required_links[] = {
 	"sy_connect6",
 	"sy_getpeername4",
 	"sy_getpeername6",
+	"sy_egress",
+	"sy_ingress",
 };
 
 int sy_cgroup2_root(char *buf, size_t len)
@@ -118,6 +122,7 @@ static int open_maps(struct sy_bpf *b)
 		{"sy_routes", &b->routes_fd},	  {"sy_migrations", &b->migrations_fd},
 		{"sy_pins", &b->pins_fd},	  {"sy_steer_counters", &b->steer_counters_fd},
 		{"sy_config_map", &b->config_fd},
+		{"sy_side_stats", &b->side_stats_fd},
 	};
 
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
@@ -282,7 +287,7 @@ int sy_bpf_open(const char *bpffs, const char *cgroup, struct sy_bpf **out)
 
 	if (!b)
 		return -ENOMEM;
-	b->routes_fd = b->migrations_fd = b->pins_fd = b->steer_counters_fd = b->config_fd = -1;
+	b->routes_fd = b->migrations_fd = b->pins_fd = b->steer_counters_fd = b->config_fd = b->side_stats_fd = -1;
 	if (snprintf(b->bpffs, sizeof(b->bpffs), "%s", bpffs) >= (int)sizeof(b->bpffs) ||
 	    snprintf(b->cgroup, sizeof(b->cgroup), "%s", cgroup) >= (int)sizeof(b->cgroup)) {
 		free(b);
@@ -343,7 +348,8 @@ fail:
 
 void sy_bpf_close(struct sy_bpf *b)
 {
-	int *fds[] = {&b->routes_fd, &b->migrations_fd, &b->pins_fd, &b->steer_counters_fd, &b->config_fd};
+	int *fds[] = {&b->routes_fd,         &b->migrations_fd, &b->pins_fd,
+		      &b->steer_counters_fd, &b->config_fd,     &b->side_stats_fd};
 
 	if (!b)
 		return;

@@ -18,6 +18,7 @@ struct sy_bpf {
 	int pins_fd;
 	int steer_counters_fd;
 	int config_fd;
+	int side_stats_fd; /* per migration and side: bytes, latency, errors */
 	bool adopted; /* links were pinned: nothing was loaded or attached */
 	char bpffs[PATH_MAX];
 	char cgroup[PATH_MAX];

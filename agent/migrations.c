@@ -852,6 +852,40 @@ int sy_registry_counters(const struct sy_registry *r, const char *name, struct s
 	return e;
 }
 
+int sy_registry_side_stats(const struct sy_registry *r, const char *name, uint8_t side, struct sy_side_stats *out)
+{
+	const struct sy_migration_state *m = sy_registry_find(r, name);
+	int ncpu = libbpf_num_possible_cpus();
+	struct sy_side_stats *per;
+	__u32 idx;
+	int e = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!m)
+		return -ENOENT;
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	per = calloc((size_t)ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	idx = m->id * 2 + (side & 1);
+	if (bpf_map_lookup_elem(r->bpf->side_stats_fd, &idx, per) < 0) {
+		e = -errno;
+	} else {
+		for (int c = 0; c < ncpu; c++) {
+			out->bytes_out += per[c].bytes_out;
+			out->bytes_in += per[c].bytes_in;
+			out->exchanges += per[c].exchanges;
+			out->errors += per[c].errors;
+			out->sockets += per[c].sockets;
+			for (int b = 0; b < SY_LAT_BUCKETS; b++)
+				out->lat[b] += per[c].lat[b];
+		}
+	}
+	free(per);
+	return e;
+}
+
 void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoint *ep, bool healthy)
 {
 	for (size_t i = 0; i < r->n; i++) {

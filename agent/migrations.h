@@ -57,6 +57,9 @@ const struct sy_migration_state *sy_registry_find(const struct sy_registry *r, c
 /* Sums the per-CPU steering decision counters of a migration. */
 int sy_registry_counters(const struct sy_registry *r, const char *name, struct sy_steer_counters *out);
 
+/* Sums the per-CPU observe statistics of one side (enum sy_side) of a migration. */
+int sy_registry_side_stats(const struct sy_registry *r, const char *name, uint8_t side, struct sy_side_stats *out);
+
 /* Health of a target endpoint, from health.c; updates the kernel's healthy mask. */
 void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoint *ep, bool healthy);
 

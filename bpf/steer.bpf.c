@@ -55,12 +55,7 @@ struct {
 	__type(value, struct sy_config);
 } sy_config_map SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sy_sock_orig);
-} sy_sock_orig SEC(".maps");
+#include "lib/maps.h"
 
 static __always_inline void count(__u32 mig_id, enum sy_decision d)
 {
@@ -111,9 +106,10 @@ static __always_inline int pick_target(const struct sy_migration *m, __u64 clien
 }
 
 /* Decides the side for a connect to `dialled`. Returns the target index to rewrite
- * to, or -1 to leave the connection on legacy. */
+ * to, or -1 to leave the connection where it goes. *mig_out is set (non-zero) when the
+ * socket belongs to a migration at all, whichever role its endpoint has. */
 static __always_inline int decide(struct bpf_sock_addr *ctx, const struct sy_endpoint *dialled,
-				  __u32 *mig_out, int want_v4)
+				  __u32 *mig_out, __u8 *side_out, int want_v4)
 {
 	struct sy_route *r;
 	struct sy_migration *m;
@@ -126,7 +122,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct sy_end
 	if (ctx->type != SY_SOCK_STREAM)
 		return -1;
 	r = bpf_map_lookup_elem(&sy_routes, dialled);
-	if (!r || r->role != SY_ROLE_LEGACY)
+	if (!r)
 		return -1;
 	mig = r->mig_id;
 	m = bpf_map_lookup_elem(&sy_migrations, &mig);
@@ -135,6 +131,9 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct sy_end
 	if (is_agent())
 		return -1;
 	*mig_out = mig;
+	*side_out = r->role == SY_ROLE_TARGET ? SY_SIDE_TARGET : SY_SIDE_LEGACY;
+	if (r->role != SY_ROLE_LEGACY)
+		return -1; /* dialled the target directly: observed, never steered */
 
 	pk.cgroup_id = bpf_get_current_cgroup_id();
 	pk.mig_id = mig;
@@ -159,20 +158,31 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct sy_end
 	return t;
 }
 
-static __always_inline void remember(struct bpf_sock_addr *ctx, const struct sy_endpoint *dialled,
-				     const struct sy_endpoint *actual, __u32 mig)
+/* Marks a migration socket: the observe programs parse only sockets with storage, and
+ * getpeername reads the dialled address from it. */
+static __always_inline void mark(struct bpf_sock_addr *ctx, const struct sy_endpoint *dialled,
+				 const struct sy_endpoint *actual, __u32 mig, __u8 side, __u8 rewritten)
 {
-	struct sy_sock_orig *o;
+	struct sy_sock *o;
+	struct sy_side_stats *st;
+	__u32 idx = mig * 2 + (side & 1);
 
 	if (!ctx->sk)
 		return;
-	o = bpf_sk_storage_get(&sy_sock_orig, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	o = bpf_sk_storage_get(&sy_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!o)
-		return; /* out of memory: getpeername shows the target, the connection still works */
+		return; /* out of memory: not observed, getpeername shows the peer; the
+			 * connection itself is unaffected */
 	o->dialled = *dialled;
 	o->actual = *actual;
 	o->mig_id = mig;
-	o->side = SY_SIDE_TARGET;
+	o->side = side;
+	o->rewritten = rewritten;
+	o->seq_init = 0;
+	o->req_ns = 0;
+	st = bpf_map_lookup_elem(&sy_side_stats, &idx);
+	if (st)
+		st->sockets++;
 }
 
 SEC("cgroup/connect4")
@@ -181,19 +191,24 @@ int sy_connect4(struct bpf_sock_addr *ctx)
 	struct sy_endpoint dialled;
 	struct sy_migration *m;
 	__u32 mig = 0, ip4;
+	__u8 side = SY_SIDE_LEGACY;
 	int t;
 
 	sy_ep_from_v4(&dialled, ctx->user_ip4, (__u16)ctx->user_port);
-	t = decide(ctx, &dialled, &mig, 1);
-	if (t < 0 || t >= SY_MAX_ENDPOINTS)
+	t = decide(ctx, &dialled, &mig, &side, 1);
+	if (!mig)
 		return 1;
+	if (t < 0 || t >= SY_MAX_ENDPOINTS) {
+		mark(ctx, &dialled, &dialled, mig, side, 0);
+		return 1;
+	}
 	m = bpf_map_lookup_elem(&sy_migrations, &mig);
 	if (!m)
 		return 1;
 	__builtin_memcpy(&ip4, &m->targets[t].addr[12], 4);
 	ctx->user_ip4 = ip4;
 	ctx->user_port = m->targets[t].port;
-	remember(ctx, &dialled, &m->targets[t], mig);
+	mark(ctx, &dialled, &m->targets[t], mig, SY_SIDE_TARGET, 1);
 	return 1;
 }
 
@@ -203,6 +218,7 @@ int sy_connect6(struct bpf_sock_addr *ctx)
 	struct sy_endpoint dialled;
 	struct sy_migration *m;
 	__u32 ip6[4], mig = 0;
+	__u8 side = SY_SIDE_LEGACY;
 	int t;
 
 	ip6[0] = ctx->user_ip6[0];
@@ -210,9 +226,13 @@ int sy_connect6(struct bpf_sock_addr *ctx)
 	ip6[2] = ctx->user_ip6[2];
 	ip6[3] = ctx->user_ip6[3];
 	sy_ep_from_v6(&dialled, ip6, (__u16)ctx->user_port);
-	t = decide(ctx, &dialled, &mig, 0);
-	if (t < 0 || t >= SY_MAX_ENDPOINTS)
+	t = decide(ctx, &dialled, &mig, &side, 0);
+	if (!mig)
 		return 1;
+	if (t < 0 || t >= SY_MAX_ENDPOINTS) {
+		mark(ctx, &dialled, &dialled, mig, side, 0);
+		return 1;
+	}
 	m = bpf_map_lookup_elem(&sy_migrations, &mig);
 	if (!m)
 		return 1;
@@ -223,20 +243,20 @@ int sy_connect6(struct bpf_sock_addr *ctx)
 	ctx->user_ip6[2] = ip6[2];
 	ctx->user_ip6[3] = ip6[3];
 	ctx->user_port = m->targets[t].port;
-	remember(ctx, &dialled, &m->targets[t], mig);
+	mark(ctx, &dialled, &m->targets[t], mig, SY_SIDE_TARGET, 1);
 	return 1;
 }
 
 SEC("cgroup/getpeername4")
 int sy_getpeername4(struct bpf_sock_addr *ctx)
 {
-	struct sy_sock_orig *o;
+	struct sy_sock *o;
 	__u32 ip4;
 
 	if (!ctx->sk)
 		return 1;
-	o = bpf_sk_storage_get(&sy_sock_orig, ctx->sk, 0, 0);
-	if (!o)
+	o = bpf_sk_storage_get(&sy_socks, ctx->sk, 0, 0);
+	if (!o || !o->rewritten)
 		return 1;
 	__builtin_memcpy(&ip4, &o->dialled.addr[12], 4);
 	ctx->user_ip4 = ip4;
@@ -247,13 +267,13 @@ int sy_getpeername4(struct bpf_sock_addr *ctx)
 SEC("cgroup/getpeername6")
 int sy_getpeername6(struct bpf_sock_addr *ctx)
 {
-	struct sy_sock_orig *o;
+	struct sy_sock *o;
 	__u32 ip6[4];
 
 	if (!ctx->sk)
 		return 1;
-	o = bpf_sk_storage_get(&sy_sock_orig, ctx->sk, 0, 0);
-	if (!o)
+	o = bpf_sk_storage_get(&sy_socks, ctx->sk, 0, 0);
+	if (!o || !o->rewritten)
 		return 1;
 	__builtin_memcpy(ip6, o->dialled.addr, 16);
 	ctx->user_ip6[0] = ip6[0];

@@ -104,13 +104,34 @@ struct sy_config {
 	__u64 generation;  /* bumped by the agent on every configuration change */
 };
 
-/* sk storage of a rewritten socket: what getpeername must report. */
-struct sy_sock_orig {
+/* sk storage of every client socket of a migration (either side), created at
+ * connect(): its presence is what makes a socket observed, so every other socket on
+ * the host costs the observe programs one storage lookup. */
+struct sy_sock {
 	struct sy_endpoint dialled; /* the address the application connect()ed to */
-	struct sy_endpoint actual;  /* where it was sent */
+	struct sy_endpoint actual;  /* where it was sent (== dialled unless rewritten) */
 	__u32 mig_id;
-	__u8 side;   /* enum sy_side */
-	__u8 pad[3]; /* zero */
+	__u8 side;       /* enum sy_side */
+	__u8 rewritten;  /* getpeername must report `dialled` */
+	__u8 seq_init;   /* bit 0: snd_nxt valid, bit 1: rcv_nxt valid */
+	__u8 pad;        /* zero */
+	__u32 snd_nxt;   /* next new byte of the request stream (TCP sequence) */
+	__u32 rcv_nxt;   /* next new byte of the reply stream */
+	__u64 req_ns;    /* when the oldest unanswered request left, 0 when idle */
+};
+
+/* Per migration and side (index mig_id * 2 + side), per CPU: what the observe
+ * programs measured. Latency is request → first reply byte, log2 buckets of
+ * microseconds: bucket i counts samples in [2^i, 2^(i+1)) us (bucket 0 also < 1 us). */
+#define SY_LAT_BUCKETS 32
+
+struct sy_side_stats {
+	__u64 bytes_out;  /* new request bytes (retransmissions excluded) */
+	__u64 bytes_in;   /* new reply bytes */
+	__u64 exchanges;  /* request bursts answered (latency samples) */
+	__u64 errors;     /* answers whose first byte is a RESP error ('-') */
+	__u64 sockets;    /* migration sockets opened on this side */
+	__u64 lat[SY_LAT_BUCKETS];
 };
 
 #ifndef __BPF__
@@ -121,7 +142,8 @@ _Static_assert(sizeof(struct sy_pin_key) == 16, "sy_pin_key ABI");
 _Static_assert(sizeof(struct sy_pin) == 8, "sy_pin ABI");
 _Static_assert(sizeof(struct sy_steer_counters) == 8 * SY_DEC_MAX, "sy_steer_counters ABI");
 _Static_assert(sizeof(struct sy_config) == 16, "sy_config ABI");
-_Static_assert(sizeof(struct sy_sock_orig) == 48, "sy_sock_orig ABI");
+_Static_assert(sizeof(struct sy_sock) == 64, "sy_sock ABI");
+_Static_assert(sizeof(struct sy_side_stats) == 8 * (5 + SY_LAT_BUCKETS), "sy_side_stats ABI");
 #endif
 
 #endif

@@ -126,7 +126,69 @@ def loop(job):
     return {"ok": ok, "errors": errors, "ports": ports, "last_error": last_err}
 
 
+def script(job):
+    """Runs commands on one connection, each awaited unless job["pipeline"]: returns
+    per-command seconds, bytes written and read, and the replies' first bytes."""
+    import time
+    join(job.get("cgroup"))
+    fam, host, port = split_addr(job["addr"])
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect((host, port))
+    f = s.makefile("rb")
+    sent = got = 0
+    times, kinds = [], []
+
+    class Counting:
+        def __init__(self, f):
+            self.f = f
+
+        def readline(self):
+            nonlocal got
+            line = self.f.readline()
+            got += len(line)
+            return line
+
+        def read(self, n):
+            nonlocal got
+            data = self.f.read(n)
+            got += len(data)
+            return data
+
+    cf = Counting(f)
+    cmds = [resp(*c) for c in job["commands"]]
+    if job.get("pipeline"):
+        blob = b"".join(cmds)
+        t0 = time.monotonic()
+        s.sendall(blob)
+        sent += len(blob)
+        for _ in cmds:
+            try:
+                read_reply(cf)
+                kinds.append("+")
+            except RuntimeError:
+                kinds.append("-")
+        times.append(time.monotonic() - t0)
+    else:
+        for c in cmds:
+            t0 = time.monotonic()
+            s.sendall(c)
+            sent += len(c)
+            try:
+                read_reply(cf)
+                kinds.append("+")
+            except RuntimeError:
+                kinds.append("-")
+            times.append(time.monotonic() - t0)
+    f.close()
+    s.close()
+    return {"times": times, "sent": sent, "got": got, "kinds": kinds}
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--script":
+        print(json.dumps(script(json.loads(sys.argv[2]))), flush=True)
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--loop":
         print(json.dumps(loop(json.loads(sys.argv[2]))), flush=True)
         return

@@ -172,7 +172,7 @@ def bpftool_cgroup_progs(cgroup):
 
 
 EXPECTED_ATTACH = sorted(["cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet4_getpeername",
-                          "cgroup_inet6_getpeername"])
+                          "cgroup_inet6_getpeername", "cgroup_inet_egress", "cgroup_inet_ingress"])
 
 
 def test_kill9_is_fail_static_and_restart_adopts(redis_pair, daemon_factory, cgroup):

@@ -1,0 +1,21 @@
+/* maps.h — maps shared by the steering and observe objects. The loader pins every map
+ * by name, so the second object to load reuses the first one's map: one definition
+ * here, one map in the kernel. */
+#ifndef SY_BPF_MAPS_H
+#define SY_BPF_MAPS_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sy_sock);
+} sy_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SY_MAX_MIGRATIONS * 2);
+	__type(key, __u32);
+	__type(value, struct sy_side_stats);
+} sy_side_stats SEC(".maps");
+
+#endif
