@@ -319,15 +319,16 @@ int64_t sy_grpc_timeout_parse(const char *v, size_t n)
 
 void sy_grpc_timeout_format(uint64_t ms, char *out, size_t outlen)
 {
-	uint64_t s = ms / 1000 + (ms % 1000 != 0);
+	/* At most 8 digits: the smallest unit that fits, rounded up so a deadline is
+	 * never shortened (hours are capped at the largest value the spec allows). */
+	uint64_t s = ms / 1000 + (ms % 1000 != 0), h = s / 3600 + (s % 3600 != 0);
 
 	if (ms <= 99999999)
 		snprintf(out, outlen, "%llum", (unsigned long long)ms);
 	else if (s <= 99999999)
 		snprintf(out, outlen, "%lluS", (unsigned long long)s);
 	else
-		snprintf(out, outlen, "%lluH",
-			 (unsigned long long)(s / 3600 > 99999999 ? 99999999 : s / 3600 + 1));
+		snprintf(out, outlen, "%lluH", (unsigned long long)(h > 99999999 ? 99999999 : h));
 }
 
 int sy_grpc_content_type_ok(const char *v, size_t n)
