@@ -1132,8 +1132,9 @@ void sy_rpc_server_get_stats(const struct sy_rpc_server *srv, struct sy_rpc_serv
 
 /* For fuzzing: the bytes arrive as one client connection would send them, in pieces
  * (so partial frames and the replies in between are exercised), with the server's
- * output generated and thrown away; then the connection closes as if the peer hung
- * up. No socket, no loop iteration: deterministic and fast. */
+ * output generated and thrown away; then every armed deadline expires, and the
+ * connection closes as if the peer hung up. No socket, no loop iteration:
+ * deterministic and fast. */
 int sy_rpc_server_feed_raw(struct sy_rpc_server *srv, const uint8_t *data, size_t len)
 {
 	struct conn *c = conn_new(srv, -1);
@@ -1148,6 +1149,15 @@ int sy_rpc_server_feed_raw(struct sy_rpc_server *srv, const uint8_t *data, size_
 		conn_flush(c);
 		off += n;
 	}
+	c->hold++;
+	for (struct sy_rpc_call *call = c->calls; call; call = call->next) {
+		if (call->timer) {
+			sy_loop_cancel_timer(srv->loop, call->timer);
+			on_deadline(srv->loop, call);
+		}
+	}
+	c->hold--;
+	conn_flush(c);
 	conn_close(c);
 	return 0;
 }
