@@ -11,10 +11,13 @@ struct sy_control_ctx {
 	struct sy_registry *reg;
 	struct sy_health *health;
 	const struct sy_daemon_info *info;
+	struct sy_loop *loop;
 };
 
 /* switchyard.v1.Control (control_svc.c). */
 int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
+/* switchyard.v1.Telemetry (telemetry_svc.c). */
+int sy_telemetry_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
 /* grpc.health.v1.Health (health_svc.c): "" and "switchyard.v1.Control" are SERVING
  * while the daemon runs; NOT_SERVING once it begins shutting down. */
 int sy_health_svc_register(struct sy_rpc_server *srv);

@@ -352,8 +352,9 @@ static int start_rpc(struct daemon *d)
 	d->rpc = sy_rpc_server_new(d->loop, NULL);
 	if (!d->rpc)
 		return -ENOMEM;
-	d->ctl = (struct sy_control_ctx){.reg = d->reg, .health = d->health, .info = &d->info};
-	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)))
+	d->ctl = (struct sy_control_ctx){.reg = d->reg, .health = d->health, .info = &d->info, .loop = d->loop};
+	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)) ||
+	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)))
 		return e;
 	for (int i = 0; i < d->o.n_listen; i++) {
 		e = sy_rpc_server_listen(d->rpc, d->o.listen[i]);

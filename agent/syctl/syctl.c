@@ -18,6 +18,10 @@
 #include "spec.h"
 #include "spec_pb.h"
 #include "switchyard/v1/control.pb-c.h"
+#include "switchyard/v1/telemetry.pb-c.h"
+#include "loop.h"
+#include <signal.h>
+#include <unistd.h>
 
 #define EX_OK 0
 #define EX_REFUSED 1
@@ -387,6 +391,150 @@ static int cmd_health(int argc, char **argv)
 	return rc;
 }
 
+
+/* ---- watch ----------------------------------------------------------------------- */
+
+struct watch_ctx {
+	struct sy_loop *loop;
+	struct sy_rpc_client_call *call;
+	long count, seen;
+	int tty;
+	int rc;
+	int stopping;
+};
+
+static void fmt_us(uint64_t us, char *buf, size_t n)
+{
+	if (!us)
+		snprintf(buf, n, "-");
+	else if (us < 1000)
+		snprintf(buf, n, "%lluus", (unsigned long long)us);
+	else if (us < 1000000)
+		snprintf(buf, n, "%.1fms", (double)us / 1000);
+	else
+		snprintf(buf, n, "%.2fs", (double)us / 1e6);
+}
+
+static void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
+{
+	time_t t = (time_t)(s->unix_ms / 1000);
+	char when[32];
+
+	strftime(when, sizeof(when), "%H:%M:%S", localtime(&t));
+	if (tty)
+		fputs("\033[H\033[2J", stdout);
+	printf("switchyard watch — %s, every %.1fs (Ctrl-C to stop)\n", when, s->interval_s);
+	for (size_t i = 0; i < s->n_migrations; i++) {
+		const Switchyard__V1__MigrationSnapshot *m = s->migrations[i];
+
+		printf("\n%s  ratio %u.%02u%%  targets healthy %u/%u  fallback %llu\n", m->name, m->ratio_bp / 100,
+		       m->ratio_bp % 100, m->healthy_targets, m->targets, (unsigned long long)m->fallback);
+		printf("  %-7s %10s %10s %10s %9s %9s %9s %8s %8s %9s\n", "SIDE", "REQ/S", "OUT B/S", "IN B/S", "P50",
+		       "P95", "P99", "ERR/S", "ERR%", "CONNECTS");
+		for (size_t j = 0; j < m->n_sides; j++) {
+			const Switchyard__V1__SideSnapshot *d = m->sides[j];
+			char p50[16], p95[16], p99[16];
+
+			fmt_us(d->p50_us, p50, sizeof(p50));
+			fmt_us(d->p95_us, p95, sizeof(p95));
+			fmt_us(d->p99_us, p99, sizeof(p99));
+			printf("  %-7s %10.1f %10.0f %10.0f %9s %9s %9s %8.1f %7.2f%% %9llu\n", d->side, d->exchanges_per_s,
+			       d->bytes_out_per_s, d->bytes_in_per_s, p50, p95, p99, d->errors_per_s, 100 * d->error_ratio,
+			       (unsigned long long)d->decisions);
+		}
+	}
+	fflush(stdout);
+}
+
+static void on_snapshot(const ProtobufCMessage *msg, const struct sy_rpc_status *st, void *arg)
+{
+	struct watch_ctx *w = arg;
+
+	if (msg) {
+		if (json)
+			print_json(msg);
+		else
+			print_snapshot((const void *)msg, w->tty);
+		fflush(stdout);
+		if (w->count && ++w->seen >= w->count && !w->stopping) {
+			w->stopping = 1;
+			w->rc = EX_OK;
+			sy_loop_stop(w->loop);
+		}
+		return;
+	}
+	w->call = NULL;
+	if (!w->stopping) {
+		if (st->code == SY_GRPC_OK || st->code == SY_GRPC_CANCELLED) {
+			w->rc = EX_OK;
+		} else if (st->code == SY_GRPC_UNAVAILABLE) {
+			fprintf(stderr, "syctl: cannot reach switchyardd at %s: %s\n", server, st->message);
+			w->rc = EX_UNREACHABLE;
+		} else {
+			fprintf(stderr, "syctl: %s\n", st->message);
+			w->rc = EX_REFUSED;
+		}
+	}
+	sy_loop_stop(w->loop);
+}
+
+static void on_interrupt(struct sy_loop *l, int signo, void *arg)
+{
+	struct watch_ctx *w = arg;
+
+	(void)signo;
+	w->stopping = 1;
+	w->rc = EX_OK;
+	sy_loop_stop(l);
+}
+
+static int cmd_watch(int argc, char **argv)
+{
+	Switchyard__V1__WatchRequest req = SWITCHYARD__V1__WATCH_REQUEST__INIT;
+	struct watch_ctx w = {.rc = EX_UNREACHABLE, .tty = isatty(STDOUT_FILENO)};
+	struct sy_rpc_client *c;
+	uint64_t ms;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc) {
+			if (parse_duration(argv[++i], &ms) || ms < 10 || ms > 3600000)
+				return usage_err("watch", "--interval: \"%s\" is not a duration from 10ms to 1h", argv[i]);
+			req.interval_ms = (uint32_t)ms;
+		} else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+			char *end;
+
+			w.count = strtol(argv[++i], &end, 10);
+			if (*end || w.count <= 0)
+				return usage_err("watch", "--count: \"%s\" is not a positive number", argv[i]);
+		} else if (argv[i][0] != '-' && !*req.migration) {
+			req.migration = argv[i];
+		} else {
+			return usage_err("watch", "unexpected argument \"%s\"", argv[i]);
+		}
+	}
+	w.loop = sy_loop_new();
+	if (!w.loop)
+		return EX_REFUSED;
+	c = sy_rpc_client_new(w.loop, server, 0);
+	if (!c || sy_rpc_client_start(c, "/switchyard.v1.Telemetry/Watch", &req.base,
+				      &switchyard__v1__snapshot__descriptor, 0, on_snapshot, &w, &w.call)) {
+		fprintf(stderr, "syctl: watch: cannot start the call\n");
+		sy_rpc_client_free(c);
+		sy_loop_free(w.loop);
+		return EX_UNREACHABLE;
+	}
+	sy_loop_add_signal(w.loop, SIGINT, on_interrupt, &w);
+	sy_loop_add_signal(w.loop, SIGTERM, on_interrupt, &w);
+	sy_loop_run(w.loop);
+	if (w.call) {
+		w.stopping = 1;
+		sy_rpc_client_cancel(w.call);
+	}
+	sy_rpc_client_free(c);
+	sy_loop_free(w.loop);
+	return w.rc;
+}
+
 static const struct cmd cmds[] = {
 	{"status", "", "daemon version, attachment, health of every endpoint", cmd_status},
 	{"apply", "-f FILE", "create or update the migrations of a spec file", cmd_apply},
@@ -397,6 +545,8 @@ static const struct cmd cmds[] = {
 	{"cutover", "NAME RATIO", "set the share of clients on target: 25%, 12.5%, 2500bp", cmd_cutover},
 	{"pin", "NAME --cgroup PATH --side target|legacy", "force one client (cgroup) to a side", cmd_pin},
 	{"unpin", "NAME --cgroup PATH", "remove a pin", cmd_unpin},
+	{"watch", "[NAME] [--interval 1s] [--count N]", "live per-side telemetry (-o json: one line per snapshot)",
+	 cmd_watch},
 	{"health", "[SERVICE]", "grpc.health.v1 check of the daemon (exit 0 when SERVING)", cmd_health},
 };
 

@@ -88,3 +88,76 @@ def test_other_ports_and_outside_processes_are_not_observed(setup, tmp_path):
         assert s["target"].bytes_out == 0
     finally:
         other.stop()
+
+
+def test_watch_from_grpcio_interval_and_counts(setup):
+    """Snapshots arrive at the asked interval, and the counts they carry add up to
+    exactly what the workload did."""
+    import threading
+    import time
+    d, legacy, target, a, b = setup
+    t = pb("switchyard.v1.telemetry")
+    snaps = []
+    with channel("unix:" + d.sock) as ch:
+        fn = ch.unary_stream("/switchyard.v1.Telemetry/Watch", request_serializer=lambda m: m.SerializeToString(),
+                             response_deserializer=t.Snapshot.FromString)
+        it = fn(t.WatchRequest(interval_ms=200, migration="obs"), timeout=30)
+
+        def collect():
+            for s in it:
+                snaps.append((time.monotonic(), s))
+                if len(snaps) >= 12:
+                    break
+
+        th = threading.Thread(target=collect)
+        th.start()
+        time.sleep(0.3)
+        script({"cgroup": a, "addr": legacy.addr, "commands": [["PING"]] * 40})
+        script({"cgroup": b, "addr": legacy.addr, "commands": [["GET", "x"]] * 15})
+        th.join(timeout=20)
+        it.cancel()
+    assert len(snaps) >= 12
+    gaps = [snaps[i + 1][0] - snaps[i][0] for i in range(len(snaps) - 1)]
+    assert 0.15 <= sorted(gaps)[len(gaps) // 2] <= 0.25, gaps
+    assert [s.seq for _, s in snaps] == list(range(1, len(snaps) + 1))
+
+    def total(side, field):
+        return round(sum(getattr([x for x in s.migrations[0].sides if x.side == side][0], field) * s.interval_s
+                         for _, s in snaps))
+
+    assert all(s.migrations[0].name == "obs" for _, s in snaps)
+    assert total("legacy", "exchanges_per_s") == 40
+    assert total("target", "exchanges_per_s") == 15
+    assert sum([x for x in s.migrations[0].sides if x.side == "target"][0].decisions for _, s in snaps) == 1
+
+
+def test_watch_rejects_bad_requests(setup):
+    import grpc
+    d, legacy, target, a, b = setup
+    t = pb("switchyard.v1.telemetry")
+    with channel("unix:" + d.sock) as ch:
+        fn = ch.unary_stream("/switchyard.v1.Telemetry/Watch", request_serializer=lambda m: m.SerializeToString(),
+                             response_deserializer=t.Snapshot.FromString)
+        with pytest.raises(grpc.RpcError) as e:
+            next(fn(t.WatchRequest(interval_ms=5), timeout=5))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as e:
+            next(fn(t.WatchRequest(migration="nope"), timeout=5))
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_syctl_watch_json_lines(setup):
+    from sy import OUT
+    d, legacy, target, a, b = setup
+    r = subprocess.run([os.path.join(OUT, "syctl"), "--server", "unix://" + d.sock, "watch", "obs", "--interval",
+                        "100ms", "--count", "3", "-o", "json"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(l) for l in r.stdout.splitlines()]
+    assert [int(l["seq"]) for l in lines] == [1, 2, 3]
+    assert lines[0]["migrations"][0]["name"] == "obs"
+    r = subprocess.run([os.path.join(OUT, "syctl"), "--server", "unix://" + d.sock, "watch", "--count", "1"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "REQ/S" in r.stdout and "legacy" in r.stdout and "target" in r.stdout
+    r = subprocess.run([os.path.join(OUT, "syctl"), "--server", "unix://" + d.sock, "watch", "nope", "--count", "1"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "not found" in r.stderr
