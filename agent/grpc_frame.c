@@ -333,12 +333,15 @@ void sy_grpc_timeout_format(uint64_t ms, char *out, size_t outlen)
 
 int sy_grpc_content_type_ok(const char *v, size_t n)
 {
-	static const char ct[] = "application/grpc";
-	size_t k = sizeof(ct) - 1;
+	static const char ct[] = "application/grpc", proto[] = "+proto";
+	size_t k = sizeof(ct) - 1, p = sizeof(proto) - 1;
 
 	if (n < k || strncasecmp(v, ct, k) != 0)
 		return 0;
-	return n == k || v[k] == '+' || v[k] == ';';
+	/* Only the protobuf codec is spoken here: "+json" and friends get the 415 too. */
+	if (n >= k + p && strncasecmp(v + k, proto, p) == 0)
+		k += p;
+	return n == k || v[k] == ';';
 }
 
 int sy_grpc_list_has(const char *list, size_t n, const char *enc)

@@ -64,7 +64,8 @@ int64_t sy_grpc_timeout_parse(const char *v, size_t n);
 /* Formats ms as a grpc-timeout value ("1500m"; whole seconds rounded up past 8 digits). */
 void sy_grpc_timeout_format(uint64_t ms, char *out, size_t outlen);
 
-/* content-type is "application/grpc", optionally followed by "+subtype" or ";params". */
+/* content-type is "application/grpc" or "application/grpc+proto", optionally with
+ * ";params". */
 int sy_grpc_content_type_ok(const char *v, size_t n);
 /* True when the comma-separated token list (grpc-accept-encoding) names enc. */
 int sy_grpc_list_has(const char *list, size_t n, const char *enc);

@@ -244,6 +244,9 @@ static void header_judgements(void **state)
 	assert_true(sy_grpc_content_type_ok("application/grpc", 16));
 	assert_true(sy_grpc_content_type_ok("application/grpc+proto", 22));
 	assert_true(sy_grpc_content_type_ok("application/grpc; charset=utf-8", 31));
+	assert_true(sy_grpc_content_type_ok("application/grpc+proto;x=y", 26));
+	assert_false(sy_grpc_content_type_ok("application/grpc+json", 21)); /* not our codec */
+	assert_false(sy_grpc_content_type_ok("application/grpc+protox", 23));
 	assert_false(sy_grpc_content_type_ok("application/grpcx", 17));
 	assert_false(sy_grpc_content_type_ok("application/json", 16));
 	assert_false(sy_grpc_content_type_ok("application/grp", 15));
