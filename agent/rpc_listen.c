@@ -100,9 +100,9 @@ int sy_rpc_addr_parse(const char *spec, struct sy_rpc_addr *a)
 	return 0;
 }
 
-/* mkdir -p of the socket's folder; folders we create get 0755 whatever the umask, so
- * clients (root, but maybe another uid for a TCP-less test setup) can reach the
- * socket, whose own mode is what keeps others out. */
+/* mkdir -p of the socket's folder. Folders we create get 0755 whatever the umask: the
+ * socket's own mode (0600) is what keeps other users out, and a folder that hides it
+ * would only make that harder to see and to test. */
 static int make_parents(const char *path)
 {
 	char d[sizeof(((struct sockaddr_un *)0)->sun_path)];
