@@ -48,6 +48,9 @@ struct mig_pb {
 	Switchyard__V1__SideStats side[2];
 	Switchyard__V1__SideStats *sidep[2];
 	uint64_t lat[2][SY_LAT_BUCKETS];
+	Switchyard__V1__RuleStats rules[SY_MAX_RULES * 2];
+	Switchyard__V1__RuleStats *rulep[SY_MAX_RULES * 2];
+	Switchyard__V1__AgentEvents events;
 };
 
 /* `st` is the caller's storage: the reply points into it. */
@@ -109,6 +112,12 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 			ss->bytes_in = st.bytes_in;
 			ss->exchanges = st.exchanges;
 			ss->errors = st.errors;
+			ss->unparsed = st.unparsed;
+			ss->outside = st.outside;
+			ss->captured = st.captured;
+			ss->truncated = st.truncated;
+			ss->sampled = st.sampled;
+			ss->events_lost = st.ev_lost;
 			memcpy(o->lat[side], st.lat, sizeof(st.lat));
 			ss->p50_us = sy_log2_quantile(o->lat[side], SY_LAT_BUCKETS, 0.50);
 			ss->p95_us = sy_log2_quantile(o->lat[side], SY_LAT_BUCKETS, 0.95);
@@ -120,6 +129,44 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 	}
 	o->m.sides = o->sidep;
 	o->m.n_sides = 2;
+	for (uint32_t rule = 0; rule <= ms->spec.n_prefixes; rule++) {
+		for (int side = 0; side < 2; side++) {
+			Switchyard__V1__RuleStats *rs = &o->rules[o->m.n_rules];
+			struct sy_rule_stats st;
+
+			switchyard__v1__rule_stats__init(rs);
+			rs->rule = rule;
+			rs->prefix = rule ? (char *)ms->spec.prefixes[rule - 1] : "";
+			rs->side = side == SY_SIDE_TARGET ? "target" : "legacy";
+			if (sy_registry_rule_stats(ctx->reg, ms->spec.name, rule, (uint8_t)side, &st) == 0) {
+				rs->reads = st.cmds[SY_CLASS_READ];
+				rs->writes = st.cmds[SY_CLASS_WRITE];
+				rs->others = st.cmds[SY_CLASS_OTHER];
+				rs->read_bytes = st.bytes[SY_CLASS_READ];
+				rs->write_bytes = st.bytes[SY_CLASS_WRITE];
+				rs->other_bytes = st.bytes[SY_CLASS_OTHER];
+				o->side[side].reads += rs->reads;
+				o->side[side].writes += rs->writes;
+				o->side[side].others += rs->others;
+			}
+			o->rulep[o->m.n_rules++] = rs;
+		}
+	}
+	o->m.rules = o->rulep;
+	switchyard__v1__agent_events__init(&o->events);
+	if (ctx->capture) {
+		struct sy_capture_stats cs;
+
+		sy_capture_drain(ctx->capture); /* what the kernel has sent so far, counted */
+		sy_capture_stats(ctx->capture, ms->id, &cs);
+		o->events.writes = cs.writes;
+		o->events.truncated = cs.truncated;
+		o->events.aborted = cs.aborted;
+		o->events.read_keys = cs.read_keys;
+		o->events.bytes = cs.bytes;
+		o->events.dropped = cs.dropped;
+	}
+	o->m.events = &o->events;
 	return 0;
 }
 
@@ -181,7 +228,6 @@ static void apply(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 		fail(call, e, &err);
 		return;
 	}
-	sy_info("control", "applied migration %s (ratio %u bp)", m.name, m.ratio_bp);
 	reply_migration(call, ctx, m.name);
 	sy_migration_spec_free(&m);
 }
@@ -239,7 +285,6 @@ static void del(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg
 		fail(call, e, &err);
 		return;
 	}
-	sy_info("control", "deleted migration %s%s", r->name, r->force ? " (forced)" : "");
 	sy_rpc_reply(call, &resp.base);
 }
 
@@ -256,7 +301,6 @@ static void set_ratio(struct sy_rpc_call *call, const ProtobufCMessage *req, voi
 		fail(call, e, &err);
 		return;
 	}
-	sy_info("control", "migration %s: ratio %u.%02u%%", r->name, r->ratio_bp / 100, r->ratio_bp % 100);
 	reply_migration(call, ctx, r->name);
 }
 

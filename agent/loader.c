@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "commands.h"
 #include "fsutil.h"
 #include "log.h"
 #include "observe.skel.h"
@@ -123,6 +124,8 @@ static int open_maps(struct sy_bpf *b)
 		{"sy_pins", &b->pins_fd},	  {"sy_steer_counters", &b->steer_counters_fd},
 		{"sy_config_map", &b->config_fd},
 		{"sy_side_stats", &b->side_stats_fd},
+		{"sy_cmds", &b->cmds_fd},	  {"sy_prefixes", &b->prefixes_fd},
+		{"sy_rule_stats", &b->rule_stats_fd}, {"sy_events", &b->events_fd},
 	};
 
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
@@ -181,6 +184,28 @@ static int config_update(struct sy_bpf *b, int check_abi)
 	cfg.generation++;
 	if (bpf_map_update_elem(b->config_fd, &zero, &cfg, BPF_ANY) < 0)
 		return -errno;
+	return 0;
+}
+
+/* Loads the command table into the kernel's map, on every start: an upgraded agent
+ * brings its table to adopted programs too. Entries are only added or replaced. */
+static int fill_commands(struct sy_bpf *b)
+{
+	for (size_t i = 0; i < sy_command_count(); i++) {
+		const struct sy_command *c = sy_command_at(i);
+		struct sy_cmd_key k;
+		struct sy_cmd_info v;
+
+		memset(&k, 0, sizeof(k));
+		memcpy(k.name, c->name, strnlen(c->name, sizeof(k.name)));
+		sy_command_kernel_info(c, &v);
+		if (bpf_map_update_elem(b->cmds_fd, &k, &v, BPF_ANY) < 0) {
+			int err = -errno;
+
+			sy_error("loader", "fill command table (%s): %s", c->name, strerror(-err));
+			return err;
+		}
+	}
 	return 0;
 }
 
@@ -287,7 +312,8 @@ int sy_bpf_open(const char *bpffs, const char *cgroup, struct sy_bpf **out)
 
 	if (!b)
 		return -ENOMEM;
-	b->routes_fd = b->migrations_fd = b->pins_fd = b->steer_counters_fd = b->config_fd = b->side_stats_fd = -1;
+	b->routes_fd = b->migrations_fd = b->pins_fd = b->steer_counters_fd = b->config_fd = b->side_stats_fd =
+		b->cmds_fd = b->prefixes_fd = b->rule_stats_fd = b->events_fd = -1;
 	if (snprintf(b->bpffs, sizeof(b->bpffs), "%s", bpffs) >= (int)sizeof(b->bpffs) ||
 	    snprintf(b->cgroup, sizeof(b->cgroup), "%s", cgroup) >= (int)sizeof(b->cgroup)) {
 		free(b);
@@ -331,6 +357,9 @@ int sy_bpf_open(const char *bpffs, const char *cgroup, struct sy_bpf **out)
 	err = open_maps(b);
 	if (err)
 		goto fail;
+	err = fill_commands(b);
+	if (err)
+		goto fail;
 	err = config_update(b, b->adopted);
 	if (err) {
 		if (err != -EPROTO)
@@ -348,8 +377,9 @@ fail:
 
 void sy_bpf_close(struct sy_bpf *b)
 {
-	int *fds[] = {&b->routes_fd,         &b->migrations_fd, &b->pins_fd,
-		      &b->steer_counters_fd, &b->config_fd,     &b->side_stats_fd};
+	int *fds[] = {&b->routes_fd,	 &b->migrations_fd, &b->pins_fd,	 &b->steer_counters_fd,
+		      &b->config_fd,	 &b->side_stats_fd, &b->cmds_fd,	 &b->prefixes_fd,
+		      &b->rule_stats_fd, &b->events_fd};
 
 	if (!b)
 		return;

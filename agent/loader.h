@@ -19,6 +19,10 @@ struct sy_bpf {
 	int steer_counters_fd;
 	int config_fd;
 	int side_stats_fd; /* per migration and side: bytes, latency, errors */
+	int cmds_fd;	   /* the command table, for the kernel parser */
+	int prefixes_fd;   /* key-prefix rules (LPM trie) */
+	int rule_stats_fd; /* per migration, rule and side: commands and bytes by class */
+	int events_fd;	   /* ring buffer: captured writes, sampled read keys */
 	bool adopted; /* links were pinned: nothing was loaded or attached */
 	char bpffs[PATH_MAX];
 	char cgroup[PATH_MAX];

@@ -28,6 +28,25 @@ static void set_err(struct sy_spec_err *err, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* ---- mirror ---------------------------------------------------------------------- */
+
+static const char *const mirror_names[] = {"off", "forward", "reverse", "both"};
+
+int sy_mirror_parse(const char *s, uint8_t *out)
+{
+	for (uint8_t i = 0; i < 4; i++)
+		if (s && strcmp(s, mirror_names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *sy_mirror_name(uint8_t m)
+{
+	return m < 4 ? mirror_names[m] : NULL;
+}
+
 /* ---- ratio ----------------------------------------------------------------------- */
 
 int sy_ratio_parse(const char *s, uint32_t *bp)
@@ -137,6 +156,11 @@ static int name_ok(const char *n)
 	return 1;
 }
 
+int sy_spec_name_ok(const char *s)
+{
+	return name_ok(s);
+}
+
 /* Checks one migration alone. On error, *line is the most precise source line known
  * and err->msg starts with the field path ("legacy[1]: …"). */
 static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err, int *line)
@@ -185,6 +209,36 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 	}
 	if (m->ratio_bp > SY_RATIO_MAX) {
 		set_err(err, "ratio_bp: %u is out of range 0..%u", m->ratio_bp, SY_RATIO_MAX);
+		return -EINVAL;
+	}
+	if (m->n_prefixes > SY_SPEC_MAX_PREFIXES) {
+		set_err(err, "prefixes: at most %d", SY_SPEC_MAX_PREFIXES);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->n_prefixes; i++) {
+		size_t len = strnlen(m->prefixes[i], sizeof(m->prefixes[i]));
+
+		if (len == 0 || len > SY_PREFIX_MAX) {
+			set_err(err, "prefixes[%u]: must be 1 to %d bytes", i, SY_PREFIX_MAX);
+			return -EINVAL;
+		}
+		for (uint32_t j = 0; j < i; j++)
+			if (strcmp(m->prefixes[i], m->prefixes[j]) == 0) {
+				set_err(err, "prefixes[%u]: \"%s\" is listed twice", i, m->prefixes[i]);
+				return -EINVAL;
+			}
+	}
+	if (m->sample_reads > SY_SAMPLE_MAX) {
+		set_err(err, "sample_reads: %u is out of range 0..%u", m->sample_reads, SY_SAMPLE_MAX);
+		return -EINVAL;
+	}
+	if (m->mirror > SY_MIRROR_BOTH) {
+		set_err(err, "mirror: must be off, forward, reverse or both");
+		return -EINVAL;
+	}
+	if (m->capture_bytes && (m->capture_bytes < SY_CAPTURE_MIN || m->capture_bytes > SY_CAPTURE_MAX)) {
+		set_err(err, "capture_bytes: %u is out of range %u..%u", m->capture_bytes, SY_CAPTURE_MIN,
+			SY_CAPTURE_MAX);
 		return -EINVAL;
 	}
 	if (m->n_pins > SY_SPEC_MAX_PINS) {
@@ -454,11 +508,52 @@ static int pins(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
 	return 0;
 }
 
+static int prefixes(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
+{
+	yaml_node_item_t *it;
+
+	if (n->type != YAML_SEQUENCE_NODE)
+		return yfail(c, n, "prefixes: must be a list of key prefixes (\"user:\"), not %s", kind(n));
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		yaml_node_t *p = yaml_document_get_node(&c->doc, *it);
+		const char *s = scalar(p);
+		size_t i = m->n_prefixes;
+
+		if (i >= SY_SPEC_MAX_PREFIXES)
+			return yfail(c, p, "prefixes: at most %d", SY_SPEC_MAX_PREFIXES);
+		if (!s || !s[0] || strlen(s) > SY_PREFIX_MAX)
+			return yfail(c, p, "prefixes[%zu]: must be a string of 1 to %d bytes", i, SY_PREFIX_MAX);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(m->prefixes[j], s) == 0)
+				return yfail(c, p, "prefixes[%zu]: \"%s\" is listed twice", i, s);
+		strcpy(m->prefixes[i], s);
+		m->n_prefixes++;
+	}
+	return 0;
+}
+
+static int uint_field(struct yctx *c, yaml_node_t *n, const char *field, uint32_t min, uint32_t max,
+		      uint32_t *out)
+{
+	const char *s = scalar(n);
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = s && s[0] >= '0' && s[0] <= '9' ? strtoul(s, &end, 10) : 0;
+	if (!s || s[0] < '0' || s[0] > '9' || *end || errno || v < min || v > max)
+		return yfail(c, n, "%s: \"%s\" must be a whole number in %u..%u", field, s ? s : kind(n), min, max);
+	*out = (uint32_t)v;
+	return 0;
+}
+
 static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migration_spec *m)
 {
-	static const char *const fields[] = {"name", "legacy", "target", "client", "ratio", "pins", NULL};
-	enum { F_NAME, F_LEGACY, F_TARGET, F_CLIENT, F_RATIO, F_PINS };
-	yaml_node_t *f[6];
+	static const char *const fields[] = {"name",	 "legacy",	 "target", "client",	    "ratio",
+					     "pins",	 "prefixes",	 "sample_reads", "mirror", "capture_bytes",
+					     NULL};
+	enum { F_NAME, F_LEGACY, F_TARGET, F_CLIENT, F_RATIO, F_PINS, F_PREFIXES, F_SAMPLE, F_MIRROR, F_CAPTURE };
+	yaml_node_t *f[10];
 	char what[32];
 	const char *s;
 	int e;
@@ -509,6 +604,19 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 	}
 	if (f[F_PINS] && (e = pins(c, f[F_PINS], m)))
 		return e;
+	if (f[F_PREFIXES] && (e = prefixes(c, f[F_PREFIXES], m)))
+		return e;
+	if (f[F_SAMPLE] && (e = uint_field(c, f[F_SAMPLE], "sample_reads", 0, SY_SAMPLE_MAX, &m->sample_reads)))
+		return e;
+	if (f[F_CAPTURE] &&
+	    (e = uint_field(c, f[F_CAPTURE], "capture_bytes", SY_CAPTURE_MIN, SY_CAPTURE_MAX, &m->capture_bytes)))
+		return e;
+	if (f[F_MIRROR]) {
+		s = scalar(f[F_MIRROR]);
+		if (sy_mirror_parse(s, &m->mirror))
+			return yfail(c, f[F_MIRROR], "mirror: \"%s\" is not off, forward, reverse or both",
+				     s ? s : kind(f[F_MIRROR]));
+	}
 	return 0;
 }
 

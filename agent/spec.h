@@ -10,6 +10,10 @@
  *       client: cgroup          # or: connection
  *       ratio: 0%               # also "2500bp", "12.5%"
  *       pins: [{cgroup: /sys/fs/cgroup/unified/app-a, side: target}]
+ *       prefixes: ["user:", "cart:"]  # key-prefix rules; none = the whole endpoint
+ *       sample_reads: 100       # 1 in N read commands has its key sampled; 0 = off
+ *       mirror: off             # forward | reverse | both: whose writes are captured
+ *       capture_bytes: 65536    # bytes of one write command captured, 64..1 MiB
  */
 #ifndef SY_SPEC_H
 #define SY_SPEC_H
@@ -21,6 +25,20 @@
 #include "switchyard/abi.h"
 
 #define SY_NAME_MAX 64 /* migration names: [a-z0-9][a-z0-9._-]{0,62} */
+#define SY_SPEC_MAX_PREFIXES (SY_MAX_RULES - 1)
+#define SY_SAMPLE_MAX 1000000
+#define SY_CAPTURE_DEFAULT 65536
+#define SY_CAPTURE_MIN 64
+#define SY_CAPTURE_MAX (1u << 20)
+
+/* Which writes are mirrored: bits are SY_CAPTURE_LEGACY (forward: writes made on
+ * legacy go to target) and SY_CAPTURE_TARGET (reverse). */
+enum sy_mirror {
+	SY_MIRROR_OFF = 0,
+	SY_MIRROR_FORWARD = SY_CAPTURE_LEGACY,
+	SY_MIRROR_REVERSE = SY_CAPTURE_TARGET,
+	SY_MIRROR_BOTH = SY_CAPTURE_LEGACY | SY_CAPTURE_TARGET,
+};
 
 struct sy_pin_spec {
 	char cgroup[PATH_MAX]; /* absolute path under the cgroup2 mount */
@@ -38,6 +56,11 @@ struct sy_migration_spec {
 	uint32_t ratio_bp;   /* 0..SY_RATIO_MAX */
 	struct sy_pin_spec *pins;
 	size_t n_pins;
+	char prefixes[SY_SPEC_MAX_PREFIXES][SY_PREFIX_MAX + 1]; /* rule i + 1 */
+	uint32_t n_prefixes;
+	uint32_t sample_reads;	/* 0..SY_SAMPLE_MAX */
+	uint8_t mirror;		/* enum sy_mirror */
+	uint32_t capture_bytes; /* 0 = SY_CAPTURE_DEFAULT */
 	int line; /* line of the "- name:" item in the file, 0 when from the API */
 };
 
@@ -69,6 +92,13 @@ int sy_migration_spec_validate(const struct sy_migration_spec *m, struct sy_spec
 /* One migration against others (an update excludes its own old version). */
 int sy_spec_validate_against(const struct sy_migration_spec *m, const struct sy_migration_spec *others,
 			     size_t n_others, struct sy_spec_err *err);
+
+/* "off", "forward", "reverse", "both" ↔ enum sy_mirror; -EINVAL / NULL otherwise. */
+int sy_mirror_parse(const char *s, uint8_t *out);
+const char *sy_mirror_name(uint8_t m);
+
+/* Whether s is a valid migration name (see SY_NAME_MAX). */
+int sy_spec_name_ok(const char *s);
 
 /* Ratio strings: "25%", "12.5%", "2500bp", "0". Returns 0 and *bp, or -EINVAL. */
 int sy_ratio_parse(const char *s, uint32_t *bp);

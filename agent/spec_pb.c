@@ -52,6 +52,27 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	}
 	out->client_mode = (uint8_t)pb->client;
 	out->ratio_bp = pb->ratio_bp;
+	if (pb->n_prefixes > SY_SPEC_MAX_PREFIXES) {
+		snprintf(err->msg, sizeof(err->msg), "prefixes: at most %d, got %zu", SY_SPEC_MAX_PREFIXES,
+			 pb->n_prefixes);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < pb->n_prefixes; i++) {
+		if (!pb->prefixes[i] || !pb->prefixes[i][0] || strlen(pb->prefixes[i]) > SY_PREFIX_MAX) {
+			snprintf(err->msg, sizeof(err->msg), "prefixes[%zu]: must be 1 to %d bytes", i, SY_PREFIX_MAX);
+			return -EINVAL;
+		}
+		strcpy(out->prefixes[i], pb->prefixes[i]);
+	}
+	out->n_prefixes = (uint32_t)pb->n_prefixes;
+	out->sample_reads = pb->sample_reads;
+	if ((unsigned)pb->mirror > SY_MIRROR_BOTH) {
+		snprintf(err->msg, sizeof(err->msg), "mirror: %d is not MIRROR_OFF, _FORWARD, _REVERSE or _BOTH",
+			 (int)pb->mirror);
+		return -EINVAL;
+	}
+	out->mirror = (uint8_t)pb->mirror;
+	out->capture_bytes = pb->capture_bytes;
 	if (pb->n_pins > 4096) {
 		snprintf(err->msg, sizeof(err->msg), "pins: at most 4096");
 		return -EINVAL;
@@ -112,8 +133,20 @@ int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSp
 	pb->n_target = pb->target ? m->n_target : 0;
 	pb->client = (Switchyard__V1__ClientMode)m->client_mode;
 	pb->ratio_bp = m->ratio_bp;
+	pb->sample_reads = m->sample_reads;
+	pb->mirror = (Switchyard__V1__Mirror)m->mirror;
+	pb->capture_bytes = m->capture_bytes;
+	pb->prefixes = calloc(m->n_prefixes ? m->n_prefixes : 1, sizeof(*pb->prefixes));
+	for (uint32_t i = 0; pb->prefixes && i < m->n_prefixes; i++) {
+		pb->prefixes[i] = strdup(m->prefixes[i]);
+		if (!pb->prefixes[i]) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+		pb->n_prefixes++;
+	}
 	pb->pins = calloc(m->n_pins ? m->n_pins : 1, sizeof(*pb->pins));
-	if (!pb->name || !pb->legacy || !pb->target || !pb->pins) {
+	if (!pb->name || !pb->legacy || !pb->target || !pb->pins || !pb->prefixes) {
 		sy_spec_pb_free(pb);
 		return -ENOMEM;
 	}
@@ -150,5 +183,8 @@ void sy_spec_pb_free(Switchyard__V1__MigrationSpec *pb)
 		free(pb->pins[i]);
 	}
 	free(pb->pins);
+	for (size_t i = 0; i < pb->n_prefixes; i++)
+		free(pb->prefixes[i]);
+	free(pb->prefixes);
 	switchyard__v1__migration_spec__init(pb);
 }

@@ -1,22 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0
-/* observe.bpf.c — the data stream of migration sockets: bytes each way, and the time
- * from a request to the first byte of its answer, per migration and side.
+/* observe.bpf.c — the data stream of migration sockets: every request command parsed
+ * (class, first key, prefix rule), bytes each way, the time from a request to the
+ * first byte of its answer, per migration and side; write commands and sampled read
+ * keys go to the agent through a ring buffer.
  *
  * cgroup_skb/egress and /ingress see packets, not sends: the TCP sequence of each
- * socket is tracked in its storage so that retransmitted bytes are not counted twice.
- * Only sockets marked at connect() (sy_socks storage, see steer.bpf.c) are looked at;
- * every other packet costs one storage lookup. The data always passes (return 1).
+ * socket is tracked in its storage so that retransmitted bytes are neither counted
+ * nor parsed twice. Only sockets marked at connect() (sy_socks storage, see
+ * steer.bpf.c) are looked at; every other packet costs one storage lookup. The data
+ * always passes (return 1): what cannot be parsed is counted and skipped.
+ *
+ * Parsing: the RESP machine of include/switchyard/resp.h, driven by bpf_loop one byte
+ * (or one skipped stretch of value bytes) per step, so values of any size cost one
+ * step each. Its state lives in the socket's storage: commands may span packets.
  *
  * Latency: the first new request byte sent while no answer is awaited starts a clock;
  * the first new answer byte stops it. With pipelining this is the time to the first
  * byte of the oldest outstanding request of each burst: one sample per burst, never
  * one per command. An answer whose first byte is '-' is a RESP error.
+ *
+ * Ring buffer records are submitted without waking the agent (it drains on a short
+ * timer) unless the buffer is more than a quarter full: a wakeup per record costs
+ * more than the parsing itself.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
 #include "switchyard/abi.h"
+#include "switchyard/resp.h"
 #include "lib/maps.h"
 
 #define ETH_P_IP 0x0800
@@ -24,6 +36,49 @@
 #define IPPROTO_TCP_ 6
 
 char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct sy_cmd_key);
+	__type(value, struct sy_cmd_info);
+} sy_cmds SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SY_MAX_MIGRATIONS * SY_MAX_RULES);
+	__type(key, struct sy_prefix_key);
+	__type(value, struct sy_prefix_rule);
+} sy_prefixes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SY_MAX_MIGRATIONS * SY_MAX_RULES * 2);
+	__type(key, __u32);
+	__type(value, struct sy_rule_stats);
+} sy_rule_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SY_EV_RING_BYTES);
+} sy_events SEC(".maps");
+
+/* Per-CPU working memory: a window of the payload, and the record being built (its
+ * header and data are contiguous, so one output call sends both). */
+struct scratch {
+	__u8 buf[64];
+	struct sy_ev_hdr hdr;
+	__u8 data[SY_EV_FRAG_MAX];
+	struct sy_prefix_key pk;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} sy_scratch SEC(".maps");
 
 struct seg {
 	__u32 seq;
@@ -124,6 +179,280 @@ static __always_inline struct sy_side_stats *stats_of(const struct sy_sock *o)
 	return bpf_map_lookup_elem(&sy_side_stats, &idx);
 }
 
+
+/* One packet's walk through the parser. */
+struct walk {
+	struct __sk_buff *skb;
+	struct sy_sock *o;
+	struct scratch *sc;
+	struct sy_side_stats *st;
+	struct sy_migration *m; /* NULL if the migration is gone */
+	__u32 off;		/* skb offset of the next byte */
+	__u32 end;		/* skb offset past the last new byte */
+	__u32 seq;		/* TCP sequence of the byte at `off` */
+	__u32 off0;		/* skb offset and sequence of the packet's first new byte */
+	__u32 seq0;
+	__u32 buf_off; /* skb offset of sc->buf[0] */
+	__u32 buf_len;
+};
+
+static __always_inline __u64 wake_flags(void)
+{
+	return bpf_ringbuf_query(&sy_events, BPF_RB_AVAIL_DATA) > SY_EV_RING_BYTES / 4 ? BPF_RB_FORCE_WAKEUP
+											: BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void ev_header(struct walk *w, __u8 type, __u8 flags)
+{
+	struct sy_resp *r = &w->o->resp;
+	struct sy_ev_hdr *h = &w->sc->hdr;
+
+	h->type = type;
+	h->flags = flags;
+	h->side = w->o->side;
+	h->name_len = r->name_len;
+	h->mig_id = w->o->mig_id;
+	h->cookie = w->o->cookie;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->cmd_seq = r->cmd_seq;
+	h->argc = r->argc;
+	h->off = 0;
+	h->len = 0;
+	h->total = 0;
+	h->rule = r->rule;
+	__builtin_memcpy(h->name, r->name, SY_CMD_NAME_MAX);
+}
+
+/* Sends the captured bytes [from, to) of the current command that are in this packet
+ * (bytes before it went with earlier packets), at most capture_max in all. */
+static __always_inline void emit_write(struct walk *w, __u32 from, __u32 to, __u8 flags)
+{
+	struct sy_resp *r = &w->o->resp;
+	struct sy_ev_hdr *h = &w->sc->hdr;
+	__u32 len, room, cap, skb_off, chunk, total = to - r->cap_start;
+	__u64 sz;
+	int i;
+
+	cap = w->m ? w->m->capture_max : 0;
+	if ((__s32)(from - w->seq0) < 0)
+		from = w->seq0;
+	len = (__s32)(to - from) > 0 ? to - from : 0;
+	room = cap > r->cap_sent ? cap - r->cap_sent : 0;
+	if (len > room)
+		len = room;
+	if ((flags & SY_EVF_LAST) && total > cap) {
+		flags |= SY_EVF_TRUNCATED;
+		w->st->truncated++;
+	}
+	if (!len && !(flags & SY_EVF_LAST))
+		return;
+	skb_off = w->off0 + (from - w->seq0);
+	for (i = 0; i < 8; i++) {
+		chunk = len > SY_EV_FRAG_MAX ? SY_EV_FRAG_MAX : len;
+		ev_header(w, SY_EVT_WRITE, (flags & (chunk == len ? 0xff : ~SY_EVF_LAST)) |
+						   (r->cap_sent == 0 ? SY_EVF_FIRST : 0) |
+						   ((r->flags & SY_RESPF_INLINE) ? SY_EVF_INLINE : 0));
+		h->off = r->cap_sent;
+		h->total = total;
+		/* the verifier must see the bound on the register the helpers get */
+		sz = chunk;
+		asm volatile("" : "+r"(sz));
+		if (sz > SY_EV_FRAG_MAX)
+			return;
+		h->len = sz;
+		if (sz && bpf_skb_load_bytes(w->skb, skb_off, w->sc->data, sz)) {
+			w->st->ev_lost++;
+			return;
+		}
+		if (bpf_ringbuf_output(&sy_events, h, sizeof(*h) + sz, wake_flags()))
+			w->st->ev_lost++;
+		r->cap_sent += chunk;
+		skb_off += chunk;
+		len -= chunk;
+		if (!len)
+			return;
+	}
+	/* more than 8 records' worth in one packet: the rest is cut */
+}
+
+static __always_inline void emit_key(struct walk *w)
+{
+	struct sy_resp *r = &w->o->resp;
+	__u32 len = r->key_len;
+
+	ev_header(w, SY_EVT_READ_KEY, SY_EVF_FIRST | SY_EVF_LAST);
+	if (len > SY_KEY_MAX)
+		return;
+	w->sc->hdr.len = len;
+	w->sc->hdr.total = len;
+	__builtin_memcpy(w->sc->data, r->key, SY_KEY_MAX);
+	if (bpf_ringbuf_output(&sy_events, &w->sc->hdr, sizeof(struct sy_ev_hdr) + len, wake_flags()))
+		w->st->ev_lost++;
+	else
+		w->st->sampled++;
+}
+
+static __always_inline void on_name(struct walk *w)
+{
+	struct sy_resp *r = &w->o->resp;
+	struct sy_cmd_info *ci = NULL;
+
+	if (!(r->flags & SY_RESPF_NAMETRUNC))
+		ci = bpf_map_lookup_elem(&sy_cmds, r->name);
+	if (ci) {
+		r->class = ci->class;
+		r->first_key = ci->first_key;
+		r->cmd_flags = ci->flags;
+	}
+	if (r->class == SY_CLASS_WRITE && w->m && (w->m->capture & (1 << (w->o->side & 1)))) {
+		w->o->capturing = 1;
+		r->cap_start = w->seq + 1;
+		r->cap_sent = 0;
+	}
+}
+
+static __always_inline void on_key(struct walk *w)
+{
+	struct sy_resp *r = &w->o->resp;
+	struct sy_prefix_key *pk = &w->sc->pk;
+	struct sy_prefix_rule *rule;
+	__u32 n = r->key_len;
+
+	if (!w->m || !w->m->n_rules)
+		return; /* rule 0: the whole endpoint */
+	if (n > SY_PREFIX_MAX)
+		n = SY_PREFIX_MAX;
+	pk->prefixlen = 32 + 8 * n;
+	pk->mig_id = w->o->mig_id;
+	__builtin_memcpy(pk->bytes, r->key, SY_PREFIX_MAX);
+	rule = bpf_map_lookup_elem(&sy_prefixes, pk);
+	r->rule = rule ? rule->rule : SY_RULE_OUTSIDE;
+}
+
+static __always_inline void on_cmd(struct walk *w)
+{
+	struct sy_resp *r = &w->o->resp;
+	struct sy_rule_stats *rs;
+	__u32 idx, cls = r->class & (SY_CLASS_MAX - 1);
+
+	if (r->rule == SY_RULE_OUTSIDE) {
+		w->st->outside++;
+	} else {
+		idx = ((w->o->mig_id * SY_MAX_RULES) + (r->rule & (SY_MAX_RULES - 1))) * 2 + (w->o->side & 1);
+		rs = bpf_map_lookup_elem(&sy_rule_stats, &idx);
+		if (rs) {
+			rs->cmds[cls]++;
+			rs->bytes[cls] += w->seq + 1 - r->cmd_start;
+		}
+	}
+	if (w->o->capturing) {
+		w->o->capturing = 0;
+		emit_write(w, r->cap_start, w->seq + 1,
+			   SY_EVF_LAST | (r->rule == SY_RULE_OUTSIDE ? SY_EVF_OUTSIDE : 0));
+		if (r->rule != SY_RULE_OUTSIDE)
+			w->st->captured++;
+	}
+	if (r->class == SY_CLASS_READ && w->m && w->m->sample_n && (r->flags & SY_RESPF_KEYSEEN) &&
+	    !(r->flags & SY_RESPF_KEYTRUNC) && r->rule != SY_RULE_OUTSIDE &&
+	    bpf_get_prandom_u32() % w->m->sample_n == 0)
+		emit_key(w);
+}
+
+static __always_inline void abort_capture(struct walk *w)
+{
+	if (!w->o->capturing)
+		return;
+	w->o->capturing = 0;
+	ev_header(w, SY_EVT_WRITE, SY_EVF_LAST | SY_EVF_ABORT);
+	if (bpf_ringbuf_output(&sy_events, &w->sc->hdr, sizeof(struct sy_ev_hdr), wake_flags()))
+		w->st->ev_lost++;
+}
+
+static long parse_step(__u32 i __attribute__((unused)), void *ctx)
+{
+	struct walk *w = ctx;
+	struct sy_resp *r = &w->o->resp;
+	__u32 n, k;
+	__u64 sz;
+	int ev;
+	__u8 c;
+
+	if (w->off >= w->end)
+		return 1;
+	n = sy_resp_skippable(r);
+	if (n) {
+		k = w->end - w->off;
+		if (k > n)
+			k = n;
+		sy_resp_skipped(r, k);
+		w->off += k;
+		w->seq += k;
+		return 0;
+	}
+	if (w->off < w->buf_off || w->off - w->buf_off >= w->buf_len) {
+		sz = w->end - w->off;
+		if (sz > sizeof(w->sc->buf))
+			sz = sizeof(w->sc->buf);
+		asm volatile("" : "+r"(sz));
+		if (sz == 0 || sz > sizeof(w->sc->buf) || bpf_skb_load_bytes(w->skb, w->off, w->sc->buf, sz))
+			return 1;
+		w->buf_off = w->off;
+		w->buf_len = sz;
+	}
+	c = w->sc->buf[(w->off - w->buf_off) & (sizeof(w->sc->buf) - 1)];
+	ev = sy_resp_byte(r, c);
+	if (ev) {
+		if (ev & SY_RESP_EV_ERROR) {
+			w->st->unparsed++;
+			abort_capture(w);
+		}
+		if (ev & SY_RESP_EV_BEGIN) {
+			r->cmd_start = w->seq;
+			r->cmd_seq++;
+		}
+		if (ev & SY_RESP_EV_NAME)
+			on_name(w);
+		if (ev & SY_RESP_EV_KEY)
+			on_key(w);
+		if (ev & SY_RESP_EV_CMD)
+			on_cmd(w);
+	}
+	w->off++;
+	w->seq++;
+	return 0;
+}
+
+/* Parses the new request bytes of one packet. */
+static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, struct sy_side_stats *st,
+				  const struct seg *s, __u32 skip, __u32 n)
+{
+	__u32 zero = 0, mig = o->mig_id;
+	struct walk w = {};
+
+	w.sc = bpf_map_lookup_elem(&sy_scratch, &zero);
+	if (!w.sc)
+		return;
+	w.skb = skb;
+	w.o = o;
+	w.st = st;
+	w.m = bpf_map_lookup_elem(&sy_migrations, &mig);
+	w.off0 = w.off = s->off + skip;
+	w.end = w.off + n;
+	w.seq0 = w.seq = s->seq + skip;
+	w.buf_off = 0;
+	w.buf_len = 0;
+	bpf_loop(2 * n + 8 < (1u << 20) ? 2 * n + 8 : (1u << 20), parse_step, &w, 0);
+	if (w.off < w.end) {
+		/* the loop's budget or a load failed: drop the rest, resynchronise */
+		st->unparsed++;
+		abort_capture(&w);
+		sy_resp_fail(&o->resp, 0);
+		return;
+	}
+	if (o->capturing)
+		emit_write(&w, o->resp.cap_start, w.seq, 0);
+}
+
 SEC("cgroup_skb/egress")
 int sy_egress(struct __sk_buff *skb)
 {
@@ -138,10 +467,12 @@ int sy_egress(struct __sk_buff *skb)
 	if (!n)
 		return 1;
 	st = stats_of(o);
-	if (st)
-		st->bytes_out += n;
+	if (!st)
+		return 1;
+	st->bytes_out += n;
 	if (!o->req_ns)
 		o->req_ns = bpf_ktime_get_ns();
+	parse(skb, o, st, &s, skip, n);
 	return 1;
 }
 

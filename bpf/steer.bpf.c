@@ -28,13 +28,6 @@ struct {
 } sy_routes SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SY_MAX_MIGRATIONS);
-	__type(key, __u32);
-	__type(value, struct sy_migration);
-} sy_migrations SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SY_MAX_PINS);
 	__type(key, struct sy_pin_key);
@@ -180,6 +173,8 @@ static __always_inline void mark(struct bpf_sock_addr *ctx, const struct sy_endp
 	o->rewritten = rewritten;
 	o->seq_init = 0;
 	o->req_ns = 0;
+	o->cookie = bpf_get_socket_cookie(ctx);
+	__builtin_memset(&o->resp, 0, sizeof(o->resp));
 	st = bpf_map_lookup_elem(&sy_side_stats, &idx);
 	if (st)
 		st->sockets++;

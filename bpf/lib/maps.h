@@ -5,6 +5,13 @@
 #define SY_BPF_MAPS_H
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SY_MAX_MIGRATIONS);
+	__type(key, __u32);
+	__type(value, struct sy_migration);
+} sy_migrations SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);

@@ -14,7 +14,7 @@
 #include <linux/types.h>
 #endif
 
-#define SY_ABI_VERSION 1
+#define SY_ABI_VERSION 2
 
 #define SY_MAX_MIGRATIONS 64	  /* migration ids are 1..SY_MAX_MIGRATIONS-1; 0 = none */
 #define SY_MAX_ENDPOINTS  8	  /* legacy and target endpoints per migration */
@@ -63,7 +63,17 @@ struct sy_migration {
 	__u8 n_targets;	   /* valid entries in targets[] */
 	__u8 healthy_mask; /* bit i set: targets[i] answers health checks */
 	struct sy_endpoint targets[SY_MAX_ENDPOINTS];
+	__u8 capture;	   /* SY_CAPTURE_* bits: whose writes go to the ring buffer */
+	__u8 n_rules;	   /* key-prefix rules (sy_prefixes); 0 = the whole endpoint */
+	__u8 pad[2];	   /* zero */
+	__u32 sample_n;	   /* 1 in sample_n read commands has its key sent; 0 = none */
+	__u32 capture_max; /* bytes of one write command captured; longer = truncated */
+	__u32 pad2;	   /* zero */
 };
+
+/* sy_migration.capture: which sides' write commands are captured for the mirror. */
+#define SY_CAPTURE_LEGACY 1 /* writes made on legacy (mirror forward) */
+#define SY_CAPTURE_TARGET 2 /* writes made on target (mirror reverse) */
 
 enum sy_side {
 	SY_SIDE_LEGACY = 0,
@@ -104,6 +114,88 @@ struct sy_config {
 	__u64 generation;  /* bumped by the agent on every configuration change */
 };
 
+/* ---- commands ------------------------------------------------------------------ */
+
+/* The one command table is include/switchyard/commands.def; the agent loads it into
+ * sy_cmds (key: the upper-case name, zero padded) for the kernel parser. */
+#define SY_CMD_NAME_MAX 24
+
+enum sy_class {
+	SY_CLASS_READ = 0,
+	SY_CLASS_WRITE = 1,
+	SY_CLASS_OTHER = 2, /* connection, server, transaction, unknown commands */
+	SY_CLASS_MAX = 4,
+};
+
+#define SY_CMDF_NONDET	    0x01 /* not safe to replay: repair instead */
+#define SY_CMDF_NUMKEYS	    0x02 /* `first` is the numkeys argument, keys follow */
+#define SY_CMDF_DEST1	    0x04 /* with NUMKEYS: argv[1] is a key too */
+#define SY_CMDF_STREAMS	    0x08 /* keys follow the STREAMS keyword */
+#define SY_CMDF_TXN_MULTI   0x10
+#define SY_CMDF_TXN_EXEC    0x20
+#define SY_CMDF_TXN_DISCARD 0x40
+#define SY_CMDF_SELECT	    0x80
+#define SY_CMDF_ADMIN	    0x100 /* never replayed */
+
+struct sy_cmd_key {
+	char name[SY_CMD_NAME_MAX]; /* upper case, zero padded */
+};
+
+struct sy_cmd_info {
+	__u8 class;	/* enum sy_class */
+	__u8 first_key; /* argv index of the first key as the kernel sees it, 0 = none */
+	__u16 flags;	/* SY_CMDF_* */
+};
+
+/* ---- key-prefix rules ------------------------------------------------------------ */
+
+#define SY_MAX_RULES   16 /* rule 0 + up to 15 prefixes per migration */
+#define SY_PREFIX_MAX  64 /* bytes of a prefix */
+#define SY_KEY_MAX     128 /* bytes of a key the kernel keeps (sampling, prefix match) */
+#define SY_RULE_OUTSIDE 0xff
+
+/* sy_prefixes: LPM trie. Data = migration id (4 bytes) then the key's bytes, so one
+ * lookup with prefixlen = 32 + 8 * key length finds the longest prefix of that
+ * migration. Rule 0 is the whole endpoint (no prefixes) or, for a migration with
+ * prefixes, its keyless commands; rule i >= 1 is prefixes[i - 1]. */
+struct sy_prefix_key {
+	__u32 prefixlen; /* bits */
+	__u32 mig_id;
+	__u8 bytes[SY_PREFIX_MAX];
+};
+
+struct sy_prefix_rule {
+	__u32 rule;
+};
+
+/* Per migration, rule and side, per CPU: index (mig_id * SY_MAX_RULES + rule) * 2 + side. */
+struct sy_rule_stats {
+	__u64 cmds[SY_CLASS_MAX];  /* commands by enum sy_class */
+	__u64 bytes[SY_CLASS_MAX]; /* their bytes on the wire */
+};
+
+/* ---- the request parser's state (RESP), per socket ---------------------------------- */
+
+struct sy_resp {
+	__u8 state;   /* enum sy_resp_state (resp.h) */
+	__u8 flags;   /* SY_RESPF_* (resp.h) */
+	__u8 name_len;
+	__u8 key_len;
+	__u8 class;   /* of the current command, known after its name */
+	__u8 first_key;
+	__u16 cmd_flags;
+	__u32 argc;   /* arguments of the current command (RESP arrays) */
+	__u32 arg;    /* index of the argument being read */
+	__u32 num;    /* number being read, then bytes left in the bulk or inline line */
+	__u32 rule;   /* of the current command; SY_RULE_OUTSIDE = not ours */
+	__u32 cmd_start; /* TCP sequence of the command's first byte */
+	__u32 cap_start; /* TCP sequence of the first captured byte */
+	__u32 cap_sent;  /* captured bytes sent so far */
+	__u32 cmd_seq;   /* commands seen on this socket */
+	char name[SY_CMD_NAME_MAX];
+	__u8 key[SY_KEY_MAX];
+};
+
 /* sk storage of every client socket of a migration (either side), created at
  * connect(): its presence is what makes a socket observed, so every other socket on
  * the host costs the observe programs one storage lookup. */
@@ -114,10 +206,12 @@ struct sy_sock {
 	__u8 side;       /* enum sy_side */
 	__u8 rewritten;  /* getpeername must report `dialled` */
 	__u8 seq_init;   /* bit 0: snd_nxt valid, bit 1: rcv_nxt valid */
-	__u8 pad;        /* zero */
+	__u8 capturing;  /* the current command's bytes go to the ring buffer */
 	__u32 snd_nxt;   /* next new byte of the request stream (TCP sequence) */
 	__u32 rcv_nxt;   /* next new byte of the reply stream */
 	__u64 req_ns;    /* when the oldest unanswered request left, 0 when idle */
+	__u64 cookie;    /* socket cookie, names the socket in events */
+	struct sy_resp resp;
 };
 
 /* Per migration and side (index mig_id * 2 + side), per CPU: what the observe
@@ -131,19 +225,67 @@ struct sy_side_stats {
 	__u64 exchanges;  /* request bursts answered (latency samples) */
 	__u64 errors;     /* answers whose first byte is a RESP error ('-') */
 	__u64 sockets;    /* migration sockets opened on this side */
+	__u64 unparsed;   /* protocol errors or limits hit: the parser resynchronised */
+	__u64 outside;    /* commands whose key is outside every prefix rule */
+	__u64 captured;   /* write commands sent to the ring buffer */
+	__u64 truncated;  /* of those, cut at capture_max */
+	__u64 sampled;    /* read keys sent to the ring buffer */
+	__u64 ev_lost;    /* records the ring buffer had no room for */
 	__u64 lat[SY_LAT_BUCKETS];
 };
+
+/* ---- ring buffer events (sy_events) ----------------------------------------------- */
+
+enum sy_ev_type {
+	SY_EVT_WRITE = 1,    /* a fragment of a captured write command */
+	SY_EVT_READ_KEY = 2, /* a sampled read command's first key */
+};
+
+#define SY_EVF_FIRST	 0x01 /* first fragment of the command */
+#define SY_EVF_LAST	 0x02 /* last fragment: `total` is the body's full length */
+#define SY_EVF_TRUNCATED 0x04 /* the body is longer than what was sent */
+#define SY_EVF_INLINE	 0x08 /* an inline command: the body is the rest of its line */
+#define SY_EVF_ABORT	 0x10 /* the command could not be followed (parser lost it) */
+#define SY_EVF_OUTSIDE	 0x20 /* its key is outside the migration's rules: drop it */
+
+/* A record is this header then `len` bytes. For a write, the bytes are the command's
+ * body after its name: in RESP, from the '$' of argv[1] on; the agent rebuilds
+ * "*argc\r\n$n\r\nNAME\r\n" in front. For a read key, the key. */
+struct sy_ev_hdr {
+	__u8 type;  /* enum sy_ev_type */
+	__u8 flags; /* SY_EVF_* */
+	__u8 side;
+	__u8 name_len;
+	__u32 mig_id;
+	__u64 cookie;  /* socket cookie: records of one socket are in order */
+	__u64 ts_ns;   /* CLOCK_MONOTONIC at capture */
+	__u32 cmd_seq; /* command number on the socket */
+	__u32 argc;
+	__u32 off;   /* offset of these bytes in the body */
+	__u32 len;   /* bytes that follow this header */
+	__u32 total; /* with SY_EVF_LAST: the body's full length */
+	__u32 rule;
+	char name[SY_CMD_NAME_MAX];
+};
+
+#define SY_EV_FRAG_MAX	  16384 /* bytes of one record */
+#define SY_EV_RING_BYTES  (16u << 20)
 
 #ifndef __BPF__
 _Static_assert(sizeof(struct sy_endpoint) == 20, "sy_endpoint ABI");
 _Static_assert(sizeof(struct sy_route) == 8, "sy_route ABI");
-_Static_assert(sizeof(struct sy_migration) == 16 + 20 * SY_MAX_ENDPOINTS, "sy_migration ABI");
+_Static_assert(sizeof(struct sy_migration) == 32 + 20 * SY_MAX_ENDPOINTS, "sy_migration ABI");
 _Static_assert(sizeof(struct sy_pin_key) == 16, "sy_pin_key ABI");
 _Static_assert(sizeof(struct sy_pin) == 8, "sy_pin ABI");
 _Static_assert(sizeof(struct sy_steer_counters) == 8 * SY_DEC_MAX, "sy_steer_counters ABI");
 _Static_assert(sizeof(struct sy_config) == 16, "sy_config ABI");
-_Static_assert(sizeof(struct sy_sock) == 64, "sy_sock ABI");
-_Static_assert(sizeof(struct sy_side_stats) == 8 * (5 + SY_LAT_BUCKETS), "sy_side_stats ABI");
+_Static_assert(sizeof(struct sy_resp) == 40 + SY_CMD_NAME_MAX + SY_KEY_MAX, "sy_resp ABI");
+_Static_assert(sizeof(struct sy_sock) == 72 + sizeof(struct sy_resp), "sy_sock ABI");
+_Static_assert(sizeof(struct sy_side_stats) == 8 * (11 + SY_LAT_BUCKETS), "sy_side_stats ABI");
+_Static_assert(sizeof(struct sy_cmd_info) == 4, "sy_cmd_info ABI");
+_Static_assert(sizeof(struct sy_prefix_key) == 8 + SY_PREFIX_MAX, "sy_prefix_key ABI");
+_Static_assert(sizeof(struct sy_rule_stats) == 16 * SY_CLASS_MAX, "sy_rule_stats ABI");
+_Static_assert(sizeof(struct sy_ev_hdr) == 48 + SY_CMD_NAME_MAX, "sy_ev_hdr ABI");
 #endif
 
 #endif

@@ -131,6 +131,11 @@ def spec_yaml(migrations):
             lines.append("    pins:")
             for p in m["pins"]:
                 lines.append("      - {cgroup: %s, side: %s}" % (p["cgroup"], p["side"]))
+        if m.get("prefixes"):
+            lines.append("    prefixes: [%s]" % ", ".join('"%s"' % p for p in m["prefixes"]))
+        for k in ("sample_reads", "mirror", "capture_bytes"):
+            if k in m:
+                lines.append("    %s: %s" % (k, m[k]))
     return "\n".join(lines) + "\n"
 
 

@@ -185,7 +185,55 @@ def script(job):
     return {"times": times, "sent": sent, "got": got, "kinds": kinds}
 
 
+def raw(job):
+    """Sends job["raw"] (latin-1 text of the bytes) in sends of job["chunk"] bytes
+    (TCP_NODELAY, job["gap"] seconds apart, so small chunks leave as separate
+    packets), reads job["replies"] replies and returns their exact bytes."""
+    import time
+    join(job.get("cgroup"))
+    fam, host, port = split_addr(job["addr"])
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.settimeout(30)
+    s.connect((host, port))
+    data = job["raw"].encode("latin-1")
+    chunk = job.get("chunk") or len(data) or 1
+    for i in range(0, len(data), chunk):
+        s.sendall(data[i:i + chunk])
+        if job.get("gap"):
+            time.sleep(job["gap"])
+    got = bytearray()
+
+    class Recording:
+        def __init__(self, f):
+            self.f = f
+
+        def readline(self):
+            line = self.f.readline()
+            got.extend(line)
+            return line
+
+        def read(self, n):
+            d = self.f.read(n)
+            got.extend(d)
+            return d
+
+    f = Recording(s.makefile("rb"))
+    kinds = []
+    for _ in range(job.get("replies", 0)):
+        try:
+            read_reply(f)
+            kinds.append("+")
+        except RuntimeError:
+            kinds.append("-")
+    s.close()
+    return {"replies": got.decode("latin-1"), "kinds": kinds, "sent": len(data)}
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--raw":
+        print(json.dumps(raw(json.loads(sys.stdin.read()))), flush=True)
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--script":
         print(json.dumps(script(json.loads(sys.argv[2]))), flush=True)
         return

@@ -1,0 +1,289 @@
+/* resp.h — the request-stream parser (RESP2/RESP3 arrays of bulk strings, and inline
+ * commands), written once and compiled twice: into the kernel's egress program
+ * (bpf/observe.bpf.c) and into the agent's tests and fuzzers on the host.
+ *
+ * It is a byte machine with one escape hatch: the bytes of an argument nobody needs
+ * (values) are skipped in one step (sy_resp_skippable / sy_resp_skipped), so the
+ * kernel only looks at headers, names and first keys, whatever the value sizes.
+ * All state is in struct sy_resp (abi.h), which lives in the socket's storage, so a
+ * command may span any number of sends and packets and a packet may hold any number
+ * of commands. The machine never needs to look back or ahead.
+ *
+ * The caller reacts to events between bytes: after SY_RESP_EV_NAME it looks the name
+ * up in the command table and sets r->first_key (and class, flags); after
+ * SY_RESP_EV_KEY the first key is in r->key. A protocol error (or a limit) returns
+ * SY_RESP_EV_ERROR and resynchronises at the next '\n': counted, never fatal.
+ */
+#ifndef SWITCHYARD_RESP_H
+#define SWITCHYARD_RESP_H
+
+#include "switchyard/abi.h"
+
+#ifndef SY_INLINE
+#ifdef __BPF__
+#define SY_INLINE static __always_inline
+#else
+#define SY_INLINE static inline
+#endif
+#endif
+
+/* The verifier must see an index's bound on the register used for the access; the
+ * barrier keeps clang from dropping the mask as redundant after the range check. */
+#ifdef __BPF__
+#define SY_RESP_IDX(i, mask)                         \
+	({                                           \
+		__u32 __i = (i);                     \
+		asm volatile("" : "+r"(__i));        \
+		__i & (mask);                        \
+	})
+#else
+#define SY_RESP_IDX(i, mask) ((i) & (mask))
+#endif
+
+/* Redis's own limits: beyond them the server refuses the command, so do we. */
+#define SY_RESP_MAX_ARGC   (1u << 30)
+#define SY_RESP_MAX_BULK   (512u << 20)
+#define SY_RESP_MAX_INLINE (64u << 10)
+
+enum sy_resp_state {
+	SY_RS_START = 0, /* before the first byte of a command */
+	SY_RS_ARGC,	 /* digits after '*' */
+	SY_RS_ARGC_LF,	 /* '\n' after the count */
+	SY_RS_DOLLAR,	 /* '$' of the next argument */
+	SY_RS_BULKLEN,	 /* digits after '$' */
+	SY_RS_BULKLEN_LF,
+	SY_RS_DATA,	 /* inside an argument: r->num bytes left */
+	SY_RS_DATA_CR,
+	SY_RS_DATA_LF,
+	SY_RS_INLINE, /* inside an inline command line */
+	SY_RS_RESYNC, /* after an error: dropping bytes up to the next '\n' */
+};
+
+#define SY_RESPF_DIGITS	   0x01 /* a number has at least one digit */
+#define SY_RESPF_NEG	   0x02 /* a count started with '-' */
+#define SY_RESPF_KEYTRUNC  0x04 /* the key is longer than SY_KEY_MAX */
+#define SY_RESPF_NAMETRUNC 0x08 /* the name is longer than SY_CMD_NAME_MAX */
+#define SY_RESPF_INTOKEN   0x10 /* inline: inside a word */
+#define SY_RESPF_INLINE	   0x40 /* the current command is inline */
+#define SY_RESPF_KEYSEEN   0x80 /* the first key has been read */
+
+#define SY_RESP_EV_BEGIN 0x01 /* this byte starts a command */
+#define SY_RESP_EV_NAME	 0x02 /* the name is complete (upper case in r->name) */
+#define SY_RESP_EV_KEY	 0x04 /* the first key is complete */
+#define SY_RESP_EV_CMD	 0x08 /* this byte ends a command */
+#define SY_RESP_EV_ERROR 0x10 /* protocol error or limit: resynchronising */
+
+SY_INLINE void sy_resp_reset_cmd(struct sy_resp *r)
+{
+	r->flags = 0;
+	__builtin_memset(r->name, 0, sizeof(r->name)); /* the name is the table's map key */
+	r->name_len = 0;
+	r->key_len = 0;
+	r->class = SY_CLASS_OTHER;
+	r->first_key = 0;
+	r->cmd_flags = 0;
+	r->argc = 0;
+	r->arg = 0;
+	r->num = 0;
+	r->rule = 0;
+}
+
+SY_INLINE int sy_resp_fail(struct sy_resp *r, __u8 c)
+{
+	sy_resp_reset_cmd(r);
+	r->state = c == '\n' ? SY_RS_START : SY_RS_RESYNC;
+	return SY_RESP_EV_ERROR;
+}
+
+/* Adds a digit to r->num; 0 when c is not a digit, -1 past `max`. */
+SY_INLINE int sy_resp_digit(struct sy_resp *r, __u8 c, __u32 max)
+{
+	if (c < '0' || c > '9')
+		return 0;
+	if (r->num > (max - (c - '0')) / 10)
+		return -1;
+	r->num = r->num * 10 + (c - '0');
+	r->flags |= SY_RESPF_DIGITS;
+	return 1;
+}
+
+SY_INLINE void sy_resp_keep(struct sy_resp *r, __u8 c)
+{
+	__u32 i;
+
+	if (r->arg == 0) {
+		i = r->name_len;
+		if (i < SY_CMD_NAME_MAX) {
+			r->name[SY_RESP_IDX(i, 31)] = (c >= 'a' && c <= 'z') ? c - 32 : c;
+			r->name_len = i + 1;
+		} else {
+			r->flags |= SY_RESPF_NAMETRUNC;
+		}
+	} else if (r->first_key && r->arg == r->first_key && !(r->flags & SY_RESPF_KEYSEEN)) {
+		i = r->key_len;
+		if (i < SY_KEY_MAX) {
+			r->key[SY_RESP_IDX(i, SY_KEY_MAX - 1)] = c;
+			r->key_len = i + 1;
+		} else {
+			r->flags |= SY_RESPF_KEYTRUNC;
+		}
+	}
+}
+
+/* Events for the end of argument r->arg. */
+SY_INLINE int sy_resp_arg_done(struct sy_resp *r)
+{
+	if (r->arg == 0)
+		return SY_RESP_EV_NAME;
+	if (r->first_key && r->arg == r->first_key && !(r->flags & SY_RESPF_KEYSEEN)) {
+		r->flags |= SY_RESPF_KEYSEEN;
+		return SY_RESP_EV_KEY;
+	}
+	return 0;
+}
+
+SY_INLINE int sy_resp_inline(struct sy_resp *r, __u8 c)
+{
+	int ev = 0;
+
+	if (++r->num > SY_RESP_MAX_INLINE)
+		return sy_resp_fail(r, c);
+	if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+		if (r->flags & SY_RESPF_INTOKEN) {
+			r->flags &= ~SY_RESPF_INTOKEN;
+			ev = sy_resp_arg_done(r);
+			r->arg++;
+		}
+		if (c == '\n') {
+			r->state = SY_RS_START;
+			/* an empty line is no command (Redis skips it too) */
+			if (r->arg)
+				ev |= SY_RESP_EV_CMD;
+		}
+		return ev;
+	}
+	r->flags |= SY_RESPF_INTOKEN;
+	sy_resp_keep(r, c);
+	return 0;
+}
+
+/* Feeds one byte; returns SY_RESP_EV_* bits. */
+SY_INLINE int sy_resp_byte(struct sy_resp *r, __u8 c)
+{
+	int d, ev;
+
+	switch (r->state) {
+	case SY_RS_START:
+		if (c == '\r' || c == '\n')
+			return 0;
+		sy_resp_reset_cmd(r);
+		if (c == '*') {
+			r->state = SY_RS_ARGC;
+			return SY_RESP_EV_BEGIN;
+		}
+		r->flags |= SY_RESPF_INLINE;
+		r->state = SY_RS_INLINE;
+		return SY_RESP_EV_BEGIN | sy_resp_inline(r, c);
+	case SY_RS_ARGC:
+		if (c == '-' && !(r->flags & (SY_RESPF_DIGITS | SY_RESPF_NEG))) {
+			r->flags |= SY_RESPF_NEG;
+			return 0;
+		}
+		if (c == '\r' && (r->flags & SY_RESPF_DIGITS)) {
+			r->state = SY_RS_ARGC_LF;
+			return 0;
+		}
+		d = sy_resp_digit(r, c, SY_RESP_MAX_ARGC);
+		return d > 0 ? 0 : sy_resp_fail(r, c);
+	case SY_RS_ARGC_LF:
+		if (c != '\n')
+			return sy_resp_fail(r, c);
+		if ((r->flags & SY_RESPF_NEG) || r->num == 0) {
+			/* "*0" and "*-1": Redis reads them as nothing at all */
+			r->state = SY_RS_START;
+			return 0;
+		}
+		r->argc = r->num;
+		r->num = 0;
+		r->flags &= ~SY_RESPF_DIGITS;
+		r->state = SY_RS_DOLLAR;
+		return 0;
+	case SY_RS_DOLLAR:
+		if (c != '$')
+			return sy_resp_fail(r, c);
+		r->num = 0;
+		r->flags &= ~SY_RESPF_DIGITS;
+		r->state = SY_RS_BULKLEN;
+		return 0;
+	case SY_RS_BULKLEN:
+		if (c == '\r' && (r->flags & SY_RESPF_DIGITS)) {
+			r->state = SY_RS_BULKLEN_LF;
+			return 0;
+		}
+		d = sy_resp_digit(r, c, SY_RESP_MAX_BULK);
+		return d > 0 ? 0 : sy_resp_fail(r, c);
+	case SY_RS_BULKLEN_LF:
+		if (c != '\n')
+			return sy_resp_fail(r, c);
+		r->flags &= ~SY_RESPF_DIGITS;
+		r->state = r->num ? SY_RS_DATA : SY_RS_DATA_CR;
+		return 0;
+	case SY_RS_DATA:
+		sy_resp_keep(r, c);
+		if (--r->num == 0)
+			r->state = SY_RS_DATA_CR;
+		return 0;
+	case SY_RS_DATA_CR:
+		if (c != '\r')
+			return sy_resp_fail(r, c);
+		r->state = SY_RS_DATA_LF;
+		return 0;
+	case SY_RS_DATA_LF:
+		if (c != '\n')
+			return sy_resp_fail(r, c);
+		ev = sy_resp_arg_done(r);
+		if (++r->arg == r->argc) {
+			r->state = SY_RS_START;
+			ev |= SY_RESP_EV_CMD;
+		} else {
+			r->state = SY_RS_DOLLAR;
+		}
+		return ev;
+	case SY_RS_INLINE:
+		return sy_resp_inline(r, c);
+	default: /* SY_RS_RESYNC, or a state nobody wrote */
+		if (c == '\n')
+			r->state = SY_RS_START;
+		else
+			r->state = SY_RS_RESYNC;
+		return 0;
+	}
+}
+
+/* How many of the next bytes the caller may skip without feeding them: the rest of
+ * an argument that is neither the name nor a first key still to be kept. */
+SY_INLINE __u32 sy_resp_skippable(struct sy_resp *r)
+{
+	if (r->state != SY_RS_DATA)
+		return 0;
+	if (r->arg == 0)
+		return r->name_len < SY_CMD_NAME_MAX ? 0 : r->num;
+	if (r->first_key && r->arg == r->first_key && !(r->flags & SY_RESPF_KEYSEEN)) {
+		if (r->key_len < SY_KEY_MAX)
+			return 0;
+		r->flags |= SY_RESPF_KEYTRUNC;
+	}
+	return r->num;
+}
+
+/* The caller skipped n <= sy_resp_skippable() bytes. */
+SY_INLINE void sy_resp_skipped(struct sy_resp *r, __u32 n)
+{
+	if (r->arg == 0 && n)
+		r->flags |= SY_RESPF_NAMETRUNC;
+	r->num -= n;
+	if (r->num == 0)
+		r->state = SY_RS_DATA_CR;
+}
+
+#endif
