@@ -3,6 +3,7 @@
 #define SY_CONTROL_PLANE_H
 
 #include "daemon.h"
+#include "events.h"
 #include "health.h"
 #include "migrations.h"
 #include "rpc.h"
@@ -12,12 +13,15 @@ struct sy_control_ctx {
 	struct sy_health *health;
 	const struct sy_daemon_info *info;
 	struct sy_loop *loop;
+	struct sy_events *events; /* state changes (events.h) */
 };
 
 /* switchyard.v1.Control (control_svc.c). */
 int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
 /* switchyard.v1.Telemetry (telemetry_svc.c). */
 int sy_telemetry_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
+/* switchyard.v1.Telemetry/Events (events_svc.c): the stream of state changes. */
+int sy_events_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
 /* grpc.health.v1.Health (health_svc.c): "" and "switchyard.v1.Control" are SERVING
  * while the daemon runs; NOT_SERVING once it begins shutting down. */
 int sy_health_svc_register(struct sy_rpc_server *srv);

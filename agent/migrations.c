@@ -24,6 +24,7 @@
 #include "endpoint.h"
 #include "loader.h"
 #include "log.h"
+#include "migration_events.h"
 #include "spec_pb.h"
 #include "state.h"
 
@@ -35,7 +36,13 @@ struct sy_registry {
 	uint64_t generation;
 	void (*on_change)(struct sy_registry *r, void *arg);
 	void *on_change_arg;
+	struct sy_events *events;
 };
+
+void sy_registry_set_events(struct sy_registry *r, struct sy_events *ev)
+{
+	r->events = ev;
+}
 
 void sy_registry_on_change(struct sy_registry *r, void (*cb)(struct sy_registry *r, void *arg), void *arg)
 {
@@ -373,6 +380,7 @@ static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, si
 		set_free(cand, ncand);
 		return -EIO;
 	}
+	sy_migration_events_commit(r->events, r->migs, r->n, cand, ncand);
 	set_free(r->migs, r->n);
 	r->migs = cand;
 	r->n = ncand;
@@ -886,7 +894,8 @@ int sy_registry_side_stats(const struct sy_registry *r, const char *name, uint8_
 	return e;
 }
 
-void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoint *ep, bool healthy)
+void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoint *ep, bool healthy,
+				   const char *why)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		struct sy_migration_state *m = &r->migs[i];
@@ -902,7 +911,12 @@ void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoi
 		}
 		if (mask == m->healthy_mask)
 			continue;
+		uint8_t flipped = mask ^ m->healthy_mask;
+
 		m->healthy_mask = mask;
+		for (uint32_t t = 0; t < m->spec.n_target; t++)
+			if (flipped & (1u << t))
+				sy_migration_events_health(r->events, m, t, healthy, why);
 		struct sy_migration km;
 
 		to_kernel(m, &km);

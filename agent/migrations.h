@@ -31,6 +31,10 @@ struct sy_registry;
 struct sy_registry *sy_registry_new(struct sy_bpf *bpf, const char *state_dir);
 void sy_registry_free(struct sy_registry *r);
 
+/* Where committed changes and target health flips are recorded (events.h); NULL = none. */
+struct sy_events;
+void sy_registry_set_events(struct sy_registry *r, struct sy_events *ev);
+
 /* Called after every committed change (the daemon re-targets health checks). */
 void sy_registry_on_change(struct sy_registry *r, void (*cb)(struct sy_registry *r, void *arg), void *arg);
 
@@ -60,7 +64,9 @@ int sy_registry_counters(const struct sy_registry *r, const char *name, struct s
 /* Sums the per-CPU observe statistics of one side (enum sy_side) of a migration. */
 int sy_registry_side_stats(const struct sy_registry *r, const char *name, uint8_t side, struct sy_side_stats *out);
 
-/* Health of a target endpoint, from health.c; updates the kernel's healthy mask. */
-void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoint *ep, bool healthy);
+/* Health of a target endpoint, from health.c; updates the kernel's healthy mask. why:
+ * the failed check's error (for the event), or NULL. */
+void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoint *ep, bool healthy,
+				   const char *why);
 
 #endif

@@ -21,6 +21,7 @@
 
 #include "control_plane.h"
 #include "daemon.h"
+#include "events.h"
 #include "health.h"
 #include "loader.h"
 #include "fsutil.h"
@@ -55,6 +56,7 @@ struct daemon {
 	struct sy_registry *reg;
 	struct sy_health *health;
 	struct sy_rpc_server *rpc;
+	struct sy_events *events;
 	struct sy_daemon_info info;
 	struct sy_control_ctx ctl;
 	uint64_t ready_deadline;
@@ -265,8 +267,10 @@ static void refresh_health(struct sy_registry *r, void *arg)
 static void on_health(const struct sy_endpoint *ep, bool healthy, void *arg)
 {
 	struct daemon *d = arg;
+	struct sy_endpoint_health st = {0};
 
-	sy_registry_set_target_health(d->reg, ep, healthy);
+	sy_health_get(d->health, ep, &st);
+	sy_registry_set_target_health(d->reg, ep, healthy, st.last_error);
 }
 
 static void notify_ready_when_checked(struct sy_loop *l, void *arg)
@@ -303,6 +307,7 @@ static void on_hup(struct sy_loop *l, int signo, void *arg)
 {
 	struct daemon *d = arg;
 	struct sy_spec_err err = {{0}};
+	char n[24];
 
 	(void)l;
 	(void)signo;
@@ -316,7 +321,10 @@ static void on_hup(struct sy_loop *l, int signo, void *arg)
 		sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", err.msg);
 		return;
 	}
-	sy_info("config", "reloaded %s: %zu migration(s)", d->o.config, sy_registry_count(d->reg));
+	snprintf(n, sizeof(n), "%zu", sy_registry_count(d->reg));
+	sy_events_emit(d->events, "", "daemon.reloaded",
+		       SY_EVENT_ATTRS({"file", d->o.config}, {"migrations", n}),
+		       "reloaded %s: %zu migration(s)", d->o.config, sy_registry_count(d->reg));
 	expect_ready(d);
 }
 
@@ -353,8 +361,9 @@ static int start_rpc(struct daemon *d)
 	if (!d->rpc)
 		return -ENOMEM;
 	d->ctl = (struct sy_control_ctx){.reg = d->reg, .health = d->health, .info = &d->info, .loop = d->loop};
+	d->ctl.events = d->events;
 	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)) ||
-	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)))
+	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)))
 		return e;
 	for (int i = 0; i < d->o.n_listen; i++) {
 		e = sy_rpc_server_listen(d->rpc, d->o.listen[i]);
@@ -373,6 +382,7 @@ int main(int argc, char **argv)
 	struct sy_spec_err err = {{0}};
 	struct timespec ts;
 	char cgroot[PATH_MAX];
+	char nmig[24];
 	int e, lockfd, rc = 1;
 
 	e = parse_opts(argc, argv, &d.o);
@@ -436,8 +446,13 @@ int main(int argc, char **argv)
 		goto out;
 	d.reg = sy_registry_new(d.bpf, d.o.state_dir);
 	d.health = sy_health_new(d.loop, d.o.health_interval_ms, d.o.health_timeout_ms, on_health, &d);
-	if (!d.reg || !d.health)
+	/* Seqs start at the start time in microseconds: they never repeat across restarts. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	d.events = sy_events_new(SY_EVENTS_HISTORY, SY_EVENTS_MAX_BYTES,
+				 (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000);
+	if (!d.reg || !d.health || !d.events)
 		goto out;
+	sy_registry_set_events(d.reg, d.events);
 	if ((e = sy_registry_load(d.reg, &err))) {
 		sy_error("state", "%s", err.msg);
 		goto out;
@@ -463,9 +478,13 @@ int main(int argc, char **argv)
 	    sy_loop_add_signal(d.loop, SIGTERM, on_term, &d) ||
 	    sy_loop_add_signal(d.loop, SIGINT, on_term, &d))
 		goto out;
-	sy_info("daemon", "switchyardd %s running: %zu migration(s), cgroup %s, %s", SY_VERSION,
-		sy_registry_count(d.reg), d.o.cgroup,
-		d.bpf->adopted ? "adopted pinned programs" : "fresh install");
+	snprintf(nmig, sizeof(nmig), "%zu", sy_registry_count(d.reg));
+	sy_events_emit(d.events, "", "daemon.started",
+		       SY_EVENT_ATTRS({"version", SY_VERSION}, {"migrations", nmig}, {"cgroup", d.o.cgroup},
+				      {"adopted", d.bpf->adopted ? "true" : "false"}),
+		       "switchyardd %s running: %zu migration(s), cgroup %s, %s", SY_VERSION,
+		       sy_registry_count(d.reg), d.o.cgroup,
+		       d.bpf->adopted ? "adopted pinned programs" : "fresh install");
 	expect_ready(&d);
 	if ((e = sy_loop_run(d.loop)) == 0)
 		rc = 0;
@@ -477,6 +496,7 @@ out:
 	if (d.bpf)
 		sy_bpf_close(d.bpf);
 	sy_loop_free(d.loop);
+	sy_events_free(d.events);
 	close(lockfd);
 	return rc;
 }
