@@ -135,6 +135,40 @@ static size_t elem_size(const ProtobufCFieldDescriptor *fd)
 	}
 }
 
+/* protoc-c turns map<string, V> into a repeated nested "…Entry" message of key = 1 and
+ * value = 2; proto3's JSON mapping prints it as an object. */
+static int is_string_map(const ProtobufCFieldDescriptor *fd)
+{
+	const ProtobufCMessageDescriptor *d = fd->descriptor;
+	size_t len;
+
+	if (fd->type != PROTOBUF_C_TYPE_MESSAGE || fd->label != PROTOBUF_C_LABEL_REPEATED || !d ||
+	    d->n_fields != 2)
+		return 0;
+	len = strlen(d->name);
+	return len > 5 && strcmp(d->name + len - 5, "Entry") == 0 && strcmp(d->fields[0].name, "key") == 0 &&
+	       d->fields[0].id == 1 && d->fields[0].type == PROTOBUF_C_TYPE_STRING &&
+	       strcmp(d->fields[1].name, "value") == 0 && d->fields[1].id == 2;
+}
+
+static void map_object(FILE *f, const ProtobufCFieldDescriptor *fd, ProtobufCMessage *const *entries,
+		       size_t n)
+{
+	const ProtobufCMessageDescriptor *d = fd->descriptor;
+
+	fputc('{', f);
+	for (size_t j = 0; j < n; j++) {
+		const char *e = (const char *)entries[j];
+
+		if (j)
+			fputc(',', f);
+		sy_json_string(f, *(char *const *)(e + d->fields[0].offset));
+		fputc(':', f);
+		value(f, &d->fields[1], e + d->fields[1].offset);
+	}
+	fputc('}', f);
+}
+
 void sy_pbjson_print(FILE *f, const ProtobufCMessage *m)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
@@ -148,7 +182,10 @@ void sy_pbjson_print(FILE *f, const ProtobufCMessage *m)
 			fputc(',', f);
 		camel(f, fd->name);
 		fputc(':', f);
-		if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+		if (is_string_map(fd)) {
+			map_object(f, fd, *(ProtobufCMessage *const *const *)(base + fd->offset),
+				   *(const size_t *)(base + fd->quantifier_offset));
+		} else if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = *(const size_t *)(base + fd->quantifier_offset);
 			const char *arr = *(char *const *)(base + fd->offset);
 

@@ -18,6 +18,7 @@
 #include "spec.h"
 #include "spec_pb.h"
 #include "switchyard/v1/control.pb-c.h"
+#include "switchyard/v1/events.pb-c.h"
 #include "switchyard/v1/telemetry.pb-c.h"
 #include "loop.h"
 #include <signal.h>
@@ -446,6 +447,25 @@ static void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 	fflush(stdout);
 }
 
+/* The final status of a streaming call: the exit code, the message printed once. */
+static void stream_ended(struct watch_ctx *w, const struct sy_rpc_status *st)
+{
+	w->call = NULL;
+	if (!w->stopping) {
+		if (st->code == SY_GRPC_OK || st->code == SY_GRPC_CANCELLED) {
+			w->rc = EX_OK;
+		} else if (st->code == SY_GRPC_UNAVAILABLE || (st->code == SY_GRPC_DEADLINE_EXCEEDED &&
+							       strstr(st->message, "while connecting"))) {
+			fprintf(stderr, "syctl: cannot reach switchyardd at %s: %s\n", server, st->message);
+			w->rc = EX_UNREACHABLE;
+		} else {
+			fprintf(stderr, "syctl: %s\n", st->message);
+			w->rc = EX_REFUSED;
+		}
+	}
+	sy_loop_stop(w->loop);
+}
+
 static void on_snapshot(const ProtobufCMessage *msg, const struct sy_rpc_status *st, void *arg)
 {
 	struct watch_ctx *w = arg;
@@ -463,19 +483,7 @@ static void on_snapshot(const ProtobufCMessage *msg, const struct sy_rpc_status 
 		}
 		return;
 	}
-	w->call = NULL;
-	if (!w->stopping) {
-		if (st->code == SY_GRPC_OK || st->code == SY_GRPC_CANCELLED) {
-			w->rc = EX_OK;
-		} else if (st->code == SY_GRPC_UNAVAILABLE) {
-			fprintf(stderr, "syctl: cannot reach switchyardd at %s: %s\n", server, st->message);
-			w->rc = EX_UNREACHABLE;
-		} else {
-			fprintf(stderr, "syctl: %s\n", st->message);
-			w->rc = EX_REFUSED;
-		}
-	}
-	sy_loop_stop(w->loop);
+	stream_ended(w, st);
 }
 
 static void on_interrupt(struct sy_loop *l, int signo, void *arg)
@@ -488,11 +496,38 @@ static void on_interrupt(struct sy_loop *l, int signo, void *arg)
 	sy_loop_stop(l);
 }
 
+/* Runs one streaming call until it ends, Ctrl-C, or cb stops the loop. */
+static int run_stream(const char *path, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+		      uint64_t deadline_ms, sy_rpc_client_cb cb, struct watch_ctx *w)
+{
+	struct sy_rpc_client *c;
+
+	w->loop = sy_loop_new();
+	if (!w->loop)
+		return EX_REFUSED;
+	c = sy_rpc_client_new(w->loop, server, 0);
+	if (!c || sy_rpc_client_start(c, path, req, rd, deadline_ms, cb, w, &w->call)) {
+		fprintf(stderr, "syctl: %s: cannot start the call\n", path);
+		sy_rpc_client_free(c);
+		sy_loop_free(w->loop);
+		return EX_UNREACHABLE;
+	}
+	sy_loop_add_signal(w->loop, SIGINT, on_interrupt, w);
+	sy_loop_add_signal(w->loop, SIGTERM, on_interrupt, w);
+	sy_loop_run(w->loop);
+	if (w->call) {
+		w->stopping = 1;
+		sy_rpc_client_cancel(w->call);
+	}
+	sy_rpc_client_free(c);
+	sy_loop_free(w->loop);
+	return w->rc;
+}
+
 static int cmd_watch(int argc, char **argv)
 {
 	Switchyard__V1__WatchRequest req = SWITCHYARD__V1__WATCH_REQUEST__INIT;
 	struct watch_ctx w = {.rc = EX_UNREACHABLE, .tty = isatty(STDOUT_FILENO)};
-	struct sy_rpc_client *c;
 	uint64_t ms;
 
 	for (int i = 1; i < argc; i++) {
@@ -512,27 +547,61 @@ static int cmd_watch(int argc, char **argv)
 			return usage_err("watch", "unexpected argument \"%s\"", argv[i]);
 		}
 	}
-	w.loop = sy_loop_new();
-	if (!w.loop)
-		return EX_REFUSED;
-	c = sy_rpc_client_new(w.loop, server, 0);
-	if (!c || sy_rpc_client_start(c, "/switchyard.v1.Telemetry/Watch", &req.base,
-				      &switchyard__v1__snapshot__descriptor, 0, on_snapshot, &w, &w.call)) {
-		fprintf(stderr, "syctl: watch: cannot start the call\n");
-		sy_rpc_client_free(c);
-		sy_loop_free(w.loop);
-		return EX_UNREACHABLE;
+	return run_stream("/switchyard.v1.Telemetry/Watch", &req.base, &switchyard__v1__snapshot__descriptor,
+			  0, on_snapshot, &w);
+}
+
+/* ---- events ---------------------------------------------------------------------- */
+
+static void print_event(const Switchyard__V1__Event *e)
+{
+	time_t t = (time_t)(e->unix_ms / 1000);
+	struct tm tm;
+	char when[32];
+
+	localtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	printf("%s.%03u  %-16s %-24s %s\n", when, (unsigned)(e->unix_ms % 1000),
+	       e->migration[0] ? e->migration : "-", e->kind, e->message);
+}
+
+static void on_event(const ProtobufCMessage *msg, const struct sy_rpc_status *st, void *arg)
+{
+	if (!msg) {
+		stream_ended(arg, st);
+		return;
 	}
-	sy_loop_add_signal(w.loop, SIGINT, on_interrupt, &w);
-	sy_loop_add_signal(w.loop, SIGTERM, on_interrupt, &w);
-	sy_loop_run(w.loop);
-	if (w.call) {
-		w.stopping = 1;
-		sy_rpc_client_cancel(w.call);
+	if (json)
+		print_json(msg);
+	else
+		print_event((const void *)msg);
+	fflush(stdout);
+}
+
+static int cmd_events(int argc, char **argv)
+{
+	Switchyard__V1__EventsRequest req = SWITCHYARD__V1__EVENTS_REQUEST__INIT;
+	struct watch_ctx w = {.rc = EX_UNREACHABLE};
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) {
+			req.follow = 1;
+		} else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
+			char *end;
+
+			errno = 0;
+			req.since_seq = strtoull(argv[++i], &end, 10);
+			if (errno || end == argv[i] || *end || argv[i][0] == '-')
+				return usage_err("events", "--since: \"%s\" is not an event seq", argv[i]);
+		} else if (argv[i][0] != '-' && !*req.migration) {
+			req.migration = argv[i];
+		} else {
+			return usage_err("events", "unexpected argument \"%s\"", argv[i]);
+		}
 	}
-	sy_rpc_client_free(c);
-	sy_loop_free(w.loop);
-	return w.rc;
+	/* A replay ends by itself: it gets the usual deadline; a follow runs until Ctrl-C. */
+	return run_stream("/switchyard.v1.Telemetry/Events", &req.base, &switchyard__v1__event__descriptor,
+			  req.follow ? 0 : timeout_ms, on_event, &w);
 }
 
 static const struct cmd cmds[] = {
@@ -547,6 +616,8 @@ static const struct cmd cmds[] = {
 	{"unpin", "NAME --cgroup PATH", "remove a pin", cmd_unpin},
 	{"watch", "[NAME] [--interval 1s] [--count N]", "live per-side telemetry (-o json: one line per snapshot)",
 	 cmd_watch},
+	{"events", "[NAME] [-f|--follow] [--since SEQ]",
+	 "state changes: the history, then new ones with -f (-o json: one line each)", cmd_events},
 	{"health", "[SERVICE]", "grpc.health.v1 check of the daemon (exit 0 when SERVING)", cmd_health},
 };
 
