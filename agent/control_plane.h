@@ -2,6 +2,7 @@
 #ifndef SY_CONTROL_PLANE_H
 #define SY_CONTROL_PLANE_H
 
+#include "capture.h"
 #include "daemon.h"
 #include "events.h"
 #include "health.h"
@@ -14,6 +15,7 @@ struct sy_control_ctx {
 	const struct sy_daemon_info *info;
 	struct sy_loop *loop;
 	struct sy_events *events; /* state changes (events.h) */
+	struct sy_capture *capture; /* ring-buffer consumer (may be NULL) */
 };
 
 /* switchyard.v1.Control (control_svc.c). */

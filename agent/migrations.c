@@ -155,6 +155,37 @@ static void to_kernel(const struct sy_migration_state *m, struct sy_migration *k
 	km->n_targets = (uint8_t)m->spec.n_target;
 	km->healthy_mask = m->healthy_mask;
 	memcpy(km->targets, m->spec.target, m->spec.n_target * sizeof(struct sy_endpoint));
+	km->capture = m->spec.mirror;
+	km->n_rules = (uint8_t)m->spec.n_prefixes;
+	km->sample_n = m->spec.sample_reads;
+	km->capture_max = m->spec.capture_bytes ? m->spec.capture_bytes : SY_CAPTURE_DEFAULT;
+}
+
+static void prefix_key(uint32_t id, const char *prefix, struct sy_prefix_key *k)
+{
+	size_t len = strnlen(prefix, SY_PREFIX_MAX);
+
+	memset(k, 0, sizeof(*k));
+	k->prefixlen = (uint32_t)(32 + 8 * len);
+	k->mig_id = id;
+	memcpy(k->bytes, prefix, len);
+}
+
+static int prefix_wanted(const struct sy_migration_state *s, size_t n, const void *key)
+{
+	const struct sy_prefix_key *k = key;
+	struct sy_prefix_key w;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i].id != k->mig_id)
+			continue;
+		for (uint32_t j = 0; j < s[i].spec.n_prefixes; j++) {
+			prefix_key(s[i].id, s[i].spec.prefixes[j], &w);
+			if (memcmp(&w, k, sizeof(w)) == 0)
+				return 1;
+		}
+	}
+	return 0;
 }
 
 static int route_wanted(const struct sy_migration_state *s, size_t n, const struct sy_endpoint *ep)
@@ -195,7 +226,7 @@ static int prune(int fd, size_t key_size,
 		 int (*keep)(const struct sy_migration_state *, size_t, const void *),
 		 const struct sy_migration_state *s, size_t n)
 {
-	unsigned char key[64], next[64];
+	unsigned char key[128], next[128];
 	void *prev = NULL;
 	int err = 0;
 
@@ -226,11 +257,43 @@ static int keep_pin(const struct sy_migration_state *s, size_t n, const void *k)
 	return pin_wanted(s, n, k);
 }
 
+/* A freed slot's observe statistics restart from zero for its next migration. */
+static void zero_stats(struct sy_bpf *b, uint32_t id)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	size_t sz = sizeof(struct sy_side_stats) > sizeof(struct sy_rule_stats) ? sizeof(struct sy_side_stats)
+									       : sizeof(struct sy_rule_stats);
+	void *zero = ncpu > 0 ? calloc((size_t)ncpu, sz) : NULL;
+
+	if (!zero)
+		return;
+	for (uint32_t side = 0; side < 2; side++) {
+		uint32_t k = id * 2 + side;
+
+		bpf_map_update_elem(b->side_stats_fd, &k, zero, BPF_ANY);
+		for (uint32_t rule = 0; rule < SY_MAX_RULES; rule++) {
+			k = (id * SY_MAX_RULES + rule) * 2 + side;
+			bpf_map_update_elem(b->rule_stats_fd, &k, zero, BPF_ANY);
+		}
+	}
+	free(zero);
+}
+
 static int sync_maps(struct sy_registry *r, const struct sy_migration_state *s, size_t n)
 {
 	struct sy_bpf *b = r->bpf;
 	int err;
 
+	/* Rules first: a migration never points at prefixes not yet in the trie. */
+	for (size_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < s[i].spec.n_prefixes; j++) {
+			struct sy_prefix_key pk;
+			struct sy_prefix_rule pr = {.rule = j + 1};
+
+			prefix_key(s[i].id, s[i].spec.prefixes[j], &pk);
+			if (bpf_map_update_elem(b->prefixes_fd, &pk, &pr, BPF_ANY) < 0)
+				return -errno;
+		}
 	for (size_t i = 0; i < n; i++) {
 		struct sy_migration km;
 
@@ -263,6 +326,8 @@ static int sync_maps(struct sy_registry *r, const struct sy_migration_state *s, 
 		return err;
 	if ((err = prune(b->pins_fd, sizeof(struct sy_pin_key), keep_pin, s, n)))
 		return err;
+	if ((err = prune(b->prefixes_fd, sizeof(struct sy_prefix_key), prefix_wanted, s, n)))
+		return err;
 	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++) {
 		struct sy_migration km;
 
@@ -281,6 +346,7 @@ static int sync_maps(struct sy_registry *r, const struct sy_migration_state *s, 
 				bpf_map_update_elem(b->steer_counters_fd, &id, zero, BPF_ANY);
 				free(zero);
 			}
+			zero_stats(b, id);
 		}
 	}
 	return 0;
@@ -886,12 +952,68 @@ int sy_registry_side_stats(const struct sy_registry *r, const char *name, uint8_
 			out->exchanges += per[c].exchanges;
 			out->errors += per[c].errors;
 			out->sockets += per[c].sockets;
+			out->unparsed += per[c].unparsed;
+			out->outside += per[c].outside;
+			out->captured += per[c].captured;
+			out->truncated += per[c].truncated;
+			out->sampled += per[c].sampled;
+			out->ev_lost += per[c].ev_lost;
 			for (int b = 0; b < SY_LAT_BUCKETS; b++)
 				out->lat[b] += per[c].lat[b];
 		}
 	}
 	free(per);
 	return e;
+}
+
+int sy_registry_rule_stats(const struct sy_registry *r, const char *name, uint32_t rule, uint8_t side,
+			   struct sy_rule_stats *out)
+{
+	const struct sy_migration_state *m = sy_registry_find(r, name);
+	int ncpu = libbpf_num_possible_cpus();
+	struct sy_rule_stats *per;
+	__u32 idx;
+	int e = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!m)
+		return -ENOENT;
+	if (rule >= SY_MAX_RULES)
+		return -EINVAL;
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	per = calloc((size_t)ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	idx = (m->id * SY_MAX_RULES + rule) * 2 + (side & 1);
+	if (bpf_map_lookup_elem(r->bpf->rule_stats_fd, &idx, per) < 0) {
+		e = -errno;
+	} else {
+		for (int c = 0; c < ncpu; c++)
+			for (int k = 0; k < SY_CLASS_MAX; k++) {
+				out->cmds[k] += per[c].cmds[k];
+				out->bytes[k] += per[c].bytes[k];
+			}
+	}
+	free(per);
+	return e;
+}
+
+int sy_registry_side_classes(const struct sy_registry *r, const char *name, uint8_t side, struct sy_rule_stats *out)
+{
+	struct sy_rule_stats one;
+	int e;
+
+	memset(out, 0, sizeof(*out));
+	for (uint32_t rule = 0; rule < SY_MAX_RULES; rule++) {
+		if ((e = sy_registry_rule_stats(r, name, rule, side, &one)))
+			return e;
+		for (int k = 0; k < SY_CLASS_MAX; k++) {
+			out->cmds[k] += one.cmds[k];
+			out->bytes[k] += one.bytes[k];
+		}
+	}
+	return 0;
 }
 
 void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoint *ep, bool healthy,

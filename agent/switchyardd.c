@@ -57,6 +57,7 @@ struct daemon {
 	struct sy_health *health;
 	struct sy_rpc_server *rpc;
 	struct sy_events *events;
+	struct sy_capture *capture;
 	struct sy_daemon_info info;
 	struct sy_control_ctx ctl;
 	uint64_t ready_deadline;
@@ -360,7 +361,8 @@ static int start_rpc(struct daemon *d)
 	d->rpc = sy_rpc_server_new(d->loop, NULL);
 	if (!d->rpc)
 		return -ENOMEM;
-	d->ctl = (struct sy_control_ctx){.reg = d->reg, .health = d->health, .info = &d->info, .loop = d->loop};
+	d->ctl = (struct sy_control_ctx){
+		.reg = d->reg, .health = d->health, .info = &d->info, .loop = d->loop, .capture = d->capture};
 	d->ctl.events = d->events;
 	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)) ||
 	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)))
@@ -463,6 +465,8 @@ int main(int argc, char **argv)
 	}
 	sy_registry_on_change(d.reg, refresh_health, &d);
 	refresh_health(d.reg, &d);
+	if ((e = sy_capture_new(d.loop, d.bpf->events_fd, 5, NULL, NULL, &d.capture)))
+		goto out;
 
 	d.info.version = SY_VERSION;
 	snprintf(d.info.cgroup, sizeof(d.info.cgroup), "%s", d.o.cgroup);
@@ -491,6 +495,7 @@ int main(int argc, char **argv)
 out:
 	if (d.rpc)
 		sy_rpc_server_free(d.rpc);
+	sy_capture_free(d.capture);
 	sy_health_free(d.health);
 	sy_registry_free(d.reg);
 	if (d.bpf)

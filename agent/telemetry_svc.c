@@ -20,6 +20,7 @@ struct prev {
 	char name[SY_NAME_MAX];
 	uint32_t id;
 	struct sy_side_stats side[2];
+	struct sy_rule_stats cls[2];
 	struct sy_steer_counters dec;
 };
 
@@ -69,9 +70,11 @@ static void on_cancel(struct sy_rpc_call *call, void *arg)
 	watch_free(w);
 }
 
-static void fill_side(Switchyard__V1__SideSnapshot *ss, int side, const struct sy_side_stats *now,
-		      const struct sy_side_stats *before, uint64_t dec, double secs)
+static void fill_side(Switchyard__V1__SideSnapshot *ss, int side, const struct prev *cur, const struct prev *p,
+		      uint64_t dec, double secs)
 {
+	const struct sy_side_stats *now = &cur->side[side], *before = &p->side[side];
+	const struct sy_rule_stats *cn = &cur->cls[side], *cb = &p->cls[side];
 	uint64_t lat[SY_LAT_BUCKETS], ex = now->exchanges - before->exchanges, err = now->errors - before->errors;
 
 	switchyard__v1__side_snapshot__init(ss);
@@ -88,6 +91,26 @@ static void fill_side(Switchyard__V1__SideSnapshot *ss, int side, const struct s
 	ss->p99_us = sy_log2_quantile(lat, SY_LAT_BUCKETS, 0.99);
 	ss->sockets_opened = now->sockets - before->sockets;
 	ss->decisions = dec;
+	ss->reads_per_s = (double)(cn->cmds[SY_CLASS_READ] - cb->cmds[SY_CLASS_READ]) / secs;
+	ss->writes_per_s = (double)(cn->cmds[SY_CLASS_WRITE] - cb->cmds[SY_CLASS_WRITE]) / secs;
+	ss->others_per_s = (double)(cn->cmds[SY_CLASS_OTHER] - cb->cmds[SY_CLASS_OTHER]) / secs;
+	ss->unparsed = now->unparsed - before->unparsed;
+	ss->events_lost = now->ev_lost - before->ev_lost;
+	ss->outside_per_s = (double)(now->outside - before->outside) / secs;
+	ss->captured_per_s = (double)(now->captured - before->captured) / secs;
+	ss->sampled_per_s = (double)(now->sampled - before->sampled) / secs;
+}
+
+/* Everything a snapshot needs of one migration, read from the kernel now. */
+static void read_counters(struct sy_registry *reg, const struct sy_migration_state *m, struct prev *p)
+{
+	snprintf(p->name, sizeof(p->name), "%s", m->spec.name);
+	p->id = m->id;
+	for (uint8_t side = 0; side < 2; side++) {
+		sy_registry_side_stats(reg, m->spec.name, side, &p->side[side]);
+		sy_registry_side_classes(reg, m->spec.name, side, &p->cls[side]);
+	}
+	sy_registry_counters(reg, m->spec.name, &p->dec);
 }
 
 static void send_snapshot(struct watch *w)
@@ -113,24 +136,20 @@ static void send_snapshot(struct watch *w)
 			continue;
 		if (!p)
 			p = &zero;
-		snprintf(cur->name, sizeof(cur->name), "%s", m->spec.name);
-		cur->id = m->id;
-		sy_registry_side_stats(reg, m->spec.name, SY_SIDE_LEGACY, &cur->side[0]);
-		sy_registry_side_stats(reg, m->spec.name, SY_SIDE_TARGET, &cur->side[1]);
-		sy_registry_counters(reg, m->spec.name, &cur->dec);
+		read_counters(reg, m, cur);
 		switchyard__v1__migration_snapshot__init(&ms[k]);
 		ms[k].name = (char *)m->spec.name;
 		ms[k].ratio_bp = m->spec.ratio_bp;
 		ms[k].targets = m->spec.n_target;
 		ms[k].healthy_targets = (uint32_t)__builtin_popcount(m->healthy_mask);
 		ms[k].fallback = cur->dec.decisions[SY_DEC_FALLBACK] - p->dec.decisions[SY_DEC_FALLBACK];
-		fill_side(&ss[2 * k], 0, &cur->side[0], &p->side[0],
+		fill_side(&ss[2 * k], 0, cur, p,
 			  (cur->dec.decisions[SY_DEC_LEGACY] + cur->dec.decisions[SY_DEC_PINNED_LEGACY] +
 			   cur->dec.decisions[SY_DEC_FALLBACK]) -
 				  (p->dec.decisions[SY_DEC_LEGACY] + p->dec.decisions[SY_DEC_PINNED_LEGACY] +
 				   p->dec.decisions[SY_DEC_FALLBACK]),
 			  secs);
-		fill_side(&ss[2 * k + 1], 1, &cur->side[1], &p->side[1],
+		fill_side(&ss[2 * k + 1], 1, cur, p,
 			  (cur->dec.decisions[SY_DEC_TARGET] + cur->dec.decisions[SY_DEC_PINNED_TARGET]) -
 				  (p->dec.decisions[SY_DEC_TARGET] + p->dec.decisions[SY_DEC_PINNED_TARGET]),
 			  secs);
@@ -202,13 +221,7 @@ static void watch(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 		w->prev = calloc(n ? n : 1, sizeof(*w->prev));
 		for (size_t i = 0; w->prev && i < n; i++) {
 			const struct sy_migration_state *m = sy_registry_at(ctx->reg, i);
-			struct prev *p = &w->prev[w->nprev++];
-
-			snprintf(p->name, sizeof(p->name), "%s", m->spec.name);
-			p->id = m->id;
-			sy_registry_side_stats(ctx->reg, m->spec.name, SY_SIDE_LEGACY, &p->side[0]);
-			sy_registry_side_stats(ctx->reg, m->spec.name, SY_SIDE_TARGET, &p->side[1]);
-			sy_registry_counters(ctx->reg, m->spec.name, &p->dec);
+			read_counters(ctx->reg, m, &w->prev[w->nprev++]);
 		}
 	}
 	w->last_ms = unix_ms();

@@ -86,30 +86,36 @@ struct seg {
 	__u32 len; /* payload length */
 };
 
+/* Headers are read in place (cgroup_skb may read the linear part directly): a helper
+ * call per header cost more than the rest of the program for small packets. */
 static __always_inline int tcp_segment(struct __sk_buff *skb, struct seg *s)
 {
-	struct tcphdr th;
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct tcphdr *th;
 	__u32 hl;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
+		struct iphdr *ip = data;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) || ip.protocol != IPPROTO_TCP_)
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP_)
 			return -1;
-		hl = (__u32)ip.ihl * 4;
+		hl = (__u32)ip->ihl * 4;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
+		struct ipv6hdr *ip6 = data;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) || ip6.nexthdr != IPPROTO_TCP_)
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP_)
 			return -1;
-		hl = sizeof(ip6);
+		hl = sizeof(*ip6);
 	} else {
 		return -1;
 	}
-	if (hl < 20 || hl > 60 || bpf_skb_load_bytes(skb, hl, &th, sizeof(th)))
+	if (hl < 20 || hl > 60)
 		return -1;
-	s->seq = bpf_ntohl(th.seq);
-	s->off = hl + (__u32)th.doff * 4;
+	th = data + hl;
+	if ((void *)(th + 1) > end)
+		return -1;
+	s->seq = bpf_ntohl(th->seq);
+	s->off = hl + (__u32)th->doff * 4;
 	s->len = skb->len > s->off ? skb->len - s->off : 0;
 	return 0;
 }
@@ -306,7 +312,7 @@ static __always_inline void on_name(struct walk *w)
 	}
 	if (r->class == SY_CLASS_WRITE && w->m && (w->m->capture & (1 << (w->o->side & 1)))) {
 		w->o->capturing = 1;
-		r->cap_start = w->seq + 1;
+		r->cap_start = w->seq;
 		r->cap_sent = 0;
 	}
 }
@@ -342,12 +348,12 @@ static __always_inline void on_cmd(struct walk *w)
 		rs = bpf_map_lookup_elem(&sy_rule_stats, &idx);
 		if (rs) {
 			rs->cmds[cls]++;
-			rs->bytes[cls] += w->seq + 1 - r->cmd_start;
+			rs->bytes[cls] += w->seq - r->cmd_start;
 		}
 	}
 	if (w->o->capturing) {
 		w->o->capturing = 0;
-		emit_write(w, r->cap_start, w->seq + 1,
+		emit_write(w, r->cap_start, w->seq,
 			   SY_EVF_LAST | (r->rule == SY_RULE_OUTSIDE ? SY_EVF_OUTSIDE : 0));
 		if (r->rule != SY_RULE_OUTSIDE)
 			w->st->captured++;
@@ -368,26 +374,46 @@ static __always_inline void abort_capture(struct walk *w)
 		w->st->ev_lost++;
 }
 
-static long parse_step(__u32 i __attribute__((unused)), void *ctx)
+static __always_inline void on_events(struct walk *w, int ev)
 {
-	struct walk *w = ctx;
+	struct sy_resp *r = &w->o->resp;
+
+	/* w->seq is already past the byte (or the stretch) that raised the events */
+	if (ev & SY_RESP_EV_ERROR) {
+		w->st->unparsed++;
+		abort_capture(w);
+	}
+	if (ev & SY_RESP_EV_BEGIN) {
+		r->cmd_start = w->seq - 1;
+		r->cmd_seq++;
+	}
+	if (ev & SY_RESP_EV_NAME)
+		on_name(w);
+	if (ev & SY_RESP_EV_KEY)
+		on_key(w);
+	if (ev & SY_RESP_EV_CMD)
+		on_cmd(w);
+}
+
+/* One step: a stretch of skippable bytes, or one byte. Returns -1 when the packet is
+ * done, else the SY_RESP_EV_* bits the step raised (handled by the caller). */
+static __always_inline int one_step(struct walk *w)
+{
 	struct sy_resp *r = &w->o->resp;
 	__u32 n, k;
 	__u64 sz;
-	int ev;
 	__u8 c;
 
 	if (w->off >= w->end)
-		return 1;
+		return -1;
 	n = sy_resp_skippable(r);
 	if (n) {
 		k = w->end - w->off;
 		if (k > n)
 			k = n;
-		sy_resp_skipped(r, k);
 		w->off += k;
 		w->seq += k;
-		return 0;
+		return sy_resp_skipped(r, k);
 	}
 	if (w->off < w->buf_off || w->off - w->buf_off >= w->buf_len) {
 		sz = w->end - w->off;
@@ -395,30 +421,36 @@ static long parse_step(__u32 i __attribute__((unused)), void *ctx)
 			sz = sizeof(w->sc->buf);
 		asm volatile("" : "+r"(sz));
 		if (sz == 0 || sz > sizeof(w->sc->buf) || bpf_skb_load_bytes(w->skb, w->off, w->sc->buf, sz))
-			return 1;
+			return -1;
 		w->buf_off = w->off;
 		w->buf_len = sz;
 	}
 	c = w->sc->buf[(w->off - w->buf_off) & (sizeof(w->sc->buf) - 1)];
-	ev = sy_resp_byte(r, c);
-	if (ev) {
-		if (ev & SY_RESP_EV_ERROR) {
-			w->st->unparsed++;
-			abort_capture(w);
-		}
-		if (ev & SY_RESP_EV_BEGIN) {
-			r->cmd_start = w->seq;
-			r->cmd_seq++;
-		}
-		if (ev & SY_RESP_EV_NAME)
-			on_name(w);
-		if (ev & SY_RESP_EV_KEY)
-			on_key(w);
-		if (ev & SY_RESP_EV_CMD)
-			on_cmd(w);
-	}
 	w->off++;
 	w->seq++;
+	return sy_resp_byte(r, c);
+}
+
+#define STEPS_PER_CALL 8
+
+/* bpf_loop's callback: several steps per call, because the indirect call per step
+ * costs more than the step itself. Events end a call's run of steps, so their
+ * handling (lookups, ring-buffer output) is verified once, not once per step. */
+static long parse_steps(__u32 i __attribute__((unused)), void *ctx)
+{
+	struct walk *w = ctx;
+	int ev = 0;
+
+#pragma unroll
+	for (int j = 0; j < STEPS_PER_CALL; j++) {
+		ev = one_step(w);
+		if (ev)
+			break;
+	}
+	if (ev < 0)
+		return 1;
+	if (ev)
+		on_events(w, ev);
 	return 0;
 }
 
@@ -441,7 +473,10 @@ static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, stru
 	w.seq0 = w.seq = s->seq + skip;
 	w.buf_off = 0;
 	w.buf_len = 0;
-	bpf_loop(2 * n + 8 < (1u << 20) ? 2 * n + 8 : (1u << 20), parse_step, &w, 0);
+	/* A call makes at least one step, a step eats at least one byte or ends an
+	 * argument: 2n + 8 calls never run out for packets up to 512 KiB. The loop ends
+	 * as soon as the packet is done. */
+	bpf_loop(2 * n + 8 < (1u << 20) ? 2 * n + 8 : (1u << 20), parse_steps, &w, 0);
 	if (w.off < w.end) {
 		/* the loop's budget or a load failed: drop the rest, resynchronise */
 		st->unparsed++;

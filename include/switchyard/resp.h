@@ -52,9 +52,7 @@ enum sy_resp_state {
 	SY_RS_DOLLAR,	 /* '$' of the next argument */
 	SY_RS_BULKLEN,	 /* digits after '$' */
 	SY_RS_BULKLEN_LF,
-	SY_RS_DATA,	 /* inside an argument: r->num bytes left */
-	SY_RS_DATA_CR,
-	SY_RS_DATA_LF,
+	SY_RS_DATA,	 /* inside an argument: r->num bytes left, its "\r\n" included */
 	SY_RS_INLINE, /* inside an inline command line */
 	SY_RS_RESYNC, /* after an error: dropping bytes up to the next '\n' */
 };
@@ -142,6 +140,20 @@ SY_INLINE int sy_resp_arg_done(struct sy_resp *r)
 	return 0;
 }
 
+/* The last byte of an argument's data was consumed. */
+SY_INLINE int sy_resp_data_done(struct sy_resp *r)
+{
+	int ev = sy_resp_arg_done(r);
+
+	if (++r->arg == r->argc) {
+		r->state = SY_RS_START;
+		ev |= SY_RESP_EV_CMD;
+	} else {
+		r->state = SY_RS_DOLLAR;
+	}
+	return ev;
+}
+
 SY_INLINE int sy_resp_inline(struct sy_resp *r, __u8 c)
 {
 	int ev = 0;
@@ -170,7 +182,7 @@ SY_INLINE int sy_resp_inline(struct sy_resp *r, __u8 c)
 /* Feeds one byte; returns SY_RESP_EV_* bits. */
 SY_INLINE int sy_resp_byte(struct sy_resp *r, __u8 c)
 {
-	int d, ev;
+	int d;
 
 	switch (r->state) {
 	case SY_RS_START:
@@ -226,29 +238,13 @@ SY_INLINE int sy_resp_byte(struct sy_resp *r, __u8 c)
 		if (c != '\n')
 			return sy_resp_fail(r, c);
 		r->flags &= ~SY_RESPF_DIGITS;
-		r->state = r->num ? SY_RS_DATA : SY_RS_DATA_CR;
+		r->num += 2; /* the data's "\r\n", skipped unchecked as Redis does */
+		r->state = SY_RS_DATA;
 		return 0;
 	case SY_RS_DATA:
-		sy_resp_keep(r, c);
-		if (--r->num == 0)
-			r->state = SY_RS_DATA_CR;
-		return 0;
-	case SY_RS_DATA_CR:
-		if (c != '\r')
-			return sy_resp_fail(r, c);
-		r->state = SY_RS_DATA_LF;
-		return 0;
-	case SY_RS_DATA_LF:
-		if (c != '\n')
-			return sy_resp_fail(r, c);
-		ev = sy_resp_arg_done(r);
-		if (++r->arg == r->argc) {
-			r->state = SY_RS_START;
-			ev |= SY_RESP_EV_CMD;
-		} else {
-			r->state = SY_RS_DOLLAR;
-		}
-		return ev;
+		if (r->num > 2)
+			sy_resp_keep(r, c);
+		return --r->num == 0 ? sy_resp_data_done(r) : 0;
 	case SY_RS_INLINE:
 		return sy_resp_inline(r, c);
 	default: /* SY_RS_RESYNC, or a state nobody wrote */
@@ -261,14 +257,19 @@ SY_INLINE int sy_resp_byte(struct sy_resp *r, __u8 c)
 }
 
 /* How many of the next bytes the caller may skip without feeding them: the rest of
- * an argument that is neither the name nor a first key still to be kept. */
+ * an argument that is neither the name nor a first key still to be kept, and the
+ * "\r\n" ending every argument. */
 SY_INLINE __u32 sy_resp_skippable(struct sy_resp *r)
 {
 	if (r->state != SY_RS_DATA)
 		return 0;
-	if (r->arg == 0)
-		return r->name_len < SY_CMD_NAME_MAX ? 0 : r->num;
-	if (r->first_key && r->arg == r->first_key && !(r->flags & SY_RESPF_KEYSEEN)) {
+	if (r->num <= 2)
+		return r->num;
+	if (r->arg == 0) {
+		if (r->name_len < SY_CMD_NAME_MAX)
+			return 0;
+		r->flags |= SY_RESPF_NAMETRUNC;
+	} else if (r->first_key && r->arg == r->first_key && !(r->flags & SY_RESPF_KEYSEEN)) {
 		if (r->key_len < SY_KEY_MAX)
 			return 0;
 		r->flags |= SY_RESPF_KEYTRUNC;
@@ -276,14 +277,12 @@ SY_INLINE __u32 sy_resp_skippable(struct sy_resp *r)
 	return r->num;
 }
 
-/* The caller skipped n <= sy_resp_skippable() bytes. */
-SY_INLINE void sy_resp_skipped(struct sy_resp *r, __u32 n)
+/* The caller skipped n <= sy_resp_skippable() bytes; returns SY_RESP_EV_* bits (the
+ * argument, and maybe the command, ended). */
+SY_INLINE int sy_resp_skipped(struct sy_resp *r, __u32 n)
 {
-	if (r->arg == 0 && n)
-		r->flags |= SY_RESPF_NAMETRUNC;
 	r->num -= n;
-	if (r->num == 0)
-		r->state = SY_RS_DATA_CR;
+	return r->num == 0 ? sy_resp_data_done(r) : 0;
 }
 
 #endif
