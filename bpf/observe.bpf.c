@@ -67,7 +67,18 @@ struct {
 /* Per-CPU working memory: a window of the payload, and the record being built (its
  * header and data are contiguous, so one output call sends both). */
 struct scratch {
-	__u8 buf[64];
+	/* The walk's positions live here, not on the stack: the verifier tracks stack
+	 * values exactly, so every distinct step length would be a distinct state to
+	 * explore; map memory is just "some number", and the states converge. */
+	__u32 off;     /* skb offset of the next byte */
+	__u32 end;     /* skb offset past the last new byte */
+	__u32 seq;     /* TCP sequence of the byte at `off` */
+	__u32 off0;    /* skb offset and sequence of the packet's first new byte */
+	__u32 seq0;
+	__u32 buf_off; /* skb offset of buf[0] */
+	__u32 buf_len;
+	__u32 pad;
+	__u8 buf[128]; /* 64 loaded at a time; the rest lets fast paths look ahead */
 	struct sy_ev_hdr hdr;
 	__u8 data[SY_EV_FRAG_MAX];
 	struct sy_prefix_key pk;
@@ -193,13 +204,6 @@ struct walk {
 	struct scratch *sc;
 	struct sy_side_stats *st;
 	struct sy_migration *m; /* NULL if the migration is gone */
-	__u32 off;		/* skb offset of the next byte */
-	__u32 end;		/* skb offset past the last new byte */
-	__u32 seq;		/* TCP sequence of the byte at `off` */
-	__u32 off0;		/* skb offset and sequence of the packet's first new byte */
-	__u32 seq0;
-	__u32 buf_off; /* skb offset of sc->buf[0] */
-	__u32 buf_len;
 };
 
 static __always_inline __u64 wake_flags(void)
@@ -240,8 +244,8 @@ static __always_inline void emit_write(struct walk *w, __u32 from, __u32 to, __u
 	int i;
 
 	cap = w->m ? w->m->capture_max : 0;
-	if ((__s32)(from - w->seq0) < 0)
-		from = w->seq0;
+	if ((__s32)(from - w->sc->seq0) < 0)
+		from = w->sc->seq0;
 	len = (__s32)(to - from) > 0 ? to - from : 0;
 	room = cap > r->cap_sent ? cap - r->cap_sent : 0;
 	if (len > room)
@@ -252,7 +256,7 @@ static __always_inline void emit_write(struct walk *w, __u32 from, __u32 to, __u
 	}
 	if (!len && !(flags & SY_EVF_LAST))
 		return;
-	skb_off = w->off0 + (from - w->seq0);
+	skb_off = w->sc->off0 + (from - w->sc->seq0);
 	for (i = 0; i < 8; i++) {
 		chunk = len > SY_EV_FRAG_MAX ? SY_EV_FRAG_MAX : len;
 		ev_header(w, SY_EVT_WRITE, (flags & (chunk == len ? 0xff : ~SY_EVF_LAST)) |
@@ -307,12 +311,14 @@ static __always_inline void on_name(struct walk *w)
 		ci = bpf_map_lookup_elem(&sy_cmds, r->name);
 	if (ci) {
 		r->class = ci->class;
-		r->first_key = ci->first_key;
+		/* the key is read only when something needs it: a prefix rule, or sampling */
+		if (w->m && (w->m->n_rules || (w->m->sample_n && ci->class == SY_CLASS_READ)))
+			r->first_key = ci->first_key;
 		r->cmd_flags = ci->flags;
 	}
 	if (r->class == SY_CLASS_WRITE && w->m && (w->m->capture & (1 << (w->o->side & 1)))) {
 		w->o->capturing = 1;
-		r->cap_start = w->seq;
+		r->cap_start = w->sc->seq;
 		r->cap_sent = 0;
 	}
 }
@@ -348,12 +354,12 @@ static __always_inline void on_cmd(struct walk *w)
 		rs = bpf_map_lookup_elem(&sy_rule_stats, &idx);
 		if (rs) {
 			rs->cmds[cls]++;
-			rs->bytes[cls] += w->seq - r->cmd_start;
+			rs->bytes[cls] += w->sc->seq - r->cmd_start;
 		}
 	}
 	if (w->o->capturing) {
 		w->o->capturing = 0;
-		emit_write(w, r->cap_start, w->seq,
+		emit_write(w, r->cap_start, w->sc->seq,
 			   SY_EVF_LAST | (r->rule == SY_RULE_OUTSIDE ? SY_EVF_OUTSIDE : 0));
 		if (r->rule != SY_RULE_OUTSIDE)
 			w->st->captured++;
@@ -376,16 +382,10 @@ static __always_inline void abort_capture(struct walk *w)
 
 static __always_inline void on_events(struct walk *w, int ev)
 {
-	struct sy_resp *r = &w->o->resp;
-
-	/* w->seq is already past the byte (or the stretch) that raised the events */
+	/* w->sc->seq is already past the byte (or the stretch) that raised the events */
 	if (ev & SY_RESP_EV_ERROR) {
 		w->st->unparsed++;
 		abort_capture(w);
-	}
-	if (ev & SY_RESP_EV_BEGIN) {
-		r->cmd_start = w->seq - 1;
-		r->cmd_seq++;
 	}
 	if (ev & SY_RESP_EV_NAME)
 		on_name(w);
@@ -400,35 +400,53 @@ static __always_inline void on_events(struct walk *w, int ev)
 static __always_inline int one_step(struct walk *w)
 {
 	struct sy_resp *r = &w->o->resp;
-	__u32 n, k;
+	__u32 n, k, i;
 	__u64 sz;
+	int ev = 0;
 	__u8 c;
 
-	if (w->off >= w->end)
+	if (w->sc->off >= w->sc->end)
 		return -1;
 	n = sy_resp_skippable(r);
 	if (n) {
-		k = w->end - w->off;
+		k = w->sc->end - w->sc->off;
 		if (k > n)
 			k = n;
-		w->off += k;
-		w->seq += k;
+		w->sc->off += k;
+		w->sc->seq += k;
 		return sy_resp_skipped(r, k);
 	}
-	if (w->off < w->buf_off || w->off - w->buf_off >= w->buf_len) {
-		sz = w->end - w->off;
-		if (sz > sizeof(w->sc->buf))
-			sz = sizeof(w->sc->buf);
-		asm volatile("" : "+r"(sz));
-		if (sz == 0 || sz > sizeof(w->sc->buf) || bpf_skb_load_bytes(w->skb, w->off, w->sc->buf, sz))
-			return -1;
-		w->buf_off = w->off;
-		w->buf_len = sz;
+	/* refill when the window is used up, or too short for a header fast path */
+	if (w->sc->off < w->sc->buf_off || w->sc->off - w->sc->buf_off + 8 > w->sc->buf_len) {
+		if (w->sc->off < w->sc->buf_off || w->sc->off - w->sc->buf_off >= w->sc->buf_len || w->sc->buf_off + w->sc->buf_len < w->sc->end) {
+			sz = w->sc->end - w->sc->off;
+			if (sz > 64)
+				sz = 64;
+			asm volatile("" : "+r"(sz));
+			if (sz == 0 || sz > 64 || bpf_skb_load_bytes(w->skb, w->sc->off, w->sc->buf, sz))
+				return -1;
+			w->sc->buf_off = w->sc->off;
+			w->sc->buf_len = sz;
+		}
 	}
-	c = w->sc->buf[(w->off - w->buf_off) & (sizeof(w->sc->buf) - 1)];
-	w->off++;
-	w->seq++;
-	return sy_resp_byte(r, c);
+	i = (w->sc->off - w->sc->buf_off) & 63;
+	k = sy_resp_fast(r, &w->sc->buf[i], w->sc->buf_len - i, &ev);
+	if (k) {
+		w->sc->off += k;
+		w->sc->seq += k;
+	} else {
+		c = w->sc->buf[i];
+		w->sc->off++;
+		w->sc->seq++;
+		ev = sy_resp_byte(r, c);
+	}
+	if (ev & SY_RESP_EV_BEGIN) {
+		/* handled here: a command's start must not end a run of steps */
+		r->cmd_start = w->sc->seq - (k ? k : 1);
+		r->cmd_seq++;
+		ev &= ~SY_RESP_EV_BEGIN;
+	}
+	return ev;
 }
 
 #define STEPS_PER_CALL 8
@@ -468,16 +486,16 @@ static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, stru
 	w.o = o;
 	w.st = st;
 	w.m = bpf_map_lookup_elem(&sy_migrations, &mig);
-	w.off0 = w.off = s->off + skip;
-	w.end = w.off + n;
-	w.seq0 = w.seq = s->seq + skip;
-	w.buf_off = 0;
-	w.buf_len = 0;
+	w.sc->off0 = w.sc->off = s->off + skip;
+	w.sc->end = w.sc->off + n;
+	w.sc->seq0 = w.sc->seq = s->seq + skip;
+	w.sc->buf_off = 0;
+	w.sc->buf_len = 0;
 	/* A call makes at least one step, a step eats at least one byte or ends an
 	 * argument: 2n + 8 calls never run out for packets up to 512 KiB. The loop ends
 	 * as soon as the packet is done. */
 	bpf_loop(2 * n + 8 < (1u << 20) ? 2 * n + 8 : (1u << 20), parse_steps, &w, 0);
-	if (w.off < w.end) {
+	if (w.sc->off < w.sc->end) {
 		/* the loop's budget or a load failed: drop the rest, resynchronise */
 		st->unparsed++;
 		abort_capture(&w);
@@ -485,7 +503,7 @@ static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, stru
 		return;
 	}
 	if (o->capturing)
-		emit_write(&w, o->resp.cap_start, w.seq, 0);
+		emit_write(&w, o->resp.cap_start, w.sc->seq, 0);
 }
 
 SEC("cgroup_skb/egress")

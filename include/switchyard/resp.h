@@ -256,6 +256,46 @@ SY_INLINE int sy_resp_byte(struct sy_resp *r, __u8 c)
 	}
 }
 
+/* Fast path over bytes the caller already holds (p[0..avail) are the stream's next
+ * bytes): a whole "*N\r\n$M\r\n" command header, or a "$M\r\n" argument header, in
+ * one step instead of one per byte. Returns the bytes consumed (0: use the byte path)
+ * and ORs events into *ev. The state reached is exactly what feeding the same bytes
+ * one by one would reach; anything unusual (multi-digit counts, errors) is left to
+ * the byte path. */
+SY_INLINE __u32 sy_resp_fast(struct sy_resp *r, const __u8 *p, __u32 avail, int *ev)
+{
+	__u32 i, n = 0;
+
+	if (avail < 4)
+		return 0;
+	if (r->state == SY_RS_START) {
+		if (avail < 8 || p[0] != '*' || p[1] < '1' || p[1] > '9' || p[2] != '\r' || p[3] != '\n' ||
+		    p[4] != '$' || p[5] < '0' || p[5] > '9' || p[6] != '\r' || p[7] != '\n')
+			return 0;
+		sy_resp_reset_cmd(r);
+		r->argc = p[1] - '0';
+		r->num = p[5] - '0' + 2;
+		r->state = SY_RS_DATA;
+		*ev |= SY_RESP_EV_BEGIN;
+		return 8;
+	}
+	if (r->state != SY_RS_DOLLAR || p[0] != '$')
+		return 0;
+	for (i = 1; i < 7; i++) {
+		if (i >= avail)
+			return 0;
+		if (p[i] < '0' || p[i] > '9')
+			break;
+		n = n * 10 + (p[i] - '0');
+	}
+	if (i == 1 || i >= 7 || i + 1 >= avail || p[i] != '\r' || p[i + 1] != '\n')
+		return 0;
+	r->num = n + 2;
+	r->flags &= ~SY_RESPF_DIGITS;
+	r->state = SY_RS_DATA;
+	return i + 2;
+}
+
 /* How many of the next bytes the caller may skip without feeding them: the rest of
  * an argument that is neither the name nor a first key still to be kept, and the
  * "\r\n" ending every argument. */
