@@ -304,11 +304,22 @@ static __always_inline void emit_key(struct walk *w)
 
 static __always_inline void on_name(struct walk *w)
 {
-	struct sy_resp *r = &w->o->resp;
+	struct sy_sock *o = w->o;
+	struct sy_resp *r = &o->resp;
 	struct sy_cmd_info *ci = NULL;
+	__u64 *a = (__u64 *)r->name, *b = (__u64 *)o->last_name;
 
-	if (!(r->flags & SY_RESPF_NAMETRUNC))
+	if (r->flags & SY_RESPF_NAMETRUNC) {
+		ci = NULL;
+	} else if (o->last_known && a[0] == b[0] && a[1] == b[1] && a[2] == b[2]) {
+		ci = o->last_known == 1 ? &o->last_cmd : NULL;
+	} else {
 		ci = bpf_map_lookup_elem(&sy_cmds, r->name);
+		__builtin_memcpy(o->last_name, r->name, SY_CMD_NAME_MAX);
+		if (ci)
+			o->last_cmd = *ci;
+		o->last_known = ci ? 1 : 2;
+	}
 	if (ci) {
 		r->class = ci->class;
 		/* the key is read only when something needs it: a prefix rule, or sampling */
@@ -341,7 +352,7 @@ static __always_inline void on_key(struct walk *w)
 	r->rule = rule ? rule->rule : SY_RULE_OUTSIDE;
 }
 
-static __always_inline void on_cmd(struct walk *w)
+static __always_inline void count_cmd(struct walk *w)
 {
 	struct sy_resp *r = &w->o->resp;
 	struct sy_rule_stats *rs;
@@ -349,14 +360,29 @@ static __always_inline void on_cmd(struct walk *w)
 
 	if (r->rule == SY_RULE_OUTSIDE) {
 		w->st->outside++;
-	} else {
-		idx = ((w->o->mig_id * SY_MAX_RULES) + (r->rule & (SY_MAX_RULES - 1))) * 2 + (w->o->side & 1);
-		rs = bpf_map_lookup_elem(&sy_rule_stats, &idx);
-		if (rs) {
-			rs->cmds[cls]++;
-			rs->bytes[cls] += w->sc->seq - r->cmd_start;
-		}
+		return;
 	}
+	idx = ((w->o->mig_id * SY_MAX_RULES) + (r->rule & (SY_MAX_RULES - 1))) * 2 + (w->o->side & 1);
+	rs = bpf_map_lookup_elem(&sy_rule_stats, &idx);
+	if (rs) {
+		rs->cmds[cls]++;
+		rs->bytes[cls] += w->sc->seq - r->cmd_start;
+	}
+}
+
+/* A command that needs nothing but counting: most of them. */
+static __always_inline int plain_cmd(struct walk *w)
+{
+	struct sy_resp *r = &w->o->resp;
+
+	return !w->o->capturing && !(r->class == SY_CLASS_READ && w->m && w->m->sample_n);
+}
+
+static __always_inline void on_cmd(struct walk *w)
+{
+	struct sy_resp *r = &w->o->resp;
+
+	count_cmd(w);
 	if (w->o->capturing) {
 		w->o->capturing = 0;
 		emit_write(w, r->cap_start, w->sc->seq,
@@ -430,7 +456,7 @@ static __always_inline int one_step(struct walk *w)
 		}
 	}
 	i = (w->sc->off - w->sc->buf_off) & 63;
-	k = sy_resp_fast(r, &w->sc->buf[i], w->sc->buf_len - i, &ev);
+	k = sy_resp_fast(r, &w->sc->buf[i], w->sc->buf_len - i, w->sc->end - w->sc->off, &ev);
 	if (k) {
 		w->sc->off += k;
 		w->sc->seq += k;
@@ -445,6 +471,14 @@ static __always_inline int one_step(struct walk *w)
 		r->cmd_start = w->sc->seq - (k ? k : 1);
 		r->cmd_seq++;
 		ev &= ~SY_RESP_EV_BEGIN;
+	}
+	if ((ev & (SY_RESP_EV_NAME | SY_RESP_EV_ERROR)) == SY_RESP_EV_NAME) {
+		on_name(w); /* cheap (a compare, mostly): no need to end the run */
+		ev &= ~SY_RESP_EV_NAME;
+	}
+	if (ev == SY_RESP_EV_CMD && plain_cmd(w)) {
+		count_cmd(w);
+		ev = 0;
 	}
 	return ev;
 }

@@ -212,6 +212,11 @@ struct sy_sock {
 	__u64 req_ns;    /* when the oldest unanswered request left, 0 when idle */
 	__u64 cookie;    /* socket cookie, names the socket in events */
 	struct sy_resp resp;
+	/* The previous command's name and table entry: pipelines repeat names, and a
+	 * compare is cheaper than a hash lookup. */
+	char last_name[SY_CMD_NAME_MAX];
+	struct sy_cmd_info last_cmd;
+	__u32 last_known; /* 1: last_cmd is the table's entry, 2: unknown name, 0: none */
 };
 
 /* Per migration and side (index mig_id * 2 + side), per CPU: what the observe
@@ -280,7 +285,7 @@ _Static_assert(sizeof(struct sy_pin) == 8, "sy_pin ABI");
 _Static_assert(sizeof(struct sy_steer_counters) == 8 * SY_DEC_MAX, "sy_steer_counters ABI");
 _Static_assert(sizeof(struct sy_config) == 16, "sy_config ABI");
 _Static_assert(sizeof(struct sy_resp) == 40 + SY_CMD_NAME_MAX + SY_KEY_MAX, "sy_resp ABI");
-_Static_assert(sizeof(struct sy_sock) == 72 + sizeof(struct sy_resp), "sy_sock ABI");
+_Static_assert(sizeof(struct sy_sock) == 72 + sizeof(struct sy_resp) + SY_CMD_NAME_MAX + 8, "sy_sock ABI");
 _Static_assert(sizeof(struct sy_side_stats) == 8 * (11 + SY_LAT_BUCKETS), "sy_side_stats ABI");
 _Static_assert(sizeof(struct sy_cmd_info) == 4, "sy_cmd_info ABI");
 _Static_assert(sizeof(struct sy_prefix_key) == 8 + SY_PREFIX_MAX, "sy_prefix_key ABI");

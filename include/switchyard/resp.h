@@ -40,6 +40,8 @@
 #define SY_RESP_IDX(i, mask) ((i) & (mask))
 #endif
 
+#define SY_RESP_FAST_NAME 16 /* names up to this long are copied in one step */
+
 /* Redis's own limits: beyond them the server refuses the command, so do we. */
 #define SY_RESP_MAX_ARGC   (1u << 30)
 #define SY_RESP_MAX_BULK   (512u << 20)
@@ -256,46 +258,6 @@ SY_INLINE int sy_resp_byte(struct sy_resp *r, __u8 c)
 	}
 }
 
-/* Fast path over bytes the caller already holds (p[0..avail) are the stream's next
- * bytes): a whole "*N\r\n$M\r\n" command header, or a "$M\r\n" argument header, in
- * one step instead of one per byte. Returns the bytes consumed (0: use the byte path)
- * and ORs events into *ev. The state reached is exactly what feeding the same bytes
- * one by one would reach; anything unusual (multi-digit counts, errors) is left to
- * the byte path. */
-SY_INLINE __u32 sy_resp_fast(struct sy_resp *r, const __u8 *p, __u32 avail, int *ev)
-{
-	__u32 i, n = 0;
-
-	if (avail < 4)
-		return 0;
-	if (r->state == SY_RS_START) {
-		if (avail < 8 || p[0] != '*' || p[1] < '1' || p[1] > '9' || p[2] != '\r' || p[3] != '\n' ||
-		    p[4] != '$' || p[5] < '0' || p[5] > '9' || p[6] != '\r' || p[7] != '\n')
-			return 0;
-		sy_resp_reset_cmd(r);
-		r->argc = p[1] - '0';
-		r->num = p[5] - '0' + 2;
-		r->state = SY_RS_DATA;
-		*ev |= SY_RESP_EV_BEGIN;
-		return 8;
-	}
-	if (r->state != SY_RS_DOLLAR || p[0] != '$')
-		return 0;
-	for (i = 1; i < 7; i++) {
-		if (i >= avail)
-			return 0;
-		if (p[i] < '0' || p[i] > '9')
-			break;
-		n = n * 10 + (p[i] - '0');
-	}
-	if (i == 1 || i >= 7 || i + 1 >= avail || p[i] != '\r' || p[i + 1] != '\n')
-		return 0;
-	r->num = n + 2;
-	r->flags &= ~SY_RESPF_DIGITS;
-	r->state = SY_RS_DATA;
-	return i + 2;
-}
-
 /* How many of the next bytes the caller may skip without feeding them: the rest of
  * an argument that is neither the name nor a first key still to be kept, and the
  * "\r\n" ending every argument. */
@@ -323,6 +285,70 @@ SY_INLINE int sy_resp_skipped(struct sy_resp *r, __u32 n)
 {
 	r->num -= n;
 	return r->num == 0 ? sy_resp_data_done(r) : 0;
+}
+
+/* Fast path over bytes the caller already holds (p[0..avail) are the stream's next
+ * bytes): a whole "*N\r\n$M\r\n" command header, or a "$M\r\n" argument header, in
+ * one step instead of one per byte. Returns the bytes consumed (0: use the byte path)
+ * and ORs events into *ev. The state reached is exactly what feeding the same bytes
+ * one by one would reach; anything unusual (multi-digit counts, errors) is left to
+ * the byte path. */
+SY_INLINE __u32 sy_resp_fast(struct sy_resp *r, const __u8 *p, __u32 avail, __u32 more, int *ev)
+{
+	__u32 i, n = 0, k, m;
+
+	if (avail < 4)
+		return 0;
+	if (r->state == SY_RS_START) {
+		if (avail < 8 || p[0] != '*' || p[1] < '1' || p[1] > '9' || p[2] != '\r' || p[3] != '\n' ||
+		    p[4] != '$' || p[5] < '0' || p[5] > '9' || p[6] != '\r' || p[7] != '\n')
+			return 0;
+		sy_resp_reset_cmd(r);
+		r->argc = p[1] - '0';
+		r->num = p[5] - '0' + 2;
+		r->state = SY_RS_DATA;
+		*ev |= SY_RESP_EV_BEGIN;
+		return 8;
+	}
+	if (r->state == SY_RS_DATA && r->arg == 0 && r->name_len == 0 && r->num > 2 &&
+	    r->num <= SY_RESP_FAST_NAME + 2 && r->num <= avail) {
+		/* a whole short name and its "\r\n" */
+		n = r->num - 2;
+		/* a fixed trip count (the name stays zero padded: it is the table's key) */
+#pragma unroll
+		for (i = 0; i < SY_RESP_FAST_NAME; i++)
+			r->name[i] = i >= n ? 0 : (p[i] >= 'a' && p[i] <= 'z') ? p[i] - 32 : p[i];
+		r->name_len = n;
+		k = r->num;
+		r->num = 0;
+		*ev |= sy_resp_data_done(r);
+		return k;
+	}
+	if (r->state != SY_RS_DOLLAR || p[0] != '$')
+		return 0;
+	for (i = 1; i < 7; i++) {
+		if (i >= avail)
+			return 0;
+		if (p[i] < '0' || p[i] > '9')
+			break;
+		n = n * 10 + (p[i] - '0');
+	}
+	if (i == 1 || i >= 7 || i + 1 >= avail || p[i] != '\r' || p[i + 1] != '\n')
+		return 0;
+	r->num = n + 2;
+	r->flags &= ~SY_RESPF_DIGITS;
+	r->state = SY_RS_DATA;
+	k = i + 2;
+	/* and the argument itself when nobody needs its bytes: `more` bytes of the
+	 * stream are at hand from p on (the rest of the packet) */
+	m = sy_resp_skippable(r);
+	if (m && more > k) {
+		if (m > more - k)
+			m = more - k;
+		k += m;
+		*ev |= sy_resp_skipped(r, m);
+	}
+	return k;
 }
 
 #endif
