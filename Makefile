@@ -111,14 +111,18 @@ $(OUT)/tests/%: tests/unit/%.c $(OUT)/libagent-asan.a
 
 # Fuzz harnesses: replay binaries (plain main over the corpus, sanitized, gcc) for make
 # test; libFuzzer binaries (clang) for make fuzz.
+# Harness-specific libraries (fuzz_resp uses hiredis's reader as its oracle).
+FUZZ_LIBS_fuzz_resp := -lhiredis
+
 $(OUT)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay_main.c $(OUT)/libagent-asan.a
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) -o $@ $< tests/fuzz/replay_main.c $(OUT)/libagent-asan.a $(LDLIBS)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) -o $@ $< tests/fuzz/replay_main.c $(OUT)/libagent-asan.a $(LDLIBS) \
+		$(FUZZ_LIBS_$*)
 
 $(OUT)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(GEN_HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) $(BASE_CFLAGS) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(LIB_SRCS) $(LDLIBS)
+		-o $@ $< $(LIB_SRCS) $(LDLIBS) $(FUZZ_LIBS_$*)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done

@@ -7,7 +7,7 @@ PKGS="
 build-essential make pkg-config clang llvm clang-format
 libbpf-dev bpftool libelf-dev zlib1g-dev
 libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
-libnghttp2-dev libyaml-dev libcmocka-dev libsystemd-dev
+libnghttp2-dev libyaml-dev libcmocka-dev libhiredis-dev libsystemd-dev
 redis-server redis-tools
 python3-pytest python3-redis python3-grpcio python3-protobuf python3-h2
 iproute2 util-linux procps

@@ -430,8 +430,8 @@ static void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 
 		printf("\n%s  ratio %u.%02u%%  targets healthy %u/%u  fallback %llu\n", m->name, m->ratio_bp / 100,
 		       m->ratio_bp % 100, m->healthy_targets, m->targets, (unsigned long long)m->fallback);
-		printf("  %-7s %10s %10s %10s %9s %9s %9s %8s %8s %9s\n", "SIDE", "REQ/S", "OUT B/S", "IN B/S", "P50",
-		       "P95", "P99", "ERR/S", "ERR%", "CONNECTS");
+		printf("  %-7s %9s %9s %9s %10s %10s %8s %8s %8s %8s %7s %9s %8s\n", "SIDE", "READS/S", "WRITES/S",
+		       "OTHER/S", "OUT B/S", "IN B/S", "P50", "P95", "P99", "ERR/S", "ERR%", "CONNECTS", "UNPARSED");
 		for (size_t j = 0; j < m->n_sides; j++) {
 			const Switchyard__V1__SideSnapshot *d = m->sides[j];
 			char p50[16], p95[16], p99[16];
@@ -439,10 +439,14 @@ static void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 			fmt_us(d->p50_us, p50, sizeof(p50));
 			fmt_us(d->p95_us, p95, sizeof(p95));
 			fmt_us(d->p99_us, p99, sizeof(p99));
-			printf("  %-7s %10.1f %10.0f %10.0f %9s %9s %9s %8.1f %7.2f%% %9llu\n", d->side, d->exchanges_per_s,
-			       d->bytes_out_per_s, d->bytes_in_per_s, p50, p95, p99, d->errors_per_s, 100 * d->error_ratio,
-			       (unsigned long long)d->decisions);
+			printf("  %-7s %9.1f %9.1f %9.1f %10.0f %10.0f %8s %8s %8s %8.1f %6.2f%% %9llu %8llu\n", d->side,
+			       d->reads_per_s, d->writes_per_s, d->others_per_s, d->bytes_out_per_s, d->bytes_in_per_s, p50,
+			       p95, p99, d->errors_per_s, 100 * d->error_ratio, (unsigned long long)d->decisions,
+			       (unsigned long long)d->unparsed);
 		}
+		if (m->n_sides == 2 && (m->sides[0]->events_lost || m->sides[1]->events_lost))
+			printf("  ring buffer: %llu events lost\n",
+			       (unsigned long long)(m->sides[0]->events_lost + m->sides[1]->events_lost));
 	}
 	fflush(stdout);
 }

@@ -40,6 +40,12 @@
 #define SY_RESP_IDX(i, mask) ((i) & (mask))
 #endif
 
+#ifdef __clang__
+#define SY_UNROLL _Pragma("unroll")
+#else
+#define SY_UNROLL
+#endif
+
 #define SY_RESP_FAST_NAME 16 /* names up to this long are copied in one step */
 
 /* Redis's own limits: beyond them the server refuses the command, so do we. */
@@ -315,7 +321,7 @@ SY_INLINE __u32 sy_resp_fast(struct sy_resp *r, const __u8 *p, __u32 avail, __u3
 		/* a whole short name and its "\r\n" */
 		n = r->num - 2;
 		/* a fixed trip count (the name stays zero padded: it is the table's key) */
-#pragma unroll
+SY_UNROLL
 		for (i = 0; i < SY_RESP_FAST_NAME; i++)
 			r->name[i] = i >= n ? 0 : (p[i] >= 'a' && p[i] <= 'z') ? p[i] - 32 : p[i];
 		r->name_len = n;

@@ -1,0 +1,46 @@
+/* resp_scan.h — the host driver of the RESP request machine (include/switchyard/
+ * resp.h): feeds a byte stream in any chunking, the way the kernel's egress program
+ * does (skips, header fast paths, bytes), and reports each command with its class
+ * and first key from the one command table. Used by tests and fuzzers to prove the
+ * kernel's parser on the host, and by the agent wherever it reads request streams. */
+#ifndef SY_RESP_SCAN_H
+#define SY_RESP_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchyard/abi.h"
+
+struct sy_resp_cmd {
+	char name[SY_CMD_NAME_MAX + 1]; /* upper case; at most SY_CMD_NAME_MAX bytes kept */
+	size_t name_len;
+	bool name_truncated;
+	uint8_t class;	 /* enum sy_class; unknown names are SY_CLASS_OTHER */
+	uint32_t argc;	 /* 0 for inline commands */
+	bool is_inline;
+	bool has_key;	 /* the command's first key was read */
+	const uint8_t *key; /* valid during the callback */
+	size_t key_len;
+	bool key_truncated; /* the key is longer than SY_KEY_MAX */
+	uint64_t bytes;	    /* the command's length on the wire */
+};
+
+typedef void (*sy_resp_cmd_cb)(const struct sy_resp_cmd *c, void *arg);
+
+struct sy_resp_scan {
+	struct sy_resp r;
+	bool fast;	   /* use the header fast paths, as the kernel does */
+	uint64_t pos;	   /* bytes fed so far */
+	uint64_t cmd_start;
+	uint64_t commands;
+	uint64_t unparsed; /* protocol errors: the machine resynchronised */
+	uint64_t byte_steps; /* sy_resp_byte calls (tests check that values are skipped) */
+	sy_resp_cmd_cb cb;
+	void *arg;
+};
+
+void sy_resp_scan_init(struct sy_resp_scan *s, bool fast, sy_resp_cmd_cb cb, void *arg);
+void sy_resp_scan_feed(struct sy_resp_scan *s, const uint8_t *p, size_t n);
+
+#endif
