@@ -91,6 +91,8 @@ def test_other_ports_and_outside_processes_are_not_observed(setup, tmp_path):
         s = sides(d)
         assert s["legacy"].bytes_out == 0 and s["legacy"].exchanges == 0 and s["legacy"].sockets == 0
         assert s["target"].bytes_out == 0
+        for side in ("legacy", "target"):  # nothing parsed either
+            assert (s[side].reads, s[side].writes, s[side].others, s[side].unparsed) == (0, 0, 0, 0)
     finally:
         other.stop()
 
