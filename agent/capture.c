@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "commands.h"
 #include "log.h"
 #include "loop.h"
 
@@ -152,10 +153,15 @@ static void deliver(struct sy_reasm *r, const struct sy_ev_hdr *h, uint8_t flags
 	} else if (c.aborted) {
 		st->aborted++;
 	} else {
-		st->writes++;
-		st->bytes += len;
-		if (c.truncated)
-			st->truncated++;
+		const struct sy_command *cmd = sy_command_find(c.name, strnlen(c.name, SY_CMD_NAME_MAX));
+
+		/* SELECT, MULTI, EXEC come too (the mirror follows them): not writes */
+		if (cmd && cmd->class == SY_CLASS_WRITE) {
+			st->writes++;
+			st->bytes += len;
+			if (c.truncated)
+				st->truncated++;
+		}
 	}
 	if (r->cb)
 		r->cb(&c, r->arg);

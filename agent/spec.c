@@ -241,6 +241,34 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 			SY_CAPTURE_MAX);
 		return -EINVAL;
 	}
+	if (m->n_rewrite > SY_SPEC_MAX_REWRITES) {
+		set_err(err, "rewrite: at most %d prefixes", SY_SPEC_MAX_REWRITES);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->n_rewrite; i++) {
+		const struct sy_rewrite_spec *w = &m->rewrite[i];
+		size_t fl = strnlen(w->from, sizeof(w->from)), tl = strnlen(w->to, sizeof(w->to));
+
+		if (fl == 0 || fl > SY_PREFIX_MAX || tl == 0 || tl > SY_PREFIX_MAX) {
+			set_err(err, "rewrite[%u]: prefixes must be 1 to %d bytes", i, SY_PREFIX_MAX);
+			return -EINVAL;
+		}
+		for (uint32_t j = 0; j < i; j++) {
+			const struct sy_rewrite_spec *o = &m->rewrite[j];
+
+			/* one key must map one way, both ways: no prefix of another */
+			if (strncmp(w->from, o->from, fl < strlen(o->from) ? fl : strlen(o->from)) == 0 ||
+			    strncmp(w->to, o->to, tl < strlen(o->to) ? tl : strlen(o->to)) == 0) {
+				set_err(err, "rewrite[%u]: \"%s\" -> \"%s\" overlaps \"%s\" -> \"%s\"", i, w->from, w->to,
+					o->from, o->to);
+				return -EINVAL;
+			}
+		}
+	}
+	if (m->mirror_queue > SY_MIRROR_QUEUE_MAX) {
+		set_err(err, "mirror_queue: %u is out of range 1..%u", m->mirror_queue, SY_MIRROR_QUEUE_MAX);
+		return -EINVAL;
+	}
 	if (m->n_pins > SY_SPEC_MAX_PINS) {
 		set_err(err, "pins: at most %d", SY_SPEC_MAX_PINS);
 		return -EINVAL;
@@ -532,6 +560,28 @@ static int prefixes(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
 	return 0;
 }
 
+static int rewrites(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
+{
+	yaml_node_pair_t *p;
+
+	if (n->type != YAML_MAPPING_NODE)
+		return yfail(c, n, "rewrite: must be a mapping of key prefixes ({\"user:\": \"u2:\"}), not %s", kind(n));
+	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(&c->doc, p->key), *v = yaml_document_get_node(&c->doc, p->value);
+		const char *from = scalar(k), *to = scalar(v);
+		struct sy_rewrite_spec *w;
+
+		if (m->n_rewrite >= SY_SPEC_MAX_REWRITES)
+			return yfail(c, k, "rewrite: at most %d prefixes", SY_SPEC_MAX_REWRITES);
+		if (!from || !from[0] || strlen(from) > SY_PREFIX_MAX || !to || !to[0] || strlen(to) > SY_PREFIX_MAX)
+			return yfail(c, k, "rewrite: prefixes must be strings of 1 to %d bytes", SY_PREFIX_MAX);
+		w = &m->rewrite[m->n_rewrite++];
+		strcpy(w->from, from);
+		strcpy(w->to, to);
+	}
+	return 0;
+}
+
 static int uint_field(struct yctx *c, yaml_node_t *n, const char *field, uint32_t min, uint32_t max,
 		      uint32_t *out)
 {
@@ -551,9 +601,22 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 {
 	static const char *const fields[] = {"name",	 "legacy",	 "target", "client",	    "ratio",
 					     "pins",	 "prefixes",	 "sample_reads", "mirror", "capture_bytes",
-					     NULL};
-	enum { F_NAME, F_LEGACY, F_TARGET, F_CLIENT, F_RATIO, F_PINS, F_PREFIXES, F_SAMPLE, F_MIRROR, F_CAPTURE };
-	yaml_node_t *f[10];
+					     "rewrite", "mirror_queue", NULL};
+	enum {
+		F_NAME,
+		F_LEGACY,
+		F_TARGET,
+		F_CLIENT,
+		F_RATIO,
+		F_PINS,
+		F_PREFIXES,
+		F_SAMPLE,
+		F_MIRROR,
+		F_CAPTURE,
+		F_REWRITE,
+		F_QUEUE
+	};
+	yaml_node_t *f[12];
 	char what[32];
 	const char *s;
 	int e;
@@ -610,6 +673,10 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		return e;
 	if (f[F_CAPTURE] &&
 	    (e = uint_field(c, f[F_CAPTURE], "capture_bytes", SY_CAPTURE_MIN, SY_CAPTURE_MAX, &m->capture_bytes)))
+		return e;
+	if (f[F_QUEUE] && (e = uint_field(c, f[F_QUEUE], "mirror_queue", 1, SY_MIRROR_QUEUE_MAX, &m->mirror_queue)))
+		return e;
+	if (f[F_REWRITE] && (e = rewrites(c, f[F_REWRITE], m)))
 		return e;
 	if (f[F_MIRROR]) {
 		s = scalar(f[F_MIRROR]);

@@ -14,6 +14,8 @@
  *       sample_reads: 100       # 1 in N read commands has its key sampled; 0 = off
  *       mirror: off             # forward | reverse | both: whose writes are captured
  *       capture_bytes: 65536    # bytes of one write command captured, 64..1 MiB
+ *       rewrite: {"user:": "u2:"}  # key prefixes renamed on target (mirror, repair)
+ *       mirror_queue: 10000     # mirrored commands in flight per direction before drops
  */
 #ifndef SY_SPEC_H
 #define SY_SPEC_H
@@ -30,6 +32,15 @@
 #define SY_CAPTURE_DEFAULT 65536
 #define SY_CAPTURE_MIN 64
 #define SY_CAPTURE_MAX (1u << 20)
+#define SY_SPEC_MAX_REWRITES 8
+#define SY_MIRROR_QUEUE_DEFAULT 10000
+#define SY_MIRROR_QUEUE_MAX 1000000
+
+/* A key-prefix rewrite: keys starting with `from` on legacy are `to` on target. */
+struct sy_rewrite_spec {
+	char from[SY_PREFIX_MAX + 1];
+	char to[SY_PREFIX_MAX + 1];
+};
 
 /* Which writes are mirrored: bits are SY_CAPTURE_LEGACY (forward: writes made on
  * legacy go to target) and SY_CAPTURE_TARGET (reverse). */
@@ -61,6 +72,9 @@ struct sy_migration_spec {
 	uint32_t sample_reads;	/* 0..SY_SAMPLE_MAX */
 	uint8_t mirror;		/* enum sy_mirror */
 	uint32_t capture_bytes; /* 0 = SY_CAPTURE_DEFAULT */
+	struct sy_rewrite_spec rewrite[SY_SPEC_MAX_REWRITES];
+	uint32_t n_rewrite;
+	uint32_t mirror_queue; /* commands in flight per direction; 0 = SY_MIRROR_QUEUE_DEFAULT */
 	int line; /* line of the "- name:" item in the file, 0 when from the API */
 };
 

@@ -73,6 +73,23 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	}
 	out->mirror = (uint8_t)pb->mirror;
 	out->capture_bytes = pb->capture_bytes;
+	out->mirror_queue = pb->mirror_queue;
+	if (pb->n_rewrite > SY_SPEC_MAX_REWRITES) {
+		snprintf(err->msg, sizeof(err->msg), "rewrite: at most %d, got %zu", SY_SPEC_MAX_REWRITES, pb->n_rewrite);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < pb->n_rewrite; i++) {
+		const Switchyard__V1__KeyRewrite *w = pb->rewrite[i];
+
+		if (!w->from || !w->to || strlen(w->from) > SY_PREFIX_MAX || strlen(w->to) > SY_PREFIX_MAX) {
+			snprintf(err->msg, sizeof(err->msg), "rewrite[%zu]: prefixes must be 1 to %d bytes", i,
+				 SY_PREFIX_MAX);
+			return -EINVAL;
+		}
+		strcpy(out->rewrite[i].from, w->from);
+		strcpy(out->rewrite[i].to, w->to);
+	}
+	out->n_rewrite = (uint32_t)pb->n_rewrite;
 	if (pb->n_pins > 4096) {
 		snprintf(err->msg, sizeof(err->msg), "pins: at most 4096");
 		return -EINVAL;
@@ -136,6 +153,24 @@ int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSp
 	pb->sample_reads = m->sample_reads;
 	pb->mirror = (Switchyard__V1__Mirror)m->mirror;
 	pb->capture_bytes = m->capture_bytes;
+	pb->mirror_queue = m->mirror_queue;
+	pb->rewrite = calloc(m->n_rewrite ? m->n_rewrite : 1, sizeof(*pb->rewrite));
+	for (uint32_t i = 0; pb->rewrite && i < m->n_rewrite; i++) {
+		Switchyard__V1__KeyRewrite *w = calloc(1, sizeof(*w));
+
+		if (!w) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+		switchyard__v1__key_rewrite__init(w);
+		pb->rewrite[pb->n_rewrite++] = w;
+		w->from = strdup(m->rewrite[i].from);
+		w->to = strdup(m->rewrite[i].to);
+		if (!w->from || !w->to) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+	}
 	pb->prefixes = calloc(m->n_prefixes ? m->n_prefixes : 1, sizeof(*pb->prefixes));
 	for (uint32_t i = 0; pb->prefixes && i < m->n_prefixes; i++) {
 		pb->prefixes[i] = strdup(m->prefixes[i]);
@@ -146,7 +181,7 @@ int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSp
 		pb->n_prefixes++;
 	}
 	pb->pins = calloc(m->n_pins ? m->n_pins : 1, sizeof(*pb->pins));
-	if (!pb->name || !pb->legacy || !pb->target || !pb->pins || !pb->prefixes) {
+	if (!pb->name || !pb->legacy || !pb->target || !pb->pins || !pb->prefixes || !pb->rewrite) {
 		sy_spec_pb_free(pb);
 		return -ENOMEM;
 	}
@@ -186,5 +221,11 @@ void sy_spec_pb_free(Switchyard__V1__MigrationSpec *pb)
 	for (size_t i = 0; i < pb->n_prefixes; i++)
 		free(pb->prefixes[i]);
 	free(pb->prefixes);
+	for (size_t i = 0; i < pb->n_rewrite; i++) {
+		free(pb->rewrite[i]->from);
+		free(pb->rewrite[i]->to);
+		free(pb->rewrite[i]);
+	}
+	free(pb->rewrite);
 	switchyard__v1__migration_spec__init(pb);
 }

@@ -327,7 +327,11 @@ static __always_inline void on_name(struct walk *w)
 			r->first_key = ci->first_key;
 		r->cmd_flags = ci->flags;
 	}
-	if (r->class == SY_CLASS_WRITE && w->m && (w->m->capture & (1 << (w->o->side & 1)))) {
+	/* writes, and what the mirror must follow to replay them right: the database
+	 * (SELECT) and transactions (MULTI … EXEC, DISCARD) */
+	if ((r->class == SY_CLASS_WRITE ||
+	     (r->cmd_flags & (SY_CMDF_SELECT | SY_CMDF_TXN_MULTI | SY_CMDF_TXN_EXEC | SY_CMDF_TXN_DISCARD))) &&
+	    w->m && (w->m->capture & (1 << (w->o->side & 1)))) {
 		w->o->capturing = 1;
 		r->cap_start = w->sc->seq;
 		r->cap_sent = 0;
@@ -387,7 +391,7 @@ static __always_inline void on_cmd(struct walk *w)
 		w->o->capturing = 0;
 		emit_write(w, r->cap_start, w->sc->seq,
 			   SY_EVF_LAST | (r->rule == SY_RULE_OUTSIDE ? SY_EVF_OUTSIDE : 0));
-		if (r->rule != SY_RULE_OUTSIDE)
+		if (r->rule != SY_RULE_OUTSIDE && r->class == SY_CLASS_WRITE)
 			w->st->captured++;
 	}
 	if (r->class == SY_CLASS_READ && w->m && w->m->sample_n && (r->flags & SY_RESPF_KEYSEEN) &&

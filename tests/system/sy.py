@@ -133,9 +133,11 @@ def spec_yaml(migrations):
                 lines.append("      - {cgroup: %s, side: %s}" % (p["cgroup"], p["side"]))
         if m.get("prefixes"):
             lines.append("    prefixes: [%s]" % ", ".join('"%s"' % p for p in m["prefixes"]))
-        for k in ("sample_reads", "mirror", "capture_bytes"):
+        for k in ("sample_reads", "mirror", "capture_bytes", "mirror_queue"):
             if k in m:
                 lines.append("    %s: %s" % (k, m[k]))
+        if m.get("rewrite"):
+            lines.append("    rewrite: {%s}" % ", ".join('"%s": "%s"' % kv for kv in m["rewrite"].items()))
     return "\n".join(lines) + "\n"
 
 

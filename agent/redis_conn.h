@@ -1,0 +1,37 @@
+/* redis_conn.h — hiredis's asynchronous client (Debian libhiredis) on the agent's
+ * event loop: non-blocking connect, pipelined commands, replies through callbacks.
+ * The agent's own connections are never steered nor observed by the kernel (its tgid
+ * is skipped), so what it writes is never captured again: no mirror loops. */
+#ifndef SY_REDIS_CONN_H
+#define SY_REDIS_CONN_H
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "switchyard/abi.h"
+
+struct sy_loop;
+struct sy_redis;
+
+/* up: connected (true) or gone (false, with why). After a "gone" the handle is dead:
+ * the owner calls sy_redis_free() (not from inside a reply callback) and may connect
+ * again. Pending commands' callbacks have already run with a NULL reply. */
+typedef void (*sy_redis_state_cb)(struct sy_redis *c, bool up, const char *why, void *arg);
+/* reply == NULL: the connection was lost before the reply (outcome unknown). */
+typedef void (*sy_redis_reply_cb)(struct sy_redis *c, redisReply *reply, void *priv);
+
+struct sy_redis *sy_redis_connect(struct sy_loop *l, const struct sy_endpoint *ep, sy_redis_state_cb cb,
+				  void *arg);
+/* Queues a command already in RESP form. -ENOTCONN when the connection is gone. */
+int sy_redis_send(struct sy_redis *c, const char *resp, size_t len, sy_redis_reply_cb cb, void *priv);
+int sy_redis_sendv(struct sy_redis *c, int argc, const char **argv, const size_t *lens, sy_redis_reply_cb cb,
+		   void *priv);
+bool sy_redis_up(const struct sy_redis *c);
+/* Commands sent and not yet answered. */
+size_t sy_redis_inflight(const struct sy_redis *c);
+/* Closes (callbacks of pending commands run with NULL) and frees. */
+void sy_redis_free(struct sy_redis *c);
+
+#endif
