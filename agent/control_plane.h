@@ -3,6 +3,7 @@
 #define SY_CONTROL_PLANE_H
 
 #include "capture.h"
+#include "mirror.h"
 #include "daemon.h"
 #include "events.h"
 #include "health.h"
@@ -16,6 +17,7 @@ struct sy_control_ctx {
 	struct sy_loop *loop;
 	struct sy_events *events; /* state changes (events.h) */
 	struct sy_capture *capture; /* ring-buffer consumer (may be NULL) */
+	struct sy_mirror *mirror;   /* shadow writes (may be NULL) */
 };
 
 /* switchyard.v1.Control (control_svc.c). */

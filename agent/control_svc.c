@@ -51,6 +51,9 @@ struct mig_pb {
 	Switchyard__V1__RuleStats rules[SY_MAX_RULES * 2];
 	Switchyard__V1__RuleStats *rulep[SY_MAX_RULES * 2];
 	Switchyard__V1__AgentEvents events;
+	Switchyard__V1__MirrorStats mir[2];
+	Switchyard__V1__MirrorStats *mirp[2];
+	struct sy_mirror_stats mst[2];
 };
 
 /* `st` is the caller's storage: the reply points into it. */
@@ -167,6 +170,31 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 		o->events.dropped = cs.dropped;
 	}
 	o->m.events = &o->events;
+	for (int k = 0; k < 2; k++) {
+		Switchyard__V1__MirrorStats *x = &o->mir[k];
+		struct sy_mirror_stats *st = &o->mst[k];
+
+		switchyard__v1__mirror_stats__init(x);
+		sy_mirror_stats(ctx->mirror, ms->id, k, st);
+		x->direction = k == SY_DIR_FORWARD ? "forward" : "reverse";
+		x->mirrored = st->mirrored;
+		x->failed = st->failed;
+		x->repaired = st->repaired;
+		x->repair_failed = st->repair_failed;
+		x->dropped = st->dropped;
+		x->conflicts = st->conflicts;
+		x->queued = st->queued;
+		x->dirty = st->dirty;
+		x->needs_audit = st->needs_audit;
+		x->audit_reason = st->audit_reason;
+		x->lag_p50_us = sy_log2_quantile(st->lag, SY_LAT_BUCKETS, 0.50);
+		x->lag_p99_us = sy_log2_quantile(st->lag, SY_LAT_BUCKETS, 0.99);
+		x->lag_log2_us = st->lag;
+		x->n_lag_log2_us = SY_LAT_BUCKETS;
+		o->mirp[k] = x;
+	}
+	o->m.mirror = o->mirp;
+	o->m.n_mirror = 2;
 	return 0;
 }
 

@@ -900,6 +900,14 @@ const struct sy_migration_state *sy_registry_find(const struct sy_registry *r, c
 	return at < 0 ? NULL : &r->migs[at];
 }
 
+const struct sy_migration_state *sy_registry_by_id(const struct sy_registry *r, uint32_t id)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->migs[i].id == id)
+			return &r->migs[i];
+	return NULL;
+}
+
 int sy_registry_counters(const struct sy_registry *r, const char *name, struct sy_steer_counters *out)
 {
 	const struct sy_migration_state *m = sy_registry_find(r, name);

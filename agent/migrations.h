@@ -57,6 +57,8 @@ int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgrou
 size_t sy_registry_count(const struct sy_registry *r);
 const struct sy_migration_state *sy_registry_at(const struct sy_registry *r, size_t i);
 const struct sy_migration_state *sy_registry_find(const struct sy_registry *r, const char *name);
+/* The migration in kernel slot `id`, or NULL. */
+const struct sy_migration_state *sy_registry_by_id(const struct sy_registry *r, uint32_t id);
 
 /* Sums the per-CPU steering decision counters of a migration. */
 int sy_registry_counters(const struct sy_registry *r, const char *name, struct sy_steer_counters *out);

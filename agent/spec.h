@@ -44,7 +44,7 @@ struct sy_rewrite_spec {
 
 /* Which writes are mirrored: bits are SY_CAPTURE_LEGACY (forward: writes made on
  * legacy go to target) and SY_CAPTURE_TARGET (reverse). */
-enum sy_mirror {
+enum sy_mirror_mode {
 	SY_MIRROR_OFF = 0,
 	SY_MIRROR_FORWARD = SY_CAPTURE_LEGACY,
 	SY_MIRROR_REVERSE = SY_CAPTURE_TARGET,
@@ -70,7 +70,7 @@ struct sy_migration_spec {
 	char prefixes[SY_SPEC_MAX_PREFIXES][SY_PREFIX_MAX + 1]; /* rule i + 1 */
 	uint32_t n_prefixes;
 	uint32_t sample_reads;	/* 0..SY_SAMPLE_MAX */
-	uint8_t mirror;		/* enum sy_mirror */
+	uint8_t mirror;		/* enum sy_mirror_mode */
 	uint32_t capture_bytes; /* 0 = SY_CAPTURE_DEFAULT */
 	struct sy_rewrite_spec rewrite[SY_SPEC_MAX_REWRITES];
 	uint32_t n_rewrite;
@@ -107,7 +107,7 @@ int sy_migration_spec_validate(const struct sy_migration_spec *m, struct sy_spec
 int sy_spec_validate_against(const struct sy_migration_spec *m, const struct sy_migration_spec *others,
 			     size_t n_others, struct sy_spec_err *err);
 
-/* "off", "forward", "reverse", "both" ↔ enum sy_mirror; -EINVAL / NULL otherwise. */
+/* "off", "forward", "reverse", "both" ↔ enum sy_mirror_mode; -EINVAL / NULL otherwise. */
 int sy_mirror_parse(const char *s, uint8_t *out);
 const char *sy_mirror_name(uint8_t m);
 

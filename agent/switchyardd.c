@@ -58,6 +58,7 @@ struct daemon {
 	struct sy_rpc_server *rpc;
 	struct sy_events *events;
 	struct sy_capture *capture;
+	struct sy_mirror *mirror;
 	struct sy_daemon_info info;
 	struct sy_control_ctx ctl;
 	uint64_t ready_deadline;
@@ -362,7 +363,7 @@ static int start_rpc(struct daemon *d)
 	if (!d->rpc)
 		return -ENOMEM;
 	d->ctl = (struct sy_control_ctx){
-		.reg = d->reg, .health = d->health, .info = &d->info, .loop = d->loop, .capture = d->capture};
+		.reg = d->reg, .health = d->health, .info = &d->info, .loop = d->loop, .capture = d->capture, .mirror = d->mirror};
 	d->ctl.events = d->events;
 	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)) ||
 	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)))
@@ -465,7 +466,10 @@ int main(int argc, char **argv)
 	}
 	sy_registry_on_change(d.reg, refresh_health, &d);
 	refresh_health(d.reg, &d);
-	if ((e = sy_capture_new(d.loop, d.bpf->events_fd, 5, NULL, NULL, &d.capture)))
+	d.mirror = sy_mirror_new(d.loop, d.reg);
+	if (!d.mirror)
+		goto out;
+	if ((e = sy_capture_new(d.loop, d.bpf->events_fd, 5, sy_mirror_on_captured, d.mirror, &d.capture)))
 		goto out;
 
 	d.info.version = SY_VERSION;
@@ -496,6 +500,7 @@ out:
 	if (d.rpc)
 		sy_rpc_server_free(d.rpc);
 	sy_capture_free(d.capture);
+	sy_mirror_free(d.mirror);
 	sy_health_free(d.health);
 	sy_registry_free(d.reg);
 	if (d.bpf)
