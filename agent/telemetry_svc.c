@@ -22,6 +22,7 @@ struct prev {
 	struct sy_side_stats side[2];
 	struct sy_rule_stats cls[2];
 	struct sy_steer_counters dec;
+	struct sy_mirror_stats mir[2];
 };
 
 struct watch {
@@ -102,8 +103,10 @@ static void fill_side(Switchyard__V1__SideSnapshot *ss, int side, const struct p
 }
 
 /* Everything a snapshot needs of one migration, read from the kernel now. */
-static void read_counters(struct sy_registry *reg, const struct sy_migration_state *m, struct prev *p)
+static void read_counters(struct sy_control_ctx *ctx, const struct sy_migration_state *m, struct prev *p)
 {
+	struct sy_registry *reg = ctx->reg;
+
 	snprintf(p->name, sizeof(p->name), "%s", m->spec.name);
 	p->id = m->id;
 	for (uint8_t side = 0; side < 2; side++) {
@@ -111,6 +114,30 @@ static void read_counters(struct sy_registry *reg, const struct sy_migration_sta
 		sy_registry_side_classes(reg, m->spec.name, side, &p->cls[side]);
 	}
 	sy_registry_counters(reg, m->spec.name, &p->dec);
+	for (int k = 0; k < 2; k++)
+		sy_mirror_stats(ctx->mirror, m->id, k, &p->mir[k]);
+}
+
+static void fill_mirror(Switchyard__V1__MirrorSnapshot *x, int k, const struct prev *cur, const struct prev *p,
+			double secs)
+{
+	const struct sy_mirror_stats *n = &cur->mir[k], *b = &p->mir[k];
+	uint64_t lag[SY_LAT_BUCKETS];
+
+	switchyard__v1__mirror_snapshot__init(x);
+	x->direction = k ? "reverse" : "forward";
+	x->mirrored_per_s = (double)(n->mirrored - b->mirrored) / secs;
+	x->failed = n->failed - b->failed;
+	x->repaired = n->repaired - b->repaired;
+	x->dropped = n->dropped - b->dropped;
+	x->conflicts = n->conflicts - b->conflicts;
+	x->queued = n->queued;
+	x->dirty = n->dirty;
+	x->needs_audit = n->needs_audit;
+	for (int i = 0; i < SY_LAT_BUCKETS; i++)
+		lag[i] = n->lag[i] - b->lag[i];
+	x->lag_p50_us = sy_log2_quantile(lag, SY_LAT_BUCKETS, 0.50);
+	x->lag_p99_us = sy_log2_quantile(lag, SY_LAT_BUCKETS, 0.99);
 }
 
 static void send_snapshot(struct watch *w)
@@ -122,11 +149,13 @@ static void send_snapshot(struct watch *w)
 	Switchyard__V1__MigrationSnapshot **msp = calloc(n ? n : 1, sizeof(*msp));
 	Switchyard__V1__SideSnapshot *ss = calloc(n ? n * 2 : 1, sizeof(*ss));
 	Switchyard__V1__SideSnapshot **ssp = calloc(n ? n * 2 : 1, sizeof(*ssp));
+	Switchyard__V1__MirrorSnapshot *mx = calloc(n ? n * 2 : 1, sizeof(*mx));
+	Switchyard__V1__MirrorSnapshot **mxp = calloc(n ? n * 2 : 1, sizeof(*mxp));
 	struct prev *next = calloc(n ? n : 1, sizeof(*next));
 	uint64_t now = unix_ms();
 	double secs = w->last_ms && now > w->last_ms ? (double)(now - w->last_ms) / 1000.0 : (double)w->interval_ms / 1000.0;
 
-	if (!ms || !msp || !ss || !ssp || !next)
+	if (!ms || !msp || !ss || !ssp || !next || !mx || !mxp)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const struct sy_migration_state *m = sy_registry_at(reg, i);
@@ -136,7 +165,7 @@ static void send_snapshot(struct watch *w)
 			continue;
 		if (!p)
 			p = &zero;
-		read_counters(reg, m, cur);
+		read_counters(w->ctx, m, cur);
 		switchyard__v1__migration_snapshot__init(&ms[k]);
 		ms[k].name = (char *)m->spec.name;
 		ms[k].ratio_bp = m->spec.ratio_bp;
@@ -157,6 +186,14 @@ static void send_snapshot(struct watch *w)
 		ssp[2 * k + 1] = &ss[2 * k + 1];
 		ms[k].sides = &ssp[2 * k];
 		ms[k].n_sides = 2;
+		if (m->spec.mirror) {
+			for (int j = 0; j < 2; j++) {
+				fill_mirror(&mx[2 * k + j], j, cur, p, secs);
+				mxp[2 * k + j] = &mx[2 * k + j];
+			}
+			ms[k].mirror = &mxp[2 * k];
+			ms[k].n_mirror = 2;
+		}
 		msp[k] = &ms[k];
 		k++;
 	}
@@ -177,6 +214,8 @@ out:
 	free(msp);
 	free(ss);
 	free(ssp);
+	free(mx);
+	free(mxp);
 	free(next);
 }
 
@@ -221,7 +260,7 @@ static void watch(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 		w->prev = calloc(n ? n : 1, sizeof(*w->prev));
 		for (size_t i = 0; w->prev && i < n; i++) {
 			const struct sy_migration_state *m = sy_registry_at(ctx->reg, i);
-			read_counters(ctx->reg, m, &w->prev[w->nprev++]);
+			read_counters(ctx, m, &w->prev[w->nprev++]);
 		}
 	}
 	w->last_ms = unix_ms();

@@ -444,6 +444,19 @@ static void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 			       p95, p99, d->errors_per_s, 100 * d->error_ratio, (unsigned long long)d->decisions,
 			       (unsigned long long)d->unparsed);
 		}
+		for (size_t j = 0; j < m->n_mirror; j++) {
+			const Switchyard__V1__MirrorSnapshot *x = m->mirror[j];
+			char p50[16], p99[16];
+
+			fmt_us(x->lag_p50_us, p50, sizeof(p50));
+			fmt_us(x->lag_p99_us, p99, sizeof(p99));
+			printf("  mirror %-7s %9.1f/s  lag p50 %s p99 %s  queued %llu  failed %llu  repaired %llu  "
+			       "dropped %llu  dirty %llu%s\n",
+			       x->direction, x->mirrored_per_s, p50, p99, (unsigned long long)x->queued,
+			       (unsigned long long)x->failed, (unsigned long long)x->repaired,
+			       (unsigned long long)x->dropped, (unsigned long long)x->dirty,
+			       x->needs_audit ? "  NEEDS AUDIT" : "");
+		}
 		if (m->n_sides == 2 && (m->sides[0]->events_lost || m->sides[1]->events_lost))
 			printf("  ring buffer: %llu events lost\n",
 			       (unsigned long long)(m->sides[0]->events_lost + m->sides[1]->events_lost));
