@@ -405,7 +405,7 @@ static void on_dumped(struct sy_redis *c, redisReply *r, void *priv)
 	pttl = r->element[1];
 	kl = map_key(&d->mig->spec, src_side(d), rp->key, rp->len, buf, sizeof(buf), &k);
 	dc = dst_for(d, fnv(k, kl, 0xcbf29ce484222325ull));
-	if (!sy_redis_up(dc->r) || select_db(dc, rp->db, ignore_reply)) {
+	if (!sy_redis_alive(dc->r) || select_db(dc, rp->db, ignore_reply)) {
 		repair_done(rp, false);
 		return;
 	}
@@ -449,7 +449,7 @@ static void repair_run(struct sy_loop *l, void *arg)
 		struct repair *rp;
 		char n[16];
 
-		if (!sy_redis_up(d->src.r)) {
+		if (!sy_redis_alive(d->src.r)) {
 			repair_kick(d, RETRY_MS);
 			break;
 		}
@@ -809,7 +809,7 @@ static void replay(struct dir *d, struct src *s, struct args *a, const struct sy
 		pending_free(p);
 		return;
 	}
-	if (!sy_redis_up(dc->r) || select_db(dc, s->db, ignore_reply)) {
+	if (!sy_redis_alive(dc->r) || select_db(dc, s->db, ignore_reply)) {
 		d->st.failed++;
 		repair_keys_of(p, RETRY_MS);
 		pending_free(p);
@@ -870,7 +870,7 @@ static void replay_txn(struct dir *d, struct src *s, uint64_t ts, uint64_t cooki
 		pending_free(p);
 		return;
 	}
-	if (!sy_redis_up(dc->r) || select_db(dc, s->db, ignore_reply))
+	if (!sy_redis_alive(dc->r) || select_db(dc, s->db, ignore_reply))
 		goto fail;
 	p->parts = (uint32_t)s->txn_n + 2;
 	if (sy_redis_sendv(dc->r, 1, multi, ml, on_replayed, p))

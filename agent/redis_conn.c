@@ -224,6 +224,11 @@ bool sy_redis_up(const struct sy_redis *c)
 	return c && c->ac && c->connected;
 }
 
+bool sy_redis_alive(const struct sy_redis *c)
+{
+	return c && c->ac && !(c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
+}
+
 size_t sy_redis_inflight(const struct sy_redis *c)
 {
 	return c ? c->inflight : 0;

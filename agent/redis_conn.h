@@ -29,6 +29,9 @@ int sy_redis_send(struct sy_redis *c, const char *resp, size_t len, sy_redis_rep
 int sy_redis_sendv(struct sy_redis *c, int argc, const char **argv, const size_t *lens, sy_redis_reply_cb cb,
 		   void *priv);
 bool sy_redis_up(const struct sy_redis *c);
+/* Connected or still connecting: commands may be queued (sent once connected; if the
+ * connect fails their callbacks run with NULL). */
+bool sy_redis_alive(const struct sy_redis *c);
 /* Commands sent and not yet answered. */
 size_t sy_redis_inflight(const struct sy_redis *c);
 /* Closes (callbacks of pending commands run with NULL) and frees. */

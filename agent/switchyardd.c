@@ -355,6 +355,45 @@ static void on_term(struct sy_loop *l, int signo, void *arg)
 	}
 }
 
+/* The mirror's clean-stop marker: present only between a stop with nothing in flight
+ * and the next start. Missing at start (kill -9, crash, a stop with a backlog) means
+ * replays may have been lost: repair cannot know their keys, so the migrations that
+ * were mirroring are flagged needs-audit. */
+static void clean_marker(const struct daemon *d, char *p, size_t n)
+{
+	snprintf(p, n, "%s/mirror.clean", d->o.state_dir);
+}
+
+static void check_clean_stop(struct daemon *d, size_t restored)
+{
+	char p[PATH_MAX];
+	bool clean;
+
+	clean_marker(d, p, sizeof(p));
+	clean = access(p, F_OK) == 0;
+	unlink(p);
+	if (clean || !restored)
+		return;
+	for (size_t i = 0; i < sy_registry_count(d->reg); i++) {
+		const struct sy_migration_state *m = sy_registry_at(d->reg, i);
+
+		if (m->spec.mirror)
+			sy_mirror_flag_audit(d->mirror, m->id,
+					     "the previous agent stopped without draining its mirror (killed?)");
+	}
+}
+
+static void mark_clean_stop(const struct daemon *d)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	clean_marker(d, p, sizeof(p));
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+}
+
 static int start_rpc(struct daemon *d)
 {
 	int e;
@@ -387,6 +426,7 @@ int main(int argc, char **argv)
 	char cgroot[PATH_MAX];
 	char nmig[24];
 	int e, lockfd, rc = 1;
+	size_t restored = 0;
 
 	e = parse_opts(argc, argv, &d.o);
 	if (e)
@@ -460,6 +500,7 @@ int main(int argc, char **argv)
 		sy_error("state", "%s", err.msg);
 		goto out;
 	}
+	restored = sy_registry_count(d.reg);
 	if (d.o.config && (e = load_config(&d, &err))) {
 		fprintf(stderr, "%s\n", err.msg);
 		goto out;
@@ -469,6 +510,7 @@ int main(int argc, char **argv)
 	d.mirror = sy_mirror_new(d.loop, d.reg);
 	if (!d.mirror)
 		goto out;
+	check_clean_stop(&d, restored);
 	if ((e = sy_capture_new(d.loop, d.bpf->events_fd, 5, sy_mirror_on_captured, d.mirror, &d.capture)))
 		goto out;
 
@@ -496,6 +538,16 @@ int main(int argc, char **argv)
 	expect_ready(&d);
 	if ((e = sy_loop_run(d.loop)) == 0)
 		rc = 0;
+	if (rc == 0 && d.mirror) {
+		/* what the kernel captured before we stopped is still in the pinned ring
+		 * buffer for the next agent; what we had in flight is not */
+		if (sy_mirror_backlog(d.mirror) == 0)
+			mark_clean_stop(&d);
+		else
+			sy_warn("mirror", "stopping with %llu mirrored writes or repairs in flight: the next start "
+					  "flags mirrored migrations needs-audit",
+				(unsigned long long)sy_mirror_backlog(d.mirror));
+	}
 out:
 	if (d.rpc)
 		sy_rpc_server_free(d.rpc);
