@@ -1039,6 +1039,9 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		if (c->truncated)
 			flag_audit(d, "a truncated write may have more keys than were captured");
 	}
+	if (c->truncated && (uint32_t)a.argc < c->argc &&
+	    (cmd->last < 0 || cmd->last >= a.argc || (cmd->flags & (SY_CMDF_NUMKEYS | SY_CMDF_STREAMS))))
+		flag_audit(d, "a truncated write may have more keys than were captured");
 	for (int i = 0; i < nkeys; i++)
 		if (conflict(g, c->side, s->db, a.argv[keys[i]], a.lens[keys[i]])) {
 			/* re-copied from the authoritative side (legacy) once both replays landed */

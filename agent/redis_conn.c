@@ -102,8 +102,18 @@ static void on_connect(const redisAsyncContext *ac, int status)
 {
 	struct sy_redis *c = ac->data;
 
-	if (status != REDIS_OK)
-		return; /* hiredis follows with on_disconnect */
+	if (status != REDIS_OK) {
+		/* hiredis frees the context after this returns, without on_disconnect (that
+		 * is only for connections that were up) */
+		char why[160];
+
+		snprintf(why, sizeof(why), "connect: %s", ac->errstr ? ac->errstr : "error");
+		c->ac = NULL;
+		c->connected = false;
+		if (c->cb)
+			c->cb(c, false, why, c->arg);
+		return;
+	}
 	c->connected = true;
 	if (c->cb)
 		c->cb(c, true, NULL, c->arg);
