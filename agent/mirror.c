@@ -198,7 +198,9 @@ struct src {
 
 struct lastw {
 	uint64_t fp; /* key fingerprint, 0 = empty */
+	uint64_t cookie;
 	uint64_t ms;
+	uint64_t hot_until_ms; /* a conflict was seen: every write until then re-arms the copy */
 	uint8_t side;
 };
 
@@ -760,9 +762,13 @@ static void txn_clear(struct src *s)
 
 /* ---- conflicts ------------------------------------------------------------------------ */
 
-/* Records a write of key k (source-side name, side `side`); true when the other side
- * wrote it within CONFLICT_MS. Keys are compared by their legacy-side names. */
-static bool conflict(struct mig *g, int side, int db, const char *k, size_t len)
+/* Records a write of key k (source-side name) by connection `cookie` on `side`; true
+ * when another connection — on either side — wrote it within CONFLICT_MS, or a
+ * conflict on it is recent. Replays of different connections travel on different
+ * destination connections, so two writers of one key may be applied in another order
+ * on the other side: such keys are re-copied once things settle. Keys are compared by
+ * their legacy-side names. */
+static bool conflict(struct mig *g, int side, uint64_t cookie, int db, const char *k, size_t len)
 {
 	char buf[1024];
 	const char *lk = k;
@@ -777,8 +783,15 @@ static bool conflict(struct mig *g, int side, int db, const char *k, size_t len)
 		return false;
 	fp = fnv(lk, ll, 0xcbf29ce484222325ull ^ (uint64_t)db) | 1;
 	w = &g->lastw[fp >> 48 & (LASTW_SLOTS - 1)];
-	hit = w->fp == fp && w->side != side && now - w->ms <= CONFLICT_MS;
-	w->fp = fp;
+	if (w->fp != fp) {
+		memset(w, 0, sizeof(*w));
+		w->fp = fp;
+	}
+	hit = (w->ms && (w->side != side || w->cookie != cookie) && now - w->ms <= CONFLICT_MS) ||
+	      now < w->hot_until_ms;
+	if (hit)
+		w->hot_until_ms = now + 2 * CONFLICT_MS;
+	w->cookie = cookie;
 	w->ms = now;
 	w->side = (uint8_t)side;
 	return hit;
@@ -1043,16 +1056,18 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	    (cmd->last < 0 || cmd->last >= a.argc || (cmd->flags & (SY_CMDF_NUMKEYS | SY_CMDF_STREAMS))))
 		flag_audit(d, "a truncated write may have more keys than were captured");
 	for (int i = 0; i < nkeys; i++)
-		if (conflict(g, c->side, s->db, a.argv[keys[i]], a.lens[keys[i]])) {
-			/* re-copied from the authoritative side (legacy) once both replays landed */
+		if (conflict(g, c->side, c->cookie, s->db, a.argv[keys[i]], a.lens[keys[i]])) {
+			/* copied in one direction only, so two copies never cross: from legacy
+			 * (authoritative) when writes on legacy are mirrored, else from target */
+			struct dir *auth = &g->d[(g->spec.mirror & SY_CAPTURE_LEGACY) ? SY_DIR_FORWARD : SY_DIR_REVERSE];
 			char buf[1024];
 			const char *lk = a.argv[keys[i]];
 			size_t ll = a.lens[keys[i]];
 
-			if (c->side == SY_SIDE_TARGET)
+			if (auth->dir == SY_DIR_FORWARD && c->side == SY_SIDE_TARGET)
 				ll = map_key(&g->spec, SY_SIDE_TARGET, lk, ll, buf, sizeof(buf), &lk);
-			g->d[SY_DIR_FORWARD].st.conflicts++;
-			mark_dirty(&g->d[SY_DIR_FORWARD], s->db, lk, ll, CONFLICT_SETTLE_MS);
+			auth->st.conflicts++;
+			mark_dirty(auth, s->db, lk, ll, CONFLICT_SETTLE_MS);
 		}
 	if (c->truncated || (cmd->flags & SY_CMDF_NONDET)) {
 		/* not replayable exactly: copy the result instead */
