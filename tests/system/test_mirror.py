@@ -186,30 +186,47 @@ r.hset('hbig', mapping={'a': big, 'b': big})
     assert "truncated" in mirror(d, "forward").audit_reason
 
 
-def test_tiny_queue_drops_are_counted_and_repaired(env):
+def test_tiny_queue_drops_are_counted_and_repaired(env, tmp_path):
+    """A queue of one command in flight: most replays are dropped (counted), their keys
+    repaired; the clients do not notice (p99 compared with the same workload against
+    a server no migration covers, generous bound: this is not a benchmark)."""
     start, legacy, target, a, b = env
     d = start(mirror="forward", mirror_queue=1)
-    in_cgroup(a, """
-for i in range(0, 4000, 100):
+    plain = RedisServer(tmp_path / "plain")
+    code = """
+import time
+lat = []
+for i in range(0, 4000, 50):
+    t0 = time.monotonic()
     p = r.pipeline(transaction=False)
-    for j in range(i, i + 100):
+    for j in range(i, i + 50):
         p.set('q:%d' % j, j)
     p.execute()
-""", legacy.addr)
+    lat.append(time.monotonic() - t0)
+lat.sort()
+print(lat[int(len(lat) * 0.99) - 1])
+"""
+    try:
+        base = float(in_cgroup(a, code, plain.addr))
+        mirrored = float(in_cgroup(a, code, legacy.addr))
+    finally:
+        plain.stop()
     n, diffs = converge(d, legacy.port, target.port)
     assert diffs == [] and n == 4000
     f = mirror(d, "forward")
+    print("p99 s: plain %.5f mirrored %.5f; dropped %d repaired %d" % (base, mirrored, f.dropped, f.repaired))
     assert f.dropped > 0 and f.repaired >= f.dropped and not f.needs_audit
+    assert mirrored <= 3 * base + 0.005
 
 
 def test_target_down_then_back_empty(env, tmp_path):
-    """The target dies mid-run and comes back empty of what it missed: clients on
-    legacy see no error, the failed replays are counted, and repair restores all."""
+    """The target dies for 5 s mid-run and comes back empty of what it missed: clients
+    on legacy see no error, the failed replays are counted, and repair restores all."""
     start, legacy, target, a, b = env
     d = start(mirror="forward")
     writer = spawn_in_cgroup(a, """
 import time
-end = time.monotonic() + 8
+end = time.monotonic() + 9
 i = 0
 while time.monotonic() < end:
     r.set('t:%d' % (i % 3000), i)
@@ -219,7 +236,7 @@ print(i)
 """, legacy.addr)
     time.sleep(1.5)
     target.stop()
-    time.sleep(3)
+    time.sleep(5)
     target.start()
     out, err = writer.communicate(timeout=60)
     assert writer.returncode == 0, err  # no client error on legacy
