@@ -308,12 +308,14 @@ int sy_capture_drain(struct sy_capture *c)
 	return n;
 }
 
+/* Idle: every drain_ms. Busy (the last drain found records): every millisecond, so a
+ * captured write waits at most about 1 ms before the mirror sees it. */
 static void on_timer(struct sy_loop *l, void *arg)
 {
 	struct sy_capture *c = arg;
+	int n = sy_capture_drain(c);
 
-	sy_capture_drain(c);
-	c->timer = sy_loop_add_timer(l, c->drain_ms, on_timer, c);
+	c->timer = sy_loop_add_timer(l, n > 0 ? 1 : c->drain_ms, on_timer, c);
 }
 
 static void on_wakeup(struct sy_loop *l, int fd, unsigned events, void *arg)

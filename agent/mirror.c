@@ -509,25 +509,28 @@ struct pending {
 	uint64_t ts_ns;
 	int db;
 	int nkeys;
-	size_t *klen;
-	char **keys; /* source-side names */
 	uint32_t parts; /* replies still expected (a transaction: MULTI, cmds, EXEC) */
 	bool failed;
+	size_t *klen;
+	char *kdata; /* the keys (source-side names), one after the other */
+	size_t kbytes;
 };
 
 static void pending_free(struct pending *p)
 {
-	for (int i = 0; i < p->nkeys; i++)
-		free(p->keys[i]);
-	free(p->keys);
 	free(p->klen);
+	free(p->kdata);
 	free(p);
 }
 
 static void repair_keys_of(struct pending *p, uint64_t delay)
 {
-	for (int i = 0; i < p->nkeys; i++)
-		mark_dirty(p->d, p->db, p->keys[i], p->klen[i], delay);
+	size_t off = 0;
+
+	for (int i = 0; i < p->nkeys; i++) {
+		mark_dirty(p->d, p->db, p->kdata + off, p->klen[i], delay);
+		off += p->klen[i];
+	}
 }
 
 static void on_replayed(struct sy_redis *c, redisReply *r, void *priv)
@@ -567,25 +570,28 @@ static struct pending *pending_new(struct dir *d, uint64_t ts, int db)
 	return p;
 }
 
-static int pending_keys(struct pending *p, int argc, char **argv, size_t *lens, const int *idx, int n)
+static int pending_keys(struct pending *p, int argc, const char *const *argv, const size_t *lens, const int *idx,
+			int n)
 {
-	char **k = realloc(p->keys, (size_t)(p->nkeys + n) * sizeof(*k));
-	size_t *l;
+	size_t add = 0, *l;
+	char *k;
 
-	if (!k)
-		return -ENOMEM;
-	p->keys = k;
+	for (int i = 0; i < n; i++)
+		if (idx[i] < argc)
+			add += lens[idx[i]];
 	l = realloc(p->klen, (size_t)(p->nkeys + n) * sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	p->klen = l;
+	k = realloc(p->kdata, p->kbytes + add + 1);
+	if (!k)
+		return -ENOMEM;
+	p->kdata = k;
 	for (int i = 0; i < n; i++) {
 		if (idx[i] >= argc)
 			continue;
-		k[p->nkeys] = malloc(lens[idx[i]] ? lens[idx[i]] : 1);
-		if (!k[p->nkeys])
-			return -ENOMEM;
-		memcpy(k[p->nkeys], argv[idx[i]], lens[idx[i]]);
+		memcpy(p->kdata + p->kbytes, argv[idx[i]], lens[idx[i]]);
+		p->kbytes += lens[idx[i]];
 		l[p->nkeys++] = lens[idx[i]];
 	}
 	return 0;
@@ -593,105 +599,106 @@ static int pending_keys(struct pending *p, int argc, char **argv, size_t *lens, 
 
 /* ---- parsing a captured body ---------------------------------------------------------- */
 
+#define ARGS_INLINE 64
+
+/* A captured command's arguments, pointing into the captured bytes (no copies). */
 struct args {
 	int argc;
-	char **argv;
+	const char **argv;
 	size_t *lens;
-	char *store; /* one copy of everything argv points into */
+	const char *argv_s[ARGS_INLINE];
+	size_t lens_s[ARGS_INLINE];
 };
 
 static void args_free(struct args *a)
 {
-	free(a->argv);
-	free(a->lens);
-	free(a->store);
-	memset(a, 0, sizeof(*a));
+	if (a->argv && a->argv != a->argv_s) {
+		free(a->argv);
+		free(a->lens);
+	}
+	a->argv = NULL;
+	a->lens = NULL;
+	a->argc = 0;
+}
+
+static int args_push(struct args *a, size_t *cap, const char *p, size_t n)
+{
+	if ((size_t)a->argc == *cap) {
+		size_t nc = *cap * 2;
+		const char **v = malloc(nc * sizeof(*v));
+		size_t *l = malloc(nc * sizeof(*l));
+
+		if (!v || !l || nc > MAX_ARGS) {
+			free(v);
+			free(l);
+			return -ENOMEM;
+		}
+		memcpy(v, a->argv, (size_t)a->argc * sizeof(*v));
+		memcpy(l, a->lens, (size_t)a->argc * sizeof(*l));
+		args_free(a);
+		a->argv = v;
+		a->lens = l;
+		a->argc = (int)(*cap);
+		*cap = nc;
+	}
+	a->argv[a->argc] = p;
+	a->lens[a->argc++] = n;
+	return 0;
 }
 
 /* name + body (RESP arguments from argv[1], or the rest of an inline line) → argv.
- * -EINVAL when the body is not what it should be (truncated included). */
+ * -EINVAL when the body is not what it should be (a truncated one included: then
+ * a->argc says how many arguments were complete). */
 static int parse_args(const struct sy_captured *c, struct args *a)
 {
-	size_t cap = c->is_inline ? 16 : (c->argc ? c->argc : 1), pos = 0, nl = strnlen(c->name, SY_CMD_NAME_MAX);
-	const uint8_t *b = c->body;
-	char *w;
+	size_t cap = ARGS_INLINE, pos = 0;
+	const char *b = (const char *)c->body;
 
-	memset(a, 0, sizeof(*a));
-	if (cap > MAX_ARGS)
-		return -EINVAL;
-	a->argv = malloc(cap * sizeof(*a->argv));
-	a->lens = malloc(cap * sizeof(*a->lens));
-	a->store = malloc(c->len + nl + 1);
-	if (!a->argv || !a->lens || !a->store) {
-		args_free(a);
+	memset(a, 0, sizeof(*a) - sizeof(a->argv_s) - sizeof(a->lens_s));
+	a->argv = a->argv_s;
+	a->lens = a->lens_s;
+	if (args_push(a, &cap, c->name, strnlen(c->name, SY_CMD_NAME_MAX)))
 		return -ENOMEM;
-	}
-	w = a->store;
-	memcpy(w, c->name, nl);
-	a->argv[0] = w;
-	a->lens[0] = nl;
-	w += nl;
-	a->argc = 1;
 	if (c->is_inline) {
 		size_t i = 0;
 
 		while (i < c->len && b[i] != '\r' && b[i] != '\n') {
-			size_t s;
+			size_t st;
 
 			while (i < c->len && (b[i] == ' ' || b[i] == '\t'))
 				i++;
 			if (i >= c->len || b[i] == '\r' || b[i] == '\n')
 				break;
-			s = i;
+			st = i;
 			while (i < c->len && b[i] != ' ' && b[i] != '\t' && b[i] != '\r' && b[i] != '\n')
 				i++;
-			if ((size_t)a->argc == cap) {
-				char **nv = realloc(a->argv, cap * 2 * sizeof(*nv));
-				size_t *nlns = nv ? realloc(a->lens, cap * 2 * sizeof(*nlns)) : NULL;
-
-				if (!nv || !nlns) {
-					if (nv)
-						a->argv = nv;
-					args_free(a);
-					return -ENOMEM;
-				}
-				a->argv = nv;
-				a->lens = nlns;
-				cap *= 2;
-			}
-			memcpy(w, b + s, i - s);
-			a->argv[a->argc] = w;
-			a->lens[a->argc++] = i - s;
-			w += i - s;
+			if (args_push(a, &cap, b + st, i - st))
+				return -ENOMEM;
 		}
 		return 0;
 	}
+	if (c->argc > MAX_ARGS)
+		return -EINVAL;
 	while ((uint32_t)a->argc < c->argc) {
 		size_t n = 0, digits = 0;
 
 		if (pos >= c->len || b[pos] != '$')
-			goto bad;
+			return -EINVAL;
 		pos++;
 		while (pos < c->len && b[pos] >= '0' && b[pos] <= '9' && digits < 10) {
 			n = n * 10 + (size_t)(b[pos++] - '0');
 			digits++;
 		}
 		if (!digits || pos + 2 > c->len || b[pos] != '\r' || b[pos + 1] != '\n')
-			goto bad;
+			return -EINVAL;
 		pos += 2;
-		if (n > c->len - pos)
-			goto bad;
-		memcpy(w, b + pos, n);
-		a->argv[a->argc] = w;
-		a->lens[a->argc++] = n;
-		w += n;
+		if (n > c->len - pos || c->len - pos - n < 2)
+			return -EINVAL;
+		if (args_push(a, &cap, b + pos, n))
+			return -ENOMEM;
 		pos += n + 2;
-		if (pos > c->len)
-			goto bad;
 	}
 	return 0;
-bad:
-	return -EINVAL;
 }
 
 /* As many leading arguments as a truncated body holds (for its keys). */
@@ -801,18 +808,46 @@ static bool conflict(struct mig *g, int side, uint64_t cookie, int db, const cha
 
 static void sync_mig(struct sy_mirror *m, struct mig *g, const struct sy_migration_state *ms);
 
-static void replay(struct dir *d, struct src *s, struct args *a, const struct sy_command *cmd,
-		   const struct sy_captured *c, int *keys, int nkeys)
+/* argv with every key renamed for the other side; `store` holds the new names. */
+static int rewrite_argv(const struct mig *g, int from_side, const struct args *a, const int *keys, int nkeys,
+			const char ***argv_out, size_t **lens_out, char **store)
+{
+	size_t total = 0, off = 0;
+	const char **argv = malloc((size_t)a->argc * sizeof(*argv));
+	size_t *lens = malloc((size_t)a->argc * sizeof(*lens));
+
+	for (int i = 0; i < nkeys; i++)
+		total += a->lens[keys[i]] + SY_PREFIX_MAX;
+	*store = malloc(total + 1);
+	if (!argv || !lens || !*store) {
+		free(argv);
+		free(lens);
+		free(*store);
+		*store = NULL;
+		return -ENOMEM;
+	}
+	memcpy(argv, a->argv, (size_t)a->argc * sizeof(*argv));
+	memcpy(lens, a->lens, (size_t)a->argc * sizeof(*lens));
+	for (int i = 0; i < nkeys; i++) {
+		size_t cap = a->lens[keys[i]] + SY_PREFIX_MAX;
+
+		lens[keys[i]] = map_key(&g->spec, from_side, a->argv[keys[i]], a->lens[keys[i]], *store + off, cap,
+					&argv[keys[i]]);
+		off += cap;
+	}
+	*argv_out = argv;
+	*lens_out = lens;
+	return 0;
+}
+
+static void replay(struct dir *d, struct src *s, struct args *a, const struct sy_captured *c, int *keys, int nkeys)
 {
 	struct mig *g = d->mig;
-	char bufs[8][1024];
-	const char **argv = NULL;
-	size_t *lens = NULL;
 	struct pending *p = NULL;
 	struct dconn *dc = dst_for(d, c->cookie);
 	uint32_t limit = g->spec.mirror_queue ? g->spec.mirror_queue : SY_MIRROR_QUEUE_DEFAULT;
+	int e;
 
-	(void)cmd;
 	p = pending_new(d, c->ts_ns, s->db);
 	if (!p || pending_keys(p, a->argc, a->argv, a->lens, keys, nkeys))
 		goto fail;
@@ -822,34 +857,43 @@ static void replay(struct dir *d, struct src *s, struct args *a, const struct sy
 		pending_free(p);
 		return;
 	}
-	if (!sy_redis_alive(dc->r) || select_db(dc, s->db, ignore_reply)) {
-		d->st.failed++;
-		repair_keys_of(p, RETRY_MS);
-		pending_free(p);
-		return;
-	}
-	argv = malloc((size_t)a->argc * sizeof(*argv));
-	lens = malloc((size_t)a->argc * sizeof(*lens));
-	if (!argv || !lens)
+	if (!sy_redis_alive(dc->r) || select_db(dc, s->db, ignore_reply))
 		goto fail;
-	for (int i = 0; i < a->argc; i++) {
-		argv[i] = a->argv[i];
-		lens[i] = a->lens[i];
-	}
-	for (int i = 0; i < nkeys && g->spec.n_rewrite; i++)
-		lens[keys[i]] = map_key(&g->spec, src_side(d), a->argv[keys[i]], a->lens[keys[i]], bufs[i & 7],
-					sizeof(bufs[0]), &argv[keys[i]]);
 	p->parts = 1;
-	if (sy_redis_sendv(dc->r, a->argc, argv, lens, on_replayed, p))
+	if (!g->spec.n_rewrite && !c->is_inline) {
+		/* the captured bytes as they are: the header rebuilt, the body copied once */
+		size_t nl = a->lens[0], cap = c->len + nl + 64;
+		char *raw = malloc(cap);
+		int h;
+
+		if (!raw)
+			goto fail;
+		h = snprintf(raw, cap, "*%u\r\n$%zu\r\n", c->argc, nl);
+		memcpy(raw + h, c->name, nl);
+		memcpy(raw + h + nl, "\r\n", 2);
+		memcpy(raw + h + nl + 2, c->body, c->len);
+		e = sy_redis_send(dc->r, raw, (size_t)h + nl + 2 + c->len, on_replayed, p);
+		free(raw);
+	} else if (g->spec.n_rewrite) {
+		const char **argv;
+		size_t *lens;
+		char *store;
+
+		if (rewrite_argv(g, src_side(d), a, keys, nkeys, &argv, &lens, &store))
+			goto fail;
+		e = sy_redis_sendv(dc->r, a->argc, argv, lens, on_replayed, p);
+		free(argv);
+		free(lens);
+		free(store);
+	} else {
+		e = sy_redis_sendv(dc->r, a->argc, a->argv, a->lens, on_replayed, p);
+	}
+	if (e)
 		goto fail;
 	d->inflight++;
 	d->st.queued = d->inflight;
-	free(argv);
-	free(lens);
 	return;
 fail:
-	free(argv);
-	free(lens);
 	d->st.failed++;
 	if (p) {
 		repair_keys_of(p, RETRY_MS);
@@ -869,7 +913,7 @@ static void replay_txn(struct dir *d, struct src *s, uint64_t ts, uint64_t cooki
 	bool ok = p != NULL;
 
 	for (struct txcmd *t = s->txn_head; ok && t; t = t->next)
-		ok = pending_keys(p, t->argc, t->argv, t->lens, t->keys, t->nkeys) == 0;
+		ok = pending_keys(p, t->argc, (const char *const *)t->argv, t->lens, t->keys, t->nkeys) == 0;
 	if (!ok)
 		goto fail;
 	if (s->txn_n == 0) { /* reads only, or nothing: nothing to replay */
@@ -888,31 +932,29 @@ static void replay_txn(struct dir *d, struct src *s, uint64_t ts, uint64_t cooki
 	p->parts = (uint32_t)s->txn_n + 2;
 	if (sy_redis_sendv(dc->r, 1, multi, ml, on_replayed, p))
 		goto fail;
-	for (struct txcmd *t = s->txn_head; t; t = t->next) {
-		char bufs[8][1024];
-		const char **argv = malloc((size_t)t->argc * sizeof(*argv));
-		size_t *lens = malloc((size_t)t->argc * sizeof(*lens));
-
-		if (!argv || !lens) {
-			free(argv);
-			free(lens);
-			flag_audit(d, "out of memory replaying a transaction");
-			return; /* the pending replies still arrive and complete p */
-		}
-		for (int i = 0; i < t->argc; i++) {
-			argv[i] = t->argv[i];
-			lens[i] = t->lens[i];
-		}
-		for (int i = 0; i < t->nkeys && g->spec.n_rewrite; i++)
-			lens[t->keys[i]] = map_key(&g->spec, src_side(d), t->argv[t->keys[i]], t->lens[t->keys[i]],
-						   bufs[i & 7], sizeof(bufs[0]), &argv[t->keys[i]]);
-		sy_redis_sendv(dc->r, t->argc, argv, lens, on_replayed, p);
-		free(argv);
-		free(lens);
-	}
-	sy_redis_sendv(dc->r, 1, exec, el, on_replayed, p);
 	d->inflight++;
 	d->st.queued = d->inflight;
+	/* from here every part answers (a part that could not be sent counts as failed) */
+	for (struct txcmd *t = s->txn_head; t; t = t->next) {
+		struct args v = {.argc = t->argc, .argv = (const char **)t->argv, .lens = t->lens};
+		const char **argv = v.argv;
+		size_t *lens = t->lens;
+		char *store = NULL;
+
+		if (g->spec.n_rewrite && rewrite_argv(g, src_side(d), &v, t->keys, t->nkeys, &argv, &lens, &store)) {
+			on_replayed(NULL, NULL, p);
+			continue;
+		}
+		if (sy_redis_sendv(dc->r, t->argc, argv, lens, on_replayed, p))
+			on_replayed(NULL, NULL, p);
+		if (store) {
+			free(argv);
+			free(lens);
+			free(store);
+		}
+	}
+	if (sy_redis_sendv(dc->r, 1, exec, el, on_replayed, p))
+		on_replayed(NULL, NULL, p);
 	return;
 fail:
 	d->st.failed++;
@@ -1079,7 +1121,7 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		if (txn_add(s, &a, keys, nkeys))
 			s->txn_bad = true;
 	} else {
-		replay(d, s, &a, cmd, c, keys, nkeys);
+		replay(d, s, &a, c, keys, nkeys);
 	}
 	free(keys);
 	args_free(&a);

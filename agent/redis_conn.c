@@ -17,6 +17,7 @@ struct sy_redis {
 	redisAsyncContext *ac; /* NULL once gone */
 	int fd;
 	unsigned mask;
+	unsigned reg_mask; /* what epoll has: hiredis asks again for every command */
 	bool registered;
 	bool connected;
 	size_t inflight;
@@ -48,11 +49,14 @@ static void update(struct sy_redis *c)
 	if (c->fd < 0)
 		return;
 	if (!c->registered) {
-		if (sy_loop_add_fd(c->loop, c->fd, c->mask, on_fd, c) == 0)
+		if (sy_loop_add_fd(c->loop, c->fd, c->mask, on_fd, c) == 0) {
 			c->registered = true;
+			c->reg_mask = c->mask;
+		}
 		return;
 	}
-	sy_loop_mod_fd(c->loop, c->fd, c->mask);
+	if (c->mask != c->reg_mask && sy_loop_mod_fd(c->loop, c->fd, c->mask) == 0)
+		c->reg_mask = c->mask;
 }
 
 static void add_read(void *p)
