@@ -1,0 +1,102 @@
+#!/bin/bash
+# bench/observe.sh — the agent's side of observation, in one run:
+#   1. ring-buffer events drained per second with 0 lost: every GET of a -P 16
+#      redis-benchmark sampled (sample_reads: 1), so each command is one record; the
+#      rate is records drained / wall time, and / agent CPU time (what one core could
+#      drain). Goal (issue 5): >= 1 M/s.
+#   2. agent CPU and memory at about 50 K ops/s observed (mirror forward, 1-in-100 read
+#      sampling): CPU %, VmRSS and VmHWM. Goal: RSS <= 32 MiB.
+# (Client throughput steered+observed vs direct is bench/steer.sh.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-build}
+
+[ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
+CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+ID="sy-obench-$$"
+WORK=$(mktemp -d "/tmp/$ID.XXXXXX")
+CG="$CGROOT/$ID"
+BPFFS="/sys/fs/bpf/$ID"
+pids=()
+cleanup() {
+	set +e
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	"$OUT/switchyardd" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
+	rmdir "$CG" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+LPORT=$(port); TPORT=$(port)
+for p in "$LPORT" "$TPORT"; do
+	redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" --logfile "$WORK/r$p.log" &
+	pids+=($!)
+done
+for p in "$LPORT" "$TPORT"; do until redis-cli -p "$p" ping >/dev/null 2>&1; do sleep 0.05; done; done
+mkdir "$CG"
+spec() { # mirror sample_reads
+	cat > "$WORK/spec.yaml" <<YAML
+migrations:
+  - name: bench
+    legacy: ["127.0.0.1:$LPORT"]
+    target: ["127.0.0.1:$TPORT"]
+    ratio: 0%
+    mirror: $1
+    sample_reads: $2
+YAML
+}
+spec off 1
+"$OUT/switchyardd" --config "$WORK/spec.yaml" --cgroup "$CG" --bpffs "$BPFFS" --state-dir "$WORK/state" \
+	--listen "unix:$WORK/sy.sock" 2>"$WORK/d.log" &
+DPID=$!
+pids+=($DPID)
+until [ -S "$WORK/sy.sock" ]; do sleep 0.05; done
+sleep 1
+SYCTL="$OUT/syctl --server unix://$WORK/sy.sock"
+fresh() { $SYCTL delete bench --force >/dev/null 2>&1 || true; $SYCTL apply -f "$WORK/spec.yaml" >/dev/null; sleep 0.3; }
+cpu_s() { awk '{ print ($14 + $15) / '"$(getconf CLK_TCK)"' }' "/proc/$DPID/stat"; }
+get() { # python expression over m (the migration as JSON)
+	$SYCTL -o json get bench | /usr/bin/python3 -c 'import json, sys; m = json.load(sys.stdin); print('"$1"')'
+}
+in_cg() { sh -c "echo \$\$ > $CG/cgroup.procs; exec $*"; }
+
+redis-cli -p "$LPORT" set key:000000000001 v >/dev/null
+echo "== 1. ring-buffer events: every GET sampled (sample_reads: 1), redis-benchmark -c 50 -P 16"
+fresh
+c0=$(cpu_s); t0=$(date +%s.%N)
+in_cg redis-benchmark -p "$LPORT" -n 3000000 -c 50 -P 16 -t get -q >/dev/null
+t1=$(date +%s.%N); c1=$(cpu_s)
+sleep 0.2
+read -r sampled drained lost < <(get '"%d %d %d" % (sum(int(s.get("sampled", 0)) for s in m["sides"]), int(m.get("events", {}).get("readKeys", 0)), sum(int(s.get("eventsLost", 0)) for s in m["sides"]))')
+wall=$(echo "$t1 - $t0" | bc -l); cpu=$(echo "$c1 - $c0" | bc -l)
+printf "records sampled %s, drained %s, lost %s in %.2f s\n" "$sampled" "$drained" "$lost" "$wall"
+printf "drained per second: %.0f (wall clock); agent CPU meanwhile %.2f s\n" "$(echo "$drained / $wall" | bc -l)" "$cpu"
+
+echo
+echo "== 2. agent at about 50K ops/s: mirror forward, 1-in-100 read sampling, 10 s"
+spec forward 100
+fresh
+c0=$(cpu_s); t0=$(date +%s.%N)
+in_cg redis-benchmark -p "$LPORT" -n 500000 -c 4 -P 1 -t set,get -r 100000 -q >/dev/null &
+LP=$!
+peak=0
+while kill -0 "$LP" 2>/dev/null; do
+	rss=$(awk '/VmRSS/ { print $2 }' "/proc/$DPID/status")
+	[ "$rss" -gt "$peak" ] && peak=$rss
+	sleep 0.2
+done
+wait "$LP" || true
+t1=$(date +%s.%N); c1=$(cpu_s)
+ops=$(get 'sum(int(s.get("reads", 0)) + int(s.get("writes", 0)) for s in m["sides"])')
+hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$DPID/status")
+anon=$(awk '/RssAnon/ { print $2 }' "/proc/$DPID/status")
+shm=$(awk '/RssShmem/ { print $2 }' "/proc/$DPID/status")
+file=$(awk '/RssFile/ { print $2 }' "/proc/$DPID/status")
+wall=$(echo "$t1 - $t0" | bc -l)
+printf "ops observed %s in %.1f s = %.0f ops/s; agent CPU %.1f %% of one core\n" \
+	"$ops" "$wall" "$(echo "$ops / $wall" | bc -l)" "$(echo "100 * ($c1 - $c0) / $wall" | bc -l)"
+printf "RSS peak %d KiB (VmHWM %d KiB): anonymous %d KiB, file-backed %d KiB, shmem %d KiB\n" \
+	"$peak" "$hwm" "$anon" "$file" "$shm"
+echo "(file-backed includes the ring buffer: libbpf maps its 16 MiB data area twice, so up to 32 MiB of"
+echo " pages the kernel owns, plus the binary and its libraries)"
