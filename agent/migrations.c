@@ -155,7 +155,7 @@ static void to_kernel(const struct sy_migration_state *m, struct sy_migration *k
 	km->n_targets = (uint8_t)m->spec.n_target;
 	km->healthy_mask = m->healthy_mask;
 	memcpy(km->targets, m->spec.target, m->spec.n_target * sizeof(struct sy_endpoint));
-	km->capture = m->spec.mirror;
+	km->capture = sy_mirror_effective(&m->spec);
 	km->n_rules = (uint8_t)m->spec.n_prefixes;
 	km->sample_n = m->spec.sample_reads;
 	km->capture_max = m->spec.capture_bytes ? m->spec.capture_bytes : SY_CAPTURE_DEFAULT;

@@ -212,6 +212,7 @@ struct mig {
 	uint64_t created_ms, updated_ms;
 	uint64_t ev_lost; /* the kernel's count when last looked at */
 	struct sy_migration_spec spec; /* copy, pins dropped */
+	uint8_t mirror;		       /* effective mode (auto resolved): SY_CAPTURE_* bits */
 	struct dir d[2];
 	struct src *srcs; /* SRC_SLOTS */
 	struct lastw *lastw;
@@ -1024,7 +1025,7 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	g = &m->migs[c->mig_id];
 	sync_mig(m, g, ms);
 	d = &g->d[c->side == SY_SIDE_LEGACY ? SY_DIR_FORWARD : SY_DIR_REVERSE];
-	if (!(g->spec.mirror & (c->side == SY_SIDE_LEGACY ? SY_CAPTURE_LEGACY : SY_CAPTURE_TARGET)))
+	if (!(g->mirror & (c->side == SY_SIDE_LEGACY ? SY_CAPTURE_LEGACY : SY_CAPTURE_TARGET)))
 		return; /* captured before mirroring of this side was turned off */
 	s = src_of(g, c->cookie);
 	if (!s)
@@ -1101,7 +1102,7 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		if (conflict(g, c->side, c->cookie, s->db, a.argv[keys[i]], a.lens[keys[i]])) {
 			/* copied in one direction only, so two copies never cross: from legacy
 			 * (authoritative) when writes on legacy are mirrored, else from target */
-			struct dir *auth = &g->d[(g->spec.mirror & SY_CAPTURE_LEGACY) ? SY_DIR_FORWARD : SY_DIR_REVERSE];
+			struct dir *auth = &g->d[(g->mirror & SY_CAPTURE_LEGACY) ? SY_DIR_FORWARD : SY_DIR_REVERSE];
 			char buf[1024];
 			const char *lk = a.argv[keys[i]];
 			size_t ll = a.lens[keys[i]];
@@ -1178,6 +1179,7 @@ static void sync_mig(struct sy_mirror *m, struct mig *g, const struct sy_migrati
 		g->spec = ms->spec;
 		g->spec.pins = NULL;
 		g->spec.n_pins = 0;
+		g->mirror = sy_mirror_effective(&ms->spec);
 		g->updated_ms = ms->updated_unix_ms;
 		return;
 	}
@@ -1196,6 +1198,7 @@ static void sync_mig(struct sy_mirror *m, struct mig *g, const struct sy_migrati
 	g->spec = ms->spec;
 	g->spec.pins = NULL;
 	g->spec.n_pins = 0;
+	g->mirror = sy_mirror_effective(&ms->spec);
 	g->active = true;
 	{
 		struct sy_side_stats st[2];

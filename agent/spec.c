@@ -30,11 +30,11 @@ static void set_err(struct sy_spec_err *err, const char *fmt, ...)
 
 /* ---- mirror ---------------------------------------------------------------------- */
 
-static const char *const mirror_names[] = {"off", "forward", "reverse", "both"};
+static const char *const mirror_names[] = {"off", "forward", "reverse", "both", "auto"};
 
 int sy_mirror_parse(const char *s, uint8_t *out)
 {
-	for (uint8_t i = 0; i < 4; i++)
+	for (uint8_t i = 0; i < 5; i++)
 		if (s && strcmp(s, mirror_names[i]) == 0) {
 			*out = i;
 			return 0;
@@ -44,7 +44,19 @@ int sy_mirror_parse(const char *s, uint8_t *out)
 
 const char *sy_mirror_name(uint8_t m)
 {
-	return m < 4 ? mirror_names[m] : NULL;
+	return m < 5 ? mirror_names[m] : NULL;
+}
+
+uint8_t sy_mirror_effective(const struct sy_migration_spec *m)
+{
+	if (m->mirror != SY_MIRROR_AUTO)
+		return m->mirror;
+	if (m->ratio_bp > 0)
+		return SY_MIRROR_BOTH;
+	for (size_t i = 0; i < m->n_pins; i++)
+		if (m->pins[i].side == SY_SIDE_TARGET)
+			return SY_MIRROR_BOTH;
+	return SY_MIRROR_OFF;
 }
 
 /* ---- ratio ----------------------------------------------------------------------- */
@@ -232,8 +244,8 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 		set_err(err, "sample_reads: %u is out of range 0..%u", m->sample_reads, SY_SAMPLE_MAX);
 		return -EINVAL;
 	}
-	if (m->mirror > SY_MIRROR_BOTH) {
-		set_err(err, "mirror: must be off, forward, reverse or both");
+	if (m->mirror > SY_MIRROR_AUTO) {
+		set_err(err, "mirror: must be auto, off, forward, reverse or both");
 		return -EINVAL;
 	}
 	if (m->capture_bytes && (m->capture_bytes < SY_CAPTURE_MIN || m->capture_bytes > SY_CAPTURE_MAX)) {
@@ -623,6 +635,7 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 
 	snprintf(what, sizeof(what), "migrations[%zu]", idx);
 	memset(m, 0, sizeof(*m));
+	m->mirror = SY_MIRROR_AUTO;
 	m->line = yline(n);
 	if ((e = map_fields(c, n, what, fields, f)))
 		return e;
@@ -681,7 +694,7 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 	if (f[F_MIRROR]) {
 		s = scalar(f[F_MIRROR]);
 		if (sy_mirror_parse(s, &m->mirror))
-			return yfail(c, f[F_MIRROR], "mirror: \"%s\" is not off, forward, reverse or both",
+			return yfail(c, f[F_MIRROR], "mirror: \"%s\" is not auto, off, forward, reverse or both",
 				     s ? s : kind(f[F_MIRROR]));
 	}
 	return 0;

@@ -12,7 +12,8 @@
  *       pins: [{cgroup: /sys/fs/cgroup/unified/app-a, side: target}]
  *       prefixes: ["user:", "cart:"]  # key-prefix rules; none = the whole endpoint
  *       sample_reads: 100       # 1 in N read commands has its key sampled; 0 = off
- *       mirror: off             # forward | reverse | both: whose writes are captured
+ *       mirror: auto            # off | forward | reverse | both; auto = both once a
+ *                               # client can be on target, else off
  *       capture_bytes: 65536    # bytes of one write command captured, 64..1 MiB
  *       rewrite: {"user:": "u2:"}  # key prefixes renamed on target (mirror, repair)
  *       mirror_queue: 10000     # mirrored commands in flight per direction before drops
@@ -49,6 +50,8 @@ enum sy_mirror_mode {
 	SY_MIRROR_FORWARD = SY_CAPTURE_LEGACY,
 	SY_MIRROR_REVERSE = SY_CAPTURE_TARGET,
 	SY_MIRROR_BOTH = SY_CAPTURE_LEGACY | SY_CAPTURE_TARGET,
+	SY_MIRROR_AUTO = 4, /* the default: off while every client is on legacy, both once
+			     * any client can be on target (ratio > 0 or a target pin) */
 };
 
 struct sy_pin_spec {
@@ -110,6 +113,8 @@ int sy_spec_validate_against(const struct sy_migration_spec *m, const struct sy_
 /* "off", "forward", "reverse", "both" ↔ enum sy_mirror_mode; -EINVAL / NULL otherwise. */
 int sy_mirror_parse(const char *s, uint8_t *out);
 const char *sy_mirror_name(uint8_t m);
+/* What `mirror:` means for this spec now (auto resolved): SY_CAPTURE_* bits. */
+uint8_t sy_mirror_effective(const struct sy_migration_spec *m);
 
 /* Whether s is a valid migration name (see SY_NAME_MAX). */
 int sy_spec_name_ok(const char *s);

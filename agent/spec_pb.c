@@ -66,12 +66,17 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	}
 	out->n_prefixes = (uint32_t)pb->n_prefixes;
 	out->sample_reads = pb->sample_reads;
-	if ((unsigned)pb->mirror > SY_MIRROR_BOTH) {
-		snprintf(err->msg, sizeof(err->msg), "mirror: %d is not MIRROR_OFF, _FORWARD, _REVERSE or _BOTH",
+	switch ((int)pb->mirror) {
+	case SWITCHYARD__V1__MIRROR__MIRROR_AUTO: out->mirror = SY_MIRROR_AUTO; break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_OFF: out->mirror = SY_MIRROR_OFF; break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_FORWARD: out->mirror = SY_MIRROR_FORWARD; break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_REVERSE: out->mirror = SY_MIRROR_REVERSE; break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_BOTH: out->mirror = SY_MIRROR_BOTH; break;
+	default:
+		snprintf(err->msg, sizeof(err->msg), "mirror: %d is not MIRROR_AUTO, _OFF, _FORWARD, _REVERSE or _BOTH",
 			 (int)pb->mirror);
 		return -EINVAL;
 	}
-	out->mirror = (uint8_t)pb->mirror;
 	out->capture_bytes = pb->capture_bytes;
 	out->mirror_queue = pb->mirror_queue;
 	if (pb->n_rewrite > SY_SPEC_MAX_REWRITES) {
@@ -151,7 +156,9 @@ int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSp
 	pb->client = (Switchyard__V1__ClientMode)m->client_mode;
 	pb->ratio_bp = m->ratio_bp;
 	pb->sample_reads = m->sample_reads;
-	pb->mirror = (Switchyard__V1__Mirror)m->mirror;
+	pb->mirror = m->mirror == SY_MIRROR_AUTO  ? SWITCHYARD__V1__MIRROR__MIRROR_AUTO
+		     : m->mirror == SY_MIRROR_OFF ? SWITCHYARD__V1__MIRROR__MIRROR_OFF
+						  : (Switchyard__V1__Mirror)m->mirror;
 	pb->capture_bytes = m->capture_bytes;
 	pb->mirror_queue = m->mirror_queue;
 	pb->rewrite = calloc(m->n_rewrite ? m->n_rewrite : 1, sizeof(*pb->rewrite));

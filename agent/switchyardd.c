@@ -377,7 +377,7 @@ static void check_clean_stop(struct daemon *d, size_t restored)
 	for (size_t i = 0; i < sy_registry_count(d->reg); i++) {
 		const struct sy_migration_state *m = sy_registry_at(d->reg, i);
 
-		if (m->spec.mirror)
+		if (sy_mirror_effective(&m->spec))
 			sy_mirror_flag_audit(d->mirror, m->id,
 					     "the previous agent stopped without draining its mirror (killed?)");
 	}

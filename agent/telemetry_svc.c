@@ -186,7 +186,7 @@ static void send_snapshot(struct watch *w)
 		ssp[2 * k + 1] = &ss[2 * k + 1];
 		ms[k].sides = &ssp[2 * k];
 		ms[k].n_sides = 2;
-		if (m->spec.mirror) {
+		if (sy_mirror_effective(&m->spec)) {
 			for (int j = 0; j < 2; j++) {
 				fill_mirror(&mx[2 * k + j], j, cur, p, secs);
 				mxp[2 * k + j] = &mx[2 * k + j];

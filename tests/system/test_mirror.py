@@ -352,6 +352,8 @@ def run_mixed(cgroups, addr, seconds):
 def test_mixed_workload_leaves_no_difference(env, cgroup, ratio, mode):
     start, legacy, target, a, b = env
     d = start(ratio=ratio, mirror=mode, capture_bytes=4096)
+    # a target counts once its first health check passed: until then everyone stays on legacy
+    wait_for(lambda: all(t.healthy for t in migration(d).targets), what="target healthy")
     clients = []
     for i in range(10):
         c = os.path.join(cgroup, "w%d" % i)
@@ -370,3 +372,18 @@ def test_mixed_workload_leaves_no_difference(env, cgroup, ratio, mode):
         sides = {s.side: s for s in m.sides}
         assert sides["legacy"].sockets > 0 and sides["target"].sockets > 0  # really split
         assert mirror(d, "reverse").mirrored > 1000
+
+
+def test_auto_mirror_starts_with_the_cutover(env):
+    """`mirror: auto` (the default): nothing is mirrored while every client is on
+    legacy; once the ratio leaves 0 %, writes are mirrored both ways."""
+    start, legacy, target, a, b = env
+    d = start(mirror="auto", pins=[{"cgroup": a, "side": "legacy"}])  # a pin to legacy: still off
+    in_cgroup(a, "r.set('before', 1)", legacy.addr)
+    time.sleep(0.5)
+    assert target.client().get("before") is None
+    assert [s for s in migration(d).sides if s.side == "legacy"][0].captured == 0
+    d.syctl("cutover", "m", "1%")
+    in_cgroup(a, "r.set('after', 2)", legacy.addr)  # pinned to legacy
+    wait_for(lambda: target.client().get("after") == b"2", what="mirrored after the cutover started")
+    assert migration(d).spec.mirror == 0  # still "auto" in the spec

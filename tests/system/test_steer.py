@@ -16,7 +16,9 @@ from sy import (CLIENT, OUT, PYTHON, RedisServer, free_port, run_clients, spec_y
 
 
 def mig(legacy, target, ratio="0%", **kw):
-    d = {"name": kw.pop("name", "users"), "legacy": [legacy.addr], "target": [target.addr], "ratio": ratio}
+    # where a client's key lands is how these tests see steering: no shadow writes
+    d = {"name": kw.pop("name", "users"), "legacy": [legacy.addr], "target": [target.addr], "ratio": ratio,
+         "mirror": "off"}
     d.update(kw)
     return d
 
@@ -122,7 +124,7 @@ def test_pins_override_hash_both_ways(redis_pair, daemon_factory, cgroup):
 
 def test_ipv6_and_getpeername(redis_pair, daemon_factory, cgroup):
     legacy, target = redis_pair
-    spec = {"name": "v6", "legacy": [legacy.addr6], "target": [target.addr6], "ratio": "100%"}
+    spec = {"name": "v6", "legacy": [legacy.addr6], "target": [target.addr6], "ratio": "100%", "mirror": "off"}
     daemon_factory(spec_yaml([spec]))
     res = run_clients([{"cgroup": cgroup, "addr": legacy.addr6, "key": "six"}])
     assert sides(res, legacy, target) == {cgroup: "target"}
