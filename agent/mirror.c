@@ -720,35 +720,6 @@ static int parse_prefix(const struct sy_captured *c, struct args *a)
 
 /* ---- per-client-connection state ---------------------------------------------------- */
 
-static struct src *src_of(struct mig *g, uint64_t cookie)
-{
-	size_t i = (size_t)(cookie * 0x9e3779b97f4a7c15ull >> 40) & (SRC_SLOTS - 1);
-	struct src *s;
-
-	if (!g->srcs && !(g->srcs = calloc(SRC_SLOTS, sizeof(*g->srcs))))
-		return NULL;
-	s = &g->srcs[i];
-	if (s->cookie != cookie) {
-		/* direct-mapped: a new connection takes the slot (an old one idle or gone;
-		 * a live one loses its SELECT/MULTI state, which repair covers) */
-		struct txcmd *t = s->txn_head;
-
-		while (t) {
-			struct txcmd *n = t->next;
-
-			free(t->argv);
-			free(t->lens);
-			free(t->keys);
-			free(t);
-			t = n;
-		}
-		memset(s, 0, sizeof(*s));
-		s->cookie = cookie;
-	}
-	s->last_ms = sy_now_ms();
-	return s;
-}
-
 static void txn_clear(struct src *s)
 {
 	struct txcmd *t = s->txn_head;
@@ -766,6 +737,44 @@ static void txn_clear(struct src *s)
 	s->txn_n = 0;
 	s->in_multi = false;
 	s->txn_bad = false;
+}
+
+#define SRC_WAYS 8
+
+static void flag_audit(struct dir *d, const char *why);
+
+/* The state of client connection `cookie`. Sockets never say they closed, so the table
+ * forgets the least recently active of SRC_WAYS candidates; forgetting one that had a
+ * database selected or a transaction open would replay its next writes wrongly, so
+ * that is flagged. */
+static struct src *src_of(struct mig *g, uint64_t cookie)
+{
+	size_t h = (size_t)(cookie * 0x9e3779b97f4a7c15ull >> 40);
+	struct src *s, *victim = NULL;
+
+	if (!g->srcs && !(g->srcs = calloc(SRC_SLOTS, sizeof(*g->srcs))))
+		return NULL;
+	for (size_t k = 0; k < SRC_WAYS; k++) {
+		s = &g->srcs[(h + k) & (SRC_SLOTS - 1)];
+		if (s->cookie == cookie) {
+			s->last_ms = sy_now_ms();
+			return s;
+		}
+		if (!s->cookie) {
+			victim = s;
+			break;
+		}
+		if (!victim || s->last_ms < victim->last_ms)
+			victim = s;
+	}
+	if (victim->cookie && (victim->in_multi || victim->db != 0) && sy_now_ms() - victim->last_ms < 60000)
+		for (int k = 0; k < 2; k++)
+			flag_audit(&g->d[k], "too many client connections at once: one's SELECT/MULTI state was lost");
+	txn_clear(victim);
+	memset(victim, 0, sizeof(*victim));
+	victim->cookie = cookie;
+	victim->last_ms = sy_now_ms();
+	return victim;
 }
 
 /* ---- conflicts ------------------------------------------------------------------------ */

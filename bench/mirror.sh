@@ -7,34 +7,12 @@
 # Goals (issue 6): >= 100 K mirrored writes/s with 0 drops, lag p99 <= 10 ms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-build}
+. bench/lib.sh
 ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-200000}
 
-[ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
-CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-ID="sy-mbench-$$"
-WORK=$(mktemp -d "/tmp/$ID.XXXXXX")
-CG="$CGROOT/$ID"
-BPFFS="/sys/fs/bpf/$ID"
-pids=()
-cleanup() {
-	set +e
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	"$OUT/switchyardd" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
-	rmdir "$CG" 2>/dev/null
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-LPORT=$(port); TPORT=$(port)
-for p in "$LPORT" "$TPORT"; do
-	redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" --logfile "$WORK/r$p.log" &
-	pids+=($!)
-done
-for p in "$LPORT" "$TPORT"; do until redis-cli -p "$p" ping >/dev/null 2>&1; do sleep 0.05; done; done
-mkdir "$CG"
+bench_init mbench
+bench_redis LPORT TPORT
 spec() { # mirror mode
 	cat > "$WORK/spec.yaml" <<YAML
 migrations:
@@ -47,19 +25,14 @@ migrations:
 YAML
 }
 spec off
-"$OUT/switchyardd" --config "$WORK/spec.yaml" --cgroup "$CG" --bpffs "$BPFFS" --state-dir "$WORK/state" \
-	--listen "unix:$WORK/sy.sock" 2>"$WORK/d.log" &
-DPID=$!
-pids+=($DPID)
-until [ -S "$WORK/sy.sock" ]; do sleep 0.05; done
+bench_daemon "$WORK/spec.yaml"
 sleep 1
-SYCTL="$OUT/syctl --server unix://$WORK/sy.sock"
 mode() { spec "$1"; $SYCTL apply -f "$WORK/spec.yaml" >/dev/null; }
 
 # redis-benchmark SET → rps (csv)
 rb() { # in|out clients pipeline requests
 	local cmd="redis-benchmark -p $LPORT -n $4 -c $2 -P $3 -t set -r 100000 --csv -q"
-	if [ "$1" = in ]; then sh -c "echo \$\$ > $CG/cgroup.procs; exec $cmd"; else $cmd; fi |
+	if [ "$1" = in ]; then in_cg "$cmd"; else $cmd; fi |
 		awk -F'"' '/^"SET"/ { print $4 }'
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }

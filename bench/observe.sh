@@ -9,32 +9,10 @@
 # (Client throughput steered+observed vs direct is bench/steer.sh.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-build}
+. bench/lib.sh
 
-[ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
-CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-ID="sy-obench-$$"
-WORK=$(mktemp -d "/tmp/$ID.XXXXXX")
-CG="$CGROOT/$ID"
-BPFFS="/sys/fs/bpf/$ID"
-pids=()
-cleanup() {
-	set +e
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	"$OUT/switchyardd" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
-	rmdir "$CG" 2>/dev/null
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-LPORT=$(port); TPORT=$(port)
-for p in "$LPORT" "$TPORT"; do
-	redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" --logfile "$WORK/r$p.log" &
-	pids+=($!)
-done
-for p in "$LPORT" "$TPORT"; do until redis-cli -p "$p" ping >/dev/null 2>&1; do sleep 0.05; done; done
-mkdir "$CG"
+bench_init obench
+bench_redis LPORT TPORT
 spec() { # mirror sample_reads
 	cat > "$WORK/spec.yaml" <<YAML
 migrations:
@@ -47,19 +25,13 @@ migrations:
 YAML
 }
 spec off 1
-"$OUT/switchyardd" --config "$WORK/spec.yaml" --cgroup "$CG" --bpffs "$BPFFS" --state-dir "$WORK/state" \
-	--listen "unix:$WORK/sy.sock" 2>"$WORK/d.log" &
-DPID=$!
-pids+=($DPID)
-until [ -S "$WORK/sy.sock" ]; do sleep 0.05; done
+bench_daemon "$WORK/spec.yaml"
 sleep 1
-SYCTL="$OUT/syctl --server unix://$WORK/sy.sock"
 fresh() { $SYCTL delete bench --force >/dev/null 2>&1 || true; $SYCTL apply -f "$WORK/spec.yaml" >/dev/null; sleep 0.3; }
 cpu_s() { awk '{ print ($14 + $15) / '"$(getconf CLK_TCK)"' }' "/proc/$DPID/stat"; }
 get() { # python expression over m (the migration as JSON)
 	$SYCTL -o json get bench | /usr/bin/python3 -c 'import json, sys; m = json.load(sys.stdin); print('"$1"')'
 }
-in_cg() { sh -c "echo \$\$ > $CG/cgroup.procs; exec $*"; }
 
 redis-cli -p "$LPORT" set key:000000000001 v >/dev/null
 echo "== 1. ring-buffer events: every GET sampled (sample_reads: 1), redis-benchmark -c 50 -P 16"

@@ -10,50 +10,26 @@
 # Goals (issue 3): throughput ratio >= 0.98, p99 <= 1.05x direct, <= 1 us per connect.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-build}
+. bench/lib.sh
 ROUNDS=${ROUNDS:-5}
 REQUESTS=${REQUESTS:-100000}
 CONNECTS=${CONNECTS:-20000}
 
-[ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
-CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-ID="sy-bench-$$"
-WORK=$(mktemp -d "/tmp/$ID.XXXXXX")
-CG="$CGROOT/$ID"
-BPFFS="/sys/fs/bpf/$ID"
-pids=()
-cleanup() {
-	set +e
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	"$OUT/switchyardd" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
-	rmdir "$CG" 2>/dev/null
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
+bench_init bench
 cc -O2 -o "$WORK/connect_bench" bench/connect_bench.c
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-LPORT=$(port); TPORT=$(port); OPORT=$(port)
-for p in "$LPORT" "$TPORT" "$OPORT"; do
-	redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" --logfile "$WORK/r$p.log" &
-	pids+=($!)
-done
-for p in "$LPORT" "$TPORT" "$OPORT"; do until redis-cli -p "$p" ping >/dev/null 2>&1; do sleep 0.05; done; done
-mkdir "$CG"
+bench_redis LPORT TPORT OPORT
 cat > "$WORK/spec.yaml" <<YAML
 migrations:
   - name: bench
     legacy: ["127.0.0.1:$LPORT"]
     target: ["127.0.0.1:$TPORT"]
     ratio: 100%
+    mirror: off     # steering and observation only: bench/mirror.sh measures the mirror
 YAML
-"$OUT/switchyardd" --config "$WORK/spec.yaml" --cgroup "$CG" --bpffs "$BPFFS" --state-dir "$WORK/state" \
-	--listen "unix:$WORK/sy.sock" 2>"$WORK/d.log" &
-pids+=($!)
-until [ -S "$WORK/sy.sock" ]; do sleep 0.05; done
+bench_daemon "$WORK/spec.yaml"
 sleep 1.5 # first health check marks the target healthy
 # Sanity: the steered path really reaches the target.
-served=$(sh -c "echo \$\$ > $CG/cgroup.procs; exec redis-cli -p $LPORT config get port" | tail -1)
+served=$(in_cg redis-cli -p "$LPORT" config get port | tail -1)
 [ "$served" = "$TPORT" ] || { echo "bench: steering not active (served by $served)" >&2; exit 1; }
 
 # One redis-benchmark run → "rps p99" of its SET line (csv: test,rps,avg,min,p50,p95,p99,max).
@@ -63,7 +39,7 @@ rb() { # where(in|out) port pipeline
 	[ "$3" -gt 1 ] && n=$((REQUESTS * 10))
 	local cmd="redis-benchmark -p $2 -n $n -c 50 -P $3 -t set --csv -q"
 	if [ "$1" = in ]; then
-		sh -c "echo \$\$ > $CG/cgroup.procs; exec $cmd"
+		in_cg "$cmd"
 	else
 		$cmd
 	fi | awk -F'"' '/^"SET"/ { print $4, $14 }'

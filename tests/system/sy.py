@@ -268,3 +268,31 @@ def run_clients(jobs, timeout=120):
     if p.returncode != 0:
         raise AssertionError("sy_client failed: %s" % p.stderr)
     return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+
+
+def in_cgroup(cgroup, argv, stdin=None, timeout=300):
+    """Runs argv as a child that first moves itself into `cgroup`; returns its stdout."""
+    r = subprocess.run(["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, *argv],
+                       input=stdin, capture_output=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def _py_redis_argv(cgroup, addr, code):
+    host, port = addr.rsplit(":", 1)
+    prog = "import redis\nr = redis.Redis(host=%r, port=%s)\n%s\n" % (host, port, code)
+    return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, PYTHON, "-c", prog]
+
+
+def py_redis(cgroup, addr, code, timeout=300):
+    """Runs `code` with `r` = redis.Redis(addr) (Debian's python3-redis) in `cgroup`;
+    returns its stdout."""
+    r = subprocess.run(_py_redis_argv(cgroup, addr, code), capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def spawn_py_redis(cgroup, addr, code):
+    """The same, started in the background (communicate() for its output)."""
+    return subprocess.Popen(_py_redis_argv(cgroup, addr, code), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)

@@ -2,30 +2,21 @@
 replayed (or repaired) on the other, and a full compare of the two real servers finds
 no difference once the mirror has drained."""
 import os
-import subprocess
 import time
 
 import pytest
 import redis
 
 from grpc_util import channel, pb, unary
-from sy import PYTHON, RedisServer, spec_yaml, wait_for
+from sy import RedisServer, py_redis, spawn_py_redis, spec_yaml, wait_for
 
 
-def in_cgroup(cgroup, code, addr, timeout=300):
-    host, port = addr.rsplit(":", 1)
-    prog = "import redis\nr = redis.Redis(host=%r, port=%s)\n%s\n" % (host, port, code)
-    r = subprocess.run(["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, PYTHON, "-c", prog],
-                       capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
+def py_redis_r(cgroup, code, addr):
+    return py_redis(cgroup, addr, code)
 
 
-def spawn_in_cgroup(cgroup, code, addr):
-    host, port = addr.rsplit(":", 1)
-    prog = "import redis\nr = redis.Redis(host=%r, port=%s)\n%s\n" % (host, port, code)
-    return subprocess.Popen(["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, PYTHON, "-c",
-                             prog], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def spawn_py_redis_r(cgroup, code, addr):
+    return spawn_py_redis(cgroup, addr, code)
 
 
 def migration(d, name="m"):
@@ -123,8 +114,8 @@ def test_no_loop_each_write_applied_once_per_side(env):
     captured again."""
     start, legacy, target, a, b = env
     d = start()
-    pa = spawn_in_cgroup(a, "for i in range(500):\n    r.incr('cnt:%d' % (i % 10))", legacy.addr)
-    pb_ = spawn_in_cgroup(b, "for i in range(300):\n    r.incr('cnt:%d' % (i % 10))", legacy.addr)  # pinned: target
+    pa = spawn_py_redis_r(a, "for i in range(500):\n    r.incr('cnt:%d' % (i % 10))", legacy.addr)
+    pb_ = spawn_py_redis_r(b, "for i in range(300):\n    r.incr('cnt:%d' % (i % 10))", legacy.addr)  # pinned: target
     assert pa.wait(60) == 0 and pb_.wait(60) == 0
     n, diffs = converge(d, legacy.port, target.port)
     assert diffs == []
@@ -137,7 +128,7 @@ def test_no_loop_each_write_applied_once_per_side(env):
 def test_forward_replay_with_select_multi_rewrite_and_nondeterministic(env):
     start, legacy, target, a, b = env
     d = start(mirror="forward", rewrite={"user:": "u2:"})
-    in_cgroup(a, """
+    py_redis_r(a, """
 for i in range(300):
     r.set('user:%d' % i, i)
     r.hset('user:h:%d' % (i % 7), 'f%d' % i, i)
@@ -166,7 +157,7 @@ r.mset({'user:m1': 1, 'user:m2': 2, 'other': 3})
 def test_values_over_the_capture_cap_are_repaired(env):
     start, legacy, target, a, b = env
     d = start(mirror="forward", capture_bytes=4096)
-    in_cgroup(a, """
+    py_redis_r(a, """
 big = b'z' * 300000
 for i in range(5):
     r.set('big:%d' % i, big + str(i).encode())
@@ -181,7 +172,7 @@ r.hset('hbig', mapping={'a': big, 'b': big})
     assert f.repaired >= 7 and not f.needs_audit
     # MSET's second key lies past the captured part: nothing can name it, so the
     # migration says it needs an audit rather than pretending
-    in_cgroup(a, "r.mset({'mbig:1': b'z' * 300000, 'mbig:2': b'y' * 10})", legacy.addr)
+    py_redis_r(a, "r.mset({'mbig:1': b'z' * 300000, 'mbig:2': b'y' * 10})", legacy.addr)
     wait_for(lambda: mirror(d, "forward").needs_audit, what="needs audit")
     assert "truncated" in mirror(d, "forward").audit_reason
 
@@ -207,8 +198,8 @@ lat.sort()
 print(lat[int(len(lat) * 0.99) - 1])
 """
     try:
-        base = float(in_cgroup(a, code, plain.addr))
-        mirrored = float(in_cgroup(a, code, legacy.addr))
+        base = float(py_redis_r(a, code, plain.addr))
+        mirrored = float(py_redis_r(a, code, legacy.addr))
     finally:
         plain.stop()
     n, diffs = converge(d, legacy.port, target.port)
@@ -224,7 +215,7 @@ def test_target_down_then_back_empty(env, tmp_path):
     on legacy see no error, the failed replays are counted, and repair restores all."""
     start, legacy, target, a, b = env
     d = start(mirror="forward")
-    writer = spawn_in_cgroup(a, """
+    writer = spawn_py_redis_r(a, """
 import time
 end = time.monotonic() + 9
 i = 0
@@ -259,8 +250,8 @@ while time.monotonic() < end:
     p.hset('c:hash:%d' % k, 'f%d' % random.randrange(5), SIDE)
     p.execute()
 """
-    procs = [spawn_in_cgroup(a, "SIDE='legacy'\n" + code, legacy.addr) for _ in range(2)]
-    procs += [spawn_in_cgroup(b, "SIDE='target'\n" + code, legacy.addr) for _ in range(2)]
+    procs = [spawn_py_redis_r(a, "SIDE='legacy'\n" + code, legacy.addr) for _ in range(2)]
+    procs += [spawn_py_redis_r(b, "SIDE='target'\n" + code, legacy.addr) for _ in range(2)]
     for p in procs:
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
@@ -273,12 +264,12 @@ while time.monotonic() < end:
 def test_kill_9_flags_needs_audit_and_captured_writes_are_replayed(env):
     start, legacy, target, a, b = env
     d = start(mirror="forward")
-    in_cgroup(a, "for i in range(200): r.set('before:%d' % i, i)", legacy.addr)
+    py_redis_r(a, "for i in range(200): r.set('before:%d' % i, i)", legacy.addr)
     converge(d, legacy.port, target.port)
     assert not mirror(d, "forward").needs_audit
     d.kill9()
     # written while no agent runs: the kernel still captures into the pinned ring buffer
-    in_cgroup(a, "for i in range(300): r.set('during:%d' % i, i)", legacy.addr)
+    py_redis_r(a, "for i in range(300): r.set('during:%d' % i, i)", legacy.addr)
     d.start()
     n, diffs = converge(d, legacy.port, target.port)
     assert diffs == [] and n == 500
@@ -338,7 +329,7 @@ print(ops)
 
 
 def run_mixed(cgroups, addr, seconds):
-    procs = [spawn_in_cgroup(cg, "SEED=%d\nSECONDS=%d\n%s" % (i, seconds, MIXED), addr)
+    procs = [spawn_py_redis_r(cg, "SEED=%d\nSECONDS=%d\n%s" % (i, seconds, MIXED), addr)
              for i, cg in enumerate(cgroups)]
     total = 0
     for p in procs:
@@ -379,11 +370,11 @@ def test_auto_mirror_starts_with_the_cutover(env):
     legacy; once the ratio leaves 0 %, writes are mirrored both ways."""
     start, legacy, target, a, b = env
     d = start(mirror="auto", pins=[{"cgroup": a, "side": "legacy"}])  # a pin to legacy: still off
-    in_cgroup(a, "r.set('before', 1)", legacy.addr)
+    py_redis_r(a, "r.set('before', 1)", legacy.addr)
     time.sleep(0.5)
     assert target.client().get("before") is None
     assert [s for s in migration(d).sides if s.side == "legacy"][0].captured == 0
     d.syctl("cutover", "m", "1%")
-    in_cgroup(a, "r.set('after', 2)", legacy.addr)  # pinned to legacy
+    py_redis_r(a, "r.set('after', 2)", legacy.addr)  # pinned to legacy
     wait_for(lambda: target.client().get("after") == b"2", what="mirrored after the cutover started")
     assert migration(d).spec.mirror == 0  # still "auto" in the spec

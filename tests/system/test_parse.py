@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from grpc_util import channel, pb, unary
-from sy import CLIENT, PYTHON, RedisServer, spec_yaml
+from sy import CLIENT, PYTHON, RedisServer, in_cgroup, py_redis, spec_yaml
 
 REDIS_CLI = "/usr/bin/redis-cli"
 
@@ -27,21 +27,6 @@ def raw(job):
                        timeout=300)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
-
-
-def in_cgroup(cgroup, argv, stdin=None, timeout=300):
-    """Runs argv as a child that first moves itself into `cgroup`."""
-    r = subprocess.run(["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, *argv],
-                       input=stdin, capture_output=True, timeout=timeout)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
-
-
-def py_redis(cgroup, addr, code):
-    """Runs `code` with `r` = redis.Redis(addr) (Debian's python3-redis) in `cgroup`."""
-    host, port = addr.rsplit(":", 1)
-    prog = "import redis\nr = redis.Redis(host=%r, port=%s)\n%s\n" % (host, port, code)
-    return in_cgroup(cgroup, [PYTHON, "-c", prog])
 
 
 def migration(d, name="p"):

@@ -1,0 +1,54 @@
+# bench/lib.sh — what every benchmark script sets up, sourced after `cd` to the root:
+# a unique id, a work dir, a cgroup and a bpffs dir of its own, and a cleanup that
+# ends only the processes it started and removes what it made.
+#   bench_init NAME        → $ID $WORK $CG $BPFFS, trap cleanup
+#   bench_redis VAR...     → starts one redis-server per VAR, sets VAR to its port
+#   bench_daemon SPEC      → starts switchyardd on SPEC in $CG; sets $DPID, $SYCTL
+#   port                   → a free TCP port on 127.0.0.1
+OUT=${OUT:-build}
+pids=()
+
+bench_init() {
+	[ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
+	CGROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	ID="sy-$1-$$"
+	WORK=$(mktemp -d "/tmp/$ID.XXXXXX")
+	CG="$CGROOT/$ID"
+	BPFFS="/sys/fs/bpf/$ID"
+	mkdir "$CG"
+	trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+	set +e
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	"$OUT/switchyardd" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
+	rmdir "$CG" 2>/dev/null
+	rm -rf "$WORK"
+}
+
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+bench_redis() {
+	local var p
+	for var in "$@"; do
+		p=$(port)
+		redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+			--logfile "$WORK/r$p.log" &
+		pids+=($!)
+		until redis-cli -p "$p" ping >/dev/null 2>&1; do sleep 0.05; done
+		printf -v "$var" '%s' "$p"
+	done
+}
+
+bench_daemon() {
+	"$OUT/switchyardd" --config "$1" --cgroup "$CG" --bpffs "$BPFFS" --state-dir "$WORK/state" \
+		--listen "unix:$WORK/sy.sock" 2>"$WORK/d.log" &
+	DPID=$!
+	pids+=($DPID)
+	until [ -S "$WORK/sy.sock" ]; do sleep 0.05; done
+	SYCTL="$OUT/syctl --server unix://$WORK/sy.sock"
+}
+
+# Runs a command inside the benchmark's cgroup.
+in_cg() { sh -c "echo \$\$ > $CG/cgroup.procs; exec $*"; }
