@@ -1,16 +1,31 @@
 /* commands.c — see commands.h. The table is generated from commands.def by the
- * preprocessor and sorted once at first use, so lookups are a binary search. */
+ * preprocessor; a copy sorted by name is made once, so lookups are a binary search. */
 #include "commands.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+/* Checked when this file compiles: every name fits the kernel's map key, and no name
+ * is listed twice (a second enumerator of the same name does not compile). */
+#define SY_CMD(NAME, CLASS, FIRST, LAST, STEP, FLAGS)                                                        \
+	_Static_assert(sizeof(#NAME) - 1 <= SY_CMD_NAME_MAX, #NAME " is longer than SY_CMD_NAME_MAX");
+#include "switchyard/commands.def"
+#undef SY_CMD
+
+enum {
+#define SY_CMD(NAME, CLASS, FIRST, LAST, STEP, FLAGS) SY_CMD_ONCE_##NAME,
+#include "switchyard/commands.def"
+#undef SY_CMD
+	N_COMMANDS
+};
+
 #define R SY_CLASS_READ
 #define W SY_CLASS_WRITE
 #define O SY_CLASS_OTHER
-static struct sy_command table[] = {
+static const struct sy_command table[N_COMMANDS] = {
 #define SY_CMD(NAME, CLASS, FIRST, LAST, STEP, FLAGS) {#NAME, CLASS, FIRST, LAST, STEP, FLAGS},
 #include "switchyard/commands.def"
 #undef SY_CMD
@@ -19,27 +34,24 @@ static struct sy_command table[] = {
 #undef W
 #undef O
 
-#define N_COMMANDS (sizeof(table) / sizeof(table[0]))
-
-static int sorted;
+static struct sy_command sorted[N_COMMANDS];
+static pthread_once_t sorted_once = PTHREAD_ONCE_INIT;
 
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(((const struct sy_command *)a)->name, ((const struct sy_command *)b)->name);
 }
 
-static void sort_once(void)
+static void sort_table(void)
 {
-	if (!sorted) {
-		qsort(table, N_COMMANDS, sizeof(table[0]), by_name);
-		sorted = 1;
-	}
+	memcpy(sorted, table, sizeof(table));
+	qsort(sorted, N_COMMANDS, sizeof(sorted[0]), by_name);
 }
 
 const struct sy_command *sy_command_find(const char *name, size_t len)
 {
 	char up[SY_CMD_NAME_MAX + 1];
-	size_t lo = 0, hi;
+	size_t lo = 0, hi = N_COMMANDS;
 
 	if (len == 0 || len > SY_CMD_NAME_MAX)
 		return NULL;
@@ -49,14 +61,13 @@ const struct sy_command *sy_command_find(const char *name, size_t len)
 		up[i] = (name[i] >= 'a' && name[i] <= 'z') ? (char)(name[i] - 32) : name[i];
 	}
 	up[len] = '\0';
-	sort_once();
-	hi = N_COMMANDS;
+	pthread_once(&sorted_once, sort_table);
 	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(up, table[mid].name);
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(up, sorted[mid].name);
 
 		if (c == 0)
-			return &table[mid];
+			return &sorted[mid];
 		if (c < 0)
 			hi = mid;
 		else
@@ -72,23 +83,28 @@ size_t sy_command_count(void)
 
 const struct sy_command *sy_command_at(size_t i)
 {
-	sort_once();
-	return i < N_COMMANDS ? &table[i] : NULL;
+	pthread_once(&sorted_once, sort_table);
+	return i < N_COMMANDS ? &sorted[i] : NULL;
 }
 
 int sy_command_kernel_info(const struct sy_command *c, struct sy_cmd_info *out)
 {
+	int first;
+
 	memset(out, 0, sizeof(*out));
-	out->class = c->class;
-	out->flags = c->flags;
 	if (c->flags & SY_CMDF_STREAMS)
-		out->first_key = 0;
+		first = 0; /* the keys' place depends on the arguments: none for the kernel */
 	else if (c->flags & SY_CMDF_DEST1)
-		out->first_key = 1;
+		first = 1;
 	else if (c->flags & SY_CMDF_NUMKEYS)
-		out->first_key = (uint8_t)(c->first + 1);
+		first = c->first + 1;
 	else
-		out->first_key = (uint8_t)c->first;
+		first = c->first;
+	if (first < 0 || first > UINT8_MAX)
+		return -EINVAL;
+	out->class = (uint8_t)c->class;
+	out->first_key = (uint8_t)first;
+	out->flags = c->flags;
 	return 0;
 }
 
@@ -100,10 +116,10 @@ static int push(int *idx, int n, int max, int i)
 	return n + 1;
 }
 
-/* Parses a non-negative decimal argument. */
-static int small_uint(const char *s, size_t len, long *out)
+/* A non-negative decimal argument (numkeys). */
+static int small_uint(const char *s, size_t len, int *out)
 {
-	long v = 0;
+	int v = 0;
 
 	if (len == 0 || len > 9)
 		return -EINVAL;
@@ -116,56 +132,76 @@ static int small_uint(const char *s, size_t len, long *out)
 	return 0;
 }
 
-int sy_command_keys(const struct sy_command *c, int argc, const char *const *argv, const size_t *lens, int *idx,
-		    int max)
+static int word_is(const char *s, size_t len, const char *w)
 {
-	int n = 0;
+	return len == strlen(w) && strncasecmp(s, w, len) == 0;
+}
 
-	if (argc < 1)
-		return -EINVAL;
-	if (c->flags & SY_CMDF_STREAMS) {
-		for (int i = 1; i < argc; i++) {
-			if (lens[i] == 7 && strncasecmp(argv[i], "STREAMS", 7) == 0) {
-				int rest = argc - i - 1;
+/* XREAD / XREADGROUP: the options before STREAMS are skipped with their values (a
+ * group or consumer may be called "streams"), then the keys are the first half of
+ * what follows, the ids the second. */
+static int stream_keys(int argc, const char *const *argv, const size_t *lens, int *idx, int max)
+{
+	int i = 1, n = 0;
 
-				if (rest <= 0 || rest % 2)
-					return -EINVAL;
-				for (int k = 0; k < rest / 2; k++)
-					if ((n = push(idx, n, max, i + 1 + k)) < 0)
-						return n;
-				return n;
-			}
-		}
-		return -EINVAL;
+	while (i < argc) {
+		if (word_is(argv[i], lens[i], "STREAMS"))
+			break;
+		if (word_is(argv[i], lens[i], "GROUP"))
+			i += 3;
+		else if (word_is(argv[i], lens[i], "COUNT") || word_is(argv[i], lens[i], "BLOCK"))
+			i += 2;
+		else
+			i++; /* NOACK, or an option newer than this table */
 	}
-	if (c->flags & SY_CMDF_NUMKEYS) {
-		long nk;
+	if (i >= argc)
+		return -EINVAL;
+	int rest = argc - i - 1;
 
-		if (c->flags & SY_CMDF_DEST1) {
-			if (argc < 2)
-				return -EINVAL;
-			n = push(idx, n, max, 1);
-		}
-		if (c->first >= argc || small_uint(argv[c->first], lens[c->first], &nk) ||
-		    nk > argc - c->first - 1)
-			return -EINVAL;
-		for (long k = 0; k < nk; k++)
-			if ((n = push(idx, n, max, c->first + 1 + (int)k)) < 0)
-				return n;
-		return n;
-	}
+	if (rest <= 0 || rest % 2)
+		return -EINVAL;
+	for (int k = 0; k < rest / 2 && n >= 0; k++)
+		n = push(idx, n, max, i + 1 + k);
+	return n;
+}
+
+/* EVAL, ZUNIONSTORE…: argv[first] is numkeys, the keys follow (after argv[1], the
+ * destination, with DEST1). */
+static int numkeys_keys(const struct sy_command *c, int argc, const char *const *argv, const size_t *lens,
+			int *idx, int max)
+{
+	int n = 0, nk;
+
+	if (c->first < 1 || c->first >= argc || small_uint(argv[c->first], lens[c->first], &nk) ||
+	    nk > argc - c->first - 1)
+		return -EINVAL;
+	if ((c->flags & SY_CMDF_DEST1) && c->first > 1)
+		n = push(idx, n, max, 1);
+	for (int k = 0; k < nk && n >= 0; k++)
+		n = push(idx, n, max, c->first + 1 + k);
+	return n;
+}
+
+int sy_command_keys(const struct sy_command *c, int argc, const char *const *argv, const size_t *lens,
+		    int *idx, int max)
+{
+	int n = 0, last, step = c->step > 0 ? c->step : 1;
+
+	if (argc < 1 || !argv || !lens)
+		return -EINVAL;
+	if (c->flags & SY_CMDF_STREAMS)
+		return stream_keys(argc, argv, lens, idx, max);
+	if (c->flags & SY_CMDF_NUMKEYS)
+		return numkeys_keys(c, argc, argv, lens, idx, max);
 	if (c->first == 0)
 		return 0;
 	if (c->first >= argc)
 		return -EINVAL;
-	{
-		int last = c->last < 0 ? argc + c->last : c->last;
-
-		if (last < c->first || last >= argc)
-			return -EINVAL;
-		for (int i = c->first; i <= last; i += c->step > 0 ? c->step : 1)
-			if ((n = push(idx, n, max, i)) < 0)
-				return n;
-	}
+	last = c->last < 0 ? argc + c->last : c->last;
+	/* step 2 (MSET k v …): whole key-value groups only */
+	if (last < c->first || last >= argc || (last - c->first + 1) % step)
+		return -EINVAL;
+	for (int i = c->first; i <= last && n >= 0; i += step)
+		n = push(idx, n, max, i);
 	return n;
 }
