@@ -4,6 +4,7 @@
 
 #include "capture.h"
 #include "mirror.h"
+#include "verify.h"
 #include "daemon.h"
 #include "events.h"
 #include "health.h"
@@ -18,6 +19,7 @@ struct sy_control_ctx {
 	struct sy_events *events; /* state changes (events.h) */
 	struct sy_capture *capture; /* ring-buffer consumer (may be NULL) */
 	struct sy_mirror *mirror;   /* shadow writes (may be NULL) */
+	struct sy_verify *verify;   /* audits and dual reads (may be NULL) */
 };
 
 /* switchyard.v1.Control (control_svc.c). */
@@ -26,6 +28,8 @@ int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ct
 int sy_telemetry_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
 /* switchyard.v1.Telemetry/Events (events_svc.c): the stream of state changes. */
 int sy_events_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
+/* switchyard.v1.Verify (verify_svc.c). */
+int sy_verify_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
 /* grpc.health.v1.Health (health_svc.c): "" and "switchyard.v1.Control" are SERVING
  * while the daemon runs; NOT_SERVING once it begins shutting down. */
 int sy_health_svc_register(struct sy_rpc_server *srv);

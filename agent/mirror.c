@@ -1301,6 +1301,51 @@ void sy_mirror_flag_audit(struct sy_mirror *m, uint32_t mig_id, const char *why)
 		flag_audit(&m->migs[mig_id].d[k], why);
 }
 
+int sy_mirror_repair_key(struct sy_mirror *m, uint32_t mig_id, int dir, int db, const char *key, size_t len)
+{
+	const struct sy_migration_state *ms;
+
+	if (!m || mig_id >= SY_MAX_MIGRATIONS || dir < 0 || dir > 1 || !(ms = sy_registry_by_id(m->reg, mig_id)))
+		return -ENOENT;
+	sync_mig(m, &m->migs[mig_id], ms);
+	mark_dirty(&m->migs[mig_id].d[dir], db, key, len, 0);
+	return 0;
+}
+
+bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char *key, size_t len,
+			uint64_t window_ms)
+{
+	struct mig *g;
+	uint64_t fp;
+
+	if (!m || mig_id >= SY_MAX_MIGRATIONS || !(g = &m->migs[mig_id])->active)
+		return false;
+	if (g->lastw) {
+		const struct lastw *w;
+
+		fp = fnv(key, len, 0xcbf29ce484222325ull ^ (uint64_t)db) | 1;
+		w = &g->lastw[fp >> 48 & (LASTW_SLOTS - 1)];
+		if (w->fp == fp && sy_now_ms() - w->ms <= window_ms)
+			return true;
+	}
+	for (int k = 0; k < 2; k++) {
+		struct dir *d = &g->d[k];
+		char buf[1024];
+		const char *dk = key;
+		size_t dl = len;
+
+		if (d->repairs_inflight)
+			return true; /* cheap and safe: while repairs run, wait */
+		if (!d->dirty.tab)
+			continue;
+		if (k == SY_DIR_REVERSE)
+			dl = map_key(&g->spec, SY_SIDE_LEGACY, key, len, buf, sizeof(buf), &dk);
+		if (*dirty_slot(&d->dirty, fnv(dk, dl, 0xcbf29ce484222325ull ^ (uint64_t)db), db, dk, dl))
+			return true;
+	}
+	return false;
+}
+
 uint64_t sy_mirror_backlog(const struct sy_mirror *m)
 {
 	uint64_t n = 0;

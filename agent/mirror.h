@@ -56,6 +56,14 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg);
 void sy_mirror_stats(const struct sy_mirror *m, uint32_t mig_id, int dir, struct sy_mirror_stats *out);
 /* Marks a migration needs-audit (events lost in the kernel, an unclean restart). */
 void sy_mirror_flag_audit(struct sy_mirror *m, uint32_t mig_id, const char *why);
+/* Sends a key to repair: copied from the source side of `dir` to the other (named as
+ * the source side names it). The one repair path, shared with the audit. */
+int sy_mirror_repair_key(struct sy_mirror *m, uint32_t mig_id, int dir, int db, const char *key, size_t len);
+/* Whether a key (legacy-side name) is still settling: written through the mirror within
+ * `window_ms`, or waiting for (or in) repair. The audit and dual reads do not call a
+ * difference on such a key drift. */
+bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char *key, size_t len,
+			uint64_t window_ms);
 /* Commands in flight plus dirty keys, every migration: 0 when the mirror is idle. */
 uint64_t sy_mirror_backlog(const struct sy_mirror *m);
 

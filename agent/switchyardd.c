@@ -59,6 +59,7 @@ struct daemon {
 	struct sy_events *events;
 	struct sy_capture *capture;
 	struct sy_mirror *mirror;
+	struct sy_verify *verify;
 	struct sy_daemon_info info;
 	struct sy_control_ctx ctl;
 	uint64_t ready_deadline;
@@ -355,6 +356,17 @@ static void on_term(struct sy_loop *l, int signo, void *arg)
 	}
 }
 
+/* What the kernel hands over: writes to the mirror, sampled read keys to dual reads. */
+static void on_captured(const struct sy_captured *c, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (c->type == SY_EVT_WRITE)
+		sy_mirror_on_captured(c, d->mirror);
+	else
+		sy_verify_on_captured(c, d->verify);
+}
+
 /* The mirror's clean-stop marker: present only between a stop with nothing in flight
  * and the next start. Missing at start (kill -9, crash, a stop with a backlog) means
  * replays may have been lost: repair cannot know their keys, so the migrations that
@@ -402,10 +414,11 @@ static int start_rpc(struct daemon *d)
 	if (!d->rpc)
 		return -ENOMEM;
 	d->ctl = (struct sy_control_ctx){
-		.reg = d->reg, .health = d->health, .info = &d->info, .loop = d->loop, .capture = d->capture, .mirror = d->mirror};
+		.reg = d->reg, .health = d->health, .info = &d->info, .loop = d->loop, .capture = d->capture, .mirror = d->mirror,
+		.verify = d->verify};
 	d->ctl.events = d->events;
 	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)) ||
-	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)))
+	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) || (e = sy_verify_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)))
 		return e;
 	for (int i = 0; i < d->o.n_listen; i++) {
 		e = sy_rpc_server_listen(d->rpc, d->o.listen[i]);
@@ -511,7 +524,10 @@ int main(int argc, char **argv)
 	if (!d.mirror)
 		goto out;
 	check_clean_stop(&d, restored);
-	if ((e = sy_capture_new(d.loop, d.bpf->events_fd, 5, sy_mirror_on_captured, d.mirror, &d.capture)))
+	d.verify = sy_verify_new(d.loop, d.reg, d.mirror);
+	if (!d.verify)
+		goto out;
+	if ((e = sy_capture_new(d.loop, d.bpf->events_fd, 5, on_captured, &d, &d.capture)))
 		goto out;
 
 	d.info.version = SY_VERSION;
@@ -552,6 +568,7 @@ out:
 	if (d.rpc)
 		sy_rpc_server_free(d.rpc);
 	sy_capture_free(d.capture);
+	sy_verify_free(d.verify);
 	sy_mirror_free(d.mirror);
 	sy_health_free(d.health);
 	sy_registry_free(d.reg);

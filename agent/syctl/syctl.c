@@ -20,6 +20,7 @@
 #include "switchyard/v1/control.pb-c.h"
 #include "switchyard/v1/events.pb-c.h"
 #include "switchyard/v1/telemetry.pb-c.h"
+#include "switchyard/v1/verify.pb-c.h"
 #include "loop.h"
 #include <signal.h>
 #include <unistd.h>
@@ -621,6 +622,96 @@ static int cmd_events(int argc, char **argv)
 			  req.follow ? 0 : timeout_ms, on_event, &w);
 }
 
+/* ---- verify ---------------------------------------------------------------------- */
+
+static void print_audit(const Switchyard__V1__AuditStatus *a)
+{
+	printf("%s: audit %s  scanned %llu/%llu  %.0f keys/s", a->migration, a->state,
+	       (unsigned long long)a->scanned, (unsigned long long)a->total, a->keys_per_s);
+	if (strcmp(a->state, "running") == 0)
+		printf("  eta %.0fs", a->eta_s);
+	printf("\n  drift: missing %llu  extra %llu  type %llu  value %llu  ttl %llu  (repaired %llu)\n",
+	       (unsigned long long)a->missing, (unsigned long long)a->extra, (unsigned long long)a->type,
+	       (unsigned long long)a->value, (unsigned long long)a->ttl, (unsigned long long)a->repaired);
+	printf("  dual reads: %llu compared, %llu drifted, %llu re-checked\n", (unsigned long long)a->dual_checked,
+	       (unsigned long long)a->dual_drift, (unsigned long long)a->dual_rechecked);
+	if (a->error && a->error[0])
+		printf("  error: %s\n", a->error);
+	for (size_t i = 0; i < a->n_drift; i++)
+		printf("  %-8s %s\n", a->drift[i]->kind, a->drift[i]->key);
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	Switchyard__V1__StartAuditRequest start = SWITCHYARD__V1__START_AUDIT_REQUEST__INIT;
+	Switchyard__V1__GetAuditRequest get = SWITCHYARD__V1__GET_AUDIT_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	bool report = false, no_wait = false;
+	char *name = NULL; /* protobuf-c's INIT leaves strings "", not NULL */
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--repair") == 0) {
+			start.repair = true;
+		} else if (strcmp(argv[i], "--report") == 0) {
+			report = true;
+		} else if (strcmp(argv[i], "--no-wait") == 0) {
+			no_wait = true;
+		} else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc) {
+			char *end;
+			unsigned long v = strtoul(argv[++i], &end, 10);
+
+			if (*end || argv[i][0] == '-' || v == 0 || v > 10000000)
+				return usage_err("verify", "--rate: \"%s\" is not a number of keys per second (1..10000000)",
+						 argv[i]);
+			start.keys_per_s = (uint32_t)v;
+		} else if (argv[i][0] != '-' && !name) {
+			name = argv[i];
+		} else {
+			return usage_err("verify", "unexpected argument \"%s\"", argv[i]);
+		}
+	}
+	if (!name)
+		return usage_err("verify", "expected NAME");
+	start.migration = get.migration = name;
+	get.report = report;
+	if (!report) {
+		/* a new audit, then its progress until it ends */
+		if ((rc = call("/switchyard.v1.Verify/StartAudit", &start.base,
+			       &switchyard__v1__audit_status__descriptor, &resp)))
+			return rc;
+		protobuf_c_message_free_unpacked(resp, NULL);
+		resp = NULL;
+		for (;;) {
+			const Switchyard__V1__AuditStatus *a;
+
+			if ((rc = call("/switchyard.v1.Verify/GetAudit", &get.base,
+				       &switchyard__v1__audit_status__descriptor, &resp)))
+				return rc;
+			a = (void *)resp;
+			if (no_wait || strcmp(a->state, "running") != 0)
+				break;
+			if (!json && isatty(STDERR_FILENO))
+				fprintf(stderr, "\r%s: scanned %llu/%llu, eta %.0fs   ", a->migration,
+					(unsigned long long)a->scanned, (unsigned long long)a->total, a->eta_s);
+			protobuf_c_message_free_unpacked(resp, NULL);
+			resp = NULL;
+			usleep(200 * 1000);
+		}
+		if (!json && isatty(STDERR_FILENO))
+			fprintf(stderr, "\n");
+	} else if ((rc = call("/switchyard.v1.Verify/GetAudit", &get.base, &switchyard__v1__audit_status__descriptor,
+			      &resp))) {
+		return rc;
+	}
+	if (json)
+		print_json(resp);
+	else
+		print_audit((void *)resp);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
 static const struct cmd cmds[] = {
 	{"status", "", "daemon version, attachment, health of every endpoint", cmd_status},
 	{"apply", "-f FILE", "create or update the migrations of a spec file", cmd_apply},
@@ -636,6 +727,8 @@ static const struct cmd cmds[] = {
 	{"events", "[NAME] [-f|--follow] [--since SEQ]",
 	 "state changes: the history, then new ones with -f (-o json: one line each)", cmd_events},
 	{"health", "[SERVICE]", "grpc.health.v1 check of the daemon (exit 0 when SERVING)", cmd_health},
+	{"verify", "NAME [--repair] [--rate N] [--no-wait] | NAME --report",
+	 "audit both sides (missing, extra, type, value, ttl); --report lists the drifted keys", cmd_verify},
 };
 
 static void usage(FILE *f)

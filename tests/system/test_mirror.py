@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from grpc_util import channel, pb, unary
+from compare import differences
 from sy import RedisServer, py_redis, spawn_py_redis, spec_yaml, wait_for
 
 
@@ -32,52 +33,6 @@ def mirror(d, direction):
 def drained(d):
     m = migration(d)
     return all(x.queued == 0 and x.dirty == 0 for x in m.mirror)
-
-
-def snapshot(port, db=0):
-    """Every key of a server with a type-aware value and its TTL (seconds, -1 none)."""
-    r = redis.Redis(port=port, db=db)
-    out = {}
-    for k in r.scan_iter(count=1000):
-        t = r.type(k).decode()
-        if t == "string":
-            v = r.get(k)
-        elif t == "hash":
-            v = r.hgetall(k)
-        elif t == "list":
-            v = r.lrange(k, 0, -1)
-        elif t == "set":
-            v = r.smembers(k)
-        elif t == "zset":
-            v = r.zrange(k, 0, -1, withscores=True)
-        elif t == "stream":
-            v = r.xrange(k)
-        else:
-            continue  # gone between SCAN and TYPE
-        out[k] = (t, v, r.ttl(k))
-    return out
-
-
-def differences(a_port, b_port, rewrite=None, db=0):
-    a, b = snapshot(a_port, db), snapshot(b_port, db)
-    mapped = {}
-    for k, v in a.items():
-        for old, new in (rewrite or {}).items():
-            if k.startswith(old.encode()):
-                k = new.encode() + k[len(old):]
-                break
-        mapped[k] = v
-    diffs = []
-    for k in set(mapped) | set(b):
-        if k not in b or k not in mapped:
-            diffs.append((k, "missing" if k not in b else "extra"))
-            continue
-        (ta, va, xa), (tb, vb, xb) = mapped[k], b[k]
-        if ta != tb or va != vb:
-            diffs.append((k, "value"))
-        elif (xa < 0) != (xb < 0) or abs(xa - xb) > 1:
-            diffs.append((k, "ttl"))
-    return len(mapped), diffs
 
 
 def converge(d, a_port, b_port, timeout=30, **kw):
