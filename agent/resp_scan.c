@@ -20,13 +20,16 @@ static void on_name(struct sy_resp_scan *s)
 	struct sy_resp *r = &s->r;
 	const struct sy_command *c = NULL;
 	struct sy_cmd_info ci;
+	size_t len = r->name_len < SY_CMD_NAME_MAX ? r->name_len : SY_CMD_NAME_MAX;
 
-	/* As the kernel: the name is a zero-padded 24-byte key, so a NUL ends it. */
+	/* As the kernel, whose map key is the zero-padded name: trailing NULs are
+	 * padding, a NUL before other bytes matches no entry (sy_command_find). */
+	while (len && r->name[len - 1] == '\0')
+		len--;
 	if (!(r->flags & SY_RESPF_NAMETRUNC))
-		c = sy_command_find(r->name, strnlen(r->name, sizeof(r->name)));
-	if (!c)
+		c = sy_command_find(r->name, len);
+	if (!c || sy_command_kernel_info(c, &ci))
 		return;
-	sy_command_kernel_info(c, &ci);
 	r->class = ci.class;
 	r->first_key = ci.first_key;
 	r->cmd_flags = ci.flags;
@@ -42,6 +45,8 @@ static void on_cmd(struct sy_resp_scan *s)
 	memcpy(c.name, r->name, r->name_len < SY_CMD_NAME_MAX ? r->name_len : SY_CMD_NAME_MAX);
 	c.name_truncated = (r->flags & SY_RESPF_NAMETRUNC) != 0;
 	c.class = r->class;
+	c.first_key = r->first_key;
+	c.cmd_flags = r->cmd_flags;
 	c.is_inline = (r->flags & SY_RESPF_INLINE) != 0;
 	c.argc = c.is_inline ? 0 : r->argc;
 	c.has_key = (r->flags & SY_RESPF_KEYSEEN) != 0;

@@ -16,10 +16,12 @@ struct sy_resp_cmd {
 	char name[SY_CMD_NAME_MAX + 1]; /* upper case; at most SY_CMD_NAME_MAX bytes kept */
 	size_t name_len;
 	bool name_truncated;
-	uint8_t class;	 /* enum sy_class; unknown names are SY_CLASS_OTHER */
-	uint32_t argc;	 /* 0 for inline commands */
+	enum sy_class class; /* unknown names are SY_CLASS_OTHER */
+	uint8_t first_key;   /* argv index of the first key as the kernel sees it, 0 = none */
+	uint16_t cmd_flags;  /* SY_CMDF_* of the table's entry */
+	uint32_t argc;	     /* 0 for inline commands */
 	bool is_inline;
-	bool has_key;	 /* the command's first key was read */
+	bool has_key;	    /* the command's first key was read */
 	const uint8_t *key; /* valid during the callback */
 	size_t key_len;
 	bool key_truncated; /* the key is longer than SY_KEY_MAX */
@@ -30,11 +32,11 @@ typedef void (*sy_resp_cmd_cb)(const struct sy_resp_cmd *c, void *arg);
 
 struct sy_resp_scan {
 	struct sy_resp r;
-	bool fast;	   /* use the header fast paths, as the kernel does */
-	uint64_t pos;	   /* bytes fed so far */
+	bool fast;    /* use the header fast paths, as the kernel does */
+	uint64_t pos; /* bytes fed so far */
 	uint64_t cmd_start;
 	uint64_t commands;
-	uint64_t unparsed; /* protocol errors: the machine resynchronised */
+	uint64_t unparsed;   /* protocol errors: the machine resynchronised */
 	uint64_t byte_steps; /* sy_resp_byte calls (tests check that values are skipped) */
 	sy_resp_cmd_cb cb;
 	void *arg;
