@@ -148,6 +148,18 @@ def test_no_false_drift_while_a_mirrored_workload_runs(env, cgroup):
         cg = os.path.join(cgroup, "w%d" % i)
         os.mkdir(cg)
         clients.append(spawn_py_redis(cg, legacy.addr, "SEED=%d\nSECONDS=20\n%s" % (i, MIXED)))
+    readers = """
+import random, time
+end = time.monotonic() + 20
+while time.monotonic() < end:
+    r.get('mx:str:%d' % random.randrange(150))
+    r.hgetall('mx:hash:%d' % random.randrange(150))
+    r.zrange('mx:zset:%d' % random.randrange(150), 0, -1)
+"""
+    for i in range(2):
+        cg = os.path.join(cgroup, "r%d" % i)
+        os.mkdir(cg)
+        clients.append(spawn_py_redis(cg, legacy.addr, readers))
     audits = []
     end = time.monotonic() + 20
     while time.monotonic() < end:
