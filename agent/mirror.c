@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "commands.h"
@@ -412,6 +413,8 @@ static void on_dumped(struct sy_redis *c, redisReply *r, void *priv)
 		repair_done(rp, false);
 		return;
 	}
+	if (dump->type == REDIS_REPLY_STRING)
+		d->st.repaired_bytes += dump->len;
 	if (dump->type != REDIS_REPLY_STRING) {
 		const char *argv[2] = {"DEL", k};
 		size_t lens[2] = {3, kl};
@@ -850,6 +853,25 @@ static int rewrite_argv(const struct mig *g, int from_side, const struct args *a
 	return 0;
 }
 
+#define LATE_TTL_MS 200
+
+/* A relative expiry (EXPIRE 10, SET … EX 10) replayed late expires late: past
+ * LATE_TTL_MS the key is copied instead, and the copy carries the exact PTTL. */
+static bool relative_ttl(const struct args *a)
+{
+	static const char *const always[] = {"EXPIRE", "PEXPIRE", "SETEX", "PSETEX"};
+	const char *n = a->argv[0];
+
+	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
+		if (a->lens[0] == strlen(always[i]) && strncasecmp(n, always[i], a->lens[0]) == 0)
+			return true;
+	if ((a->lens[0] == 3 && strncasecmp(n, "SET", 3) == 0) || (a->lens[0] == 5 && strncasecmp(n, "GETEX", 5) == 0))
+		for (int i = 2; i < a->argc; i++)
+			if (a->lens[i] == 2 && (strncasecmp(a->argv[i], "EX", 2) == 0 || strncasecmp(a->argv[i], "PX", 2) == 0))
+				return true;
+	return false;
+}
+
 static void replay(struct dir *d, struct src *s, struct args *a, const struct sy_captured *c, int *keys, int nkeys)
 {
 	struct mig *g = d->mig;
@@ -864,6 +886,11 @@ static void replay(struct dir *d, struct src *s, struct args *a, const struct sy
 	if (d->inflight >= limit) {
 		d->st.dropped++;
 		repair_keys_of(p, SETTLE_MS);
+		pending_free(p);
+		return;
+	}
+	if (mono_ns() - c->ts_ns > LATE_TTL_MS * 1000000ull && relative_ttl(a)) {
+		repair_keys_of(p, 0);
 		pending_free(p);
 		return;
 	}
@@ -1310,6 +1337,32 @@ int sy_mirror_repair_key(struct sy_mirror *m, uint32_t mig_id, int dir, int db, 
 	sync_mig(m, &m->migs[mig_id], ms);
 	mark_dirty(&m->migs[mig_id].d[dir], db, key, len, 0);
 	return 0;
+}
+
+void sy_mirror_note_copy(struct sy_mirror *m, uint32_t mig_id, int db, const char *key, size_t len)
+{
+	const struct sy_migration_state *ms;
+	struct mig *g;
+	struct lastw *w;
+	uint64_t fp;
+
+	if (!m || mig_id >= SY_MAX_MIGRATIONS || !(ms = sy_registry_by_id(m->reg, mig_id)))
+		return;
+	g = &m->migs[mig_id];
+	sync_mig(m, g, ms);
+	if (!g->lastw && !(g->lastw = calloc(LASTW_SLOTS, sizeof(*g->lastw))))
+		return;
+	fp = fnv(key, len, 0xcbf29ce484222325ull ^ (uint64_t)db) | 1;
+	w = &g->lastw[fp >> 48 & (LASTW_SLOTS - 1)];
+	if (w->fp != fp) {
+		memset(w, 0, sizeof(*w));
+		w->fp = fp;
+	}
+	/* a write just before may still be on its way to the other side, where it would
+	 * land on top of the copy (twice, for an INCR): copy again once it landed */
+	if (w->ms && sy_now_ms() - w->ms <= 2 * CONFLICT_MS)
+		mark_dirty(&g->d[SY_DIR_FORWARD], db, key, len, CONFLICT_SETTLE_MS);
+	w->hot_until_ms = sy_now_ms() + 2 * CONFLICT_MS;
 }
 
 bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char *key, size_t len,

@@ -43,6 +43,7 @@ struct sy_mirror_stats {
 	uint64_t dirty;		/* keys waiting for repair now */
 	bool needs_audit;	/* something may be missed that repair cannot know about */
 	char audit_reason[96];
+	uint64_t repaired_bytes; /* DUMP payloads copied by repair */
 	uint64_t lag[SY_LAT_BUCKETS]; /* capture → acknowledged, log2 microseconds */
 };
 
@@ -59,6 +60,10 @@ void sy_mirror_flag_audit(struct sy_mirror *m, uint32_t mig_id, const char *why)
 /* Sends a key to repair: copied from the source side of `dir` to the other (named as
  * the source side names it). The one repair path, shared with the audit. */
 int sy_mirror_repair_key(struct sy_mirror *m, uint32_t mig_id, int dir, int db, const char *key, size_t len);
+/* A key (legacy-side name) is about to be copied by someone else (the backfill): any
+ * write to it captured from now on, for a while, makes the mirror copy it again once
+ * it settles, so the copy can never be the last word over a newer write. */
+void sy_mirror_note_copy(struct sy_mirror *m, uint32_t mig_id, int db, const char *key, size_t len);
 /* Whether a key (legacy-side name) is still settling: written through the mirror within
  * `window_ms`, or waiting for (or in) repair. The audit and dual reads do not call a
  * difference on such a key drift. */

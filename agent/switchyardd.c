@@ -524,11 +524,12 @@ int main(int argc, char **argv)
 	if (!d.mirror)
 		goto out;
 	check_clean_stop(&d, restored);
-	d.verify = sy_verify_new(d.loop, d.reg, d.mirror);
+	d.verify = sy_verify_new(d.loop, d.reg, d.mirror, d.o.state_dir);
 	if (!d.verify)
 		goto out;
 	if ((e = sy_capture_new(d.loop, d.bpf->events_fd, 5, on_captured, &d, &d.capture)))
 		goto out;
+	sy_verify_resume(d.verify);
 
 	d.info.version = SY_VERSION;
 	snprintf(d.info.cgroup, sizeof(d.info.cgroup), "%s", d.o.cgroup);

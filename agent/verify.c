@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "loop.h"
@@ -216,6 +218,20 @@ struct audit {
 	char error[160];
 };
 
+/* The backfill's place: persisted before every batch, so a restart copies at most one
+ * batch again. */
+struct backfill {
+	const char *state;
+	uint32_t rate_keys;
+	uint64_t rate_bytes;
+	uint32_t pattern;
+	char cursor[32];
+	bool scan_pending;
+	uint64_t scanned, copied, bytes0, total, started_ms, finished_ms, t0_mono, t1_mono, copied0;
+	uint32_t resumed;
+	char error[160];
+};
+
 struct vmig {
 	struct sy_verify *v;
 	bool active;
@@ -232,9 +248,12 @@ struct vmig {
 	uint64_t dual_checked, dual_drift, dual_rechecked;
 	uint64_t unsettled; /* differences on keys that never stopped changing */
 	uint64_t step_timer;
+	struct backfill b;
+	uint64_t bf_timer;
 };
 
 struct sy_verify {
+	char state_dir[PATH_MAX];
 	struct sy_loop *loop;
 	struct sy_registry *reg;
 	struct sy_mirror *mirror;
@@ -634,7 +653,8 @@ static void vmig_stop(struct vmig *g)
 	sy_loop_cancel_timer(l, g->reconnect_timer);
 	sy_loop_cancel_timer(l, g->q_timer);
 	sy_loop_cancel_timer(l, g->step_timer);
-	g->reconnect_timer = g->q_timer = g->step_timer = 0;
+	sy_loop_cancel_timer(l, g->bf_timer);
+	g->reconnect_timer = g->q_timer = g->step_timer = g->bf_timer = 0;
 	/* pending compares are answered with NULL by the frees, and freed there */
 	g->a.state = "failed";
 	for (int s = 0; s < 2; s++) {
@@ -691,12 +711,14 @@ static struct vmig *vmig_of(struct sy_verify *v, const struct sy_migration_state
 	return g;
 }
 
-struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, struct sy_mirror *mirror)
+struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, struct sy_mirror *mirror,
+				const char *state_dir)
 {
 	struct sy_verify *v = calloc(1, sizeof(*v));
 
 	if (!v)
 		return NULL;
+	snprintf(v->state_dir, sizeof(v->state_dir), "%s", state_dir);
 	v->loop = l;
 	v->reg = reg;
 	v->mirror = mirror;
@@ -799,4 +821,254 @@ void sy_verify_on_captured(const struct sy_captured *c, void *arg)
 	k = cmp_new(g, P_DUAL, lk, ll);
 	if (k)
 		queue_push(g, k, FIRST_LOOK_MS);
+}
+
+/* ---- backfill -------------------------------------------------------------------------------- */
+
+static void bf_path(const struct vmig *g, char *p, size_t n)
+{
+	/* a state dir too long for PATH_MAX was refused at start: truncation cannot happen */
+	if (snprintf(p, n, "%s/backfill-%s.state", g->v->state_dir, g->name) >= (int)n)
+		p[0] = 0;
+}
+
+/* One line: state pattern cursor copied started_ms rate_keys rate_bytes. Written to a
+ * temporary file and renamed: a crash leaves the old place or the new, never half. */
+static void bf_save(struct vmig *g)
+{
+	char p[PATH_MAX + SY_NAME_MAX + 32], tmp[PATH_MAX + SY_NAME_MAX + 40];
+	FILE *f;
+
+	bf_path(g, p, sizeof(p));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f, "%s %u %s %llu %llu %u %llu\n", g->b.state, g->b.pattern, g->b.cursor,
+		(unsigned long long)g->b.copied, (unsigned long long)g->b.started_ms, g->b.rate_keys,
+		(unsigned long long)g->b.rate_bytes);
+	if (fflush(f) == 0 && fsync(fileno(f)) == 0 && fclose(f) == 0)
+		rename(tmp, p);
+	else {
+		fclose(f);
+		unlink(tmp);
+	}
+}
+
+static void bf_finish(struct vmig *g, const char *state)
+{
+	g->b.state = state;
+	g->b.finished_ms = unix_ms();
+	g->b.t1_mono = sy_now_ms();
+	bf_save(g);
+	sy_info("verify", "%s: backfill %s: %llu keys copied", g->name, state, (unsigned long long)g->b.copied);
+}
+
+static void bf_step(struct sy_loop *l, void *arg);
+
+static void on_bf_scan(struct sy_redis *c, redisReply *r, void *priv)
+{
+	struct vmig *g = priv;
+	struct backfill *b = &g->b;
+	redisReply *keys;
+
+	(void)c;
+	b->scan_pending = false;
+	if (!g->active || strcmp(b->state, "running") != 0)
+		return;
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_ARRAY) {
+		/* the connection dropped: the saved place is still right, try again */
+		g->bf_timer = sy_loop_add_timer(g->v->loop, 200, bf_step, g);
+		return;
+	}
+	keys = r->element[1];
+	for (size_t i = 0; i < keys->elements; i++) {
+		redisReply *k = keys->element[i];
+
+		if (k->type != REDIS_REPLY_STRING)
+			continue;
+		b->scanned++;
+		/* marked first: a write to it from now on is copied again after it settles */
+		sy_mirror_note_copy(g->v->mirror, g->id, 0, k->str, k->len);
+		if (sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, 0, k->str, k->len) == 0)
+			b->copied++;
+	}
+	snprintf(b->cursor, sizeof(b->cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
+	if (strcmp(b->cursor, "0") == 0 && !(g->spec.n_prefixes && ++b->pattern < g->spec.n_prefixes))
+		b->pattern = UINT32_MAX; /* every pattern scanned: done once the copies land */
+	g->bf_timer = sy_loop_add_timer(g->v->loop, 0, bf_step, g);
+}
+
+static void bf_step(struct sy_loop *l, void *arg)
+{
+	struct vmig *g = arg;
+	struct backfill *b = &g->b;
+	struct sy_mirror_stats ms;
+	uint64_t elapsed, wait = 0;
+	char pat[SY_PREFIX_MAX * 2 + 4];
+	const char *argv[6];
+	size_t lens[6];
+	int argc = 0;
+
+	(void)l;
+	g->bf_timer = 0;
+	if (!g->active || strcmp(b->state, "running") != 0 || b->scan_pending)
+		return;
+	sy_mirror_stats(g->v->mirror, g->id, SY_DIR_FORWARD, &ms);
+	if (ms.dirty) {
+		/* the last batch is still being copied: its place is saved once it is done */
+		g->bf_timer = sy_loop_add_timer(g->v->loop, 5, bf_step, g);
+		return;
+	}
+	if (b->pattern == UINT32_MAX) {
+		bf_finish(g, "done");
+		return;
+	}
+	bf_save(g);
+	elapsed = sy_now_ms() - b->t0_mono;
+	if (b->rate_keys && b->copied - b->copied0 > elapsed * b->rate_keys / 1000)
+		wait = (b->copied - b->copied0) * 1000 / b->rate_keys - elapsed;
+	if (b->rate_bytes && ms.repaired_bytes - b->bytes0 > elapsed * b->rate_bytes / 1000) {
+		uint64_t w = (ms.repaired_bytes - b->bytes0) * 1000 / b->rate_bytes - elapsed;
+
+		wait = w > wait ? w : wait;
+	}
+	if (wait || !sy_redis_alive(g->conn[0])) {
+		g->bf_timer = sy_loop_add_timer(g->v->loop, wait ? wait : 200, bf_step, g);
+		return;
+	}
+	argv[argc] = "SCAN";
+	lens[argc++] = 4;
+	argv[argc] = b->cursor;
+	lens[argc++] = strlen(b->cursor);
+	if (g->spec.n_prefixes) {
+		pattern_of(g, SY_SIDE_LEGACY, b->pattern, pat, sizeof(pat));
+		argv[argc] = "MATCH";
+		lens[argc++] = 5;
+		argv[argc] = pat;
+		lens[argc++] = strlen(pat);
+	}
+	argv[argc] = "COUNT";
+	lens[argc++] = 5;
+	/* small batches when slow: the pace stays smooth and a restart re-copies little */
+	argv[argc] = b->rate_keys && b->rate_keys < 1000 ? "10" : "100";
+	lens[argc] = strlen(argv[argc]);
+	argc++;
+	if (sy_redis_sendv(g->conn[0], argc, argv, lens, on_bf_scan, g) == 0)
+		b->scan_pending = true;
+	else
+		g->bf_timer = sy_loop_add_timer(g->v->loop, 200, bf_step, g);
+}
+
+static void on_bf_dbsize(struct sy_redis *c, redisReply *r, void *priv)
+{
+	struct vmig *g = priv;
+
+	(void)c;
+	if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+		g->b.total = (uint64_t)r->integer;
+}
+
+static void bf_begin(struct vmig *g)
+{
+	struct sy_mirror_stats ms;
+	const char *argv[1] = {"DBSIZE"};
+	size_t lens[1] = {6};
+
+	sy_mirror_stats(g->v->mirror, g->id, SY_DIR_FORWARD, &ms);
+	g->b.bytes0 = ms.repaired_bytes;
+	g->b.copied0 = g->b.copied;
+	g->b.t0_mono = sy_now_ms();
+	if (sy_redis_alive(g->conn[0]))
+		sy_redis_sendv(g->conn[0], 1, argv, lens, on_bf_dbsize, g);
+	g->bf_timer = sy_loop_add_timer(g->v->loop, 0, bf_step, g);
+}
+
+int sy_verify_start_backfill(struct sy_verify *v, const char *name, uint32_t keys_per_s, uint64_t bytes_per_s)
+{
+	const struct sy_migration_state *ms = sy_registry_find(v->reg, name);
+	struct vmig *g;
+
+	if (!ms)
+		return -ENOENT;
+	g = vmig_of(v, ms);
+	if (g->b.state && strcmp(g->b.state, "running") == 0)
+		return -EBUSY;
+	memset(&g->b, 0, sizeof(g->b));
+	g->b.state = "running";
+	g->b.rate_keys = keys_per_s;
+	g->b.rate_bytes = bytes_per_s;
+	strcpy(g->b.cursor, "0");
+	g->b.started_ms = unix_ms();
+	sy_info("verify", "%s: backfill started (%u keys/s, %llu bytes/s; 0 = unbounded)", name, keys_per_s,
+		(unsigned long long)bytes_per_s);
+	bf_begin(g);
+	return 0;
+}
+
+void sy_verify_resume(struct sy_verify *v)
+{
+	for (size_t i = 0; i < sy_registry_count(v->reg); i++) {
+		const struct sy_migration_state *ms = sy_registry_at(v->reg, i);
+		struct vmig *g = vmig_of(v, ms);
+		char p[PATH_MAX + SY_NAME_MAX + 32], state[16], cursor[32];
+		unsigned long long copied, started, rb;
+		unsigned pattern, rk;
+		FILE *f;
+		int n;
+
+		bf_path(g, p, sizeof(p));
+		f = fopen(p, "r");
+		if (!f)
+			continue;
+		n = fscanf(f, "%15s %u %31s %llu %llu %u %llu", state, &pattern, cursor, &copied, &started, &rk, &rb);
+		fclose(f);
+		if (n != 7 || strcmp(state, "running") != 0)
+			continue;
+		memset(&g->b, 0, sizeof(g->b));
+		g->b.state = "running";
+		g->b.pattern = pattern;
+		snprintf(g->b.cursor, sizeof(g->b.cursor), "%s", cursor);
+		g->b.copied = copied;
+		g->b.started_ms = started;
+		g->b.rate_keys = rk;
+		g->b.rate_bytes = rb;
+		g->b.resumed = 1;
+		sy_info("verify", "%s: resuming the backfill at cursor %s (%llu keys copied before)", g->name, cursor,
+			copied);
+		bf_begin(g);
+	}
+}
+
+int sy_verify_backfill_status(struct sy_verify *v, const char *name, struct sy_backfill_status *out)
+{
+	const struct sy_migration_state *ms = sy_registry_find(v->reg, name);
+	struct sy_mirror_stats st;
+	struct vmig *g;
+	double secs;
+
+	memset(out, 0, sizeof(*out));
+	if (!ms)
+		return -ENOENT;
+	g = vmig_of(v, ms);
+	out->state = g->b.state ? g->b.state : "idle";
+	out->scanned = g->b.scanned;
+	out->copied = g->b.copied;
+	sy_mirror_stats(v->mirror, g->id, SY_DIR_FORWARD, &st);
+	out->bytes = st.repaired_bytes >= g->b.bytes0 ? st.repaired_bytes - g->b.bytes0 : 0;
+	out->total = g->b.total > g->b.copied ? g->b.total : g->b.copied;
+	secs = g->b.t0_mono ? (double)((g->b.t1_mono ? g->b.t1_mono : sy_now_ms()) - g->b.t0_mono) / 1000.0 : 0;
+	out->keys_per_s = secs > 0 ? (double)(g->b.copied - g->b.copied0) / secs : 0;
+	out->bytes_per_s = secs > 0 ? (double)out->bytes / secs : 0;
+	out->eta_s = strcmp(out->state, "running") == 0 && out->keys_per_s > 0
+			     ? (double)(out->total - out->copied) / out->keys_per_s
+			     : 0;
+	out->rate_keys = g->b.rate_keys;
+	out->rate_bytes = (uint32_t)g->b.rate_bytes;
+	out->started_unix_ms = g->b.started_ms;
+	out->finished_unix_ms = g->b.finished_ms;
+	out->resumed = g->b.resumed;
+	out->error = g->b.error;
+	return 0;
 }

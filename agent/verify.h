@@ -58,7 +58,25 @@ struct sy_audit_status {
 	uint64_t unsettled; /* differences on keys that kept changing: no verdict */
 };
 
-struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, struct sy_mirror *mirror);
+struct sy_backfill_status {
+	const char *state; /* idle, running, done, failed */
+	uint64_t scanned, copied, bytes, total;
+	double eta_s, keys_per_s, bytes_per_s;
+	uint32_t rate_keys, rate_bytes;
+	uint64_t started_unix_ms, finished_unix_ms;
+	uint32_t resumed; /* times it went on after an agent restart */
+	const char *error;
+};
+
+/* state_dir: where backfill cursors are kept, so a restarted agent goes on. */
+struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, struct sy_mirror *mirror,
+				const char *state_dir);
+/* Copies legacy's keys (prefix rules) to target through the mirror's repair path, at
+ * most keys_per_s and bytes_per_s (0 = unbounded). -EBUSY if one runs. */
+int sy_verify_start_backfill(struct sy_verify *v, const char *name, uint32_t keys_per_s, uint64_t bytes_per_s);
+int sy_verify_backfill_status(struct sy_verify *v, const char *name, struct sy_backfill_status *out);
+/* Resumes every backfill a previous agent left running. */
+void sy_verify_resume(struct sy_verify *v);
 void sy_verify_free(struct sy_verify *v);
 /* Starts an audit of a migration; -EBUSY if one runs, -ENOENT no such migration. */
 int sy_verify_start_audit(struct sy_verify *v, const char *name, bool repair, uint32_t keys_per_s);

@@ -88,7 +88,8 @@ static void start_audit(struct sy_rpc_call *call, const ProtobufCMessage *req, v
 	}
 	e = sy_verify_start_audit(ctx->verify, r->migration, r->repair, r->keys_per_s);
 	if (e == -ENOENT) {
-		sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "migration \"%s\" not found", r->migration);
+		/* a request naming no migration is a bad request: nothing is started */
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" does not exist", r->migration);
 		return;
 	}
 	if (e == -EBUSY) {
@@ -111,9 +112,74 @@ static void get_audit(struct sy_rpc_call *call, const ProtobufCMessage *req, voi
 	reply_status(call, arg, r->migration, r->report);
 }
 
+static void reply_backfill(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name)
+{
+	Switchyard__V1__BackfillStatus st = SWITCHYARD__V1__BACKFILL_STATUS__INIT;
+	struct sy_backfill_status b;
+
+	if (sy_verify_backfill_status(ctx->verify, name, &b)) {
+		sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "migration \"%s\" not found", name);
+		return;
+	}
+	st.migration = (char *)name;
+	st.state = (char *)b.state;
+	st.scanned = b.scanned;
+	st.copied = b.copied;
+	st.bytes = b.bytes;
+	st.total = b.total;
+	st.eta_s = b.eta_s;
+	st.keys_per_s = b.keys_per_s;
+	st.bytes_per_s = b.bytes_per_s;
+	st.rate_keys = b.rate_keys;
+	st.rate_bytes = b.rate_bytes;
+	st.started_unix_ms = b.started_unix_ms;
+	st.finished_unix_ms = b.finished_unix_ms;
+	st.resumed = b.resumed;
+	sy_rpc_reply(call, &st.base);
+}
+
+static void start_backfill(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__StartBackfillRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	int e;
+
+	if (!name_valid(call, r->migration))
+		return;
+	if (r->keys_per_s > MAX_RATE || r->bytes_per_s > (1ull << 40)) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "keys_per_s or bytes_per_s out of range");
+		return;
+	}
+	e = sy_verify_start_backfill(ctx->verify, r->migration, r->keys_per_s, r->bytes_per_s);
+	if (e == -ENOENT) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" does not exist", r->migration);
+		return;
+	}
+	if (e == -EBUSY) {
+		sy_rpc_finish(call, SY_GRPC_FAILED_PRECONDITION, "a backfill of \"%s\" is running", r->migration);
+		return;
+	}
+	reply_backfill(call, ctx, r->migration);
+}
+
+static void get_backfill(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__GetBackfillRequest *r = (const void *)req;
+
+	if (!name_valid(call, r->migration))
+		return;
+	reply_backfill(call, arg, r->migration);
+}
+
 int sy_verify_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx)
 {
 	int e;
+
+	if ((e = sy_rpc_server_add_unary(srv, "/switchyard.v1.Verify/StartBackfill",
+					 &switchyard__v1__start_backfill_request__descriptor, start_backfill, ctx)) ||
+	    (e = sy_rpc_server_add_unary(srv, "/switchyard.v1.Verify/GetBackfill",
+					 &switchyard__v1__get_backfill_request__descriptor, get_backfill, ctx)))
+		return e;
 
 	if ((e = sy_rpc_server_add_unary(srv, "/switchyard.v1.Verify/StartAudit",
 					 &switchyard__v1__start_audit_request__descriptor, start_audit, ctx)))

@@ -712,6 +712,93 @@ static int cmd_verify(int argc, char **argv)
 	return EX_OK;
 }
 
+static void print_backfill(const Switchyard__V1__BackfillStatus *b, bool bar)
+{
+	double pct = b->total ? 100.0 * (double)b->copied / (double)b->total : 0;
+	char line[64];
+	int filled = (int)(pct > 100 ? 30 : pct * 30 / 100);
+
+	memset(line, '#', (size_t)filled);
+	memset(line + filled, '.', (size_t)(30 - filled));
+	line[30] = 0;
+	printf("%s%s: backfill %s [%s] %llu/%llu keys  %.0f keys/s  %.1f MB/s", bar ? "\r" : "", b->migration,
+	       b->state, line, (unsigned long long)b->copied, (unsigned long long)b->total, b->keys_per_s,
+	       b->bytes_per_s / 1e6);
+	if (strcmp(b->state, "running") == 0)
+		printf("  eta %.0fs", b->eta_s);
+	if (b->resumed)
+		printf("  (resumed)");
+	printf(bar ? "   " : "\n");
+	fflush(stdout);
+}
+
+static int cmd_backfill(int argc, char **argv)
+{
+	Switchyard__V1__StartBackfillRequest start = SWITCHYARD__V1__START_BACKFILL_REQUEST__INIT;
+	Switchyard__V1__GetBackfillRequest get = SWITCHYARD__V1__GET_BACKFILL_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	bool follow = false, status = false;
+	char *name = NULL;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) {
+			follow = true;
+		} else if (strcmp(argv[i], "--status") == 0) {
+			status = true;
+		} else if ((strcmp(argv[i], "--rate") == 0 || strcmp(argv[i], "--bytes-rate") == 0) && i + 1 < argc) {
+			char *end;
+			bool keys = strcmp(argv[i], "--rate") == 0;
+			unsigned long long v = strtoull(argv[++i], &end, 10);
+
+			if (*end || argv[i][0] == '-' || v == 0 || (keys && v > 10000000))
+				return usage_err("backfill", "%s: \"%s\" is not a positive rate", argv[i - 1], argv[i]);
+			if (keys)
+				start.keys_per_s = (uint32_t)v;
+			else
+				start.bytes_per_s = v;
+		} else if (argv[i][0] != '-' && !name) {
+			name = argv[i];
+		} else {
+			return usage_err("backfill", "unexpected argument \"%s\"", argv[i]);
+		}
+	}
+	if (!name)
+		return usage_err("backfill", "expected NAME");
+	start.migration = get.migration = name;
+	if (!status) {
+		if ((rc = call("/switchyard.v1.Verify/StartBackfill", &start.base,
+			       &switchyard__v1__backfill_status__descriptor, &resp)))
+			return rc;
+		protobuf_c_message_free_unpacked(resp, NULL);
+		resp = NULL;
+	}
+	for (;;) {
+		const Switchyard__V1__BackfillStatus *b;
+
+		if ((rc = call("/switchyard.v1.Verify/GetBackfill", &get.base, &switchyard__v1__backfill_status__descriptor,
+			       &resp)))
+			return rc;
+		b = (void *)resp;
+		if (!follow || strcmp(b->state, "running") != 0)
+			break;
+		if (!json)
+			print_backfill(b, true);
+		protobuf_c_message_free_unpacked(resp, NULL);
+		resp = NULL;
+		usleep(250 * 1000);
+	}
+	if (json) {
+		print_json(resp);
+	} else {
+		if (follow)
+			printf("\n");
+		print_backfill((void *)resp, false);
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
 static const struct cmd cmds[] = {
 	{"status", "", "daemon version, attachment, health of every endpoint", cmd_status},
 	{"apply", "-f FILE", "create or update the migrations of a spec file", cmd_apply},
@@ -727,6 +814,8 @@ static const struct cmd cmds[] = {
 	{"events", "[NAME] [-f|--follow] [--since SEQ]",
 	 "state changes: the history, then new ones with -f (-o json: one line each)", cmd_events},
 	{"health", "[SERVICE]", "grpc.health.v1 check of the daemon (exit 0 when SERVING)", cmd_health},
+	{"backfill", "NAME [--rate KEYS/S] [--bytes-rate B/S] [-f|--follow] | NAME --status",
+	 "copy legacy's keys to target (resumable); --follow shows a progress bar", cmd_backfill},
 	{"verify", "NAME [--repair] [--rate N] [--no-wait] | NAME --report",
 	 "audit both sides (missing, extra, type, value, ttl); --report lists the drifted keys", cmd_verify},
 };

@@ -216,8 +216,8 @@ SY_INLINE int sy_resp_byte(struct sy_resp *r, __u8 c)
 		d = sy_resp_digit(r, c, SY_RESP_MAX_ARGC);
 		return d > 0 ? 0 : sy_resp_fail(r, c);
 	case SY_RS_ARGC_LF:
-		if (c != '\n')
-			return sy_resp_fail(r, c);
+		/* Redis skips the byte after '\r' unchecked: so must we, or a client could
+		 * hide a command from the parser that the server runs */
 		if ((r->flags & SY_RESPF_NEG) || r->num == 0) {
 			/* "*0" and "*-1": Redis reads them as nothing at all */
 			r->state = SY_RS_START;
@@ -242,9 +242,7 @@ SY_INLINE int sy_resp_byte(struct sy_resp *r, __u8 c)
 		}
 		d = sy_resp_digit(r, c, SY_RESP_MAX_BULK);
 		return d > 0 ? 0 : sy_resp_fail(r, c);
-	case SY_RS_BULKLEN_LF:
-		if (c != '\n')
-			return sy_resp_fail(r, c);
+	case SY_RS_BULKLEN_LF: /* any byte, as Redis (see SY_RS_ARGC_LF) */
 		r->flags &= ~SY_RESPF_DIGITS;
 		r->num += 2; /* the data's "\r\n", skipped unchecked as Redis does */
 		r->state = SY_RS_DATA;
