@@ -176,6 +176,7 @@ struct dir {
 	uint32_t repairs_inflight;
 	uint64_t repair_timer;
 	struct sy_mirror_stats st;
+	uint64_t lag_cur_ms, lag_prev_ms, lag_epoch_ms; /* the largest recent lag, two 2 s windows */
 };
 
 struct txcmd {
@@ -554,10 +555,17 @@ static void on_replayed(struct sy_redis *c, redisReply *r, void *priv)
 		d->st.failed++;
 		repair_keys_of(p, SETTLE_MS);
 	} else {
-		uint64_t now = mono_ns();
+		uint64_t now = mono_ns(), lag_ms = now > p->ts_ns ? (now - p->ts_ns) / 1000000 : 0;
 
 		d->st.mirrored++;
 		d->st.lag[log2_bucket(now > p->ts_ns ? (now - p->ts_ns) / 1000 : 0)]++;
+		if (sy_now_ms() - d->lag_epoch_ms >= 2000) {
+			d->lag_prev_ms = d->lag_cur_ms;
+			d->lag_cur_ms = 0;
+			d->lag_epoch_ms = sy_now_ms();
+		}
+		if (lag_ms > d->lag_cur_ms)
+			d->lag_cur_ms = lag_ms;
 	}
 	pending_free(p);
 }
@@ -1373,6 +1381,14 @@ bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char
 
 	if (!m || mig_id >= SY_MAX_MIGRATIONS || !(g = &m->migs[mig_id])->active)
 		return false;
+	/* under load replays lag: a write that old may not have landed yet */
+	for (int k = 0; k < 2; k++) {
+		uint64_t lag = g->d[k].lag_cur_ms > g->d[k].lag_prev_ms ? g->d[k].lag_cur_ms : g->d[k].lag_prev_ms;
+
+		if (g->d[k].inflight)
+			lag += 1000;
+		window_ms += lag;
+	}
 	if (g->lastw) {
 		const struct lastw *w;
 

@@ -613,7 +613,7 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 {
 	static const char *const fields[] = {"name",	 "legacy",	 "target", "client",	    "ratio",
 					     "pins",	 "prefixes",	 "sample_reads", "mirror", "capture_bytes",
-					     "rewrite", "mirror_queue", NULL};
+					     "rewrite", "mirror_queue", "auto_repair", NULL};
 	enum {
 		F_NAME,
 		F_LEGACY,
@@ -626,9 +626,10 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		F_MIRROR,
 		F_CAPTURE,
 		F_REWRITE,
-		F_QUEUE
+		F_QUEUE,
+		F_AUTO_REPAIR
 	};
-	yaml_node_t *f[12];
+	yaml_node_t *f[13];
 	char what[32];
 	const char *s;
 	int e;
@@ -691,6 +692,16 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		return e;
 	if (f[F_REWRITE] && (e = rewrites(c, f[F_REWRITE], m)))
 		return e;
+	if (f[F_AUTO_REPAIR]) {
+		s = scalar(f[F_AUTO_REPAIR]);
+		if (s && strcmp(s, "true") == 0)
+			m->auto_repair = true;
+		else if (s && strcmp(s, "false") == 0)
+			m->auto_repair = false;
+		else
+			return yfail(c, f[F_AUTO_REPAIR], "auto_repair: \"%s\" is not true or false",
+				     s ? s : kind(f[F_AUTO_REPAIR]));
+	}
 	if (f[F_MIRROR]) {
 		s = scalar(f[F_MIRROR]);
 		if (sy_mirror_parse(s, &m->mirror))

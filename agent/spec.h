@@ -17,11 +17,13 @@
  *       capture_bytes: 65536    # bytes of one write command captured, 64..1 MiB
  *       rewrite: {"user:": "u2:"}  # key prefixes renamed on target (mirror, repair)
  *       mirror_queue: 10000     # mirrored commands in flight per direction before drops
+ *       auto_repair: false      # repair drift as soon as an audit or a dual read finds it
  */
 #ifndef SY_SPEC_H
 #define SY_SPEC_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,6 +80,7 @@ struct sy_migration_spec {
 	struct sy_rewrite_spec rewrite[SY_SPEC_MAX_REWRITES];
 	uint32_t n_rewrite;
 	uint32_t mirror_queue; /* commands in flight per direction; 0 = SY_MIRROR_QUEUE_DEFAULT */
+	bool auto_repair;      /* drift found by audits and dual reads is repaired at once */
 	int line; /* line of the "- name:" item in the file, 0 when from the API */
 };
 

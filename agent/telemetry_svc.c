@@ -23,6 +23,7 @@ struct prev {
 	struct sy_rule_stats cls[2];
 	struct sy_steer_counters dec;
 	struct sy_mirror_stats mir[2];
+	uint64_t checked, drifted; /* dual reads and audit together */
 };
 
 struct watch {
@@ -116,6 +117,39 @@ static void read_counters(struct sy_control_ctx *ctx, const struct sy_migration_
 	sy_registry_counters(reg, m->spec.name, &p->dec);
 	for (int k = 0; k < 2; k++)
 		sy_mirror_stats(ctx->mirror, m->id, k, &p->mir[k]);
+	if (ctx->verify) {
+		struct sy_audit_status a;
+
+		if (sy_verify_status(ctx->verify, m->spec.name, &a) == 0) {
+			p->checked = a.dual_checked + a.scanned;
+			p->drifted = a.dual_drift;
+			for (int k = 1; k < SY_DRIFT_KINDS; k++)
+				p->drifted += a.counts[k];
+		}
+	}
+}
+
+static void fill_verify(struct sy_control_ctx *ctx, const struct sy_migration_state *m,
+			Switchyard__V1__MigrationSnapshot *x, const struct prev *cur, const struct prev *p, double secs)
+{
+	struct sy_audit_status a;
+	struct sy_backfill_status b;
+	uint64_t checked = cur->checked - p->checked;
+
+	x->checked_per_s = (double)checked / secs;
+	x->drift = cur->drifted - p->drifted;
+	x->drift_rate = checked ? (double)x->drift / (double)checked : 0;
+	if (!ctx->verify)
+		return;
+	if (sy_verify_status(ctx->verify, m->spec.name, &a) == 0) {
+		x->audit_state = (char *)a.state;
+		x->audit_progress = a.total ? (double)a.scanned / (double)a.total : 0;
+	}
+	if (sy_verify_backfill_status(ctx->verify, m->spec.name, &b) == 0) {
+		x->backfill_state = (char *)b.state;
+		x->backfill_progress = b.total ? (double)b.copied / (double)b.total : 0;
+		x->backfill_eta_s = b.eta_s;
+	}
 }
 
 static void fill_mirror(Switchyard__V1__MirrorSnapshot *x, int k, const struct prev *cur, const struct prev *p,
@@ -186,6 +220,7 @@ static void send_snapshot(struct watch *w)
 		ssp[2 * k + 1] = &ss[2 * k + 1];
 		ms[k].sides = &ssp[2 * k];
 		ms[k].n_sides = 2;
+		fill_verify(w->ctx, m, &ms[k], cur, p, secs);
 		if (sy_mirror_effective(&m->spec)) {
 			for (int j = 0; j < 2; j++) {
 				fill_mirror(&mx[2 * k + j], j, cur, p, secs);

@@ -247,6 +247,7 @@ struct vmig {
 	uint64_t q_timer;
 	uint64_t dual_checked, dual_drift, dual_rechecked;
 	uint64_t unsettled; /* differences on keys that never stopped changing */
+	uint64_t dual_repaired;
 	uint64_t step_timer;
 	struct backfill b;
 	uint64_t bf_timer;
@@ -379,8 +380,12 @@ static void cmp_done(struct cmp *k)
 	}
 	if (k->purpose == P_DUAL) {
 		g->dual_checked++;
-		if (kind != SY_DRIFT_NONE)
+		if (kind != SY_DRIFT_NONE) {
 			g->dual_drift++;
+			if (g->spec.auto_repair &&
+			    sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, 0, k->key, k->len) == 0)
+				g->dual_repaired++;
+		}
 	} else {
 		g->a.inflight--;
 		if (kind != SY_DRIFT_NONE) {
@@ -392,7 +397,7 @@ static void cmp_done(struct cmp *k)
 			if (kind == SY_DRIFT_EXTRA)
 				rl = map_key(&g->spec, SY_SIDE_LEGACY, k->key, k->len, buf, sizeof(buf), &rk);
 			add_drift(g, kind, rk, rl);
-			if (g->a.repair &&
+			if ((g->a.repair || g->spec.auto_repair) &&
 			    sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, 0, k->key, k->len) == 0)
 				g->a.repaired++;
 		}
@@ -512,10 +517,13 @@ static void pattern_of(const struct vmig *g, int side, uint32_t i, char *out, si
 	out[n] = 0;
 }
 
+static void audit_save(struct vmig *g);
+
 static void audit_finish(struct vmig *g, const char *state)
 {
 	g->a.state = state;
 	g->a.finished_ms = unix_ms();
+	audit_save(g);
 	sy_info("verify", "%s: audit %s: %llu keys scanned, %llu missing, %llu extra, %llu type, %llu value, %llu ttl",
 		g->name, state, (unsigned long long)g->a.scanned, (unsigned long long)g->a.counts[SY_DRIFT_MISSING],
 		(unsigned long long)g->a.counts[SY_DRIFT_EXTRA], (unsigned long long)g->a.counts[SY_DRIFT_TYPE],
@@ -592,6 +600,8 @@ static void audit_step(struct sy_loop *l, void *arg)
 	}
 	if (a->scan_pending || a->inflight >= MAX_INFLIGHT)
 		return; /* a reply will step again */
+	if (a->inflight == 0)
+		audit_save(g); /* a consistent place: everything before it is counted */
 	elapsed = sy_now_ms() - a->t0_mono;
 	allowed = elapsed * a->rate / 1000 + SCAN_COUNT;
 	if (a->scanned >= allowed) {
@@ -682,7 +692,7 @@ static void vmig_stop(struct vmig *g)
 	g->q_tail = NULL;
 	g->q_len = 0;
 	audit_clear(&g->a);
-	g->dual_checked = g->dual_drift = g->dual_rechecked = g->unsettled = 0;
+	g->dual_checked = g->dual_drift = g->dual_rechecked = g->unsettled = g->dual_repaired = 0;
 }
 
 static struct vmig *vmig_of(struct sy_verify *v, const struct sy_migration_state *ms)
@@ -709,6 +719,14 @@ static struct vmig *vmig_of(struct sy_verify *v, const struct sy_migration_state
 	g->a.state = "idle";
 	reconnect(v->loop, g);
 	return g;
+}
+
+/* The migration's verification state if it has any, without connecting anything. */
+static struct vmig *vmig_peek(struct sy_verify *v, const struct sy_migration_state *ms)
+{
+	struct vmig *g = &v->migs[ms->id];
+
+	return g->active && strcmp(g->name, ms->spec.name) == 0 && g->created_ms == ms->created_unix_ms ? g : NULL;
 }
 
 struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, struct sy_mirror *mirror,
@@ -750,7 +768,7 @@ int sy_verify_start_audit(struct sy_verify *v, const char *name, bool repair, ui
 	audit_clear(&g->a);
 	g->a.state = "running";
 	g->a.repair = repair;
-	g->a.rate = keys_per_s ? keys_per_s : 20000;
+	g->a.rate = keys_per_s ? keys_per_s : 5000;
 	strcpy(g->a.cursor, "0");
 	g->a.started_ms = unix_ms();
 	g->a.t0_mono = sy_now_ms();
@@ -772,7 +790,10 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 	memset(out, 0, sizeof(*out));
 	if (!ms)
 		return -ENOENT;
-	g = vmig_of(v, ms);
+	out->state = "idle";
+	out->error = "";
+	if (!(g = vmig_peek(v, ms)))
+		return 0;
 	a = &g->a;
 	out->state = a->state;
 	out->scanned = a->scanned;
@@ -793,6 +814,7 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 	out->dual_drift = g->dual_drift;
 	out->dual_rechecked = g->dual_rechecked;
 	out->unsettled = g->unsettled;
+	out->dual_repaired = g->dual_repaired;
 	return 0;
 }
 
@@ -1007,11 +1029,21 @@ int sy_verify_start_backfill(struct sy_verify *v, const char *name, uint32_t key
 	return 0;
 }
 
+static void audit_resume(struct vmig *g);
+
 void sy_verify_resume(struct sy_verify *v)
 {
 	for (size_t i = 0; i < sy_registry_count(v->reg); i++) {
 		const struct sy_migration_state *ms = sy_registry_at(v->reg, i);
-		struct vmig *g = vmig_of(v, ms);
+		char a_p[PATH_MAX + SY_NAME_MAX + 32], b_p[PATH_MAX + SY_NAME_MAX + 32];
+		struct vmig *g;
+
+		/* nothing to go on with: connect nothing */
+		snprintf(a_p, sizeof(a_p), "%s/audit-%s.state", v->state_dir, ms->spec.name);
+		snprintf(b_p, sizeof(b_p), "%s/backfill-%s.state", v->state_dir, ms->spec.name);
+		if (access(a_p, F_OK) != 0 && access(b_p, F_OK) != 0)
+			continue;
+		g = vmig_of(v, ms);
 		char p[PATH_MAX + SY_NAME_MAX + 32], state[16], cursor[32];
 		unsigned long long copied, started, rb;
 		unsigned pattern, rk;
@@ -1020,6 +1052,7 @@ void sy_verify_resume(struct sy_verify *v)
 
 		bf_path(g, p, sizeof(p));
 		f = fopen(p, "r");
+		audit_resume(g);
 		if (!f)
 			continue;
 		n = fscanf(f, "%15s %u %31s %llu %llu %u %llu", state, &pattern, cursor, &copied, &started, &rk, &rb);
@@ -1051,7 +1084,10 @@ int sy_verify_backfill_status(struct sy_verify *v, const char *name, struct sy_b
 	memset(out, 0, sizeof(*out));
 	if (!ms)
 		return -ENOENT;
-	g = vmig_of(v, ms);
+	out->state = "idle";
+	out->error = "";
+	if (!(g = vmig_peek(v, ms)))
+		return 0;
 	out->state = g->b.state ? g->b.state : "idle";
 	out->scanned = g->b.scanned;
 	out->copied = g->b.copied;
@@ -1071,4 +1107,69 @@ int sy_verify_backfill_status(struct sy_verify *v, const char *name, struct sy_b
 	out->resumed = g->b.resumed;
 	out->error = g->b.error;
 	return 0;
+}
+
+/* ---- the audit's place, kept so that a restarted agent goes on ---------------------------------- */
+
+static void audit_path(const struct vmig *g, char *p, size_t n)
+{
+	if (snprintf(p, n, "%s/audit-%s.state", g->v->state_dir, g->name) >= (int)n)
+		p[0] = 0;
+}
+
+static void audit_save(struct vmig *g)
+{
+	char p[PATH_MAX + SY_NAME_MAX + 32], tmp[PATH_MAX + SY_NAME_MAX + 40];
+	struct audit *a = &g->a;
+	FILE *f;
+
+	audit_path(g, p, sizeof(p));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+	if (!p[0] || !(f = fopen(tmp, "w")))
+		return;
+	fprintf(f, "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu\n", a->state, a->phase, a->pattern,
+		a->cursor, (unsigned long long)a->scanned, (unsigned long long)a->started_ms, a->rate, a->repair,
+		(unsigned long long)a->counts[1], (unsigned long long)a->counts[2], (unsigned long long)a->counts[3],
+		(unsigned long long)a->counts[4], (unsigned long long)a->counts[5], (unsigned long long)a->repaired);
+	if (fflush(f) == 0 && fsync(fileno(f)) == 0 && fclose(f) == 0)
+		rename(tmp, p);
+	else {
+		fclose(f);
+		unlink(tmp);
+	}
+}
+
+static void audit_resume(struct vmig *g)
+{
+	char p[PATH_MAX + SY_NAME_MAX + 32], state[16], cursor[32];
+	unsigned long long scanned, started, c[5], repaired;
+	unsigned pattern, rate;
+	int phase, repair, n;
+	struct audit *a = &g->a;
+	FILE *f;
+
+	audit_path(g, p, sizeof(p));
+	if (!p[0] || !(f = fopen(p, "r")))
+		return;
+	n = fscanf(f, "%15s %d %u %31s %llu %llu %u %d %llu %llu %llu %llu %llu %llu", state, &phase, &pattern, cursor,
+		   &scanned, &started, &rate, &repair, &c[0], &c[1], &c[2], &c[3], &c[4], &repaired);
+	fclose(f);
+	if (n != 14 || strcmp(state, "running") != 0 || phase < 0 || phase > 2 || !rate)
+		return;
+	audit_clear(a);
+	a->state = "running";
+	a->phase = phase;
+	a->pattern = pattern;
+	snprintf(a->cursor, sizeof(a->cursor), "%s", cursor);
+	a->scanned = scanned;
+	a->started_ms = started;
+	a->rate = rate;
+	a->repair = repair != 0;
+	for (int k = 0; k < 5; k++)
+		a->counts[k + 1] = c[k];
+	a->repaired = repaired;
+	/* the pace counts from now: keys already scanned are not owed again */
+	a->t0_mono = sy_now_ms() - (a->scanned * 1000) / a->rate;
+	sy_info("verify", "%s: resuming the audit (%llu keys scanned before)", g->name, scanned);
+	g->step_timer = sy_loop_add_timer(g->v->loop, 0, audit_step, g);
 }

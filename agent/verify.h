@@ -56,6 +56,7 @@ struct sy_audit_status {
 	size_t n_drift;
 	uint64_t dual_checked, dual_drift, dual_rechecked;
 	uint64_t unsettled; /* differences on keys that kept changing: no verdict */
+	uint64_t dual_repaired; /* drift found by dual reads and repaired (auto_repair) */
 };
 
 struct sy_backfill_status {

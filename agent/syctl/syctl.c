@@ -458,6 +458,13 @@ static void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 			       (unsigned long long)x->dropped, (unsigned long long)x->dirty,
 			       x->needs_audit ? "  NEEDS AUDIT" : "");
 		}
+		if (m->checked_per_s > 0 || (m->audit_state && strcmp(m->audit_state, "idle") != 0) ||
+		    (m->backfill_state && strcmp(m->backfill_state, "idle") != 0))
+			printf("  verify: %.1f checked/s  drift %llu (rate %.4f)  audit %s %.0f%%  backfill %s %.0f%% eta %.0fs\n",
+			       m->checked_per_s, (unsigned long long)m->drift, m->drift_rate,
+			       m->audit_state ? m->audit_state : "idle", 100 * m->audit_progress,
+			       m->backfill_state ? m->backfill_state : "idle", 100 * m->backfill_progress,
+			       m->backfill_eta_s);
 		if (m->n_sides == 2 && (m->sides[0]->events_lost || m->sides[1]->events_lost))
 			printf("  ring buffer: %llu events lost\n",
 			       (unsigned long long)(m->sides[0]->events_lost + m->sides[1]->events_lost));
