@@ -277,6 +277,10 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 			}
 		}
 	}
+	if (m->audit_every > 86400 * 7) {
+		set_err(err, "audit_every: %u is over a week (604800 s)", m->audit_every);
+		return -EINVAL;
+	}
 	if (m->mirror_queue > SY_MIRROR_QUEUE_MAX) {
 		set_err(err, "mirror_queue: %u is out of range 1..%u", m->mirror_queue, SY_MIRROR_QUEUE_MAX);
 		return -EINVAL;
@@ -613,7 +617,7 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 {
 	static const char *const fields[] = {"name",	 "legacy",	 "target", "client",	    "ratio",
 					     "pins",	 "prefixes",	 "sample_reads", "mirror", "capture_bytes",
-					     "rewrite", "mirror_queue", "auto_repair", NULL};
+					     "rewrite", "mirror_queue", "auto_repair", "audit_every", NULL};
 	enum {
 		F_NAME,
 		F_LEGACY,
@@ -627,9 +631,10 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		F_CAPTURE,
 		F_REWRITE,
 		F_QUEUE,
-		F_AUTO_REPAIR
+		F_AUTO_REPAIR,
+		F_AUDIT_EVERY
 	};
-	yaml_node_t *f[13];
+	yaml_node_t *f[14];
 	char what[32];
 	const char *s;
 	int e;
@@ -691,6 +696,8 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 	if (f[F_QUEUE] && (e = uint_field(c, f[F_QUEUE], "mirror_queue", 1, SY_MIRROR_QUEUE_MAX, &m->mirror_queue)))
 		return e;
 	if (f[F_REWRITE] && (e = rewrites(c, f[F_REWRITE], m)))
+		return e;
+	if (f[F_AUDIT_EVERY] && (e = uint_field(c, f[F_AUDIT_EVERY], "audit_every", 0, 86400 * 7, &m->audit_every)))
 		return e;
 	if (f[F_AUTO_REPAIR]) {
 		s = scalar(f[F_AUTO_REPAIR]);

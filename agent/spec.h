@@ -18,6 +18,7 @@
  *       rewrite: {"user:": "u2:"}  # key prefixes renamed on target (mirror, repair)
  *       mirror_queue: 10000     # mirrored commands in flight per direction before drops
  *       auto_repair: false      # repair drift as soon as an audit or a dual read finds it
+ *       audit_every: 0          # seconds between continuous audits (0: only on demand)
  */
 #ifndef SY_SPEC_H
 #define SY_SPEC_H
@@ -81,6 +82,7 @@ struct sy_migration_spec {
 	uint32_t n_rewrite;
 	uint32_t mirror_queue; /* commands in flight per direction; 0 = SY_MIRROR_QUEUE_DEFAULT */
 	bool auto_repair;      /* drift found by audits and dual reads is repaired at once */
+	uint32_t audit_every;  /* seconds between the end of an audit and the next; 0 = on demand */
 	int line; /* line of the "- name:" item in the file, 0 when from the API */
 };
 

@@ -80,6 +80,7 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	out->capture_bytes = pb->capture_bytes;
 	out->mirror_queue = pb->mirror_queue;
 	out->auto_repair = pb->auto_repair;
+	out->audit_every = pb->audit_every;
 	if (pb->n_rewrite > SY_SPEC_MAX_REWRITES) {
 		snprintf(err->msg, sizeof(err->msg), "rewrite: at most %d, got %zu", SY_SPEC_MAX_REWRITES, pb->n_rewrite);
 		return -EINVAL;
@@ -163,6 +164,7 @@ int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSp
 	pb->capture_bytes = m->capture_bytes;
 	pb->mirror_queue = m->mirror_queue;
 	pb->auto_repair = m->auto_repair;
+	pb->audit_every = m->audit_every;
 	pb->rewrite = calloc(m->n_rewrite ? m->n_rewrite : 1, sizeof(*pb->rewrite));
 	for (uint32_t i = 0; pb->rewrite && i < m->n_rewrite; i++) {
 		Switchyard__V1__KeyRewrite *w = calloc(1, sizeof(*w));

@@ -265,6 +265,8 @@ static void refresh_health(struct sy_registry *r, void *arg)
 	}
 	if (sy_health_set_endpoints(d->health, eps, n) < 0)
 		sy_error("health", "update checked endpoints: out of memory");
+	if (d->verify)
+		sy_verify_tick(d->verify); /* continuous audits asked for by the new spec */
 }
 
 static void on_health(const struct sy_endpoint *ep, bool healthy, void *arg)
@@ -530,6 +532,7 @@ int main(int argc, char **argv)
 	if ((e = sy_capture_new(d.loop, d.bpf->events_fd, 5, on_captured, &d, &d.capture)))
 		goto out;
 	sy_verify_resume(d.verify);
+	sy_verify_tick(d.verify);
 
 	d.info.version = SY_VERSION;
 	snprintf(d.info.cgroup, sizeof(d.info.cgroup), "%s", d.o.cgroup);

@@ -251,6 +251,7 @@ struct vmig {
 	uint64_t step_timer;
 	struct backfill b;
 	uint64_t bf_timer;
+	uint64_t again_timer; /* the next continuous audit */
 };
 
 struct sy_verify {
@@ -518,12 +519,15 @@ static void pattern_of(const struct vmig *g, int side, uint32_t i, char *out, si
 }
 
 static void audit_save(struct vmig *g);
+static void audit_again(struct sy_loop *l, void *arg);
 
 static void audit_finish(struct vmig *g, const char *state)
 {
 	g->a.state = state;
 	g->a.finished_ms = unix_ms();
 	audit_save(g);
+	if (g->spec.audit_every && g->active)
+		g->again_timer = sy_loop_add_timer(g->v->loop, (uint64_t)g->spec.audit_every * 1000, audit_again, g);
 	sy_info("verify", "%s: audit %s: %llu keys scanned, %llu missing, %llu extra, %llu type, %llu value, %llu ttl",
 		g->name, state, (unsigned long long)g->a.scanned, (unsigned long long)g->a.counts[SY_DRIFT_MISSING],
 		(unsigned long long)g->a.counts[SY_DRIFT_EXTRA], (unsigned long long)g->a.counts[SY_DRIFT_TYPE],
@@ -664,7 +668,8 @@ static void vmig_stop(struct vmig *g)
 	sy_loop_cancel_timer(l, g->q_timer);
 	sy_loop_cancel_timer(l, g->step_timer);
 	sy_loop_cancel_timer(l, g->bf_timer);
-	g->reconnect_timer = g->q_timer = g->step_timer = g->bf_timer = 0;
+	sy_loop_cancel_timer(l, g->again_timer);
+	g->reconnect_timer = g->q_timer = g->step_timer = g->bf_timer = g->again_timer = 0;
 	/* pending compares are answered with NULL by the frees, and freed there */
 	g->a.state = "failed";
 	for (int s = 0; s < 2; s++) {
@@ -1172,4 +1177,30 @@ static void audit_resume(struct vmig *g)
 	a->t0_mono = sy_now_ms() - (a->scanned * 1000) / a->rate;
 	sy_info("verify", "%s: resuming the audit (%llu keys scanned before)", g->name, scanned);
 	g->step_timer = sy_loop_add_timer(g->v->loop, 0, audit_step, g);
+}
+
+/* Continuous audits (audit_every): the next starts that long after one ended. */
+static void audit_again(struct sy_loop *l, void *arg)
+{
+	struct vmig *g = arg;
+
+	(void)l;
+	g->again_timer = 0;
+	if (g->active && g->spec.audit_every && strcmp(g->a.state, "running") != 0)
+		sy_verify_start_audit(g->v, g->name, g->a.repair, g->a.rate);
+}
+
+/* Starts the continuous audits of migrations that ask for them and have none going. */
+void sy_verify_tick(struct sy_verify *v)
+{
+	for (size_t i = 0; i < sy_registry_count(v->reg); i++) {
+		const struct sy_migration_state *ms = sy_registry_at(v->reg, i);
+		struct vmig *g;
+
+		if (!ms->spec.audit_every)
+			continue;
+		g = vmig_of(v, ms);
+		if (!g->again_timer && strcmp(g->a.state, "running") != 0 && !g->a.started_ms)
+			sy_verify_start_audit(v, ms->spec.name, ms->spec.auto_repair, 0);
+	}
 }

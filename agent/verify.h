@@ -76,6 +76,9 @@ struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, stru
  * most keys_per_s and bytes_per_s (0 = unbounded). -EBUSY if one runs. */
 int sy_verify_start_backfill(struct sy_verify *v, const char *name, uint32_t keys_per_s, uint64_t bytes_per_s);
 int sy_verify_backfill_status(struct sy_verify *v, const char *name, struct sy_backfill_status *out);
+/* Starts continuous audits (audit_every) that are not going yet; called on every
+ * configuration change and at start. */
+void sy_verify_tick(struct sy_verify *v);
 /* Resumes every backfill a previous agent left running. */
 void sy_verify_resume(struct sy_verify *v);
 void sy_verify_free(struct sy_verify *v);

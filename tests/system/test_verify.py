@@ -299,3 +299,20 @@ def test_audit_resumes_after_kill_9(env):
     print("scanned:", r["scanned"])
     assert int(r["value"]) == 20 and sum(int(r.get(k, 0)) for k in ("missing", "extra", "type", "ttl")) == 0
     assert 60000 <= int(r["scanned"]) <= 60000 + 200  # went on from its place, not from the start
+
+
+def test_continuous_audits_find_drift_by_themselves(env):
+    start, legacy, target, a, b = env
+    d = start(audit_every=1, auto_repair="true")
+    for i in range(100):
+        legacy.client().set("k:%d" % i, i)
+        target.client().set("k:%d" % i, i)
+    first = audit(d, "--report")
+    wait_for(lambda: audit(d, "--report")["state"] == "done", timeout=20, what="a first audit by itself")
+    t0 = int(audit(d, "--report")["startedUnixMs"])
+    target.client().set("k:7", "drifted")
+    # the next audit starts by itself a second after the last ended, finds the key and,
+    # with auto_repair, repairs it
+    wait_for(lambda: target.client().get("k:7") == b"7", timeout=20, what="found and repaired")
+    assert int(audit(d, "--report")["startedUnixMs"]) > t0
+    assert first["state"] in ("running", "done")
