@@ -88,6 +88,24 @@ static int call(const char *method, const ProtobufCMessage *req, const ProtobufC
 	return EX_REFUSED;
 }
 
+/* The same without a word on failure: for optional parts of a view. */
+static int call_quiet(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+		      ProtobufCMessage **resp)
+{
+	struct sy_rpc_status st;
+	int e = sy_rpc_call_sync(server, method, req, rd, timeout_ms, 0, resp, &st);
+
+	if (e)
+		return e;
+	if (st.code != SY_GRPC_OK) {
+		if (*resp)
+			protobuf_c_message_free_unpacked(*resp, NULL);
+		*resp = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
 static void print_json(const ProtobufCMessage *m)
 {
 	sy_pbjson_print(stdout, m);
@@ -156,6 +174,50 @@ struct cmd {
 	int (*run)(int argc, char **argv);
 };
 
+/* Per migration: backfill and audit progress with ETAs (best effort: a daemon
+ * without the Verify service just shows nothing here). */
+static void status_verification(void)
+{
+	Switchyard__V1__ListMigrationsRequest lreq = SWITCHYARD__V1__LIST_MIGRATIONS_REQUEST__INIT;
+	Switchyard__V1__ListMigrationsResponse *l;
+	ProtobufCMessage *resp = NULL;
+	bool header = false;
+
+	if (call_quiet("/switchyard.v1.Control/ListMigrations", &lreq.base,
+		       &switchyard__v1__list_migrations_response__descriptor, &resp))
+		return;
+	l = (void *)resp;
+	for (size_t i = 0; i < l->n_migrations; i++) {
+		Switchyard__V1__GetBackfillRequest breq = SWITCHYARD__V1__GET_BACKFILL_REQUEST__INIT;
+		Switchyard__V1__GetAuditRequest areq = SWITCHYARD__V1__GET_AUDIT_REQUEST__INIT;
+		ProtobufCMessage *br = NULL, *ar = NULL;
+		const char *name = l->migrations[i]->spec->name;
+
+		breq.migration = areq.migration = (char *)name;
+		if (call_quiet("/switchyard.v1.Verify/GetBackfill", &breq.base, &switchyard__v1__backfill_status__descriptor,
+			       &br) == 0 &&
+		    call_quiet("/switchyard.v1.Verify/GetAudit", &areq.base, &switchyard__v1__audit_status__descriptor,
+			       &ar) == 0) {
+			const Switchyard__V1__BackfillStatus *b = (void *)br;
+			const Switchyard__V1__AuditStatus *a = (void *)ar;
+
+			if (!header) {
+				printf("\n%-16s %-30s %s\n", "MIGRATION", "BACKFILL", "AUDIT");
+				header = true;
+			}
+			printf("%-16s %-8s %5.1f%% eta %5.0fs   %-8s %5.1f%% eta %5.0fs  drift %llu\n", name, b->state,
+			       b->total ? 100.0 * (double)b->copied / (double)b->total : 0, b->eta_s, a->state,
+			       a->total ? 100.0 * (double)a->scanned / (double)a->total : 0, a->eta_s,
+			       (unsigned long long)(a->missing + a->extra + a->type + a->value + a->ttl));
+		}
+		if (br)
+			protobuf_c_message_free_unpacked(br, NULL);
+		if (ar)
+			protobuf_c_message_free_unpacked(ar, NULL);
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	Switchyard__V1__StatusRequest req = SWITCHYARD__V1__STATUS_REQUEST__INIT;
@@ -187,6 +249,7 @@ static int cmd_status(int argc, char **argv)
 			       !e->checked ? "unchecked" : e->healthy ? "healthy" : "UNHEALTHY", rtt,
 			       ago(e->last_check_unix_ms, t, sizeof(t)), e->last_error[0] ? "  " : "", e->last_error);
 		}
+		status_verification();
 	}
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return EX_OK;

@@ -281,6 +281,8 @@ def test_backfill_rate_limits_are_honoured(env):
     assert st["state"] == "done"
     assert float(st["bytesPerS"]) <= 2000000 * 1.2, st
     assert not differences(legacy.port, target.port)[1]
+    out = d.syctl("status").stdout
+    assert "BACKFILL" in out and "done" in out and "100.0%" in out
 
 
 def test_audit_resumes_after_kill_9(env):
