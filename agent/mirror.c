@@ -21,7 +21,7 @@
 #define SETTLE_MS	  50	 /* a repair waits for replays in flight to land */
 #define CONFLICT_SETTLE_MS 300	 /* a conflict repair waits for both sides' replays */
 #define RETRY_MS	  500	 /* a failed repair is tried again */
-#define REPAIR_INFLIGHT	  64
+#define REPAIR_INFLIGHT	  256
 #define RECONNECT_MS	  200
 #define MAX_ARGS	  (1 << 20)
 

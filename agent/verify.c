@@ -945,7 +945,7 @@ static void bf_step(struct sy_loop *l, void *arg)
 	sy_mirror_stats(g->v->mirror, g->id, SY_DIR_FORWARD, &ms);
 	if (ms.dirty) {
 		/* the last batch is still being copied: its place is saved once it is done */
-		g->bf_timer = sy_loop_add_timer(g->v->loop, 5, bf_step, g);
+		g->bf_timer = sy_loop_add_timer(g->v->loop, 1, bf_step, g);
 		return;
 	}
 	if (b->pattern == UINT32_MAX) {
@@ -978,8 +978,9 @@ static void bf_step(struct sy_loop *l, void *arg)
 	}
 	argv[argc] = "COUNT";
 	lens[argc++] = 5;
-	/* small batches when slow: the pace stays smooth and a restart re-copies little */
-	argv[argc] = b->rate_keys && b->rate_keys < 1000 ? "10" : "100";
+	/* small batches when slow: the pace stays smooth and a restart re-copies little;
+	 * large ones at full speed, where the wait between batches would dominate */
+	argv[argc] = !b->rate_keys ? "1000" : b->rate_keys < 1000 ? "10" : "100";
 	lens[argc] = strlen(argv[argc]);
 	argc++;
 	if (sy_redis_sendv(g->conn[0], argc, argv, lens, on_bf_scan, g) == 0)
