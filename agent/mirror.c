@@ -247,26 +247,6 @@ static const struct sy_endpoint *endpoint(const struct mig *g, int side)
 
 /* ---- key names across sides -------------------------------------------------------- */
 
-/* Key `k` of side `from` as the other side names it (rewrite rules). */
-static size_t map_key(const struct sy_migration_spec *s, int from, const char *k, size_t len, char *buf, size_t cap,
-		      const char **out)
-{
-	*out = k;
-	for (uint32_t i = 0; i < s->n_rewrite; i++) {
-		const char *a = from == SY_SIDE_LEGACY ? s->rewrite[i].from : s->rewrite[i].to;
-		const char *b = from == SY_SIDE_LEGACY ? s->rewrite[i].to : s->rewrite[i].from;
-		size_t al = strlen(a), bl = strlen(b);
-
-		if (len >= al && memcmp(k, a, al) == 0 && bl + len - al <= cap) {
-			memcpy(buf, b, bl);
-			memcpy(buf + bl, k + al, len - al);
-			*out = buf;
-			return bl + len - al;
-		}
-	}
-	return len;
-}
-
 /* ---- connections ------------------------------------------------------------------- */
 
 static void conn_state(struct sy_redis *c, bool up, const char *why, void *arg);
@@ -408,7 +388,7 @@ static void on_dumped(struct sy_redis *c, redisReply *r, void *priv)
 	}
 	dump = r->element[0];
 	pttl = r->element[1];
-	kl = map_key(&d->mig->spec, src_side(d), rp->key, rp->len, buf, sizeof(buf), &k);
+	kl = sy_key_map(&d->mig->spec, src_side(d), rp->key, rp->len, buf, sizeof(buf), &k);
 	dc = dst_for(d, fnv(k, kl, 0xcbf29ce484222325ull));
 	if (!sy_redis_alive(dc->r) || select_db(dc, rp->db, ignore_reply)) {
 		repair_done(rp, false);
@@ -806,7 +786,7 @@ static bool conflict(struct mig *g, int side, uint64_t cookie, int db, const cha
 	bool hit;
 
 	if (side == SY_SIDE_TARGET)
-		ll = map_key(&g->spec, SY_SIDE_TARGET, k, len, buf, sizeof(buf), &lk);
+		ll = sy_key_map(&g->spec, SY_SIDE_TARGET, k, len, buf, sizeof(buf), &lk);
 	if (!g->lastw && !(g->lastw = calloc(LASTW_SLOTS, sizeof(*g->lastw))))
 		return false;
 	fp = fnv(lk, ll, 0xcbf29ce484222325ull ^ (uint64_t)db) | 1;
@@ -852,7 +832,7 @@ static int rewrite_argv(const struct mig *g, int from_side, const struct args *a
 	for (int i = 0; i < nkeys; i++) {
 		size_t cap = a->lens[keys[i]] + SY_PREFIX_MAX;
 
-		lens[keys[i]] = map_key(&g->spec, from_side, a->argv[keys[i]], a->lens[keys[i]], *store + off, cap,
+		lens[keys[i]] = sy_key_map(&g->spec, from_side, a->argv[keys[i]], a->lens[keys[i]], *store + off, cap,
 					&argv[keys[i]]);
 		off += cap;
 	}
@@ -1152,7 +1132,7 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 			size_t ll = a.lens[keys[i]];
 
 			if (auth->dir == SY_DIR_FORWARD && c->side == SY_SIDE_TARGET)
-				ll = map_key(&g->spec, SY_SIDE_TARGET, lk, ll, buf, sizeof(buf), &lk);
+				ll = sy_key_map(&g->spec, SY_SIDE_TARGET, lk, ll, buf, sizeof(buf), &lk);
 			auth->st.conflicts++;
 			mark_dirty(auth, s->db, lk, ll, CONFLICT_SETTLE_MS);
 		}
@@ -1408,7 +1388,7 @@ bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char
 		if (!d->dirty.tab)
 			continue;
 		if (k == SY_DIR_REVERSE)
-			dl = map_key(&g->spec, SY_SIDE_LEGACY, key, len, buf, sizeof(buf), &dk);
+			dl = sy_key_map(&g->spec, SY_SIDE_LEGACY, key, len, buf, sizeof(buf), &dk);
 		if (*dirty_slot(&d->dirty, fnv(dk, dl, 0xcbf29ce484222325ull ^ (uint64_t)db), db, dk, dl))
 			return true;
 	}

@@ -115,6 +115,12 @@ int sy_migration_spec_validate(const struct sy_migration_spec *m, struct sy_spec
 int sy_spec_validate_against(const struct sy_migration_spec *m, const struct sy_migration_spec *others,
 			     size_t n_others, struct sy_spec_err *err);
 
+/* Key `k` of side `from` (enum sy_side) as the other side names it, by the rewrite
+ * rules: the new name in buf (*out = buf), or k itself when no rule applies (*out = k).
+ * Returns the length of *out. */
+size_t sy_key_map(const struct sy_migration_spec *s, int from, const char *k, size_t len, char *buf, size_t cap,
+		  const char **out);
+
 /* "off", "forward", "reverse", "both" ↔ enum sy_mirror_mode; -EINVAL / NULL otherwise. */
 int sy_mirror_parse(const char *s, uint8_t *out);
 const char *sy_mirror_name(uint8_t m);

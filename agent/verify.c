@@ -262,24 +262,6 @@ struct sy_verify {
 	struct vmig migs[SY_MAX_MIGRATIONS];
 };
 
-static size_t map_key(const struct sy_migration_spec *s, int from, const char *k, size_t len, char *buf, size_t cap,
-		      const char **out)
-{
-	*out = k;
-	for (uint32_t i = 0; i < s->n_rewrite; i++) {
-		const char *a = from == SY_SIDE_LEGACY ? s->rewrite[i].from : s->rewrite[i].to;
-		const char *b = from == SY_SIDE_LEGACY ? s->rewrite[i].to : s->rewrite[i].from;
-		size_t al = strlen(a), bl = strlen(b);
-
-		if (len >= al && memcmp(k, a, al) == 0 && bl + len - al <= cap) {
-			memcpy(buf, b, bl);
-			memcpy(buf + bl, k + al, len - al);
-			*out = buf;
-			return bl + len - al;
-		}
-	}
-	return len;
-}
 
 /* ---- connections ------------------------------------------------------------------------ */
 
@@ -396,7 +378,7 @@ static void cmp_done(struct cmp *k)
 
 			/* a key only target has is reported as target names it */
 			if (kind == SY_DRIFT_EXTRA)
-				rl = map_key(&g->spec, SY_SIDE_LEGACY, k->key, k->len, buf, sizeof(buf), &rk);
+				rl = sy_key_map(&g->spec, SY_SIDE_LEGACY, k->key, k->len, buf, sizeof(buf), &rk);
 			add_drift(g, kind, rk, rl);
 			if ((g->a.repair || g->spec.auto_repair) &&
 			    sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, 0, k->key, k->len) == 0)
@@ -424,7 +406,7 @@ static void cmp_send(struct cmp *k)
 	struct vmig *g = k->g;
 	char buf[1024];
 	const char *tk;
-	size_t tl = map_key(&g->spec, SY_SIDE_LEGACY, k->key, k->len, buf, sizeof(buf), &tk);
+	size_t tl = sy_key_map(&g->spec, SY_SIDE_LEGACY, k->key, k->len, buf, sizeof(buf), &tk);
 	const char *argv[4] = {"EVAL", SCRIPT, "1", k->key};
 	size_t lens[4] = {4, sizeof(SCRIPT) - 1, 1, k->len};
 
@@ -503,7 +485,7 @@ static void pattern_of(const struct vmig *g, int side, uint32_t i, char *out, si
 
 	if (side == SY_SIDE_TARGET) {
 		const char *mapped;
-		size_t ml = map_key(&g->spec, SY_SIDE_LEGACY, p, strlen(p), buf, sizeof(buf) - 1, &mapped);
+		size_t ml = sy_key_map(&g->spec, SY_SIDE_LEGACY, p, strlen(p), buf, sizeof(buf) - 1, &mapped);
 
 		memmove(buf, mapped, ml);
 		buf[ml] = 0;
@@ -516,6 +498,29 @@ static void pattern_of(const struct vmig *g, int side, uint32_t i, char *out, si
 	}
 	out[n++] = '*';
 	out[n] = 0;
+}
+
+/* SCAN cursor [MATCH prefix-rule pattern] COUNT n on one side. */
+static int send_scan(struct vmig *g, int side, uint32_t pattern, const char *cursor, const char *count,
+		     sy_redis_reply_cb cb)
+{
+	char pat[SY_PREFIX_MAX * 2 + 4];
+	const char *argv[6] = {"SCAN", cursor};
+	size_t lens[6] = {4, strlen(cursor)};
+	int argc = 2;
+
+	if (g->spec.n_prefixes) {
+		pattern_of(g, side, pattern, pat, sizeof(pat));
+		argv[argc] = "MATCH";
+		lens[argc++] = 5;
+		argv[argc] = pat;
+		lens[argc++] = strlen(pat);
+	}
+	argv[argc] = "COUNT";
+	lens[argc++] = 5;
+	argv[argc] = count;
+	lens[argc++] = strlen(count);
+	return sy_redis_sendv(g->conn[side], argc, argv, lens, cb, g);
 }
 
 static void audit_save(struct vmig *g);
@@ -562,7 +567,7 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 			continue;
 		a->scanned++;
 		if (a->phase == 1)
-			ll = map_key(&g->spec, SY_SIDE_TARGET, kr->str, kr->len, buf, sizeof(buf), &lk);
+			ll = sy_key_map(&g->spec, SY_SIDE_TARGET, kr->str, kr->len, buf, sizeof(buf), &lk);
 		k = cmp_new(g, a->phase == 0 ? P_AUDIT_LEGACY : P_AUDIT_TARGET, lk, ll);
 		if (!k)
 			continue;
@@ -588,10 +593,8 @@ static void audit_step(struct sy_loop *l, void *arg)
 	struct vmig *g = arg;
 	struct audit *a = &g->a;
 	uint64_t elapsed, allowed;
-	char pat[SY_PREFIX_MAX * 2 + 4], count[16];
-	const char *argv[6];
-	size_t lens[6];
-	int argc = 0, side;
+	char count[16];
+	int side;
 
 	(void)l;
 	g->step_timer = 0;
@@ -617,23 +620,8 @@ static void audit_step(struct sy_loop *l, void *arg)
 		g->step_timer = sy_loop_add_timer(g->v->loop, 200, audit_step, g);
 		return;
 	}
-	argv[argc] = "SCAN";
-	lens[argc++] = 4;
-	argv[argc] = a->cursor;
-	lens[argc++] = strlen(a->cursor);
-	if (g->spec.n_prefixes) {
-		pattern_of(g, side, a->pattern, pat, sizeof(pat));
-		argv[argc] = "MATCH";
-		lens[argc++] = 5;
-		argv[argc] = pat;
-		lens[argc++] = strlen(pat);
-	}
 	snprintf(count, sizeof(count), "%d", SCAN_COUNT);
-	argv[argc] = "COUNT";
-	lens[argc++] = 5;
-	argv[argc] = count;
-	lens[argc++] = strlen(count);
-	if (sy_redis_sendv(g->conn[side], argc, argv, lens, on_scan, g) == 0)
+	if (send_scan(g, side, a->pattern, a->cursor, count, on_scan) == 0)
 		a->scan_pending = true;
 	else
 		g->step_timer = sy_loop_add_timer(g->v->loop, 200, audit_step, g);
@@ -844,7 +832,7 @@ void sy_verify_on_captured(const struct sy_captured *c, void *arg)
 	lk = (const char *)c->body;
 	ll = c->len;
 	if (c->side == SY_SIDE_TARGET)
-		ll = map_key(&g->spec, SY_SIDE_TARGET, (const char *)c->body, c->len, buf, sizeof(buf), &lk);
+		ll = sy_key_map(&g->spec, SY_SIDE_TARGET, (const char *)c->body, c->len, buf, sizeof(buf), &lk);
 	k = cmp_new(g, P_DUAL, lk, ll);
 	if (k)
 		queue_push(g, k, FIRST_LOOK_MS);
@@ -861,25 +849,32 @@ static void bf_path(const struct vmig *g, char *p, size_t n)
 
 /* One line: state pattern cursor copied started_ms rate_keys rate_bytes. Written to a
  * temporary file and renamed: a crash leaves the old place or the new, never half. */
-static void bf_save(struct vmig *g)
+/* Writes one line to `path` through a temporary file, fsync and rename. */
+static void save_line(const char *path, const char *line)
 {
-	char p[PATH_MAX + SY_NAME_MAX + 32], tmp[PATH_MAX + SY_NAME_MAX + 40];
+	char tmp[PATH_MAX + SY_NAME_MAX + 40];
 	FILE *f;
 
-	bf_path(g, p, sizeof(p));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", p);
-	f = fopen(tmp, "w");
-	if (!f)
+	if (!path[0] || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) || !(f = fopen(tmp, "w")))
 		return;
-	fprintf(f, "%s %u %s %llu %llu %u %llu\n", g->b.state, g->b.pattern, g->b.cursor,
-		(unsigned long long)g->b.copied, (unsigned long long)g->b.started_ms, g->b.rate_keys,
-		(unsigned long long)g->b.rate_bytes);
-	if (fflush(f) == 0 && fsync(fileno(f)) == 0 && fclose(f) == 0)
-		rename(tmp, p);
-	else {
+	if (fputs(line, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0) {
+		fclose(f);
+		rename(tmp, path);
+	} else {
 		fclose(f);
 		unlink(tmp);
 	}
+}
+
+static void bf_save(struct vmig *g)
+{
+	char p[PATH_MAX + SY_NAME_MAX + 32], line[256];
+
+	bf_path(g, p, sizeof(p));
+	snprintf(line, sizeof(line), "%s %u %s %llu %llu %u %llu\n", g->b.state, g->b.pattern, g->b.cursor,
+		 (unsigned long long)g->b.copied, (unsigned long long)g->b.started_ms, g->b.rate_keys,
+		 (unsigned long long)g->b.rate_bytes);
+	save_line(p, line);
 }
 
 static void bf_finish(struct vmig *g, const char *state)
@@ -933,10 +928,6 @@ static void bf_step(struct sy_loop *l, void *arg)
 	struct backfill *b = &g->b;
 	struct sy_mirror_stats ms;
 	uint64_t elapsed, wait = 0;
-	char pat[SY_PREFIX_MAX * 2 + 4];
-	const char *argv[6];
-	size_t lens[6];
-	int argc = 0;
 
 	(void)l;
 	g->bf_timer = 0;
@@ -965,25 +956,10 @@ static void bf_step(struct sy_loop *l, void *arg)
 		g->bf_timer = sy_loop_add_timer(g->v->loop, wait ? wait : 200, bf_step, g);
 		return;
 	}
-	argv[argc] = "SCAN";
-	lens[argc++] = 4;
-	argv[argc] = b->cursor;
-	lens[argc++] = strlen(b->cursor);
-	if (g->spec.n_prefixes) {
-		pattern_of(g, SY_SIDE_LEGACY, b->pattern, pat, sizeof(pat));
-		argv[argc] = "MATCH";
-		lens[argc++] = 5;
-		argv[argc] = pat;
-		lens[argc++] = strlen(pat);
-	}
-	argv[argc] = "COUNT";
-	lens[argc++] = 5;
 	/* small batches when slow: the pace stays smooth and a restart re-copies little;
 	 * large ones at full speed, where the wait between batches would dominate */
-	argv[argc] = !b->rate_keys ? "1000" : b->rate_keys < 1000 ? "10" : "100";
-	lens[argc] = strlen(argv[argc]);
-	argc++;
-	if (sy_redis_sendv(g->conn[0], argc, argv, lens, on_bf_scan, g) == 0)
+	if (send_scan(g, SY_SIDE_LEGACY, b->pattern, b->cursor,
+		      !b->rate_keys ? "1000" : b->rate_keys < 1000 ? "10" : "100", on_bf_scan) == 0)
 		b->scan_pending = true;
 	else
 		g->bf_timer = sy_loop_add_timer(g->v->loop, 200, bf_step, g);
@@ -1125,24 +1101,16 @@ static void audit_path(const struct vmig *g, char *p, size_t n)
 
 static void audit_save(struct vmig *g)
 {
-	char p[PATH_MAX + SY_NAME_MAX + 32], tmp[PATH_MAX + SY_NAME_MAX + 40];
+	char p[PATH_MAX + SY_NAME_MAX + 32], line[512];
 	struct audit *a = &g->a;
-	FILE *f;
 
 	audit_path(g, p, sizeof(p));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", p);
-	if (!p[0] || !(f = fopen(tmp, "w")))
-		return;
-	fprintf(f, "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu\n", a->state, a->phase, a->pattern,
-		a->cursor, (unsigned long long)a->scanned, (unsigned long long)a->started_ms, a->rate, a->repair,
-		(unsigned long long)a->counts[1], (unsigned long long)a->counts[2], (unsigned long long)a->counts[3],
-		(unsigned long long)a->counts[4], (unsigned long long)a->counts[5], (unsigned long long)a->repaired);
-	if (fflush(f) == 0 && fsync(fileno(f)) == 0 && fclose(f) == 0)
-		rename(tmp, p);
-	else {
-		fclose(f);
-		unlink(tmp);
-	}
+	snprintf(line, sizeof(line), "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu\n", a->state, a->phase,
+		 a->pattern, a->cursor, (unsigned long long)a->scanned, (unsigned long long)a->started_ms, a->rate,
+		 a->repair, (unsigned long long)a->counts[1], (unsigned long long)a->counts[2],
+		 (unsigned long long)a->counts[3], (unsigned long long)a->counts[4], (unsigned long long)a->counts[5],
+		 (unsigned long long)a->repaired);
+	save_line(p, line);
 }
 
 static void audit_resume(struct vmig *g)
