@@ -422,6 +422,8 @@ static void on_queued(struct sy_redis *c, redisReply *r, void *priv)
 	(void)priv;
 }
 
+static void mark_hot(struct dir *d, int db, const char *key, size_t len);
+
 static void repair_run(struct sy_loop *l, void *arg)
 {
 	struct dir *d = arg;
@@ -454,6 +456,9 @@ static void repair_run(struct sy_loop *l, void *arg)
 		memcpy(rp->key, e->key, e->len);
 		free(e);
 		d->repairs_inflight++;
+		/* a write landing between this DUMP and its RESTORE would be overwritten by
+		 * the older copy: writes to the key in the next seconds copy it again */
+		mark_hot(d, rp->db, rp->key, rp->len);
 		{
 			const char *sel[2] = {"SELECT", n};
 			size_t sell[2] = {6, (size_t)snprintf(n, sizeof(n), "%d", rp->db)};
@@ -1325,6 +1330,29 @@ int sy_mirror_repair_key(struct sy_mirror *m, uint32_t mig_id, int dir, int db, 
 	sync_mig(m, &m->migs[mig_id], ms);
 	mark_dirty(&m->migs[mig_id].d[dir], db, key, len, 0);
 	return 0;
+}
+
+/* Marks a key being repaired on d (source-side name) hot in the writers' table. */
+static void mark_hot(struct dir *d, int db, const char *key, size_t len)
+{
+	struct mig *g = d->mig;
+	char buf[1024];
+	const char *lk = key;
+	size_t ll = len;
+	struct lastw *w;
+	uint64_t fp;
+
+	if (d->dir == SY_DIR_REVERSE)
+		ll = sy_key_map(&g->spec, SY_SIDE_TARGET, key, len, buf, sizeof(buf), &lk);
+	if (!g->lastw && !(g->lastw = calloc(LASTW_SLOTS, sizeof(*g->lastw))))
+		return;
+	fp = fnv(lk, ll, 0xcbf29ce484222325ull ^ (uint64_t)db) | 1;
+	w = &g->lastw[fp >> 48 & (LASTW_SLOTS - 1)];
+	if (w->fp != fp) {
+		memset(w, 0, sizeof(*w));
+		w->fp = fp;
+	}
+	w->hot_until_ms = sy_now_ms() + 2 * CONFLICT_MS;
 }
 
 void sy_mirror_note_copy(struct sy_mirror *m, uint32_t mig_id, int db, const char *key, size_t len)
