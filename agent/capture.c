@@ -126,8 +126,8 @@ void sy_reasm_free(struct sy_reasm *r)
 	free(r);
 }
 
-static void deliver(struct sy_reasm *r, const struct sy_ev_hdr *h, uint8_t flags, const uint8_t *body, size_t len,
-		    struct sy_capture_stats *st)
+static void deliver(struct sy_reasm *r, const struct sy_ev_hdr *h, uint8_t flags, const uint8_t *body,
+		    size_t len, struct sy_capture_stats *st)
 {
 	struct sy_captured c;
 	size_t nl = h->name_len < SY_CMD_NAME_MAX ? h->name_len : SY_CMD_NAME_MAX;

@@ -16,7 +16,7 @@ struct sy_control_ctx {
 	struct sy_health *health;
 	const struct sy_daemon_info *info;
 	struct sy_loop *loop;
-	struct sy_events *events; /* state changes (events.h) */
+	struct sy_events *events;   /* state changes (events.h) */
 	struct sy_capture *capture; /* ring-buffer consumer (may be NULL) */
 	struct sy_mirror *mirror;   /* shadow writes (may be NULL) */
 	struct sy_verify *verify;   /* audits and dual reads (may be NULL) */

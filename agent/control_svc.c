@@ -58,7 +58,8 @@ struct mig_pb {
 
 /* `st` is the caller's storage: the reply points into it. */
 static void fill_health(struct sy_control_ctx *ctx, Switchyard__V1__EndpointHealth *h, char *name,
-			struct sy_endpoint_health *st, const struct sy_endpoint *ep, const char *role, const char *mig)
+			struct sy_endpoint_health *st, const struct sy_endpoint *ep, const char *role,
+			const char *mig)
 {
 	switchyard__v1__endpoint_health__init(h);
 	sy_endpoint_format(ep, name, SY_EP_STRLEN);
@@ -98,7 +99,8 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 	}
 	o->m.counters = &o->counters;
 	for (uint32_t i = 0; i < ms->spec.n_target; i++) {
-		fill_health(ctx, &o->th[i], o->names[i], &o->hst[i], &ms->spec.target[i], "target", ms->spec.name);
+		fill_health(ctx, &o->th[i], o->names[i], &o->hst[i], &ms->spec.target[i], "target",
+			    ms->spec.name);
 		o->thp[i] = &o->th[i];
 	}
 	o->m.targets = o->thp;
@@ -346,7 +348,8 @@ static void pin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg
 		return;
 	}
 	if ((unsigned)r->side > SY_SIDE_TARGET) {
-		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "side: %d is not SIDE_LEGACY or SIDE_TARGET", (int)r->side);
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "side: %d is not SIDE_LEGACY or SIDE_TARGET",
+			      (int)r->side);
 		return;
 	}
 	if ((e = sy_registry_pin(ctx->reg, r->name, r->cgroup, (uint8_t)r->side, &err))) {
@@ -383,7 +386,7 @@ static void status(struct sy_rpc_call *call, const ProtobufCMessage *req, void *
 	size_t n = sy_registry_count(ctx->reg), k = 0, cap = n * SY_MAX_ENDPOINTS * 2;
 	Switchyard__V1__EndpointHealth *eh = calloc(cap ? cap : 1, sizeof(*eh));
 	Switchyard__V1__EndpointHealth **ehp = calloc(cap ? cap : 1, sizeof(*ehp));
-	char (*names)[SY_EP_STRLEN] = calloc(cap ? cap : 1, SY_EP_STRLEN);
+	char(*names)[SY_EP_STRLEN] = calloc(cap ? cap : 1, SY_EP_STRLEN);
 	struct sy_endpoint_health *hst = calloc(cap ? cap : 1, sizeof(*hst));
 
 	(void)req;
@@ -402,11 +405,13 @@ static void status(struct sy_rpc_call *call, const ProtobufCMessage *req, void *
 		const struct sy_migration_state *m = sy_registry_at(ctx->reg, i);
 
 		for (uint32_t j = 0; j < m->spec.n_legacy; j++, k++) {
-			fill_health(ctx, &eh[k], names[k], &hst[k], &m->spec.legacy[j], "legacy", m->spec.name);
+			fill_health(ctx, &eh[k], names[k], &hst[k], &m->spec.legacy[j], "legacy",
+				    m->spec.name);
 			ehp[k] = &eh[k];
 		}
 		for (uint32_t j = 0; j < m->spec.n_target; j++, k++) {
-			fill_health(ctx, &eh[k], names[k], &hst[k], &m->spec.target[j], "target", m->spec.name);
+			fill_health(ctx, &eh[k], names[k], &hst[k], &m->spec.target[j], "target",
+				    m->spec.name);
 			ehp[k] = &eh[k];
 		}
 	}
@@ -427,11 +432,16 @@ int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ct
 		const ProtobufCMessageDescriptor *d;
 		sy_rpc_handler h;
 	} methods[] = {
-		{"/switchyard.v1.Control/ApplyMigration", &switchyard__v1__apply_migration_request__descriptor, apply},
-		{"/switchyard.v1.Control/GetMigration", &switchyard__v1__get_migration_request__descriptor, get},
-		{"/switchyard.v1.Control/ListMigrations", &switchyard__v1__list_migrations_request__descriptor, list},
-		{"/switchyard.v1.Control/DeleteMigration", &switchyard__v1__delete_migration_request__descriptor, del},
-		{"/switchyard.v1.Control/SetRatio", &switchyard__v1__set_ratio_request__descriptor, set_ratio},
+		{"/switchyard.v1.Control/ApplyMigration",
+		 &switchyard__v1__apply_migration_request__descriptor, apply},
+		{"/switchyard.v1.Control/GetMigration", &switchyard__v1__get_migration_request__descriptor,
+		 get},
+		{"/switchyard.v1.Control/ListMigrations",
+		 &switchyard__v1__list_migrations_request__descriptor, list},
+		{"/switchyard.v1.Control/DeleteMigration",
+		 &switchyard__v1__delete_migration_request__descriptor, del},
+		{"/switchyard.v1.Control/SetRatio", &switchyard__v1__set_ratio_request__descriptor,
+		 set_ratio},
 		{"/switchyard.v1.Control/Pin", &switchyard__v1__pin_request__descriptor, pin},
 		{"/switchyard.v1.Control/Unpin", &switchyard__v1__unpin_request__descriptor, unpin},
 		{"/switchyard.v1.Control/Status", &switchyard__v1__status_request__descriptor, status},

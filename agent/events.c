@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "loop.h"
 
 struct slot {
 	struct sy_event e;
@@ -33,14 +34,6 @@ struct sy_events {
 	uint64_t first, oldest, next;
 	struct sy_events_sub *subs;
 };
-
-static uint64_t unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 struct sy_events *sy_events_new(size_t capacity, size_t max_bytes, uint64_t first_seq)
 {
@@ -203,7 +196,7 @@ uint64_t sy_events_emit(struct sy_events *ev, const char *migration, const char 
 	       (ev->next - ev->oldest >= ev->cap || ev->bytes + size > ev->max_bytes))
 		drop_oldest(ev);
 	e.seq = ev->next++;
-	e.unix_ms = unix_ms();
+	e.unix_ms = sy_unix_ms();
 	s = slot_of(ev, e.seq);
 	s->e = e;
 	s->mem = mem;

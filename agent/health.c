@@ -17,6 +17,7 @@
 
 #include "endpoint.h"
 #include "log.h"
+#include "loop.h"
 
 enum stage { IDLE, CONNECTING, WAIT_REPLY };
 
@@ -43,14 +44,6 @@ struct sy_health {
 	uint64_t tick_timer;
 };
 
-static uint64_t unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void stop_check(struct hep *e)
 {
 	if (e->fd >= 0) {
@@ -71,7 +64,7 @@ static void finish(struct hep *e, bool ok, const char *why)
 
 	stop_check(e);
 	e->st.checked = true;
-	e->st.last_check_unix_ms = unix_ms();
+	e->st.last_check_unix_ms = sy_unix_ms();
 	e->st.healthy = ok;
 	if (ok) {
 		struct timespec now;

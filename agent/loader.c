@@ -40,12 +40,7 @@ static const struct bpf_obj_def objects[] = {
 /* Programs that must be attached (and pinned as links) for an installation to be
  * complete; adoption requires every one of them. */
 static const char *const required_links[] = {
-	"sy_connect4",
-	"sy_connect6",
-	"sy_getpeername4",
-	"sy_getpeername6",
-	"sy_egress",
-	"sy_ingress",
+	"sy_connect4", "sy_connect6", "sy_getpeername4", "sy_getpeername6", "sy_egress", "sy_ingress",
 };
 
 int sy_cgroup2_root(char *buf, size_t len)
@@ -120,12 +115,16 @@ static int open_maps(struct sy_bpf *b)
 		const char *name;
 		int *fd;
 	} maps[] = {
-		{"sy_routes", &b->routes_fd},	  {"sy_migrations", &b->migrations_fd},
-		{"sy_pins", &b->pins_fd},	  {"sy_steer_counters", &b->steer_counters_fd},
+		{"sy_routes", &b->routes_fd},
+		{"sy_migrations", &b->migrations_fd},
+		{"sy_pins", &b->pins_fd},
+		{"sy_steer_counters", &b->steer_counters_fd},
 		{"sy_config_map", &b->config_fd},
 		{"sy_side_stats", &b->side_stats_fd},
-		{"sy_cmds", &b->cmds_fd},	  {"sy_prefixes", &b->prefixes_fd},
-		{"sy_rule_stats", &b->rule_stats_fd}, {"sy_events", &b->events_fd},
+		{"sy_cmds", &b->cmds_fd},
+		{"sy_prefixes", &b->prefixes_fd},
+		{"sy_rule_stats", &b->rule_stats_fd},
+		{"sy_events", &b->events_fd},
 	};
 
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
@@ -312,8 +311,8 @@ int sy_bpf_open(const char *bpffs, const char *cgroup, struct sy_bpf **out)
 
 	if (!b)
 		return -ENOMEM;
-	b->routes_fd = b->migrations_fd = b->pins_fd = b->steer_counters_fd = b->config_fd = b->side_stats_fd =
-		b->cmds_fd = b->prefixes_fd = b->rule_stats_fd = b->events_fd = -1;
+	b->routes_fd = b->migrations_fd = b->pins_fd = b->steer_counters_fd = b->config_fd =
+		b->side_stats_fd = b->cmds_fd = b->prefixes_fd = b->rule_stats_fd = b->events_fd = -1;
 	if (snprintf(b->bpffs, sizeof(b->bpffs), "%s", bpffs) >= (int)sizeof(b->bpffs) ||
 	    snprintf(b->cgroup, sizeof(b->cgroup), "%s", cgroup) >= (int)sizeof(b->cgroup)) {
 		free(b);
@@ -377,8 +376,8 @@ fail:
 
 void sy_bpf_close(struct sy_bpf *b)
 {
-	int *fds[] = {&b->routes_fd,	 &b->migrations_fd, &b->pins_fd,	 &b->steer_counters_fd,
-		      &b->config_fd,	 &b->side_stats_fd, &b->cmds_fd,	 &b->prefixes_fd,
+	int *fds[] = {&b->routes_fd,	 &b->migrations_fd, &b->pins_fd, &b->steer_counters_fd,
+		      &b->config_fd,	 &b->side_stats_fd, &b->cmds_fd, &b->prefixes_fd,
 		      &b->rule_stats_fd, &b->events_fd};
 
 	if (!b)

@@ -314,3 +314,11 @@ void sy_loop_stop(struct sy_loop *l)
 {
 	l->stop = 1;
 }
+
+uint64_t sy_unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

@@ -38,5 +38,7 @@ void sy_loop_stop(struct sy_loop *l);
 
 /* Monotonic milliseconds. */
 uint64_t sy_now_ms(void);
+/* Wall-clock milliseconds since the epoch (for timestamps people read). */
+uint64_t sy_unix_ms(void);
 
 #endif

@@ -22,8 +22,10 @@
 #include <time.h>
 
 #include "endpoint.h"
+#include "fnv.h"
 #include "loader.h"
 #include "log.h"
+#include "loop.h"
 #include "migration_events.h"
 #include "spec_pb.h"
 #include "state.h"
@@ -62,25 +64,11 @@ static void set_err(struct sy_spec_err *err, const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint64_t unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The salt is derived from the name (FNV-1a): a migration re-created under the same
  * name, or declared on another host, splits clients the same way. */
 static uint64_t salt_of(const char *name)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (const char *p = name; *p; p++) {
-		h ^= (unsigned char)*p;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	return sy_fnv1a(name, strlen(name), SY_FNV_OFFSET);
 }
 
 /* ---- deep copies of sets -------------------------------------------------------- */
@@ -261,8 +249,9 @@ static int keep_pin(const struct sy_migration_state *s, size_t n, const void *k)
 static void zero_stats(struct sy_bpf *b, uint32_t id)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	size_t sz = sizeof(struct sy_side_stats) > sizeof(struct sy_rule_stats) ? sizeof(struct sy_side_stats)
-									       : sizeof(struct sy_rule_stats);
+	size_t sz = sizeof(struct sy_side_stats) > sizeof(struct sy_rule_stats)
+			    ? sizeof(struct sy_side_stats)
+			    : sizeof(struct sy_rule_stats);
 	void *zero = ncpu > 0 ? calloc((size_t)ncpu, sz) : NULL;
 
 	if (!zero)
@@ -600,7 +589,7 @@ static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_mi
 		mstate_free(&nm);
 		return e;
 	}
-	nm.updated_unix_ms = unix_ms();
+	nm.updated_unix_ms = sy_unix_ms();
 	if (at >= 0) {
 		struct sy_migration_state *old = &cand[at];
 
@@ -786,7 +775,7 @@ static int edit(struct sy_registry *r, const char *name, struct sy_spec_err *err
 		set_free(cand, r->n);
 		return e;
 	}
-	cand[at].updated_unix_ms = unix_ms();
+	cand[at].updated_unix_ms = sy_unix_ms();
 	return commit_set(r, cand, r->n, err);
 }
 
@@ -934,7 +923,8 @@ int sy_registry_counters(const struct sy_registry *r, const char *name, struct s
 	return e;
 }
 
-int sy_registry_side_stats(const struct sy_registry *r, const char *name, uint8_t side, struct sy_side_stats *out)
+int sy_registry_side_stats(const struct sy_registry *r, const char *name, uint8_t side,
+			   struct sy_side_stats *out)
 {
 	const struct sy_migration_state *m = sy_registry_find(r, name);
 	int ncpu = libbpf_num_possible_cpus();
@@ -1007,7 +997,8 @@ int sy_registry_rule_stats(const struct sy_registry *r, const char *name, uint32
 	return e;
 }
 
-int sy_registry_side_classes(const struct sy_registry *r, const char *name, uint8_t side, struct sy_rule_stats *out)
+int sy_registry_side_classes(const struct sy_registry *r, const char *name, uint8_t side,
+			     struct sy_rule_stats *out)
 {
 	struct sy_rule_stats one;
 	int e;

@@ -64,13 +64,15 @@ const struct sy_migration_state *sy_registry_by_id(const struct sy_registry *r, 
 int sy_registry_counters(const struct sy_registry *r, const char *name, struct sy_steer_counters *out);
 
 /* Sums the per-CPU observe statistics of one side (enum sy_side) of a migration. */
-int sy_registry_side_stats(const struct sy_registry *r, const char *name, uint8_t side, struct sy_side_stats *out);
+int sy_registry_side_stats(const struct sy_registry *r, const char *name, uint8_t side,
+			   struct sy_side_stats *out);
 /* Commands and bytes by class of one rule (0 = whole endpoint or keyless, i = prefixes[i-1])
  * and side, summed over CPUs. */
 int sy_registry_rule_stats(const struct sy_registry *r, const char *name, uint32_t rule, uint8_t side,
 			   struct sy_rule_stats *out);
 /* The same over every rule of the migration. */
-int sy_registry_side_classes(const struct sy_registry *r, const char *name, uint8_t side, struct sy_rule_stats *out);
+int sy_registry_side_classes(const struct sy_registry *r, const char *name, uint8_t side,
+			     struct sy_rule_stats *out);
 
 /* Health of a target endpoint, from health.c; updates the kernel's healthy mask. why:
  * the failed check's error (for the event), or NULL. */

@@ -9,21 +9,22 @@
 #include <time.h>
 
 #include "commands.h"
+#include "fnv.h"
 #include "log.h"
 #include "loop.h"
 #include "migrations.h"
 #include "redis_conn.h"
 
-#define NCONN		  4	 /* destination connections per direction */
-#define SRC_SLOTS	  16384	 /* client connections followed at once (power of two) */
-#define LASTW_SLOTS	  65536	 /* recent writers per key, for conflicts (power of two) */
-#define CONFLICT_MS	  1000	 /* writes to one key from both sides this close: conflict */
-#define SETTLE_MS	  50	 /* a repair waits for replays in flight to land */
+#define NCONN		   4	 /* destination connections per direction */
+#define SRC_SLOTS	   16384 /* client connections followed at once (power of two) */
+#define LASTW_SLOTS	   65536 /* recent writers per key, for conflicts (power of two) */
+#define CONFLICT_MS	   1000	 /* writes to one key from both sides this close: conflict */
+#define SETTLE_MS	   50	 /* a repair waits for replays in flight to land */
 #define CONFLICT_SETTLE_MS 300	 /* a conflict repair waits for both sides' replays */
-#define RETRY_MS	  500	 /* a failed repair is tried again */
-#define REPAIR_INFLIGHT	  256
-#define RECONNECT_MS	  200
-#define MAX_ARGS	  (1 << 20)
+#define RETRY_MS	   500	 /* a failed repair is tried again */
+#define REPAIR_INFLIGHT	   256
+#define RECONNECT_MS	   200
+#define MAX_ARGS	   (1 << 20)
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
@@ -33,17 +34,6 @@ static uint64_t mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t fnv(const void *p, size_t n, uint64_t h)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
 }
 
 static unsigned log2_bucket(uint64_t us)
@@ -82,7 +72,8 @@ static struct dkey **dirty_slot(struct dirty *d, uint64_t h, int db, const char 
 	struct dkey **pp = &d->tab[h & (DIRTY_BUCKETS - 1)];
 
 	for (; *pp; pp = &(*pp)->hnext)
-		if ((*pp)->hash == h && (*pp)->db == db && (*pp)->len == len && memcmp((*pp)->key, k, len) == 0)
+		if ((*pp)->hash == h && (*pp)->db == db && (*pp)->len == len &&
+		    memcmp((*pp)->key, k, len) == 0)
 			return pp;
 	return pp;
 }
@@ -90,7 +81,7 @@ static struct dkey **dirty_slot(struct dirty *d, uint64_t h, int db, const char 
 /* 0 added or already there (its due time pushed to at least `due`), -ENOSPC full. */
 static int dirty_add(struct dirty *d, int db, const char *k, size_t len, uint64_t due)
 {
-	uint64_t h = fnv(k, len, 0xcbf29ce484222325ull ^ (uint64_t)db);
+	uint64_t h = sy_fnv1a(k, len, SY_FNV_OFFSET ^ (uint64_t)db);
 	struct dkey **pp, *e;
 
 	if (!d->tab && !(d->tab = calloc(DIRTY_BUCKETS, sizeof(*d->tab))))
@@ -212,7 +203,7 @@ struct mig {
 	bool active;
 	char name[SY_NAME_MAX];
 	uint64_t created_ms, updated_ms;
-	uint64_t ev_lost; /* the kernel's count when last looked at */
+	uint64_t ev_lost;	       /* the kernel's count when last looked at */
 	struct sy_migration_spec spec; /* copy, pins dropped */
 	uint8_t mirror;		       /* effective mode (auto resolved): SY_CAPTURE_* bits */
 	struct dir d[2];
@@ -389,7 +380,7 @@ static void on_dumped(struct sy_redis *c, redisReply *r, void *priv)
 	dump = r->element[0];
 	pttl = r->element[1];
 	kl = sy_key_map(&d->mig->spec, src_side(d), rp->key, rp->len, buf, sizeof(buf), &k);
-	dc = dst_for(d, fnv(k, kl, 0xcbf29ce484222325ull));
+	dc = dst_for(d, sy_fnv1a(k, kl, SY_FNV_OFFSET));
 	if (!sy_redis_alive(dc->r) || select_db(dc, rp->db, ignore_reply)) {
 		repair_done(rp, false);
 		return;
@@ -567,8 +558,8 @@ static struct pending *pending_new(struct dir *d, uint64_t ts, int db)
 	return p;
 }
 
-static int pending_keys(struct pending *p, int argc, const char *const *argv, const size_t *lens, const int *idx,
-			int n)
+static int pending_keys(struct pending *p, int argc, const char *const *argv, const size_t *lens,
+			const int *idx, int n)
 {
 	size_t add = 0, *l;
 	char *k;
@@ -765,7 +756,8 @@ static struct src *src_of(struct mig *g, uint64_t cookie)
 	}
 	if (victim->cookie && (victim->in_multi || victim->db != 0) && sy_now_ms() - victim->last_ms < 60000)
 		for (int k = 0; k < 2; k++)
-			flag_audit(&g->d[k], "too many client connections at once: one's SELECT/MULTI state was lost");
+			flag_audit(&g->d[k],
+				   "too many client connections at once: one's SELECT/MULTI state was lost");
 	txn_clear(victim);
 	memset(victim, 0, sizeof(*victim));
 	victim->cookie = cookie;
@@ -775,6 +767,31 @@ static struct src *src_of(struct mig *g, uint64_t cookie)
 
 /* ---- conflicts ------------------------------------------------------------------------ */
 
+/* The writers' table entry of a key named as `side` names it (compared by its
+ * legacy-side name). create: take the slot over if another key holds it; else NULL. */
+static struct lastw *lastw_of(struct mig *g, int side, int db, const char *k, size_t len, bool create)
+{
+	char buf[1024];
+	const char *lk = k;
+	size_t ll = len;
+	struct lastw *w;
+	uint64_t fp;
+
+	if (side == SY_SIDE_TARGET)
+		ll = sy_key_map(&g->spec, SY_SIDE_TARGET, k, len, buf, sizeof(buf), &lk);
+	if (!g->lastw && (!create || !(g->lastw = calloc(LASTW_SLOTS, sizeof(*g->lastw)))))
+		return NULL;
+	fp = sy_fnv1a(lk, ll, SY_FNV_OFFSET ^ (uint64_t)db) | 1;
+	w = &g->lastw[fp >> 48 & (LASTW_SLOTS - 1)];
+	if (w->fp != fp) {
+		if (!create)
+			return NULL;
+		memset(w, 0, sizeof(*w));
+		w->fp = fp;
+	}
+	return w;
+}
+
 /* Records a write of key k (source-side name) by connection `cookie` on `side`; true
  * when another connection — on either side — wrote it within CONFLICT_MS, or a
  * conflict on it is recent. Replays of different connections travel on different
@@ -783,23 +800,12 @@ static struct src *src_of(struct mig *g, uint64_t cookie)
  * their legacy-side names. */
 static bool conflict(struct mig *g, int side, uint64_t cookie, int db, const char *k, size_t len)
 {
-	char buf[1024];
-	const char *lk = k;
-	size_t ll = len;
-	uint64_t fp, now = sy_now_ms();
-	struct lastw *w;
+	struct lastw *w = lastw_of(g, side, db, k, len, true);
+	uint64_t now = sy_now_ms();
 	bool hit;
 
-	if (side == SY_SIDE_TARGET)
-		ll = sy_key_map(&g->spec, SY_SIDE_TARGET, k, len, buf, sizeof(buf), &lk);
-	if (!g->lastw && !(g->lastw = calloc(LASTW_SLOTS, sizeof(*g->lastw))))
+	if (!w)
 		return false;
-	fp = fnv(lk, ll, 0xcbf29ce484222325ull ^ (uint64_t)db) | 1;
-	w = &g->lastw[fp >> 48 & (LASTW_SLOTS - 1)];
-	if (w->fp != fp) {
-		memset(w, 0, sizeof(*w));
-		w->fp = fp;
-	}
 	hit = (w->ms && (w->side != side || w->cookie != cookie) && now - w->ms <= CONFLICT_MS) ||
 	      now < w->hot_until_ms;
 	if (hit)
@@ -837,8 +843,8 @@ static int rewrite_argv(const struct mig *g, int from_side, const struct args *a
 	for (int i = 0; i < nkeys; i++) {
 		size_t cap = a->lens[keys[i]] + SY_PREFIX_MAX;
 
-		lens[keys[i]] = sy_key_map(&g->spec, from_side, a->argv[keys[i]], a->lens[keys[i]], *store + off, cap,
-					&argv[keys[i]]);
+		lens[keys[i]] = sy_key_map(&g->spec, from_side, a->argv[keys[i]], a->lens[keys[i]],
+					   *store + off, cap, &argv[keys[i]]);
 		off += cap;
 	}
 	*argv_out = argv;
@@ -858,14 +864,17 @@ static bool relative_ttl(const struct args *a)
 	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
 		if (a->lens[0] == strlen(always[i]) && strncasecmp(n, always[i], a->lens[0]) == 0)
 			return true;
-	if ((a->lens[0] == 3 && strncasecmp(n, "SET", 3) == 0) || (a->lens[0] == 5 && strncasecmp(n, "GETEX", 5) == 0))
+	if ((a->lens[0] == 3 && strncasecmp(n, "SET", 3) == 0) ||
+	    (a->lens[0] == 5 && strncasecmp(n, "GETEX", 5) == 0))
 		for (int i = 2; i < a->argc; i++)
-			if (a->lens[i] == 2 && (strncasecmp(a->argv[i], "EX", 2) == 0 || strncasecmp(a->argv[i], "PX", 2) == 0))
+			if (a->lens[i] == 2 &&
+			    (strncasecmp(a->argv[i], "EX", 2) == 0 || strncasecmp(a->argv[i], "PX", 2) == 0))
 				return true;
 	return false;
 }
 
-static void replay(struct dir *d, struct src *s, struct args *a, const struct sy_captured *c, int *keys, int nkeys)
+static void replay(struct dir *d, struct src *s, struct args *a, const struct sy_captured *c, int *keys,
+		   int nkeys)
 {
 	struct mig *g = d->mig;
 	struct pending *p = NULL;
@@ -971,7 +980,8 @@ static void replay_txn(struct dir *d, struct src *s, uint64_t ts, uint64_t cooki
 		size_t *lens = t->lens;
 		char *store = NULL;
 
-		if (g->spec.n_rewrite && rewrite_argv(g, src_side(d), &v, t->keys, t->nkeys, &argv, &lens, &store)) {
+		if (g->spec.n_rewrite &&
+		    rewrite_argv(g, src_side(d), &v, t->keys, t->nkeys, &argv, &lens, &store)) {
 			on_replayed(NULL, NULL, p);
 			continue;
 		}
@@ -1086,7 +1096,8 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	e = c->truncated ? parse_prefix(c, &a) : parse_args(c, &a);
 	if (e) {
 		args_free(&a);
-		flag_audit(d, c->truncated ? "a truncated write's keys are unknown" : "a captured write did not parse");
+		flag_audit(d, c->truncated ? "a truncated write's keys are unknown"
+					   : "a captured write did not parse");
 		if (s->in_multi)
 			s->txn_bad = true;
 		return;
@@ -1108,10 +1119,12 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		return;
 	}
 	keys = malloc((size_t)(a.argc ? a.argc : 1) * sizeof(int));
-	nkeys = keys ? sy_command_keys(cmd, a.argc, (const char *const *)a.argv, a.lens, keys, a.argc) : -ENOMEM;
+	nkeys = keys ? sy_command_keys(cmd, a.argc, (const char *const *)a.argv, a.lens, keys, a.argc)
+		     : -ENOMEM;
 	if (nkeys < 0) {
 		/* a truncated command may have lost its later keys: its first ones still count */
-		if (c->truncated && cmd->first > 0 && cmd->first < a.argc && !(cmd->flags & SY_CMDF_NUMKEYS)) {
+		if (c->truncated && cmd->first > 0 && cmd->first < a.argc &&
+		    !(cmd->flags & SY_CMDF_NUMKEYS)) {
 			keys[0] = cmd->first;
 			nkeys = 1;
 		}
@@ -1131,7 +1144,8 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		if (conflict(g, c->side, c->cookie, s->db, a.argv[keys[i]], a.lens[keys[i]])) {
 			/* copied in one direction only, so two copies never cross: from legacy
 			 * (authoritative) when writes on legacy are mirrored, else from target */
-			struct dir *auth = &g->d[(g->mirror & SY_CAPTURE_LEGACY) ? SY_DIR_FORWARD : SY_DIR_REVERSE];
+			struct dir *auth =
+				&g->d[(g->mirror & SY_CAPTURE_LEGACY) ? SY_DIR_FORWARD : SY_DIR_REVERSE];
 			char buf[1024];
 			const char *lk = a.argv[keys[i]];
 			size_t ll = a.lens[keys[i]];
@@ -1271,7 +1285,8 @@ static void check_lost(struct sy_loop *l, void *arg)
 		lost = st[0].ev_lost + st[1].ev_lost;
 		if (lost > g->ev_lost)
 			for (int k = 0; k < 2; k++)
-				flag_audit(&g->d[k], "the kernel's ring buffer overflowed: captured writes were lost");
+				flag_audit(&g->d[k],
+					   "the kernel's ring buffer overflowed: captured writes were lost");
 		g->ev_lost = lost;
 	}
 	m->check_timer = sy_loop_add_timer(l, 1000, check_lost, m);
@@ -1325,7 +1340,8 @@ int sy_mirror_repair_key(struct sy_mirror *m, uint32_t mig_id, int dir, int db, 
 {
 	const struct sy_migration_state *ms;
 
-	if (!m || mig_id >= SY_MAX_MIGRATIONS || dir < 0 || dir > 1 || !(ms = sy_registry_by_id(m->reg, mig_id)))
+	if (!m || mig_id >= SY_MAX_MIGRATIONS || dir < 0 || dir > 1 ||
+	    !(ms = sy_registry_by_id(m->reg, mig_id)))
 		return -ENOENT;
 	sync_mig(m, &m->migs[mig_id], ms);
 	mark_dirty(&m->migs[mig_id].d[dir], db, key, len, 0);
@@ -1335,24 +1351,10 @@ int sy_mirror_repair_key(struct sy_mirror *m, uint32_t mig_id, int dir, int db, 
 /* Marks a key being repaired on d (source-side name) hot in the writers' table. */
 static void mark_hot(struct dir *d, int db, const char *key, size_t len)
 {
-	struct mig *g = d->mig;
-	char buf[1024];
-	const char *lk = key;
-	size_t ll = len;
-	struct lastw *w;
-	uint64_t fp;
+	struct lastw *w = lastw_of(d->mig, src_side(d), db, key, len, true);
 
-	if (d->dir == SY_DIR_REVERSE)
-		ll = sy_key_map(&g->spec, SY_SIDE_TARGET, key, len, buf, sizeof(buf), &lk);
-	if (!g->lastw && !(g->lastw = calloc(LASTW_SLOTS, sizeof(*g->lastw))))
-		return;
-	fp = fnv(lk, ll, 0xcbf29ce484222325ull ^ (uint64_t)db) | 1;
-	w = &g->lastw[fp >> 48 & (LASTW_SLOTS - 1)];
-	if (w->fp != fp) {
-		memset(w, 0, sizeof(*w));
-		w->fp = fp;
-	}
-	w->hot_until_ms = sy_now_ms() + 2 * CONFLICT_MS;
+	if (w)
+		w->hot_until_ms = sy_now_ms() + 2 * CONFLICT_MS;
 }
 
 void sy_mirror_note_copy(struct sy_mirror *m, uint32_t mig_id, int db, const char *key, size_t len)
@@ -1360,20 +1362,14 @@ void sy_mirror_note_copy(struct sy_mirror *m, uint32_t mig_id, int db, const cha
 	const struct sy_migration_state *ms;
 	struct mig *g;
 	struct lastw *w;
-	uint64_t fp;
 
 	if (!m || mig_id >= SY_MAX_MIGRATIONS || !(ms = sy_registry_by_id(m->reg, mig_id)))
 		return;
 	g = &m->migs[mig_id];
 	sync_mig(m, g, ms);
-	if (!g->lastw && !(g->lastw = calloc(LASTW_SLOTS, sizeof(*g->lastw))))
+	w = lastw_of(g, SY_SIDE_LEGACY, db, key, len, true);
+	if (!w)
 		return;
-	fp = fnv(key, len, 0xcbf29ce484222325ull ^ (uint64_t)db) | 1;
-	w = &g->lastw[fp >> 48 & (LASTW_SLOTS - 1)];
-	if (w->fp != fp) {
-		memset(w, 0, sizeof(*w));
-		w->fp = fp;
-	}
 	/* a write just before may still be on its way to the other side, where it would
 	 * land on top of the copy (twice, for an INCR): copy again once it landed */
 	if (w->ms && sy_now_ms() - w->ms <= 2 * CONFLICT_MS)
@@ -1384,27 +1380,23 @@ void sy_mirror_note_copy(struct sy_mirror *m, uint32_t mig_id, int db, const cha
 bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char *key, size_t len,
 			uint64_t window_ms)
 {
+	const struct lastw *w;
 	struct mig *g;
-	uint64_t fp;
 
 	if (!m || mig_id >= SY_MAX_MIGRATIONS || !(g = &m->migs[mig_id])->active)
 		return false;
 	/* under load replays lag: a write that old may not have landed yet */
 	for (int k = 0; k < 2; k++) {
-		uint64_t lag = g->d[k].lag_cur_ms > g->d[k].lag_prev_ms ? g->d[k].lag_cur_ms : g->d[k].lag_prev_ms;
+		uint64_t lag =
+			g->d[k].lag_cur_ms > g->d[k].lag_prev_ms ? g->d[k].lag_cur_ms : g->d[k].lag_prev_ms;
 
 		if (g->d[k].inflight)
 			lag += 1000;
 		window_ms += lag;
 	}
-	if (g->lastw) {
-		const struct lastw *w;
-
-		fp = fnv(key, len, 0xcbf29ce484222325ull ^ (uint64_t)db) | 1;
-		w = &g->lastw[fp >> 48 & (LASTW_SLOTS - 1)];
-		if (w->fp == fp && sy_now_ms() - w->ms <= window_ms)
-			return true;
-	}
+	w = lastw_of(g, SY_SIDE_LEGACY, db, key, len, false);
+	if (w && sy_now_ms() - w->ms <= window_ms)
+		return true;
 	for (int k = 0; k < 2; k++) {
 		struct dir *d = &g->d[k];
 		char buf[1024];
@@ -1417,7 +1409,7 @@ bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char
 			continue;
 		if (k == SY_DIR_REVERSE)
 			dl = sy_key_map(&g->spec, SY_SIDE_LEGACY, key, len, buf, sizeof(buf), &dk);
-		if (*dirty_slot(&d->dirty, fnv(dk, dl, 0xcbf29ce484222325ull ^ (uint64_t)db), db, dk, dl))
+		if (*dirty_slot(&d->dirty, sy_fnv1a(dk, dl, SY_FNV_OFFSET ^ (uint64_t)db), db, dk, dl))
 			return true;
 	}
 	return false;

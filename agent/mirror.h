@@ -43,7 +43,7 @@ struct sy_mirror_stats {
 	uint64_t dirty;		/* keys waiting for repair now */
 	bool needs_audit;	/* something may be missed that repair cannot know about */
 	char audit_reason[96];
-	uint64_t repaired_bytes; /* DUMP payloads copied by repair */
+	uint64_t repaired_bytes;      /* DUMP payloads copied by repair */
 	uint64_t lag[SY_LAT_BUCKETS]; /* capture → acknowledged, log2 microseconds */
 };
 

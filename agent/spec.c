@@ -16,7 +16,7 @@
 #include "endpoint.h"
 
 #define SY_SPEC_MAX_BYTES (4u << 20)
-#define SY_SPEC_MAX_PINS 4096
+#define SY_SPEC_MAX_PINS  4096
 
 static void set_err(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_err(struct sy_spec_err *err, const char *fmt, ...)
@@ -61,8 +61,8 @@ uint8_t sy_mirror_effective(const struct sy_migration_spec *m)
 
 /* ---- key rewrite ----------------------------------------------------------------- */
 
-size_t sy_key_map(const struct sy_migration_spec *s, int from, const char *k, size_t len, char *buf, size_t cap,
-		  const char **out)
+size_t sy_key_map(const struct sy_migration_spec *s, int from, const char *k, size_t len, char *buf,
+		  size_t cap, const char **out)
 {
 	*out = k;
 	for (uint32_t i = 0; i < s->n_rewrite; i++) {
@@ -202,8 +202,9 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 
 	*line = m->line;
 	if (!name_ok(m->name)) {
-		set_err(err, "name: \"%s\" must be 1-%d characters of a-z, 0-9, '.', '_', '-', starting with a "
-			     "letter or digit",
+		set_err(err,
+			"name: \"%s\" must be 1-%d characters of a-z, 0-9, '.', '_', '-', starting with a "
+			"letter or digit",
 			m->name, SY_NAME_MAX - 1);
 		return -EINVAL;
 	}
@@ -292,8 +293,8 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 			/* one key must map one way, both ways: no prefix of another */
 			if (strncmp(w->from, o->from, fl < strlen(o->from) ? fl : strlen(o->from)) == 0 ||
 			    strncmp(w->to, o->to, tl < strlen(o->to) ? tl : strlen(o->to)) == 0) {
-				set_err(err, "rewrite[%u]: \"%s\" -> \"%s\" overlaps \"%s\" -> \"%s\"", i, w->from, w->to,
-					o->from, o->to);
+				set_err(err, "rewrite[%u]: \"%s\" -> \"%s\" overlaps \"%s\" -> \"%s\"", i,
+					w->from, w->to, o->from, o->to);
 				return -EINVAL;
 			}
 		}
@@ -367,13 +368,15 @@ static int check_against(const struct sy_migration_spec *m, const struct sy_migr
 		sy_endpoint_format(&m->legacy[i], a, sizeof(a));
 		for (uint32_t j = 0; j < o->n_legacy; j++)
 			if (sy_endpoint_equal(&m->legacy[i], &o->legacy[j])) {
-				set_err(err, "legacy[%u]: legacy endpoint %s is already in migration \"%s\"%s", i, a,
-					o->name, where);
+				set_err(err,
+					"legacy[%u]: legacy endpoint %s is already in migration \"%s\"%s", i,
+					a, o->name, where);
 				return -EINVAL;
 			}
 		for (uint32_t j = 0; j < o->n_target; j++)
 			if (sy_endpoint_equal(&m->legacy[i], &o->target[j])) {
-				set_err(err, "legacy[%u]: %s is a target of migration \"%s\"%s", i, a, o->name, where);
+				set_err(err, "legacy[%u]: %s is a target of migration \"%s\"%s", i, a,
+					o->name, where);
 				return -EINVAL;
 			}
 	}
@@ -381,8 +384,8 @@ static int check_against(const struct sy_migration_spec *m, const struct sy_migr
 		for (uint32_t j = 0; j < o->n_legacy; j++)
 			if (sy_endpoint_equal(&m->target[i], &o->legacy[j])) {
 				sy_endpoint_format(&m->target[i], a, sizeof(a));
-				set_err(err, "target[%u]: %s is a legacy endpoint of migration \"%s\"%s", i, a,
-					o->name, where);
+				set_err(err, "target[%u]: %s is a legacy endpoint of migration \"%s\"%s", i,
+					a, o->name, where);
 				return -EINVAL;
 			}
 	return 0;
@@ -437,7 +440,8 @@ static int yline(const yaml_node_t *n)
 	return (int)n->start_mark.line + 1;
 }
 
-static int yfail(struct yctx *c, const yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int yfail(struct yctx *c, const yaml_node_t *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static int yfail(struct yctx *c, const yaml_node_t *n, const char *fmt, ...)
 {
 	char msg[400];
@@ -481,8 +485,8 @@ static int map_fields(struct yctx *c, yaml_node_t *map, const char *what, const 
 
 	for (; fields[nf]; nf++) {
 		found[nf] = NULL;
-		snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), "%s%s", nf ? ", " : "",
-			 fields[nf]);
+		snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), "%s%s",
+			 nf ? ", " : "", fields[nf]);
 	}
 	if (map->type != YAML_MAPPING_NODE)
 		return yfail(c, map, "%s must be a mapping, not %s", what, kind(map));
@@ -505,7 +509,8 @@ static int map_fields(struct yctx *c, yaml_node_t *map, const char *what, const 
 	return 0;
 }
 
-static int endpoints(struct yctx *c, yaml_node_t *n, const char *field, struct sy_endpoint *out, uint32_t *count)
+static int endpoints(struct yctx *c, yaml_node_t *n, const char *field, struct sy_endpoint *out,
+		     uint32_t *count)
 {
 	uint32_t k = 0;
 
@@ -534,7 +539,8 @@ static int pins(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
 	size_t count;
 
 	if (n->type != YAML_SEQUENCE_NODE)
-		return yfail(c, n, "pins: must be a list of {cgroup: PATH, side: legacy|target}, not %s", kind(n));
+		return yfail(c, n, "pins: must be a list of {cgroup: PATH, side: legacy|target}, not %s",
+			     kind(n));
 	count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count > SY_SPEC_MAX_PINS)
 		return yfail(c, n, "pins: at most %d", SY_SPEC_MAX_PINS);
@@ -587,7 +593,8 @@ static int prefixes(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
 		if (i >= SY_SPEC_MAX_PREFIXES)
 			return yfail(c, p, "prefixes: at most %d", SY_SPEC_MAX_PREFIXES);
 		if (!s || !s[0] || strlen(s) > SY_PREFIX_MAX)
-			return yfail(c, p, "prefixes[%zu]: must be a string of 1 to %d bytes", i, SY_PREFIX_MAX);
+			return yfail(c, p, "prefixes[%zu]: must be a string of 1 to %d bytes", i,
+				     SY_PREFIX_MAX);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(m->prefixes[j], s) == 0)
 				return yfail(c, p, "prefixes[%zu]: \"%s\" is listed twice", i, s);
@@ -602,16 +609,21 @@ static int rewrites(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
 	yaml_node_pair_t *p;
 
 	if (n->type != YAML_MAPPING_NODE)
-		return yfail(c, n, "rewrite: must be a mapping of key prefixes ({\"user:\": \"u2:\"}), not %s", kind(n));
+		return yfail(c, n,
+			     "rewrite: must be a mapping of key prefixes ({\"user:\": \"u2:\"}), not %s",
+			     kind(n));
 	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = yaml_document_get_node(&c->doc, p->key), *v = yaml_document_get_node(&c->doc, p->value);
+		yaml_node_t *k = yaml_document_get_node(&c->doc, p->key),
+			    *v = yaml_document_get_node(&c->doc, p->value);
 		const char *from = scalar(k), *to = scalar(v);
 		struct sy_rewrite_spec *w;
 
 		if (m->n_rewrite >= SY_SPEC_MAX_REWRITES)
 			return yfail(c, k, "rewrite: at most %d prefixes", SY_SPEC_MAX_REWRITES);
-		if (!from || !from[0] || strlen(from) > SY_PREFIX_MAX || !to || !to[0] || strlen(to) > SY_PREFIX_MAX)
-			return yfail(c, k, "rewrite: prefixes must be strings of 1 to %d bytes", SY_PREFIX_MAX);
+		if (!from || !from[0] || strlen(from) > SY_PREFIX_MAX || !to || !to[0] ||
+		    strlen(to) > SY_PREFIX_MAX)
+			return yfail(c, k, "rewrite: prefixes must be strings of 1 to %d bytes",
+				     SY_PREFIX_MAX);
 		w = &m->rewrite[m->n_rewrite++];
 		strcpy(w->from, from);
 		strcpy(w->to, to);
@@ -629,16 +641,18 @@ static int uint_field(struct yctx *c, yaml_node_t *n, const char *field, uint32_
 	errno = 0;
 	v = s && s[0] >= '0' && s[0] <= '9' ? strtoul(s, &end, 10) : 0;
 	if (!s || s[0] < '0' || s[0] > '9' || *end || errno || v < min || v > max)
-		return yfail(c, n, "%s: \"%s\" must be a whole number in %u..%u", field, s ? s : kind(n), min, max);
+		return yfail(c, n, "%s: \"%s\" must be a whole number in %u..%u", field, s ? s : kind(n), min,
+			     max);
 	*out = (uint32_t)v;
 	return 0;
 }
 
 static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migration_spec *m)
 {
-	static const char *const fields[] = {"name",	 "legacy",	 "target", "client",	    "ratio",
-					     "pins",	 "prefixes",	 "sample_reads", "mirror", "capture_bytes",
-					     "rewrite", "mirror_queue", "auto_repair", "audit_every", NULL};
+	static const char *const fields[] = {"name",	    "legacy",	     "target",	 "client",
+					     "ratio",	    "pins",	     "prefixes", "sample_reads",
+					     "mirror",	    "capture_bytes", "rewrite",	 "mirror_queue",
+					     "auto_repair", "audit_every",   NULL};
 	enum {
 		F_NAME,
 		F_LEGACY,
@@ -671,7 +685,8 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		return yfail(c, f[F_NAME] ? f[F_NAME] : n, "name: required");
 	if (strlen(s) >= sizeof(m->name) || !name_ok(s))
 		return yfail(c, f[F_NAME],
-			     "name: \"%s\" must be 1-%d characters of a-z, 0-9, '.', '_', '-', starting with a letter "
+			     "name: \"%s\" must be 1-%d characters of a-z, 0-9, '.', '_', '-', starting with "
+			     "a letter "
 			     "or digit",
 			     s, SY_NAME_MAX - 1);
 	strcpy(m->name, s);
@@ -690,35 +705,42 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		else if (s && strcmp(s, "connection") == 0)
 			m->client_mode = SY_CLIENT_CONNECTION;
 		else
-			return yfail(c, f[F_CLIENT], "client: \"%s\" is not cgroup or connection", s ? s : kind(f[F_CLIENT]));
+			return yfail(c, f[F_CLIENT], "client: \"%s\" is not cgroup or connection",
+				     s ? s : kind(f[F_CLIENT]));
 	}
 	if (f[F_RATIO]) {
 		s = scalar(f[F_RATIO]);
 		if (!s)
-			return yfail(c, f[F_RATIO], "ratio: must be a percentage (25%%) or basis points (2500bp)");
+			return yfail(c, f[F_RATIO],
+				     "ratio: must be a percentage (25%%) or basis points (2500bp)");
 		e = sy_ratio_parse(s, &m->ratio_bp);
 		if (e == -ERANGE)
-			return yfail(c, f[F_RATIO], "ratio: \"%s\" is out of range 0%%..100%% (0bp..10000bp)", s);
-		if (e)
-			return yfail(c, f[F_RATIO],
-				     "ratio: \"%s\" is not a percentage with at most 2 decimals (12.5%%) or basis "
-				     "points (1250bp)",
+			return yfail(c, f[F_RATIO], "ratio: \"%s\" is out of range 0%%..100%% (0bp..10000bp)",
 				     s);
+		if (e)
+			return yfail(
+				c, f[F_RATIO],
+				"ratio: \"%s\" is not a percentage with at most 2 decimals (12.5%%) or basis "
+				"points (1250bp)",
+				s);
 	}
 	if (f[F_PINS] && (e = pins(c, f[F_PINS], m)))
 		return e;
 	if (f[F_PREFIXES] && (e = prefixes(c, f[F_PREFIXES], m)))
 		return e;
-	if (f[F_SAMPLE] && (e = uint_field(c, f[F_SAMPLE], "sample_reads", 0, SY_SAMPLE_MAX, &m->sample_reads)))
+	if (f[F_SAMPLE] &&
+	    (e = uint_field(c, f[F_SAMPLE], "sample_reads", 0, SY_SAMPLE_MAX, &m->sample_reads)))
 		return e;
-	if (f[F_CAPTURE] &&
-	    (e = uint_field(c, f[F_CAPTURE], "capture_bytes", SY_CAPTURE_MIN, SY_CAPTURE_MAX, &m->capture_bytes)))
+	if (f[F_CAPTURE] && (e = uint_field(c, f[F_CAPTURE], "capture_bytes", SY_CAPTURE_MIN, SY_CAPTURE_MAX,
+					    &m->capture_bytes)))
 		return e;
-	if (f[F_QUEUE] && (e = uint_field(c, f[F_QUEUE], "mirror_queue", 1, SY_MIRROR_QUEUE_MAX, &m->mirror_queue)))
+	if (f[F_QUEUE] &&
+	    (e = uint_field(c, f[F_QUEUE], "mirror_queue", 1, SY_MIRROR_QUEUE_MAX, &m->mirror_queue)))
 		return e;
 	if (f[F_REWRITE] && (e = rewrites(c, f[F_REWRITE], m)))
 		return e;
-	if (f[F_AUDIT_EVERY] && (e = uint_field(c, f[F_AUDIT_EVERY], "audit_every", 0, 86400 * 7, &m->audit_every)))
+	if (f[F_AUDIT_EVERY] &&
+	    (e = uint_field(c, f[F_AUDIT_EVERY], "audit_every", 0, 86400 * 7, &m->audit_every)))
 		return e;
 	if (f[F_AUTO_REPAIR]) {
 		s = scalar(f[F_AUTO_REPAIR]);
@@ -733,13 +755,15 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 	if (f[F_MIRROR]) {
 		s = scalar(f[F_MIRROR]);
 		if (sy_mirror_parse(s, &m->mirror))
-			return yfail(c, f[F_MIRROR], "mirror: \"%s\" is not auto, off, forward, reverse or both",
+			return yfail(c, f[F_MIRROR],
+				     "mirror: \"%s\" is not auto, off, forward, reverse or both",
 				     s ? s : kind(f[F_MIRROR]));
 	}
 	return 0;
 }
 
-int sy_spec_load_buf(const char *name, const char *buf, size_t len, struct sy_spec *out, struct sy_spec_err *err)
+int sy_spec_load_buf(const char *name, const char *buf, size_t len, struct sy_spec *out,
+		     struct sy_spec_err *err)
 {
 	static const char *const top[] = {"migrations", NULL};
 	yaml_parser_t parser;
@@ -772,8 +796,9 @@ int sy_spec_load_buf(const char *name, const char *buf, size_t len, struct sy_sp
 		e = yfail(&c, root, "migrations: required");
 		goto out;
 	}
-	if (f[0]->type == YAML_SCALAR_NODE && (f[0]->data.scalar.length == 0 || strcmp(scalar(f[0]), "null") == 0 ||
-					       strcmp(scalar(f[0]), "~") == 0))
+	if (f[0]->type == YAML_SCALAR_NODE &&
+	    (f[0]->data.scalar.length == 0 || strcmp(scalar(f[0]), "null") == 0 ||
+	     strcmp(scalar(f[0]), "~") == 0))
 		goto out; /* "migrations:" with nothing: no migrations */
 	if (f[0]->type != YAML_SEQUENCE_NODE) {
 		e = yfail(&c, f[0], "migrations: must be a list, not %s", kind(f[0]));

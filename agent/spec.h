@@ -30,15 +30,15 @@
 
 #include "switchyard/abi.h"
 
-#define SY_NAME_MAX 64 /* migration names: [a-z0-9][a-z0-9._-]{0,62} */
-#define SY_SPEC_MAX_PREFIXES (SY_MAX_RULES - 1)
-#define SY_SAMPLE_MAX 1000000
-#define SY_CAPTURE_DEFAULT 65536
-#define SY_CAPTURE_MIN 64
-#define SY_CAPTURE_MAX (1u << 20)
-#define SY_SPEC_MAX_REWRITES 8
+#define SY_NAME_MAX		64 /* migration names: [a-z0-9][a-z0-9._-]{0,62} */
+#define SY_SPEC_MAX_PREFIXES	(SY_MAX_RULES - 1)
+#define SY_SAMPLE_MAX		1000000
+#define SY_CAPTURE_DEFAULT	65536
+#define SY_CAPTURE_MIN		64
+#define SY_CAPTURE_MAX		(1u << 20)
+#define SY_SPEC_MAX_REWRITES	8
 #define SY_MIRROR_QUEUE_DEFAULT 10000
-#define SY_MIRROR_QUEUE_MAX 1000000
+#define SY_MIRROR_QUEUE_MAX	1000000
 
 /* A key-prefix rewrite: keys starting with `from` on legacy are `to` on target. */
 struct sy_rewrite_spec {
@@ -59,8 +59,8 @@ enum sy_mirror_mode {
 
 struct sy_pin_spec {
 	char cgroup[PATH_MAX]; /* absolute path under the cgroup2 mount */
-	uint8_t side;          /* enum sy_side */
-	int line;              /* source line in the file, 0 when from the API */
+	uint8_t side;	       /* enum sy_side */
+	int line;	       /* source line in the file, 0 when from the API */
 };
 
 struct sy_migration_spec {
@@ -83,7 +83,7 @@ struct sy_migration_spec {
 	uint32_t mirror_queue; /* commands in flight per direction; 0 = SY_MIRROR_QUEUE_DEFAULT */
 	bool auto_repair;      /* drift found by audits and dual reads is repaired at once */
 	uint32_t audit_every;  /* seconds between the end of an audit and the next; 0 = on demand */
-	int line; /* line of the "- name:" item in the file, 0 when from the API */
+	int line;	       /* line of the "- name:" item in the file, 0 when from the API */
 };
 
 struct sy_spec {
@@ -118,8 +118,8 @@ int sy_spec_validate_against(const struct sy_migration_spec *m, const struct sy_
 /* Key `k` of side `from` (enum sy_side) as the other side names it, by the rewrite
  * rules: the new name in buf (*out = buf), or k itself when no rule applies (*out = k).
  * Returns the length of *out. */
-size_t sy_key_map(const struct sy_migration_spec *s, int from, const char *k, size_t len, char *buf, size_t cap,
-		  const char **out);
+size_t sy_key_map(const struct sy_migration_spec *s, int from, const char *k, size_t len, char *buf,
+		  size_t cap, const char **out);
 
 /* "off", "forward", "reverse", "both" ↔ enum sy_mirror_mode; -EINVAL / NULL otherwise. */
 int sy_mirror_parse(const char *s, uint8_t *out);

@@ -14,7 +14,8 @@ static int eps_from(char **in, size_t n, const char *field, struct sy_endpoint *
 	char why[200];
 
 	if (n > SY_MAX_ENDPOINTS) {
-		snprintf(err->msg, sizeof(err->msg), "%s: at most %d endpoints, got %zu", field, SY_MAX_ENDPOINTS, n);
+		snprintf(err->msg, sizeof(err->msg), "%s: at most %d endpoints, got %zu", field,
+			 SY_MAX_ENDPOINTS, n);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -38,7 +39,8 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 		return -EINVAL;
 	}
 	if (strlen(pb->name) >= sizeof(out->name)) {
-		snprintf(err->msg, sizeof(err->msg), "name: longer than %zu characters", sizeof(out->name) - 1);
+		snprintf(err->msg, sizeof(err->msg), "name: longer than %zu characters",
+			 sizeof(out->name) - 1);
 		return -EINVAL;
 	}
 	strcpy(out->name, pb->name);
@@ -59,7 +61,8 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	}
 	for (size_t i = 0; i < pb->n_prefixes; i++) {
 		if (!pb->prefixes[i] || !pb->prefixes[i][0] || strlen(pb->prefixes[i]) > SY_PREFIX_MAX) {
-			snprintf(err->msg, sizeof(err->msg), "prefixes[%zu]: must be 1 to %d bytes", i, SY_PREFIX_MAX);
+			snprintf(err->msg, sizeof(err->msg), "prefixes[%zu]: must be 1 to %d bytes", i,
+				 SY_PREFIX_MAX);
 			return -EINVAL;
 		}
 		strcpy(out->prefixes[i], pb->prefixes[i]);
@@ -67,14 +70,24 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	out->n_prefixes = (uint32_t)pb->n_prefixes;
 	out->sample_reads = pb->sample_reads;
 	switch ((int)pb->mirror) {
-	case SWITCHYARD__V1__MIRROR__MIRROR_AUTO: out->mirror = SY_MIRROR_AUTO; break;
-	case SWITCHYARD__V1__MIRROR__MIRROR_OFF: out->mirror = SY_MIRROR_OFF; break;
-	case SWITCHYARD__V1__MIRROR__MIRROR_FORWARD: out->mirror = SY_MIRROR_FORWARD; break;
-	case SWITCHYARD__V1__MIRROR__MIRROR_REVERSE: out->mirror = SY_MIRROR_REVERSE; break;
-	case SWITCHYARD__V1__MIRROR__MIRROR_BOTH: out->mirror = SY_MIRROR_BOTH; break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_AUTO:
+		out->mirror = SY_MIRROR_AUTO;
+		break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_OFF:
+		out->mirror = SY_MIRROR_OFF;
+		break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_FORWARD:
+		out->mirror = SY_MIRROR_FORWARD;
+		break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_REVERSE:
+		out->mirror = SY_MIRROR_REVERSE;
+		break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_BOTH:
+		out->mirror = SY_MIRROR_BOTH;
+		break;
 	default:
-		snprintf(err->msg, sizeof(err->msg), "mirror: %d is not MIRROR_AUTO, _OFF, _FORWARD, _REVERSE or _BOTH",
-			 (int)pb->mirror);
+		snprintf(err->msg, sizeof(err->msg),
+			 "mirror: %d is not MIRROR_AUTO, _OFF, _FORWARD, _REVERSE or _BOTH", (int)pb->mirror);
 		return -EINVAL;
 	}
 	out->capture_bytes = pb->capture_bytes;
@@ -82,15 +95,16 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	out->auto_repair = pb->auto_repair;
 	out->audit_every = pb->audit_every;
 	if (pb->n_rewrite > SY_SPEC_MAX_REWRITES) {
-		snprintf(err->msg, sizeof(err->msg), "rewrite: at most %d, got %zu", SY_SPEC_MAX_REWRITES, pb->n_rewrite);
+		snprintf(err->msg, sizeof(err->msg), "rewrite: at most %d, got %zu", SY_SPEC_MAX_REWRITES,
+			 pb->n_rewrite);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < pb->n_rewrite; i++) {
 		const Switchyard__V1__KeyRewrite *w = pb->rewrite[i];
 
 		if (!w->from || !w->to || strlen(w->from) > SY_PREFIX_MAX || strlen(w->to) > SY_PREFIX_MAX) {
-			snprintf(err->msg, sizeof(err->msg), "rewrite[%zu]: prefixes must be 1 to %d bytes", i,
-				 SY_PREFIX_MAX);
+			snprintf(err->msg, sizeof(err->msg), "rewrite[%zu]: prefixes must be 1 to %d bytes",
+				 i, SY_PREFIX_MAX);
 			return -EINVAL;
 		}
 		strcpy(out->rewrite[i].from, w->from);
@@ -110,14 +124,15 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 		const Switchyard__V1__Pin *p = pb->pins[i];
 
 		if (!p->cgroup || strlen(p->cgroup) >= sizeof(out->pins[i].cgroup)) {
-			snprintf(err->msg, sizeof(err->msg), "pins[%zu].cgroup: required, at most %zu characters", i,
+			snprintf(err->msg, sizeof(err->msg),
+				 "pins[%zu].cgroup: required, at most %zu characters", i,
 				 sizeof(out->pins[i].cgroup) - 1);
 			sy_migration_spec_free(out);
 			return -EINVAL;
 		}
 		if ((unsigned)p->side > SY_SIDE_TARGET) {
-			snprintf(err->msg, sizeof(err->msg), "pins[%zu].side: %d is not SIDE_LEGACY or SIDE_TARGET", i,
-				 (int)p->side);
+			snprintf(err->msg, sizeof(err->msg),
+				 "pins[%zu].side: %d is not SIDE_LEGACY or SIDE_TARGET", i, (int)p->side);
 			sy_migration_spec_free(out);
 			return -EINVAL;
 		}

@@ -392,8 +392,9 @@ static void check_clean_stop(struct daemon *d, size_t restored)
 		const struct sy_migration_state *m = sy_registry_at(d->reg, i);
 
 		if (sy_mirror_effective(&m->spec))
-			sy_mirror_flag_audit(d->mirror, m->id,
-					     "the previous agent stopped without draining its mirror (killed?)");
+			sy_mirror_flag_audit(
+				d->mirror, m->id,
+				"the previous agent stopped without draining its mirror (killed?)");
 	}
 }
 
@@ -415,12 +416,17 @@ static int start_rpc(struct daemon *d)
 	d->rpc = sy_rpc_server_new(d->loop, NULL);
 	if (!d->rpc)
 		return -ENOMEM;
-	d->ctl = (struct sy_control_ctx){
-		.reg = d->reg, .health = d->health, .info = &d->info, .loop = d->loop, .capture = d->capture, .mirror = d->mirror,
-		.verify = d->verify};
+	d->ctl = (struct sy_control_ctx){.reg = d->reg,
+					 .health = d->health,
+					 .info = &d->info,
+					 .loop = d->loop,
+					 .capture = d->capture,
+					 .mirror = d->mirror,
+					 .verify = d->verify};
 	d->ctl.events = d->events;
 	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)) ||
-	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) || (e = sy_verify_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)))
+	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) ||
+	    (e = sy_verify_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)))
 		return e;
 	for (int i = 0; i < d->o.n_listen; i++) {
 		e = sy_rpc_server_listen(d->rpc, d->o.listen[i]);
@@ -564,8 +570,9 @@ int main(int argc, char **argv)
 		if (sy_mirror_backlog(d.mirror) == 0)
 			mark_clean_stop(&d);
 		else
-			sy_warn("mirror", "stopping with %llu mirrored writes or repairs in flight: the next start "
-					  "flags mirrored migrations needs-audit",
+			sy_warn("mirror",
+				"stopping with %llu mirrored writes or repairs in flight: the next start "
+				"flags mirrored migrations needs-audit",
 				(unsigned long long)sy_mirror_backlog(d.mirror));
 	}
 out:

@@ -12,6 +12,7 @@
 #include "control_plane.h"
 #include "histogram.h"
 #include "log.h"
+#include "loop.h"
 #include "switchyard/v1/telemetry.pb-c.h"
 
 #define MAX_PENDING (256u << 10)
@@ -37,14 +38,6 @@ struct watch {
 	struct prev *prev;
 	size_t nprev;
 };
-
-static uint64_t unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct prev *prev_of(struct watch *w, const struct sy_migration_state *m)
 {
@@ -72,12 +65,13 @@ static void on_cancel(struct sy_rpc_call *call, void *arg)
 	watch_free(w);
 }
 
-static void fill_side(Switchyard__V1__SideSnapshot *ss, int side, const struct prev *cur, const struct prev *p,
-		      uint64_t dec, double secs)
+static void fill_side(Switchyard__V1__SideSnapshot *ss, int side, const struct prev *cur,
+		      const struct prev *p, uint64_t dec, double secs)
 {
 	const struct sy_side_stats *now = &cur->side[side], *before = &p->side[side];
 	const struct sy_rule_stats *cn = &cur->cls[side], *cb = &p->cls[side];
-	uint64_t lat[SY_LAT_BUCKETS], ex = now->exchanges - before->exchanges, err = now->errors - before->errors;
+	uint64_t lat[SY_LAT_BUCKETS], ex = now->exchanges - before->exchanges,
+				      err = now->errors - before->errors;
 
 	switchyard__v1__side_snapshot__init(ss);
 	ss->side = side ? "target" : "legacy";
@@ -130,7 +124,8 @@ static void read_counters(struct sy_control_ctx *ctx, const struct sy_migration_
 }
 
 static void fill_verify(struct sy_control_ctx *ctx, const struct sy_migration_state *m,
-			Switchyard__V1__MigrationSnapshot *x, const struct prev *cur, const struct prev *p, double secs)
+			Switchyard__V1__MigrationSnapshot *x, const struct prev *cur, const struct prev *p,
+			double secs)
 {
 	struct sy_audit_status a;
 	struct sy_backfill_status b;
@@ -152,8 +147,8 @@ static void fill_verify(struct sy_control_ctx *ctx, const struct sy_migration_st
 	}
 }
 
-static void fill_mirror(Switchyard__V1__MirrorSnapshot *x, int k, const struct prev *cur, const struct prev *p,
-			double secs)
+static void fill_mirror(Switchyard__V1__MirrorSnapshot *x, int k, const struct prev *cur,
+			const struct prev *p, double secs)
 {
 	const struct sy_mirror_stats *n = &cur->mir[k], *b = &p->mir[k];
 	uint64_t lag[SY_LAT_BUCKETS];
@@ -186,8 +181,9 @@ static void send_snapshot(struct watch *w)
 	Switchyard__V1__MirrorSnapshot *mx = calloc(n ? n * 2 : 1, sizeof(*mx));
 	Switchyard__V1__MirrorSnapshot **mxp = calloc(n ? n * 2 : 1, sizeof(*mxp));
 	struct prev *next = calloc(n ? n : 1, sizeof(*next));
-	uint64_t now = unix_ms();
-	double secs = w->last_ms && now > w->last_ms ? (double)(now - w->last_ms) / 1000.0 : (double)w->interval_ms / 1000.0;
+	uint64_t now = sy_unix_ms();
+	double secs = w->last_ms && now > w->last_ms ? (double)(now - w->last_ms) / 1000.0
+						     : (double)w->interval_ms / 1000.0;
 
 	if (!ms || !msp || !ss || !ssp || !next || !mx || !mxp)
 		goto out;
@@ -272,7 +268,8 @@ static void watch(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 	struct watch *w;
 
 	if (r->interval_ms && r->interval_ms < 10) {
-		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "interval_ms: %u is below the minimum of 10", r->interval_ms);
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "interval_ms: %u is below the minimum of 10",
+			      r->interval_ms);
 		return;
 	}
 	if (r->migration && *r->migration && !sy_registry_find(ctx->reg, r->migration)) {
@@ -298,13 +295,13 @@ static void watch(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 			read_counters(ctx, m, &w->prev[w->nprev++]);
 		}
 	}
-	w->last_ms = unix_ms();
+	w->last_ms = sy_unix_ms();
 	sy_rpc_call_set_cancel(call, on_cancel, w);
 	w->timer = sy_loop_add_timer(ctx->loop, w->interval_ms, tick, w);
 }
 
 int sy_telemetry_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx)
 {
-	return sy_rpc_server_add_stream(srv, "/switchyard.v1.Telemetry/Watch", &switchyard__v1__watch_request__descriptor,
-					watch, ctx);
+	return sy_rpc_server_add_stream(srv, "/switchyard.v1.Telemetry/Watch",
+					&switchyard__v1__watch_request__descriptor, watch, ctx);
 }

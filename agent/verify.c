@@ -9,45 +9,37 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fnv.h"
 #include "log.h"
 #include "loop.h"
 #include "migrations.h"
 #include "mirror.h"
 #include "redis_conn.h"
 
-#define FIRST_LOOK_MS	100  /* a sampled read is compared this long after it was captured */
-#define RECHECK_MS	1000 /* a difference is looked at again this long after */
-#define SCAN_COUNT	200
-#define MAX_INFLIGHT	256
-#define TTL_TOLERANCE	1000 /* ms */
-#define DUAL_QUEUE_MAX	10000
+#define FIRST_LOOK_MS  100  /* a sampled read is compared this long after it was captured */
+#define RECHECK_MS     1000 /* a difference is looked at again this long after */
+#define SCAN_COUNT     200
+#define MAX_INFLIGHT   256
+#define TTL_TOLERANCE  1000 /* ms */
+#define DUAL_QUEUE_MAX 10000
 
 /* One round trip per side: type, PTTL and the whole value. Streams are flattened. */
-static const char SCRIPT[] =
-	"local k = KEYS[1]\n"
-	"local t = redis.call('TYPE', k)['ok']\n"
-	"local ttl = redis.call('PTTL', k)\n"
-	"local v = {}\n"
-	"if t == 'string' then v = {redis.call('GET', k)}\n"
-	"elseif t == 'hash' then v = redis.call('HGETALL', k)\n"
-	"elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)\n"
-	"elseif t == 'set' then v = redis.call('SMEMBERS', k)\n"
-	"elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')\n"
-	"elseif t == 'stream' then\n"
-	"  for _, e in ipairs(redis.call('XRANGE', k, '-', '+')) do\n"
-	"    table.insert(v, e[1])\n"
-	"    for _, f in ipairs(e[2]) do table.insert(v, f) end\n"
-	"  end\n"
-	"end\n"
-	"return {t, ttl, v}\n";
-
-static uint64_t unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+static const char SCRIPT[] = "local k = KEYS[1]\n"
+			     "local t = redis.call('TYPE', k)['ok']\n"
+			     "local ttl = redis.call('PTTL', k)\n"
+			     "local v = {}\n"
+			     "if t == 'string' then v = {redis.call('GET', k)}\n"
+			     "elseif t == 'hash' then v = redis.call('HGETALL', k)\n"
+			     "elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)\n"
+			     "elseif t == 'set' then v = redis.call('SMEMBERS', k)\n"
+			     "elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')\n"
+			     "elseif t == 'stream' then\n"
+			     "  for _, e in ipairs(redis.call('XRANGE', k, '-', '+')) do\n"
+			     "    table.insert(v, e[1])\n"
+			     "    for _, f in ipairs(e[2]) do table.insert(v, f) end\n"
+			     "  end\n"
+			     "end\n"
+			     "return {t, ttl, v}\n";
 
 const char *sy_drift_name(int kind)
 {
@@ -64,17 +56,6 @@ struct look {
 	uint64_t digest;
 	bool ok;
 };
-
-static uint64_t fnv(const void *p, size_t n, uint64_t h)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
 
 static int by_bytes(const void *a, const void *b)
 {
@@ -93,15 +74,16 @@ static int by_field(const void *a, const void *b)
 
 static uint64_t digest_items(redisReply **items, size_t n, size_t stride)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = SY_FNV_OFFSET;
 
 	for (size_t i = 0; i < n; i += stride)
 		for (size_t j = 0; j < stride && i + j < n; j++) {
 			uint64_t len = items[i + j]->type == REDIS_REPLY_STRING ? items[i + j]->len : 0;
 
-			h = fnv(&len, sizeof(len), h); /* length-prefixed: no two lists collide by joining */
+			h = sy_fnv1a(&len, sizeof(len),
+				     h); /* length-prefixed: no two lists collide by joining */
 			if (len)
-				h = fnv(items[i + j]->str, len, h);
+				h = sy_fnv1a(items[i + j]->str, len, h);
 		}
 	return h;
 }
@@ -205,8 +187,8 @@ struct audit {
 	const char *state;
 	bool repair;
 	uint32_t rate;
-	int phase;	   /* 0: legacy keys, 1: target keys, 2: scans done */
-	uint32_t pattern;  /* index of the prefix rule being scanned */
+	int phase;	  /* 0: legacy keys, 1: target keys, 2: scans done */
+	uint32_t pattern; /* index of the prefix rule being scanned */
 	char cursor[32];
 	bool scan_pending;
 	uint64_t scanned, total, started_ms, finished_ms, t0_mono;
@@ -262,7 +244,6 @@ struct sy_verify {
 	struct vmig migs[SY_MAX_MIGRATIONS];
 };
 
-
 /* ---- connections ------------------------------------------------------------------------ */
 
 static void conn_state(struct sy_redis *c, bool up, const char *why, void *arg);
@@ -277,9 +258,10 @@ static void reconnect(struct sy_loop *l, void *arg)
 		if (g->conn[s] && sy_redis_alive(g->conn[s]))
 			continue;
 		sy_redis_free(g->conn[s]);
-		g->conn[s] = g->active ? sy_redis_connect(g->v->loop, s ? &g->spec.target[0] : &g->spec.legacy[0],
-							 conn_state, g)
-				       : NULL;
+		g->conn[s] =
+			g->active ? sy_redis_connect(g->v->loop, s ? &g->spec.target[0] : &g->spec.legacy[0],
+						     conn_state, g)
+				  : NULL;
 	}
 }
 
@@ -350,7 +332,8 @@ static void cmp_done(struct cmp *k)
 		queue_push(g, k, RECHECK_MS);
 		return;
 	}
-	if (kind != SY_DRIFT_NONE && sy_mirror_key_busy(g->v->mirror, g->id, 0, k->key, k->len, 2 * RECHECK_MS)) {
+	if (kind != SY_DRIFT_NONE &&
+	    sy_mirror_key_busy(g->v->mirror, g->id, 0, k->key, k->len, 2 * RECHECK_MS)) {
 		/* still being written or repaired: not a verdict yet. A key that never
 		 * settles is counted as unsettled, never as drift. */
 		if (k->attempt < 8) {
@@ -378,7 +361,8 @@ static void cmp_done(struct cmp *k)
 
 			/* a key only target has is reported as target names it */
 			if (kind == SY_DRIFT_EXTRA)
-				rl = sy_key_map(&g->spec, SY_SIDE_LEGACY, k->key, k->len, buf, sizeof(buf), &rk);
+				rl = sy_key_map(&g->spec, SY_SIDE_LEGACY, k->key, k->len, buf, sizeof(buf),
+						&rk);
 			add_drift(g, kind, rk, rl);
 			if ((g->a.repair || g->spec.auto_repair) &&
 			    sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, 0, k->key, k->len) == 0)
@@ -529,14 +513,19 @@ static void audit_again(struct sy_loop *l, void *arg);
 static void audit_finish(struct vmig *g, const char *state)
 {
 	g->a.state = state;
-	g->a.finished_ms = unix_ms();
+	g->a.finished_ms = sy_unix_ms();
 	audit_save(g);
 	if (g->spec.audit_every && g->active)
-		g->again_timer = sy_loop_add_timer(g->v->loop, (uint64_t)g->spec.audit_every * 1000, audit_again, g);
-	sy_info("verify", "%s: audit %s: %llu keys scanned, %llu missing, %llu extra, %llu type, %llu value, %llu ttl",
-		g->name, state, (unsigned long long)g->a.scanned, (unsigned long long)g->a.counts[SY_DRIFT_MISSING],
-		(unsigned long long)g->a.counts[SY_DRIFT_EXTRA], (unsigned long long)g->a.counts[SY_DRIFT_TYPE],
-		(unsigned long long)g->a.counts[SY_DRIFT_VALUE], (unsigned long long)g->a.counts[SY_DRIFT_TTL]);
+		g->again_timer =
+			sy_loop_add_timer(g->v->loop, (uint64_t)g->spec.audit_every * 1000, audit_again, g);
+	sy_info("verify",
+		"%s: audit %s: %llu keys scanned, %llu missing, %llu extra, %llu type, %llu value, %llu ttl",
+		g->name, state, (unsigned long long)g->a.scanned,
+		(unsigned long long)g->a.counts[SY_DRIFT_MISSING],
+		(unsigned long long)g->a.counts[SY_DRIFT_EXTRA],
+		(unsigned long long)g->a.counts[SY_DRIFT_TYPE],
+		(unsigned long long)g->a.counts[SY_DRIFT_VALUE],
+		(unsigned long long)g->a.counts[SY_DRIFT_TTL]);
 }
 
 static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
@@ -547,8 +536,8 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 
 	(void)c;
 	a->scan_pending = false;
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
-	    r->element[1]->type != REDIS_REPLY_ARRAY) {
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
 		snprintf(a->error, sizeof(a->error), "SCAN failed: %s",
 			 r && r->type == REDIS_REPLY_ERROR ? r->str : "connection lost");
 		audit_finish(g, "failed");
@@ -612,7 +601,8 @@ static void audit_step(struct sy_loop *l, void *arg)
 	elapsed = sy_now_ms() - a->t0_mono;
 	allowed = elapsed * a->rate / 1000 + SCAN_COUNT;
 	if (a->scanned >= allowed) {
-		g->step_timer = sy_loop_add_timer(g->v->loop, (a->scanned - allowed) * 1000 / a->rate + 1, audit_step, g);
+		g->step_timer = sy_loop_add_timer(g->v->loop, (a->scanned - allowed) * 1000 / a->rate + 1,
+						  audit_step, g);
 		return;
 	}
 	side = a->phase;
@@ -627,13 +617,12 @@ static void audit_step(struct sy_loop *l, void *arg)
 		g->step_timer = sy_loop_add_timer(g->v->loop, 200, audit_step, g);
 }
 
+/* DBSIZE answers add up into the uint64_t that priv points at (a progress total). */
 static void on_dbsize(struct sy_redis *c, redisReply *r, void *priv)
 {
-	struct vmig *g = priv;
-
 	(void)c;
 	if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-		g->a.total += (uint64_t)r->integer;
+		*(uint64_t *)priv += (uint64_t)r->integer;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
@@ -719,7 +708,9 @@ static struct vmig *vmig_peek(struct sy_verify *v, const struct sy_migration_sta
 {
 	struct vmig *g = &v->migs[ms->id];
 
-	return g->active && strcmp(g->name, ms->spec.name) == 0 && g->created_ms == ms->created_unix_ms ? g : NULL;
+	return g->active && strcmp(g->name, ms->spec.name) == 0 && g->created_ms == ms->created_unix_ms
+		       ? g
+		       : NULL;
 }
 
 struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, struct sy_mirror *mirror,
@@ -763,11 +754,11 @@ int sy_verify_start_audit(struct sy_verify *v, const char *name, bool repair, ui
 	g->a.repair = repair;
 	g->a.rate = keys_per_s ? keys_per_s : 5000;
 	strcpy(g->a.cursor, "0");
-	g->a.started_ms = unix_ms();
+	g->a.started_ms = sy_unix_ms();
 	g->a.t0_mono = sy_now_ms();
 	for (int s = 0; s < 2; s++)
 		if (sy_redis_alive(g->conn[s]))
-			sy_redis_sendv(g->conn[s], 1, argv, lens, on_dbsize, g);
+			sy_redis_sendv(g->conn[s], 1, argv, lens, on_dbsize, &g->a.total);
 	sy_info("verify", "%s: audit started (%u keys/s%s)", name, g->a.rate, repair ? ", repairing" : "");
 	g->step_timer = sy_loop_add_timer(v->loop, 0, audit_step, g);
 	return 0;
@@ -791,7 +782,9 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 	out->state = a->state;
 	out->scanned = a->scanned;
 	out->total = a->total > a->scanned ? a->total : a->scanned;
-	secs = a->started_ms ? (double)((a->finished_ms ? a->finished_ms : unix_ms()) - a->started_ms) / 1000.0 : 0;
+	secs = a->started_ms
+		       ? (double)((a->finished_ms ? a->finished_ms : sy_unix_ms()) - a->started_ms) / 1000.0
+		       : 0;
 	out->keys_per_s = secs > 0 ? (double)a->scanned / secs : 0;
 	out->eta_s = strcmp(a->state, "running") == 0 && out->keys_per_s > 0
 			     ? (double)(out->total - out->scanned) / out->keys_per_s
@@ -832,7 +825,8 @@ void sy_verify_on_captured(const struct sy_captured *c, void *arg)
 	lk = (const char *)c->body;
 	ll = c->len;
 	if (c->side == SY_SIDE_TARGET)
-		ll = sy_key_map(&g->spec, SY_SIDE_TARGET, (const char *)c->body, c->len, buf, sizeof(buf), &lk);
+		ll = sy_key_map(&g->spec, SY_SIDE_TARGET, (const char *)c->body, c->len, buf, sizeof(buf),
+				&lk);
 	k = cmp_new(g, P_DUAL, lk, ll);
 	if (k)
 		queue_push(g, k, FIRST_LOOK_MS);
@@ -855,7 +849,8 @@ static void save_line(const char *path, const char *line)
 	char tmp[PATH_MAX + SY_NAME_MAX + 40];
 	FILE *f;
 
-	if (!path[0] || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) || !(f = fopen(tmp, "w")))
+	if (!path[0] || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) ||
+	    !(f = fopen(tmp, "w")))
 		return;
 	if (fputs(line, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0) {
 		fclose(f);
@@ -880,10 +875,11 @@ static void bf_save(struct vmig *g)
 static void bf_finish(struct vmig *g, const char *state)
 {
 	g->b.state = state;
-	g->b.finished_ms = unix_ms();
+	g->b.finished_ms = sy_unix_ms();
 	g->b.t1_mono = sy_now_ms();
 	bf_save(g);
-	sy_info("verify", "%s: backfill %s: %llu keys copied", g->name, state, (unsigned long long)g->b.copied);
+	sy_info("verify", "%s: backfill %s: %llu keys copied", g->name, state,
+		(unsigned long long)g->b.copied);
 }
 
 static void bf_step(struct sy_loop *l, void *arg);
@@ -898,8 +894,8 @@ static void on_bf_scan(struct sy_redis *c, redisReply *r, void *priv)
 	b->scan_pending = false;
 	if (!g->active || strcmp(b->state, "running") != 0)
 		return;
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
-	    r->element[1]->type != REDIS_REPLY_ARRAY) {
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
 		/* the connection dropped: the saved place is still right, try again */
 		g->bf_timer = sy_loop_add_timer(g->v->loop, 200, bf_step, g);
 		return;
@@ -959,19 +955,13 @@ static void bf_step(struct sy_loop *l, void *arg)
 	/* small batches when slow: the pace stays smooth and a restart re-copies little;
 	 * large ones at full speed, where the wait between batches would dominate */
 	if (send_scan(g, SY_SIDE_LEGACY, b->pattern, b->cursor,
-		      !b->rate_keys ? "1000" : b->rate_keys < 1000 ? "10" : "100", on_bf_scan) == 0)
+		      !b->rate_keys	    ? "1000"
+		      : b->rate_keys < 1000 ? "10"
+					    : "100",
+		      on_bf_scan) == 0)
 		b->scan_pending = true;
 	else
 		g->bf_timer = sy_loop_add_timer(g->v->loop, 200, bf_step, g);
-}
-
-static void on_bf_dbsize(struct sy_redis *c, redisReply *r, void *priv)
-{
-	struct vmig *g = priv;
-
-	(void)c;
-	if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-		g->b.total = (uint64_t)r->integer;
 }
 
 static void bf_begin(struct vmig *g)
@@ -985,7 +975,7 @@ static void bf_begin(struct vmig *g)
 	g->b.copied0 = g->b.copied;
 	g->b.t0_mono = sy_now_ms();
 	if (sy_redis_alive(g->conn[0]))
-		sy_redis_sendv(g->conn[0], 1, argv, lens, on_bf_dbsize, g);
+		sy_redis_sendv(g->conn[0], 1, argv, lens, on_dbsize, &g->b.total);
 	g->bf_timer = sy_loop_add_timer(g->v->loop, 0, bf_step, g);
 }
 
@@ -1004,7 +994,7 @@ int sy_verify_start_backfill(struct sy_verify *v, const char *name, uint32_t key
 	g->b.rate_keys = keys_per_s;
 	g->b.rate_bytes = bytes_per_s;
 	strcpy(g->b.cursor, "0");
-	g->b.started_ms = unix_ms();
+	g->b.started_ms = sy_unix_ms();
 	sy_info("verify", "%s: backfill started (%u keys/s, %llu bytes/s; 0 = unbounded)", name, keys_per_s,
 		(unsigned long long)bytes_per_s);
 	bf_begin(g);
@@ -1037,7 +1027,8 @@ void sy_verify_resume(struct sy_verify *v)
 		audit_resume(g);
 		if (!f)
 			continue;
-		n = fscanf(f, "%15s %u %31s %llu %llu %u %llu", state, &pattern, cursor, &copied, &started, &rk, &rb);
+		n = fscanf(f, "%15s %u %31s %llu %llu %u %llu", state, &pattern, cursor, &copied, &started,
+			   &rk, &rb);
 		fclose(f);
 		if (n != 7 || strcmp(state, "running") != 0)
 			continue;
@@ -1050,8 +1041,8 @@ void sy_verify_resume(struct sy_verify *v)
 		g->b.rate_keys = rk;
 		g->b.rate_bytes = rb;
 		g->b.resumed = 1;
-		sy_info("verify", "%s: resuming the backfill at cursor %s (%llu keys copied before)", g->name, cursor,
-			copied);
+		sy_info("verify", "%s: resuming the backfill at cursor %s (%llu keys copied before)", g->name,
+			cursor, copied);
 		bf_begin(g);
 	}
 }
@@ -1076,7 +1067,8 @@ int sy_verify_backfill_status(struct sy_verify *v, const char *name, struct sy_b
 	sy_mirror_stats(v->mirror, g->id, SY_DIR_FORWARD, &st);
 	out->bytes = st.repaired_bytes >= g->b.bytes0 ? st.repaired_bytes - g->b.bytes0 : 0;
 	out->total = g->b.total > g->b.copied ? g->b.total : g->b.copied;
-	secs = g->b.t0_mono ? (double)((g->b.t1_mono ? g->b.t1_mono : sy_now_ms()) - g->b.t0_mono) / 1000.0 : 0;
+	secs = g->b.t0_mono ? (double)((g->b.t1_mono ? g->b.t1_mono : sy_now_ms()) - g->b.t0_mono) / 1000.0
+			    : 0;
 	out->keys_per_s = secs > 0 ? (double)(g->b.copied - g->b.copied0) / secs : 0;
 	out->bytes_per_s = secs > 0 ? (double)out->bytes / secs : 0;
 	out->eta_s = strcmp(out->state, "running") == 0 && out->keys_per_s > 0
@@ -1105,10 +1097,11 @@ static void audit_save(struct vmig *g)
 	struct audit *a = &g->a;
 
 	audit_path(g, p, sizeof(p));
-	snprintf(line, sizeof(line), "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu\n", a->state, a->phase,
-		 a->pattern, a->cursor, (unsigned long long)a->scanned, (unsigned long long)a->started_ms, a->rate,
-		 a->repair, (unsigned long long)a->counts[1], (unsigned long long)a->counts[2],
-		 (unsigned long long)a->counts[3], (unsigned long long)a->counts[4], (unsigned long long)a->counts[5],
+	snprintf(line, sizeof(line), "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu\n", a->state,
+		 a->phase, a->pattern, a->cursor, (unsigned long long)a->scanned,
+		 (unsigned long long)a->started_ms, a->rate, a->repair, (unsigned long long)a->counts[1],
+		 (unsigned long long)a->counts[2], (unsigned long long)a->counts[3],
+		 (unsigned long long)a->counts[4], (unsigned long long)a->counts[5],
 		 (unsigned long long)a->repaired);
 	save_line(p, line);
 }
@@ -1125,8 +1118,9 @@ static void audit_resume(struct vmig *g)
 	audit_path(g, p, sizeof(p));
 	if (!p[0] || !(f = fopen(p, "r")))
 		return;
-	n = fscanf(f, "%15s %d %u %31s %llu %llu %u %d %llu %llu %llu %llu %llu %llu", state, &phase, &pattern, cursor,
-		   &scanned, &started, &rate, &repair, &c[0], &c[1], &c[2], &c[3], &c[4], &repaired);
+	n = fscanf(f, "%15s %d %u %31s %llu %llu %u %d %llu %llu %llu %llu %llu %llu", state, &phase,
+		   &pattern, cursor, &scanned, &started, &rate, &repair, &c[0], &c[1], &c[2], &c[3], &c[4],
+		   &repaired);
 	fclose(f);
 	if (n != 14 || strcmp(state, "running") != 0 || phase < 0 || phase > 2 || !rate)
 		return;

@@ -55,7 +55,7 @@ struct sy_audit_status {
 	const struct sy_drift_entry *drift; /* valid until the next call into verify */
 	size_t n_drift;
 	uint64_t dual_checked, dual_drift, dual_rechecked;
-	uint64_t unsettled; /* differences on keys that kept changing: no verdict */
+	uint64_t unsettled;	/* differences on keys that kept changing: no verdict */
 	uint64_t dual_repaired; /* drift found by dual reads and repaired (auto_repair) */
 };
 
@@ -74,7 +74,8 @@ struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, stru
 				const char *state_dir);
 /* Copies legacy's keys (prefix rules) to target through the mirror's repair path, at
  * most keys_per_s and bytes_per_s (0 = unbounded). -EBUSY if one runs. */
-int sy_verify_start_backfill(struct sy_verify *v, const char *name, uint32_t keys_per_s, uint64_t bytes_per_s);
+int sy_verify_start_backfill(struct sy_verify *v, const char *name, uint32_t keys_per_s,
+			     uint64_t bytes_per_s);
 int sy_verify_backfill_status(struct sy_verify *v, const char *name, struct sy_backfill_status *out);
 /* Starts continuous audits (audit_every) that are not going yet; called on every
  * configuration change and at start. */

@@ -84,17 +84,20 @@ static void start_audit(struct sy_rpc_call *call, const ProtobufCMessage *req, v
 	if (!name_valid(call, r->migration))
 		return;
 	if (r->keys_per_s > MAX_RATE) {
-		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "keys_per_s: %u is over %u", r->keys_per_s, MAX_RATE);
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "keys_per_s: %u is over %u", r->keys_per_s,
+			      MAX_RATE);
 		return;
 	}
 	e = sy_verify_start_audit(ctx->verify, r->migration, r->repair, r->keys_per_s);
 	if (e == -ENOENT) {
 		/* a request naming no migration is a bad request: nothing is started */
-		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" does not exist", r->migration);
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" does not exist",
+			      r->migration);
 		return;
 	}
 	if (e == -EBUSY) {
-		sy_rpc_finish(call, SY_GRPC_FAILED_PRECONDITION, "an audit of \"%s\" is running", r->migration);
+		sy_rpc_finish(call, SY_GRPC_FAILED_PRECONDITION, "an audit of \"%s\" is running",
+			      r->migration);
 		return;
 	}
 	if (e) {
@@ -153,11 +156,13 @@ static void start_backfill(struct sy_rpc_call *call, const ProtobufCMessage *req
 	}
 	e = sy_verify_start_backfill(ctx->verify, r->migration, r->keys_per_s, r->bytes_per_s);
 	if (e == -ENOENT) {
-		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" does not exist", r->migration);
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" does not exist",
+			      r->migration);
 		return;
 	}
 	if (e == -EBUSY) {
-		sy_rpc_finish(call, SY_GRPC_FAILED_PRECONDITION, "a backfill of \"%s\" is running", r->migration);
+		sy_rpc_finish(call, SY_GRPC_FAILED_PRECONDITION, "a backfill of \"%s\" is running",
+			      r->migration);
 		return;
 	}
 	reply_backfill(call, ctx, r->migration);
@@ -177,9 +182,11 @@ int sy_verify_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx
 	int e;
 
 	if ((e = sy_rpc_server_add_unary(srv, "/switchyard.v1.Verify/StartBackfill",
-					 &switchyard__v1__start_backfill_request__descriptor, start_backfill, ctx)) ||
+					 &switchyard__v1__start_backfill_request__descriptor, start_backfill,
+					 ctx)) ||
 	    (e = sy_rpc_server_add_unary(srv, "/switchyard.v1.Verify/GetBackfill",
-					 &switchyard__v1__get_backfill_request__descriptor, get_backfill, ctx)))
+					 &switchyard__v1__get_backfill_request__descriptor, get_backfill,
+					 ctx)))
 		return e;
 
 	if ((e = sy_rpc_server_add_unary(srv, "/switchyard.v1.Verify/StartAudit",

@@ -31,8 +31,8 @@
 #include "switchyard/resp.h"
 #include "lib/maps.h"
 
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
+#define ETH_P_IP     0x0800
+#define ETH_P_IPV6   0x86DD
 #define IPPROTO_TCP_ 6
 
 char LICENSE[] SEC("license") = "GPL";
@@ -47,14 +47,14 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, SY_MAX_MIGRATIONS * SY_MAX_RULES);
+	__uint(max_entries, SY_MAX_MIGRATIONS *SY_MAX_RULES);
 	__type(key, struct sy_prefix_key);
 	__type(value, struct sy_prefix_rule);
 } sy_prefixes SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SY_MAX_MIGRATIONS * SY_MAX_RULES * 2);
+	__uint(max_entries, SY_MAX_MIGRATIONS *SY_MAX_RULES * 2);
 	__type(key, __u32);
 	__type(value, struct sy_rule_stats);
 } sy_rule_stats SEC(".maps");
@@ -70,10 +70,10 @@ struct scratch {
 	/* The walk's positions live here, not on the stack: the verifier tracks stack
 	 * values exactly, so every distinct step length would be a distinct state to
 	 * explore; map memory is just "some number", and the states converge. */
-	__u32 off;     /* skb offset of the next byte */
-	__u32 end;     /* skb offset past the last new byte */
-	__u32 seq;     /* TCP sequence of the byte at `off` */
-	__u32 off0;    /* skb offset and sequence of the packet's first new byte */
+	__u32 off;  /* skb offset of the next byte */
+	__u32 end;  /* skb offset past the last new byte */
+	__u32 seq;  /* TCP sequence of the byte at `off` */
+	__u32 off0; /* skb offset and sequence of the packet's first new byte */
 	__u32 seq0;
 	__u32 buf_off; /* skb offset of buf[0] */
 	__u32 buf_len;
@@ -196,7 +196,6 @@ static __always_inline struct sy_side_stats *stats_of(const struct sy_sock *o)
 	return bpf_map_lookup_elem(&sy_side_stats, &idx);
 }
 
-
 /* One packet's walk through the parser. */
 struct walk {
 	struct __sk_buff *skb;
@@ -209,7 +208,7 @@ struct walk {
 static __always_inline __u64 wake_flags(void)
 {
 	return bpf_ringbuf_query(&sy_events, BPF_RB_AVAIL_DATA) > SY_EV_RING_BYTES / 4 ? BPF_RB_FORCE_WAKEUP
-											: BPF_RB_NO_WAKEUP;
+										       : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void ev_header(struct walk *w, __u8 type, __u8 flags)
@@ -259,9 +258,10 @@ static __always_inline void emit_write(struct walk *w, __u32 from, __u32 to, __u
 	skb_off = w->sc->off0 + (from - w->sc->seq0);
 	for (i = 0; i < 8; i++) {
 		chunk = len > SY_EV_FRAG_MAX ? SY_EV_FRAG_MAX : len;
-		ev_header(w, SY_EVT_WRITE, (flags & (chunk == len ? 0xff : ~SY_EVF_LAST)) |
-						   (r->cap_sent == 0 ? SY_EVF_FIRST : 0) |
-						   ((r->flags & SY_RESPF_INLINE) ? SY_EVF_INLINE : 0));
+		ev_header(w, SY_EVT_WRITE,
+			  (flags & (chunk == len ? 0xff : ~SY_EVF_LAST)) |
+				  (r->cap_sent == 0 ? SY_EVF_FIRST : 0) |
+				  ((r->flags & SY_RESPF_INLINE) ? SY_EVF_INLINE : 0));
 		h->off = r->cap_sent;
 		h->total = total;
 		/* the verifier must see the bound on the register the helpers get */
@@ -329,8 +329,8 @@ static __always_inline void on_name(struct walk *w)
 	}
 	/* writes, and what the mirror must follow to replay them right: the database
 	 * (SELECT) and transactions (MULTI … EXEC, DISCARD) */
-	if ((r->class == SY_CLASS_WRITE ||
-	     (r->cmd_flags & (SY_CMDF_SELECT | SY_CMDF_TXN_MULTI | SY_CMDF_TXN_EXEC | SY_CMDF_TXN_DISCARD))) &&
+	if ((r->class == SY_CLASS_WRITE || (r->cmd_flags & (SY_CMDF_SELECT | SY_CMDF_TXN_MULTI |
+							    SY_CMDF_TXN_EXEC | SY_CMDF_TXN_DISCARD))) &&
 	    w->m && (w->m->capture & (1 << (w->o->side & 1)))) {
 		w->o->capturing = 1;
 		r->cap_start = w->sc->seq;
@@ -448,7 +448,8 @@ static __always_inline int one_step(struct walk *w)
 	}
 	/* refill when the window is used up, or too short for a header fast path */
 	if (w->sc->off < w->sc->buf_off || w->sc->off - w->sc->buf_off + 8 > w->sc->buf_len) {
-		if (w->sc->off < w->sc->buf_off || w->sc->off - w->sc->buf_off >= w->sc->buf_len || w->sc->buf_off + w->sc->buf_len < w->sc->end) {
+		if (w->sc->off < w->sc->buf_off || w->sc->off - w->sc->buf_off >= w->sc->buf_len ||
+		    w->sc->buf_off + w->sc->buf_len < w->sc->end) {
 			sz = w->sc->end - w->sc->off;
 			if (sz > 64)
 				sz = 64;

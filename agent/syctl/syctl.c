@@ -25,9 +25,9 @@
 #include <signal.h>
 #include <unistd.h>
 
-#define EX_OK 0
-#define EX_REFUSED 1
-#define EX_USAGE 2
+#define EX_OK	       0
+#define EX_REFUSED     1
+#define EX_USAGE       2
 #define EX_UNREACHABLE 3
 #define DEFAULT_SERVER "unix:///run/switchyard/switchyard.sock"
 
@@ -132,18 +132,22 @@ static void print_migration(const Switchyard__V1__Migration *m)
 
 	printf("name:      %s\n", s->name);
 	printf("ratio:     %u.%02u%% (%ubp)\n", s->ratio_bp / 100, s->ratio_bp % 100, s->ratio_bp);
-	printf("client:    %s\n", s->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION ? "connection" : "cgroup");
+	printf("client:    %s\n",
+	       s->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION ? "connection" : "cgroup");
 	for (size_t i = 0; i < s->n_legacy; i++)
 		printf("legacy:    %s\n", s->legacy[i]);
 	for (size_t i = 0; i < m->n_targets; i++)
 		printf("target:    %-24s %s%s%s\n", m->targets[i]->endpoint,
-		       !m->targets[i]->checked ? "unchecked" : m->targets[i]->healthy ? "healthy" : "UNHEALTHY",
+		       !m->targets[i]->checked	? "unchecked"
+		       : m->targets[i]->healthy ? "healthy"
+						: "UNHEALTHY",
 		       m->targets[i]->last_error[0] ? ": " : "", m->targets[i]->last_error);
 	for (size_t i = 0; i < s->n_pins; i++)
 		printf("pin:       %s -> %s\n", s->pins[i]->cgroup,
 		       s->pins[i]->side == SWITCHYARD__V1__SIDE__SIDE_TARGET ? "target" : "legacy");
 	if (c)
-		printf("decisions: legacy %llu, target %llu, pinned legacy %llu, pinned target %llu, fallback %llu\n",
+		printf("decisions: legacy %llu, target %llu, pinned legacy %llu, pinned target %llu, "
+		       "fallback %llu\n",
 		       (unsigned long long)c->legacy, (unsigned long long)c->target,
 		       (unsigned long long)c->pinned_legacy, (unsigned long long)c->pinned_target,
 		       (unsigned long long)c->fallback);
@@ -194,10 +198,10 @@ static void status_verification(void)
 		const char *name = l->migrations[i]->spec->name;
 
 		breq.migration = areq.migration = (char *)name;
-		if (call_quiet("/switchyard.v1.Verify/GetBackfill", &breq.base, &switchyard__v1__backfill_status__descriptor,
-			       &br) == 0 &&
-		    call_quiet("/switchyard.v1.Verify/GetAudit", &areq.base, &switchyard__v1__audit_status__descriptor,
-			       &ar) == 0) {
+		if (call_quiet("/switchyard.v1.Verify/GetBackfill", &breq.base,
+			       &switchyard__v1__backfill_status__descriptor, &br) == 0 &&
+		    call_quiet("/switchyard.v1.Verify/GetAudit", &areq.base,
+			       &switchyard__v1__audit_status__descriptor, &ar) == 0) {
 			const Switchyard__V1__BackfillStatus *b = (void *)br;
 			const Switchyard__V1__AuditStatus *a = (void *)ar;
 
@@ -205,8 +209,9 @@ static void status_verification(void)
 				printf("\n%-16s %-30s %s\n", "MIGRATION", "BACKFILL", "AUDIT");
 				header = true;
 			}
-			printf("%-16s %-8s %5.1f%% eta %5.0fs   %-8s %5.1f%% eta %5.0fs  drift %llu\n", name, b->state,
-			       b->total ? 100.0 * (double)b->copied / (double)b->total : 0, b->eta_s, a->state,
+			printf("%-16s %-8s %5.1f%% eta %5.0fs   %-8s %5.1f%% eta %5.0fs  drift %llu\n", name,
+			       b->state, b->total ? 100.0 * (double)b->copied / (double)b->total : 0,
+			       b->eta_s, a->state,
 			       a->total ? 100.0 * (double)a->scanned / (double)a->total : 0, a->eta_s,
 			       (unsigned long long)(a->missing + a->extra + a->type + a->value + a->ttl));
 		}
@@ -229,25 +234,31 @@ static int cmd_status(int argc, char **argv)
 	(void)argv;
 	if (argc > 1)
 		return usage_err("status", "unexpected argument \"%s\"", argv[1]);
-	if ((rc = call("/switchyard.v1.Control/Status", &req.base, &switchyard__v1__status_response__descriptor,
-		       &resp)))
+	if ((rc = call("/switchyard.v1.Control/Status", &req.base,
+		       &switchyard__v1__status_response__descriptor, &resp)))
 		return rc;
 	s = (void *)resp;
 	if (json) {
 		print_json(resp);
 	} else {
 		printf("switchyardd %s, %u migration(s)\n", s->version, s->migrations);
-		printf("attached:  %s (%s)\n", s->cgroup, s->adopted ? "adopted pinned programs" : "fresh install");
+		printf("attached:  %s (%s)\n", s->cgroup,
+		       s->adopted ? "adopted pinned programs" : "fresh install");
 		printf("bpffs:     %s\nstate:     %s\n\n", s->bpffs, s->state_dir);
-		printf("%-16s %-7s %-28s %-10s %-8s %s\n", "MIGRATION", "ROLE", "ENDPOINT", "HEALTH", "RTT", "CHECKED");
+		printf("%-16s %-7s %-28s %-10s %-8s %s\n", "MIGRATION", "ROLE", "ENDPOINT", "HEALTH", "RTT",
+		       "CHECKED");
 		for (size_t i = 0; i < s->n_endpoints; i++) {
 			Switchyard__V1__EndpointHealth *e = s->endpoints[i];
 			char rtt[16];
 
-			snprintf(rtt, sizeof(rtt), e->healthy ? "%lluus" : "-", (unsigned long long)e->rtt_us);
+			snprintf(rtt, sizeof(rtt), e->healthy ? "%lluus" : "-",
+				 (unsigned long long)e->rtt_us);
 			printf("%-16s %-7s %-28s %-10s %-8s %s%s%s\n", e->migration, e->role, e->endpoint,
-			       !e->checked ? "unchecked" : e->healthy ? "healthy" : "UNHEALTHY", rtt,
-			       ago(e->last_check_unix_ms, t, sizeof(t)), e->last_error[0] ? "  " : "", e->last_error);
+			       !e->checked  ? "unchecked"
+			       : e->healthy ? "healthy"
+					    : "UNHEALTHY",
+			       rtt, ago(e->last_check_unix_ms, t, sizeof(t)), e->last_error[0] ? "  " : "",
+			       e->last_error);
 		}
 		status_verification();
 	}
@@ -284,8 +295,8 @@ static int cmd_apply(int argc, char **argv)
 			break;
 		}
 		req.spec = &pb;
-		rc = call("/switchyard.v1.Control/ApplyMigration", &req.base, &switchyard__v1__migration__descriptor,
-			  &resp);
+		rc = call("/switchyard.v1.Control/ApplyMigration", &req.base,
+			  &switchyard__v1__migration__descriptor, &resp);
 		sy_spec_pb_free(&pb);
 		if (rc == EX_OK) {
 			if (json)
@@ -325,7 +336,8 @@ static int cmd_list(int argc, char **argv)
 	if (json) {
 		print_json(resp);
 	} else {
-		printf("%-16s %9s %-11s %-24s %-24s %s\n", "NAME", "RATIO", "CLIENT", "LEGACY", "TARGET", "TARGETS HEALTHY");
+		printf("%-16s %9s %-11s %-24s %-24s %s\n", "NAME", "RATIO", "CLIENT", "LEGACY", "TARGET",
+		       "TARGETS HEALTHY");
 		for (size_t i = 0; i < l->n_migrations; i++) {
 			Switchyard__V1__Migration *m = l->migrations[i];
 			size_t healthy = 0;
@@ -333,11 +345,14 @@ static int cmd_list(int argc, char **argv)
 
 			for (size_t j = 0; j < m->n_targets; j++)
 				healthy += m->targets[j]->healthy;
-			snprintf(ratio, sizeof(ratio), "%u.%02u%%", m->spec->ratio_bp / 100, m->spec->ratio_bp % 100);
+			snprintf(ratio, sizeof(ratio), "%u.%02u%%", m->spec->ratio_bp / 100,
+				 m->spec->ratio_bp % 100);
 			printf("%-16s %9s %-11s %-24s %-24s %zu/%zu\n", m->spec->name, ratio,
-			       m->spec->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION ? "connection" : "cgroup",
-			       m->spec->n_legacy ? m->spec->legacy[0] : "-", m->spec->n_target ? m->spec->target[0] : "-",
-			       healthy, m->n_targets);
+			       m->spec->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION
+				       ? "connection"
+				       : "cgroup",
+			       m->spec->n_legacy ? m->spec->legacy[0] : "-",
+			       m->spec->n_target ? m->spec->target[0] : "-", healthy, m->n_targets);
 		}
 	}
 	protobuf_c_message_free_unpacked(resp, NULL);
@@ -378,7 +393,8 @@ static int cmd_cutover(int argc, char **argv)
 	if (argc != 3)
 		return usage_err("cutover", "expected NAME RATIO (25%%, 12.5%%, 2500bp)");
 	if (sy_ratio_parse(argv[2], &req.ratio_bp))
-		return usage_err("cutover", "\"%s\" is not a ratio from 0%% to 100%% (25%%, 12.5%%, 2500bp)", argv[2]);
+		return usage_err("cutover", "\"%s\" is not a ratio from 0%% to 100%% (25%%, 12.5%%, 2500bp)",
+				 argv[2]);
 	req.name = argv[1];
 	return one_migration("/switchyard.v1.Control/SetRatio", &req.base);
 }
@@ -398,7 +414,8 @@ static int cmd_pin(int argc, char **argv)
 			else if (strcmp(argv[i], "legacy") == 0)
 				req.side = SWITCHYARD__V1__SIDE__SIDE_LEGACY;
 			else
-				return usage_err("pin", "--side must be target or legacy, not \"%s\"", argv[i]);
+				return usage_err("pin", "--side must be target or legacy, not \"%s\"",
+						 argv[i]);
 			have_side = 1;
 		} else if (argv[i][0] != '-' && !*req.name) {
 			req.name = argv[i];
@@ -438,14 +455,15 @@ static int cmd_health(int argc, char **argv)
 	if (argc > 2)
 		return usage_err("health", "unexpected argument \"%s\"", argv[2]);
 	req.service = argc == 2 ? argv[1] : "";
-	if ((rc = call("/grpc.health.v1.Health/Check", &req.base, &grpc__health__v1__health_check_response__descriptor,
-		       &resp)))
+	if ((rc = call("/grpc.health.v1.Health/Check", &req.base,
+		       &grpc__health__v1__health_check_response__descriptor, &resp)))
 		return rc;
 	if (json) {
 		print_json(resp);
 	} else {
-		ev = protobuf_c_enum_descriptor_get_value(&grpc__health__v1__health_check_response__serving_status__descriptor,
-							  ((Grpc__Health__V1__HealthCheckResponse *)resp)->status);
+		ev = protobuf_c_enum_descriptor_get_value(
+			&grpc__health__v1__health_check_response__serving_status__descriptor,
+			((Grpc__Health__V1__HealthCheckResponse *)resp)->status);
 		printf("%s\n", ev ? ev->name : "UNKNOWN");
 	}
 	rc = ((Grpc__Health__V1__HealthCheckResponse *)resp)->status ==
@@ -455,7 +473,6 @@ static int cmd_health(int argc, char **argv)
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;
 }
-
 
 /* ---- watch ----------------------------------------------------------------------- */
 
@@ -492,10 +509,12 @@ static void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 	for (size_t i = 0; i < s->n_migrations; i++) {
 		const Switchyard__V1__MigrationSnapshot *m = s->migrations[i];
 
-		printf("\n%s  ratio %u.%02u%%  targets healthy %u/%u  fallback %llu\n", m->name, m->ratio_bp / 100,
-		       m->ratio_bp % 100, m->healthy_targets, m->targets, (unsigned long long)m->fallback);
-		printf("  %-7s %9s %9s %9s %10s %10s %8s %8s %8s %8s %7s %9s %8s\n", "SIDE", "READS/S", "WRITES/S",
-		       "OTHER/S", "OUT B/S", "IN B/S", "P50", "P95", "P99", "ERR/S", "ERR%", "CONNECTS", "UNPARSED");
+		printf("\n%s  ratio %u.%02u%%  targets healthy %u/%u  fallback %llu\n", m->name,
+		       m->ratio_bp / 100, m->ratio_bp % 100, m->healthy_targets, m->targets,
+		       (unsigned long long)m->fallback);
+		printf("  %-7s %9s %9s %9s %10s %10s %8s %8s %8s %8s %7s %9s %8s\n", "SIDE", "READS/S",
+		       "WRITES/S", "OTHER/S", "OUT B/S", "IN B/S", "P50", "P95", "P99", "ERR/S", "ERR%",
+		       "CONNECTS", "UNPARSED");
 		for (size_t j = 0; j < m->n_sides; j++) {
 			const Switchyard__V1__SideSnapshot *d = m->sides[j];
 			char p50[16], p95[16], p99[16];
@@ -503,10 +522,11 @@ static void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 			fmt_us(d->p50_us, p50, sizeof(p50));
 			fmt_us(d->p95_us, p95, sizeof(p95));
 			fmt_us(d->p99_us, p99, sizeof(p99));
-			printf("  %-7s %9.1f %9.1f %9.1f %10.0f %10.0f %8s %8s %8s %8.1f %6.2f%% %9llu %8llu\n", d->side,
-			       d->reads_per_s, d->writes_per_s, d->others_per_s, d->bytes_out_per_s, d->bytes_in_per_s, p50,
-			       p95, p99, d->errors_per_s, 100 * d->error_ratio, (unsigned long long)d->decisions,
-			       (unsigned long long)d->unparsed);
+			printf("  %-7s %9.1f %9.1f %9.1f %10.0f %10.0f %8s %8s %8s %8.1f %6.2f%% %9llu "
+			       "%8llu\n",
+			       d->side, d->reads_per_s, d->writes_per_s, d->others_per_s, d->bytes_out_per_s,
+			       d->bytes_in_per_s, p50, p95, p99, d->errors_per_s, 100 * d->error_ratio,
+			       (unsigned long long)d->decisions, (unsigned long long)d->unparsed);
 		}
 		for (size_t j = 0; j < m->n_mirror; j++) {
 			const Switchyard__V1__MirrorSnapshot *x = m->mirror[j];
@@ -514,7 +534,8 @@ static void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 
 			fmt_us(x->lag_p50_us, p50, sizeof(p50));
 			fmt_us(x->lag_p99_us, p99, sizeof(p99));
-			printf("  mirror %-7s %9.1f/s  lag p50 %s p99 %s  queued %llu  failed %llu  repaired %llu  "
+			printf("  mirror %-7s %9.1f/s  lag p50 %s p99 %s  queued %llu  failed %llu  repaired "
+			       "%llu  "
 			       "dropped %llu  dirty %llu%s\n",
 			       x->direction, x->mirrored_per_s, p50, p99, (unsigned long long)x->queued,
 			       (unsigned long long)x->failed, (unsigned long long)x->repaired,
@@ -523,7 +544,8 @@ static void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 		}
 		if (m->checked_per_s > 0 || (m->audit_state && strcmp(m->audit_state, "idle") != 0) ||
 		    (m->backfill_state && strcmp(m->backfill_state, "idle") != 0))
-			printf("  verify: %.1f checked/s  drift %llu (rate %.4f)  audit %s %.0f%%  backfill %s %.0f%% eta %.0fs\n",
+			printf("  verify: %.1f checked/s  drift %llu (rate %.4f)  audit %s %.0f%%  backfill "
+			       "%s %.0f%% eta %.0fs\n",
 			       m->checked_per_s, (unsigned long long)m->drift, m->drift_rate,
 			       m->audit_state ? m->audit_state : "idle", 100 * m->audit_progress,
 			       m->backfill_state ? m->backfill_state : "idle", 100 * m->backfill_progress,
@@ -621,14 +643,17 @@ static int cmd_watch(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc) {
 			if (parse_duration(argv[++i], &ms) || ms < 10 || ms > 3600000)
-				return usage_err("watch", "--interval: \"%s\" is not a duration from 10ms to 1h", argv[i]);
+				return usage_err("watch",
+						 "--interval: \"%s\" is not a duration from 10ms to 1h",
+						 argv[i]);
 			req.interval_ms = (uint32_t)ms;
 		} else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
 			char *end;
 
 			w.count = strtol(argv[++i], &end, 10);
 			if (*end || w.count <= 0)
-				return usage_err("watch", "--count: \"%s\" is not a positive number", argv[i]);
+				return usage_err("watch", "--count: \"%s\" is not a positive number",
+						 argv[i]);
 		} else if (argv[i][0] != '-' && !*req.migration) {
 			req.migration = argv[i];
 		} else {
@@ -703,8 +728,9 @@ static void print_audit(const Switchyard__V1__AuditStatus *a)
 	printf("\n  drift: missing %llu  extra %llu  type %llu  value %llu  ttl %llu  (repaired %llu)\n",
 	       (unsigned long long)a->missing, (unsigned long long)a->extra, (unsigned long long)a->type,
 	       (unsigned long long)a->value, (unsigned long long)a->ttl, (unsigned long long)a->repaired);
-	printf("  dual reads: %llu compared, %llu drifted, %llu re-checked\n", (unsigned long long)a->dual_checked,
-	       (unsigned long long)a->dual_drift, (unsigned long long)a->dual_rechecked);
+	printf("  dual reads: %llu compared, %llu drifted, %llu re-checked\n",
+	       (unsigned long long)a->dual_checked, (unsigned long long)a->dual_drift,
+	       (unsigned long long)a->dual_rechecked);
 	if (a->error && a->error[0])
 		printf("  error: %s\n", a->error);
 	for (size_t i = 0; i < a->n_drift; i++)
@@ -732,8 +758,10 @@ static int cmd_verify(int argc, char **argv)
 			unsigned long v = strtoul(argv[++i], &end, 10);
 
 			if (*end || argv[i][0] == '-' || v == 0 || v > 10000000)
-				return usage_err("verify", "--rate: \"%s\" is not a number of keys per second (1..10000000)",
-						 argv[i]);
+				return usage_err(
+					"verify",
+					"--rate: \"%s\" is not a number of keys per second (1..10000000)",
+					argv[i]);
 			start.keys_per_s = (uint32_t)v;
 		} else if (argv[i][0] != '-' && !name) {
 			name = argv[i];
@@ -763,15 +791,16 @@ static int cmd_verify(int argc, char **argv)
 				break;
 			if (!json && isatty(STDERR_FILENO))
 				fprintf(stderr, "\r%s: scanned %llu/%llu, eta %.0fs   ", a->migration,
-					(unsigned long long)a->scanned, (unsigned long long)a->total, a->eta_s);
+					(unsigned long long)a->scanned, (unsigned long long)a->total,
+					a->eta_s);
 			protobuf_c_message_free_unpacked(resp, NULL);
 			resp = NULL;
 			usleep(200 * 1000);
 		}
 		if (!json && isatty(STDERR_FILENO))
 			fprintf(stderr, "\n");
-	} else if ((rc = call("/switchyard.v1.Verify/GetAudit", &get.base, &switchyard__v1__audit_status__descriptor,
-			      &resp))) {
+	} else if ((rc = call("/switchyard.v1.Verify/GetAudit", &get.base,
+			      &switchyard__v1__audit_status__descriptor, &resp))) {
 		return rc;
 	}
 	if (json)
@@ -816,13 +845,15 @@ static int cmd_backfill(int argc, char **argv)
 			follow = true;
 		} else if (strcmp(argv[i], "--status") == 0) {
 			status = true;
-		} else if ((strcmp(argv[i], "--rate") == 0 || strcmp(argv[i], "--bytes-rate") == 0) && i + 1 < argc) {
+		} else if ((strcmp(argv[i], "--rate") == 0 || strcmp(argv[i], "--bytes-rate") == 0) &&
+			   i + 1 < argc) {
 			char *end;
 			bool keys = strcmp(argv[i], "--rate") == 0;
 			unsigned long long v = strtoull(argv[++i], &end, 10);
 
 			if (*end || argv[i][0] == '-' || v == 0 || (keys && v > 10000000))
-				return usage_err("backfill", "%s: \"%s\" is not a positive rate", argv[i - 1], argv[i]);
+				return usage_err("backfill", "%s: \"%s\" is not a positive rate", argv[i - 1],
+						 argv[i]);
 			if (keys)
 				start.keys_per_s = (uint32_t)v;
 			else
@@ -846,8 +877,8 @@ static int cmd_backfill(int argc, char **argv)
 	for (;;) {
 		const Switchyard__V1__BackfillStatus *b;
 
-		if ((rc = call("/switchyard.v1.Verify/GetBackfill", &get.base, &switchyard__v1__backfill_status__descriptor,
-			       &resp)))
+		if ((rc = call("/switchyard.v1.Verify/GetBackfill", &get.base,
+			       &switchyard__v1__backfill_status__descriptor, &resp)))
 			return rc;
 		b = (void *)resp;
 		if (!follow || strcmp(b->state, "running") != 0)
@@ -874,13 +905,13 @@ static const struct cmd cmds[] = {
 	{"apply", "-f FILE", "create or update the migrations of a spec file", cmd_apply},
 	{"get", "NAME", "one migration: ratio, endpoints, pins, steering decisions", cmd_get},
 	{"list", "", "all migrations", cmd_list},
-	{"delete", "NAME [--force]", "delete a migration (refused while clients are on target, unless forced)",
-	 cmd_delete},
+	{"delete", "NAME [--force]",
+	 "delete a migration (refused while clients are on target, unless forced)", cmd_delete},
 	{"cutover", "NAME RATIO", "set the share of clients on target: 25%, 12.5%, 2500bp", cmd_cutover},
 	{"pin", "NAME --cgroup PATH --side target|legacy", "force one client (cgroup) to a side", cmd_pin},
 	{"unpin", "NAME --cgroup PATH", "remove a pin", cmd_unpin},
-	{"watch", "[NAME] [--interval 1s] [--count N]", "live per-side telemetry (-o json: one line per snapshot)",
-	 cmd_watch},
+	{"watch", "[NAME] [--interval 1s] [--count N]",
+	 "live per-side telemetry (-o json: one line per snapshot)", cmd_watch},
 	{"events", "[NAME] [-f|--follow] [--since SEQ]",
 	 "state changes: the history, then new ones with -f (-o json: one line each)", cmd_events},
 	{"health", "[SERVICE]", "grpc.health.v1 check of the daemon (exit 0 when SERVING)", cmd_health},
@@ -892,8 +923,9 @@ static const struct cmd cmds[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: syctl [--server unix:///PATH|HOST:PORT] [--timeout DURATION] [-o table|json] COMMAND "
-		   "[ARGS]\n\ncommands:\n");
+	fprintf(f,
+		"usage: syctl [--server unix:///PATH|HOST:PORT] [--timeout DURATION] [-o table|json] COMMAND "
+		"[ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "  %-8s %-40s %s\n", cmds[i].name, cmds[i].args, cmds[i].help);
 	fprintf(f, "\nexit codes: 0 done, 1 refused by the server, 2 usage error, 3 server unreachable\n"
@@ -919,7 +951,8 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			if (parse_duration(optarg, &timeout_ms))
-				return usage_err(NULL, "--timeout: \"%s\" is not a duration (5s, 500ms)", optarg);
+				return usage_err(NULL, "--timeout: \"%s\" is not a duration (5s, 500ms)",
+						 optarg);
 			break;
 		case 'o':
 			if (strcmp(optarg, "json") == 0)
@@ -954,14 +987,16 @@ int main(int argc, char **argv)
 			return EX_REFUSED;
 		for (int j = optind; j < argc; j++) {
 			if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0) {
-				printf("usage: syctl %s %s\n  %s\n", cmds[i].name, cmds[i].args, cmds[i].help);
+				printf("usage: syctl %s %s\n  %s\n", cmds[i].name, cmds[i].args,
+				       cmds[i].help);
 				free(rest);
 				return EX_OK;
 			}
 			if (strcmp(argv[j], "-o") == 0 && j + 1 < argc) {
 				if (strcmp(argv[j + 1], "json") != 0 && strcmp(argv[j + 1], "table") != 0) {
 					free(rest);
-					return usage_err(cmds[i].name, "-o: \"%s\" is not table or json", argv[j + 1]);
+					return usage_err(cmds[i].name, "-o: \"%s\" is not table or json",
+							 argv[j + 1]);
 				}
 				json = strcmp(argv[++j], "json") == 0;
 				continue;

@@ -149,9 +149,9 @@ struct sy_cmd_info {
 
 /* ---- key-prefix rules ------------------------------------------------------------ */
 
-#define SY_MAX_RULES   16 /* rule 0 + up to 15 prefixes per migration */
-#define SY_PREFIX_MAX  64 /* bytes of a prefix */
-#define SY_KEY_MAX     128 /* bytes of a key the kernel keeps (sampling, prefix match) */
+#define SY_MAX_RULES	16  /* rule 0 + up to 15 prefixes per migration */
+#define SY_PREFIX_MAX	64  /* bytes of a prefix */
+#define SY_KEY_MAX	128 /* bytes of a key the kernel keeps (sampling, prefix match) */
 #define SY_RULE_OUTSIDE 0xff
 
 /* sy_prefixes: LPM trie. Data = migration id (4 bytes) then the key's bytes, so one
@@ -177,21 +177,21 @@ struct sy_rule_stats {
 /* ---- the request parser's state (RESP), per socket ---------------------------------- */
 
 struct sy_resp {
-	__u8 state;   /* enum sy_resp_state (resp.h) */
-	__u8 flags;   /* SY_RESPF_* (resp.h) */
+	__u8 state; /* enum sy_resp_state (resp.h) */
+	__u8 flags; /* SY_RESPF_* (resp.h) */
 	__u8 name_len;
 	__u8 key_len;
-	__u8 class;   /* of the current command, known after its name */
+	__u8 class; /* of the current command, known after its name */
 	__u8 first_key;
 	__u16 cmd_flags;
-	__u32 argc;   /* arguments of the current command (RESP arrays) */
-	__u32 arg;    /* index of the argument being read */
-	__u32 num;    /* number being read, then bytes left in the bulk or inline line */
-	__u32 rule;   /* of the current command; SY_RULE_OUTSIDE = not ours */
+	__u32 argc;	 /* arguments of the current command (RESP arrays) */
+	__u32 arg;	 /* index of the argument being read */
+	__u32 num;	 /* number being read, then bytes left in the bulk or inline line */
+	__u32 rule;	 /* of the current command; SY_RULE_OUTSIDE = not ours */
 	__u32 cmd_start; /* TCP sequence of the command's first byte */
 	__u32 cap_start; /* TCP sequence of the first captured byte */
-	__u32 cap_sent;  /* captured bytes sent so far */
-	__u32 cmd_seq;   /* commands seen on this socket */
+	__u32 cap_sent;	 /* captured bytes sent so far */
+	__u32 cmd_seq;	 /* commands seen on this socket */
 	char name[SY_CMD_NAME_MAX];
 	__u8 key[SY_KEY_MAX];
 };
@@ -203,14 +203,14 @@ struct sy_sock {
 	struct sy_endpoint dialled; /* the address the application connect()ed to */
 	struct sy_endpoint actual;  /* where it was sent (== dialled unless rewritten) */
 	__u32 mig_id;
-	__u8 side;       /* enum sy_side */
-	__u8 rewritten;  /* getpeername must report `dialled` */
-	__u8 seq_init;   /* bit 0: snd_nxt valid, bit 1: rcv_nxt valid */
-	__u8 capturing;  /* the current command's bytes go to the ring buffer */
-	__u32 snd_nxt;   /* next new byte of the request stream (TCP sequence) */
-	__u32 rcv_nxt;   /* next new byte of the reply stream */
-	__u64 req_ns;    /* when the oldest unanswered request left, 0 when idle */
-	__u64 cookie;    /* socket cookie, names the socket in events */
+	__u8 side;	/* enum sy_side */
+	__u8 rewritten; /* getpeername must report `dialled` */
+	__u8 seq_init;	/* bit 0: snd_nxt valid, bit 1: rcv_nxt valid */
+	__u8 capturing; /* the current command's bytes go to the ring buffer */
+	__u32 snd_nxt;	/* next new byte of the request stream (TCP sequence) */
+	__u32 rcv_nxt;	/* next new byte of the reply stream */
+	__u64 req_ns;	/* when the oldest unanswered request left, 0 when idle */
+	__u64 cookie;	/* socket cookie, names the socket in events */
 	struct sy_resp resp;
 	/* The previous command's name and table entry: pipelines repeat names, and a
 	 * compare is cheaper than a hash lookup. */
@@ -225,17 +225,17 @@ struct sy_sock {
 #define SY_LAT_BUCKETS 32
 
 struct sy_side_stats {
-	__u64 bytes_out;  /* new request bytes (retransmissions excluded) */
-	__u64 bytes_in;   /* new reply bytes */
-	__u64 exchanges;  /* request bursts answered (latency samples) */
-	__u64 errors;     /* answers whose first byte is a RESP error ('-') */
-	__u64 sockets;    /* migration sockets opened on this side */
-	__u64 unparsed;   /* protocol errors or limits hit: the parser resynchronised */
-	__u64 outside;    /* commands whose key is outside every prefix rule */
-	__u64 captured;   /* write commands sent to the ring buffer */
-	__u64 truncated;  /* of those, cut at capture_max */
-	__u64 sampled;    /* read keys sent to the ring buffer */
-	__u64 ev_lost;    /* records the ring buffer had no room for */
+	__u64 bytes_out; /* new request bytes (retransmissions excluded) */
+	__u64 bytes_in;	 /* new reply bytes */
+	__u64 exchanges; /* request bursts answered (latency samples) */
+	__u64 errors;	 /* answers whose first byte is a RESP error ('-') */
+	__u64 sockets;	 /* migration sockets opened on this side */
+	__u64 unparsed;	 /* protocol errors or limits hit: the parser resynchronised */
+	__u64 outside;	 /* commands whose key is outside every prefix rule */
+	__u64 captured;	 /* write commands sent to the ring buffer */
+	__u64 truncated; /* of those, cut at capture_max */
+	__u64 sampled;	 /* read keys sent to the ring buffer */
+	__u64 ev_lost;	 /* records the ring buffer had no room for */
 	__u64 lat[SY_LAT_BUCKETS];
 };
 
@@ -273,8 +273,8 @@ struct sy_ev_hdr {
 	char name[SY_CMD_NAME_MAX];
 };
 
-#define SY_EV_FRAG_MAX	  16384 /* bytes of one record */
-#define SY_EV_RING_BYTES  (16u << 20)
+#define SY_EV_FRAG_MAX	 16384 /* bytes of one record */
+#define SY_EV_RING_BYTES (16u << 20)
 
 #ifndef __BPF__
 _Static_assert(sizeof(struct sy_endpoint) == 20, "sy_endpoint ABI");

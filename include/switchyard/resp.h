@@ -30,11 +30,11 @@
 /* The verifier must see an index's bound on the register used for the access; the
  * barrier keeps clang from dropping the mask as redundant after the range check. */
 #ifdef __BPF__
-#define SY_RESP_IDX(i, mask)                         \
-	({                                           \
-		__u32 __i = (i);                     \
-		asm volatile("" : "+r"(__i));        \
-		__i & (mask);                        \
+#define SY_RESP_IDX(i, mask)                                                                                 \
+	({                                                                                                   \
+		__u32 __i = (i);                                                                             \
+		asm volatile("" : "+r"(__i));                                                                \
+		__i &(mask);                                                                                 \
 	})
 #else
 #define SY_RESP_IDX(i, mask) ((i) & (mask))
@@ -60,7 +60,7 @@ enum sy_resp_state {
 	SY_RS_DOLLAR,	 /* '$' of the next argument */
 	SY_RS_BULKLEN,	 /* digits after '$' */
 	SY_RS_BULKLEN_LF,
-	SY_RS_DATA,	 /* inside an argument: r->num bytes left, its "\r\n" included */
+	SY_RS_DATA,   /* inside an argument: r->num bytes left, its "\r\n" included */
 	SY_RS_INLINE, /* inside an inline command line */
 	SY_RS_RESYNC, /* after an error: dropping bytes up to the next '\n' */
 };
@@ -319,7 +319,7 @@ SY_INLINE __u32 sy_resp_fast(struct sy_resp *r, const __u8 *p, __u32 avail, __u3
 		/* a whole short name and its "\r\n" */
 		n = r->num - 2;
 		/* a fixed trip count (the name stays zero padded: it is the table's key) */
-SY_UNROLL
+		SY_UNROLL
 		for (i = 0; i < SY_RESP_FAST_NAME; i++)
 			r->name[i] = i >= n ? 0 : (p[i] >= 'a' && p[i] <= 'z') ? p[i] - 32 : p[i];
 		r->name_len = n;

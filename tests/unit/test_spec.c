@@ -38,8 +38,9 @@ static void block_and_flow_styles_parse_the_same(void **state)
 			    "    target: [\"[::1]:7001\", \"127.0.0.2:7001\"]\n"
 			    "    client: connection\n"
 			    "    ratio: 12.5%\n";
-	const char *flow = "{migrations: [{name: users, legacy: [\"127.0.0.1:7000\"], target: [\"[::1]:7001\", "
-			   "\"127.0.0.2:7001\"], client: connection, ratio: 1250bp}]}";
+	const char *flow =
+		"{migrations: [{name: users, legacy: [\"127.0.0.1:7000\"], target: [\"[::1]:7001\", "
+		"\"127.0.0.2:7001\"], client: connection, ratio: 1250bp}]}";
 	struct sy_spec a, b;
 	struct sy_spec_err err;
 	char ep[SY_EP_STRLEN];
@@ -66,35 +67,47 @@ static void errors_name_file_line_and_field(void **state)
 {
 	(void)state;
 	expect_error("", "t.yaml:1: empty spec");
-	expect_error("migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
-		     "    ratioo: 5%\n",
-		     "t.yaml:5: unknown field \"ratioo\" (expected one of: name, legacy, target, client, ratio, pins, prefixes, sample_reads, mirror, capture_bytes, rewrite, mirror_queue, auto_repair, audit_every)");
-	expect_error("migrations:\n  - name: a\n    legacy: [\"localhost:1\"]\n    target: [\"127.0.0.1:2\"]\n",
-		     "t.yaml:3: legacy[0]: \"localhost:1\": not a numeric IPv4 or [IPv6] address");
-	expect_error("migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
-		     "    ratio: 120%\n",
-		     "t.yaml:5: ratio: \"120%\" is out of range 0%..100%");
-	expect_error("migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
-		     "    ratio: 12.345%\n",
-		     "t.yaml:5: ratio: \"12.345%\" is not a percentage with at most 2 decimals");
-	expect_error("migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
-		     "  - name: b\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:3\"]\n",
-		     "t.yaml:5: legacy[0]: legacy endpoint 127.0.0.1:1 is already in migration \"a\" (line 2)");
-	expect_error("migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:1\"]\n",
-		     "t.yaml:2: target[0]: 127.0.0.1:1 is also a legacy endpoint");
-	expect_error("migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
-		     "    pins: [{cgroup: /nonexistent-sy, side: target}]\n",
-		     "t.yaml:5: pins[0].cgroup: /nonexistent-sy: No such file or directory");
-	expect_error("migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
-		     "    pins: [{cgroup: /tmp, side: target}]\n",
-		     "t.yaml:5: pins[0].cgroup: /tmp is not a cgroup v2 directory");
-	expect_error("migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
-		     "    client: pod\n",
-		     "t.yaml:5: client: \"pod\" is not cgroup or connection");
+	expect_error(
+		"migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
+		"    ratioo: 5%\n",
+		"t.yaml:5: unknown field \"ratioo\" (expected one of: name, legacy, target, client, ratio, "
+		"pins, prefixes, sample_reads, mirror, capture_bytes, rewrite, mirror_queue, auto_repair, "
+		"audit_every)");
+	expect_error(
+		"migrations:\n  - name: a\n    legacy: [\"localhost:1\"]\n    target: [\"127.0.0.1:2\"]\n",
+		"t.yaml:3: legacy[0]: \"localhost:1\": not a numeric IPv4 or [IPv6] address");
+	expect_error(
+		"migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
+		"    ratio: 120%\n",
+		"t.yaml:5: ratio: \"120%\" is out of range 0%..100%");
+	expect_error(
+		"migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
+		"    ratio: 12.345%\n",
+		"t.yaml:5: ratio: \"12.345%\" is not a percentage with at most 2 decimals");
+	expect_error(
+		"migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
+		"  - name: b\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:3\"]\n",
+		"t.yaml:5: legacy[0]: legacy endpoint 127.0.0.1:1 is already in migration \"a\" (line 2)");
+	expect_error(
+		"migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:1\"]\n",
+		"t.yaml:2: target[0]: 127.0.0.1:1 is also a legacy endpoint");
+	expect_error(
+		"migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
+		"    pins: [{cgroup: /nonexistent-sy, side: target}]\n",
+		"t.yaml:5: pins[0].cgroup: /nonexistent-sy: No such file or directory");
+	expect_error(
+		"migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
+		"    pins: [{cgroup: /tmp, side: target}]\n",
+		"t.yaml:5: pins[0].cgroup: /tmp is not a cgroup v2 directory");
+	expect_error(
+		"migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
+		"    client: pod\n",
+		"t.yaml:5: client: \"pod\" is not cgroup or connection");
 	expect_error("migrations:\n  - name: Users\n", "t.yaml:2: name: \"Users\" must be");
 	expect_error("migrations:\n  - name: a\n    name: b\n", "t.yaml:3: field \"name\" is given twice");
 	expect_error("migrations: [\n", "t.yaml:2: YAML:");
-	expect_error("migrations:\n  - name: a\n    target: [\"127.0.0.1:2\"]\n", "t.yaml:2: legacy: required");
+	expect_error("migrations:\n  - name: a\n    target: [\"127.0.0.1:2\"]\n",
+		     "t.yaml:2: legacy: required");
 }
 
 static void ratio_forms(void **state)
@@ -104,10 +117,11 @@ static void ratio_forms(void **state)
 		int ok;
 		uint32_t bp;
 	} cases[] = {
-		{"0", 1, 0},      {"0%", 1, 0},        {"25%", 1, 2500},   {"12.5%", 1, 1250}, {"0.01%", 1, 1},
-		{"100%", 1, 10000}, {"2500bp", 1, 2500}, {"10000bp", 1, 10000}, {"10001bp", 0, 0}, {"100.01%", 0, 0},
-		{"25", 0, 0},     {"%", 0, 0},         {"-5%", 0, 0},      {"1.234%", 0, 0},   {"bp", 0, 0},
-		{"", 0, 0},       {"5 %", 0, 0},
+		{"0", 1, 0},	   {"0%", 1, 0},       {"25%", 1, 2500},    {"12.5%", 1, 1250},
+		{"0.01%", 1, 1},   {"100%", 1, 10000}, {"2500bp", 1, 2500}, {"10000bp", 1, 10000},
+		{"10001bp", 0, 0}, {"100.01%", 0, 0},  {"25", 0, 0},	    {"%", 0, 0},
+		{"-5%", 0, 0},	   {"1.234%", 0, 0},   {"bp", 0, 0},	    {"", 0, 0},
+		{"5 %", 0, 0},
 	};
 
 	(void)state;
@@ -126,8 +140,9 @@ static void endpoints(void **state)
 {
 	struct sy_endpoint ep;
 	char err[200], out[SY_EP_STRLEN];
-	static const char *bad[] = {"", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "localhost:6379",
-				    "::1:6379",     "[::1]",     "[::1]6379",   "1.2.3.4:x", "[zz::1]:1", "1.2.3.4:-1"};
+	static const char *bad[] = {
+		"",	 "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "localhost:6379", "::1:6379",
+		"[::1]", "[::1]6379", "1.2.3.4:x",   "[zz::1]:1",	"1.2.3.4:-1"};
 
 	(void)state;
 	assert_int_equal(sy_endpoint_parse("10.0.0.1:6379", &ep, err, sizeof(err)), 0);
@@ -184,7 +199,8 @@ static void pb_round_trip_and_api_messages(void **state)
 		strcpy(other.name, "b");
 		other.line = 0; /* from the API: no line to cite */
 		assert_int_equal(sy_spec_validate_against(&s.migs[0], &other, 1, &err), -EINVAL);
-		assert_string_equal(err.msg, "legacy[0]: legacy endpoint 127.0.0.1:1 is already in migration \"b\"");
+		assert_string_equal(err.msg,
+				    "legacy[0]: legacy endpoint 127.0.0.1:1 is already in migration \"b\"");
 	}
 	sy_spec_pb_free(&pb);
 	sy_spec_free(&s);
