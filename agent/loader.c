@@ -125,6 +125,7 @@ static int open_maps(struct sy_bpf *b)
 		{"sy_prefixes", &b->prefixes_fd},
 		{"sy_rule_stats", &b->rule_stats_fd},
 		{"sy_events", &b->events_fd},
+		{"sy_socks", &b->socks_fd},
 	};
 
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
@@ -312,7 +313,8 @@ int sy_bpf_open(const char *bpffs, const char *cgroup, struct sy_bpf **out)
 	if (!b)
 		return -ENOMEM;
 	b->routes_fd = b->migrations_fd = b->pins_fd = b->steer_counters_fd = b->config_fd =
-		b->side_stats_fd = b->cmds_fd = b->prefixes_fd = b->rule_stats_fd = b->events_fd = -1;
+		b->side_stats_fd = b->cmds_fd = b->prefixes_fd = b->rule_stats_fd = b->events_fd =
+			b->socks_fd = -1;
 	if (snprintf(b->bpffs, sizeof(b->bpffs), "%s", bpffs) >= (int)sizeof(b->bpffs) ||
 	    snprintf(b->cgroup, sizeof(b->cgroup), "%s", cgroup) >= (int)sizeof(b->cgroup)) {
 		free(b);
@@ -378,7 +380,7 @@ void sy_bpf_close(struct sy_bpf *b)
 {
 	int *fds[] = {&b->routes_fd,	 &b->migrations_fd, &b->pins_fd, &b->steer_counters_fd,
 		      &b->config_fd,	 &b->side_stats_fd, &b->cmds_fd, &b->prefixes_fd,
-		      &b->rule_stats_fd, &b->events_fd};
+		      &b->rule_stats_fd, &b->events_fd,	    &b->socks_fd};
 
 	if (!b)
 		return;

@@ -23,6 +23,7 @@ struct sy_bpf {
 	int prefixes_fd;   /* key-prefix rules (LPM trie) */
 	int rule_stats_fd; /* per migration, rule and side: commands and bytes by class */
 	int events_fd;	   /* ring buffer: captured writes, sampled read keys */
+	int socks_fd;	   /* per-socket storage of migration client sockets (drain) */
 	bool adopted;	   /* links were pinned: nothing was loaded or attached */
 	char bpffs[PATH_MAX];
 	char cgroup[PATH_MAX];

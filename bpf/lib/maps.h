@@ -11,12 +11,7 @@ struct {
 	__type(value, struct sy_migration);
 } sy_migrations SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sy_sock);
-} sy_socks SEC(".maps");
+#include "lib/socks.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
