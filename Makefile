@@ -38,6 +38,9 @@ ASAN_OBJS := $(patsubst %.c,$(OUT)/asan/%.o,$(LIB_SRCS:$(OUT)/%=%))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(patsubst tests/tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
+
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz-replay/%,$(FUZZ_SRCS))
@@ -45,7 +48,7 @@ FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz-replay/%,$(FUZZ_SRCS))
 .PHONY: all deps test unit fuzz-replay system demo fuzz bench format clean
 .SECONDARY:
 
-all: $(OUT)/switchyardd $(OUT)/syctl $(BPF_OBJS) $(SKELS)
+all: $(OUT)/switchyardd $(OUT)/syctl $(BPF_OBJS) $(SKELS) $(TOOL_BINS)
 
 deps:
 	@./packaging/deps.sh
@@ -108,6 +111,12 @@ $(OUT)/syctl: $(patsubst %.c,$(OUT)/obj/%.o,$(SYCTL_SRCS)) $(OUT)/libagent.a
 $(OUT)/tests/%: tests/unit/%.c $(OUT)/libagent-asan.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) -o $@ $< $(OUT)/libagent-asan.a $(LDLIBS) -lcmocka
+
+# Test tools: small programs over the agent's library that the system tests and
+# benchmarks drive (tests/tools/sy_drain.c runs one drain).
+$(OUT)/tools/%: tests/tools/%.c $(OUT)/libagent.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(OUT)/libagent.a $(LDLIBS)
 
 # Fuzz harnesses: replay binaries (plain main over the corpus, sanitized, gcc) for make
 # test; libFuzzer binaries (clang) for make fuzz.
