@@ -47,7 +47,7 @@ int sy_drain_side(int socks_map_fd, uint32_t mig_id, uint8_t side, uint32_t flag
 {
 	struct drain_bpf *skel = NULL;
 	struct bpf_link *link = NULL;
-	uint64_t t0 = mono_us();
+	uint64_t t0 = mono_us(), t_walk;
 	int iter_fd = -1, err;
 
 	memset(out, 0, sizeof(*out));
@@ -89,7 +89,9 @@ int sy_drain_side(int socks_map_fd, uint32_t mig_id, uint8_t side, uint32_t flag
 		sy_error("drain", "create iterator: %s", strerror(-err));
 		goto out;
 	}
+	t_walk = mono_us();
 	err = run_iter(iter_fd);
+	out->walk_us = mono_us() - t_walk;
 	/* The counts are exact even after a failed read: they cover the sockets walked. */
 	out->examined = skel->bss->examined;
 	out->matched = skel->bss->matched;

@@ -25,6 +25,7 @@ struct sy_drain_result {
 	uint64_t destroyed;  /* aborted: the peer got a RST, the client gets ECONNABORTED */
 	uint64_t failed;     /* the kernel refused to abort them */
 	int32_t last_err;    /* the last refusal (negative errno), 0 if none */
+	uint64_t walk_us;    /* of that, the walk (and the aborts) alone */
 	uint64_t elapsed_us; /* load, walk and teardown */
 };
 

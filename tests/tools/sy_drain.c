@@ -120,10 +120,11 @@ int main(int argc, char **argv)
 	close(fd);
 	printf("{\"mig\": %u, \"side\": \"%s\", \"ok\": %s, \"error\": %d, \"examined\": %llu, \"matched\": "
 	       "%llu, "
-	       "\"destroyed\": %llu, \"failed\": %llu, \"last_err\": %d, \"elapsed_us\": %llu}\n",
+	       "\"destroyed\": %llu, \"failed\": %llu, \"last_err\": %d, \"walk_us\": %llu, \"elapsed_us\": "
+	       "%llu}\n",
 	       mig, side == SY_SIDE_TARGET ? "target" : "legacy", err ? "false" : "true", err,
 	       (unsigned long long)res.examined, (unsigned long long)res.matched,
 	       (unsigned long long)res.destroyed, (unsigned long long)res.failed, res.last_err,
-	       (unsigned long long)res.elapsed_us);
+	       (unsigned long long)res.walk_us, (unsigned long long)res.elapsed_us);
 	return err ? 1 : 0;
 }
