@@ -161,6 +161,15 @@ demo: deps
 bench: all
 	./bench/steer.sh
 
+# --- Debian package: $(OUT)/switchyard_VERSION_ARCH.deb (packaging/mkdeb.sh) -------
+# DEB_VERSION overrides the package version (the binaries keep SY_VERSION).
+VERSION := $(shell sed -n 's/^\#define SY_VERSION "\(.*\)"/\1/p' agent/daemon.h)
+DEB_VERSION ?= $(VERSION)
+
+.PHONY: deb
+deb: all
+	OUT=$(OUT) ./packaging/mkdeb.sh $(DEB_VERSION)
+
 format:
 	clang-format -i $$(find agent include bpf tests -name '*.[ch]')
 
