@@ -133,6 +133,12 @@ struct sy_rpc_client_call;
 int sy_rpc_client_start(struct sy_rpc_client *c, const char *path, const ProtobufCMessage *req,
 			const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, sy_rpc_client_cb cb,
 			void *arg, struct sy_rpc_client_call **out);
+/* The same with the request already framed by sy_grpc_frame (grpc_frame.h), compressed
+ * exactly when the client was made with gzip: a caller that queues requests packs and
+ * compresses each once, however often it is sent again. The bytes are copied. */
+int sy_rpc_client_start_framed(struct sy_rpc_client *c, const char *path, const uint8_t *framed, size_t len,
+			       const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms,
+			       sy_rpc_client_cb cb, void *arg, struct sy_rpc_client_call **out);
 /* Sends RST_STREAM(CANCEL) and ends the call at once: cb runs, before this returns,
  * with msg == NULL and CANCELLED. */
 void sy_rpc_client_cancel(struct sy_rpc_client_call *k);

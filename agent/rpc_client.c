@@ -580,36 +580,24 @@ void sy_rpc_client_cancel(struct sy_rpc_client_call *k)
 	cflush(cn);
 }
 
-int sy_rpc_client_start(struct sy_rpc_client *c, const char *path, const ProtobufCMessage *req,
-			const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, sy_rpc_client_cb cb,
-			void *arg, struct sy_rpc_client_call **out)
+/* Starts a call whose framed request is body (taken over, freed on every path). */
+static int start_body(struct sy_rpc_client *c, const char *path, uint8_t *body, size_t len,
+		      const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, sy_rpc_client_cb cb,
+		      void *arg, struct sy_rpc_client_call **out)
 {
-	size_t n = protobuf_c_message_get_packed_size(req);
 	struct sy_rpc_client_call *k;
 	struct cconn *cn;
-	uint8_t *plain;
 	char tmo[32];
-	int e;
 
-	if (!path || path[0] != '/' || !resp_desc || !cb)
-		return -EINVAL;
-	if (n > SY_RPC_DEFAULT_MAX_MSG)
-		return -EMSGSIZE;
 	cn = usable_conn(c);
 	k = calloc(1, sizeof(*k));
-	plain = malloc(n ? n : 1);
-	if (!cn || !k || !plain) {
+	if (!cn || !k) {
 		free(k);
-		free(plain);
+		free(body);
 		return -ENOMEM;
 	}
-	protobuf_c_message_pack(req, plain);
-	e = sy_grpc_frame(plain, n, c->gzip, &k->body, &k->len);
-	free(plain);
-	if (e) {
-		free(k);
-		return e;
-	}
+	k->body = body;
+	k->len = len;
 	k->cn = cn;
 	k->resp_desc = resp_desc;
 	k->cb = cb;
@@ -656,6 +644,47 @@ int sy_rpc_client_start(struct sy_rpc_client *c, const char *path, const Protobu
 		k->timer = sy_loop_add_timer(c->loop, timeout_ms, on_call_deadline, k);
 	cflush(cn);
 	return 0;
+}
+
+int sy_rpc_client_start(struct sy_rpc_client *c, const char *path, const ProtobufCMessage *req,
+			const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, sy_rpc_client_cb cb,
+			void *arg, struct sy_rpc_client_call **out)
+{
+	size_t n, len;
+	uint8_t *plain, *body;
+	int e;
+
+	if (!path || path[0] != '/' || !resp_desc || !cb || !req)
+		return -EINVAL;
+	n = protobuf_c_message_get_packed_size(req);
+	if (n > SY_RPC_DEFAULT_MAX_MSG)
+		return -EMSGSIZE;
+	plain = malloc(n ? n : 1);
+	if (!plain)
+		return -ENOMEM;
+	protobuf_c_message_pack(req, plain);
+	e = sy_grpc_frame(plain, n, c->gzip, &body, &len);
+	free(plain);
+	if (e)
+		return e;
+	return start_body(c, path, body, len, resp_desc, timeout_ms, cb, arg, out);
+}
+
+int sy_rpc_client_start_framed(struct sy_rpc_client *c, const char *path, const uint8_t *framed, size_t len,
+			       const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms,
+			       sy_rpc_client_cb cb, void *arg, struct sy_rpc_client_call **out)
+{
+	uint8_t *body;
+
+	if (!path || path[0] != '/' || !resp_desc || !cb || len < 5)
+		return -EINVAL;
+	if (len - 5 > SY_RPC_DEFAULT_MAX_MSG)
+		return -EMSGSIZE;
+	body = malloc(len);
+	if (!body)
+		return -ENOMEM;
+	memcpy(body, framed, len);
+	return start_body(c, path, body, len, resp_desc, timeout_ms, cb, arg, out);
 }
 
 int sy_rpc_client_call(struct sy_rpc_client *c, const char *path, const ProtobufCMessage *req,

@@ -765,10 +765,10 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 int sy_spec_load_buf(const char *name, const char *buf, size_t len, struct sy_spec *out,
 		     struct sy_spec_err *err)
 {
-	static const char *const top[] = {"migrations", NULL};
+	static const char *const top[] = {"migrations", "telemetry", NULL}; /* telemetry: exporters.c */
 	yaml_parser_t parser;
 	struct yctx c = {.file = name, .err = err};
-	yaml_node_t *root, *f[1];
+	yaml_node_t *root, *f[2];
 	size_t count;
 	int e = 0;
 

@@ -22,6 +22,7 @@
 #include "control_plane.h"
 #include "daemon.h"
 #include "events.h"
+#include "exporters.h"
 #include "health.h"
 #include "loader.h"
 #include "fsutil.h"
@@ -81,6 +82,7 @@ static void usage(FILE *f)
 		   "  --check-config          validate --config and exit\n"
 		   "  --uninstall             detach the programs and remove every pin, then exit\n"
 		   "  --version, --help\n");
+	sy_exporters_usage(f);
 }
 
 /* "250ms", "2s", "1m", or plain milliseconds. */
@@ -448,10 +450,17 @@ int main(int argc, char **argv)
 	char nmig[24];
 	int e, lockfd, rc = 1;
 	size_t restored = 0;
+	/* metrics exporters (exporters.h): their options, then the file's telemetry: */
+	struct sy_exporters_cfg expcfg;
+	struct sy_exporters *exporters = NULL;
 
+	if ((e = sy_exporters_args(&argc, argv, &expcfg)))
+		return e;
 	e = parse_opts(argc, argv, &d.o);
 	if (e)
 		return e;
+	if (d.o.config && sy_exporters_load_file(d.o.config, &expcfg))
+		return 1;
 	signal(SIGPIPE, SIG_IGN);
 
 	if (d.o.check_config) {
@@ -550,6 +559,10 @@ int main(int argc, char **argv)
 
 	if ((e = start_rpc(&d)))
 		goto out;
+	if ((e = sy_exporters_start(d.loop, &expcfg,
+				    &(struct sy_metrics_src){.reg = d.reg, .mirror = d.mirror, .verify = d.verify},
+				    d.info.started_unix_ms, &exporters)))
+		goto out;
 	if (sy_loop_add_signal(d.loop, SIGHUP, on_hup, &d) ||
 	    sy_loop_add_signal(d.loop, SIGTERM, on_term, &d) ||
 	    sy_loop_add_signal(d.loop, SIGINT, on_term, &d))
@@ -576,6 +589,7 @@ int main(int argc, char **argv)
 				(unsigned long long)sy_mirror_backlog(d.mirror));
 	}
 out:
+	sy_exporters_free(exporters);
 	if (d.rpc)
 		sy_rpc_server_free(d.rpc);
 	sy_capture_free(d.capture);

@@ -13,19 +13,10 @@
 #include "histogram.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "switchyard/v1/telemetry.pb-c.h"
 
 #define MAX_PENDING (256u << 10)
-
-struct prev {
-	char name[SY_NAME_MAX];
-	uint32_t id;
-	struct sy_side_stats side[2];
-	struct sy_rule_stats cls[2];
-	struct sy_steer_counters dec;
-	struct sy_mirror_stats mir[2];
-	uint64_t checked, drifted; /* dual reads and audit together */
-};
 
 struct watch {
 	struct sy_control_ctx *ctx;
@@ -35,11 +26,11 @@ struct watch {
 	uint64_t timer;
 	uint64_t last_ms;
 	uint64_t seq;
-	struct prev *prev;
+	struct sy_metrics_mig *prev;
 	size_t nprev;
 };
 
-static struct prev *prev_of(struct watch *w, const struct sy_migration_state *m)
+static struct sy_metrics_mig *prev_of(struct watch *w, const struct sy_migration_state *m)
 {
 	for (size_t i = 0; i < w->nprev; i++)
 		if (w->prev[i].id == m->id && strcmp(w->prev[i].name, m->spec.name) == 0)
@@ -65,8 +56,8 @@ static void on_cancel(struct sy_rpc_call *call, void *arg)
 	watch_free(w);
 }
 
-static void fill_side(Switchyard__V1__SideSnapshot *ss, int side, const struct prev *cur,
-		      const struct prev *p, uint64_t dec, double secs)
+static void fill_side(Switchyard__V1__SideSnapshot *ss, int side, const struct sy_metrics_mig *cur,
+		      const struct sy_metrics_mig *p, uint64_t dec, double secs)
 {
 	const struct sy_side_stats *now = &cur->side[side], *before = &p->side[side];
 	const struct sy_rule_stats *cn = &cur->cls[side], *cb = &p->cls[side];
@@ -97,42 +88,36 @@ static void fill_side(Switchyard__V1__SideSnapshot *ss, int side, const struct p
 	ss->sampled_per_s = (double)(now->sampled - before->sampled) / secs;
 }
 
-/* Everything a snapshot needs of one migration, read from the kernel now. */
-static void read_counters(struct sy_control_ctx *ctx, const struct sy_migration_state *m, struct prev *p)
+/* Everything a snapshot needs of one migration, read now. */
+static void read_counters(struct sy_control_ctx *ctx, const struct sy_migration_state *m,
+			  struct sy_metrics_mig *p)
 {
-	struct sy_registry *reg = ctx->reg;
+	const struct sy_metrics_src src = {.reg = ctx->reg, .mirror = ctx->mirror, .verify = ctx->verify};
 
-	snprintf(p->name, sizeof(p->name), "%s", m->spec.name);
-	p->id = m->id;
-	for (uint8_t side = 0; side < 2; side++) {
-		sy_registry_side_stats(reg, m->spec.name, side, &p->side[side]);
-		sy_registry_side_classes(reg, m->spec.name, side, &p->cls[side]);
-	}
-	sy_registry_counters(reg, m->spec.name, &p->dec);
-	for (int k = 0; k < 2; k++)
-		sy_mirror_stats(ctx->mirror, m->id, k, &p->mir[k]);
-	if (ctx->verify) {
-		struct sy_audit_status a;
+	sy_metrics_read(&src, m, p);
+}
 
-		if (sy_verify_status(ctx->verify, m->spec.name, &a) == 0) {
-			p->checked = a.dual_checked + a.scanned;
-			p->drifted = a.dual_drift;
-			for (int k = 1; k < SY_DRIFT_KINDS; k++)
-				p->drifted += a.counts[k];
-		}
-	}
+/* Keys compared, and drift found, by the audits and dual reads together. */
+static uint64_t checked_of(const struct sy_metrics_mig *p)
+{
+	return p->drift_checked[SY_SRC_AUDIT] + p->drift_checked[SY_SRC_DUAL_READ];
+}
+
+static uint64_t drifted_of(const struct sy_metrics_mig *p)
+{
+	return p->drift_found[SY_SRC_AUDIT] + p->drift_found[SY_SRC_DUAL_READ];
 }
 
 static void fill_verify(struct sy_control_ctx *ctx, const struct sy_migration_state *m,
-			Switchyard__V1__MigrationSnapshot *x, const struct prev *cur, const struct prev *p,
-			double secs)
+			Switchyard__V1__MigrationSnapshot *x, const struct sy_metrics_mig *cur,
+			const struct sy_metrics_mig *p, double secs)
 {
 	struct sy_audit_status a;
 	struct sy_backfill_status b;
-	uint64_t checked = cur->checked - p->checked;
+	uint64_t checked = checked_of(cur) - checked_of(p);
 
 	x->checked_per_s = (double)checked / secs;
-	x->drift = cur->drifted - p->drifted;
+	x->drift = drifted_of(cur) - drifted_of(p);
 	x->drift_rate = checked ? (double)x->drift / (double)checked : 0;
 	if (!ctx->verify)
 		return;
@@ -147,8 +132,8 @@ static void fill_verify(struct sy_control_ctx *ctx, const struct sy_migration_st
 	}
 }
 
-static void fill_mirror(Switchyard__V1__MirrorSnapshot *x, int k, const struct prev *cur,
-			const struct prev *p, double secs)
+static void fill_mirror(Switchyard__V1__MirrorSnapshot *x, int k, const struct sy_metrics_mig *cur,
+			const struct sy_metrics_mig *p, double secs)
 {
 	const struct sy_mirror_stats *n = &cur->mir[k], *b = &p->mir[k];
 	uint64_t lag[SY_LAT_BUCKETS];
@@ -180,7 +165,7 @@ static void send_snapshot(struct watch *w)
 	Switchyard__V1__SideSnapshot **ssp = calloc(n ? n * 2 : 1, sizeof(*ssp));
 	Switchyard__V1__MirrorSnapshot *mx = calloc(n ? n * 2 : 1, sizeof(*mx));
 	Switchyard__V1__MirrorSnapshot **mxp = calloc(n ? n * 2 : 1, sizeof(*mxp));
-	struct prev *next = calloc(n ? n : 1, sizeof(*next));
+	struct sy_metrics_mig *next = calloc(n ? n : 1, sizeof(*next));
 	uint64_t now = sy_unix_ms();
 	double secs = w->last_ms && now > w->last_ms ? (double)(now - w->last_ms) / 1000.0
 						     : (double)w->interval_ms / 1000.0;
@@ -189,7 +174,7 @@ static void send_snapshot(struct watch *w)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const struct sy_migration_state *m = sy_registry_at(reg, i);
-		struct prev *p = prev_of(w, m), zero = {0}, *cur = &next[k];
+		struct sy_metrics_mig *p = prev_of(w, m), zero = {0}, *cur = &next[k];
 
 		if (w->filter[0] && strcmp(w->filter, m->spec.name) != 0)
 			continue;

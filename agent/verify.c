@@ -230,6 +230,9 @@ struct vmig {
 	uint64_t dual_checked, dual_drift, dual_rechecked;
 	uint64_t unsettled; /* differences on keys that never stopped changing */
 	uint64_t dual_repaired;
+	/* every audit of this migration together: an audit's own counts restart with it,
+	 * metrics need sums that only grow */
+	uint64_t audit_checked, audit_found, audit_repaired;
 	uint64_t step_timer;
 	struct backfill b;
 	uint64_t bf_timer;
@@ -288,6 +291,7 @@ static void add_drift(struct vmig *g, int kind, const char *key, size_t len)
 	struct audit *a = &g->a;
 
 	a->counts[kind]++;
+	g->audit_found++;
 	if (a->n_drift < SY_AUDIT_REPORT_MAX) {
 		struct sy_drift_entry *e;
 
@@ -366,7 +370,7 @@ static void cmp_done(struct cmp *k)
 			add_drift(g, kind, rk, rl);
 			if ((g->a.repair || g->spec.auto_repair) &&
 			    sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, 0, k->key, k->len) == 0)
-				g->a.repaired++;
+				g->audit_repaired++, g->a.repaired++;
 		}
 	}
 	purpose = k->purpose;
@@ -555,6 +559,7 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 		if (kr->type != REDIS_REPLY_STRING)
 			continue;
 		a->scanned++;
+		g->audit_checked++;
 		if (a->phase == 1)
 			ll = sy_key_map(&g->spec, SY_SIDE_TARGET, kr->str, kr->len, buf, sizeof(buf), &lk);
 		k = cmp_new(g, a->phase == 0 ? P_AUDIT_LEGACY : P_AUDIT_TARGET, lk, ll);
@@ -801,6 +806,9 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 	out->dual_rechecked = g->dual_rechecked;
 	out->unsettled = g->unsettled;
 	out->dual_repaired = g->dual_repaired;
+	out->audit_checked = g->audit_checked;
+	out->audit_found = g->audit_found;
+	out->audit_repaired = g->audit_repaired;
 	return 0;
 }
 

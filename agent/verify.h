@@ -57,6 +57,9 @@ struct sy_audit_status {
 	uint64_t dual_checked, dual_drift, dual_rechecked;
 	uint64_t unsettled;	/* differences on keys that kept changing: no verdict */
 	uint64_t dual_repaired; /* drift found by dual reads and repaired (auto_repair) */
+	/* every audit since the migration was created (or the agent started): keys
+	 * scanned, drift found, keys repaired; unlike the fields above, never reset */
+	uint64_t audit_checked, audit_found, audit_repaired;
 };
 
 struct sy_backfill_status {
