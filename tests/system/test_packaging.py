@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from sy import OUT, ROOT, Daemon, run_clients, spec_yaml, wait_for
+from sy import OUT, ROOT, Daemon, free_port, run_clients, spec_yaml
 
 UNIT = os.path.join(ROOT, "packaging", "switchyardd.service")
 MANIFEST = os.path.join(ROOT, "packaging", "kubernetes", "daemonset.yaml")
@@ -636,3 +636,28 @@ def test_grafana_dashboard():
         assert name in text, name
     rows = [p for p in dash["panels"] if p["type"] == "row"]
     assert any(r.get("repeat") == "migration" for r in rows)
+
+
+def test_dashboard_metrics_are_what_the_daemon_exports(redis_pair, daemon_factory):
+    """Every metric the dashboard queries is in a real scrape of switchyardd --metrics
+    (histograms by their _bucket series), with the labels the panels group by."""
+    import urllib.request
+    legacy, target = redis_pair
+    port = free_port()
+    daemon_factory(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr],
+                               "mirror": "both"}]), extra=["--metrics", "127.0.0.1:%d" % port])
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+    series = {}
+    for line in text.splitlines():
+        m = re.match(r'(switchyard_\w+)(?:\{(.*)\})? ', line)
+        if m:
+            series.setdefault(m.group(1), set()).update(re.findall(r'(\w+)="', m.group(2) or ""))
+    with open(DASHBOARD) as f:
+        exprs = [t["expr"] for p in all_panels(json.load(f)["panels"]) for t in p.get("targets", [])]
+    for e in exprs:
+        for name in re.findall(r"\bswitchyard_\w+", e):
+            assert name in series, "%s is not exported (%s)" % (name, sorted(series))
+            assert "migration" in series[name], name
+        for by in re.findall(r"sum by \(([^)]*)\) \(\w*\(?(switchyard_\w+)", e):
+            labels = {x.strip() for x in by[0].split(",")}
+            assert labels <= series[by[1]], (e, labels - series[by[1]])
