@@ -3,6 +3,7 @@
 #define SY_CONTROL_PLANE_H
 
 #include "capture.h"
+#include "cutover.h"
 #include "mirror.h"
 #include "verify.h"
 #include "daemon.h"
@@ -20,6 +21,7 @@ struct sy_control_ctx {
 	struct sy_capture *capture; /* ring-buffer consumer (may be NULL) */
 	struct sy_mirror *mirror;   /* shadow writes (may be NULL) */
 	struct sy_verify *verify;   /* audits and dual reads (may be NULL) */
+	struct sy_cutover *cutover; /* the plan controller (may be NULL) */
 };
 
 /* switchyard.v1.Control (control_svc.c). */

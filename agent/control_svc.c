@@ -54,7 +54,51 @@ struct mig_pb {
 	Switchyard__V1__MirrorStats mir[2];
 	Switchyard__V1__MirrorStats *mirp[2];
 	struct sy_mirror_stats mst[2];
+	Switchyard__V1__CutoverStatus co;
+	Switchyard__V1__GateStatus gates[SY_GATES];
+	Switchyard__V1__GateStatus *gatep[SY_GATES];
+	struct sy_cutover_status cst;
 };
+
+static void fill_cutover(struct sy_control_ctx *ctx, const struct sy_migration_state *ms, struct mig_pb *o)
+{
+	Switchyard__V1__CutoverStatus *x = &o->co;
+	struct sy_cutover_status *st = &o->cst;
+
+	switchyard__v1__cutover_status__init(x);
+	if (!ctx->cutover || sy_cutover_status(ctx->cutover, ms->spec.name, st))
+		return;
+	x->phase = (Switchyard__V1__CutoverPhase)st->co.phase;
+	x->phase_name = (char *)sy_phase_name(st->co.phase);
+	x->step = st->step_ratio_bp ? st->co.step + 1 : 0;
+	x->steps = st->n_steps;
+	x->step_ratio_bp = st->step_ratio_bp;
+	x->bake_left_ms = st->bake_left_ms;
+	x->ready = st->co.ready;
+	x->reason = st->co.reason;
+	x->paused_from = st->co.phase == SY_PHASE_PAUSED || st->co.phase == SY_PHASE_ROLLED_BACK
+				 ? (char *)sy_phase_name(st->co.paused_from)
+				 : "";
+	x->last_evaluation_unix_ms = st->last_eval_unix_ms;
+	x->samples = st->samples;
+	x->evaluations = st->evaluations;
+	x->drained = st->drained;
+	x->gates = o->gatep;
+	for (int g = 0; g < SY_GATES; g++) {
+		Switchyard__V1__GateStatus *gs = &o->gates[g];
+
+		if (!ms->spec.plan.gates[g].enabled)
+			continue;
+		switchyard__v1__gate_status__init(gs);
+		gs->gate = (char *)sy_gate_name(g);
+		gs->value = st->gates[g].value;
+		gs->threshold = ms->spec.plan.gates[g].max;
+		gs->verdict =
+			(char *)(st->gates[g].verdict ? sy_verdict_name(st->gates[g].verdict) : "pending");
+		gs->detail = st->gates[g].detail;
+		o->gatep[x->n_gates++] = gs;
+	}
+}
 
 /* `st` is the caller's storage: the reply points into it. */
 static void fill_health(struct sy_control_ctx *ctx, Switchyard__V1__EndpointHealth *h, char *name,
@@ -197,6 +241,8 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 	}
 	o->m.mirror = o->mirp;
 	o->m.n_mirror = 2;
+	fill_cutover(ctx, ms, o);
+	o->m.cutover = &o->co;
 	return 0;
 }
 
@@ -327,7 +373,8 @@ static void set_ratio(struct sy_rpc_call *call, const ProtobufCMessage *req, voi
 
 	if (name_required(call, r->name))
 		return;
-	if ((e = sy_registry_set_ratio(ctx->reg, r->name, r->ratio_bp, &err))) {
+	if ((e = ctx->cutover ? sy_cutover_set_ratio(ctx->cutover, r->name, r->ratio_bp, &err)
+			      : sy_registry_set_ratio(ctx->reg, r->name, r->ratio_bp, &err))) {
 		fail(call, e, &err);
 		return;
 	}
@@ -425,6 +472,36 @@ out:
 	free(hst);
 }
 
+static void cutover(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__CutoverRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (name_required(call, r->name))
+		return;
+	if (!ctx->cutover) {
+		sy_rpc_finish(call, SY_GRPC_UNAVAILABLE, "the cutover controller is not running");
+		return;
+	}
+	if ((unsigned)r->action >= SY_ACTS) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT,
+			      "action: %d is not one of START, PROMOTE, PAUSE, RESUME, ROLLBACK, FINISH",
+			      (int)r->action);
+		return;
+	}
+	if (r->drain && r->action != SWITCHYARD__V1__CUTOVER_ACTION__ACTION_ROLLBACK) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "drain: only a rollback drains");
+		return;
+	}
+	if ((e = sy_cutover_action(ctx->cutover, r->name, (int)r->action, r->drain, r->reason, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	reply_migration(call, ctx, r->name);
+}
+
 int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx)
 {
 	static const struct {
@@ -445,6 +522,7 @@ int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ct
 		{"/switchyard.v1.Control/Pin", &switchyard__v1__pin_request__descriptor, pin},
 		{"/switchyard.v1.Control/Unpin", &switchyard__v1__unpin_request__descriptor, unpin},
 		{"/switchyard.v1.Control/Status", &switchyard__v1__status_request__descriptor, status},
+		{"/switchyard.v1.Control/Cutover", &switchyard__v1__cutover_request__descriptor, cutover},
 	};
 	int e;
 

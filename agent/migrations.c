@@ -71,6 +71,31 @@ static uint64_t salt_of(const char *name)
 	return sy_fnv1a(name, strlen(name), SY_FNV_OFFSET);
 }
 
+/* What the phase implies for the rest of the migration's state: mirror: auto follows
+ * the plan (both from the backfill on, off once finished), and a plan added or removed
+ * by an update starts pending or ends. */
+static void derive(struct sy_migration_state *m)
+{
+	if (!m->spec.plan.n_steps) {
+		memset(&m->co, 0, sizeof(m->co));
+	} else {
+		if (m->co.phase == SY_PHASE_NONE) {
+			memset(&m->co, 0, sizeof(m->co));
+			m->co.phase = SY_PHASE_PENDING;
+			m->co.changed_unix_ms = sy_unix_ms();
+		}
+		if (m->co.step >= m->spec.plan.n_steps)
+			m->co.step = m->spec.plan.n_steps - 1;
+	}
+	m->spec.mirror_hint = sy_phase_mirrors(m->co.phase) ? 1 : m->co.phase == SY_PHASE_FINISHED ? -1 : 0;
+}
+
+/* Whether the controller owns the ratio: an update of the spec keeps the live one. */
+static bool plan_running(const struct sy_migration_state *m)
+{
+	return m->co.phase >= SY_PHASE_BACKFILLING && m->co.phase <= SY_PHASE_ROLLED_BACK;
+}
+
 /* ---- deep copies of sets -------------------------------------------------------- */
 
 static void mstate_free(struct sy_migration_state *m)
@@ -357,6 +382,7 @@ static void pb_free_state(Switchyard__V1__State *st)
 		for (size_t j = 0; j < ms->n_pins; j++)
 			free(ms->pins[j]);
 		free(ms->pins);
+		free(ms->cutover);
 		free(ms);
 	}
 	free(st->migrations);
@@ -387,6 +413,18 @@ static int pb_build_state(const struct sy_migration_state *s, size_t n, uint64_t
 		ms->created_unix_ms = s[i].created_unix_ms;
 		ms->updated_unix_ms = s[i].updated_unix_ms;
 		ms->origin = (char *)s[i].origin;
+		ms->cutover = calloc(1, sizeof(*ms->cutover));
+		if (!ms->cutover)
+			return -ENOMEM;
+		switchyard__v1__cutover_state__init(ms->cutover);
+		ms->cutover->phase = (Switchyard__V1__CutoverPhase)s[i].co.phase;
+		ms->cutover->paused_from = (Switchyard__V1__CutoverPhase)s[i].co.paused_from;
+		ms->cutover->step = s[i].co.step;
+		ms->cutover->phase_started_unix_ms = s[i].co.phase_started_unix_ms;
+		ms->cutover->bake_until_unix_ms = s[i].co.bake_until_unix_ms;
+		ms->cutover->changed_unix_ms = s[i].co.changed_unix_ms;
+		ms->cutover->ready = s[i].co.ready;
+		ms->cutover->reason = (char *)s[i].co.reason;
 		ms->pins = calloc(s[i].spec.n_pins ? s[i].spec.n_pins : 1, sizeof(*ms->pins));
 		if (!ms->pins)
 			return -ENOMEM;
@@ -539,6 +577,19 @@ int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err)
 		}
 		for (size_t j = 0; j < ms->n_pins; j++)
 			s[i].pin_cgroup_ids[j] = ms->pins[j]->cgroup_id;
+		if (ms->cutover && (unsigned)ms->cutover->phase < SY_PHASES &&
+		    (unsigned)ms->cutover->paused_from < SY_PHASES) {
+			s[i].co.phase = (uint8_t)ms->cutover->phase;
+			s[i].co.paused_from = (uint8_t)ms->cutover->paused_from;
+			s[i].co.step = ms->cutover->step;
+			s[i].co.phase_started_unix_ms = ms->cutover->phase_started_unix_ms;
+			s[i].co.bake_until_unix_ms = ms->cutover->bake_until_unix_ms;
+			s[i].co.changed_unix_ms = ms->cutover->changed_unix_ms;
+			s[i].co.ready = ms->cutover->ready;
+			snprintf(s[i].co.reason, sizeof(s[i].co.reason), "%s",
+				 ms->cutover->reason ? ms->cutover->reason : "");
+		}
+		derive(&s[i]);
 		s[i].healthy_mask = kernel_mask(r, &s[i]);
 	}
 	r->generation = st->generation;
@@ -603,6 +654,10 @@ static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_mi
 				    (old->healthy_mask & (1u << j)))
 					nm.healthy_mask |= (uint8_t)(1u << i);
 		snprintf(nm.origin, sizeof(nm.origin), "%s", origin ? origin : old->origin);
+		nm.co = old->co;
+		if (plan_running(old))
+			nm.spec.ratio_bp = old->spec.ratio_bp; /* the controller owns it */
+		derive(&nm);
 		mstate_free(old);
 		*old = nm;
 		return 0;
@@ -616,6 +671,7 @@ static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_mi
 	nm.salt = salt_of(m->name);
 	nm.created_unix_ms = nm.updated_unix_ms;
 	snprintf(nm.origin, sizeof(nm.origin), "%s", origin ? origin : "api");
+	derive(&nm);
 	cand[(*n)++] = nm;
 	return 0;
 }
@@ -794,6 +850,34 @@ static int change_ratio(struct sy_migration_state *m, const void *arg, struct sy
 int sy_registry_set_ratio(struct sy_registry *r, const char *name, uint32_t ratio_bp, struct sy_spec_err *err)
 {
 	return edit(r, name, err, change_ratio, &ratio_bp);
+}
+
+struct cutover_arg {
+	const struct sy_cutover_state *co;
+	int64_t ratio_bp;
+};
+
+static int change_cutover(struct sy_migration_state *m, const void *arg, struct sy_spec_err *err)
+{
+	const struct cutover_arg *ca = arg;
+
+	if (ca->ratio_bp > SY_RATIO_MAX) {
+		set_err(err, "ratio_bp: %lld is out of range 0..%u", (long long)ca->ratio_bp, SY_RATIO_MAX);
+		return -EINVAL;
+	}
+	if (ca->ratio_bp >= 0)
+		m->spec.ratio_bp = (uint32_t)ca->ratio_bp;
+	m->co = *ca->co;
+	derive(m);
+	return 0;
+}
+
+int sy_registry_set_cutover(struct sy_registry *r, const char *name, const struct sy_cutover_state *co,
+			    int64_t ratio_bp, struct sy_spec_err *err)
+{
+	struct cutover_arg ca = {.co = co, .ratio_bp = ratio_bp};
+
+	return edit(r, name, err, change_cutover, &ca);
 }
 
 struct pin_arg {

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "phase.h"
 #include "spec.h"
 
 struct sy_bpf;
@@ -22,8 +23,9 @@ struct sy_migration_state {
 	uint64_t salt;
 	uint64_t *pin_cgroup_ids; /* parallel to spec.pins */
 	uint64_t created_unix_ms, updated_unix_ms;
-	uint8_t healthy_mask;	   /* bit i: spec.target[i] answered its last health check */
-	char origin[PATH_MAX + 8]; /* "file:PATH" or "api": a reloaded file only deletes its own */
+	uint8_t healthy_mask;	    /* bit i: spec.target[i] answered its last health check */
+	char origin[PATH_MAX + 8];  /* "file:PATH" or "api": a reloaded file only deletes its own */
+	struct sy_cutover_state co; /* the plan's progress (cutover.c decides, the registry keeps) */
 };
 
 struct sy_registry;
@@ -50,6 +52,10 @@ int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const
 int sy_registry_delete(struct sy_registry *r, const char *name, bool force, struct sy_spec_err *err);
 int sy_registry_set_ratio(struct sy_registry *r, const char *name, uint32_t ratio_bp,
 			  struct sy_spec_err *err);
+/* Commits the plan's progress and, when ratio_bp >= 0, a new ratio with it (one
+ * persisted change, so a restart never sees one without the other). */
+int sy_registry_set_cutover(struct sy_registry *r, const char *name, const struct sy_cutover_state *co,
+			    int64_t ratio_bp, struct sy_spec_err *err);
 int sy_registry_pin(struct sy_registry *r, const char *name, const char *cgroup, uint8_t side,
 		    struct sy_spec_err *err);
 int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgroup, struct sy_spec_err *err);

@@ -1415,6 +1415,17 @@ bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char
 	return false;
 }
 
+bool sy_mirror_key_dirty(struct sy_mirror *m, uint32_t mig_id, int dir, int db, const char *key, size_t len)
+{
+	struct dir *d;
+
+	if (!m || mig_id >= SY_MAX_MIGRATIONS || !m->migs[mig_id].active || dir < 0 || dir > 1)
+		return false;
+	d = &m->migs[mig_id].d[dir];
+	return d->dirty.tab &&
+	       *dirty_slot(&d->dirty, sy_fnv1a(key, len, SY_FNV_OFFSET ^ (uint64_t)db), db, key, len);
+}
+
 uint64_t sy_mirror_backlog(const struct sy_mirror *m)
 {
 	uint64_t n = 0;

@@ -42,6 +42,13 @@ int sy_mirror_parse(const char *s, uint8_t *out)
 	return -EINVAL;
 }
 
+static const char *const gate_names[SY_GATES] = {"drift_rate", "error_rate", "error_ratio", "p99_ratio"};
+
+const char *sy_gate_name(int g)
+{
+	return g >= 0 && g < SY_GATES ? gate_names[g] : "?";
+}
+
 const char *sy_mirror_name(uint8_t m)
 {
 	return m < 5 ? mirror_names[m] : NULL;
@@ -51,6 +58,8 @@ uint8_t sy_mirror_effective(const struct sy_migration_spec *m)
 {
 	if (m->mirror != SY_MIRROR_AUTO)
 		return m->mirror;
+	if (m->mirror_hint)
+		return m->mirror_hint > 0 ? SY_MIRROR_BOTH : SY_MIRROR_OFF;
 	if (m->ratio_bp > 0)
 		return SY_MIRROR_BOTH;
 	for (size_t i = 0; i < m->n_pins; i++)
@@ -196,9 +205,64 @@ int sy_spec_name_ok(const char *s)
 
 /* Checks one migration alone. On error, *line is the most precise source line known
  * and err->msg starts with the field path ("legacy[1]: …"). */
+static int check_plan(const struct sy_plan_spec *p, struct sy_spec_err *err)
+{
+	if (p->n_steps > SY_PLAN_MAX_STEPS) {
+		set_err(err, "plan.steps: at most %d", SY_PLAN_MAX_STEPS);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < p->n_steps; i++) {
+		if (p->steps_bp[i] == 0 || p->steps_bp[i] > SY_RATIO_MAX ||
+		    (i && p->steps_bp[i] <= p->steps_bp[i - 1])) {
+			set_err(err, "plan.steps[%u]: %u bp; steps must rise strictly within 0.01%%..100%%",
+				i, p->steps_bp[i]);
+			return -EINVAL;
+		}
+		if (p->bake_ms[i] > 7 * 86400 * 1000u) {
+			set_err(err, "plan.bake[%u]: longer than a week", i);
+			return -EINVAL;
+		}
+	}
+	if (p->steps_bp[p->n_steps - 1] != SY_RATIO_MAX) {
+		set_err(err, "plan.steps: the last step must be 100%%, not %u bp",
+			p->steps_bp[p->n_steps - 1]);
+		return -EINVAL;
+	}
+	if (p->interval_ms < 100 || p->interval_ms > 3600000) {
+		set_err(err, "plan.interval: %u ms is out of range 100ms..1h", p->interval_ms);
+		return -EINVAL;
+	}
+	if (p->window_ms < p->interval_ms || p->window_ms > 3600000) {
+		set_err(err, "plan.window: %u ms must be at least the interval (%u ms) and at most 1h",
+			p->window_ms, p->interval_ms);
+		return -EINVAL;
+	}
+	if (p->shadow_ms > 7 * 86400 * 1000u) {
+		set_err(err, "plan.shadow: longer than a week");
+		return -EINVAL;
+	}
+	for (int g = 0; g < SY_GATES; g++) {
+		const struct sy_gate_spec *gs = &p->gates[g];
+
+		if (!gs->enabled)
+			continue;
+		if (!(gs->max >= 0) || gs->max > 1e9 || (g == SY_GATE_ERROR_RATE && gs->max > 1)) {
+			set_err(err, "plan.gates.%s: %g is out of range (%s)", gate_names[g], gs->max,
+				g == SY_GATE_ERROR_RATE ? "0..100%" : "0 or more");
+			return -EINVAL;
+		}
+		if (gs->on_breach > SY_BREACH_PAUSE) {
+			set_err(err, "plan.gates.%s.on_breach: must be rollback or pause", gate_names[g]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err, int *line)
 {
 	char a[SY_EP_STRLEN];
+	int e;
 
 	*line = m->line;
 	if (!name_ok(m->name)) {
@@ -303,6 +367,8 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 		set_err(err, "audit_every: %u is over a week (604800 s)", m->audit_every);
 		return -EINVAL;
 	}
+	if (m->plan.n_steps && (e = check_plan(&m->plan, err)))
+		return e;
 	if (m->mirror_queue > SY_MIRROR_QUEUE_MAX) {
 		set_err(err, "mirror_queue: %u is out of range 1..%u", m->mirror_queue, SY_MIRROR_QUEUE_MAX);
 		return -EINVAL;
@@ -647,12 +713,245 @@ static int uint_field(struct yctx *c, yaml_node_t *n, const char *field, uint32_
 	return 0;
 }
 
+/* "250ms", "2s", "5m", "1h", or "0". */
+static int dur_field(struct yctx *c, yaml_node_t *n, const char *field, uint32_t max_ms, uint32_t *out)
+{
+	const char *s = scalar(n);
+	char *end;
+	double v, mul;
+
+	if (!s || !*s)
+		return yfail(c, n, "%s: must be a duration (250ms, 2s, 5m, 1h), not %s", field, kind(n));
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || s[0] == '-' || s[0] == '+')
+		return yfail(c, n, "%s: \"%s\" is not a duration (250ms, 2s, 5m, 1h)", field, s);
+	if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "s") == 0)
+		mul = 1000;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else if (*end == '\0' && v == 0)
+		mul = 0;
+	else
+		return yfail(c, n, "%s: \"%s\" needs a unit: ms, s, m or h", field, s);
+	if (v * mul > max_ms)
+		return yfail(c, n, "%s: \"%s\" is over the limit of %u ms", field, s, max_ms);
+	*out = (uint32_t)(v * mul + 0.5);
+	return 0;
+}
+
+static int bool_field(struct yctx *c, yaml_node_t *n, const char *field, bool *out)
+{
+	const char *s = scalar(n);
+
+	if (s && strcmp(s, "true") == 0)
+		*out = true;
+	else if (s && strcmp(s, "false") == 0)
+		*out = false;
+	else
+		return yfail(c, n, "%s: \"%s\" is not true or false", field, s ? s : kind(n));
+	return 0;
+}
+
+static int breach_field(struct yctx *c, yaml_node_t *n, const char *field, uint8_t *out)
+{
+	const char *s = scalar(n);
+
+	if (s && strcmp(s, "rollback") == 0)
+		*out = SY_BREACH_ROLLBACK;
+	else if (s && strcmp(s, "pause") == 0)
+		*out = SY_BREACH_PAUSE;
+	else
+		return yfail(c, n, "%s: \"%s\" is not rollback or pause", field, s ? s : kind(n));
+	return 0;
+}
+
+/* A gate's maximum: a number, or a percentage ("1%" = 0.01). */
+static int gate_max(struct yctx *c, yaml_node_t *n, const char *field, double *out)
+{
+	const char *s = scalar(n);
+	char *end;
+	double v;
+
+	errno = 0;
+	v = s ? strtod(s, &end) : 0;
+	if (!s || end == s || errno || s[0] == '-' || (*end && strcmp(end, "%") != 0) || !(v >= 0) || v > 1e9)
+		return yfail(c, n, "%s: \"%s\" is not a number of 0 or more (or a percentage: 1%%)", field,
+			     s ? s : kind(n));
+	*out = *end == '%' ? v / 100 : v;
+	return 0;
+}
+
+static int plan_gates(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
+{
+	static const char *const gfields[] = {"max", "on_breach", NULL};
+	const char *fields[SY_GATES + 1];
+	yaml_node_t *g[SY_GATES];
+	char what[64];
+	int e;
+
+	for (int i = 0; i < SY_GATES; i++)
+		fields[i] = gate_names[i];
+	fields[SY_GATES] = NULL;
+	if ((e = map_fields(c, n, "plan.gates", fields, g)))
+		return e;
+	for (int i = 0; i < SY_GATES; i++) {
+		struct sy_gate_spec *gs = &p->gates[i];
+
+		if (!g[i])
+			continue;
+		snprintf(what, sizeof(what), "plan.gates.%s", gate_names[i]);
+		gs->enabled = true;
+		if (g[i]->type == YAML_MAPPING_NODE) {
+			yaml_node_t *f[2];
+
+			if ((e = map_fields(c, g[i], what, gfields, f)))
+				return e;
+			if (!f[0])
+				return yfail(c, g[i], "%s.max: required", what);
+			if ((e = gate_max(c, f[0], what, &gs->max)))
+				return e;
+			if (f[1] && (e = breach_field(c, f[1], "on_breach", &gs->on_breach)))
+				return e;
+			if (f[1])
+				gs->on_breach |= 0x80; /* its own: the plan's default does not apply */
+		} else if ((e = gate_max(c, g[i], what, &gs->max))) {
+			return e;
+		}
+	}
+	return 0;
+}
+
+static int plan(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
+{
+	static const char *const fields[] = {"steps",	    "bake",	 "advance",  "interval", "window",
+					     "min_samples", "min_p99",	 "backfill", "shadow",	 "verify",
+					     "drain",	    "on_breach", "gates",    NULL};
+	enum {
+		F_STEPS,
+		F_BAKE,
+		F_ADV,
+		F_INT,
+		F_WIN,
+		F_MINS,
+		F_MINP,
+		F_BF,
+		F_SH,
+		F_VER,
+		F_DRAIN,
+		F_BREACH,
+		F_GATES
+	};
+	yaml_node_t *f[13];
+	uint8_t breach = SY_BREACH_ROLLBACK;
+	uint32_t bake = SY_PLAN_BAKE_DEFAULT;
+	const char *s;
+	int e;
+
+	memset(p, 0, sizeof(*p));
+	p->interval_ms = SY_PLAN_INTERVAL_DEFAULT;
+	p->window_ms = SY_PLAN_WINDOW_DEFAULT;
+	p->min_samples = 100;
+	p->min_p99_us = SY_PLAN_MIN_P99_DEFAULT;
+	if ((e = map_fields(c, n, "plan", fields, f)))
+		return e;
+	if (!f[F_STEPS] || f[F_STEPS]->type != YAML_SEQUENCE_NODE)
+		return yfail(c, f[F_STEPS] ? f[F_STEPS] : n,
+			     "plan.steps: required, a list of ratios ([1%%, 25%%, 100%%])");
+	for (yaml_node_item_t *it = f[F_STEPS]->data.sequence.items.start;
+	     it < f[F_STEPS]->data.sequence.items.top; it++) {
+		yaml_node_t *v = yaml_document_get_node(&c->doc, *it);
+
+		if (p->n_steps == SY_PLAN_MAX_STEPS)
+			return yfail(c, v, "plan.steps: at most %d", SY_PLAN_MAX_STEPS);
+		s = scalar(v);
+		if (!s || sy_ratio_parse(s, &p->steps_bp[p->n_steps]))
+			return yfail(c, v, "plan.steps[%u]: \"%s\" is not a ratio (25%%, 12.5%%, 2500bp)",
+				     p->n_steps, s ? s : kind(v));
+		p->n_steps++;
+	}
+	if (!p->n_steps)
+		return yfail(c, f[F_STEPS], "plan.steps: at least one step");
+	if (f[F_BAKE] && f[F_BAKE]->type == YAML_SEQUENCE_NODE) {
+		uint32_t k = 0;
+
+		for (yaml_node_item_t *it = f[F_BAKE]->data.sequence.items.start;
+		     it < f[F_BAKE]->data.sequence.items.top; it++, k++) {
+			if (k == p->n_steps)
+				return yfail(c, f[F_BAKE], "plan.bake: %u bake times for %u steps", k + 1,
+					     p->n_steps);
+			if ((e = dur_field(c, yaml_document_get_node(&c->doc, *it), "plan.bake",
+					   7 * 86400000u, &p->bake_ms[k])))
+				return e;
+		}
+		if (k != p->n_steps)
+			return yfail(c, f[F_BAKE], "plan.bake: %u bake times for %u steps", k, p->n_steps);
+	} else {
+		if (f[F_BAKE] && (e = dur_field(c, f[F_BAKE], "plan.bake", 7 * 86400000u, &bake)))
+			return e;
+		for (uint32_t i = 0; i < p->n_steps; i++)
+			p->bake_ms[i] = bake;
+	}
+	if (f[F_ADV]) {
+		s = scalar(f[F_ADV]);
+		if (s && strcmp(s, "auto") == 0)
+			p->manual = false;
+		else if (s && strcmp(s, "manual") == 0)
+			p->manual = true;
+		else
+			return yfail(c, f[F_ADV], "plan.advance: \"%s\" is not auto or manual",
+				     s ? s : kind(f[F_ADV]));
+	}
+	if ((f[F_INT] && (e = dur_field(c, f[F_INT], "plan.interval", 3600000, &p->interval_ms))) ||
+	    (f[F_WIN] && (e = dur_field(c, f[F_WIN], "plan.window", 3600000, &p->window_ms))) ||
+	    (f[F_SH] && (e = dur_field(c, f[F_SH], "plan.shadow", 7 * 86400000u, &p->shadow_ms))) ||
+	    (f[F_MINS] &&
+	     (e = uint_field(c, f[F_MINS], "plan.min_samples", 0, 100000000, &p->min_samples))) ||
+	    (f[F_BF] && (e = bool_field(c, f[F_BF], "plan.backfill", &p->backfill))) ||
+	    (f[F_VER] && (e = bool_field(c, f[F_VER], "plan.verify", &p->verify))) ||
+	    (f[F_DRAIN] && (e = bool_field(c, f[F_DRAIN], "plan.drain", &p->drain))) ||
+	    (f[F_BREACH] && (e = breach_field(c, f[F_BREACH], "plan.on_breach", &breach))))
+		return e;
+	if (f[F_MINP]) {
+		uint32_t ms;
+
+		/* microsecond precision matters here: accept "500us" too */
+		s = scalar(f[F_MINP]);
+		if (s && strlen(s) > 2 && strcmp(s + strlen(s) - 2, "us") == 0) {
+			char *end;
+			unsigned long v = strtoul(s, &end, 10);
+
+			if (end == s || strcmp(end, "us") != 0 || v > 3600000000ul)
+				return yfail(c, f[F_MINP], "plan.min_p99: \"%s\" is not a duration", s);
+			p->min_p99_us = (uint32_t)v;
+		} else {
+			if ((e = dur_field(c, f[F_MINP], "plan.min_p99", 3600000, &ms)))
+				return e;
+			p->min_p99_us = ms * 1000;
+		}
+	}
+	if (f[F_GATES] && (e = plan_gates(c, f[F_GATES], p)))
+		return e;
+	/* gates without their own on_breach take the plan's */
+	for (int i = 0; i < SY_GATES; i++) {
+		if (p->gates[i].on_breach & 0x80)
+			p->gates[i].on_breach &= 0x7f;
+		else if (p->gates[i].enabled)
+			p->gates[i].on_breach = breach;
+	}
+	return 0;
+}
+
 static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migration_spec *m)
 {
 	static const char *const fields[] = {"name",	    "legacy",	     "target",	 "client",
 					     "ratio",	    "pins",	     "prefixes", "sample_reads",
 					     "mirror",	    "capture_bytes", "rewrite",	 "mirror_queue",
-					     "auto_repair", "audit_every",   NULL};
+					     "auto_repair", "audit_every",   "plan",	 NULL};
 	enum {
 		F_NAME,
 		F_LEGACY,
@@ -667,9 +966,10 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		F_REWRITE,
 		F_QUEUE,
 		F_AUTO_REPAIR,
-		F_AUDIT_EVERY
+		F_AUDIT_EVERY,
+		F_PLAN
 	};
-	yaml_node_t *f[14];
+	yaml_node_t *f[15];
 	char what[32];
 	const char *s;
 	int e;
@@ -752,6 +1052,8 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 			return yfail(c, f[F_AUTO_REPAIR], "auto_repair: \"%s\" is not true or false",
 				     s ? s : kind(f[F_AUTO_REPAIR]));
 	}
+	if (f[F_PLAN] && (e = plan(c, f[F_PLAN], &m->plan)))
+		return e;
 	if (f[F_MIRROR]) {
 		s = scalar(f[F_MIRROR]);
 		if (sy_mirror_parse(s, &m->mirror))

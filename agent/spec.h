@@ -19,6 +19,24 @@
  *       mirror_queue: 10000     # mirrored commands in flight per direction before drops
  *       auto_repair: false      # repair drift as soon as an audit or a dual read finds it
  *       audit_every: 0          # seconds between continuous audits (0: only on demand)
+ *       plan:                   # the cutover plan (docs/cutover.md)
+ *         steps: [1%, 5%, 25%, 50%, 100%]
+ *         bake: 5m              # every step; or a list, one per step
+ *         advance: auto         # or manual: each step waits for `syctl cutover NAME promote`
+ *         interval: 1s          # gate evaluation interval
+ *         window: 10s           # gates look at the last `window` of the step
+ *         min_samples: 100      # target requests in the window before a gate may pass
+ *         min_p99: 1ms          # the p99 ratio breaches only above this target p99
+ *         backfill: true        # copy legacy's keys first
+ *         shadow: 10s           # mirror writes this long with no client on target
+ *         verify: true          # audit both sides before the first step
+ *         drain: false          # a rollback also ends established target connections
+ *         on_breach: rollback   # or pause: the default for every gate
+ *         gates:                # each: a maximum, or {max: X, on_breach: pause}
+ *           drift_rate: 0       # drifted keys per second
+ *           error_rate: 1%      # target error replies / replies
+ *           error_ratio: 3      # target error rate / legacy error rate
+ *           p99_ratio: 2        # target p99 / legacy p99
  */
 #ifndef SY_SPEC_H
 #define SY_SPEC_H
@@ -57,6 +75,53 @@ enum sy_mirror_mode {
 			     * any client can be on target (ratio > 0 or a target pin) */
 };
 
+/* The cutover plan (cutover.c walks it). Gates are breached when the value measured
+ * over the window is above `max`. */
+#define SY_PLAN_MAX_STEPS 16
+
+enum sy_gate {
+	SY_GATE_DRIFT_RATE,  /* drifted keys per second (dual reads and audits) */
+	SY_GATE_ERROR_RATE,  /* error replies / replies, target */
+	SY_GATE_ERROR_RATIO, /* target error rate / legacy error rate */
+	SY_GATE_P99_RATIO,   /* target p99 / legacy p99 */
+	SY_GATES,
+};
+
+enum sy_breach {
+	SY_BREACH_ROLLBACK = 0,
+	SY_BREACH_PAUSE = 1,
+};
+
+struct sy_gate_spec {
+	bool enabled;
+	double max;
+	uint8_t on_breach; /* enum sy_breach */
+};
+
+struct sy_plan_spec {
+	uint32_t n_steps; /* 0: no plan, the ratio is set by hand */
+	uint32_t steps_bp[SY_PLAN_MAX_STEPS];
+	uint32_t bake_ms[SY_PLAN_MAX_STEPS];
+	bool manual;	      /* advance only on promote */
+	uint32_t interval_ms; /* gate evaluation interval */
+	uint32_t window_ms;   /* how much of the step's recent past the gates look at */
+	uint32_t min_samples; /* target requests a window needs before a gate may pass */
+	uint32_t min_p99_us;  /* the p99 ratio only breaches above this target p99 */
+	bool backfill;
+	uint32_t shadow_ms;
+	bool verify;
+	bool drain; /* a rollback ends established target connections */
+	struct sy_gate_spec gates[SY_GATES];
+};
+
+#define SY_PLAN_INTERVAL_DEFAULT 1000
+#define SY_PLAN_WINDOW_DEFAULT	 10000
+#define SY_PLAN_BAKE_DEFAULT	 300000
+#define SY_PLAN_MIN_P99_DEFAULT	 1000
+
+/* "drift_rate", … ↔ enum sy_gate. */
+const char *sy_gate_name(int g);
+
 struct sy_pin_spec {
 	char cgroup[PATH_MAX]; /* absolute path under the cgroup2 mount */
 	uint8_t side;	       /* enum sy_side */
@@ -83,7 +148,11 @@ struct sy_migration_spec {
 	uint32_t mirror_queue; /* commands in flight per direction; 0 = SY_MIRROR_QUEUE_DEFAULT */
 	bool auto_repair;      /* drift found by audits and dual reads is repaired at once */
 	uint32_t audit_every;  /* seconds between the end of an audit and the next; 0 = on demand */
-	int line;	       /* line of the "- name:" item in the file, 0 when from the API */
+	struct sy_plan_spec plan;
+	/* Not part of the spec: set by the registry from the cutover phase. > 0: mirror:
+	 * auto means both whatever the ratio; < 0: off (the migration is finished). */
+	int8_t mirror_hint;
+	int line; /* line of the "- name:" item in the file, 0 when from the API */
 };
 
 struct sy_spec {

@@ -28,6 +28,104 @@ static int eps_from(char **in, size_t n, const char *field, struct sy_endpoint *
 	return 0;
 }
 
+static int plan_from(const Switchyard__V1__Plan *pb, struct sy_plan_spec *p, struct sy_spec_err *err)
+{
+	const Switchyard__V1__Gate *g[SY_GATES] = {pb->drift_rate, pb->error_rate, pb->error_ratio,
+						   pb->p99_ratio};
+
+	memset(p, 0, sizeof(*p));
+	if (pb->n_steps_bp == 0)
+		return 0; /* an empty plan is no plan */
+	if (pb->n_steps_bp > SY_PLAN_MAX_STEPS) {
+		snprintf(err->msg, sizeof(err->msg), "plan.steps_bp: at most %d steps, got %zu",
+			 SY_PLAN_MAX_STEPS, pb->n_steps_bp);
+		return -EINVAL;
+	}
+	if (pb->n_bake_ms != pb->n_steps_bp && pb->n_bake_ms > 1) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "plan.bake_ms: %zu bake times for %zu steps (give one, or one per step)",
+			 pb->n_bake_ms, pb->n_steps_bp);
+		return -EINVAL;
+	}
+	p->n_steps = (uint32_t)pb->n_steps_bp;
+	for (size_t i = 0; i < pb->n_steps_bp; i++) {
+		p->steps_bp[i] = pb->steps_bp[i];
+		p->bake_ms[i] = pb->n_bake_ms == 0   ? SY_PLAN_BAKE_DEFAULT
+				: pb->n_bake_ms == 1 ? pb->bake_ms[0]
+						     : pb->bake_ms[i];
+	}
+	p->manual = pb->manual;
+	p->interval_ms = pb->interval_ms ? pb->interval_ms : SY_PLAN_INTERVAL_DEFAULT;
+	p->window_ms = pb->window_ms ? pb->window_ms : SY_PLAN_WINDOW_DEFAULT;
+	p->min_samples = pb->min_samples;
+	p->min_p99_us = pb->min_p99_us;
+	p->backfill = pb->backfill;
+	p->shadow_ms = pb->shadow_ms;
+	p->verify = pb->verify;
+	p->drain = pb->drain;
+	for (int i = 0; i < SY_GATES; i++) {
+		if (!g[i] || !g[i]->enabled)
+			continue;
+		if ((unsigned)g[i]->on_breach > SY_BREACH_PAUSE) {
+			snprintf(err->msg, sizeof(err->msg),
+				 "plan.%s.on_breach: %d is not BREACH_ROLLBACK or BREACH_PAUSE",
+				 sy_gate_name(i), (int)g[i]->on_breach);
+			return -EINVAL;
+		}
+		p->gates[i].enabled = true;
+		p->gates[i].max = g[i]->max;
+		p->gates[i].on_breach = (uint8_t)g[i]->on_breach;
+	}
+	return 0;
+}
+
+static int plan_to(const struct sy_plan_spec *p, Switchyard__V1__Plan *pb)
+{
+	Switchyard__V1__Gate **g[SY_GATES] = {&pb->drift_rate, &pb->error_rate, &pb->error_ratio,
+					      &pb->p99_ratio};
+
+	switchyard__v1__plan__init(pb);
+	pb->steps_bp = calloc(p->n_steps ? p->n_steps : 1, sizeof(uint32_t));
+	pb->bake_ms = calloc(p->n_steps ? p->n_steps : 1, sizeof(uint32_t));
+	if (!pb->steps_bp || !pb->bake_ms)
+		return -ENOMEM;
+	pb->n_steps_bp = pb->n_bake_ms = p->n_steps;
+	memcpy(pb->steps_bp, p->steps_bp, p->n_steps * sizeof(uint32_t));
+	memcpy(pb->bake_ms, p->bake_ms, p->n_steps * sizeof(uint32_t));
+	pb->manual = p->manual;
+	pb->interval_ms = p->interval_ms;
+	pb->window_ms = p->window_ms;
+	pb->min_samples = p->min_samples;
+	pb->min_p99_us = p->min_p99_us;
+	pb->backfill = p->backfill;
+	pb->shadow_ms = p->shadow_ms;
+	pb->verify = p->verify;
+	pb->drain = p->drain;
+	for (int i = 0; i < SY_GATES; i++) {
+		if (!p->gates[i].enabled)
+			continue;
+		*g[i] = calloc(1, sizeof(**g[i]));
+		if (!*g[i])
+			return -ENOMEM;
+		switchyard__v1__gate__init(*g[i]);
+		(*g[i])->enabled = true;
+		(*g[i])->max = p->gates[i].max;
+		(*g[i])->on_breach = (Switchyard__V1__Breach)p->gates[i].on_breach;
+	}
+	return 0;
+}
+
+static void plan_free(Switchyard__V1__Plan *pb)
+{
+	free(pb->steps_bp);
+	free(pb->bake_ms);
+	free(pb->drift_rate);
+	free(pb->error_rate);
+	free(pb->error_ratio);
+	free(pb->p99_ratio);
+	free(pb);
+}
+
 int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration_spec *out,
 		    struct sy_spec_err *err)
 {
@@ -94,6 +192,8 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	out->mirror_queue = pb->mirror_queue;
 	out->auto_repair = pb->auto_repair;
 	out->audit_every = pb->audit_every;
+	if (pb->plan && (e = plan_from(pb->plan, &out->plan, err)))
+		return e;
 	if (pb->n_rewrite > SY_SPEC_MAX_REWRITES) {
 		snprintf(err->msg, sizeof(err->msg), "rewrite: at most %d, got %zu", SY_SPEC_MAX_REWRITES,
 			 pb->n_rewrite);
@@ -180,6 +280,13 @@ int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSp
 	pb->mirror_queue = m->mirror_queue;
 	pb->auto_repair = m->auto_repair;
 	pb->audit_every = m->audit_every;
+	if (m->plan.n_steps) {
+		pb->plan = calloc(1, sizeof(*pb->plan));
+		if (!pb->plan || plan_to(&m->plan, pb->plan)) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+	}
 	pb->rewrite = calloc(m->n_rewrite ? m->n_rewrite : 1, sizeof(*pb->rewrite));
 	for (uint32_t i = 0; pb->rewrite && i < m->n_rewrite; i++) {
 		Switchyard__V1__KeyRewrite *w = calloc(1, sizeof(*w));
@@ -253,5 +360,7 @@ void sy_spec_pb_free(Switchyard__V1__MigrationSpec *pb)
 		free(pb->rewrite[i]);
 	}
 	free(pb->rewrite);
+	if (pb->plan)
+		plan_free(pb->plan);
 	switchyard__v1__migration_spec__init(pb);
 }

@@ -21,6 +21,7 @@
 
 #include "control_plane.h"
 #include "daemon.h"
+#include "drain.h"
 #include "events.h"
 #include "exporters.h"
 #include "health.h"
@@ -61,6 +62,7 @@ struct daemon {
 	struct sy_capture *capture;
 	struct sy_mirror *mirror;
 	struct sy_verify *verify;
+	struct sy_cutover *cutover;
 	struct sy_daemon_info info;
 	struct sy_control_ctx ctl;
 	uint64_t ready_deadline;
@@ -360,6 +362,25 @@ static void on_term(struct sy_loop *l, int signo, void *arg)
 	}
 }
 
+/* rollback --drain: the established client connections of one side end, so their
+ * clients reconnect and are steered again (by then the ratio is 0). */
+static int64_t drain_side(void *arg, uint32_t mig_id, uint8_t side)
+{
+	struct daemon *d = arg;
+	struct sy_drain_result r;
+	int e = sy_drain_side(d->bpf->socks_fd, mig_id, side, 0, &r);
+
+	if (e)
+		return e;
+	if (r.failed)
+		sy_warn("cutover", "drain: %llu of %llu connection(s) could not be ended: %s",
+			(unsigned long long)r.failed, (unsigned long long)r.matched, strerror(-r.last_err));
+	sy_info("cutover", "drain: ended %llu connection(s) in %llu us (%llu sockets walked)",
+		(unsigned long long)r.destroyed, (unsigned long long)r.elapsed_us,
+		(unsigned long long)r.examined);
+	return (int64_t)r.destroyed;
+}
+
 /* What the kernel hands over: writes to the mirror, sampled read keys to dual reads. */
 static void on_captured(const struct sy_captured *c, void *arg)
 {
@@ -424,7 +445,8 @@ static int start_rpc(struct daemon *d)
 					 .loop = d->loop,
 					 .capture = d->capture,
 					 .mirror = d->mirror,
-					 .verify = d->verify};
+					 .verify = d->verify,
+					 .cutover = d->cutover};
 	d->ctl.events = d->events;
 	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)) ||
 	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) ||
@@ -548,6 +570,10 @@ int main(int argc, char **argv)
 		goto out;
 	sy_verify_resume(d.verify);
 	sy_verify_tick(d.verify);
+	d.cutover = sy_cutover_new(d.loop, d.reg, d.verify, d.events);
+	if (!d.cutover)
+		goto out;
+	sy_cutover_set_drain(d.cutover, drain_side, &d);
 
 	d.info.version = SY_VERSION;
 	snprintf(d.info.cgroup, sizeof(d.info.cgroup), "%s", d.o.cgroup);
@@ -559,9 +585,10 @@ int main(int argc, char **argv)
 
 	if ((e = start_rpc(&d)))
 		goto out;
-	if ((e = sy_exporters_start(d.loop, &expcfg,
-				    &(struct sy_metrics_src){.reg = d.reg, .mirror = d.mirror, .verify = d.verify},
-				    d.info.started_unix_ms, &exporters)))
+	if ((e = sy_exporters_start(
+		     d.loop, &expcfg,
+		     &(struct sy_metrics_src){.reg = d.reg, .mirror = d.mirror, .verify = d.verify},
+		     d.info.started_unix_ms, &exporters)))
 		goto out;
 	if (sy_loop_add_signal(d.loop, SIGHUP, on_hup, &d) ||
 	    sy_loop_add_signal(d.loop, SIGTERM, on_term, &d) ||
@@ -593,6 +620,7 @@ out:
 	if (d.rpc)
 		sy_rpc_server_free(d.rpc);
 	sy_capture_free(d.capture);
+	sy_cutover_free(d.cutover);
 	sy_verify_free(d.verify);
 	sy_mirror_free(d.mirror);
 	sy_health_free(d.health);

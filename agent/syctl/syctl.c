@@ -154,6 +154,62 @@ static void print_migration(const Switchyard__V1__Migration *m)
 	printf("origin:    %s\n", m->origin);
 }
 
+static void fmt_ms(uint64_t ms, char *buf, size_t n)
+{
+	if (ms >= 3600000)
+		snprintf(buf, n, "%lluh%02llum", (unsigned long long)(ms / 3600000),
+			 (unsigned long long)(ms / 60000 % 60));
+	else if (ms >= 60000)
+		snprintf(buf, n, "%llum%02llus", (unsigned long long)(ms / 60000),
+			 (unsigned long long)(ms / 1000 % 60));
+	else
+		snprintf(buf, n, "%.1fs", (double)ms / 1000);
+}
+
+/* The plan's progress: phase, step, bake left, each gate against its threshold. */
+static void print_cutover(const Switchyard__V1__Migration *m)
+{
+	const Switchyard__V1__CutoverStatus *c = m->cutover;
+	const Switchyard__V1__Plan *p = m->spec->plan;
+	char t[32];
+
+	if (!c || c->phase == SWITCHYARD__V1__CUTOVER_PHASE__PHASE_NONE || !p)
+		return;
+	printf("plan:      ");
+	for (size_t i = 0; i < p->n_steps_bp; i++)
+		printf("%s%u%%", i ? " → " : "", p->steps_bp[i] / 100);
+	printf(" (%s advance, evaluated every %.1fs over %.0fs)\n", p->manual ? "manual" : "auto",
+	       (double)p->interval_ms / 1000, (double)p->window_ms / 1000);
+	printf("phase:     %s", c->phase_name);
+	if (c->paused_from[0])
+		printf(" (from %s)", c->paused_from);
+	if (c->step)
+		printf(", step %u of %u (%u.%02u%%)", c->step, c->steps, c->step_ratio_bp / 100,
+		       c->step_ratio_bp % 100);
+	printf("\n");
+	if (c->phase == SWITCHYARD__V1__CUTOVER_PHASE__PHASE_CUTTING_OVER) {
+		fmt_ms(c->bake_left_ms, t, sizeof(t));
+		printf("bake:      %s left%s\n", t,
+		       c->ready ? " — baked, waiting for `syctl cutover NAME promote`" : "");
+	}
+	if (c->reason[0])
+		printf("reason:    %s\n", c->reason);
+	if (c->drained)
+		printf("drained:   %llu target connection(s) ended\n", (unsigned long long)c->drained);
+	if (c->n_gates) {
+		printf("gates:     %llu target samples in the window, %llu evaluation(s) this step, last "
+		       "%s\n",
+		       (unsigned long long)c->samples, (unsigned long long)c->evaluations,
+		       ago(c->last_evaluation_unix_ms, t, sizeof(t)));
+		for (size_t i = 0; i < c->n_gates; i++) {
+			const Switchyard__V1__GateStatus *g = c->gates[i];
+
+			printf("  %-12s %10.4g  max %-10.4g %-8s %s\n", g->gate, g->value, g->threshold,
+			       g->verdict, g->detail);
+		}
+	}
+}
+
 static int one_migration(const char *method, const ProtobufCMessage *req)
 {
 	ProtobufCMessage *resp;
@@ -163,8 +219,10 @@ static int one_migration(const char *method, const ProtobufCMessage *req)
 		return rc;
 	if (json)
 		print_json(resp);
-	else
+	else {
 		print_migration((const void *)resp);
+		print_cutover((const void *)resp);
+	}
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return EX_OK;
 }
@@ -231,9 +289,14 @@ static int cmd_status(int argc, char **argv)
 	char t[32];
 	int rc;
 
-	(void)argv;
-	if (argc > 1)
-		return usage_err("status", "unexpected argument \"%s\"", argv[1]);
+	if (argc > 2)
+		return usage_err("status", "unexpected argument \"%s\"", argv[2]);
+	if (argc == 2) {
+		Switchyard__V1__GetMigrationRequest g = SWITCHYARD__V1__GET_MIGRATION_REQUEST__INIT;
+
+		g.name = argv[1];
+		return one_migration("/switchyard.v1.Control/GetMigration", &g.base);
+	}
 	if ((rc = call("/switchyard.v1.Control/Status", &req.base,
 		       &switchyard__v1__status_response__descriptor, &resp)))
 		return rc;
@@ -388,15 +451,44 @@ static int cmd_delete(int argc, char **argv)
 
 static int cmd_cutover(int argc, char **argv)
 {
+	static const char *const actions[] = {"start", "promote", "pause", "resume", "rollback", "finish"};
 	Switchyard__V1__SetRatioRequest req = SWITCHYARD__V1__SET_RATIO_REQUEST__INIT;
+	Switchyard__V1__CutoverRequest creq = SWITCHYARD__V1__CUTOVER_REQUEST__INIT;
+	size_t a;
 
-	if (argc != 3)
-		return usage_err("cutover", "expected NAME RATIO (25%%, 12.5%%, 2500bp)");
-	if (sy_ratio_parse(argv[2], &req.ratio_bp))
-		return usage_err("cutover", "\"%s\" is not a ratio from 0%% to 100%% (25%%, 12.5%%, 2500bp)",
-				 argv[2]);
-	req.name = argv[1];
-	return one_migration("/switchyard.v1.Control/SetRatio", &req.base);
+	if (argc < 3)
+		return usage_err("cutover",
+				 "expected NAME start|promote|pause|resume|rollback|finish, or NAME RATIO "
+				 "(25%%, 12.5%%, 2500bp)");
+	for (a = 0; a < sizeof(actions) / sizeof(actions[0]) && strcmp(actions[a], argv[2]) != 0; a++)
+		;
+	if (a == sizeof(actions) / sizeof(actions[0])) {
+		if (argc != 3)
+			return usage_err("cutover", "unexpected argument \"%s\"", argv[3]);
+		if (sy_ratio_parse(argv[2], &req.ratio_bp))
+			return usage_err(
+				"cutover",
+				"\"%s\" is neither an action (start, promote, pause, resume, rollback, "
+				"finish) nor a ratio from 0%% to 100%% (25%%, 12.5%%, 2500bp)",
+				argv[2]);
+		req.name = argv[1];
+		return one_migration("/switchyard.v1.Control/SetRatio", &req.base);
+	}
+	creq.name = argv[1];
+	creq.action = (Switchyard__V1__CutoverAction)a;
+	creq.reason = "";
+	for (int i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "--drain") == 0) {
+			if (a != SWITCHYARD__V1__CUTOVER_ACTION__ACTION_ROLLBACK)
+				return usage_err("cutover", "--drain: only with rollback");
+			creq.drain = 1;
+		} else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
+			creq.reason = argv[++i];
+		} else {
+			return usage_err("cutover", "unexpected argument \"%s\"", argv[i]);
+		}
+	}
+	return one_migration("/switchyard.v1.Control/Cutover", &creq.base);
 }
 
 static int cmd_pin(int argc, char **argv)
@@ -901,13 +993,16 @@ static int cmd_backfill(int argc, char **argv)
 }
 
 static const struct cmd cmds[] = {
-	{"status", "", "daemon version, attachment, health of every endpoint", cmd_status},
+	{"status", "[NAME]",
+	 "daemon version, attachment, endpoint health; with NAME: the plan's step, bake left, gates",
+	 cmd_status},
 	{"apply", "-f FILE", "create or update the migrations of a spec file", cmd_apply},
 	{"get", "NAME", "one migration: ratio, endpoints, pins, steering decisions", cmd_get},
 	{"list", "", "all migrations", cmd_list},
 	{"delete", "NAME [--force]",
 	 "delete a migration (refused while clients are on target, unless forced)", cmd_delete},
-	{"cutover", "NAME RATIO", "set the share of clients on target: 25%, 12.5%, 2500bp", cmd_cutover},
+	{"cutover", "NAME start|promote|pause|resume|rollback [--drain]|finish [--reason TEXT] | NAME RATIO",
+	 "drive the plan; a RATIO (25%, 2500bp) set by hand pauses it", cmd_cutover},
 	{"pin", "NAME --cgroup PATH --side target|legacy", "force one client (cgroup) to a side", cmd_pin},
 	{"unpin", "NAME --cgroup PATH", "remove a pin", cmd_unpin},
 	{"watch", "[NAME] [--interval 1s] [--count N]",

@@ -138,7 +138,20 @@ def spec_yaml(migrations):
                 lines.append("    %s: %s" % (k, m[k]))
         if m.get("rewrite"):
             lines.append("    rewrite: {%s}" % ", ".join('"%s": "%s"' % kv for kv in m["rewrite"].items()))
+        if m.get("plan"):
+            lines.append("    plan: %s" % _flow(m["plan"]))
     return "\n".join(lines) + "\n"
+
+
+def _flow(v):
+    """A value in YAML flow style: dicts and lists nest, scalars as given."""
+    if isinstance(v, dict):
+        return "{%s}" % ", ".join("%s: %s" % (k, _flow(x)) for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return "[%s]" % ", ".join(_flow(x) for x in v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
 
 
 class Daemon:

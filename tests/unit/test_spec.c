@@ -72,7 +72,7 @@ static void errors_name_file_line_and_field(void **state)
 		"    ratioo: 5%\n",
 		"t.yaml:5: unknown field \"ratioo\" (expected one of: name, legacy, target, client, ratio, "
 		"pins, prefixes, sample_reads, mirror, capture_bytes, rewrite, mirror_queue, auto_repair, "
-		"audit_every)");
+		"audit_every, plan)");
 	expect_error(
 		"migrations:\n  - name: a\n    legacy: [\"localhost:1\"]\n    target: [\"127.0.0.1:2\"]\n",
 		"t.yaml:3: legacy[0]: \"localhost:1\": not a numeric IPv4 or [IPv6] address");
@@ -206,6 +206,44 @@ static void pb_round_trip_and_api_messages(void **state)
 	sy_spec_free(&s);
 }
 
+static void plan_parses_defaults_and_round_trips(void **state)
+{
+	const char *text =
+		"migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
+		"    plan:\n      steps: [1%, 25%, 100%]\n      bake: [1s, 2m, 500ms]\n"
+		"      advance: manual\n      min_p99: 250us\n      on_breach: pause\n"
+		"      gates: {error_rate: 1%, p99_ratio: {max: 2.5, on_breach: rollback}}\n";
+	struct sy_spec s;
+	struct sy_spec_err err = {{0}};
+	Switchyard__V1__MigrationSpec pb;
+	struct sy_migration_spec back;
+	const struct sy_plan_spec *p;
+
+	(void)state;
+	assert_int_equal(load(text, &s, &err), 0);
+	p = &s.migs[0].plan;
+	assert_int_equal(p->n_steps, 3);
+	assert_int_equal(p->steps_bp[0], 100);
+	assert_int_equal(p->steps_bp[2], 10000);
+	assert_int_equal(p->bake_ms[1], 120000);
+	assert_int_equal(p->bake_ms[2], 500);
+	assert_true(p->manual);
+	assert_int_equal(p->min_p99_us, 250);
+	assert_int_equal(p->interval_ms, SY_PLAN_INTERVAL_DEFAULT);
+	assert_int_equal(p->window_ms, SY_PLAN_WINDOW_DEFAULT);
+	assert_true(p->gates[SY_GATE_ERROR_RATE].enabled);
+	assert_true(p->gates[SY_GATE_ERROR_RATE].max > 0.0099 && p->gates[SY_GATE_ERROR_RATE].max < 0.0101);
+	assert_int_equal(p->gates[SY_GATE_ERROR_RATE].on_breach, SY_BREACH_PAUSE);   /* the plan's default */
+	assert_int_equal(p->gates[SY_GATE_P99_RATIO].on_breach, SY_BREACH_ROLLBACK); /* its own */
+	assert_false(p->gates[SY_GATE_DRIFT_RATE].enabled);
+	assert_int_equal(sy_spec_to_pb(&s.migs[0], &pb), 0);
+	assert_int_equal(sy_spec_from_pb(&pb, &back, &err), 0);
+	assert_memory_equal(&back.plan, p, sizeof(*p));
+	sy_spec_pb_free(&pb);
+	sy_migration_spec_free(&back);
+	sy_spec_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +252,7 @@ int main(void)
 		cmocka_unit_test(ratio_forms),
 		cmocka_unit_test(endpoints),
 		cmocka_unit_test(pb_round_trip_and_api_messages),
+		cmocka_unit_test(plan_parses_defaults_and_round_trips),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""A client application for the cutover tests (Debian's python3-redis), run as its own
+process inside a client cgroup so the kernel steers its connections.
+
+    cutover_client.py '{"addr": "127.0.0.1:7000", "cgroup": "/sys/fs/cgroup/...",
+                        "conns": 20, "mode": "persistent"|"reconnect", "name": "wl-1",
+                        "stop_file": "/tmp/stop", "seconds": 60, "keys_file": "/tmp/acked",
+                        "reads": ["r:0", ...], "pause": 0.002}'
+
+It always dials `addr` (the legacy endpoint, as an unmodified application would); the
+kernel decides where each connection really goes. Each write is a SET of a key never
+written before, so an acknowledged write can be checked afterwards. A request that fails
+because its connection was reset is retried once on a new connection, as a client with
+reconnect-and-retry does; only a request failing twice counts as failed. Every
+acknowledged key is appended to keys_file. The last line of stdout is a JSON summary.
+"""
+import json
+import os
+import sys
+import time
+
+import redis
+
+
+def main():
+    job = json.loads(sys.argv[1])
+    if job.get("cgroup"):
+        with open(os.path.join(job["cgroup"], "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    host, port = job["addr"].rsplit(":", 1)
+    name = job.get("name", "wl")
+    persistent = job.get("mode", "persistent") == "persistent"
+    reads = job.get("reads") or []
+    pause = job.get("pause", 0.002)
+    end = time.monotonic() + job.get("seconds", 60)
+    stop_file = job.get("stop_file")
+
+    def connect(i):
+        return redis.Redis(host=host, port=int(port), socket_timeout=5, socket_connect_timeout=5,
+                           single_connection_client=True, client_name="%s-%d" % (name, i))
+
+    conns = [connect(i) for i in range(job.get("conns", 1))] if persistent else []
+    acked = reconnects = failed = reads_done = read_errors = 0
+    keys = open(job["keys_file"], "a") if job.get("keys_file") else None
+    seq = 0
+    ready = job.get("ready_file")
+    if persistent:
+        for c in conns:
+            c.ping()  # every connection open (and steered) before the caller goes on
+    if ready:
+        open(ready, "w").close()
+    while time.monotonic() < end and not (stop_file and os.path.exists(stop_file)):
+        i = seq % max(1, len(conns)) if persistent else 0
+        key = "ack:%s:%d" % (name, seq)
+        seq += 1
+        for attempt in (0, 1):
+            c = conns[i] if persistent else connect(0)
+            try:
+                c.set(key, seq)
+                acked += 1
+                if keys:
+                    keys.write(key + "\n")
+                if reads:
+                    try:
+                        c.get(reads[seq % len(reads)])
+                        reads_done += 1
+                    except redis.ResponseError:
+                        read_errors += 1
+                break
+            except (redis.ConnectionError, redis.TimeoutError):
+                reconnects += 1
+                try:
+                    c.close()
+                except Exception:
+                    pass
+                if persistent:
+                    conns[i] = connect(i)
+                if attempt == 1:
+                    failed += 1
+            except redis.ResponseError:
+                failed += 1  # the server refused the write (an error-gate test wants this)
+                break
+            finally:
+                if not persistent:
+                    c.close()
+        if pause:
+            time.sleep(pause)
+    if keys:
+        keys.close()
+    print(json.dumps({"acked": acked, "reconnects": reconnects, "failed": failed, "reads": reads_done,
+                      "read_errors": read_errors}))
+
+
+if __name__ == "__main__":
+    main()
