@@ -275,9 +275,14 @@ def purge(bpffs):
     return subprocess.run(["dpkg", "--purge", PKG], env=env, capture_output=True, text=True, timeout=120)
 
 
-def dpkg_install(deb):
+def dpkg_install(deb, bpffs=None):
+    """dpkg -i; with bpffs, the maintainer scripts are pointed at the test's pins (an
+    upgrade must leave them alone all the same)."""
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if bpffs:
+        env["SWITCHYARD_BPFFS"] = bpffs
     r = subprocess.run(["dpkg", "-i", "--force-confold", deb], capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+                       env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     return r
 
@@ -451,7 +456,7 @@ def test_upgrade_keeps_steering_and_new_daemon_adopts(debs, pkg, redis_pair, cgr
         assert served() == target.port
         pinned = links(bpffs)
         # The upgrade, with the old daemon still running (no systemd here to restart it).
-        dpkg_install(v2)
+        dpkg_install(v2, bpffs=bpffs)
         assert dpkg_status() == "install ok installed %s+pkgtest1" % version()
         assert open(CONFFILE).read() == conf
         assert links(bpffs) == pinned, "the upgrade touched the pins"
