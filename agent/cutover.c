@@ -804,3 +804,18 @@ int sy_cutover_status(struct sy_cutover *c, const char *name, struct sy_cutover_
 	}
 	return 0;
 }
+
+int sy_cutover_metrics(void *arg, uint32_t mig_id, uint32_t *step, uint32_t *n_steps, const char **state)
+{
+	struct sy_cutover *c = arg;
+	const struct sy_migration_state *m = sy_registry_by_id(c->reg, mig_id);
+	uint8_t ph;
+
+	if (!m)
+		return -ENOENT;
+	ph = m->co.phase == SY_PHASE_PAUSED ? m->co.paused_from : m->co.phase;
+	*n_steps = m->spec.plan.n_steps;
+	*step = ph == SY_PHASE_CUTTING_OVER ? m->co.step + 1 : ph == SY_PHASE_COMPLETED ? *n_steps : 0;
+	*state = m->co.phase == SY_PHASE_NONE ? "manual" : sy_phase_name(m->co.phase);
+	return 0;
+}

@@ -76,6 +76,11 @@ int sy_cutover_action(struct sy_cutover *c, const char *name, int action, bool d
 int sy_cutover_set_ratio(struct sy_cutover *c, const char *name, uint32_t ratio_bp, struct sy_spec_err *err);
 int sy_cutover_status(struct sy_cutover *c, const char *name, struct sy_cutover_status *out);
 
+/* Where a migration's plan is, for the metrics (sy_metrics_cutover_fn; arg: the
+ * controller): step 1..n (n once completed, 0 before the steps), the phase's name,
+ * "manual" without a plan. */
+int sy_cutover_metrics(void *arg, uint32_t mig_id, uint32_t *step, uint32_t *n_steps, const char **state);
+
 const char *sy_action_name(int action);
 const char *sy_verdict_name(int verdict);
 

@@ -29,6 +29,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "migrations.h"
 #include "rpc.h"
 #include "spec.h"
@@ -574,6 +575,7 @@ int main(int argc, char **argv)
 	if (!d.cutover)
 		goto out;
 	sy_cutover_set_drain(d.cutover, drain_side, &d);
+	sy_metrics_set_cutover_source(sy_cutover_metrics, d.cutover);
 
 	d.info.version = SY_VERSION;
 	snprintf(d.info.cgroup, sizeof(d.info.cgroup), "%s", d.o.cgroup);
