@@ -119,6 +119,17 @@ static void fill_verify(struct sy_control_ctx *ctx, const struct sy_migration_st
 	x->checked_per_s = (double)checked / secs;
 	x->drift = drifted_of(cur) - drifted_of(p);
 	x->drift_rate = checked ? (double)x->drift / (double)checked : 0;
+	if (ctx->cutover) {
+		struct sy_cutover_status c;
+
+		if (sy_cutover_status(ctx->cutover, m->spec.name, &c) == 0) {
+			x->phase = (char *)sy_phase_name(c.co.phase);
+			x->step = c.step_ratio_bp ? c.co.step + 1 : 0;
+			x->steps = c.n_steps;
+			x->bake_left_ms = c.bake_left_ms;
+			x->reason = (char *)m->co.reason; /* the registry's: lives past the reply */
+		}
+	}
 	if (!ctx->verify)
 		return;
 	if (sy_verify_status(ctx->verify, m->spec.name, &a) == 0) {

@@ -604,6 +604,18 @@ static void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 		printf("\n%s  ratio %u.%02u%%  targets healthy %u/%u  fallback %llu\n", m->name,
 		       m->ratio_bp / 100, m->ratio_bp % 100, m->healthy_targets, m->targets,
 		       (unsigned long long)m->fallback);
+		if (m->phase && m->phase[0] && strcmp(m->phase, "none") != 0) {
+			char bake[32] = "";
+
+			if (m->bake_left_ms)
+				snprintf(bake, sizeof(bake), ", bake %.1fs left",
+					 (double)m->bake_left_ms / 1000);
+			if (m->step)
+				printf("  plan: %s, step %u of %u%s%s%s\n", m->phase, m->step, m->steps, bake,
+				       m->reason[0] ? " — " : "", m->reason);
+			else
+				printf("  plan: %s%s%s\n", m->phase, m->reason[0] ? " — " : "", m->reason);
+		}
 		printf("  %-7s %9s %9s %9s %10s %10s %8s %8s %8s %8s %7s %9s %8s\n", "SIDE", "READS/S",
 		       "WRITES/S", "OTHER/S", "OUT B/S", "IN B/S", "P50", "P95", "P99", "ERR/S", "ERR%",
 		       "CONNECTS", "UNPARSED");

@@ -32,13 +32,21 @@ def pytest_runtest_makereport(item, call):
         rep.longrepr = "skipped with SWITCHYARD_REQUIRE_BPF=1: %s" % reason
 
 
+def _bpffs_mounted():
+    with open("/proc/mounts") as f:
+        return any(line.split()[1:3] == ["/sys/fs/bpf", "bpf"] for line in f)
+
+
 def _bpf_unavailable():
     if os.geteuid() != 0:
         return "needs root"
     if cgroup2_root() is None:
         return "no cgroup2 mount in /proc/mounts"
-    if not os.path.isdir("/sys/fs/bpf"):
-        return "no bpffs at /sys/fs/bpf"
+    if os.path.isdir("/sys/fs/bpf") and not _bpffs_mounted():
+        # systemd mounts it at boot; a bare container may not have: as root we can
+        subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=False)
+    if not _bpffs_mounted():
+        return "no bpffs mounted at /sys/fs/bpf"
     if not os.path.exists(os.path.join(OUT, "switchyardd")):
         return "switchyardd not built (make)"
     return None

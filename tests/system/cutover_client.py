@@ -66,8 +66,13 @@ def main():
                         reads_done += 1
                     except redis.ResponseError:
                         read_errors += 1
+                    except (redis.ConnectionError, redis.TimeoutError) as e:
+                        # the write was acknowledged; a lost read is only counted
+                        read_errors += 1
+                        sys.stderr.write("%.3f read on a new connection failed: %r\n" % (time.time(), e))
                 break
-            except (redis.ConnectionError, redis.TimeoutError):
+            except (redis.ConnectionError, redis.TimeoutError) as e:
+                sys.stderr.write("%.3f %s attempt %d: %r\n" % (time.time(), key, attempt, e))
                 reconnects += 1
                 try:
                     c.close()
