@@ -93,16 +93,6 @@ const char *sy_verdict_name(int verdict)
 	return verdict >= 0 && verdict <= SY_VERDICT_BREACH ? verdict_names[verdict] : "?";
 }
 
-static void set_err(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(struct sy_spec_err *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-}
-
 static void fmt_ratio(uint32_t bp, char *buf, size_t n)
 {
 	if (bp % 100)
@@ -665,9 +655,9 @@ static int refuse(struct sy_spec_err *err, const struct sy_migration_state *m, i
 	char where[48];
 
 	fmt_where(m, &m->co, where, sizeof(where));
-	set_err(err, "cannot %s migration \"%s\": it is %s%s%s%s%s", sy_action_name(action), m->spec.name,
-		sy_phase_name(m->co.phase), where[0] ? " at " : "", where, m->co.reason[0] ? " — " : "",
-		m->co.reason);
+	sy_spec_err_set(err, "cannot %s migration \"%s\": it is %s%s%s%s%s", sy_action_name(action),
+			m->spec.name, sy_phase_name(m->co.phase), where[0] ? " at " : "", where,
+			m->co.reason[0] ? " — " : "", m->co.reason);
 	return -EBUSY;
 }
 
@@ -680,21 +670,22 @@ int sy_cutover_action(struct sy_cutover *c, const char *name, int action, bool d
 	uint8_t ph;
 
 	if (!m) {
-		set_err(err, "migration \"%s\" not found", name);
+		sy_spec_err_set(err, "migration \"%s\" not found", name);
 		return -ENOENT;
 	}
 	if (action < 0 || action >= SY_ACTS) {
-		set_err(err, "action: %d is not a cutover action", action);
+		sy_spec_err_set(err, "action: %d is not a cutover action", action);
 		return -EINVAL;
 	}
 	if (!m->spec.plan.n_steps) {
-		set_err(err,
+		sy_spec_err_set(
+			err,
 			"migration \"%s\" has no plan: add `plan:` to its spec, or set the ratio by hand",
 			name);
 		return -EBUSY;
 	}
 	if (reason && strlen(reason) > 200) {
-		set_err(err, "reason: at most 200 characters");
+		sy_spec_err_set(err, "reason: at most 200 characters");
 		return -EINVAL;
 	}
 	snprintf(why, sizeof(why), "%s by operator%s%s", sy_action_name(action),
@@ -738,7 +729,7 @@ int sy_cutover_action(struct sy_cutover *c, const char *name, int action, bool d
 			int64_t r = do_drain(c, m);
 
 			if (r < 0) {
-				set_err(err, "drain: %s", strerror((int)-r));
+				sy_spec_err_set(err, "drain: %s", strerror((int)-r));
 				return -EIO;
 			}
 			return 0;
@@ -763,11 +754,11 @@ int sy_cutover_set_ratio(struct sy_cutover *c, const char *name, uint32_t ratio_
 	char r[16], why[SY_REASON_MAX];
 
 	if (!m) {
-		set_err(err, "migration \"%s\" not found", name);
+		sy_spec_err_set(err, "migration \"%s\" not found", name);
 		return -ENOENT;
 	}
 	if (ratio_bp > SY_RATIO_MAX) {
-		set_err(err, "ratio_bp: %u is out of range 0..%u", ratio_bp, SY_RATIO_MAX);
+		sy_spec_err_set(err, "ratio_bp: %u is out of range 0..%u", ratio_bp, SY_RATIO_MAX);
 		return -EINVAL;
 	}
 	if (m->co.phase < SY_PHASE_BACKFILLING || m->co.phase > SY_PHASE_COMPLETED)

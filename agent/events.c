@@ -8,6 +8,7 @@
 #include "events.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,15 @@ struct sy_events {
 	size_t cap, max_bytes, bytes;
 	uint64_t first, oldest, next;
 	struct sy_events_sub *subs;
+	void (*sink)(const struct sy_event *e, void *arg);
+	void *sink_arg;
 };
+
+void sy_events_set_sink(struct sy_events *ev, void (*fn)(const struct sy_event *e, void *arg), void *arg)
+{
+	ev->sink = fn;
+	ev->sink_arg = arg;
+}
 
 struct sy_events *sy_events_new(size_t capacity, size_t max_bytes, uint64_t first_seq)
 {
@@ -168,21 +177,16 @@ static size_t layout(void *mem, struct sy_event *e, const char *migration, const
 	return off;
 }
 
-uint64_t sy_events_emit(struct sy_events *ev, const char *migration, const char *kind,
-			const struct sy_event_attr *attrs, size_t n_attrs, const char *fmt, ...)
+/* Appends one event; `restored`: from the journal of an earlier run (its own time, no
+ * log line, no sink: it is already there). */
+static uint64_t store(struct sy_events *ev, const char *migration, const char *kind, const char *msg,
+		      const struct sy_event_attr *attrs, size_t n_attrs, uint64_t unix_ms, bool restored)
 {
-	char msg[SY_EVENT_MSG_MAX];
 	struct sy_event e = {0};
 	struct slot *s;
 	size_t size;
 	void *mem;
-	va_list ap;
 
-	if (!ev)
-		return 0;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (n_attrs > SY_EVENT_MAX_ATTRS)
 		n_attrs = SY_EVENT_MAX_ATTRS;
 	size = layout(NULL, &e, migration, kind, msg, attrs, n_attrs);
@@ -196,16 +200,47 @@ uint64_t sy_events_emit(struct sy_events *ev, const char *migration, const char 
 	       (ev->next - ev->oldest >= ev->cap || ev->bytes + size > ev->max_bytes))
 		drop_oldest(ev);
 	e.seq = ev->next++;
-	e.unix_ms = sy_unix_ms();
+	e.unix_ms = unix_ms;
 	s = slot_of(ev, e.seq);
 	s->e = e;
 	s->mem = mem;
 	s->bytes = size;
 	ev->bytes += size;
-	sy_info("event", "%s%s%s: %s", e.migration, *e.migration ? ": " : "", e.kind, e.message);
+	if (!restored) {
+		sy_info("event", "%s%s%s: %s", e.migration, *e.migration ? ": " : "", e.kind, e.message);
+		if (ev->sink)
+			ev->sink(&s->e, ev->sink_arg);
+	}
 	for (struct sy_events_sub *sub = ev->subs; sub; sub = sub->next)
 		sub->fn(sub->arg);
 	return e.seq;
+}
+
+uint64_t sy_events_emit(struct sy_events *ev, const char *migration, const char *kind,
+			const struct sy_event_attr *attrs, size_t n_attrs, const char *fmt, ...)
+{
+	char msg[SY_EVENT_MSG_MAX];
+	va_list ap;
+
+	if (!ev)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return store(ev, migration, kind, msg, attrs, n_attrs, sy_unix_ms(), false);
+}
+
+int sy_events_rebase(struct sy_events *ev, uint64_t first_seq)
+{
+	if (!ev || ev->next != ev->oldest || !first_seq)
+		return -1;
+	ev->first = ev->oldest = ev->next = first_seq;
+	return 0;
+}
+
+uint64_t sy_events_restore(struct sy_events *ev, const struct sy_event *e)
+{
+	return ev ? store(ev, e->migration, e->kind, e->message, e->attrs, e->n_attrs, e->unix_ms, true) : 0;
 }
 
 uint64_t sy_events_oldest(const struct sy_events *ev)

@@ -51,8 +51,8 @@ struct sy_events;
 struct sy_events_sub;
 
 /* first_seq: the seq of the first event (> 0). The daemon passes its start time in
- * microseconds, so seqs never repeat across restarts and a client resuming with an
- * old seq gets the new run's whole history. */
+ * microseconds, so seqs never repeat across restarts even without a journal; with one
+ * (events_journal.h) the history is renumbered to go on from the last seq it held. */
 struct sy_events *sy_events_new(size_t capacity, size_t max_bytes, uint64_t first_seq);
 void sy_events_free(struct sy_events *ev);
 
@@ -62,6 +62,15 @@ void sy_events_free(struct sy_events *ev);
 uint64_t sy_events_emit(struct sy_events *ev, const char *migration, const char *kind,
 			const struct sy_event_attr *attrs, size_t n_attrs, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
+
+/* Called with every emitted event after it is stored (the journal, events_journal.h). */
+void sy_events_set_sink(struct sy_events *ev, void (*fn)(const struct sy_event *e, void *arg), void *arg);
+/* Renumbers an empty history to start at first_seq (-1 if not empty): restored events
+ * end at the seq they had, so a client resuming from it misses nothing. */
+int sy_events_rebase(struct sy_events *ev, uint64_t first_seq);
+/* Appends an event of an earlier run (its time kept, a new seq; not logged again, not
+ * sent to the sink). */
+uint64_t sy_events_restore(struct sy_events *ev, const struct sy_event *e);
 
 /* The retained history is the seqs [oldest, next): oldest == next when it is empty. */
 uint64_t sy_events_oldest(const struct sy_events *ev);

@@ -10,6 +10,8 @@
 #include <yaml.h>
 
 #include "exporters.h"
+
+#include "duration.h"
 #include "log.h"
 #include "otlp.h"
 #include "prom.h"
@@ -57,28 +59,14 @@ static int check_addr(const char *s, bool name_ok, bool port0_ok, char *why, siz
 
 static int check_interval(const char *s, uint32_t *out, char *why, size_t n)
 {
-	char *end;
-	unsigned long long v, mul = 1;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		goto bad;
-	if (strcmp(end, "ms") == 0 || *end == '\0')
-		mul = 1;
-	else if (strcmp(end, "s") == 0)
-		mul = 1000;
-	else if (strcmp(end, "m") == 0)
-		mul = 60000;
-	else
-		goto bad;
-	if (v > 3600000ULL || v * mul < 100 || v * mul > 3600000ULL)
-		goto bad;
-	*out = (uint32_t)(v * mul);
+	if (sy_duration_ms(s, &v) || v < 100 || v > 3600000) {
+		snprintf(why, n, "\"%s\" is not a duration from 100ms to 1h (e.g. 500ms, 10s, 1m)", s);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
 	return 0;
-bad:
-	snprintf(why, n, "\"%s\" is not a duration from 100ms to 1h (e.g. 500ms, 10s, 1m)", s);
-	return -EINVAL;
 }
 
 static int check_bool(const char *s, bool *out, char *why, size_t n)

@@ -18,6 +18,7 @@
 #define NCONN		   4	 /* destination connections per direction */
 #define SRC_SLOTS	   16384 /* client connections followed at once (power of two) */
 #define LASTW_SLOTS	   65536 /* recent writers per key, for conflicts (power of two) */
+#define LASTW_WAYS	   4	 /* entries per set (power of two) */
 #define CONFLICT_MS	   1000	 /* writes to one key from both sides this close: conflict */
 #define SETTLE_MS	   50	 /* a repair waits for replays in flight to land */
 #define CONFLICT_SETTLE_MS 300	 /* a conflict repair waits for both sides' replays */
@@ -782,14 +783,29 @@ static struct lastw *lastw_of(struct mig *g, int side, int db, const char *k, si
 	if (!g->lastw && (!create || !(g->lastw = calloc(LASTW_SLOTS, sizeof(*g->lastw)))))
 		return NULL;
 	fp = sy_fnv1a(lk, ll, SY_FNV_OFFSET ^ (uint64_t)db) | 1;
-	w = &g->lastw[fp >> 48 & (LASTW_SLOTS - 1)];
-	if (w->fp != fp) {
-		if (!create)
-			return NULL;
-		memset(w, 0, sizeof(*w));
-		w->fp = fp;
+	/* 4-way sets: a key's entry is only reused for another key once it is the oldest
+	 * of its set, so keys written now never lose their history to a hash collision
+	 * (a lost entry would hide a conflict, or call a settling key drift) */
+	w = &g->lastw[(fp >> 40) & (LASTW_SLOTS - LASTW_WAYS)];
+	for (int i = 0; i < LASTW_WAYS; i++)
+		if (w[i].fp == fp)
+			return &w[i];
+	if (!create)
+		return NULL;
+	{
+		struct lastw *old = w;
+
+		for (int i = 1; i < LASTW_WAYS; i++) {
+			uint64_t a = w[i].ms > w[i].hot_until_ms ? w[i].ms : w[i].hot_until_ms;
+			uint64_t b = old->ms > old->hot_until_ms ? old->ms : old->hot_until_ms;
+
+			if (a < b)
+				old = &w[i];
+		}
+		memset(old, 0, sizeof(*old));
+		old->fp = fp;
+		return old;
 	}
-	return w;
 }
 
 /* Records a write of key k (source-side name) by connection `cookie` on `side`; true
@@ -1413,17 +1429,6 @@ bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char
 			return true;
 	}
 	return false;
-}
-
-bool sy_mirror_key_dirty(struct sy_mirror *m, uint32_t mig_id, int dir, int db, const char *key, size_t len)
-{
-	struct dir *d;
-
-	if (!m || mig_id >= SY_MAX_MIGRATIONS || !m->migs[mig_id].active || dir < 0 || dir > 1)
-		return false;
-	d = &m->migs[mig_id].d[dir];
-	return d->dirty.tab &&
-	       *dirty_slot(&d->dirty, sy_fnv1a(key, len, SY_FNV_OFFSET ^ (uint64_t)db), db, key, len);
 }
 
 uint64_t sy_mirror_backlog(const struct sy_mirror *m)

@@ -69,9 +69,6 @@ void sy_mirror_note_copy(struct sy_mirror *m, uint32_t mig_id, int db, const cha
  * difference on such a key drift. */
 bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char *key, size_t len,
 			uint64_t window_ms);
-/* Whether a key (named as on the source side of dir) waits in the dirty set for its
- * copy; a popped one is being copied (at most REPAIR_INFLIGHT of them). */
-bool sy_mirror_key_dirty(struct sy_mirror *m, uint32_t mig_id, int dir, int db, const char *key, size_t len);
 /* Commands in flight plus dirty keys, every migration: 0 when the mirror is idle. */
 uint64_t sy_mirror_backlog(const struct sy_mirror *m);
 

@@ -13,16 +13,18 @@
 #include <sys/vfs.h>
 #include <yaml.h>
 
+#include "duration.h"
 #include "endpoint.h"
 
 #define SY_SPEC_MAX_BYTES (4u << 20)
 #define SY_SPEC_MAX_PINS  4096
 
-static void set_err(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(struct sy_spec_err *err, const char *fmt, ...)
+void sy_spec_err_set(struct sy_spec_err *err, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (!err)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
@@ -208,37 +210,39 @@ int sy_spec_name_ok(const char *s)
 static int check_plan(const struct sy_plan_spec *p, struct sy_spec_err *err)
 {
 	if (p->n_steps > SY_PLAN_MAX_STEPS) {
-		set_err(err, "plan.steps: at most %d", SY_PLAN_MAX_STEPS);
+		sy_spec_err_set(err, "plan.steps: at most %d", SY_PLAN_MAX_STEPS);
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < p->n_steps; i++) {
 		if (p->steps_bp[i] == 0 || p->steps_bp[i] > SY_RATIO_MAX ||
 		    (i && p->steps_bp[i] <= p->steps_bp[i - 1])) {
-			set_err(err, "plan.steps[%u]: %u bp; steps must rise strictly within 0.01%%..100%%",
+			sy_spec_err_set(
+				err, "plan.steps[%u]: %u bp; steps must rise strictly within 0.01%%..100%%",
 				i, p->steps_bp[i]);
 			return -EINVAL;
 		}
 		if (p->bake_ms[i] > 7 * 86400 * 1000u) {
-			set_err(err, "plan.bake[%u]: longer than a week", i);
+			sy_spec_err_set(err, "plan.bake[%u]: longer than a week", i);
 			return -EINVAL;
 		}
 	}
 	if (p->steps_bp[p->n_steps - 1] != SY_RATIO_MAX) {
-		set_err(err, "plan.steps: the last step must be 100%%, not %u bp",
-			p->steps_bp[p->n_steps - 1]);
+		sy_spec_err_set(err, "plan.steps: the last step must be 100%%, not %u bp",
+				p->steps_bp[p->n_steps - 1]);
 		return -EINVAL;
 	}
 	if (p->interval_ms < 100 || p->interval_ms > 3600000) {
-		set_err(err, "plan.interval: %u ms is out of range 100ms..1h", p->interval_ms);
+		sy_spec_err_set(err, "plan.interval: %u ms is out of range 100ms..1h", p->interval_ms);
 		return -EINVAL;
 	}
 	if (p->window_ms < p->interval_ms || p->window_ms > 3600000) {
-		set_err(err, "plan.window: %u ms must be at least the interval (%u ms) and at most 1h",
-			p->window_ms, p->interval_ms);
+		sy_spec_err_set(err,
+				"plan.window: %u ms must be at least the interval (%u ms) and at most 1h",
+				p->window_ms, p->interval_ms);
 		return -EINVAL;
 	}
 	if (p->shadow_ms > 7 * 86400 * 1000u) {
-		set_err(err, "plan.shadow: longer than a week");
+		sy_spec_err_set(err, "plan.shadow: longer than a week");
 		return -EINVAL;
 	}
 	for (int g = 0; g < SY_GATES; g++) {
@@ -247,12 +251,13 @@ static int check_plan(const struct sy_plan_spec *p, struct sy_spec_err *err)
 		if (!gs->enabled)
 			continue;
 		if (!(gs->max >= 0) || gs->max > 1e9 || (g == SY_GATE_ERROR_RATE && gs->max > 1)) {
-			set_err(err, "plan.gates.%s: %g is out of range (%s)", gate_names[g], gs->max,
-				g == SY_GATE_ERROR_RATE ? "0..100%" : "0 or more");
+			sy_spec_err_set(err, "plan.gates.%s: %g is out of range (%s)", gate_names[g], gs->max,
+					g == SY_GATE_ERROR_RATE ? "0..100%" : "0 or more");
 			return -EINVAL;
 		}
 		if (gs->on_breach > SY_BREACH_PAUSE) {
-			set_err(err, "plan.gates.%s.on_breach: must be rollback or pause", gate_names[g]);
+			sy_spec_err_set(err, "plan.gates.%s.on_breach: must be rollback or pause",
+					gate_names[g]);
 			return -EINVAL;
 		}
 	}
@@ -266,31 +271,34 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 
 	*line = m->line;
 	if (!name_ok(m->name)) {
-		set_err(err,
+		sy_spec_err_set(
+			err,
 			"name: \"%s\" must be 1-%d characters of a-z, 0-9, '.', '_', '-', starting with a "
 			"letter or digit",
 			m->name, SY_NAME_MAX - 1);
 		return -EINVAL;
 	}
 	if (m->n_legacy == 0 || m->n_legacy > SY_MAX_ENDPOINTS) {
-		set_err(err, "legacy: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS, m->n_legacy);
+		sy_spec_err_set(err, "legacy: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS,
+				m->n_legacy);
 		return -EINVAL;
 	}
 	if (m->n_target == 0 || m->n_target > SY_MAX_ENDPOINTS) {
-		set_err(err, "target: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS, m->n_target);
+		sy_spec_err_set(err, "target: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS,
+				m->n_target);
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < m->n_legacy; i++) {
 		for (uint32_t j = 0; j < i; j++)
 			if (sy_endpoint_equal(&m->legacy[i], &m->legacy[j])) {
 				sy_endpoint_format(&m->legacy[i], a, sizeof(a));
-				set_err(err, "legacy[%u]: %s is listed twice", i, a);
+				sy_spec_err_set(err, "legacy[%u]: %s is listed twice", i, a);
 				return -EINVAL;
 			}
 		for (uint32_t j = 0; j < m->n_target; j++)
 			if (sy_endpoint_equal(&m->legacy[i], &m->target[j])) {
 				sy_endpoint_format(&m->legacy[i], a, sizeof(a));
-				set_err(err, "target[%u]: %s is also a legacy endpoint", j, a);
+				sy_spec_err_set(err, "target[%u]: %s is also a legacy endpoint", j, a);
 				return -EINVAL;
 			}
 	}
@@ -298,49 +306,51 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 		for (uint32_t j = 0; j < i; j++)
 			if (sy_endpoint_equal(&m->target[i], &m->target[j])) {
 				sy_endpoint_format(&m->target[i], a, sizeof(a));
-				set_err(err, "target[%u]: %s is listed twice", i, a);
+				sy_spec_err_set(err, "target[%u]: %s is listed twice", i, a);
 				return -EINVAL;
 			}
 	if (m->client_mode > SY_CLIENT_CONNECTION) {
-		set_err(err, "client: must be cgroup or connection");
+		sy_spec_err_set(err, "client: must be cgroup or connection");
 		return -EINVAL;
 	}
 	if (m->ratio_bp > SY_RATIO_MAX) {
-		set_err(err, "ratio_bp: %u is out of range 0..%u", m->ratio_bp, SY_RATIO_MAX);
+		sy_spec_err_set(err, "ratio_bp: %u is out of range 0..%u", m->ratio_bp, SY_RATIO_MAX);
 		return -EINVAL;
 	}
 	if (m->n_prefixes > SY_SPEC_MAX_PREFIXES) {
-		set_err(err, "prefixes: at most %d", SY_SPEC_MAX_PREFIXES);
+		sy_spec_err_set(err, "prefixes: at most %d", SY_SPEC_MAX_PREFIXES);
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < m->n_prefixes; i++) {
 		size_t len = strnlen(m->prefixes[i], sizeof(m->prefixes[i]));
 
 		if (len == 0 || len > SY_PREFIX_MAX) {
-			set_err(err, "prefixes[%u]: must be 1 to %d bytes", i, SY_PREFIX_MAX);
+			sy_spec_err_set(err, "prefixes[%u]: must be 1 to %d bytes", i, SY_PREFIX_MAX);
 			return -EINVAL;
 		}
 		for (uint32_t j = 0; j < i; j++)
 			if (strcmp(m->prefixes[i], m->prefixes[j]) == 0) {
-				set_err(err, "prefixes[%u]: \"%s\" is listed twice", i, m->prefixes[i]);
+				sy_spec_err_set(err, "prefixes[%u]: \"%s\" is listed twice", i,
+						m->prefixes[i]);
 				return -EINVAL;
 			}
 	}
 	if (m->sample_reads > SY_SAMPLE_MAX) {
-		set_err(err, "sample_reads: %u is out of range 0..%u", m->sample_reads, SY_SAMPLE_MAX);
+		sy_spec_err_set(err, "sample_reads: %u is out of range 0..%u", m->sample_reads,
+				SY_SAMPLE_MAX);
 		return -EINVAL;
 	}
 	if (m->mirror > SY_MIRROR_AUTO) {
-		set_err(err, "mirror: must be auto, off, forward, reverse or both");
+		sy_spec_err_set(err, "mirror: must be auto, off, forward, reverse or both");
 		return -EINVAL;
 	}
 	if (m->capture_bytes && (m->capture_bytes < SY_CAPTURE_MIN || m->capture_bytes > SY_CAPTURE_MAX)) {
-		set_err(err, "capture_bytes: %u is out of range %u..%u", m->capture_bytes, SY_CAPTURE_MIN,
-			SY_CAPTURE_MAX);
+		sy_spec_err_set(err, "capture_bytes: %u is out of range %u..%u", m->capture_bytes,
+				SY_CAPTURE_MIN, SY_CAPTURE_MAX);
 		return -EINVAL;
 	}
 	if (m->n_rewrite > SY_SPEC_MAX_REWRITES) {
-		set_err(err, "rewrite: at most %d prefixes", SY_SPEC_MAX_REWRITES);
+		sy_spec_err_set(err, "rewrite: at most %d prefixes", SY_SPEC_MAX_REWRITES);
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < m->n_rewrite; i++) {
@@ -348,7 +358,7 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 		size_t fl = strnlen(w->from, sizeof(w->from)), tl = strnlen(w->to, sizeof(w->to));
 
 		if (fl == 0 || fl > SY_PREFIX_MAX || tl == 0 || tl > SY_PREFIX_MAX) {
-			set_err(err, "rewrite[%u]: prefixes must be 1 to %d bytes", i, SY_PREFIX_MAX);
+			sy_spec_err_set(err, "rewrite[%u]: prefixes must be 1 to %d bytes", i, SY_PREFIX_MAX);
 			return -EINVAL;
 		}
 		for (uint32_t j = 0; j < i; j++) {
@@ -357,24 +367,26 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 			/* one key must map one way, both ways: no prefix of another */
 			if (strncmp(w->from, o->from, fl < strlen(o->from) ? fl : strlen(o->from)) == 0 ||
 			    strncmp(w->to, o->to, tl < strlen(o->to) ? tl : strlen(o->to)) == 0) {
-				set_err(err, "rewrite[%u]: \"%s\" -> \"%s\" overlaps \"%s\" -> \"%s\"", i,
-					w->from, w->to, o->from, o->to);
+				sy_spec_err_set(err,
+						"rewrite[%u]: \"%s\" -> \"%s\" overlaps \"%s\" -> \"%s\"", i,
+						w->from, w->to, o->from, o->to);
 				return -EINVAL;
 			}
 		}
 	}
 	if (m->audit_every > 86400 * 7) {
-		set_err(err, "audit_every: %u is over a week (604800 s)", m->audit_every);
+		sy_spec_err_set(err, "audit_every: %u is over a week (604800 s)", m->audit_every);
 		return -EINVAL;
 	}
 	if (m->plan.n_steps && (e = check_plan(&m->plan, err)))
 		return e;
 	if (m->mirror_queue > SY_MIRROR_QUEUE_MAX) {
-		set_err(err, "mirror_queue: %u is out of range 1..%u", m->mirror_queue, SY_MIRROR_QUEUE_MAX);
+		sy_spec_err_set(err, "mirror_queue: %u is out of range 1..%u", m->mirror_queue,
+				SY_MIRROR_QUEUE_MAX);
 		return -EINVAL;
 	}
 	if (m->n_pins > SY_SPEC_MAX_PINS) {
-		set_err(err, "pins: at most %d", SY_SPEC_MAX_PINS);
+		sy_spec_err_set(err, "pins: at most %d", SY_SPEC_MAX_PINS);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < m->n_pins; i++) {
@@ -385,24 +397,26 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 		if (p->line)
 			*line = p->line;
 		if (p->side > SY_SIDE_TARGET) {
-			set_err(err, "pins[%zu].side: must be legacy or target", i);
+			sy_spec_err_set(err, "pins[%zu].side: must be legacy or target", i);
 			return -EINVAL;
 		}
 		if (p->cgroup[0] != '/') {
-			set_err(err, "pins[%zu].cgroup: \"%s\" must be an absolute path", i, p->cgroup);
+			sy_spec_err_set(err, "pins[%zu].cgroup: \"%s\" must be an absolute path", i,
+					p->cgroup);
 			return -EINVAL;
 		}
 		if (stat(p->cgroup, &st) < 0) {
-			set_err(err, "pins[%zu].cgroup: %s: %s", i, p->cgroup, strerror(errno));
+			sy_spec_err_set(err, "pins[%zu].cgroup: %s: %s", i, p->cgroup, strerror(errno));
 			return -EINVAL;
 		}
 		if (!S_ISDIR(st.st_mode) || statfs(p->cgroup, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
-			set_err(err, "pins[%zu].cgroup: %s is not a cgroup v2 directory", i, p->cgroup);
+			sy_spec_err_set(err, "pins[%zu].cgroup: %s is not a cgroup v2 directory", i,
+					p->cgroup);
 			return -EINVAL;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(m->pins[j].cgroup, p->cgroup) == 0) {
-				set_err(err, "pins[%zu].cgroup: %s is pinned twice", i, p->cgroup);
+				sy_spec_err_set(err, "pins[%zu].cgroup: %s is pinned twice", i, p->cgroup);
 				return -EINVAL;
 			}
 	}
@@ -427,22 +441,23 @@ static int check_against(const struct sy_migration_spec *m, const struct sy_migr
 	if (o->line)
 		snprintf(where, sizeof(where), " (line %d)", o->line);
 	if (strcmp(m->name, o->name) == 0) {
-		set_err(err, "name: migration \"%s\" is defined twice%s", m->name, where);
+		sy_spec_err_set(err, "name: migration \"%s\" is defined twice%s", m->name, where);
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < m->n_legacy; i++) {
 		sy_endpoint_format(&m->legacy[i], a, sizeof(a));
 		for (uint32_t j = 0; j < o->n_legacy; j++)
 			if (sy_endpoint_equal(&m->legacy[i], &o->legacy[j])) {
-				set_err(err,
+				sy_spec_err_set(
+					err,
 					"legacy[%u]: legacy endpoint %s is already in migration \"%s\"%s", i,
 					a, o->name, where);
 				return -EINVAL;
 			}
 		for (uint32_t j = 0; j < o->n_target; j++)
 			if (sy_endpoint_equal(&m->legacy[i], &o->target[j])) {
-				set_err(err, "legacy[%u]: %s is a target of migration \"%s\"%s", i, a,
-					o->name, where);
+				sy_spec_err_set(err, "legacy[%u]: %s is a target of migration \"%s\"%s", i, a,
+						o->name, where);
 				return -EINVAL;
 			}
 	}
@@ -450,8 +465,9 @@ static int check_against(const struct sy_migration_spec *m, const struct sy_migr
 		for (uint32_t j = 0; j < o->n_legacy; j++)
 			if (sy_endpoint_equal(&m->target[i], &o->legacy[j])) {
 				sy_endpoint_format(&m->target[i], a, sizeof(a));
-				set_err(err, "target[%u]: %s is a legacy endpoint of migration \"%s\"%s", i,
-					a, o->name, where);
+				sy_spec_err_set(err,
+						"target[%u]: %s is a legacy endpoint of migration \"%s\"%s",
+						i, a, o->name, where);
 				return -EINVAL;
 			}
 	return 0;
@@ -485,9 +501,9 @@ int sy_spec_validate(const struct sy_spec *s, const char *file, struct sy_spec_e
 			continue;
 		snprintf(msg, sizeof(msg), "%s", err->msg);
 		if (file)
-			set_err(err, "%s:%d: %s", file, line, msg);
+			sy_spec_err_set(err, "%s:%d: %s", file, line, msg);
 		else
-			set_err(err, "migrations[%zu].%s", i, msg);
+			sy_spec_err_set(err, "migrations[%zu].%s", i, msg);
 		return e;
 	}
 	return 0;
@@ -516,7 +532,7 @@ static int yfail(struct yctx *c, const yaml_node_t *n, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	set_err(c->err, "%s:%d: %s", c->file, n ? yline(n) : 1, msg);
+	sy_spec_err_set(c->err, "%s:%d: %s", c->file, n ? yline(n) : 1, msg);
 	return -EINVAL;
 }
 
@@ -713,34 +729,24 @@ static int uint_field(struct yctx *c, yaml_node_t *n, const char *field, uint32_
 	return 0;
 }
 
-/* "250ms", "2s", "5m", "1h", or "0". */
+/* "250ms", "2s", "5m", "1h", or "0": a unit is required, a bare number is too easy to
+ * misread in a plan. */
 static int dur_field(struct yctx *c, yaml_node_t *n, const char *field, uint32_t max_ms, uint32_t *out)
 {
 	const char *s = scalar(n);
-	char *end;
-	double v, mul;
+	uint64_t v;
+	int e;
 
 	if (!s || !*s)
 		return yfail(c, n, "%s: must be a duration (250ms, 2s, 5m, 1h), not %s", field, kind(n));
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || s[0] == '-' || s[0] == '+')
+	e = sy_duration_ms(s, &v);
+	if (e == -EINVAL)
 		return yfail(c, n, "%s: \"%s\" is not a duration (250ms, 2s, 5m, 1h)", field, s);
-	if (strcmp(end, "ms") == 0)
-		mul = 1;
-	else if (strcmp(end, "s") == 0)
-		mul = 1000;
-	else if (strcmp(end, "m") == 0)
-		mul = 60000;
-	else if (strcmp(end, "h") == 0)
-		mul = 3600000;
-	else if (*end == '\0' && v == 0)
-		mul = 0;
-	else
+	if (v && s[strlen(s) - 1] >= '0' && s[strlen(s) - 1] <= '9')
 		return yfail(c, n, "%s: \"%s\" needs a unit: ms, s, m or h", field, s);
-	if (v * mul > max_ms)
+	if (e || v > max_ms)
 		return yfail(c, n, "%s: \"%s\" is over the limit of %u ms", field, s, max_ms);
-	*out = (uint32_t)(v * mul + 0.5);
+	*out = (uint32_t)v;
 	return 0;
 }
 
@@ -1079,16 +1085,16 @@ int sy_spec_load_buf(const char *name, const char *buf, size_t len, struct sy_sp
 		return -ENOMEM;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 	if (!yaml_parser_load(&parser, &c.doc)) {
-		set_err(err, "%s:%zu: YAML: %s%s%s", name, parser.problem_mark.line + 1,
-			parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
-			parser.context ? parser.context : "");
+		sy_spec_err_set(err, "%s:%zu: YAML: %s%s%s", name, parser.problem_mark.line + 1,
+				parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+				parser.context ? parser.context : "");
 		yaml_parser_delete(&parser);
 		return -EINVAL;
 	}
 	yaml_parser_delete(&parser);
 	root = yaml_document_get_root_node(&c.doc);
 	if (!root || (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)) {
-		set_err(err, "%s:1: empty spec (expected a mapping with \"migrations:\")", name);
+		sy_spec_err_set(err, "%s:1: empty spec (expected a mapping with \"migrations:\")", name);
 		e = -EINVAL;
 		goto out;
 	}
@@ -1129,7 +1135,7 @@ out:
 	yaml_document_delete(&c.doc);
 	if (e) {
 		if (e == -ENOMEM)
-			set_err(err, "%s: out of memory", name);
+			sy_spec_err_set(err, "%s: out of memory", name);
 		sy_spec_free(out);
 	}
 	return e;
@@ -1144,7 +1150,7 @@ int sy_spec_load_file(const char *path, struct sy_spec *out, struct sy_spec_err 
 
 	memset(out, 0, sizeof(*out));
 	if (!f) {
-		set_err(err, "%s: %s", path, strerror(errno));
+		sy_spec_err_set(err, "%s: %s", path, strerror(errno));
 		return -errno;
 	}
 	buf = malloc(SY_SPEC_MAX_BYTES + 1);
@@ -1154,10 +1160,10 @@ int sy_spec_load_file(const char *path, struct sy_spec *out, struct sy_spec_err 
 	}
 	n = fread(buf, 1, SY_SPEC_MAX_BYTES + 1, f);
 	if (ferror(f)) {
-		set_err(err, "%s: read error", path);
+		sy_spec_err_set(err, "%s: read error", path);
 		e = -EIO;
 	} else if (n > SY_SPEC_MAX_BYTES) {
-		set_err(err, "%s: larger than %u bytes", path, SY_SPEC_MAX_BYTES);
+		sy_spec_err_set(err, "%s: larger than %u bytes", path, SY_SPEC_MAX_BYTES);
 		e = -EFBIG;
 	} else {
 		e = sy_spec_load_buf(path, buf, n, out, err);

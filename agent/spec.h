@@ -166,6 +166,9 @@ struct sy_spec_err {
 	char msg[512]; /* "FILE:LINE: what is wrong" or "FIELD: what is wrong" */
 };
 
+/* Fills err->msg (printf style); err may be NULL. */
+void sy_spec_err_set(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Parses and validates a YAML file. 0, or a negative errno with err->msg filled. */
 int sy_spec_load_file(const char *path, struct sy_spec *out, struct sy_spec_err *err);
 /* Same for a buffer; `name` is used in place of FILE in messages. */

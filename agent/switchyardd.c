@@ -22,7 +22,9 @@
 #include "control_plane.h"
 #include "daemon.h"
 #include "drain.h"
+#include "duration.h"
 #include "events.h"
+#include "events_journal.h"
 #include "exporters.h"
 #include "health.h"
 #include "loader.h"
@@ -60,6 +62,7 @@ struct daemon {
 	struct sy_health *health;
 	struct sy_rpc_server *rpc;
 	struct sy_events *events;
+	struct sy_events_journal *journal;
 	struct sy_capture *capture;
 	struct sy_mirror *mirror;
 	struct sy_verify *verify;
@@ -88,28 +91,14 @@ static void usage(FILE *f)
 	sy_exporters_usage(f);
 }
 
-/* "250ms", "2s", "1m", or plain milliseconds. */
+/* A duration from 1 ms to 1 h ("250ms", "2s", "1m", or plain milliseconds). */
 static int parse_duration_ms(const char *s, uint32_t *out)
 {
-	char *end;
-	unsigned long long v;
-	unsigned long long mul = 1;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
+	if (sy_duration_ms(s, &v) || v == 0 || v > 3600000)
 		return -EINVAL;
-	if (strcmp(end, "ms") == 0 || *end == '\0')
-		mul = 1;
-	else if (strcmp(end, "s") == 0)
-		mul = 1000;
-	else if (strcmp(end, "m") == 0)
-		mul = 60000;
-	else
-		return -EINVAL;
-	if (v == 0 || v * mul > 3600000ULL)
-		return -ERANGE;
-	*out = (uint32_t)(v * mul);
+	*out = (uint32_t)v;
 	return 0;
 }
 
@@ -542,12 +531,15 @@ int main(int argc, char **argv)
 		goto out;
 	d.reg = sy_registry_new(d.bpf, d.o.state_dir);
 	d.health = sy_health_new(d.loop, d.o.health_interval_ms, d.o.health_timeout_ms, on_health, &d);
-	/* Seqs start at the start time in microseconds: they never repeat across restarts. */
+	/* Seqs start at the start time in microseconds (never repeated across restarts),
+	 * unless the journal's history, restored below, goes on from its own. */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	d.events = sy_events_new(SY_EVENTS_HISTORY, SY_EVENTS_MAX_BYTES,
 				 (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000);
 	if (!d.reg || !d.health || !d.events)
 		goto out;
+	/* the history of earlier runs first: a restarted agent still shows how it got here */
+	d.journal = sy_events_journal_open(d.events, d.o.state_dir, SY_EVENTS_JOURNAL_BYTES);
 	sy_registry_set_events(d.reg, d.events);
 	if ((e = sy_registry_load(d.reg, &err))) {
 		sy_error("state", "%s", err.msg);
@@ -630,6 +622,7 @@ out:
 	if (d.bpf)
 		sy_bpf_close(d.bpf);
 	sy_loop_free(d.loop);
+	sy_events_journal_close(d.events, d.journal);
 	sy_events_free(d.events);
 	close(lockfd);
 	return rc;

@@ -212,10 +212,7 @@ struct backfill {
 	uint64_t scanned, copied, bytes0, total, started_ms, finished_ms, t0_mono, t1_mono, copied0;
 	uint32_t resumed;
 	char error[160];
-	/* the last batch's keys (length-prefixed), to know when their copies landed */
-	uint64_t batch_ms;
-	uint32_t batch_used;
-	char batch[32768];
+	uint64_t batch_ms; /* when the last batch was sent to repair */
 };
 
 struct vmig {
@@ -913,7 +910,6 @@ static void on_bf_scan(struct sy_redis *c, redisReply *r, void *priv)
 		return;
 	}
 	keys = r->element[1];
-	b->batch_used = 0;
 	b->batch_ms = sy_now_ms();
 	for (size_t i = 0; i < keys->elements; i++) {
 		redisReply *k = keys->element[i];
@@ -921,12 +917,6 @@ static void on_bf_scan(struct sy_redis *c, redisReply *r, void *priv)
 		if (k->type != REDIS_REPLY_STRING)
 			continue;
 		b->scanned++;
-		if (k->len < 65536 && b->batch_used + 2 + k->len <= sizeof(b->batch)) {
-			b->batch[b->batch_used] = (char)(k->len >> 8);
-			b->batch[b->batch_used + 1] = (char)(k->len & 0xff);
-			memcpy(b->batch + b->batch_used + 2, k->str, k->len);
-			b->batch_used += 2 + (uint32_t)k->len;
-		}
 		/* marked first: a write to it from now on is copied again after it settles */
 		sy_mirror_note_copy(g->v->mirror, g->id, 0, k->str, k->len);
 		if (sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, 0, k->str, k->len) == 0)
@@ -936,22 +926,6 @@ static void on_bf_scan(struct sy_redis *c, redisReply *r, void *priv)
 	if (strcmp(b->cursor, "0") == 0 && !(g->spec.n_prefixes && ++b->pattern < g->spec.n_prefixes))
 		b->pattern = UINT32_MAX; /* every pattern scanned: done once the copies land */
 	g->bf_timer = sy_loop_add_timer(g->v->loop, 0, bf_step, g);
-}
-
-/* Whether a copy of the last batch is still waiting. Only the batch's own keys count:
- * writes that keep other keys dirty (conflicting writers) must not stall the backfill. */
-static bool batch_busy(struct vmig *g)
-{
-	const struct backfill *b = &g->b;
-
-	for (uint32_t at = 0; at + 2 <= b->batch_used;) {
-		size_t len = ((size_t)(uint8_t)b->batch[at] << 8) | (uint8_t)b->batch[at + 1];
-
-		if (sy_mirror_key_dirty(g->v->mirror, g->id, SY_DIR_FORWARD, 0, b->batch + at + 2, len))
-			return true;
-		at += 2 + (uint32_t)len;
-	}
-	return false;
 }
 
 static void bf_step(struct sy_loop *l, void *arg)
@@ -966,9 +940,11 @@ static void bf_step(struct sy_loop *l, void *arg)
 	if (!g->active || strcmp(b->state, "running") != 0 || b->scan_pending)
 		return;
 	sy_mirror_stats(g->v->mirror, g->id, SY_DIR_FORWARD, &ms);
-	if (batch_busy(g) && sy_now_ms() - b->batch_ms < 2000) {
-		/* the last batch is still being copied: its place is saved once it is done (a
-		 * key written all the time stays busy: the mirror copies it again anyway) */
+	if (ms.dirty && sy_now_ms() - b->batch_ms < 2000) {
+		/* the last batch is still being copied: its place is saved once it is done.
+		 * Writers that keep other keys dirty (two connections on one key) would stall
+		 * the backfill for good: after 2 s it goes on, and a crash in that window is
+		 * covered by needs-audit (the mirror's clean-stop marker) */
 		g->bf_timer = sy_loop_add_timer(g->v->loop, 1, bf_step, g);
 		return;
 	}

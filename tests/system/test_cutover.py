@@ -353,6 +353,9 @@ def test_kill9_mid_bake_resumes_same_step_with_remaining_bake(env):
     assert m.cutover.phase_name == "cutting-over" and m.cutover.step == 1 and m.spec.ratio_bp == 1000
     left = m.cutover.bake_left_ms
     assert 12000 <= left <= 15500, left  # 20 s - (3 s + 2 s down + start), by wall clock
+    # the history of the killed run is still there (STATE_DIR/events.journal)
+    before = [attrs(e) for e in events(d, "cutover.phase")]
+    assert before and before[0]["from"] == "pending" and before[0]["to"] == "cutting-over"
     try:
         m = wait_phase(d, "completed", timeout=left / 1000 + 10)
     except AssertionError:

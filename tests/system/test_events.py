@@ -283,16 +283,22 @@ def test_config_file_reload_and_restart(redis_pair, daemon_factory):
                                        ("", "daemon.reloaded")]
     assert got[0].attributes["origin"] == "file:" + d.config and got[0].attributes["new_ratio_bp"] == "1000"
     assert got[-1].attributes == {"file": d.config, "migrations": "0"}
-    # A restart starts a new history whose seqs are past the old ones: a client resuming
-    # with its last seq is told what it may have lost, then gets the new run's events.
+    # A restart keeps the history (STATE_DIR/events.journal) and goes on from its last
+    # seq: a client resuming with its last seq misses nothing and gets the new run's
+    # events; the earlier ones are still there, with their times.
     last = got[-1].seq
+    before = history(d)
     d.stop()
     d.start()
     got = history(d, since=last)
-    assert [brief(e) for e in got] == [("", "events.gap"), ("", "daemon.started")]
-    assert got[0].seq == 0 and int(got[0].attributes["first_seq"]) == last + 1
-    assert int(got[0].attributes["last_seq"]) == got[1].seq - 1
-    assert got[1].seq > last
+    assert [brief(e) for e in got] == [("", "daemon.started")]
+    assert got[0].seq == last + 1
+    again = history(d)
+    assert [(brief(e), e.unix_ms) for e in again[:len(before)]] == [(brief(e), e.unix_ms) for e in before]
+    assert again[len(before) - 1].seq == last
+    # a client with a seq older than the history is told what it lost
+    got = history(d, since=again[0].seq - 5)
+    assert brief(got[0]) == ("", "events.gap")
 
 
 def test_bad_requests(env):

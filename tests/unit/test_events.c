@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "endpoint.h"
 #include "events.h"
+#include "events_journal.h"
 #include "log.h"
 #include "migration_events.h"
 #include "migrations.h"
@@ -297,6 +299,69 @@ static void registry_changes_become_events(void **state)
 	sy_events_free(ev);
 }
 
+static void journal_restores_history_across_runs(void **state)
+{
+	char dir[] = "/tmp/sy-journal-XXXXXX", path[300];
+	struct sy_events *ev;
+	struct sy_events_journal *j;
+	const struct sy_event *e;
+	uint64_t t0;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	ev = sy_events_new(64, 1 << 20, FIRST);
+	j = sy_events_journal_open(ev, dir, 1 << 20);
+	assert_non_null(j);
+	sy_events_emit(ev, "users", "cutover.phase", SY_EVENT_ATTRS({"from", "pending"}, {"to", "shadowing"}),
+		       "pending -> shadowing");
+	t0 = sy_events_get(ev, FIRST)->unix_ms;
+	sy_events_emit(ev, "users", "cutover.evaluated", SY_EVENT_ATTRS({"p99_ratio", "1.2"}), "step 1");
+	sy_events_journal_close(ev, j);
+	sy_events_free(ev);
+
+	/* a torn record at the end (a crash mid-write) is ignored, what came before kept */
+	snprintf(path, sizeof(path), "%s/events.journal", dir);
+	f = fopen(path, "ab");
+	assert_non_null(f);
+	fwrite("\x40\x00\x00\x00\x0a", 1, 5, f);
+	fclose(f);
+
+	ev = sy_events_new(64, 1 << 20, FIRST + 100);
+	j = sy_events_journal_open(ev, dir, 1 << 20);
+	assert_non_null(j);
+	/* the last restored event keeps its seq: the new run goes on from it */
+	assert_int_equal(sy_events_next(ev) - sy_events_oldest(ev), 2);
+	assert_int_equal(sy_events_next(ev), FIRST + 2);
+	e = sy_events_get(ev, FIRST);
+	assert_string_equal(e->kind, "cutover.phase");
+	assert_string_equal(e->migration, "users");
+	assert_string_equal(sy_event_attr(e, "to"), "shadowing");
+	assert_int_equal(e->unix_ms, t0); /* its own time, not the restore's */
+	assert_string_equal(sy_events_get(ev, FIRST + 1)->message, "step 1");
+	sy_events_journal_close(ev, j);
+	sy_events_free(ev);
+
+	/* rotation: past max_bytes the journal moves to .1; both are read back */
+	ev = sy_events_new(256, 1 << 20, FIRST + 200);
+	unlink(path);
+	j = sy_events_journal_open(ev, dir, 300);
+	for (int i = 0; i < 20; i++)
+		sy_events_emit(ev, "m", "migration.ratio_changed", SY_EVENT_ATTRS({"i", "x"}), "event %d", i);
+	sy_events_journal_close(ev, j);
+	sy_events_free(ev);
+	ev = sy_events_new(256, 1 << 20, FIRST + 300);
+	j = sy_events_journal_open(ev, dir, 300);
+	assert_true(sy_events_next(ev) - sy_events_oldest(ev) >= 3);
+	assert_int_equal(sy_events_next(ev), FIRST + 220);
+	assert_int_equal(sy_events_next(ev), FIRST + 220);
+	assert_string_equal(sy_events_get(ev, sy_events_next(ev) - 1)->message, "event 19");
+	sy_events_journal_close(ev, j);
+	sy_events_free(ev);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,6 +371,7 @@ int main(void)
 		cmocka_unit_test(strings_are_cut_and_made_valid_utf8),
 		cmocka_unit_test(subscribers_hear_each_event),
 		cmocka_unit_test(registry_changes_become_events),
+		cmocka_unit_test(journal_restores_history_across_runs),
 	};
 
 	return cmocka_run_group_tests(tests, quiet, NULL);
