@@ -70,7 +70,7 @@ static void fill_cutover(struct sy_control_ctx *ctx, const struct sy_migration_s
 		return;
 	x->phase = (Switchyard__V1__CutoverPhase)st->co.phase;
 	x->phase_name = (char *)sy_phase_name(st->co.phase);
-	x->step = st->step_ratio_bp ? st->co.step + 1 : 0;
+	x->step = st->step;
 	x->steps = st->n_steps;
 	x->step_ratio_bp = st->step_ratio_bp;
 	x->bake_left_ms = st->bake_left_ms;

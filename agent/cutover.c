@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "events.h"
+#include "histogram.h"
 #include "log.h"
 #include "loop.h"
 #include "migrations.h"
@@ -101,14 +102,25 @@ static void fmt_ratio(uint32_t bp, char *buf, size_t n)
 		snprintf(buf, n, "%u%%", bp / 100);
 }
 
+/* The phase a pause holds (the phase itself otherwise). */
+static uint8_t held_phase(const struct sy_cutover_state *co)
+{
+	return co->phase == SY_PHASE_PAUSED ? co->paused_from : co->phase;
+}
+
+/* The step for people: 1..n while cutting over (or paused there), 0 otherwise. */
+static uint32_t step_of(const struct sy_cutover_state *co)
+{
+	return held_phase(co) == SY_PHASE_CUTTING_OVER ? co->step + 1 : 0;
+}
+
 /* "step 2/5 (25%)", "" outside the steps. */
 static void fmt_where(const struct sy_migration_state *m, const struct sy_cutover_state *co, char *buf,
 		      size_t n)
 {
 	char r[16];
-	uint8_t ph = co->phase == SY_PHASE_PAUSED ? co->paused_from : co->phase;
 
-	if (ph != SY_PHASE_CUTTING_OVER) {
+	if (!step_of(co)) {
 		buf[0] = '\0';
 		return;
 	}
@@ -162,16 +174,21 @@ static int transition(struct sy_cutover *c, const struct sy_migration_state *m, 
 	return 0;
 }
 
+/* Enters a phase afresh: a new start (the gates' window restarts), no bake, no reason. */
+static void enter_phase(struct sy_cutover_state *co, uint8_t phase)
+{
+	co->phase = phase;
+	co->ready = false;
+	co->reason[0] = '\0';
+	co->phase_started_unix_ms = sy_unix_ms();
+	co->bake_until_unix_ms = 0;
+}
+
 static void enter_step(const struct sy_migration_state *m, struct sy_cutover_state *co, uint32_t step)
 {
-	uint64_t now = sy_unix_ms();
-
-	co->phase = SY_PHASE_CUTTING_OVER;
+	enter_phase(co, SY_PHASE_CUTTING_OVER);
 	co->step = step;
-	co->ready = false;
-	co->phase_started_unix_ms = now;
-	co->bake_until_unix_ms = now + m->spec.plan.bake_ms[step];
-	co->reason[0] = '\0';
+	co->bake_until_unix_ms = co->phase_started_unix_ms + m->spec.plan.bake_ms[step];
 }
 
 /* The phase after `ph` in this plan (skipping what the plan does not ask for). */
@@ -197,12 +214,8 @@ static int advance_phase(struct sy_cutover *c, const struct sy_migration_state *
 		enter_step(m, &co, 0);
 		return transition(c, m, &co, m->spec.plan.steps_bp[0], why, NULL);
 	}
-	co.phase = ph;
+	enter_phase(&co, ph);
 	co.step = 0;
-	co.ready = false;
-	co.reason[0] = '\0';
-	co.phase_started_unix_ms = sy_unix_ms();
-	co.bake_until_unix_ms = 0;
 	return transition(c, m, &co, -1, why, NULL);
 }
 
@@ -213,11 +226,7 @@ static int advance_step(struct sy_cutover *c, const struct sy_migration_state *m
 	struct sy_cutover_state co = m->co;
 
 	if (co.step + 1 >= m->spec.plan.n_steps) {
-		co.phase = SY_PHASE_COMPLETED;
-		co.ready = false;
-		co.reason[0] = '\0';
-		co.phase_started_unix_ms = sy_unix_ms();
-		co.bake_until_unix_ms = 0;
+		enter_phase(&co, SY_PHASE_COMPLETED);
 		return transition(c, m, &co, SY_RATIO_MAX, why, err);
 	}
 	enter_step(m, &co, co.step + 1);
@@ -256,11 +265,8 @@ static int rollback(struct sy_cutover *c, const struct sy_migration_state *m, bo
 	int e;
 
 	snprintf(name, sizeof(name), "%s", m->spec.name);
-	co.paused_from = co.phase == SY_PHASE_PAUSED ? co.paused_from : co.phase;
-	co.phase = SY_PHASE_ROLLED_BACK;
-	co.ready = false;
-	co.phase_started_unix_ms = sy_unix_ms();
-	co.bake_until_unix_ms = 0;
+	co.paused_from = held_phase(&co);
+	enter_phase(&co, SY_PHASE_ROLLED_BACK);
 	snprintf(co.reason, sizeof(co.reason), "%s", reason);
 	/* ratio 0 first: new connections go to legacy before established ones are cut */
 	if ((e = transition(c, m, &co, 0, reason, err)))
@@ -300,34 +306,14 @@ static int take_snap(struct sy_cutover *c, const struct sy_migration_state *m, s
 		s->errs[side] = st.errors;
 		memcpy(s->lat[side], st.lat, sizeof(st.lat));
 	}
-	if (c->verify && sy_verify_status(c->verify, m->spec.name, &a) == 0) {
-		s->drift = a.dual_drift;
-		for (int k = 1; k < SY_DRIFT_KINDS; k++)
-			s->drift += a.counts[k];
-	}
+	if (c->verify && sy_verify_status(c->verify, m->spec.name, &a) == 0)
+		s->drift = a.dual_drift + a.audit_found; /* both only grow */
 	return 0;
 }
 
 static uint64_t sub(uint64_t a, uint64_t b)
 {
-	return a > b ? a - b : 0; /* counters reset with their migration or audit */
-}
-
-/* The 99th percentile of a log2-bucket histogram, interpolated inside its bucket. */
-static double p99_us(const uint64_t *h, uint64_t total)
-{
-	double want = 0.99 * (double)total, acc = 0;
-
-	if (!total)
-		return 0;
-	for (int i = 0; i < SY_LAT_BUCKETS; i++) {
-		double lo = i ? ldexp(1, i) : 0, hi = ldexp(1, i + 1);
-
-		if (acc + (double)h[i] >= want && h[i])
-			return lo + (hi - lo) * (want - acc) / (double)h[i];
-		acc += (double)h[i];
-	}
-	return ldexp(1, SY_LAT_BUCKETS);
+	return a > b ? a - b : 0; /* counters restart with their migration */
 }
 
 static void fmt_us(double us, char *buf, size_t n)
@@ -365,7 +351,7 @@ static int evaluate(const struct sy_migration_state *m, struct rt *t)
 		for (int i = 0; i < SY_LAT_BUCKETS; i++)
 			lat[side][i] = sub(now->lat[side][i], base->lat[side][i]);
 		rate[side] = exch[side] ? (double)errs[side] / (double)exch[side] : 0;
-		p99[side] = p99_us(lat[side], exch[side]);
+		p99[side] = sy_log2_quantile_interp(lat[side], SY_LAT_BUCKETS, 0.99);
 	}
 	t->samples = exch[SY_SIDE_TARGET];
 	if (exch[SY_SIDE_LEGACY] >= (p->min_samples ? p->min_samples : 1))
@@ -719,9 +705,7 @@ int sy_cutover_action(struct sy_cutover *c, const char *name, int action, bool d
 			enter_step(m, &co, co.step);
 			return transition(c, m, &co, m->spec.plan.steps_bp[co.step], why, err);
 		}
-		co.phase = co.paused_from;
-		co.reason[0] = '\0';
-		co.phase_started_unix_ms = sy_unix_ms();
+		enter_phase(&co, co.paused_from);
 		rt_of(c, m)->backfill_asked = rt_of(c, m)->audit_asked = false;
 		return transition(c, m, &co, co.phase == SY_PHASE_COMPLETED ? SY_RATIO_MAX : -1, why, err);
 	case SY_ACT_ROLLBACK:
@@ -740,9 +724,7 @@ int sy_cutover_action(struct sy_cutover *c, const char *name, int action, bool d
 	case SY_ACT_FINISH:
 		if (ph != SY_PHASE_COMPLETED)
 			return refuse(err, m, action);
-		co.phase = SY_PHASE_FINISHED;
-		co.reason[0] = '\0';
-		co.phase_started_unix_ms = sy_unix_ms();
+		enter_phase(&co, SY_PHASE_FINISHED);
 		return transition(c, m, &co, -1, why, err);
 	}
 	return -EINVAL;
@@ -773,15 +755,14 @@ int sy_cutover_status(struct sy_cutover *c, const char *name, struct sy_cutover_
 	const struct sy_migration_state *m = sy_registry_find(c->reg, name);
 	const struct rt *t;
 	uint64_t now = sy_unix_ms();
-	uint8_t ph;
 
 	memset(out, 0, sizeof(*out));
 	if (!m)
 		return -ENOENT;
 	out->co = m->co;
 	out->n_steps = m->spec.plan.n_steps;
-	ph = m->co.phase == SY_PHASE_PAUSED ? m->co.paused_from : m->co.phase;
-	if (out->n_steps && ph == SY_PHASE_CUTTING_OVER)
+	out->step = out->n_steps ? step_of(&m->co) : 0;
+	if (out->step)
 		out->step_ratio_bp = m->spec.plan.steps_bp[m->co.step];
 	if (m->co.phase == SY_PHASE_CUTTING_OVER && m->co.bake_until_unix_ms > now)
 		out->bake_left_ms = m->co.bake_until_unix_ms - now;
@@ -800,13 +781,11 @@ int sy_cutover_metrics(void *arg, uint32_t mig_id, uint32_t *step, uint32_t *n_s
 {
 	struct sy_cutover *c = arg;
 	const struct sy_migration_state *m = sy_registry_by_id(c->reg, mig_id);
-	uint8_t ph;
 
 	if (!m)
 		return -ENOENT;
-	ph = m->co.phase == SY_PHASE_PAUSED ? m->co.paused_from : m->co.phase;
 	*n_steps = m->spec.plan.n_steps;
-	*step = ph == SY_PHASE_CUTTING_OVER ? m->co.step + 1 : ph == SY_PHASE_COMPLETED ? *n_steps : 0;
+	*step = held_phase(&m->co) == SY_PHASE_COMPLETED ? *n_steps : step_of(&m->co);
 	*state = m->co.phase == SY_PHASE_NONE ? "manual" : sy_phase_name(m->co.phase);
 	return 0;
 }

@@ -49,7 +49,8 @@ struct sy_gate_result {
 struct sy_cutover_status {
 	struct sy_cutover_state co; /* as persisted */
 	uint32_t n_steps;
-	uint32_t step_ratio_bp;
+	uint32_t step;		/* 1..n while cutting over (or paused there), else 0 */
+	uint32_t step_ratio_bp; /* that step's ratio */
 	uint64_t bake_left_ms;
 	struct sy_gate_result gates[SY_GATES];
 	uint64_t last_eval_unix_ms;

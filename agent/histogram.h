@@ -10,4 +10,8 @@
  * most 2x, never an under-estimate). 0 when the histogram is empty. */
 uint64_t sy_log2_quantile(const uint64_t *buckets, size_t n, double q);
 
+/* The same, interpolated linearly inside the bucket holding it (bucket 0 spans [0, 2)):
+ * smoother than the bucket bound, for ratios of two histograms. 0 when empty. */
+double sy_log2_quantile_interp(const uint64_t *buckets, size_t n, double q);
+
 #endif

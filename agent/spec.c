@@ -792,7 +792,8 @@ static int gate_max(struct yctx *c, yaml_node_t *n, const char *field, double *o
 	return 0;
 }
 
-static int plan_gates(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
+/* breach: the plan's on_breach, for gates that do not give their own. */
+static int plan_gates(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p, uint8_t breach)
 {
 	static const char *const gfields[] = {"max", "on_breach", NULL};
 	const char *fields[SY_GATES + 1];
@@ -812,6 +813,7 @@ static int plan_gates(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
 			continue;
 		snprintf(what, sizeof(what), "plan.gates.%s", gate_names[i]);
 		gs->enabled = true;
+		gs->on_breach = breach;
 		if (g[i]->type == YAML_MAPPING_NODE) {
 			yaml_node_t *f[2];
 
@@ -823,8 +825,6 @@ static int plan_gates(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
 				return e;
 			if (f[1] && (e = breach_field(c, f[1], "on_breach", &gs->on_breach)))
 				return e;
-			if (f[1])
-				gs->on_breach |= 0x80; /* its own: the plan's default does not apply */
 		} else if ((e = gate_max(c, g[i], what, &gs->max))) {
 			return e;
 		}
@@ -940,16 +940,7 @@ static int plan(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
 			p->min_p99_us = ms * 1000;
 		}
 	}
-	if (f[F_GATES] && (e = plan_gates(c, f[F_GATES], p)))
-		return e;
-	/* gates without their own on_breach take the plan's */
-	for (int i = 0; i < SY_GATES; i++) {
-		if (p->gates[i].on_breach & 0x80)
-			p->gates[i].on_breach &= 0x7f;
-		else if (p->gates[i].enabled)
-			p->gates[i].on_breach = breach;
-	}
-	return 0;
+	return f[F_GATES] ? plan_gates(c, f[F_GATES], p, breach) : 0;
 }
 
 static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migration_spec *m)

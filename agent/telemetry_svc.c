@@ -124,7 +124,7 @@ static void fill_verify(struct sy_control_ctx *ctx, const struct sy_migration_st
 
 		if (sy_cutover_status(ctx->cutover, m->spec.name, &c) == 0) {
 			x->phase = (char *)sy_phase_name(c.co.phase);
-			x->step = c.step_ratio_bp ? c.co.step + 1 : 0;
+			x->step = c.step;
 			x->steps = c.n_steps;
 			x->bake_left_ms = c.bake_left_ms;
 			x->reason = (char *)m->co.reason; /* the registry's: lives past the reply */
