@@ -54,8 +54,16 @@ def main():
         key = "ack:%s:%d" % (name, seq)
         seq += 1
         for attempt in (0, 1):
-            c = conns[i] if persistent else connect(0)
+            c = None
             try:
+                # a single-connection client connects (and names itself) when made: that
+                # can meet a drain too, so it is inside the try
+                if persistent:
+                    if conns[i] is None:
+                        conns[i] = connect(i)
+                    c = conns[i]
+                else:
+                    c = connect(0)
                 c.set(key, seq)
                 acked += 1
                 if keys:
@@ -74,19 +82,20 @@ def main():
             except (redis.ConnectionError, redis.TimeoutError) as e:
                 sys.stderr.write("%.3f %s attempt %d: %r\n" % (time.time(), key, attempt, e))
                 reconnects += 1
-                try:
-                    c.close()
-                except Exception:
-                    pass
+                if c is not None:
+                    try:
+                        c.close()
+                    except Exception:
+                        pass
                 if persistent:
-                    conns[i] = connect(i)
+                    conns[i] = None  # dialled again on the next attempt
                 if attempt == 1:
                     failed += 1
             except redis.ResponseError:
                 failed += 1  # the server refused the write (an error-gate test wants this)
                 break
             finally:
-                if not persistent:
+                if not persistent and c is not None:
                     c.close()
         if pause:
             time.sleep(pause)
