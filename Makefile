@@ -28,7 +28,9 @@ PROTOS := $(shell find proto -name '*.proto' | sort)
 PB_SRCS := $(patsubst proto/%.proto,$(OUT)/gen/%.pb-c.c,$(PROTOS))
 PB_HDRS := $(PB_SRCS:.c=.h)
 
-AGENT_SRCS := $(filter-out agent/switchyardd.c,$(wildcard agent/*.c))
+# agent/ is grouped by subsystem (docs/architecture.md); every folder but syctl/ goes
+# into the library that the daemon, the CLI, the tests and the fuzzers link.
+AGENT_SRCS := $(filter-out agent/switchyardd.c agent/syctl/%,$(sort $(wildcard agent/*.c agent/*/*.c)))
 SYCTL_SRCS := $(wildcard agent/syctl/*.c)
 LIB_SRCS := $(AGENT_SRCS) $(PB_SRCS)
 
@@ -163,7 +165,7 @@ bench: all
 
 # --- Debian package: $(OUT)/switchyard_VERSION_ARCH.deb (packaging/mkdeb.sh) -------
 # DEB_VERSION overrides the package version (the binaries keep SY_VERSION).
-VERSION := $(shell sed -n 's/^\#define SY_VERSION "\(.*\)"/\1/p' agent/daemon.h)
+VERSION := $(shell sed -n 's/^\#define SY_VERSION "\(.*\)"/\1/p' agent/core/daemon.h)
 DEB_VERSION ?= $(VERSION)
 
 .PHONY: deb

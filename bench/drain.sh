@@ -2,7 +2,7 @@
 # bench/drain.sh — how fast a drain (rollback --drain) empties the target: CLIENTS
 # idle connections dial the legacy port from inside the attached cgroup at ratio 100 %
 # (so they sit on the target), then one drain of the target side runs through
-# $(OUT)/tools/sy_drain (sy_drain_side, agent/drain.h). Per round:
+# $(OUT)/tools/sy_drain (sy_drain_side, agent/kernel/drain.h). Per round:
 #   drain call   wall time of sy_drain_side (load the iter/tcp program, walk, close),
 #                and of that the walk over the TCP sockets (with the aborts) alone
 #   empty        from the start of the drain until the target's CLIENT LIST holds

@@ -11,17 +11,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon.h"
+#include "core/daemon.h"
 #include "grpc/health/v1/health.pb-c.h"
-#include "pbjson.h"
-#include "rpc.h"
-#include "spec.h"
-#include "spec_pb.h"
+#include "model/pbjson.h"
+#include "rpc/rpc.h"
+#include "model/spec.h"
+#include "model/spec_pb.h"
 #include "switchyard/v1/control.pb-c.h"
 #include "switchyard/v1/events.pb-c.h"
 #include "switchyard/v1/telemetry.pb-c.h"
 #include "switchyard/v1/verify.pb-c.h"
-#include "loop.h"
+#include "core/loop.h"
 #include <signal.h>
 #include <unistd.h>
 

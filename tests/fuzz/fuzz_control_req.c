@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "spec.h"
-#include "spec_pb.h"
+#include "model/spec.h"
+#include "model/spec_pb.h"
 #include "switchyard/v1/control.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "grpc_frame.h"
+#include "rpc/grpc_frame.h"
 
 #define CHECK(c)                                                                                             \
 	do {                                                                                                 \

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control_plane.h"
+#include "api/control_plane.h"
 #include "grpc/health/v1/health.pb-c.h"
-#include "rpc.h"
+#include "rpc/rpc.h"
 
 typedef Grpc__Health__V1__HealthCheckRequest Req;
 #define REQ_DESC (&grpc__health__v1__health_check_request__descriptor)

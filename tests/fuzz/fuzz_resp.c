@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
-#include "resp_scan.h"
+#include "redis/commands.h"
+#include "redis/resp_scan.h"
 
 #define MAX_CMDS 512
 

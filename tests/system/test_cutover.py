@@ -1,4 +1,4 @@
-"""The cutover controller (agent/cutover.c) with real parts: redis-server pairs, client
+"""The cutover controller (agent/cutover/cutover.c) with real parts: redis-server pairs, client
 processes in test cgroups steered by the kernel, the daemon's gates reading the kernel's
 counters, and the plan's phases checked through the Control API (Debian's grpcio) and
 syctl. Faults are real: a target made slow with DEBUG SLEEP, a target refusing writes

@@ -3,7 +3,7 @@ the kernel, everything else stays.
 
 Real parts throughout: a running switchyardd steering a real cgroup, real redis-servers,
 client processes holding real connections, and $(OUT)/tools/sy_drain calling
-sy_drain_side (agent/drain.h) as the daemon does. Which connections exist is read from
+sy_drain_side (agent/kernel/drain.h) as the daemon does. Which connections exist is read from
 the servers (CLIENT LIST, by the names the clients gave themselves), what the clients
 saw from the clients themselves (errno of their next call), and which sockets belong to
 the daemon from the kernel (ss -p).

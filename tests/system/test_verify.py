@@ -1,4 +1,4 @@
-"""Verification (agent/verify.c): the audit finds planted drift of every kind and
+"""Verification (agent/shadow/verify.c): the audit finds planted drift of every kind and
 nothing else, repairs it through the mirror's repair path, and reports no drift while
 a mirrored workload runs; dual reads compare sampled read keys on both sides."""
 import json

@@ -1,4 +1,4 @@
-/* sy_drain — runs one drain (agent/drain.h) against an installation pinned under
+/* sy_drain — runs one drain (agent/kernel/drain.h) against an installation pinned under
  * BPFFS and prints its counts as one JSON line: the system tests and bench/drain.sh
  * drive sy_drain_side through it, the daemon calls the function itself.
  *
@@ -17,8 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "drain.h"
-#include "endpoint.h"
+#include "kernel/drain.h"
+#include "model/endpoint.h"
 #include "switchyard/abi.h"
 
 static int usage(void)

@@ -12,12 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "endpoint.h"
-#include "events.h"
-#include "events_journal.h"
-#include "log.h"
-#include "migration_events.h"
-#include "migrations.h"
+#include "model/endpoint.h"
+#include "registry/events.h"
+#include "registry/events_journal.h"
+#include "core/log.h"
+#include "registry/registry_events.h"
+#include "registry/registry.h"
 
 #define FIRST 1000000
 

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "grpc_frame.h"
-#include "rpc.h"
+#include "rpc/grpc_frame.h"
+#include "rpc/rpc.h"
 
 /* Feeds buf in pieces of `step` bytes; collects every message into out (concatenated
  * bodies) and their sizes. Returns the number of messages, or the reader's error. */

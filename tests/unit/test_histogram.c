@@ -8,7 +8,7 @@
 
 #include <math.h>
 
-#include "histogram.h"
+#include "core/histogram.h"
 
 static void bound_is_the_upper_edge_of_the_bucket(void **state)
 {

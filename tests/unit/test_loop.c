@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "loop.h"
+#include "core/loop.h"
 
 static int order[16];
 static int norder;

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "exporters.h"
-#include "metrics.h"
-#include "otlp.h"
-#include "prom.h"
+#include "telemetry/exporters.h"
+#include "telemetry/metrics.h"
+#include "telemetry/otlp.h"
+#include "telemetry/prom.h"
 #include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
 
 /* Two migrations with known figures. */

@@ -12,8 +12,8 @@
 #include <cmocka.h>
 #include <errno.h>
 
-#include "commands.h"
-#include "resp_scan.h"
+#include "redis/commands.h"
+#include "redis/resp_scan.h"
 #include "switchyard/resp.h"
 
 #define MAX_GOT 256

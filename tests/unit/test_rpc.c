@@ -28,10 +28,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "control_plane.h"
+#include "api/control_plane.h"
 #include "grpc/health/v1/health.pb-c.h"
-#include "grpc_frame.h"
-#include "rpc.h"
+#include "rpc/grpc_frame.h"
+#include "rpc/rpc.h"
 
 #define MAX_RECV (256u << 10) /* the fixture's request limit: small, to test it cheaply */
 

@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "endpoint.h"
-#include "spec.h"
-#include "spec_pb.h"
+#include "model/endpoint.h"
+#include "model/spec.h"
+#include "model/spec_pb.h"
 
 static int load(const char *text, struct sy_spec *s, struct sy_spec_err *err)
 {

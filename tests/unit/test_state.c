@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "state.h"
+#include "registry/store_file.h"
 
 static char dir[64];
 

@@ -1,0 +1,40 @@
+/* control_plane.h — the gRPC services the daemon serves, registered on one server. */
+#ifndef SY_CONTROL_PLANE_H
+#define SY_CONTROL_PLANE_H
+
+#include "kernel/capture.h"
+#include "cutover/cutover.h"
+#include "shadow/mirror.h"
+#include "shadow/verify.h"
+#include "core/daemon.h"
+#include "registry/events.h"
+#include "redis/health.h"
+#include "registry/registry.h"
+#include "rpc/rpc.h"
+
+struct sy_control_ctx {
+	struct sy_registry *reg;
+	struct sy_health *health;
+	const struct sy_daemon_info *info;
+	struct sy_loop *loop;
+	struct sy_events *events;   /* state changes (events.h) */
+	struct sy_capture *capture; /* ring-buffer consumer (may be NULL) */
+	struct sy_mirror *mirror;   /* shadow writes (may be NULL) */
+	struct sy_verify *verify;   /* audits and dual reads (may be NULL) */
+	struct sy_cutover *cutover; /* the plan controller (may be NULL) */
+};
+
+/* switchyard.v1.Control (control_svc.c). */
+int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
+/* switchyard.v1.Telemetry (telemetry_svc.c). */
+int sy_telemetry_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
+/* switchyard.v1.Telemetry/Events (events_svc.c): the stream of state changes. */
+int sy_events_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
+/* switchyard.v1.Verify (verify_svc.c). */
+int sy_verify_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
+/* grpc.health.v1.Health (health_svc.c): "" and "switchyard.v1.Control" are SERVING
+ * while the daemon runs; NOT_SERVING once it begins shutting down. */
+int sy_health_svc_register(struct sy_rpc_server *srv);
+void sy_health_svc_set_serving(struct sy_rpc_server *srv, bool serving);
+
+#endif

@@ -1,0 +1,533 @@
+/* control_svc.c — switchyard.v1.Control: operator calls onto the registry. Requests
+ * are converted by spec_pb.c and checked by the one validator (through the registry);
+ * registry errors map to gRPC codes, and their messages, which name the field, go
+ * back to the caller as they are. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/control_plane.h"
+#include "model/endpoint.h"
+#include "core/histogram.h"
+#include "core/log.h"
+#include "model/spec_pb.h"
+#include "switchyard/v1/control.pb-c.h"
+
+static enum sy_grpc_code code_of(int e)
+{
+	switch (e) {
+	case -EINVAL:
+		return SY_GRPC_INVALID_ARGUMENT;
+	case -ENOENT:
+		return SY_GRPC_NOT_FOUND;
+	case -EBUSY:
+		return SY_GRPC_FAILED_PRECONDITION;
+	case -ENOSPC:
+		return SY_GRPC_RESOURCE_EXHAUSTED;
+	default:
+		return SY_GRPC_INTERNAL;
+	}
+}
+
+static void fail(struct sy_rpc_call *call, int e, const struct sy_spec_err *err)
+{
+	sy_rpc_finish(call, code_of(e), "%s", err->msg[0] ? err->msg : strerror(-e));
+}
+
+/* ---- building replies ---------------------------------------------------------------- */
+
+struct mig_pb {
+	Switchyard__V1__Migration m;
+	Switchyard__V1__MigrationSpec spec;
+	Switchyard__V1__SteeringCounters counters;
+	Switchyard__V1__EndpointHealth th[SY_MAX_ENDPOINTS];
+	Switchyard__V1__EndpointHealth *thp[SY_MAX_ENDPOINTS];
+	char names[SY_MAX_ENDPOINTS][SY_EP_STRLEN];
+	struct sy_endpoint_health hst[SY_MAX_ENDPOINTS];
+	Switchyard__V1__SideStats side[2];
+	Switchyard__V1__SideStats *sidep[2];
+	uint64_t lat[2][SY_LAT_BUCKETS];
+	Switchyard__V1__RuleStats rules[SY_MAX_RULES * 2];
+	Switchyard__V1__RuleStats *rulep[SY_MAX_RULES * 2];
+	Switchyard__V1__AgentEvents events;
+	Switchyard__V1__MirrorStats mir[2];
+	Switchyard__V1__MirrorStats *mirp[2];
+	struct sy_mirror_stats mst[2];
+	Switchyard__V1__CutoverStatus co;
+	Switchyard__V1__GateStatus gates[SY_GATES];
+	Switchyard__V1__GateStatus *gatep[SY_GATES];
+	struct sy_cutover_status cst;
+};
+
+static void fill_cutover(struct sy_control_ctx *ctx, const struct sy_migration_state *ms, struct mig_pb *o)
+{
+	Switchyard__V1__CutoverStatus *x = &o->co;
+	struct sy_cutover_status *st = &o->cst;
+
+	switchyard__v1__cutover_status__init(x);
+	if (!ctx->cutover || sy_cutover_status(ctx->cutover, ms->spec.name, st))
+		return;
+	x->phase = (Switchyard__V1__CutoverPhase)st->co.phase;
+	x->phase_name = (char *)sy_phase_name(st->co.phase);
+	x->step = st->step;
+	x->steps = st->n_steps;
+	x->step_ratio_bp = st->step_ratio_bp;
+	x->bake_left_ms = st->bake_left_ms;
+	x->ready = st->co.ready;
+	x->reason = st->co.reason;
+	x->paused_from = st->co.phase == SY_PHASE_PAUSED || st->co.phase == SY_PHASE_ROLLED_BACK
+				 ? (char *)sy_phase_name(st->co.paused_from)
+				 : "";
+	x->last_evaluation_unix_ms = st->last_eval_unix_ms;
+	x->samples = st->samples;
+	x->evaluations = st->evaluations;
+	x->drained = st->drained;
+	x->gates = o->gatep;
+	for (int g = 0; g < SY_GATES; g++) {
+		Switchyard__V1__GateStatus *gs = &o->gates[g];
+
+		if (!ms->spec.plan.gates[g].enabled)
+			continue;
+		switchyard__v1__gate_status__init(gs);
+		gs->gate = (char *)sy_gate_name(g);
+		gs->value = st->gates[g].value;
+		gs->threshold = ms->spec.plan.gates[g].max;
+		gs->verdict =
+			(char *)(st->gates[g].verdict ? sy_verdict_name(st->gates[g].verdict) : "pending");
+		gs->detail = st->gates[g].detail;
+		o->gatep[x->n_gates++] = gs;
+	}
+}
+
+/* `st` is the caller's storage: the reply points into it. */
+static void fill_health(struct sy_control_ctx *ctx, Switchyard__V1__EndpointHealth *h, char *name,
+			struct sy_endpoint_health *st, const struct sy_endpoint *ep, const char *role,
+			const char *mig)
+{
+	switchyard__v1__endpoint_health__init(h);
+	sy_endpoint_format(ep, name, SY_EP_STRLEN);
+	h->endpoint = name;
+	h->role = (char *)role;
+	h->migration = (char *)mig;
+	if (ctx->health && sy_health_get(ctx->health, ep, st) == 0) {
+		h->healthy = st->healthy;
+		h->checked = st->checked;
+		h->last_check_unix_ms = st->last_check_unix_ms;
+		h->rtt_us = st->last_rtt_us;
+		h->last_error = st->last_error;
+	} else {
+		h->last_error = "";
+	}
+}
+
+static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state *ms, struct mig_pb *o)
+{
+	struct sy_steer_counters c;
+
+	switchyard__v1__migration__init(&o->m);
+	switchyard__v1__steering_counters__init(&o->counters);
+	if (sy_spec_to_pb(&ms->spec, &o->spec))
+		return -ENOMEM;
+	o->m.spec = &o->spec;
+	o->m.id = ms->id;
+	o->m.created_unix_ms = ms->created_unix_ms;
+	o->m.updated_unix_ms = ms->updated_unix_ms;
+	o->m.origin = (char *)ms->origin;
+	if (sy_registry_counters(ctx->reg, ms->spec.name, &c) == 0) {
+		o->counters.legacy = c.decisions[SY_DEC_LEGACY];
+		o->counters.target = c.decisions[SY_DEC_TARGET];
+		o->counters.pinned_legacy = c.decisions[SY_DEC_PINNED_LEGACY];
+		o->counters.pinned_target = c.decisions[SY_DEC_PINNED_TARGET];
+		o->counters.fallback = c.decisions[SY_DEC_FALLBACK];
+	}
+	o->m.counters = &o->counters;
+	for (uint32_t i = 0; i < ms->spec.n_target; i++) {
+		fill_health(ctx, &o->th[i], o->names[i], &o->hst[i], &ms->spec.target[i], "target",
+			    ms->spec.name);
+		o->thp[i] = &o->th[i];
+	}
+	o->m.targets = o->thp;
+	o->m.n_targets = ms->spec.n_target;
+	for (int side = 0; side < 2; side++) {
+		Switchyard__V1__SideStats *ss = &o->side[side];
+		struct sy_side_stats st;
+
+		switchyard__v1__side_stats__init(ss);
+		ss->side = side == SY_SIDE_TARGET ? "target" : "legacy";
+		if (sy_registry_side_stats(ctx->reg, ms->spec.name, (uint8_t)side, &st) == 0) {
+			ss->sockets = st.sockets;
+			ss->bytes_out = st.bytes_out;
+			ss->bytes_in = st.bytes_in;
+			ss->exchanges = st.exchanges;
+			ss->errors = st.errors;
+			ss->unparsed = st.unparsed;
+			ss->outside = st.outside;
+			ss->captured = st.captured;
+			ss->truncated = st.truncated;
+			ss->sampled = st.sampled;
+			ss->events_lost = st.ev_lost;
+			memcpy(o->lat[side], st.lat, sizeof(st.lat));
+			ss->p50_us = sy_log2_quantile(o->lat[side], SY_LAT_BUCKETS, 0.50);
+			ss->p95_us = sy_log2_quantile(o->lat[side], SY_LAT_BUCKETS, 0.95);
+			ss->p99_us = sy_log2_quantile(o->lat[side], SY_LAT_BUCKETS, 0.99);
+		}
+		ss->latency_log2_us = o->lat[side];
+		ss->n_latency_log2_us = SY_LAT_BUCKETS;
+		o->sidep[side] = ss;
+	}
+	o->m.sides = o->sidep;
+	o->m.n_sides = 2;
+	for (uint32_t rule = 0; rule <= ms->spec.n_prefixes; rule++) {
+		for (int side = 0; side < 2; side++) {
+			Switchyard__V1__RuleStats *rs = &o->rules[o->m.n_rules];
+			struct sy_rule_stats st;
+
+			switchyard__v1__rule_stats__init(rs);
+			rs->rule = rule;
+			rs->prefix = rule ? (char *)ms->spec.prefixes[rule - 1] : "";
+			rs->side = side == SY_SIDE_TARGET ? "target" : "legacy";
+			if (sy_registry_rule_stats(ctx->reg, ms->spec.name, rule, (uint8_t)side, &st) == 0) {
+				rs->reads = st.cmds[SY_CLASS_READ];
+				rs->writes = st.cmds[SY_CLASS_WRITE];
+				rs->others = st.cmds[SY_CLASS_OTHER];
+				rs->read_bytes = st.bytes[SY_CLASS_READ];
+				rs->write_bytes = st.bytes[SY_CLASS_WRITE];
+				rs->other_bytes = st.bytes[SY_CLASS_OTHER];
+				o->side[side].reads += rs->reads;
+				o->side[side].writes += rs->writes;
+				o->side[side].others += rs->others;
+			}
+			o->rulep[o->m.n_rules++] = rs;
+		}
+	}
+	o->m.rules = o->rulep;
+	switchyard__v1__agent_events__init(&o->events);
+	if (ctx->capture) {
+		struct sy_capture_stats cs;
+
+		sy_capture_drain(ctx->capture); /* what the kernel has sent so far, counted */
+		sy_capture_stats(ctx->capture, ms->id, &cs);
+		o->events.writes = cs.writes;
+		o->events.truncated = cs.truncated;
+		o->events.aborted = cs.aborted;
+		o->events.read_keys = cs.read_keys;
+		o->events.bytes = cs.bytes;
+		o->events.dropped = cs.dropped;
+	}
+	o->m.events = &o->events;
+	for (int k = 0; k < 2; k++) {
+		Switchyard__V1__MirrorStats *x = &o->mir[k];
+		struct sy_mirror_stats *st = &o->mst[k];
+
+		switchyard__v1__mirror_stats__init(x);
+		sy_mirror_stats(ctx->mirror, ms->id, k, st);
+		x->direction = k == SY_DIR_FORWARD ? "forward" : "reverse";
+		x->mirrored = st->mirrored;
+		x->failed = st->failed;
+		x->repaired = st->repaired;
+		x->repair_failed = st->repair_failed;
+		x->dropped = st->dropped;
+		x->conflicts = st->conflicts;
+		x->queued = st->queued;
+		x->dirty = st->dirty;
+		x->needs_audit = st->needs_audit;
+		x->audit_reason = st->audit_reason;
+		x->lag_p50_us = sy_log2_quantile(st->lag, SY_LAT_BUCKETS, 0.50);
+		x->lag_p99_us = sy_log2_quantile(st->lag, SY_LAT_BUCKETS, 0.99);
+		x->lag_log2_us = st->lag;
+		x->n_lag_log2_us = SY_LAT_BUCKETS;
+		o->mirp[k] = x;
+	}
+	o->m.mirror = o->mirp;
+	o->m.n_mirror = 2;
+	fill_cutover(ctx, ms, o);
+	o->m.cutover = &o->co;
+	return 0;
+}
+
+static void mig_free(struct mig_pb *o)
+{
+	sy_spec_pb_free(&o->spec);
+}
+
+static void reply_migration(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name)
+{
+	const struct sy_migration_state *ms = sy_registry_find(ctx->reg, name);
+	struct mig_pb *o;
+
+	if (!ms) {
+		sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "migration \"%s\" not found", name);
+		return;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o || mig_build(ctx, ms, o)) {
+		free(o);
+		sy_rpc_finish(call, SY_GRPC_INTERNAL, "out of memory");
+		return;
+	}
+	sy_rpc_reply(call, &o->m.base);
+	mig_free(o);
+	free(o);
+}
+
+static int name_required(struct sy_rpc_call *call, const char *name)
+{
+	if (!name || !*name) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "name: required");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- methods ------------------------------------------------------------------------- */
+
+static void apply(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__ApplyMigrationRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	struct sy_migration_spec m;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (!r->spec) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "spec: required");
+		return;
+	}
+	if ((e = sy_spec_from_pb(r->spec, &m, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	e = sy_registry_apply(ctx->reg, &m, &err);
+	if (e) {
+		sy_migration_spec_free(&m);
+		fail(call, e, &err);
+		return;
+	}
+	reply_migration(call, ctx, m.name);
+	sy_migration_spec_free(&m);
+}
+
+static void get(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__GetMigrationRequest *r = (const void *)req;
+
+	if (name_required(call, r->name))
+		return;
+	reply_migration(call, arg, r->name);
+}
+
+static void list(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	struct sy_control_ctx *ctx = arg;
+	Switchyard__V1__ListMigrationsResponse resp = SWITCHYARD__V1__LIST_MIGRATIONS_RESPONSE__INIT;
+	size_t n = sy_registry_count(ctx->reg);
+	struct mig_pb *o = calloc(n ? n : 1, sizeof(*o));
+	Switchyard__V1__Migration **pp = calloc(n ? n : 1, sizeof(*pp));
+	size_t built = 0;
+
+	(void)req;
+	if (!o || !pp)
+		goto oom;
+	for (; built < n; built++) {
+		if (mig_build(ctx, sy_registry_at(ctx->reg, built), &o[built]))
+			goto oom;
+		pp[built] = &o[built].m;
+	}
+	resp.migrations = pp;
+	resp.n_migrations = n;
+	sy_rpc_reply(call, &resp.base);
+	goto out;
+oom:
+	sy_rpc_finish(call, SY_GRPC_INTERNAL, "out of memory");
+out:
+	for (size_t i = 0; o && i < built; i++)
+		mig_free(&o[i]);
+	free(o);
+	free(pp);
+}
+
+static void del(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__DeleteMigrationRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	Switchyard__V1__DeleteMigrationResponse resp = SWITCHYARD__V1__DELETE_MIGRATION_RESPONSE__INIT;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (name_required(call, r->name))
+		return;
+	if ((e = sy_registry_delete(ctx->reg, r->name, r->force, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	sy_rpc_reply(call, &resp.base);
+}
+
+static void set_ratio(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__SetRatioRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (name_required(call, r->name))
+		return;
+	if ((e = ctx->cutover ? sy_cutover_set_ratio(ctx->cutover, r->name, r->ratio_bp, &err)
+			      : sy_registry_set_ratio(ctx->reg, r->name, r->ratio_bp, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	reply_migration(call, ctx, r->name);
+}
+
+static void pin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__PinRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (name_required(call, r->name))
+		return;
+	if (!r->cgroup || !*r->cgroup) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "cgroup: required");
+		return;
+	}
+	if ((unsigned)r->side > SY_SIDE_TARGET) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "side: %d is not SIDE_LEGACY or SIDE_TARGET",
+			      (int)r->side);
+		return;
+	}
+	if ((e = sy_registry_pin(ctx->reg, r->name, r->cgroup, (uint8_t)r->side, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	reply_migration(call, ctx, r->name);
+}
+
+static void unpin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__UnpinRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (name_required(call, r->name))
+		return;
+	if (!r->cgroup || !*r->cgroup) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "cgroup: required");
+		return;
+	}
+	if ((e = sy_registry_unpin(ctx->reg, r->name, r->cgroup, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	reply_migration(call, ctx, r->name);
+}
+
+static void status(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	struct sy_control_ctx *ctx = arg;
+	Switchyard__V1__StatusResponse resp = SWITCHYARD__V1__STATUS_RESPONSE__INIT;
+	size_t n = sy_registry_count(ctx->reg), k = 0, cap = n * SY_MAX_ENDPOINTS * 2;
+	Switchyard__V1__EndpointHealth *eh = calloc(cap ? cap : 1, sizeof(*eh));
+	Switchyard__V1__EndpointHealth **ehp = calloc(cap ? cap : 1, sizeof(*ehp));
+	char(*names)[SY_EP_STRLEN] = calloc(cap ? cap : 1, SY_EP_STRLEN);
+	struct sy_endpoint_health *hst = calloc(cap ? cap : 1, sizeof(*hst));
+
+	(void)req;
+	if (!eh || !ehp || !names || !hst) {
+		sy_rpc_finish(call, SY_GRPC_INTERNAL, "out of memory");
+		goto out;
+	}
+	resp.version = (char *)ctx->info->version;
+	resp.cgroup = (char *)ctx->info->cgroup;
+	resp.bpffs = (char *)ctx->info->bpffs;
+	resp.state_dir = (char *)ctx->info->state_dir;
+	resp.adopted = ctx->info->adopted;
+	resp.started_unix_ms = ctx->info->started_unix_ms;
+	resp.migrations = (uint32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		const struct sy_migration_state *m = sy_registry_at(ctx->reg, i);
+
+		for (uint32_t j = 0; j < m->spec.n_legacy; j++, k++) {
+			fill_health(ctx, &eh[k], names[k], &hst[k], &m->spec.legacy[j], "legacy",
+				    m->spec.name);
+			ehp[k] = &eh[k];
+		}
+		for (uint32_t j = 0; j < m->spec.n_target; j++, k++) {
+			fill_health(ctx, &eh[k], names[k], &hst[k], &m->spec.target[j], "target",
+				    m->spec.name);
+			ehp[k] = &eh[k];
+		}
+	}
+	resp.endpoints = ehp;
+	resp.n_endpoints = k;
+	sy_rpc_reply(call, &resp.base);
+out:
+	free(eh);
+	free(ehp);
+	free(names);
+	free(hst);
+}
+
+static void cutover(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__CutoverRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (name_required(call, r->name))
+		return;
+	if (!ctx->cutover) {
+		sy_rpc_finish(call, SY_GRPC_UNAVAILABLE, "the cutover controller is not running");
+		return;
+	}
+	if ((unsigned)r->action >= SY_ACTS) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT,
+			      "action: %d is not one of START, PROMOTE, PAUSE, RESUME, ROLLBACK, FINISH",
+			      (int)r->action);
+		return;
+	}
+	if (r->drain && r->action != SWITCHYARD__V1__CUTOVER_ACTION__ACTION_ROLLBACK) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "drain: only a rollback drains");
+		return;
+	}
+	if ((e = sy_cutover_action(ctx->cutover, r->name, (int)r->action, r->drain, r->reason, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	reply_migration(call, ctx, r->name);
+}
+
+int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx)
+{
+	static const struct {
+		const char *path;
+		const ProtobufCMessageDescriptor *d;
+		sy_rpc_handler h;
+	} methods[] = {
+		{"/switchyard.v1.Control/ApplyMigration",
+		 &switchyard__v1__apply_migration_request__descriptor, apply},
+		{"/switchyard.v1.Control/GetMigration", &switchyard__v1__get_migration_request__descriptor,
+		 get},
+		{"/switchyard.v1.Control/ListMigrations",
+		 &switchyard__v1__list_migrations_request__descriptor, list},
+		{"/switchyard.v1.Control/DeleteMigration",
+		 &switchyard__v1__delete_migration_request__descriptor, del},
+		{"/switchyard.v1.Control/SetRatio", &switchyard__v1__set_ratio_request__descriptor,
+		 set_ratio},
+		{"/switchyard.v1.Control/Pin", &switchyard__v1__pin_request__descriptor, pin},
+		{"/switchyard.v1.Control/Unpin", &switchyard__v1__unpin_request__descriptor, unpin},
+		{"/switchyard.v1.Control/Status", &switchyard__v1__status_request__descriptor, status},
+		{"/switchyard.v1.Control/Cutover", &switchyard__v1__cutover_request__descriptor, cutover},
+	};
+	int e;
+
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if ((e = sy_rpc_server_add_unary(srv, methods[i].path, methods[i].d, methods[i].h, ctx)))
+			return e;
+	return 0;
+}

@@ -1,0 +1,197 @@
+/* verify_svc.c — switchyard.v1.Verify: start an audit, read its progress and report. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/control_plane.h"
+#include "model/spec.h"
+#include "switchyard/v1/verify.pb-c.h"
+
+#define MAX_RATE 10000000u
+
+static void reply_status(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name, bool report)
+{
+	Switchyard__V1__AuditStatus st = SWITCHYARD__V1__AUDIT_STATUS__INIT;
+	Switchyard__V1__Drift *dr = NULL, **drp = NULL;
+	struct sy_audit_status a;
+
+	if (sy_verify_status(ctx->verify, name, &a)) {
+		sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "migration \"%s\" not found", name);
+		return;
+	}
+	st.migration = (char *)name;
+	st.state = (char *)a.state;
+	st.scanned = a.scanned;
+	st.total = a.total;
+	st.eta_s = a.eta_s;
+	st.keys_per_s = a.keys_per_s;
+	st.missing = a.counts[SY_DRIFT_MISSING];
+	st.extra = a.counts[SY_DRIFT_EXTRA];
+	st.type = a.counts[SY_DRIFT_TYPE];
+	st.value = a.counts[SY_DRIFT_VALUE];
+	st.ttl = a.counts[SY_DRIFT_TTL];
+	st.repaired = a.repaired;
+	st.started_unix_ms = a.started_unix_ms;
+	st.finished_unix_ms = a.finished_unix_ms;
+	st.error = (char *)(a.error ? a.error : "");
+	st.dual_checked = a.dual_checked;
+	st.dual_drift = a.dual_drift;
+	st.dual_rechecked = a.dual_rechecked;
+	st.unsettled = a.unsettled;
+	st.dual_repaired = a.dual_repaired;
+	if (report && a.n_drift) {
+		dr = calloc(a.n_drift, sizeof(*dr));
+		drp = calloc(a.n_drift, sizeof(*drp));
+		if (!dr || !drp) {
+			free(dr);
+			free(drp);
+			sy_rpc_finish(call, SY_GRPC_RESOURCE_EXHAUSTED, "out of memory for the report");
+			return;
+		}
+		for (size_t i = 0; i < a.n_drift; i++) {
+			switchyard__v1__drift__init(&dr[i]);
+			/* keys are bytes; the report is for people and scripts: NUL-terminated copy */
+			dr[i].key = strndup(a.drift[i].key, a.drift[i].len);
+			dr[i].kind = (char *)sy_drift_name(a.drift[i].kind);
+			drp[i] = &dr[i];
+		}
+		st.drift = drp;
+		st.n_drift = a.n_drift;
+	}
+	sy_rpc_reply(call, &st.base);
+	for (size_t i = 0; dr && i < a.n_drift; i++)
+		free(dr[i].key);
+	free(dr);
+	free(drp);
+}
+
+static bool name_valid(struct sy_rpc_call *call, const char *name)
+{
+	if (!name || !name[0] || strlen(name) >= SY_NAME_MAX || !sy_spec_name_ok(name)) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" is not a migration name",
+			      name ? name : "");
+		return false;
+	}
+	return true;
+}
+
+static void start_audit(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__StartAuditRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	int e;
+
+	if (!name_valid(call, r->migration))
+		return;
+	if (r->keys_per_s > MAX_RATE) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "keys_per_s: %u is over %u", r->keys_per_s,
+			      MAX_RATE);
+		return;
+	}
+	e = sy_verify_start_audit(ctx->verify, r->migration, r->repair, r->keys_per_s);
+	if (e == -ENOENT) {
+		/* a request naming no migration is a bad request: nothing is started */
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" does not exist",
+			      r->migration);
+		return;
+	}
+	if (e == -EBUSY) {
+		sy_rpc_finish(call, SY_GRPC_FAILED_PRECONDITION, "an audit of \"%s\" is running",
+			      r->migration);
+		return;
+	}
+	if (e) {
+		sy_rpc_finish(call, SY_GRPC_INTERNAL, "start audit: %s", strerror(-e));
+		return;
+	}
+	reply_status(call, ctx, r->migration, false);
+}
+
+static void get_audit(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__GetAuditRequest *r = (const void *)req;
+
+	if (!name_valid(call, r->migration))
+		return;
+	reply_status(call, arg, r->migration, r->report);
+}
+
+static void reply_backfill(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name)
+{
+	Switchyard__V1__BackfillStatus st = SWITCHYARD__V1__BACKFILL_STATUS__INIT;
+	struct sy_backfill_status b;
+
+	if (sy_verify_backfill_status(ctx->verify, name, &b)) {
+		sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "migration \"%s\" not found", name);
+		return;
+	}
+	st.migration = (char *)name;
+	st.state = (char *)b.state;
+	st.scanned = b.scanned;
+	st.copied = b.copied;
+	st.bytes = b.bytes;
+	st.total = b.total;
+	st.eta_s = b.eta_s;
+	st.keys_per_s = b.keys_per_s;
+	st.bytes_per_s = b.bytes_per_s;
+	st.rate_keys = b.rate_keys;
+	st.rate_bytes = b.rate_bytes;
+	st.started_unix_ms = b.started_unix_ms;
+	st.finished_unix_ms = b.finished_unix_ms;
+	st.resumed = b.resumed;
+	sy_rpc_reply(call, &st.base);
+}
+
+static void start_backfill(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__StartBackfillRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	int e;
+
+	if (!name_valid(call, r->migration))
+		return;
+	if (r->keys_per_s > MAX_RATE || r->bytes_per_s > (1ull << 40)) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "keys_per_s or bytes_per_s out of range");
+		return;
+	}
+	e = sy_verify_start_backfill(ctx->verify, r->migration, r->keys_per_s, r->bytes_per_s);
+	if (e == -ENOENT) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" does not exist",
+			      r->migration);
+		return;
+	}
+	if (e == -EBUSY) {
+		sy_rpc_finish(call, SY_GRPC_FAILED_PRECONDITION, "a backfill of \"%s\" is running",
+			      r->migration);
+		return;
+	}
+	reply_backfill(call, ctx, r->migration);
+}
+
+static void get_backfill(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__GetBackfillRequest *r = (const void *)req;
+
+	if (!name_valid(call, r->migration))
+		return;
+	reply_backfill(call, arg, r->migration);
+}
+
+int sy_verify_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx)
+{
+	int e;
+
+	if ((e = sy_rpc_server_add_unary(srv, "/switchyard.v1.Verify/StartBackfill",
+					 &switchyard__v1__start_backfill_request__descriptor, start_backfill,
+					 ctx)) ||
+	    (e = sy_rpc_server_add_unary(srv, "/switchyard.v1.Verify/GetBackfill",
+					 &switchyard__v1__get_backfill_request__descriptor, get_backfill,
+					 ctx)))
+		return e;
+
+	if ((e = sy_rpc_server_add_unary(srv, "/switchyard.v1.Verify/StartAudit",
+					 &switchyard__v1__start_audit_request__descriptor, start_audit, ctx)))
+		return e;
+	return sy_rpc_server_add_unary(srv, "/switchyard.v1.Verify/GetAudit",
+				       &switchyard__v1__get_audit_request__descriptor, get_audit, ctx);
+}

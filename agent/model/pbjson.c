@@ -1,0 +1,204 @@
+/* pbjson.c — see pbjson.h. Default values are printed too (scripts should not have to
+ * know proto3's "absent means zero"). */
+#include "model/pbjson.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <string.h>
+
+void sy_json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		switch (*p) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		default:
+			if (*p < 0x20)
+				fprintf(f, "\\u%04x", *p);
+			else
+				fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
+static void camel(FILE *f, const char *name)
+{
+	int up = 0;
+
+	fputc('"', f);
+	for (const char *p = name; *p; p++) {
+		if (*p == '_') {
+			up = 1;
+			continue;
+		}
+		fputc(up ? toupper((unsigned char)*p) : *p, f);
+		up = 0;
+	}
+	fputc('"', f);
+}
+
+static void value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *v)
+{
+	switch (fd->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		fprintf(f, "%" PRId32, *(const int32_t *)v);
+		break;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		fprintf(f, "%" PRIu32, *(const uint32_t *)v);
+		break;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		fprintf(f, "\"%" PRId64 "\"", *(const int64_t *)v);
+		break;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		fprintf(f, "\"%" PRIu64 "\"", *(const uint64_t *)v);
+		break;
+	case PROTOBUF_C_TYPE_FLOAT:
+		fprintf(f, "%g", (double)*(const float *)v);
+		break;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		fprintf(f, "%g", *(const double *)v);
+		break;
+	case PROTOBUF_C_TYPE_BOOL:
+		fputs(*(const protobuf_c_boolean *)v ? "true" : "false", f);
+		break;
+	case PROTOBUF_C_TYPE_ENUM: {
+		const ProtobufCEnumValue *ev =
+			protobuf_c_enum_descriptor_get_value(fd->descriptor, *(const int *)v);
+
+		if (ev)
+			sy_json_string(f, ev->name);
+		else
+			fprintf(f, "%d", *(const int *)v);
+		break;
+	}
+	case PROTOBUF_C_TYPE_STRING:
+		sy_json_string(f, *(char *const *)v);
+		break;
+	case PROTOBUF_C_TYPE_BYTES: {
+		const ProtobufCBinaryData *b = v;
+
+		fputc('"', f);
+		for (size_t i = 0; i < b->len; i++)
+			fprintf(f, "%02x", b->data[i]);
+		fputc('"', f);
+		break;
+	}
+	case PROTOBUF_C_TYPE_MESSAGE:
+		if (*(ProtobufCMessage *const *)v)
+			sy_pbjson_print(f, *(ProtobufCMessage *const *)v);
+		else
+			fputs("null", f);
+		break;
+	}
+}
+
+static size_t elem_size(const ProtobufCFieldDescriptor *fd)
+{
+	switch (fd->type) {
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	default:
+		return 4;
+	}
+}
+
+/* protoc-c turns map<string, V> into a repeated nested "…Entry" message of key = 1 and
+ * value = 2; proto3's JSON mapping prints it as an object. */
+static int is_string_map(const ProtobufCFieldDescriptor *fd)
+{
+	const ProtobufCMessageDescriptor *d = fd->descriptor;
+	size_t len;
+
+	if (fd->type != PROTOBUF_C_TYPE_MESSAGE || fd->label != PROTOBUF_C_LABEL_REPEATED || !d ||
+	    d->n_fields != 2)
+		return 0;
+	len = strlen(d->name);
+	return len > 5 && strcmp(d->name + len - 5, "Entry") == 0 && strcmp(d->fields[0].name, "key") == 0 &&
+	       d->fields[0].id == 1 && d->fields[0].type == PROTOBUF_C_TYPE_STRING &&
+	       strcmp(d->fields[1].name, "value") == 0 && d->fields[1].id == 2;
+}
+
+static void map_object(FILE *f, const ProtobufCFieldDescriptor *fd, ProtobufCMessage *const *entries,
+		       size_t n)
+{
+	const ProtobufCMessageDescriptor *d = fd->descriptor;
+
+	fputc('{', f);
+	for (size_t j = 0; j < n; j++) {
+		const char *e = (const char *)entries[j];
+
+		if (j)
+			fputc(',', f);
+		sy_json_string(f, *(char *const *)(e + d->fields[0].offset));
+		fputc(':', f);
+		value(f, &d->fields[1], e + d->fields[1].offset);
+	}
+	fputc('}', f);
+}
+
+void sy_pbjson_print(FILE *f, const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+
+	fputc('{', f);
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *fd = &d->fields[i];
+		const char *base = (const char *)m;
+
+		if (i)
+			fputc(',', f);
+		camel(f, fd->name);
+		fputc(':', f);
+		if (is_string_map(fd)) {
+			map_object(f, fd, *(ProtobufCMessage *const *const *)(base + fd->offset),
+				   *(const size_t *)(base + fd->quantifier_offset));
+		} else if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + fd->quantifier_offset);
+			const char *arr = *(char *const *)(base + fd->offset);
+
+			fputc('[', f);
+			for (size_t j = 0; j < n; j++) {
+				if (j)
+					fputc(',', f);
+				value(f, fd, arr + j * elem_size(fd));
+			}
+			fputc(']', f);
+		} else {
+			value(f, fd, base + fd->offset);
+		}
+	}
+	fputc('}', f);
+}

@@ -1,0 +1,366 @@
+/* spec_pb.c — see spec_pb.h. */
+#include "model/spec_pb.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/endpoint.h"
+
+static int eps_from(char **in, size_t n, const char *field, struct sy_endpoint *out, uint32_t *count,
+		    struct sy_spec_err *err)
+{
+	char why[200];
+
+	if (n > SY_MAX_ENDPOINTS) {
+		snprintf(err->msg, sizeof(err->msg), "%s: at most %d endpoints, got %zu", field,
+			 SY_MAX_ENDPOINTS, n);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (sy_endpoint_parse(in[i], &out[i], why, sizeof(why))) {
+			snprintf(err->msg, sizeof(err->msg), "%s[%zu]: %s", field, i, why);
+			return -EINVAL;
+		}
+	}
+	*count = (uint32_t)n;
+	return 0;
+}
+
+static int plan_from(const Switchyard__V1__Plan *pb, struct sy_plan_spec *p, struct sy_spec_err *err)
+{
+	const Switchyard__V1__Gate *g[SY_GATES] = {pb->drift_rate, pb->error_rate, pb->error_ratio,
+						   pb->p99_ratio};
+
+	memset(p, 0, sizeof(*p));
+	if (pb->n_steps_bp == 0)
+		return 0; /* an empty plan is no plan */
+	if (pb->n_steps_bp > SY_PLAN_MAX_STEPS) {
+		snprintf(err->msg, sizeof(err->msg), "plan.steps_bp: at most %d steps, got %zu",
+			 SY_PLAN_MAX_STEPS, pb->n_steps_bp);
+		return -EINVAL;
+	}
+	if (pb->n_bake_ms != pb->n_steps_bp && pb->n_bake_ms > 1) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "plan.bake_ms: %zu bake times for %zu steps (give one, or one per step)",
+			 pb->n_bake_ms, pb->n_steps_bp);
+		return -EINVAL;
+	}
+	p->n_steps = (uint32_t)pb->n_steps_bp;
+	for (size_t i = 0; i < pb->n_steps_bp; i++) {
+		p->steps_bp[i] = pb->steps_bp[i];
+		p->bake_ms[i] = pb->n_bake_ms == 0   ? SY_PLAN_BAKE_DEFAULT
+				: pb->n_bake_ms == 1 ? pb->bake_ms[0]
+						     : pb->bake_ms[i];
+	}
+	p->manual = pb->manual;
+	p->interval_ms = pb->interval_ms ? pb->interval_ms : SY_PLAN_INTERVAL_DEFAULT;
+	p->window_ms = pb->window_ms ? pb->window_ms : SY_PLAN_WINDOW_DEFAULT;
+	p->min_samples = pb->min_samples;
+	p->min_p99_us = pb->min_p99_us;
+	p->backfill = pb->backfill;
+	p->shadow_ms = pb->shadow_ms;
+	p->verify = pb->verify;
+	p->drain = pb->drain;
+	for (int i = 0; i < SY_GATES; i++) {
+		if (!g[i] || !g[i]->enabled)
+			continue;
+		if ((unsigned)g[i]->on_breach > SY_BREACH_PAUSE) {
+			snprintf(err->msg, sizeof(err->msg),
+				 "plan.%s.on_breach: %d is not BREACH_ROLLBACK or BREACH_PAUSE",
+				 sy_gate_name(i), (int)g[i]->on_breach);
+			return -EINVAL;
+		}
+		p->gates[i].enabled = true;
+		p->gates[i].max = g[i]->max;
+		p->gates[i].on_breach = (uint8_t)g[i]->on_breach;
+	}
+	return 0;
+}
+
+static int plan_to(const struct sy_plan_spec *p, Switchyard__V1__Plan *pb)
+{
+	Switchyard__V1__Gate **g[SY_GATES] = {&pb->drift_rate, &pb->error_rate, &pb->error_ratio,
+					      &pb->p99_ratio};
+
+	switchyard__v1__plan__init(pb);
+	pb->steps_bp = calloc(p->n_steps ? p->n_steps : 1, sizeof(uint32_t));
+	pb->bake_ms = calloc(p->n_steps ? p->n_steps : 1, sizeof(uint32_t));
+	if (!pb->steps_bp || !pb->bake_ms)
+		return -ENOMEM;
+	pb->n_steps_bp = pb->n_bake_ms = p->n_steps;
+	memcpy(pb->steps_bp, p->steps_bp, p->n_steps * sizeof(uint32_t));
+	memcpy(pb->bake_ms, p->bake_ms, p->n_steps * sizeof(uint32_t));
+	pb->manual = p->manual;
+	pb->interval_ms = p->interval_ms;
+	pb->window_ms = p->window_ms;
+	pb->min_samples = p->min_samples;
+	pb->min_p99_us = p->min_p99_us;
+	pb->backfill = p->backfill;
+	pb->shadow_ms = p->shadow_ms;
+	pb->verify = p->verify;
+	pb->drain = p->drain;
+	for (int i = 0; i < SY_GATES; i++) {
+		if (!p->gates[i].enabled)
+			continue;
+		*g[i] = calloc(1, sizeof(**g[i]));
+		if (!*g[i])
+			return -ENOMEM;
+		switchyard__v1__gate__init(*g[i]);
+		(*g[i])->enabled = true;
+		(*g[i])->max = p->gates[i].max;
+		(*g[i])->on_breach = (Switchyard__V1__Breach)p->gates[i].on_breach;
+	}
+	return 0;
+}
+
+static void plan_free(Switchyard__V1__Plan *pb)
+{
+	free(pb->steps_bp);
+	free(pb->bake_ms);
+	free(pb->drift_rate);
+	free(pb->error_rate);
+	free(pb->error_ratio);
+	free(pb->p99_ratio);
+	free(pb);
+}
+
+int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration_spec *out,
+		    struct sy_spec_err *err)
+{
+	int e;
+
+	memset(out, 0, sizeof(*out));
+	if (!pb->name || !pb->name[0]) {
+		snprintf(err->msg, sizeof(err->msg), "name: required");
+		return -EINVAL;
+	}
+	if (strlen(pb->name) >= sizeof(out->name)) {
+		snprintf(err->msg, sizeof(err->msg), "name: longer than %zu characters",
+			 sizeof(out->name) - 1);
+		return -EINVAL;
+	}
+	strcpy(out->name, pb->name);
+	if ((e = eps_from(pb->legacy, pb->n_legacy, "legacy", out->legacy, &out->n_legacy, err)) ||
+	    (e = eps_from(pb->target, pb->n_target, "target", out->target, &out->n_target, err)))
+		return e;
+	if ((unsigned)pb->client > SY_CLIENT_CONNECTION) {
+		snprintf(err->msg, sizeof(err->msg), "client: %d is not CLIENT_CGROUP or CLIENT_CONNECTION",
+			 (int)pb->client);
+		return -EINVAL;
+	}
+	out->client_mode = (uint8_t)pb->client;
+	out->ratio_bp = pb->ratio_bp;
+	if (pb->n_prefixes > SY_SPEC_MAX_PREFIXES) {
+		snprintf(err->msg, sizeof(err->msg), "prefixes: at most %d, got %zu", SY_SPEC_MAX_PREFIXES,
+			 pb->n_prefixes);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < pb->n_prefixes; i++) {
+		if (!pb->prefixes[i] || !pb->prefixes[i][0] || strlen(pb->prefixes[i]) > SY_PREFIX_MAX) {
+			snprintf(err->msg, sizeof(err->msg), "prefixes[%zu]: must be 1 to %d bytes", i,
+				 SY_PREFIX_MAX);
+			return -EINVAL;
+		}
+		strcpy(out->prefixes[i], pb->prefixes[i]);
+	}
+	out->n_prefixes = (uint32_t)pb->n_prefixes;
+	out->sample_reads = pb->sample_reads;
+	switch ((int)pb->mirror) {
+	case SWITCHYARD__V1__MIRROR__MIRROR_AUTO:
+		out->mirror = SY_MIRROR_AUTO;
+		break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_OFF:
+		out->mirror = SY_MIRROR_OFF;
+		break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_FORWARD:
+		out->mirror = SY_MIRROR_FORWARD;
+		break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_REVERSE:
+		out->mirror = SY_MIRROR_REVERSE;
+		break;
+	case SWITCHYARD__V1__MIRROR__MIRROR_BOTH:
+		out->mirror = SY_MIRROR_BOTH;
+		break;
+	default:
+		snprintf(err->msg, sizeof(err->msg),
+			 "mirror: %d is not MIRROR_AUTO, _OFF, _FORWARD, _REVERSE or _BOTH", (int)pb->mirror);
+		return -EINVAL;
+	}
+	out->capture_bytes = pb->capture_bytes;
+	out->mirror_queue = pb->mirror_queue;
+	out->auto_repair = pb->auto_repair;
+	out->audit_every = pb->audit_every;
+	if (pb->plan && (e = plan_from(pb->plan, &out->plan, err)))
+		return e;
+	if (pb->n_rewrite > SY_SPEC_MAX_REWRITES) {
+		snprintf(err->msg, sizeof(err->msg), "rewrite: at most %d, got %zu", SY_SPEC_MAX_REWRITES,
+			 pb->n_rewrite);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < pb->n_rewrite; i++) {
+		const Switchyard__V1__KeyRewrite *w = pb->rewrite[i];
+
+		if (!w->from || !w->to || strlen(w->from) > SY_PREFIX_MAX || strlen(w->to) > SY_PREFIX_MAX) {
+			snprintf(err->msg, sizeof(err->msg), "rewrite[%zu]: prefixes must be 1 to %d bytes",
+				 i, SY_PREFIX_MAX);
+			return -EINVAL;
+		}
+		strcpy(out->rewrite[i].from, w->from);
+		strcpy(out->rewrite[i].to, w->to);
+	}
+	out->n_rewrite = (uint32_t)pb->n_rewrite;
+	if (pb->n_pins > 4096) {
+		snprintf(err->msg, sizeof(err->msg), "pins: at most 4096");
+		return -EINVAL;
+	}
+	if (pb->n_pins) {
+		out->pins = calloc(pb->n_pins, sizeof(*out->pins));
+		if (!out->pins)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < pb->n_pins; i++) {
+		const Switchyard__V1__Pin *p = pb->pins[i];
+
+		if (!p->cgroup || strlen(p->cgroup) >= sizeof(out->pins[i].cgroup)) {
+			snprintf(err->msg, sizeof(err->msg),
+				 "pins[%zu].cgroup: required, at most %zu characters", i,
+				 sizeof(out->pins[i].cgroup) - 1);
+			sy_migration_spec_free(out);
+			return -EINVAL;
+		}
+		if ((unsigned)p->side > SY_SIDE_TARGET) {
+			snprintf(err->msg, sizeof(err->msg),
+				 "pins[%zu].side: %d is not SIDE_LEGACY or SIDE_TARGET", i, (int)p->side);
+			sy_migration_spec_free(out);
+			return -EINVAL;
+		}
+		strcpy(out->pins[i].cgroup, p->cgroup);
+		out->pins[i].side = (uint8_t)p->side;
+		out->n_pins++;
+	}
+	return 0;
+}
+
+static char **eps_to(const struct sy_endpoint *eps, uint32_t n)
+{
+	char **out = calloc(n ? n : 1, sizeof(*out));
+
+	if (!out)
+		return NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		out[i] = malloc(SY_EP_STRLEN);
+		if (!out[i]) {
+			for (uint32_t j = 0; j < i; j++)
+				free(out[j]);
+			free(out);
+			return NULL;
+		}
+		sy_endpoint_format(&eps[i], out[i], SY_EP_STRLEN);
+	}
+	return out;
+}
+
+int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSpec *pb)
+{
+	switchyard__v1__migration_spec__init(pb);
+	pb->name = strdup(m->name);
+	pb->legacy = eps_to(m->legacy, m->n_legacy);
+	pb->n_legacy = pb->legacy ? m->n_legacy : 0;
+	pb->target = eps_to(m->target, m->n_target);
+	pb->n_target = pb->target ? m->n_target : 0;
+	pb->client = (Switchyard__V1__ClientMode)m->client_mode;
+	pb->ratio_bp = m->ratio_bp;
+	pb->sample_reads = m->sample_reads;
+	pb->mirror = m->mirror == SY_MIRROR_AUTO  ? SWITCHYARD__V1__MIRROR__MIRROR_AUTO
+		     : m->mirror == SY_MIRROR_OFF ? SWITCHYARD__V1__MIRROR__MIRROR_OFF
+						  : (Switchyard__V1__Mirror)m->mirror;
+	pb->capture_bytes = m->capture_bytes;
+	pb->mirror_queue = m->mirror_queue;
+	pb->auto_repair = m->auto_repair;
+	pb->audit_every = m->audit_every;
+	if (m->plan.n_steps) {
+		pb->plan = calloc(1, sizeof(*pb->plan));
+		if (!pb->plan || plan_to(&m->plan, pb->plan)) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+	}
+	pb->rewrite = calloc(m->n_rewrite ? m->n_rewrite : 1, sizeof(*pb->rewrite));
+	for (uint32_t i = 0; pb->rewrite && i < m->n_rewrite; i++) {
+		Switchyard__V1__KeyRewrite *w = calloc(1, sizeof(*w));
+
+		if (!w) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+		switchyard__v1__key_rewrite__init(w);
+		pb->rewrite[pb->n_rewrite++] = w;
+		w->from = strdup(m->rewrite[i].from);
+		w->to = strdup(m->rewrite[i].to);
+		if (!w->from || !w->to) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+	}
+	pb->prefixes = calloc(m->n_prefixes ? m->n_prefixes : 1, sizeof(*pb->prefixes));
+	for (uint32_t i = 0; pb->prefixes && i < m->n_prefixes; i++) {
+		pb->prefixes[i] = strdup(m->prefixes[i]);
+		if (!pb->prefixes[i]) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+		pb->n_prefixes++;
+	}
+	pb->pins = calloc(m->n_pins ? m->n_pins : 1, sizeof(*pb->pins));
+	if (!pb->name || !pb->legacy || !pb->target || !pb->pins || !pb->prefixes || !pb->rewrite) {
+		sy_spec_pb_free(pb);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < m->n_pins; i++) {
+		Switchyard__V1__Pin *p = calloc(1, sizeof(*p));
+
+		if (!p) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+		switchyard__v1__pin__init(p);
+		p->cgroup = strdup(m->pins[i].cgroup);
+		p->side = (Switchyard__V1__Side)m->pins[i].side;
+		pb->pins[pb->n_pins++] = p;
+		if (!p->cgroup) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void sy_spec_pb_free(Switchyard__V1__MigrationSpec *pb)
+{
+	free(pb->name);
+	for (size_t i = 0; i < pb->n_legacy; i++)
+		free(pb->legacy[i]);
+	free(pb->legacy);
+	for (size_t i = 0; i < pb->n_target; i++)
+		free(pb->target[i]);
+	free(pb->target);
+	for (size_t i = 0; i < pb->n_pins; i++) {
+		free(pb->pins[i]->cgroup);
+		free(pb->pins[i]);
+	}
+	free(pb->pins);
+	for (size_t i = 0; i < pb->n_prefixes; i++)
+		free(pb->prefixes[i]);
+	free(pb->prefixes);
+	for (size_t i = 0; i < pb->n_rewrite; i++) {
+		free(pb->rewrite[i]->from);
+		free(pb->rewrite[i]->to);
+		free(pb->rewrite[i]);
+	}
+	free(pb->rewrite);
+	if (pb->plan)
+		plan_free(pb->plan);
+	switchyard__v1__migration_spec__init(pb);
+}

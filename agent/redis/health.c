@@ -1,0 +1,297 @@
+/* health.c — see health.h. One check per endpoint at a time: connect (non-blocking),
+ * send PING, read one line. "+PONG" is healthy; so is "-NOAUTH" (the server is up and
+ * answering, it only wants a password). Anything else, a refused connect, or no answer
+ * within the timeout is unhealthy. A change is reported at once: the first failed
+ * check takes a target out of rotation, the first good one puts it back. */
+#include "redis/health.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "model/endpoint.h"
+#include "core/log.h"
+#include "core/loop.h"
+
+enum stage { IDLE, CONNECTING, WAIT_REPLY };
+
+struct hep {
+	struct sy_endpoint ep;
+	int fd;
+	enum stage stage;
+	uint64_t timeout_timer;
+	uint64_t started_ms;
+	struct timespec started;
+	char buf[128];
+	size_t blen;
+	struct sy_endpoint_health st;
+	struct sy_health *h;
+};
+
+struct sy_health {
+	struct sy_loop *loop;
+	uint32_t interval_ms, timeout_ms;
+	sy_health_cb cb;
+	void *arg;
+	struct hep **eps;
+	size_t n;
+	uint64_t tick_timer;
+};
+
+static void stop_check(struct hep *e)
+{
+	if (e->fd >= 0) {
+		sy_loop_del_fd(e->h->loop, e->fd);
+		close(e->fd);
+		e->fd = -1;
+	}
+	sy_loop_cancel_timer(e->h->loop, e->timeout_timer);
+	e->timeout_timer = 0;
+	e->stage = IDLE;
+	e->blen = 0;
+}
+
+static void finish(struct hep *e, bool ok, const char *why)
+{
+	bool was = e->st.healthy, first = !e->st.checked;
+	char name[SY_EP_STRLEN];
+
+	stop_check(e);
+	e->st.checked = true;
+	e->st.last_check_unix_ms = sy_unix_ms();
+	e->st.healthy = ok;
+	if (ok) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		e->st.last_rtt_us = (uint64_t)(now.tv_sec - e->started.tv_sec) * 1000000 +
+				    (uint64_t)(now.tv_nsec - e->started.tv_nsec) / 1000;
+		e->st.consecutive_failures = 0;
+		e->st.last_error[0] = '\0';
+	} else {
+		e->st.consecutive_failures++;
+		snprintf(e->st.last_error, sizeof(e->st.last_error), "%s", why);
+	}
+	if (first || was != ok) {
+		sy_endpoint_format(&e->ep, name, sizeof(name));
+		if (ok)
+			sy_info("health", "%s is healthy", name);
+		else
+			sy_warn("health", "%s is unhealthy: %s", name, why);
+		if (e->h->cb)
+			e->h->cb(&e->ep, ok, e->h->arg);
+	}
+}
+
+static void on_timeout(struct sy_loop *l, void *arg)
+{
+	struct hep *e = arg;
+	char why[64];
+
+	(void)l;
+	e->timeout_timer = 0;
+	snprintf(why, sizeof(why), "no answer within %u ms", e->h->timeout_ms);
+	finish(e, false, why);
+}
+
+static void on_io(struct sy_loop *l, int fd, unsigned events, void *arg)
+{
+	struct hep *e = arg;
+	char why[160];
+
+	(void)events;
+	if (e->stage == CONNECTING) {
+		int soerr = 0;
+		socklen_t len = sizeof(soerr);
+		static const char ping[] = "PING\r\n";
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+			soerr = errno;
+		if (soerr) {
+			snprintf(why, sizeof(why), "connect: %s", strerror(soerr));
+			finish(e, false, why);
+			return;
+		}
+		if (send(fd, ping, sizeof(ping) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(ping) - 1)) {
+			snprintf(why, sizeof(why), "send PING: %s", strerror(errno));
+			finish(e, false, why);
+			return;
+		}
+		e->stage = WAIT_REPLY;
+		sy_loop_mod_fd(l, fd, SY_EV_READ);
+		return;
+	}
+	for (;;) {
+		ssize_t n = recv(fd, e->buf + e->blen, sizeof(e->buf) - 1 - e->blen, 0);
+		char *eol;
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			snprintf(why, sizeof(why), "%s",
+				 n == 0 ? "connection closed before the reply" : strerror(errno));
+			finish(e, false, why);
+			return;
+		}
+		e->blen += (size_t)n;
+		e->buf[e->blen] = '\0';
+		eol = strstr(e->buf, "\r\n");
+		if (!eol) {
+			if (e->blen == sizeof(e->buf) - 1)
+				finish(e, false, "reply line too long");
+			return;
+		}
+		*eol = '\0';
+		if (strcmp(e->buf, "+PONG") == 0 || strncmp(e->buf, "-NOAUTH", 7) == 0) {
+			finish(e, true, NULL);
+		} else {
+			snprintf(why, sizeof(why), "PING answered \"%.100s\"", e->buf);
+			finish(e, false, why);
+		}
+		return;
+	}
+}
+
+static void start_check(struct hep *e)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sy_endpoint_to_sockaddr(&e->ep, &ss);
+	char why[160];
+	int one = 1;
+
+	if (e->stage != IDLE)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &e->started);
+	e->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (e->fd < 0) {
+		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+		finish(e, false, why);
+		return;
+	}
+	setsockopt(e->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(e->fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		snprintf(why, sizeof(why), "connect: %s", strerror(errno));
+		finish(e, false, why);
+		return;
+	}
+	e->stage = CONNECTING;
+	if (sy_loop_add_fd(e->h->loop, e->fd, SY_EV_WRITE, on_io, e) < 0) {
+		finish(e, false, "event loop registration failed");
+		return;
+	}
+	e->timeout_timer = sy_loop_add_timer(e->h->loop, e->h->timeout_ms, on_timeout, e);
+}
+
+static void on_tick(struct sy_loop *l, void *arg)
+{
+	struct sy_health *h = arg;
+
+	for (size_t i = 0; i < h->n; i++)
+		start_check(h->eps[i]);
+	h->tick_timer = sy_loop_add_timer(l, h->interval_ms, on_tick, h);
+}
+
+struct sy_health *sy_health_new(struct sy_loop *loop, uint32_t interval_ms, uint32_t timeout_ms,
+				sy_health_cb cb, void *arg)
+{
+	struct sy_health *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->loop = loop;
+	h->interval_ms = interval_ms ? interval_ms : 1000;
+	h->timeout_ms = timeout_ms ? timeout_ms : 500;
+	h->cb = cb;
+	h->arg = arg;
+	h->tick_timer = sy_loop_add_timer(loop, h->interval_ms, on_tick, h);
+	return h;
+}
+
+void sy_health_free(struct sy_health *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->n; i++) {
+		stop_check(h->eps[i]);
+		free(h->eps[i]);
+	}
+	free(h->eps);
+	sy_loop_cancel_timer(h->loop, h->tick_timer);
+	free(h);
+}
+
+int sy_health_set_endpoints(struct sy_health *h, const struct sy_endpoint *eps, size_t n)
+{
+	struct hep **next = calloc(n ? n : 1, sizeof(*next));
+	size_t k = 0;
+
+	if (!next)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct hep *keep = NULL;
+
+		for (size_t j = 0; j < k; j++)
+			if (sy_endpoint_equal(&next[j]->ep, &eps[i]))
+				keep = next[j]; /* listed twice */
+		if (keep)
+			continue;
+		for (size_t j = 0; j < h->n && !keep; j++) {
+			if (h->eps[j] && sy_endpoint_equal(&h->eps[j]->ep, &eps[i])) {
+				keep = h->eps[j];
+				h->eps[j] = NULL;
+			}
+		}
+		if (!keep) {
+			keep = calloc(1, sizeof(*keep));
+			if (!keep) {
+				for (size_t j = 0; j < k; j++)
+					free(next[j]);
+				free(next);
+				return -ENOMEM;
+			}
+			keep->ep = eps[i];
+			keep->fd = -1;
+			keep->h = h;
+		}
+		next[k++] = keep;
+	}
+	for (size_t j = 0; j < h->n; j++) {
+		if (h->eps[j]) {
+			stop_check(h->eps[j]);
+			free(h->eps[j]);
+		}
+	}
+	free(h->eps);
+	h->eps = next;
+	h->n = k;
+	/* New endpoints are checked now, not one interval later. */
+	for (size_t i = 0; i < h->n; i++)
+		if (!h->eps[i]->st.checked)
+			start_check(h->eps[i]);
+	return 0;
+}
+
+int sy_health_get(const struct sy_health *h, const struct sy_endpoint *ep, struct sy_endpoint_health *out)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		if (sy_endpoint_equal(&h->eps[i]->ep, ep)) {
+			*out = h->eps[i]->st;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+bool sy_health_all_checked(const struct sy_health *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (!h->eps[i]->st.checked)
+			return false;
+	return true;
+}

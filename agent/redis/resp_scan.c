@@ -1,0 +1,105 @@
+/* resp_scan.c — see resp_scan.h. The event handling mirrors bpf/observe.bpf.c
+ * (on_name, on_cmd), without the maps: the table lookup is commands.c. */
+#include "redis/resp_scan.h"
+
+#include <string.h>
+
+#include "redis/commands.h"
+#include "switchyard/resp.h"
+
+void sy_resp_scan_init(struct sy_resp_scan *s, bool fast, sy_resp_cmd_cb cb, void *arg)
+{
+	memset(s, 0, sizeof(*s));
+	s->fast = fast;
+	s->cb = cb;
+	s->arg = arg;
+}
+
+static void on_name(struct sy_resp_scan *s)
+{
+	struct sy_resp *r = &s->r;
+	const struct sy_command *c = NULL;
+	struct sy_cmd_info ci;
+	size_t len = r->name_len < SY_CMD_NAME_MAX ? r->name_len : SY_CMD_NAME_MAX;
+
+	/* As the kernel, whose map key is the zero-padded name: trailing NULs are
+	 * padding, a NUL before other bytes matches no entry (sy_command_find). */
+	while (len && r->name[len - 1] == '\0')
+		len--;
+	if (!(r->flags & SY_RESPF_NAMETRUNC))
+		c = sy_command_find(r->name, len);
+	if (!c || sy_command_kernel_info(c, &ci))
+		return;
+	r->class = ci.class;
+	r->first_key = ci.first_key;
+	r->cmd_flags = ci.flags;
+}
+
+static void on_cmd(struct sy_resp_scan *s)
+{
+	struct sy_resp *r = &s->r;
+	struct sy_resp_cmd c;
+
+	memset(&c, 0, sizeof(c));
+	c.name_len = r->name_len;
+	memcpy(c.name, r->name, r->name_len < SY_CMD_NAME_MAX ? r->name_len : SY_CMD_NAME_MAX);
+	c.name_truncated = (r->flags & SY_RESPF_NAMETRUNC) != 0;
+	c.class = r->class;
+	c.first_key = r->first_key;
+	c.cmd_flags = r->cmd_flags;
+	c.is_inline = (r->flags & SY_RESPF_INLINE) != 0;
+	c.argc = c.is_inline ? 0 : r->argc;
+	c.has_key = (r->flags & SY_RESPF_KEYSEEN) != 0;
+	c.key = r->key;
+	c.key_len = r->key_len;
+	c.key_truncated = (r->flags & SY_RESPF_KEYTRUNC) != 0;
+	c.bytes = s->pos - s->cmd_start;
+	s->commands++;
+	if (s->cb)
+		s->cb(&c, s->arg);
+}
+
+static void on_events(struct sy_resp_scan *s, int ev, uint64_t began)
+{
+	if (ev & SY_RESP_EV_ERROR)
+		s->unparsed++;
+	if (ev & SY_RESP_EV_BEGIN)
+		s->cmd_start = began;
+	if (ev & SY_RESP_EV_NAME)
+		on_name(s);
+	if (ev & SY_RESP_EV_CMD)
+		on_cmd(s);
+}
+
+void sy_resp_scan_feed(struct sy_resp_scan *s, const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint32_t m = sy_resp_skippable(&s->r), k = 0;
+		uint32_t left = n - i > UINT32_MAX ? UINT32_MAX : (uint32_t)(n - i);
+		int ev = 0;
+
+		if (m) {
+			k = m < left ? m : left;
+			i += k;
+			s->pos += k;
+			on_events(s, sy_resp_skipped(&s->r, k), 0);
+			continue;
+		}
+		if (s->fast)
+			/* the kernel looks at most 64 bytes ahead: so do we */
+			k = sy_resp_fast(&s->r, p + i, left < 64 ? left : 64, left, &ev);
+		if (k) {
+			i += k;
+			s->pos += k;
+			on_events(s, ev, s->pos - k);
+			continue;
+		}
+		s->byte_steps++;
+		ev = sy_resp_byte(&s->r, p[i]);
+		i++;
+		s->pos++;
+		on_events(s, ev, s->pos - 1);
+	}
+}

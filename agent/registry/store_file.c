@@ -1,0 +1,146 @@
+/* store_file.c — see store_file.h. */
+#include "registry/store_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define SY_STATE_MAX (64u << 20)
+
+static int paths(const char *dir, char *final, char *tmp)
+{
+	if (snprintf(final, PATH_MAX, "%s/%s", dir, SY_STATE_FILE) >= PATH_MAX ||
+	    snprintf(tmp, PATH_MAX, "%s/.%s.tmp", dir, SY_STATE_FILE) >= PATH_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int sy_state_read(const char *dir, Switchyard__V1__State **out)
+{
+	char final[PATH_MAX], tmp[PATH_MAX];
+	struct stat st;
+	uint8_t *buf;
+	ssize_t got;
+	size_t off = 0;
+	int fd, err;
+
+	*out = NULL;
+	if ((err = paths(dir, final, tmp)))
+		return err;
+	fd = open(final, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0 || st.st_size > (off_t)SY_STATE_MAX) {
+		err = st.st_size > (off_t)SY_STATE_MAX ? -EFBIG : -errno;
+		close(fd);
+		return err;
+	}
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (off < (size_t)st.st_size) {
+		got = read(fd, buf + off, (size_t)st.st_size - off);
+		if (got <= 0) {
+			err = got < 0 ? -errno : -EIO;
+			free(buf);
+			close(fd);
+			return err;
+		}
+		off += (size_t)got;
+	}
+	close(fd);
+	*out = switchyard__v1__state__unpack(NULL, off, buf);
+	free(buf);
+	if (!*out)
+		return -EBADMSG;
+	if ((*out)->format != SY_STATE_FORMAT) {
+		switchyard__v1__state__free_unpacked(*out, NULL);
+		*out = NULL;
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int sy_state_prepare(const char *dir, const Switchyard__V1__State *st)
+{
+	char final[PATH_MAX], tmp[PATH_MAX];
+	size_t len = switchyard__v1__state__get_packed_size(st);
+	uint8_t *buf;
+	int fd, err;
+
+	if ((err = paths(dir, final, tmp)))
+		return err;
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	switchyard__v1__state__pack(st, buf);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = -errno;
+		free(buf);
+		return err;
+	}
+	err = write_all(fd, buf, len);
+	free(buf);
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+int sy_state_commit(const char *dir)
+{
+	char final[PATH_MAX], tmp[PATH_MAX];
+	int err, dfd;
+
+	if ((err = paths(dir, final, tmp)))
+		return err;
+	if (rename(tmp, final) < 0) {
+		err = -errno;
+		unlink(tmp);
+		return err;
+	}
+	/* The rename itself must reach the disk before we answer "done". */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+void sy_state_abort(const char *dir)
+{
+	char final[PATH_MAX], tmp[PATH_MAX];
+
+	if (paths(dir, final, tmp) == 0)
+		unlink(tmp);
+}

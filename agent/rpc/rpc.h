@@ -1,0 +1,152 @@
+/* rpc.h — gRPC over HTTP/2 (nghttp2) with protobuf-c messages, server and client, both
+ * driven by the agent's event loop (loop.h): non-blocking, no threads.
+ *
+ * Server: register methods by full path ("/switchyard.v1.Control/Status") with their
+ * request descriptor; the transport decodes the request (INVALID_ARGUMENT when it
+ * cannot), enforces deadlines (grpc-timeout), size limits, gzip, flow control, and
+ * hands the handler a decoded message. A handler answers now or later through the
+ * call handle; a streaming handler sends any number of messages, then ends.
+ */
+#ifndef SY_RPC_H
+#define SY_RPC_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+
+/* gRPC status codes. */
+enum sy_grpc_code {
+	SY_GRPC_OK = 0,
+	SY_GRPC_CANCELLED = 1,
+	SY_GRPC_UNKNOWN = 2,
+	SY_GRPC_INVALID_ARGUMENT = 3,
+	SY_GRPC_DEADLINE_EXCEEDED = 4,
+	SY_GRPC_NOT_FOUND = 5,
+	SY_GRPC_ALREADY_EXISTS = 6,
+	SY_GRPC_PERMISSION_DENIED = 7,
+	SY_GRPC_RESOURCE_EXHAUSTED = 8,
+	SY_GRPC_FAILED_PRECONDITION = 9,
+	SY_GRPC_ABORTED = 10,
+	SY_GRPC_OUT_OF_RANGE = 11,
+	SY_GRPC_UNIMPLEMENTED = 12,
+	SY_GRPC_INTERNAL = 13,
+	SY_GRPC_UNAVAILABLE = 14,
+	SY_GRPC_DATA_LOSS = 15,
+	SY_GRPC_UNAUTHENTICATED = 16,
+};
+
+#define SY_RPC_DEFAULT_MAX_MSG (4u << 20)
+
+/* ---- server ---------------------------------------------------------------------- */
+
+struct sy_rpc_server;
+struct sy_rpc_call; /* one stream; valid until it is finished or cancelled */
+
+typedef void (*sy_rpc_handler)(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg);
+/* Called once if the peer cancels (RST_STREAM), the deadline expires or the connection
+ * closes before the handler finished the call. The call is freed after it returns. */
+typedef void (*sy_rpc_cancel_cb)(struct sy_rpc_call *call, void *arg);
+
+struct sy_rpc_server_opts {
+	size_t max_recv_msg; /* 0 = SY_RPC_DEFAULT_MAX_MSG */
+	size_t max_send_msg; /* 0 = SY_RPC_DEFAULT_MAX_MSG */
+};
+
+struct sy_rpc_server *sy_rpc_server_new(struct sy_loop *loop, const struct sy_rpc_server_opts *opts);
+/* "unix:/run/switchyard/switchyard.sock" (created mode 0600, a stale file replaced),
+ * "127.0.0.1:PORT", "[::1]:PORT" (port 0 = any; see sy_rpc_server_port). Several
+ * listeners may be added. */
+int sy_rpc_server_listen(struct sy_rpc_server *srv, const char *spec);
+int sy_rpc_server_port(struct sy_rpc_server *srv); /* TCP port of the last TCP listener */
+
+int sy_rpc_server_add_unary(struct sy_rpc_server *srv, const char *path,
+			    const ProtobufCMessageDescriptor *req_desc, sy_rpc_handler h, void *arg);
+int sy_rpc_server_add_stream(struct sy_rpc_server *srv, const char *path,
+			     const ProtobufCMessageDescriptor *req_desc, sy_rpc_handler h, void *arg);
+
+/* GOAWAY to every connection, lets in-flight calls finish (or cancels them after
+ * grace_ms), closes listeners, then calls done. */
+void sy_rpc_server_shutdown(struct sy_rpc_server *srv, uint64_t grace_ms, void (*done)(void *), void *arg);
+void sy_rpc_server_free(struct sy_rpc_server *srv);
+/* Fuzzing hook: runs bytes through a fresh connection of srv (see rpc_server.c). */
+int sy_rpc_server_feed_raw(struct sy_rpc_server *srv, const uint8_t *data, size_t len);
+
+/* Live counts, for tests (a cancelled or finished stream must leave calls at 0) and
+ * for the daemon's own metrics. */
+struct sy_rpc_server_stats {
+	size_t conns;	       /* open connections */
+	size_t calls;	       /* streams with a call object still allocated */
+	uint64_t calls_total;  /* streams ever started */
+	uint64_t conns_total;  /* connections ever accepted */
+	uint64_t proto_errors; /* connections closed for malformed HTTP/2 */
+};
+void sy_rpc_server_get_stats(const struct sy_rpc_server *srv, struct sy_rpc_server_stats *st);
+
+/* Unary: reply with a message (status OK) … */
+int sy_rpc_reply(struct sy_rpc_call *call, const ProtobufCMessage *resp);
+/* … or fail with a status and message (percent-encoded by the transport). Also ends a
+ * stream. After either, the call handle must not be used. */
+int sy_rpc_finish(struct sy_rpc_call *call, enum sy_grpc_code code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Streaming: queue one message. -EAGAIN never happens: messages queue in memory; use
+ * sy_rpc_call_pending() to apply back-pressure (skip a tick when it is high). */
+int sy_rpc_send(struct sy_rpc_call *call, const ProtobufCMessage *msg);
+size_t sy_rpc_call_pending(const struct sy_rpc_call *call); /* bytes queued, unsent */
+void sy_rpc_call_set_cancel(struct sy_rpc_call *call, sy_rpc_cancel_cb cb, void *arg);
+/* Deadline of the call in loop ms (sy_now_ms), 0 = none. */
+uint64_t sy_rpc_call_deadline(const struct sy_rpc_call *call);
+
+/* ---- client ---------------------------------------------------------------------- */
+
+struct sy_rpc_client;
+
+struct sy_rpc_status {
+	enum sy_grpc_code code;
+	char message[512];
+};
+
+/* Connects to "unix:/path", "unix:///path", "HOST:PORT" or "[v6]:PORT" (numeric).
+ * The connection is opened by the first call, and opened again by the next call after
+ * it failed or the server sent GOAWAY: a long-lived client survives server restarts.
+ * gzip != 0 compresses every request and asks for gzip replies. */
+struct sy_rpc_client *sy_rpc_client_new(struct sy_loop *loop, const char *target, int gzip);
+/* Calls still running end without their callback. Not from inside a callback. */
+void sy_rpc_client_free(struct sy_rpc_client *c);
+
+/* msg == NULL signals the end of the call; then *st holds the final status. For a
+ * unary call, on_msg is called once with the reply (then once with NULL). The
+ * message is freed after the callback returns. */
+typedef void (*sy_rpc_client_cb)(const ProtobufCMessage *msg, const struct sy_rpc_status *st, void *arg);
+
+/* Starts a call; timeout_ms 0 = no deadline. Returns 0 or a negative errno; errors
+ * reaching the server are reported through cb with UNAVAILABLE. */
+int sy_rpc_client_call(struct sy_rpc_client *c, const char *path, const ProtobufCMessage *req,
+		       const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, sy_rpc_client_cb cb,
+		       void *arg);
+
+/* The same, with a handle that sy_rpc_client_cancel accepts (a streaming call the
+ * caller wants to stop, like `syctl watch` on Ctrl-C). The handle is valid until cb has
+ * been called with msg == NULL. */
+struct sy_rpc_client_call;
+int sy_rpc_client_start(struct sy_rpc_client *c, const char *path, const ProtobufCMessage *req,
+			const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, sy_rpc_client_cb cb,
+			void *arg, struct sy_rpc_client_call **out);
+/* The same with the request already framed by sy_grpc_frame (grpc_frame.h), compressed
+ * exactly when the client was made with gzip: a caller that queues requests packs and
+ * compresses each once, however often it is sent again. The bytes are copied. */
+int sy_rpc_client_start_framed(struct sy_rpc_client *c, const char *path, const uint8_t *framed, size_t len,
+			       const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms,
+			       sy_rpc_client_cb cb, void *arg, struct sy_rpc_client_call **out);
+/* Sends RST_STREAM(CANCEL) and ends the call at once: cb runs, before this returns,
+ * with msg == NULL and CANCELLED. */
+void sy_rpc_client_cancel(struct sy_rpc_client_call *k);
+
+/* Blocking convenience for the CLI: runs a private loop until the unary call ends.
+ * *resp is the reply (free with protobuf_c_message_free_unpacked) when code is OK. */
+int sy_rpc_call_sync(const char *target, const char *path, const ProtobufCMessage *req,
+		     const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, int gzip,
+		     ProtobufCMessage **resp, struct sy_rpc_status *st);
+
+#endif

@@ -1,0 +1,52 @@
+/* exporters.h — the daemon's metrics exporters, configured and started in one place:
+ * the Prometheus listener (prom.h) and the OTLP exporter (otlp.h).
+ *
+ * Settings come from the command line (--metrics, --otlp-endpoint, --otlp-interval,
+ * --otlp-resource, --otlp-gzip) and from the config file's top-level `telemetry:`
+ * section; an option given on the command line wins over the file. They are read at
+ * start (a SIGHUP does not change them). See docs/observability.md. */
+#ifndef SY_EXPORTERS_H
+#define SY_EXPORTERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "telemetry/metrics.h"
+
+#define SY_EXP_RESOURCE_MAX 16
+
+struct sy_exporters_cfg {
+	char metrics[128];	 /* Prometheus listener, "" = none */
+	char otlp_endpoint[256]; /* "" = no OTLP export */
+	uint32_t otlp_interval_ms;
+	bool otlp_gzip;
+	size_t n_res;
+	char res_key[SY_EXP_RESOURCE_MAX][128];
+	char res_val[SY_EXP_RESOURCE_MAX][256];
+	/* given on the command line: the file does not override these */
+	bool cli_metrics, cli_endpoint, cli_interval, cli_gzip;
+};
+
+struct sy_loop;
+struct sy_exporters;
+
+/* Defaults, then takes this module's options out of argv (so the daemon's own parser
+ * never sees them); "--opt VALUE" and "--opt=VALUE". Returns 0, or 2 after printing
+ * "switchyardd: --opt: why" (bad usage). */
+int sy_exporters_args(int *argc, char **argv, struct sy_exporters_cfg *cfg);
+/* Reads the `telemetry:` section of a config file (absent = nothing to do). Returns 0,
+ * or -EINVAL after printing "FILE:LINE: telemetry: why" on stderr. */
+int sy_exporters_load_file(const char *file, struct sy_exporters_cfg *cfg);
+/* The same on a buffer, the error into err (for tests). */
+int sy_exporters_load_buf(const char *name, const char *buf, size_t len, struct sy_exporters_cfg *cfg,
+			  char *err, size_t errlen);
+void sy_exporters_usage(FILE *f);
+
+/* Starts what cfg asks for (nothing at all is fine: *out is still set). 0 or a
+ * negative errno, logged. */
+int sy_exporters_start(struct sy_loop *l, const struct sy_exporters_cfg *cfg,
+		       const struct sy_metrics_src *src, uint64_t start_unix_ms, struct sy_exporters **out);
+void sy_exporters_free(struct sy_exporters *x);
+
+#endif

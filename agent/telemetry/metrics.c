@@ -1,0 +1,348 @@
+/* metrics.c — reads the figures of every migration (kernel maps through the registry,
+ * the mirror, verify, the cutover source) and lays them out as the metric families
+ * that docs/observability.md names. The names, units and attributes are a contract
+ * with dashboards: change them only with the docs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/loop.h"
+#include "telemetry/metrics.h"
+#include "registry/registry.h"
+#include "shadow/mirror.h"
+#include "shadow/verify.h"
+
+static sy_metrics_cutover_fn cutover_fn;
+static void *cutover_arg;
+
+void sy_metrics_set_cutover_source(sy_metrics_cutover_fn fn, void *arg)
+{
+	cutover_fn = fn;
+	cutover_arg = arg;
+}
+
+void sy_metrics_read(const struct sy_metrics_src *src, const struct sy_migration_state *m,
+		     struct sy_metrics_mig *out)
+{
+	const char *state = NULL;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", m->spec.name);
+	out->id = m->id;
+	out->start_unix_ms = m->created_unix_ms;
+	out->ratio_bp = m->spec.ratio_bp;
+	for (uint8_t side = 0; side < 2; side++) {
+		sy_registry_side_stats(src->reg, m->spec.name, side, &out->side[side]);
+		sy_registry_side_classes(src->reg, m->spec.name, side, &out->cls[side]);
+		for (int i = 0; i < SY_LAT_BUCKETS; i++)
+			out->lat[side][i] = out->side[side].lat[i];
+	}
+	sy_registry_counters(src->reg, m->spec.name, &out->dec);
+	for (int k = 0; src->mirror && k < 2; k++)
+		sy_mirror_stats(src->mirror, m->id, k, &out->mir[k]);
+	if (src->verify) {
+		struct sy_audit_status a;
+
+		if (sy_verify_status(src->verify, m->spec.name, &a) == 0) {
+			out->drift_checked[SY_SRC_AUDIT] = a.audit_checked;
+			out->drift_found[SY_SRC_AUDIT] = a.audit_found;
+			out->drift_repaired[SY_SRC_AUDIT] = a.audit_repaired;
+			out->drift_checked[SY_SRC_DUAL_READ] = a.dual_checked;
+			out->drift_found[SY_SRC_DUAL_READ] = a.dual_drift;
+			out->drift_repaired[SY_SRC_DUAL_READ] = a.dual_repaired;
+		}
+	}
+	if (!cutover_fn || cutover_fn(cutover_arg, m->id, &out->step, &out->n_steps, &state) < 0 || !state) {
+		out->step = out->n_steps = 0;
+		state = "manual";
+	}
+	snprintf(out->state, sizeof(out->state), "%s", state);
+}
+
+/* ---- families ------------------------------------------------------------------------ */
+
+/* Points one migration can add across every family (see build()), and the exporter's. */
+#define POINTS_PER_MIG	48
+#define EXPORTER_POINTS 8
+#define MAX_FAMILIES	24
+
+static const char *const side_name[2] = {"legacy", "target"};
+static const char *const dir_name[2] = {"forward", "reverse"};
+static const char *const src_name[2] = {"audit", "dual_read"};
+
+struct bld {
+	struct sy_metrics_set *s;
+	struct sy_metric_family *f;
+};
+
+static void fam(struct bld *b, const char *name, const char *unit, enum sy_metric_kind kind, bool mono,
+		const char *help)
+{
+	struct sy_metric_family *f = &b->s->fam[b->s->n_fam++];
+
+	*f = (struct sy_metric_family){.name = name,
+				       .unit = unit,
+				       .help = help,
+				       .kind = kind,
+				       .monotonic = mono,
+				       .points = b->s->pool + b->s->n_pool};
+	b->f = f;
+}
+
+/* A point of the current family for migration m (NULL: an agent-wide point), with
+ * up to two more attributes (NULL key = none). */
+static struct sy_metric_point *pt(struct bld *b, const struct sy_metrics_mig *m, const char *k1,
+				  const char *v1, const char *k2, const char *v2)
+{
+	struct sy_metric_point *p = &b->s->pool[b->s->n_pool++];
+	uint64_t start = b->s->start_unix_ms;
+
+	memset(p, 0, sizeof(*p));
+	if (m) {
+		p->key[p->n_attrs] = "migration";
+		p->val[p->n_attrs++] = m->name;
+		if (m->start_unix_ms > start)
+			start = m->start_unix_ms;
+	}
+	if (k1) {
+		p->key[p->n_attrs] = k1;
+		p->val[p->n_attrs++] = v1;
+	}
+	if (k2) {
+		p->key[p->n_attrs] = k2;
+		p->val[p->n_attrs++] = v2;
+	}
+	p->start_unix_ms = start;
+	b->f->n_points++;
+	return p;
+}
+
+static void build_sides(struct bld *b)
+{
+	static const char *const cls[3] = {"read", "write", "other"};
+	static const int cls_idx[3] = {SY_CLASS_READ, SY_CLASS_WRITE, SY_CLASS_OTHER};
+	struct sy_metrics_set *s = b->s;
+
+	fam(b, "switchyard.operations", "{operation}", SY_METRIC_SUM, true,
+	    "Commands clients sent, by side and class, as parsed in the kernel");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; d < 2; d++)
+			for (int c = 0; c < 3; c++)
+				pt(b, &s->migs[i], "side", side_name[d], "class", cls[c])->u =
+					s->migs[i].cls[d].cmds[cls_idx[c]];
+	fam(b, "switchyard.bytes", "By", SY_METRIC_SUM, true,
+	    "Bytes clients sent (request) and received (reply), retransmissions excluded");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; d < 2; d++) {
+			pt(b, &s->migs[i], "side", side_name[d], "direction", "request")->u =
+				s->migs[i].side[d].bytes_out;
+			pt(b, &s->migs[i], "side", side_name[d], "direction", "reply")->u =
+				s->migs[i].side[d].bytes_in;
+		}
+	fam(b, "switchyard.request.duration", "s", SY_METRIC_HISTOGRAM, false,
+	    "Request to first reply byte, measured in the kernel (log2 buckets)");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; d < 2; d++)
+			pt(b, &s->migs[i], "side", side_name[d], NULL, NULL)->buckets = s->migs[i].lat[d];
+	fam(b, "switchyard.errors", "{reply}", SY_METRIC_SUM, true, "RESP error replies");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; d < 2; d++)
+			pt(b, &s->migs[i], "side", side_name[d], NULL, NULL)->u = s->migs[i].side[d].errors;
+	fam(b, "switchyard.unparsed", "{command}", SY_METRIC_SUM, true,
+	    "Protocol errors or parser limits: the kernel's parser resynchronised");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; d < 2; d++)
+			pt(b, &s->migs[i], "side", side_name[d], NULL, NULL)->u = s->migs[i].side[d].unparsed;
+}
+
+static void build_steering(struct bld *b)
+{
+	static const char *const dec[5] = {"legacy", "target", "pinned_legacy", "pinned_target", "fallback"};
+	static const int dec_idx[5] = {SY_DEC_LEGACY, SY_DEC_TARGET, SY_DEC_PINNED_LEGACY,
+				       SY_DEC_PINNED_TARGET, SY_DEC_FALLBACK};
+	struct sy_metrics_set *s = b->s;
+
+	fam(b, "switchyard.steering.decisions", "{connection}", SY_METRIC_SUM, true,
+	    "connect() calls to a legacy endpoint, by the side they were sent to and why");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int k = 0; k < 5; k++)
+			pt(b, &s->migs[i], "decision", dec[k], NULL, NULL)->u =
+				s->migs[i].dec.decisions[dec_idx[k]];
+}
+
+static void build_mirror(struct bld *b)
+{
+	struct sy_metrics_set *s = b->s;
+
+	fam(b, "switchyard.mirror.commands", "{command}", SY_METRIC_SUM, true,
+	    "Captured writes replayed on the other side (mirrored), failed, or dropped for overload");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int k = 0; k < 2; k++) {
+			const struct sy_mirror_stats *x = &s->migs[i].mir[k];
+
+			pt(b, &s->migs[i], "direction", dir_name[k], "outcome", "mirrored")->u = x->mirrored;
+			pt(b, &s->migs[i], "direction", dir_name[k], "outcome", "failed")->u = x->failed;
+			pt(b, &s->migs[i], "direction", dir_name[k], "outcome", "dropped")->u = x->dropped;
+		}
+	fam(b, "switchyard.mirror.repairs", "{key}", SY_METRIC_SUM, true,
+	    "Keys copied from the authoritative side by repair, and failed attempts");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int k = 0; k < 2; k++) {
+			const struct sy_mirror_stats *x = &s->migs[i].mir[k];
+
+			pt(b, &s->migs[i], "direction", dir_name[k], "outcome", "repaired")->u = x->repaired;
+			pt(b, &s->migs[i], "direction", dir_name[k], "outcome", "failed")->u =
+				x->repair_failed;
+		}
+	fam(b, "switchyard.mirror.lag", "s", SY_METRIC_HISTOGRAM, false,
+	    "Capture of a write to its replay acknowledged (log2 buckets)");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int k = 0; k < 2; k++)
+			pt(b, &s->migs[i], "direction", dir_name[k], NULL, NULL)->buckets =
+				s->migs[i].mir[k].lag;
+	fam(b, "switchyard.mirror.queued", "{command}", SY_METRIC_GAUGE, false, "Replays in flight now");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int k = 0; k < 2; k++)
+			pt(b, &s->migs[i], "direction", dir_name[k], NULL, NULL)->u =
+				s->migs[i].mir[k].queued;
+}
+
+static void build_drift(struct bld *b)
+{
+	static const char *const names[3] = {"switchyard.drift.checked", "switchyard.drift.found",
+					     "switchyard.drift.repaired"};
+	static const char *const help[3] = {"Keys compared on both sides (audit scans and dual reads)",
+					    "Keys found different after mirroring settled",
+					    "Drifted keys repaired"};
+	struct sy_metrics_set *s = b->s;
+
+	for (int n = 0; n < 3; n++) {
+		fam(b, names[n], "{key}", SY_METRIC_SUM, true, help[n]);
+		for (size_t i = 0; i < s->n_migs; i++)
+			for (int k = 0; k < 2; k++) {
+				const struct sy_metrics_mig *m = &s->migs[i];
+				const uint64_t *v = n == 0   ? m->drift_checked
+						    : n == 1 ? m->drift_found
+							     : m->drift_repaired;
+
+				pt(b, m, "source", src_name[k], NULL, NULL)->u = v[k];
+			}
+	}
+}
+
+static void build_cutover(struct bld *b)
+{
+	struct sy_metrics_set *s = b->s;
+
+	fam(b, "switchyard.cutover.ratio", "1", SY_METRIC_GAUGE, false, "Share of clients sent to target");
+	b->f->is_double = true;
+	for (size_t i = 0; i < s->n_migs; i++)
+		pt(b, &s->migs[i], NULL, NULL, NULL, NULL)->d = (double)s->migs[i].ratio_bp / 10000.0;
+	fam(b, "switchyard.cutover.step", "{step}", SY_METRIC_GAUGE, false,
+	    "Current step of the cutover plan");
+	for (size_t i = 0; i < s->n_migs; i++)
+		pt(b, &s->migs[i], NULL, NULL, NULL, NULL)->u = s->migs[i].step;
+	fam(b, "switchyard.cutover.steps", "{step}", SY_METRIC_GAUGE, false, "Steps in the cutover plan");
+	for (size_t i = 0; i < s->n_migs; i++)
+		pt(b, &s->migs[i], NULL, NULL, NULL, NULL)->u = s->migs[i].n_steps;
+	fam(b, "switchyard.cutover.state", "", SY_METRIC_GAUGE, false,
+	    "State of the cutover (always 1; the state is the attribute)");
+	for (size_t i = 0; i < s->n_migs; i++)
+		pt(b, &s->migs[i], "state", s->migs[i].state, NULL, NULL)->u = 1;
+}
+
+static void build_exporter(struct bld *b)
+{
+	const struct sy_exporter_stats *x = &b->s->exporter;
+
+	fam(b, "switchyard.exporter.batches", "{batch}", SY_METRIC_SUM, true,
+	    "OTLP export batches: accepted, refused for good, or dropped for a full buffer");
+	pt(b, NULL, "outcome", "exported", NULL, NULL)->u = x->exported;
+	pt(b, NULL, "outcome", "failed", NULL, NULL)->u = x->failed;
+	pt(b, NULL, "outcome", "dropped", NULL, NULL)->u = x->dropped;
+	fam(b, "switchyard.exporter.retries", "{attempt}", SY_METRIC_SUM, true,
+	    "OTLP export attempts retried after a retryable failure");
+	pt(b, NULL, NULL, NULL, NULL, NULL)->u = x->retries;
+	fam(b, "switchyard.exporter.bytes", "By", SY_METRIC_SUM, true, "OTLP request bytes sent");
+	pt(b, NULL, NULL, NULL, NULL, NULL)->u = x->bytes;
+	fam(b, "switchyard.exporter.pending", "{batch}", SY_METRIC_GAUGE, false,
+	    "OTLP batches waiting to be sent");
+	pt(b, NULL, NULL, NULL, NULL, NULL)->u = x->pending;
+}
+
+int sy_metrics_build(struct sy_metrics_set *set)
+{
+	struct bld b = {.s = set};
+
+	free(set->fam);
+	free(set->pool);
+	set->fam = calloc(MAX_FAMILIES, sizeof(*set->fam));
+	set->pool = calloc(set->n_migs * POINTS_PER_MIG + EXPORTER_POINTS, sizeof(*set->pool));
+	set->n_fam = set->n_pool = 0;
+	if (!set->fam || !set->pool)
+		return -ENOMEM;
+	build_sides(&b);
+	build_steering(&b);
+	build_mirror(&b);
+	build_drift(&b);
+	build_cutover(&b);
+	if (set->have_exporter)
+		build_exporter(&b);
+	return 0;
+}
+
+int sy_metrics_collect(const struct sy_metrics_src *src, uint64_t start_unix_ms,
+		       const struct sy_exporter_stats *exporter, struct sy_metrics_set *out)
+{
+	size_t n = sy_registry_count(src->reg);
+
+	memset(out, 0, sizeof(*out));
+	out->unix_ms = sy_unix_ms();
+	out->start_unix_ms = start_unix_ms;
+	out->migs = calloc(n ? n : 1, sizeof(*out->migs));
+	if (!out->migs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		sy_metrics_read(src, sy_registry_at(src->reg, i), &out->migs[out->n_migs++]);
+	if (exporter) {
+		out->have_exporter = true;
+		out->exporter = *exporter;
+	}
+	return sy_metrics_build(out);
+}
+
+void sy_metrics_set_free(struct sy_metrics_set *set)
+{
+	free(set->migs);
+	free(set->fam);
+	free(set->pool);
+	memset(set, 0, sizeof(*set));
+}
+
+/* ---- histograms ---------------------------------------------------------------------- */
+
+double sy_metrics_bucket_bound_s(int i)
+{
+	return (double)(2ull << i) / 1e6;
+}
+
+uint64_t sy_metrics_hist_count(const uint64_t *buckets)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < SY_LAT_BUCKETS; i++)
+		n += buckets[i];
+	return n;
+}
+
+double sy_metrics_hist_sum_s(const uint64_t *buckets)
+{
+	double sum = 0;
+
+	/* bucket 0 holds [0, 2) us, bucket i [2^i, 2^(i+1)) */
+	sum += (double)buckets[0] * 1e-6;
+	for (int i = 1; i < SY_LAT_BUCKETS; i++)
+		sum += (double)buckets[i] * 1.5 * (double)(1ull << i) / 1e6;
+	return sum;
+}

@@ -1,0 +1,133 @@
+/* metrics.h — one snapshot of every figure the agent exports, read on the loop thread
+ * and turned into exporter-neutral metric families (name, unit, kind, points with
+ * attributes). The OTLP exporter (otlp.c) and the Prometheus listener (prom.c) only
+ * render these families; the Watch stream (telemetry_svc.c) reads the same snapshot.
+ * So a figure is read, and named, in one place. See docs/observability.md.
+ *
+ * Every sum is cumulative since the series' start (the agent's start, or the
+ * migration's creation if later): kernel counters live in pinned maps and are zeroed
+ * when a migration slot is reused, never otherwise. */
+#ifndef SY_METRICS_H
+#define SY_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shadow/mirror.h"
+#include "model/spec.h"
+#include "switchyard/abi.h"
+
+struct sy_registry;
+struct sy_mirror;
+struct sy_verify;
+struct sy_migration_state;
+
+/* Where the figures come from; mirror and verify may be NULL. */
+struct sy_metrics_src {
+	struct sy_registry *reg;
+	struct sy_mirror *mirror;
+	struct sy_verify *verify;
+};
+
+enum { SY_SRC_AUDIT = 0, SY_SRC_DUAL_READ = 1 };
+
+/* The figures of one migration, read at one instant. */
+struct sy_metrics_mig {
+	char name[SY_NAME_MAX];
+	uint32_t id;
+	uint64_t start_unix_ms; /* start of its cumulative series */
+	uint32_t ratio_bp;
+	struct sy_side_stats side[2];	 /* enum sy_side */
+	struct sy_rule_stats cls[2];	 /* commands and bytes by class, every rule */
+	uint64_t lat[2][SY_LAT_BUCKETS]; /* side[].lat as uint64_t, like the mirror's lag */
+	struct sy_steer_counters dec;	 /* steering decisions */
+	struct sy_mirror_stats mir[2];	 /* enum sy_mirror_dir */
+	uint64_t drift_checked[2];	 /* SY_SRC_AUDIT, SY_SRC_DUAL_READ */
+	uint64_t drift_found[2];
+	uint64_t drift_repaired[2];
+	uint32_t step, n_steps; /* from the cutover source */
+	char state[32];
+};
+
+/* The cutover controller tells where a migration's plan is. Returns 0, or a negative
+ * errno when it knows nothing of the migration (then: step 0 of 0, "manual"). *state
+ * must stay valid until the next call into the controller. */
+typedef int (*sy_metrics_cutover_fn)(void *arg, uint32_t mig_id, uint32_t *step, uint32_t *n_steps,
+				     const char **state);
+/* Process-wide, like the controller itself; NULL fn = none. */
+void sy_metrics_set_cutover_source(sy_metrics_cutover_fn fn, void *arg);
+
+/* Reads one migration now. */
+void sy_metrics_read(const struct sy_metrics_src *src, const struct sy_migration_state *m,
+		     struct sy_metrics_mig *out);
+
+/* Exporter bookkeeping, exported beside the migrations' figures. */
+struct sy_exporter_stats {
+	uint64_t exported; /* batches the collector accepted */
+	uint64_t failed;   /* batches it refused for good (not retryable) */
+	uint64_t dropped;  /* batches dropped: the pending buffer was full */
+	uint64_t retries;  /* attempts retried after a retryable failure */
+	uint64_t bytes;	   /* request bytes sent (framed, compressed if gzip) */
+	uint64_t pending;  /* batches waiting now */
+};
+
+/* ---- metric families: what both exporters render ---------------------------------- */
+
+enum sy_metric_kind { SY_METRIC_SUM, SY_METRIC_GAUGE, SY_METRIC_HISTOGRAM };
+
+#define SY_METRIC_ATTRS 3
+
+struct sy_metric_point {
+	const char *key[SY_METRIC_ATTRS]; /* attribute names, n_attrs of them */
+	const char *val[SY_METRIC_ATTRS];
+	uint8_t n_attrs;
+	uint64_t start_unix_ms;
+	uint64_t u;		 /* integer sums and gauges */
+	double d;		 /* SY_METRIC_GAUGE with is_double */
+	const uint64_t *buckets; /* histograms: SY_LAT_BUCKETS log2-microsecond counts */
+};
+
+struct sy_metric_family {
+	const char *name; /* OTLP name, e.g. "switchyard.operations" */
+	const char *unit; /* UCUM, e.g. "{operation}", "By", "s", "1" */
+	const char *help;
+	enum sy_metric_kind kind;
+	bool monotonic; /* sums */
+	bool is_double; /* gauges */
+	struct sy_metric_point *points;
+	size_t n_points;
+};
+
+/* A whole snapshot: the migrations' figures and the families built over them (the
+ * families point into migs, so they live and die together). */
+struct sy_metrics_set {
+	uint64_t unix_ms;	/* when it was read */
+	uint64_t start_unix_ms; /* the agent's start */
+	struct sy_metrics_mig *migs;
+	size_t n_migs;
+	bool have_exporter;
+	struct sy_exporter_stats exporter;
+	struct sy_metric_family *fam;
+	size_t n_fam;
+	struct sy_metric_point *pool; /* every family's points */
+	size_t n_pool;
+};
+
+/* Reads every migration now (the loop thread only) and builds the families.
+ * exporter: NULL = no exporter figures. -ENOMEM. */
+int sy_metrics_collect(const struct sy_metrics_src *src, uint64_t start_unix_ms,
+		       const struct sy_exporter_stats *exporter, struct sy_metrics_set *out);
+/* Builds the families over set->migs (already filled): for tests and collect. */
+int sy_metrics_build(struct sy_metrics_set *set);
+void sy_metrics_set_free(struct sy_metrics_set *set);
+
+/* Upper bound, in seconds, of log2-microsecond bucket i (bucket i counts [2^i, 2^(i+1))
+ * microseconds): the histograms' explicit bounds are these for i < SY_LAT_BUCKETS - 1. */
+double sy_metrics_bucket_bound_s(int i);
+/* An estimate of a log2 histogram's sum in seconds (each sample at 1.5x its bucket's
+ * lower bound): the kernel keeps no sum, and Prometheus histograms need one. */
+double sy_metrics_hist_sum_s(const uint64_t *buckets);
+uint64_t sy_metrics_hist_count(const uint64_t *buckets);
+
+#endif

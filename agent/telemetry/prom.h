@@ -1,0 +1,36 @@
+/* prom.h — the Prometheus listener: GET /metrics in text format 0.0.4, the families of
+ * metrics.h under their Prometheus names (the OpenTelemetry mapping: dots become
+ * underscores, the unit becomes a suffix, monotonic sums end in _total; histograms as
+ * _bucket/_sum/_count with le).
+ *
+ * libmicrohttpd serves on its own thread and never touches loop state: a scrape asks
+ * the loop (an eventfd) for a fresh rendering and waits up to a second for it, then
+ * serves the newest text there is. The rendering happens on the loop thread. */
+#ifndef SY_PROM_H
+#define SY_PROM_H
+
+#include <stddef.h>
+
+#include "telemetry/metrics.h"
+
+struct sy_loop;
+struct sy_prom;
+
+/* The OTLP exporter's figures, or false when there is none. */
+typedef int (*sy_prom_exporter_fn)(void *arg, struct sy_exporter_stats *out);
+
+/* Listens on spec ("127.0.0.1:9464", "[::1]:9464", "0.0.0.0:PORT"). Returns 0 or a
+ * negative errno (logged: "metrics: listen SPEC: why"). */
+int sy_prom_start(struct sy_loop *l, const char *spec, const struct sy_metrics_src *src,
+		  uint64_t start_unix_ms, sy_prom_exporter_fn exp, void *exp_arg, struct sy_prom **out);
+int sy_prom_port(const struct sy_prom *p);
+/* Stops the HTTP thread (a scrape waiting for the loop is answered at once). */
+void sy_prom_free(struct sy_prom *p);
+
+/* Prometheus name of a family into buf ("switchyard.bytes", "By", sum → "switchyard_bytes_total"). */
+void sy_prom_name(const struct sy_metric_family *f, char *buf, size_t n);
+
+/* Renders a set in text format 0.0.4. Returns 0 (*out malloc'd, *len bytes) or -ENOMEM. */
+int sy_prom_render(const struct sy_metrics_set *set, char **out, size_t *len);
+
+#endif
