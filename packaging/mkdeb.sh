@@ -5,7 +5,7 @@
 #   /lib/systemd/system/switchyardd.service
 #   /etc/switchyard/switchyard.yaml                  conffile: no migrations
 #   /usr/share/man/man8/switchyardd.8.gz, man1/syctl.1.gz   help2man over --help
-#   /usr/share/doc/switchyard/{README.md,docs/*.md}
+#   /usr/share/doc/switchyard/{README.md,copyright,docs/*.md}
 #   /usr/share/switchyard/grafana/, kubernetes/      dashboard and DaemonSet manifest
 # Maintainer scripts: packaging/debian/{postinst,prerm,postrm}.
 set -eu
@@ -48,6 +48,8 @@ manpage "$ROOT/usr/bin/syctl" 1 "control switchyardd: migrations, cutover, telem
 
 DOC="$ROOT/usr/share/doc/$PKG"
 install -D -m 0644 README.md "$DOC/README.md"
+# DEP-5 machine-readable licences (Debian policy 12.5).
+install -D -m 0644 packaging/debian/copyright "$DOC/copyright"
 for f in docs/*.md; do install -D -m 0644 "$f" "$DOC/docs/$(basename "$f")"; done
 install -D -m 0644 packaging/grafana/switchyard-dashboard.json \
 	"$ROOT/usr/share/$PKG/grafana/switchyard-dashboard.json"

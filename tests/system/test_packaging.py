@@ -396,6 +396,33 @@ def test_deb_contents(debs, tmp_path):
     r = subprocess.run([os.path.join(OUT, "switchyardd"), "--check-config", "--config", EXAMPLE_CONFIG],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "0 migration(s), valid" in r.stdout, r.stderr
+    # The licence: a DEP-5 copyright file, the repository's own, whose every Files
+    # stanza names a licence that has its own paragraph.
+    copyright = (ext / "usr/share/doc/switchyard/copyright").read_text()
+    assert copyright == open(os.path.join(ROOT, "packaging/debian/copyright")).read()
+    check_dep5(copyright)
+
+
+def check_dep5(text):
+    paras = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    head = dict(re.findall(r"^([A-Za-z-]+):[ ]?(.*)$", paras[0], re.M))
+    assert head.get("Format") == "https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/", head
+    files, licences = [], set()
+    for p in paras[1:]:
+        fields = dict(re.findall(r"^([A-Za-z-]+):[ ]?(.*)$", p, re.M))
+        for line in p.splitlines()[1:]:  # continuation lines start with a space
+            assert line.startswith(" ") or re.match(r"^[A-Za-z-]+:", line), line
+        if "Files" in fields:
+            assert fields.get("Copyright") and fields.get("License"), p
+            files.append(fields)
+        else:
+            assert list(fields) == ["License"], p
+            licences.add(fields["License"].strip())
+    assert files and files[0]["Files"] == "*"
+    for f in files:
+        for lic in re.split(r"\s+or\s+", f["License"].strip()):
+            assert lic in licences, "%s has no License paragraph" % lic
+    assert {"Apache-2.0", "GPL-2.0-only", "BSD-2-Clause"} <= licences
 
 
 def test_install_run_purge(debs, pkg, cgroup, bpffs, tmp_path):
