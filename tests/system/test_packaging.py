@@ -40,7 +40,8 @@ INSTALLED = ["/usr/sbin/switchyardd", "/usr/bin/syctl", "/lib/systemd/system/swi
              "/usr/share/man/man8/switchyardd.8.gz", "/usr/share/man/man1/syctl.1.gz",
              "/usr/share/doc/switchyard/README.md", "/usr/share/doc/switchyard/docs/operations.md",
              "/usr/share/switchyard/grafana/switchyard-dashboard.json",
-             "/usr/share/switchyard/kubernetes/daemonset.yaml"]
+             "/usr/share/switchyard/kubernetes/daemonset.yaml",
+             "/usr/share/switchyard/prometheus/switchyard-rules.yaml", "/usr/share/doc/switchyard/copyright"]
 
 # The programs switchyardd attaches (bpftool's names for the attach types).
 ATTACH_TYPES = {"cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet4_getpeername",
@@ -238,7 +239,7 @@ def dpkg_status(pkg=PKG):
 
 
 def version():
-    with open(os.path.join(ROOT, "agent", "daemon.h")) as f:
+    with open(os.path.join(ROOT, "agent", "core", "daemon.h")) as f:
         return re.search(r'#define SY_VERSION "([^"]+)"', f.read()).group(1)
 
 
