@@ -13,6 +13,7 @@ python3-pytest python3-redis python3-grpcio python3-protobuf python3-h2
 libmicrohttpd-dev prometheus
 iproute2 util-linux procps
 dpkg-dev help2man systemd init-system-helpers python3-yaml
+zsh
 "
 
 missing=""

@@ -6,6 +6,7 @@
 #   /etc/switchyard/switchyard.yaml                  conffile: no migrations
 #   /usr/share/man/man8/switchyardd.8.gz, man1/syctl.1.gz   help2man over --help
 #   /usr/share/doc/switchyard/{README.md,copyright,docs/*.md}
+#   /usr/share/bash-completion/completions/syctl, /usr/share/zsh/vendor-completions/_syctl
 #   /usr/share/switchyard/grafana/, kubernetes/, prometheus/   dashboard, DaemonSet manifest, alert rules
 # Maintainer scripts: packaging/debian/{postinst,prerm,postrm}.
 set -eu
@@ -55,6 +56,8 @@ install -D -m 0644 packaging/grafana/switchyard-dashboard.json \
 	"$ROOT/usr/share/$PKG/grafana/switchyard-dashboard.json"
 install -D -m 0644 packaging/kubernetes/daemonset.yaml "$ROOT/usr/share/$PKG/kubernetes/daemonset.yaml"
 install -D -m 0644 packaging/prometheus/switchyard-rules.yaml "$ROOT/usr/share/$PKG/prometheus/switchyard-rules.yaml"
+install -D -m 0644 packaging/completion/syctl.bash "$ROOT/usr/share/bash-completion/completions/syctl"
+install -D -m 0644 packaging/completion/_syctl "$ROOT/usr/share/zsh/vendor-completions/_syctl"
 
 for s in postinst prerm postrm; do install -m 0755 "packaging/debian/$s" "$ROOT/DEBIAN/$s"; done
 echo /etc/switchyard/switchyard.yaml >"$ROOT/DEBIAN/conffiles"

@@ -41,7 +41,8 @@ INSTALLED = ["/usr/sbin/switchyardd", "/usr/bin/syctl", "/lib/systemd/system/swi
              "/usr/share/doc/switchyard/README.md", "/usr/share/doc/switchyard/docs/operations.md",
              "/usr/share/switchyard/grafana/switchyard-dashboard.json",
              "/usr/share/switchyard/kubernetes/daemonset.yaml",
-             "/usr/share/switchyard/prometheus/switchyard-rules.yaml", "/usr/share/doc/switchyard/copyright"]
+             "/usr/share/switchyard/prometheus/switchyard-rules.yaml", "/usr/share/doc/switchyard/copyright",
+             "/usr/share/bash-completion/completions/syctl", "/usr/share/zsh/vendor-completions/_syctl"]
 
 # The programs switchyardd attaches (bpftool's names for the attach types).
 ATTACH_TYPES = {"cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet4_getpeername",
