@@ -16,6 +16,9 @@ from sy import RedisServer, py_redis, spawn_py_redis, spec_yaml, wait_for
 TYPES = ["str", "hash", "list", "set", "zset", "stream"]
 
 
+EXPIRE_AT = int(time.time()) + 10000
+
+
 def fill(port, n, ttl_every=7):
     """n keys of every type (every ttl_every-th with a TTL)."""
     r = redis.Redis(port=port)
@@ -28,7 +31,9 @@ def fill(port, n, ttl_every=7):
         p.zadd("zset:%d" % i, {"a": i, "b": i / 3})
         p.xadd("stream:%d" % i, {"f": i}, id="%d-1" % (i + 1))
         if i % ttl_every == 0:
-            p.expire("hash:%d" % i, 10000)
+            # one absolute deadline, so that two sides filled seconds apart on a busy
+            # machine still hold the same TTL (EXPIRE would differ by the gap)
+            p.expireat("hash:%d" % i, EXPIRE_AT)
         if i % 1000 == 999:
             p.execute()
     p.execute()
