@@ -244,7 +244,8 @@ int sy_yaml_fields(struct sy_yaml *y, yaml_node_t *map, const char *prefix, cons
 			return sy_yaml_fail(y, k, err, errlen, "%sunknown field \"%s\" (expected one of: %s)",
 					    prefix, sy_quote(q, key), expected);
 		if (found[i])
-			return sy_yaml_fail(y, k, err, errlen, "%sfield \"%s\" is given twice", prefix, key);
+			return sy_yaml_fail(y, k, err, errlen, "%sfield \"%s\" is given twice", prefix,
+					    sy_quote(q, key));
 		found[i] = sy_yaml_node(y, p->value);
 	}
 	return 0;

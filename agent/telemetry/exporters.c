@@ -20,6 +20,9 @@
 
 #define DEFAULT_INTERVAL_MS 10000
 
+/* A value inside a message: escaped, cut when long (core/quote.h). */
+#define Q(s) sy_quote((char[SY_QUOTE_BUF]){0}, (s))
+
 /* ---- values, one validator for the command line and the file --------------------------- */
 
 /* HOST:PORT where HOST is numeric, [V6], localhost, or (OTLP only) a name resolved at start. */
@@ -32,11 +35,11 @@ static int check_addr(const char *s, bool name_ok, bool port0_ok, char *why, siz
 
 	if (sy_rpc_addr_parse(s, &a) == 0) {
 		if (a.ss.ss_family == AF_UNIX) {
-			snprintf(why, n, "\"%s\": a unix socket is not supported here (HOST:PORT)", s);
+			snprintf(why, n, "\"%s\": a unix socket is not supported here (HOST:PORT)", Q(s));
 			return -EINVAL;
 		}
 		if (!port0_ok && a.port == 0) {
-			snprintf(why, n, "\"%s\": port 0", s);
+			snprintf(why, n, "\"%s\": port 0", Q(s));
 			return -EINVAL;
 		}
 		return 0;
@@ -53,7 +56,7 @@ static int check_addr(const char *s, bool name_ok, bool port0_ok, char *why, siz
 		if (!errno && *end == '\0' && end != colon + 1 && port > 0 && port < 65536 && s + i == colon)
 			return 0;
 	}
-	snprintf(why, n, "\"%s\" is not HOST:PORT (%s, [IPv6]:PORT or localhost:PORT)", s,
+	snprintf(why, n, "\"%s\" is not HOST:PORT (%s, [IPv6]:PORT or localhost:PORT)", Q(s),
 		 name_ok ? "a numeric IPv4 address or host name" : "a numeric IPv4 address");
 	return -EINVAL;
 }
@@ -64,11 +67,11 @@ static int check_interval(const char *s, uint32_t *out, char *why, size_t n)
 	int e = sy_duration_ms(s, &v);
 
 	if (e == -EDOM) {
-		snprintf(why, n, "\"%s\" %s", s, sy_duration_strerror(e));
+		snprintf(why, n, "\"%s\" %s", Q(s), sy_duration_strerror(e));
 		return -EINVAL;
 	}
 	if (e || v < 100 || v > 3600000) {
-		snprintf(why, n, "\"%s\" is not a duration from 100ms to 1h (e.g. 500ms, 10s, 1m)", s);
+		snprintf(why, n, "\"%s\" is not a duration from 100ms to 1h (e.g. 500ms, 10s, 1m)", Q(s));
 		return -EINVAL;
 	}
 	*out = (uint32_t)v;
@@ -82,7 +85,7 @@ static int check_bool(const char *s, bool *out, char *why, size_t n)
 	else if (strcmp(s, "off") == 0 || strcmp(s, "false") == 0)
 		*out = false;
 	else {
-		snprintf(why, n, "\"%s\" is not on or off", s);
+		snprintf(why, n, "\"%s\" is not on or off", Q(s));
 		return -EINVAL;
 	}
 	return 0;
@@ -95,8 +98,10 @@ static int add_resource(struct sy_exporters_cfg *c, const char *k, size_t klen, 
 	size_t i;
 
 	if (klen == 0 || klen >= sizeof(c->res_key[0]) || strlen(v) >= sizeof(c->res_val[0])) {
-		snprintf(why, n, "\"%.*s=%.40s\": the key must be 1 to %zu bytes, the value at most %zu",
-			 (int)klen, k, v, sizeof(c->res_key[0]) - 1, sizeof(c->res_val[0]) - 1);
+		char qk[SY_QUOTE_BUF];
+
+		snprintf(why, n, "\"%s=%s\": the key must be 1 to %zu bytes, the value at most %zu",
+			 sy_quote_n(qk, k, klen), Q(v), sizeof(c->res_key[0]) - 1, sizeof(c->res_val[0]) - 1);
 		return -EINVAL;
 	}
 	for (i = 0; i < c->n_res; i++)
@@ -118,7 +123,7 @@ static int check_resource_kv(struct sy_exporters_cfg *c, const char *s, char *wh
 	const char *eq = strchr(s, '=');
 
 	if (!eq) {
-		snprintf(why, n, "\"%s\" is not KEY=VALUE", s);
+		snprintf(why, n, "\"%s\" is not KEY=VALUE", Q(s));
 		return -EINVAL;
 	}
 	return add_resource(c, s, (size_t)(eq - s), eq + 1, why, n);
@@ -311,7 +316,7 @@ static int otlp_field(struct ydoc *y, struct sy_exporters_cfg *c, const char *ke
 		return yerr(
 			y, k,
 			"otlp: unknown field \"%s\" (expected one of: endpoint, interval, gzip, resource)",
-			sy_quote((char[SY_QUOTE_BUF]){0}, key));
+			Q(key));
 	}
 	return 0;
 }
@@ -333,8 +338,7 @@ static int telemetry_field(struct ydoc *y, struct sy_exporters_cfg *c, const cha
 			snprintf(c->metrics, sizeof(c->metrics), "%s", s);
 		return 0;
 	}
-	return yerr(y, k, "unknown field \"%s\" (expected one of: metrics, otlp)",
-		    sy_quote((char[SY_QUOTE_BUF]){0}, key));
+	return yerr(y, k, "unknown field \"%s\" (expected one of: metrics, otlp)", Q(key));
 }
 
 int sy_exporters_from_yaml(struct sy_yaml *doc, struct sy_exporters_cfg *cfg, char *err, size_t errlen)
