@@ -35,6 +35,8 @@
 #include "registry/registry.h"
 #include "rpc/rpc.h"
 #include "model/spec.h"
+#include "model/spec_yaml.h"
+#include "model/yaml.h"
 
 #define DEFAULT_BPFFS	  "/sys/fs/bpf/switchyard"
 #define DEFAULT_STATE_DIR "/var/lib/switchyard"
@@ -91,18 +93,21 @@ static void usage(FILE *f)
 	sy_exporters_usage(f);
 }
 
-/* A duration from 1 ms to 1 h ("250ms", "2s", "1m", or plain milliseconds). */
+/* A duration from 1 ms to 1 h ("250ms", "2s", "1m"; a unit is required). */
 static int parse_duration_ms(const char *s, uint32_t *out)
 {
 	uint64_t v;
+	int e = sy_duration_ms(s, &v);
 
-	if (sy_duration_ms(s, &v) || v == 0 || v > 3600000)
+	if (e == -EDOM)
+		return e;
+	if (e || v == 0 || v > 3600000)
 		return -EINVAL;
 	*out = (uint32_t)v;
 	return 0;
 }
 
-static int parse_opts(int argc, char **argv, struct opts *o)
+static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters_cfg *exp)
 {
 	enum {
 		O_CONFIG = 256,
@@ -130,16 +135,24 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{"uninstall", no_argument, 0, O_UNINST},
 		{"version", no_argument, 0, O_VER},
 		{"help", no_argument, 0, 'h'},
+		SY_EXPORTERS_LONGOPTS,
 		{0, 0, 0, 0},
 	};
-	int c;
+	int c, e;
 
 	o->state_dir = DEFAULT_STATE_DIR;
 	o->bpffs = DEFAULT_BPFFS;
 	o->health_interval_ms = 1000;
 	o->health_timeout_ms = 500;
+	sy_exporters_defaults(exp);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	/* ":": a missing value is told apart from an unknown option */
+	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+		if (sy_exporters_opt_name(c)) {
+			if ((e = sy_exporters_opt(exp, c, optarg)))
+				return e;
+			continue;
+		}
 		switch (c) {
 		case O_CONFIG:
 			o->config = optarg;
@@ -162,8 +175,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_HI:
 		case O_HT:
-			if (parse_duration_ms(optarg,
-					      c == O_HI ? &o->health_interval_ms : &o->health_timeout_ms)) {
+			e = parse_duration_ms(optarg,
+					      c == O_HI ? &o->health_interval_ms : &o->health_timeout_ms);
+			if (e == -EDOM) {
+				fprintf(stderr, "switchyardd: --%s: \"%s\" %s\n",
+					c == O_HI ? "health-interval" : "health-timeout", optarg,
+					sy_duration_strerror(e));
+				return 2;
+			}
+			if (e) {
 				fprintf(stderr,
 					"switchyardd: --%s: \"%s\" is not a duration from 1ms to 1h "
 					"(e.g. 500ms, 2s)\n",
@@ -200,6 +220,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case ':':
+			if (sy_exporters_opt_name(optopt))
+				return sy_exporters_opt(exp, optopt, NULL);
+			/* fall through */
 		default:
 			fprintf(stderr, "switchyardd: %s: unknown option or missing value (see --help)\n",
 				argv[optind - 1]);
@@ -289,17 +313,40 @@ static void expect_ready(struct daemon *d)
 	sy_loop_add_timer(d->loop, 0, notify_ready_when_checked, d);
 }
 
-static int load_config(struct daemon *d, struct sy_spec_err *err)
+/* Applies the spec of --config: the one parsed at start, or (SIGHUP) the file read again. */
+static int load_config(struct daemon *d, struct sy_spec *parsed, struct sy_spec_err *err)
 {
 	struct sy_spec spec = {0};
 	int e;
 
-	e = sy_spec_load_file(d->o.config, &spec, err);
-	if (e)
+	if (parsed) {
+		spec = *parsed;
+		*parsed = (struct sy_spec){0};
+	} else if ((e = sy_spec_load_file(d->o.config, &spec, err))) {
 		return e;
+	}
 	e = sy_registry_apply_file(d->reg, &spec, d->o.config, err);
 	sy_spec_free(&spec);
 	return e;
+}
+
+/* The config file, read and parsed once at start: the exporters' telemetry: section
+ * and the spec both come from this one document. 0, or 1 after printing why. */
+static int read_config(const char *path, struct sy_exporters_cfg *exp, struct sy_spec *spec)
+{
+	struct sy_spec_err err = {{0}};
+	struct sy_yaml y;
+	int e;
+
+	if (sy_yaml_load_file(&y, path, err.msg, sizeof(err.msg))) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	e = sy_exporters_from_yaml(&y, exp, err.msg, sizeof(err.msg)) || sy_spec_from_yaml(&y, spec, &err);
+	sy_yaml_free(&y);
+	if (e)
+		fprintf(stderr, "%s\n", err.msg);
+	return e ? 1 : 0;
 }
 
 static void on_hup(struct sy_loop *l, int signo, void *arg)
@@ -315,7 +362,7 @@ static void on_hup(struct sy_loop *l, int signo, void *arg)
 		return;
 	}
 	sd_notify(0, "RELOADING=1");
-	if (load_config(d, &err)) {
+	if (load_config(d, NULL, &err)) {
 		sy_error("config", "reload refused, running configuration kept: %s", err.msg);
 		sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", err.msg);
 		return;
@@ -465,28 +512,23 @@ int main(int argc, char **argv)
 	/* metrics exporters (exporters.h): their options, then the file's telemetry: */
 	struct sy_exporters_cfg expcfg;
 	struct sy_exporters *exporters = NULL;
+	struct sy_spec spec = {0}; /* --config as parsed at start, applied once the registry is up */
 
-	if ((e = sy_exporters_args(&argc, argv, &expcfg)))
-		return e;
-	e = parse_opts(argc, argv, &d.o);
+	e = parse_opts(argc, argv, &d.o, &expcfg);
 	if (e)
 		return e;
-	if (d.o.config && sy_exporters_load_file(d.o.config, &expcfg))
+	/* A bad config must fail before anything is touched. */
+	if (d.o.config && read_config(d.o.config, &expcfg, &spec))
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 
 	if (d.o.check_config) {
-		struct sy_spec spec = {0};
-
-		if (sy_spec_load_file(d.o.config, &spec, &err)) {
-			fprintf(stderr, "%s\n", err.msg);
-			return 1;
-		}
 		printf("%s: %zu migration(s), valid\n", d.o.config, spec.n);
 		sy_spec_free(&spec);
 		return 0;
 	}
 	if (d.o.uninstall) {
+		sy_spec_free(&spec);
 		e = sy_bpf_uninstall(d.o.bpffs);
 		if (e) {
 			fprintf(stderr, "switchyardd: uninstall %s: %s\n", d.o.bpffs, strerror(-e));
@@ -502,16 +544,6 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		d.o.cgroup = cgroot;
-	}
-	/* A bad config must fail before anything is touched. */
-	if (d.o.config) {
-		struct sy_spec spec = {0};
-
-		if (sy_spec_load_file(d.o.config, &spec, &err)) {
-			fprintf(stderr, "%s\n", err.msg);
-			return 1;
-		}
-		sy_spec_free(&spec);
 	}
 	if ((e = sy_mkdir_p(d.o.state_dir, 0700))) {
 		fprintf(stderr, "switchyardd: create state dir %s: %s\n", d.o.state_dir, strerror(-e));
@@ -546,7 +578,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	restored = sy_registry_count(d.reg);
-	if (d.o.config && (e = load_config(&d, &err))) {
+	if (d.o.config && (e = load_config(&d, &spec, &err))) {
 		fprintf(stderr, "%s\n", err.msg);
 		goto out;
 	}
@@ -610,6 +642,7 @@ int main(int argc, char **argv)
 				(unsigned long long)sy_mirror_backlog(d.mirror));
 	}
 out:
+	sy_spec_free(&spec);
 	sy_exporters_free(exporters);
 	if (d.rpc)
 		sy_rpc_server_free(d.rpc);

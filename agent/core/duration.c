@@ -16,7 +16,11 @@ int sy_duration_ms(const char *s, uint64_t *ms)
 	v = strtod(s, &end);
 	if (errno || end == s)
 		return -EINVAL;
-	if (strcmp(end, "ms") == 0 || *end == '\0')
+	if (*end == '\0') {
+		if (v != 0)
+			return -EDOM;
+		mul = 1;
+	} else if (strcmp(end, "ms") == 0)
 		mul = 1;
 	else if (strcmp(end, "s") == 0)
 		mul = 1000;
@@ -30,4 +34,16 @@ int sy_duration_ms(const char *s, uint64_t *ms)
 		return -ERANGE;
 	*ms = (uint64_t)(v * mul + 0.5);
 	return 0;
+}
+
+const char *sy_duration_strerror(int e)
+{
+	switch (e) {
+	case -EDOM:
+		return "needs a unit: ms, s, m or h";
+	case -ERANGE:
+		return "is over a week";
+	default:
+		return "is not a duration";
+	}
 }

@@ -71,18 +71,9 @@ struct sy_cutover {
 	struct rt rt[SY_MAX_MIGRATIONS];
 };
 
-static const char *const phase_names[SY_PHASES] = {
-	"none",		"pending",   "backfilling", "shadowing",   "verifying",
-	"cutting-over", "completed", "paused",	    "rolled-back", "finished",
-};
 static const char *const action_names[SY_ACTS] = {"start",  "promote",	"pause",
 						  "resume", "rollback", "finish"};
 static const char *const verdict_names[] = {"off", "waiting", "pass", "breach"};
-
-const char *sy_phase_name(int phase)
-{
-	return phase >= 0 && phase < SY_PHASES ? phase_names[phase] : "?";
-}
 
 const char *sy_action_name(int action)
 {
@@ -97,7 +88,7 @@ const char *sy_verdict_name(int verdict)
 static void fmt_ratio(uint32_t bp, char *buf, size_t n)
 {
 	if (bp % 100)
-		snprintf(buf, n, "%u.%02u%%", bp / 100, bp % 100);
+		sy_ratio_format(bp, buf, n);
 	else
 		snprintf(buf, n, "%u%%", bp / 100);
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/quote.h"
+
 static int parse_port(const char *p, __u16 *out)
 {
 	char *end;
@@ -26,7 +28,7 @@ static int parse_port(const char *p, __u16 *out)
 
 int sy_endpoint_parse(const char *s, struct sy_endpoint *ep, char *err, size_t errlen)
 {
-	char host[INET6_ADDRSTRLEN + 1];
+	char host[INET6_ADDRSTRLEN + 1], q[SY_QUOTE_BUF];
 	const char *colon;
 	size_t hl;
 
@@ -39,19 +41,19 @@ int sy_endpoint_parse(const char *s, struct sy_endpoint *ep, char *err, size_t e
 		const char *close = strchr(s, ']');
 
 		if (!close || close[1] != ':') {
-			snprintf(err, errlen, "\"%s\": expected [ipv6]:port", s);
+			snprintf(err, errlen, "\"%s\": expected [ipv6]:port", sy_quote(q, s));
 			return -EINVAL;
 		}
 		hl = (size_t)(close - s - 1);
 		colon = close + 1;
 		if (hl == 0 || hl >= sizeof(host)) {
-			snprintf(err, errlen, "\"%s\": not a numeric IPv6 address", s);
+			snprintf(err, errlen, "\"%s\": not a numeric IPv6 address", sy_quote(q, s));
 			return -EINVAL;
 		}
 		memcpy(host, s + 1, hl);
 		host[hl] = '\0';
 		if (inet_pton(AF_INET6, host, ep->addr) != 1) {
-			snprintf(err, errlen, "\"%s\": not a numeric IPv6 address", s);
+			snprintf(err, errlen, "\"%s\": not a numeric IPv6 address", sy_quote(q, s));
 			return -EINVAL;
 		}
 		static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -59,16 +61,17 @@ int sy_endpoint_parse(const char *s, struct sy_endpoint *ep, char *err, size_t e
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon) {
-			snprintf(err, errlen, "\"%s\": missing port (expected ip:port)", s);
+			snprintf(err, errlen, "\"%s\": missing port (expected ip:port)", sy_quote(q, s));
 			return -EINVAL;
 		}
 		if (strchr(s, ':') != colon) {
-			snprintf(err, errlen, "\"%s\": IPv6 addresses need brackets: [addr]:port", s);
+			snprintf(err, errlen, "\"%s\": IPv6 addresses need brackets: [addr]:port",
+				 sy_quote(q, s));
 			return -EINVAL;
 		}
 		hl = (size_t)(colon - s);
 		if (hl == 0 || hl >= sizeof(host)) {
-			snprintf(err, errlen, "\"%s\": not a numeric IPv4 or [IPv6] address", s);
+			snprintf(err, errlen, "\"%s\": not a numeric IPv4 or [IPv6] address", sy_quote(q, s));
 			return -EINVAL;
 		}
 		memcpy(host, s, hl);
@@ -77,14 +80,14 @@ int sy_endpoint_parse(const char *s, struct sy_endpoint *ep, char *err, size_t e
 		ep->addr[11] = 0xff;
 		if (inet_pton(AF_INET, host, &ep->addr[12]) != 1) {
 			memset(ep, 0, sizeof(*ep));
-			snprintf(err, errlen, "\"%s\": not a numeric IPv4 or [IPv6] address", s);
+			snprintf(err, errlen, "\"%s\": not a numeric IPv4 or [IPv6] address", sy_quote(q, s));
 			return -EINVAL;
 		}
 		ep->family = SY_AF_INET;
 	}
 	if (parse_port(colon + 1, &ep->port)) {
 		memset(ep, 0, sizeof(*ep));
-		snprintf(err, errlen, "\"%s\": port must be 1..65535", s);
+		snprintf(err, errlen, "\"%s\": port must be 1..65535", sy_quote(q, s));
 		return -EINVAL;
 	}
 	return 0;

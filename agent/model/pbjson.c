@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <string.h>
 
 void sy_json_string(FILE *f, const char *s)
@@ -96,11 +97,23 @@ static void value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *v)
 		sy_json_string(f, *(char *const *)v);
 		break;
 	case PROTOBUF_C_TYPE_BYTES: {
+		/* proto3 JSON: standard base64 with padding */
+		static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 		const ProtobufCBinaryData *b = v;
 
 		fputc('"', f);
-		for (size_t i = 0; i < b->len; i++)
-			fprintf(f, "%02x", b->data[i]);
+		for (size_t i = 0; i < b->len; i += 3) {
+			uint32_t w = (uint32_t)b->data[i] << 16;
+
+			if (i + 1 < b->len)
+				w |= (uint32_t)b->data[i + 1] << 8;
+			if (i + 2 < b->len)
+				w |= b->data[i + 2];
+			fputc(b64[w >> 18 & 63], f);
+			fputc(b64[w >> 12 & 63], f);
+			fputc(i + 1 < b->len ? b64[w >> 6 & 63] : '=', f);
+			fputc(i + 2 < b->len ? b64[w & 63] : '=', f);
+		}
 		fputc('"', f);
 		break;
 	}
@@ -172,14 +185,20 @@ static void map_object(FILE *f, const ProtobufCFieldDescriptor *fd, ProtobufCMes
 void sy_pbjson_print(FILE *f, const ProtobufCMessage *m)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
+	bool first = true;
 
 	fputc('{', f);
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *fd = &d->fields[i];
 		const char *base = (const char *)m;
 
-		if (i)
+		/* a oneof's members share one union: only the member set is there to print */
+		if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		    *(const uint32_t *)(base + fd->quantifier_offset) != fd->id)
+			continue;
+		if (!first)
 			fputc(',', f);
+		first = false;
 		camel(f, fd->name);
 		fputc(':', f);
 		if (is_string_map(fd)) {

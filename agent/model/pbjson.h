@@ -1,6 +1,6 @@
 /* pbjson.h — any protobuf-c message as JSON, driven by its descriptor (proto3 JSON
- * mapping: lowerCamelCase names, enums by name, 64-bit integers as strings, string-keyed
- * maps as objects). One emitter for every `syctl -o json` output. */
+ * mapping: lowerCamelCase names, enums by name, 64-bit integers as strings, bytes as
+ * base64, string-keyed maps as objects). One emitter for every `syctl -o json` output. */
 #ifndef SY_PBJSON_H
 #define SY_PBJSON_H
 

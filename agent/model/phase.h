@@ -1,6 +1,8 @@
 /* phase.h — where a migration's cutover plan stands: the part of the controller's
  * state that the registry persists with the migration (state.proto CutoverState), so
- * a restarted agent goes on exactly where it was. Values match CutoverPhase. */
+ * a restarted agent goes on exactly where it was. Values match CutoverPhase (checked
+ * at compile time in spec_pb.c). The controller that moves it is cutover/cutover.c;
+ * the names are here (phase.c), beside the values. */
 #ifndef SY_PHASE_H
 #define SY_PHASE_H
 

@@ -1,6 +1,8 @@
 /* spec.h — the migration spec: the one model of what an operator asks for, whether it
  * comes from the YAML file (--config, SIGHUP) or from the Control API, and the one
- * validator both go through.
+ * validator both go through. spec.c holds the small pieces (names, ratios, copies),
+ * spec_validate.c the validator, spec_yaml.c the file reader (on model/yaml.h);
+ * the key mapper of the rewrite rules is keymap.h.
  *
  * File format (YAML, parsed with libyaml):
  *   migrations:
@@ -57,6 +59,7 @@
 #define SY_SPEC_MAX_REWRITES	8
 #define SY_MIRROR_QUEUE_DEFAULT 10000
 #define SY_MIRROR_QUEUE_MAX	1000000
+#define SY_SPEC_MAX_PINS	4096
 
 /* A key-prefix rewrite: keys starting with `from` on legacy are `to` on target. */
 struct sy_rewrite_spec {
@@ -169,7 +172,8 @@ struct sy_spec_err {
 /* Fills err->msg (printf style); err may be NULL. */
 void sy_spec_err_set(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Parses and validates a YAML file. 0, or a negative errno with err->msg filled. */
+/* Parses and validates a YAML file (spec_yaml.c; spec_yaml.h takes a document already
+ * parsed). 0, or a negative errno with err->msg filled. */
 int sy_spec_load_file(const char *path, struct sy_spec *out, struct sy_spec_err *err);
 /* Same for a buffer; `name` is used in place of FILE in messages. */
 int sy_spec_load_buf(const char *name, const char *buf, size_t len, struct sy_spec *out,
@@ -187,12 +191,6 @@ int sy_migration_spec_validate(const struct sy_migration_spec *m, struct sy_spec
 int sy_spec_validate_against(const struct sy_migration_spec *m, const struct sy_migration_spec *others,
 			     size_t n_others, struct sy_spec_err *err);
 
-/* Key `k` of side `from` (enum sy_side) as the other side names it, by the rewrite
- * rules: the new name in buf (*out = buf), or k itself when no rule applies (*out = k).
- * Returns the length of *out. */
-size_t sy_key_map(const struct sy_migration_spec *s, int from, const char *k, size_t len, char *buf,
-		  size_t cap, const char **out);
-
 /* "off", "forward", "reverse", "both" ↔ enum sy_mirror_mode; -EINVAL / NULL otherwise. */
 int sy_mirror_parse(const char *s, uint8_t *out);
 const char *sy_mirror_name(uint8_t m);
@@ -204,6 +202,10 @@ int sy_spec_name_ok(const char *s);
 
 /* Ratio strings: "25%", "12.5%", "2500bp", "0". Returns 0 and *bp, or -EINVAL. */
 int sy_ratio_parse(const char *s, uint32_t *bp);
+/* The one way a ratio is shown: "12.50%" (always two decimals). buf of at least
+ * SY_RATIO_STRLEN bytes; returns buf. */
+#define SY_RATIO_STRLEN 16
+const char *sy_ratio_format(uint32_t bp, char *buf, size_t n);
 
 void sy_spec_free(struct sy_spec *s);
 /* Deep copy of one migration (pins included). */

@@ -7,6 +7,39 @@
 #include <string.h>
 
 #include "model/endpoint.h"
+#include "model/phase.h"
+#include "switchyard/v1/cutover.pb-c.h"
+
+/* The C enums whose values are the wire's, cast across as they are: a renumbering on
+ * either side must fail the build, not silently change what the API and the state
+ * file mean. (Mirror is numbered differently on each side: it maps through a table.) */
+#define SAME(c, pb) _Static_assert((int)(c) == (int)(pb), #c " != " #pb)
+SAME(SY_SIDE_LEGACY, SWITCHYARD__V1__SIDE__SIDE_LEGACY);
+SAME(SY_SIDE_TARGET, SWITCHYARD__V1__SIDE__SIDE_TARGET);
+SAME(SY_CLIENT_CGROUP, SWITCHYARD__V1__CLIENT_MODE__CLIENT_CGROUP);
+SAME(SY_CLIENT_CONNECTION, SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION);
+SAME(SY_BREACH_ROLLBACK, SWITCHYARD__V1__BREACH__BREACH_ROLLBACK);
+SAME(SY_BREACH_PAUSE, SWITCHYARD__V1__BREACH__BREACH_PAUSE);
+SAME(SY_PHASE_NONE, SWITCHYARD__V1__CUTOVER_PHASE__PHASE_NONE);
+SAME(SY_PHASE_PENDING, SWITCHYARD__V1__CUTOVER_PHASE__PHASE_PENDING);
+SAME(SY_PHASE_BACKFILLING, SWITCHYARD__V1__CUTOVER_PHASE__PHASE_BACKFILLING);
+SAME(SY_PHASE_SHADOWING, SWITCHYARD__V1__CUTOVER_PHASE__PHASE_SHADOWING);
+SAME(SY_PHASE_VERIFYING, SWITCHYARD__V1__CUTOVER_PHASE__PHASE_VERIFYING);
+SAME(SY_PHASE_CUTTING_OVER, SWITCHYARD__V1__CUTOVER_PHASE__PHASE_CUTTING_OVER);
+SAME(SY_PHASE_COMPLETED, SWITCHYARD__V1__CUTOVER_PHASE__PHASE_COMPLETED);
+SAME(SY_PHASE_PAUSED, SWITCHYARD__V1__CUTOVER_PHASE__PHASE_PAUSED);
+SAME(SY_PHASE_ROLLED_BACK, SWITCHYARD__V1__CUTOVER_PHASE__PHASE_ROLLED_BACK);
+SAME(SY_PHASE_FINISHED, SWITCHYARD__V1__CUTOVER_PHASE__PHASE_FINISHED);
+_Static_assert(SY_PHASES == SWITCHYARD__V1__CUTOVER_PHASE__PHASE_FINISHED + 1, "a phase only one side has");
+
+/* enum sy_mirror_mode (capture bits, auto = 4) ↔ proto Mirror (auto = 0, off = 4). */
+static const Switchyard__V1__Mirror mirror_to_pb[] = {
+	[SY_MIRROR_OFF] = SWITCHYARD__V1__MIRROR__MIRROR_OFF,
+	[SY_MIRROR_FORWARD] = SWITCHYARD__V1__MIRROR__MIRROR_FORWARD,
+	[SY_MIRROR_REVERSE] = SWITCHYARD__V1__MIRROR__MIRROR_REVERSE,
+	[SY_MIRROR_BOTH] = SWITCHYARD__V1__MIRROR__MIRROR_BOTH,
+	[SY_MIRROR_AUTO] = SWITCHYARD__V1__MIRROR__MIRROR_AUTO,
+};
 
 static int eps_from(char **in, size_t n, const char *field, struct sy_endpoint *out, uint32_t *count,
 		    struct sy_spec_err *err)
@@ -167,23 +200,10 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	}
 	out->n_prefixes = (uint32_t)pb->n_prefixes;
 	out->sample_reads = pb->sample_reads;
-	switch ((int)pb->mirror) {
-	case SWITCHYARD__V1__MIRROR__MIRROR_AUTO:
-		out->mirror = SY_MIRROR_AUTO;
-		break;
-	case SWITCHYARD__V1__MIRROR__MIRROR_OFF:
-		out->mirror = SY_MIRROR_OFF;
-		break;
-	case SWITCHYARD__V1__MIRROR__MIRROR_FORWARD:
-		out->mirror = SY_MIRROR_FORWARD;
-		break;
-	case SWITCHYARD__V1__MIRROR__MIRROR_REVERSE:
-		out->mirror = SY_MIRROR_REVERSE;
-		break;
-	case SWITCHYARD__V1__MIRROR__MIRROR_BOTH:
-		out->mirror = SY_MIRROR_BOTH;
-		break;
-	default:
+	for (out->mirror = 0; out->mirror <= SY_MIRROR_AUTO && mirror_to_pb[out->mirror] != pb->mirror;
+	     out->mirror++)
+		;
+	if (out->mirror > SY_MIRROR_AUTO) {
 		snprintf(err->msg, sizeof(err->msg),
 			 "mirror: %d is not MIRROR_AUTO, _OFF, _FORWARD, _REVERSE or _BOTH", (int)pb->mirror);
 		return -EINVAL;
@@ -273,9 +293,8 @@ int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSp
 	pb->client = (Switchyard__V1__ClientMode)m->client_mode;
 	pb->ratio_bp = m->ratio_bp;
 	pb->sample_reads = m->sample_reads;
-	pb->mirror = m->mirror == SY_MIRROR_AUTO  ? SWITCHYARD__V1__MIRROR__MIRROR_AUTO
-		     : m->mirror == SY_MIRROR_OFF ? SWITCHYARD__V1__MIRROR__MIRROR_OFF
-						  : (Switchyard__V1__Mirror)m->mirror;
+	pb->mirror =
+		m->mirror <= SY_MIRROR_AUTO ? mirror_to_pb[m->mirror] : SWITCHYARD__V1__MIRROR__MIRROR_AUTO;
 	pb->capture_bytes = m->capture_bytes;
 	pb->mirror_queue = m->mirror_queue;
 	pb->auto_repair = m->auto_repair;

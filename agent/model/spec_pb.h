@@ -1,5 +1,8 @@
 /* spec_pb.h — the migration spec between its protobuf form (Control API, state file)
- * and struct sy_migration_spec. Parsing only: validation is spec.c's. */
+ * and struct sy_migration_spec. Parsing only: validation is spec_validate.c's.
+ * Strings arrive here NUL-terminated by protobuf-c, which cuts a string at an embedded
+ * NUL and keeps no length: a request carrying one is refused on its raw bytes by the
+ * server transport before the unpack (rpc/pb_strings.h); the state file is our own. */
 #ifndef SY_SPEC_PB_H
 #define SY_SPEC_PB_H
 

@@ -1,8 +1,9 @@
 /* resp_scan.h — the host driver of the RESP request machine (include/switchyard/
  * resp.h): feeds a byte stream in any chunking, the way the kernel's egress program
  * does (skips, header fast paths, bytes), and reports each command with its class
- * and first key from the one command table. Used by tests and fuzzers to prove the
- * kernel's parser on the host, and by the agent wherever it reads request streams. */
+ * and first key from the one command table. Used only by tests and fuzzers, to prove
+ * the kernel's parser on the host (the agent itself reads no request stream: the
+ * kernel parses, the agent gets ring-buffer records). */
 #ifndef SY_RESP_SCAN_H
 #define SY_RESP_SCAN_H
 

@@ -797,10 +797,12 @@ int sy_registry_delete(struct sy_registry *r, const char *name, bool force, stru
 		return -ENOENT;
 	}
 	if (!force && has_target_clients(&r->migs[at])) {
+		char ratio[SY_RATIO_STRLEN];
+
 		set_err(err,
-			"migration \"%s\" still sends clients to its target (ratio %u.%02u%%%s); set the "
+			"migration \"%s\" still sends clients to its target (ratio %s%s); set the "
 			"ratio to 0%% first, or force",
-			name, r->migs[at].spec.ratio_bp / 100, r->migs[at].spec.ratio_bp % 100,
+			name, sy_ratio_format(r->migs[at].spec.ratio_bp, ratio, sizeof(ratio)),
 			r->migs[at].spec.ratio_bp ? "" : ", pins to target");
 		return -EBUSY;
 	}

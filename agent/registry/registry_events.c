@@ -20,8 +20,7 @@ static const char *side_name(uint8_t side)
 
 static const char *ratio_str(uint32_t bp, char *buf, size_t n)
 {
-	snprintf(buf, n, "%u.%02u%%", bp / 100, bp % 100);
-	return buf;
+	return sy_ratio_format(bp, buf, n);
 }
 
 static const char *eps_str(const struct sy_endpoint *eps, uint32_t n, char *buf, size_t len)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "rpc/grpc_frame.h"
+#include "rpc/pb_strings.h"
 #include "core/log.h"
 #include "rpc/rpc_listen.h"
 
@@ -454,9 +455,20 @@ static const struct method *find_method(const struct sy_rpc_server *srv, const c
 static void dispatch(struct sy_rpc_call *call)
 {
 	ProtobufCMessage *req;
+	char field[256];
 
 	if (!call->have_req) {
 		end_call(call, SY_GRPC_INVALID_ARGUMENT, "request message missing");
+		return;
+	}
+	if (sy_pb_strings_check(call->m->desc, call->req, call->req_len, field, sizeof(field))) {
+		/* protobuf-c would cut the string at the NUL without a trace (pb_strings.h) */
+		char why[400];
+
+		free(call->req);
+		call->req = NULL;
+		snprintf(why, sizeof(why), "%s: a string must not contain a NUL byte", field);
+		end_call(call, SY_GRPC_INVALID_ARGUMENT, why);
 		return;
 	}
 	req = protobuf_c_message_unpack(call->m->desc, NULL, call->req_len, call->req);

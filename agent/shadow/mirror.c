@@ -12,6 +12,7 @@
 #include "core/fnv.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "model/keymap.h"
 #include "registry/registry.h"
 #include "redis/redis_conn.h"
 

@@ -7,17 +7,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 #include "telemetry/exporters.h"
 
 #include "core/duration.h"
+#include "core/quote.h"
 #include "core/log.h"
 #include "telemetry/otlp.h"
 #include "telemetry/prom.h"
+#include "model/yaml.h"
 #include "rpc/rpc_listen.h"
 
 #define DEFAULT_INTERVAL_MS 10000
+
+/* A value inside a message: escaped, cut when long (core/quote.h). */
+#define Q(s) sy_quote((char[SY_QUOTE_BUF]){0}, (s))
 
 /* ---- values, one validator for the command line and the file --------------------------- */
 
@@ -31,11 +35,11 @@ static int check_addr(const char *s, bool name_ok, bool port0_ok, char *why, siz
 
 	if (sy_rpc_addr_parse(s, &a) == 0) {
 		if (a.ss.ss_family == AF_UNIX) {
-			snprintf(why, n, "\"%s\": a unix socket is not supported here (HOST:PORT)", s);
+			snprintf(why, n, "\"%s\": a unix socket is not supported here (HOST:PORT)", Q(s));
 			return -EINVAL;
 		}
 		if (!port0_ok && a.port == 0) {
-			snprintf(why, n, "\"%s\": port 0", s);
+			snprintf(why, n, "\"%s\": port 0", Q(s));
 			return -EINVAL;
 		}
 		return 0;
@@ -52,7 +56,7 @@ static int check_addr(const char *s, bool name_ok, bool port0_ok, char *why, siz
 		if (!errno && *end == '\0' && end != colon + 1 && port > 0 && port < 65536 && s + i == colon)
 			return 0;
 	}
-	snprintf(why, n, "\"%s\" is not HOST:PORT (%s, [IPv6]:PORT or localhost:PORT)", s,
+	snprintf(why, n, "\"%s\" is not HOST:PORT (%s, [IPv6]:PORT or localhost:PORT)", Q(s),
 		 name_ok ? "a numeric IPv4 address or host name" : "a numeric IPv4 address");
 	return -EINVAL;
 }
@@ -60,9 +64,14 @@ static int check_addr(const char *s, bool name_ok, bool port0_ok, char *why, siz
 static int check_interval(const char *s, uint32_t *out, char *why, size_t n)
 {
 	uint64_t v;
+	int e = sy_duration_ms(s, &v);
 
-	if (sy_duration_ms(s, &v) || v < 100 || v > 3600000) {
-		snprintf(why, n, "\"%s\" is not a duration from 100ms to 1h (e.g. 500ms, 10s, 1m)", s);
+	if (e == -EDOM) {
+		snprintf(why, n, "\"%s\" %s", Q(s), sy_duration_strerror(e));
+		return -EINVAL;
+	}
+	if (e || v < 100 || v > 3600000) {
+		snprintf(why, n, "\"%s\" is not a duration from 100ms to 1h (e.g. 500ms, 10s, 1m)", Q(s));
 		return -EINVAL;
 	}
 	*out = (uint32_t)v;
@@ -76,7 +85,7 @@ static int check_bool(const char *s, bool *out, char *why, size_t n)
 	else if (strcmp(s, "off") == 0 || strcmp(s, "false") == 0)
 		*out = false;
 	else {
-		snprintf(why, n, "\"%s\" is not on or off", s);
+		snprintf(why, n, "\"%s\" is not on or off", Q(s));
 		return -EINVAL;
 	}
 	return 0;
@@ -89,8 +98,10 @@ static int add_resource(struct sy_exporters_cfg *c, const char *k, size_t klen, 
 	size_t i;
 
 	if (klen == 0 || klen >= sizeof(c->res_key[0]) || strlen(v) >= sizeof(c->res_val[0])) {
-		snprintf(why, n, "\"%.*s=%.40s\": the key must be 1 to %zu bytes, the value at most %zu",
-			 (int)klen, k, v, sizeof(c->res_key[0]) - 1, sizeof(c->res_val[0]) - 1);
+		char qk[SY_QUOTE_BUF];
+
+		snprintf(why, n, "\"%s=%s\": the key must be 1 to %zu bytes, the value at most %zu",
+			 sy_quote_n(qk, k, klen), Q(v), sizeof(c->res_key[0]) - 1, sizeof(c->res_val[0]) - 1);
 		return -EINVAL;
 	}
 	for (i = 0; i < c->n_res; i++)
@@ -112,90 +123,73 @@ static int check_resource_kv(struct sy_exporters_cfg *c, const char *s, char *wh
 	const char *eq = strchr(s, '=');
 
 	if (!eq) {
-		snprintf(why, n, "\"%s\" is not KEY=VALUE", s);
+		snprintf(why, n, "\"%s\" is not KEY=VALUE", Q(s));
 		return -EINVAL;
 	}
 	return add_resource(c, s, (size_t)(eq - s), eq + 1, why, n);
 }
 
-/* ---- command line ------------------------------------------------------------------------ */
+/* ---- command line (options of the daemon's getopt_long table) --------------------------- */
 
-enum { O_METRICS, O_ENDPOINT, O_INTERVAL, O_RESOURCE, O_GZIP, O_N };
-static const char *const opt_names[O_N] = {"metrics", "otlp-endpoint", "otlp-interval", "otlp-resource",
-					   "otlp-gzip"};
+static const char *const opt_names[SY_EXP_OPTS] = {"metrics", "otlp-endpoint", "otlp-interval",
+						   "otlp-resource", "otlp-gzip"};
 
-static void defaults(struct sy_exporters_cfg *c)
+void sy_exporters_defaults(struct sy_exporters_cfg *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->otlp_interval_ms = DEFAULT_INTERVAL_MS;
 	c->otlp_gzip = true;
 }
 
+const char *sy_exporters_opt_name(int val)
+{
+	return val >= SY_EXP_OPT_BASE && val < SY_EXP_OPT_BASE + SY_EXP_OPTS
+		       ? opt_names[val - SY_EXP_OPT_BASE]
+		       : NULL;
+}
+
 static int take(struct sy_exporters_cfg *c, int o, const char *v, char *why, size_t n)
 {
 	switch (o) {
-	case O_METRICS:
+	case SY_EXP_OPT_METRICS:
 		c->cli_metrics = true;
 		if (check_addr(v, false, true, why, n))
 			return -EINVAL;
 		snprintf(c->metrics, sizeof(c->metrics), "%s", v);
 		return 0;
-	case O_ENDPOINT:
+	case SY_EXP_OPT_ENDPOINT:
 		c->cli_endpoint = true;
 		if (strlen(v) >= sizeof(c->otlp_endpoint) || check_addr(v, true, false, why, n))
 			return -EINVAL;
 		snprintf(c->otlp_endpoint, sizeof(c->otlp_endpoint), "%s", v);
 		return 0;
-	case O_INTERVAL:
+	case SY_EXP_OPT_INTERVAL:
 		c->cli_interval = true;
 		return check_interval(v, &c->otlp_interval_ms, why, n);
-	case O_RESOURCE:
+	case SY_EXP_OPT_RESOURCE:
 		return check_resource_kv(c, v, why, n);
-	case O_GZIP:
+	case SY_EXP_OPT_GZIP:
 		c->cli_gzip = true;
 		return check_bool(v, &c->otlp_gzip, why, n);
 	}
 	return -EINVAL;
 }
 
-int sy_exporters_args(int *argc, char **argv, struct sy_exporters_cfg *cfg)
+int sy_exporters_opt(struct sy_exporters_cfg *cfg, int val, const char *arg)
 {
-	int out = 1;
+	char why[256] = "";
+	const char *name = sy_exporters_opt_name(val);
 
-	defaults(cfg);
-	for (int i = 1; i < *argc; i++) {
-		const char *a = argv[i], *v = NULL;
-		char why[256] = "";
-		int o;
-
-		if (strcmp(a, "--") == 0) {
-			while (i < *argc)
-				argv[out++] = argv[i++];
-			break;
-		}
-		for (o = 0; o < O_N; o++) {
-			size_t l = strlen(opt_names[o]);
-
-			if (strncmp(a, "--", 2) == 0 && strncmp(a + 2, opt_names[o], l) == 0 &&
-			    (a[2 + l] == '\0' || a[2 + l] == '='))
-				break;
-		}
-		if (o == O_N) {
-			argv[out++] = argv[i];
-			continue;
-		}
-		v = strchr(a, '=') ? strchr(a, '=') + 1 : (i + 1 < *argc ? argv[++i] : NULL);
-		if (!v) {
-			fprintf(stderr, "switchyardd: --%s: missing value (see --help)\n", opt_names[o]);
-			return 2;
-		}
-		if (take(cfg, o, v, why, sizeof(why))) {
-			fprintf(stderr, "switchyardd: --%s: %s\n", opt_names[o], why[0] ? why : "bad value");
-			return 2;
-		}
+	if (!name)
+		return 2;
+	if (!arg) {
+		fprintf(stderr, "switchyardd: --%s: missing value (see --help)\n", name);
+		return 2;
 	}
-	*argc = out;
-	argv[out] = NULL;
+	if (take(cfg, val, arg, why, sizeof(why))) {
+		fprintf(stderr, "switchyardd: --%s: %s\n", name, why[0] ? why : "bad value");
+		return 2;
+	}
 	return 0;
 }
 
@@ -208,11 +202,10 @@ void sy_exporters_usage(FILE *f)
 		   "  --otlp-gzip on|off      compress export requests (default on)\n");
 }
 
-/* ---- the config file's telemetry: section ------------------------------------------------ */
+/* ---- the config file's telemetry: section (a document model/yaml.h parsed) ---------------- */
 
 struct ydoc {
-	yaml_document_t doc;
-	const char *name;
+	struct sy_yaml *y;
 	char *err;
 	size_t errlen;
 };
@@ -222,19 +215,13 @@ static int yerr(struct ydoc *y, const yaml_node_t *n, const char *fmt, ...)
 
 static int yerr(struct ydoc *y, const yaml_node_t *n, const char *fmt, ...)
 {
+	char msg[400];
 	va_list ap;
-	int k = snprintf(y->err, y->errlen, "%s:%zu: telemetry: ", y->name, n ? n->start_mark.line + 1 : 1);
 
 	va_start(ap, fmt);
-	if (k >= 0 && (size_t)k < y->errlen)
-		vsnprintf(y->err + k, y->errlen - (size_t)k, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return -EINVAL;
-}
-
-static const char *yscalar(const yaml_node_t *n)
-{
-	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+	return sy_yaml_fail(y->y, n, y->err, y->errlen, "telemetry: %s", msg);
 }
 
 /* Called for each key of a mapping. */
@@ -247,9 +234,8 @@ static int each_field(struct ydoc *y, struct sy_exporters_cfg *c, yaml_node_t *m
 	if (map->type != YAML_MAPPING_NODE)
 		return yerr(y, map, "%s must be a mapping", what);
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = yaml_document_get_node(&y->doc, p->key),
-			    *v = yaml_document_get_node(&y->doc, p->value);
-		const char *key = yscalar(k);
+		yaml_node_t *k = sy_yaml_node(y->y, p->key), *v = sy_yaml_node(y->y, p->value);
+		const char *key = sy_yaml_scalar(k);
 		int e;
 
 		if (!key)
@@ -262,7 +248,7 @@ static int each_field(struct ydoc *y, struct sy_exporters_cfg *c, yaml_node_t *m
 
 static int scalar_of(struct ydoc *y, yaml_node_t *v, const char *key, const char **out)
 {
-	*out = yscalar(v);
+	*out = sy_yaml_scalar(v);
 	if (!*out)
 		return yerr(y, v, "%s: expected a single value", key);
 	return 0;
@@ -330,7 +316,7 @@ static int otlp_field(struct ydoc *y, struct sy_exporters_cfg *c, const char *ke
 		return yerr(
 			y, k,
 			"otlp: unknown field \"%s\" (expected one of: endpoint, interval, gzip, resource)",
-			key);
+			Q(key));
 	}
 	return 0;
 }
@@ -352,84 +338,30 @@ static int telemetry_field(struct ydoc *y, struct sy_exporters_cfg *c, const cha
 			snprintf(c->metrics, sizeof(c->metrics), "%s", s);
 		return 0;
 	}
-	return yerr(y, k, "unknown field \"%s\" (expected one of: metrics, otlp)", key);
+	return yerr(y, k, "unknown field \"%s\" (expected one of: metrics, otlp)", Q(key));
+}
+
+int sy_exporters_from_yaml(struct sy_yaml *doc, struct sy_exporters_cfg *cfg, char *err, size_t errlen)
+{
+	struct ydoc y = {.y = doc, .err = err, .errlen = errlen};
+	yaml_node_t *v = sy_yaml_get(doc, sy_yaml_root(doc), "telemetry");
+
+	err[0] = '\0';
+	if (!v || (sy_yaml_scalar(v) && (!*sy_yaml_scalar(v) || strcmp(sy_yaml_scalar(v), "null") == 0)))
+		return 0; /* no section, or "telemetry:" with nothing under it */
+	return each_field(&y, cfg, v, "the telemetry section", telemetry_field);
 }
 
 int sy_exporters_load_buf(const char *name, const char *buf, size_t len, struct sy_exporters_cfg *cfg,
 			  char *err, size_t errlen)
 {
-	struct ydoc y = {.name = name, .err = err, .errlen = errlen};
-	yaml_parser_t parser;
-	yaml_node_t *root;
-	int e = 0;
+	struct sy_yaml y;
+	int e = sy_yaml_load_buf(&y, name, buf, len, err, errlen);
 
-	err[0] = '\0';
-	if (!yaml_parser_initialize(&parser))
-		return -ENOMEM;
-	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-	if (!yaml_parser_load(&parser, &y.doc)) {
-		/* spec.c reports the file's syntax; here it only means no telemetry section */
-		yaml_parser_delete(&parser);
-		snprintf(err, errlen, "%s:%zu: YAML: %s", name, parser.problem_mark.line + 1,
-			 parser.problem ? parser.problem : "syntax error");
-		return -EINVAL;
-	}
-	yaml_parser_delete(&parser);
-	root = yaml_document_get_root_node(&y.doc);
-	if (root && root->type == YAML_MAPPING_NODE) {
-		for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
-		     p++) {
-			yaml_node_t *k = yaml_document_get_node(&y.doc, p->key),
-				    *v = yaml_document_get_node(&y.doc, p->value);
-			const char *key = yscalar(k);
-
-			if (!key || strcmp(key, "telemetry") != 0)
-				continue;
-			if (v->type == YAML_SCALAR_NODE && (!*yscalar(v) || strcmp(yscalar(v), "null") == 0))
-				continue; /* "telemetry:" with nothing under it */
-			if ((e = each_field(&y, cfg, v, "the telemetry section", telemetry_field)))
-				break;
-		}
-	}
-	yaml_document_delete(&y.doc);
-	return e;
-}
-
-int sy_exporters_load_file(const char *file, struct sy_exporters_cfg *cfg)
-{
-	char err[512];
-	FILE *f = fopen(file, "r");
-	char *buf = NULL;
-	size_t cap = 0, len = 0;
-	int e;
-
-	if (!f) {
-		fprintf(stderr, "switchyardd: %s: %s\n", file, strerror(errno));
-		return -errno;
-	}
-	for (;;) {
-		if (len == cap) {
-			char *nb = realloc(buf, cap ? cap * 2 : 65536);
-
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				return -ENOMEM;
-			}
-			buf = nb;
-			cap = cap ? cap * 2 : 65536;
-		}
-		size_t r = fread(buf + len, 1, cap - len, f);
-
-		len += r;
-		if (r == 0)
-			break;
-	}
-	fclose(f);
-	e = sy_exporters_load_buf(file, buf, len, cfg, err, sizeof(err));
-	free(buf);
 	if (e)
-		fprintf(stderr, "%s\n", err);
+		return e;
+	e = sy_exporters_from_yaml(&y, cfg, err, errlen);
+	sy_yaml_free(&y);
 	return e;
 }
 

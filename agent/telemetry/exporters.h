@@ -4,7 +4,8 @@
  * Settings come from the command line (--metrics, --otlp-endpoint, --otlp-interval,
  * --otlp-resource, --otlp-gzip) and from the config file's top-level `telemetry:`
  * section; an option given on the command line wins over the file. They are read at
- * start (a SIGHUP does not change them). See docs/observability.md. */
+ * start (a SIGHUP does not change them), from the document the daemon parsed once for
+ * the spec too (model/yaml.h). See docs/observability.md. */
 #ifndef SY_EXPORTERS_H
 #define SY_EXPORTERS_H
 
@@ -30,15 +31,38 @@ struct sy_exporters_cfg {
 
 struct sy_loop;
 struct sy_exporters;
+struct sy_yaml;
 
-/* Defaults, then takes this module's options out of argv (so the daemon's own parser
- * never sees them); "--opt VALUE" and "--opt=VALUE". Returns 0, or 2 after printing
- * "switchyardd: --opt: why" (bad usage). */
-int sy_exporters_args(int *argc, char **argv, struct sy_exporters_cfg *cfg);
-/* Reads the `telemetry:` section of a config file (absent = nothing to do). Returns 0,
- * or -EINVAL after printing "FILE:LINE: telemetry: why" on stderr. */
-int sy_exporters_load_file(const char *file, struct sy_exporters_cfg *cfg);
-/* The same on a buffer, the error into err (for tests). */
+/* The options live in the daemon's one getopt_long table (switchyardd.c): these entries,
+ * each with its own val, handed back to sy_exporters_opt. */
+enum {
+	SY_EXP_OPT_BASE = 0x400,
+	SY_EXP_OPT_METRICS = SY_EXP_OPT_BASE,
+	SY_EXP_OPT_ENDPOINT,
+	SY_EXP_OPT_INTERVAL,
+	SY_EXP_OPT_RESOURCE,
+	SY_EXP_OPT_GZIP,
+};
+#define SY_EXP_OPTS 5
+#define SY_EXPORTERS_LONGOPTS                                                                                \
+	{"metrics", required_argument, 0, SY_EXP_OPT_METRICS},                                               \
+		{"otlp-endpoint", required_argument, 0, SY_EXP_OPT_ENDPOINT},                                \
+		{"otlp-interval", required_argument, 0, SY_EXP_OPT_INTERVAL},                                \
+		{"otlp-resource", required_argument, 0, SY_EXP_OPT_RESOURCE},                                \
+	{                                                                                                    \
+		"otlp-gzip", required_argument, 0, SY_EXP_OPT_GZIP                                           \
+	}
+
+void sy_exporters_defaults(struct sy_exporters_cfg *cfg);
+/* "metrics", … for a val of the table; NULL for any other val. */
+const char *sy_exporters_opt_name(int val);
+/* One option of the table with its argument (NULL: it was missing). Returns 0, or 2
+ * after printing "switchyardd: --opt: why" (bad usage). */
+int sy_exporters_opt(struct sy_exporters_cfg *cfg, int val, const char *arg);
+/* Reads the `telemetry:` section of the parsed config file (absent = nothing to do).
+ * Returns 0, or -EINVAL with "FILE:LINE: telemetry: why" in err. */
+int sy_exporters_from_yaml(struct sy_yaml *doc, struct sy_exporters_cfg *cfg, char *err, size_t errlen);
+/* The same on a buffer it parses (for tests). */
 int sy_exporters_load_buf(const char *name, const char *buf, size_t len, struct sy_exporters_cfg *cfg,
 			  char *err, size_t errlen);
 void sy_exporters_usage(FILE *f);

@@ -2,6 +2,7 @@
  * Prometheus names and text rendering, the OTLP request (decoded back with
  * protobuf-c), and the exporters' settings (command line and telemetry: section). */
 #include <setjmp.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -286,6 +287,33 @@ static void otlp_request_decodes(void **state)
 	sy_metrics_set_free(&s);
 }
 
+/* The daemon's way (switchyardd.c): the exporters' options are entries of its one
+ * getopt_long table beside its own (here only --config); *config gets the latter. */
+static int exporters_args(int argc, char **argv, struct sy_exporters_cfg *cfg, const char **config)
+{
+	static const struct option lo[] = {
+		{"config", required_argument, 0, 'c'},
+		SY_EXPORTERS_LONGOPTS,
+		{0, 0, 0, 0},
+	};
+	int c, e;
+
+	sy_exporters_defaults(cfg);
+	optind = 0; /* a full reset: each test parses its own argv */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+		if (c == 'c' && config)
+			*config = optarg;
+		else if (sy_exporters_opt_name(c) && (e = sy_exporters_opt(cfg, c, optarg)))
+			return e;
+		else if (c == ':' && sy_exporters_opt_name(optopt))
+			return sy_exporters_opt(cfg, optopt, NULL);
+		else if (c == '?' || c == ':')
+			return 2;
+	}
+	return 0;
+}
+
 static void settings_from_the_command_line(void **state)
 {
 	char *argv[] = {"switchyardd",
@@ -303,13 +331,11 @@ static void settings_from_the_command_line(void **state)
 			NULL};
 	int argc = 12;
 	struct sy_exporters_cfg c;
+	const char *config = NULL;
 
 	(void)state;
-	assert_int_equal(sy_exporters_args(&argc, argv, &c), 0);
-	assert_int_equal(argc, 3); /* only the daemon's own left */
-	assert_string_equal(argv[1], "--config");
-	assert_string_equal(argv[2], "x.yaml");
-	assert_null(argv[3]);
+	assert_int_equal(exporters_args(argc, argv, &c, &config), 0);
+	assert_string_equal(config, "x.yaml"); /* the daemon's own option, in the same table */
 	assert_string_equal(c.metrics, "127.0.0.1:9464");
 	assert_string_equal(c.otlp_endpoint, "[::1]:4317");
 	assert_int_equal(c.otlp_interval_ms, 2000);
@@ -333,14 +359,14 @@ static void bad_options_exit_2(void **state)
 		int argc = 3;
 		struct sy_exporters_cfg c;
 
-		assert_int_equal(sy_exporters_args(&argc, argv, &c), 2);
+		assert_int_equal(exporters_args(argc, argv, &c, NULL), 2);
 	}
 	{
 		char *argv[] = {"switchyardd", "--otlp-endpoint", NULL};
 		int argc = 2;
 		struct sy_exporters_cfg c;
 
-		assert_int_equal(sy_exporters_args(&argc, argv, &c), 2);
+		assert_int_equal(exporters_args(argc, argv, &c, NULL), 2);
 	}
 }
 
@@ -360,7 +386,7 @@ static void settings_from_the_file(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(sy_exporters_args(&argc, argv, &c), 0);
+	assert_int_equal(exporters_args(argc, argv, &c, NULL), 0);
 	assert_int_equal(sy_exporters_load_buf("f.yaml", y, strlen(y), &c, err, sizeof(err)), 0);
 	assert_string_equal(c.metrics, "127.0.0.1:9100");
 	assert_string_equal(c.otlp_endpoint, "collector.local:4317");
@@ -390,7 +416,7 @@ static void bad_files_say_where(void **state)
 		char *argv[] = {"switchyardd", NULL};
 		int argc = 1;
 
-		sy_exporters_args(&argc, argv, &c);
+		exporters_args(argc, argv, &c, NULL);
 		assert_int_equal(
 			sy_exporters_load_buf("f.yaml", bad[i][0], strlen(bad[i][0]), &c, err, sizeof(err)),
 			-22);

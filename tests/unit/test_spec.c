@@ -8,11 +8,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/duration.h"
 #include "model/endpoint.h"
 #include "model/spec.h"
 #include "model/spec_pb.h"
+#include "rpc/pb_strings.h"
+#include "switchyard/v1/control.pb-c.h"
+#include "telemetry/exporters.h"
 
 static int load(const char *text, struct sy_spec *s, struct sy_spec_err *err)
 {
@@ -244,6 +249,204 @@ static void plan_parses_defaults_and_round_trips(void **state)
 	sy_spec_free(&s);
 }
 
+/* Issue 18: a file of "[[[[…" is refused at depth 33 by the event parser, before any
+ * document is built (20 000 levels once took 2 s of the event loop). */
+static void deep_nesting_is_refused_early(void **state)
+{
+	static const size_t depths[] = {33, 20000, 100000};
+	struct sy_spec s;
+	struct sy_spec_err err = {{0}};
+	char *text;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
+		text = malloc(depths[i] + 64);
+		assert_non_null(text);
+		strcpy(text, "migrations:\n  - ");
+		memset(text + strlen(text), '[', depths[i]);
+		text[strlen("migrations:\n  - ") + depths[i]] = '\0';
+		assert_int_equal(load(text, &s, &err), -EINVAL);
+		assert_string_equal(err.msg, "t.yaml:2: nesting deeper than 32");
+		free(text);
+	}
+	/* 32 levels are read (and refused by the spec reader for what they are) */
+	text = malloc(200);
+	assert_non_null(text);
+	strcpy(text, "migrations:\n  - ");
+	memset(text + strlen(text), '[', 30);
+	memset(text + strlen("migrations:\n  - ") + 30, ']', 30);
+	text[strlen("migrations:\n  - ") + 60] = '\0';
+	assert_int_equal(load(text, &s, &err), -EINVAL);
+	assert_string_equal(err.msg, "t.yaml:2: migrations[0] must be a mapping, not a list");
+	free(text);
+}
+
+/* Issue 18: "m\0x" was read as "m"; every string of the file is refused with a NUL. */
+static void nul_in_any_string_is_refused(void **state)
+{
+	static const char *const bad[][2] = {
+		{"migrations:\n  - name: \"m\\0x\"\n", "t.yaml:2: \"m\\0x\": a NUL byte in a string"},
+		{"migrations:\n  - name: m\n    prefixes: [\"user:\\0\"]\n",
+		 "t.yaml:3: \"user:\\0\": a NUL byte in a string"},
+		{"migrations:\n  - name: m\n    legacy: [\"127.0.0.1:1\\0\"]\n",
+		 "t.yaml:3: \"127.0.0.1:1\\0\": a NUL byte in a string"},
+		{"migrations:\n  - name: m\n    pins: [{cgroup: \"/sys\\0/x\", side: target}]\n",
+		 "t.yaml:3: \"/sys\\0/x\": a NUL byte in a string"},
+		{"migrations:\n  - name: m\n    rewrite: {\"a\\0\": b}\n",
+		 "t.yaml:3: \"a\\0\": a NUL byte in a string"},
+		{"migrations:\n  - \"na\\0me\": m\n", "t.yaml:2: \"na\\0me\": a NUL byte in a string"},
+	};
+	struct sy_exporters_cfg c;
+	char e[256];
+	const char *t = "telemetry:\n  otlp:\n    resource: {team: \"a\\0b\"}\n";
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_error(bad[i][0], bad[i][1]);
+	sy_exporters_defaults(&c);
+	assert_int_equal(sy_exporters_load_buf("t.yaml", t, strlen(t), &c, e, sizeof(e)), -EINVAL);
+	assert_string_equal(e, "t.yaml:3: \"a\\0b\": a NUL byte in a string");
+}
+
+/* Issue 18: a value with a newline kept the message on two lines; long ones are cut. */
+static void values_in_messages_are_escaped_and_cut(void **state)
+{
+	struct sy_spec s;
+	struct sy_spec_err err = {{0}};
+	struct sy_migration_spec m = {0};
+	char text[1024], long_name[301];
+
+	(void)state;
+	expect_error("migrations:\n  - name: \"a\\nb\\t\\\"c\"\n",
+		     "t.yaml:2: name: \"a\\nb\\t\\\"c\" must be 1-63 characters");
+	expect_error("migrations:\n  - name: m\n    \"ratio\\nx\": 1%\n",
+		     "t.yaml:3: unknown field \"ratio\\nx\"");
+	memset(long_name, 'a', 300);
+	long_name[300] = '\0';
+	snprintf(text, sizeof(text), "migrations:\n  - name: %s\n", long_name);
+	assert_int_equal(load(text, &s, &err), -EINVAL);
+	assert_null(strchr(err.msg, '\n'));
+	assert_non_null(strstr(err.msg, "aaaa...\" must be"));
+	assert_true(strlen(err.msg) < 300);
+	/* the API path: the one validator escapes too */
+	snprintf(m.name, sizeof(m.name), "x\ny");
+	assert_int_equal(sy_migration_spec_validate(&m, &err), -EINVAL);
+	assert_null(strchr(err.msg, '\n'));
+	assert_memory_equal(err.msg, "name: \"x\\ny\" must be", strlen("name: \"x\\ny\" must be"));
+}
+
+/* Over the API, protobuf-c cuts a string at its NUL and keeps no length: the raw bytes
+ * are looked at before the unpack (rpc_server.c refuses them). */
+static void nul_in_api_strings_is_seen_in_the_raw_bytes(void **state)
+{
+	Switchyard__V1__ApplyMigrationRequest req = SWITCHYARD__V1__APPLY_MIGRATION_REQUEST__INIT;
+	Switchyard__V1__MigrationSpec pb;
+	Switchyard__V1__ApplyMigrationRequest *back;
+	struct sy_migration_spec m = {0};
+	uint8_t buf[1024], *x;
+	char where[256] = "";
+	size_t n;
+
+	(void)state;
+	snprintf(m.name, sizeof(m.name), "aXb");
+	m.n_legacy = m.n_target = 1;
+	sy_endpoint_parse("127.0.0.1:1", &m.legacy[0], where, sizeof(where));
+	sy_endpoint_parse("127.0.0.1:2", &m.target[0], where, sizeof(where));
+	m.n_prefixes = 1;
+	snprintf(m.prefixes[0], sizeof(m.prefixes[0]), "uYs");
+	assert_int_equal(sy_spec_to_pb(&m, &pb), 0);
+	req.spec = &pb;
+	n = switchyard__v1__apply_migration_request__pack(&req, buf);
+	sy_spec_pb_free(&pb);
+	assert_int_equal(sy_pb_strings_check(&switchyard__v1__apply_migration_request__descriptor, buf, n,
+					     where, sizeof(where)),
+			 0);
+	x = memchr(buf, 'Y', n);
+	*x = 0;
+	assert_int_equal(sy_pb_strings_check(&switchyard__v1__apply_migration_request__descriptor, buf, n,
+					     where, sizeof(where)),
+			 -EINVAL);
+	assert_string_equal(where, "spec.prefixes");
+	*x = 'Y';
+	x = memchr(buf, 'X', n);
+	*x = 0;
+	assert_int_equal(sy_pb_strings_check(&switchyard__v1__apply_migration_request__descriptor, buf, n,
+					     where, sizeof(where)),
+			 -EINVAL);
+	assert_string_equal(where, "spec.name");
+	/* what the check is for: after the unpack, "a\0b" is "a" and nothing tells */
+	back = switchyard__v1__apply_migration_request__unpack(NULL, n, buf);
+	assert_non_null(back);
+	assert_string_equal(back->spec->name, "a");
+	switchyard__v1__apply_migration_request__free_unpacked(back, NULL);
+	/* malformed bytes are left to the unpack */
+	assert_int_equal(sy_pb_strings_check(&switchyard__v1__apply_migration_request__descriptor, buf, n / 2,
+					     where, sizeof(where)),
+			 0);
+}
+
+/* One duration reader: a number needs a unit (but 0), the daemon's and syctl's alike. */
+static void durations_need_a_unit(void **state)
+{
+	uint64_t ms = 7;
+
+	(void)state;
+	assert_int_equal(sy_duration_ms("250ms", &ms), 0);
+	assert_int_equal(ms, 250);
+	assert_int_equal(sy_duration_ms("1.5s", &ms), 0);
+	assert_int_equal(ms, 1500);
+	assert_int_equal(sy_duration_ms("5m", &ms), 0);
+	assert_int_equal(ms, 300000);
+	assert_int_equal(sy_duration_ms("1h", &ms), 0);
+	assert_int_equal(ms, 3600000);
+	assert_int_equal(sy_duration_ms("0", &ms), 0);
+	assert_int_equal(ms, 0);
+	assert_int_equal(sy_duration_ms("500", &ms), -EDOM);
+	assert_int_equal(sy_duration_ms("5", &ms), -EDOM);
+	assert_int_equal(sy_duration_ms("soon", &ms), -EINVAL);
+	assert_int_equal(sy_duration_ms("-1s", &ms), -EINVAL);
+	assert_int_equal(sy_duration_ms("8d", &ms), -EINVAL);
+	assert_int_equal(sy_duration_ms("200h", &ms), -ERANGE);
+	assert_string_equal(sy_duration_strerror(-EDOM), "needs a unit: ms, s, m or h");
+	expect_error(
+		"migrations:\n  - name: m\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
+		"    plan: {steps: [100%], bake: 5}\n",
+		"t.yaml:5: plan.bake: \"5\" needs a unit: ms, s, m or h");
+}
+
+/* One ratio formatter, the bytes every view printed before; every mirror mode crosses
+ * the API and comes back (the two enums are numbered differently). */
+static void ratio_format_and_mirror_mapping(void **state)
+{
+	static const uint32_t bp[] = {0, 1, 50, 1250, 2500, 9999, 10000};
+	static const char *const want[] = {"0.00%",  "0.01%",  "0.50%",	 "12.50%",
+					   "25.00%", "99.99%", "100.00%"};
+	struct sy_migration_spec m = {0}, back;
+	Switchyard__V1__MigrationSpec pb;
+	struct sy_spec_err err;
+	char buf[SY_RATIO_STRLEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bp) / sizeof(bp[0]); i++)
+		assert_string_equal(sy_ratio_format(bp[i], buf, sizeof(buf)), want[i]);
+	snprintf(m.name, sizeof(m.name), "m");
+	for (uint8_t mode = 0; mode <= SY_MIRROR_AUTO; mode++) {
+		m.mirror = mode;
+		assert_int_equal(sy_spec_to_pb(&m, &pb), 0);
+		assert_int_equal((int)pb.mirror,
+				 mode == SY_MIRROR_AUTO	     ? SWITCHYARD__V1__MIRROR__MIRROR_AUTO
+				 : mode == SY_MIRROR_OFF     ? SWITCHYARD__V1__MIRROR__MIRROR_OFF
+				 : mode == SY_MIRROR_FORWARD ? SWITCHYARD__V1__MIRROR__MIRROR_FORWARD
+				 : mode == SY_MIRROR_REVERSE ? SWITCHYARD__V1__MIRROR__MIRROR_REVERSE
+							     : SWITCHYARD__V1__MIRROR__MIRROR_BOTH);
+		pb.n_legacy = pb.n_target = 0;
+		assert_int_equal(sy_spec_from_pb(&pb, &back, &err), 0);
+		assert_int_equal(back.mirror, mode);
+		sy_migration_spec_free(&back);
+		sy_spec_pb_free(&pb);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +456,12 @@ int main(void)
 		cmocka_unit_test(endpoints),
 		cmocka_unit_test(pb_round_trip_and_api_messages),
 		cmocka_unit_test(plan_parses_defaults_and_round_trips),
+		cmocka_unit_test(deep_nesting_is_refused_early),
+		cmocka_unit_test(nul_in_any_string_is_refused),
+		cmocka_unit_test(values_in_messages_are_escaped_and_cut),
+		cmocka_unit_test(nul_in_api_strings_is_seen_in_the_raw_bytes),
+		cmocka_unit_test(durations_need_a_unit),
+		cmocka_unit_test(ratio_format_and_mirror_mapping),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

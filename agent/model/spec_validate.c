@@ -1,0 +1,346 @@
+/* spec_validate.c — the one validator of migration specs (spec.h), for the file and
+ * the Control API alike: ranges, formats, the cross-migration rules. Messages name the
+ * field ("legacy[1]: …"); sy_spec_validate prefixes FILE:LINE. Values from the user are
+ * escaped (core/quote.h) so every message stays one line. */
+#include "model/spec.h"
+
+#include <errno.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+#include "core/quote.h"
+#include "model/endpoint.h"
+
+static int name_ok(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len == 0 || len >= SY_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = n[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+
+		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+			return 0;
+	}
+	return 1;
+}
+
+int sy_spec_name_ok(const char *s)
+{
+	return name_ok(s);
+}
+
+/* Checks one migration alone. On error, *line is the most precise source line known
+ * and err->msg starts with the field path ("legacy[1]: …"). */
+static int check_plan(const struct sy_plan_spec *p, struct sy_spec_err *err)
+{
+	if (p->n_steps > SY_PLAN_MAX_STEPS) {
+		sy_spec_err_set(err, "plan.steps: at most %d", SY_PLAN_MAX_STEPS);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < p->n_steps; i++) {
+		if (p->steps_bp[i] == 0 || p->steps_bp[i] > SY_RATIO_MAX ||
+		    (i && p->steps_bp[i] <= p->steps_bp[i - 1])) {
+			sy_spec_err_set(
+				err, "plan.steps[%u]: %u bp; steps must rise strictly within 0.01%%..100%%",
+				i, p->steps_bp[i]);
+			return -EINVAL;
+		}
+		if (p->bake_ms[i] > 7 * 86400 * 1000u) {
+			sy_spec_err_set(err, "plan.bake[%u]: longer than a week", i);
+			return -EINVAL;
+		}
+	}
+	if (p->steps_bp[p->n_steps - 1] != SY_RATIO_MAX) {
+		sy_spec_err_set(err, "plan.steps: the last step must be 100%%, not %u bp",
+				p->steps_bp[p->n_steps - 1]);
+		return -EINVAL;
+	}
+	if (p->interval_ms < 100 || p->interval_ms > 3600000) {
+		sy_spec_err_set(err, "plan.interval: %u ms is out of range 100ms..1h", p->interval_ms);
+		return -EINVAL;
+	}
+	if (p->window_ms < p->interval_ms || p->window_ms > 3600000) {
+		sy_spec_err_set(err,
+				"plan.window: %u ms must be at least the interval (%u ms) and at most 1h",
+				p->window_ms, p->interval_ms);
+		return -EINVAL;
+	}
+	if (p->shadow_ms > 7 * 86400 * 1000u) {
+		sy_spec_err_set(err, "plan.shadow: longer than a week");
+		return -EINVAL;
+	}
+	for (int g = 0; g < SY_GATES; g++) {
+		const struct sy_gate_spec *gs = &p->gates[g];
+
+		if (!gs->enabled)
+			continue;
+		if (!(gs->max >= 0) || gs->max > 1e9 || (g == SY_GATE_ERROR_RATE && gs->max > 1)) {
+			sy_spec_err_set(err, "plan.gates.%s: %g is out of range (%s)", sy_gate_name(g),
+					gs->max, g == SY_GATE_ERROR_RATE ? "0..100%" : "0 or more");
+			return -EINVAL;
+		}
+		if (gs->on_breach > SY_BREACH_PAUSE) {
+			sy_spec_err_set(err, "plan.gates.%s.on_breach: must be rollback or pause",
+					sy_gate_name(g));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err, int *line)
+{
+	char a[SY_EP_STRLEN], q[SY_QUOTE_BUF], q2[SY_QUOTE_BUF], q3[SY_QUOTE_BUF], q4[SY_QUOTE_BUF];
+	int e;
+
+	*line = m->line;
+	if (!name_ok(m->name)) {
+		sy_spec_err_set(
+			err,
+			"name: \"%s\" must be 1-%d characters of a-z, 0-9, '.', '_', '-', starting with a "
+			"letter or digit",
+			sy_quote(q, m->name), SY_NAME_MAX - 1);
+		return -EINVAL;
+	}
+	if (m->n_legacy == 0 || m->n_legacy > SY_MAX_ENDPOINTS) {
+		sy_spec_err_set(err, "legacy: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS,
+				m->n_legacy);
+		return -EINVAL;
+	}
+	if (m->n_target == 0 || m->n_target > SY_MAX_ENDPOINTS) {
+		sy_spec_err_set(err, "target: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS,
+				m->n_target);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->n_legacy; i++) {
+		for (uint32_t j = 0; j < i; j++)
+			if (sy_endpoint_equal(&m->legacy[i], &m->legacy[j])) {
+				sy_endpoint_format(&m->legacy[i], a, sizeof(a));
+				sy_spec_err_set(err, "legacy[%u]: %s is listed twice", i, a);
+				return -EINVAL;
+			}
+		for (uint32_t j = 0; j < m->n_target; j++)
+			if (sy_endpoint_equal(&m->legacy[i], &m->target[j])) {
+				sy_endpoint_format(&m->legacy[i], a, sizeof(a));
+				sy_spec_err_set(err, "target[%u]: %s is also a legacy endpoint", j, a);
+				return -EINVAL;
+			}
+	}
+	for (uint32_t i = 0; i < m->n_target; i++)
+		for (uint32_t j = 0; j < i; j++)
+			if (sy_endpoint_equal(&m->target[i], &m->target[j])) {
+				sy_endpoint_format(&m->target[i], a, sizeof(a));
+				sy_spec_err_set(err, "target[%u]: %s is listed twice", i, a);
+				return -EINVAL;
+			}
+	if (m->client_mode > SY_CLIENT_CONNECTION) {
+		sy_spec_err_set(err, "client: must be cgroup or connection");
+		return -EINVAL;
+	}
+	if (m->ratio_bp > SY_RATIO_MAX) {
+		sy_spec_err_set(err, "ratio_bp: %u is out of range 0..%u", m->ratio_bp, SY_RATIO_MAX);
+		return -EINVAL;
+	}
+	if (m->n_prefixes > SY_SPEC_MAX_PREFIXES) {
+		sy_spec_err_set(err, "prefixes: at most %d", SY_SPEC_MAX_PREFIXES);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->n_prefixes; i++) {
+		size_t len = strnlen(m->prefixes[i], sizeof(m->prefixes[i]));
+
+		if (len == 0 || len > SY_PREFIX_MAX) {
+			sy_spec_err_set(err, "prefixes[%u]: must be 1 to %d bytes", i, SY_PREFIX_MAX);
+			return -EINVAL;
+		}
+		for (uint32_t j = 0; j < i; j++)
+			if (strcmp(m->prefixes[i], m->prefixes[j]) == 0) {
+				sy_spec_err_set(err, "prefixes[%u]: \"%s\" is listed twice", i,
+						sy_quote(q, m->prefixes[i]));
+				return -EINVAL;
+			}
+	}
+	if (m->sample_reads > SY_SAMPLE_MAX) {
+		sy_spec_err_set(err, "sample_reads: %u is out of range 0..%u", m->sample_reads,
+				SY_SAMPLE_MAX);
+		return -EINVAL;
+	}
+	if (m->mirror > SY_MIRROR_AUTO) {
+		sy_spec_err_set(err, "mirror: must be auto, off, forward, reverse or both");
+		return -EINVAL;
+	}
+	if (m->capture_bytes && (m->capture_bytes < SY_CAPTURE_MIN || m->capture_bytes > SY_CAPTURE_MAX)) {
+		sy_spec_err_set(err, "capture_bytes: %u is out of range %u..%u", m->capture_bytes,
+				SY_CAPTURE_MIN, SY_CAPTURE_MAX);
+		return -EINVAL;
+	}
+	if (m->n_rewrite > SY_SPEC_MAX_REWRITES) {
+		sy_spec_err_set(err, "rewrite: at most %d prefixes", SY_SPEC_MAX_REWRITES);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->n_rewrite; i++) {
+		const struct sy_rewrite_spec *w = &m->rewrite[i];
+		size_t fl = strnlen(w->from, sizeof(w->from)), tl = strnlen(w->to, sizeof(w->to));
+
+		if (fl == 0 || fl > SY_PREFIX_MAX || tl == 0 || tl > SY_PREFIX_MAX) {
+			sy_spec_err_set(err, "rewrite[%u]: prefixes must be 1 to %d bytes", i, SY_PREFIX_MAX);
+			return -EINVAL;
+		}
+		for (uint32_t j = 0; j < i; j++) {
+			const struct sy_rewrite_spec *o = &m->rewrite[j];
+
+			/* one key must map one way, both ways: no prefix of another */
+			if (strncmp(w->from, o->from, fl < strlen(o->from) ? fl : strlen(o->from)) == 0 ||
+			    strncmp(w->to, o->to, tl < strlen(o->to) ? tl : strlen(o->to)) == 0) {
+				sy_spec_err_set(err,
+						"rewrite[%u]: \"%s\" -> \"%s\" overlaps \"%s\" -> \"%s\"", i,
+						sy_quote(q, w->from), sy_quote(q2, w->to),
+						sy_quote(q3, o->from), sy_quote(q4, o->to));
+				return -EINVAL;
+			}
+		}
+	}
+	if (m->audit_every > 86400 * 7) {
+		sy_spec_err_set(err, "audit_every: %u is over a week (604800 s)", m->audit_every);
+		return -EINVAL;
+	}
+	if (m->plan.n_steps && (e = check_plan(&m->plan, err)))
+		return e;
+	if (m->mirror_queue > SY_MIRROR_QUEUE_MAX) {
+		sy_spec_err_set(err, "mirror_queue: %u is out of range 1..%u", m->mirror_queue,
+				SY_MIRROR_QUEUE_MAX);
+		return -EINVAL;
+	}
+	if (m->n_pins > SY_SPEC_MAX_PINS) {
+		sy_spec_err_set(err, "pins: at most %d", SY_SPEC_MAX_PINS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < m->n_pins; i++) {
+		const struct sy_pin_spec *p = &m->pins[i];
+		struct stat st;
+		struct statfs fs;
+
+		if (p->line)
+			*line = p->line;
+		if (p->side > SY_SIDE_TARGET) {
+			sy_spec_err_set(err, "pins[%zu].side: must be legacy or target", i);
+			return -EINVAL;
+		}
+		if (p->cgroup[0] != '/') {
+			sy_spec_err_set(err, "pins[%zu].cgroup: \"%s\" must be an absolute path", i,
+					sy_quote(q, p->cgroup));
+			return -EINVAL;
+		}
+		if (stat(p->cgroup, &st) < 0) {
+			int en = errno;
+
+			sy_spec_err_set(err, "pins[%zu].cgroup: %s: %s", i, sy_quote(q, p->cgroup),
+					strerror(en));
+			return -EINVAL;
+		}
+		if (!S_ISDIR(st.st_mode) || statfs(p->cgroup, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
+			sy_spec_err_set(err, "pins[%zu].cgroup: %s is not a cgroup v2 directory", i,
+					sy_quote(q, p->cgroup));
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(m->pins[j].cgroup, p->cgroup) == 0) {
+				sy_spec_err_set(err, "pins[%zu].cgroup: %s is pinned twice", i,
+						sy_quote(q, p->cgroup));
+				return -EINVAL;
+			}
+	}
+	*line = m->line;
+	return 0;
+}
+
+int sy_migration_spec_validate(const struct sy_migration_spec *m, struct sy_spec_err *err)
+{
+	int line;
+
+	return check_one(m, err, &line);
+}
+
+/* Cross-migration rules: a legacy endpoint belongs to one migration, and no endpoint is
+ * one migration's legacy and another's target (steering would chain). */
+static int check_against(const struct sy_migration_spec *m, const struct sy_migration_spec *o,
+			 struct sy_spec_err *err)
+{
+	char a[SY_EP_STRLEN], where[64] = "", q[SY_QUOTE_BUF];
+
+	if (o->line)
+		snprintf(where, sizeof(where), " (line %d)", o->line);
+	if (strcmp(m->name, o->name) == 0) {
+		sy_spec_err_set(err, "name: migration \"%s\" is defined twice%s", sy_quote(q, m->name),
+				where);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->n_legacy; i++) {
+		sy_endpoint_format(&m->legacy[i], a, sizeof(a));
+		for (uint32_t j = 0; j < o->n_legacy; j++)
+			if (sy_endpoint_equal(&m->legacy[i], &o->legacy[j])) {
+				sy_spec_err_set(
+					err,
+					"legacy[%u]: legacy endpoint %s is already in migration \"%s\"%s", i,
+					a, sy_quote(q, o->name), where);
+				return -EINVAL;
+			}
+		for (uint32_t j = 0; j < o->n_target; j++)
+			if (sy_endpoint_equal(&m->legacy[i], &o->target[j])) {
+				sy_spec_err_set(err, "legacy[%u]: %s is a target of migration \"%s\"%s", i, a,
+						sy_quote(q, o->name), where);
+				return -EINVAL;
+			}
+	}
+	for (uint32_t i = 0; i < m->n_target; i++)
+		for (uint32_t j = 0; j < o->n_legacy; j++)
+			if (sy_endpoint_equal(&m->target[i], &o->legacy[j])) {
+				sy_endpoint_format(&m->target[i], a, sizeof(a));
+				sy_spec_err_set(err,
+						"target[%u]: %s is a legacy endpoint of migration \"%s\"%s",
+						i, a, sy_quote(q, o->name), where);
+				return -EINVAL;
+			}
+	return 0;
+}
+
+int sy_spec_validate_against(const struct sy_migration_spec *m, const struct sy_migration_spec *others,
+			     size_t n_others, struct sy_spec_err *err)
+{
+	int e, line;
+
+	if ((e = check_one(m, err, &line)))
+		return e;
+	for (size_t i = 0; i < n_others; i++)
+		if ((e = check_against(m, &others[i], err)))
+			return e;
+	return 0;
+}
+
+int sy_spec_validate(const struct sy_spec *s, const char *file, struct sy_spec_err *err)
+{
+	char msg[sizeof(err->msg)];
+	int e, line;
+
+	for (size_t i = 0; i < s->n; i++) {
+		e = check_one(&s->migs[i], err, &line);
+		for (size_t j = 0; !e && j < i; j++) {
+			e = check_against(&s->migs[i], &s->migs[j], err);
+			line = s->migs[i].line;
+		}
+		if (!e)
+			continue;
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		if (file)
+			sy_spec_err_set(err, "%s:%d: %s", file, line, msg);
+		else
+			sy_spec_err_set(err, "migrations[%zu].%s", i, msg);
+		return e;
+	}
+	return 0;
+}

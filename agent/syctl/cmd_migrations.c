@@ -1,0 +1,345 @@
+/* cmd_migrations.c — the commands on migrations: status, apply, get, list, delete,
+ * cutover, pin, unpin, and the daemon's health check. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "syctl/syctl.h"
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "model/spec.h"
+#include "model/spec_pb.h"
+
+/* Per migration: backfill and audit progress with ETAs (best effort: a daemon
+ * without the Verify service just shows nothing here). */
+static void status_verification(void)
+{
+	Switchyard__V1__ListMigrationsRequest lreq = SWITCHYARD__V1__LIST_MIGRATIONS_REQUEST__INIT;
+	Switchyard__V1__ListMigrationsResponse *l;
+	ProtobufCMessage *resp = NULL;
+	bool header = false;
+
+	if (call_quiet("/switchyard.v1.Control/ListMigrations", &lreq.base,
+		       &switchyard__v1__list_migrations_response__descriptor, &resp))
+		return;
+	l = (void *)resp;
+	for (size_t i = 0; i < l->n_migrations; i++) {
+		Switchyard__V1__GetBackfillRequest breq = SWITCHYARD__V1__GET_BACKFILL_REQUEST__INIT;
+		Switchyard__V1__GetAuditRequest areq = SWITCHYARD__V1__GET_AUDIT_REQUEST__INIT;
+		ProtobufCMessage *br = NULL, *ar = NULL;
+		const char *name = l->migrations[i]->spec->name;
+
+		breq.migration = areq.migration = (char *)name;
+		if (call_quiet("/switchyard.v1.Verify/GetBackfill", &breq.base,
+			       &switchyard__v1__backfill_status__descriptor, &br) == 0 &&
+		    call_quiet("/switchyard.v1.Verify/GetAudit", &areq.base,
+			       &switchyard__v1__audit_status__descriptor, &ar) == 0) {
+			const Switchyard__V1__BackfillStatus *b = (void *)br;
+			const Switchyard__V1__AuditStatus *a = (void *)ar;
+
+			if (!header) {
+				printf("\n%-16s %-30s %s\n", "MIGRATION", "BACKFILL", "AUDIT");
+				header = true;
+			}
+			printf("%-16s %-8s %5.1f%% eta %5.0fs   %-8s %5.1f%% eta %5.0fs  drift %llu\n", name,
+			       b->state, b->total ? 100.0 * (double)b->copied / (double)b->total : 0,
+			       b->eta_s, a->state,
+			       a->total ? 100.0 * (double)a->scanned / (double)a->total : 0, a->eta_s,
+			       (unsigned long long)(a->missing + a->extra + a->type + a->value + a->ttl));
+		}
+		if (br)
+			protobuf_c_message_free_unpacked(br, NULL);
+		if (ar)
+			protobuf_c_message_free_unpacked(ar, NULL);
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+}
+
+int cmd_status(int argc, char **argv)
+{
+	Switchyard__V1__StatusRequest req = SWITCHYARD__V1__STATUS_REQUEST__INIT;
+	ProtobufCMessage *resp;
+	Switchyard__V1__StatusResponse *s;
+	char t[32];
+	int rc;
+
+	if (argc > 2)
+		return usage_err("status", "unexpected argument \"%s\"", argv[2]);
+	if (argc == 2) {
+		Switchyard__V1__GetMigrationRequest g = SWITCHYARD__V1__GET_MIGRATION_REQUEST__INIT;
+
+		g.name = argv[1];
+		return one_migration("/switchyard.v1.Control/GetMigration", &g.base);
+	}
+	if ((rc = call("/switchyard.v1.Control/Status", &req.base,
+		       &switchyard__v1__status_response__descriptor, &resp)))
+		return rc;
+	s = (void *)resp;
+	if (json) {
+		print_json(resp);
+	} else {
+		printf("switchyardd %s, %u migration(s)\n", s->version, s->migrations);
+		printf("attached:  %s (%s)\n", s->cgroup,
+		       s->adopted ? "adopted pinned programs" : "fresh install");
+		printf("bpffs:     %s\nstate:     %s\n\n", s->bpffs, s->state_dir);
+		printf("%-16s %-7s %-28s %-10s %-8s %s\n", "MIGRATION", "ROLE", "ENDPOINT", "HEALTH", "RTT",
+		       "CHECKED");
+		for (size_t i = 0; i < s->n_endpoints; i++) {
+			Switchyard__V1__EndpointHealth *e = s->endpoints[i];
+			char rtt[16];
+
+			snprintf(rtt, sizeof(rtt), e->healthy ? "%lluus" : "-",
+				 (unsigned long long)e->rtt_us);
+			printf("%-16s %-7s %-28s %-10s %-8s %s%s%s\n", e->migration, e->role, e->endpoint,
+			       !e->checked  ? "unchecked"
+			       : e->healthy ? "healthy"
+					    : "UNHEALTHY",
+			       rtt, ago(e->last_check_unix_ms, t, sizeof(t)), e->last_error[0] ? "  " : "",
+			       e->last_error);
+		}
+		status_verification();
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
+int cmd_apply(int argc, char **argv)
+{
+	const char *file = NULL;
+	struct sy_spec spec;
+	struct sy_spec_err err;
+	int rc = EX_OK;
+
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--file") == 0) && i + 1 < argc)
+			file = argv[++i];
+		else
+			return usage_err("apply", "unexpected argument \"%s\"", argv[i]);
+	}
+	if (!file)
+		return usage_err("apply", "-f FILE is required");
+	if (sy_spec_load_file(file, &spec, &err)) {
+		fprintf(stderr, "syctl: %s\n", err.msg);
+		return EX_USAGE;
+	}
+	for (size_t i = 0; i < spec.n && rc == EX_OK; i++) {
+		Switchyard__V1__ApplyMigrationRequest req = SWITCHYARD__V1__APPLY_MIGRATION_REQUEST__INIT;
+		Switchyard__V1__MigrationSpec pb;
+		ProtobufCMessage *resp;
+
+		if (sy_spec_to_pb(&spec.migs[i], &pb)) {
+			rc = EX_REFUSED;
+			break;
+		}
+		req.spec = &pb;
+		rc = call("/switchyard.v1.Control/ApplyMigration", &req.base,
+			  &switchyard__v1__migration__descriptor, &resp);
+		sy_spec_pb_free(&pb);
+		if (rc == EX_OK) {
+			if (json)
+				print_json(resp);
+			else
+				printf("migration %s applied\n", spec.migs[i].name);
+			protobuf_c_message_free_unpacked(resp, NULL);
+		}
+	}
+	sy_spec_free(&spec);
+	return rc;
+}
+
+int cmd_get(int argc, char **argv)
+{
+	Switchyard__V1__GetMigrationRequest req = SWITCHYARD__V1__GET_MIGRATION_REQUEST__INIT;
+
+	if (argc != 2)
+		return usage_err("get", "expected NAME");
+	req.name = argv[1];
+	return one_migration("/switchyard.v1.Control/GetMigration", &req.base);
+}
+
+int cmd_list(int argc, char **argv)
+{
+	Switchyard__V1__ListMigrationsRequest req = SWITCHYARD__V1__LIST_MIGRATIONS_REQUEST__INIT;
+	Switchyard__V1__ListMigrationsResponse *l;
+	ProtobufCMessage *resp;
+	int rc;
+
+	if (argc > 1)
+		return usage_err("list", "unexpected argument \"%s\"", argv[1]);
+	if ((rc = call("/switchyard.v1.Control/ListMigrations", &req.base,
+		       &switchyard__v1__list_migrations_response__descriptor, &resp)))
+		return rc;
+	l = (void *)resp;
+	if (json) {
+		print_json(resp);
+	} else {
+		printf("%-16s %9s %-11s %-24s %-24s %s\n", "NAME", "RATIO", "CLIENT", "LEGACY", "TARGET",
+		       "TARGETS HEALTHY");
+		for (size_t i = 0; i < l->n_migrations; i++) {
+			Switchyard__V1__Migration *m = l->migrations[i];
+			size_t healthy = 0;
+			char ratio[SY_RATIO_STRLEN];
+
+			for (size_t j = 0; j < m->n_targets; j++)
+				healthy += m->targets[j]->healthy;
+			sy_ratio_format(m->spec->ratio_bp, ratio, sizeof(ratio));
+			printf("%-16s %9s %-11s %-24s %-24s %zu/%zu\n", m->spec->name, ratio,
+			       m->spec->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION
+				       ? "connection"
+				       : "cgroup",
+			       m->spec->n_legacy ? m->spec->legacy[0] : "-",
+			       m->spec->n_target ? m->spec->target[0] : "-", healthy, m->n_targets);
+		}
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
+int cmd_delete(int argc, char **argv)
+{
+	Switchyard__V1__DeleteMigrationRequest req = SWITCHYARD__V1__DELETE_MIGRATION_REQUEST__INIT;
+	ProtobufCMessage *resp;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--force") == 0)
+			req.force = 1;
+		else if (argv[i][0] == '-' || *req.name)
+			return usage_err("delete", "unexpected argument \"%s\"", argv[i]);
+		else
+			req.name = argv[i];
+	}
+	if (!*req.name)
+		return usage_err("delete", "expected NAME");
+	if ((rc = call("/switchyard.v1.Control/DeleteMigration", &req.base,
+		       &switchyard__v1__delete_migration_response__descriptor, &resp)))
+		return rc;
+	if (json)
+		print_json(resp);
+	else
+		printf("migration %s deleted\n", req.name);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
+int cmd_cutover(int argc, char **argv)
+{
+	static const char *const actions[] = {"start", "promote", "pause", "resume", "rollback", "finish"};
+	Switchyard__V1__SetRatioRequest req = SWITCHYARD__V1__SET_RATIO_REQUEST__INIT;
+	Switchyard__V1__CutoverRequest creq = SWITCHYARD__V1__CUTOVER_REQUEST__INIT;
+	size_t a;
+
+	if (argc < 3)
+		return usage_err("cutover",
+				 "expected NAME start|promote|pause|resume|rollback|finish, or NAME RATIO "
+				 "(25%%, 12.5%%, 2500bp)");
+	for (a = 0; a < sizeof(actions) / sizeof(actions[0]) && strcmp(actions[a], argv[2]) != 0; a++)
+		;
+	if (a == sizeof(actions) / sizeof(actions[0])) {
+		if (argc != 3)
+			return usage_err("cutover", "unexpected argument \"%s\"", argv[3]);
+		if (sy_ratio_parse(argv[2], &req.ratio_bp))
+			return usage_err(
+				"cutover",
+				"\"%s\" is neither an action (start, promote, pause, resume, rollback, "
+				"finish) nor a ratio from 0%% to 100%% (25%%, 12.5%%, 2500bp)",
+				argv[2]);
+		req.name = argv[1];
+		return one_migration("/switchyard.v1.Control/SetRatio", &req.base);
+	}
+	creq.name = argv[1];
+	creq.action = (Switchyard__V1__CutoverAction)a;
+	creq.reason = "";
+	for (int i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "--drain") == 0) {
+			if (a != SWITCHYARD__V1__CUTOVER_ACTION__ACTION_ROLLBACK)
+				return usage_err("cutover", "--drain: only with rollback");
+			creq.drain = 1;
+		} else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
+			creq.reason = argv[++i];
+		} else {
+			return usage_err("cutover", "unexpected argument \"%s\"", argv[i]);
+		}
+	}
+	return one_migration("/switchyard.v1.Control/Cutover", &creq.base);
+}
+
+int cmd_pin(int argc, char **argv)
+{
+	Switchyard__V1__PinRequest req = SWITCHYARD__V1__PIN_REQUEST__INIT;
+	int have_side = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc) {
+			req.cgroup = argv[++i];
+		} else if (strcmp(argv[i], "--side") == 0 && i + 1 < argc) {
+			i++;
+			if (strcmp(argv[i], "target") == 0)
+				req.side = SWITCHYARD__V1__SIDE__SIDE_TARGET;
+			else if (strcmp(argv[i], "legacy") == 0)
+				req.side = SWITCHYARD__V1__SIDE__SIDE_LEGACY;
+			else
+				return usage_err("pin", "--side must be target or legacy, not \"%s\"",
+						 argv[i]);
+			have_side = 1;
+		} else if (argv[i][0] != '-' && !*req.name) {
+			req.name = argv[i];
+		} else {
+			return usage_err("pin", "unexpected argument \"%s\"", argv[i]);
+		}
+	}
+	if (!*req.name || !*req.cgroup || !have_side)
+		return usage_err("pin", "expected NAME --cgroup PATH --side target|legacy");
+	return one_migration("/switchyard.v1.Control/Pin", &req.base);
+}
+
+int cmd_unpin(int argc, char **argv)
+{
+	Switchyard__V1__UnpinRequest req = SWITCHYARD__V1__UNPIN_REQUEST__INIT;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc)
+			req.cgroup = argv[++i];
+		else if (argv[i][0] != '-' && !*req.name)
+			req.name = argv[i];
+		else
+			return usage_err("unpin", "unexpected argument \"%s\"", argv[i]);
+	}
+	if (!*req.name || !*req.cgroup)
+		return usage_err("unpin", "expected NAME --cgroup PATH");
+	return one_migration("/switchyard.v1.Control/Unpin", &req.base);
+}
+
+int cmd_health(int argc, char **argv)
+{
+	Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	ProtobufCMessage *resp;
+	const ProtobufCEnumValue *ev;
+	int rc;
+
+	if (argc > 2)
+		return usage_err("health", "unexpected argument \"%s\"", argv[2]);
+	req.service = argc == 2 ? argv[1] : "";
+	if ((rc = call("/grpc.health.v1.Health/Check", &req.base,
+		       &grpc__health__v1__health_check_response__descriptor, &resp)))
+		return rc;
+	if (json) {
+		print_json(resp);
+	} else {
+		ev = protobuf_c_enum_descriptor_get_value(
+			&grpc__health__v1__health_check_response__serving_status__descriptor,
+			((Grpc__Health__V1__HealthCheckResponse *)resp)->status);
+		printf("%s\n", ev ? ev->name : "UNKNOWN");
+	}
+	rc = ((Grpc__Health__V1__HealthCheckResponse *)resp)->status ==
+			     GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+		     ? EX_OK
+		     : EX_REFUSED;
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return rc;
+}

@@ -1,0 +1,155 @@
+/* cmd_verify.c — verify (audits, --report of the drifted keys) and backfill (copy
+ * legacy's keys to target, with a progress bar). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "syctl/syctl.h"
+
+int cmd_verify(int argc, char **argv)
+{
+	Switchyard__V1__StartAuditRequest start = SWITCHYARD__V1__START_AUDIT_REQUEST__INIT;
+	Switchyard__V1__GetAuditRequest get = SWITCHYARD__V1__GET_AUDIT_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	bool report = false, no_wait = false;
+	char *name = NULL; /* protobuf-c's INIT leaves strings "", not NULL */
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--repair") == 0) {
+			start.repair = true;
+		} else if (strcmp(argv[i], "--report") == 0) {
+			report = true;
+		} else if (strcmp(argv[i], "--no-wait") == 0) {
+			no_wait = true;
+		} else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc) {
+			char *end;
+			unsigned long v = strtoul(argv[++i], &end, 10);
+
+			if (*end || argv[i][0] == '-' || v == 0 || v > 10000000)
+				return usage_err(
+					"verify",
+					"--rate: \"%s\" is not a number of keys per second (1..10000000)",
+					argv[i]);
+			start.keys_per_s = (uint32_t)v;
+		} else if (argv[i][0] != '-' && !name) {
+			name = argv[i];
+		} else {
+			return usage_err("verify", "unexpected argument \"%s\"", argv[i]);
+		}
+	}
+	if (!name)
+		return usage_err("verify", "expected NAME");
+	start.migration = get.migration = name;
+	get.report = report;
+	if (!report) {
+		/* a new audit, then its progress until it ends */
+		if ((rc = call("/switchyard.v1.Verify/StartAudit", &start.base,
+			       &switchyard__v1__audit_status__descriptor, &resp)))
+			return rc;
+		protobuf_c_message_free_unpacked(resp, NULL);
+		resp = NULL;
+		for (;;) {
+			const Switchyard__V1__AuditStatus *a;
+
+			if ((rc = call("/switchyard.v1.Verify/GetAudit", &get.base,
+				       &switchyard__v1__audit_status__descriptor, &resp)))
+				return rc;
+			a = (void *)resp;
+			if (no_wait || strcmp(a->state, "running") != 0)
+				break;
+			if (!json && isatty(STDERR_FILENO))
+				fprintf(stderr, "\r%s: scanned %llu/%llu, eta %.0fs   ", a->migration,
+					(unsigned long long)a->scanned, (unsigned long long)a->total,
+					a->eta_s);
+			protobuf_c_message_free_unpacked(resp, NULL);
+			resp = NULL;
+			usleep(200 * 1000);
+		}
+		if (!json && isatty(STDERR_FILENO))
+			fprintf(stderr, "\n");
+	} else if ((rc = call("/switchyard.v1.Verify/GetAudit", &get.base,
+			      &switchyard__v1__audit_status__descriptor, &resp))) {
+		return rc;
+	}
+	if (json)
+		print_json(resp);
+	else
+		print_audit((void *)resp);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
+int cmd_backfill(int argc, char **argv)
+{
+	Switchyard__V1__StartBackfillRequest start = SWITCHYARD__V1__START_BACKFILL_REQUEST__INIT;
+	Switchyard__V1__GetBackfillRequest get = SWITCHYARD__V1__GET_BACKFILL_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	bool follow = false, status = false;
+	char *name = NULL;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) {
+			follow = true;
+		} else if (strcmp(argv[i], "--status") == 0) {
+			status = true;
+		} else if ((strcmp(argv[i], "--rate") == 0 || strcmp(argv[i], "--bytes-rate") == 0) &&
+			   i + 1 < argc) {
+			char *end;
+			bool keys = strcmp(argv[i], "--rate") == 0;
+			unsigned long long v = strtoull(argv[++i], &end, 10);
+
+			if (*end || argv[i][0] == '-' || v == 0 || (keys && v > 10000000))
+				return usage_err("backfill", "%s: \"%s\" is not a positive rate", argv[i - 1],
+						 argv[i]);
+			if (keys)
+				start.keys_per_s = (uint32_t)v;
+			else
+				start.bytes_per_s = v;
+		} else if (argv[i][0] != '-' && !name) {
+			name = argv[i];
+		} else {
+			return usage_err("backfill", "unexpected argument \"%s\"", argv[i]);
+		}
+	}
+	if (!name)
+		return usage_err("backfill", "expected NAME");
+	start.migration = get.migration = name;
+	if (!status) {
+		if ((rc = call("/switchyard.v1.Verify/StartBackfill", &start.base,
+			       &switchyard__v1__backfill_status__descriptor, &resp)))
+			return rc;
+		protobuf_c_message_free_unpacked(resp, NULL);
+		resp = NULL;
+	}
+	for (;;) {
+		const Switchyard__V1__BackfillStatus *b;
+
+		if ((rc = call("/switchyard.v1.Verify/GetBackfill", &get.base,
+			       &switchyard__v1__backfill_status__descriptor, &resp)))
+			return rc;
+		b = (void *)resp;
+		if (!follow || strcmp(b->state, "running") != 0)
+			break;
+		if (!json)
+			print_backfill(b, true);
+		protobuf_c_message_free_unpacked(resp, NULL);
+		resp = NULL;
+		usleep(250 * 1000);
+	}
+	if (json) {
+		print_json(resp);
+	} else {
+		if (follow)
+			printf("\n");
+		print_backfill((void *)resp, false);
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}

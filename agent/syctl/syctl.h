@@ -1,0 +1,72 @@
+/* syctl.h — what syctl's files share: the exit codes scripts rely on, the global
+ * options (server, timeout, -o json), one unary call with its failure printed, and the
+ * printers of output.c. Each command lives in a cmd_*.c file; main.c has the table.
+ * syctl reaches the daemon only through the API: it includes model/, rpc/ and core/. */
+#ifndef SY_SYCTL_H
+#define SY_SYCTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/loop.h"
+#include "rpc/rpc.h"
+#include "switchyard/v1/control.pb-c.h"
+#include "switchyard/v1/events.pb-c.h"
+#include "switchyard/v1/telemetry.pb-c.h"
+#include "switchyard/v1/verify.pb-c.h"
+
+/* Exit codes (scripts rely on them): 0 done; 1 the server said no (its message on
+ * stderr); 2 usage error (bad arguments or a bad spec file); 3 the server cannot be
+ * reached. */
+#define EX_OK	       0
+#define EX_REFUSED     1
+#define EX_USAGE       2
+#define EX_UNREACHABLE 3
+
+extern const char *server;
+extern uint64_t timeout_ms;
+extern int json;
+
+/* "syctl: why (see syctl CMD --help)" on stderr; returns EX_USAGE. */
+int usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A duration option, read as the daemon reads them (core/duration.h): 0 and *ms;
+ * EX_USAGE after saying that a number needs a unit ("--timeout 5" is refused: seconds
+ * or milliseconds?); -EINVAL for the caller to say its own range. */
+int duration_arg(const char *cmd, const char *opt, const char *s, uint64_t *ms);
+/* One call; prints the failure and returns the exit code, or 0 with *resp. */
+int call(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+	 ProtobufCMessage **resp);
+/* The same without a word on failure: for optional parts of a view. */
+int call_quiet(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+	       ProtobufCMessage **resp);
+
+/* output.c */
+void print_json(const ProtobufCMessage *m);
+const char *ago(uint64_t unix_ms, char *buf, size_t n);
+void fmt_us(uint64_t us, char *buf, size_t n);
+void print_migration(const Switchyard__V1__Migration *m);
+void print_cutover(const Switchyard__V1__Migration *m);
+void print_snapshot(const Switchyard__V1__Snapshot *s, int tty);
+void print_event(const Switchyard__V1__Event *e);
+void print_audit(const Switchyard__V1__AuditStatus *a);
+void print_backfill(const Switchyard__V1__BackfillStatus *b, bool bar);
+/* A call answered by one Migration, printed (table or JSON). */
+int one_migration(const char *method, const ProtobufCMessage *req);
+
+/* The commands: argv[0] is the command's name. */
+int cmd_status(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+int cmd_cutover(int argc, char **argv);
+int cmd_pin(int argc, char **argv);
+int cmd_unpin(int argc, char **argv);
+int cmd_health(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_backfill(int argc, char **argv);
+
+#endif
