@@ -1,7 +1,8 @@
 /* test_registry.c — the registry's one commit path, without a kernel (bpf NULL): every
  * commit reaches every subscriber once, in the order they subscribed, with the set
  * before and after it; a commit that fails (invalid spec, a store that cannot be
- * written) reaches none of them and leaves the state file byte for byte as it was. */
+ * written) reaches none of them and leaves the state file byte for byte as it was; a
+ * change made elsewhere, delivered by a store's watch, is a commit like the others. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 
 #include "model/endpoint.h"
 #include "registry/registry.h"
+#include "registry/registry_pb.h"
 #include "registry/store_file.h"
 
 /* What a subscriber saw of one commit. */
@@ -304,6 +306,94 @@ static void a_subscriber_cannot_change_the_registry(void **state)
 	sy_registry_unsubscribe(reg, change_from_inside, NULL);
 }
 
+/* ---- another store behind the same interface ------------------------------------- */
+
+/* A store that keeps nothing and lets the test play "another agent": what a shared
+ * store's watch would deliver. */
+struct mem_store {
+	struct sy_store s;
+	sy_store_watch_fn fn;
+	void *ctx;
+	int commits;
+};
+
+static int mem_load(struct sy_store *s, Switchyard__V1__State **out)
+{
+	(void)s;
+	*out = NULL;
+	return 0;
+}
+
+static int mem_commit(struct sy_store *s, const Switchyard__V1__State *st, int (*apply)(void *arg), void *arg)
+{
+	struct mem_store *m = (struct mem_store *)s;
+	int e;
+
+	if (st->generation != s->revision + 1)
+		return -ESTALE;
+	if (apply && (e = apply(arg)))
+		return e;
+	s->revision = st->generation;
+	m->commits++;
+	return 0;
+}
+
+static int mem_watch(struct sy_store *s, sy_store_watch_fn fn, void *ctx)
+{
+	struct mem_store *m = (struct mem_store *)s;
+
+	m->fn = fn;
+	m->ctx = ctx;
+	return 0;
+}
+
+static void mem_close(struct sy_store *s)
+{
+	(void)s;
+}
+
+static const struct sy_store_ops mem_ops = {mem_load, mem_commit, mem_watch, mem_close};
+
+static void a_change_made_elsewhere_arrives_as_a_commit(void **state)
+{
+	struct mem_store ms = {.s = {.ops = &mem_ops}};
+	struct sy_spec_err err = {{0}};
+	struct sy_migration_state set[1];
+	Switchyard__V1__State st;
+	struct sy_registry *r;
+
+	(void)state;
+	snprintf(ms.s.where, sizeof(ms.s.where), "memory");
+	r = sy_registry_new(NULL, &ms.s);
+	assert_non_null(r);
+	assert_int_equal(sy_registry_load(r, &err), 0);
+	assert_non_null(ms.fn); /* the registry watches the store */
+	n_log = 0;
+	assert_int_equal(sy_registry_subscribe(r, "a", record, (void *)&A), 0);
+	spec_of(&set[0].spec, "users", 0);
+	assert_int_equal(sy_registry_apply(r, &set[0].spec, &err), 0);
+	assert_int_equal(ms.commits, 1);
+
+	/* another agent raised the ratio: revision 2, as the shared store hands it over */
+	memset(set, 0, sizeof(set));
+	assert_int_equal(sy_mstate_copy(&set[0], sy_registry_find(r, "users")), 0);
+	set[0].spec.ratio_bp = 700;
+	assert_int_equal(sy_mset_to_pb(set, 1, 2, &st), 0);
+	ms.s.revision = 2;
+	ms.fn(ms.ctx, &st);
+	sy_mset_pb_free(&st);
+	sy_mstate_free(&set[0]);
+	assert_int_equal(n_log, 3);
+	expect_seen(2, 'a', SY_COMMIT_REMOTE, "users=0;", "users=700;");
+	assert_int_equal(sy_registry_find(r, "users")->spec.ratio_bp, 700);
+	assert_int_equal(ms.commits, 1); /* applied, not written back */
+
+	/* the next local change goes on from the store's revision */
+	assert_int_equal(sy_registry_set_ratio(r, "users", 800, &err), 0);
+	assert_int_equal(ms.s.revision, 3);
+	sy_registry_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -314,6 +404,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_store_that_cannot_be_written_fails_the_commit, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_subscriber_cannot_change_the_registry, setup, teardown),
+		cmocka_unit_test(a_change_made_elsewhere_arrives_as_a_commit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
