@@ -33,6 +33,8 @@
 #include "core/loop.h"
 #include "telemetry/metrics.h"
 #include "registry/registry.h"
+#include "registry/registry_events.h"
+#include "registry/store_file.h"
 #include "rpc/rpc.h"
 #include "model/spec.h"
 #include "model/spec_yaml.h"
@@ -60,6 +62,7 @@ struct daemon {
 	struct opts o;
 	struct sy_loop *loop;
 	struct sy_bpf *bpf;
+	struct sy_store *store;
 	struct sy_registry *reg;
 	struct sy_health *health;
 	struct sy_rpc_server *rpc;
@@ -267,14 +270,17 @@ static int lock_state_dir(const char *dir)
 	return fd; /* held until exit */
 }
 
-static void refresh_health(struct sy_registry *r, void *arg)
+/* Registry subscriber: health checks follow the endpoints of the set. */
+static void refresh_health(void *arg, const struct sy_commit *c)
 {
 	struct daemon *d = arg;
 	struct sy_endpoint eps[SY_MAX_MIGRATIONS * SY_MAX_ENDPOINTS * 2];
 	size_t n = 0;
 
-	for (size_t i = 0; i < sy_registry_count(r); i++) {
-		const struct sy_migration_state *m = sy_registry_at(r, i);
+	if (c->kind == SY_COMMIT_HEALTH)
+		return; /* its own verdicts: the endpoints did not change */
+	for (size_t i = 0; i < c->n_after; i++) {
+		const struct sy_migration_state *m = &c->after[i];
 
 		for (uint32_t j = 0; j < m->spec.n_legacy; j++)
 			eps[n++] = m->spec.legacy[j];
@@ -561,7 +567,11 @@ int main(int argc, char **argv)
 		goto out;
 	if ((e = sy_bpf_open(d.o.bpffs, d.o.cgroup, &d.bpf)))
 		goto out;
-	d.reg = sy_registry_new(d.bpf, d.o.state_dir);
+	if ((e = sy_store_file_open(d.o.state_dir, &d.store))) {
+		sy_error("state", "open state in %s: %s", d.o.state_dir, strerror(-e));
+		goto out;
+	}
+	d.reg = sy_registry_new(d.bpf, d.store);
 	d.health = sy_health_new(d.loop, d.o.health_interval_ms, d.o.health_timeout_ms, on_health, &d);
 	/* Seqs start at the start time in microseconds (never repeated across restarts),
 	 * unless the journal's history, restored below, goes on from its own. */
@@ -572,7 +582,10 @@ int main(int argc, char **argv)
 		goto out;
 	/* the history of earlier runs first: a restarted agent still shows how it got here */
 	d.journal = sy_events_journal_open(d.events, d.o.state_dir, SY_EVENTS_JOURNAL_BYTES);
-	sy_registry_set_events(d.reg, d.events);
+	/* subscribers in the order they must hear a commit: events, health checks, then
+	 * the components (mirror, verify, cutover subscribe as they are made) */
+	if (sy_registry_subscribe(d.reg, "events", sy_migration_events_on_commit, d.events))
+		goto out;
 	if ((e = sy_registry_load(d.reg, &err))) {
 		sy_error("state", "%s", err.msg);
 		goto out;
@@ -582,8 +595,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err.msg);
 		goto out;
 	}
-	sy_registry_on_change(d.reg, refresh_health, &d);
-	refresh_health(d.reg, &d);
+	if (sy_registry_subscribe(d.reg, "health", refresh_health, &d))
+		goto out;
 	d.mirror = sy_mirror_new(d.loop, d.reg);
 	if (!d.mirror)
 		goto out;
@@ -652,6 +665,7 @@ out:
 	sy_mirror_free(d.mirror);
 	sy_health_free(d.health);
 	sy_registry_free(d.reg);
+	sy_store_close(d.store);
 	if (d.bpf)
 		sy_bpf_close(d.bpf);
 	sy_loop_free(d.loop);

@@ -28,6 +28,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "switchyard/abi.h"
+#include "switchyard/index.h"
 #include "switchyard/resp.h"
 #include "lib/maps.h"
 
@@ -54,7 +55,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SY_MAX_MIGRATIONS *SY_MAX_RULES * 2);
+	__uint(max_entries, SY_RULE_STATS_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct sy_rule_stats);
 } sy_rule_stats SEC(".maps");
@@ -191,7 +192,7 @@ static __always_inline struct sy_sock *observed(struct __sk_buff *skb)
 
 static __always_inline struct sy_side_stats *stats_of(const struct sy_sock *o)
 {
-	__u32 idx = o->mig_id * 2 + (o->side & 1);
+	__u32 idx = sy_side_index(o->mig_id, o->side);
 
 	return bpf_map_lookup_elem(&sy_side_stats, &idx);
 }
@@ -366,7 +367,7 @@ static __always_inline void count_cmd(struct walk *w)
 		w->st->outside++;
 		return;
 	}
-	idx = ((w->o->mig_id * SY_MAX_RULES) + (r->rule & (SY_MAX_RULES - 1))) * 2 + (w->o->side & 1);
+	idx = sy_rule_index(w->o->mig_id, r->rule, w->o->side);
 	rs = bpf_map_lookup_elem(&sy_rule_stats, &idx);
 	if (rs) {
 		rs->cmds[cls]++;

@@ -14,6 +14,7 @@
 
 #include "switchyard/abi.h"
 #include "switchyard/hash.h"
+#include "switchyard/index.h"
 #include "lib/endpoint.h"
 
 #define SY_SOCK_STREAM 1
@@ -158,7 +159,7 @@ static __always_inline void mark(struct bpf_sock_addr *ctx, const struct sy_endp
 {
 	struct sy_sock *o;
 	struct sy_side_stats *st;
-	__u32 idx = mig * 2 + (side & 1);
+	__u32 idx = sy_side_index(mig, side);
 
 	if (!ctx->sk)
 		return;

@@ -11,6 +11,7 @@
 #include "model/endpoint.h"
 #include "core/histogram.h"
 #include "core/log.h"
+#include "kernel/mapsync.h"
 #include "model/spec_pb.h"
 #include "switchyard/v1/control.pb-c.h"
 
@@ -134,7 +135,7 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 	o->m.created_unix_ms = ms->created_unix_ms;
 	o->m.updated_unix_ms = ms->updated_unix_ms;
 	o->m.origin = (char *)ms->origin;
-	if (sy_registry_counters(ctx->reg, ms->spec.name, &c) == 0) {
+	if (sy_mapsync_counters(sy_registry_bpf(ctx->reg), ms->id, &c) == 0) {
 		o->counters.legacy = c.decisions[SY_DEC_LEGACY];
 		o->counters.target = c.decisions[SY_DEC_TARGET];
 		o->counters.pinned_legacy = c.decisions[SY_DEC_PINNED_LEGACY];
@@ -155,7 +156,7 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 
 		switchyard__v1__side_stats__init(ss);
 		ss->side = side == SY_SIDE_TARGET ? "target" : "legacy";
-		if (sy_registry_side_stats(ctx->reg, ms->spec.name, (uint8_t)side, &st) == 0) {
+		if (sy_mapsync_side_stats(sy_registry_bpf(ctx->reg), ms->id, (uint8_t)side, &st) == 0) {
 			ss->sockets = st.sockets;
 			ss->bytes_out = st.bytes_out;
 			ss->bytes_in = st.bytes_in;
@@ -187,7 +188,8 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 			rs->rule = rule;
 			rs->prefix = rule ? (char *)ms->spec.prefixes[rule - 1] : "";
 			rs->side = side == SY_SIDE_TARGET ? "target" : "legacy";
-			if (sy_registry_rule_stats(ctx->reg, ms->spec.name, rule, (uint8_t)side, &st) == 0) {
+			if (sy_mapsync_rule_stats(sy_registry_bpf(ctx->reg), ms->id, rule, (uint8_t)side,
+						  &st) == 0) {
 				rs->reads = st.cmds[SY_CLASS_READ];
 				rs->writes = st.cmds[SY_CLASS_WRITE];
 				rs->others = st.cmds[SY_CLASS_OTHER];

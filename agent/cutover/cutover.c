@@ -32,6 +32,7 @@
 #include "core/histogram.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "kernel/mapsync.h"
 #include "registry/registry.h"
 #include "shadow/verify.h"
 
@@ -291,7 +292,7 @@ static int take_snap(struct sy_cutover *c, const struct sy_migration_state *m, s
 	memset(s, 0, sizeof(*s));
 	s->t_ms = sy_now_ms();
 	for (uint8_t side = 0; side < 2; side++) {
-		if (sy_registry_side_stats(c->reg, m->spec.name, side, &st))
+		if (sy_mapsync_side_stats(sy_registry_bpf(c->reg), m->id, side, &st))
 			return -EIO;
 		s->exch[side] = st.exchanges;
 		s->errs[side] = st.errors;
@@ -597,6 +598,21 @@ static void tick(struct sy_loop *l, void *arg)
 
 /* ---- API -------------------------------------------------------------------------- */
 
+/* Registry subscriber: a slot whose migration is gone or replaced loses its gate
+ * windows and counts, so a new migration there starts from nothing. */
+static void on_commit(void *ctx, const struct sy_commit *c)
+{
+	struct sy_cutover *co = ctx;
+
+	for (uint32_t id = 0; id < SY_MAX_MIGRATIONS; id++) {
+		const struct sy_migration_state *m = sy_mset_by_id(c->after, c->n_after, id);
+		struct rt *t = &co->rt[id];
+
+		if (t->used && (!m || strcmp(t->name, m->spec.name) != 0))
+			memset(t, 0, sizeof(*t));
+	}
+}
+
 struct sy_cutover *sy_cutover_new(struct sy_loop *l, struct sy_registry *reg, struct sy_verify *v,
 				  struct sy_events *ev)
 {
@@ -608,6 +624,10 @@ struct sy_cutover *sy_cutover_new(struct sy_loop *l, struct sy_registry *reg, st
 	c->reg = reg;
 	c->verify = v;
 	c->events = ev;
+	if (sy_registry_subscribe(reg, "cutover", on_commit, c)) {
+		free(c);
+		return NULL;
+	}
 	c->timer = sy_loop_add_timer(l, 0, tick, c);
 	return c;
 }
@@ -622,6 +642,7 @@ void sy_cutover_free(struct sy_cutover *c)
 {
 	if (!c)
 		return;
+	sy_registry_unsubscribe(c->reg, on_commit, c);
 	if (c->timer)
 		sy_loop_cancel_timer(c->loop, c->timer);
 	free(c);

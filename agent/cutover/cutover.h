@@ -63,6 +63,8 @@ struct sy_cutover_status {
  * daemon provides it. Returns the count ended or a negative errno. */
 typedef int64_t (*sy_cutover_drain_fn)(void *arg, uint32_t mig_id, uint8_t side);
 
+/* Subscribes to reg (a deleted migration's gate windows go with it); free it before
+ * the registry. */
 struct sy_cutover *sy_cutover_new(struct sy_loop *l, struct sy_registry *reg, struct sy_verify *v,
 				  struct sy_events *ev);
 void sy_cutover_set_drain(struct sy_cutover *c, sy_cutover_drain_fn fn, void *arg);

@@ -1,56 +1,50 @@
 /* registry.c — see registry.h.
  *
- * Every change builds a candidate set (a deep copy with the change), validates it,
- * writes the state file's temp copy, writes the kernel maps, then renames the file
- * into place. If the maps or the rename fail, the maps are written back from the old
- * set and the temp file removed: callers see all or nothing.
+ * Every change builds a candidate set (a deep copy with the change) and validates it;
+ * the commit then hands the store the new state, which calls back to write the kernel
+ * maps between making it durable and making it visible. If the maps or the store
+ * fail, the maps are written back from the old set: callers see all or nothing. Only
+ * then is the candidate swapped in and the subscribers told, in the order they
+ * subscribed.
  *
- * Map write order keeps connect() consistent at every instant: migration entries and
- * pins are written before the routes that lead to them, and stale routes are removed
- * before the migration slots they pointed to are cleared.
+ * The kernel maps are a step of the commit, not a subscriber: a subscriber cannot fail
+ * a commit, and the maps must never hold a set the store does not.
  */
 #include "registry/registry.h"
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
+#include <sys/types.h>
 
-#include "model/endpoint.h"
 #include "core/fnv.h"
-#include "kernel/loader.h"
 #include "core/log.h"
 #include "core/loop.h"
-#include "registry/registry_events.h"
-#include "model/spec_pb.h"
-#include "registry/store_file.h"
+#include "kernel/mapsync.h"
+#include "model/endpoint.h"
+#include "registry/registry_pb.h"
+#include "registry/store.h"
 
-struct sy_registry {
-	struct sy_bpf *bpf;
-	char state_dir[PATH_MAX];
-	struct sy_migration_state *migs;
-	size_t n;
-	uint64_t generation;
-	void (*on_change)(struct sy_registry *r, void *arg);
-	void *on_change_arg;
-	struct sy_events *events;
+#define MAX_SUBS 16
+
+struct sub {
+	char name[24];
+	sy_registry_sub_fn fn;
+	void *ctx;
 };
 
-void sy_registry_set_events(struct sy_registry *r, struct sy_events *ev)
-{
-	r->events = ev;
-}
-
-void sy_registry_on_change(struct sy_registry *r, void (*cb)(struct sy_registry *r, void *arg), void *arg)
-{
-	r->on_change = cb;
-	r->on_change_arg = arg;
-}
+struct sy_registry {
+	struct sy_bpf *bpf; /* NULL: no kernel (unit tests) */
+	struct sy_store *store;
+	struct sy_migration_state *migs;
+	size_t n;
+	struct sub subs[MAX_SUBS];
+	size_t n_subs;
+	bool notifying; /* subscribers are being called: the set must not change under them */
+};
 
 static void set_err(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_err(struct sy_spec_err *err, const char *fmt, ...)
@@ -96,41 +90,6 @@ static bool plan_running(const struct sy_migration_state *m)
 	return m->co.phase >= SY_PHASE_BACKFILLING && m->co.phase <= SY_PHASE_ROLLED_BACK;
 }
 
-/* ---- deep copies of sets -------------------------------------------------------- */
-
-static void mstate_free(struct sy_migration_state *m)
-{
-	sy_migration_spec_free(&m->spec);
-	free(m->pin_cgroup_ids);
-	m->pin_cgroup_ids = NULL;
-}
-
-static int mstate_copy(struct sy_migration_state *dst, const struct sy_migration_state *src)
-{
-	*dst = *src;
-	dst->spec.pins = NULL;
-	dst->spec.n_pins = 0;
-	dst->pin_cgroup_ids = NULL;
-	if (sy_migration_spec_copy(&dst->spec, &src->spec))
-		return -ENOMEM;
-	if (src->spec.n_pins) {
-		dst->pin_cgroup_ids = calloc(src->spec.n_pins, sizeof(uint64_t));
-		if (!dst->pin_cgroup_ids) {
-			sy_migration_spec_free(&dst->spec);
-			return -ENOMEM;
-		}
-		memcpy(dst->pin_cgroup_ids, src->pin_cgroup_ids, src->spec.n_pins * sizeof(uint64_t));
-	}
-	return 0;
-}
-
-static void set_free(struct sy_migration_state *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		mstate_free(&s[i]);
-	free(s);
-}
-
 /* A copy of the current set with room for one more. */
 static int set_clone(const struct sy_registry *r, struct sy_migration_state **out)
 {
@@ -139,8 +98,8 @@ static int set_clone(const struct sy_registry *r, struct sy_migration_state **ou
 	if (!s)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->n; i++) {
-		if (mstate_copy(&s[i], &r->migs[i])) {
-			set_free(s, i);
+		if (sy_mstate_copy(&s[i], &r->migs[i])) {
+			sy_mset_free(s, i);
 			return -ENOMEM;
 		}
 	}
@@ -150,349 +109,150 @@ static int set_clone(const struct sy_registry *r, struct sy_migration_state **ou
 
 static ssize_t set_find(const struct sy_migration_state *s, size_t n, const char *name)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(s[i].spec.name, name) == 0)
-			return (ssize_t)i;
-	return -1;
+	const struct sy_migration_state *m = sy_mset_find(s, n, name);
+
+	return m ? m - s : -1;
 }
 
 /* ---- kernel maps ---------------------------------------------------------------- */
 
-static void to_kernel(const struct sy_migration_state *m, struct sy_migration *km)
+static void map_view(const struct sy_migration_state *m, struct sy_map_mig *v)
 {
-	memset(km, 0, sizeof(*km));
-	km->salt = m->salt;
-	km->ratio_bp = m->spec.ratio_bp;
-	km->active = 1;
-	km->client_mode = m->spec.client_mode;
-	km->n_targets = (uint8_t)m->spec.n_target;
-	km->healthy_mask = m->healthy_mask;
-	memcpy(km->targets, m->spec.target, m->spec.n_target * sizeof(struct sy_endpoint));
-	km->capture = sy_mirror_effective(&m->spec);
-	km->n_rules = (uint8_t)m->spec.n_prefixes;
-	km->sample_n = m->spec.sample_reads;
-	km->capture_max = m->spec.capture_bytes ? m->spec.capture_bytes : SY_CAPTURE_DEFAULT;
+	v->id = m->id;
+	v->salt = m->salt;
+	v->healthy_mask = m->healthy_mask;
+	v->spec = &m->spec;
+	v->pin_cgroup_ids = m->pin_cgroup_ids;
 }
 
-static void prefix_key(uint32_t id, const char *prefix, struct sy_prefix_key *k)
+/* Makes the maps hold s; without a kernel (bpf NULL) there are no maps to write. */
+static int write_maps(struct sy_registry *r, const struct sy_migration_state *s, size_t n)
 {
-	size_t len = strnlen(prefix, SY_PREFIX_MAX);
+	struct sy_map_mig v[SY_MAX_MIGRATIONS];
 
-	memset(k, 0, sizeof(*k));
-	k->prefixlen = (uint32_t)(32 + 8 * len);
-	k->mig_id = id;
-	memcpy(k->bytes, prefix, len);
-}
-
-static int prefix_wanted(const struct sy_migration_state *s, size_t n, const void *key)
-{
-	const struct sy_prefix_key *k = key;
-	struct sy_prefix_key w;
-
-	for (size_t i = 0; i < n; i++) {
-		if (s[i].id != k->mig_id)
-			continue;
-		for (uint32_t j = 0; j < s[i].spec.n_prefixes; j++) {
-			prefix_key(s[i].id, s[i].spec.prefixes[j], &w);
-			if (memcmp(&w, k, sizeof(w)) == 0)
-				return 1;
-		}
-	}
-	return 0;
-}
-
-static int route_wanted(const struct sy_migration_state *s, size_t n, const struct sy_endpoint *ep)
-{
-	for (size_t i = 0; i < n; i++) {
-		for (uint32_t j = 0; j < s[i].spec.n_legacy; j++)
-			if (memcmp(&s[i].spec.legacy[j], ep, sizeof(*ep)) == 0)
-				return 1;
-		for (uint32_t j = 0; j < s[i].spec.n_target; j++)
-			if (memcmp(&s[i].spec.target[j], ep, sizeof(*ep)) == 0)
-				return 1;
-	}
-	return 0;
-}
-
-static int pin_wanted(const struct sy_migration_state *s, size_t n, const struct sy_pin_key *k)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (s[i].id != k->mig_id)
-			continue;
-		for (size_t j = 0; j < s[i].spec.n_pins; j++)
-			if (s[i].pin_cgroup_ids[j] == k->cgroup_id)
-				return 1;
-	}
-	return 0;
-}
-
-static int slot_wanted(const struct sy_migration_state *s, size_t n, uint32_t id)
-{
+	if (!r->bpf)
+		return 0;
+	if (n > SY_MAX_MIGRATIONS)
+		return -E2BIG;
 	for (size_t i = 0; i < n; i++)
-		if (s[i].id == id)
-			return 1;
-	return 0;
+		map_view(&s[i], &v[i]);
+	return sy_mapsync_write(r->bpf, v, n);
 }
 
-/* Deletes every key of map `fd` for which keep() says no. */
-static int prune(int fd, size_t key_size,
-		 int (*keep)(const struct sy_migration_state *, size_t, const void *),
-		 const struct sy_migration_state *s, size_t n)
+/* ---- the commit path ------------------------------------------------------------ */
+
+/* Swaps s in as the registry's set and tells every subscriber, in order. */
+static void publish(struct sy_registry *r, enum sy_commit_kind kind, struct sy_migration_state *s, size_t n,
+		    const char *why)
 {
-	unsigned char key[128], next[128];
-	void *prev = NULL;
-	int err = 0;
+	struct sy_migration_state *old = r->migs;
+	size_t n_old = r->n;
+	struct sy_commit c = {
+		.kind = kind,
+		.revision = r->store ? r->store->revision : 0,
+		.before = old,
+		.n_before = n_old,
+		.after = s,
+		.n_after = n,
+		.why = why,
+	};
 
-	if (key_size > sizeof(key))
-		return -EINVAL;
-	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		memcpy(key, next, key_size);
-		prev = key;
-		if (!keep(s, n, key)) {
-			if (bpf_map_delete_elem(fd, key) < 0 && errno != ENOENT)
-				err = -errno;
-			/* The deleted key cannot anchor the walk: restart it. */
-			prev = NULL;
-			if (err)
-				return err;
-		}
-	}
-	return 0;
+	r->migs = s;
+	r->n = n;
+	r->notifying = true;
+	for (size_t i = 0; i < r->n_subs; i++)
+		r->subs[i].fn(r->subs[i].ctx, &c);
+	r->notifying = false;
+	sy_mset_free(old, n_old);
 }
 
-static int keep_route(const struct sy_migration_state *s, size_t n, const void *k)
+struct apply_arg {
+	struct sy_registry *r;
+	const struct sy_migration_state *s;
+	size_t n;
+	bool ran;
+	int e;
+};
+
+static int apply_maps(void *arg)
 {
-	return route_wanted(s, n, k);
+	struct apply_arg *a = arg;
+
+	a->ran = true;
+	a->e = write_maps(a->r, a->s, a->n);
+	return a->e;
 }
 
-static int keep_pin(const struct sy_migration_state *s, size_t n, const void *k)
-{
-	return pin_wanted(s, n, k);
-}
-
-/* A freed slot's observe statistics restart from zero for its next migration. */
-static void zero_stats(struct sy_bpf *b, uint32_t id)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	size_t sz = sizeof(struct sy_side_stats) > sizeof(struct sy_rule_stats)
-			    ? sizeof(struct sy_side_stats)
-			    : sizeof(struct sy_rule_stats);
-	void *zero = ncpu > 0 ? calloc((size_t)ncpu, sz) : NULL;
-
-	if (!zero)
-		return;
-	for (uint32_t side = 0; side < 2; side++) {
-		uint32_t k = id * 2 + side;
-
-		bpf_map_update_elem(b->side_stats_fd, &k, zero, BPF_ANY);
-		for (uint32_t rule = 0; rule < SY_MAX_RULES; rule++) {
-			k = (id * SY_MAX_RULES + rule) * 2 + side;
-			bpf_map_update_elem(b->rule_stats_fd, &k, zero, BPF_ANY);
-		}
-	}
-	free(zero);
-}
-
-static int sync_maps(struct sy_registry *r, const struct sy_migration_state *s, size_t n)
-{
-	struct sy_bpf *b = r->bpf;
-	int err;
-
-	/* Rules first: a migration never points at prefixes not yet in the trie. */
-	for (size_t i = 0; i < n; i++)
-		for (uint32_t j = 0; j < s[i].spec.n_prefixes; j++) {
-			struct sy_prefix_key pk;
-			struct sy_prefix_rule pr = {.rule = j + 1};
-
-			prefix_key(s[i].id, s[i].spec.prefixes[j], &pk);
-			if (bpf_map_update_elem(b->prefixes_fd, &pk, &pr, BPF_ANY) < 0)
-				return -errno;
-		}
-	for (size_t i = 0; i < n; i++) {
-		struct sy_migration km;
-
-		to_kernel(&s[i], &km);
-		if (bpf_map_update_elem(b->migrations_fd, &s[i].id, &km, BPF_ANY) < 0)
-			return -errno;
-		for (size_t j = 0; j < s[i].spec.n_pins; j++) {
-			struct sy_pin_key pk = {.cgroup_id = s[i].pin_cgroup_ids[j], .mig_id = s[i].id};
-			struct sy_pin pv = {.side = s[i].spec.pins[j].side};
-
-			if (bpf_map_update_elem(b->pins_fd, &pk, &pv, BPF_ANY) < 0)
-				return -errno;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		for (uint32_t j = 0; j < s[i].spec.n_legacy; j++) {
-			struct sy_route rv = {.mig_id = s[i].id, .role = SY_ROLE_LEGACY};
-
-			if (bpf_map_update_elem(b->routes_fd, &s[i].spec.legacy[j], &rv, BPF_ANY) < 0)
-				return -errno;
-		}
-		for (uint32_t j = 0; j < s[i].spec.n_target; j++) {
-			struct sy_route rv = {.mig_id = s[i].id, .role = SY_ROLE_TARGET};
-
-			if (bpf_map_update_elem(b->routes_fd, &s[i].spec.target[j], &rv, BPF_ANY) < 0)
-				return -errno;
-		}
-	}
-	if ((err = prune(b->routes_fd, sizeof(struct sy_endpoint), keep_route, s, n)))
-		return err;
-	if ((err = prune(b->pins_fd, sizeof(struct sy_pin_key), keep_pin, s, n)))
-		return err;
-	if ((err = prune(b->prefixes_fd, sizeof(struct sy_prefix_key), prefix_wanted, s, n)))
-		return err;
-	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++) {
-		struct sy_migration km;
-
-		if (slot_wanted(s, n, id))
-			continue;
-		if (bpf_map_lookup_elem(b->migrations_fd, &id, &km) == 0 && km.active) {
-			memset(&km, 0, sizeof(km));
-			if (bpf_map_update_elem(b->migrations_fd, &id, &km, BPF_ANY) < 0)
-				return -errno;
-			/* Counters restart from zero for the next migration in this slot. */
-			int ncpu = libbpf_num_possible_cpus();
-			struct sy_steer_counters *zero =
-				ncpu > 0 ? calloc((size_t)ncpu, sizeof(*zero)) : NULL;
-
-			if (zero) {
-				bpf_map_update_elem(b->steer_counters_fd, &id, zero, BPF_ANY);
-				free(zero);
-			}
-			zero_stats(b, id);
-		}
-	}
-	return 0;
-}
-
-/* ---- state file ----------------------------------------------------------------- */
-
-static void pb_free_state(Switchyard__V1__State *st)
-{
-	for (size_t i = 0; i < st->n_migrations; i++) {
-		Switchyard__V1__MigrationState *ms = st->migrations[i];
-
-		if (!ms)
-			continue;
-		if (ms->spec) {
-			sy_spec_pb_free(ms->spec);
-			free(ms->spec);
-		}
-		for (size_t j = 0; j < ms->n_pins; j++)
-			free(ms->pins[j]);
-		free(ms->pins);
-		free(ms->cutover);
-		free(ms);
-	}
-	free(st->migrations);
-}
-
-static int pb_build_state(const struct sy_migration_state *s, size_t n, uint64_t gen,
-			  Switchyard__V1__State *st)
-{
-	switchyard__v1__state__init(st);
-	st->format = SY_STATE_FORMAT;
-	st->generation = gen;
-	st->migrations = calloc(n ? n : 1, sizeof(*st->migrations));
-	if (!st->migrations)
-		return -ENOMEM;
-	st->n_migrations = n;
-	for (size_t i = 0; i < n; i++) {
-		Switchyard__V1__MigrationState *ms = calloc(1, sizeof(*ms));
-
-		if (!ms)
-			return -ENOMEM;
-		st->migrations[i] = ms;
-		switchyard__v1__migration_state__init(ms);
-		ms->spec = calloc(1, sizeof(*ms->spec));
-		if (!ms->spec || sy_spec_to_pb(&s[i].spec, ms->spec))
-			return -ENOMEM;
-		ms->id = s[i].id;
-		ms->salt = s[i].salt;
-		ms->created_unix_ms = s[i].created_unix_ms;
-		ms->updated_unix_ms = s[i].updated_unix_ms;
-		ms->origin = (char *)s[i].origin;
-		ms->cutover = calloc(1, sizeof(*ms->cutover));
-		if (!ms->cutover)
-			return -ENOMEM;
-		switchyard__v1__cutover_state__init(ms->cutover);
-		ms->cutover->phase = (Switchyard__V1__CutoverPhase)s[i].co.phase;
-		ms->cutover->paused_from = (Switchyard__V1__CutoverPhase)s[i].co.paused_from;
-		ms->cutover->step = s[i].co.step;
-		ms->cutover->phase_started_unix_ms = s[i].co.phase_started_unix_ms;
-		ms->cutover->bake_until_unix_ms = s[i].co.bake_until_unix_ms;
-		ms->cutover->changed_unix_ms = s[i].co.changed_unix_ms;
-		ms->cutover->ready = s[i].co.ready;
-		ms->cutover->reason = (char *)s[i].co.reason;
-		ms->pins = calloc(s[i].spec.n_pins ? s[i].spec.n_pins : 1, sizeof(*ms->pins));
-		if (!ms->pins)
-			return -ENOMEM;
-		ms->n_pins = s[i].spec.n_pins;
-		for (size_t j = 0; j < s[i].spec.n_pins; j++) {
-			Switchyard__V1__PinState *ps = calloc(1, sizeof(*ps));
-
-			if (!ps)
-				return -ENOMEM;
-			switchyard__v1__pin_state__init(ps);
-			ps->cgroup_id = s[i].pin_cgroup_ids[j];
-			ms->pins[j] = ps; /* the spec inside carries cgroup and side */
-		}
-	}
-	return 0;
-}
-
-/* Makes `cand` the registry's set: file prepared, maps written, file committed. */
+/* Makes `cand` the registry's set: stored, maps written, subscribers told. Takes cand. */
 static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, size_t ncand,
 		      struct sy_spec_err *err)
 {
+	struct apply_arg a = {.r = r, .s = cand, .n = ncand};
 	Switchyard__V1__State st;
 	int e;
 
-	e = pb_build_state(cand, ncand, r->generation + 1, &st);
+	if (r->notifying) {
+		/* the subscribers being called hold the old and new sets */
+		set_err(err, "the registry cannot change while it reports a change");
+		sy_mset_free(cand, ncand);
+		return -EDEADLK;
+	}
+	e = sy_mset_to_pb(cand, ncand, r->store->revision + 1, &st);
 	if (!e)
-		e = sy_state_prepare(r->state_dir, &st);
-	pb_free_state(&st);
+		e = sy_store_commit(r->store, &st, apply_maps, &a);
+	sy_mset_pb_free(&st);
 	if (e) {
-		set_err(err, "persist state in %s: %s", r->state_dir, strerror(-e));
-		set_free(cand, ncand);
+		if (a.ran && a.e)
+			set_err(err, "update kernel maps: %s", strerror(-a.e));
+		else
+			set_err(err, "persist state in %s: %s", r->store->where, strerror(-e));
+		if (a.ran)
+			write_maps(r, r->migs, r->n);
+		sy_mset_free(cand, ncand);
 		return -EIO;
 	}
-	e = sync_maps(r, cand, ncand);
-	if (e) {
-		set_err(err, "update kernel maps: %s", strerror(-e));
-		sy_state_abort(r->state_dir);
-		sync_maps(r, r->migs, r->n);
-		set_free(cand, ncand);
-		return -EIO;
-	}
-	e = sy_state_commit(r->state_dir);
-	if (e) {
-		set_err(err, "persist state in %s: %s", r->state_dir, strerror(-e));
-		sync_maps(r, r->migs, r->n);
-		set_free(cand, ncand);
-		return -EIO;
-	}
-	sy_migration_events_commit(r->events, r->migs, r->n, cand, ncand);
-	set_free(r->migs, r->n);
-	r->migs = cand;
-	r->n = ncand;
-	r->generation++;
-	if (r->on_change)
-		r->on_change(r, r->on_change_arg);
+	publish(r, SY_COMMIT_CHANGE, cand, ncand, NULL);
 	return 0;
+}
+
+int sy_registry_subscribe(struct sy_registry *r, const char *name, sy_registry_sub_fn fn, void *ctx)
+{
+	struct sy_commit c = {.kind = SY_COMMIT_LOAD, .after = r->migs, .n_after = r->n};
+
+	if (r->n_subs == MAX_SUBS || r->notifying)
+		return r->notifying ? -EDEADLK : -ENOSPC;
+	snprintf(r->subs[r->n_subs].name, sizeof(r->subs[0].name), "%s", name);
+	r->subs[r->n_subs].fn = fn;
+	r->subs[r->n_subs].ctx = ctx;
+	r->n_subs++;
+	c.revision = r->store ? r->store->revision : 0;
+	r->notifying = true;
+	fn(ctx, &c); /* catch up: the set it starts from */
+	r->notifying = false;
+	return 0;
+}
+
+void sy_registry_unsubscribe(struct sy_registry *r, sy_registry_sub_fn fn, void *ctx)
+{
+	for (size_t i = 0; r && i < r->n_subs; i++) {
+		if (r->subs[i].fn != fn || r->subs[i].ctx != ctx)
+			continue;
+		memmove(&r->subs[i], &r->subs[i + 1], (r->n_subs - i - 1) * sizeof(r->subs[0]));
+		r->n_subs--;
+		return;
+	}
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
-struct sy_registry *sy_registry_new(struct sy_bpf *bpf, const char *state_dir)
+struct sy_registry *sy_registry_new(struct sy_bpf *bpf, struct sy_store *store)
 {
 	struct sy_registry *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
 	r->bpf = bpf;
-	snprintf(r->state_dir, sizeof(r->state_dir), "%s", state_dir);
+	r->store = store;
 	return r;
 }
 
@@ -500,8 +260,13 @@ void sy_registry_free(struct sy_registry *r)
 {
 	if (!r)
 		return;
-	set_free(r->migs, r->n);
+	sy_mset_free(r->migs, r->n);
 	free(r);
+}
+
+struct sy_bpf *sy_registry_bpf(const struct sy_registry *r)
+{
+	return r->bpf;
 }
 
 static int resolve_pins(struct sy_migration_state *m, struct sy_spec_err *err)
@@ -522,87 +287,91 @@ static int resolve_pins(struct sy_migration_state *m, struct sy_spec_err *err)
 	return 0;
 }
 
-/* The kernel's current healthy mask for a slot, if it holds the same targets: a
- * restarted daemon keeps steering exactly as before until its first health check. */
-static uint8_t kernel_mask(struct sy_registry *r, const struct sy_migration_state *m)
+/* Completes a set read from the store: derived fields, and the kernel's health (a
+ * restarted daemon keeps steering exactly as before until its first health check). */
+static void settle_loaded(struct sy_registry *r, struct sy_migration_state *s, size_t n)
 {
-	struct sy_migration km;
+	for (size_t i = 0; i < n; i++) {
+		struct sy_map_mig v;
 
-	if (bpf_map_lookup_elem(r->bpf->migrations_fd, &m->id, &km) < 0 || !km.active ||
-	    km.n_targets != m->spec.n_target ||
-	    memcmp(km.targets, m->spec.target, m->spec.n_target * sizeof(struct sy_endpoint)) != 0)
-		return 0;
-	return km.healthy_mask;
+		derive(&s[i]);
+		map_view(&s[i], &v);
+		s[i].healthy_mask = r->bpf ? sy_mapsync_healthy_mask(r->bpf, &v) : 0;
+	}
+}
+
+/* A change made elsewhere: the maps follow it; if they cannot, the agent stays on what
+ * it applied last (fail static) and says so. */
+static void on_remote(void *ctx, const Switchyard__V1__State *st)
+{
+	struct sy_registry *r = ctx;
+	struct sy_spec_err err = {{0}};
+	struct sy_migration_state *s;
+	size_t n;
+	int e;
+
+	if (r->notifying) {
+		sy_error("state", "a stored change arrived while a change is reported: ignored");
+		return;
+	}
+	if ((e = sy_mset_from_pb(st, &s, &n, &err))) {
+		sy_error("state", "stored change at revision %llu refused: %s",
+			 (unsigned long long)st->generation, err.msg);
+		return;
+	}
+	settle_loaded(r, s, n);
+	if ((e = write_maps(r, s, n))) {
+		sy_error("state", "stored change at revision %llu: update kernel maps: %s",
+			 (unsigned long long)st->generation, strerror(-e));
+		write_maps(r, r->migs, r->n);
+		sy_mset_free(s, n);
+		return;
+	}
+	publish(r, SY_COMMIT_REMOTE, s, n, NULL);
+}
+
+static const char *load_error(int e)
+{
+	switch (e) {
+	case -EBADMSG:
+		return "not a valid state file";
+	case -ENODATA:
+		return "empty state file";
+	default:
+		return strerror(-e);
+	}
 }
 
 int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err)
 {
 	Switchyard__V1__State *st = NULL;
 	struct sy_migration_state *s;
-	int e = sy_state_read(r->state_dir, &st);
+	size_t n = 0;
+	int e = sy_store_load(r->store, &st);
 
 	if (e) {
-		set_err(err, "read state %s/%s: %s", r->state_dir, SY_STATE_FILE,
-			e == -EBADMSG ? "not a valid state file" : strerror(-e));
+		set_err(err, "read state %s: %s", r->store->where, load_error(e));
 		return e;
 	}
-	if (!st)
-		return sync_maps(r, NULL, 0) ? -EIO : 0;
-	s = calloc(st->n_migrations + 1, sizeof(*s));
-	if (!s) {
+	if (st) {
+		e = sy_mset_from_pb(st, &s, &n, err);
 		switchyard__v1__state__free_unpacked(st, NULL);
+		if (e)
+			return e;
+	} else if (!(s = calloc(1, sizeof(*s)))) {
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < st->n_migrations; i++) {
-		Switchyard__V1__MigrationState *ms = st->migrations[i];
-
-		if (!ms->spec || (e = sy_spec_from_pb(ms->spec, &s[i].spec, err)) ||
-		    ms->n_pins != s[i].spec.n_pins || ms->id == 0 || ms->id >= SY_MAX_MIGRATIONS) {
-			if (!e)
-				set_err(err, "state file: migration %zu is inconsistent", i);
-			set_free(s, i + 1);
-			switchyard__v1__state__free_unpacked(st, NULL);
-			return -EBADMSG;
-		}
-		s[i].id = ms->id;
-		s[i].salt = ms->salt;
-		s[i].created_unix_ms = ms->created_unix_ms;
-		s[i].updated_unix_ms = ms->updated_unix_ms;
-		snprintf(s[i].origin, sizeof(s[i].origin), "%s", ms->origin ? ms->origin : "api");
-		s[i].pin_cgroup_ids = calloc(ms->n_pins ? ms->n_pins : 1, sizeof(uint64_t));
-		if (!s[i].pin_cgroup_ids) {
-			set_free(s, i + 1);
-			switchyard__v1__state__free_unpacked(st, NULL);
-			return -ENOMEM;
-		}
-		for (size_t j = 0; j < ms->n_pins; j++)
-			s[i].pin_cgroup_ids[j] = ms->pins[j]->cgroup_id;
-		if (ms->cutover && (unsigned)ms->cutover->phase < SY_PHASES &&
-		    (unsigned)ms->cutover->paused_from < SY_PHASES) {
-			s[i].co.phase = (uint8_t)ms->cutover->phase;
-			s[i].co.paused_from = (uint8_t)ms->cutover->paused_from;
-			s[i].co.step = ms->cutover->step;
-			s[i].co.phase_started_unix_ms = ms->cutover->phase_started_unix_ms;
-			s[i].co.bake_until_unix_ms = ms->cutover->bake_until_unix_ms;
-			s[i].co.changed_unix_ms = ms->cutover->changed_unix_ms;
-			s[i].co.ready = ms->cutover->ready;
-			snprintf(s[i].co.reason, sizeof(s[i].co.reason), "%s",
-				 ms->cutover->reason ? ms->cutover->reason : "");
-		}
-		derive(&s[i]);
-		s[i].healthy_mask = kernel_mask(r, &s[i]);
-	}
-	r->generation = st->generation;
-	e = sync_maps(r, s, st->n_migrations);
-	if (e) {
+	settle_loaded(r, s, n);
+	if ((e = write_maps(r, s, n))) {
 		set_err(err, "update kernel maps: %s", strerror(-e));
-		set_free(s, st->n_migrations);
-		switchyard__v1__state__free_unpacked(st, NULL);
+		sy_mset_free(s, n);
 		return -EIO;
 	}
-	r->migs = s;
-	r->n = st->n_migrations;
-	switchyard__v1__state__free_unpacked(st, NULL);
+	publish(r, SY_COMMIT_LOAD, s, n, NULL);
+	if ((e = sy_store_watch(r->store, on_remote, r))) {
+		set_err(err, "watch state %s: %s", r->store->where, strerror(-e));
+		return e;
+	}
 	return 0;
 }
 
@@ -611,7 +380,7 @@ int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err)
 static uint32_t free_slot(const struct sy_migration_state *s, size_t n)
 {
 	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++)
-		if (!slot_wanted(s, n, id))
+		if (!sy_mset_by_id(s, n, id))
 			return id;
 	return 0;
 }
@@ -637,7 +406,7 @@ static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_mi
 	if ((e = sy_migration_spec_copy(&nm.spec, m)))
 		return e;
 	if ((e = resolve_pins(&nm, err))) {
-		mstate_free(&nm);
+		sy_mstate_free(&nm);
 		return e;
 	}
 	nm.updated_unix_ms = sy_unix_ms();
@@ -658,14 +427,14 @@ static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_mi
 		if (plan_running(old))
 			nm.spec.ratio_bp = old->spec.ratio_bp; /* the controller owns it */
 		derive(&nm);
-		mstate_free(old);
+		sy_mstate_free(old);
 		*old = nm;
 		return 0;
 	}
 	nm.id = free_slot(cand, *n);
 	if (nm.id == 0) {
 		set_err(err, "no free migration slot (at most %d migrations)", SY_MAX_MIGRATIONS - 1);
-		mstate_free(&nm);
+		sy_mstate_free(&nm);
 		return -ENOSPC;
 	}
 	nm.salt = salt_of(m->name);
@@ -704,7 +473,7 @@ int sy_registry_apply(struct sy_registry *r, const struct sy_migration_spec *m, 
 	if ((e = set_clone(r, &cand)))
 		return e;
 	if ((e = upsert(cand, &n, m, NULL, err))) {
-		set_free(cand, n);
+		sy_mset_free(cand, n);
 		return e;
 	}
 	return commit_set(r, cand, n, err);
@@ -744,7 +513,7 @@ int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const
 		return e;
 	next = realloc(cand, (r->n + s->n + 1) * sizeof(*cand));
 	if (!next) {
-		set_free(cand, n);
+		sy_mset_free(cand, n);
 		return -ENOMEM;
 	}
 	cand = next;
@@ -754,7 +523,7 @@ int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const
 
 			snprintf(msg, sizeof(msg), "%s", err->msg);
 			set_err(err, "%s:%d: %s", file, s->migs[j].line, msg);
-			set_free(cand, n);
+			sy_mset_free(cand, n);
 			return e;
 		}
 	}
@@ -777,10 +546,10 @@ int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const
 				file, cand[i].spec.name);
 			for (size_t k = i; k < n; k++)
 				cand[m++] = cand[k];
-			set_free(cand, m);
+			sy_mset_free(cand, m);
 			return -EBUSY;
 		}
-		mstate_free(&cand[i]);
+		sy_mstate_free(&cand[i]);
 	}
 	return commit_set(r, cand, m, err);
 }
@@ -808,7 +577,7 @@ int sy_registry_delete(struct sy_registry *r, const char *name, bool force, stru
 	}
 	if ((e = set_clone(r, &cand)))
 		return e;
-	mstate_free(&cand[at]);
+	sy_mstate_free(&cand[at]);
 	memmove(&cand[at], &cand[at + 1], (n - (size_t)at - 1) * sizeof(*cand));
 	n--;
 	return commit_set(r, cand, n, err);
@@ -830,7 +599,7 @@ static int edit(struct sy_registry *r, const char *name, struct sy_spec_err *err
 	if ((e = set_clone(r, &cand)))
 		return e;
 	if ((e = change(&cand[at], arg, err))) {
-		set_free(cand, r->n);
+		sy_mset_free(cand, r->n);
 		return e;
 	}
 	cand[at].updated_unix_ms = sy_unix_ms();
@@ -970,164 +739,65 @@ const struct sy_migration_state *sy_registry_at(const struct sy_registry *r, siz
 
 const struct sy_migration_state *sy_registry_find(const struct sy_registry *r, const char *name)
 {
-	ssize_t at = set_find(r->migs, r->n, name);
-
-	return at < 0 ? NULL : &r->migs[at];
+	return sy_mset_find(r->migs, r->n, name);
 }
 
 const struct sy_migration_state *sy_registry_by_id(const struct sy_registry *r, uint32_t id)
 {
-	for (size_t i = 0; i < r->n; i++)
-		if (r->migs[i].id == id)
-			return &r->migs[i];
-	return NULL;
+	return sy_mset_by_id(r->migs, r->n, id);
 }
 
-int sy_registry_counters(const struct sy_registry *r, const char *name, struct sy_steer_counters *out)
+/* ---- target health -------------------------------------------------------------- */
+
+static uint8_t mask_with(const struct sy_migration_state *m, const struct sy_endpoint *ep, bool healthy)
 {
-	const struct sy_migration_state *m = sy_registry_find(r, name);
-	int ncpu = libbpf_num_possible_cpus();
-	struct sy_steer_counters *per;
-	int e = 0;
+	uint8_t mask = m->healthy_mask;
 
-	memset(out, 0, sizeof(*out));
-	if (!m)
-		return -ENOENT;
-	if (ncpu <= 0)
-		return ncpu ? ncpu : -EINVAL;
-	per = calloc((size_t)ncpu, sizeof(*per));
-	if (!per)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(r->bpf->steer_counters_fd, &m->id, per) < 0) {
-		e = -errno;
-	} else {
-		for (int c = 0; c < ncpu; c++)
-			for (int d = 0; d < SY_DEC_MAX; d++)
-				out->decisions[d] += per[c].decisions[d];
+	for (uint32_t t = 0; t < m->spec.n_target; t++) {
+		if (!sy_endpoint_equal(&m->spec.target[t], ep))
+			continue;
+		if (healthy)
+			mask |= (uint8_t)(1u << t);
+		else
+			mask &= (uint8_t) ~(1u << t);
 	}
-	free(per);
-	return e;
+	return mask;
 }
 
-int sy_registry_side_stats(const struct sy_registry *r, const char *name, uint8_t side,
-			   struct sy_side_stats *out)
-{
-	const struct sy_migration_state *m = sy_registry_find(r, name);
-	int ncpu = libbpf_num_possible_cpus();
-	struct sy_side_stats *per;
-	__u32 idx;
-	int e = 0;
-
-	memset(out, 0, sizeof(*out));
-	if (!m)
-		return -ENOENT;
-	if (ncpu <= 0)
-		return ncpu ? ncpu : -EINVAL;
-	per = calloc((size_t)ncpu, sizeof(*per));
-	if (!per)
-		return -ENOMEM;
-	idx = m->id * 2 + (side & 1);
-	if (bpf_map_lookup_elem(r->bpf->side_stats_fd, &idx, per) < 0) {
-		e = -errno;
-	} else {
-		for (int c = 0; c < ncpu; c++) {
-			out->bytes_out += per[c].bytes_out;
-			out->bytes_in += per[c].bytes_in;
-			out->exchanges += per[c].exchanges;
-			out->errors += per[c].errors;
-			out->sockets += per[c].sockets;
-			out->unparsed += per[c].unparsed;
-			out->outside += per[c].outside;
-			out->captured += per[c].captured;
-			out->truncated += per[c].truncated;
-			out->sampled += per[c].sampled;
-			out->ev_lost += per[c].ev_lost;
-			for (int b = 0; b < SY_LAT_BUCKETS; b++)
-				out->lat[b] += per[c].lat[b];
-		}
-	}
-	free(per);
-	return e;
-}
-
-int sy_registry_rule_stats(const struct sy_registry *r, const char *name, uint32_t rule, uint8_t side,
-			   struct sy_rule_stats *out)
-{
-	const struct sy_migration_state *m = sy_registry_find(r, name);
-	int ncpu = libbpf_num_possible_cpus();
-	struct sy_rule_stats *per;
-	__u32 idx;
-	int e = 0;
-
-	memset(out, 0, sizeof(*out));
-	if (!m)
-		return -ENOENT;
-	if (rule >= SY_MAX_RULES)
-		return -EINVAL;
-	if (ncpu <= 0)
-		return ncpu ? ncpu : -EINVAL;
-	per = calloc((size_t)ncpu, sizeof(*per));
-	if (!per)
-		return -ENOMEM;
-	idx = (m->id * SY_MAX_RULES + rule) * 2 + (side & 1);
-	if (bpf_map_lookup_elem(r->bpf->rule_stats_fd, &idx, per) < 0) {
-		e = -errno;
-	} else {
-		for (int c = 0; c < ncpu; c++)
-			for (int k = 0; k < SY_CLASS_MAX; k++) {
-				out->cmds[k] += per[c].cmds[k];
-				out->bytes[k] += per[c].bytes[k];
-			}
-	}
-	free(per);
-	return e;
-}
-
-int sy_registry_side_classes(const struct sy_registry *r, const char *name, uint8_t side,
-			     struct sy_rule_stats *out)
-{
-	struct sy_rule_stats one;
-	int e;
-
-	memset(out, 0, sizeof(*out));
-	for (uint32_t rule = 0; rule < SY_MAX_RULES; rule++) {
-		if ((e = sy_registry_rule_stats(r, name, rule, side, &one)))
-			return e;
-		for (int k = 0; k < SY_CLASS_MAX; k++) {
-			out->cmds[k] += one.cmds[k];
-			out->bytes[k] += one.bytes[k];
-		}
-	}
-	return 0;
-}
-
+/* A health flip is a commit of its own (SY_COMMIT_HEALTH): only the flipped
+ * migrations' entries are rewritten and nothing is persisted (health is measured
+ * again after a restart). A map that refuses the new mask is logged, not undone: the
+ * check runs again and the kernel keeps its last mask meanwhile. */
 void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoint *ep, bool healthy,
 				   const char *why)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		struct sy_migration_state *m = &r->migs[i];
-		uint8_t mask = m->healthy_mask;
+	struct sy_migration_state *cand;
+	bool flipped = false;
 
-		for (uint32_t t = 0; t < m->spec.n_target; t++) {
-			if (!sy_endpoint_equal(&m->spec.target[t], ep))
-				continue;
-			if (healthy)
-				mask |= (uint8_t)(1u << t);
-			else
-				mask &= (uint8_t) ~(1u << t);
-		}
+	for (size_t i = 0; i < r->n && !flipped; i++)
+		flipped = mask_with(&r->migs[i], ep, healthy) != r->migs[i].healthy_mask;
+	if (!flipped)
+		return;
+	if (r->notifying) {
+		sy_error("migrations", "a health flip arrived while a change is reported: ignored");
+		return;
+	}
+	if (set_clone(r, &cand)) {
+		sy_error("migrations", "health flip: out of memory");
+		return;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		struct sy_migration_state *m = &cand[i];
+		uint8_t mask = mask_with(m, ep, healthy);
+		struct sy_map_mig v;
+		int e;
+
 		if (mask == m->healthy_mask)
 			continue;
-		uint8_t flipped = mask ^ m->healthy_mask;
-
 		m->healthy_mask = mask;
-		for (uint32_t t = 0; t < m->spec.n_target; t++)
-			if (flipped & (1u << t))
-				sy_migration_events_health(r->events, m, t, healthy, why);
-		struct sy_migration km;
-
-		to_kernel(m, &km);
-		if (bpf_map_update_elem(r->bpf->migrations_fd, &m->id, &km, BPF_ANY) < 0)
-			sy_error("migrations", "%s: update healthy mask: %s", m->spec.name, strerror(errno));
+		map_view(m, &v);
+		if (r->bpf && (e = sy_mapsync_write_one(r->bpf, &v)))
+			sy_error("migrations", "%s: update healthy mask: %s", m->spec.name, strerror(-e));
 	}
+	publish(r, SY_COMMIT_HEALTH, cand, r->n, why);
 }

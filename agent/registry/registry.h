@@ -1,10 +1,17 @@
 /* registry.h — the registry of migrations and their live state: the only writer of
- * the steering maps and of the state file. Every change is validated (spec.c), applied
- * to the kernel maps, and persisted (write temp + rename) before the call returns; a
- * change that fails at any step leaves maps and file as they were.
+ * the steering maps (through kernel/mapsync.h) and of the store (store.h). Every change
+ * is validated (spec.c) and committed: stored, written to the kernel maps, and only
+ * then reported to the subscribers; a change that fails at any step leaves maps and
+ * store as they were and reports nothing.
+ *
+ * One commit path: a change through the API or a config file, a target's health flip,
+ * the set loaded at start and a change arriving from the store are all commits
+ * (struct sy_commit, migration.h), delivered to the subscribers in the order they
+ * subscribed. Components follow the registry by subscribing, never by polling it.
  *
  * Errors: -EINVAL (invalid input), -ENOENT (no such migration), -EBUSY (refused: clients
- * on target), -ENOSPC (no free slot), -EIO (persisting failed); err->msg says why.
+ * on target), -ENOSPC (no free slot), -EIO (persisting or the maps failed),
+ * -EDEADLK (a subscriber tried to change the registry); err->msg says why.
  */
 #ifndef SY_MIGRATIONS_H
 #define SY_MIGRATIONS_H
@@ -12,35 +19,30 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "model/phase.h"
-#include "model/spec.h"
+#include "registry/migration.h"
 
 struct sy_bpf;
-
-struct sy_migration_state {
-	struct sy_migration_spec spec; /* live spec: its ratio is the current ratio */
-	uint32_t id;		       /* slot in the kernel's migrations map */
-	uint64_t salt;
-	uint64_t *pin_cgroup_ids; /* parallel to spec.pins */
-	uint64_t created_unix_ms, updated_unix_ms;
-	uint8_t healthy_mask;	    /* bit i: spec.target[i] answered its last health check */
-	char origin[PATH_MAX + 8];  /* "file:PATH" or "api": a reloaded file only deletes its own */
-	struct sy_cutover_state co; /* the plan's progress (cutover.c decides, the registry keeps) */
-};
-
+struct sy_store;
 struct sy_registry;
 
-struct sy_registry *sy_registry_new(struct sy_bpf *bpf, const char *state_dir);
+/* bpf NULL: no kernel maps (unit tests); the daemon always passes its maps. The store
+ * is the caller's, and must outlive the registry. */
+struct sy_registry *sy_registry_new(struct sy_bpf *bpf, struct sy_store *store);
 void sy_registry_free(struct sy_registry *r);
+/* The kernel maps the registry writes (for the per-CPU readers of mapsync.h). */
+struct sy_bpf *sy_registry_bpf(const struct sy_registry *r);
 
-/* Where committed changes and target health flips are recorded (events.h); NULL = none. */
-struct sy_events;
-void sy_registry_set_events(struct sy_registry *r, struct sy_events *ev);
+/* A subscriber: called after every commit with what it changed. It must not change
+ * the registry from inside (-EDEADLK); reading it is fine (it already holds c->after). */
+typedef void (*sy_registry_sub_fn)(void *ctx, const struct sy_commit *c);
+/* Adds fn after the subscribers already there, and calls it at once with the current
+ * set (SY_COMMIT_LOAD, before empty), so it needs no other way to learn where it
+ * starts. -ENOSPC: too many subscribers. */
+int sy_registry_subscribe(struct sy_registry *r, const char *name, sy_registry_sub_fn fn, void *ctx);
+void sy_registry_unsubscribe(struct sy_registry *r, sy_registry_sub_fn fn, void *ctx);
 
-/* Called after every committed change (the daemon re-targets health checks). */
-void sy_registry_on_change(struct sy_registry *r, void (*cb)(struct sy_registry *r, void *arg), void *arg);
-
-/* Loads STATE_DIR/state.pb (absent = empty) and writes it into the maps. */
+/* Loads the store's state (nothing stored = empty) into the maps, reports it to the
+ * subscribers as SY_COMMIT_LOAD, and watches the store for changes made elsewhere. */
 int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err);
 
 /* Creates or updates one migration (the API's ApplyMigration). */
@@ -60,28 +62,16 @@ int sy_registry_pin(struct sy_registry *r, const char *name, const char *cgroup,
 		    struct sy_spec_err *err);
 int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgroup, struct sy_spec_err *err);
 
+/* The current set, for the API's reads. A pointer is valid until the next commit. */
 size_t sy_registry_count(const struct sy_registry *r);
 const struct sy_migration_state *sy_registry_at(const struct sy_registry *r, size_t i);
 const struct sy_migration_state *sy_registry_find(const struct sy_registry *r, const char *name);
 /* The migration in kernel slot `id`, or NULL. */
 const struct sy_migration_state *sy_registry_by_id(const struct sy_registry *r, uint32_t id);
 
-/* Sums the per-CPU steering decision counters of a migration. */
-int sy_registry_counters(const struct sy_registry *r, const char *name, struct sy_steer_counters *out);
-
-/* Sums the per-CPU observe statistics of one side (enum sy_side) of a migration. */
-int sy_registry_side_stats(const struct sy_registry *r, const char *name, uint8_t side,
-			   struct sy_side_stats *out);
-/* Commands and bytes by class of one rule (0 = whole endpoint or keyless, i = prefixes[i-1])
- * and side, summed over CPUs. */
-int sy_registry_rule_stats(const struct sy_registry *r, const char *name, uint32_t rule, uint8_t side,
-			   struct sy_rule_stats *out);
-/* The same over every rule of the migration. */
-int sy_registry_side_classes(const struct sy_registry *r, const char *name, uint8_t side,
-			     struct sy_rule_stats *out);
-
-/* Health of a target endpoint, from health.c; updates the kernel's healthy mask. why:
- * the failed check's error (for the event), or NULL. */
+/* Health of a target endpoint, from health.c: a SY_COMMIT_HEALTH commit when a
+ * migration's healthy mask flips (the kernel's mask is rewritten, nothing persisted).
+ * why: the failed check's error (for the event), or NULL. */
 void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoint *ep, bool healthy,
 				   const char *why);
 

@@ -10,7 +10,7 @@
 
 #include "model/endpoint.h"
 #include "registry/events.h"
-#include "registry/registry.h"
+#include "registry/migration.h"
 #include "model/spec_pb.h"
 
 static const char *side_name(uint8_t side)
@@ -199,10 +199,7 @@ static void changed(struct sy_events *ev, const struct sy_migration_state *o,
 
 static const struct sy_migration_state *find(const struct sy_migration_state *s, size_t n, const char *name)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(s[i].spec.name, name) == 0)
-			return &s[i];
-	return NULL;
+	return sy_mset_find(s, n, name);
 }
 
 void sy_migration_events_commit(struct sy_events *ev, const struct sy_migration_state *before,
@@ -239,4 +236,30 @@ void sy_migration_events_health(struct sy_events *ev, const struct sy_migration_
 				      {"healthy_targets", count}, {"error", !healthy && why ? why : ""}),
 		       "target %s is %s%s%s (%s targets healthy)", ep, healthy ? "healthy" : "unhealthy",
 		       !healthy && why && *why ? ": " : "", !healthy && why ? why : "", count);
+}
+
+void sy_migration_events_on_commit(void *ctx, const struct sy_commit *c)
+{
+	struct sy_events *ev = ctx;
+
+	switch (c->kind) {
+	case SY_COMMIT_LOAD:
+		return; /* restored, not changed: the journal already has how it got here */
+	case SY_COMMIT_CHANGE:
+	case SY_COMMIT_REMOTE:
+		sy_migration_events_commit(ev, c->before, c->n_before, c->after, c->n_after);
+		return;
+	case SY_COMMIT_HEALTH:
+		for (size_t i = 0; i < c->n_after; i++) {
+			const struct sy_migration_state *m = &c->after[i];
+			const struct sy_migration_state *o = sy_mset_by_id(c->before, c->n_before, m->id);
+			uint8_t flipped = o ? (uint8_t)(m->healthy_mask ^ o->healthy_mask) : 0;
+
+			for (uint32_t t = 0; t < m->spec.n_target; t++)
+				if (flipped & (1u << t))
+					sy_migration_events_health(ev, m, t, m->healthy_mask & (1u << t),
+								   c->why);
+		}
+		return;
+	}
 }

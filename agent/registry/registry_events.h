@@ -1,7 +1,8 @@
 /* registry_events.h — the registry's events (events.h): what a committed change did
  * to each migration, found by comparing the set before and after it, so that every
  * path (Control API, config file, reload) reports the same way; and a target's health
- * as seen by the migrations steering to it. */
+ * as seen by the migrations steering to it. It follows the registry as its first
+ * subscriber (sy_migration_events_on_commit). */
 #ifndef SY_MIGRATION_EVENTS_H
 #define SY_MIGRATION_EVENTS_H
 
@@ -9,8 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "registry/migration.h"
+
 struct sy_events;
-struct sy_migration_state;
 
 /* migration.created / .updated / .ratio_changed / .pinned / .unpinned / .deleted, in
  * the order of the new set, deletions last. ev == NULL: nothing. */
@@ -21,5 +23,9 @@ void sy_migration_events_commit(struct sy_events *ev, const struct sy_migration_
  * m->healthy_mask is already the new one. why: the failed check's error, or NULL. */
 void sy_migration_events_health(struct sy_events *ev, const struct sy_migration_state *m, uint32_t t,
 				bool healthy, const char *why);
+
+/* The registry subscriber (ctx: the struct sy_events *): what each commit did, as
+ * above; a loaded set is not a change and reports nothing. */
+void sy_migration_events_on_commit(void *ctx, const struct sy_commit *c);
 
 #endif

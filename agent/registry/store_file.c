@@ -58,6 +58,11 @@ int sy_state_read(const char *dir, Switchyard__V1__State **out)
 		off += (size_t)got;
 	}
 	close(fd);
+	if (off == 0) {
+		/* not a valid state either, but say so: "Protocol error" would hide it */
+		free(buf);
+		return -ENODATA;
+	}
 	*out = switchyard__v1__state__unpack(NULL, off, buf);
 	free(buf);
 	if (!*out)
@@ -143,4 +148,86 @@ void sy_state_abort(const char *dir)
 
 	if (paths(dir, final, tmp) == 0)
 		unlink(tmp);
+}
+
+/* ---- the store ------------------------------------------------------------------ */
+
+struct file_store {
+	struct sy_store s; /* first: the interface */
+	char dir[PATH_MAX];
+};
+
+static int fs_load(struct sy_store *s, Switchyard__V1__State **out)
+{
+	struct file_store *f = (struct file_store *)s;
+	int e = sy_state_read(f->dir, out);
+
+	if (!e)
+		s->revision = *out ? (*out)->generation : 0;
+	return e;
+}
+
+static int fs_commit(struct sy_store *s, const Switchyard__V1__State *st, int (*apply)(void *arg), void *arg)
+{
+	struct file_store *f = (struct file_store *)s;
+	int e;
+
+	if (st->generation != s->revision + 1)
+		return -ESTALE;
+	if ((e = sy_state_prepare(f->dir, st)))
+		return e;
+	if (apply && (e = apply(arg))) {
+		sy_state_abort(f->dir);
+		return e;
+	}
+	if ((e = sy_state_commit(f->dir)))
+		return e;
+	s->revision = st->generation;
+	return 0;
+}
+
+static int fs_watch(struct sy_store *s, sy_store_watch_fn fn, void *ctx)
+{
+	/* the daemon holds the state dir's lock: nobody else writes here */
+	(void)s;
+	(void)fn;
+	(void)ctx;
+	return 0;
+}
+
+static void fs_close(struct sy_store *s)
+{
+	free(s);
+}
+
+static const struct sy_store_ops file_ops = {
+	.load = fs_load,
+	.commit = fs_commit,
+	.watch = fs_watch,
+	.close = fs_close,
+};
+
+int sy_store_file_open(const char *dir, struct sy_store **out)
+{
+	char final[PATH_MAX], tmp[PATH_MAX];
+	struct file_store *f;
+	int e;
+
+	*out = NULL;
+	if ((e = paths(dir, final, tmp)))
+		return e;
+	/* a commit killed between prepare and rename left its temp file: never renamed,
+	 * so never the state; it only takes room */
+	if (unlink(tmp) == 0)
+		sy_info("state", "removed %s left by an interrupted commit", tmp);
+	else if (errno != ENOENT)
+		return -errno;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->s.ops = &file_ops;
+	snprintf(f->dir, sizeof(f->dir), "%s", dir);
+	snprintf(f->s.where, sizeof(f->s.where), "%s", final);
+	*out = &f->s;
+	return 0;
 }

@@ -12,6 +12,7 @@
 #include "core/fnv.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "kernel/mapsync.h"
 #include "model/keymap.h"
 #include "registry/registry.h"
 #include "redis/redis_conn.h"
@@ -216,6 +217,10 @@ struct mig {
 struct sy_mirror {
 	struct sy_loop *loop;
 	struct sy_registry *reg;
+	struct sy_bpf *bpf; /* the capture statistics: lost records */
+	/* each slot's migration as of the registry's last commit (pins dropped: the copy
+	 * owns nothing); id 0 = no migration in the slot */
+	struct sy_migration_state seen[SY_MAX_MIGRATIONS];
 	struct mig migs[SY_MAX_MIGRATIONS];
 	uint64_t check_timer;
 };
@@ -837,6 +842,12 @@ static bool conflict(struct mig *g, int side, uint64_t cookie, int db, const cha
 
 static void sync_mig(struct sy_mirror *m, struct mig *g, const struct sy_migration_state *ms);
 
+/* The registry's migration in slot id, as of its last commit, or NULL. */
+static const struct sy_migration_state *seen_of(const struct sy_mirror *m, uint32_t id)
+{
+	return id < SY_MAX_MIGRATIONS && m->seen[id].id ? &m->seen[id] : NULL;
+}
+
 /* argv with every key renamed for the other side; `store` holds the new names. */
 static int rewrite_argv(const struct mig *g, int from_side, const struct args *a, const int *keys, int nkeys,
 			const char ***argv_out, size_t **lens_out, char **store)
@@ -1073,10 +1084,7 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	struct args a;
 	int *keys = NULL, nkeys = 0, e;
 
-	if (c->type != SY_EVT_WRITE || c->mig_id >= SY_MAX_MIGRATIONS)
-		return;
-	ms = sy_registry_by_id(m->reg, c->mig_id);
-	if (!ms)
+	if (c->type != SY_EVT_WRITE || !(ms = seen_of(m, c->mig_id)))
 		return;
 	g = &m->migs[c->mig_id];
 	sync_mig(m, g, ms);
@@ -1264,8 +1272,8 @@ static void sync_mig(struct sy_mirror *m, struct mig *g, const struct sy_migrati
 		struct sy_side_stats st[2];
 
 		g->ev_lost = 0;
-		if (sy_registry_side_stats(m->reg, g->name, SY_SIDE_LEGACY, &st[0]) == 0 &&
-		    sy_registry_side_stats(m->reg, g->name, SY_SIDE_TARGET, &st[1]) == 0)
+		if (sy_mapsync_side_stats(m->bpf, g->id, SY_SIDE_LEGACY, &st[0]) == 0 &&
+		    sy_mapsync_side_stats(m->bpf, g->id, SY_SIDE_TARGET, &st[1]) == 0)
 			g->ev_lost = st[0].ev_lost + st[1].ev_lost; /* only new losses count */
 	}
 	for (int k = 0; k < 2; k++) {
@@ -1296,8 +1304,8 @@ static void check_lost(struct sy_loop *l, void *arg)
 
 		if (!g->active)
 			continue;
-		if (sy_registry_side_stats(m->reg, g->name, SY_SIDE_LEGACY, &st[0]) ||
-		    sy_registry_side_stats(m->reg, g->name, SY_SIDE_TARGET, &st[1]))
+		if (sy_mapsync_side_stats(m->bpf, g->id, SY_SIDE_LEGACY, &st[0]) ||
+		    sy_mapsync_side_stats(m->bpf, g->id, SY_SIDE_TARGET, &st[1]))
 			continue;
 		lost = st[0].ev_lost + st[1].ev_lost;
 		if (lost > g->ev_lost)
@@ -1309,6 +1317,37 @@ static void check_lost(struct sy_loop *l, void *arg)
 	m->check_timer = sy_loop_add_timer(l, 1000, check_lost, m);
 }
 
+/* Registry subscriber: keeps each slot's copy for the captured-command path, brings
+ * running slots up to date, and stops those whose migration is gone or replaced (a new
+ * one starts on its first captured write, as before). */
+static void on_commit(void *ctx, const struct sy_commit *c)
+{
+	struct sy_mirror *m = ctx;
+
+	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++) {
+		const struct sy_migration_state *ms = sy_mset_by_id(c->after, c->n_after, id);
+		struct sy_migration_state *cur = &m->seen[id];
+		struct mig *g = &m->migs[id];
+
+		if (!ms) {
+			memset(cur, 0, sizeof(*cur));
+			if (g->active)
+				mig_stop(g);
+			continue;
+		}
+		*cur = *ms;
+		cur->spec.pins = NULL;
+		cur->spec.n_pins = 0;
+		cur->pin_cgroup_ids = NULL;
+		if (!g->active)
+			continue;
+		if (strcmp(g->name, cur->spec.name) != 0 || g->created_ms != cur->created_unix_ms)
+			mig_stop(g);
+		else
+			sync_mig(m, g, cur);
+	}
+}
+
 struct sy_mirror *sy_mirror_new(struct sy_loop *l, struct sy_registry *reg)
 {
 	struct sy_mirror *m = calloc(1, sizeof(*m));
@@ -1317,6 +1356,11 @@ struct sy_mirror *sy_mirror_new(struct sy_loop *l, struct sy_registry *reg)
 		return NULL;
 	m->loop = l;
 	m->reg = reg;
+	m->bpf = sy_registry_bpf(reg);
+	if (sy_registry_subscribe(reg, "mirror", on_commit, m)) {
+		free(m);
+		return NULL;
+	}
 	m->check_timer = sy_loop_add_timer(l, 1000, check_lost, m);
 	return m;
 }
@@ -1325,6 +1369,7 @@ void sy_mirror_free(struct sy_mirror *m)
 {
 	if (!m)
 		return;
+	sy_registry_unsubscribe(m->reg, on_commit, m);
 	sy_loop_cancel_timer(m->loop, m->check_timer);
 	for (int i = 0; i < SY_MAX_MIGRATIONS; i++)
 		if (m->migs[i].active)
@@ -1346,7 +1391,7 @@ void sy_mirror_flag_audit(struct sy_mirror *m, uint32_t mig_id, const char *why)
 {
 	const struct sy_migration_state *ms;
 
-	if (!m || mig_id >= SY_MAX_MIGRATIONS || !(ms = sy_registry_by_id(m->reg, mig_id)))
+	if (!m || !(ms = seen_of(m, mig_id)))
 		return;
 	sync_mig(m, &m->migs[mig_id], ms);
 	for (int k = 0; k < 2; k++)
@@ -1357,8 +1402,7 @@ int sy_mirror_repair_key(struct sy_mirror *m, uint32_t mig_id, int dir, int db, 
 {
 	const struct sy_migration_state *ms;
 
-	if (!m || mig_id >= SY_MAX_MIGRATIONS || dir < 0 || dir > 1 ||
-	    !(ms = sy_registry_by_id(m->reg, mig_id)))
+	if (!m || dir < 0 || dir > 1 || !(ms = seen_of(m, mig_id)))
 		return -ENOENT;
 	sync_mig(m, &m->migs[mig_id], ms);
 	mark_dirty(&m->migs[mig_id].d[dir], db, key, len, 0);
@@ -1380,7 +1424,7 @@ void sy_mirror_note_copy(struct sy_mirror *m, uint32_t mig_id, int db, const cha
 	struct mig *g;
 	struct lastw *w;
 
-	if (!m || mig_id >= SY_MAX_MIGRATIONS || !(ms = sy_registry_by_id(m->reg, mig_id)))
+	if (!m || !(ms = seen_of(m, mig_id)))
 		return;
 	g = &m->migs[mig_id];
 	sync_mig(m, g, ms);

@@ -50,6 +50,8 @@ struct sy_mirror_stats {
 /* Dirty keys kept per migration and direction before needs-audit. */
 #define SY_MIRROR_DIRTY_MAX 100000
 
+/* Subscribes to reg and follows its commits (a slot's migration, its spec, its
+ * deletion); free it before the registry. */
 struct sy_mirror *sy_mirror_new(struct sy_loop *l, struct sy_registry *reg);
 void sy_mirror_free(struct sy_mirror *m);
 /* The capture callback (capture.h): complete captured commands in, replays out. */

@@ -246,6 +246,9 @@ struct sy_verify {
 	struct sy_loop *loop;
 	struct sy_registry *reg;
 	struct sy_mirror *mirror;
+	/* each slot's migration as of the registry's last commit (pins dropped: the copy
+	 * owns nothing); id 0 = no migration in the slot */
+	struct sy_migration_state seen[SY_MAX_MIGRATIONS];
 	struct vmig migs[SY_MAX_MIGRATIONS];
 };
 
@@ -720,6 +723,34 @@ static struct vmig *vmig_peek(struct sy_verify *v, const struct sy_migration_sta
 		       : NULL;
 }
 
+/* Registry subscriber: keeps each slot's copy for the sampled-read path; a running
+ * slot takes the new spec at once, and stops when its migration is gone or replaced. */
+static void on_commit(void *ctx, const struct sy_commit *c)
+{
+	struct sy_verify *v = ctx;
+
+	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++) {
+		const struct sy_migration_state *ms = sy_mset_by_id(c->after, c->n_after, id);
+		struct sy_migration_state *cur = &v->seen[id];
+		struct vmig *g = &v->migs[id];
+
+		if (!ms) {
+			memset(cur, 0, sizeof(*cur));
+			if (g->active)
+				vmig_stop(g);
+			continue;
+		}
+		*cur = *ms;
+		cur->spec.pins = NULL;
+		cur->spec.n_pins = 0;
+		cur->pin_cgroup_ids = NULL;
+		if (g->active && vmig_peek(v, cur))
+			vmig_of(v, cur); /* the same migration: its spec only */
+		else if (g->active)
+			vmig_stop(g);
+	}
+}
+
 struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, struct sy_mirror *mirror,
 				const char *state_dir)
 {
@@ -731,6 +762,10 @@ struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, stru
 	v->loop = l;
 	v->reg = reg;
 	v->mirror = mirror;
+	if (sy_registry_subscribe(reg, "verify", on_commit, v)) {
+		free(v);
+		return NULL;
+	}
 	return v;
 }
 
@@ -738,6 +773,7 @@ void sy_verify_free(struct sy_verify *v)
 {
 	if (!v)
 		return;
+	sy_registry_unsubscribe(v->reg, on_commit, v);
 	for (int i = 0; i < SY_MAX_MIGRATIONS; i++)
 		if (v->migs[i].active)
 			vmig_stop(&v->migs[i]);
@@ -826,8 +862,8 @@ void sy_verify_on_captured(const struct sy_captured *c, void *arg)
 
 	if (c->type != SY_EVT_READ_KEY || c->mig_id >= SY_MAX_MIGRATIONS || c->truncated)
 		return;
-	ms = sy_registry_by_id(v->reg, c->mig_id);
-	if (!ms)
+	ms = &v->seen[c->mig_id];
+	if (!ms->id)
 		return;
 	g = vmig_of(v, ms);
 	if (g->q_len >= DUAL_QUEUE_MAX)

@@ -72,7 +72,8 @@ struct sy_backfill_status {
 	const char *error;
 };
 
-/* state_dir: where backfill cursors are kept, so a restarted agent goes on. */
+/* state_dir: where backfill cursors are kept, so a restarted agent goes on. Subscribes
+ * to reg and follows its commits; free it before the registry. */
 struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, struct sy_mirror *mirror,
 				const char *state_dir);
 /* Copies legacy's keys (prefix rules) to target through the mirror's repair path, at

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/loop.h"
+#include "kernel/mapsync.h"
 #include "telemetry/metrics.h"
 #include "registry/registry.h"
 #include "shadow/mirror.h"
@@ -33,12 +34,12 @@ void sy_metrics_read(const struct sy_metrics_src *src, const struct sy_migration
 	out->start_unix_ms = m->created_unix_ms;
 	out->ratio_bp = m->spec.ratio_bp;
 	for (uint8_t side = 0; side < 2; side++) {
-		sy_registry_side_stats(src->reg, m->spec.name, side, &out->side[side]);
-		sy_registry_side_classes(src->reg, m->spec.name, side, &out->cls[side]);
+		sy_mapsync_side_stats(sy_registry_bpf(src->reg), m->id, side, &out->side[side]);
+		sy_mapsync_side_classes(sy_registry_bpf(src->reg), m->id, side, &out->cls[side]);
 		for (int i = 0; i < SY_LAT_BUCKETS; i++)
 			out->lat[side][i] = out->side[side].lat[i];
 	}
-	sy_registry_counters(src->reg, m->spec.name, &out->dec);
+	sy_mapsync_counters(sy_registry_bpf(src->reg), m->id, &out->dec);
 	for (int k = 0; src->mirror && k < 2; k++)
 		sy_mirror_stats(src->mirror, m->id, k, &out->mir[k]);
 	if (src->verify) {

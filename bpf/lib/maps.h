@@ -12,10 +12,11 @@ struct {
 } sy_migrations SEC(".maps");
 
 #include "lib/socks.h"
+#include "switchyard/index.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SY_MAX_MIGRATIONS * 2);
+	__uint(max_entries, SY_SIDE_STATS_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct sy_side_stats);
 } sy_side_stats SEC(".maps");

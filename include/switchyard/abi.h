@@ -111,7 +111,7 @@ struct sy_steer_counters {
 struct sy_config {
 	__u32 abi_version; /* SY_ABI_VERSION of the maps' creator */
 	__u32 agent_tgid;  /* the agent's process: its own sockets are never steered */
-	__u64 generation;  /* bumped by the agent on every configuration change */
+	__u64 generation;  /* bumped once by every agent start (fresh or adopting) */
 };
 
 /* ---- commands ------------------------------------------------------------------ */
@@ -168,7 +168,7 @@ struct sy_prefix_rule {
 	__u32 rule;
 };
 
-/* Per migration, rule and side, per CPU: index (mig_id * SY_MAX_RULES + rule) * 2 + side. */
+/* Per migration, rule and side, per CPU: index sy_rule_index() (index.h). */
 struct sy_rule_stats {
 	__u64 cmds[SY_CLASS_MAX];  /* commands by enum sy_class */
 	__u64 bytes[SY_CLASS_MAX]; /* their bytes on the wire */
@@ -219,7 +219,7 @@ struct sy_sock {
 	__u32 last_known; /* 1: last_cmd is the table's entry, 2: unknown name, 0: none */
 };
 
-/* Per migration and side (index mig_id * 2 + side), per CPU: what the observe
+/* Per migration and side (index sy_side_index(), index.h), per CPU: what the observe
  * programs measured. Latency is request → first reply byte, log2 buckets of
  * microseconds: bucket i counts samples in [2^i, 2^(i+1)) us (bucket 0 also < 1 us). */
 #define SY_LAT_BUCKETS 32

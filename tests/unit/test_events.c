@@ -299,6 +299,45 @@ static void registry_changes_become_events(void **state)
 	sy_events_free(ev);
 }
 
+/* The registry subscriber: a loaded set is no change; a change and a health commit
+ * report like the functions above. */
+static void registry_commits_become_events(void **state)
+{
+	struct sy_events *ev = sy_events_new(64, 1 << 20, FIRST);
+	struct sy_migration_state before, after;
+	struct sy_commit c = {0};
+	uint64_t seq = FIRST;
+
+	(void)state;
+	mig(&after, "users", "127.0.0.1:7000", "127.0.0.1:7001", 0, "api");
+	c.kind = SY_COMMIT_LOAD;
+	c.after = &after;
+	c.n_after = 1;
+	sy_migration_events_on_commit(ev, &c);
+	assert_int_equal(sy_events_next(ev), seq);
+
+	c.kind = SY_COMMIT_CHANGE;
+	sy_migration_events_on_commit(ev, &c);
+	expect(ev, &seq, "users", "migration.created", "origin", "api");
+
+	before = after;
+	after.healthy_mask = 1;
+	c.kind = SY_COMMIT_HEALTH;
+	c.before = &before;
+	c.n_before = 1;
+	sy_migration_events_on_commit(ev, &c);
+	expect(ev, &seq, "users", "target.health_changed", "healthy", "true");
+	before.healthy_mask = 1;
+	after.healthy_mask = 0;
+	c.why = "connect: Connection refused";
+	sy_migration_events_on_commit(ev, &c);
+	expect(ev, &seq, "users", "target.health_changed", "error", "connect: Connection refused");
+	c.before = &after; /* nothing flipped: nothing to say */
+	sy_migration_events_on_commit(ev, &c);
+	assert_int_equal(sy_events_next(ev), seq);
+	sy_events_free(ev);
+}
+
 static void journal_restores_history_across_runs(void **state)
 {
 	char dir[] = "/tmp/sy-journal-XXXXXX", path[300];
@@ -371,6 +410,7 @@ int main(void)
 		cmocka_unit_test(strings_are_cut_and_made_valid_utf8),
 		cmocka_unit_test(subscribers_hear_each_event),
 		cmocka_unit_test(registry_changes_become_events),
+		cmocka_unit_test(registry_commits_become_events),
 		cmocka_unit_test(journal_restores_history_across_runs),
 	};
 

@@ -1,0 +1,55 @@
+/* migration.c — see migration.h. */
+#include "registry/migration.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+const struct sy_migration_state *sy_mset_find(const struct sy_migration_state *s, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s[i].spec.name, name) == 0)
+			return &s[i];
+	return NULL;
+}
+
+const struct sy_migration_state *sy_mset_by_id(const struct sy_migration_state *s, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i].id == id)
+			return &s[i];
+	return NULL;
+}
+
+void sy_mstate_free(struct sy_migration_state *m)
+{
+	sy_migration_spec_free(&m->spec);
+	free(m->pin_cgroup_ids);
+	m->pin_cgroup_ids = NULL;
+}
+
+int sy_mstate_copy(struct sy_migration_state *dst, const struct sy_migration_state *src)
+{
+	*dst = *src;
+	dst->spec.pins = NULL;
+	dst->spec.n_pins = 0;
+	dst->pin_cgroup_ids = NULL;
+	if (sy_migration_spec_copy(&dst->spec, &src->spec))
+		return -ENOMEM;
+	if (src->spec.n_pins) {
+		dst->pin_cgroup_ids = calloc(src->spec.n_pins, sizeof(uint64_t));
+		if (!dst->pin_cgroup_ids) {
+			sy_migration_spec_free(&dst->spec);
+			return -ENOMEM;
+		}
+		memcpy(dst->pin_cgroup_ids, src->pin_cgroup_ids, src->spec.n_pins * sizeof(uint64_t));
+	}
+	return 0;
+}
+
+void sy_mset_free(struct sy_migration_state *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sy_mstate_free(&s[i]);
+	free(s);
+}

@@ -1,0 +1,54 @@
+/* migration.h — one migration as the registry keeps it (its spec and live state), and a
+ * registry commit as its subscribers see it. The registry (registry.c), its events
+ * (registry_events.c) and the components that follow it (shadow, cutover, the daemon)
+ * include this header, not each other; this file owns the deep copy of a set.
+ */
+#ifndef SY_MIGRATION_H
+#define SY_MIGRATION_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/phase.h"
+#include "model/spec.h"
+
+struct sy_migration_state {
+	struct sy_migration_spec spec; /* live spec: its ratio is the current ratio */
+	uint32_t id;		       /* slot in the kernel's migrations map */
+	uint64_t salt;
+	uint64_t *pin_cgroup_ids; /* parallel to spec.pins */
+	uint64_t created_unix_ms, updated_unix_ms;
+	uint8_t healthy_mask;	    /* bit i: spec.target[i] answered its last health check */
+	char origin[PATH_MAX + 8];  /* "file:PATH" or "api": a reloaded file only deletes its own */
+	struct sy_cutover_state co; /* the plan's progress (cutover.c decides, the registry keeps) */
+};
+
+enum sy_commit_kind {
+	SY_COMMIT_LOAD,	  /* the set as it is (start, or a new subscriber catching up): before is empty */
+	SY_COMMIT_CHANGE, /* a change made here (Control API, config file, cutover), persisted */
+	SY_COMMIT_HEALTH, /* target health flips only: healthy masks, not persisted */
+	SY_COMMIT_REMOTE, /* a change made elsewhere, arrived through the store's watch */
+};
+
+/* What one commit did: the whole set before and after it. Both arrays belong to the
+ * registry and live only during the call; `after` is already the registry's set. */
+struct sy_commit {
+	enum sy_commit_kind kind;
+	uint64_t revision; /* the store's revision the set is at */
+	const struct sy_migration_state *before, *after;
+	size_t n_before, n_after;
+	const char *why; /* SY_COMMIT_HEALTH: the failed check's error, or NULL */
+};
+
+/* The migration of a set by name or by kernel slot, or NULL. */
+const struct sy_migration_state *sy_mset_find(const struct sy_migration_state *s, size_t n, const char *name);
+const struct sy_migration_state *sy_mset_by_id(const struct sy_migration_state *s, size_t n, uint32_t id);
+
+/* Deep copies (spec and pin ids); 0 or -ENOMEM. */
+int sy_mstate_copy(struct sy_migration_state *dst, const struct sy_migration_state *src);
+void sy_mstate_free(struct sy_migration_state *m);
+void sy_mset_free(struct sy_migration_state *s, size_t n);
+
+#endif

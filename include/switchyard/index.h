@@ -1,0 +1,33 @@
+/* index.h — where a migration's entries sit in the per-CPU statistics arrays, one
+ * definition for the kernel programs and the agent (they must agree, or the agent
+ * reads and zeroes another migration's counters).
+ *
+ * sy_side_stats: one entry per migration and side; sy_rule_stats: one per migration,
+ * rule (0 = whole endpoint or keyless, i = prefixes[i - 1]) and side. Side and rule
+ * are masked so the verifier sees the index bounded whatever the caller held.
+ */
+#ifndef SWITCHYARD_INDEX_H
+#define SWITCHYARD_INDEX_H
+
+#ifndef __BPF__
+#include <linux/types.h>
+#endif
+
+#include "switchyard/abi.h"
+
+#define SY_SIDE_STATS_ENTRIES (SY_MAX_MIGRATIONS * 2)
+#define SY_RULE_STATS_ENTRIES (SY_MAX_MIGRATIONS * SY_MAX_RULES * 2)
+
+_Static_assert((SY_MAX_RULES & (SY_MAX_RULES - 1)) == 0, "SY_MAX_RULES is a mask bound");
+
+static inline __u32 sy_side_index(__u32 mig_id, __u32 side)
+{
+	return mig_id * 2 + (side & 1);
+}
+
+static inline __u32 sy_rule_index(__u32 mig_id, __u32 rule, __u32 side)
+{
+	return (mig_id * SY_MAX_RULES + (rule & (SY_MAX_RULES - 1))) * 2 + (side & 1);
+}
+
+#endif
