@@ -3,7 +3,7 @@
  *
  *   SIGHUP          re-read --config; a bad file keeps the running configuration
  *   SIGTERM/SIGINT  stop; the pinned programs keep steering (fail-static)
- * Readiness is reported with sd_notify (READY=1) once the first health checks ended,
+ * Readiness is reported with sy_notify (READY=1) once the first health checks ended,
  * so systemd (Type=notify) and the tests know when steering reflects the config.
  */
 #include <errno.h>
@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +29,7 @@
 #include "kernel/loader.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/loop.h"
 #include "telemetry/metrics.h"
 #include "registry/registry.h"
@@ -280,7 +280,7 @@ static void notify_ready_when_checked(struct sy_loop *l, void *arg)
 		sy_loop_add_timer(l, 10, notify_ready_when_checked, d);
 		return;
 	}
-	sd_notifyf(0, "READY=1\nSTATUS=steering %zu migration(s)", sy_registry_count(d->reg));
+	sy_notifyf("READY=1\nSTATUS=steering %zu migration(s)", sy_registry_count(d->reg));
 }
 
 static void expect_ready(struct daemon *d)
@@ -314,10 +314,10 @@ static void on_hup(struct sy_loop *l, int signo, void *arg)
 		sy_info("config", "SIGHUP: no --config file to re-read");
 		return;
 	}
-	sd_notify(0, "RELOADING=1");
+	sy_notify("RELOADING=1");
 	if (load_config(d, &err)) {
 		sy_error("config", "reload refused, running configuration kept: %s", err.msg);
-		sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", err.msg);
+		sy_notifyf("READY=1\nSTATUS=reload refused: %s", err.msg);
 		return;
 	}
 	snprintf(n, sizeof(n), "%zu", sy_registry_count(d->reg));
@@ -343,7 +343,7 @@ static void on_term(struct sy_loop *l, int signo, void *arg)
 		return;
 	d->stopping = 1;
 	sy_info("daemon", "%s: stopping; pinned programs keep steering", strsignal(signo));
-	sd_notify(0, "STOPPING=1");
+	sy_notify("STOPPING=1");
 	if (d->rpc) {
 		sy_health_svc_set_serving(d->rpc, false);
 		sy_rpc_server_shutdown(d->rpc, 2000, stopped, d);
