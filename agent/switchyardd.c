@@ -527,7 +527,7 @@ int main(int argc, char **argv)
 	d.loop = sy_loop_new();
 	if (!d.loop)
 		goto out;
-	if ((e = sy_bpf_open(d.o.bpffs, d.o.cgroup, &d.bpf)))
+	if ((e = sy_bpf_open(d.o.bpffs, d.o.cgroup, d.o.state_dir, &d.bpf)))
 		goto out;
 	d.reg = sy_registry_new(d.bpf, d.o.state_dir);
 	d.health = sy_health_new(d.loop, d.o.health_interval_ms, d.o.health_timeout_ms, on_health, &d);
