@@ -40,6 +40,9 @@
 #define DEFAULT_STATE_DIR "/var/lib/switchyard"
 #define DEFAULT_LISTEN	  "unix:/run/switchyard/switchyard.sock"
 #define MAX_LISTEN	  8
+/* The control API's messages are kilobytes: a request past this is refused before it
+ * is buffered (--rpc-max-message raises it). */
+#define DEFAULT_RPC_MAX_MSG (1u << 20)
 
 struct opts {
 	const char *config;
@@ -50,6 +53,7 @@ struct opts {
 	int n_listen;
 	uint32_t health_interval_ms;
 	uint32_t health_timeout_ms;
+	size_t rpc_max_msg;
 	int uninstall;
 	int check_config;
 };
@@ -84,6 +88,7 @@ static void usage(FILE *f)
 		   "                          127.0.0.1:PORT or [::1]:PORT; repeatable\n"
 		   "  --health-interval DUR   target health check interval (default 1s)\n"
 		   "  --health-timeout DUR    health check timeout (default 500ms)\n"
+		   "  --rpc-max-message SIZE  largest gRPC request accepted (default 1MiB; KiB, MiB)\n"
 		   "  --log-level LEVEL       debug, info, warning, error (default info)\n"
 		   "  --check-config          validate --config and exit\n"
 		   "  --uninstall             detach the programs and remove every pin, then exit\n"
@@ -102,6 +107,28 @@ static int parse_duration_ms(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* A size from 4 KiB to 64 MiB: bytes, or with a KiB/MiB (K/M) suffix. */
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (strcmp(end, "KiB") == 0 || strcmp(end, "K") == 0)
+		v <<= 10;
+	else if (strcmp(end, "MiB") == 0 || strcmp(end, "M") == 0)
+		v <<= 20;
+	else if (*end)
+		return -EINVAL;
+	if (v < (4u << 10) || v > (64u << 20))
+		return -ERANGE;
+	*out = (size_t)v;
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	enum {
@@ -112,6 +139,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		O_LISTEN,
 		O_HI,
 		O_HT,
+		O_RPCMAX,
 		O_LOG,
 		O_CHECK,
 		O_UNINST,
@@ -125,6 +153,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{"listen", required_argument, 0, O_LISTEN},
 		{"health-interval", required_argument, 0, O_HI},
 		{"health-timeout", required_argument, 0, O_HT},
+		{"rpc-max-message", required_argument, 0, O_RPCMAX},
 		{"log-level", required_argument, 0, O_LOG},
 		{"check-config", no_argument, 0, O_CHECK},
 		{"uninstall", no_argument, 0, O_UNINST},
@@ -138,6 +167,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->bpffs = DEFAULT_BPFFS;
 	o->health_interval_ms = 1000;
 	o->health_timeout_ms = 500;
+	o->rpc_max_msg = DEFAULT_RPC_MAX_MSG;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
@@ -168,6 +198,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 					"switchyardd: --%s: \"%s\" is not a duration from 1ms to 1h "
 					"(e.g. 500ms, 2s)\n",
 					c == O_HI ? "health-interval" : "health-timeout", optarg);
+				return 2;
+			}
+			break;
+		case O_RPCMAX:
+			if (parse_size(optarg, &o->rpc_max_msg)) {
+				fprintf(stderr,
+					"switchyardd: --rpc-max-message: \"%s\" is not a size from 4KiB to "
+					"64MiB\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -426,7 +465,7 @@ static int start_rpc(struct daemon *d)
 {
 	int e;
 
-	d->rpc = sy_rpc_server_new(d->loop, NULL);
+	d->rpc = sy_rpc_server_new(d->loop, &(struct sy_rpc_server_opts){.max_recv_msg = d->o.rpc_max_msg});
 	if (!d->rpc)
 		return -ENOMEM;
 	d->ctl = (struct sy_control_ctx){.reg = d->reg,

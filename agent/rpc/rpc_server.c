@@ -15,10 +15,22 @@
  * reading only fills its own buffers. Replies queue per call and leave through a
  * deferred data provider: HTTP/2 flow control decides the pace, and the provider is
  * resumed when a message is queued or the call ends.
+ *
+ * Bounds. What a client can make us hold is bounded whatever it does: connections
+ * (max_conns) and streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS), a message
+ * size (max_recv, checked on the prefix before anything is stored), and the request
+ * bytes buffered in partial messages — per connection (conn_budget) and for the whole
+ * server (total_budget). Windows are not refilled automatically: a DATA byte is
+ * credited back (nghttp2_session_consume) only while both budgets have room, so a peer
+ * past them can send no more than its open window until something is freed. A fresh
+ * connection still has its initial window: a small call (syctl status) gets through
+ * while others hold the budget. Buffers are freed with their stream, and after a
+ * connection that held much closes the heap is trimmed, so the memory goes back.
  */
 #include "rpc/rpc.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <nghttp2/nghttp2.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,10 +44,13 @@
 #include "rpc/rpc_listen.h"
 
 #define MAX_LISTENERS	  8
-#define MAX_CONNS	  1024
-#define MAX_STREAMS	  1000	    /* per connection; nghttp2 refuses the rest */
-#define STREAM_WINDOW	  (1 << 20) /* request bytes in flight per stream */
-#define CONN_WINDOW	  (4 << 20) /* … and per connection */
+#define MAX_CONNS	  128
+#define MAX_STREAMS	  100	      /* per connection; nghttp2 refuses the rest */
+#define STREAM_WINDOW	  (256 << 10) /* request bytes in flight per stream */
+#define CONN_WINDOW	  (512 << 10) /* … and per connection: what a stalled peer may still send */
+#define CONN_BUDGET	  (4u << 20)  /* request bytes buffered per connection, at least 2 messages */
+#define TOTAL_BUDGET	  (32u << 20) /* … and by the whole server, at least 4 messages */
+#define TRIM_AFTER	  (1u << 20)  /* a closed connection that held this much trims the heap */
 #define MAX_HEADER_LIST	  16384
 #define GOAWAY_NOTICE_MS  50 /* shutdown notice → final GOAWAY: covers requests in flight */
 #define SHUTDOWN_TICK_MS  20
@@ -90,6 +105,9 @@ struct sy_rpc_call {
 	struct chunk *head, *tail;
 	size_t pending;
 
+	size_t held; /* request bytes buffered (reader + undecoded message), in the budgets */
+	size_t owed; /* DATA bytes received but not yet credited back to the peer */
+
 	sy_rpc_cancel_cb cancel;
 	void *cancel_arg;
 	struct sy_rpc_call *prev, *next; /* in conn->calls */
@@ -107,6 +125,8 @@ struct conn {
 	int hold;	 /* inside mem_recv, or a batch of aborts: mem_send must wait,
 			  * since it may close streams (and free calls) under our feet */
 	int goaway_final;
+	size_t held, peak; /* request bytes buffered by its calls, now and at most */
+	size_t owed;	   /* not credited back, of streams already closed */
 	struct conn *prev, *next;
 };
 
@@ -126,7 +146,12 @@ struct sy_rpc_server {
 	struct method *methods;
 	struct conn *conns;
 	struct sy_rpc_server_stats st;
+	size_t max_conns, conn_budget, total_budget;
+	uint32_t max_streams;
+	size_t held, owed; /* request bytes buffered, and not credited back, server-wide */
+	uint64_t repay_timer, trim_timer;
 	nghttp2_session_callbacks *cbs;
+	nghttp2_option *h2opt;
 	uint64_t reap_timer; /* closes connections that failed outside their I/O callback */
 	int shutting_down;
 	uint64_t shutdown_deadline, shutdown_timer;
@@ -137,6 +162,97 @@ struct sy_rpc_server {
 static void conn_flush(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_fail(struct conn *c);
+
+/* ---- request buffering budget --------------------------------------------------------- */
+
+static int over_budget(const struct conn *c)
+{
+	return c->held >= c->srv->conn_budget || c->srv->held >= c->srv->total_budget;
+}
+
+static void repay_all(struct sy_loop *l, void *arg);
+
+/* Something was freed: peers held back may be credited again (from a fresh loop turn,
+ * never from inside nghttp2's callbacks, whose session we would re-enter). */
+static void want_repay(struct sy_rpc_server *srv)
+{
+	if (srv->owed && !srv->repay_timer)
+		srv->repay_timer = sy_loop_add_timer(srv->loop, 0, repay_all, srv);
+}
+
+/* Brings the call's share of the budgets up to date with what it holds now. */
+static void account(struct sy_rpc_call *call)
+{
+	struct conn *c = call->c;
+	size_t now = call->rd.cap + (call->req ? call->req_len : 0);
+
+	c->held = c->held - call->held + now;
+	c->srv->held = c->srv->held - call->held + now;
+	if (now < call->held)
+		want_repay(c->srv);
+	call->held = now;
+	if (c->held > c->peak)
+		c->peak = c->held;
+}
+
+/* n DATA bytes of stream id arrived: credit them back now, or owe them. */
+static void credit(struct conn *c, struct sy_rpc_call *call, int32_t id, size_t n)
+{
+	if (!n)
+		return;
+	if (!over_budget(c)) {
+		nghttp2_session_consume(c->s, id, n);
+		return;
+	}
+	if (call)
+		call->owed += n;
+	else
+		c->owed += n;
+	c->srv->owed += n;
+}
+
+static void conn_repay(struct conn *c)
+{
+	struct sy_rpc_server *srv = c->srv;
+
+	for (struct sy_rpc_call *call = c->calls; call && !over_budget(c); call = call->next) {
+		if (!call->owed)
+			continue;
+		nghttp2_session_consume(c->s, call->id, call->owed);
+		srv->owed -= call->owed;
+		call->owed = 0;
+	}
+	if (c->owed && !over_budget(c)) {
+		nghttp2_session_consume_connection(c->s, c->owed);
+		srv->owed -= c->owed;
+		c->owed = 0;
+	}
+}
+
+static void repay_all(struct sy_loop *l, void *arg)
+{
+	struct sy_rpc_server *srv = arg;
+
+	(void)l;
+	srv->repay_timer = 0;
+	for (struct conn *c = srv->conns; c && srv->owed && srv->held < srv->total_budget; c = c->next) {
+		if (c->closing || c->hold)
+			continue;
+		conn_repay(c);
+		conn_flush(c); /* the WINDOW_UPDATEs */
+	}
+}
+
+/* glibc keeps freed heap memory for reuse; after a connection that held megabytes of
+ * requests it is given back, once per loop turn however many closed. */
+static void trim(struct sy_loop *l, void *arg)
+{
+	struct sy_rpc_server *srv = arg;
+
+	(void)l;
+	srv->trim_timer = 0;
+	malloc_trim(0);
+}
 
 /* ---- call lifetime ----------------------------------------------------------------- */
 
@@ -173,6 +289,9 @@ static void call_free(struct sy_rpc_call *call)
 	drop_queue(call, 0);
 	sy_grpc_reader_free(&call->rd);
 	free(call->req);
+	call->req = NULL;
+	account(call);
+	c->owed += call->owed; /* the stream is gone; the connection window still owes them */
 	c->srv->st.calls--;
 	free(call);
 }
@@ -462,6 +581,7 @@ static void dispatch(struct sy_rpc_call *call)
 	req = protobuf_c_message_unpack(call->m->desc, NULL, call->req_len, call->req);
 	free(call->req); /* decoded: the bytes are of no further use */
 	call->req = NULL;
+	account(call);
 	if (!req) {
 		char why[300];
 
@@ -623,11 +743,12 @@ static void request_message(struct sy_rpc_call *call, uint8_t *msg, size_t mlen,
 static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *ud)
 {
 	struct sy_rpc_call *call = nghttp2_session_get_stream_user_data(s, id);
+	struct conn *c = ud;
+	size_t n = len;
 	char why[100];
 
 	(void)flags;
-	(void)ud;
-	/* Bytes of a call already answered are dropped (nghttp2 still credits the window). */
+	/* Bytes of a call already answered are dropped (and credited back like the rest). */
 	while (call && !call->ending && call->m && len) {
 		uint8_t *msg;
 		size_t mlen;
@@ -643,6 +764,9 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
 			request_message(call, msg, mlen, comp);
 		}
 	}
+	if (call)
+		account(call);
+	credit(c, call, id, n);
 	return 0;
 }
 
@@ -822,6 +946,9 @@ static void conn_close(struct conn *c)
 		call_cancel(call);
 	while (c->calls)
 		call_free(c->calls);
+	srv->owed -= c->owed;
+	if (c->peak >= TRIM_AFTER && !srv->trim_timer && c->fd >= 0)
+		srv->trim_timer = sy_loop_add_timer(srv->loop, 0, trim, srv);
 	nghttp2_session_del(c->s);
 	if (c->fd >= 0) {
 		sy_loop_del_fd(srv->loop, c->fd);
@@ -867,7 +994,7 @@ static void conn_io(struct sy_loop *l, int fd, unsigned ev, void *arg)
 static struct conn *conn_new(struct sy_rpc_server *srv, int fd)
 {
 	nghttp2_settings_entry settings[] = {
-		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
+		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, srv->max_streams},
 		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
 		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST},
 		{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -878,7 +1005,7 @@ static struct conn *conn_new(struct sy_rpc_server *srv, int fd)
 		return NULL;
 	c->srv = srv;
 	c->fd = fd;
-	if (nghttp2_session_server_new(&c->s, srv->cbs, c) != 0) {
+	if (nghttp2_session_server_new2(&c->s, srv->cbs, c, srv->h2opt) != 0) {
 		free(c);
 		return NULL;
 	}
@@ -932,7 +1059,7 @@ static void on_accept(struct sy_loop *l, int lfd, unsigned ev, void *arg)
 			li->backoff = sy_loop_add_timer(l, ACCEPT_BACKOFF_MS, accept_again, li);
 			return;
 		}
-		if (srv->shutting_down || srv->st.conns >= MAX_CONNS || !conn_new(srv, fd))
+		if (srv->shutting_down || srv->st.conns >= srv->max_conns || !conn_new(srv, fd))
 			close(fd);
 	}
 }
@@ -997,6 +1124,13 @@ struct sy_rpc_server *sy_rpc_server_new(struct sy_loop *loop, const struct sy_rp
 		free(srv);
 		return NULL;
 	}
+	if (nghttp2_option_new(&srv->h2opt) != 0) {
+		nghttp2_session_callbacks_del(cbs);
+		free(srv);
+		return NULL;
+	}
+	/* Windows are refilled by credit(), within the budgets. */
+	nghttp2_option_set_no_auto_window_update(srv->h2opt, 1);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
@@ -1007,6 +1141,11 @@ struct sy_rpc_server *sy_rpc_server_new(struct sy_loop *loop, const struct sy_rp
 	srv->loop = loop;
 	srv->max_recv = opts && opts->max_recv_msg ? opts->max_recv_msg : SY_RPC_DEFAULT_MAX_MSG;
 	srv->max_send = opts && opts->max_send_msg ? opts->max_send_msg : SY_RPC_DEFAULT_MAX_MSG;
+	srv->max_conns = opts && opts->max_conns ? opts->max_conns : MAX_CONNS;
+	srv->max_streams = opts && opts->max_streams ? opts->max_streams : MAX_STREAMS;
+	/* Room for a whole message of the largest size, or none could ever complete. */
+	srv->conn_budget = CONN_BUDGET > 2 * srv->max_recv ? CONN_BUDGET : 2 * srv->max_recv;
+	srv->total_budget = TOTAL_BUDGET > 4 * srv->max_recv ? TOTAL_BUDGET : 4 * srv->max_recv;
 	return srv;
 }
 
@@ -1114,6 +1253,9 @@ void sy_rpc_server_free(struct sy_rpc_server *srv)
 	close_listeners(srv);
 	while (srv->conns)
 		conn_close(srv->conns);
+	/* after the connections: closing them may have armed these */
+	sy_loop_cancel_timer(srv->loop, srv->repay_timer);
+	sy_loop_cancel_timer(srv->loop, srv->trim_timer);
 	while (srv->methods) {
 		struct method *n = srv->methods->next;
 
@@ -1122,6 +1264,7 @@ void sy_rpc_server_free(struct sy_rpc_server *srv)
 		srv->methods = n;
 	}
 	nghttp2_session_callbacks_del(srv->cbs);
+	nghttp2_option_del(srv->h2opt);
 	free(srv);
 }
 
