@@ -75,3 +75,27 @@ def test_full_notify_socket_does_not_block_the_daemon(redis_pair, cgroup, bpffs,
     finally:
         d.stop()
         rx.close()
+
+
+def test_ready_reaches_an_abstract_notify_socket(redis_pair, cgroup, bpffs, tmp_path, uid):
+    """NOTIFY_SOCKET=@name is the abstract namespace (what systemd uses in containers)."""
+    legacy, target = redis_pair
+    name = "sy-test-notify-" + uid
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind("\0" + name)
+    rx.settimeout(15)
+    d = Daemon(tmp_path, cgroup=cgroup, bpffs=bpffs, start=False,
+               config_text=spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr]}]))
+    logf = open(d.log, "a")
+    d.proc = subprocess.Popen(d.args(), env=dict(os.environ, NOTIFY_SOCKET="@" + name), stdout=logf,
+                              stderr=logf)
+    logf.close()
+    try:
+        msg = rx.recv(4096).decode()
+        assert "READY=1" in msg.split("\n"), msg
+        d.proc.terminate()
+        assert "STOPPING=1" in rx.recv(4096).decode().split("\n")
+        assert d.proc.wait(timeout=5) == 0
+    finally:
+        d.stop()
+        rx.close()
