@@ -86,6 +86,7 @@ struct sy_rpc_server_stats {
 	uint64_t calls_total;  /* streams ever started */
 	uint64_t conns_total;  /* connections ever accepted */
 	uint64_t proto_errors; /* connections closed for malformed HTTP/2 */
+	size_t req_buffered;   /* request bytes held in unfinished messages, server-wide */
 };
 void sy_rpc_server_get_stats(const struct sy_rpc_server *srv, struct sy_rpc_server_stats *st);
 

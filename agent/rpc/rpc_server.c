@@ -1271,6 +1271,7 @@ void sy_rpc_server_free(struct sy_rpc_server *srv)
 void sy_rpc_server_get_stats(const struct sy_rpc_server *srv, struct sy_rpc_server_stats *st)
 {
 	*st = srv->st;
+	st->req_buffered = srv->held;
 }
 
 /* For fuzzing: the bytes arrive as one client connection would send them, in pieces
