@@ -197,3 +197,40 @@ def test_request_over_the_default_cap_is_refused(redis_pair, daemon_factory):
         assert status and set(status.values()) == {"8"}, status  # RESOURCE_EXHAUSTED
     finally:
         a.close()
+
+
+def pump_until_stalled(conns, seconds=15):
+    t0 = last = time.monotonic()
+    while time.monotonic() - t0 < seconds and time.monotonic() - last < 1.5:
+        if sum(c.pump() for c in conns):
+            last = time.monotonic()
+        r, _, _ = select.select([c.s for c in conns], [], [], 0.02)
+        for c in conns:
+            if c.s in r:
+                c.receive()
+    return sum(c.sent for c in conns)
+
+
+def test_a_stalled_connection_resumes_when_its_streams_go(redis_pair, daemon_factory):
+    """Past its budget a connection gets no window; once streams holding the budget are
+    reset, the bytes held back are credited and the others move again — up to the
+    budget, not past it."""
+    legacy, target = redis_pair
+    d = daemon_factory(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr]}]))
+    a = Attacker(d.sock, (1 << 20) - 64)
+    try:
+        first = pump_until_stalled([a])
+        assert first < 8 << 20, "a stalled connection took %d MiB" % (first >> 20)
+        assert any(a.left.values()), "nothing held back"
+        half = sorted(a.left)[: len(a.left) // 2]
+        for sid in half:
+            a.c.reset_stream(sid)
+            del a.left[sid]
+        a.flush()
+        second = pump_until_stalled([a])
+        print("stalled at %d KiB, then %d KiB after resetting %d streams" % (first >> 10, second >> 10, len(half)))
+        assert second > first + (1 << 20), "%d then %d bytes: the connection did not resume" % (first, second)
+        assert second - first < 8 << 20
+        assert d.syctl("status").returncode == 0
+    finally:
+        a.close()
