@@ -24,8 +24,10 @@
  * credited back (nghttp2_session_consume) only while both budgets have room, so a peer
  * past them can send no more than its open window until something is freed. A fresh
  * connection still has its initial window: a small call (syctl status) gets through
- * while others hold the budget. Buffers are freed with their stream, and after a
- * connection that held much closes the heap is trimmed, so the memory goes back.
+ * while others hold the budget. A request not complete 10 s after its headers ends
+ * (RESOURCE_EXHAUSTED), so stalled streams cannot hold the budget for good. Buffers are
+ * freed with their stream, and after a connection that held much closes the heap is
+ * trimmed, so the memory goes back.
  */
 #include "rpc/rpc.h"
 
@@ -43,19 +45,24 @@
 #include "core/log.h"
 #include "rpc/rpc_listen.h"
 
-#define MAX_LISTENERS	  8
-#define MAX_CONNS	  128
-#define MAX_STREAMS	  100	      /* per connection; nghttp2 refuses the rest */
-#define STREAM_WINDOW	  (256 << 10) /* request bytes in flight per stream */
-#define CONN_WINDOW	  (512 << 10) /* … and per connection: what a stalled peer may still send */
-#define CONN_BUDGET	  (4u << 20)  /* request bytes buffered per connection, at least 2 messages */
-#define TOTAL_BUDGET	  (32u << 20) /* … and by the whole server, at least 4 messages */
-#define TRIM_AFTER	  (1u << 20)  /* a closed connection that held this much trims the heap */
-#define MAX_HEADER_LIST	  16384
-#define GOAWAY_NOTICE_MS  50 /* shutdown notice → final GOAWAY: covers requests in flight */
-#define SHUTDOWN_TICK_MS  20
-#define ACCEPT_BACKOFF_MS 100 /* out of file descriptors: stop accepting for a moment */
-#define READ_BUDGET	  8   /* reads per wakeup, so one busy peer cannot starve others */
+#define MAX_LISTENERS 8
+#define MAX_CONNS     128
+#define MAX_STREAMS   100	  /* per connection; nghttp2 refuses the rest */
+#define STREAM_WINDOW (256 << 10) /* request bytes in flight per stream */
+#define CONN_WINDOW   (512 << 10) /* … and per connection: what a stalled peer may still send */
+#define CONN_BUDGET   (4u << 20)  /* request bytes buffered per connection, at least 2 messages */
+#define TOTAL_BUDGET  (32u << 20) /* … and by the whole server, at least 4 messages */
+#define TRIM_AFTER    (1u << 20)  /* a closed connection that held this much trims the heap */
+/* A request must be complete (its END_STREAM seen) this long after its headers: the
+ * control API's messages are kilobytes, and a stream that never completes would hold
+ * its share of the budgets for as long as its connection lives. */
+#define REQUEST_TIMEOUT_MS 10000
+#define SWEEP_MS	   1000
+#define MAX_HEADER_LIST	   16384
+#define GOAWAY_NOTICE_MS   50 /* shutdown notice → final GOAWAY: covers requests in flight */
+#define SHUTDOWN_TICK_MS   20
+#define ACCEPT_BACKOFF_MS  100 /* out of file descriptors: stop accepting for a moment */
+#define READ_BUDGET	   8   /* reads per wakeup, so one busy peer cannot starve others */
 
 struct method {
 	char *path;
@@ -105,8 +112,9 @@ struct sy_rpc_call {
 	struct chunk *head, *tail;
 	size_t pending;
 
-	size_t held; /* request bytes buffered (reader + undecoded message), in the budgets */
-	size_t owed; /* DATA bytes received but not yet credited back to the peer */
+	uint64_t started; /* loop ms of its first HEADERS */
+	size_t held;	  /* request bytes buffered (reader + undecoded message), in the budgets */
+	size_t owed;	  /* DATA bytes received but not yet credited back to the peer */
 
 	sy_rpc_cancel_cb cancel;
 	void *cancel_arg;
@@ -149,7 +157,7 @@ struct sy_rpc_server {
 	size_t max_conns, conn_budget, total_budget;
 	uint32_t max_streams;
 	size_t held, owed; /* request bytes buffered, and not credited back, server-wide */
-	uint64_t repay_timer, trim_timer;
+	uint64_t repay_timer, trim_timer, sweep_timer;
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *h2opt;
 	uint64_t reap_timer; /* closes connections that failed outside their I/O callback */
@@ -252,6 +260,40 @@ static void trim(struct sy_loop *l, void *arg)
 	(void)l;
 	srv->trim_timer = 0;
 	malloc_trim(0);
+}
+
+static void end_call(struct sy_rpc_call *call, enum sy_grpc_code code, const char *msg);
+
+/* Every SWEEP_MS while requests are incomplete: those older than REQUEST_TIMEOUT_MS end
+ * (trailers, then the stream is reset), which frees what they held. One timer for the
+ * server rather than one per stream: the loop cancels timers by a linear scan. */
+static void sweep(struct sy_loop *l, void *arg)
+{
+	struct sy_rpc_server *srv = arg;
+	uint64_t now = sy_now_ms();
+	int waiting = 0;
+	char why[80];
+
+	srv->sweep_timer = 0;
+	snprintf(why, sizeof(why), "request not received within %d s", REQUEST_TIMEOUT_MS / 1000);
+	for (struct conn *c = srv->conns, *n; c; c = n) {
+		n = c->next; /* flushing below never closes a connection at once */
+		if (c->closing)
+			continue;
+		c->hold++;
+		for (struct sy_rpc_call *call = c->calls; call; call = call->next) {
+			if (call->dispatched || call->ending)
+				continue;
+			if (now - call->started >= REQUEST_TIMEOUT_MS)
+				end_call(call, SY_GRPC_RESOURCE_EXHAUSTED, why);
+			else
+				waiting = 1;
+		}
+		c->hold--;
+		conn_flush(c);
+	}
+	if (waiting)
+		srv->sweep_timer = sy_loop_add_timer(l, SWEEP_MS, sweep, srv);
 }
 
 /* ---- call lifetime ----------------------------------------------------------------- */
@@ -613,6 +655,9 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 	c->calls = call;
 	c->srv->st.calls++;
 	c->srv->st.calls_total++;
+	call->started = sy_now_ms();
+	if (!c->srv->sweep_timer && c->fd >= 0)
+		c->srv->sweep_timer = sy_loop_add_timer(c->srv->loop, SWEEP_MS, sweep, c->srv);
 	nghttp2_session_set_stream_user_data(s, f->hd.stream_id, call);
 	return 0;
 }
@@ -1256,6 +1301,7 @@ void sy_rpc_server_free(struct sy_rpc_server *srv)
 	/* after the connections: closing them may have armed these */
 	sy_loop_cancel_timer(srv->loop, srv->repay_timer);
 	sy_loop_cancel_timer(srv->loop, srv->trim_timer);
+	sy_loop_cancel_timer(srv->loop, srv->sweep_timer);
 	while (srv->methods) {
 		struct method *n = srv->methods->next;
 

@@ -234,3 +234,37 @@ def test_a_stalled_connection_resumes_when_its_streams_go(redis_pair, daemon_fac
         assert d.syctl("status").returncode == 0
     finally:
         a.close()
+
+
+def test_unfinished_requests_end_after_the_request_timeout(redis_pair, daemon_factory):
+    """A stream whose request never completes does not hold its buffers for as long as
+    its connection lives: 10 s after its headers it ends with RESOURCE_EXHAUSTED."""
+    legacy, target = redis_pair
+    d = daemon_factory(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr]}]))
+    a = Attacker(d.sock, (1 << 20) - 64)
+    t0 = time.monotonic()
+    ended = {}
+    try:
+        while len(ended) < STREAMS and time.monotonic() - t0 < 15:
+            a.pump()
+            r, _, _ = select.select([a.s], [], [], 0.05)
+            if not r:
+                continue
+            data = a.s.recv(1 << 20)
+            if not data:
+                break
+            for e in a.c.receive_data(data):
+                hd = dict(getattr(e, "headers", None) or [])
+                if "grpc-status" in hd:
+                    ended[e.stream_id] = (hd["grpc-status"], hd.get("grpc-message", ""),
+                                          time.monotonic() - t0)
+                    a.left.pop(e.stream_id, None)
+            a.flush()
+        opened = len(ended) + len(a.left)
+        assert opened >= 50 and len(ended) == opened, "%d of %d streams ended" % (len(ended), opened)
+        assert {v[0] for v in ended.values()} == {"8"}
+        assert all("request not received within 10 s" in v[1] for v in ended.values())
+        assert min(v[2] for v in ended.values()) >= 9.5
+        assert d.syctl("status").returncode == 0
+    finally:
+        a.close()
