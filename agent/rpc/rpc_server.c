@@ -15,10 +15,24 @@
  * reading only fills its own buffers. Replies queue per call and leave through a
  * deferred data provider: HTTP/2 flow control decides the pace, and the provider is
  * resumed when a message is queued or the call ends.
+ *
+ * Bounds. What a client can make us hold is bounded whatever it does: connections
+ * (max_conns) and streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS), a message
+ * size (max_recv, checked on the prefix before anything is stored), and the request
+ * bytes buffered in partial messages — per connection (conn_budget) and for the whole
+ * server (total_budget). Windows are not refilled automatically: a DATA byte is
+ * credited back (nghttp2_session_consume) only while both budgets have room, so a peer
+ * past them can send no more than its open window until something is freed. A fresh
+ * connection still has its initial window: a small call (syctl status) gets through
+ * while others hold the budget. A request not complete 10 s after its headers ends
+ * (RESOURCE_EXHAUSTED), so stalled streams cannot hold the budget for good. Buffers are
+ * freed with their stream, and after a connection that held much closes the heap is
+ * trimmed, so the memory goes back.
  */
 #include "rpc/rpc.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <nghttp2/nghttp2.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,16 +46,24 @@
 #include "core/log.h"
 #include "rpc/rpc_listen.h"
 
-#define MAX_LISTENERS	  8
-#define MAX_CONNS	  1024
-#define MAX_STREAMS	  1000	    /* per connection; nghttp2 refuses the rest */
-#define STREAM_WINDOW	  (1 << 20) /* request bytes in flight per stream */
-#define CONN_WINDOW	  (4 << 20) /* … and per connection */
-#define MAX_HEADER_LIST	  16384
-#define GOAWAY_NOTICE_MS  50 /* shutdown notice → final GOAWAY: covers requests in flight */
-#define SHUTDOWN_TICK_MS  20
-#define ACCEPT_BACKOFF_MS 100 /* out of file descriptors: stop accepting for a moment */
-#define READ_BUDGET	  8   /* reads per wakeup, so one busy peer cannot starve others */
+#define MAX_LISTENERS 8
+#define MAX_CONNS     128
+#define MAX_STREAMS   100	  /* per connection; nghttp2 refuses the rest */
+#define STREAM_WINDOW (256 << 10) /* request bytes in flight per stream */
+#define CONN_WINDOW   (512 << 10) /* … and per connection: what a stalled peer may still send */
+#define CONN_BUDGET   (4u << 20)  /* request bytes buffered per connection, at least 2 messages */
+#define TOTAL_BUDGET  (32u << 20) /* … and by the whole server, at least 4 messages */
+#define TRIM_AFTER    (1u << 20)  /* a closed connection that held this much trims the heap */
+/* A request must be complete (its END_STREAM seen) this long after its headers: the
+ * control API's messages are kilobytes, and a stream that never completes would hold
+ * its share of the budgets for as long as its connection lives. */
+#define REQUEST_TIMEOUT_MS 10000
+#define SWEEP_MS	   1000
+#define MAX_HEADER_LIST	   16384
+#define GOAWAY_NOTICE_MS   50 /* shutdown notice → final GOAWAY: covers requests in flight */
+#define SHUTDOWN_TICK_MS   20
+#define ACCEPT_BACKOFF_MS  100 /* out of file descriptors: stop accepting for a moment */
+#define READ_BUDGET	   8   /* reads per wakeup, so one busy peer cannot starve others */
 
 struct method {
 	char *path;
@@ -91,6 +113,10 @@ struct sy_rpc_call {
 	struct chunk *head, *tail;
 	size_t pending;
 
+	uint64_t started; /* loop ms of its first HEADERS */
+	size_t held;	  /* request bytes buffered (reader + undecoded message), in the budgets */
+	size_t owed;	  /* DATA bytes received but not yet credited back to the peer */
+
 	sy_rpc_cancel_cb cancel;
 	void *cancel_arg;
 	struct sy_rpc_call *prev, *next; /* in conn->calls */
@@ -108,6 +134,8 @@ struct conn {
 	int hold;	 /* inside mem_recv, or a batch of aborts: mem_send must wait,
 			  * since it may close streams (and free calls) under our feet */
 	int goaway_final;
+	size_t held, peak; /* request bytes buffered by its calls, now and at most */
+	size_t owed;	   /* not credited back, of streams already closed */
 	struct conn *prev, *next;
 };
 
@@ -127,7 +155,12 @@ struct sy_rpc_server {
 	struct method *methods;
 	struct conn *conns;
 	struct sy_rpc_server_stats st;
+	size_t max_conns, conn_budget, total_budget;
+	uint32_t max_streams;
+	size_t held, owed; /* request bytes buffered, and not credited back, server-wide */
+	uint64_t repay_timer, trim_timer, sweep_timer;
 	nghttp2_session_callbacks *cbs;
+	nghttp2_option *h2opt;
 	uint64_t reap_timer; /* closes connections that failed outside their I/O callback */
 	int shutting_down;
 	uint64_t shutdown_deadline, shutdown_timer;
@@ -138,6 +171,131 @@ struct sy_rpc_server {
 static void conn_flush(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_fail(struct conn *c);
+
+/* ---- request buffering budget --------------------------------------------------------- */
+
+static int over_budget(const struct conn *c)
+{
+	return c->held >= c->srv->conn_budget || c->srv->held >= c->srv->total_budget;
+}
+
+static void repay_all(struct sy_loop *l, void *arg);
+
+/* Something was freed: peers held back may be credited again (from a fresh loop turn,
+ * never from inside nghttp2's callbacks, whose session we would re-enter). */
+static void want_repay(struct sy_rpc_server *srv)
+{
+	if (srv->owed && !srv->repay_timer)
+		srv->repay_timer = sy_loop_add_timer(srv->loop, 0, repay_all, srv);
+}
+
+/* Brings the call's share of the budgets up to date with what it holds now. */
+static void account(struct sy_rpc_call *call)
+{
+	struct conn *c = call->c;
+	size_t now = call->rd.cap + (call->req ? call->req_len : 0);
+
+	c->held = c->held - call->held + now;
+	c->srv->held = c->srv->held - call->held + now;
+	if (now < call->held)
+		want_repay(c->srv);
+	call->held = now;
+	if (c->held > c->peak)
+		c->peak = c->held;
+}
+
+/* n DATA bytes of stream id arrived: credit them back now, or owe them. */
+static void credit(struct conn *c, struct sy_rpc_call *call, int32_t id, size_t n)
+{
+	if (!n)
+		return;
+	if (!over_budget(c)) {
+		nghttp2_session_consume(c->s, id, n);
+		return;
+	}
+	if (call)
+		call->owed += n;
+	else
+		c->owed += n;
+	c->srv->owed += n;
+}
+
+static void conn_repay(struct conn *c)
+{
+	struct sy_rpc_server *srv = c->srv;
+
+	for (struct sy_rpc_call *call = c->calls; call && !over_budget(c); call = call->next) {
+		if (!call->owed)
+			continue;
+		nghttp2_session_consume(c->s, call->id, call->owed);
+		srv->owed -= call->owed;
+		call->owed = 0;
+	}
+	if (c->owed && !over_budget(c)) {
+		nghttp2_session_consume_connection(c->s, c->owed);
+		srv->owed -= c->owed;
+		c->owed = 0;
+	}
+}
+
+static void repay_all(struct sy_loop *l, void *arg)
+{
+	struct sy_rpc_server *srv = arg;
+
+	(void)l;
+	srv->repay_timer = 0;
+	for (struct conn *c = srv->conns; c && srv->owed && srv->held < srv->total_budget; c = c->next) {
+		if (c->closing || c->hold)
+			continue;
+		conn_repay(c);
+		conn_flush(c); /* the WINDOW_UPDATEs */
+	}
+}
+
+/* glibc keeps freed heap memory for reuse; after a connection that held megabytes of
+ * requests it is given back, once per loop turn however many closed. */
+static void trim(struct sy_loop *l, void *arg)
+{
+	struct sy_rpc_server *srv = arg;
+
+	(void)l;
+	srv->trim_timer = 0;
+	malloc_trim(0);
+}
+
+static void end_call(struct sy_rpc_call *call, enum sy_grpc_code code, const char *msg);
+
+/* Every SWEEP_MS while requests are incomplete: those older than REQUEST_TIMEOUT_MS end
+ * (trailers, then the stream is reset), which frees what they held. One timer for the
+ * server rather than one per stream: the loop cancels timers by a linear scan. */
+static void sweep(struct sy_loop *l, void *arg)
+{
+	struct sy_rpc_server *srv = arg;
+	uint64_t now = sy_now_ms();
+	int waiting = 0;
+	char why[80];
+
+	srv->sweep_timer = 0;
+	snprintf(why, sizeof(why), "request not received within %d s", REQUEST_TIMEOUT_MS / 1000);
+	for (struct conn *c = srv->conns, *n; c; c = n) {
+		n = c->next; /* flushing below never closes a connection at once */
+		if (c->closing)
+			continue;
+		c->hold++;
+		for (struct sy_rpc_call *call = c->calls; call; call = call->next) {
+			if (call->dispatched || call->ending)
+				continue;
+			if (now - call->started >= REQUEST_TIMEOUT_MS)
+				end_call(call, SY_GRPC_RESOURCE_EXHAUSTED, why);
+			else
+				waiting = 1;
+		}
+		c->hold--;
+		conn_flush(c);
+	}
+	if (waiting)
+		srv->sweep_timer = sy_loop_add_timer(l, SWEEP_MS, sweep, srv);
+}
 
 /* ---- call lifetime ----------------------------------------------------------------- */
 
@@ -174,6 +332,9 @@ static void call_free(struct sy_rpc_call *call)
 	drop_queue(call, 0);
 	sy_grpc_reader_free(&call->rd);
 	free(call->req);
+	call->req = NULL;
+	account(call);
+	c->owed += call->owed; /* the stream is gone; the connection window still owes them */
 	c->srv->st.calls--;
 	free(call);
 }
@@ -474,6 +635,7 @@ static void dispatch(struct sy_rpc_call *call)
 	req = protobuf_c_message_unpack(call->m->desc, NULL, call->req_len, call->req);
 	free(call->req); /* decoded: the bytes are of no further use */
 	call->req = NULL;
+	account(call);
 	if (!req) {
 		char why[300];
 
@@ -505,6 +667,9 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 	c->calls = call;
 	c->srv->st.calls++;
 	c->srv->st.calls_total++;
+	call->started = sy_now_ms();
+	if (!c->srv->sweep_timer && c->fd >= 0)
+		c->srv->sweep_timer = sy_loop_add_timer(c->srv->loop, SWEEP_MS, sweep, c->srv);
 	nghttp2_session_set_stream_user_data(s, f->hd.stream_id, call);
 	return 0;
 }
@@ -635,11 +800,12 @@ static void request_message(struct sy_rpc_call *call, uint8_t *msg, size_t mlen,
 static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *ud)
 {
 	struct sy_rpc_call *call = nghttp2_session_get_stream_user_data(s, id);
+	struct conn *c = ud;
+	size_t n = len;
 	char why[100];
 
 	(void)flags;
-	(void)ud;
-	/* Bytes of a call already answered are dropped (nghttp2 still credits the window). */
+	/* Bytes of a call already answered are dropped (and credited back like the rest). */
 	while (call && !call->ending && call->m && len) {
 		uint8_t *msg;
 		size_t mlen;
@@ -655,6 +821,9 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
 			request_message(call, msg, mlen, comp);
 		}
 	}
+	if (call)
+		account(call);
+	credit(c, call, id, n);
 	return 0;
 }
 
@@ -834,6 +1003,9 @@ static void conn_close(struct conn *c)
 		call_cancel(call);
 	while (c->calls)
 		call_free(c->calls);
+	srv->owed -= c->owed;
+	if (c->peak >= TRIM_AFTER && !srv->trim_timer && c->fd >= 0)
+		srv->trim_timer = sy_loop_add_timer(srv->loop, 0, trim, srv);
 	nghttp2_session_del(c->s);
 	if (c->fd >= 0) {
 		sy_loop_del_fd(srv->loop, c->fd);
@@ -879,7 +1051,7 @@ static void conn_io(struct sy_loop *l, int fd, unsigned ev, void *arg)
 static struct conn *conn_new(struct sy_rpc_server *srv, int fd)
 {
 	nghttp2_settings_entry settings[] = {
-		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
+		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, srv->max_streams},
 		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
 		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST},
 		{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -890,7 +1062,7 @@ static struct conn *conn_new(struct sy_rpc_server *srv, int fd)
 		return NULL;
 	c->srv = srv;
 	c->fd = fd;
-	if (nghttp2_session_server_new(&c->s, srv->cbs, c) != 0) {
+	if (nghttp2_session_server_new2(&c->s, srv->cbs, c, srv->h2opt) != 0) {
 		free(c);
 		return NULL;
 	}
@@ -944,7 +1116,7 @@ static void on_accept(struct sy_loop *l, int lfd, unsigned ev, void *arg)
 			li->backoff = sy_loop_add_timer(l, ACCEPT_BACKOFF_MS, accept_again, li);
 			return;
 		}
-		if (srv->shutting_down || srv->st.conns >= MAX_CONNS || !conn_new(srv, fd))
+		if (srv->shutting_down || srv->st.conns >= srv->max_conns || !conn_new(srv, fd))
 			close(fd);
 	}
 }
@@ -1009,6 +1181,13 @@ struct sy_rpc_server *sy_rpc_server_new(struct sy_loop *loop, const struct sy_rp
 		free(srv);
 		return NULL;
 	}
+	if (nghttp2_option_new(&srv->h2opt) != 0) {
+		nghttp2_session_callbacks_del(cbs);
+		free(srv);
+		return NULL;
+	}
+	/* Windows are refilled by credit(), within the budgets. */
+	nghttp2_option_set_no_auto_window_update(srv->h2opt, 1);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
@@ -1019,6 +1198,11 @@ struct sy_rpc_server *sy_rpc_server_new(struct sy_loop *loop, const struct sy_rp
 	srv->loop = loop;
 	srv->max_recv = opts && opts->max_recv_msg ? opts->max_recv_msg : SY_RPC_DEFAULT_MAX_MSG;
 	srv->max_send = opts && opts->max_send_msg ? opts->max_send_msg : SY_RPC_DEFAULT_MAX_MSG;
+	srv->max_conns = opts && opts->max_conns ? opts->max_conns : MAX_CONNS;
+	srv->max_streams = opts && opts->max_streams ? opts->max_streams : MAX_STREAMS;
+	/* Room for a whole message of the largest size, or none could ever complete. */
+	srv->conn_budget = CONN_BUDGET > 2 * srv->max_recv ? CONN_BUDGET : 2 * srv->max_recv;
+	srv->total_budget = TOTAL_BUDGET > 4 * srv->max_recv ? TOTAL_BUDGET : 4 * srv->max_recv;
 	return srv;
 }
 
@@ -1126,6 +1310,10 @@ void sy_rpc_server_free(struct sy_rpc_server *srv)
 	close_listeners(srv);
 	while (srv->conns)
 		conn_close(srv->conns);
+	/* after the connections: closing them may have armed these */
+	sy_loop_cancel_timer(srv->loop, srv->repay_timer);
+	sy_loop_cancel_timer(srv->loop, srv->trim_timer);
+	sy_loop_cancel_timer(srv->loop, srv->sweep_timer);
 	while (srv->methods) {
 		struct method *n = srv->methods->next;
 
@@ -1134,12 +1322,14 @@ void sy_rpc_server_free(struct sy_rpc_server *srv)
 		srv->methods = n;
 	}
 	nghttp2_session_callbacks_del(srv->cbs);
+	nghttp2_option_del(srv->h2opt);
 	free(srv);
 }
 
 void sy_rpc_server_get_stats(const struct sy_rpc_server *srv, struct sy_rpc_server_stats *st)
 {
 	*st = srv->st;
+	st->req_buffered = srv->held;
 }
 
 /* For fuzzing: the bytes arrive as one client connection would send them, in pieces
