@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/fnv.h"
+#include "core/fsutil.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "registry/registry.h"
@@ -198,6 +199,7 @@ struct audit {
 	size_t n_drift;
 	uint32_t inflight;
 	char error[160];
+	int save_err; /* the last save's error, so a failing disk is logged once */
 };
 
 /* The backfill's place: persisted before every batch, so a restart copies at most one
@@ -213,6 +215,7 @@ struct backfill {
 	uint32_t resumed;
 	char error[160];
 	uint64_t batch_ms; /* when the last batch was sent to repair */
+	int save_err;
 };
 
 struct vmig {
@@ -850,24 +853,16 @@ static void bf_path(const struct vmig *g, char *p, size_t n)
 		p[0] = 0;
 }
 
-/* One line: state pattern cursor copied started_ms rate_keys rate_bytes. Written to a
- * temporary file and renamed: a crash leaves the old place or the new, never half. */
-/* Writes one line to `path` through a temporary file, fsync and rename. */
-static void save_line(const char *path, const char *line)
+/* A job's place (one line) replaces the last one atomically: a crash leaves the old
+ * place or the new, never half. A failure is logged once, until a save works again. */
+static void save_line(struct vmig *g, const char *what, const char *path, const char *line, int *last_err)
 {
-	char tmp[PATH_MAX + SY_NAME_MAX + 40];
-	FILE *f;
+	int e = sy_file_replace(path, line, strlen(line), 0644);
 
-	if (!path[0] || snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) ||
-	    !(f = fopen(tmp, "w")))
-		return;
-	if (fputs(line, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0) {
-		fclose(f);
-		rename(tmp, path);
-	} else {
-		fclose(f);
-		unlink(tmp);
-	}
+	if (e && e != *last_err)
+		sy_warn("verify", "%s: cannot save the %s's place in %s: %s", g->name, what,
+			path[0] ? path : "(state dir)", strerror(-e));
+	*last_err = e;
 }
 
 static void bf_save(struct vmig *g)
@@ -878,7 +873,7 @@ static void bf_save(struct vmig *g)
 	snprintf(line, sizeof(line), "%s %u %s %llu %llu %u %llu\n", g->b.state, g->b.pattern, g->b.cursor,
 		 (unsigned long long)g->b.copied, (unsigned long long)g->b.started_ms, g->b.rate_keys,
 		 (unsigned long long)g->b.rate_bytes);
-	save_line(p, line);
+	save_line(g, "backfill", p, line, &g->b.save_err);
 }
 
 static void bf_finish(struct vmig *g, const char *state)
@@ -1116,7 +1111,7 @@ static void audit_save(struct vmig *g)
 		 (unsigned long long)a->counts[2], (unsigned long long)a->counts[3],
 		 (unsigned long long)a->counts[4], (unsigned long long)a->counts[5],
 		 (unsigned long long)a->repaired);
-	save_line(p, line);
+	save_line(g, "audit", p, line, &a->save_err);
 }
 
 static void audit_resume(struct vmig *g)
