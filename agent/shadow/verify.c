@@ -185,7 +185,7 @@ struct cmp {
 };
 
 struct audit {
-	const char *state;
+	enum sy_job_state state;
 	bool repair;
 	uint32_t rate;
 	int phase;	  /* 0: legacy keys, 1: target keys, 2: scans done */
@@ -205,7 +205,7 @@ struct audit {
 /* The backfill's place: persisted before every batch, so a restart copies at most one
  * batch again. */
 struct backfill {
-	const char *state;
+	enum sy_job_state state;
 	uint32_t rate_keys;
 	uint64_t rate_bytes;
 	uint32_t pattern;
@@ -518,7 +518,7 @@ static int send_scan(struct vmig *g, int side, uint32_t pattern, const char *cur
 static void audit_save(struct vmig *g);
 static void audit_again(struct sy_loop *l, void *arg);
 
-static void audit_finish(struct vmig *g, const char *state)
+static void audit_finish(struct vmig *g, enum sy_job_state state)
 {
 	g->a.state = state;
 	g->a.finished_ms = sy_unix_ms();
@@ -528,7 +528,7 @@ static void audit_finish(struct vmig *g, const char *state)
 			sy_loop_add_timer(g->v->loop, (uint64_t)g->spec.audit_every * 1000, audit_again, g);
 	sy_info("verify",
 		"%s: audit %s: %llu keys scanned, %llu missing, %llu extra, %llu type, %llu value, %llu ttl",
-		g->name, state, (unsigned long long)g->a.scanned,
+		g->name, sy_job_state_name(state), (unsigned long long)g->a.scanned,
 		(unsigned long long)g->a.counts[SY_DRIFT_MISSING],
 		(unsigned long long)g->a.counts[SY_DRIFT_EXTRA],
 		(unsigned long long)g->a.counts[SY_DRIFT_TYPE],
@@ -548,7 +548,7 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 	    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
 		snprintf(a->error, sizeof(a->error), "SCAN failed: %s",
 			 r && r->type == REDIS_REPLY_ERROR ? r->str : "connection lost");
-		audit_finish(g, "failed");
+		audit_finish(g, SY_JOB_FAILED);
 		return;
 	}
 	snprintf(a->cursor, sizeof(a->cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
@@ -596,11 +596,11 @@ static void audit_step(struct sy_loop *l, void *arg)
 
 	(void)l;
 	g->step_timer = 0;
-	if (!g->active || strcmp(a->state, "running") != 0)
+	if (!g->active || a->state != SY_JOB_RUNNING)
 		return;
 	if (a->phase >= 2) {
 		if (a->inflight == 0)
-			audit_finish(g, "done");
+			audit_finish(g, SY_JOB_DONE);
 		return;
 	}
 	if (a->scan_pending || a->inflight >= MAX_INFLIGHT)
@@ -642,7 +642,7 @@ static void audit_clear(struct audit *a)
 		free(a->drift[i].key);
 	free(a->drift);
 	memset(a, 0, sizeof(*a));
-	a->state = "idle";
+	a->state = SY_JOB_IDLE;
 }
 
 static void vmig_stop(struct vmig *g)
@@ -657,7 +657,7 @@ static void vmig_stop(struct vmig *g)
 	sy_loop_cancel_timer(l, g->again_timer);
 	g->reconnect_timer = g->q_timer = g->step_timer = g->bf_timer = g->again_timer = 0;
 	/* pending compares are answered with NULL by the frees, and freed there */
-	g->a.state = "failed";
+	g->a.state = SY_JOB_FAILED;
 	for (int s = 0; s < 2; s++) {
 		sy_redis_free(g->conn[s]);
 		g->conn[s] = NULL;
@@ -707,7 +707,7 @@ static struct vmig *vmig_of(struct sy_verify *v, const struct sy_migration_state
 	g->spec.pins = NULL;
 	g->spec.n_pins = 0;
 	g->active = true;
-	g->a.state = "idle";
+	g->a.state = SY_JOB_IDLE;
 	reconnect(v->loop, g);
 	return g;
 }
@@ -756,10 +756,10 @@ int sy_verify_start_audit(struct sy_verify *v, const char *name, bool repair, ui
 	if (!ms)
 		return -ENOENT;
 	g = vmig_of(v, ms);
-	if (strcmp(g->a.state, "running") == 0)
+	if (g->a.state == SY_JOB_RUNNING)
 		return -EBUSY;
 	audit_clear(&g->a);
-	g->a.state = "running";
+	g->a.state = SY_JOB_RUNNING;
 	g->a.repair = repair;
 	g->a.rate = keys_per_s ? keys_per_s : 5000;
 	strcpy(g->a.cursor, "0");
@@ -783,7 +783,7 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 	memset(out, 0, sizeof(*out));
 	if (!ms)
 		return -ENOENT;
-	out->state = "idle";
+	out->state = SY_JOB_IDLE;
 	out->error = "";
 	if (!(g = vmig_peek(v, ms)))
 		return 0;
@@ -795,7 +795,7 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 		       ? (double)((a->finished_ms ? a->finished_ms : sy_unix_ms()) - a->started_ms) / 1000.0
 		       : 0;
 	out->keys_per_s = secs > 0 ? (double)a->scanned / secs : 0;
-	out->eta_s = strcmp(a->state, "running") == 0 && out->keys_per_s > 0
+	out->eta_s = a->state == SY_JOB_RUNNING && out->keys_per_s > 0
 			     ? (double)(out->total - out->scanned) / out->keys_per_s
 			     : 0;
 	memcpy(out->counts, a->counts, sizeof(out->counts));
@@ -870,19 +870,19 @@ static void bf_save(struct vmig *g)
 	char p[PATH_MAX + SY_NAME_MAX + 32], line[256];
 
 	bf_path(g, p, sizeof(p));
-	snprintf(line, sizeof(line), "%s %u %s %llu %llu %u %llu\n", g->b.state, g->b.pattern, g->b.cursor,
-		 (unsigned long long)g->b.copied, (unsigned long long)g->b.started_ms, g->b.rate_keys,
-		 (unsigned long long)g->b.rate_bytes);
+	snprintf(line, sizeof(line), "%s %u %s %llu %llu %u %llu\n", sy_job_state_name(g->b.state),
+		 g->b.pattern, g->b.cursor, (unsigned long long)g->b.copied,
+		 (unsigned long long)g->b.started_ms, g->b.rate_keys, (unsigned long long)g->b.rate_bytes);
 	save_line(g, "backfill", p, line, &g->b.save_err);
 }
 
-static void bf_finish(struct vmig *g, const char *state)
+static void bf_finish(struct vmig *g, enum sy_job_state state)
 {
 	g->b.state = state;
 	g->b.finished_ms = sy_unix_ms();
 	g->b.t1_mono = sy_now_ms();
 	bf_save(g);
-	sy_info("verify", "%s: backfill %s: %llu keys copied", g->name, state,
+	sy_info("verify", "%s: backfill %s: %llu keys copied", g->name, sy_job_state_name(state),
 		(unsigned long long)g->b.copied);
 }
 
@@ -896,7 +896,7 @@ static void on_bf_scan(struct sy_redis *c, redisReply *r, void *priv)
 
 	(void)c;
 	b->scan_pending = false;
-	if (!g->active || strcmp(b->state, "running") != 0)
+	if (!g->active || b->state != SY_JOB_RUNNING)
 		return;
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 	    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
@@ -932,7 +932,7 @@ static void bf_step(struct sy_loop *l, void *arg)
 
 	(void)l;
 	g->bf_timer = 0;
-	if (!g->active || strcmp(b->state, "running") != 0 || b->scan_pending)
+	if (!g->active || b->state != SY_JOB_RUNNING || b->scan_pending)
 		return;
 	sy_mirror_stats(g->v->mirror, g->id, SY_DIR_FORWARD, &ms);
 	if (ms.dirty && sy_now_ms() - b->batch_ms < 2000) {
@@ -944,7 +944,7 @@ static void bf_step(struct sy_loop *l, void *arg)
 		return;
 	}
 	if (b->pattern == UINT32_MAX) {
-		bf_finish(g, "done");
+		bf_finish(g, SY_JOB_DONE);
 		return;
 	}
 	bf_save(g);
@@ -995,10 +995,10 @@ int sy_verify_start_backfill(struct sy_verify *v, const char *name, uint32_t key
 	if (!ms)
 		return -ENOENT;
 	g = vmig_of(v, ms);
-	if (g->b.state && strcmp(g->b.state, "running") == 0)
+	if (g->b.state == SY_JOB_RUNNING)
 		return -EBUSY;
 	memset(&g->b, 0, sizeof(g->b));
-	g->b.state = "running";
+	g->b.state = SY_JOB_RUNNING;
 	g->b.rate_keys = keys_per_s;
 	g->b.rate_bytes = bytes_per_s;
 	strcpy(g->b.cursor, "0");
@@ -1038,10 +1038,10 @@ void sy_verify_resume(struct sy_verify *v)
 		n = fscanf(f, "%15s %u %31s %llu %llu %u %llu", state, &pattern, cursor, &copied, &started,
 			   &rk, &rb);
 		fclose(f);
-		if (n != 7 || strcmp(state, "running") != 0)
+		if (n != 7 || sy_job_state_parse(state) != SY_JOB_RUNNING)
 			continue;
 		memset(&g->b, 0, sizeof(g->b));
-		g->b.state = "running";
+		g->b.state = SY_JOB_RUNNING;
 		g->b.pattern = pattern;
 		snprintf(g->b.cursor, sizeof(g->b.cursor), "%s", cursor);
 		g->b.copied = copied;
@@ -1065,11 +1065,11 @@ int sy_verify_backfill_status(struct sy_verify *v, const char *name, struct sy_b
 	memset(out, 0, sizeof(*out));
 	if (!ms)
 		return -ENOENT;
-	out->state = "idle";
+	out->state = SY_JOB_IDLE;
 	out->error = "";
 	if (!(g = vmig_peek(v, ms)))
 		return 0;
-	out->state = g->b.state ? g->b.state : "idle";
+	out->state = g->b.state;
 	out->scanned = g->b.scanned;
 	out->copied = g->b.copied;
 	sy_mirror_stats(v->mirror, g->id, SY_DIR_FORWARD, &st);
@@ -1079,7 +1079,7 @@ int sy_verify_backfill_status(struct sy_verify *v, const char *name, struct sy_b
 			    : 0;
 	out->keys_per_s = secs > 0 ? (double)(g->b.copied - g->b.copied0) / secs : 0;
 	out->bytes_per_s = secs > 0 ? (double)out->bytes / secs : 0;
-	out->eta_s = strcmp(out->state, "running") == 0 && out->keys_per_s > 0
+	out->eta_s = out->state == SY_JOB_RUNNING && out->keys_per_s > 0
 			     ? (double)(out->total - out->copied) / out->keys_per_s
 			     : 0;
 	out->rate_keys = g->b.rate_keys;
@@ -1105,8 +1105,8 @@ static void audit_save(struct vmig *g)
 	struct audit *a = &g->a;
 
 	audit_path(g, p, sizeof(p));
-	snprintf(line, sizeof(line), "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu\n", a->state,
-		 a->phase, a->pattern, a->cursor, (unsigned long long)a->scanned,
+	snprintf(line, sizeof(line), "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu\n",
+		 sy_job_state_name(a->state), a->phase, a->pattern, a->cursor, (unsigned long long)a->scanned,
 		 (unsigned long long)a->started_ms, a->rate, a->repair, (unsigned long long)a->counts[1],
 		 (unsigned long long)a->counts[2], (unsigned long long)a->counts[3],
 		 (unsigned long long)a->counts[4], (unsigned long long)a->counts[5],
@@ -1130,10 +1130,10 @@ static void audit_resume(struct vmig *g)
 		   &pattern, cursor, &scanned, &started, &rate, &repair, &c[0], &c[1], &c[2], &c[3], &c[4],
 		   &repaired);
 	fclose(f);
-	if (n != 14 || strcmp(state, "running") != 0 || phase < 0 || phase > 2 || !rate)
+	if (n != 14 || sy_job_state_parse(state) != SY_JOB_RUNNING || phase < 0 || phase > 2 || !rate)
 		return;
 	audit_clear(a);
-	a->state = "running";
+	a->state = SY_JOB_RUNNING;
 	a->phase = phase;
 	a->pattern = pattern;
 	snprintf(a->cursor, sizeof(a->cursor), "%s", cursor);
@@ -1157,7 +1157,7 @@ static void audit_again(struct sy_loop *l, void *arg)
 
 	(void)l;
 	g->again_timer = 0;
-	if (g->active && g->spec.audit_every && strcmp(g->a.state, "running") != 0)
+	if (g->active && g->spec.audit_every && g->a.state != SY_JOB_RUNNING)
 		sy_verify_start_audit(g->v, g->name, g->a.repair, g->a.rate);
 }
 
@@ -1171,7 +1171,7 @@ void sy_verify_tick(struct sy_verify *v)
 		if (!ms->spec.audit_every)
 			continue;
 		g = vmig_of(v, ms);
-		if (!g->again_timer && strcmp(g->a.state, "running") != 0 && !g->a.started_ms)
+		if (!g->again_timer && g->a.state != SY_JOB_RUNNING && !g->a.started_ms)
 			sy_verify_start_audit(v, ms->spec.name, ms->spec.auto_repair, 0);
 	}
 }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "kernel/capture.h"
+#include "model/job.h"
 
 struct sy_loop;
 struct sy_registry;
@@ -45,7 +46,7 @@ struct sy_drift_entry {
 };
 
 struct sy_audit_status {
-	const char *state; /* idle, running, done, failed */
+	enum sy_job_state state;
 	uint64_t scanned, total;
 	double eta_s, keys_per_s;
 	uint64_t counts[SY_DRIFT_KINDS];
@@ -63,7 +64,7 @@ struct sy_audit_status {
 };
 
 struct sy_backfill_status {
-	const char *state; /* idle, running, done, failed */
+	enum sy_job_state state;
 	uint64_t scanned, copied, bytes, total;
 	double eta_s, keys_per_s, bytes_per_s;
 	uint32_t rate_keys, rate_bytes;
