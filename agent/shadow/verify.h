@@ -11,7 +11,9 @@
  *
  * Values are compared type-aware and independent of encoding (a small Lua script
  * returns type, PTTL and the value; sets and hashes are compared order-free), TTLs
- * within a tolerance. Only database 0 is audited. See docs/verify.md. */
+ * within a tolerance (compare.c). Only database 0 is audited. It also hosts each
+ * migration's backfill (backfill.c), a copier rather than a check, which shares the
+ * audit's connections and scans. See docs/verify.md. */
 #ifndef SY_VERIFY_H
 #define SY_VERIFY_H
 
