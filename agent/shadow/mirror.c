@@ -64,9 +64,10 @@ struct dir {
 	struct mig *mig;
 	int dir;
 	struct dconn dst[NCONN];
-	struct dconn src;     /* reads for repair (DUMP) */
-	struct sy_repair rep; /* keys to copy, copies under way (repair.c); set up on first use */
+	struct dconn src; /* reads for repair (DUMP) */
 	uint64_t inflight;
+	/* keys to copy and copies under way (repair.c), set up on first use */
+	struct sy_repair rep;
 	struct sy_mirror_stats st;
 	uint64_t lag_cur_ms, lag_prev_ms, lag_epoch_ms; /* the largest recent lag, two 2 s windows */
 };
