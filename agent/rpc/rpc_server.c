@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -77,7 +78,7 @@ struct method {
 struct chunk {
 	uint8_t *data;
 	size_t len, off;
-	struct chunk *next;
+	STAILQ_ENTRY(chunk) link;
 };
 
 struct conn;
@@ -110,7 +111,7 @@ struct sy_rpc_call {
 	enum sy_grpc_code code;
 	char msg[512];
 
-	struct chunk *head, *tail;
+	STAILQ_HEAD(, chunk) chunks; /* framed messages waiting for nghttp2, in order */
 	size_t pending;
 
 	uint64_t started; /* loop ms of its first HEADERS */
@@ -301,21 +302,19 @@ static void sweep(struct sy_loop *l, void *arg)
 
 static void drop_queue(struct sy_rpc_call *call, int keep_started)
 {
-	struct chunk **pp = &call->head;
+	struct chunk *keep = STAILQ_FIRST(&call->chunks), *ch;
 
-	if (keep_started && *pp && (*pp)->off)
-		pp = &(*pp)->next;
-	while (*pp) {
-		struct chunk *ch = *pp;
-
-		*pp = ch->next;
+	if (!keep_started || (keep && !keep->off))
+		keep = NULL;
+	while ((ch = keep ? STAILQ_NEXT(keep, link) : STAILQ_FIRST(&call->chunks))) {
+		if (keep)
+			STAILQ_REMOVE(&call->chunks, ch, chunk, link);
+		else
+			STAILQ_REMOVE_HEAD(&call->chunks, link);
 		call->pending -= ch->len - ch->off;
 		free(ch->data);
 		free(ch);
 	}
-	call->tail = NULL;
-	for (struct chunk *ch = call->head; ch; ch = ch->next)
-		call->tail = ch;
 }
 
 static void call_free(struct sy_rpc_call *call)
@@ -364,8 +363,8 @@ static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 
 	(void)id;
 	(void)ud;
-	while (n < len && call->head) {
-		struct chunk *ch = call->head;
+	while (n < len && !STAILQ_EMPTY(&call->chunks)) {
+		struct chunk *ch = STAILQ_FIRST(&call->chunks);
 		size_t take = ch->len - ch->off;
 
 		if (take > len - n)
@@ -375,14 +374,12 @@ static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 		n += take;
 		call->pending -= take;
 		if (ch->off == ch->len) {
-			call->head = ch->next;
-			if (!call->head)
-				call->tail = NULL;
+			STAILQ_REMOVE_HEAD(&call->chunks, link);
 			free(ch->data);
 			free(ch);
 		}
 	}
-	if (!call->head && call->ending) {
+	if (STAILQ_EMPTY(&call->chunks) && call->ending) {
 		char code[16], msg[sizeof(call->msg) * 3 + 1];
 		int fmt = snprintf(code, sizeof(code), "%d", (int)call->code);
 		nghttp2_nv tr[2] = {NV("grpc-status", code)};
@@ -474,7 +471,7 @@ static void abort_call(struct sy_rpc_call *call, enum sy_grpc_code code, const c
 	if (call->ending)
 		return;
 	drop_queue(call, 1);
-	if (call->head) {
+	if (!STAILQ_EMPTY(&call->chunks)) {
 		call->ending = 1;
 		call->code = code;
 		nghttp2_submit_rst_stream(call->c->s, NGHTTP2_FLAG_NONE, call->id, NGHTTP2_CANCEL);
@@ -509,11 +506,7 @@ static int queue(struct sy_rpc_call *call, const ProtobufCMessage *m)
 	}
 	ch->data = framed;
 	ch->len = flen;
-	if (call->tail)
-		call->tail->next = ch;
-	else
-		call->head = ch;
-	call->tail = ch;
+	STAILQ_INSERT_TAIL(&call->chunks, ch, link);
 	call->pending += flen;
 	if (!call->headers_sent) {
 		if (send_headers(call) != 0)
@@ -660,6 +653,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* refuses this stream only */
 	call->c = c;
 	call->id = f->hd.stream_id;
+	STAILQ_INIT(&call->chunks);
 	sy_grpc_reader_init(&call->rd, c->srv->max_recv);
 	call->next = c->calls;
 	if (c->calls)
