@@ -3,8 +3,9 @@
  * lines. Only "+OK" then "+PONG" is healthy: a server that wants a password we do not
  * give ("-NOAUTH"), or refuses the one we give ("-WRONGPASS"), cannot be mirrored to
  * nor audited, so no client is sent there. Anything else, a refused connect, or no
- * answer within the timeout is unhealthy, with the reason kept for `syctl status`. A change is reported at
- * once: the first failed check takes a target out of rotation, the first good one puts it back. */
+ * answer within the timeout is unhealthy, with the reason kept for `syctl status`.
+ * A change is reported at once: the first failed check takes a target out of
+ * rotation, the first good one puts it back. */
 #include "redis/health.h"
 
 #include <errno.h>

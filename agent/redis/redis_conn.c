@@ -154,8 +154,7 @@ static void on_auth(redisAsyncContext *ac, void *r, void *priv)
 		sy_redis_auth_refused(c->user, "an answer that is not OK", 24, c->auth_err,
 				      sizeof(c->auth_err));
 	c->auth_failed = true;
-	sy_warn("redis", "%s: %s", c->name, c->auth_err);
-	redisAsyncDisconnect(ac);
+	redisAsyncDisconnect(ac); /* the owner hears why from its state callback, and logs it */
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -247,7 +246,6 @@ struct sy_redis *sy_redis_connect(struct sy_loop *l, const struct sy_endpoint *e
 	if (sy_redis_auth_wanted(auth) && queue_auth(c, auth)) {
 		redisAsyncContext *ac = c->ac;
 
-		sy_warn("redis", "%s: %s", c->name, c->auth_err);
 		c->ac = NULL;
 		ac->onConnect = NULL;
 		ac->onDisconnect = NULL;
