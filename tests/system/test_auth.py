@@ -80,7 +80,10 @@ def env(tmp_path, daemon_factory, cgroup):
         spec = {"name": "m", "legacy": [legacy.addr], "target": [target.addr], "ratio": "0%",
                 "pins": [{"cgroup": b, "side": "target"}], "mirror": "both", "sample_reads": 1}
         spec.update(kw)
-        return daemon_factory(auth_yaml(spec, files["legacy"], files["target"]), extra=list(extra))
+        # a generous health timeout: these tests are about what a check answers, and a
+        # busy 2-core machine can take 100 ms to answer anything
+        return daemon_factory(auth_yaml(spec, files["legacy"], files["target"]), extra=list(extra),
+                              health_timeout="1s", health_interval="1s")
 
     yield start, legacy, target, a, b, pw, files
     legacy.stop()
@@ -155,6 +158,11 @@ r.lpush('l:%%s' %% TAG, *range(30))
     wait_for(lambda: drained(d), timeout=30, what="mirror drained")
     n = same_data(l, t)
     assert n >= 300 + 2 * (400 + 20 + 2)
+    # the kernel did see the clients' AUTH/HELLO/MIGRATE (counted as "other" commands),
+    # captured writes and sampled reads on both sides: the no-leak checks below are
+    # about traffic that went through every path a password could take
+    for side in migration(d).sides:
+        assert side.others >= 8 * 7 and side.captured >= 400 * 3 and side.sampled >= 400, side
     for x in migration(d).mirror:
         # the ACL suffices: every write replayed, none refused and repaired
         assert x.mirrored >= 400 * 3 and x.failed == 0 and x.repair_failed == 0, x
@@ -183,6 +191,7 @@ r.lpush('l:%%s' %% TAG, *range(30))
     assert "switchyard_" in outputs["metrics"] and "migration" in outputs["events"]
     d.stop()  # flushes the journal and the state; the log is complete
     outputs["log"] = d.read_log()
+    assert "is healthy" in outputs["log"] and "backfill" in outputs["log"]
     blobs = dict(outputs)
     for root, _, names in os.walk(d.state_dir):
         for name in names:
@@ -198,6 +207,7 @@ def test_wrong_password_target_unhealthy_no_steering_then_rotated(env, cgroup):
     start, legacy, target, a, b, pw, files = env
     write_secret(files["target"], unique("wrong"))
     d = start(ratio="100%", mirror="off")
+    wait_for(lambda: "WRONGPASS" in target_health(d).get("lastError", ""), timeout=10, what="WRONGPASS reported")
     h = target_health(d)
     assert not h.get("healthy") and h.get("checked")
     assert "WRONGPASS" in h["lastError"] and "switchyard" in h["lastError"], h
@@ -216,12 +226,13 @@ def test_wrong_password_target_unhealthy_no_steering_then_rotated(env, cgroup):
 def test_no_auth_for_a_server_that_wants_one_is_unhealthy(env, daemon_factory):
     start, legacy, target, a, b, pw, files = env
     d = daemon_factory(spec_yaml([{"name": "m", "legacy": [legacy.addr], "target": [target.addr],
-                                   "ratio": "0%", "mirror": "off"}]))
+                                   "ratio": "0%", "mirror": "off"}]), health_timeout="1s", health_interval="1s")
+    wait_for(lambda: "NOAUTH" in target_health(d).get("lastError", ""), timeout=10, what="NOAUTH reported")
     h = target_health(d)
-    assert not h.get("healthy") and "NOAUTH" in h["lastError"], h
+    assert not h.get("healthy") and "wants a password" in h["lastError"], h
 
 
-def test_password_file_readable_by_others_is_refused_with_file_line(env, tmp_path):
+def test_password_file_readable_by_others_is_refused_with_file_line(env, tmp_path, daemon_factory):
     start, legacy, target, a, b, pw, files = env
     os.chmod(files["target"], 0o644)
     cfg = tmp_path / "bad.yaml"
@@ -235,6 +246,17 @@ def test_password_file_readable_by_others_is_refused_with_file_line(env, tmp_pat
     r = subprocess.run([os.path.join(OUT, "syctl"), "--server", "unix:///nonexistent", "apply", "-f", str(cfg)],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "%s:%d: auth.target.password_file" % (cfg, line) in r.stderr, r.stderr
+    # through the API: the same validator, the field named
+    import grpc
+    d = daemon_factory(None)
+    m, c = pb("switchyard.v1.migration"), pb("switchyard.v1.control")
+    s = m.MigrationSpec(name="m", legacy=[legacy.addr], target=[target.addr],
+                        auth=m.Auth(target=m.Credentials(user="switchyard", password_file=files["target"])))
+    with channel("unix:" + d.sock) as ch, pytest.raises(grpc.RpcError) as e:
+        unary(ch, "/switchyard.v1.Control/ApplyMigration", c.ApplyMigrationRequest(spec=s), c.Migration)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "auth.target.password_file: %s: mode 0644" % files["target"] in e.value.details(), e.value.details()
+    assert json.loads(d.syctl("-o", "json", "list").stdout).get("migrations", []) == []
     os.unlink(files["legacy"])
     r = subprocess.run([os.path.join(OUT, "switchyardd"), "--config", str(cfg), "--check-config"],
                        capture_output=True, text=True)
