@@ -179,6 +179,9 @@ r.lpush('l:%%s' %% TAG, *range(30))
     assert got["spec"]["auth"]["target"] == {"user": "switchyard", "passwordFile": files["target"]}
     assert got["spec"]["auth"]["legacy"]["passwordFile"] == files["legacy"]
     assert got["spec"]["auth"]["legacy"].get("user", "") == ""
+    human = d.syctl("get", "m").stdout
+    assert "auth:      target  switchyard, password from %s" % files["target"] in human, human
+    assert "auth:      legacy  default user, password from %s" % files["legacy"] in human, human
     outputs = {
         "get": d.syctl("-o", "json", "get", "m").stdout + d.syctl("get", "m").stdout,
         "status": d.syctl("-o", "json", "status").stdout + d.syctl("status").stdout,
