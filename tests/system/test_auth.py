@@ -224,6 +224,13 @@ def test_wrong_password_target_unhealthy_no_steering_then_rotated(env, cgroup):
     wait_for(lambda: target_health(d).get("healthy"), timeout=10, what="healthy after the file was fixed")
     py_redis(a, legacy.addr, "r.execute_command('AUTH', %r)\nr.set('where2', 'y')" % pw["client"])
     assert client(target, pw["client"]).get("where2") == b"y"
+    # SIGHUP checks the files again: a file readable by others refuses the reload
+    os.chmod(files["target"], 0o644)
+    with open(d.config) as f:
+        text = f.read()
+    msg = d.reload(text)
+    assert "reload refused: %s:" % d.config in msg and "auth.target.password_file" in msg and "mode 0644" in msg, msg
+    assert pw["agent_target"] not in msg
 
 
 def test_no_auth_for_a_server_that_wants_one_is_unhealthy(env, daemon_factory):
