@@ -25,7 +25,9 @@ int sy_secret_read(const char *path, char buf[SY_SECRET_MAX + 1], size_t *len, c
 
 	*len = 0;
 	buf[0] = '\0';
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO named by mistake (or by an API caller) must not hang the
+	 * daemon's one thread in open(); it is refused below as not a regular file */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		e = -errno;
 		snprintf(why, wn, "%s", strerror(-e));

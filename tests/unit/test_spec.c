@@ -507,6 +507,11 @@ static void auth_names_a_file_never_a_password(void **state)
 	assert_int_equal(load(text, &s, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "t.yaml:6: auth.legacy.password_file: "));
 	assert_non_null(strstr(err.msg, "No such file or directory"));
+	/* a FIFO is refused at once, not waited on (the daemon has one thread) */
+	assert_int_equal(mkfifo(pw, 0600), 0);
+	assert_int_equal(load(text, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "not a regular file"));
+	unlink(pw);
 	rmdir(dir);
 
 	expect_error("migrations:\n"
