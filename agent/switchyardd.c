@@ -314,6 +314,7 @@ static void refresh_health(void *arg, const struct sy_commit *c)
 {
 	struct daemon *d = arg;
 	struct sy_endpoint eps[SY_MAX_MIGRATIONS * SY_MAX_ENDPOINTS * 2];
+	const struct sy_auth_spec *auths[SY_MAX_MIGRATIONS * SY_MAX_ENDPOINTS * 2];
 	size_t n = 0;
 
 	if (c->kind == SY_COMMIT_HEALTH)
@@ -321,12 +322,16 @@ static void refresh_health(void *arg, const struct sy_commit *c)
 	for (size_t i = 0; i < c->n_after; i++) {
 		const struct sy_migration_state *m = &c->after[i];
 
-		for (uint32_t j = 0; j < m->spec.n_legacy; j++)
+		for (uint32_t j = 0; j < m->spec.n_legacy; j++) {
+			auths[n] = &m->spec.auth[SY_SIDE_LEGACY];
 			eps[n++] = m->spec.legacy[j];
-		for (uint32_t j = 0; j < m->spec.n_target; j++)
+		}
+		for (uint32_t j = 0; j < m->spec.n_target; j++) {
+			auths[n] = &m->spec.auth[SY_SIDE_TARGET];
 			eps[n++] = m->spec.target[j];
+		}
 	}
-	if (sy_health_set_endpoints(d->health, eps, n) < 0)
+	if (sy_health_set_endpoints(d->health, eps, auths, n) < 0)
 		sy_error("health", "update checked endpoints: out of memory");
 	if (d->verify)
 		sy_verify_tick(d->verify); /* continuous audits asked for by the new spec */

@@ -127,7 +127,8 @@ static void conn_open(struct dconn *dc)
 	int side = dc->is_src ? src_side(d) : !src_side(d);
 
 	dc->db = 0;
-	dc->r = sy_redis_connect(d->mig->m->loop, endpoint(d->mig, side), conn_state, dc);
+	dc->r = sy_redis_connect(d->mig->m->loop, endpoint(d->mig, side), &d->mig->spec.auth[side],
+				 conn_state, dc);
 }
 
 static void reconnect(struct sy_loop *l, void *arg)

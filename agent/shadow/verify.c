@@ -115,6 +115,7 @@ static void reconnect(struct sy_loop *l, void *arg)
 		sy_redis_free(g->conn[s]);
 		g->conn[s] =
 			g->active ? sy_redis_connect(g->v->loop, s ? &g->spec.target[0] : &g->spec.legacy[0],
+						     &g->spec.auth[s ? SY_SIDE_TARGET : SY_SIDE_LEGACY],
 						     conn_state, g)
 				  : NULL;
 	}

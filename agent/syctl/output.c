@@ -53,6 +53,14 @@ void print_migration(const Switchyard__V1__Migration *m)
 		       : m->targets[i]->healthy ? "healthy"
 						: "UNHEALTHY",
 		       m->targets[i]->last_error[0] ? ": " : "", m->targets[i]->last_error);
+	for (int side = 0; s->auth && side < 2; side++) {
+		const Switchyard__V1__Credentials *a = side ? s->auth->target : s->auth->legacy;
+
+		/* who and which file: the password itself is never in the API */
+		if (a && a->password_file && a->password_file[0])
+			printf("auth:      %-7s %s, password from %s\n", side ? "target" : "legacy",
+			       a->user && a->user[0] ? a->user : "default user", a->password_file);
+	}
 	for (size_t i = 0; i < s->n_pins; i++)
 		printf("pin:       %s -> %s\n", s->pins[i]->cgroup,
 		       s->pins[i]->side == SWITCHYARD__V1__SIDE__SIDE_TARGET ? "target" : "legacy");
