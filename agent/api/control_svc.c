@@ -26,6 +26,10 @@ static enum sy_grpc_code code_of(int e)
 		return SY_GRPC_FAILED_PRECONDITION;
 	case -ENOSPC:
 		return SY_GRPC_RESOURCE_EXHAUSTED;
+	case -ESTALE:
+		return SY_GRPC_ABORTED; /* a fleet's store moved on: read again, retry */
+	case -ENOTCONN:
+		return SY_GRPC_UNAVAILABLE; /* a fleet's store is unreachable: fail-static */
 	default:
 		return SY_GRPC_INTERNAL;
 	}

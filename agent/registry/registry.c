@@ -202,14 +202,30 @@ static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, si
 		e = sy_store_commit(r->store, &st, apply_maps, &a);
 	sy_mset_pb_free(&st);
 	if (e) {
-		if (a.ran && a.e)
+		int ret = -EIO;
+
+		if (a.ran && a.e) {
 			set_err(err, "update kernel maps: %s", strerror(-a.e));
-		else
+		} else if (e == -ESTALE) {
+			/* a shared store: another agent or operator committed first */
+			set_err(err,
+				"changed elsewhere since this agent read it (%s is past generation %llu): "
+				"nothing changed; read it again and retry",
+				r->store->where, (unsigned long long)r->store->revision);
+			ret = -ESTALE;
+		} else if (e == -ENOTCONN) {
+			set_err(err,
+				"store %s unreachable: this agent keeps steering on generation %llu and "
+				"refuses changes until it is back",
+				r->store->where, (unsigned long long)r->store->revision);
+			ret = -ENOTCONN;
+		} else {
 			set_err(err, "persist state in %s: %s", r->store->where, strerror(-e));
+		}
 		if (a.ran)
 			write_maps(r, r->migs, r->n);
 		sy_mset_free(cand, ncand);
-		return -EIO;
+		return ret;
 	}
 	publish(r, SY_COMMIT_CHANGE, cand, ncand, NULL);
 	return 0;

@@ -1,0 +1,55 @@
+/* store_etcd.h — the shared store (store.h) of a fleet: etcd v3, spoken over the
+ * project's own gRPC client (rpc.h) with the etcdserverpb subset in proto/etcd/.
+ *
+ * Keys under PREFIX (docs/fleet.md):
+ *   PREFIX/state        the whole switchyard.v1.State, as the file store writes it. A
+ *                       commit is one Txn that compares the key's mod_revision with
+ *                       the one this agent last saw: a lost update is impossible, a
+ *                       conflict is -ESTALE.
+ *   PREFIX/nodes/NODE   this agent's JSON status (version, applied revision, target
+ *                       health), on its own lease: kept alive while the agent runs,
+ *                       revoked when it stops, gone after the TTL when it dies.
+ *
+ * The watch runs on the daemon's loop: a full read of PREFIX/state, then a Watch of
+ * PREFIX/ from the read's revision; other agents' commits reach the registry as
+ * SY_COMMIT_REMOTE. A broken watch (etcd down, compaction, reconnect) starts again
+ * with a full read, after a backoff, trying the endpoints in turn. While etcd cannot
+ * be reached the agent is fail-static: the kernel maps keep what was applied last,
+ * commits are refused at once with -ENOTCONN, reads are served from the registry.
+ *
+ * load and commit are blocking calls on a private loop (bounded by a deadline):
+ * commits are operator actions, rare, and the commit path is synchronous.
+ */
+#ifndef SY_STORE_ETCD_H
+#define SY_STORE_ETCD_H
+
+#include <stdint.h>
+
+#include "registry/store.h"
+
+struct sy_loop;
+struct sy_registry;
+
+struct sy_store_etcd_opts {
+	const char *url;     /* etcd://HOST:PORT[,HOST:PORT…]/PREFIX */
+	const char *node;    /* this agent's name in PREFIX/nodes/ */
+	const char *version; /* written into the node key */
+	uint32_t ttl_s;	     /* the node lease's TTL; 0 = 10 s */
+};
+
+/* Parses the URL, grants the node lease and writes the node key. -EINVAL: a bad URL
+ * (message logged), -ENOTCONN: no endpoint answered. Close with sy_store_close (which
+ * revokes the lease: the node key goes at once). */
+int sy_store_etcd_open(struct sy_loop *loop, const struct sy_store_etcd_opts *o, struct sy_store **out);
+
+/* Keeps the node key in step with the registry (applied revision, target health). */
+int sy_store_etcd_follow(struct sy_store *s, struct sy_registry *r);
+
+/* For status: whether the watch is up (etcd reachable) and the node's name. */
+int sy_store_etcd_up(const struct sy_store *s);
+const char *sy_store_etcd_node(const struct sy_store *s);
+
+/* "etcd://…" names this store. */
+int sy_store_is_etcd_url(const char *s);
+
+#endif
