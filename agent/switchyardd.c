@@ -580,6 +580,15 @@ static int start_rpc(struct daemon *d)
 	return 0;
 }
 
+/* Fleet mode: the leader walks the cutover plans; everyone reports who leads. */
+static void on_leader(void *arg, int is_leader, const char *leader)
+{
+	struct daemon *d = arg;
+
+	snprintf(d->info.leader, sizeof(d->info.leader), "%s", leader);
+	sy_cutover_set_leader(d->cutover, is_leader);
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon d = {0};
@@ -701,6 +710,13 @@ int main(int argc, char **argv)
 	if (!d.cutover)
 		goto out;
 	sy_cutover_set_drain(d.cutover, drain_side, &d);
+	if (d.o.store) {
+		/* a follower until the election says otherwise */
+		sy_cutover_set_leader(d.cutover, false);
+		sy_store_etcd_on_leader(d.store, on_leader, &d);
+		snprintf(d.info.store, sizeof(d.info.store), "%s", d.store->where);
+		snprintf(d.info.node, sizeof(d.info.node), "%s", sy_store_etcd_node(d.store));
+	}
 	sy_metrics_set_cutover_source(sy_cutover_metrics, d.cutover);
 
 	d.info.version = SY_VERSION;

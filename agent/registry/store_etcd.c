@@ -42,7 +42,7 @@ struct etcd_store {
 	char ep[MAX_EP][128];
 	size_t n_ep, cur;
 	char prefix[256];
-	char state_key[300], watch_key[300], watch_end[300], node_key[400];
+	char state_key[300], watch_key[300], watch_end[300], node_key[400], leader_key[300];
 	char node[64], version[32];
 	uint32_t ttl_s;
 
@@ -63,7 +63,16 @@ struct etcd_store {
 	uint64_t applied_rev;
 	char node_val[NODE_VAL_MAX];
 	char why[700];
+
+	char leader[64]; /* who holds PREFIX/leader ("" unknown or nobody) */
+	int is_leader;	 /* this node, on its current lease, while etcd is reachable */
+	int campaign_busy;
+	void (*on_leader)(void *ctx, int is_leader, const char *leader);
+	void *leader_ctx;
 };
+
+static void campaign(struct etcd_store *e);
+static void set_leader(struct etcd_store *e, const ProtobufCBinaryData *name, int64_t lease);
 
 static ProtobufCBinaryData bin(const char *s)
 {
@@ -238,10 +247,12 @@ static void on_grant(const ProtobufCMessage *msg, const struct sy_rpc_status *st
 		return;
 	}
 	e->grant_busy = 0;
-	if (st->code != SY_GRPC_OK)
+	if (st->code != SY_GRPC_OK) {
 		go_down(e, st->message, 1);
-	else if (e->lease)
+	} else if (e->lease) {
 		node_put(e);
+		campaign(e);
+	}
 }
 
 static void grant(struct etcd_store *e)
@@ -268,6 +279,7 @@ static void on_keepalive(const ProtobufCMessage *msg, const struct sy_rpc_status
 			sy_warn("etcd", "node %s: lease %llx expired; granting a new one", e->node,
 				(unsigned long long)e->lease);
 			e->lease = 0;
+			set_leader(e, NULL, 0);
 		}
 		return;
 	}
@@ -346,6 +358,117 @@ static void take_delete(struct etcd_store *e)
 	deliver(e, &st);
 }
 
+/* ---- the leader ----------------------------------------------------------------- */
+
+/* Who leads now: a key's value (the node's name) and lease; "" when nobody does. */
+static void set_leader(struct etcd_store *e, const ProtobufCBinaryData *name, int64_t lease)
+{
+	char who[64] = "";
+	int mine;
+
+	if (name && name->len < sizeof(who)) {
+		memcpy(who, name->data, name->len);
+		who[name->len] = 0;
+	}
+	mine = e->up && e->lease && lease == e->lease && strcmp(who, e->node) == 0;
+	if (mine == e->is_leader && strcmp(who, e->leader) == 0)
+		return;
+	if (mine != e->is_leader)
+		sy_info("etcd", "node %s %s", e->node,
+			mine ? "is the leader: runs what runs once (cutover plans)" : "follows");
+	snprintf(e->leader, sizeof(e->leader), "%s", who);
+	e->is_leader = mine;
+	if (e->on_leader)
+		e->on_leader(e->leader_ctx, mine, e->leader);
+}
+
+static void on_campaign(const ProtobufCMessage *msg, const struct sy_rpc_status *st, void *arg)
+{
+	struct etcd_store *e = arg;
+
+	if (msg) {
+		const Etcdserverpb__TxnResponse *r = (const void *)msg;
+		const Etcdserverpb__ResponseOp *op = r->n_responses ? r->responses[0] : NULL;
+
+		if (r->succeeded) {
+			ProtobufCBinaryData me = bin(e->node);
+
+			set_leader(e, &me, e->lease);
+		} else if (op && op->response_case == ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE &&
+			   op->response_range->n_kvs) {
+			const Mvccpb__KeyValue *kv = op->response_range->kvs[0];
+
+			set_leader(e, &kv->value, kv->lease);
+		}
+		return;
+	}
+	e->campaign_busy = 0;
+	if (st->code != SY_GRPC_OK)
+		go_down(e, st->message, 1);
+}
+
+/* One Txn: PREFIX/leader created with this node's lease if nobody holds it, else read
+ * who does. The key goes with its holder's lease: revoked at a clean stop, expired
+ * after the TTL when the holder died or lost etcd; the DELETE starts a new campaign. */
+static void campaign(struct etcd_store *e)
+{
+	Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT, *cmps[1] = {&cmp};
+	Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+	Etcdserverpb__RangeRequest get = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	Etcdserverpb__RequestOp ok = ETCDSERVERPB__REQUEST_OP__INIT, *oks[1] = {&ok};
+	Etcdserverpb__RequestOp ko = ETCDSERVERPB__REQUEST_OP__INIT, *kos[1] = {&ko};
+	Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+
+	if (!e->up || !e->cl || !e->lease || e->campaign_busy)
+		return;
+	cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+	cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
+	cmp.key = bin(e->leader_key);
+	cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
+	cmp.create_revision = 0; /* the key does not exist */
+	put.key = bin(e->leader_key);
+	put.value = bin(e->node);
+	put.lease = e->lease;
+	ok.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+	ok.request_put = &put;
+	get.key = bin(e->leader_key);
+	ko.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+	ko.request_range = &get;
+	txn.n_compare = 1;
+	txn.compare = cmps;
+	txn.n_success = 1;
+	txn.success = oks;
+	txn.n_failure = 1;
+	txn.failure = kos;
+	if (sy_rpc_client_call(e->cl, P_TXN, &txn.base, &etcdserverpb__txn_response__descriptor, SYNC_TMO_MS,
+			       on_campaign, e) == 0)
+		e->campaign_busy = 1;
+}
+
+static void leader_event(struct etcd_store *e, const Mvccpb__Event *ev)
+{
+	if (ev->type == MVCCPB__EVENT__EVENT_TYPE__DELETE) {
+		set_leader(e, NULL, 0);
+		campaign(e);
+	} else {
+		set_leader(e, &ev->kv->value, ev->kv->lease);
+	}
+}
+
+void sy_store_etcd_on_leader(struct sy_store *s, void (*fn)(void *ctx, int is_leader, const char *leader),
+			     void *ctx)
+{
+	struct etcd_store *e = (struct etcd_store *)s;
+
+	e->on_leader = fn;
+	e->leader_ctx = ctx;
+}
+
+const char *sy_store_etcd_leader(const struct sy_store *s)
+{
+	return ((const struct etcd_store *)s)->leader;
+}
+
 static void on_watch(const ProtobufCMessage *msg, const struct sy_rpc_status *st, void *arg)
 {
 	struct etcd_store *e = arg;
@@ -365,6 +488,7 @@ static void on_watch(const ProtobufCMessage *msg, const struct sy_rpc_status *st
 			(long long)e->sync_rev + 1);
 		e->ever_up = 1;
 		keepalive(e); /* a lease that expired meanwhile is granted again */
+		campaign(e);
 		if (e->put_dirty)
 			node_put(e);
 	}
@@ -379,6 +503,10 @@ static void on_watch(const ProtobufCMessage *msg, const struct sy_rpc_status *st
 	for (size_t i = 0; i < r->n_events; i++) {
 		const Mvccpb__Event *ev = r->events[i];
 
+		if (ev->kv && bin_is(&ev->kv->key, e->leader_key)) {
+			leader_event(e, ev);
+			continue;
+		}
 		if (!ev->kv || !bin_is(&ev->kv->key, e->state_key) || ev->kv->mod_revision <= e->mod_rev)
 			continue; /* another key, or seen (our own commit) */
 		if (ev->type == MVCCPB__EVENT__EVENT_TYPE__DELETE)
@@ -453,7 +581,7 @@ static void reconnect(struct sy_loop *l, void *arg)
 	e->retry_timer = 0;
 	/* never from inside one of its callbacks: this runs from a timer */
 	sy_rpc_client_free(e->cl);
-	e->ka_busy = e->put_busy = e->grant_busy = 0;
+	e->ka_busy = e->put_busy = e->grant_busy = e->campaign_busy = 0;
 	e->cl = sy_rpc_client_new(e->loop, e->ep[e->cur], 0);
 	if (!e->cl) {
 		go_down(e, "out of memory", 1);
@@ -479,6 +607,9 @@ static void go_down(struct etcd_store *e, const char *why, int unreachable)
 			sy_debug("etcd", "%s: %s", e->ep[e->cur], why);
 	}
 	e->up = e->watching = 0;
+	/* out of reach, this node cannot know its lease still holds: it stops leading */
+	if (e->is_leader || e->leader[0])
+		set_leader(e, NULL, 0);
 	if (e->retry_timer)
 		return;
 	if (unreachable)
@@ -662,6 +793,7 @@ int sy_store_etcd_open(struct sy_loop *loop, const struct sy_store_etcd_opts *o,
 	snprintf(e->node, sizeof(e->node), "%s", o->node);
 	snprintf(e->version, sizeof(e->version), "%s", o->version ? o->version : "");
 	snprintf(e->node_key, sizeof(e->node_key), "%s/nodes/%s", e->prefix, e->node);
+	snprintf(e->leader_key, sizeof(e->leader_key), "%s/leader", e->prefix);
 	snprintf(e->s.where, sizeof(e->s.where), "etcd://%s%s", e->ep[0], e->state_key);
 	node_value(e, NULL, 0);
 

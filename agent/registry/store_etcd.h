@@ -6,6 +6,8 @@
  *                       commit is one Txn that compares the key's mod_revision with
  *                       the one this agent last saw: a lost update is impossible, a
  *                       conflict is -ESTALE.
+ *   PREFIX/leader       the leader's node name, on its lease: created by a Txn only
+ *                       when absent; a follower campaigns again when it is deleted.
  *   PREFIX/nodes/NODE   this agent's JSON status (version, applied revision, target
  *                       health), on its own lease: kept alive while the agent runs,
  *                       revoked when it stops, gone after the TTL when it dies.
@@ -45,9 +47,16 @@ int sy_store_etcd_open(struct sy_loop *loop, const struct sy_store_etcd_opts *o,
 /* Keeps the node key in step with the registry (applied revision, target health). */
 int sy_store_etcd_follow(struct sy_store *s, struct sy_registry *r);
 
-/* For status: whether the watch is up (etcd reachable) and the node's name. */
+/* For status: whether the watch is up (etcd reachable), the node's name, and who
+ * leads ("" when unknown: nobody, or etcd out of reach). */
 int sy_store_etcd_up(const struct sy_store *s);
 const char *sy_store_etcd_node(const struct sy_store *s);
+const char *sy_store_etcd_leader(const struct sy_store *s);
+
+/* fn(ctx, is_leader, leader) whenever this node starts or stops leading, or the leader
+ * changes. The leader holds PREFIX/leader on its lease and runs what must run once. */
+void sy_store_etcd_on_leader(struct sy_store *s, void (*fn)(void *ctx, int is_leader, const char *leader),
+			     void *ctx);
 
 /* "etcd://…" names this store. */
 int sy_store_is_etcd_url(const char *s);

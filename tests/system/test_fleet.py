@@ -282,3 +282,33 @@ def test_node_key_lives_on_the_nodes_lease(etcd, nodes):
     wait_for(lambda: etcd.keys(PREFIX + "/nodes/") == [], timeout=TTL_S + 5, interval=0.2,
              what="node b's key expiring")
     assert time.monotonic() - t0 >= 1.0
+
+
+def status(node):
+    return json.loads(node.syctl("-o", "json", "status").stdout)
+
+
+def test_one_leader_on_a_lease_and_status_says_who(etcd, nodes):
+    a = nodes("a")
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading alone")
+    b, c = nodes("b"), nodes("c")
+    for n in (b, c):
+        wait_for(lambda n=n: status(n).get("leader") == "a", what="node %s following a" % n.name)
+        s = status(n)
+        assert s["node"] == n.name and s["store"].startswith("etcd://" + etcd.endpoint)
+    assert etcd.value(PREFIX + "/leader") == "a"
+    assert "fleet:     node b, leader a" in b.syctl("status").stdout
+
+    # the leader stops: its lease is revoked, the key goes, one of the others takes over
+    a.d.stop()
+    new = wait_for(lambda: (lambda l: l if l in ("b", "c") else None)(etcd.value(PREFIX + "/leader")),
+                   what="a new leader")
+    for n in (b, c):
+        wait_for(lambda n=n: status(n).get("leader") == new, what="node %s sees leader %s" % (n.name, new))
+
+    # killed -9: the leader's key outlives it until the TTL, then the last node leads
+    gone, last = (b, c) if new == "b" else (c, b)
+    gone.d.kill9()
+    wait_for(lambda: status(last).get("leader") == last.name, timeout=TTL_S + 6, interval=0.2,
+             what="node %s leading after %s died" % (last.name, gone.name))
+    assert etcd.value(PREFIX + "/leader") == last.name
