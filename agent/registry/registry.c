@@ -303,6 +303,25 @@ static int resolve_pins(struct sy_migration_state *m, struct sy_spec_err *err)
 	return 0;
 }
 
+/* A shared store holds the cgroup ids of the node that applied a pin; this node's own
+ * cgroup of that path has another id. A path this node does not have pins nothing
+ * here (id 0 matches no cgroup). */
+static void resolve_pins_here(struct sy_migration_state *m)
+{
+	for (size_t i = 0; i < m->spec.n_pins; i++) {
+		struct stat st;
+
+		if (stat(m->spec.pins[i].cgroup, &st) == 0) {
+			m->pin_cgroup_ids[i] = st.st_ino;
+		} else {
+			if (m->pin_cgroup_ids[i])
+				sy_warn("state", "%s: pin of %s: no such cgroup on this node", m->spec.name,
+					m->spec.pins[i].cgroup);
+			m->pin_cgroup_ids[i] = 0;
+		}
+	}
+}
+
 /* Completes a set read from the store: derived fields, and the kernel's health (a
  * restarted daemon keeps steering exactly as before until its first health check). */
 static void settle_loaded(struct sy_registry *r, struct sy_migration_state *s, size_t n)
@@ -310,6 +329,8 @@ static void settle_loaded(struct sy_registry *r, struct sy_migration_state *s, s
 	for (size_t i = 0; i < n; i++) {
 		struct sy_map_mig v;
 
+		if (r->store && r->store->shared)
+			resolve_pins_here(&s[i]);
 		derive(&s[i]);
 		map_view(&s[i], &v);
 		s[i].healthy_mask = r->bpf ? sy_mapsync_healthy_mask(r->bpf, &v) : 0;

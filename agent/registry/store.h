@@ -11,6 +11,7 @@
 #define SY_STORE_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "switchyard/v1/state.pb-c.h"
@@ -40,6 +41,8 @@ struct sy_store_ops {
 struct sy_store {
 	const struct sy_store_ops *ops;
 	uint64_t revision;	   /* of the last state loaded or committed */
+	bool shared;		   /* other agents commit too: node-local fields (a pin's cgroup id)
+				    * are resolved again on this node when a state is read */
 	char where[PATH_MAX + 16]; /* for messages: "DIR/state.pb" */
 };
 

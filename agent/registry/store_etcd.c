@@ -778,6 +778,7 @@ int sy_store_etcd_open(struct sy_loop *loop, const struct sy_store_etcd_opts *o,
 	if (!(e = calloc(1, sizeof(*e))))
 		return -ENOMEM;
 	e->s.ops = &etcd_ops;
+	e->s.shared = true;
 	e->loop = loop;
 	e->backoff_ms = BACKOFF_MIN_MS;
 	e->ttl_s = o->ttl_s ? o->ttl_s : 10;
