@@ -2,6 +2,7 @@
 on loopback ports of its own), each a "node" with its own cgroup, bpffs folder, state
 dir and socket. etcdctl (ETCDCTL_API=3) is the independent client that checks the keys.
 """
+import base64
 import json
 import os
 import shutil
@@ -170,6 +171,11 @@ def test_a_change_on_one_node_reaches_the_others_maps(redis_pair, etcd, nodes):
             lambda n=n: (lambda v: v if v["applied_revision"] >= 3 else None)(
                 json.loads(etcd.value(PREFIX + "/nodes/" + n))), what="node key of " + n)
     assert nodes_seen["a"]["applied_revision"] == nodes_seen["b"]["applied_revision"]
+    # PREFIX/state, read by etcdctl and decoded by Python's protobuf: the State both applied
+    kv = json.loads(etcd.ctl("get", "-w", "json", PREFIX + "/state").stdout)["kvs"][0]
+    st = pb("switchyard.v1.state").State.FromString(base64.b64decode(kv["value"]))
+    assert st.generation == nodes_seen["a"]["applied_revision"] == 3
+    assert [(m.spec.name, m.spec.ratio_bp) for m in st.migrations] == [("users", 0)]
     assert nodes_seen["b"]["targets"] == [{"migration": "users", "endpoint": target.addr, "healthy": True}]
 
 
