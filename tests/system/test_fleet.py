@@ -318,3 +318,35 @@ def test_one_leader_on_a_lease_and_status_says_who(etcd, nodes):
     wait_for(lambda: status(last).get("leader") == last.name, timeout=TTL_S + 6, interval=0.2,
              what="node %s leading after %s died" % (last.name, gone.name))
     assert etcd.value(PREFIX + "/leader") == last.name
+
+
+def test_only_the_leader_walks_a_plan_and_a_follower_takes_over(redis_pair, etcd, nodes):
+    legacy, target = redis_pair
+    a = nodes("a")
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
+    b = nodes("b")
+    f = os.path.join(a.d.tmp, "plan.yaml")
+    with open(f, "w") as fh:
+        fh.write(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr],
+                             "plan": {"steps": ["10%", "100%"], "bake": "1s", "interval": "100ms"}}]))
+    a.syctl("apply", "-f", f)
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+
+    # the leader frozen: the follower takes the operator's start, but walks nothing
+    a.d.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        b.syctl("cutover", "users", "start")
+        wait_for(lambda: b.get()["cutover"].get("phaseName") == "cutting-over", what="step 1 on node b")
+        time.sleep(max(0.0, t0 + 1.6 - time.monotonic()))  # past the 1 s bake, before a's lease ends
+        assert b.get()["cutover"].get("phaseName") == "cutting-over" and b.ratio() == 1000
+        # a's lease runs out: b leads and walks the rest of the plan
+        wait_for(lambda: status(b).get("leader") == "b", timeout=TTL_S + 5, what="node b leading")
+        wait_for(lambda: b.get()["cutover"].get("phaseName") == "completed", timeout=10, what="plan completed")
+        assert b.ratio() == 10000
+    finally:
+        a.d.proc.send_signal(signal.SIGCONT)
+    # a wakes up a follower, on b's decisions
+    wait_for(lambda: status(a).get("leader") == "b", timeout=10, what="node a following b")
+    wait_for(lambda: a.ratio() == 10000, what="node a at 100%")
+    assert a.get()["cutover"].get("phaseName") == "completed"
