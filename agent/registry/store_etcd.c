@@ -67,6 +67,7 @@ struct etcd_store {
 	char leader[64]; /* who holds PREFIX/leader ("" unknown or nobody) */
 	int is_leader;	 /* this node, on its current lease, while etcd is reachable */
 	int campaign_busy;
+	int64_t leader_rev; /* etcd revision of what `leader` was learnt from */
 	void (*on_leader)(void *ctx, int is_leader, const char *leader);
 	void *leader_ctx;
 };
@@ -316,6 +317,9 @@ static void ka_tick(struct sy_loop *l, void *arg)
 	(void)l;
 	e->ka_timer = sy_loop_add_timer(e->loop, e->ttl_s * 1000 / 3, ka_tick, e);
 	keepalive(e);
+	/* nobody known to lead (a campaign's answer overtaken by a deletion): try again */
+	if (!e->leader[0])
+		campaign(e);
 }
 
 /* ---- the watch ------------------------------------------------------------------ */
@@ -390,6 +394,11 @@ static void on_campaign(const ProtobufCMessage *msg, const struct sy_rpc_status 
 		const Etcdserverpb__TxnResponse *r = (const void *)msg;
 		const Etcdserverpb__ResponseOp *op = r->n_responses ? r->responses[0] : NULL;
 
+		/* the watch may already have told something newer (the key deleted since) */
+		if (r->header && r->header->revision < e->leader_rev)
+			return;
+		if (r->header)
+			e->leader_rev = r->header->revision;
 		if (r->succeeded) {
 			ProtobufCBinaryData me = bin(e->node);
 
@@ -447,6 +456,7 @@ static void campaign(struct etcd_store *e)
 
 static void leader_event(struct etcd_store *e, const Mvccpb__Event *ev)
 {
+	e->leader_rev = ev->kv->mod_revision;
 	if (ev->type == MVCCPB__EVENT__EVENT_TYPE__DELETE) {
 		set_leader(e, NULL, 0);
 		campaign(e);
@@ -473,7 +483,6 @@ static void on_watch(const ProtobufCMessage *msg, const struct sy_rpc_status *st
 {
 	struct etcd_store *e = arg;
 
-	sy_debug("etcd", "watch: %s (%d %s)", msg ? "message" : "end", st->code, st->message);
 	if (!msg) {
 		go_down(e, st->message[0] ? st->message : "watch ended", 1);
 		return;
@@ -539,7 +548,6 @@ static void on_range(const ProtobufCMessage *msg, const struct sy_rpc_status *st
 {
 	struct etcd_store *e = arg;
 
-	sy_debug("etcd", "range: %s (%d %s)", msg ? "message" : "end", st->code, st->message);
 	if (msg) {
 		const Etcdserverpb__RangeResponse *r = (const void *)msg;
 
