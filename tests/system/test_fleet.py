@@ -350,3 +350,25 @@ def test_only_the_leader_walks_a_plan_and_a_follower_takes_over(redis_pair, etcd
     wait_for(lambda: status(a).get("leader") == "b", timeout=10, what="node a following b")
     wait_for(lambda: a.ratio() == 10000, what="node a at 100%")
     assert a.get()["cutover"].get("phaseName") == "completed"
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--store", "http://127.0.0.1:2379/x"], "is not etcd://HOST:PORT"),
+    (["--store", "etcd:///x"], "expected etcd://HOST:PORT"),
+    (["--store", "etcd://127.0.0.1:1/x", "--node", "a/b"], "node name without '/'"),
+    (["--store", "etcd://127.0.0.1:9/x", "--node", "a"], "127.0.0.1:9"),
+    (["--store", "etcd://127.0.0.1:9/x", "--node-ttl", "1s"], "--node-ttl"),
+])
+def test_bad_store_options_and_an_unreachable_store_stop_the_start(bpf_env, tmp_path, uid, args, msg):
+    cg = make_cgroup(os.path.join(cgroup2_root(), "sy-fleet-%s-bad" % uid))
+    bpffs = "/sys/fs/bpf/sy-fleet-%s-bad" % uid
+    try:
+        r = subprocess.run([os.path.join(OUT, "switchyardd"), "--bpffs", bpffs, "--cgroup", cg, "--state-dir",
+                            str(tmp_path / "state"), "--listen", "unix:" + str(tmp_path / "sy.sock")] + args,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and msg in r.stderr, r.stderr
+    finally:
+        if os.path.exists(bpffs):
+            subprocess.run([os.path.join(OUT, "switchyardd"), "--uninstall", "--bpffs", bpffs],
+                           capture_output=True, check=False)
+        remove_cgroup(cg)
