@@ -659,7 +659,8 @@ int main(int argc, char **argv)
 				       &(struct sy_store_etcd_opts){.url = d.o.store,
 								    .node = d.o.node,
 								    .version = SY_VERSION,
-								    .ttl_s = d.o.node_ttl_ms / 1000},
+								    .ttl_s = d.o.node_ttl_ms / 1000,
+								    .cache_dir = d.o.state_dir},
 				       &d.store);
 		if (e)
 			goto out;

@@ -374,6 +374,8 @@ static const char *load_error(int e)
 		return "not a valid state file";
 	case -ENODATA:
 		return "empty state file";
+	case -ENOTCONN:
+		return "unreachable, and this node keeps no copy of a state to start from";
 	default:
 		return strerror(-e);
 	}

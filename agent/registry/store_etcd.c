@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -19,6 +20,7 @@
 #include "etcd/rpc.pb-c.h"
 #include "model/endpoint.h"
 #include "registry/registry.h"
+#include "registry/store_file.h"
 #include "rpc/rpc.h"
 
 #define MAX_EP	       8
@@ -44,6 +46,8 @@ struct etcd_store {
 	char prefix[256];
 	char state_key[300], watch_key[300], watch_end[300], node_key[400], leader_key[300];
 	char node[64], version[32];
+	char cache[PATH_MAX]; /* STATE_DIR/fleet: the last state applied, for a start without etcd */
+	int offline;	      /* started from the cache: down until the watch runs */
 	uint32_t ttl_s;
 
 	int64_t mod_rev;  /* PREFIX/state's mod_revision as last seen; 0: absent */
@@ -324,8 +328,22 @@ static void ka_tick(struct sy_loop *l, void *arg)
 
 /* ---- the watch ------------------------------------------------------------------ */
 
+/* The last state this node applied, kept so that it can start again (fail-static)
+ * while etcd is out of reach. */
+static void cache_write(struct etcd_store *e, const Switchyard__V1__State *st)
+{
+	int rc;
+
+	if (!e->cache[0])
+		return;
+	if ((rc = sy_state_prepare(e->cache, st)) || (rc = sy_state_commit(e->cache)))
+		sy_warn("etcd", "keep a copy of generation %llu in %s: %s",
+			(unsigned long long)st->generation, e->cache, strerror(-rc));
+}
+
 static void deliver(struct etcd_store *e, const Switchyard__V1__State *st)
 {
+	cache_write(e, st);
 	e->s.revision = st->generation;
 	if (e->fn)
 		e->fn(e->ctx, st);
@@ -638,8 +656,25 @@ static int es_load(struct sy_store *s, Switchyard__V1__State **out)
 
 	*out = NULL;
 	req.key = bin(e->state_key);
-	if ((rc = sync_call(e, P_RANGE, &req.base, &etcdserverpb__range_response__descriptor, SYNC_TMO_MS,
-			    (ProtobufCMessage **)&r)))
+	rc = e->offline ? -ENOTCONN
+			: sync_call(e, P_RANGE, &req.base, &etcdserverpb__range_response__descriptor,
+				    SYNC_TMO_MS, (ProtobufCMessage **)&r);
+	if (rc == -ENOTCONN && e->cache[0]) {
+		/* fail-static across a restart: what this node applied last; the watch's first
+		 * full read (mod_revision unknown: 0) brings whatever changed meanwhile */
+		e->offline = 1;
+		if ((rc = sy_state_read(e->cache, out)) == 0 && *out)
+			s->revision = (*out)->generation;
+		else if (rc == 0)
+			rc = -ENOTCONN; /* nothing cached: nothing to stand on */
+		if (rc == 0)
+			sy_warn("etcd",
+				"%s unreachable: starting from generation %llu kept in %s; changes refused "
+				"until it is back",
+				e->ep[e->cur], (unsigned long long)s->revision, e->cache);
+		return rc;
+	}
+	if (rc)
 		return rc;
 	e->sync_rev = r->header ? r->header->revision : 0;
 	if (r->n_kvs) {
@@ -652,6 +687,7 @@ static int es_load(struct sy_store *s, Switchyard__V1__State **out)
 		if (!rc) {
 			e->mod_rev = r->kvs[0]->mod_revision;
 			s->revision = (*out)->generation;
+			cache_write(e, *out);
 		}
 	} else {
 		e->mod_rev = 0;
@@ -713,6 +749,7 @@ static int es_commit(struct sy_store *s, const Switchyard__V1__State *st, int (*
 	}
 	e->mod_rev = r->header ? r->header->revision : e->mod_rev;
 	s->revision = st->generation;
+	cache_write(e, st);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	return 0;
 }
@@ -726,8 +763,9 @@ static int es_watch(struct sy_store *s, sy_store_watch_fn fn, void *ctx)
 	e->cl = sy_rpc_client_new(e->loop, e->ep[e->cur], 0);
 	if (!e->cl)
 		return -ENOMEM;
-	/* up until a call says otherwise: the watch's first answer confirms it */
-	e->up = 1;
+	/* up until a call says otherwise (the watch's first answer confirms it), unless
+	 * this start could not reach etcd at all */
+	e->up = !e->offline;
 	start_sync(e);
 	e->ka_timer = sy_loop_add_timer(e->loop, e->ttl_s * 1000 / 3, ka_tick, e);
 	return 0;
@@ -804,12 +842,26 @@ int sy_store_etcd_open(struct sy_loop *loop, const struct sy_store_etcd_opts *o,
 	snprintf(e->node_key, sizeof(e->node_key), "%s/nodes/%s", e->prefix, e->node);
 	snprintf(e->leader_key, sizeof(e->leader_key), "%s/leader", e->prefix);
 	snprintf(e->s.where, sizeof(e->s.where), "etcd://%s%s", e->ep[0], e->state_key);
+	if (o->cache_dir &&
+	    snprintf(e->cache, sizeof(e->cache), "%s/fleet", o->cache_dir) < (int)sizeof(e->cache)) {
+		if (mkdir(e->cache, 0700) < 0 && errno != EEXIST)
+			e->cache[0] = 0;
+	} else {
+		e->cache[0] = 0;
+	}
 	node_value(e, NULL, 0);
 
 	greq.ttl = e->ttl_s;
 	if ((rc = sync_call(e, P_GRANT, &greq.base, &etcdserverpb__lease_grant_response__descriptor,
-			    SYNC_TMO_MS, (ProtobufCMessage **)&g)))
+			    SYNC_TMO_MS, (ProtobufCMessage **)&g))) {
+		if (rc == -ENOTCONN && e->cache[0]) {
+			/* load decides: a copy of the last state to stand on, or no start */
+			e->offline = 1;
+			*out = &e->s;
+			return 0;
+		}
 		goto fail;
+	}
 	e->lease = g->id;
 	protobuf_c_message_free_unpacked(&g->base, NULL);
 	put.key = bin(e->node_key);

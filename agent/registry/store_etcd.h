@@ -33,15 +33,19 @@ struct sy_loop;
 struct sy_registry;
 
 struct sy_store_etcd_opts {
-	const char *url;     /* etcd://HOST:PORT[,HOST:PORT…]/PREFIX */
-	const char *node;    /* this agent's name in PREFIX/nodes/ */
-	const char *version; /* written into the node key */
-	uint32_t ttl_s;	     /* the node lease's TTL; 0 = 10 s */
+	const char *url;       /* etcd://HOST:PORT[,HOST:PORT…]/PREFIX */
+	const char *node;      /* this agent's name in PREFIX/nodes/ */
+	const char *version;   /* written into the node key */
+	uint32_t ttl_s;	       /* the node lease's TTL; 0 = 10 s */
+	const char *cache_dir; /* the state dir: DIR/fleet/state.pb keeps the last state
+				* applied, so the agent can start while etcd is out of reach */
 };
 
 /* Parses the URL, grants the node lease and writes the node key. -EINVAL: a bad URL
- * (message logged), -ENOTCONN: no endpoint answered. Close with sy_store_close (which
- * revokes the lease: the node key goes at once). */
+ * (message logged), -ENOTCONN: no endpoint answered and no cache_dir. With a cache_dir
+ * and etcd out of reach, the store opens offline: load reads the cached state (-ENOTCONN
+ * when there is none), commits are refused, and the watch connects when etcd is back.
+ * Close with sy_store_close (which revokes the lease: the node key goes at once). */
 int sy_store_etcd_open(struct sy_loop *loop, const struct sy_store_etcd_opts *o, struct sy_store **out);
 
 /* Keeps the node key in step with the registry (applied revision, target health). */

@@ -372,3 +372,28 @@ def test_bad_store_options_and_an_unreachable_store_stop_the_start(bpf_env, tmp_
             subprocess.run([os.path.join(OUT, "switchyardd"), "--uninstall", "--bpffs", bpffs],
                            capture_output=True, check=False)
         remove_cgroup(cg)
+
+
+def test_a_node_restarted_while_etcd_is_down_starts_from_its_copy(redis_pair, etcd, nodes):
+    legacy, target = redis_pair
+    a, b = nodes("a"), nodes("b")
+    apply_users(a, legacy, target, "100%")
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+    wait_target_healthy(b)
+
+    etcd.stop()
+    b.d.stop()
+    b.d.start()  # READY without etcd: from the copy of what it applied last
+    assert "starting from generation 1 kept in" in b.d.read_log()
+    assert b.ratio() == 10000
+    wait_target_healthy(b)
+    assert served_port(b, legacy) == target.port
+    r = b.syctl("cutover", "users", "0%", check=False)
+    assert r.returncode == 3 and "unreachable" in r.stderr
+
+    etcd.start()
+    wait_for(lambda: b.syctl("cutover", "users", "0%", check=False).returncode == 0, timeout=15,
+             what="node b accepting changes again")
+    wait_for(lambda: a.ratio() == 0, what="node a follows node b")
+    wait_for(lambda: PREFIX + "/nodes/b" in etcd.keys(PREFIX + "/nodes/"), what="node b's key back")
+    assert served_port(b, legacy) == legacy.port
