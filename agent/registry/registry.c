@@ -202,14 +202,30 @@ static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, si
 		e = sy_store_commit(r->store, &st, apply_maps, &a);
 	sy_mset_pb_free(&st);
 	if (e) {
-		if (a.ran && a.e)
+		int ret = -EIO;
+
+		if (a.ran && a.e) {
 			set_err(err, "update kernel maps: %s", strerror(-a.e));
-		else
+		} else if (e == -ESTALE) {
+			/* a shared store: another agent or operator committed first */
+			set_err(err,
+				"changed elsewhere since this agent read it (%s is past generation %llu): "
+				"nothing changed; read it again and retry",
+				r->store->where, (unsigned long long)r->store->revision);
+			ret = -ESTALE;
+		} else if (e == -ENOTCONN) {
+			set_err(err,
+				"store %s unreachable: this agent keeps steering on generation %llu and "
+				"refuses changes until it is back",
+				r->store->where, (unsigned long long)r->store->revision);
+			ret = -ENOTCONN;
+		} else {
 			set_err(err, "persist state in %s: %s", r->store->where, strerror(-e));
+		}
 		if (a.ran)
 			write_maps(r, r->migs, r->n);
 		sy_mset_free(cand, ncand);
-		return -EIO;
+		return ret;
 	}
 	publish(r, SY_COMMIT_CHANGE, cand, ncand, NULL);
 	return 0;
@@ -287,6 +303,25 @@ static int resolve_pins(struct sy_migration_state *m, struct sy_spec_err *err)
 	return 0;
 }
 
+/* A shared store holds the cgroup ids of the node that applied a pin; this node's own
+ * cgroup of that path has another id. A path this node does not have pins nothing
+ * here (id 0 matches no cgroup). */
+static void resolve_pins_here(struct sy_migration_state *m)
+{
+	for (size_t i = 0; i < m->spec.n_pins; i++) {
+		struct stat st;
+
+		if (stat(m->spec.pins[i].cgroup, &st) == 0) {
+			m->pin_cgroup_ids[i] = st.st_ino;
+		} else {
+			if (m->pin_cgroup_ids[i])
+				sy_warn("state", "%s: pin of %s: no such cgroup on this node", m->spec.name,
+					m->spec.pins[i].cgroup);
+			m->pin_cgroup_ids[i] = 0;
+		}
+	}
+}
+
 /* Completes a set read from the store: derived fields, and the kernel's health (a
  * restarted daemon keeps steering exactly as before until its first health check). */
 static void settle_loaded(struct sy_registry *r, struct sy_migration_state *s, size_t n)
@@ -294,6 +329,8 @@ static void settle_loaded(struct sy_registry *r, struct sy_migration_state *s, s
 	for (size_t i = 0; i < n; i++) {
 		struct sy_map_mig v;
 
+		if (r->store && r->store->shared)
+			resolve_pins_here(&s[i]);
 		derive(&s[i]);
 		map_view(&s[i], &v);
 		s[i].healthy_mask = r->bpf ? sy_mapsync_healthy_mask(r->bpf, &v) : 0;
@@ -337,6 +374,8 @@ static const char *load_error(int e)
 		return "not a valid state file";
 	case -ENODATA:
 		return "empty state file";
+	case -ENOTCONN:
+		return "unreachable, and this node keeps no copy of a state to start from";
 	default:
 		return strerror(-e);
 	}
