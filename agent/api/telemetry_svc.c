@@ -269,7 +269,7 @@ static void watch(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 		return;
 	}
 	if (r->migration && *r->migration && !sy_registry_find(ctx->reg, r->migration)) {
-		sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "migration \"%s\" not found", r->migration);
+		sy_api_not_found(call, ctx, r->migration);
 		return;
 	}
 	w = calloc(1, sizeof(*w));

@@ -561,10 +561,8 @@ int sy_registry_delete(struct sy_registry *r, const char *name, bool force, stru
 	size_t n = r->n;
 	int e;
 
-	if (at < 0) {
-		set_err(err, "migration \"%s\" not found", name);
-		return -ENOENT;
-	}
+	if (at < 0)
+		return sy_registry_not_found(r, name, err);
 	if (!force && has_target_clients(&r->migs[at])) {
 		char ratio[SY_RATIO_STRLEN];
 
@@ -592,10 +590,8 @@ static int edit(struct sy_registry *r, const char *name, struct sy_spec_err *err
 	ssize_t at = set_find(r->migs, r->n, name);
 	int e;
 
-	if (at < 0) {
-		set_err(err, "migration \"%s\" not found", name);
-		return -ENOENT;
-	}
+	if (at < 0)
+		return sy_registry_not_found(r, name, err);
 	if ((e = set_clone(r, &cand)))
 		return e;
 	if ((e = change(&cand[at], arg, err))) {
@@ -740,6 +736,25 @@ const struct sy_migration_state *sy_registry_at(const struct sy_registry *r, siz
 const struct sy_migration_state *sy_registry_find(const struct sy_registry *r, const char *name)
 {
 	return sy_mset_find(r->migs, r->n, name);
+}
+
+int sy_registry_not_found(const struct sy_registry *r, const char *name, struct sy_spec_err *err)
+{
+	size_t len;
+
+	set_err(err, "migration \"%s\" not found; %s", name,
+		r->n ? "the migrations are:" : "there are no migrations");
+	if (!err)
+		return -ENOENT;
+	len = strlen(err->msg);
+	for (size_t i = 0; i < r->n && len < sizeof(err->msg); i++) {
+		int k = snprintf(err->msg + len, sizeof(err->msg) - len, "%s %s", i ? "," : "",
+				 r->migs[i].spec.name);
+
+		/* a message cut short is still a message: the list is a hint */
+		len += k > 0 ? (size_t)k : 0;
+	}
+	return -ENOENT;
 }
 
 const struct sy_migration_state *sy_registry_by_id(const struct sy_registry *r, uint32_t id)

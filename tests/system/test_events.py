@@ -186,8 +186,13 @@ def test_filter_by_migration_and_replay_since_seq(env):
                                          ("users", "migration.ratio_changed")]
     carts = history(d, migration="carts")
     assert [(e.seq, e.kind) for e in carts] == [(e.seq, e.kind) for e in every if e.migration == "carts"]
-    # A valid name with no migration (yet, or any more) is no error: just no events.
-    assert history(d, migration="nope") == []
+    # A name no migration has and no retained event names is NOT_FOUND, naming those that
+    # exist; a deleted migration's events are still there by name.
+    with pytest.raises(grpc.RpcError) as e:
+        history(d, migration="nope")
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "\"nope\" not found" in e.value.details() and "users" in e.value.details() and \
+        "carts" in e.value.details(), e.value.details()
     # since_seq: what came after it.
     assert [e.seq for e in history(d, since=every[2].seq)] == [e.seq for e in every[3:]]
     assert [e.seq for e in history(d, migration="users", since=every[1].seq)] == [every[4].seq]
