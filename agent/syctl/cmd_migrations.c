@@ -11,6 +11,7 @@
 
 #include "syctl/syctl.h"
 
+#include "core/daemon.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "model/spec.h"
 #include "model/spec_pb.h"
@@ -156,10 +157,24 @@ int cmd_get(int argc, char **argv)
 {
 	Switchyard__V1__GetMigrationRequest req = SWITCHYARD__V1__GET_MIGRATION_REQUEST__INIT;
 
+	ProtobufCMessage *resp;
+	int rc;
+
 	if (argc != 2)
 		return usage_err("get", "expected NAME");
 	req.name = argv[1];
-	return one_migration("/switchyard.v1.Control/GetMigration", &req.base);
+	if ((rc = call("/switchyard.v1.Control/GetMigration", &req.base,
+		       &switchyard__v1__migration__descriptor, &resp)))
+		return rc;
+	if (json) {
+		print_json(resp);
+	} else {
+		print_migration((const void *)resp);
+		print_plan_line((const void *)resp);
+		print_sides((const void *)resp);
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
 }
 
 int cmd_list(int argc, char **argv)
@@ -204,6 +219,7 @@ int cmd_delete(int argc, char **argv)
 {
 	Switchyard__V1__DeleteMigrationRequest req = SWITCHYARD__V1__DELETE_MIGRATION_REQUEST__INIT;
 	ProtobufCMessage *resp;
+	static char hint[128];
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
@@ -216,6 +232,10 @@ int cmd_delete(int argc, char **argv)
 	}
 	if (!*req.name)
 		return usage_err("delete", "expected NAME");
+	if (!req.force) {
+		snprintf(hint, sizeof(hint), "`syctl delete %s --force` deletes it anyway", req.name);
+		refusal_hint = hint;
+	}
 	if ((rc = call("/switchyard.v1.Control/DeleteMigration", &req.base,
 		       &switchyard__v1__delete_migration_response__descriptor, &resp)))
 		return rc;
@@ -232,6 +252,8 @@ int cmd_cutover(int argc, char **argv)
 	static const char *const actions[] = {"start", "promote", "pause", "resume", "rollback", "finish"};
 	Switchyard__V1__SetRatioRequest req = SWITCHYARD__V1__SET_RATIO_REQUEST__INIT;
 	Switchyard__V1__CutoverRequest creq = SWITCHYARD__V1__CUTOVER_REQUEST__INIT;
+	uint64_t wait_ms = 0;
+	bool wait = false;
 	size_t a;
 
 	if (argc < 3)
@@ -262,10 +284,28 @@ int cmd_cutover(int argc, char **argv)
 			creq.drain = 1;
 		} else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
 			creq.reason = argv[++i];
+		} else if (strcmp(argv[i], "--wait") == 0) {
+			wait = true;
+		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			int e = duration_arg("cutover", "--timeout", argv[++i], &wait_ms);
+
+			if (e == EX_USAGE)
+				return e;
+			if (e || wait_ms == 0)
+				return usage_err("cutover", "--timeout: \"%s\" is not a duration (10m, 1h)",
+						 argv[i]);
 		} else {
 			return usage_err("cutover", "unexpected argument \"%s\"", argv[i]);
 		}
 	}
+	if (wait_ms && !wait)
+		return usage_err("cutover", "--timeout: only with --wait");
+	if (wait && a != SWITCHYARD__V1__CUTOVER_ACTION__ACTION_START &&
+	    a != SWITCHYARD__V1__CUTOVER_ACTION__ACTION_PROMOTE &&
+	    a != SWITCHYARD__V1__CUTOVER_ACTION__ACTION_RESUME)
+		return usage_err("cutover", "--wait: only with start, promote or resume");
+	if (wait)
+		return cutover_wait(&creq, wait_ms);
 	return one_migration("/switchyard.v1.Control/Cutover", &creq.base);
 }
 
@@ -341,5 +381,28 @@ int cmd_health(int argc, char **argv)
 		     ? EX_OK
 		     : EX_REFUSED;
 	protobuf_c_message_free_unpacked(resp, NULL);
+	return rc;
+}
+
+/* The client's version, then the daemon's: a mismatch is the first thing to rule out. */
+int cmd_version(int argc, char **argv)
+{
+	Switchyard__V1__StatusRequest req = SWITCHYARD__V1__STATUS_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	int rc;
+
+	if (argc > 1)
+		return usage_err("version", "unexpected argument \"%s\"", argv[1]);
+	if (!json)
+		printf("syctl        %s\n", SY_VERSION);
+	rc = call("/switchyard.v1.Control/Status", &req.base, &switchyard__v1__status_response__descriptor,
+		  &resp);
+	if (json) /* the shape of docs/json.md: server "" when it could not be asked */
+		printf("{\"client\":\"%s\",\"server\":\"%s\"}\n", SY_VERSION,
+		       rc ? "" : ((Switchyard__V1__StatusResponse *)resp)->version);
+	else if (!rc)
+		printf("switchyardd  %s\n", ((Switchyard__V1__StatusResponse *)resp)->version);
+	if (resp)
+		protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;
 }
