@@ -707,11 +707,22 @@ int sy_registry_pin(struct sy_registry *r, const char *name, const char *cgroup,
 {
 	struct pin_arg pa = {.cgroup = cgroup, .side = side};
 
+	int e;
+
 	if (side > SY_SIDE_TARGET) {
 		set_err(err, "side: must be legacy or target");
 		return -EINVAL;
 	}
-	return edit(r, name, err, change_pin, &pa);
+	e = edit(r, name, err, change_pin, &pa);
+	/* The validator names the spec's field, "pins[2].cgroup"; the caller of Pin gave
+	 * one cgroup and knows no index: its field is "cgroup". */
+	if (e == -EINVAL && err && strncmp(err->msg, "pins[", 5) == 0) {
+		const char *dot = strstr(err->msg, "].");
+
+		if (dot)
+			memmove(err->msg, dot + 2, strlen(dot + 2) + 1);
+	}
+	return e;
 }
 
 int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgroup, struct sy_spec_err *err)
