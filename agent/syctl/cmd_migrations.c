@@ -13,6 +13,7 @@
 
 #include "core/daemon.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "model/pbjson.h"
 #include "model/spec.h"
 #include "model/spec_pb.h"
 
@@ -61,6 +62,83 @@ static void status_verification(void)
 	protobuf_c_message_free_unpacked(resp, NULL);
 }
 
+/* One migration's entry of status's JSON: the Migration, then its backfill and audit
+ * (their "idle" state when never run; null only from a daemon without Verify). */
+static void status_json_entry(const Switchyard__V1__Migration *m)
+{
+	Switchyard__V1__GetBackfillRequest breq = SWITCHYARD__V1__GET_BACKFILL_REQUEST__INIT;
+	Switchyard__V1__GetAuditRequest areq = SWITCHYARD__V1__GET_AUDIT_REQUEST__INIT;
+	ProtobufCMessage *br = NULL, *ar = NULL;
+
+	breq.migration = areq.migration = m->spec->name;
+	fputs("{\"name\":", stdout);
+	sy_json_string(stdout, m->spec->name);
+	fputs(",\"migration\":", stdout);
+	sy_pbjson_print(stdout, &m->base);
+	fputs(",\"backfill\":", stdout);
+	if (call_quiet("/switchyard.v1.Verify/GetBackfill", &breq.base,
+		       &switchyard__v1__backfill_status__descriptor, &br) == 0)
+		sy_pbjson_print(stdout, br);
+	else
+		fputs("null", stdout);
+	fputs(",\"audit\":", stdout);
+	if (call_quiet("/switchyard.v1.Verify/GetAudit", &areq.base,
+		       &switchyard__v1__audit_status__descriptor, &ar) == 0)
+		sy_pbjson_print(stdout, ar);
+	else
+		fputs("null", stdout);
+	fputc('}', stdout);
+	if (br)
+		protobuf_c_message_free_unpacked(br, NULL);
+	if (ar)
+		protobuf_c_message_free_unpacked(ar, NULL);
+}
+
+/* `status` and `status NAME` in one shape (docs/json.md): the daemon, then each
+ * migration asked for with its backfill and audit. */
+static int status_json(const char *name)
+{
+	Switchyard__V1__StatusRequest req = SWITCHYARD__V1__STATUS_REQUEST__INIT;
+	Switchyard__V1__ListMigrationsRequest lreq = SWITCHYARD__V1__LIST_MIGRATIONS_REQUEST__INIT;
+	Switchyard__V1__GetMigrationRequest greq = SWITCHYARD__V1__GET_MIGRATION_REQUEST__INIT;
+	ProtobufCMessage *st, *resp;
+	int rc;
+
+	if ((rc = call("/switchyard.v1.Control/Status", &req.base,
+		       &switchyard__v1__status_response__descriptor, &st)))
+		return rc;
+	if (name) {
+		greq.name = (char *)name;
+		rc = call("/switchyard.v1.Control/GetMigration", &greq.base,
+			  &switchyard__v1__migration__descriptor, &resp);
+	} else {
+		rc = call("/switchyard.v1.Control/ListMigrations", &lreq.base,
+			  &switchyard__v1__list_migrations_response__descriptor, &resp);
+	}
+	if (rc) {
+		protobuf_c_message_free_unpacked(st, NULL);
+		return rc;
+	}
+	fputs("{\"apiVersion\":\"switchyard.v1\",\"daemon\":", stdout);
+	sy_pbjson_print(stdout, st);
+	fputs(",\"migrations\":[", stdout);
+	if (name) {
+		status_json_entry((const void *)resp);
+	} else {
+		const Switchyard__V1__ListMigrationsResponse *l = (const void *)resp;
+
+		for (size_t i = 0; i < l->n_migrations; i++) {
+			if (i)
+				fputc(',', stdout);
+			status_json_entry(l->migrations[i]);
+		}
+	}
+	fputs("]}\n", stdout);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	protobuf_c_message_free_unpacked(st, NULL);
+	return EX_OK;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	Switchyard__V1__StatusRequest req = SWITCHYARD__V1__STATUS_REQUEST__INIT;
@@ -71,6 +149,8 @@ int cmd_status(int argc, char **argv)
 
 	if (argc > 2)
 		return usage_err("status", "unexpected argument \"%s\"", argv[2]);
+	if (json)
+		return status_json(argc == 2 ? argv[1] : NULL);
 	if (argc == 2) {
 		Switchyard__V1__GetMigrationRequest g = SWITCHYARD__V1__GET_MIGRATION_REQUEST__INIT;
 
@@ -81,9 +161,7 @@ int cmd_status(int argc, char **argv)
 		       &switchyard__v1__status_response__descriptor, &resp)))
 		return rc;
 	s = (void *)resp;
-	if (json) {
-		print_json(resp);
-	} else {
+	{
 		printf("switchyardd %s, %u migration(s)\n", s->version, s->migrations);
 		printf("attached:  %s (%s)\n", s->cgroup,
 		       s->adopted ? "adopted pinned programs" : "fresh install");

@@ -333,7 +333,7 @@ class InstalledDaemon(Daemon):
         return r
 
     def status(self):
-        return json.loads(self.syctl("-o", "json", "status").stdout)
+        return json.loads(self.syctl("-o", "json", "status").stdout)["daemon"]
 
 
 def needed_packages(binary):
