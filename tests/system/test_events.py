@@ -336,8 +336,11 @@ def test_syctl_events(env, cgroup, tmp_path):
     r = syctl(d, "events")
     assert r.returncode == 0
     lines = r.stdout.splitlines()
+    assert lines[0].split() == ["SEQ", "TIME", "MIGRATION", "KIND", "MESSAGE"]
+    lines = lines[1:]
     assert len(lines) == 4 and "daemon.started" in lines[0] and " - " in lines[0]
     assert "users" in lines[2] and "migration.ratio_changed" in lines[2] and "0.00% -> 25.00%" in lines[2]
+    assert [int(l.split()[0]) for l in lines] == [int(x) for x in sorted(int(l.split()[0]) for l in lines)]
     r = syctl(d, "events", "--since", docs[1]["seq"], "-o", "json")
     assert [json.loads(x)["migration"] for x in r.stdout.splitlines()] == ["carts"]
     # -f: the history, then new events until stopped.
