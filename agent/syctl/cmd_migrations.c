@@ -161,28 +161,24 @@ int cmd_status(int argc, char **argv)
 		       &switchyard__v1__status_response__descriptor, &resp)))
 		return rc;
 	s = (void *)resp;
-	{
-		printf("switchyardd %s, %u migration(s)\n", s->version, s->migrations);
-		printf("attached:  %s (%s)\n", s->cgroup,
-		       s->adopted ? "adopted pinned programs" : "fresh install");
-		printf("bpffs:     %s\nstate:     %s\n\n", s->bpffs, s->state_dir);
-		printf("%-16s %-7s %-28s %-10s %-8s %s\n", "MIGRATION", "ROLE", "ENDPOINT", "HEALTH", "RTT",
-		       "CHECKED");
-		for (size_t i = 0; i < s->n_endpoints; i++) {
-			Switchyard__V1__EndpointHealth *e = s->endpoints[i];
-			char rtt[16];
+	printf("switchyardd %s, %u migration(s)\n", s->version, s->migrations);
+	printf("attached:  %s (%s)\n", s->cgroup, s->adopted ? "adopted pinned programs" : "fresh install");
+	printf("bpffs:     %s\nstate:     %s\n\n", s->bpffs, s->state_dir);
+	printf("%-16s %-7s %-28s %-10s %-8s %s\n", "MIGRATION", "ROLE", "ENDPOINT", "HEALTH", "RTT",
+	       "CHECKED");
+	for (size_t i = 0; i < s->n_endpoints; i++) {
+		Switchyard__V1__EndpointHealth *e = s->endpoints[i];
+		char rtt[16];
 
-			snprintf(rtt, sizeof(rtt), e->healthy ? "%lluus" : "-",
-				 (unsigned long long)e->rtt_us);
-			printf("%-16s %-7s %-28s %-10s %-8s %s%s%s\n", e->migration, e->role, e->endpoint,
-			       !e->checked  ? "unchecked"
-			       : e->healthy ? "healthy"
-					    : "UNHEALTHY",
-			       rtt, ago(e->last_check_unix_ms, t, sizeof(t)), e->last_error[0] ? "  " : "",
-			       e->last_error);
-		}
-		status_verification();
+		snprintf(rtt, sizeof(rtt), e->healthy ? "%lluus" : "-", (unsigned long long)e->rtt_us);
+		printf("%-16s %-7s %-28s %-10s %-8s %s%s%s\n", e->migration, e->role, e->endpoint,
+		       !e->checked  ? "unchecked"
+		       : e->healthy ? "healthy"
+				    : "UNHEALTHY",
+		       rtt, ago(e->last_check_unix_ms, t, sizeof(t)), e->last_error[0] ? "  " : "",
+		       e->last_error);
 	}
+	status_verification();
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return EX_OK;
 }

@@ -1,6 +1,6 @@
 /* cmd_stream.c — the streaming commands: watch (telemetry snapshots) and events
- * (the history, then new ones with --follow), each on its own event loop until the
- * stream ends or Ctrl-C. */
+ * (the history, then new ones with --follow; syctl's own filters by time and kind), each
+ * on its own event loop until the stream ends or Ctrl-C. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
