@@ -471,10 +471,13 @@ int cmd_version(int argc, char **argv)
 		printf("syctl        %s\n", SY_VERSION);
 	rc = call("/switchyard.v1.Control/Status", &req.base, &switchyard__v1__status_response__descriptor,
 		  &resp);
-	if (json) /* the shape of docs/json.md: server "" when it could not be asked */
-		printf("{\"client\":\"%s\",\"server\":\"%s\"}\n", SY_VERSION,
-		       rc ? "" : ((Switchyard__V1__StatusResponse *)resp)->version);
-	else if (!rc)
+	if (json) { /* the shape of docs/json.md: server "" when it could not be asked */
+		fputs("{\"client\":", stdout);
+		sy_json_string(stdout, SY_VERSION);
+		fputs(",\"server\":", stdout);
+		sy_json_string(stdout, rc ? "" : ((Switchyard__V1__StatusResponse *)resp)->version);
+		fputs("}\n", stdout);
+	} else if (!rc)
 		printf("switchyardd  %s\n", ((Switchyard__V1__StatusResponse *)resp)->version);
 	if (resp)
 		protobuf_c_message_free_unpacked(resp, NULL);
