@@ -209,7 +209,7 @@ until [ "$(field 'sum(int(x.get("queued", 0)) + int(x.get("dirty", 0)) for x in 
 	sleep 0.2
 done
 say "verification: a full audit of both sides (the agent's), and every acknowledged write checked"
-audit=$(syctl -o json verify demo --rate 100000)
+audit=$(syctl -o json verify demo --rate 100000) || [ $? = 1 ] # 1: drift, in the summary
 summary=$($PY - "$LPORT" "$TPORT" "$WORK" <<'EOF'
 import glob, json, sys, redis
 lp, tp, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

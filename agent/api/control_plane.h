@@ -24,6 +24,10 @@ struct sy_control_ctx {
 	struct sy_cutover *cutover; /* the plan controller (may be NULL) */
 };
 
+/* Ends a call naming a migration that does not exist: NOT_FOUND, with the names that
+ * do (sy_registry_not_found). control_svc.c. */
+void sy_api_not_found(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name);
+
 /* switchyard.v1.Control (control_svc.c). */
 int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
 /* switchyard.v1.Telemetry (telemetry_svc.c). */

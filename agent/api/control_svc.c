@@ -40,6 +40,14 @@ static void fail(struct sy_rpc_call *call, int e, const struct sy_spec_err *err)
 	sy_rpc_finish(call, code_of(e), "%s", err->msg[0] ? err->msg : strerror(-e));
 }
 
+void sy_api_not_found(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name)
+{
+	struct sy_spec_err err;
+
+	sy_registry_not_found(ctx->reg, name, &err);
+	sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "%s", err.msg);
+}
+
 /* ---- building replies ---------------------------------------------------------------- */
 
 struct mig_pb {
@@ -263,7 +271,7 @@ static void reply_migration(struct sy_rpc_call *call, struct sy_control_ctx *ctx
 	struct mig_pb *o;
 
 	if (!ms) {
-		sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "migration \"%s\" not found", name);
+		sy_api_not_found(call, ctx, name);
 		return;
 	}
 	o = calloc(1, sizeof(*o));

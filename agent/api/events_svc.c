@@ -9,9 +9,10 @@
  * marker (seq 0, attributes first_seq and last_seq) and goes on from the oldest event
  * still retained: it learns what it lost instead of being cut off.
  *
- * Requests: a migration name that is not valid syntax is INVALID_ARGUMENT; a valid name
- * that no migration has yet is accepted (its events may come later, or be in the
- * history after the migration was deleted). */
+ * Requests: a migration name that is not valid syntax is INVALID_ARGUMENT; a name that
+ * no migration has and no retained event names is NOT_FOUND with the existing names (a
+ * mistyped name would otherwise look like a quiet migration). A deleted migration's
+ * events stay readable by name while the history keeps them. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +161,18 @@ static void on_cancel(struct sy_rpc_call *call, void *arg)
 		stream_free(s);
 }
 
+/* Whether some retained event names this migration (it was deleted, or renamed). */
+static bool in_history(const struct sy_events *ev, const char *name)
+{
+	for (uint64_t seq = sy_events_oldest(ev); seq < sy_events_next(ev); seq++) {
+		const struct sy_event *e = sy_events_get(ev, seq);
+
+		if (e && strcmp(e->migration, name) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void events(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
 {
 	const Switchyard__V1__EventsRequest *r = (const void *)req;
@@ -177,6 +190,11 @@ static void events(struct sy_rpc_call *call, const ProtobufCMessage *req, void *
 	}
 	if (!ev) {
 		sy_rpc_finish(call, SY_GRPC_UNAVAILABLE, "no event history");
+		return;
+	}
+	if (r->migration && *r->migration && !sy_registry_find(ctx->reg, r->migration) &&
+	    !in_history(ev, r->migration)) {
+		sy_api_not_found(call, ctx, r->migration);
 		return;
 	}
 	s = calloc(1, sizeof(*s));

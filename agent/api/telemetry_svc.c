@@ -109,9 +109,36 @@ static uint64_t drifted_of(const struct sy_metrics_mig *p)
 	return p->drift_found[SY_SRC_AUDIT] + p->drift_found[SY_SRC_DUAL_READ];
 }
 
+/* A migration's gates in a snapshot: the reply points into it until sent. */
+struct gates_pb {
+	struct sy_cutover_status st;
+	Switchyard__V1__GateStatus g[SY_GATES];
+	Switchyard__V1__GateStatus *gp[SY_GATES];
+};
+
+static void fill_gates(const struct sy_migration_state *m, Switchyard__V1__MigrationSnapshot *x,
+		       struct gates_pb *o)
+{
+	x->gates = o->gp;
+	for (int g = 0; g < SY_GATES; g++) {
+		Switchyard__V1__GateStatus *gs = &o->g[g];
+
+		if (!m->spec.plan.gates[g].enabled)
+			continue;
+		switchyard__v1__gate_status__init(gs);
+		gs->gate = (char *)sy_gate_name(g);
+		gs->value = o->st.gates[g].value;
+		gs->threshold = m->spec.plan.gates[g].max;
+		gs->verdict = (char *)(o->st.gates[g].verdict ? sy_verdict_name(o->st.gates[g].verdict)
+							      : "pending");
+		gs->detail = o->st.gates[g].detail;
+		o->gp[x->n_gates++] = gs;
+	}
+}
+
 static void fill_verify(struct sy_control_ctx *ctx, const struct sy_migration_state *m,
 			Switchyard__V1__MigrationSnapshot *x, const struct sy_metrics_mig *cur,
-			const struct sy_metrics_mig *p, double secs)
+			const struct sy_metrics_mig *p, double secs, struct gates_pb *gates)
 {
 	struct sy_audit_status a;
 	struct sy_backfill_status b;
@@ -121,14 +148,15 @@ static void fill_verify(struct sy_control_ctx *ctx, const struct sy_migration_st
 	x->drift = drifted_of(cur) - drifted_of(p);
 	x->drift_rate = checked ? (double)x->drift / (double)checked : 0;
 	if (ctx->cutover) {
-		struct sy_cutover_status c;
+		struct sy_cutover_status *c = &gates->st;
 
-		if (sy_cutover_status(ctx->cutover, m->spec.name, &c) == 0) {
-			x->phase = (char *)sy_phase_name(c.co.phase);
-			x->step = c.step;
-			x->steps = c.n_steps;
-			x->bake_left_ms = c.bake_left_ms;
+		if (sy_cutover_status(ctx->cutover, m->spec.name, c) == 0) {
+			x->phase = (char *)sy_phase_name(c->co.phase);
+			x->step = c->step;
+			x->steps = c->n_steps;
+			x->bake_left_ms = c->bake_left_ms;
 			x->reason = (char *)m->co.reason; /* the registry's: lives past the reply */
+			fill_gates(m, x, gates);
 		}
 	}
 	if (!ctx->verify)
@@ -178,11 +206,12 @@ static void send_snapshot(struct watch *w)
 	Switchyard__V1__MirrorSnapshot *mx = calloc(n ? n * 2 : 1, sizeof(*mx));
 	Switchyard__V1__MirrorSnapshot **mxp = calloc(n ? n * 2 : 1, sizeof(*mxp));
 	struct sy_metrics_mig *next = calloc(n ? n : 1, sizeof(*next));
+	struct gates_pb *gates = calloc(n ? n : 1, sizeof(*gates));
 	uint64_t now = sy_unix_ms();
 	double secs = w->last_ms && now > w->last_ms ? (double)(now - w->last_ms) / 1000.0
 						     : (double)w->interval_ms / 1000.0;
 
-	if (!ms || !msp || !ss || !ssp || !next || !mx || !mxp)
+	if (!ms || !msp || !ss || !ssp || !next || !mx || !mxp || !gates)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const struct sy_migration_state *m = sy_registry_at(reg, i);
@@ -213,7 +242,7 @@ static void send_snapshot(struct watch *w)
 		ssp[2 * k + 1] = &ss[2 * k + 1];
 		ms[k].sides = &ssp[2 * k];
 		ms[k].n_sides = 2;
-		fill_verify(w->ctx, m, &ms[k], cur, p, secs);
+		fill_verify(w->ctx, m, &ms[k], cur, p, secs, &gates[k]);
 		if (sy_mirror_effective(&m->spec)) {
 			for (int j = 0; j < 2; j++) {
 				fill_mirror(&mx[2 * k + j], j, cur, p, secs);
@@ -245,6 +274,7 @@ out:
 	free(mx);
 	free(mxp);
 	free(next);
+	free(gates);
 }
 
 static void tick(struct sy_loop *l, void *arg)
@@ -270,7 +300,7 @@ static void watch(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 		return;
 	}
 	if (r->migration && *r->migration && !sy_registry_find(ctx->reg, r->migration)) {
-		sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "migration \"%s\" not found", r->migration);
+		sy_api_not_found(call, ctx, r->migration);
 		return;
 	}
 	w = calloc(1, sizeof(*w));

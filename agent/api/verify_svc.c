@@ -17,7 +17,7 @@ static void reply_status(struct sy_rpc_call *call, struct sy_control_ctx *ctx, c
 	struct sy_audit_status a;
 
 	if (sy_verify_status(ctx->verify, name, &a)) {
-		sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "migration \"%s\" not found", name);
+		sy_api_not_found(call, ctx, name);
 		return;
 	}
 	st.migration = (char *)name;
@@ -123,7 +123,7 @@ static void reply_backfill(struct sy_rpc_call *call, struct sy_control_ctx *ctx,
 	struct sy_backfill_status b;
 
 	if (sy_verify_backfill_status(ctx->verify, name, &b)) {
-		sy_rpc_finish(call, SY_GRPC_NOT_FOUND, "migration \"%s\" not found", name);
+		sy_api_not_found(call, ctx, name);
 		return;
 	}
 	st.migration = (char *)name;

@@ -672,10 +672,8 @@ int sy_cutover_action(struct sy_cutover *c, const char *name, int action, bool d
 	char why[SY_REASON_MAX];
 	uint8_t ph;
 
-	if (!m) {
-		sy_spec_err_set(err, "migration \"%s\" not found", name);
-		return -ENOENT;
-	}
+	if (!m)
+		return sy_registry_not_found(c->reg, name, err);
 	if (action < 0 || action >= SY_ACTS) {
 		sy_spec_err_set(err, "action: %d is not a cutover action", action);
 		return -EINVAL;
@@ -752,10 +750,8 @@ int sy_cutover_set_ratio(struct sy_cutover *c, const char *name, uint32_t ratio_
 	const struct sy_migration_state *m = sy_registry_find(c->reg, name);
 	char r[16], why[SY_REASON_MAX];
 
-	if (!m) {
-		sy_spec_err_set(err, "migration \"%s\" not found", name);
-		return -ENOENT;
-	}
+	if (!m)
+		return sy_registry_not_found(c->reg, name, err);
 	if (ratio_bp > SY_RATIO_MAX) {
 		sy_spec_err_set(err, "ratio_bp: %u is out of range 0..%u", ratio_bp, SY_RATIO_MAX);
 		return -EINVAL;

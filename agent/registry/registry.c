@@ -600,10 +600,8 @@ int sy_registry_delete(struct sy_registry *r, const char *name, bool force, stru
 	size_t n = r->n;
 	int e;
 
-	if (at < 0) {
-		set_err(err, "migration \"%s\" not found", name);
-		return -ENOENT;
-	}
+	if (at < 0)
+		return sy_registry_not_found(r, name, err);
 	if (!force && has_target_clients(&r->migs[at])) {
 		char ratio[SY_RATIO_STRLEN];
 
@@ -631,10 +629,8 @@ static int edit(struct sy_registry *r, const char *name, struct sy_spec_err *err
 	ssize_t at = set_find(r->migs, r->n, name);
 	int e;
 
-	if (at < 0) {
-		set_err(err, "migration \"%s\" not found", name);
-		return -ENOENT;
-	}
+	if (at < 0)
+		return sy_registry_not_found(r, name, err);
 	if ((e = set_clone(r, &cand)))
 		return e;
 	if ((e = change(&cand[at], arg, err))) {
@@ -750,11 +746,22 @@ int sy_registry_pin(struct sy_registry *r, const char *name, const char *cgroup,
 {
 	struct pin_arg pa = {.cgroup = cgroup, .side = side};
 
+	int e;
+
 	if (side > SY_SIDE_TARGET) {
 		set_err(err, "side: must be legacy or target");
 		return -EINVAL;
 	}
-	return edit(r, name, err, change_pin, &pa);
+	e = edit(r, name, err, change_pin, &pa);
+	/* The validator names the spec's field, "pins[2].cgroup"; the caller of Pin gave
+	 * one cgroup and knows no index: its field is "cgroup". */
+	if (e == -EINVAL && err && strncmp(err->msg, "pins[", 5) == 0) {
+		const char *dot = strstr(err->msg, "].");
+
+		if (dot)
+			memmove(err->msg, dot + 2, strlen(dot + 2) + 1);
+	}
+	return e;
 }
 
 int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgroup, struct sy_spec_err *err)
@@ -779,6 +786,25 @@ const struct sy_migration_state *sy_registry_at(const struct sy_registry *r, siz
 const struct sy_migration_state *sy_registry_find(const struct sy_registry *r, const char *name)
 {
 	return sy_mset_find(r->migs, r->n, name);
+}
+
+int sy_registry_not_found(const struct sy_registry *r, const char *name, struct sy_spec_err *err)
+{
+	size_t len;
+
+	set_err(err, "migration \"%s\" not found; %s", name,
+		r->n ? "the migrations are:" : "there are no migrations");
+	if (!err)
+		return -ENOENT;
+	len = strlen(err->msg);
+	for (size_t i = 0; i < r->n && len < sizeof(err->msg); i++) {
+		int k = snprintf(err->msg + len, sizeof(err->msg) - len, "%s %s", i ? "," : "",
+				 r->migs[i].spec.name);
+
+		/* a message cut short is still a message: the list is a hint */
+		len += k > 0 ? (size_t)k : 0;
+	}
+	return -ENOENT;
 }
 
 const struct sy_migration_state *sy_registry_by_id(const struct sy_registry *r, uint32_t id)

@@ -68,6 +68,9 @@ int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgrou
 size_t sy_registry_count(const struct sy_registry *r);
 const struct sy_migration_state *sy_registry_at(const struct sy_registry *r, size_t i);
 const struct sy_migration_state *sy_registry_find(const struct sy_registry *r, const char *name);
+/* The one message for a name no migration has, naming those that exist (people mistype
+ * names; the list is the fix). Fills err; returns -ENOENT. */
+int sy_registry_not_found(const struct sy_registry *r, const char *name, struct sy_spec_err *err);
 /* The migration in kernel slot `id`, or NULL. */
 const struct sy_migration_state *sy_registry_by_id(const struct sy_registry *r, uint32_t id);
 

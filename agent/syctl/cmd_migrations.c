@@ -11,7 +11,9 @@
 
 #include "syctl/syctl.h"
 
+#include "core/daemon.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "model/pbjson.h"
 #include "model/spec.h"
 #include "model/spec_pb.h"
 
@@ -60,6 +62,83 @@ static void status_verification(void)
 	protobuf_c_message_free_unpacked(resp, NULL);
 }
 
+/* One migration's entry of status's JSON: the Migration, then its backfill and audit
+ * (their "idle" state when never run; null only from a daemon without Verify). */
+static void status_json_entry(const Switchyard__V1__Migration *m)
+{
+	Switchyard__V1__GetBackfillRequest breq = SWITCHYARD__V1__GET_BACKFILL_REQUEST__INIT;
+	Switchyard__V1__GetAuditRequest areq = SWITCHYARD__V1__GET_AUDIT_REQUEST__INIT;
+	ProtobufCMessage *br = NULL, *ar = NULL;
+
+	breq.migration = areq.migration = m->spec->name;
+	fputs("{\"name\":", stdout);
+	sy_json_string(stdout, m->spec->name);
+	fputs(",\"migration\":", stdout);
+	sy_pbjson_print(stdout, &m->base);
+	fputs(",\"backfill\":", stdout);
+	if (call_quiet("/switchyard.v1.Verify/GetBackfill", &breq.base,
+		       &switchyard__v1__backfill_status__descriptor, &br) == 0)
+		sy_pbjson_print(stdout, br);
+	else
+		fputs("null", stdout);
+	fputs(",\"audit\":", stdout);
+	if (call_quiet("/switchyard.v1.Verify/GetAudit", &areq.base,
+		       &switchyard__v1__audit_status__descriptor, &ar) == 0)
+		sy_pbjson_print(stdout, ar);
+	else
+		fputs("null", stdout);
+	fputc('}', stdout);
+	if (br)
+		protobuf_c_message_free_unpacked(br, NULL);
+	if (ar)
+		protobuf_c_message_free_unpacked(ar, NULL);
+}
+
+/* `status` and `status NAME` in one shape (docs/json.md): the daemon, then each
+ * migration asked for with its backfill and audit. */
+static int status_json(const char *name)
+{
+	Switchyard__V1__StatusRequest req = SWITCHYARD__V1__STATUS_REQUEST__INIT;
+	Switchyard__V1__ListMigrationsRequest lreq = SWITCHYARD__V1__LIST_MIGRATIONS_REQUEST__INIT;
+	Switchyard__V1__GetMigrationRequest greq = SWITCHYARD__V1__GET_MIGRATION_REQUEST__INIT;
+	ProtobufCMessage *st, *resp;
+	int rc;
+
+	if ((rc = call("/switchyard.v1.Control/Status", &req.base,
+		       &switchyard__v1__status_response__descriptor, &st)))
+		return rc;
+	if (name) {
+		greq.name = (char *)name;
+		rc = call("/switchyard.v1.Control/GetMigration", &greq.base,
+			  &switchyard__v1__migration__descriptor, &resp);
+	} else {
+		rc = call("/switchyard.v1.Control/ListMigrations", &lreq.base,
+			  &switchyard__v1__list_migrations_response__descriptor, &resp);
+	}
+	if (rc) {
+		protobuf_c_message_free_unpacked(st, NULL);
+		return rc;
+	}
+	fputs("{\"apiVersion\":\"switchyard.v1\",\"daemon\":", stdout);
+	sy_pbjson_print(stdout, st);
+	fputs(",\"migrations\":[", stdout);
+	if (name) {
+		status_json_entry((const void *)resp);
+	} else {
+		const Switchyard__V1__ListMigrationsResponse *l = (const void *)resp;
+
+		for (size_t i = 0; i < l->n_migrations; i++) {
+			if (i)
+				fputc(',', stdout);
+			status_json_entry(l->migrations[i]);
+		}
+	}
+	fputs("]}\n", stdout);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	protobuf_c_message_free_unpacked(st, NULL);
+	return EX_OK;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	Switchyard__V1__StatusRequest req = SWITCHYARD__V1__STATUS_REQUEST__INIT;
@@ -70,6 +149,8 @@ int cmd_status(int argc, char **argv)
 
 	if (argc > 2)
 		return usage_err("status", "unexpected argument \"%s\"", argv[2]);
+	if (json)
+		return status_json(argc == 2 ? argv[1] : NULL);
 	if (argc == 2) {
 		Switchyard__V1__GetMigrationRequest g = SWITCHYARD__V1__GET_MIGRATION_REQUEST__INIT;
 
@@ -80,34 +161,28 @@ int cmd_status(int argc, char **argv)
 		       &switchyard__v1__status_response__descriptor, &resp)))
 		return rc;
 	s = (void *)resp;
-	if (json) {
-		print_json(resp);
-	} else {
-		printf("switchyardd %s, %u migration(s)\n", s->version, s->migrations);
-		printf("attached:  %s (%s)\n", s->cgroup,
-		       s->adopted ? "adopted pinned programs" : "fresh install");
-		printf("bpffs:     %s\nstate:     %s\n", s->bpffs, s->state_dir);
-		if (s->node[0])
-			printf("fleet:     node %s, leader %s (%s)\n", s->node,
-			       s->leader[0] ? s->leader : "unknown", s->store);
-		printf("\n");
-		printf("%-16s %-7s %-28s %-10s %-8s %s\n", "MIGRATION", "ROLE", "ENDPOINT", "HEALTH", "RTT",
-		       "CHECKED");
-		for (size_t i = 0; i < s->n_endpoints; i++) {
-			Switchyard__V1__EndpointHealth *e = s->endpoints[i];
-			char rtt[16];
+	printf("switchyardd %s, %u migration(s)\n", s->version, s->migrations);
+	printf("attached:  %s (%s)\n", s->cgroup, s->adopted ? "adopted pinned programs" : "fresh install");
+	printf("bpffs:     %s\nstate:     %s\n", s->bpffs, s->state_dir);
+	if (s->node[0])
+		printf("fleet:     node %s, leader %s (%s)\n", s->node, s->leader[0] ? s->leader : "unknown",
+		       s->store);
+	printf("\n");
+	printf("%-16s %-7s %-28s %-10s %-8s %s\n", "MIGRATION", "ROLE", "ENDPOINT", "HEALTH", "RTT",
+	       "CHECKED");
+	for (size_t i = 0; i < s->n_endpoints; i++) {
+		Switchyard__V1__EndpointHealth *e = s->endpoints[i];
+		char rtt[16];
 
-			snprintf(rtt, sizeof(rtt), e->healthy ? "%lluus" : "-",
-				 (unsigned long long)e->rtt_us);
-			printf("%-16s %-7s %-28s %-10s %-8s %s%s%s\n", e->migration, e->role, e->endpoint,
-			       !e->checked  ? "unchecked"
-			       : e->healthy ? "healthy"
-					    : "UNHEALTHY",
-			       rtt, ago(e->last_check_unix_ms, t, sizeof(t)), e->last_error[0] ? "  " : "",
-			       e->last_error);
-		}
-		status_verification();
+		snprintf(rtt, sizeof(rtt), e->healthy ? "%lluus" : "-", (unsigned long long)e->rtt_us);
+		printf("%-16s %-7s %-28s %-10s %-8s %s%s%s\n", e->migration, e->role, e->endpoint,
+		       !e->checked  ? "unchecked"
+		       : e->healthy ? "healthy"
+				    : "UNHEALTHY",
+		       rtt, ago(e->last_check_unix_ms, t, sizeof(t)), e->last_error[0] ? "  " : "",
+		       e->last_error);
 	}
+	status_verification();
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return EX_OK;
 }
@@ -160,10 +235,24 @@ int cmd_get(int argc, char **argv)
 {
 	Switchyard__V1__GetMigrationRequest req = SWITCHYARD__V1__GET_MIGRATION_REQUEST__INIT;
 
+	ProtobufCMessage *resp;
+	int rc;
+
 	if (argc != 2)
 		return usage_err("get", "expected NAME");
 	req.name = argv[1];
-	return one_migration("/switchyard.v1.Control/GetMigration", &req.base);
+	if ((rc = call("/switchyard.v1.Control/GetMigration", &req.base,
+		       &switchyard__v1__migration__descriptor, &resp)))
+		return rc;
+	if (json) {
+		print_json(resp);
+	} else {
+		print_migration((const void *)resp);
+		print_plan_line((const void *)resp);
+		print_sides((const void *)resp);
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
 }
 
 int cmd_list(int argc, char **argv)
@@ -208,6 +297,7 @@ int cmd_delete(int argc, char **argv)
 {
 	Switchyard__V1__DeleteMigrationRequest req = SWITCHYARD__V1__DELETE_MIGRATION_REQUEST__INIT;
 	ProtobufCMessage *resp;
+	static char hint[128];
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
@@ -220,6 +310,10 @@ int cmd_delete(int argc, char **argv)
 	}
 	if (!*req.name)
 		return usage_err("delete", "expected NAME");
+	if (!req.force) {
+		snprintf(hint, sizeof(hint), "`syctl delete %s --force` deletes it anyway", req.name);
+		refusal_hint = hint;
+	}
 	if ((rc = call("/switchyard.v1.Control/DeleteMigration", &req.base,
 		       &switchyard__v1__delete_migration_response__descriptor, &resp)))
 		return rc;
@@ -236,6 +330,8 @@ int cmd_cutover(int argc, char **argv)
 	static const char *const actions[] = {"start", "promote", "pause", "resume", "rollback", "finish"};
 	Switchyard__V1__SetRatioRequest req = SWITCHYARD__V1__SET_RATIO_REQUEST__INIT;
 	Switchyard__V1__CutoverRequest creq = SWITCHYARD__V1__CUTOVER_REQUEST__INIT;
+	uint64_t wait_ms = 0;
+	bool wait = false;
 	size_t a;
 
 	if (argc < 3)
@@ -266,10 +362,28 @@ int cmd_cutover(int argc, char **argv)
 			creq.drain = 1;
 		} else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
 			creq.reason = argv[++i];
+		} else if (strcmp(argv[i], "--wait") == 0) {
+			wait = true;
+		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			int e = duration_arg("cutover", "--timeout", argv[++i], &wait_ms);
+
+			if (e == EX_USAGE)
+				return e;
+			if (e || wait_ms == 0)
+				return usage_err("cutover", "--timeout: \"%s\" is not a duration (10m, 1h)",
+						 argv[i]);
 		} else {
 			return usage_err("cutover", "unexpected argument \"%s\"", argv[i]);
 		}
 	}
+	if (wait_ms && !wait)
+		return usage_err("cutover", "--timeout: only with --wait");
+	if (wait && a != SWITCHYARD__V1__CUTOVER_ACTION__ACTION_START &&
+	    a != SWITCHYARD__V1__CUTOVER_ACTION__ACTION_PROMOTE &&
+	    a != SWITCHYARD__V1__CUTOVER_ACTION__ACTION_RESUME)
+		return usage_err("cutover", "--wait: only with start, promote or resume");
+	if (wait)
+		return cutover_wait(&creq, wait_ms);
 	return one_migration("/switchyard.v1.Control/Cutover", &creq.base);
 }
 
@@ -345,5 +459,31 @@ int cmd_health(int argc, char **argv)
 		     ? EX_OK
 		     : EX_REFUSED;
 	protobuf_c_message_free_unpacked(resp, NULL);
+	return rc;
+}
+
+/* The client's version, then the daemon's: a mismatch is the first thing to rule out. */
+int cmd_version(int argc, char **argv)
+{
+	Switchyard__V1__StatusRequest req = SWITCHYARD__V1__STATUS_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	int rc;
+
+	if (argc > 1)
+		return usage_err("version", "unexpected argument \"%s\"", argv[1]);
+	if (!json)
+		printf("syctl        %s\n", SY_VERSION);
+	rc = call("/switchyard.v1.Control/Status", &req.base, &switchyard__v1__status_response__descriptor,
+		  &resp);
+	if (json) { /* the shape of docs/json.md: server "" when it could not be asked */
+		fputs("{\"client\":", stdout);
+		sy_json_string(stdout, SY_VERSION);
+		fputs(",\"server\":", stdout);
+		sy_json_string(stdout, rc ? "" : ((Switchyard__V1__StatusResponse *)resp)->version);
+		fputs("}\n", stdout);
+	} else if (!rc)
+		printf("switchyardd  %s\n", ((Switchyard__V1__StatusResponse *)resp)->version);
+	if (resp)
+		protobuf_c_message_free_unpacked(resp, NULL);
 	return rc;
 }

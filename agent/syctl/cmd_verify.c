@@ -1,5 +1,7 @@
 /* cmd_verify.c — verify (audits, --report of the drifted keys) and backfill (copy
- * legacy's keys to target, with a progress bar). */
+ * legacy's keys to target, with a progress bar on a terminal). verify's exit status is
+ * the audit's verdict, for scripts: 0 no drift; 1 drift found, the audit failed, or no
+ * audit has run (a report of nothing must not read as a clean one). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -11,6 +13,32 @@
 
 #include "model/job.h"
 #include "syctl/syctl.h"
+
+/* The exit status an audit's result gives, with why on stderr when it is not 0. */
+static int audit_verdict(const Switchyard__V1__AuditStatus *a)
+{
+	uint64_t drift = a->missing + a->extra + a->type + a->value + a->ttl;
+
+	if (strcmp(a->state, "idle") == 0) {
+		fprintf(stderr, "syctl: %s: no audit has run yet; start one with `syctl verify %s`\n",
+			a->migration, a->migration);
+		return EX_REFUSED;
+	}
+	if (strcmp(a->state, "failed") == 0) {
+		fprintf(stderr, "syctl: %s: the audit failed: %s\n", a->migration,
+			a->error && a->error[0] ? a->error : "no reason given");
+		return EX_REFUSED;
+	}
+	if (drift) {
+		/* repaired or not, drift was found: a second audit says whether it is gone */
+		fprintf(stderr, "syctl: %s: drift found in %llu key(s)%s%s%s\n", a->migration,
+			(unsigned long long)drift,
+			a->repaired ? " (sent to repair; audit again to confirm)" : "; `syctl verify ",
+			a->repaired ? "" : a->migration, a->repaired ? "" : " --report` lists them");
+		return EX_REFUSED;
+	}
+	return EX_OK;
+}
 
 int cmd_verify(int argc, char **argv)
 {
@@ -78,12 +106,13 @@ int cmd_verify(int argc, char **argv)
 			      &switchyard__v1__audit_status__descriptor, &resp))) {
 		return rc;
 	}
+	rc = audit_verdict((void *)resp);
 	if (json)
 		print_json(resp);
-	else
+	else if (rc == EX_OK || strcmp(((Switchyard__V1__AuditStatus *)resp)->state, "idle") != 0)
 		print_audit((void *)resp);
 	protobuf_c_message_free_unpacked(resp, NULL);
-	return EX_OK;
+	return rc;
 }
 
 int cmd_backfill(int argc, char **argv)
@@ -91,7 +120,8 @@ int cmd_backfill(int argc, char **argv)
 	Switchyard__V1__StartBackfillRequest start = SWITCHYARD__V1__START_BACKFILL_REQUEST__INIT;
 	Switchyard__V1__GetBackfillRequest get = SWITCHYARD__V1__GET_BACKFILL_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
-	bool follow = false, status = false;
+	bool follow = false, status = false, tty = isatty(STDOUT_FILENO);
+	unsigned polls = 0;
 	char *name = NULL;
 	int rc;
 
@@ -138,8 +168,10 @@ int cmd_backfill(int argc, char **argv)
 		b = (void *)resp;
 		if (!follow || sy_job_state_parse(b->state) != SY_JOB_RUNNING)
 			break;
-		if (!json)
-			print_backfill(b, true);
+		/* a bar redrawn in place on a terminal; in a log, one plain line a second */
+		if (!json && (tty || polls % 4 == 0))
+			print_backfill(b, tty);
+		polls++;
 		protobuf_c_message_free_unpacked(resp, NULL);
 		resp = NULL;
 		usleep(250 * 1000);
@@ -147,7 +179,7 @@ int cmd_backfill(int argc, char **argv)
 	if (json) {
 		print_json(resp);
 	} else {
-		if (follow)
+		if (follow && tty && polls)
 			printf("\n");
 		print_backfill((void *)resp, false);
 	}

@@ -21,6 +21,7 @@
 const char *server;
 uint64_t timeout_ms = 5000;
 int json;
+const char *refusal_hint;
 
 int usage_err(const char *cmd, const char *fmt, ...)
 {
@@ -66,7 +67,10 @@ int call(const char *method, const ProtobufCMessage *req, const ProtobufCMessage
 		fprintf(stderr, "syctl: cannot reach switchyardd at %s: %s\n", server, st.message);
 		return EX_UNREACHABLE;
 	}
-	fprintf(stderr, "syctl: %s\n", st.message[0] ? st.message : "request refused");
+	fprintf(stderr, "syctl: %s", st.message[0] ? st.message : "request refused");
+	if (refusal_hint && st.code == SY_GRPC_FAILED_PRECONDITION)
+		fprintf(stderr, " (%s)", refusal_hint);
+	fputc('\n', stderr);
 	return EX_REFUSED;
 }
 
@@ -93,41 +97,158 @@ struct cmd {
 	const char *args;
 	const char *help;
 	int (*run)(int argc, char **argv);
+	const char *more; /* options and examples, for `syctl help CMD` */
 };
+
+static int cmd_help(int argc, char **argv);
 
 static const struct cmd cmds[] = {
 	{"status", "[NAME]",
 	 "daemon version, attachment, endpoint health; with NAME: the plan's step, bake left, gates",
-	 cmd_status},
-	{"apply", "-f FILE", "create or update the migrations of a spec file", cmd_apply},
-	{"get", "NAME", "one migration: ratio, endpoints, pins, steering decisions", cmd_get},
-	{"list", "", "all migrations", cmd_list},
+	 cmd_status, "examples:\n  syctl status\n  syctl -o json status users\n"},
+	{"apply", "-f FILE", "create or update the migrations of a spec file", cmd_apply,
+	 "examples:\n  syctl apply -f /etc/switchyard/switchyard.yaml\n"},
+	{"get", "NAME",
+	 "one migration: ratio, endpoints, pins, the plan, per side totals (requests, latency, "
+	 "errors), mirror",
+	 cmd_get,
+	 "The counters are totals since the migration was created; `syctl watch NAME` shows rates.\n"
+	 "examples:\n  syctl get users\n  syctl -o json get users | jq .spec.ratioBp\n"},
+	{"list", "", "all migrations", cmd_list, NULL},
 	{"delete", "NAME [--force]",
-	 "delete a migration (refused while clients are on target, unless forced)", cmd_delete},
-	{"cutover", "NAME start|promote|pause|resume|rollback [--drain]|finish [--reason TEXT] | NAME RATIO",
-	 "drive the plan; a RATIO (25%, 2500bp) set by hand pauses it", cmd_cutover},
-	{"pin", "NAME --cgroup PATH --side target|legacy", "force one client (cgroup) to a side", cmd_pin},
-	{"unpin", "NAME --cgroup PATH", "remove a pin", cmd_unpin},
+	 "delete a migration (refused while clients are on target, unless forced)", cmd_delete,
+	 "examples:\n  syctl cutover users 0%\n  syctl delete users\n  syctl delete users --force\n"},
+	{"cutover",
+	 "NAME start|promote|pause|resume|rollback [--drain]|finish [--reason TEXT] [--wait "
+	 "[--timeout D]] | NAME RATIO",
+	 "drive the plan; a RATIO (25%, 2500bp) set by hand pauses it", cmd_cutover,
+	 "  --wait         after start, promote or resume: wait until the plan completes (exit 0),\n"
+	 "                 pauses or rolls back (exit 1, the reason on stderr); a manual plan\n"
+	 "                 also ends the wait when a step is baked and waits for promote (exit 0)\n"
+	 "  --timeout D    give up waiting after D (10m, 1h): exit 4\n"
+	 "examples:\n  syctl cutover users start --wait --timeout 30m\n"
+	 "  syctl cutover users rollback --drain --reason 'p99 too high'\n  syctl cutover users 25%\n"},
+	{"pin", "NAME --cgroup PATH --side target|legacy", "force one client (cgroup) to a side", cmd_pin,
+	 "examples:\n  syctl pin users --cgroup /sys/fs/cgroup/app.slice/api.service --side target\n"},
+	{"unpin", "NAME --cgroup PATH", "remove a pin", cmd_unpin, NULL},
 	{"watch", "[NAME] [--interval 1s] [--count N]",
-	 "live per-side telemetry (-o json: one line per snapshot)", cmd_watch},
-	{"events", "[NAME] [-f|--follow] [--since SEQ]",
-	 "state changes: the history, then new ones with -f (-o json: one line each)", cmd_events},
-	{"health", "[SERVICE]", "grpc.health.v1 check of the daemon (exit 0 when SERVING)", cmd_health},
+	 "live per-side telemetry: requests/s, latency, errors, mirror, gates (-o json: one line per "
+	 "snapshot)",
+	 cmd_watch, "examples:\n  syctl watch users\n  syctl -o json watch --count 1 users\n"},
+	{"events", "[NAME] [-f|--follow] [--since SEQ|DURATION] [--kind KIND,...] [-v]",
+	 "state changes: the history, then new ones with -f (-o json: one line each)", cmd_events,
+	 "  --since SEQ|D  after that event seq, or newer than a duration (10m, 1h)\n"
+	 "  --kind K,...   only these kinds (repeatable; a kind ending in '.' is a prefix: cutover.)\n"
+	 "  -v             also the per-evaluation cutover.evaluated events the table hides\n"
+	 "examples:\n  syctl events users --since 10m\n  syctl events --kind migration.ratio_changed -f\n"},
+	{"health", "[SERVICE]", "grpc.health.v1 check of the daemon (exit 0 when SERVING)", cmd_health, NULL},
 	{"backfill", "NAME [--rate KEYS/S] [--bytes-rate B/S] [-f|--follow] | NAME --status",
-	 "copy legacy's keys to target (resumable); --follow shows a progress bar", cmd_backfill},
+	 "copy legacy's keys to target (resumable); --follow shows progress", cmd_backfill,
+	 "A progress bar on a terminal, one plain line a second otherwise.\n"
+	 "examples:\n  syctl backfill users --rate 5000 --follow\n  syctl backfill users --status\n"},
 	{"verify", "NAME [--repair] [--rate N] [--no-wait] | NAME --report",
-	 "audit both sides (missing, extra, type, value, ttl); --report lists the drifted keys", cmd_verify},
+	 "audit both sides (missing, extra, type, value, ttl); --report lists the drifted keys", cmd_verify,
+	 "exit status: 0 no drift; 1 drift found, the audit failed, or (--report) no audit has run\n"
+	 "examples:\n  syctl verify users || syctl verify users --report\n"
+	 "  syctl verify users --repair --rate 2000\n"},
+	{"version", "", "syctl's version and the daemon's", cmd_version, NULL},
+	{"help", "[COMMAND]", "this list, or one command's options and examples", cmd_help, NULL},
 };
+
+#define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: syctl [--server unix:///PATH|HOST:PORT] [--timeout DURATION] [-o table|json] COMMAND "
-		"[ARGS]\n\ncommands:\n");
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		fprintf(f, "  %-8s %-40s %s\n", cmds[i].name, cmds[i].args, cmds[i].help);
-	fprintf(f, "\nexit codes: 0 done, 1 refused by the server, 2 usage error, 3 server unreachable\n"
-		   "server: --server, else $SYCTL_SERVER, else " DEFAULT_SERVER "\n");
+		"[ARGS]\n\ncommands (syctl help COMMAND: its arguments, options and examples):\n");
+	for (size_t i = 0; i < N_CMDS; i++)
+		fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f,
+		"\noptions:\n"
+		"  --server S       unix:///PATH or HOST:PORT (else $SYCTL_SERVER, else " DEFAULT_SERVER ")\n"
+		"  --timeout D      each call's deadline, with a unit: 5s, 500ms (default 5s)\n"
+		"  -o table|json    human tables, or JSON (docs/json.md: one shape per command)\n"
+		"  -h, --help       this help; syctl help COMMAND or syctl COMMAND --help for one\n"
+		"  --version        syctl's version (syctl version also asks the daemon)\n"
+		"\nexit codes: 0 done, 1 refused by the server or a check failed (verify: drift), 2 usage "
+		"error,\n3 server unreachable, 4 cutover --wait timed out\n");
+}
+
+static void cmd_usage(const struct cmd *c)
+{
+	printf("usage: syctl %s %s\n  %s\n", c->name, c->args, c->help);
+	if (c->more)
+		printf("\n%s", c->more);
+}
+
+/* Levenshtein distance, for "did you mean": commands are short. */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[33];
+
+	if (la > 32 || lb > 32)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+static const struct cmd *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < N_CMDS; i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			return &cmds[i];
+	return NULL;
+}
+
+static int unknown_cmd(const char *name)
+{
+	const struct cmd *best = NULL;
+	size_t bd = 3; /* more than two edits away is no suggestion */
+
+	for (size_t i = 0; i < N_CMDS; i++) {
+		size_t d = distance(name, cmds[i].name);
+
+		if (d < bd) {
+			bd = d;
+			best = &cmds[i];
+		}
+	}
+	if (best)
+		return usage_err(NULL, "unknown command \"%s\"; did you mean \"%s\"?", name, best->name);
+	return usage_err(NULL, "unknown command \"%s\"", name);
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	const struct cmd *c;
+
+	if (argc == 1) {
+		usage(stdout);
+		return EX_OK;
+	}
+	if (argc > 2)
+		return usage_err("help", "unexpected argument \"%s\"", argv[2]);
+	if (!(c = find_cmd(argv[1])))
+		return unknown_cmd(argv[1]);
+	cmd_usage(c);
+	return EX_OK;
 }
 
 int main(int argc, char **argv)
@@ -181,37 +302,34 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (strcmp(cmds[i].name, argv[optind]) != 0)
-			continue;
-		/* Options may also follow the command: -o json and --help anywhere. */
-		int n = 0;
-		char **rest = calloc((size_t)(argc - optind + 1), sizeof(char *));
+	const struct cmd *cmd = find_cmd(argv[optind]);
 
-		if (!rest)
-			return EX_REFUSED;
-		for (int j = optind; j < argc; j++) {
-			if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0) {
-				printf("usage: syctl %s %s\n  %s\n", cmds[i].name, cmds[i].args,
-				       cmds[i].help);
-				free(rest);
-				return EX_OK;
-			}
-			if (strcmp(argv[j], "-o") == 0 && j + 1 < argc) {
-				if (strcmp(argv[j + 1], "json") != 0 && strcmp(argv[j + 1], "table") != 0) {
-					free(rest);
-					return usage_err(cmds[i].name, "-o: \"%s\" is not table or json",
-							 argv[j + 1]);
-				}
-				json = strcmp(argv[++j], "json") == 0;
-				continue;
-			}
-			rest[n++] = argv[j];
+	if (!cmd)
+		return unknown_cmd(argv[optind]);
+	/* Options may also follow the command: -o json and --help anywhere. */
+	int n = 0;
+	char **rest = calloc((size_t)(argc - optind + 1), sizeof(char *));
+
+	if (!rest)
+		return EX_REFUSED;
+	for (int j = optind; j < argc; j++) {
+		if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0) {
+			cmd_usage(cmd);
+			free(rest);
+			return EX_OK;
 		}
-		int rc = cmds[i].run(n, rest);
-
-		free(rest);
-		return rc;
+		if (strcmp(argv[j], "-o") == 0 && j + 1 < argc) {
+			if (strcmp(argv[j + 1], "json") != 0 && strcmp(argv[j + 1], "table") != 0) {
+				free(rest);
+				return usage_err(cmd->name, "-o: \"%s\" is not table or json", argv[j + 1]);
+			}
+			json = strcmp(argv[++j], "json") == 0;
+			continue;
+		}
+		rest[n++] = argv[j];
 	}
-	return usage_err(NULL, "unknown command \"%s\"", argv[optind]);
+	int rc = cmd->run(n, rest);
+
+	free(rest);
+	return rc;
 }

@@ -85,6 +85,85 @@ void fmt_ms(uint64_t ms, char *buf, size_t n)
 		snprintf(buf, n, "%.1fs", (double)ms / 1000);
 }
 
+/* A gate's value or maximum in the unit the config file writes it in: error_rate a
+ * percentage, drift_rate keys per second, the ratios a factor. */
+void fmt_gate(const char *gate, double v, char *buf, size_t n)
+{
+	if (strcmp(gate, "error_rate") == 0)
+		snprintf(buf, n, "%.4g%%", 100 * v);
+	else if (strcmp(gate, "drift_rate") == 0)
+		snprintf(buf, n, "%.4g/s", v);
+	else
+		snprintf(buf, n, "%.4gx", v);
+}
+
+/* The plan in one line: its steps, how it advances, and where it is. */
+void print_plan_line(const Switchyard__V1__Migration *m)
+{
+	const Switchyard__V1__CutoverStatus *c = m->cutover;
+	const Switchyard__V1__Plan *p = m->spec->plan;
+	char t[32];
+
+	printf("plan:      ");
+	if (!p || !p->n_steps_bp || !c || c->phase == SWITCHYARD__V1__CUTOVER_PHASE__PHASE_NONE) {
+		printf("none (the ratio is set by hand)\n");
+		return;
+	}
+	for (size_t i = 0; i < p->n_steps_bp; i++)
+		printf("%s%s", i ? " → " : "", sy_ratio_format(p->steps_bp[i], t, sizeof(t)));
+	printf(" (%s) — %s", p->manual ? "manual" : "auto", c->phase_name);
+	if (c->paused_from[0])
+		printf(" from %s", c->paused_from);
+	if (c->step)
+		printf(", step %u of %u", c->step, c->steps);
+	if (c->phase == SWITCHYARD__V1__CUTOVER_PHASE__PHASE_CUTTING_OVER) {
+		fmt_ms(c->bake_left_ms, t, sizeof(t));
+		printf(", %s", c->ready ? "baked, waiting for promote" : "bake ");
+		if (!c->ready)
+			printf("%s left", t);
+	}
+	if (c->reason[0])
+		printf(": %s", c->reason);
+	printf("\n");
+}
+
+/* get's view: per side totals since the migration was created (the Migration message
+ * carries counters, not rates: `watch` has those), then each mirror direction. */
+void print_sides(const Switchyard__V1__Migration *m)
+{
+	if (m->n_sides) {
+		printf("\n%-8s %12s %12s %12s %12s %8s %8s %10s %10s\n", "SIDE", "REQUESTS", "READS",
+		       "WRITES", "OTHER", "P50", "P99", "ERRORS", "UNPARSED");
+		for (size_t i = 0; i < m->n_sides; i++) {
+			const Switchyard__V1__SideStats *d = m->sides[i];
+			char p50[16], p99[16];
+
+			fmt_us(d->p50_us, p50, sizeof(p50));
+			fmt_us(d->p99_us, p99, sizeof(p99));
+			printf("%-8s %12llu %12llu %12llu %12llu %8s %8s %10llu %10llu\n", d->side,
+			       (unsigned long long)d->exchanges, (unsigned long long)d->reads,
+			       (unsigned long long)d->writes, (unsigned long long)d->others, p50, p99,
+			       (unsigned long long)d->errors, (unsigned long long)d->unparsed);
+		}
+	}
+	if (m->n_mirror) {
+		printf("\n%-8s %12s %8s %8s %8s %8s %s\n", "MIRROR", "MIRRORED", "QUEUED", "DIRTY", "LAG P50",
+		       "LAG P99", "NEEDS AUDIT");
+		for (size_t i = 0; i < m->n_mirror; i++) {
+			const Switchyard__V1__MirrorStats *x = m->mirror[i];
+			char p50[16], p99[16];
+
+			fmt_us(x->lag_p50_us, p50, sizeof(p50));
+			fmt_us(x->lag_p99_us, p99, sizeof(p99));
+			printf("%-8s %12llu %8llu %8llu %8s %8s %s%s%s\n", x->direction,
+			       (unsigned long long)x->mirrored, (unsigned long long)x->queued,
+			       (unsigned long long)x->dirty, p50, p99, x->needs_audit ? "yes" : "no",
+			       x->needs_audit && x->audit_reason[0] ? ": " : "",
+			       x->needs_audit ? x->audit_reason : "");
+		}
+	}
+}
+
 /* The plan's progress: phase, step, bake left, each gate against its threshold. */
 void print_cutover(const Switchyard__V1__Migration *m)
 {
@@ -123,8 +202,11 @@ void print_cutover(const Switchyard__V1__Migration *m)
 		for (size_t i = 0; i < c->n_gates; i++) {
 			const Switchyard__V1__GateStatus *g = c->gates[i];
 
-			printf("  %-12s %10.4g  max %-10.4g %-8s %s\n", g->gate, g->value, g->threshold,
-			       g->verdict, g->detail);
+			char v[24], max[24];
+
+			fmt_gate(g->gate, g->value, v, sizeof(v));
+			fmt_gate(g->gate, g->threshold, max, sizeof(max));
+			printf("  %-12s %10s  max %-10s %-8s %s\n", g->gate, v, max, g->verdict, g->detail);
 		}
 	}
 }
@@ -187,9 +269,21 @@ void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 			else
 				printf("  plan: %s%s%s\n", m->phase, m->reason[0] ? " — " : "", m->reason);
 		}
-		printf("  %-7s %9s %9s %9s %10s %10s %8s %8s %8s %8s %7s %9s %8s\n", "SIDE", "READS/S",
-		       "WRITES/S", "OTHER/S", "OUT B/S", "IN B/S", "P50", "P95", "P99", "ERR/S", "ERR%",
-		       "CONNECTS", "UNPARSED");
+		if (m->n_gates) {
+			printf("  gates:");
+			for (size_t j = 0; j < m->n_gates; j++) {
+				const Switchyard__V1__GateStatus *g = m->gates[j];
+				char v[24], max[24];
+
+				fmt_gate(g->gate, g->value, v, sizeof(v));
+				fmt_gate(g->gate, g->threshold, max, sizeof(max));
+				printf("%s %s %s (max %s) %s", j ? "," : "", g->gate, v, max, g->verdict);
+			}
+			printf("\n");
+		}
+		printf("  %-7s %9s %9s %9s %9s %10s %10s %8s %8s %8s %8s %7s %9s %8s\n", "SIDE", "REQ/S",
+		       "READS/S", "WRITES/S", "OTHER/S", "OUT B/S", "IN B/S", "P50", "P95", "P99", "ERR/S",
+		       "ERR%", "CONNECTS", "UNPARSED");
 		for (size_t j = 0; j < m->n_sides; j++) {
 			const Switchyard__V1__SideSnapshot *d = m->sides[j];
 			char p50[16], p95[16], p99[16];
@@ -197,11 +291,12 @@ void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 			fmt_us(d->p50_us, p50, sizeof(p50));
 			fmt_us(d->p95_us, p95, sizeof(p95));
 			fmt_us(d->p99_us, p99, sizeof(p99));
-			printf("  %-7s %9.1f %9.1f %9.1f %10.0f %10.0f %8s %8s %8s %8.1f %6.2f%% %9llu "
+			printf("  %-7s %9.1f %9.1f %9.1f %9.1f %10.0f %10.0f %8s %8s %8s %8.1f %6.2f%% %9llu "
 			       "%8llu\n",
-			       d->side, d->reads_per_s, d->writes_per_s, d->others_per_s, d->bytes_out_per_s,
-			       d->bytes_in_per_s, p50, p95, p99, d->errors_per_s, 100 * d->error_ratio,
-			       (unsigned long long)d->decisions, (unsigned long long)d->unparsed);
+			       d->side, d->exchanges_per_s, d->reads_per_s, d->writes_per_s, d->others_per_s,
+			       d->bytes_out_per_s, d->bytes_in_per_s, p50, p95, p99, d->errors_per_s,
+			       100 * d->error_ratio, (unsigned long long)d->decisions,
+			       (unsigned long long)d->unparsed);
 		}
 		for (size_t j = 0; j < m->n_mirror; j++) {
 			const Switchyard__V1__MirrorSnapshot *x = m->mirror[j];
@@ -240,8 +335,13 @@ void print_event(const Switchyard__V1__Event *e)
 
 	localtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	printf("%s.%03u  %-16s %-24s %s\n", when, (unsigned)(e->unix_ms % 1000),
-	       e->migration[0] ? e->migration : "-", e->kind, e->message);
+	printf("%16llu  %s.%03u  %-16s %-24s %s\n", (unsigned long long)e->seq, when,
+	       (unsigned)(e->unix_ms % 1000), e->migration[0] ? e->migration : "-", e->kind, e->message);
+}
+
+void print_event_header(void)
+{
+	printf("%16s  %-23s  %-16s %-24s %s\n", "SEQ", "TIME", "MIGRATION", "KIND", "MESSAGE");
 }
 
 void print_audit(const Switchyard__V1__AuditStatus *a)
@@ -262,16 +362,23 @@ void print_audit(const Switchyard__V1__AuditStatus *a)
 		printf("  %-8s %s\n", a->drift[i]->kind, a->drift[i]->key);
 }
 
+/* bar: redrawn in place (a terminal); else one plain line, the percentage in words. */
 void print_backfill(const Switchyard__V1__BackfillStatus *b, bool bar)
 {
 	double pct = b->total ? 100.0 * (double)b->copied / (double)b->total : 0;
 	char line[64];
 	int filled = (int)(pct > 100 ? 30 : pct * 30 / 100);
 
-	memset(line, '#', (size_t)filled);
-	memset(line + filled, '.', (size_t)(30 - filled));
-	line[30] = 0;
-	printf("%s%s: backfill %s [%s] %llu/%llu keys  %.0f keys/s  %.1f MB/s", bar ? "\r" : "", b->migration,
+	if (bar) {
+		line[0] = '[';
+		memset(line + 1, '#', (size_t)filled);
+		memset(line + 1 + filled, '.', (size_t)(30 - filled));
+		line[31] = ']';
+		line[32] = 0;
+	} else {
+		snprintf(line, sizeof(line), "%.1f%%", pct);
+	}
+	printf("%s%s: backfill %s %s %llu/%llu keys  %.0f keys/s  %.1f MB/s", bar ? "\r" : "", b->migration,
 	       b->state, line, (unsigned long long)b->copied, (unsigned long long)b->total, b->keys_per_s,
 	       b->bytes_per_s / 1e6);
 	if (sy_job_state_parse(b->state) == SY_JOB_RUNNING)

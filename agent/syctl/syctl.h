@@ -16,17 +16,21 @@
 #include "switchyard/v1/telemetry.pb-c.h"
 #include "switchyard/v1/verify.pb-c.h"
 
-/* Exit codes (scripts rely on them): 0 done; 1 the server said no (its message on
- * stderr); 2 usage error (bad arguments or a bad spec file); 3 the server cannot be
- * reached. */
+/* Exit codes (scripts rely on them; docs/json.md and the man page list them): 0 done;
+ * 1 the server said no (its message on stderr) or what was checked is not so (verify
+ * found drift, a waited-for cutover paused or rolled back); 2 usage error (bad arguments
+ * or a bad spec file); 3 the server cannot be reached; 4 a wait ran out of time. */
 #define EX_OK	       0
 #define EX_REFUSED     1
 #define EX_USAGE       2
 #define EX_UNREACHABLE 3
+#define EX_TIMEOUT     4
 
 extern const char *server;
 extern uint64_t timeout_ms;
 extern int json;
+/* Appended to a FAILED_PRECONDITION refusal's line: the command's way past it. */
+extern const char *refusal_hint;
 
 /* "syctl: why (see syctl CMD --help)" on stderr; returns EX_USAGE. */
 int usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -45,14 +49,24 @@ int call_quiet(const char *method, const ProtobufCMessage *req, const ProtobufCM
 void print_json(const ProtobufCMessage *m);
 const char *ago(uint64_t unix_ms, char *buf, size_t n);
 void fmt_us(uint64_t us, char *buf, size_t n);
+void fmt_ms(uint64_t ms, char *buf, size_t n);
 void print_migration(const Switchyard__V1__Migration *m);
 void print_cutover(const Switchyard__V1__Migration *m);
+void fmt_gate(const char *gate, double v, char *buf, size_t n);
+void print_plan_line(const Switchyard__V1__Migration *m);
+void print_sides(const Switchyard__V1__Migration *m);
 void print_snapshot(const Switchyard__V1__Snapshot *s, int tty);
+void print_event_header(void);
 void print_event(const Switchyard__V1__Event *e);
 void print_audit(const Switchyard__V1__AuditStatus *a);
 void print_backfill(const Switchyard__V1__BackfillStatus *b, bool bar);
 /* A call answered by one Migration, printed (table or JSON). */
 int one_migration(const char *method, const ProtobufCMessage *req);
+
+/* cmd_wait.c: the Cutover call, then its progress until the plan settles; the exit
+ * code (0 completed or baked for promote, 1 paused or rolled back, 4 past limit_ms,
+ * 0 = no limit). */
+int cutover_wait(const Switchyard__V1__CutoverRequest *action, uint64_t limit_ms);
 
 /* The commands: argv[0] is the command's name. */
 int cmd_status(int argc, char **argv);
@@ -68,5 +82,6 @@ int cmd_watch(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_backfill(int argc, char **argv);
+int cmd_version(int argc, char **argv);
 
 #endif

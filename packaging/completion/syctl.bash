@@ -21,8 +21,8 @@ _syctl()
 	COMPREPLY=()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local commands="status apply get list delete cutover pin unpin watch events health backfill verify"
-	local global="--server --timeout -o --help"
+	local commands="status apply get list delete cutover pin unpin watch events health backfill verify version help"
+	local global="--server --timeout -o --help --version"
 
 	# the command: the first word that is neither a global option nor its value
 	for ((i = 1; i < COMP_CWORD; i++)); do
@@ -36,6 +36,12 @@ _syctl()
 	case $prev in
 	-o) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
 	--server | --timeout | --reason | --rate | --bytes-rate | --interval | --count | --since) return ;;
+	--kind)
+		COMPREPLY=($(compgen -W "migration.created migration.updated migration.deleted migration.ratio_changed
+			migration.pinned migration.unpinned target.health_changed daemon.started daemon.reloaded
+			cutover.phase cutover.evaluated cutover.drained cutover. migration. events.gap" -- "$cur"))
+		return
+		;;
 	-f)
 		if [ "$cmd" = apply ]; then
 			COMPREPLY=($(compgen -f -X '!*.@(yaml|yml)' -- "$cur") $(compgen -d -- "$cur"))
@@ -55,7 +61,7 @@ _syctl()
 	local args=0
 	for ((i = i + 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		-f | --cgroup | --side | --reason | --rate | --bytes-rate | --interval | --count | --since) ((i++)) ;;
+		-f | --cgroup | --side | --reason | --rate | --bytes-rate | --interval | --count | --since | --kind | --timeout) ((i++)) ;;
 		-*) ;;
 		*) ((args++)) ;;
 		esac
@@ -64,15 +70,22 @@ _syctl()
 	local opts="" names=0
 	case $cmd in
 	status | get | delete | watch | events | backfill | verify | pin | unpin | cutover) names=1 ;;
+	help) [ "$args" = 0 ] && COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
 	esac
 	case $cmd in
 	apply) opts="-f" ;;
 	delete) opts="--force" ;;
-	cutover) opts="--drain --reason" ;;
+	cutover)
+		# --drain only rolls back; --wait only waits for a plan going forward
+		case " ${COMP_WORDS[*]} " in
+		*" start "* | *" promote "* | *" resume "*) opts="--reason --wait --timeout" ;;
+		*) opts="--drain --reason" ;;
+		esac
+		;;
 	pin) opts="--cgroup --side" ;;
 	unpin) opts="--cgroup" ;;
 	watch) opts="--interval --count" ;;
-	events) opts="-f --follow --since" ;;
+	events) opts="-f --follow --since --kind -v --verbose" ;;
 	backfill) opts="--rate --bytes-rate -f --follow --status" ;;
 	verify) opts="--repair --rate --no-wait --report" ;;
 	health) [ "$args" = 0 ] && COMPREPLY=($(compgen -W "switchyard.v1.Control grpc.health.v1.Health" -- "$cur")) ;;

@@ -52,7 +52,7 @@ def drained(d):
 
 
 def target_health(d):
-    st = json.loads(d.syctl("-o", "json", "status").stdout)
+    st = json.loads(d.syctl("-o", "json", "status").stdout)["daemon"]
     return [e for e in st.get("endpoints", []) if e.get("role") == "target"][0]
 
 

@@ -186,8 +186,13 @@ def test_filter_by_migration_and_replay_since_seq(env):
                                          ("users", "migration.ratio_changed")]
     carts = history(d, migration="carts")
     assert [(e.seq, e.kind) for e in carts] == [(e.seq, e.kind) for e in every if e.migration == "carts"]
-    # A valid name with no migration (yet, or any more) is no error: just no events.
-    assert history(d, migration="nope") == []
+    # A name no migration has and no retained event names is NOT_FOUND, naming those that
+    # exist; a deleted migration's events are still there by name.
+    with pytest.raises(grpc.RpcError) as e:
+        history(d, migration="nope")
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "\"nope\" not found" in e.value.details() and "users" in e.value.details() and \
+        "carts" in e.value.details(), e.value.details()
     # since_seq: what came after it.
     assert [e.seq for e in history(d, since=every[2].seq)] == [e.seq for e in every[3:]]
     assert [e.seq for e in history(d, migration="users", since=every[1].seq)] == [every[4].seq]
@@ -331,8 +336,11 @@ def test_syctl_events(env, cgroup, tmp_path):
     r = syctl(d, "events")
     assert r.returncode == 0
     lines = r.stdout.splitlines()
+    assert lines[0].split() == ["SEQ", "TIME", "MIGRATION", "KIND", "MESSAGE"]
+    lines = lines[1:]
     assert len(lines) == 4 and "daemon.started" in lines[0] and " - " in lines[0]
     assert "users" in lines[2] and "migration.ratio_changed" in lines[2] and "0.00% -> 25.00%" in lines[2]
+    assert [int(l.split()[0]) for l in lines] == [int(x) for x in sorted(int(l.split()[0]) for l in lines)]
     r = syctl(d, "events", "--since", docs[1]["seq"], "-o", "json")
     assert [json.loads(x)["migration"] for x in r.stdout.splitlines()] == ["carts"]
     # -f: the history, then new events until stopped.

@@ -291,7 +291,8 @@ def test_node_key_lives_on_the_nodes_lease(etcd, nodes):
 
 
 def status(node):
-    return json.loads(node.syctl("-o", "json", "status").stdout)
+    """The daemon block of `syctl -o json status` (docs/json.md)."""
+    return json.loads(node.syctl("-o", "json", "status").stdout)["daemon"]
 
 
 def test_one_leader_on_a_lease_and_status_says_who(etcd, nodes):

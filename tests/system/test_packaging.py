@@ -333,7 +333,7 @@ class InstalledDaemon(Daemon):
         return r
 
     def status(self):
-        return json.loads(self.syctl("-o", "json", "status").stdout)
+        return json.loads(self.syctl("-o", "json", "status").stdout)["daemon"]
 
 
 def needed_packages(binary):
@@ -390,6 +390,11 @@ def test_deb_contents(debs, tmp_path):
         assert "\\-\\-" + opt.replace("-", "\\-") in man8, opt
     man1 = gzip.open(str(ext / "usr/share/man/man1/syctl.1.gz"), "rt").read()
     assert ".TH SYCTL \"1\"" in man1 and "cutover" in man1
+    # Both pages carry examples and what each exit status means (packaging/man/*.h2m).
+    for page in (man1, man8):
+        assert ".SH EXAMPLES" in page and ".SH \"EXIT STATUS\"" in page, page[:200]
+    for code in ("0", "1", "2", "3", "4"):
+        assert ".B %s\n" % code in man1.split(".SH \"EXIT STATUS\"")[1], code
     # The shipped files are the repository's; the example config is valid.
     for rel, src in (("lib/systemd/system/switchyardd.service", UNIT), ("etc/switchyard/switchyard.yaml", EXAMPLE_CONFIG),
                      ("usr/share/switchyard/grafana/switchyard-dashboard.json", DASHBOARD)):

@@ -40,8 +40,12 @@ def fill(port, n, ttl_every=7):
 
 
 def audit(d, *args):
-    r = d.syctl("--timeout", "30s", "-o", "json", "verify", "m", *args)
-    return json.loads(r.stdout)
+    r = d.syctl("--timeout", "30s", "-o", "json", "verify", "m", *args, check=False)
+    doc = json.loads(r.stdout)
+    # the exit status is the verdict: 1 for drift, a failed audit, or none run yet
+    drift = sum(int(doc.get(k, 0)) for k in ("missing", "extra", "type", "value", "ttl"))
+    assert r.returncode == (1 if drift or doc["state"] in ("idle", "failed") else 0), (r.returncode, r.stderr)
+    return doc
 
 
 @pytest.fixture
@@ -108,7 +112,9 @@ def test_planted_drift_is_found_classified_and_repaired(env):
     found = {x["key"]: x["kind"] for x in rep.get("drift", [])}
     assert found == planted  # every planted key, rightly classified, and no other
     # the text report names keys, never values
-    text = d.syctl("verify", "m", "--report").stdout
+    r = d.syctl("verify", "m", "--report", check=False)
+    assert r.returncode == 1 and "drift found in 250 key(s)" in r.stderr, r.stderr  # drift: exit 1
+    text = r.stdout
     assert "only-target:3" in text and "changed" not in text and "now-a-set" not in text
     # repair through the mirror's repair path, then an independent full compare
     r = audit(d, "--repair", "--rate", "200000")
@@ -297,7 +303,8 @@ def test_audit_resumes_after_kill_9(env):
     fill(target.port, 5000)
     for i in range(20):
         target.client().set("str:%d" % (i * 200), "changed")
-    d.syctl("verify", "m", "--rate", "8000", "--no-wait")
+    # --no-wait: 0, or 1 if the audit already found some of the drift
+    assert d.syctl("verify", "m", "--rate", "8000", "--no-wait", check=False).returncode in (0, 1)
     wait_for(lambda: int(audit(d, "--report").get("scanned", 0)) >= 25000, timeout=60, what="audit halfway")
     d.kill9()
     d.start()
