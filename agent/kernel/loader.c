@@ -325,14 +325,19 @@ struct pin_owner {
 	char state_dir[PATH_MAX];
 };
 
+static int owner_path(const char *bpffs, char p[PATH_MAX])
+{
+	return snprintf(p, PATH_MAX, "%s/" OWNER_PIN, bpffs) >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
 static int owner_read(const char *bpffs, struct pin_owner *o)
 {
 	char p[PATH_MAX];
 	__u32 zero = 0;
 	int fd, err = 0;
 
-	if (snprintf(p, sizeof(p), "%s/" OWNER_PIN, bpffs) >= (int)sizeof(p))
-		return -ENAMETOOLONG;
+	if ((err = owner_path(bpffs, p)))
+		return err;
 	fd = bpf_obj_get(p);
 	if (fd < 0)
 		return -errno;
@@ -350,8 +355,8 @@ static int owner_write(const char *bpffs, const struct pin_owner *o)
 	__u32 zero = 0;
 	int fd, err = 0;
 
-	if (snprintf(p, sizeof(p), "%s/" OWNER_PIN, bpffs) >= (int)sizeof(p))
-		return -ENAMETOOLONG;
+	if ((err = owner_path(bpffs, p)))
+		return err;
 	fd = bpf_obj_get(p);
 	if (fd < 0) {
 		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sy_owner", sizeof(__u32), sizeof(*o), 1, NULL);

@@ -66,36 +66,33 @@ static void update(struct sy_redis *c)
 		c->reg_mask = c->mask;
 }
 
-static void add_read(void *p)
+/* hiredis's event hooks: each turns one interest on or off. */
+static void want(void *p, unsigned ev, bool on)
 {
 	struct sy_redis *c = p;
 
-	c->mask |= SY_EV_READ;
+	c->mask = on ? c->mask | ev : c->mask & ~ev;
 	update(c);
+}
+
+static void add_read(void *p)
+{
+	want(p, SY_EV_READ, true);
 }
 
 static void del_read(void *p)
 {
-	struct sy_redis *c = p;
-
-	c->mask &= ~SY_EV_READ;
-	update(c);
+	want(p, SY_EV_READ, false);
 }
 
 static void add_write(void *p)
 {
-	struct sy_redis *c = p;
-
-	c->mask |= SY_EV_WRITE;
-	update(c);
+	want(p, SY_EV_WRITE, true);
 }
 
 static void del_write(void *p)
 {
-	struct sy_redis *c = p;
-
-	c->mask &= ~SY_EV_WRITE;
-	update(c);
+	want(p, SY_EV_WRITE, false);
 }
 
 static void cleanup(void *p)
