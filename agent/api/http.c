@@ -836,6 +836,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return send_buf(c, 200, "text/css; charset=utf-8", sy_web_style_css,
 				(size_t)(sy_web_style_css_end - sy_web_style_css), MHD_RESPMEM_PERSISTENT,
 				NULL);
+	if (strcmp(url, "/favicon.ico") == 0) /* none: an empty answer, not an error in the console */
+		return send_buf(c, 204, "image/x-icon", "", 0, MHD_RESPMEM_PERSISTENT, NULL);
 	return send_buf(c, 404, "text/plain; charset=utf-8", "not found\n", 10, MHD_RESPMEM_PERSISTENT, NULL);
 }
 
