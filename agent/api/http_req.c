@@ -97,6 +97,7 @@ int sy_http_cutover_parse(const char *body, size_t len, struct sy_http_cutover *
 {
 	struct json_tokener *tok;
 	struct json_object *root;
+	size_t end;
 	int e;
 
 	memset(out, 0, sizeof(*out));
@@ -108,12 +109,19 @@ int sy_http_cutover_parse(const char *body, size_t len, struct sy_http_cutover *
 		return bad(err, n, "%s", "body: out of memory");
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	root = json_tokener_parse_ex(tok, body, (int)len);
-	/* the whole body must be the one value: trailing bytes are an error too */
-	if (!root || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != len) {
+	/* the whole body must be the one value: trailing bytes but white space are an error */
+	end = root ? json_tokener_get_parse_end(tok) : 0;
+	while (end < len && (body[end] == ' ' || body[end] == '\n' || body[end] == '\r' || body[end] == '\t'))
+		end++;
+	if (!root || json_tokener_get_error(tok) != json_tokener_success || end != len) {
+		enum json_tokener_error je = json_tokener_get_error(tok);
+
+		/* continue: the bytes end inside a value (or in a bare literal, which needs
+		 * a terminator; no bare literal is a valid body anyway) */
 		snprintf(err, n, "body: not valid JSON (%s)",
-			 root ? "trailing bytes after the object"
-			      : json_tokener_error_desc(json_tokener_get_error(tok)));
+			 root			       ? "trailing bytes after the object"
+			 : je == json_tokener_continue ? "incomplete; a JSON object is required"
+						       : json_tokener_error_desc(je));
 		json_object_put(root);
 		json_tokener_free(tok);
 		return -EINVAL;

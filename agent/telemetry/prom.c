@@ -374,7 +374,7 @@ int sy_prom_start(struct sy_loop *l, const char *spec, const struct sy_metrics_s
 	struct sy_prom *p = calloc(1, sizeof(*p));
 	struct sy_rpc_addr a;
 	sigset_t all, old;
-	int e;
+	int e = 0;
 
 	if (!p)
 		return -ENOMEM;
