@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "api/http.h"
+#include "api/http_int.h"
 #include "api/http_req.h"
 #include "core/log.h"
 #include "model/pbjson.h"
@@ -27,468 +28,9 @@
 #include "switchyard/v1/verify.pb-c.h"
 #include "telemetry/prom.h"
 
-/* The same bounds as the old /metrics listener (prom.c): a connection silent for
- * IDLE_TIMEOUT_S is closed, one address holds at most PER_IP_LIMIT. A stream is never
- * silent that long: it sends a comment line every HEARTBEAT_MS. */
-#define MAX_CONNS      512
-#define PER_IP_LIMIT   64
-#define IDLE_TIMEOUT_S 3
-#define HEARTBEAT_MS   1500
-#define CALL_WAIT_S    10 /* a unary call the loop has not answered by then is 503 */
-#define TOKEN_MAX      256
-
 extern const char sy_web_index_html[], sy_web_index_html_end[];
 extern const char sy_web_app_js[], sy_web_app_js_end[];
 extern const char sy_web_style_css[], sy_web_style_css_end[];
-
-struct job;
-
-struct sy_http {
-	struct sy_loop *loop;
-	struct sy_rpc_server *rpc;
-	struct sy_control_ctx *ctx;
-	struct sy_prom *prom;
-	struct MHD_Daemon *mhd;
-	int listen_fd, efd, port;
-	char token_file[PATH_MAX];
-	pthread_mutex_t mu; /* the queue and the token */
-	struct job *head, *tail;
-	char token[TOKEN_MAX];
-	size_t token_len; /* 0: actions disabled */
-	int stopping;
-};
-
-/* One request's call. Two owners: the connection's thread and the loop; freed by the
- * last to let go. Everything below mu is shared. */
-struct job {
-	struct sy_http *h;
-	struct sy_control_ctx *ctx;
-	const char *path;
-	ProtobufCMessage *req;
-	int stream;
-	int cancel;				     /* queued again to cancel the running stream */
-	char remote[64], action[16], migration[128]; /* action != "": an event names it */
-	struct job *next;
-
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int refs, started, ended, gone;
-	enum sy_grpc_code code;
-	char msg[512];
-	char *out; /* unary: the reply's JSON; stream: SSE bytes not yet read */
-	size_t out_len, out_off, out_cap;
-	struct sy_rpc_call *call; /* a running stream (loop thread only) */
-};
-
-/* ---- jobs -------------------------------------------------------------------------------- */
-
-static struct job *job_new(struct sy_http *h, const char *path, ProtobufCMessage *req, int stream)
-{
-	struct job *j = calloc(1, sizeof(*j));
-	pthread_condattr_t ca;
-
-	if (!j)
-		return NULL;
-	j->h = h;
-	j->ctx = h->ctx;
-	j->path = path;
-	j->req = req;
-	j->stream = stream;
-	j->refs = 2;
-	pthread_mutex_init(&j->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&j->cv, &ca);
-	pthread_condattr_destroy(&ca);
-	return j;
-}
-
-static void job_unref(struct job *j)
-{
-	int left;
-
-	pthread_mutex_lock(&j->mu);
-	left = --j->refs;
-	pthread_mutex_unlock(&j->mu);
-	if (left)
-		return;
-	if (j->req)
-		protobuf_c_message_free_unpacked(j->req, NULL);
-	pthread_mutex_destroy(&j->mu);
-	pthread_cond_destroy(&j->cv);
-	free(j->out);
-	free(j);
-}
-
-/* Any thread: hands the job to the loop. */
-static void job_queue(struct job *j)
-{
-	struct sy_http *h = j->h;
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&h->mu);
-	j->next = NULL;
-	if (h->tail)
-		h->tail->next = j;
-	else
-		h->head = j;
-	h->tail = j;
-	pthread_mutex_unlock(&h->mu);
-	if (write(h->efd, &one, sizeof(one)) < 0) {
-		/* an eventfd counter does not overflow at these rates */
-	}
-}
-
-static int out_append(struct job *j, const char *s, size_t n)
-{
-	if (j->out_off && j->out_off == j->out_len)
-		j->out_off = j->out_len = 0;
-	if (j->out_len + n + 1 > j->out_cap) {
-		size_t cap = j->out_cap ? j->out_cap : 4096;
-		char *p;
-
-		while (cap < j->out_len + n + 1)
-			cap *= 2;
-		if (!(p = realloc(j->out, cap)))
-			return -ENOMEM;
-		j->out = p;
-		j->out_cap = cap;
-	}
-	memcpy(j->out + j->out_len, s, n);
-	j->out_len += n;
-	j->out[j->out_len] = '\0';
-	return 0;
-}
-
-/* ---- the sink: loop thread ------------------------------------------------------------------ */
-
-static int sink_msg(void *arg, const ProtobufCMessage *m)
-{
-	struct job *j = arg;
-	char *json = NULL, head[48] = "";
-	size_t len = 0;
-	FILE *f = open_memstream(&json, &len);
-	int e = 0;
-
-	if (!f)
-		return -ENOMEM;
-	sy_pbjson_print(f, m);
-	if (fclose(f) || !json) {
-		free(json);
-		return -ENOMEM;
-	}
-	/* an event's seq is its SSE id, so Last-Event-ID resumes exactly after it */
-	if (j->stream && m->descriptor == &switchyard__v1__event__descriptor &&
-	    ((const Switchyard__V1__Event *)m)->seq)
-		snprintf(head, sizeof(head), "id: %llu\n",
-			 (unsigned long long)((const Switchyard__V1__Event *)m)->seq);
-	pthread_mutex_lock(&j->mu);
-	if (j->stream)
-		e = out_append(j, head, strlen(head)) || out_append(j, "data: ", 6) ||
-				    out_append(j, json, len) || out_append(j, "\n\n", 2)
-			    ? -ENOMEM
-			    : 0;
-	else
-		e = out_append(j, json, len);
-	pthread_cond_broadcast(&j->cv);
-	pthread_mutex_unlock(&j->mu);
-	free(json);
-	return e;
-}
-
-static void sink_end(void *arg, enum sy_grpc_code code, const char *message)
-{
-	struct job *j = arg;
-	int started;
-
-	if (j->action[0])
-		sy_events_emit(j->ctx->events, j->migration, "http.action",
-			       SY_EVENT_ATTRS({"source", "http"}, {"remote", j->remote},
-					      {"action", j->action}, {"result", sy_grpc_code_name(code)}),
-			       "%s of %s over http from %s: %s%s%s", j->action, j->migration, j->remote,
-			       sy_grpc_code_name(code), *message ? ": " : "", message);
-	pthread_mutex_lock(&j->mu);
-	j->ended = 1;
-	j->code = code;
-	snprintf(j->msg, sizeof(j->msg), "%s", message);
-	j->call = NULL;
-	started = j->started;
-	pthread_cond_broadcast(&j->cv);
-	pthread_mutex_unlock(&j->mu);
-	if (started) /* else the loop's reference goes when invoke returns */
-		job_unref(j);
-}
-
-static size_t sink_pending(void *arg)
-{
-	struct job *j = arg;
-	size_t n;
-
-	pthread_mutex_lock(&j->mu);
-	n = j->out_len - j->out_off;
-	pthread_mutex_unlock(&j->mu);
-	return n;
-}
-
-static const struct sy_rpc_sink sink = {sink_msg, sink_end, sink_pending};
-
-static void run_job(struct job *j)
-{
-	struct sy_rpc_call *call = NULL;
-	int gone, ended, e;
-
-	if (j->cancel) {
-		/* sink_end has not run (else the loop's reference is gone already): it never
-		 * will now, so the loop lets go here; then the cancel's own reference */
-		pthread_mutex_lock(&j->mu);
-		ended = j->ended;
-		j->ended = 1;
-		pthread_mutex_unlock(&j->mu);
-		if (!ended) {
-			if (j->call)
-				sy_rpc_local_cancel(j->call);
-			j->call = NULL;
-			job_unref(j);
-		}
-		job_unref(j);
-		return;
-	}
-	pthread_mutex_lock(&j->mu);
-	gone = j->gone;
-	pthread_mutex_unlock(&j->mu);
-	if (gone) { /* the client gave up before the loop got here */
-		job_unref(j);
-		return;
-	}
-	e = sy_rpc_server_invoke(j->h->rpc, j->path, j->req, &sink, j, &call);
-	pthread_mutex_lock(&j->mu);
-	if (e) {
-		j->ended = 1;
-		j->code = SY_GRPC_UNIMPLEMENTED;
-		snprintf(j->msg, sizeof(j->msg), "%s is not served here", j->path);
-	}
-	j->started = 1;
-	ended = j->ended;
-	if (!ended)
-		j->call = call;
-	pthread_cond_broadcast(&j->cv);
-	pthread_mutex_unlock(&j->mu);
-	if (ended)
-		job_unref(j);
-}
-
-static void on_wake(struct sy_loop *l, int fd, unsigned ev, void *arg)
-{
-	struct sy_http *h = arg;
-	struct job *j;
-	uint64_t n;
-
-	(void)l;
-	(void)ev;
-	if (read(fd, &n, sizeof(n)) != sizeof(n))
-		return;
-	for (;;) {
-		pthread_mutex_lock(&h->mu);
-		j = h->head;
-		if (j) {
-			h->head = j->next;
-			if (!h->head)
-				h->tail = NULL;
-		}
-		pthread_mutex_unlock(&h->mu);
-		if (!j)
-			break;
-		run_job(j);
-	}
-}
-
-/* ---- replies: connection threads ------------------------------------------------------------- */
-
-static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *type, const void *body,
-				size_t len, enum MHD_ResponseMemoryMode mode, const char *allow)
-{
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, mode);
-	enum MHD_Result ret;
-
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	if (allow)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-/* {"code": "NOT_FOUND", "message": "…"} */
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, enum sy_grpc_code code,
-				  const char *msg, const char *allow)
-{
-	char *json = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&json, &len);
-
-	if (!f)
-		return MHD_NO;
-	fprintf(f, "{\"code\":\"%s\",\"message\":", sy_grpc_code_name(code));
-	sy_json_string(f, msg);
-	fputs("}\n", f);
-	if (fclose(f) || !json) {
-		free(json);
-		return MHD_NO;
-	}
-	return send_buf(c, status ? status : sy_http_status_of(code), "application/json", json, len,
-			MHD_RESPMEM_MUST_FREE, allow);
-}
-
-static int stopping(struct sy_http *h)
-{
-	int s;
-
-	pthread_mutex_lock(&h->mu);
-	s = h->stopping;
-	pthread_mutex_unlock(&h->mu);
-	return s;
-}
-
-/* Waits on j->cv (j->mu held) for at most slice_ms: a stopping listener waits for no
- * loop turn (the loop is the one stopping it). */
-static void wait_slice(struct job *j, long slice_ms)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += slice_ms / 1000;
-	t.tv_nsec += (slice_ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&j->cv, &j->mu, &t);
-}
-
-/* Waits for a unary call's end and answers with its JSON or its status. */
-static enum MHD_Result run_unary(struct sy_http *h, struct MHD_Connection *c, struct job *j)
-{
-	enum MHD_Result ret;
-	int slices = CALL_WAIT_S * 10;
-
-	job_queue(j);
-	pthread_mutex_lock(&j->mu);
-	while (!j->ended && slices-- > 0) {
-		pthread_mutex_unlock(&j->mu);
-		if (stopping(h)) {
-			pthread_mutex_lock(&j->mu);
-			break;
-		}
-		pthread_mutex_lock(&j->mu);
-		if (!j->ended)
-			wait_slice(j, 100);
-	}
-	if (!j->ended) {
-		j->gone = 1;
-		pthread_mutex_unlock(&j->mu);
-		job_unref(j);
-		return send_error(c, 0, SY_GRPC_UNAVAILABLE, "the agent did not answer in time", NULL);
-	}
-	pthread_mutex_unlock(&j->mu);
-	if (j->code != SY_GRPC_OK)
-		ret = send_error(c, 0, j->code, j->msg, NULL);
-	else
-		ret = send_buf(c, 200, "application/json", j->out ? j->out : "{}", j->out ? j->out_len : 2,
-			       MHD_RESPMEM_MUST_COPY, NULL);
-	job_unref(j);
-	return ret;
-}
-
-/* SSE: what the stream has produced, or a heartbeat comment, or the end. */
-static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-	struct job *j = cls;
-	int stop = stopping(j->h);
-	ssize_t n;
-
-	(void)pos;
-	pthread_mutex_lock(&j->mu);
-	if (j->out_len == j->out_off && !j->ended && !stop)
-		wait_slice(j, HEARTBEAT_MS);
-	if (j->out_len > j->out_off) {
-		n = (ssize_t)(j->out_len - j->out_off < max ? j->out_len - j->out_off : max);
-		memcpy(buf, j->out + j->out_off, (size_t)n);
-		j->out_off += (size_t)n;
-	} else if (j->ended || stop) {
-		n = MHD_CONTENT_READER_END_OF_STREAM;
-	} else {
-		n = max >= 3 ? 3 : 0;
-		memcpy(buf, ":\n\n", (size_t)n);
-	}
-	pthread_mutex_unlock(&j->mu);
-	return n;
-}
-
-/* The connection is gone (or the stream ended): stop the call on the loop. */
-static void sse_free(void *cls)
-{
-	struct job *j = cls;
-	int live;
-
-	pthread_mutex_lock(&j->mu);
-	j->gone = 1;
-	live = j->started && !j->ended;
-	if (live)
-		j->refs++; /* the cancel's, until the loop has run it */
-	pthread_mutex_unlock(&j->mu);
-	if (live) {
-		pthread_mutex_lock(&j->h->mu);
-		j->cancel = 1;
-		pthread_mutex_unlock(&j->h->mu);
-		job_queue(j); /* the loop's run_job cancels and lets go */
-	}
-	job_unref(j);
-}
-
-static enum MHD_Result run_stream(struct sy_http *h, struct MHD_Connection *c, struct job *j)
-{
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-
-	job_queue(j);
-	/* the handler validates its request at once: an error is an HTTP status, not a stream */
-	pthread_mutex_lock(&j->mu);
-	while (!j->started) {
-		pthread_mutex_unlock(&j->mu);
-		if (stopping(h)) {
-			pthread_mutex_lock(&j->mu);
-			break;
-		}
-		pthread_mutex_lock(&j->mu);
-		if (!j->started)
-			wait_slice(j, 100);
-	}
-	if (!j->started || (j->ended && j->code != SY_GRPC_OK && j->out_len == 0)) {
-		enum sy_grpc_code code = j->started ? j->code : SY_GRPC_UNAVAILABLE;
-		char msg[512];
-
-		snprintf(msg, sizeof(msg), "%s", j->started ? j->msg : "shutting down");
-		j->gone = 1;
-		pthread_mutex_unlock(&j->mu);
-		job_unref(j);
-		return send_error(c, 0, code, msg, NULL);
-	}
-	pthread_mutex_unlock(&j->mu);
-	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, j, sse_free);
-	if (!r) {
-		sse_free(j);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	ret = MHD_queue_response(c, 200, r);
-	MHD_destroy_response(r);
-	return ret;
-}
 
 /* ---- who may act ------------------------------------------------------------------------------ */
 
@@ -661,7 +203,7 @@ static enum MHD_Result api_get(struct sy_http *h, struct MHD_Connection *c, cons
 				r->since_seq = strtoull(s, &end, 10);
 				if (errno || *end || *s == '-') {
 					free(r);
-					return send_error(
+					return http_send_error(
 						c, 0, SY_GRPC_INVALID_ARGUMENT,
 						"since: an event seq (a decimal number) is required", NULL);
 				}
@@ -688,14 +230,14 @@ static enum MHD_Result api_get(struct sy_http *h, struct MHD_Connection *c, cons
 		path = "/switchyard.v1.Telemetry/Watch";
 		stream = 1;
 	} else {
-		return send_error(c, 0, SY_GRPC_NOT_FOUND, "no such resource (see docs/http.md)", NULL);
+		return http_send_error(c, 0, SY_GRPC_NOT_FOUND, "no such resource (see docs/http.md)", NULL);
 	}
-	if (!req || !(j = job_new(h, path, req, stream))) {
+	if (!req || !(j = http_job_new(h, path, req, stream))) {
 		if (req)
 			protobuf_c_message_free_unpacked(req, NULL);
-		return send_error(c, 0, SY_GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		return http_send_error(c, 0, SY_GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
 	}
-	return stream ? run_stream(h, c, j) : run_unary(h, c, j);
+	return stream ? http_run_stream(h, c, j) : http_run_unary(h, c, j);
 }
 
 static enum MHD_Result api_cutover(struct sy_http *h, struct MHD_Connection *c, const char *name,
@@ -708,9 +250,9 @@ static enum MHD_Result api_cutover(struct sy_http *h, struct MHD_Connection *c, 
 	struct job *j;
 
 	if (u->too_large)
-		return send_error(c, 413, SY_GRPC_INVALID_ARGUMENT, "body: larger than 64 KiB", NULL);
+		return http_send_error(c, 413, SY_GRPC_INVALID_ARGUMENT, "body: larger than 64 KiB", NULL);
 	if (sy_http_cutover_parse(u->body ? u->body : "", u->len, &co, err, sizeof(err)))
-		return send_error(c, 0, SY_GRPC_INVALID_ARGUMENT, err, NULL);
+		return http_send_error(c, 0, SY_GRPC_INVALID_ARGUMENT, err, NULL);
 	if (co.has_action) {
 		Switchyard__V1__CutoverRequest *r = malloc(sizeof(*r));
 
@@ -735,15 +277,15 @@ static enum MHD_Result api_cutover(struct sy_http *h, struct MHD_Connection *c, 
 		req = r ? &r->base : NULL;
 		path = "/switchyard.v1.Control/SetRatio";
 	}
-	if (!req || !(j = job_new(h, path, req, 0))) {
+	if (!req || !(j = http_job_new(h, path, req, 0))) {
 		if (req)
 			protobuf_c_message_free_unpacked(req, NULL);
-		return send_error(c, 0, SY_GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		return http_send_error(c, 0, SY_GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
 	}
 	remote_of(c, j->remote, sizeof(j->remote));
 	snprintf(j->action, sizeof(j->action), "%s", sy_http_action_name(co.has_action ? co.action : -1));
 	snprintf(j->migration, sizeof(j->migration), "%s", name);
-	return run_unary(h, c, j);
+	return http_run_unary(h, c, j);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -762,8 +304,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	    !split_migration(url, name, sizeof(name), &rest) && strcmp(rest, "/cutover") == 0) {
 		if (!post) {
 			*upload_size = 0;
-			return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, SY_GRPC_UNIMPLEMENTED,
-					  "method not allowed: POST", "POST");
+			return http_send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, SY_GRPC_UNIMPLEMENTED,
+					       "method not allowed: POST", "POST");
 		}
 		if (!u) { /* headers only so far: refuse before reading a body */
 			unsigned refuse = authorize(h, c);
@@ -771,18 +313,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 								     MHD_HTTP_HEADER_CONTENT_LENGTH);
 
 			if (refuse == MHD_HTTP_FORBIDDEN)
-				return send_error(c, refuse, SY_GRPC_PERMISSION_DENIED,
-						  "actions over http are disabled: start switchyardd with "
-						  "--http-token-file",
-						  NULL);
+				return http_send_error(
+					c, refuse, SY_GRPC_PERMISSION_DENIED,
+					"actions over http are disabled: start switchyardd with "
+					"--http-token-file",
+					NULL);
 			if (refuse)
-				return send_error(c, refuse, SY_GRPC_UNAUTHENTICATED,
-						  "Authorization: Bearer TOKEN required (the token of "
-						  "--http-token-file)",
-						  NULL);
+				return http_send_error(c, refuse, SY_GRPC_UNAUTHENTICATED,
+						       "Authorization: Bearer TOKEN required (the token of "
+						       "--http-token-file)",
+						       NULL);
 			if (cl && strtoull(cl, NULL, 10) > SY_HTTP_MAX_BODY)
-				return send_error(c, 413, SY_GRPC_INVALID_ARGUMENT,
-						  "body: larger than 64 KiB", NULL);
+				return http_send_error(c, 413, SY_GRPC_INVALID_ARGUMENT,
+						       "body: larger than 64 KiB", NULL);
 			if (!(u = calloc(1, sizeof(*u))))
 				return MHD_NO;
 			*con_cls = u;
@@ -808,8 +351,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (!get) {
 		*upload_size = 0; /* a body is not read: the answer does not depend on it */
-		return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, SY_GRPC_UNIMPLEMENTED,
-				  "method not allowed: GET", "GET, HEAD");
+		return http_send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, SY_GRPC_UNIMPLEMENTED,
+				       "method not allowed: GET", "GET, HEAD");
 	}
 	if (strncmp(url, "/api/", 5) == 0)
 		return api_get(h, c, url);
@@ -818,27 +361,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		size_t len = 0;
 
 		if (!h->prom)
-			return send_error(c, 0, SY_GRPC_NOT_FOUND, "metrics are not exported", NULL);
+			return http_send_error(c, 0, SY_GRPC_NOT_FOUND, "metrics are not exported", NULL);
 		if (sy_prom_text(h->prom, &text, &len))
-			return send_buf(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
-					"no figures yet: the agent is busy\n", 34, MHD_RESPMEM_PERSISTENT,
-					NULL);
-		return send_buf(c, 200, SY_PROM_CONTENT_TYPE, text, len, MHD_RESPMEM_MUST_FREE, NULL);
+			return http_send_buf(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
+					     "no figures yet: the agent is busy\n", 34,
+					     MHD_RESPMEM_PERSISTENT, NULL);
+		return http_send_buf(c, 200, SY_PROM_CONTENT_TYPE, text, len, MHD_RESPMEM_MUST_FREE, NULL);
 	}
 	if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0)
-		return send_buf(c, 200, "text/html; charset=utf-8", sy_web_index_html,
-				(size_t)(sy_web_index_html_end - sy_web_index_html), MHD_RESPMEM_PERSISTENT,
-				NULL);
+		return http_send_buf(c, 200, "text/html; charset=utf-8", sy_web_index_html,
+				     (size_t)(sy_web_index_html_end - sy_web_index_html),
+				     MHD_RESPMEM_PERSISTENT, NULL);
 	if (strcmp(url, "/app.js") == 0)
-		return send_buf(c, 200, "text/javascript; charset=utf-8", sy_web_app_js,
-				(size_t)(sy_web_app_js_end - sy_web_app_js), MHD_RESPMEM_PERSISTENT, NULL);
+		return http_send_buf(c, 200, "text/javascript; charset=utf-8", sy_web_app_js,
+				     (size_t)(sy_web_app_js_end - sy_web_app_js), MHD_RESPMEM_PERSISTENT,
+				     NULL);
 	if (strcmp(url, "/style.css") == 0)
-		return send_buf(c, 200, "text/css; charset=utf-8", sy_web_style_css,
-				(size_t)(sy_web_style_css_end - sy_web_style_css), MHD_RESPMEM_PERSISTENT,
-				NULL);
+		return http_send_buf(c, 200, "text/css; charset=utf-8", sy_web_style_css,
+				     (size_t)(sy_web_style_css_end - sy_web_style_css),
+				     MHD_RESPMEM_PERSISTENT, NULL);
 	if (strcmp(url, "/favicon.ico") == 0) /* none: an empty answer, not an error in the console */
-		return send_buf(c, 204, "image/x-icon", "", 0, MHD_RESPMEM_PERSISTENT, NULL);
-	return send_buf(c, 404, "text/plain; charset=utf-8", "not found\n", 10, MHD_RESPMEM_PERSISTENT, NULL);
+		return http_send_buf(c, 204, "image/x-icon", "", 0, MHD_RESPMEM_PERSISTENT, NULL);
+	return http_send_buf(c, 404, "text/plain; charset=utf-8", "not found\n", 10, MHD_RESPMEM_PERSISTENT,
+			     NULL);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -883,7 +428,7 @@ int sy_http_start(struct sy_loop *l, const char *spec, struct sy_rpc_server *rpc
 		goto fail;
 	}
 	h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (h->efd < 0 || (e = sy_loop_add_fd(l, h->efd, SY_EV_READ, on_wake, h)) < 0) {
+	if (h->efd < 0 || (e = sy_loop_add_fd(l, h->efd, SY_EV_READ, http_on_wake, h)) < 0) {
 		e = h->efd < 0 ? -errno : e;
 		sy_error("http", "eventfd: %s", strerror(-e));
 		goto fail;
@@ -940,7 +485,7 @@ void sy_http_free(struct sy_http *h)
 		uint64_t one = 1;
 
 		if (write(h->efd, &one, sizeof(one)) == sizeof(one))
-			on_wake(h->loop, h->efd, 0, h);
+			http_on_wake(h->loop, h->efd, 0, h);
 		sy_loop_del_fd(h->loop, h->efd);
 		close(h->efd);
 	}
