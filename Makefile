@@ -17,7 +17,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
 BASE_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Iagent -I$(OUT)/gen -I$(OUT)/skel
-LDLIBS := -lbpf -lelf -lz -lprotobuf-c -lnghttp2 -lyaml -lhiredis -lm -lmicrohttpd -lpthread
+LDLIBS := -lbpf -lelf -lz -lprotobuf-c -lnghttp2 -lyaml -lhiredis -lm -lmicrohttpd -ljson-c -lpthread
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
@@ -34,8 +34,12 @@ AGENT_SRCS := $(filter-out agent/switchyardd.c agent/syctl/%,$(sort $(wildcard a
 SYCTL_SRCS := $(wildcard agent/syctl/*.c)
 LIB_SRCS := $(AGENT_SRCS) $(PB_SRCS)
 
-OBJS := $(patsubst %.c,$(OUT)/obj/%.o,$(LIB_SRCS:$(OUT)/%=%))
-ASAN_OBJS := $(patsubst %.c,$(OUT)/asan/%.o,$(LIB_SRCS:$(OUT)/%=%))
+# The dashboard (agent/web/): its files are embedded in the library by assets.S.
+WEB_FILES := $(filter-out agent/web/assets.S,$(wildcard agent/web/*))
+WEB_OBJ := $(OUT)/obj/agent/web/assets.o
+
+OBJS := $(patsubst %.c,$(OUT)/obj/%.o,$(LIB_SRCS:$(OUT)/%=%)) $(WEB_OBJ)
+ASAN_OBJS := $(patsubst %.c,$(OUT)/asan/%.o,$(LIB_SRCS:$(OUT)/%=%)) $(WEB_OBJ)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
@@ -93,6 +97,10 @@ $(OUT)/asan/gen/%.o: $(OUT)/gen/%.c $(GEN_HDRS)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O1 -g $(SAN_FLAGS) -I$(OUT)/gen -c $< -o $@
 
+$(WEB_OBJ): agent/web/assets.S $(WEB_FILES)
+	@mkdir -p $(@D)
+	$(CC) -Wa,-Iagent/web -c $< -o $@
+
 $(OUT)/libagent.a: $(OBJS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -130,10 +138,10 @@ $(OUT)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay_main.c $(OUT)/libagent-as
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) -o $@ $< tests/fuzz/replay_main.c $(OUT)/libagent-asan.a $(LDLIBS) \
 		$(FUZZ_LIBS_$*)
 
-$(OUT)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(GEN_HDRS)
+$(OUT)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(GEN_HDRS) $(WEB_OBJ)
 	@mkdir -p $(@D)
 	$(CLANG) $(BASE_CFLAGS) -Wno-unused-command-line-argument -O1 -g -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(LIB_SRCS) $(LDLIBS) $(FUZZ_LIBS_$*)
+		-o $@ $< $(LIB_SRCS) $(WEB_OBJ) $(LDLIBS) $(FUZZ_LIBS_$*)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done

@@ -32,6 +32,7 @@
 #include "core/notify.h"
 #include "core/loop.h"
 #include "telemetry/metrics.h"
+#include "api/http.h"
 #include "registry/registry.h"
 #include "registry/registry_events.h"
 #include "registry/store_etcd.h"
@@ -59,6 +60,8 @@ struct opts {
 	uint32_t health_interval_ms;
 	uint32_t health_timeout_ms;
 	size_t rpc_max_msg;
+	const char *http;	/* --http ADDR:PORT (dashboard, /api/v1, /metrics) */
+	const char *http_token; /* --http-token-file: who may act over http */
 	int uninstall;
 	int check_config;
 	const char *store; /* etcd://…: a fleet's shared store (docs/fleet.md) */
@@ -80,6 +83,7 @@ struct daemon {
 	struct sy_mirror *mirror;
 	struct sy_verify *verify;
 	struct sy_cutover *cutover;
+	struct sy_http *http;
 	struct sy_daemon_info info;
 	struct sy_control_ctx ctl;
 	uint64_t ready_deadline;
@@ -103,6 +107,9 @@ static void usage(FILE *f)
 		   "                          (default: the state file in --state-dir)\n"
 		   "  --node NAME             this agent's name in the fleet (default: host name)\n"
 		   "  --node-ttl DUR          lease of the node's key (default 10s)\n"
+		   "  --http ADDR:PORT        dashboard, JSON API (/api/v1) and /metrics (docs/http.md)\n"
+		   "  --http-token-file FILE  bearer token that actions over http need (mode 0600;\n"
+		   "                          re-read on SIGHUP); without it they are refused\n"
 		   "  --log-level LEVEL       debug, info, warning, error (default info)\n"
 		   "  --check-config          validate --config and exit\n"
 		   "  --uninstall             detach the programs and remove every pin, then exit\n"
@@ -163,7 +170,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		O_VER,
 		O_STORE,
 		O_NODE,
-		O_NODE_TTL
+		O_NODE_TTL,
+		O_HTTP,
+		O_HTTP_TOKEN
 	};
 	static const struct option lo[] = {
 		{"config", required_argument, 0, O_CONFIG},
@@ -181,6 +190,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		{"store", required_argument, 0, O_STORE},
 		{"node", required_argument, 0, O_NODE},
 		{"node-ttl", required_argument, 0, O_NODE_TTL},
+		{"http", required_argument, 0, O_HTTP},
+		{"http-token-file", required_argument, 0, O_HTTP_TOKEN},
 		{"help", no_argument, 0, 'h'},
 		SY_EXPORTERS_LONGOPTS,
 		{0, 0, 0, 0},
@@ -213,6 +224,12 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 			break;
 		case O_CGROUP:
 			o->cgroup = optarg;
+			break;
+		case O_HTTP:
+			o->http = optarg;
+			break;
+		case O_HTTP_TOKEN:
+			o->http_token = optarg;
 			break;
 		case O_LISTEN:
 			if (o->n_listen == MAX_LISTEN) {
@@ -442,6 +459,8 @@ static void on_hup(struct sy_loop *l, int signo, void *arg)
 
 	(void)l;
 	(void)signo;
+	if (d->http)
+		sy_http_reload_token(d->http);
 	if (!d->o.config) {
 		sy_info("config", "SIGHUP: no --config file to re-read");
 		return;
@@ -735,10 +754,21 @@ int main(int argc, char **argv)
 
 	if ((e = start_rpc(&d)))
 		goto out;
+	/* One HTTP listener: --metrics (or the file's telemetry.metrics) is an alias of --http. */
+	if (d.o.http && expcfg.metrics[0] && strcmp(d.o.http, expcfg.metrics) != 0) {
+		sy_error("http", "--http %s and metrics %s: one listener serves both; give one address",
+			 d.o.http, expcfg.metrics);
+		goto out;
+	}
+	if (d.o.http)
+		snprintf(expcfg.metrics, sizeof(expcfg.metrics), "%s", d.o.http);
 	if ((e = sy_exporters_start(
 		     d.loop, &expcfg,
 		     &(struct sy_metrics_src){.reg = d.reg, .mirror = d.mirror, .verify = d.verify},
 		     d.info.started_unix_ms, &exporters)))
+		goto out;
+	if (expcfg.metrics[0] && (e = sy_http_start(d.loop, expcfg.metrics, d.rpc, &d.ctl,
+						    sy_exporters_prom(exporters), d.o.http_token, &d.http)))
 		goto out;
 	if (sy_loop_add_signal(d.loop, SIGHUP, on_hup, &d) ||
 	    sy_loop_add_signal(d.loop, SIGTERM, on_term, &d) ||
@@ -767,6 +797,7 @@ int main(int argc, char **argv)
 	}
 out:
 	sy_spec_free(&spec);
+	sy_http_free(d.http); /* first: its threads wait on the loop's figures and calls */
 	sy_exporters_free(exporters);
 	if (d.rpc)
 		sy_rpc_server_free(d.rpc);

@@ -11,6 +11,8 @@ libnghttp2-dev libyaml-dev libcmocka-dev libhiredis-dev libsystemd-dev
 redis-server redis-tools
 python3-pytest python3-redis python3-grpcio python3-protobuf python3-h2
 libmicrohttpd-dev prometheus
+libjson-c-dev
+chromium nodejs
 iproute2 util-linux procps
 dpkg-dev help2man systemd init-system-helpers python3-yaml
 zsh
@@ -26,7 +28,18 @@ for p in $PKGS; do
 	esac
 done
 
+# The browser tests' one npm package (playwright-core: it drives Debian's chromium and
+# downloads no browser), pinned by tests/browser/package-lock.json.
+browser_deps() {
+	dir="$(dirname "$0")/../tests/browser"
+	if [ ! -d "$dir/node_modules/playwright-core" ]; then
+		command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends npm
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+}
+
 if [ -z "$missing" ]; then
+	browser_deps
 	exit 0
 fi
 
@@ -41,3 +54,4 @@ apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
 # redis-server's package starts a system instance on 6379; tests use their own ports.
+browser_deps

@@ -104,6 +104,25 @@ void sy_rpc_call_set_cancel(struct sy_rpc_call *call, sy_rpc_cancel_cb cb, void 
 /* Deadline of the call in loop ms (sy_now_ms), 0 = none. */
 uint64_t sy_rpc_call_deadline(const struct sy_rpc_call *call);
 
+/* In-process calls: the HTTP door (api/http*.c) runs the very handlers a gRPC client
+ * reaches, with their output handed to a sink instead of a stream. On the loop thread.
+ * msg: one reply or stream message (0, or a negative errno that fails the send);
+ * end: the final status, once, after which the call is gone; pending: bytes the sink
+ * holds unsent, the handler's back-pressure (NULL = 0). */
+struct sy_rpc_sink {
+	int (*msg)(void *arg, const ProtobufCMessage *m);
+	void (*end)(void *arg, enum sy_grpc_code code, const char *message);
+	size_t (*pending)(void *arg);
+};
+/* Runs the method at path with req (its request type). A unary handler may end the
+ * call before this returns. For a streaming method *out is the call, valid until
+ * sink->end, for sy_rpc_local_cancel. -ENOENT: no such method or not its request type. */
+int sy_rpc_server_invoke(struct sy_rpc_server *srv, const char *path, const ProtobufCMessage *req,
+			 const struct sy_rpc_sink *sink, void *arg, struct sy_rpc_call **out);
+/* The consumer went away: the handler's cancel callback runs (sink->end never does)
+ * and the call is freed. */
+void sy_rpc_local_cancel(struct sy_rpc_call *call);
+
 /* ---- client ---------------------------------------------------------------------- */
 
 struct sy_rpc_client;

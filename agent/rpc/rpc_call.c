@@ -247,6 +247,8 @@ int sy_rpc_send(struct sy_rpc_call *call, const ProtobufCMessage *msg)
 {
 	int e;
 
+	if (call->sink)
+		return rpcs_local_send(call, msg);
 	if (call->ending || call->cancelled)
 		return -EPIPE;
 	e = queue(call, msg);
@@ -263,6 +265,8 @@ int sy_rpc_reply(struct sy_rpc_call *call, const ProtobufCMessage *resp)
 {
 	int e;
 
+	if (call->sink)
+		return rpcs_local_reply(call, resp);
 	call->handler_done = 1;
 	if (call->ending || call->cancelled)
 		return -EPIPE;
@@ -280,20 +284,26 @@ int sy_rpc_finish(struct sy_rpc_call *call, enum sy_grpc_code code, const char *
 	char msg[512] = "";
 	va_list ap;
 
-	call->handler_done = 1;
-	if (call->ending || call->cancelled)
-		return -EPIPE;
 	if (fmt) {
 		va_start(ap, fmt);
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
 	}
+	if (call->sink) {
+		rpcs_local_finish(call, code, msg);
+		return 0;
+	}
+	call->handler_done = 1;
+	if (call->ending || call->cancelled)
+		return -EPIPE;
 	rpcs_end_call(call, code, msg);
 	return 0;
 }
 
 size_t sy_rpc_call_pending(const struct sy_rpc_call *call)
 {
+	if (call->sink)
+		return call->sink->pending ? call->sink->pending(call->sink_arg) : 0;
 	return call->pending;
 }
 

@@ -88,6 +88,10 @@ struct sy_rpc_call {
 	sy_rpc_cancel_cb cancel;
 	void *cancel_arg;
 	struct sy_rpc_call *prev, *next; /* in conn->calls */
+
+	/* An in-process call (rpc_local.c): no connection; its output goes to the sink. */
+	const struct sy_rpc_sink *sink;
+	void *sink_arg;
 };
 
 struct conn {
@@ -142,6 +146,10 @@ void rpcs_end_call(struct sy_rpc_call *call, enum sy_grpc_code code, const char 
 void rpcs_abort_call(struct sy_rpc_call *call, enum sy_grpc_code code, const char *msg);
 void rpcs_on_deadline(struct sy_loop *l, void *arg);
 const struct method *rpcs_find_method(const struct sy_rpc_server *srv, const char *path);
+/* rpc_local.c: the response side of an in-process call (call->sink set). */
+int rpcs_local_send(struct sy_rpc_call *call, const ProtobufCMessage *msg);
+int rpcs_local_reply(struct sy_rpc_call *call, const ProtobufCMessage *resp);
+void rpcs_local_finish(struct sy_rpc_call *call, enum sy_grpc_code code, const char *msg);
 int rpcs_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud);
 int rpcs_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
 		   const uint8_t *value, size_t vlen, uint8_t flags, void *ud);

@@ -195,7 +195,8 @@ int sy_exporters_opt(struct sy_exporters_cfg *cfg, int val, const char *arg)
 
 void sy_exporters_usage(FILE *f)
 {
-	fprintf(f, "  --metrics ADDR:PORT     serve Prometheus /metrics there (e.g. 127.0.0.1:9464)\n"
+	fprintf(f, "  --metrics ADDR:PORT     serve Prometheus /metrics there (e.g. 127.0.0.1:9464): the\n"
+		   "                          HTTP listener of --http, of which it is an alias\n"
 		   "  --otlp-endpoint H:PORT  export OTLP/gRPC metrics to a collector (e.g. 127.0.0.1:4317)\n"
 		   "  --otlp-interval DUR     export interval (default 10s)\n"
 		   "  --otlp-resource K=V     an extra resource attribute; repeatable\n"
@@ -437,14 +438,19 @@ int sy_exporters_start(struct sy_loop *l, const struct sy_exporters_cfg *cfg,
 		    (e = sy_otlp_start(l, &o, src, start_unix_ms, &x->otlp)))
 			goto fail;
 	}
-	if (cfg->metrics[0] &&
-	    (e = sy_prom_start(l, cfg->metrics, src, start_unix_ms, otlp_stats, x, &x->prom)))
+	/* the figures only: the daemon's HTTP listener (api/http.h) serves them */
+	if (cfg->metrics[0] && (e = sy_prom_start(l, NULL, src, start_unix_ms, otlp_stats, x, &x->prom)))
 		goto fail;
 	*out = x;
 	return 0;
 fail:
 	sy_exporters_free(x);
 	return e;
+}
+
+struct sy_prom *sy_exporters_prom(const struct sy_exporters *x)
+{
+	return x ? x->prom : NULL;
 }
 
 void sy_exporters_free(struct sy_exporters *x)

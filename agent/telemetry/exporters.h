@@ -32,6 +32,7 @@ struct sy_exporters_cfg {
 struct sy_loop;
 struct sy_exporters;
 struct sy_yaml;
+struct sy_prom;
 
 /* The options live in the daemon's one getopt_long table (switchyardd.c): these entries,
  * each with its own val, handed back to sy_exporters_opt. */
@@ -71,6 +72,8 @@ void sy_exporters_usage(FILE *f);
  * negative errno, logged. */
 int sy_exporters_start(struct sy_loop *l, const struct sy_exporters_cfg *cfg,
 		       const struct sy_metrics_src *src, uint64_t start_unix_ms, struct sy_exporters **out);
+/* The Prometheus figures for the HTTP listener's /metrics (NULL: no metrics asked for). */
+struct sy_prom *sy_exporters_prom(const struct sy_exporters *x);
 void sy_exporters_free(struct sy_exporters *x);
 
 #endif

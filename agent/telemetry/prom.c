@@ -17,7 +17,6 @@
 #include "telemetry/prom.h"
 #include "rpc/rpc_listen.h"
 
-#define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 /* How long a scrape waits for the loop to read fresh figures before it serves the
  * newest it has: a busy loop must not make scrapes time out. */
 #define FRESH_WAIT_MS 1000
@@ -306,27 +305,11 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 	return ret;
 }
 
-/* HTTP thread. */
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-				  const char *version, const char *upload, size_t *upload_size,
-				  void **con_cls)
+int sy_prom_text(struct sy_prom *p, char **text, size_t *len)
 {
-	struct sy_prom *p = cls;
-	struct MHD_Response *r;
 	struct timespec until;
-	enum MHD_Result ret;
 	uint64_t one = 1, want;
-
-	(void)version;
-	(void)upload;
-	(void)con_cls;
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
-		*upload_size = 0; /* a body is not read: the answer does not depend on it */
-		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: GET /metrics\n",
-			     "GET, HEAD");
-	}
-	if (strcmp(url, "/metrics") != 0)
-		return reply(c, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n", NULL);
+	int e = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += FRESH_WAIT_MS / 1000;
@@ -338,11 +321,48 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	while (p->done < want && !p->stopping)
 		if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT)
 			break;
-	r = p->text ? MHD_create_response_from_buffer(p->text_len, p->text, MHD_RESPMEM_MUST_COPY) : NULL;
+	*text = NULL;
+	if (!p->text)
+		e = -EAGAIN;
+	else if (!(*text = malloc(p->text_len ? p->text_len : 1)))
+		e = -ENOMEM;
+	else {
+		memcpy(*text, p->text, p->text_len);
+		*len = p->text_len;
+	}
 	pthread_mutex_unlock(&p->mu);
-	if (!r)
+	return e;
+}
+
+/* HTTP thread (only with a listener of its own). */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+				  const char *version, const char *upload, size_t *upload_size,
+				  void **con_cls)
+{
+	struct sy_prom *p = cls;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char *text;
+	size_t len = 0;
+
+	(void)version;
+	(void)upload;
+	(void)con_cls;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+		*upload_size = 0; /* a body is not read: the answer does not depend on it */
+		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: GET /metrics\n",
+			     "GET, HEAD");
+	}
+	if (strcmp(url, "/metrics") != 0)
+		return reply(c, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n", NULL);
+	if (sy_prom_text(p, &text, &len))
 		return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no figures yet: the agent is busy\n", NULL);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
+	r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, SY_PROM_CONTENT_TYPE);
 	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -354,7 +374,7 @@ int sy_prom_start(struct sy_loop *l, const char *spec, const struct sy_metrics_s
 	struct sy_prom *p = calloc(1, sizeof(*p));
 	struct sy_rpc_addr a;
 	sigset_t all, old;
-	int e;
+	int e = 0;
 
 	if (!p)
 		return -ENOMEM;
@@ -374,6 +394,16 @@ int sy_prom_start(struct sy_loop *l, const char *spec, const struct sy_metrics_s
 		pthread_cond_init(&p->cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
+	p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->efd < 0 || (e = sy_loop_add_fd(l, p->efd, SY_EV_READ, on_wake, p)) < 0) {
+		e = p->efd < 0 ? -errno : e;
+		sy_error("metrics", "eventfd: %s", strerror(-e));
+		goto fail;
+	}
+	if (!spec) {
+		*out = p; /* served through the HTTP listener (api/http.h) */
+		return 0;
+	}
 	if ((e = sy_rpc_addr_parse(spec, &a)) || a.ss.ss_family == AF_UNIX) {
 		sy_error("metrics", "listen %s: not HOST:PORT or [V6]:PORT", spec);
 		e = -EINVAL;
@@ -384,12 +414,6 @@ int sy_prom_start(struct sy_loop *l, const char *spec, const struct sy_metrics_s
 		e = p->listen_fd;
 		p->listen_fd = -1;
 		sy_error("metrics", "listen %s: %s", spec, strerror(-e));
-		goto fail;
-	}
-	p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (p->efd < 0 || (e = sy_loop_add_fd(l, p->efd, SY_EV_READ, on_wake, p)) < 0) {
-		e = p->efd < 0 ? -errno : e;
-		sy_error("metrics", "eventfd: %s", strerror(-e));
 		goto fail;
 	}
 	/* The HTTP thread inherits this mask: every signal stays with the loop's signalfd

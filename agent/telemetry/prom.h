@@ -20,10 +20,16 @@ struct sy_prom;
 typedef int (*sy_prom_exporter_fn)(void *arg, struct sy_exporter_stats *out);
 
 /* Listens on spec ("127.0.0.1:9464", "[::1]:9464", "0.0.0.0:PORT"). Returns 0 or a
- * negative errno (logged: "metrics: listen SPEC: why"). */
+ * negative errno (logged: "metrics: listen SPEC: why"). spec NULL: no listener of its
+ * own; the daemon's HTTP listener (api/http.h) serves /metrics through sy_prom_text. */
 int sy_prom_start(struct sy_loop *l, const char *spec, const struct sy_metrics_src *src,
 		  uint64_t start_unix_ms, sy_prom_exporter_fn exp, void *exp_arg, struct sy_prom **out);
 int sy_prom_port(const struct sy_prom *p);
+#define SY_PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+/* From any thread but the loop's: asks the loop for a fresh rendering, waits up to a
+ * second for it, and copies the newest text there is into *text (malloc'd, *len
+ * bytes). -EAGAIN: nothing rendered yet; -ENOMEM. */
+int sy_prom_text(struct sy_prom *p, char **text, size_t *len);
 /* Stops the HTTP thread (a scrape waiting for the loop is answered at once). */
 void sy_prom_free(struct sy_prom *p);
 

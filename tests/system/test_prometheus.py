@@ -203,7 +203,7 @@ def test_metrics_text_is_valid_line_by_line(setup, cgroup):
 
 def test_other_paths_and_methods(setup):
     d, legacy, url = setup
-    assert get(url + "/")[0] == 404
+    assert get(url + "/")[0] == 200  # the dashboard: --metrics is an alias of --http
     assert get(url + "/metricsx")[0] == 404
     status, headers, _ = get(url + "/metrics", method="POST")
     assert status == 405 and "GET" in headers.get("Allow", "")

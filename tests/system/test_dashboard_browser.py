@@ -1,0 +1,66 @@
+"""The dashboard in a real browser: Debian's chromium, headless, driven by npm's
+playwright-core (tests/browser/dashboard.mjs) against a real daemon with a manual
+plan. The page shows the migration, follows the plan as it starts and bakes, and a
+PROMOTE click with the token advances it (checked through syctl too). A screenshot
+lands in $OUT/browser/. Missing chromium, node or playwright-core is a skip, and so a
+failure in CI (SWITCHYARD_REQUIRE_BPF=1): packaging/deps.sh installs all three."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from sy import OUT, free_port, spec_yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BROWSER_DIR = os.path.join(HERE, "..", "browser")
+TOKEN = "browser-test-token"
+
+
+def _browser_ready():
+    if not os.path.exists("/usr/bin/chromium"):
+        return "no /usr/bin/chromium (packaging/deps.sh installs Debian's chromium)"
+    if not shutil.which("node"):
+        return "no node on PATH"
+    if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+        if not shutil.which("npm"):
+            return "no npm to install playwright-core"
+        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BROWSER_DIR,
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            return "npm ci in tests/browser failed: " + r.stderr[-500:]
+    return None
+
+
+def test_dashboard_follows_a_plan_and_promotes_it(redis_pair, daemon_factory, tmp_path):
+    why = _browser_ready()
+    if why:
+        pytest.skip(why)
+    legacy, target = redis_pair
+    port = free_port()
+    tok = tmp_path / "token"
+    tok.write_text(TOKEN + "\n")
+    os.chmod(tok, 0o600)
+    d = daemon_factory(spec_yaml([{"name": "m", "legacy": [legacy.addr], "target": [target.addr],
+                                   "client": "connection",
+                                   "plan": {"steps": ["10%", "50%", "100%"], "bake": "1s", "advance": "manual",
+                                            "interval": "200ms", "min_samples": 0}}]),
+                       extra=["--http", "127.0.0.1:%d" % port, "--http-token-file", str(tok)])
+    shots = os.path.join(OUT, "browser")
+    os.makedirs(shots, exist_ok=True)
+    shot = os.path.join(shots, "dashboard.png")
+    if os.path.exists(shot):
+        os.unlink(shot)
+    r = subprocess.run(["node", os.path.join(BROWSER_DIR, "dashboard.mjs"), "http://127.0.0.1:%d/" % port,
+                        os.path.join(OUT, "syctl"), d.sock, TOKEN, shot],
+                       cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "dashboard: ok" in r.stdout, r.stdout + r.stderr + d.read_log()[-2000:]
+    assert os.path.getsize(shot) > 10000
+    # what the page did went through the same service as syctl: the plan is paused at
+    # step 2, and the actions are events naming the http door
+    m = json.loads(d.syctl("-o", "json", "get", "m").stdout)
+    assert m["cutover"]["step"] == 2 and m["cutover"]["phaseName"] == "paused"
+    evs = [json.loads(x) for x in d.syctl("-o", "json", "events").stdout.splitlines() if x.strip()]
+    acts = [e["attributes"]["action"] for e in evs if e["kind"] == "http.action"]
+    assert acts == ["promote", "pause"]
