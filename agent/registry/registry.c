@@ -25,6 +25,8 @@
 #include "core/loop.h"
 #include "kernel/mapsync.h"
 #include "model/endpoint.h"
+#include "registry/diff.h"
+#include "registry/ownership.h"
 #include "registry/registry_pb.h"
 #include "registry/store.h"
 
@@ -43,7 +45,8 @@ struct sy_registry {
 	size_t n;
 	struct sub subs[MAX_SUBS];
 	size_t n_subs;
-	bool notifying; /* subscribers are being called: the set must not change under them */
+	bool notifying;	   /* subscribers are being called: the set must not change under them */
+	struct sy_who who; /* who makes the changes now (sy_registry_set_who); origin "" = none said */
 };
 
 static void set_err(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -143,7 +146,7 @@ static int write_maps(struct sy_registry *r, const struct sy_migration_state *s,
 
 /* Swaps s in as the registry's set and tells every subscriber, in order. */
 static void publish(struct sy_registry *r, enum sy_commit_kind kind, struct sy_migration_state *s, size_t n,
-		    const char *why)
+		    const char *why, const struct sy_who *who)
 {
 	struct sy_migration_state *old = r->migs;
 	size_t n_old = r->n;
@@ -155,6 +158,9 @@ static void publish(struct sy_registry *r, enum sy_commit_kind kind, struct sy_m
 		.after = s,
 		.n_after = n,
 		.why = why,
+		.origin = who ? who->origin : NULL,
+		.peer = who ? who->peer : NULL,
+		.reason = who ? who->reason : NULL,
 	};
 
 	r->migs = s;
@@ -183,9 +189,20 @@ static int apply_maps(void *arg)
 	return a->e;
 }
 
+/* Who makes the change being built: what the caller said (sy_registry_set_who), else
+ * dflt ("api" for a change through the registry's API, "plan" for the controller's). */
+static struct sy_who who_now(const struct sy_registry *r, const char *dflt)
+{
+	struct sy_who w = r->who;
+
+	if (!w.origin[0])
+		snprintf(w.origin, sizeof(w.origin), "%s", dflt);
+	return w;
+}
+
 /* Makes `cand` the registry's set: stored, maps written, subscribers told. Takes cand. */
 static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, size_t ncand,
-		      struct sy_spec_err *err)
+		      const struct sy_who *who, struct sy_spec_err *err)
 {
 	struct apply_arg a = {.r = r, .s = cand, .n = ncand};
 	Switchyard__V1__State st;
@@ -196,6 +213,10 @@ static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, si
 		set_err(err, "the registry cannot change while it reports a change");
 		sy_mset_free(cand, ncand);
 		return -EDEADLK;
+	}
+	if ((e = sy_ownership_stamp(cand, ncand, r->migs, r->n, who))) {
+		sy_mset_free(cand, ncand);
+		return e;
 	}
 	e = sy_mset_to_pb(cand, ncand, r->store->revision + 1, &st);
 	if (!e)
@@ -211,8 +232,15 @@ static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, si
 		sy_mset_free(cand, ncand);
 		return -EIO;
 	}
-	publish(r, SY_COMMIT_CHANGE, cand, ncand, NULL);
+	publish(r, SY_COMMIT_CHANGE, cand, ncand, NULL, who);
 	return 0;
+}
+
+void sy_registry_set_who(struct sy_registry *r, const char *origin, const char *peer, const char *reason)
+{
+	snprintf(r->who.origin, sizeof(r->who.origin), "%s", origin ? origin : "");
+	snprintf(r->who.peer, sizeof(r->who.peer), "%s", peer ? peer : "");
+	snprintf(r->who.reason, sizeof(r->who.reason), "%s", reason ? reason : "");
 }
 
 int sy_registry_subscribe(struct sy_registry *r, const char *name, sy_registry_sub_fn fn, void *ctx)
@@ -327,7 +355,7 @@ static void on_remote(void *ctx, const Switchyard__V1__State *st)
 		sy_mset_free(s, n);
 		return;
 	}
-	publish(r, SY_COMMIT_REMOTE, s, n, NULL);
+	publish(r, SY_COMMIT_REMOTE, s, n, NULL, NULL);
 }
 
 static const char *load_error(int e)
@@ -367,7 +395,7 @@ int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err)
 		sy_mset_free(s, n);
 		return -EIO;
 	}
-	publish(r, SY_COMMIT_LOAD, s, n, NULL);
+	publish(r, SY_COMMIT_LOAD, s, n, NULL, NULL);
 	if ((e = sy_store_watch(r->store, on_remote, r))) {
 		set_err(err, "watch state %s: %s", r->store->where, strerror(-e));
 		return e;
@@ -395,9 +423,11 @@ static int has_target_clients(const struct sy_migration_state *m)
 	return 0;
 }
 
-/* Puts spec m into cand (at an existing index or appended at cand[*n]). */
+/* Puts spec m into cand (at an existing index or appended at cand[*n]). from_file: the
+ * config file declares m, and the file rule (ownership.h) decides its ratio and pins;
+ * otherwise (ApplyMigration) m is taken as it is. origin NULL keeps the migration's. */
 static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_migration_spec *m,
-		  const char *origin, struct sy_spec_err *err)
+		  const char *origin, bool from_file, struct sy_spec_err *err)
 {
 	ssize_t at = set_find(cand, *n, m->name);
 	struct sy_migration_state nm = {0};
@@ -405,6 +435,18 @@ static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_mi
 
 	if ((e = sy_migration_spec_copy(&nm.spec, m)))
 		return e;
+	if (from_file) {
+		nm.file_spec = calloc(1, sizeof(*nm.file_spec));
+		if (!nm.file_spec || sy_migration_spec_copy(nm.file_spec, m) ||
+		    (at >= 0 && sy_file_rule(&nm.spec, &cand[at].spec, m, cand[at].file_spec))) {
+			sy_mstate_free(&nm);
+			return -ENOMEM;
+		}
+	} else if (at >= 0 && cand[at].file_spec) {
+		/* the API's change is not the file's: what the file said stays the reference */
+		nm.file_spec = cand[at].file_spec;
+		cand[at].file_spec = NULL;
+	}
 	if ((e = resolve_pins(&nm, err))) {
 		sy_mstate_free(&nm);
 		return e;
@@ -424,6 +466,7 @@ static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_mi
 					nm.healthy_mask |= (uint8_t)(1u << i);
 		snprintf(nm.origin, sizeof(nm.origin), "%s", origin ? origin : old->origin);
 		nm.co = old->co;
+		nm.ratio_by = old->ratio_by;
 		if (plan_running(old))
 			nm.spec.ratio_bp = old->spec.ratio_bp; /* the controller owns it */
 		derive(&nm);
@@ -445,49 +488,73 @@ static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_mi
 	return 0;
 }
 
-/* Validates one spec against every other migration of the current set. */
-static int validate_one(struct sy_registry *r, const struct sy_migration_spec *m, struct sy_spec_err *err)
+/* Validates one spec against every other migration of the set s. */
+static int validate_one(const struct sy_migration_state *s, size_t n_s, const struct sy_migration_spec *m,
+			struct sy_spec_err *err)
 {
-	struct sy_migration_spec *others = calloc(r->n + 1, sizeof(*others));
+	struct sy_migration_spec *others = calloc(n_s + 1, sizeof(*others));
 	size_t n = 0;
 	int e;
 
 	if (!others)
 		return -ENOMEM;
-	for (size_t i = 0; i < r->n; i++)
-		if (strcmp(r->migs[i].spec.name, m->name) != 0)
-			others[n++] = r->migs[i].spec; /* shallow: read only */
+	for (size_t i = 0; i < n_s; i++)
+		if (strcmp(s[i].spec.name, m->name) != 0)
+			others[n++] = s[i].spec; /* shallow: read only */
 	e = sy_spec_validate_against(m, others, n, err);
 	free(others);
 	return e;
 }
 
-int sy_registry_apply(struct sy_registry *r, const struct sy_migration_spec *m, struct sy_spec_err *err)
+/* The set ApplyMigration makes of the current one with specs m[0..k) applied in turn
+ * (one for the API, several for a preview of syctl apply). */
+static int build_apply(struct sy_registry *r, const struct sy_migration_spec *m, size_t k,
+		       struct sy_migration_state **out, size_t *n_out, struct sy_spec_err *err)
 {
-	struct sy_migration_state *cand;
+	struct sy_migration_state *cand, *next;
 	size_t n = r->n;
 	int e;
 
-	if ((e = validate_one(r, m, err)))
-		return e;
 	if ((e = set_clone(r, &cand)))
 		return e;
-	if ((e = upsert(cand, &n, m, NULL, err))) {
+	if (!(next = realloc(cand, (r->n + k + 1) * sizeof(*cand)))) {
 		sy_mset_free(cand, n);
-		return e;
+		return -ENOMEM;
 	}
-	return commit_set(r, cand, n, err);
+	cand = next;
+	for (size_t i = 0; i < k; i++) {
+		if ((e = validate_one(cand, n, &m[i], err)) ||
+		    (e = upsert(cand, &n, &m[i], NULL, false, err))) {
+			sy_mset_free(cand, n);
+			return e;
+		}
+	}
+	*out = cand;
+	*n_out = n;
+	return 0;
 }
 
-int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const char *file,
-			   struct sy_spec_err *err)
+int sy_registry_apply(struct sy_registry *r, const struct sy_migration_spec *m, struct sy_spec_err *err)
+{
+	struct sy_migration_state *cand;
+	struct sy_who who = who_now(r, "api");
+	size_t n;
+	int e;
+
+	if ((e = build_apply(r, m, 1, &cand, &n, err)))
+		return e;
+	return commit_set(r, cand, n, &who, err);
+}
+
+/* The set a config file makes of the current one (the file rule, deletions of its own
+ * migrations it no longer names), validated, not committed. */
+static int build_file(struct sy_registry *r, const struct sy_spec *s, const char *file, const char *origin,
+		      struct sy_migration_state **out, size_t *n_out, struct sy_spec_err *err)
 {
 	struct sy_migration_state *cand, *next;
-	char origin[PATH_MAX + 8];
 	size_t n = r->n, m = 0;
 	int e;
 
-	snprintf(origin, sizeof(origin), "file:%s", file);
 	if ((e = sy_spec_validate(s, file, err)))
 		return e;
 	/* Migrations made through the API are not the file's to delete, but they must not
@@ -518,7 +585,7 @@ int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const
 	}
 	cand = next;
 	for (size_t j = 0; j < s->n; j++) {
-		if ((e = upsert(cand, &n, &s->migs[j], origin, err))) {
+		if ((e = upsert(cand, &n, &s->migs[j], origin, true, err))) {
 			char msg[sizeof(err->msg)];
 
 			snprintf(msg, sizeof(msg), "%s", err->msg);
@@ -551,7 +618,64 @@ int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const
 		}
 		sy_mstate_free(&cand[i]);
 	}
-	return commit_set(r, cand, m, err);
+	*out = cand;
+	*n_out = m;
+	return 0;
+}
+
+int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const char *file,
+			   struct sy_spec_err *err)
+{
+	struct sy_migration_state *cand;
+	struct sy_who who = {0};
+	size_t n;
+	int e;
+
+	snprintf(who.origin, sizeof(who.origin), "file:%s", file);
+	if ((e = build_file(r, s, file, who.origin, &cand, &n, err)))
+		return e;
+	return commit_set(r, cand, n, &who, err);
+}
+
+/* The diff of a candidate set against the current one; takes cand. */
+static int preview(struct sy_registry *r, struct sy_migration_state *cand, size_t n, const struct sy_who *who,
+		   struct sy_diff *d)
+{
+	int e = sy_ownership_stamp(cand, n, r->migs, r->n, who);
+
+	if (!e)
+		e = sy_mset_diff(r->migs, r->n, cand, n, d);
+	sy_mset_free(cand, n);
+	return e;
+}
+
+int sy_registry_preview_apply(struct sy_registry *r, const struct sy_migration_spec *m, size_t k,
+			      struct sy_diff *d, struct sy_spec_err *err)
+{
+	struct sy_migration_state *cand;
+	struct sy_who who = who_now(r, "api");
+	size_t n;
+	int e;
+
+	memset(d, 0, sizeof(*d));
+	if ((e = build_apply(r, m, k, &cand, &n, err)))
+		return e;
+	return preview(r, cand, n, &who, d);
+}
+
+int sy_registry_preview_file(struct sy_registry *r, const struct sy_spec *s, const char *file,
+			     struct sy_diff *d, struct sy_spec_err *err)
+{
+	struct sy_migration_state *cand;
+	struct sy_who who = {0};
+	size_t n;
+	int e;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(who.origin, sizeof(who.origin), "file:%s", file);
+	if ((e = build_file(r, s, file, who.origin, &cand, &n, err)))
+		return e;
+	return preview(r, cand, n, &who, d);
 }
 
 int sy_registry_delete(struct sy_registry *r, const char *name, bool force, struct sy_spec_err *err)
@@ -559,6 +683,7 @@ int sy_registry_delete(struct sy_registry *r, const char *name, bool force, stru
 	struct sy_migration_state *cand;
 	ssize_t at = set_find(r->migs, r->n, name);
 	size_t n = r->n;
+	struct sy_who who;
 	int e;
 
 	if (at < 0) {
@@ -580,16 +705,19 @@ int sy_registry_delete(struct sy_registry *r, const char *name, bool force, stru
 	sy_mstate_free(&cand[at]);
 	memmove(&cand[at], &cand[at + 1], (n - (size_t)at - 1) * sizeof(*cand));
 	n--;
-	return commit_set(r, cand, n, err);
+	who = who_now(r, "api");
+	return commit_set(r, cand, n, &who, err);
 }
 
-/* Clones the set, lets `change` edit the named migration, commits. */
-static int edit(struct sy_registry *r, const char *name, struct sy_spec_err *err,
+/* Clones the set, lets `change` edit the named migration, commits. dflt: who makes it
+ * when the caller said nothing (sy_registry_set_who). */
+static int edit(struct sy_registry *r, const char *name, const char *dflt, struct sy_spec_err *err,
 		int (*change)(struct sy_migration_state *m, const void *arg, struct sy_spec_err *err),
 		const void *arg)
 {
 	struct sy_migration_state *cand;
 	ssize_t at = set_find(r->migs, r->n, name);
+	struct sy_who who = who_now(r, dflt);
 	int e;
 
 	if (at < 0) {
@@ -603,7 +731,7 @@ static int edit(struct sy_registry *r, const char *name, struct sy_spec_err *err
 		return e;
 	}
 	cand[at].updated_unix_ms = sy_unix_ms();
-	return commit_set(r, cand, r->n, err);
+	return commit_set(r, cand, r->n, &who, err);
 }
 
 static int change_ratio(struct sy_migration_state *m, const void *arg, struct sy_spec_err *err)
@@ -620,7 +748,7 @@ static int change_ratio(struct sy_migration_state *m, const void *arg, struct sy
 
 int sy_registry_set_ratio(struct sy_registry *r, const char *name, uint32_t ratio_bp, struct sy_spec_err *err)
 {
-	return edit(r, name, err, change_ratio, &ratio_bp);
+	return edit(r, name, "api", err, change_ratio, &ratio_bp);
 }
 
 struct cutover_arg {
@@ -648,7 +776,7 @@ int sy_registry_set_cutover(struct sy_registry *r, const char *name, const struc
 {
 	struct cutover_arg ca = {.co = co, .ratio_bp = ratio_bp};
 
-	return edit(r, name, err, change_cutover, &ca);
+	return edit(r, name, "plan", err, change_cutover, &ca);
 }
 
 struct pin_arg {
@@ -715,14 +843,14 @@ int sy_registry_pin(struct sy_registry *r, const char *name, const char *cgroup,
 		set_err(err, "side: must be legacy or target");
 		return -EINVAL;
 	}
-	return edit(r, name, err, change_pin, &pa);
+	return edit(r, name, "api", err, change_pin, &pa);
 }
 
 int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgroup, struct sy_spec_err *err)
 {
 	struct pin_arg pa = {.cgroup = cgroup, .remove = true};
 
-	return edit(r, name, err, change_pin, &pa);
+	return edit(r, name, "api", err, change_pin, &pa);
 }
 
 /* ---- reads ---------------------------------------------------------------------- */
@@ -799,5 +927,5 @@ void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoi
 		if (r->bpf && (e = sy_mapsync_write_one(r->bpf, &v)))
 			sy_error("migrations", "%s: update healthy mask: %s", m->spec.name, strerror(-e));
 	}
-	publish(r, SY_COMMIT_HEALTH, cand, r->n, why);
+	publish(r, SY_COMMIT_HEALTH, cand, r->n, why, NULL);
 }
