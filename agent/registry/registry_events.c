@@ -93,26 +93,16 @@ static uint64_t emit(struct sy_events *ev, const char *name, const char *kind, s
 	emit(ev, name, kind, (struct sy_event_attr[]){__VA_ARGS__},                                          \
 	     sizeof((struct sy_event_attr[]){__VA_ARGS__}) / sizeof(struct sy_event_attr), msg)
 
-/* The message, and " (by api uid=0 pid=42: reason)" when a peer or a reason says more. */
-static const char *by_suffix(const struct who *w, char *buf, size_t n)
-{
-	buf[0] = '\0';
-	if (w->peer[0] || w->reason[0])
-		msgf(buf, n, " (by %s%s%s%s%s)", w->origin, w->peer[0] ? " " : "", w->peer,
-		     w->reason[0] ? ": " : "", w->reason);
-	return buf;
-}
-
 static void created(struct sy_events *ev, const struct sy_migration_state *m, const struct who *w)
 {
-	char legacy[512], target[512], ratio[16], bp[16], pins[16], msg[SY_EVENT_MSG_MAX], by[400];
+	char legacy[512], target[512], ratio[16], bp[16], pins[16], msg[SY_EVENT_MSG_MAX];
 
 	eps_str(m->spec.legacy, m->spec.n_legacy, legacy, sizeof(legacy));
 	eps_str(m->spec.target, m->spec.n_target, target, sizeof(target));
 	snprintf(bp, sizeof(bp), "%u", m->spec.ratio_bp);
 	snprintf(pins, sizeof(pins), "%zu", m->spec.n_pins);
-	msgf(msg, sizeof(msg), "created from %s: legacy %s, target %s, ratio %s%s", w->origin, legacy, target,
-	     ratio_str(m->spec.ratio_bp, ratio, sizeof(ratio)), by_suffix(w, by, sizeof(by)));
+	msgf(msg, sizeof(msg), "created from %s: legacy %s, target %s, ratio %s", w->origin, legacy, target,
+	     ratio_str(m->spec.ratio_bp, ratio, sizeof(ratio)));
 	EMIT(ev, m->spec.name, "migration.created", msg, {"ratio_bp", bp},
 	     {"client", m->spec.client_mode == SY_CLIENT_CONNECTION ? "connection" : "cgroup"},
 	     {"legacy", legacy}, {"target", target}, {"pins", pins}, WHO_ATTRS(*w));
@@ -122,9 +112,7 @@ static void pins_changed(struct sy_events *ev, const struct sy_migration_state *
 			 const struct sy_migration_state *m, const struct who *w)
 {
 	const char *name = m->spec.name;
-	char msg[SY_EVENT_MSG_MAX], by[400];
-
-	by_suffix(w, by, sizeof(by));
+	char msg[SY_EVENT_MSG_MAX];
 
 	for (size_t i = 0; i < m->spec.n_pins; i++) {
 		const struct sy_pin_spec *p = &m->spec.pins[i];
@@ -134,12 +122,12 @@ static void pins_changed(struct sy_events *ev, const struct sy_migration_state *
 			if (strcmp(o->spec.pins[j].cgroup, p->cgroup) == 0)
 				was = &o->spec.pins[j];
 		if (!was) {
-			msgf(msg, sizeof(msg), "pinned %s to %s%s", p->cgroup, side_name(p->side), by);
+			msgf(msg, sizeof(msg), "pinned %s to %s", p->cgroup, side_name(p->side));
 			EMIT(ev, name, "migration.pinned", msg, {"cgroup", p->cgroup},
 			     {"side", side_name(p->side)}, WHO_ATTRS(*w));
 		} else if (was->side != p->side) {
-			msgf(msg, sizeof(msg), "pinned %s to %s (was %s)%s", p->cgroup, side_name(p->side),
-			     side_name(was->side), by);
+			msgf(msg, sizeof(msg), "pinned %s to %s (was %s)", p->cgroup, side_name(p->side),
+			     side_name(was->side));
 			EMIT(ev, name, "migration.pinned", msg, {"cgroup", p->cgroup},
 			     {"side", side_name(p->side)}, {"old_side", side_name(was->side)}, WHO_ATTRS(*w));
 		}
@@ -151,7 +139,7 @@ static void pins_changed(struct sy_events *ev, const struct sy_migration_state *
 		for (size_t i = 0; i < m->spec.n_pins && !kept; i++)
 			kept = strcmp(m->spec.pins[i].cgroup, p->cgroup) == 0;
 		if (!kept) {
-			msgf(msg, sizeof(msg), "unpinned %s (was %s)%s", p->cgroup, side_name(p->side), by);
+			msgf(msg, sizeof(msg), "unpinned %s (was %s)", p->cgroup, side_name(p->side));
 			EMIT(ev, name, "migration.unpinned", msg, {"cgroup", p->cgroup},
 			     {"side", side_name(p->side)}, WHO_ATTRS(*w));
 		}
@@ -161,19 +149,18 @@ static void pins_changed(struct sy_events *ev, const struct sy_migration_state *
 static void changed(struct sy_events *ev, const struct sy_migration_state *o,
 		    const struct sy_migration_state *m, const struct who *w)
 {
-	char fields[256], a[16], b[16], ra[16], rb[16], msg[SY_EVENT_MSG_MAX], by[400];
+	char fields[256], a[16], b[16], ra[16], rb[16], msg[SY_EVENT_MSG_MAX];
 
-	by_suffix(w, by, sizeof(by));
 	sy_spec_changed_fields(&o->spec, &m->spec, fields, sizeof(fields));
 	if (fields[0]) {
-		msgf(msg, sizeof(msg), "updated %s (from %s)%s", fields, w->origin, by);
+		msgf(msg, sizeof(msg), "updated %s (from %s)", fields, w->origin);
 		EMIT(ev, m->spec.name, "migration.updated", msg, {"changed", fields}, WHO_ATTRS(*w));
 	}
 	if (o->spec.ratio_bp != m->spec.ratio_bp) {
 		snprintf(a, sizeof(a), "%u", o->spec.ratio_bp);
 		snprintf(b, sizeof(b), "%u", m->spec.ratio_bp);
-		msgf(msg, sizeof(msg), "ratio %s -> %s%s", ratio_str(o->spec.ratio_bp, ra, sizeof(ra)),
-		     ratio_str(m->spec.ratio_bp, rb, sizeof(rb)), by);
+		msgf(msg, sizeof(msg), "ratio %s -> %s", ratio_str(o->spec.ratio_bp, ra, sizeof(ra)),
+		     ratio_str(m->spec.ratio_bp, rb, sizeof(rb)));
 		EMIT(ev, m->spec.name, "migration.ratio_changed", msg, {"old_ratio_bp", a},
 		     {"new_ratio_bp", b}, WHO_ATTRS(*w));
 	}
@@ -202,12 +189,11 @@ static void commit_events(struct sy_events *ev, const struct sy_commit *c,
 	}
 	for (size_t i = 0; i < n_before; i++) {
 		struct who w = who_of(c, &before[i]);
-		char msg[SY_EVENT_MSG_MAX], by[400];
+		char msg[SY_EVENT_MSG_MAX];
 
 		if (find(after, n_after, before[i].spec.name))
 			continue;
-		msgf(msg, sizeof(msg), "deleted (was from %s)%s", before[i].origin,
-		     by_suffix(&w, by, sizeof(by)));
+		msgf(msg, sizeof(msg), "deleted (was from %s)", before[i].origin);
 		EMIT(ev, before[i].spec.name, "migration.deleted", msg, WHO_ATTRS(w));
 	}
 }
