@@ -41,7 +41,9 @@ void print_migration(const Switchyard__V1__Migration *m)
 	printf("name:      %s\n", s->name);
 	char ratio[SY_RATIO_STRLEN];
 
-	printf("ratio:     %s (%ubp)\n", sy_ratio_format(s->ratio_bp, ratio, sizeof(ratio)), s->ratio_bp);
+	printf("ratio:     %s (%ubp)", sy_ratio_format(s->ratio_bp, ratio, sizeof(ratio)), s->ratio_bp);
+	print_ratio_owner(m);
+	printf("\n");
 	printf("client:    %s\n",
 	       s->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION ? "connection" : "cgroup");
 	for (size_t i = 0; i < s->n_legacy; i++)
@@ -52,9 +54,7 @@ void print_migration(const Switchyard__V1__Migration *m)
 		       : m->targets[i]->healthy ? "healthy"
 						: "UNHEALTHY",
 		       m->targets[i]->last_error[0] ? ": " : "", m->targets[i]->last_error);
-	for (size_t i = 0; i < s->n_pins; i++)
-		printf("pin:       %s -> %s\n", s->pins[i]->cgroup,
-		       s->pins[i]->side == SWITCHYARD__V1__SIDE__SIDE_TARGET ? "target" : "legacy");
+	print_pins_owned(m);
 	if (c)
 		printf("decisions: legacy %llu, target %llu, pinned legacy %llu, pinned target %llu, "
 		       "fallback %llu\n",
@@ -227,12 +227,12 @@ void print_event(const Switchyard__V1__Event *e)
 {
 	time_t t = (time_t)(e->unix_ms / 1000);
 	struct tm tm;
-	char when[32];
+	char when[32], who[1024];
 
 	localtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	printf("%s.%03u  %-16s %-24s %s\n", when, (unsigned)(e->unix_ms % 1000),
-	       e->migration[0] ? e->migration : "-", e->kind, e->message);
+	printf("%s.%03u  %-16s %-24s %s%s\n", when, (unsigned)(e->unix_ms % 1000),
+	       e->migration[0] ? e->migration : "-", e->kind, e->message, event_who(e, who, sizeof(who)));
 }
 
 void print_audit(const Switchyard__V1__AuditStatus *a)

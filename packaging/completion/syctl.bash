@@ -21,7 +21,7 @@ _syctl()
 	COMPREPLY=()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local commands="status apply get list delete cutover pin unpin watch events health backfill verify"
+	local commands="status apply diff get list delete cutover pin unpin watch events health backfill verify"
 	local global="--server --timeout -o --help"
 
 	# the command: the first word that is neither a global option nor its value
@@ -37,7 +37,7 @@ _syctl()
 	-o) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
 	--server | --timeout | --reason | --rate | --bytes-rate | --interval | --count | --since) return ;;
 	-f)
-		if [ "$cmd" = apply ]; then
+		if [ "$cmd" = apply ] || [ "$cmd" = diff ]; then
 			COMPREPLY=($(compgen -f -X '!*.@(yaml|yml)' -- "$cur") $(compgen -d -- "$cur"))
 			return
 		fi
@@ -66,11 +66,12 @@ _syctl()
 	status | get | delete | watch | events | backfill | verify | pin | unpin | cutover) names=1 ;;
 	esac
 	case $cmd in
-	apply) opts="-f" ;;
+	apply) opts="-f --dry-run" ;;
+	diff) opts="-f" ;;
 	delete) opts="--force" ;;
 	cutover) opts="--drain --reason" ;;
-	pin) opts="--cgroup --side" ;;
-	unpin) opts="--cgroup" ;;
+	pin) opts="--cgroup --side --reason" ;;
+	unpin) opts="--cgroup --reason" ;;
 	watch) opts="--interval --count" ;;
 	events) opts="-f --follow --since" ;;
 	backfill) opts="--rate --bytes-rate -f --follow --status" ;;
