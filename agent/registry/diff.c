@@ -11,10 +11,9 @@
 
 /* ---- one spec field alone ------------------------------------------------------------ */
 
-static size_t storage_size(const ProtobufCFieldDescriptor *fd)
+/* The size of one value of fd's type (an element, for a repeated field). */
+static size_t value_size(const ProtobufCFieldDescriptor *fd)
 {
-	if (fd->label == PROTOBUF_C_LABEL_REPEATED)
-		return sizeof(void *);
 	switch (fd->type) {
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
@@ -33,6 +32,12 @@ static size_t storage_size(const ProtobufCFieldDescriptor *fd)
 	default:
 		return 4;
 	}
+}
+
+/* What fd takes in its message: a pointer for a repeated field. */
+static size_t storage_size(const ProtobufCFieldDescriptor *fd)
+{
+	return fd->label == PROTOBUF_C_LABEL_REPEATED ? sizeof(void *) : value_size(fd);
 }
 
 /* A message holding only field fd of m (shallow: its data is m's; free() it). */
@@ -70,31 +75,88 @@ static int field_packed(const ProtobufCMessage *m, const ProtobufCFieldDescripto
 	return *out ? 0 : -1;
 }
 
-/* The field's value as proto3 JSON ("" when it has its default value). */
+/* One value of field fd at p: numbers, enums by name, strings as they are, messages as
+ * proto3 JSON. */
+static void value_text(FILE *f, const ProtobufCFieldDescriptor *fd, const void *p)
+{
+	switch (fd->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		fprintf(f, "%d", *(const int32_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		fprintf(f, "%u", *(const uint32_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		fprintf(f, "%lld", (long long)*(const int64_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)p);
+		break;
+	case PROTOBUF_C_TYPE_FLOAT:
+		fprintf(f, "%g", *(const float *)p);
+		break;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		fprintf(f, "%g", *(const double *)p);
+		break;
+	case PROTOBUF_C_TYPE_BOOL:
+		fputs(*(const protobuf_c_boolean *)p ? "true" : "false", f);
+		break;
+	case PROTOBUF_C_TYPE_ENUM: {
+		const ProtobufCEnumValue *v =
+			protobuf_c_enum_descriptor_get_value(fd->descriptor, *(const int *)p);
+
+		if (v)
+			fputs(v->name, f);
+		else
+			fprintf(f, "%d", *(const int *)p);
+		break;
+	}
+	case PROTOBUF_C_TYPE_STRING:
+		fputs(*(char *const *)p ? *(char *const *)p : "", f);
+		break;
+	case PROTOBUF_C_TYPE_MESSAGE:
+		if (*(ProtobufCMessage *const *)p)
+			sy_pbjson_print(f, *(ProtobufCMessage *const *)p);
+		break;
+	default:
+		fputs("(bytes)", f);
+		break;
+	}
+}
+
+/* Field fd of m as text: a repeated field as "a, b", an absent message as "". */
 static void field_text(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, char *out, size_t n)
 {
-	ProtobufCMessage *tmp = field_alone(m, fd);
-	char *buf = NULL, *v;
+	const char *base = (const char *)m + fd->offset;
+	char *buf = NULL;
 	size_t len = 0;
-	FILE *f;
+	FILE *f = open_memstream(&buf, &len);
 
 	out[0] = '\0';
-	if (!tmp)
+	if (!f)
 		return;
-	if ((f = open_memstream(&buf, &len))) {
-		sy_pbjson_print(f, tmp);
-		fclose(f);
+	if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+		size_t k = *(const size_t *)((const char *)m + fd->quantifier_offset);
+		const char *arr = *(char *const *)base;
+		size_t sz = value_size(fd);
+
+		for (size_t i = 0; i < k; i++) {
+			if (i)
+				fputs(", ", f);
+			value_text(f, fd, arr + i * sz);
+		}
+	} else {
+		value_text(f, fd, base);
 	}
-	free(tmp);
-	if (!buf)
-		return;
-	/* {"key":VALUE} → VALUE */
-	v = strchr(buf, ':');
-	if (v && len >= 2 && buf[len - 1] == '}') {
-		buf[len - 1] = '\0';
-		if (snprintf(out, n, "%s", v + 1) >= (int)n && n > 4)
-			strcpy(out + n - 4, "...");
-	}
+	fclose(f);
+	if (buf && snprintf(out, n, "%s", buf) >= (int)n && n > 4)
+		strcpy(out + n - 4, "...");
 	free(buf);
 }
 
