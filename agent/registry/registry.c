@@ -297,7 +297,11 @@ struct sy_bpf *sy_registry_bpf(const struct sy_registry *r)
 	return r->bpf;
 }
 
-static int resolve_pins(struct sy_migration_state *m, struct sy_spec_err *err)
+/* The cgroup ids of m's pins. kept (may be NULL): the running migration, whose pins the
+ * file rule kept as they run — one whose cgroup is gone keeps its id (the reload moves
+ * nothing; unpin it by hand) rather than failing the whole file. */
+static int resolve_pins(struct sy_migration_state *m, const struct sy_migration_state *kept,
+			struct sy_spec_err *err)
 {
 	free(m->pin_cgroup_ids);
 	m->pin_cgroup_ids = calloc(m->spec.n_pins ? m->spec.n_pins : 1, sizeof(uint64_t));
@@ -307,6 +311,16 @@ static int resolve_pins(struct sy_migration_state *m, struct sy_spec_err *err)
 		struct stat st;
 
 		if (stat(m->spec.pins[i].cgroup, &st) < 0) {
+			size_t k = kept ? kept->spec.n_pins : 0;
+
+			for (size_t j = 0; kept && j < kept->spec.n_pins; j++)
+				if (strcmp(kept->spec.pins[j].cgroup, m->spec.pins[i].cgroup) == 0 &&
+				    kept->spec.pins[j].side == m->spec.pins[i].side)
+					k = j;
+			if (kept && k < kept->spec.n_pins) {
+				m->pin_cgroup_ids[i] = kept->pin_cgroup_ids[k];
+				continue;
+			}
 			set_err(err, "pins[%zu].cgroup: %s: %s", i, m->spec.pins[i].cgroup, strerror(errno));
 			return -EINVAL;
 		}
@@ -447,7 +461,7 @@ static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_mi
 		nm.file_spec = cand[at].file_spec;
 		cand[at].file_spec = NULL;
 	}
-	if ((e = resolve_pins(&nm, err))) {
+	if ((e = resolve_pins(&nm, from_file && at >= 0 ? &cand[at] : NULL, err))) {
 		sy_mstate_free(&nm);
 		return e;
 	}
@@ -828,7 +842,7 @@ static int change_pin(struct sy_migration_state *m, const void *arg, struct sy_s
 	if ((e = sy_migration_spec_validate(&next, err)) == 0) {
 		sy_migration_spec_free(&m->spec);
 		m->spec = next;
-		return resolve_pins(m, err);
+		return resolve_pins(m, NULL, err);
 	}
 	sy_migration_spec_free(&next);
 	return e;
