@@ -376,10 +376,11 @@ static void on_hup(struct sy_loop *l, int signo, void *arg)
 	}
 	sd_notify(0, "RELOADING=1");
 	if (load_config(d, NULL, &diff, &err)) {
-		sy_error("config", "reload refused, running configuration kept: %s", err.msg);
 		sy_events_emit(d->events, "", "daemon.reload_failed",
 			       SY_EVENT_ATTRS({"file", d->o.config}, {"error", err.msg}),
 			       "reload of %s refused, running configuration kept: %s", d->o.config, err.msg);
+		/* last: the one line that says why, for whoever reads the log's tail */
+		sy_error("config", "reload refused, running configuration kept: %s", err.msg);
 		sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", err.msg);
 		return;
 	}

@@ -1,4 +1,6 @@
-/* registry.c — see registry.h.
+/* registry.c — see registry.h. The commit path, the edits of one migration (ratio,
+ * pins, plan progress), deletion, reads and health; the changes that declare
+ * migrations (ApplyMigration, a config file) and their previews are registry_apply.c.
  *
  * Every change builds a candidate set (a deep copy with the change) and validates it;
  * the commit then hands the store the new state, which calls back to write the kernel
@@ -27,30 +29,11 @@
 #include "model/endpoint.h"
 #include "registry/diff.h"
 #include "registry/ownership.h"
+#include "registry/registry_impl.h"
 #include "registry/registry_pb.h"
 #include "registry/store.h"
 
-#define MAX_SUBS 16
-
-struct sub {
-	char name[24];
-	sy_registry_sub_fn fn;
-	void *ctx;
-};
-
-struct sy_registry {
-	struct sy_bpf *bpf; /* NULL: no kernel (unit tests) */
-	struct sy_store *store;
-	struct sy_migration_state *migs;
-	size_t n;
-	struct sub subs[MAX_SUBS];
-	size_t n_subs;
-	bool notifying;	   /* subscribers are being called: the set must not change under them */
-	struct sy_who who; /* who makes the changes now (sy_registry_set_who); origin "" = none said */
-};
-
-static void set_err(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(struct sy_spec_err *err, const char *fmt, ...)
+void sy_reg_err(struct sy_spec_err *err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -63,7 +46,7 @@ static void set_err(struct sy_spec_err *err, const char *fmt, ...)
 
 /* The salt is derived from the name (FNV-1a): a migration re-created under the same
  * name, or declared on another host, splits clients the same way. */
-static uint64_t salt_of(const char *name)
+uint64_t sy_reg_salt(const char *name)
 {
 	return sy_fnv1a(name, strlen(name), SY_FNV_OFFSET);
 }
@@ -71,7 +54,7 @@ static uint64_t salt_of(const char *name)
 /* What the phase implies for the rest of the migration's state: mirror: auto follows
  * the plan (both from the backfill on, off once finished), and a plan added or removed
  * by an update starts pending or ends. */
-static void derive(struct sy_migration_state *m)
+void sy_reg_derive(struct sy_migration_state *m)
 {
 	if (!m->spec.plan.n_steps) {
 		memset(&m->co, 0, sizeof(m->co));
@@ -88,13 +71,13 @@ static void derive(struct sy_migration_state *m)
 }
 
 /* Whether the controller owns the ratio: an update of the spec keeps the live one. */
-static bool plan_running(const struct sy_migration_state *m)
+bool sy_reg_plan_running(const struct sy_migration_state *m)
 {
 	return m->co.phase >= SY_PHASE_BACKFILLING && m->co.phase <= SY_PHASE_ROLLED_BACK;
 }
 
 /* A copy of the current set with room for one more. */
-static int set_clone(const struct sy_registry *r, struct sy_migration_state **out)
+int sy_reg_clone(const struct sy_registry *r, struct sy_migration_state **out)
 {
 	struct sy_migration_state *s = calloc(r->n + 1, sizeof(*s));
 
@@ -110,7 +93,7 @@ static int set_clone(const struct sy_registry *r, struct sy_migration_state **ou
 	return 0;
 }
 
-static ssize_t set_find(const struct sy_migration_state *s, size_t n, const char *name)
+ssize_t sy_reg_find(const struct sy_migration_state *s, size_t n, const char *name)
 {
 	const struct sy_migration_state *m = sy_mset_find(s, n, name);
 
@@ -191,7 +174,7 @@ static int apply_maps(void *arg)
 
 /* Who makes the change being built: what the caller said (sy_registry_set_who), else
  * dflt ("api" for a change through the registry's API, "plan" for the controller's). */
-static struct sy_who who_now(const struct sy_registry *r, const char *dflt)
+struct sy_who sy_reg_who(const struct sy_registry *r, const char *dflt)
 {
 	struct sy_who w = r->who;
 
@@ -201,8 +184,8 @@ static struct sy_who who_now(const struct sy_registry *r, const char *dflt)
 }
 
 /* Makes `cand` the registry's set: stored, maps written, subscribers told. Takes cand. */
-static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, size_t ncand,
-		      const struct sy_who *who, struct sy_spec_err *err)
+int sy_reg_commit(struct sy_registry *r, struct sy_migration_state *cand, size_t ncand,
+		  const struct sy_who *who, struct sy_spec_err *err)
 {
 	struct apply_arg a = {.r = r, .s = cand, .n = ncand};
 	Switchyard__V1__State st;
@@ -210,7 +193,7 @@ static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, si
 
 	if (r->notifying) {
 		/* the subscribers being called hold the old and new sets */
-		set_err(err, "the registry cannot change while it reports a change");
+		sy_reg_err(err, "the registry cannot change while it reports a change");
 		sy_mset_free(cand, ncand);
 		return -EDEADLK;
 	}
@@ -224,9 +207,9 @@ static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, si
 	sy_mset_pb_free(&st);
 	if (e) {
 		if (a.ran && a.e)
-			set_err(err, "update kernel maps: %s", strerror(-a.e));
+			sy_reg_err(err, "update kernel maps: %s", strerror(-a.e));
 		else
-			set_err(err, "persist state in %s: %s", r->store->where, strerror(-e));
+			sy_reg_err(err, "persist state in %s: %s", r->store->where, strerror(-e));
 		if (a.ran)
 			write_maps(r, r->migs, r->n);
 		sy_mset_free(cand, ncand);
@@ -300,7 +283,7 @@ struct sy_bpf *sy_registry_bpf(const struct sy_registry *r)
 /* The cgroup ids of m's pins. kept (may be NULL): the running migration, whose pins the
  * file rule kept as they run — one whose cgroup is gone keeps its id (the reload moves
  * nothing; unpin it by hand) rather than failing the whole file. */
-static int resolve_pins(struct sy_migration_state *m, const struct sy_migration_state *kept,
+int sy_reg_resolve_pins(struct sy_migration_state *m, const struct sy_migration_state *kept,
 			struct sy_spec_err *err)
 {
 	free(m->pin_cgroup_ids);
@@ -321,7 +304,8 @@ static int resolve_pins(struct sy_migration_state *m, const struct sy_migration_
 				m->pin_cgroup_ids[i] = kept->pin_cgroup_ids[k];
 				continue;
 			}
-			set_err(err, "pins[%zu].cgroup: %s: %s", i, m->spec.pins[i].cgroup, strerror(errno));
+			sy_reg_err(err, "pins[%zu].cgroup: %s: %s", i, m->spec.pins[i].cgroup,
+				   strerror(errno));
 			return -EINVAL;
 		}
 		m->pin_cgroup_ids[i] = st.st_ino; /* cgroup v2: the id is the directory's inode */
@@ -336,7 +320,7 @@ static void settle_loaded(struct sy_registry *r, struct sy_migration_state *s, s
 	for (size_t i = 0; i < n; i++) {
 		struct sy_map_mig v;
 
-		derive(&s[i]);
+		sy_reg_derive(&s[i]);
 		map_view(&s[i], &v);
 		s[i].healthy_mask = r->bpf ? sy_mapsync_healthy_mask(r->bpf, &v) : 0;
 	}
@@ -392,7 +376,7 @@ int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err)
 	int e = sy_store_load(r->store, &st);
 
 	if (e) {
-		set_err(err, "read state %s: %s", r->store->where, load_error(e));
+		sy_reg_err(err, "read state %s: %s", r->store->where, load_error(e));
 		return e;
 	}
 	if (st) {
@@ -405,13 +389,13 @@ int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err)
 	}
 	settle_loaded(r, s, n);
 	if ((e = write_maps(r, s, n))) {
-		set_err(err, "update kernel maps: %s", strerror(-e));
+		sy_reg_err(err, "update kernel maps: %s", strerror(-e));
 		sy_mset_free(s, n);
 		return -EIO;
 	}
 	publish(r, SY_COMMIT_LOAD, s, n, NULL, NULL);
 	if ((e = sy_store_watch(r->store, on_remote, r))) {
-		set_err(err, "watch state %s: %s", r->store->where, strerror(-e));
+		sy_reg_err(err, "watch state %s: %s", r->store->where, strerror(-e));
 		return e;
 	}
 	return 0;
@@ -419,15 +403,7 @@ int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err)
 
 /* ---- changes -------------------------------------------------------------------- */
 
-static uint32_t free_slot(const struct sy_migration_state *s, size_t n)
-{
-	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++)
-		if (!sy_mset_by_id(s, n, id))
-			return id;
-	return 0;
-}
-
-static int has_target_clients(const struct sy_migration_state *m)
+int sy_reg_has_target_clients(const struct sy_migration_state *m)
 {
 	if (m->spec.ratio_bp > 0)
 		return 1;
@@ -437,290 +413,35 @@ static int has_target_clients(const struct sy_migration_state *m)
 	return 0;
 }
 
-/* Puts spec m into cand (at an existing index or appended at cand[*n]). from_file: the
- * config file declares m, and the file rule (ownership.h) decides its ratio and pins;
- * otherwise (ApplyMigration) m is taken as it is. origin NULL keeps the migration's. */
-static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_migration_spec *m,
-		  const char *origin, bool from_file, struct sy_spec_err *err)
-{
-	ssize_t at = set_find(cand, *n, m->name);
-	struct sy_migration_state nm = {0};
-	int e;
-
-	if ((e = sy_migration_spec_copy(&nm.spec, m)))
-		return e;
-	if (from_file) {
-		nm.file_spec = calloc(1, sizeof(*nm.file_spec));
-		if (!nm.file_spec || sy_migration_spec_copy(nm.file_spec, m) ||
-		    (at >= 0 && sy_file_rule(&nm.spec, &cand[at].spec, m, cand[at].file_spec))) {
-			sy_mstate_free(&nm);
-			return -ENOMEM;
-		}
-	} else if (at >= 0 && cand[at].file_spec) {
-		/* the API's change is not the file's: what the file said stays the reference */
-		nm.file_spec = cand[at].file_spec;
-		cand[at].file_spec = NULL;
-	}
-	if ((e = resolve_pins(&nm, from_file && at >= 0 ? &cand[at] : NULL, err))) {
-		sy_mstate_free(&nm);
-		return e;
-	}
-	nm.updated_unix_ms = sy_unix_ms();
-	if (at >= 0) {
-		struct sy_migration_state *old = &cand[at];
-
-		nm.id = old->id;
-		nm.salt = old->salt;
-		nm.created_unix_ms = old->created_unix_ms;
-		/* A target endpoint kept across the update keeps its health. */
-		for (uint32_t i = 0; i < nm.spec.n_target; i++)
-			for (uint32_t j = 0; j < old->spec.n_target; j++)
-				if (sy_endpoint_equal(&nm.spec.target[i], &old->spec.target[j]) &&
-				    (old->healthy_mask & (1u << j)))
-					nm.healthy_mask |= (uint8_t)(1u << i);
-		snprintf(nm.origin, sizeof(nm.origin), "%s", origin ? origin : old->origin);
-		nm.co = old->co;
-		nm.ratio_by = old->ratio_by;
-		if (plan_running(old))
-			nm.spec.ratio_bp = old->spec.ratio_bp; /* the controller owns it */
-		derive(&nm);
-		sy_mstate_free(old);
-		*old = nm;
-		return 0;
-	}
-	nm.id = free_slot(cand, *n);
-	if (nm.id == 0) {
-		set_err(err, "no free migration slot (at most %d migrations)", SY_MAX_MIGRATIONS - 1);
-		sy_mstate_free(&nm);
-		return -ENOSPC;
-	}
-	nm.salt = salt_of(m->name);
-	nm.created_unix_ms = nm.updated_unix_ms;
-	snprintf(nm.origin, sizeof(nm.origin), "%s", origin ? origin : "api");
-	derive(&nm);
-	cand[(*n)++] = nm;
-	return 0;
-}
-
-/* Validates one spec against every other migration of the set s. */
-static int validate_one(const struct sy_migration_state *s, size_t n_s, const struct sy_migration_spec *m,
-			struct sy_spec_err *err)
-{
-	struct sy_migration_spec *others = calloc(n_s + 1, sizeof(*others));
-	size_t n = 0;
-	int e;
-
-	if (!others)
-		return -ENOMEM;
-	for (size_t i = 0; i < n_s; i++)
-		if (strcmp(s[i].spec.name, m->name) != 0)
-			others[n++] = s[i].spec; /* shallow: read only */
-	e = sy_spec_validate_against(m, others, n, err);
-	free(others);
-	return e;
-}
-
-/* The set ApplyMigration makes of the current one with specs m[0..k) applied in turn
- * (one for the API, several for a preview of syctl apply). */
-static int build_apply(struct sy_registry *r, const struct sy_migration_spec *m, size_t k,
-		       struct sy_migration_state **out, size_t *n_out, struct sy_spec_err *err)
-{
-	struct sy_migration_state *cand, *next;
-	size_t n = r->n;
-	int e;
-
-	if ((e = set_clone(r, &cand)))
-		return e;
-	if (!(next = realloc(cand, (r->n + k + 1) * sizeof(*cand)))) {
-		sy_mset_free(cand, n);
-		return -ENOMEM;
-	}
-	cand = next;
-	for (size_t i = 0; i < k; i++) {
-		if ((e = validate_one(cand, n, &m[i], err)) ||
-		    (e = upsert(cand, &n, &m[i], NULL, false, err))) {
-			sy_mset_free(cand, n);
-			return e;
-		}
-	}
-	*out = cand;
-	*n_out = n;
-	return 0;
-}
-
-int sy_registry_apply(struct sy_registry *r, const struct sy_migration_spec *m, struct sy_spec_err *err)
-{
-	struct sy_migration_state *cand;
-	struct sy_who who = who_now(r, "api");
-	size_t n;
-	int e;
-
-	if ((e = build_apply(r, m, 1, &cand, &n, err)))
-		return e;
-	return commit_set(r, cand, n, &who, err);
-}
-
-/* The set a config file makes of the current one (the file rule, deletions of its own
- * migrations it no longer names), validated, not committed. */
-static int build_file(struct sy_registry *r, const struct sy_spec *s, const char *file, const char *origin,
-		      struct sy_migration_state **out, size_t *n_out, struct sy_spec_err *err)
-{
-	struct sy_migration_state *cand, *next;
-	size_t n = r->n, m = 0;
-	int e;
-
-	if ((e = sy_spec_validate(s, file, err)))
-		return e;
-	/* Migrations made through the API are not the file's to delete, but they must not
-	 * conflict with it either. */
-	for (size_t i = 0; i < r->n; i++) {
-		if (strcmp(r->migs[i].origin, origin) == 0)
-			continue;
-		for (size_t j = 0; j < s->n; j++) {
-			if (strcmp(r->migs[i].spec.name, s->migs[j].name) == 0)
-				continue;
-			e = sy_spec_validate_against(&s->migs[j], &r->migs[i].spec, 1, err);
-			if (e) {
-				char msg[sizeof(err->msg)];
-
-				snprintf(msg, sizeof(msg), "%s", err->msg);
-				set_err(err, "%s:%d: %s (migration \"%s\" was made through the API)", file,
-					s->migs[j].line, msg, r->migs[i].spec.name);
-				return e;
-			}
-		}
-	}
-	if ((e = set_clone(r, &cand)))
-		return e;
-	next = realloc(cand, (r->n + s->n + 1) * sizeof(*cand));
-	if (!next) {
-		sy_mset_free(cand, n);
-		return -ENOMEM;
-	}
-	cand = next;
-	for (size_t j = 0; j < s->n; j++) {
-		if ((e = upsert(cand, &n, &s->migs[j], origin, true, err))) {
-			char msg[sizeof(err->msg)];
-
-			snprintf(msg, sizeof(msg), "%s", err->msg);
-			set_err(err, "%s:%d: %s", file, s->migs[j].line, msg);
-			sy_mset_free(cand, n);
-			return e;
-		}
-	}
-	/* Drop this file's migrations that it no longer names. */
-	for (size_t i = 0; i < n; i++) {
-		int named = 0;
-
-		for (size_t j = 0; j < s->n && !named; j++)
-			named = strcmp(cand[i].spec.name, s->migs[j].name) == 0;
-		if (named || strcmp(cand[i].origin, origin) != 0) {
-			cand[m++] = cand[i];
-			continue;
-		}
-		if (has_target_clients(&cand[i])) {
-			set_err(err,
-				"%s: migration \"%s\" is no longer in the file but still sends clients to "
-				"its target; set its ratio to 0%% and remove its target pins first, or "
-				"delete "
-				"it with syctl delete --force",
-				file, cand[i].spec.name);
-			for (size_t k = i; k < n; k++)
-				cand[m++] = cand[k];
-			sy_mset_free(cand, m);
-			return -EBUSY;
-		}
-		sy_mstate_free(&cand[i]);
-	}
-	*out = cand;
-	*n_out = m;
-	return 0;
-}
-
-int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const char *file,
-			   struct sy_spec_err *err)
-{
-	struct sy_migration_state *cand;
-	struct sy_who who = {0};
-	size_t n;
-	int e;
-
-	snprintf(who.origin, sizeof(who.origin), "file:%s", file);
-	if ((e = build_file(r, s, file, who.origin, &cand, &n, err)))
-		return e;
-	return commit_set(r, cand, n, &who, err);
-}
-
-/* The diff of a candidate set against the current one; takes cand. */
-static int preview(struct sy_registry *r, struct sy_migration_state *cand, size_t n, const struct sy_who *who,
-		   struct sy_diff *d)
-{
-	int e = sy_ownership_stamp(cand, n, r->migs, r->n, who);
-
-	if (!e)
-		e = sy_mset_diff(r->migs, r->n, cand, n, d);
-	sy_mset_free(cand, n);
-	return e;
-}
-
-int sy_registry_preview_apply(struct sy_registry *r, const struct sy_migration_spec *m, size_t k,
-			      struct sy_diff *d, struct sy_spec_err *err)
-{
-	struct sy_migration_state *cand;
-	struct sy_who who = who_now(r, "api");
-	size_t n;
-	int e;
-
-	memset(d, 0, sizeof(*d));
-	if ((e = build_apply(r, m, k, &cand, &n, err)))
-		return e;
-	return preview(r, cand, n, &who, d);
-}
-
-int sy_registry_preview_file(struct sy_registry *r, const struct sy_spec *s, const char *file,
-			     struct sy_diff *d, struct sy_spec_err *err)
-{
-	struct sy_migration_state *cand;
-	struct sy_who who = {0};
-	size_t n;
-	int e;
-
-	memset(d, 0, sizeof(*d));
-	snprintf(who.origin, sizeof(who.origin), "file:%s", file);
-	if ((e = build_file(r, s, file, who.origin, &cand, &n, err)))
-		return e;
-	return preview(r, cand, n, &who, d);
-}
-
 int sy_registry_delete(struct sy_registry *r, const char *name, bool force, struct sy_spec_err *err)
 {
 	struct sy_migration_state *cand;
-	ssize_t at = set_find(r->migs, r->n, name);
+	ssize_t at = sy_reg_find(r->migs, r->n, name);
 	size_t n = r->n;
 	struct sy_who who;
 	int e;
 
 	if (at < 0) {
-		set_err(err, "migration \"%s\" not found", name);
+		sy_reg_err(err, "migration \"%s\" not found", name);
 		return -ENOENT;
 	}
-	if (!force && has_target_clients(&r->migs[at])) {
+	if (!force && sy_reg_has_target_clients(&r->migs[at])) {
 		char ratio[SY_RATIO_STRLEN];
 
-		set_err(err,
-			"migration \"%s\" still sends clients to its target (ratio %s%s); set the "
-			"ratio to 0%% first, or force",
-			name, sy_ratio_format(r->migs[at].spec.ratio_bp, ratio, sizeof(ratio)),
-			r->migs[at].spec.ratio_bp ? "" : ", pins to target");
+		sy_reg_err(err,
+			   "migration \"%s\" still sends clients to its target (ratio %s%s); set the "
+			   "ratio to 0%% first, or force",
+			   name, sy_ratio_format(r->migs[at].spec.ratio_bp, ratio, sizeof(ratio)),
+			   r->migs[at].spec.ratio_bp ? "" : ", pins to target");
 		return -EBUSY;
 	}
-	if ((e = set_clone(r, &cand)))
+	if ((e = sy_reg_clone(r, &cand)))
 		return e;
 	sy_mstate_free(&cand[at]);
 	memmove(&cand[at], &cand[at + 1], (n - (size_t)at - 1) * sizeof(*cand));
 	n--;
-	who = who_now(r, "api");
-	return commit_set(r, cand, n, &who, err);
+	who = sy_reg_who(r, "api");
+	return sy_reg_commit(r, cand, n, &who, err);
 }
 
 /* Clones the set, lets `change` edit the named migration, commits. dflt: who makes it
@@ -730,22 +451,22 @@ static int edit(struct sy_registry *r, const char *name, const char *dflt, struc
 		const void *arg)
 {
 	struct sy_migration_state *cand;
-	ssize_t at = set_find(r->migs, r->n, name);
-	struct sy_who who = who_now(r, dflt);
+	ssize_t at = sy_reg_find(r->migs, r->n, name);
+	struct sy_who who = sy_reg_who(r, dflt);
 	int e;
 
 	if (at < 0) {
-		set_err(err, "migration \"%s\" not found", name);
+		sy_reg_err(err, "migration \"%s\" not found", name);
 		return -ENOENT;
 	}
-	if ((e = set_clone(r, &cand)))
+	if ((e = sy_reg_clone(r, &cand)))
 		return e;
 	if ((e = change(&cand[at], arg, err))) {
 		sy_mset_free(cand, r->n);
 		return e;
 	}
 	cand[at].updated_unix_ms = sy_unix_ms();
-	return commit_set(r, cand, r->n, &who, err);
+	return sy_reg_commit(r, cand, r->n, &who, err);
 }
 
 static int change_ratio(struct sy_migration_state *m, const void *arg, struct sy_spec_err *err)
@@ -753,7 +474,7 @@ static int change_ratio(struct sy_migration_state *m, const void *arg, struct sy
 	uint32_t bp = *(const uint32_t *)arg;
 
 	if (bp > SY_RATIO_MAX) {
-		set_err(err, "ratio_bp: %u is out of range 0..%u", bp, SY_RATIO_MAX);
+		sy_reg_err(err, "ratio_bp: %u is out of range 0..%u", bp, SY_RATIO_MAX);
 		return -EINVAL;
 	}
 	m->spec.ratio_bp = bp;
@@ -775,13 +496,14 @@ static int change_cutover(struct sy_migration_state *m, const void *arg, struct 
 	const struct cutover_arg *ca = arg;
 
 	if (ca->ratio_bp > SY_RATIO_MAX) {
-		set_err(err, "ratio_bp: %lld is out of range 0..%u", (long long)ca->ratio_bp, SY_RATIO_MAX);
+		sy_reg_err(err, "ratio_bp: %lld is out of range 0..%u", (long long)ca->ratio_bp,
+			   SY_RATIO_MAX);
 		return -EINVAL;
 	}
 	if (ca->ratio_bp >= 0)
 		m->spec.ratio_bp = (uint32_t)ca->ratio_bp;
 	m->co = *ca->co;
-	derive(m);
+	sy_reg_derive(m);
 	return 0;
 }
 
@@ -810,7 +532,7 @@ static int change_pin(struct sy_migration_state *m, const void *arg, struct sy_s
 		if (strcmp(m->spec.pins[i].cgroup, pa->cgroup) == 0)
 			at = i;
 	if (pa->remove && at == m->spec.n_pins) {
-		set_err(err, "cgroup: %s is not pinned in migration \"%s\"", pa->cgroup, m->spec.name);
+		sy_reg_err(err, "cgroup: %s is not pinned in migration \"%s\"", pa->cgroup, m->spec.name);
 		return -ENOENT;
 	}
 	if ((e = sy_migration_spec_copy(&next, &m->spec)))
@@ -831,7 +553,7 @@ static int change_pin(struct sy_migration_state *m, const void *arg, struct sy_s
 		memset(&np[next.n_pins], 0, sizeof(np[0]));
 		if (snprintf(np[next.n_pins].cgroup, sizeof(np[0].cgroup), "%s", pa->cgroup) >=
 		    (int)sizeof(np[0].cgroup)) {
-			set_err(err, "cgroup: path too long");
+			sy_reg_err(err, "cgroup: path too long");
 			next.n_pins++;
 			sy_migration_spec_free(&next);
 			return -EINVAL;
@@ -842,7 +564,7 @@ static int change_pin(struct sy_migration_state *m, const void *arg, struct sy_s
 	if ((e = sy_migration_spec_validate(&next, err)) == 0) {
 		sy_migration_spec_free(&m->spec);
 		m->spec = next;
-		return resolve_pins(m, NULL, err);
+		return sy_reg_resolve_pins(m, NULL, err);
 	}
 	sy_migration_spec_free(&next);
 	return e;
@@ -854,7 +576,7 @@ int sy_registry_pin(struct sy_registry *r, const char *name, const char *cgroup,
 	struct pin_arg pa = {.cgroup = cgroup, .side = side};
 
 	if (side > SY_SIDE_TARGET) {
-		set_err(err, "side: must be legacy or target");
+		sy_reg_err(err, "side: must be legacy or target");
 		return -EINVAL;
 	}
 	return edit(r, name, "api", err, change_pin, &pa);
@@ -924,7 +646,7 @@ void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoi
 		sy_error("migrations", "a health flip arrived while a change is reported: ignored");
 		return;
 	}
-	if (set_clone(r, &cand)) {
+	if (sy_reg_clone(r, &cand)) {
 		sy_error("migrations", "health flip: out of memory");
 		return;
 	}
