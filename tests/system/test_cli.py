@@ -39,7 +39,7 @@ printf '%%s\\n' "${COMPREPLY[@]}"
 
 
 def test_bash_completion_commands_and_options():
-    assert complete("syctl ") == sorted(["status", "apply", "get", "list", "delete", "cutover", "pin", "unpin",
+    assert complete("syctl ") == sorted(["status", "apply", "diff", "get", "list", "delete", "cutover", "pin", "unpin",
                                          "watch", "events", "health", "backfill", "verify", "--server",
                                          "--timeout", "-o", "--help"])
     assert complete("syctl cu") == ["cutover"]
