@@ -102,7 +102,7 @@ $(OUT)/libagent-asan.a: $(ASAN_OBJS)
 	ar rcs $@ $^
 
 $(OUT)/switchyardd: $(OUT)/obj/agent/switchyardd.o $(OUT)/libagent.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lsystemd
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OUT)/syctl: $(patsubst %.c,$(OUT)/obj/%.o,$(SYCTL_SRCS)) $(OUT)/libagent.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -3,7 +3,7 @@
  *
  *   SIGHUP          re-read --config; a bad file keeps the running configuration
  *   SIGTERM/SIGINT  stop; the pinned programs keep steering (fail-static)
- * Readiness is reported with sd_notify (READY=1) once the first health checks ended,
+ * Readiness is reported with sy_notify (READY=1) once the first health checks ended,
  * so systemd (Type=notify) and the tests know when steering reflects the config.
  */
 #include <errno.h>
@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +29,7 @@
 #include "kernel/loader.h"
 #include "core/fsutil.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/loop.h"
 #include "telemetry/metrics.h"
 #include "registry/registry.h"
@@ -44,6 +44,9 @@
 #define DEFAULT_STATE_DIR "/var/lib/switchyard"
 #define DEFAULT_LISTEN	  "unix:/run/switchyard/switchyard.sock"
 #define MAX_LISTEN	  8
+/* The control API's messages are kilobytes: a request past this is refused before it
+ * is buffered (--rpc-max-message raises it). */
+#define DEFAULT_RPC_MAX_MSG (1u << 20)
 
 struct opts {
 	const char *config;
@@ -54,6 +57,7 @@ struct opts {
 	int n_listen;
 	uint32_t health_interval_ms;
 	uint32_t health_timeout_ms;
+	size_t rpc_max_msg;
 	int uninstall;
 	int check_config;
 };
@@ -89,6 +93,7 @@ static void usage(FILE *f)
 		   "                          127.0.0.1:PORT or [::1]:PORT; repeatable\n"
 		   "  --health-interval DUR   target health check interval (default 1s)\n"
 		   "  --health-timeout DUR    health check timeout (default 500ms)\n"
+		   "  --rpc-max-message SIZE  largest gRPC request accepted (default 1MiB; KiB, MiB)\n"
 		   "  --log-level LEVEL       debug, info, warning, error (default info)\n"
 		   "  --check-config          validate --config and exit\n"
 		   "  --uninstall             detach the programs and remove every pin, then exit\n"
@@ -110,6 +115,28 @@ static int parse_duration_ms(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* A size from 4 KiB to 64 MiB: bytes, or with a KiB/MiB (K/M) suffix. */
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (strcmp(end, "KiB") == 0 || strcmp(end, "K") == 0)
+		v <<= 10;
+	else if (strcmp(end, "MiB") == 0 || strcmp(end, "M") == 0)
+		v <<= 20;
+	else if (*end)
+		return -EINVAL;
+	if (v < (4u << 10) || v > (64u << 20))
+		return -ERANGE;
+	*out = (size_t)v;
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters_cfg *exp)
 {
 	enum {
@@ -120,6 +147,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		O_LISTEN,
 		O_HI,
 		O_HT,
+		O_RPCMAX,
 		O_LOG,
 		O_CHECK,
 		O_UNINST,
@@ -133,6 +161,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		{"listen", required_argument, 0, O_LISTEN},
 		{"health-interval", required_argument, 0, O_HI},
 		{"health-timeout", required_argument, 0, O_HT},
+		{"rpc-max-message", required_argument, 0, O_RPCMAX},
 		{"log-level", required_argument, 0, O_LOG},
 		{"check-config", no_argument, 0, O_CHECK},
 		{"uninstall", no_argument, 0, O_UNINST},
@@ -148,6 +177,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 	o->health_interval_ms = 1000;
 	o->health_timeout_ms = 500;
 	sy_exporters_defaults(exp);
+	o->rpc_max_msg = DEFAULT_RPC_MAX_MSG;
 	opterr = 0;
 	/* ":": a missing value is told apart from an unknown option */
 	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
@@ -191,6 +221,15 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 					"switchyardd: --%s: \"%s\" is not a duration from 1ms to 1h "
 					"(e.g. 500ms, 2s)\n",
 					c == O_HI ? "health-interval" : "health-timeout", optarg);
+				return 2;
+			}
+			break;
+		case O_RPCMAX:
+			if (parse_size(optarg, &o->rpc_max_msg)) {
+				fprintf(stderr,
+					"switchyardd: --rpc-max-message: \"%s\" is not a size from 4KiB to "
+					"64MiB\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -275,6 +314,7 @@ static void refresh_health(void *arg, const struct sy_commit *c)
 {
 	struct daemon *d = arg;
 	struct sy_endpoint eps[SY_MAX_MIGRATIONS * SY_MAX_ENDPOINTS * 2];
+	const struct sy_auth_spec *auths[SY_MAX_MIGRATIONS * SY_MAX_ENDPOINTS * 2];
 	size_t n = 0;
 
 	if (c->kind == SY_COMMIT_HEALTH)
@@ -282,12 +322,16 @@ static void refresh_health(void *arg, const struct sy_commit *c)
 	for (size_t i = 0; i < c->n_after; i++) {
 		const struct sy_migration_state *m = &c->after[i];
 
-		for (uint32_t j = 0; j < m->spec.n_legacy; j++)
+		for (uint32_t j = 0; j < m->spec.n_legacy; j++) {
+			auths[n] = &m->spec.auth[SY_SIDE_LEGACY];
 			eps[n++] = m->spec.legacy[j];
-		for (uint32_t j = 0; j < m->spec.n_target; j++)
+		}
+		for (uint32_t j = 0; j < m->spec.n_target; j++) {
+			auths[n] = &m->spec.auth[SY_SIDE_TARGET];
 			eps[n++] = m->spec.target[j];
+		}
 	}
-	if (sy_health_set_endpoints(d->health, eps, n) < 0)
+	if (sy_health_set_endpoints(d->health, eps, auths, n) < 0)
 		sy_error("health", "update checked endpoints: out of memory");
 	if (d->verify)
 		sy_verify_tick(d->verify); /* continuous audits asked for by the new spec */
@@ -310,7 +354,7 @@ static void notify_ready_when_checked(struct sy_loop *l, void *arg)
 		sy_loop_add_timer(l, 10, notify_ready_when_checked, d);
 		return;
 	}
-	sd_notifyf(0, "READY=1\nSTATUS=steering %zu migration(s)", sy_registry_count(d->reg));
+	sy_notifyf("READY=1\nSTATUS=steering %zu migration(s)", sy_registry_count(d->reg));
 }
 
 static void expect_ready(struct daemon *d)
@@ -374,14 +418,14 @@ static void on_hup(struct sy_loop *l, int signo, void *arg)
 		sy_info("config", "SIGHUP: no --config file to re-read");
 		return;
 	}
-	sd_notify(0, "RELOADING=1");
+	sy_notify("RELOADING=1");
 	if (load_config(d, NULL, &diff, &err)) {
 		sy_events_emit(d->events, "", "daemon.reload_failed",
 			       SY_EVENT_ATTRS({"file", d->o.config}, {"error", err.msg}),
 			       "reload of %s refused, running configuration kept: %s", d->o.config, err.msg);
 		/* last: the one line that says why, for whoever reads the log's tail */
 		sy_error("config", "reload refused, running configuration kept: %s", err.msg);
-		sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", err.msg);
+		sy_notifyf("READY=1\nSTATUS=reload refused: %s", err.msg);
 		return;
 	}
 	/* what the file changed, field by field; a change that moves clients is said loudly */
@@ -419,7 +463,7 @@ static void on_term(struct sy_loop *l, int signo, void *arg)
 		return;
 	d->stopping = 1;
 	sy_info("daemon", "%s: stopping; pinned programs keep steering", strsignal(signo));
-	sd_notify(0, "STOPPING=1");
+	sy_notify("STOPPING=1");
 	if (d->rpc) {
 		sy_health_svc_set_serving(d->rpc, false);
 		sy_rpc_server_shutdown(d->rpc, 2000, stopped, d);
@@ -502,7 +546,7 @@ static int start_rpc(struct daemon *d)
 {
 	int e;
 
-	d->rpc = sy_rpc_server_new(d->loop, NULL);
+	d->rpc = sy_rpc_server_new(d->loop, &(struct sy_rpc_server_opts){.max_recv_msg = d->o.rpc_max_msg});
 	if (!d->rpc)
 		return -ENOMEM;
 	d->ctl = (struct sy_control_ctx){.reg = d->reg,
@@ -588,7 +632,7 @@ int main(int argc, char **argv)
 	d.loop = sy_loop_new();
 	if (!d.loop)
 		goto out;
-	if ((e = sy_bpf_open(d.o.bpffs, d.o.cgroup, &d.bpf)))
+	if ((e = sy_bpf_open(d.o.bpffs, d.o.cgroup, d.o.state_dir, &d.bpf)))
 		goto out;
 	if ((e = sy_store_file_open(d.o.state_dir, &d.store))) {
 		sy_error("state", "open state in %s: %s", d.o.state_dir, strerror(-e));

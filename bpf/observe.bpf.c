@@ -321,6 +321,13 @@ static __always_inline void on_name(struct walk *w)
 			o->last_cmd = *ci;
 		o->last_known = ci ? 1 : 2;
 	}
+	if (ci && (ci->flags & SY_CMDF_SECRET)) {
+		/* AUTH, HELLO … AUTH, MIGRATE … AUTH: its arguments may be a password. The
+		 * command stays "other" with no key: none of its bytes is captured, no
+		 * argument is read, so no password reaches the ring buffer. */
+		r->cmd_flags = SY_CMDF_SECRET;
+		return;
+	}
 	if (ci) {
 		r->class = ci->class;
 		/* the key is read only when something needs it: a prefix rule, or sampling */

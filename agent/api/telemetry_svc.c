@@ -13,6 +13,7 @@
 #include "core/histogram.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "model/job.h"
 #include "telemetry/metrics.h"
 #include "switchyard/v1/telemetry.pb-c.h"
 
@@ -133,11 +134,11 @@ static void fill_verify(struct sy_control_ctx *ctx, const struct sy_migration_st
 	if (!ctx->verify)
 		return;
 	if (sy_verify_status(ctx->verify, m->spec.name, &a) == 0) {
-		x->audit_state = (char *)a.state;
+		x->audit_state = (char *)sy_job_state_name(a.state);
 		x->audit_progress = a.total ? (double)a.scanned / (double)a.total : 0;
 	}
 	if (sy_verify_backfill_status(ctx->verify, m->spec.name, &b) == 0) {
-		x->backfill_state = (char *)b.state;
+		x->backfill_state = (char *)sy_job_state_name(b.state);
 		x->backfill_progress = b.total ? (double)b.copied / (double)b.total : 0;
 		x->backfill_eta_s = b.eta_s;
 	}

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/control_plane.h"
+#include "model/job.h"
 #include "model/spec.h"
 #include "switchyard/v1/verify.pb-c.h"
 
@@ -20,7 +21,7 @@ static void reply_status(struct sy_rpc_call *call, struct sy_control_ctx *ctx, c
 		return;
 	}
 	st.migration = (char *)name;
-	st.state = (char *)a.state;
+	st.state = (char *)sy_job_state_name(a.state);
 	st.scanned = a.scanned;
 	st.total = a.total;
 	st.eta_s = a.eta_s;
@@ -126,7 +127,7 @@ static void reply_backfill(struct sy_rpc_call *call, struct sy_control_ctx *ctx,
 		return;
 	}
 	st.migration = (char *)name;
-	st.state = (char *)b.state;
+	st.state = (char *)sy_job_state_name(b.state);
 	st.scanned = b.scanned;
 	st.copied = b.copied;
 	st.bytes = b.bytes;

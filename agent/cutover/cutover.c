@@ -518,14 +518,14 @@ static void phase_tick(struct sy_cutover *c, const struct sy_migration_state *m)
 
 		if (!c->verify || sy_verify_backfill_status(c->verify, name, &b))
 			return;
-		if (strcmp(b.state, "done") == 0 && b.finished_unix_ms >= m->co.phase_started_unix_ms) {
+		if (b.state == SY_JOB_DONE && b.finished_unix_ms >= m->co.phase_started_unix_ms) {
 			snprintf(why, sizeof(why), "backfill done: %llu keys copied",
 				 (unsigned long long)b.copied);
 			advance_phase(c, m, SY_PHASE_BACKFILLING, why);
-		} else if (strcmp(b.state, "running") != 0 && !t->backfill_asked) {
+		} else if (b.state != SY_JOB_RUNNING && !t->backfill_asked) {
 			t->backfill_asked = true;
 			sy_verify_start_backfill(c->verify, name, 0, 0);
-		} else if (strcmp(b.state, "failed") == 0) {
+		} else if (b.state == SY_JOB_FAILED) {
 			snprintf(why, sizeof(why), "backfill failed: %s", b.error ? b.error : "?");
 			pause_plan(c, m, why, -1, NULL);
 		}
@@ -543,7 +543,7 @@ static void phase_tick(struct sy_cutover *c, const struct sy_migration_state *m)
 			return;
 		for (int k = 1; k < SY_DRIFT_KINDS; k++)
 			diff += a.counts[k];
-		if (strcmp(a.state, "done") == 0 && a.started_unix_ms >= m->co.phase_started_unix_ms) {
+		if (a.state == SY_JOB_DONE && a.started_unix_ms >= m->co.phase_started_unix_ms) {
 			if (diff > a.repaired) {
 				snprintf(why, sizeof(why),
 					 "audit found %llu difference(s), %llu repaired: repair (syctl "
@@ -558,11 +558,10 @@ static void phase_tick(struct sy_cutover *c, const struct sy_migration_state *m)
 					 (unsigned long long)a.repaired);
 				advance_phase(c, m, SY_PHASE_VERIFYING, why);
 			}
-		} else if (strcmp(a.state, "running") != 0 && !t->audit_asked) {
+		} else if (a.state != SY_JOB_RUNNING && !t->audit_asked) {
 			t->audit_asked = true;
 			sy_verify_start_audit(c->verify, name, m->spec.auto_repair, 0);
-		} else if (strcmp(a.state, "failed") == 0 &&
-			   a.started_unix_ms >= m->co.phase_started_unix_ms) {
+		} else if (a.state == SY_JOB_FAILED && a.started_unix_ms >= m->co.phase_started_unix_ms) {
 			snprintf(why, sizeof(why), "audit failed: %s", a.error ? a.error : "?");
 			pause_plan(c, m, why, -1, NULL);
 		}

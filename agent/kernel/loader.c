@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -304,9 +305,122 @@ static int install(struct sy_bpf *b)
 	return err;
 }
 
-int sy_bpf_open(const char *bpffs, const char *cgroup, struct sy_bpf **out)
+/* ---- who owns the pins ---------------------------------------------------------------
+ *
+ * The state-dir lock keeps two daemons off one state dir, not off one set of pins: a
+ * second daemon with another --state-dir would adopt the same maps and write them too.
+ * So the bpffs folder is locked as well (bpffs holds no regular files: the lock is an
+ * flock on the folder itself, held for the daemon's life), and beside the pins a
+ * one-entry array map records which state dir made them and the pid now using them.
+ * Adoption goes only to that state dir: another one would apply its own registry over
+ * maps that mirror someone else's. */
+
+#define OWNER_PIN "owner"
+
+static int remove_pins(const char *bpffs, int keep_dir);
+
+struct pin_owner {
+	__u32 pid;
+	__u32 pad;
+	char state_dir[PATH_MAX];
+};
+
+static int owner_read(const char *bpffs, struct pin_owner *o)
+{
+	char p[PATH_MAX];
+	__u32 zero = 0;
+	int fd, err = 0;
+
+	if (snprintf(p, sizeof(p), "%s/" OWNER_PIN, bpffs) >= (int)sizeof(p))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(p);
+	if (fd < 0)
+		return -errno;
+	memset(o, 0, sizeof(*o));
+	if (bpf_map_lookup_elem(fd, &zero, o) < 0)
+		err = -errno;
+	close(fd);
+	o->state_dir[sizeof(o->state_dir) - 1] = '\0';
+	return err ? err : (o->state_dir[0] ? 0 : -ENOENT);
+}
+
+static int owner_write(const char *bpffs, const struct pin_owner *o)
+{
+	char p[PATH_MAX];
+	__u32 zero = 0;
+	int fd, err = 0;
+
+	if (snprintf(p, sizeof(p), "%s/" OWNER_PIN, bpffs) >= (int)sizeof(p))
+		return -ENAMETOOLONG;
+	fd = bpf_obj_get(p);
+	if (fd < 0) {
+		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sy_owner", sizeof(__u32), sizeof(*o), 1, NULL);
+		if (fd < 0)
+			return -errno;
+		if (bpf_obj_pin(fd, p) < 0) {
+			err = -errno;
+			close(fd);
+			return err;
+		}
+	}
+	if (bpf_map_update_elem(fd, &zero, o, BPF_ANY) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* Locks BPFFS for this daemon (the fd is kept in b->lock_fd). -EBUSY when another
+ * daemon holds it, logged with who that is. */
+static int lock_pins(struct sy_bpf *b)
+{
+	struct pin_owner o;
+	int err, fd;
+
+	if ((err = sy_mkdir_p(b->bpffs, 0700))) {
+		sy_error("loader", "create %s: %s", b->bpffs, strerror(-err));
+		return err;
+	}
+	fd = open(b->bpffs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		sy_error("loader", "open %s: %s", b->bpffs, strerror(-err));
+		return err;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+		if (err != -EBUSY)
+			sy_error("loader", "lock %s: %s", b->bpffs, strerror(-err));
+		else if (owner_read(b->bpffs, &o) == 0)
+			sy_error("loader", "%s is in use by switchyardd pid %u (state dir %s)", b->bpffs,
+				 o.pid, o.state_dir);
+		else
+			sy_error("loader", "%s is in use by another switchyardd", b->bpffs);
+		return err;
+	}
+	b->lock_fd = fd;
+	return 0;
+}
+
+/* Pins made by another state dir are not ours to adopt. Pins from a version that
+ * recorded no owner are adopted (and recorded from now on). */
+static int check_owner(const struct sy_bpf *b, const char *state_dir)
+{
+	struct pin_owner o;
+
+	if (owner_read(b->bpffs, &o) != 0 || strcmp(o.state_dir, state_dir) == 0)
+		return 0;
+	sy_error("loader",
+		 "adopt %s: its pins were made by the switchyardd with state dir %s (pid %u, stopped), "
+		 "not %s; start with --state-dir %s, or run switchyardd --uninstall --bpffs %s first",
+		 b->bpffs, o.state_dir, o.pid, state_dir, o.state_dir, b->bpffs);
+	return -EEXIST;
+}
+
+int sy_bpf_open(const char *bpffs, const char *cgroup, const char *state_dir, struct sy_bpf **out)
 {
 	struct sy_bpf *b = calloc(1, sizeof(*b));
+	struct pin_owner me = {.pid = (__u32)getpid()};
 	__u64 cgid = 0;
 	int err, state;
 
@@ -314,7 +428,9 @@ int sy_bpf_open(const char *bpffs, const char *cgroup, struct sy_bpf **out)
 		return -ENOMEM;
 	b->routes_fd = b->migrations_fd = b->pins_fd = b->steer_counters_fd = b->config_fd =
 		b->side_stats_fd = b->cmds_fd = b->prefixes_fd = b->rule_stats_fd = b->events_fd =
-			b->socks_fd = -1;
+			b->socks_fd = b->lock_fd = -1;
+	if (!realpath(state_dir, me.state_dir))
+		snprintf(me.state_dir, sizeof(me.state_dir), "%s", state_dir);
 	if (snprintf(b->bpffs, sizeof(b->bpffs), "%s", bpffs) >= (int)sizeof(b->bpffs) ||
 	    snprintf(b->cgroup, sizeof(b->cgroup), "%s", cgroup) >= (int)sizeof(b->cgroup)) {
 		free(b);
@@ -327,29 +443,41 @@ int sy_bpf_open(const char *bpffs, const char *cgroup, struct sy_bpf **out)
 		return err;
 	}
 
+	if ((err = lock_pins(b))) {
+		sy_bpf_close(b);
+		return err;
+	}
 	state = pinned_links(bpffs);
 	if (state == 2) {
 		err = check_link_cgroup(bpffs, cgid);
-		if (err == -EXDEV) {
+		if (err == -EXDEV)
 			sy_error("loader",
 				 "adopt %s: its programs are attached to another cgroup than %s; run "
 				 "switchyardd --uninstall --bpffs %s first",
 				 bpffs, cgroup, bpffs);
-			goto fail;
-		}
-		if (err) {
+		else if (err)
 			sy_error("loader", "adopt %s: read pinned links: %s", bpffs, strerror(-err));
-			goto fail;
-		}
+		if (err)
+			goto refused;
+	}
+	if (state != 0 && (err = check_owner(b, me.state_dir)))
+		goto refused;
+	if (state == 1) {
+		/* A half-made installation (killed during install): nothing complete is
+		 * steering yet, so start over rather than guess. The folder stays: it is
+		 * what we hold locked. */
+		sy_warn("loader", "%s holds an incomplete installation: removing it", bpffs);
+		remove_pins(bpffs, 1);
+		state = 0;
+	}
+	if ((err = owner_write(bpffs, &me))) {
+		sy_error("loader", "record the owner of %s: %s", bpffs, strerror(-err));
+		goto fail;
+	}
+	if (state == 2) {
 		b->adopted = true;
 		sy_info("loader", "adopting pinned programs in %s (attached to %s)", bpffs, cgroup);
 	} else {
-		if (state == 1) {
-			/* A half-made installation (killed during install): nothing complete is
-			 * steering yet, so start over rather than guess. */
-			sy_warn("loader", "%s holds an incomplete installation: removing it", bpffs);
-			sy_bpf_uninstall(bpffs);
-		}
 		err = install(b);
 		if (err)
 			goto fail;
@@ -371,7 +499,8 @@ int sy_bpf_open(const char *bpffs, const char *cgroup, struct sy_bpf **out)
 	return 0;
 fail:
 	if (!b->adopted && state != 2)
-		sy_bpf_uninstall(bpffs);
+		remove_pins(bpffs, 0);
+refused: /* nothing of what is pinned was touched */
 	sy_bpf_close(b);
 	return err;
 }
@@ -387,6 +516,8 @@ void sy_bpf_close(struct sy_bpf *b)
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0)
 			close(*fds[i]);
+	if (b->lock_fd >= 0)
+		close(b->lock_fd); /* last: the pins are free for the next daemon */
 	free(b);
 }
 
@@ -418,7 +549,8 @@ static int remove_dir_entries(const char *dir, int *removed)
 	return err;
 }
 
-int sy_bpf_uninstall(const char *bpffs)
+/* keep_dir: the BPFFS folder itself stays (its flock is held by the caller). */
+static int remove_pins(const char *bpffs, int keep_dir)
 {
 	/* Links first: once their pins are gone the programs detach; maps last. */
 	static const char *const kinds[] = {"links", "progs", "maps"};
@@ -435,9 +567,20 @@ int sy_bpf_uninstall(const char *bpffs)
 		if (e && !err)
 			err = e;
 	}
-	if (rmdir(bpffs) < 0 && errno != ENOENT && !err)
+	{
+		char p[PATH_MAX];
+
+		if (snprintf(p, sizeof(p), "%s/" OWNER_PIN, bpffs) < (int)sizeof(p) && unlink(p) == 0)
+			removed++;
+	}
+	if (!keep_dir && rmdir(bpffs) < 0 && errno != ENOENT && !err)
 		err = -errno;
 	if (!err)
 		sy_info("loader", "uninstalled %s (%d pins removed)", bpffs, removed);
 	return err;
+}
+
+int sy_bpf_uninstall(const char *bpffs)
+{
+	return remove_pins(bpffs, 0);
 }

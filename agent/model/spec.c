@@ -155,3 +155,8 @@ void sy_spec_free(struct sy_spec *s)
 	s->migs = NULL;
 	s->n = 0;
 }
+
+bool sy_auth_spec_equal(const struct sy_auth_spec *a, const struct sy_auth_spec *b)
+{
+	return strcmp(a->user, b->user) == 0 && strcmp(a->password_file, b->password_file) == 0;
+}

@@ -21,6 +21,9 @@
  *       mirror_queue: 10000     # mirrored commands in flight per direction before drops
  *       auto_repair: false      # repair drift as soon as an audit or a dual read finds it
  *       audit_every: 0          # seconds between continuous audits (0: only on demand)
+ *       auth:                   # the agent's own connections (docs/operations.md)
+ *         legacy: {password_file: /etc/switchyard/secrets/legacy}        # requirepass
+ *         target: {user: switchyard, password_file: /etc/switchyard/secrets/target}
  *       plan:                   # the cutover plan (docs/cutover.md)
  *         steps: [1%, 5%, 25%, 50%, 100%]
  *         bake: 5m              # every step; or a list, one per step
@@ -125,6 +128,21 @@ struct sy_plan_spec {
 /* "drift_rate", … ↔ enum sy_gate. */
 const char *sy_gate_name(int g);
 
+/* Credentials of the agent's own connections to one side: who, and the file that holds
+ * the password (mode 0600 or 0400; read at every connection the agent opens). The
+ * password itself is never part of the spec, so it never reaches the API, the state
+ * file or a message. No password_file: no AUTH. */
+#define SY_AUTH_USER_MAX 128
+
+struct sy_auth_spec {
+	char user[SY_AUTH_USER_MAX];  /* "" = the default user (AUTH password, requirepass) */
+	char password_file[PATH_MAX]; /* absolute; "" = no AUTH */
+	int line;		      /* source line in the file, 0 when from the API */
+};
+
+/* Whether two sides' credentials are the same (user and file). */
+bool sy_auth_spec_equal(const struct sy_auth_spec *a, const struct sy_auth_spec *b);
+
 struct sy_pin_spec {
 	char cgroup[PATH_MAX]; /* absolute path under the cgroup2 mount */
 	uint8_t side;	       /* enum sy_side */
@@ -152,6 +170,7 @@ struct sy_migration_spec {
 	bool auto_repair;      /* drift found by audits and dual reads is repaired at once */
 	uint32_t audit_every;  /* seconds between the end of an audit and the next; 0 = on demand */
 	struct sy_plan_spec plan;
+	struct sy_auth_spec auth[2]; /* by side (enum sy_side) */
 	/* Not part of the spec: set by the registry from the cutover phase. > 0: mirror:
 	 * auto means both whatever the ratio; < 0: off (the migration is finished). */
 	int8_t mirror_hint;

@@ -41,6 +41,52 @@ static const Switchyard__V1__Mirror mirror_to_pb[] = {
 	[SY_MIRROR_AUTO] = SWITCHYARD__V1__MIRROR__MIRROR_AUTO,
 };
 
+static int cred_from(const Switchyard__V1__Credentials *pb, const char *side, struct sy_auth_spec *a,
+		     struct sy_spec_err *err)
+{
+	if (!pb)
+		return 0;
+	if ((pb->user && strlen(pb->user) >= sizeof(a->user)) ||
+	    (pb->password_file && strlen(pb->password_file) >= sizeof(a->password_file))) {
+		snprintf(err->msg, sizeof(err->msg), "auth.%s: user or password_file too long", side);
+		return -EINVAL;
+	}
+	snprintf(a->user, sizeof(a->user), "%s", pb->user ? pb->user : "");
+	snprintf(a->password_file, sizeof(a->password_file), "%s",
+		 pb->password_file ? pb->password_file : "");
+	return 0;
+}
+
+static Switchyard__V1__Credentials *cred_to(const struct sy_auth_spec *a)
+{
+	Switchyard__V1__Credentials *pb;
+
+	if (!a->password_file[0] && !a->user[0])
+		return NULL;
+	pb = calloc(1, sizeof(*pb));
+	if (!pb)
+		return NULL;
+	switchyard__v1__credentials__init(pb);
+	pb->user = strdup(a->user);
+	pb->password_file = strdup(a->password_file);
+	if (!pb->user || !pb->password_file) {
+		free(pb->user);
+		free(pb->password_file);
+		free(pb);
+		return NULL;
+	}
+	return pb;
+}
+
+static void cred_free(Switchyard__V1__Credentials *pb)
+{
+	if (!pb)
+		return;
+	free(pb->user);
+	free(pb->password_file);
+	free(pb);
+}
+
 static int eps_from(char **in, size_t n, const char *field, struct sy_endpoint *out, uint32_t *count,
 		    struct sy_spec_err *err)
 {
@@ -214,6 +260,9 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	out->audit_every = pb->audit_every;
 	if (pb->plan && (e = plan_from(pb->plan, &out->plan, err)))
 		return e;
+	if (pb->auth && ((e = cred_from(pb->auth->legacy, "legacy", &out->auth[SY_SIDE_LEGACY], err)) ||
+			 (e = cred_from(pb->auth->target, "target", &out->auth[SY_SIDE_TARGET], err))))
+		return e;
 	if (pb->n_rewrite > SY_SPEC_MAX_REWRITES) {
 		snprintf(err->msg, sizeof(err->msg), "rewrite: at most %d, got %zu", SY_SPEC_MAX_REWRITES,
 			 pb->n_rewrite);
@@ -306,6 +355,28 @@ int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSp
 			return -ENOMEM;
 		}
 	}
+	for (int side = 0; side < 2; side++) {
+		const struct sy_auth_spec *a = &m->auth[side];
+
+		if (!a->password_file[0] && !a->user[0])
+			continue;
+		if (!pb->auth) {
+			pb->auth = calloc(1, sizeof(*pb->auth));
+			if (!pb->auth) {
+				sy_spec_pb_free(pb);
+				return -ENOMEM;
+			}
+			switchyard__v1__auth__init(pb->auth);
+		}
+		if (side == SY_SIDE_LEGACY)
+			pb->auth->legacy = cred_to(a);
+		else
+			pb->auth->target = cred_to(a);
+		if (!(side == SY_SIDE_LEGACY ? pb->auth->legacy : pb->auth->target)) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+	}
 	pb->rewrite = calloc(m->n_rewrite ? m->n_rewrite : 1, sizeof(*pb->rewrite));
 	for (uint32_t i = 0; pb->rewrite && i < m->n_rewrite; i++) {
 		Switchyard__V1__KeyRewrite *w = calloc(1, sizeof(*w));
@@ -381,5 +452,10 @@ void sy_spec_pb_free(Switchyard__V1__MigrationSpec *pb)
 	free(pb->rewrite);
 	if (pb->plan)
 		plan_free(pb->plan);
+	if (pb->auth) {
+		cred_free(pb->auth->legacy);
+		cred_free(pb->auth->target);
+		free(pb->auth);
+	}
 	switchyard__v1__migration_spec__init(pb);
 }

@@ -12,6 +12,7 @@
 #include <sys/vfs.h>
 
 #include "core/quote.h"
+#include "core/secret.h"
 #include "model/endpoint.h"
 
 static int name_ok(const char *n)
@@ -90,6 +91,44 @@ static int check_plan(const struct sy_plan_spec *p, struct sy_spec_err *err)
 					sy_gate_name(g));
 			return -EINVAL;
 		}
+	}
+	return 0;
+}
+
+/* The credentials of one side: the file must exist now, be readable, and be its
+ * owner's only, so a mistake is found at apply time and not at the first connection. */
+static int check_auth(const struct sy_auth_spec *a, const char *side, struct sy_spec_err *err, int *line)
+{
+	char q[SY_QUOTE_BUF], why[160];
+
+	if (a->line)
+		*line = a->line;
+	if (!a->password_file[0]) {
+		if (a->user[0]) {
+			sy_spec_err_set(err, "auth.%s.password_file: required with a user", side);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (strnlen(a->user, sizeof(a->user)) >= sizeof(a->user)) {
+		sy_spec_err_set(err, "auth.%s.user: longer than %d bytes", side, SY_AUTH_USER_MAX - 1);
+		return -EINVAL;
+	}
+	for (const char *c = a->user; *c; c++)
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f) {
+			sy_spec_err_set(err, "auth.%s.user: \"%s\" must be printable, without spaces", side,
+					sy_quote(q, a->user));
+			return -EINVAL;
+		}
+	if (a->password_file[0] != '/') {
+		sy_spec_err_set(err, "auth.%s.password_file: \"%s\" must be an absolute path", side,
+				sy_quote(q, a->password_file));
+		return -EINVAL;
+	}
+	if (sy_secret_check(a->password_file, why, sizeof(why))) {
+		sy_spec_err_set(err, "auth.%s.password_file: %s: %s", side, sy_quote(q, a->password_file),
+				why);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -211,6 +250,10 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 	}
 	if (m->plan.n_steps && (e = check_plan(&m->plan, err)))
 		return e;
+	if ((e = check_auth(&m->auth[SY_SIDE_LEGACY], "legacy", err, line)) ||
+	    (e = check_auth(&m->auth[SY_SIDE_TARGET], "target", err, line)))
+		return e;
+	*line = m->line;
 	if (m->mirror_queue > SY_MIRROR_QUEUE_MAX) {
 		sy_spec_err_set(err, "mirror_queue: %u is out of range 1..%u", m->mirror_queue,
 				SY_MIRROR_QUEUE_MAX);
@@ -297,7 +340,7 @@ static int check_against(const struct sy_migration_spec *m, const struct sy_migr
 				return -EINVAL;
 			}
 	}
-	for (uint32_t i = 0; i < m->n_target; i++)
+	for (uint32_t i = 0; i < m->n_target; i++) {
 		for (uint32_t j = 0; j < o->n_legacy; j++)
 			if (sy_endpoint_equal(&m->target[i], &o->legacy[j])) {
 				sy_endpoint_format(&m->target[i], a, sizeof(a));
@@ -306,6 +349,18 @@ static int check_against(const struct sy_migration_spec *m, const struct sy_migr
 						i, a, sy_quote(q, o->name), where);
 				return -EINVAL;
 			}
+		/* one server, one login: the health check of a shared target is one */
+		for (uint32_t j = 0; j < o->n_target; j++)
+			if (sy_endpoint_equal(&m->target[i], &o->target[j]) &&
+			    !sy_auth_spec_equal(&m->auth[SY_SIDE_TARGET], &o->auth[SY_SIDE_TARGET])) {
+				sy_endpoint_format(&m->target[i], a, sizeof(a));
+				sy_spec_err_set(err,
+						"auth.target: %s is also a target of migration \"%s\"%s, "
+						"with other credentials",
+						a, sy_quote(q, o->name), where);
+				return -EINVAL;
+			}
+	}
 	return 0;
 }
 

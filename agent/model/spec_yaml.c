@@ -176,6 +176,62 @@ static int rewrites(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
 	return 0;
 }
 
+/* auth: {legacy: {user, password_file}, target: {…}}. A password written in the file
+ * itself is refused without being repeated: it would sit in the config, the history
+ * of whoever edits it, and the messages about it. */
+static int auth_side(struct yctx *c, yaml_node_t *n, const char *what, struct sy_auth_spec *a)
+{
+	static const char *const fields[] = {"user", "password_file", "password", NULL};
+	yaml_node_t *f[3];
+	const char *s;
+	int e;
+
+	if (n->type == YAML_MAPPING_NODE)
+		for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+			const char *k = scalar(sy_yaml_node(c->y, p->key));
+
+			if (k && strcmp(k, "password") == 0)
+				return yfail(
+					c, sy_yaml_node(c->y, p->key),
+					"%s.password: a password is never written in the spec: put it in a "
+					"file (mode 0600) and name it with password_file",
+					what);
+		}
+	if ((e = map_fields(c, n, what, fields, f)))
+		return e;
+	a->line = sy_yaml_line(n);
+	if (f[0]) {
+		s = scalar(f[0]);
+		if (!s || strlen(s) >= sizeof(a->user))
+			return yfail(c, f[0], "%s.user: must be an ACL user name of 1 to %d bytes", what,
+				     SY_AUTH_USER_MAX - 1);
+		strcpy(a->user, s);
+	}
+	if (!f[1])
+		return yfail(c, n, "%s.password_file: required, the file that holds the password", what);
+	s = scalar(f[1]);
+	if (!s || !s[0] || strlen(s) >= sizeof(a->password_file))
+		return yfail(c, f[1], "%s.password_file: must be a path", what);
+	strcpy(a->password_file, s);
+	a->line = sy_yaml_line(f[1]);
+	return 0;
+}
+
+static int auth(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
+{
+	static const char *const fields[] = {"legacy", "target", NULL};
+	yaml_node_t *f[2];
+	int e;
+
+	if ((e = map_fields(c, n, "auth", fields, f)))
+		return e;
+	if (f[0] && (e = auth_side(c, f[0], "auth.legacy", &m->auth[SY_SIDE_LEGACY])))
+		return e;
+	if (f[1] && (e = auth_side(c, f[1], "auth.target", &m->auth[SY_SIDE_TARGET])))
+		return e;
+	return 0;
+}
+
 static int uint_field(struct yctx *c, yaml_node_t *n, const char *field, uint32_t min, uint32_t max,
 		      uint32_t *out)
 {
@@ -407,10 +463,10 @@ static int plan(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
 
 static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migration_spec *m)
 {
-	static const char *const fields[] = {"name",	    "legacy",	     "target",	 "client",
-					     "ratio",	    "pins",	     "prefixes", "sample_reads",
-					     "mirror",	    "capture_bytes", "rewrite",	 "mirror_queue",
-					     "auto_repair", "audit_every",   "plan",	 NULL};
+	static const char *const fields[] = {
+		"name",	       "legacy",       "target", "client",	  "ratio",   "pins",
+		"prefixes",    "sample_reads", "mirror", "capture_bytes", "rewrite", "mirror_queue",
+		"auto_repair", "audit_every",  "plan",	 "auth",	  NULL};
 	enum {
 		F_NAME,
 		F_LEGACY,
@@ -426,9 +482,10 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		F_QUEUE,
 		F_AUTO_REPAIR,
 		F_AUDIT_EVERY,
-		F_PLAN
+		F_PLAN,
+		F_AUTH
 	};
-	yaml_node_t *f[15];
+	yaml_node_t *f[16];
 	char what[32];
 	const char *s;
 	int e;
@@ -512,6 +569,8 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 				     Q(s ? s : kind(f[F_AUTO_REPAIR])));
 	}
 	if (f[F_PLAN] && (e = plan(c, f[F_PLAN], &m->plan)))
+		return e;
+	if (f[F_AUTH] && (e = auth(c, f[F_AUTH], m)))
 		return e;
 	if (f[F_MIRROR]) {
 		s = scalar(f[F_MIRROR]);

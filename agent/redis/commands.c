@@ -15,6 +15,22 @@
 #include "switchyard/commands.def"
 #undef SY_CMD
 
+/* A command that may carry a credential is "other" and has no key: nothing in the
+ * kernel then captures its bytes or reads one of its arguments. */
+#define SY_CAPTURED_FLAGS (SY_CMDF_SELECT | SY_CMDF_TXN_MULTI | SY_CMDF_TXN_EXEC | SY_CMDF_TXN_DISCARD)
+#define R		  0
+#define W		  0
+#define O		  1
+#define SY_CMD(NAME, CLASS, FIRST, LAST, STEP, FLAGS)                                                        \
+	_Static_assert(!((FLAGS)&SY_CMDF_SECRET) ||                                                          \
+			       ((CLASS) && (FIRST) == 0 && !((FLAGS)&SY_CAPTURED_FLAGS)),                    \
+		       #NAME " is SECRET: it must be class O, with no key and nothing captured");
+#include "switchyard/commands.def"
+#undef SY_CMD
+#undef R
+#undef W
+#undef O
+
 enum {
 #define SY_CMD(NAME, CLASS, FIRST, LAST, STEP, FLAGS) SY_CMD_ONCE_##NAME,
 #include "switchyard/commands.def"
@@ -105,6 +121,12 @@ int sy_command_kernel_info(const struct sy_command *c, struct sy_cmd_info *out)
 	out->class = (uint8_t)c->class;
 	out->first_key = (uint8_t)first;
 	out->flags = c->flags;
+	if (c->flags & SY_CMDF_SECRET) {
+		/* the table says so already (checked above); the kernel's view says it again */
+		out->class = SY_CLASS_OTHER;
+		out->first_key = 0;
+		out->flags &= ~SY_CAPTURED_FLAGS;
+	}
 	return 0;
 }
 

@@ -1,8 +1,11 @@
 /* health.c — see health.h. One check per endpoint at a time: connect (non-blocking),
- * send PING, read one line. "+PONG" is healthy; so is "-NOAUTH" (the server is up and
- * answering, it only wants a password). Anything else, a refused connect, or no answer
- * within the timeout is unhealthy. A change is reported at once: the first failed
- * check takes a target out of rotation, the first good one puts it back. */
+ * send AUTH (when the endpoint has credentials) and PING in one write, read their
+ * lines. Only "+OK" then "+PONG" is healthy: a server that wants a password we do not
+ * give ("-NOAUTH"), or refuses the one we give ("-WRONGPASS"), cannot be mirrored to
+ * nor audited, so no client is sent there. Anything else, a refused connect, or no
+ * answer within the timeout is unhealthy, with the reason kept for `syctl status`.
+ * A change is reported at once: the first failed check takes a target out of
+ * rotation, the first good one puts it back. */
 #include "redis/health.h"
 
 #include <errno.h>
@@ -12,14 +15,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "model/endpoint.h"
+#include <hiredis/hiredis.h>
+
 #include "core/log.h"
 #include "core/loop.h"
+#include "model/endpoint.h"
+#include "redis/auth.h"
 
-enum stage { IDLE, CONNECTING, WAIT_REPLY };
+enum stage { IDLE, CONNECTING, WAIT_AUTH, WAIT_REPLY };
 
 struct hep {
 	struct sy_endpoint ep;
@@ -28,8 +35,9 @@ struct hep {
 	uint64_t timeout_timer;
 	uint64_t started_ms;
 	struct timespec started;
-	char buf[128];
+	char buf[256];
 	size_t blen;
+	struct sy_auth_spec auth; /* no password_file: no AUTH */
 	struct sy_endpoint_health st;
 	struct sy_health *h;
 };
@@ -100,16 +108,58 @@ static void on_timeout(struct sy_loop *l, void *arg)
 	finish(e, false, why);
 }
 
+/* AUTH (with the password read from its file now) and PING in one write. 0, or -1
+ * with why. */
+static int send_request(struct hep *e, char *why, size_t wn)
+{
+	static const char ping[] = "PING\r\n";
+	char pw[SY_SECRET_MAX + 1], *cmd = NULL;
+	const char *argv[3];
+	size_t lens[3];
+	int len = 0, argc;
+	bool with_auth = false;
+	ssize_t sent;
+	struct iovec iov[2];
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+
+	e->stage = WAIT_REPLY;
+	if (sy_redis_auth_wanted(&e->auth)) {
+		argc = sy_redis_auth_argv(&e->auth, pw, argv, lens, why, wn);
+		if (argc < 0)
+			return -1;
+		len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+		sy_secret_wipe(pw, sizeof(pw));
+		if (len < 0 || !cmd) {
+			snprintf(why, wn, "AUTH: out of memory");
+			return -1;
+		}
+		e->stage = WAIT_AUTH;
+		with_auth = true;
+	}
+	iov[0] = (struct iovec){cmd, (size_t)len};
+	iov[1] = (struct iovec){(void *)ping, sizeof(ping) - 1};
+	sent = sendmsg(e->fd, &msg, MSG_NOSIGNAL);
+	if (cmd) {
+		sy_secret_wipe(cmd, (size_t)len);
+		redisFreeCommand(cmd);
+	}
+	if (sent != (ssize_t)(len + sizeof(ping) - 1)) {
+		snprintf(why, wn, "send %s: %s", with_auth ? "AUTH and PING" : "PING",
+			 sent < 0 ? strerror(errno) : "short write");
+		return -1;
+	}
+	return 0;
+}
+
 static void on_io(struct sy_loop *l, int fd, unsigned events, void *arg)
 {
 	struct hep *e = arg;
-	char why[160];
+	char why[200];
 
 	(void)events;
 	if (e->stage == CONNECTING) {
 		int soerr = 0;
 		socklen_t len = sizeof(soerr);
-		static const char ping[] = "PING\r\n";
 
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 			soerr = errno;
@@ -118,18 +168,15 @@ static void on_io(struct sy_loop *l, int fd, unsigned events, void *arg)
 			finish(e, false, why);
 			return;
 		}
-		if (send(fd, ping, sizeof(ping) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(ping) - 1)) {
-			snprintf(why, sizeof(why), "send PING: %s", strerror(errno));
+		if (send_request(e, why, sizeof(why))) {
 			finish(e, false, why);
 			return;
 		}
-		e->stage = WAIT_REPLY;
 		sy_loop_mod_fd(l, fd, SY_EV_READ);
 		return;
 	}
 	for (;;) {
 		ssize_t n = recv(fd, e->buf + e->blen, sizeof(e->buf) - 1 - e->blen, 0);
-		char *eol;
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
@@ -141,20 +188,44 @@ static void on_io(struct sy_loop *l, int fd, unsigned events, void *arg)
 		}
 		e->blen += (size_t)n;
 		e->buf[e->blen] = '\0';
-		eol = strstr(e->buf, "\r\n");
-		if (!eol) {
-			if (e->blen == sizeof(e->buf) - 1)
-				finish(e, false, "reply line too long");
+		while (e->stage == WAIT_AUTH || e->stage == WAIT_REPLY) {
+			char *eol = strstr(e->buf, "\r\n");
+			size_t ll;
+
+			if (!eol) {
+				if (e->blen == sizeof(e->buf) - 1)
+					finish(e, false, "reply line too long");
+				break;
+			}
+			*eol = '\0';
+			ll = (size_t)(eol - e->buf);
+			if (e->stage == WAIT_AUTH) {
+				if (strcmp(e->buf, "+OK") != 0) {
+					sy_redis_auth_refused(e->auth.user, e->buf + (e->buf[0] == '-'),
+							      ll - (e->buf[0] == '-'), why, sizeof(why));
+					finish(e, false, why);
+					return;
+				}
+				e->stage = WAIT_REPLY;
+				memmove(e->buf, eol + 2, e->blen - ll - 2 + 1);
+				e->blen -= ll + 2;
+				continue;
+			}
+			if (strcmp(e->buf, "+PONG") == 0) {
+				finish(e, true, NULL);
+				return;
+			}
+			if (strncmp(e->buf, "-NOAUTH", 7) == 0)
+				snprintf(why, sizeof(why),
+					 "the server wants a password (auth: in the migration): %.100s",
+					 e->buf + 1);
+			else
+				snprintf(why, sizeof(why), "PING answered \"%.100s\"", e->buf);
+			finish(e, false, why);
 			return;
 		}
-		*eol = '\0';
-		if (strcmp(e->buf, "+PONG") == 0 || strncmp(e->buf, "-NOAUTH", 7) == 0) {
-			finish(e, true, NULL);
-		} else {
-			snprintf(why, sizeof(why), "PING answered \"%.100s\"", e->buf);
-			finish(e, false, why);
-		}
-		return;
+		if (e->stage != WAIT_AUTH && e->stage != WAIT_REPLY)
+			return;
 	}
 }
 
@@ -226,7 +297,8 @@ void sy_health_free(struct sy_health *h)
 	free(h);
 }
 
-int sy_health_set_endpoints(struct sy_health *h, const struct sy_endpoint *eps, size_t n)
+int sy_health_set_endpoints(struct sy_health *h, const struct sy_endpoint *eps,
+			    const struct sy_auth_spec *const *auths, size_t n)
 {
 	struct hep **next = calloc(n ? n : 1, sizeof(*next));
 	size_t k = 0;
@@ -259,6 +331,11 @@ int sy_health_set_endpoints(struct sy_health *h, const struct sy_endpoint *eps, 
 			keep->fd = -1;
 			keep->h = h;
 		}
+		/* new credentials apply from the next check on */
+		if (auths && auths[i])
+			keep->auth = *auths[i];
+		else
+			memset(&keep->auth, 0, sizeof(keep->auth));
 		next[k++] = keep;
 	}
 	for (size_t j = 0; j < h->n; j++) {

@@ -1,5 +1,6 @@
-/* health.h — health checks of datastore endpoints: a non-blocking TCP connect and
- * "PING" every interval, healthy on "+PONG" before the timeout. Each change of a
+/* health.h — health checks of datastore endpoints: a non-blocking TCP connect, the
+ * endpoint's AUTH when it has credentials (redis/auth.h), and "PING" every interval;
+ * healthy only on "+PONG" to the authenticated PING before the timeout. Each change of a
  * target's health is reported through the callback (the registry flips the kernel's
  * healthy mask). Runs on the event loop; never blocks. */
 #ifndef SY_HEALTH_H
@@ -13,6 +14,7 @@
 #include "switchyard/abi.h"
 
 struct sy_health;
+struct sy_auth_spec;
 
 struct sy_endpoint_health {
 	bool healthy;
@@ -20,7 +22,7 @@ struct sy_endpoint_health {
 	uint64_t last_check_unix_ms;
 	uint64_t last_rtt_us; /* of the last successful PING */
 	uint32_t consecutive_failures;
-	char last_error[128]; /* "connect: Connection refused", "timeout after 500 ms" */
+	char last_error[200]; /* "connect: Connection refused", "AUTH as x refused: WRONGPASS …" */
 };
 
 typedef void (*sy_health_cb)(const struct sy_endpoint *ep, bool healthy, void *arg);
@@ -29,8 +31,10 @@ struct sy_health *sy_health_new(struct sy_loop *loop, uint32_t interval_ms, uint
 				sy_health_cb cb, void *arg);
 void sy_health_free(struct sy_health *h);
 
-/* Replaces the set of endpoints checked; keeps the state of those still present. */
-int sy_health_set_endpoints(struct sy_health *h, const struct sy_endpoint *eps, size_t n);
+/* Replaces the set of endpoints checked; keeps the state of those still present.
+ * auths (NULL, or n entries that may be NULL): each endpoint's credentials, copied. */
+int sy_health_set_endpoints(struct sy_health *h, const struct sy_endpoint *eps,
+			    const struct sy_auth_spec *const *auths, size_t n);
 /* 0 and *out, or -ENOENT if ep is not checked. */
 int sy_health_get(const struct sy_health *h, const struct sy_endpoint *ep, struct sy_endpoint_health *out);
 /* Whether every endpoint has finished at least one check (readiness). */

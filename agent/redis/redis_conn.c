@@ -8,9 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/endpoint.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "model/endpoint.h"
+#include "redis/auth.h"
 
 struct sy_redis {
 	struct sy_loop *loop;
@@ -19,7 +20,13 @@ struct sy_redis {
 	unsigned mask;
 	unsigned reg_mask; /* what epoll has: hiredis asks again for every command */
 	bool registered;
-	bool connected;
+	bool connected;	  /* up: TCP connected, and authenticated when asked */
+	bool tcp_up;	  /* the TCP connect completed */
+	bool auth_wait;	  /* AUTH sent, its answer not yet in */
+	bool auth_failed; /* AUTH refused: the replies queued behind it are NOAUTHs */
+	char auth_err[200];
+	char user[SY_AUTH_USER_MAX]; /* who AUTH logs in as ("" = default), for messages */
+	uint64_t fail_timer;	     /* reports a connection that could not even start */
 	size_t inflight;
 	sy_redis_state_cb cb;
 	void *arg;
@@ -118,17 +125,47 @@ static void on_connect(const redisAsyncContext *ac, int status)
 			c->cb(c, false, why, c->arg);
 		return;
 	}
+	c->tcp_up = true;
+	if (c->auth_wait)
+		return; /* up once the AUTH is answered */
 	c->connected = true;
 	if (c->cb)
 		c->cb(c, true, NULL, c->arg);
 }
 
+static void on_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct sy_redis *c = priv;
+	redisReply *reply = r;
+	c->auth_wait = false;
+	if (!reply)
+		return; /* lost before the answer: on_disconnect says so */
+	if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0) {
+		if (c->tcp_up && c->ac && !(c->ac->c.flags & REDIS_DISCONNECTING)) {
+			c->connected = true;
+			if (c->cb)
+				c->cb(c, true, NULL, c->arg);
+		}
+		return;
+	}
+	if (reply->type == REDIS_REPLY_ERROR && reply->str)
+		sy_redis_auth_refused(c->user, reply->str, reply->len, c->auth_err, sizeof(c->auth_err));
+	else
+		sy_redis_auth_refused(c->user, "an answer that is not OK", 24, c->auth_err,
+				      sizeof(c->auth_err));
+	c->auth_failed = true;
+	redisAsyncDisconnect(ac); /* the owner hears why from its state callback, and logs it */
+}
+
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
 	struct sy_redis *c = ac->data;
-	char why[160];
+	char why[200];
 
-	snprintf(why, sizeof(why), "%s", status == REDIS_OK ? "closed" : (ac->errstr ? ac->errstr : "error"));
+	snprintf(why, sizeof(why), "%s",
+		 c->auth_err[0]	      ? c->auth_err
+		 : status == REDIS_OK ? "closed"
+				      : (ac->errstr ? ac->errstr : "error"));
 	/* hiredis frees the context after this returns */
 	c->ac = NULL;
 	c->connected = false;
@@ -136,8 +173,42 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 		c->cb(c, false, why, c->arg);
 }
 
-struct sy_redis *sy_redis_connect(struct sy_loop *l, const struct sy_endpoint *ep, sy_redis_state_cb cb,
-				  void *arg)
+/* A connection that could not start (its password file unreadable): reported from a
+ * timer, as the owner may not take a "gone" from inside its own connect call. */
+static void report_failed(struct sy_loop *l, void *arg)
+{
+	struct sy_redis *c = arg;
+
+	(void)l;
+	c->fail_timer = 0;
+	if (c->cb)
+		c->cb(c, false, c->auth_err, c->arg);
+}
+
+/* Queues AUTH ahead of anything else. 0, or -1 with c->auth_err set. */
+static int queue_auth(struct sy_redis *c, const struct sy_auth_spec *auth)
+{
+	char pw[SY_SECRET_MAX + 1];
+	const char *argv[3];
+	size_t lens[3];
+	int argc = sy_redis_auth_argv(auth, pw, argv, lens, c->auth_err, sizeof(c->auth_err));
+
+	if (argc < 0)
+		return -1;
+	snprintf(c->user, sizeof(c->user), "%s", auth->user);
+	if (redisAsyncCommandArgv(c->ac, on_auth, c, argc, argv, lens) != REDIS_OK) {
+		snprintf(c->auth_err, sizeof(c->auth_err), "AUTH could not be queued");
+		argc = -1;
+	} else {
+		c->auth_wait = true;
+	}
+	/* hiredis keeps its formatted copy until written; ours goes now */
+	sy_secret_wipe(pw, sizeof(pw));
+	return argc < 0 ? -1 : 0;
+}
+
+struct sy_redis *sy_redis_connect(struct sy_loop *l, const struct sy_endpoint *ep,
+				  const struct sy_auth_spec *auth, sy_redis_state_cb cb, void *arg)
 {
 	struct sy_redis *c = calloc(1, sizeof(*c));
 	char ip[INET6_ADDRSTRLEN];
@@ -172,6 +243,16 @@ struct sy_redis *sy_redis_connect(struct sy_loop *l, const struct sy_endpoint *e
 	c->ac->ev.cleanup = cleanup;
 	redisAsyncSetConnectCallback(c->ac, on_connect);
 	redisAsyncSetDisconnectCallback(c->ac, on_disconnect);
+	if (sy_redis_auth_wanted(auth) && queue_auth(c, auth)) {
+		redisAsyncContext *ac = c->ac;
+
+		c->ac = NULL;
+		ac->onConnect = NULL;
+		ac->onDisconnect = NULL;
+		redisAsyncFree(ac);
+		c->fail_timer = sy_loop_add_timer(l, 0, report_failed, c);
+		return c;
+	}
 	add_write(c); /* the connect completes on the first writable event */
 	return c;
 }
@@ -182,7 +263,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 
 	(void)ac;
 	k->c->inflight--;
-	k->cb(k->c, r, k->priv);
+	/* behind a refused AUTH, the server's answers are NOAUTHs: not executed */
+	k->cb(k->c, k->c->auth_failed ? NULL : r, k->priv);
 	free(k);
 }
 
@@ -252,6 +334,7 @@ void sy_redis_free(struct sy_redis *c)
 {
 	if (!c)
 		return;
+	sy_loop_cancel_timer(c->loop, c->fail_timer);
 	if (c->ac) {
 		redisAsyncContext *ac = c->ac;
 

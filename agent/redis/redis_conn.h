@@ -1,7 +1,12 @@
 /* redis_conn.h — hiredis's asynchronous client (Debian libhiredis) on the agent's
  * event loop: non-blocking connect, pipelined commands, replies through callbacks.
  * The agent's own connections are never steered nor observed by the kernel (its tgid
- * is skipped), so what it writes is never captured again: no mirror loops. */
+ * is skipped), so what it writes is never captured again: no mirror loops.
+ * With credentials, AUTH is the connection's first command, queued before any other
+ * (redis/auth.h): every caller gets an authenticated connection without asking. A
+ * refused AUTH, or a password file that cannot be read, makes the connection "gone"
+ * with the reason; what was queued behind the AUTH gets NULL replies, never the
+ * server's NOAUTH answers. */
 #ifndef SY_REDIS_CONN_H
 #define SY_REDIS_CONN_H
 
@@ -14,16 +19,18 @@
 
 struct sy_loop;
 struct sy_redis;
+struct sy_auth_spec;
 
-/* up: connected (true) or gone (false, with why). After a "gone" the handle is dead:
+/* up: connected and authenticated (true) or gone (false, with why). After a "gone" the handle is dead:
  * the owner calls sy_redis_free() (not from inside a reply callback) and may connect
  * again. Pending commands' callbacks have already run with a NULL reply. */
 typedef void (*sy_redis_state_cb)(struct sy_redis *c, bool up, const char *why, void *arg);
 /* reply == NULL: the connection was lost before the reply (outcome unknown). */
 typedef void (*sy_redis_reply_cb)(struct sy_redis *c, redisReply *reply, void *priv);
 
-struct sy_redis *sy_redis_connect(struct sy_loop *l, const struct sy_endpoint *ep, sy_redis_state_cb cb,
-				  void *arg);
+/* auth: the side's credentials (model/spec.h), or NULL for none; read here, not kept. */
+struct sy_redis *sy_redis_connect(struct sy_loop *l, const struct sy_endpoint *ep,
+				  const struct sy_auth_spec *auth, sy_redis_state_cb cb, void *arg);
 /* Queues a command already in RESP form. -ENOTCONN when the connection is gone. */
 int sy_redis_send(struct sy_redis *c, const char *resp, size_t len, sy_redis_reply_cb cb, void *priv);
 int sy_redis_sendv(struct sy_redis *c, int argc, const char **argv, const size_t *lens, sy_redis_reply_cb cb,

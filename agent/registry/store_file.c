@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fsutil.h"
 #include "core/log.h"
 
 #define SY_STATE_MAX (64u << 20)
@@ -75,28 +76,12 @@ int sy_state_read(const char *dir, Switchyard__V1__State **out)
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int sy_state_prepare(const char *dir, const Switchyard__V1__State *st)
 {
 	char final[PATH_MAX], tmp[PATH_MAX];
 	size_t len = switchyard__v1__state__get_packed_size(st);
 	uint8_t *buf;
-	int fd, err;
+	int err;
 
 	if ((err = paths(dir, final, tmp)))
 		return err;
@@ -104,42 +89,20 @@ int sy_state_prepare(const char *dir, const Switchyard__V1__State *st)
 	if (!buf)
 		return -ENOMEM;
 	switchyard__v1__state__pack(st, buf);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		err = -errno;
-		free(buf);
-		return err;
-	}
-	err = write_all(fd, buf, len);
+	err = sy_file_write_synced(tmp, buf, len, 0600);
 	free(buf);
-	if (!err && fsync(fd) < 0)
-		err = -errno;
-	if (close(fd) < 0 && !err)
-		err = -errno;
-	if (err)
-		unlink(tmp);
 	return err;
 }
 
 int sy_state_commit(const char *dir)
 {
 	char final[PATH_MAX], tmp[PATH_MAX];
-	int err, dfd;
+	int err;
 
 	if ((err = paths(dir, final, tmp)))
 		return err;
-	if (rename(tmp, final) < 0) {
-		err = -errno;
-		unlink(tmp);
-		return err;
-	}
-	/* The rename itself must reach the disk before we answer "done". */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
+	/* the rename itself must reach the disk before we answer "done" */
+	return sy_file_rename(tmp, final, 1);
 }
 
 void sy_state_abort(const char *dir)

@@ -49,9 +49,14 @@ typedef void (*sy_rpc_handler)(struct sy_rpc_call *call, const ProtobufCMessage 
  * closes before the handler finished the call. The call is freed after it returns. */
 typedef void (*sy_rpc_cancel_cb)(struct sy_rpc_call *call, void *arg);
 
+/* Limits against hostile or broken clients; 0 = the default. Request bytes buffered in
+ * partial messages are bounded per connection and server-wide (rpc_server.c): past
+ * them a peer's flow-control window is not refilled until something is freed. */
 struct sy_rpc_server_opts {
-	size_t max_recv_msg; /* 0 = SY_RPC_DEFAULT_MAX_MSG */
-	size_t max_send_msg; /* 0 = SY_RPC_DEFAULT_MAX_MSG */
+	size_t max_recv_msg;  /* 0 = SY_RPC_DEFAULT_MAX_MSG */
+	size_t max_send_msg;  /* 0 = SY_RPC_DEFAULT_MAX_MSG */
+	size_t max_conns;     /* open connections (default 128); more are closed at accept */
+	uint32_t max_streams; /* concurrent streams per connection (default 100) */
 };
 
 struct sy_rpc_server *sy_rpc_server_new(struct sy_loop *loop, const struct sy_rpc_server_opts *opts);
@@ -81,6 +86,7 @@ struct sy_rpc_server_stats {
 	uint64_t calls_total;  /* streams ever started */
 	uint64_t conns_total;  /* connections ever accepted */
 	uint64_t proto_errors; /* connections closed for malformed HTTP/2 */
+	size_t req_buffered;   /* request bytes held in unfinished messages, server-wide */
 };
 void sy_rpc_server_get_stats(const struct sy_rpc_server *srv, struct sy_rpc_server_stats *st);
 

@@ -15,15 +15,30 @@
  * reading only fills its own buffers. Replies queue per call and leave through a
  * deferred data provider: HTTP/2 flow control decides the pace, and the provider is
  * resumed when a message is queued or the call ends.
+ *
+ * Bounds. What a client can make us hold is bounded whatever it does: connections
+ * (max_conns) and streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS), a message
+ * size (max_recv, checked on the prefix before anything is stored), and the request
+ * bytes buffered in partial messages — per connection (conn_budget) and for the whole
+ * server (total_budget). Windows are not refilled automatically: a DATA byte is
+ * credited back (nghttp2_session_consume) only while both budgets have room, so a peer
+ * past them can send no more than its open window until something is freed. A fresh
+ * connection still has its initial window: a small call (syctl status) gets through
+ * while others hold the budget. A request not complete 10 s after its headers ends
+ * (RESOURCE_EXHAUSTED), so stalled streams cannot hold the budget for good. Buffers are
+ * freed with their stream, and after a connection that held much closes the heap is
+ * trimmed, so the memory goes back.
  */
 #include "rpc/rpc.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <nghttp2/nghttp2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,682 +47,132 @@
 #include "core/log.h"
 #include "rpc/rpc_listen.h"
 
-#define MAX_LISTENERS	  8
-#define MAX_CONNS	  1024
-#define MAX_STREAMS	  1000	    /* per connection; nghttp2 refuses the rest */
-#define STREAM_WINDOW	  (1 << 20) /* request bytes in flight per stream */
-#define CONN_WINDOW	  (4 << 20) /* … and per connection */
-#define MAX_HEADER_LIST	  16384
-#define GOAWAY_NOTICE_MS  50 /* shutdown notice → final GOAWAY: covers requests in flight */
-#define SHUTDOWN_TICK_MS  20
-#define ACCEPT_BACKOFF_MS 100 /* out of file descriptors: stop accepting for a moment */
-#define READ_BUDGET	  8   /* reads per wakeup, so one busy peer cannot starve others */
+#include "rpc/rpc_server_int.h"
 
-struct method {
-	char *path;
-	const ProtobufCMessageDescriptor *desc;
-	sy_rpc_handler h;
-	void *arg;
-	int streaming;
-	struct method *next;
-};
-
-struct chunk {
-	uint8_t *data;
-	size_t len, off;
-	struct chunk *next;
-};
-
-struct conn;
-
-struct sy_rpc_call {
-	struct conn *c;
-	int32_t id;
-
-	/* Request headers, as judged while they arrive. */
-	char path[256];
-	unsigned path_long : 1, method_post : 1, ct_ok : 1, gzip_in : 1, accept_gzip : 1, bad_encoding : 1,
-		bad_timeout : 1;
-	char encoding[32]; /* an unsupported grpc-encoding, for the error message */
-	uint64_t deadline; /* loop ms, 0 = none */
-	uint64_t timer;
-
-	struct sy_grpc_reader rd;
-	uint8_t *req;
-	size_t req_len;
-	int have_req;
-	const struct method *m;
-
-	/* Progress. */
-	int headers_sent; /* response HEADERS submitted (with the data provider) */
-	int dispatched;	  /* the handler was called … */
-	int handler_done; /* … and has finished the call: it holds no handle */
-	int cancelled;	  /* … or was told to drop it through the cancel callback */
-	int ending;	  /* final status decided: trailers follow the queued messages */
-	int gzip_out;
-	enum sy_grpc_code code;
-	char msg[512];
-
-	struct chunk *head, *tail;
-	size_t pending;
-
-	sy_rpc_cancel_cb cancel;
-	void *cancel_arg;
-	struct sy_rpc_call *prev, *next; /* in conn->calls */
-};
-
-struct conn {
-	struct sy_rpc_server *srv;
-	int fd; /* -1: a raw connection fed by sy_rpc_server_feed_raw, output discarded */
-	nghttp2_session *s;
-	uint8_t *out; /* what the socket did not take yet */
-	size_t out_len, out_off, out_cap;
-	struct sy_rpc_call *calls;
-	unsigned events; /* interest registered with the loop */
-	int closing;	 /* fatal: close at the next chance */
-	int hold;	 /* inside mem_recv, or a batch of aborts: mem_send must wait,
-			  * since it may close streams (and free calls) under our feet */
-	int goaway_final;
-	struct conn *prev, *next;
-};
-
-struct listener {
-	struct sy_rpc_server *srv;
-	int fd;
-	char path[108]; /* unix socket file to remove on close, or "" */
-	uint64_t backoff;
-};
-
-struct sy_rpc_server {
-	struct sy_loop *loop;
-	size_t max_recv, max_send;
-	struct listener lis[MAX_LISTENERS];
-	int nl;
-	int port;
-	struct method *methods;
-	struct conn *conns;
-	struct sy_rpc_server_stats st;
-	nghttp2_session_callbacks *cbs;
-	uint64_t reap_timer; /* closes connections that failed outside their I/O callback */
-	int shutting_down;
-	uint64_t shutdown_deadline, shutdown_timer;
-	void (*done)(void *);
-	void *done_arg;
-};
-
-static void conn_flush(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_fail(struct conn *c);
 
-/* ---- call lifetime ----------------------------------------------------------------- */
+/* ---- request buffering budget --------------------------------------------------------- */
 
-static void drop_queue(struct sy_rpc_call *call, int keep_started)
+static int over_budget(const struct conn *c)
 {
-	struct chunk **pp = &call->head;
-
-	if (keep_started && *pp && (*pp)->off)
-		pp = &(*pp)->next;
-	while (*pp) {
-		struct chunk *ch = *pp;
-
-		*pp = ch->next;
-		call->pending -= ch->len - ch->off;
-		free(ch->data);
-		free(ch);
-	}
-	call->tail = NULL;
-	for (struct chunk *ch = call->head; ch; ch = ch->next)
-		call->tail = ch;
+	return c->held >= c->srv->conn_budget || c->srv->held >= c->srv->total_budget;
 }
 
-static void call_free(struct sy_rpc_call *call)
+static void repay_all(struct sy_loop *l, void *arg);
+
+/* Something was freed: peers held back may be credited again (from a fresh loop turn,
+ * never from inside nghttp2's callbacks, whose session we would re-enter). */
+static void want_repay(struct sy_rpc_server *srv)
+{
+	if (srv->owed && !srv->repay_timer)
+		srv->repay_timer = sy_loop_add_timer(srv->loop, 0, repay_all, srv);
+}
+
+/* Brings the call's share of the budgets up to date with what it holds now. */
+void rpcs_account(struct sy_rpc_call *call)
 {
 	struct conn *c = call->c;
+	size_t now = call->rd.cap + (call->req ? call->req_len : 0);
 
-	if (call->prev)
-		call->prev->next = call->next;
+	c->held = c->held - call->held + now;
+	c->srv->held = c->srv->held - call->held + now;
+	if (now < call->held)
+		want_repay(c->srv);
+	call->held = now;
+	if (c->held > c->peak)
+		c->peak = c->held;
+}
+
+/* n DATA bytes of stream id arrived: rpcs_credit them back now, or owe them. */
+void rpcs_credit(struct conn *c, struct sy_rpc_call *call, int32_t id, size_t n)
+{
+	if (!n)
+		return;
+	if (!over_budget(c)) {
+		nghttp2_session_consume(c->s, id, n);
+		return;
+	}
+	if (call)
+		call->owed += n;
 	else
-		c->calls = call->next;
-	if (call->next)
-		call->next->prev = call->prev;
-	sy_loop_cancel_timer(c->srv->loop, call->timer);
-	drop_queue(call, 0);
-	sy_grpc_reader_free(&call->rd);
-	free(call->req);
-	c->srv->st.calls--;
-	free(call);
+		c->owed += n;
+	c->srv->owed += n;
 }
 
-/* Tells the handler, once, that it must let go of the call. */
-static void call_cancel(struct sy_rpc_call *call)
+static void conn_repay(struct conn *c)
 {
-	if (!call->dispatched || call->handler_done || call->cancelled)
-		return;
-	call->cancelled = 1;
-	if (call->cancel)
-		call->cancel(call, call->cancel_arg);
-}
+	struct sy_rpc_server *srv = c->srv;
 
-/* ---- responses ---------------------------------------------------------------------- */
-
-#define NV(n, v)                                                                                             \
-	{                                                                                                    \
-		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE               \
+	for (struct sy_rpc_call *call = c->calls; call && !over_budget(c); call = call->next) {
+		if (!call->owed)
+			continue;
+		nghttp2_session_consume(c->s, call->id, call->owed);
+		srv->owed -= call->owed;
+		call->owed = 0;
 	}
-
-static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
-			 nghttp2_data_source *src, void *ud)
-{
-	struct sy_rpc_call *call = src->ptr;
-	size_t n = 0;
-
-	(void)id;
-	(void)ud;
-	while (n < len && call->head) {
-		struct chunk *ch = call->head;
-		size_t take = ch->len - ch->off;
-
-		if (take > len - n)
-			take = len - n;
-		memcpy(buf + n, ch->data + ch->off, take);
-		ch->off += take;
-		n += take;
-		call->pending -= take;
-		if (ch->off == ch->len) {
-			call->head = ch->next;
-			if (!call->head)
-				call->tail = NULL;
-			free(ch->data);
-			free(ch);
-		}
+	if (c->owed && !over_budget(c)) {
+		nghttp2_session_consume_connection(c->s, c->owed);
+		srv->owed -= c->owed;
+		c->owed = 0;
 	}
-	if (!call->head && call->ending) {
-		char code[16], msg[sizeof(call->msg) * 3 + 1];
-		int fmt = snprintf(code, sizeof(code), "%d", (int)call->code);
-		nghttp2_nv tr[2] = {NV("grpc-status", code)};
-		size_t ntr = 1;
-
-		(void)fmt;
-		if (call->msg[0]) {
-			sy_grpc_percent_encode(call->msg, msg, sizeof(msg));
-			tr[ntr++] = (nghttp2_nv)NV("grpc-message", msg);
-		}
-		/* The stream ends with the trailers, not with this DATA frame. */
-		*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-		if (nghttp2_submit_trailer(s, call->id, tr, ntr) != 0)
-			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
-		return (ssize_t)n;
-	}
-	return n ? (ssize_t)n : NGHTTP2_ERR_DEFERRED;
 }
 
-static int send_headers(struct sy_rpc_call *call)
+static void repay_all(struct sy_loop *l, void *arg)
 {
-	nghttp2_data_provider dp = {.source.ptr = call, .read_callback = data_read};
-	nghttp2_nv hdr[] = {
-		NV(":status", "200"),
-		NV("content-type", "application/grpc"),
-		NV("grpc-accept-encoding", "identity,gzip"),
-		NV("grpc-encoding", "gzip"),
-	};
-
-	call->headers_sent = 1;
-	return nghttp2_submit_response(call->c->s, call->id, hdr,
-				       sizeof(hdr) / sizeof(hdr[0]) - !call->gzip_out, &dp);
-}
-
-/* A call that has sent nothing yet ends with one HEADERS frame (trailers-only). */
-static void trailers_only(struct sy_rpc_call *call, const char *http, enum sy_grpc_code code, const char *msg)
-{
-	char cs[16], enc[sizeof(call->msg) * 3 + 1];
-	int fmt = snprintf(cs, sizeof(cs), "%d", (int)code);
-	nghttp2_nv hdr[5] = {
-		NV(":status", http),
-		NV("content-type", "application/grpc"),
-		NV("grpc-accept-encoding", "identity,gzip"),
-		NV("grpc-status", cs),
-	};
-	size_t n = 4;
-
-	(void)fmt;
-	if (msg && *msg) {
-		sy_grpc_percent_encode(msg, enc, sizeof(enc));
-		hdr[n++] = (nghttp2_nv)NV("grpc-message", enc);
-	}
-	call->headers_sent = 1;
-	call->ending = 1;
-	call->code = code;
-	if (nghttp2_submit_response(call->c->s, call->id, hdr, n, NULL) != 0)
-		nghttp2_submit_rst_stream(call->c->s, NGHTTP2_FLAG_NONE, call->id, NGHTTP2_INTERNAL_ERROR);
-}
-
-/* Decides the final status: trailers go out after what is queued. */
-static void end_call_http(struct sy_rpc_call *call, const char *http, enum sy_grpc_code code, const char *msg)
-{
-	sy_loop_cancel_timer(call->c->srv->loop, call->timer);
-	call->timer = 0;
-	if (call->ending)
-		return;
-	if (!call->headers_sent) {
-		trailers_only(call, http, code, msg);
-	} else {
-		call->code = code;
-		snprintf(call->msg, sizeof(call->msg), "%s", msg ? msg : "");
-		call->ending = 1;
-		nghttp2_session_resume_data(call->c->s, call->id);
-	}
-	conn_flush(call->c);
-}
-
-static void end_call(struct sy_rpc_call *call, enum sy_grpc_code code, const char *msg)
-{
-	end_call_http(call, "200", code, msg);
-}
-
-/* Ends a call now, for a reason of the transport's (deadline, shutdown): messages not
- * yet started are dropped; one already half-sent cannot be cut without breaking the
- * framing, so then the stream is reset instead. */
-static void abort_call(struct sy_rpc_call *call, enum sy_grpc_code code, const char *msg)
-{
-	call_cancel(call);
-	if (call->ending)
-		return;
-	drop_queue(call, 1);
-	if (call->head) {
-		call->ending = 1;
-		call->code = code;
-		nghttp2_submit_rst_stream(call->c->s, NGHTTP2_FLAG_NONE, call->id, NGHTTP2_CANCEL);
-		conn_flush(call->c);
-		return;
-	}
-	end_call(call, code, msg);
-}
-
-static int queue(struct sy_rpc_call *call, const ProtobufCMessage *m)
-{
-	size_t n = protobuf_c_message_get_packed_size(m);
-	uint8_t *body, *framed;
-	size_t flen;
-	struct chunk *ch;
-	int e;
-
-	if (n > call->c->srv->max_send)
-		return -EMSGSIZE;
-	body = malloc(n ? n : 1);
-	if (!body)
-		return -ENOMEM;
-	protobuf_c_message_pack(m, body);
-	e = sy_grpc_frame(body, n, call->gzip_out, &framed, &flen);
-	free(body);
-	if (e)
-		return e;
-	ch = calloc(1, sizeof(*ch));
-	if (!ch) {
-		free(framed);
-		return -ENOMEM;
-	}
-	ch->data = framed;
-	ch->len = flen;
-	if (call->tail)
-		call->tail->next = ch;
-	else
-		call->head = ch;
-	call->tail = ch;
-	call->pending += flen;
-	if (!call->headers_sent) {
-		if (send_headers(call) != 0)
-			return -EPIPE;
-	} else {
-		nghttp2_session_resume_data(call->c->s, call->id);
-	}
-	return 0;
-}
-
-static const char *why_not_queued(int e)
-{
-	return e == -EMSGSIZE ? "response larger than the send limit" : "out of memory";
-}
-
-int sy_rpc_send(struct sy_rpc_call *call, const ProtobufCMessage *msg)
-{
-	int e;
-
-	if (call->ending || call->cancelled)
-		return -EPIPE;
-	e = queue(call, msg);
-	if (e) {
-		end_call(call, e == -EMSGSIZE ? SY_GRPC_RESOURCE_EXHAUSTED : SY_GRPC_INTERNAL,
-			 why_not_queued(e));
-		return e;
-	}
-	conn_flush(call->c);
-	return 0;
-}
-
-int sy_rpc_reply(struct sy_rpc_call *call, const ProtobufCMessage *resp)
-{
-	int e;
-
-	call->handler_done = 1;
-	if (call->ending || call->cancelled)
-		return -EPIPE;
-	e = queue(call, resp);
-	if (e)
-		end_call(call, e == -EMSGSIZE ? SY_GRPC_RESOURCE_EXHAUSTED : SY_GRPC_INTERNAL,
-			 why_not_queued(e));
-	else
-		end_call(call, SY_GRPC_OK, NULL);
-	return e;
-}
-
-int sy_rpc_finish(struct sy_rpc_call *call, enum sy_grpc_code code, const char *fmt, ...)
-{
-	char msg[512] = "";
-	va_list ap;
-
-	call->handler_done = 1;
-	if (call->ending || call->cancelled)
-		return -EPIPE;
-	if (fmt) {
-		va_start(ap, fmt);
-		vsnprintf(msg, sizeof(msg), fmt, ap);
-		va_end(ap);
-	}
-	end_call(call, code, msg);
-	return 0;
-}
-
-size_t sy_rpc_call_pending(const struct sy_rpc_call *call)
-{
-	return call->pending;
-}
-
-void sy_rpc_call_set_cancel(struct sy_rpc_call *call, sy_rpc_cancel_cb cb, void *arg)
-{
-	call->cancel = cb;
-	call->cancel_arg = arg;
-}
-
-int sy_rpc_call_fd(const struct sy_rpc_call *call)
-{
-	return call->c ? call->c->fd : -1;
-}
-
-uint64_t sy_rpc_call_deadline(const struct sy_rpc_call *call)
-{
-	return call->deadline;
-}
-
-/* ---- requests ----------------------------------------------------------------------- */
-
-static void on_deadline(struct sy_loop *l, void *arg)
-{
-	struct sy_rpc_call *call = arg;
+	struct sy_rpc_server *srv = arg;
 
 	(void)l;
-	call->timer = 0;
-	abort_call(call, SY_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
-}
-
-static const struct method *find_method(const struct sy_rpc_server *srv, const char *path)
-{
-	for (const struct method *m = srv->methods; m; m = m->next)
-		if (strcmp(m->path, path) == 0)
-			return m;
-	return NULL;
-}
-
-static void dispatch(struct sy_rpc_call *call)
-{
-	ProtobufCMessage *req;
-	char field[256];
-
-	if (!call->have_req) {
-		end_call(call, SY_GRPC_INVALID_ARGUMENT, "request message missing");
-		return;
+	srv->repay_timer = 0;
+	for (struct conn *c = srv->conns; c && srv->owed && srv->held < srv->total_budget; c = c->next) {
+		if (c->closing || c->hold)
+			continue;
+		conn_repay(c);
+		rpcs_conn_flush(c); /* the WINDOW_UPDATEs */
 	}
-	if (sy_pb_strings_check(call->m->desc, call->req, call->req_len, field, sizeof(field))) {
-		/* protobuf-c would cut the string at the NUL without a trace (pb_strings.h) */
-		char why[400];
-
-		free(call->req);
-		call->req = NULL;
-		snprintf(why, sizeof(why), "%s: a string must not contain a NUL byte", field);
-		end_call(call, SY_GRPC_INVALID_ARGUMENT, why);
-		return;
-	}
-	req = protobuf_c_message_unpack(call->m->desc, NULL, call->req_len, call->req);
-	free(call->req); /* decoded: the bytes are of no further use */
-	call->req = NULL;
-	if (!req) {
-		char why[300];
-
-		snprintf(why, sizeof(why), "request is not a valid %s", call->m->desc->name);
-		end_call(call, SY_GRPC_INVALID_ARGUMENT, why);
-		return;
-	}
-	call->dispatched = 1;
-	call->m->h(call, req, call->m->arg);
-	protobuf_c_message_free_unpacked(req, NULL);
 }
 
-static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+/* glibc keeps freed heap memory for reuse; after a connection that held megabytes of
+ * requests it is given back, once per loop turn however many closed. */
+static void trim(struct sy_loop *l, void *arg)
 {
-	struct conn *c = ud;
-	struct sy_rpc_call *call;
+	struct sy_rpc_server *srv = arg;
 
-	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-		return 0;
-	call = calloc(1, sizeof(*call));
-	if (!call)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* refuses this stream only */
-	call->c = c;
-	call->id = f->hd.stream_id;
-	sy_grpc_reader_init(&call->rd, c->srv->max_recv);
-	call->next = c->calls;
-	if (c->calls)
-		c->calls->prev = call;
-	c->calls = call;
-	c->srv->st.calls++;
-	c->srv->st.calls_total++;
-	nghttp2_session_set_stream_user_data(s, f->hd.stream_id, call);
-	return 0;
+	(void)l;
+	srv->trim_timer = 0;
+	malloc_trim(0);
 }
 
-static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
-		     const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+/* Every SWEEP_MS while requests are incomplete: those older than REQUEST_TIMEOUT_MS end
+ * (trailers, then the stream is reset), which frees what they held. One timer for the
+ * server rather than one per stream: the loop cancels timers by a linear scan. */
+void rpcs_sweep(struct sy_loop *l, void *arg)
 {
-	struct sy_rpc_call *call = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-	const char *v = (const char *)value;
+	struct sy_rpc_server *srv = arg;
+	uint64_t now = sy_now_ms();
+	int waiting = 0;
+	char why[80];
 
-	(void)flags;
-	(void)ud;
-	if (!call || f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-		return 0; /* trailers of the request carry nothing we use */
-#define IS(lit) (nlen == sizeof(lit) - 1 && memcmp(name, lit, nlen) == 0)
-	if (IS(":path")) {
-		call->path_long = vlen >= sizeof(call->path);
-		if (!call->path_long) {
-			memcpy(call->path, value, vlen);
-			call->path[vlen] = '\0';
+	srv->sweep_timer = 0;
+	snprintf(why, sizeof(why), "request not received within %d s", REQUEST_TIMEOUT_MS / 1000);
+	for (struct conn *c = srv->conns, *n; c; c = n) {
+		n = c->next; /* flushing below never closes a connection at once */
+		if (c->closing)
+			continue;
+		c->hold++;
+		for (struct sy_rpc_call *call = c->calls; call; call = call->next) {
+			if (call->dispatched || call->ending)
+				continue;
+			if (now - call->started >= REQUEST_TIMEOUT_MS)
+				rpcs_end_call(call, SY_GRPC_RESOURCE_EXHAUSTED, why);
+			else
+				waiting = 1;
 		}
-	} else if (IS(":method")) {
-		call->method_post = vlen == 4 && memcmp(value, "POST", 4) == 0;
-	} else if (IS("content-type")) {
-		call->ct_ok = sy_grpc_content_type_ok(v, vlen);
-	} else if (IS("grpc-encoding")) {
-		call->gzip_in = vlen == 4 && memcmp(value, "gzip", 4) == 0;
-		if (!call->gzip_in && !(vlen == 8 && memcmp(value, "identity", 8) == 0)) {
-			call->bad_encoding = 1;
-			snprintf(call->encoding, sizeof(call->encoding), "%.*s", (int)(vlen < 31 ? vlen : 31),
-				 v);
-		}
-	} else if (IS("grpc-accept-encoding")) {
-		call->accept_gzip = sy_grpc_list_has(v, vlen, "gzip");
-	} else if (IS("grpc-timeout")) {
-		int64_t ms = sy_grpc_timeout_parse(v, vlen);
-
-		call->bad_timeout = ms < 0;
-		if (ms >= 0)
-			call->deadline = sy_now_ms() + (uint64_t)ms;
+		c->hold--;
+		rpcs_conn_flush(c);
 	}
-#undef IS
-	return 0;
-}
-
-/* The request's headers are complete: route it, or answer at once. */
-static void headers_done(struct sy_rpc_call *call)
-{
-	struct sy_rpc_server *srv = call->c->srv;
-	char why[400];
-
-	if (!call->method_post) {
-		end_call_http(call, "405", SY_GRPC_UNIMPLEMENTED, "gRPC requests use POST");
-		return;
-	}
-	if (!call->ct_ok) {
-		end_call_http(call, "415", SY_GRPC_UNKNOWN, "content-type must be application/grpc");
-		return;
-	}
-	call->m = call->path_long ? NULL : find_method(srv, call->path);
-	if (!call->m) {
-		snprintf(why, sizeof(why), "unknown method %s",
-			 call->path_long ? "(path too long)" : call->path);
-		end_call(call, SY_GRPC_UNIMPLEMENTED, why);
-		return;
-	}
-	if (call->bad_encoding) {
-		snprintf(why, sizeof(why), "grpc-encoding \"%s\" is not supported (identity, gzip)",
-			 call->encoding);
-		end_call(call, SY_GRPC_UNIMPLEMENTED, why);
-		return;
-	}
-	if (call->bad_timeout) {
-		end_call(call, SY_GRPC_INVALID_ARGUMENT, "malformed grpc-timeout");
-		return;
-	}
-	call->gzip_out = call->gzip_in && call->accept_gzip;
-	if (call->deadline) {
-		uint64_t now = sy_now_ms();
-
-		call->timer = sy_loop_add_timer(srv->loop, call->deadline > now ? call->deadline - now : 0,
-						on_deadline, call);
-	}
-}
-
-static void request_message(struct sy_rpc_call *call, uint8_t *msg, size_t mlen, int comp)
-{
-	size_t max = call->c->srv->max_recv;
-	char why[120];
-
-	if (call->have_req) {
-		free(msg);
-		end_call(call, SY_GRPC_INVALID_ARGUMENT, "more than one request message");
-		return;
-	}
-	if (comp) {
-		uint8_t *plain;
-		size_t plen;
-		int e;
-
-		if (!call->gzip_in) {
-			free(msg);
-			/* The spec's answer to a compressed flag without an encoding. */
-			end_call(call, SY_GRPC_INTERNAL, "compressed message without grpc-encoding");
-			return;
-		}
-		e = sy_gzip_decompress(msg, mlen, max, &plain, &plen);
-		free(msg);
-		if (e == -EMSGSIZE) {
-			snprintf(why, sizeof(why), "request message larger than %zu bytes once decompressed",
-				 max);
-			end_call(call, SY_GRPC_RESOURCE_EXHAUSTED, why);
-			return;
-		}
-		if (e) {
-			end_call(call, e == -ENOMEM ? SY_GRPC_RESOURCE_EXHAUSTED : SY_GRPC_INVALID_ARGUMENT,
-				 e == -ENOMEM ? "out of memory" : "request message is not valid gzip");
-			return;
-		}
-		msg = plain;
-		mlen = plen;
-	}
-	call->req = msg;
-	call->req_len = mlen;
-	call->have_req = 1;
-}
-
-static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *ud)
-{
-	struct sy_rpc_call *call = nghttp2_session_get_stream_user_data(s, id);
-	char why[100];
-
-	(void)flags;
-	(void)ud;
-	/* Bytes of a call already answered are dropped (nghttp2 still credits the window). */
-	while (call && !call->ending && call->m && len) {
-		uint8_t *msg;
-		size_t mlen;
-		int comp, r = sy_grpc_reader_feed(&call->rd, &data, &len, &msg, &mlen, &comp);
-
-		if (r == -EMSGSIZE) {
-			snprintf(why, sizeof(why), "request message larger than %zu bytes",
-				 call->c->srv->max_recv);
-			end_call(call, SY_GRPC_RESOURCE_EXHAUSTED, why);
-		} else if (r < 0) {
-			end_call(call, SY_GRPC_RESOURCE_EXHAUSTED, "out of memory");
-		} else if (r == 1) {
-			request_message(call, msg, mlen, comp);
-		}
-	}
-	return 0;
-}
-
-static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
-{
-	struct sy_rpc_call *call;
-
-	(void)ud;
-	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
-		return 0;
-	call = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-	if (!call)
-		return 0;
-	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
-		headers_done(call);
-	if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !call->ending && !call->dispatched) {
-		if (!sy_grpc_reader_idle(&call->rd))
-			end_call(call, SY_GRPC_INVALID_ARGUMENT, "request ends inside a message");
-		else
-			dispatch(call);
-	}
-	return 0;
-}
-
-static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
-{
-	(void)ud;
-	/* Our side of the stream is over while the client's is not (an early error, a
-	 * deadline): what it would still send is of no use, so reset — only now, since
-	 * a reset before the trailers would lose them. */
-	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
-	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
-	    nghttp2_session_get_stream_remote_close(s, f->hd.stream_id) == 0)
-		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
-	return 0;
-}
-
-static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
-{
-	struct sy_rpc_call *call = nghttp2_session_get_stream_user_data(s, id);
-
-	(void)code;
-	(void)ud;
-	if (!call)
-		return 0;
-	call_cancel(call); /* RST_STREAM from the client, or a reset of ours */
-	call_free(call);
-	return 0;
+	if (waiting)
+		srv->sweep_timer = sy_loop_add_timer(l, SWEEP_MS, rpcs_sweep, srv);
 }
 
 /* ---- connections -------------------------------------------------------------------- */
@@ -737,7 +202,7 @@ static int out_keep(struct conn *c, const uint8_t *d, size_t n)
 }
 
 /* Writes what nghttp2 has, until it has nothing or the socket is full. */
-static void conn_flush(struct conn *c)
+void rpcs_conn_flush(struct conn *c)
 {
 	if (c->closing || c->hold)
 		return;
@@ -825,7 +290,7 @@ static void conn_input(struct conn *c, const uint8_t *data, size_t n)
 		c->srv->st.proto_errors++;
 		if (r != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
 			nghttp2_session_terminate_session(c->s, NGHTTP2_PROTOCOL_ERROR);
-		conn_flush(c);
+		rpcs_conn_flush(c);
 		c->closing = 1;
 	}
 }
@@ -836,9 +301,12 @@ static void conn_close(struct conn *c)
 
 	c->closing = 1; /* cancel callbacks below must not write to this connection */
 	for (struct sy_rpc_call *call = c->calls; call; call = call->next)
-		call_cancel(call);
+		rpcs_call_cancel(call);
 	while (c->calls)
-		call_free(c->calls);
+		rpcs_call_free(c->calls);
+	srv->owed -= c->owed;
+	if (c->peak >= TRIM_AFTER && !srv->trim_timer && c->fd >= 0)
+		srv->trim_timer = sy_loop_add_timer(srv->loop, 0, trim, srv);
 	nghttp2_session_del(c->s);
 	if (c->fd >= 0) {
 		sy_loop_del_fd(srv->loop, c->fd);
@@ -876,7 +344,7 @@ static void conn_io(struct sy_loop *l, int fd, unsigned ev, void *arg)
 				break;
 		}
 	}
-	conn_flush(c);
+	rpcs_conn_flush(c);
 	if (conn_done(c))
 		conn_close(c);
 }
@@ -884,7 +352,7 @@ static void conn_io(struct sy_loop *l, int fd, unsigned ev, void *arg)
 static struct conn *conn_new(struct sy_rpc_server *srv, int fd)
 {
 	nghttp2_settings_entry settings[] = {
-		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
+		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, srv->max_streams},
 		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
 		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST},
 		{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -895,7 +363,7 @@ static struct conn *conn_new(struct sy_rpc_server *srv, int fd)
 		return NULL;
 	c->srv = srv;
 	c->fd = fd;
-	if (nghttp2_session_server_new(&c->s, srv->cbs, c) != 0) {
+	if (nghttp2_session_server_new2(&c->s, srv->cbs, c, srv->h2opt) != 0) {
 		free(c);
 		return NULL;
 	}
@@ -914,7 +382,7 @@ static struct conn *conn_new(struct sy_rpc_server *srv, int fd)
 	srv->conns = c;
 	srv->st.conns++;
 	srv->st.conns_total++;
-	conn_flush(c); /* our SETTINGS go first */
+	rpcs_conn_flush(c); /* our SETTINGS go first */
 	return c;
 }
 
@@ -949,7 +417,7 @@ static void on_accept(struct sy_loop *l, int lfd, unsigned ev, void *arg)
 			li->backoff = sy_loop_add_timer(l, ACCEPT_BACKOFF_MS, accept_again, li);
 			return;
 		}
-		if (srv->shutting_down || srv->st.conns >= MAX_CONNS || !conn_new(srv, fd))
+		if (srv->shutting_down || srv->st.conns >= srv->max_conns || !conn_new(srv, fd))
 			close(fd);
 	}
 }
@@ -1014,16 +482,28 @@ struct sy_rpc_server *sy_rpc_server_new(struct sy_loop *loop, const struct sy_rp
 		free(srv);
 		return NULL;
 	}
-	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
-	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+	if (nghttp2_option_new(&srv->h2opt) != 0) {
+		nghttp2_session_callbacks_del(cbs);
+		free(srv);
+		return NULL;
+	}
+	/* Windows are refilled by rpcs_credit(), within the budgets. */
+	nghttp2_option_set_no_auto_window_update(srv->h2opt, 1);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, rpcs_on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, rpcs_on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, rpcs_on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, rpcs_on_data);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, rpcs_on_stream_close);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, rpcs_on_frame_send);
 	srv->cbs = cbs;
 	srv->loop = loop;
 	srv->max_recv = opts && opts->max_recv_msg ? opts->max_recv_msg : SY_RPC_DEFAULT_MAX_MSG;
 	srv->max_send = opts && opts->max_send_msg ? opts->max_send_msg : SY_RPC_DEFAULT_MAX_MSG;
+	srv->max_conns = opts && opts->max_conns ? opts->max_conns : MAX_CONNS;
+	srv->max_streams = opts && opts->max_streams ? opts->max_streams : MAX_STREAMS;
+	/* Room for a whole message of the largest size, or none could ever complete. */
+	srv->conn_budget = CONN_BUDGET > 2 * srv->max_recv ? CONN_BUDGET : 2 * srv->max_recv;
+	srv->total_budget = TOTAL_BUDGET > 4 * srv->max_recv ? TOTAL_BUDGET : 4 * srv->max_recv;
 	return srv;
 }
 
@@ -1034,7 +514,7 @@ static int add_method(struct sy_rpc_server *srv, const char *path, const Protobu
 
 	if (!path || path[0] != '/' || !d || !h)
 		return -EINVAL;
-	if (find_method(srv, path))
+	if (rpcs_find_method(srv, path))
 		return -EEXIST;
 	m = calloc(1, sizeof(*m));
 	if (!m || !(m->path = strdup(path))) {
@@ -1084,10 +564,10 @@ static void shutdown_tick(struct sy_loop *l, void *arg)
 		if (force) {
 			c->hold++;
 			for (struct sy_rpc_call *call = c->calls; call; call = call->next)
-				abort_call(call, SY_GRPC_UNAVAILABLE, "server is shutting down");
+				rpcs_abort_call(call, SY_GRPC_UNAVAILABLE, "server is shutting down");
 			c->hold--;
 		}
-		conn_flush(c);
+		rpcs_conn_flush(c);
 		if (force || conn_done(c))
 			conn_close(c);
 	}
@@ -1116,7 +596,7 @@ void sy_rpc_server_shutdown(struct sy_rpc_server *srv, uint64_t grace_ms, void (
 	 * racing the ones already on the wire; the final GOAWAY follows on the first tick. */
 	for (struct conn *c = srv->conns; c; c = c->next) {
 		nghttp2_submit_shutdown_notice(c->s);
-		conn_flush(c);
+		rpcs_conn_flush(c);
 	}
 	srv->shutdown_timer =
 		sy_loop_add_timer(srv->loop, srv->conns ? GOAWAY_NOTICE_MS : 0, shutdown_tick, srv);
@@ -1131,6 +611,10 @@ void sy_rpc_server_free(struct sy_rpc_server *srv)
 	close_listeners(srv);
 	while (srv->conns)
 		conn_close(srv->conns);
+	/* after the connections: closing them may have armed these */
+	sy_loop_cancel_timer(srv->loop, srv->repay_timer);
+	sy_loop_cancel_timer(srv->loop, srv->trim_timer);
+	sy_loop_cancel_timer(srv->loop, srv->sweep_timer);
 	while (srv->methods) {
 		struct method *n = srv->methods->next;
 
@@ -1139,12 +623,14 @@ void sy_rpc_server_free(struct sy_rpc_server *srv)
 		srv->methods = n;
 	}
 	nghttp2_session_callbacks_del(srv->cbs);
+	nghttp2_option_del(srv->h2opt);
 	free(srv);
 }
 
 void sy_rpc_server_get_stats(const struct sy_rpc_server *srv, struct sy_rpc_server_stats *st)
 {
 	*st = srv->st;
+	st->req_buffered = srv->held;
 }
 
 /* For fuzzing: the bytes arrive as one client connection would send them, in pieces
@@ -1163,18 +649,18 @@ int sy_rpc_server_feed_raw(struct sy_rpc_server *srv, const uint8_t *data, size_
 		size_t n = len - off < 997 ? len - off : 997; /* odd size: frames straddle pieces */
 
 		conn_input(c, data + off, n);
-		conn_flush(c);
+		rpcs_conn_flush(c);
 		off += n;
 	}
 	c->hold++;
 	for (struct sy_rpc_call *call = c->calls; call; call = call->next) {
 		if (call->timer) {
 			sy_loop_cancel_timer(srv->loop, call->timer);
-			on_deadline(srv->loop, call);
+			rpcs_on_deadline(srv->loop, call);
 		}
 	}
 	c->hold--;
-	conn_flush(c);
+	rpcs_conn_flush(c);
 	conn_close(c);
 	return 0;
 }

@@ -1,4 +1,5 @@
-/* mirror.c — see mirror.h and docs/mirror.md. */
+/* mirror.c — see mirror.h and docs/mirror.md: the capture callback, replay, destination
+ * connections; repair.c, writers.c, clients.c and redis/resp_argv.c hold the rest. */
 #include "shadow/mirror.h"
 
 #include <errno.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include "redis/commands.h"
@@ -16,18 +18,16 @@
 #include "model/keymap.h"
 #include "registry/registry.h"
 #include "redis/redis_conn.h"
+#include "redis/resp_argv.h"
+#include "shadow/clients.h"
+#include "shadow/repair.h"
+#include "shadow/writers.h"
 
-#define NCONN		   4	 /* destination connections per direction */
-#define SRC_SLOTS	   16384 /* client connections followed at once (power of two) */
-#define LASTW_SLOTS	   65536 /* recent writers per key, for conflicts (power of two) */
-#define LASTW_WAYS	   4	 /* entries per set (power of two) */
-#define CONFLICT_MS	   1000	 /* writes to one key from both sides this close: conflict */
-#define SETTLE_MS	   50	 /* a repair waits for replays in flight to land */
-#define CONFLICT_SETTLE_MS 300	 /* a conflict repair waits for both sides' replays */
-#define RETRY_MS	   500	 /* a failed repair is tried again */
-#define REPAIR_INFLIGHT	   256
+#define NCONN		   4		      /* destination connections per direction */
+#define SETTLE_MS	   50		      /* a repair waits for replays in flight to land */
+#define CONFLICT_SETTLE_MS 300		      /* a conflict repair waits for both sides' replays */
+#define RETRY_MS	   SY_REPAIR_RETRY_MS /* a failed replay's keys are copied this late */
 #define RECONNECT_MS	   200
-#define MAX_ARGS	   (1 << 20)
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
@@ -50,104 +50,6 @@ static unsigned log2_bucket(uint64_t us)
 	return b;
 }
 
-/* ---- dirty keys: deduplicated, in order, each due at a time ----------------------- */
-
-struct dkey {
-	struct dkey *hnext; /* hash chain */
-	struct dkey *next;  /* FIFO */
-	uint64_t hash;
-	uint64_t due_ms;
-	int db;
-	size_t len;
-	char key[];
-};
-
-struct dirty {
-	struct dkey **tab; /* 65536 chains */
-	struct dkey *head, *tail;
-	size_t n;
-};
-
-#define DIRTY_BUCKETS 65536
-
-static struct dkey **dirty_slot(struct dirty *d, uint64_t h, int db, const char *k, size_t len)
-{
-	struct dkey **pp = &d->tab[h & (DIRTY_BUCKETS - 1)];
-
-	for (; *pp; pp = &(*pp)->hnext)
-		if ((*pp)->hash == h && (*pp)->db == db && (*pp)->len == len &&
-		    memcmp((*pp)->key, k, len) == 0)
-			return pp;
-	return pp;
-}
-
-/* 0 added or already there (its due time pushed to at least `due`), -ENOSPC full. */
-static int dirty_add(struct dirty *d, int db, const char *k, size_t len, uint64_t due)
-{
-	uint64_t h = sy_fnv1a(k, len, SY_FNV_OFFSET ^ (uint64_t)db);
-	struct dkey **pp, *e;
-
-	if (!d->tab && !(d->tab = calloc(DIRTY_BUCKETS, sizeof(*d->tab))))
-		return -ENOMEM;
-	pp = dirty_slot(d, h, db, k, len);
-	if (*pp) {
-		if ((*pp)->due_ms < due)
-			(*pp)->due_ms = due;
-		return 0;
-	}
-	if (d->n >= SY_MIRROR_DIRTY_MAX)
-		return -ENOSPC;
-	e = malloc(sizeof(*e) + len);
-	if (!e)
-		return -ENOMEM;
-	e->hnext = NULL;
-	e->next = NULL;
-	e->hash = h;
-	e->due_ms = due;
-	e->db = db;
-	e->len = len;
-	memcpy(e->key, k, len);
-	*pp = e;
-	if (d->tail)
-		d->tail->next = e;
-	else
-		d->head = e;
-	d->tail = e;
-	d->n++;
-	return 0;
-}
-
-/* Takes the first key if it is due; the caller frees it. */
-static struct dkey *dirty_pop(struct dirty *d, uint64_t now)
-{
-	struct dkey *e = d->head, **pp;
-
-	if (!e || e->due_ms > now)
-		return NULL;
-	d->head = e->next;
-	if (!d->head)
-		d->tail = NULL;
-	pp = dirty_slot(d, e->hash, e->db, e->key, e->len);
-	if (*pp == e)
-		*pp = e->hnext;
-	d->n--;
-	return e;
-}
-
-static void dirty_free(struct dirty *d)
-{
-	struct dkey *e = d->head;
-
-	while (e) {
-		struct dkey *n = e->next;
-
-		free(e);
-		e = n;
-	}
-	free(d->tab);
-	memset(d, 0, sizeof(*d));
-}
-
 /* ---- state ------------------------------------------------------------------------ */
 
 struct dir;
@@ -165,39 +67,11 @@ struct dir {
 	int dir;
 	struct dconn dst[NCONN];
 	struct dconn src; /* reads for repair (DUMP) */
-	struct dirty dirty;
 	uint64_t inflight;
-	uint32_t repairs_inflight;
-	uint64_t repair_timer;
+	/* keys to copy and copies under way (repair.c), set up on first use */
+	struct sy_repair rep;
 	struct sy_mirror_stats st;
 	uint64_t lag_cur_ms, lag_prev_ms, lag_epoch_ms; /* the largest recent lag, two 2 s windows */
-};
-
-struct txcmd {
-	struct txcmd *next;
-	int argc;
-	char **argv;
-	size_t *lens;
-	int nkeys;
-	int *keys; /* argv indexes */
-};
-
-struct src {
-	uint64_t cookie; /* 0: free */
-	uint64_t last_ms;
-	int db;
-	bool in_multi;
-	bool txn_bad; /* the transaction cannot be replayed exactly: repair its keys */
-	struct txcmd *txn_head, *txn_tail;
-	size_t txn_n;
-};
-
-struct lastw {
-	uint64_t fp; /* key fingerprint, 0 = empty */
-	uint64_t cookie;
-	uint64_t ms;
-	uint64_t hot_until_ms; /* a conflict was seen: every write until then re-arms the copy */
-	uint8_t side;
 };
 
 struct mig {
@@ -210,8 +84,8 @@ struct mig {
 	struct sy_migration_spec spec; /* copy, pins dropped */
 	uint8_t mirror;		       /* effective mode (auto resolved): SY_CAPTURE_* bits */
 	struct dir d[2];
-	struct src *srcs; /* SRC_SLOTS */
-	struct lastw *lastw;
+	struct sy_clients clients; /* per client connection: db, open transaction (clients.c) */
+	struct sy_writers writers; /* recent writers per key, for conflicts (writers.c) */
 };
 
 struct sy_mirror {
@@ -243,8 +117,6 @@ static const struct sy_endpoint *endpoint(const struct mig *g, int side)
 	return side == SY_SIDE_LEGACY ? &g->spec.legacy[0] : &g->spec.target[0];
 }
 
-/* ---- key names across sides -------------------------------------------------------- */
-
 /* ---- connections ------------------------------------------------------------------- */
 
 static void conn_state(struct sy_redis *c, bool up, const char *why, void *arg);
@@ -255,7 +127,8 @@ static void conn_open(struct dconn *dc)
 	int side = dc->is_src ? src_side(d) : !src_side(d);
 
 	dc->db = 0;
-	dc->r = sy_redis_connect(d->mig->m->loop, endpoint(d->mig, side), conn_state, dc);
+	dc->r = sy_redis_connect(d->mig->m->loop, endpoint(d->mig, side), &d->mig->spec.auth[side],
+				 conn_state, dc);
 }
 
 static void reconnect(struct sy_loop *l, void *arg)
@@ -313,7 +186,7 @@ static void ignore_reply(struct sy_redis *c, redisReply *r, void *priv)
 	(void)priv;
 }
 
-/* ---- repair ------------------------------------------------------------------------ */
+/* ---- repair (repair.c) --------------------------------------------------------------- */
 
 static void flag_audit(struct dir *d, const char *why)
 {
@@ -323,170 +196,46 @@ static void flag_audit(struct dir *d, const char *why)
 	snprintf(d->st.audit_reason, sizeof(d->st.audit_reason), "%s", why);
 }
 
-static void repair_kick(struct dir *d, uint64_t delay_ms);
+static struct sy_redis *repair_dest(void *owner, int db, const char *key, size_t len, char *buf, size_t cap,
+				    const char **dkey, size_t *dlen)
+{
+	struct dir *d = owner;
+	struct dconn *dc;
+
+	*dlen = sy_key_map(&d->mig->spec, src_side(d), key, len, buf, cap, dkey);
+	dc = dst_for(d, sy_fnv1a(*dkey, *dlen, SY_FNV_OFFSET));
+	if (!sy_redis_alive(dc->r) || select_db(dc, db, ignore_reply))
+		return NULL;
+	return dc->r;
+}
+
+static void repair_copying(void *owner, int db, const char *key, size_t len)
+{
+	struct dir *d = owner;
+
+	/* a write landing between this DUMP and its RESTORE would be overwritten by
+	 * the older copy: writes to the key in the next seconds copy it again */
+	sy_writers_mark_hot(&d->mig->writers, &d->mig->spec, src_side(d), db, key, len);
+}
+
+static void repair_flag_audit(void *owner, const char *why)
+{
+	flag_audit(owner, why);
+}
+
+static const struct sy_repair_ops repair_ops = {
+	.dest = repair_dest,
+	.copying = repair_copying,
+	.flag_audit = repair_flag_audit,
+};
 
 /* Marks a key (named as on the source side of d) for repair after `delay_ms`. */
 static void mark_dirty(struct dir *d, int db, const char *k, size_t len, uint64_t delay_ms)
 {
-	int e = dirty_add(&d->dirty, db, k, len, sy_now_ms() + delay_ms);
-
-	if (e == -ENOSPC)
-		flag_audit(d, "dirty-key set full");
-	else if (e)
-		flag_audit(d, "out of memory for dirty keys");
-	d->st.dirty = d->dirty.n;
-	repair_kick(d, delay_ms);
-}
-
-struct repair {
-	struct dir *d;
-	int db;
-	size_t len;
-	char key[];
-};
-
-static void repair_done(struct repair *rp, bool ok)
-{
-	struct dir *d = rp->d;
-
-	d->repairs_inflight--;
-	if (ok) {
-		d->st.repaired++;
-	} else {
-		d->st.repair_failed++;
-		mark_dirty(d, rp->db, rp->key, rp->len, RETRY_MS);
-	}
-	free(rp);
-	repair_kick(d, 0);
-}
-
-static void on_restored(struct sy_redis *c, redisReply *r, void *priv)
-{
-	(void)c;
-	repair_done(priv, r && r->type != REDIS_REPLY_ERROR);
-}
-
-static void on_dumped(struct sy_redis *c, redisReply *r, void *priv)
-{
-	struct repair *rp = priv;
-	struct dir *d = rp->d;
-	char buf[1024], ttl[24];
-	const char *k;
-	size_t kl;
-	struct dconn *dc;
-	redisReply *dump, *pttl;
-
-	(void)c;
-	/* MULTI / DUMP / PTTL / EXEC: the EXEC reply is [payload|nil, pttl] */
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-		if (r && r->type == REDIS_REPLY_STATUS)
-			return; /* +OK of MULTI, +QUEUED: the EXEC reply follows */
-		repair_done(rp, false);
-		return;
-	}
-	dump = r->element[0];
-	pttl = r->element[1];
-	kl = sy_key_map(&d->mig->spec, src_side(d), rp->key, rp->len, buf, sizeof(buf), &k);
-	dc = dst_for(d, sy_fnv1a(k, kl, SY_FNV_OFFSET));
-	if (!sy_redis_alive(dc->r) || select_db(dc, rp->db, ignore_reply)) {
-		repair_done(rp, false);
-		return;
-	}
-	if (dump->type == REDIS_REPLY_STRING)
-		d->st.repaired_bytes += dump->len;
-	if (dump->type != REDIS_REPLY_STRING) {
-		const char *argv[2] = {"DEL", k};
-		size_t lens[2] = {3, kl};
-
-		if (sy_redis_sendv(dc->r, 2, argv, lens, on_restored, rp))
-			repair_done(rp, false);
-		return;
-	}
-	{
-		long long ms = pttl->type == REDIS_REPLY_INTEGER && pttl->integer > 0 ? pttl->integer : 0;
-		const char *argv[5] = {"RESTORE", k, ttl, dump->str, "REPLACE"};
-		size_t lens[5] = {7, kl, 0, dump->len, 7};
-
-		lens[2] = (size_t)snprintf(ttl, sizeof(ttl), "%lld", ms);
-		if (sy_redis_sendv(dc->r, 5, argv, lens, on_restored, rp))
-			repair_done(rp, false);
-	}
-}
-
-static void on_queued(struct sy_redis *c, redisReply *r, void *priv)
-{
-	(void)c;
-	(void)r;
-	(void)priv;
-}
-
-static void mark_hot(struct dir *d, int db, const char *key, size_t len);
-
-static void repair_run(struct sy_loop *l, void *arg)
-{
-	struct dir *d = arg;
-	uint64_t now = sy_now_ms();
-
-	(void)l;
-	d->repair_timer = 0;
-	if (!d->mig->active)
-		return;
-	while (d->repairs_inflight < REPAIR_INFLIGHT) {
-		struct dkey *e;
-		struct repair *rp;
-		char n[16];
-
-		if (!sy_redis_alive(d->src.r)) {
-			repair_kick(d, RETRY_MS);
-			break;
-		}
-		e = dirty_pop(&d->dirty, now);
-		if (!e)
-			break;
-		rp = malloc(sizeof(*rp) + e->len);
-		if (!rp) {
-			free(e);
-			break;
-		}
-		rp->d = d;
-		rp->db = e->db;
-		rp->len = e->len;
-		memcpy(rp->key, e->key, e->len);
-		free(e);
-		d->repairs_inflight++;
-		/* a write landing between this DUMP and its RESTORE would be overwritten by
-		 * the older copy: writes to the key in the next seconds copy it again */
-		mark_hot(d, rp->db, rp->key, rp->len);
-		{
-			const char *sel[2] = {"SELECT", n};
-			size_t sell[2] = {6, (size_t)snprintf(n, sizeof(n), "%d", rp->db)};
-			const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
-			size_t ml[1] = {5}, el[1] = {4};
-			const char *dump[2] = {"DUMP", rp->key}, *pttl[2] = {"PTTL", rp->key};
-			size_t kl[2] = {4, rp->len};
-
-			/* the source connection is ours alone: select every time, cheap */
-			if (sy_redis_sendv(d->src.r, 2, sel, sell, on_queued, NULL) ||
-			    sy_redis_sendv(d->src.r, 1, multi, ml, on_queued, NULL) ||
-			    sy_redis_sendv(d->src.r, 2, dump, kl, on_queued, NULL) ||
-			    sy_redis_sendv(d->src.r, 2, pttl, kl, on_queued, NULL) ||
-			    sy_redis_sendv(d->src.r, 1, exec, el, on_dumped, rp))
-				repair_done(rp, false);
-		}
-	}
-	d->st.dirty = d->dirty.n;
-	if (d->dirty.head && !d->repair_timer) {
-		uint64_t due = d->dirty.head->due_ms;
-
-		repair_kick(d, due > now ? due - now : 10);
-	}
-}
-
-static void repair_kick(struct dir *d, uint64_t delay_ms)
-{
-	if (d->repair_timer)
-		return;
-	d->repair_timer = sy_loop_add_timer(d->mig->m->loop, delay_ms, repair_run, d);
+	/* the engine borrows the direction's source connection and stats */
+	if (!d->rep.ops)
+		sy_repair_init(&d->rep, d->mig->m->loop, &repair_ops, d, &d->src.r, &d->mig->active, &d->st);
+	sy_repair_mark(&d->rep, db, k, len, delay_ms);
 }
 
 /* ---- replay ----------------------------------------------------------------------- */
@@ -592,250 +341,17 @@ static int pending_keys(struct pending *p, int argc, const char *const *argv, co
 	return 0;
 }
 
-/* ---- parsing a captured body ---------------------------------------------------------- */
-
-#define ARGS_INLINE 64
-
-/* A captured command's arguments, pointing into the captured bytes (no copies). */
-struct args {
-	int argc;
-	const char **argv;
-	size_t *lens;
-	const char *argv_s[ARGS_INLINE];
-	size_t lens_s[ARGS_INLINE];
-};
-
-static void args_free(struct args *a)
+/* The state of client connection `cookie` (clients.c). */
+static struct sy_client *src_of(struct mig *g, uint64_t cookie)
 {
-	if (a->argv && a->argv != a->argv_s) {
-		free(a->argv);
-		free(a->lens);
-	}
-	a->argv = NULL;
-	a->lens = NULL;
-	a->argc = 0;
-}
+	bool lost;
+	struct sy_client *s = sy_clients_get(&g->clients, cookie, &lost);
 
-static int args_push(struct args *a, size_t *cap, const char *p, size_t n)
-{
-	if ((size_t)a->argc == *cap) {
-		size_t nc = *cap * 2;
-		const char **v = malloc(nc * sizeof(*v));
-		size_t *l = malloc(nc * sizeof(*l));
-
-		if (!v || !l || nc > MAX_ARGS) {
-			free(v);
-			free(l);
-			return -ENOMEM;
-		}
-		memcpy(v, a->argv, (size_t)a->argc * sizeof(*v));
-		memcpy(l, a->lens, (size_t)a->argc * sizeof(*l));
-		args_free(a);
-		a->argv = v;
-		a->lens = l;
-		a->argc = (int)(*cap);
-		*cap = nc;
-	}
-	a->argv[a->argc] = p;
-	a->lens[a->argc++] = n;
-	return 0;
-}
-
-/* name + body (RESP arguments from argv[1], or the rest of an inline line) → argv.
- * -EINVAL when the body is not what it should be (a truncated one included: then
- * a->argc says how many arguments were complete). */
-static int parse_args(const struct sy_captured *c, struct args *a)
-{
-	size_t cap = ARGS_INLINE, pos = 0;
-	const char *b = (const char *)c->body;
-
-	memset(a, 0, sizeof(*a) - sizeof(a->argv_s) - sizeof(a->lens_s));
-	a->argv = a->argv_s;
-	a->lens = a->lens_s;
-	if (args_push(a, &cap, c->name, strnlen(c->name, SY_CMD_NAME_MAX)))
-		return -ENOMEM;
-	if (c->is_inline) {
-		size_t i = 0;
-
-		while (i < c->len && b[i] != '\r' && b[i] != '\n') {
-			size_t st;
-
-			while (i < c->len && (b[i] == ' ' || b[i] == '\t'))
-				i++;
-			if (i >= c->len || b[i] == '\r' || b[i] == '\n')
-				break;
-			st = i;
-			while (i < c->len && b[i] != ' ' && b[i] != '\t' && b[i] != '\r' && b[i] != '\n')
-				i++;
-			if (args_push(a, &cap, b + st, i - st))
-				return -ENOMEM;
-		}
-		return 0;
-	}
-	if (c->argc > MAX_ARGS)
-		return -EINVAL;
-	while ((uint32_t)a->argc < c->argc) {
-		size_t n = 0, digits = 0;
-
-		if (pos >= c->len || b[pos] != '$')
-			return -EINVAL;
-		pos++;
-		while (pos < c->len && b[pos] >= '0' && b[pos] <= '9' && digits < 10) {
-			n = n * 10 + (size_t)(b[pos++] - '0');
-			digits++;
-		}
-		if (!digits || pos + 2 > c->len || b[pos] != '\r' || b[pos + 1] != '\n')
-			return -EINVAL;
-		pos += 2;
-		if (n > c->len - pos || c->len - pos - n < 2)
-			return -EINVAL;
-		if (args_push(a, &cap, b + pos, n))
-			return -ENOMEM;
-		pos += n + 2;
-	}
-	return 0;
-}
-
-/* As many leading arguments as a truncated body holds (for its keys). */
-static int parse_prefix(const struct sy_captured *c, struct args *a)
-{
-	struct sy_captured t = *c;
-	int e;
-
-	/* parse what is complete: stop at the first argument that runs past the end */
-	e = parse_args(&t, a);
-	if (e != -EINVAL)
-		return e;
-	if (a->argc > 1)
-		return 0;
-	args_free(a);
-	return -EINVAL;
-}
-
-/* ---- per-client-connection state ---------------------------------------------------- */
-
-static void txn_clear(struct src *s)
-{
-	struct txcmd *t = s->txn_head;
-
-	while (t) {
-		struct txcmd *n = t->next;
-
-		free(t->argv);
-		free(t->lens);
-		free(t->keys);
-		free(t);
-		t = n;
-	}
-	s->txn_head = s->txn_tail = NULL;
-	s->txn_n = 0;
-	s->in_multi = false;
-	s->txn_bad = false;
-}
-
-#define SRC_WAYS 8
-
-static void flag_audit(struct dir *d, const char *why);
-
-/* The state of client connection `cookie`. Sockets never say they closed, so the table
- * forgets the least recently active of SRC_WAYS candidates; forgetting one that had a
- * database selected or a transaction open would replay its next writes wrongly, so
- * that is flagged. */
-static struct src *src_of(struct mig *g, uint64_t cookie)
-{
-	size_t h = (size_t)(cookie * 0x9e3779b97f4a7c15ull >> 40);
-	struct src *s, *victim = NULL;
-
-	if (!g->srcs && !(g->srcs = calloc(SRC_SLOTS, sizeof(*g->srcs))))
-		return NULL;
-	for (size_t k = 0; k < SRC_WAYS; k++) {
-		s = &g->srcs[(h + k) & (SRC_SLOTS - 1)];
-		if (s->cookie == cookie) {
-			s->last_ms = sy_now_ms();
-			return s;
-		}
-		if (!s->cookie) {
-			victim = s;
-			break;
-		}
-		if (!victim || s->last_ms < victim->last_ms)
-			victim = s;
-	}
-	if (victim->cookie && (victim->in_multi || victim->db != 0) && sy_now_ms() - victim->last_ms < 60000)
+	if (lost)
 		for (int k = 0; k < 2; k++)
 			flag_audit(&g->d[k],
 				   "too many client connections at once: one's SELECT/MULTI state was lost");
-	txn_clear(victim);
-	memset(victim, 0, sizeof(*victim));
-	victim->cookie = cookie;
-	victim->last_ms = sy_now_ms();
-	return victim;
-}
-
-/* ---- conflicts ------------------------------------------------------------------------ */
-
-/* The writers' table entry of a key named as `side` names it (compared by its
- * legacy-side name). create: take the slot over if another key holds it; else NULL. */
-static struct lastw *lastw_of(struct mig *g, int side, int db, const char *k, size_t len, bool create)
-{
-	char buf[1024];
-	const char *lk = k;
-	size_t ll = len;
-	struct lastw *w;
-	uint64_t fp;
-
-	if (side == SY_SIDE_TARGET)
-		ll = sy_key_map(&g->spec, SY_SIDE_TARGET, k, len, buf, sizeof(buf), &lk);
-	if (!g->lastw && (!create || !(g->lastw = calloc(LASTW_SLOTS, sizeof(*g->lastw)))))
-		return NULL;
-	fp = sy_fnv1a(lk, ll, SY_FNV_OFFSET ^ (uint64_t)db) | 1;
-	/* 4-way sets: a key's entry is only reused for another key once it is the oldest
-	 * of its set, so keys written now never lose their history to a hash collision
-	 * (a lost entry would hide a conflict, or call a settling key drift) */
-	w = &g->lastw[(fp >> 40) & (LASTW_SLOTS - LASTW_WAYS)];
-	for (int i = 0; i < LASTW_WAYS; i++)
-		if (w[i].fp == fp)
-			return &w[i];
-	if (!create)
-		return NULL;
-	{
-		struct lastw *old = w;
-
-		for (int i = 1; i < LASTW_WAYS; i++) {
-			uint64_t a = w[i].ms > w[i].hot_until_ms ? w[i].ms : w[i].hot_until_ms;
-			uint64_t b = old->ms > old->hot_until_ms ? old->ms : old->hot_until_ms;
-
-			if (a < b)
-				old = &w[i];
-		}
-		memset(old, 0, sizeof(*old));
-		old->fp = fp;
-		return old;
-	}
-}
-
-/* Records a write of key k (source-side name) by connection `cookie` on `side`; true
- * when another connection — on either side — wrote it within CONFLICT_MS, or a
- * conflict on it is recent. Replays of different connections travel on different
- * destination connections, so two writers of one key may be applied in another order
- * on the other side: such keys are re-copied once things settle. Keys are compared by
- * their legacy-side names. */
-static bool conflict(struct mig *g, int side, uint64_t cookie, int db, const char *k, size_t len)
-{
-	struct lastw *w = lastw_of(g, side, db, k, len, true);
-	uint64_t now = sy_now_ms();
-	bool hit;
-
-	if (!w)
-		return false;
-	hit = (w->ms && (w->side != side || w->cookie != cookie) && now - w->ms <= CONFLICT_MS) ||
-	      now < w->hot_until_ms;
-	if (hit)
-		w->hot_until_ms = now + 2 * CONFLICT_MS;
-	w->cookie = cookie;
-	w->ms = now;
-	w->side = (uint8_t)side;
-	return hit;
+	return s;
 }
 
 /* ---- the capture callback -------------------------------------------------------------- */
@@ -849,8 +365,8 @@ static const struct sy_migration_state *seen_of(const struct sy_mirror *m, uint3
 }
 
 /* argv with every key renamed for the other side; `store` holds the new names. */
-static int rewrite_argv(const struct mig *g, int from_side, const struct args *a, const int *keys, int nkeys,
-			const char ***argv_out, size_t **lens_out, char **store)
+static int rewrite_argv(const struct mig *g, int from_side, const struct sy_argv *a, const int *keys,
+			int nkeys, const char ***argv_out, size_t **lens_out, char **store)
 {
 	size_t total = 0, off = 0;
 	const char **argv = malloc((size_t)a->argc * sizeof(*argv));
@@ -884,7 +400,7 @@ static int rewrite_argv(const struct mig *g, int from_side, const struct args *a
 
 /* A relative expiry (EXPIRE 10, SET … EX 10) replayed late expires late: past
  * LATE_TTL_MS the key is copied instead, and the copy carries the exact PTTL. */
-static bool relative_ttl(const struct args *a)
+static bool relative_ttl(const struct sy_argv *a)
 {
 	static const char *const always[] = {"EXPIRE", "PEXPIRE", "SETEX", "PSETEX"};
 	const char *n = a->argv[0];
@@ -901,8 +417,8 @@ static bool relative_ttl(const struct args *a)
 	return false;
 }
 
-static void replay(struct dir *d, struct src *s, struct args *a, const struct sy_captured *c, int *keys,
-		   int nkeys)
+static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const struct sy_captured *c,
+		   int *keys, int nkeys)
 {
 	struct mig *g = d->mig;
 	struct pending *p = NULL;
@@ -969,7 +485,7 @@ fail:
 }
 
 /* EXEC: the collected transaction as one unit on one connection. */
-static void replay_txn(struct dir *d, struct src *s, uint64_t ts, uint64_t cookie)
+static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts, uint64_t cookie)
 {
 	struct mig *g = d->mig;
 	struct dconn *dc = dst_for(d, cookie);
@@ -978,8 +494,10 @@ static void replay_txn(struct dir *d, struct src *s, uint64_t ts, uint64_t cooki
 	const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
 	size_t ml[1] = {5}, el[1] = {4};
 	bool ok = p != NULL;
+	struct sy_txcmd *t;
 
-	for (struct txcmd *t = s->txn_head; ok && t; t = t->next)
+	STAILQ_FOREACH(t, &s->txn, link)
+	if (ok)
 		ok = pending_keys(p, t->argc, (const char *const *)t->argv, t->lens, t->keys, t->nkeys) == 0;
 	if (!ok)
 		goto fail;
@@ -1002,8 +520,9 @@ static void replay_txn(struct dir *d, struct src *s, uint64_t ts, uint64_t cooki
 	d->inflight++;
 	d->st.queued = d->inflight;
 	/* from here every part answers (a part that could not be sent counts as failed) */
-	for (struct txcmd *t = s->txn_head; t; t = t->next) {
-		struct args v = {.argc = t->argc, .argv = (const char **)t->argv, .lens = t->lens};
+	STAILQ_FOREACH(t, &s->txn, link)
+	{
+		struct sy_argv v = {.argc = t->argc, .argv = (const char **)t->argv, .lens = t->lens};
 		const char **argv = v.argv;
 		size_t *lens = t->lens;
 		char *store = NULL;
@@ -1032,47 +551,6 @@ fail:
 	}
 }
 
-/* Keeps one command of a transaction (the argv is moved into it). */
-static int txn_add(struct src *s, struct args *a, const int *keys, int nkeys)
-{
-	struct txcmd *t = calloc(1, sizeof(*t));
-	char *copy;
-	size_t total = 0;
-
-	if (!t)
-		return -ENOMEM;
-	for (int i = 0; i < a->argc; i++)
-		total += a->lens[i];
-	/* own copies: a->store is freed by the caller */
-	t->argv = malloc((size_t)a->argc * sizeof(char *) + total + 1);
-	t->lens = malloc((size_t)a->argc * sizeof(size_t));
-	t->keys = malloc((size_t)(nkeys ? nkeys : 1) * sizeof(int));
-	if (!t->argv || !t->lens || !t->keys) {
-		free(t->argv);
-		free(t->lens);
-		free(t->keys);
-		free(t);
-		return -ENOMEM;
-	}
-	copy = (char *)(t->argv + a->argc);
-	for (int i = 0; i < a->argc; i++) {
-		memcpy(copy, a->argv[i], a->lens[i]);
-		t->argv[i] = copy;
-		t->lens[i] = a->lens[i];
-		copy += a->lens[i];
-	}
-	t->argc = a->argc;
-	memcpy(t->keys, keys, (size_t)nkeys * sizeof(int));
-	t->nkeys = nkeys;
-	if (s->txn_tail)
-		s->txn_tail->next = t;
-	else
-		s->txn_head = t;
-	s->txn_tail = t;
-	s->txn_n++;
-	return 0;
-}
-
 void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 {
 	struct sy_mirror *m = arg;
@@ -1080,8 +558,8 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	const struct sy_command *cmd;
 	struct mig *g;
 	struct dir *d;
-	struct src *s;
-	struct args a;
+	struct sy_client *s;
+	struct sy_argv a;
 	int *keys = NULL, nkeys = 0, e;
 
 	if (c->type != SY_EVT_WRITE || !(ms = seen_of(m, c->mig_id)))
@@ -1104,23 +582,24 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	if (!cmd)
 		return;
 	if (cmd->flags & SY_CMDF_TXN_MULTI) {
-		txn_clear(s);
+		sy_client_txn_clear(s);
 		s->in_multi = true;
 		return;
 	}
 	if (cmd->flags & SY_CMDF_TXN_DISCARD) {
-		txn_clear(s);
+		sy_client_txn_clear(s);
 		return;
 	}
 	if (cmd->flags & SY_CMDF_TXN_EXEC) {
 		if (s->in_multi)
 			replay_txn(d, s, c->ts_ns, c->cookie);
-		txn_clear(s);
+		sy_client_txn_clear(s);
 		return;
 	}
-	e = c->truncated ? parse_prefix(c, &a) : parse_args(c, &a);
+	e = (c->truncated ? sy_argv_parse_prefix : sy_argv_parse)(
+		&a, c->name, strnlen(c->name, SY_CMD_NAME_MAX), c->body, c->len, c->argc, c->is_inline);
 	if (e) {
-		args_free(&a);
+		sy_argv_free(&a);
 		flag_audit(d, c->truncated ? "a truncated write's keys are unknown"
 					   : "a captured write did not parse");
 		if (s->in_multi)
@@ -1135,12 +614,12 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 			n[a.lens[1]] = 0;
 			s->db = atoi(n);
 		}
-		args_free(&a);
+		sy_argv_free(&a);
 		return;
 	}
 	if (cmd->flags & SY_CMDF_ADMIN) {
 		flag_audit(d, "an administrative write (FLUSHDB, SWAPDB, …) cannot be mirrored");
-		args_free(&a);
+		sy_argv_free(&a);
 		return;
 	}
 	keys = malloc((size_t)(a.argc ? a.argc : 1) * sizeof(int));
@@ -1156,7 +635,7 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		if (nkeys < 0) {
 			flag_audit(d, "a write's keys could not be found");
 			free(keys);
-			args_free(&a);
+			sy_argv_free(&a);
 			return;
 		}
 		if (c->truncated)
@@ -1166,7 +645,8 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	    (cmd->last < 0 || cmd->last >= a.argc || (cmd->flags & (SY_CMDF_NUMKEYS | SY_CMDF_STREAMS))))
 		flag_audit(d, "a truncated write may have more keys than were captured");
 	for (int i = 0; i < nkeys; i++)
-		if (conflict(g, c->side, c->cookie, s->db, a.argv[keys[i]], a.lens[keys[i]])) {
+		if (sy_writers_conflict(&g->writers, &g->spec, c->side, c->cookie, s->db, a.argv[keys[i]],
+					a.lens[keys[i]])) {
 			/* copied in one direction only, so two copies never cross: from legacy
 			 * (authoritative) when writes on legacy are mirrored, else from target */
 			struct dir *auth =
@@ -1187,13 +667,13 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		if (s->in_multi)
 			s->txn_bad = true;
 	} else if (s->in_multi) {
-		if (txn_add(s, &a, keys, nkeys))
+		if (sy_client_txn_add(s, &a, keys, nkeys))
 			s->txn_bad = true;
 	} else {
 		replay(d, s, &a, c, keys, nkeys);
 	}
 	free(keys);
-	args_free(&a);
+	sy_argv_free(&a);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------- */
@@ -1210,8 +690,7 @@ static void dir_stop(struct dir *d)
 		sy_redis_free(dc->r); /* pending replies run with NULL: their keys go dirty */
 		dc->r = NULL;
 	}
-	sy_loop_cancel_timer(l, d->repair_timer);
-	d->repair_timer = 0;
+	sy_repair_stop(&d->rep);
 }
 
 static void mig_stop(struct mig *g)
@@ -1220,18 +699,12 @@ static void mig_stop(struct mig *g)
 	for (int k = 0; k < 2; k++)
 		dir_stop(&g->d[k]);
 	for (int k = 0; k < 2; k++) {
-		dirty_free(&g->d[k].dirty);
+		sy_repair_free(&g->d[k].rep);
 		memset(&g->d[k].st, 0, sizeof(g->d[k].st));
 		g->d[k].inflight = 0;
-		g->d[k].repairs_inflight = 0;
 	}
-	if (g->srcs)
-		for (size_t i = 0; i < SRC_SLOTS; i++)
-			txn_clear(&g->srcs[i]);
-	free(g->srcs);
-	g->srcs = NULL;
-	free(g->lastw);
-	g->lastw = NULL;
+	sy_clients_free(&g->clients);
+	sy_writers_free(&g->writers);
 }
 
 /* Follows the registry: a new migration in the slot, new endpoints or rewrite rules. */
@@ -1384,7 +857,7 @@ void sy_mirror_stats(const struct sy_mirror *m, uint32_t mig_id, int dir, struct
 		return;
 	*out = m->migs[mig_id].d[dir].st;
 	out->queued = m->migs[mig_id].d[dir].inflight;
-	out->dirty = m->migs[mig_id].d[dir].dirty.n + m->migs[mig_id].d[dir].repairs_inflight;
+	out->dirty = sy_repair_backlog(&m->migs[mig_id].d[dir].rep);
 }
 
 void sy_mirror_flag_audit(struct sy_mirror *m, uint32_t mig_id, const char *why)
@@ -1409,39 +882,25 @@ int sy_mirror_repair_key(struct sy_mirror *m, uint32_t mig_id, int dir, int db, 
 	return 0;
 }
 
-/* Marks a key being repaired on d (source-side name) hot in the writers' table. */
-static void mark_hot(struct dir *d, int db, const char *key, size_t len)
-{
-	struct lastw *w = lastw_of(d->mig, src_side(d), db, key, len, true);
-
-	if (w)
-		w->hot_until_ms = sy_now_ms() + 2 * CONFLICT_MS;
-}
-
 void sy_mirror_note_copy(struct sy_mirror *m, uint32_t mig_id, int db, const char *key, size_t len)
 {
 	const struct sy_migration_state *ms;
 	struct mig *g;
-	struct lastw *w;
 
 	if (!m || !(ms = seen_of(m, mig_id)))
 		return;
 	g = &m->migs[mig_id];
 	sync_mig(m, g, ms);
-	w = lastw_of(g, SY_SIDE_LEGACY, db, key, len, true);
-	if (!w)
-		return;
 	/* a write just before may still be on its way to the other side, where it would
 	 * land on top of the copy (twice, for an INCR): copy again once it landed */
-	if (w->ms && sy_now_ms() - w->ms <= 2 * CONFLICT_MS)
+	if (sy_writers_mark_hot(&g->writers, &g->spec, SY_SIDE_LEGACY, db, key, len) > 0)
 		mark_dirty(&g->d[SY_DIR_FORWARD], db, key, len, CONFLICT_SETTLE_MS);
-	w->hot_until_ms = sy_now_ms() + 2 * CONFLICT_MS;
 }
 
 bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char *key, size_t len,
 			uint64_t window_ms)
 {
-	const struct lastw *w;
+	uint64_t last;
 	struct mig *g;
 
 	if (!m || mig_id >= SY_MAX_MIGRATIONS || !(g = &m->migs[mig_id])->active)
@@ -1455,8 +914,8 @@ bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char
 			lag += 1000;
 		window_ms += lag;
 	}
-	w = lastw_of(g, SY_SIDE_LEGACY, db, key, len, false);
-	if (w && sy_now_ms() - w->ms <= window_ms)
+	last = sy_writers_last_ms(&g->writers, db, key, len);
+	if (last && sy_now_ms() - last <= window_ms)
 		return true;
 	for (int k = 0; k < 2; k++) {
 		struct dir *d = &g->d[k];
@@ -1464,13 +923,13 @@ bool sy_mirror_key_busy(struct sy_mirror *m, uint32_t mig_id, int db, const char
 		const char *dk = key;
 		size_t dl = len;
 
-		if (d->repairs_inflight)
+		if (d->rep.inflight)
 			return true; /* cheap and safe: while repairs run, wait */
-		if (!d->dirty.tab)
+		if (!d->rep.tab)
 			continue;
 		if (k == SY_DIR_REVERSE)
 			dl = sy_key_map(&g->spec, SY_SIDE_LEGACY, key, len, buf, sizeof(buf), &dk);
-		if (*dirty_slot(&d->dirty, sy_fnv1a(dk, dl, SY_FNV_OFFSET ^ (uint64_t)db), db, dk, dl))
+		if (sy_repair_has(&d->rep, db, dk, dl))
 			return true;
 	}
 	return false;
@@ -1483,7 +942,6 @@ uint64_t sy_mirror_backlog(const struct sy_mirror *m)
 	for (int i = 0; m && i < SY_MAX_MIGRATIONS; i++)
 		for (int k = 0; k < 2; k++)
 			if (m->migs[i].active)
-				n += m->migs[i].d[k].inflight + m->migs[i].d[k].dirty.n +
-				     m->migs[i].d[k].repairs_inflight;
+				n += m->migs[i].d[k].inflight + sy_repair_backlog(&m->migs[i].d[k].rep);
 	return n;
 }

@@ -11,7 +11,9 @@
  *
  * Values are compared type-aware and independent of encoding (a small Lua script
  * returns type, PTTL and the value; sets and hashes are compared order-free), TTLs
- * within a tolerance. Only database 0 is audited. See docs/verify.md. */
+ * within a tolerance (compare.c). Only database 0 is audited. It also hosts each
+ * migration's backfill (backfill.c), a copier rather than a check, which shares the
+ * audit's connections and scans. See docs/verify.md. */
 #ifndef SY_VERIFY_H
 #define SY_VERIFY_H
 
@@ -20,6 +22,7 @@
 #include <stdint.h>
 
 #include "kernel/capture.h"
+#include "model/job.h"
 
 struct sy_loop;
 struct sy_registry;
@@ -45,7 +48,7 @@ struct sy_drift_entry {
 };
 
 struct sy_audit_status {
-	const char *state; /* idle, running, done, failed */
+	enum sy_job_state state;
 	uint64_t scanned, total;
 	double eta_s, keys_per_s;
 	uint64_t counts[SY_DRIFT_KINDS];
@@ -63,7 +66,7 @@ struct sy_audit_status {
 };
 
 struct sy_backfill_status {
-	const char *state; /* idle, running, done, failed */
+	enum sy_job_state state;
 	uint64_t scanned, copied, bytes, total;
 	double eta_s, keys_per_s, bytes_per_s;
 	uint32_t rate_keys, rate_bytes;

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "model/job.h"
 #include "syctl/syctl.h"
 
 int cmd_verify(int argc, char **argv)
@@ -61,7 +62,7 @@ int cmd_verify(int argc, char **argv)
 				       &switchyard__v1__audit_status__descriptor, &resp)))
 				return rc;
 			a = (void *)resp;
-			if (no_wait || strcmp(a->state, "running") != 0)
+			if (no_wait || sy_job_state_parse(a->state) != SY_JOB_RUNNING)
 				break;
 			if (!json && isatty(STDERR_FILENO))
 				fprintf(stderr, "\r%s: scanned %llu/%llu, eta %.0fs   ", a->migration,
@@ -135,7 +136,7 @@ int cmd_backfill(int argc, char **argv)
 			       &switchyard__v1__backfill_status__descriptor, &resp)))
 			return rc;
 		b = (void *)resp;
-		if (!follow || strcmp(b->state, "running") != 0)
+		if (!follow || sy_job_state_parse(b->state) != SY_JOB_RUNNING)
 			break;
 		if (!json)
 			print_backfill(b, true);

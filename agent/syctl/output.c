@@ -11,6 +11,7 @@
 
 #include "syctl/syctl.h"
 
+#include "model/job.h"
 #include "model/pbjson.h"
 #include "model/spec.h"
 
@@ -54,6 +55,14 @@ void print_migration(const Switchyard__V1__Migration *m)
 		       : m->targets[i]->healthy ? "healthy"
 						: "UNHEALTHY",
 		       m->targets[i]->last_error[0] ? ": " : "", m->targets[i]->last_error);
+	for (int side = 0; s->auth && side < 2; side++) {
+		const Switchyard__V1__Credentials *a = side ? s->auth->target : s->auth->legacy;
+
+		/* who and which file: the password itself is never in the API */
+		if (a && a->password_file && a->password_file[0])
+			printf("auth:      %-7s %s, password from %s\n", side ? "target" : "legacy",
+			       a->user && a->user[0] ? a->user : "default user", a->password_file);
+	}
 	print_pins_owned(m);
 	if (c)
 		printf("decisions: legacy %llu, target %llu, pinned legacy %llu, pinned target %llu, "
@@ -208,8 +217,8 @@ void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 			       (unsigned long long)x->dropped, (unsigned long long)x->dirty,
 			       x->needs_audit ? "  NEEDS AUDIT" : "");
 		}
-		if (m->checked_per_s > 0 || (m->audit_state && strcmp(m->audit_state, "idle") != 0) ||
-		    (m->backfill_state && strcmp(m->backfill_state, "idle") != 0))
+		if (m->checked_per_s > 0 || (m->audit_state && sy_job_state_parse(m->audit_state) != SY_JOB_IDLE) ||
+		    (m->backfill_state && sy_job_state_parse(m->backfill_state) != SY_JOB_IDLE))
 			printf("  verify: %.1f checked/s  drift %llu (rate %.4f)  audit %s %.0f%%  backfill "
 			       "%s %.0f%% eta %.0fs\n",
 			       m->checked_per_s, (unsigned long long)m->drift, m->drift_rate,
@@ -239,7 +248,7 @@ void print_audit(const Switchyard__V1__AuditStatus *a)
 {
 	printf("%s: audit %s  scanned %llu/%llu  %.0f keys/s", a->migration, a->state,
 	       (unsigned long long)a->scanned, (unsigned long long)a->total, a->keys_per_s);
-	if (strcmp(a->state, "running") == 0)
+	if (sy_job_state_parse(a->state) == SY_JOB_RUNNING)
 		printf("  eta %.0fs", a->eta_s);
 	printf("\n  drift: missing %llu  extra %llu  type %llu  value %llu  ttl %llu  (repaired %llu)\n",
 	       (unsigned long long)a->missing, (unsigned long long)a->extra, (unsigned long long)a->type,
@@ -265,7 +274,7 @@ void print_backfill(const Switchyard__V1__BackfillStatus *b, bool bar)
 	printf("%s%s: backfill %s [%s] %llu/%llu keys  %.0f keys/s  %.1f MB/s", bar ? "\r" : "", b->migration,
 	       b->state, line, (unsigned long long)b->copied, (unsigned long long)b->total, b->keys_per_s,
 	       b->bytes_per_s / 1e6);
-	if (strcmp(b->state, "running") == 0)
+	if (sy_job_state_parse(b->state) == SY_JOB_RUNNING)
 		printf("  eta %.0fs", b->eta_s);
 	if (b->resumed)
 		printf("  (resumed)");

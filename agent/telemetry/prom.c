@@ -21,6 +21,16 @@
 /* How long a scrape waits for the loop to read fresh figures before it serves the
  * newest it has: a busy loop must not make scrapes time out. */
 #define FRESH_WAIT_MS 1000
+/* Bounds against idle or slow clients (300 idle sockets used to lock scrapes out for
+ * the 10 s timeout). A scraper keeps one connection; collectors behind one NAT a few.
+ * One address cannot take more than PER_IP_LIMIT (the rest are closed at accept), so
+ * another collector's scrape always finds a slot unless many addresses gang up, and
+ * then MAX_CONNS is far above what scrapes need. MHD has a single inactivity timeout,
+ * which is the header timeout in effect: a scrape is one request answered within
+ * FRESH_WAIT_MS, so a connection silent for IDLE_TIMEOUT_S is not a scraper's. */
+#define MAX_CONNS      512
+#define PER_IP_LIMIT   64
+#define IDLE_TIMEOUT_S 3
 
 /* ---- rendering ------------------------------------------------------------------------- */
 
@@ -388,8 +398,9 @@ int sy_prom_start(struct sy_loop *l, const char *spec, const struct sy_metrics_s
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	p->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL, on_request,
 				  p, MHD_OPTION_LISTEN_SOCKET, p->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
-				  (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)32,
-				  MHD_OPTION_END);
+				  (unsigned int)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+				  (unsigned int)MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				  (unsigned int)PER_IP_LIMIT, MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!p->mhd) {
 		e = -EIO;

@@ -114,9 +114,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (sy_rpc_server_feed_raw(srv, data, size) < 0)
 		abort();
 	sy_rpc_server_get_stats(srv, &st);
-	if (st.conns || st.calls || held) {
-		fprintf(stderr, "after the connection: %zu conns, %zu calls, %d held\n", st.conns, st.calls,
-			held);
+	if (st.conns || st.calls || st.req_buffered || held) {
+		fprintf(stderr, "after the connection: %zu conns, %zu calls, %zu bytes buffered, %d held\n",
+			st.conns, st.calls, st.req_buffered, held);
 		abort();
 	}
 	return 0;

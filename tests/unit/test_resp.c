@@ -449,6 +449,46 @@ static void table_lookup_and_kernel_info(void **state)
 	assert_int_equal(ki.flags, SY_CMDF_SELECT);
 }
 
+/* Commands that may carry a password: in the kernel's view (the parser driven with the
+ * table's info, as observe.bpf.c does) they are "other" with no key, whatever the
+ * stream looks like, so nothing of them is captured or sampled. */
+static void credentials_are_never_keys_nor_writes(void **state)
+{
+	static const char in[] =
+		"*2\r\n$4\r\nAUTH\r\n$11\r\nPW-s3cret-1\r\n"
+		"*3\r\n$4\r\nauth\r\n$4\r\nuser\r\n$11\r\nPW-s3cret-2\r\n"
+		"*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$11\r\nPW-s3cret-3\r\n"
+		"*9\r\n$7\r\nMIGRATE\r\n$1\r\nh\r\n$1\r\n1\r\n$1\r\nk\r\n$1\r\n0\r\n"
+		"$1\r\n9\r\n$5\r\nAUTH2\r\n$1\r\nu\r\n$11\r\nPW-s3cret-4\r\n"
+		"AUTH PW-s3cret-5\r\n"
+		"*3\r\n$3\r\nACL\r\n$7\r\nSETUSER\r\n$11\r\nPW-s3cret-6\r\n";
+	static const char *const secret[] = {"AUTH", "HELLO", "MIGRATE", "ACL", "CONFIG"};
+	struct got g;
+
+	(void)state;
+	scan_cuts(in, sizeof(in) - 1, NULL, 0, true, &g);
+	assert_int_equal(g.n, 6);
+	for (int i = 0; i < g.n; i++) {
+		assert_int_equal(g.first_key[i], 0);
+		assert_int_equal(g.key_len[i], 0);
+		assert_null(strstr(g.line[i], "s3cret"));
+		assert_int_equal(g.line[i][strcspn(g.line[i], " ") + 1] - '0', SY_CLASS_OTHER);
+	}
+	same_results(in, sizeof(in) - 1, &g);
+	for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++) {
+		const struct sy_command *c = sy_command_find(secret[i], strlen(secret[i]));
+		struct sy_cmd_info ki;
+
+		assert_non_null(c);
+		assert_true(c->flags & SY_CMDF_SECRET);
+		assert_int_equal(sy_command_kernel_info(c, &ki), 0);
+		assert_int_equal(ki.class, SY_CLASS_OTHER);
+		assert_int_equal(ki.first_key, 0);
+		assert_false(ki.flags &
+			     (SY_CMDF_SELECT | SY_CMDF_TXN_MULTI | SY_CMDF_TXN_EXEC | SY_CMDF_TXN_DISCARD));
+	}
+}
+
 /* sy_command_keys on one command line; returns its result, keys in idx. */
 static int keys_of(const char *line, int *idx, int max)
 {
@@ -574,6 +614,7 @@ int main(void)
 		cmocka_unit_test(inline_over_64k_is_an_error),
 		cmocka_unit_test(first_keys_in_the_stream),
 		cmocka_unit_test(table_lookup_and_kernel_info),
+		cmocka_unit_test(credentials_are_never_keys_nor_writes),
 		cmocka_unit_test(key_positions),
 		cmocka_unit_test(table_has_unique_names_that_fit),
 	};

@@ -100,6 +100,13 @@ static void expect_no_calls(void)
 	while (live_calls() && sy_now_ms() < end)
 		run_for(5);
 	assert_int_equal(live_calls(), 0);
+	{
+		struct sy_rpc_server_stats st;
+
+		/* every buffered request byte was given back with its stream */
+		sy_rpc_server_get_stats(T.srv, &st);
+		assert_int_equal(st.req_buffered, 0);
+	}
 }
 
 /* ---- test methods ------------------------------------------------------------------- */

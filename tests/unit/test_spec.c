@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/duration.h"
 #include "model/endpoint.h"
@@ -77,7 +79,7 @@ static void errors_name_file_line_and_field(void **state)
 		"    ratioo: 5%\n",
 		"t.yaml:5: unknown field \"ratioo\" (expected one of: name, legacy, target, client, ratio, "
 		"pins, prefixes, sample_reads, mirror, capture_bytes, rewrite, mirror_queue, auto_repair, "
-		"audit_every, plan)");
+		"audit_every, plan, auth)");
 	expect_error(
 		"migrations:\n  - name: a\n    legacy: [\"localhost:1\"]\n    target: [\"127.0.0.1:2\"]\n",
 		"t.yaml:3: legacy[0]: \"localhost:1\": not a numeric IPv4 or [IPv6] address");
@@ -447,6 +449,96 @@ static void ratio_format_and_mirror_mapping(void **state)
 	}
 }
 
+/* auth: the file named, never the password; the file's mode checked at load with
+ * FILE:LINE; the protobuf form carries the path and the user, nothing else. */
+static void auth_names_a_file_never_a_password(void **state)
+{
+	char dir[] = "/tmp/sy-auth-XXXXXX", pw[64], text[1024];
+	struct sy_spec s;
+	struct sy_spec_err err = {{0}};
+	Switchyard__V1__MigrationSpec pb;
+	struct sy_migration_spec back;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(pw, sizeof(pw), "%s/pw", dir);
+	f = fopen(pw, "w");
+	assert_non_null(f);
+	fputs("Sekr1t-value\n", f);
+	fclose(f);
+	chmod(pw, 0600);
+	snprintf(text, sizeof(text),
+		 "migrations:\n"
+		 "  - name: users\n"
+		 "    legacy: [\"127.0.0.1:7000\"]\n"
+		 "    target: [\"127.0.0.1:7001\"]\n"
+		 "    auth:\n"
+		 "      legacy: {password_file: %s}\n"
+		 "      target:\n"
+		 "        user: switchyard\n"
+		 "        password_file: %s\n",
+		 pw, pw);
+	assert_int_equal(load(text, &s, &err), 0);
+	assert_string_equal(s.migs[0].auth[SY_SIDE_LEGACY].password_file, pw);
+	assert_string_equal(s.migs[0].auth[SY_SIDE_LEGACY].user, "");
+	assert_string_equal(s.migs[0].auth[SY_SIDE_TARGET].user, "switchyard");
+	assert_int_equal(sy_spec_to_pb(&s.migs[0], &pb), 0);
+	assert_non_null(pb.auth);
+	assert_string_equal(pb.auth->target->password_file, pw);
+	assert_string_equal(pb.auth->target->user, "switchyard");
+	assert_int_equal(sy_spec_from_pb(&pb, &back, &err), 0);
+	assert_true(sy_auth_spec_equal(&back.auth[SY_SIDE_TARGET], &s.migs[0].auth[SY_SIDE_TARGET]));
+	assert_true(sy_auth_spec_equal(&back.auth[SY_SIDE_LEGACY], &s.migs[0].auth[SY_SIDE_LEGACY]));
+	sy_migration_spec_free(&back);
+	sy_spec_pb_free(&pb);
+	sy_spec_free(&s);
+
+	/* readable by others: refused, at the line of password_file */
+	chmod(pw, 0644);
+	assert_int_equal(load(text, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "t.yaml:6: auth.legacy.password_file: "));
+	assert_non_null(strstr(err.msg, "mode 0644"));
+	assert_null(strstr(err.msg, "Sekr1t"));
+	chmod(pw, 0400);
+	assert_int_equal(load(text, &s, &err), 0);
+	sy_spec_free(&s);
+	unlink(pw);
+	assert_int_equal(load(text, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "t.yaml:6: auth.legacy.password_file: "));
+	assert_non_null(strstr(err.msg, "No such file or directory"));
+	/* a FIFO is refused at once, not waited on (the daemon has one thread) */
+	assert_int_equal(mkfifo(pw, 0600), 0);
+	assert_int_equal(load(text, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "not a regular file"));
+	unlink(pw);
+	rmdir(dir);
+
+	expect_error("migrations:\n"
+		     "  - name: users\n"
+		     "    legacy: [\"127.0.0.1:7000\"]\n"
+		     "    target: [\"127.0.0.1:7001\"]\n"
+		     "    auth:\n"
+		     "      target: {user: sy, password: Sekr1t-inline}\n",
+		     "t.yaml:6: auth.target.password: a password is never written in the spec");
+	assert_int_equal(load("migrations:\n"
+			      "  - name: users\n"
+			      "    legacy: [\"127.0.0.1:7000\"]\n"
+			      "    target: [\"127.0.0.1:7001\"]\n"
+			      "    auth:\n"
+			      "      target: {user: sy, password: Sekr1t-inline}\n",
+			      &s, &err),
+			 -EINVAL);
+	assert_null(strstr(err.msg, "Sekr1t"));
+	expect_error("migrations:\n"
+		     "  - name: users\n"
+		     "    legacy: [\"127.0.0.1:7000\"]\n"
+		     "    target: [\"127.0.0.1:7001\"]\n"
+		     "    auth:\n"
+		     "      target: {password_file: relative/pw}\n",
+		     "t.yaml:6: auth.target.password_file: \"relative/pw\" must be an absolute path");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -462,6 +554,7 @@ int main(void)
 		cmocka_unit_test(nul_in_api_strings_is_seen_in_the_raw_bytes),
 		cmocka_unit_test(durations_need_a_unit),
 		cmocka_unit_test(ratio_format_and_mirror_mapping),
+		cmocka_unit_test(auth_names_a_file_never_a_password),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,151 @@
+/* compare.c — see compare.h and docs/verify.md. */
+#include "shadow/compare.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fnv.h"
+#include "shadow/verify.h"
+
+/* One round trip per side: type, PTTL and the whole value. Streams are flattened. */
+static const char SCRIPT[] = "local k = KEYS[1]\n"
+			     "local t = redis.call('TYPE', k)['ok']\n"
+			     "local ttl = redis.call('PTTL', k)\n"
+			     "local v = {}\n"
+			     "if t == 'string' then v = {redis.call('GET', k)}\n"
+			     "elseif t == 'hash' then v = redis.call('HGETALL', k)\n"
+			     "elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)\n"
+			     "elseif t == 'set' then v = redis.call('SMEMBERS', k)\n"
+			     "elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')\n"
+			     "elseif t == 'stream' then\n"
+			     "  for _, e in ipairs(redis.call('XRANGE', k, '-', '+')) do\n"
+			     "    table.insert(v, e[1])\n"
+			     "    for _, f in ipairs(e[2]) do table.insert(v, f) end\n"
+			     "  end\n"
+			     "end\n"
+			     "return {t, ttl, v}\n";
+
+const char *sy_drift_name(int kind)
+{
+	static const char *const n[] = {"none", "missing", "extra", "type", "value", "ttl"};
+
+	return kind >= 0 && kind < SY_DRIFT_KINDS ? n[kind] : "?";
+}
+
+/* ---- type-aware digests -------------------------------------------------------------- */
+
+static int by_bytes(const void *a, const void *b)
+{
+	const redisReply *x = *(redisReply *const *)a, *y = *(redisReply *const *)b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->str, y->str, n);
+
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Pairs (field, value) sorted by field: compare the first of two. */
+static int by_field(const void *a, const void *b)
+{
+	return by_bytes(a, b);
+}
+
+static uint64_t digest_items(redisReply **items, size_t n, size_t stride)
+{
+	uint64_t h = SY_FNV_OFFSET;
+
+	for (size_t i = 0; i < n; i += stride)
+		for (size_t j = 0; j < stride && i + j < n; j++) {
+			uint64_t len = items[i + j]->type == REDIS_REPLY_STRING ? items[i + j]->len : 0;
+
+			h = sy_fnv1a(&len, sizeof(len),
+				     h); /* length-prefixed: no two lists collide by joining */
+			if (len)
+				h = sy_fnv1a(items[i + j]->str, len, h);
+		}
+	return h;
+}
+
+void sy_look_of(redisReply *r, struct sy_look *out)
+{
+	redisReply *v;
+
+	memset(out, 0, sizeof(*out));
+	/* a Lua string comes back as a bulk string */
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    (r->element[0]->type != REDIS_REPLY_STATUS && r->element[0]->type != REDIS_REPLY_STRING) ||
+	    r->element[1]->type != REDIS_REPLY_INTEGER || r->element[2]->type != REDIS_REPLY_ARRAY)
+		return;
+	snprintf(out->type, sizeof(out->type), "%s", r->element[0]->str);
+	out->ttl = r->element[1]->integer;
+	v = r->element[2];
+	if (strcmp(out->type, "set") == 0) {
+		qsort(v->element, v->elements, sizeof(*v->element), by_bytes);
+		out->digest = digest_items(v->element, v->elements, 1);
+	} else if (strcmp(out->type, "hash") == 0) {
+		/* sort the pairs as units: (field, value) → qsort over pair starts */
+		size_t np = v->elements / 2;
+		redisReply **pairs = malloc((np ? np : 1) * 2 * sizeof(*pairs));
+
+		if (!pairs)
+			return;
+		for (size_t i = 0; i < np; i++) {
+			pairs[2 * i] = v->element[2 * i];
+			pairs[2 * i + 1] = v->element[2 * i + 1];
+		}
+		/* sort indexes of fields, then lay pairs out in that order */
+		{
+			redisReply **fields = malloc((np ? np : 1) * sizeof(*fields));
+
+			if (!fields) {
+				free(pairs);
+				return;
+			}
+			for (size_t i = 0; i < np; i++)
+				fields[i] = v->element[2 * i];
+			qsort(fields, np, sizeof(*fields), by_field);
+			for (size_t i = 0; i < np; i++) {
+				/* fields are unique in a hash: find its value */
+				for (size_t j = 0; j < np; j++)
+					if (v->element[2 * j] == fields[i]) {
+						pairs[2 * i] = v->element[2 * j];
+						pairs[2 * i + 1] = v->element[2 * j + 1];
+						break;
+					}
+			}
+			free(fields);
+		}
+		out->digest = digest_items(pairs, np * 2, 2);
+		free(pairs);
+	} else {
+		out->digest = digest_items(v->element, v->elements, 1);
+	}
+	out->ok = true;
+}
+
+int sy_look_send(struct sy_redis *c, const char *key, size_t len, sy_redis_reply_cb cb, void *priv)
+{
+	const char *argv[4] = {"EVAL", SCRIPT, "1", key};
+	size_t lens[4] = {4, sizeof(SCRIPT) - 1, 1, len};
+
+	return sy_redis_sendv(c, 4, argv, lens, cb, priv);
+}
+
+int sy_look_classify(const struct sy_look *l, const struct sy_look *t)
+{
+	bool ln = strcmp(l->type, "none") == 0, tn = strcmp(t->type, "none") == 0;
+
+	if (ln && tn)
+		return SY_DRIFT_NONE;
+	if (tn)
+		return SY_DRIFT_MISSING;
+	if (ln)
+		return SY_DRIFT_EXTRA;
+	if (strcmp(l->type, t->type) != 0)
+		return SY_DRIFT_TYPE;
+	if (l->digest != t->digest)
+		return SY_DRIFT_VALUE;
+	if ((l->ttl < 0) != (t->ttl < 0) || (l->ttl >= 0 && llabs(l->ttl - t->ttl) > SY_TTL_TOLERANCE_MS))
+		return SY_DRIFT_TTL;
+	return SY_DRIFT_NONE;
+}

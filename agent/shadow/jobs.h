@@ -1,0 +1,26 @@
+/* jobs.h — what verify's background jobs (the audit, the backfill) share: a SCAN over
+ * one side of a migration, per key-prefix rule (the prefix as a MATCH pattern, glob
+ * characters escaped, named as that side names it); DBSIZE answers summed into a
+ * progress total; and saving a job's place (one line, replaced atomically through
+ * core/fsutil) so that a restarted agent goes on, with a failing save logged once
+ * until a save works again. */
+#ifndef SY_JOBS_H
+#define SY_JOBS_H
+
+#include <stdint.h>
+
+#include "redis/redis_conn.h"
+
+struct sy_migration_spec;
+
+/* SCAN cursor [MATCH pattern of prefix rule `pattern`] COUNT count on `side` (no MATCH
+ * when the migration has no prefix rules). */
+int sy_job_scan(struct sy_redis *c, const struct sy_migration_spec *spec, int side, uint32_t pattern,
+		const char *cursor, const char *count, sy_redis_reply_cb cb, void *priv);
+/* DBSIZE on c, its answer added to *total (which must outlive the connection's replies). */
+void sy_job_dbsize(struct sy_redis *c, uint64_t *total);
+/* Replaces the place file `path` with `line`; logs (for migration `mig`, job `what`) a
+ * failure unless it is the same as *last_err, the last save's result. */
+void sy_job_save(const char *mig, const char *what, const char *path, const char *line, int *last_err);
+
+#endif

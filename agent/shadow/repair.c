@@ -1,0 +1,295 @@
+/* repair.c — see repair.h and docs/mirror.md (repair). */
+#include "shadow/repair.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fnv.h"
+#include "core/loop.h"
+#include "redis/redis_conn.h"
+#include "shadow/mirror.h"
+
+#define DIRTY_BUCKETS 65536
+
+/* ---- the dirty-key set: deduplicated, in order, each due at a time ------------------- */
+
+struct sy_dkey {
+	struct sy_dkey *hnext; /* hash chain */
+	STAILQ_ENTRY(sy_dkey) link;
+	uint64_t hash;
+	uint64_t due_ms;
+	int db;
+	size_t len;
+	char key[];
+};
+
+static uint64_t key_hash(int db, const char *k, size_t len)
+{
+	return sy_fnv1a(k, len, SY_FNV_OFFSET ^ (uint64_t)db);
+}
+
+static struct sy_dkey **dirty_slot(struct sy_dkey **tab, uint64_t h, int db, const char *k, size_t len)
+{
+	struct sy_dkey **pp = &tab[h & (DIRTY_BUCKETS - 1)];
+
+	for (; *pp; pp = &(*pp)->hnext)
+		if ((*pp)->hash == h && (*pp)->db == db && (*pp)->len == len &&
+		    memcmp((*pp)->key, k, len) == 0)
+			return pp;
+	return pp;
+}
+
+/* 0 added or already there (its due time pushed to at least `due`), -ENOSPC full. */
+static int dirty_add(struct sy_repair *r, int db, const char *k, size_t len, uint64_t due)
+{
+	uint64_t h = key_hash(db, k, len);
+	struct sy_dkey **pp, *e;
+
+	if (!r->tab) {
+		if (!(r->tab = calloc(DIRTY_BUCKETS, sizeof(*r->tab))))
+			return -ENOMEM;
+		STAILQ_INIT(&r->fifo);
+	}
+	pp = dirty_slot(r->tab, h, db, k, len);
+	if (*pp) {
+		if ((*pp)->due_ms < due)
+			(*pp)->due_ms = due;
+		return 0;
+	}
+	if (r->n >= SY_MIRROR_DIRTY_MAX)
+		return -ENOSPC;
+	e = malloc(sizeof(*e) + len);
+	if (!e)
+		return -ENOMEM;
+	e->hnext = NULL;
+	e->hash = h;
+	e->due_ms = due;
+	e->db = db;
+	e->len = len;
+	memcpy(e->key, k, len);
+	*pp = e;
+	STAILQ_INSERT_TAIL(&r->fifo, e, link);
+	r->n++;
+	return 0;
+}
+
+/* Takes the first key if it is due; the caller frees it. */
+static struct sy_dkey *dirty_pop(struct sy_repair *r, uint64_t now)
+{
+	struct sy_dkey *e = r->tab ? STAILQ_FIRST(&r->fifo) : NULL, **pp;
+
+	if (!e || e->due_ms > now)
+		return NULL;
+	STAILQ_REMOVE_HEAD(&r->fifo, link);
+	pp = dirty_slot(r->tab, e->hash, e->db, e->key, e->len);
+	if (*pp == e)
+		*pp = e->hnext;
+	r->n--;
+	return e;
+}
+
+bool sy_repair_has(const struct sy_repair *r, int db, const char *key, size_t len)
+{
+	return r->tab && *dirty_slot(r->tab, key_hash(db, key, len), db, key, len);
+}
+
+/* ---- copies -------------------------------------------------------------------------- */
+
+static void kick(struct sy_repair *r, uint64_t delay_ms);
+
+void sy_repair_mark(struct sy_repair *r, int db, const char *key, size_t len, uint64_t delay_ms)
+{
+	int e = dirty_add(r, db, key, len, sy_now_ms() + delay_ms);
+
+	if (e == -ENOSPC)
+		r->ops->flag_audit(r->owner, "dirty-key set full");
+	else if (e)
+		r->ops->flag_audit(r->owner, "out of memory for dirty keys");
+	r->st->dirty = r->n;
+	kick(r, delay_ms);
+}
+
+/* One copy under way. */
+struct copy {
+	struct sy_repair *r;
+	int db;
+	size_t len;
+	char key[];
+};
+
+static void copy_done(struct copy *cp, bool ok)
+{
+	struct sy_repair *r = cp->r;
+
+	r->inflight--;
+	if (ok) {
+		r->st->repaired++;
+	} else {
+		r->st->repair_failed++;
+		sy_repair_mark(r, cp->db, cp->key, cp->len, SY_REPAIR_RETRY_MS);
+	}
+	free(cp);
+	kick(r, 0);
+}
+
+static void on_restored(struct sy_redis *c, redisReply *rep, void *priv)
+{
+	(void)c;
+	copy_done(priv, rep && rep->type != REDIS_REPLY_ERROR);
+}
+
+static void on_dumped(struct sy_redis *c, redisReply *rep, void *priv)
+{
+	struct copy *cp = priv;
+	struct sy_repair *r = cp->r;
+	char buf[1024], ttl[24];
+	const char *k;
+	size_t kl;
+	struct sy_redis *dst;
+	redisReply *dump, *pttl;
+
+	(void)c;
+	/* MULTI / DUMP / PTTL / EXEC: the EXEC reply is [payload|nil, pttl] */
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+		if (rep && rep->type == REDIS_REPLY_STATUS)
+			return; /* +OK of MULTI, +QUEUED: the EXEC reply follows */
+		copy_done(cp, false);
+		return;
+	}
+	dump = rep->element[0];
+	pttl = rep->element[1];
+	dst = r->ops->dest(r->owner, cp->db, cp->key, cp->len, buf, sizeof(buf), &k, &kl);
+	if (!dst) {
+		copy_done(cp, false);
+		return;
+	}
+	if (dump->type == REDIS_REPLY_STRING)
+		r->st->repaired_bytes += dump->len;
+	if (dump->type != REDIS_REPLY_STRING) {
+		const char *argv[2] = {"DEL", k};
+		size_t lens[2] = {3, kl};
+
+		if (sy_redis_sendv(dst, 2, argv, lens, on_restored, cp))
+			copy_done(cp, false);
+		return;
+	}
+	{
+		long long ms = pttl->type == REDIS_REPLY_INTEGER && pttl->integer > 0 ? pttl->integer : 0;
+		const char *argv[5] = {"RESTORE", k, ttl, dump->str, "REPLACE"};
+		size_t lens[5] = {7, kl, 0, dump->len, 7};
+
+		lens[2] = (size_t)snprintf(ttl, sizeof(ttl), "%lld", ms);
+		if (sy_redis_sendv(dst, 5, argv, lens, on_restored, cp))
+			copy_done(cp, false);
+	}
+}
+
+static void on_queued(struct sy_redis *c, redisReply *rep, void *priv)
+{
+	(void)c;
+	(void)rep;
+	(void)priv;
+}
+
+static void run(struct sy_loop *l, void *arg)
+{
+	struct sy_repair *r = arg;
+	uint64_t now = sy_now_ms();
+
+	(void)l;
+	r->timer = 0;
+	if (!*r->active)
+		return;
+	while (r->inflight < SY_REPAIR_INFLIGHT) {
+		struct sy_redis *src = *r->source;
+		struct sy_dkey *e;
+		struct copy *cp;
+		char n[16];
+
+		if (!sy_redis_alive(src)) {
+			kick(r, SY_REPAIR_RETRY_MS);
+			break;
+		}
+		e = dirty_pop(r, now);
+		if (!e)
+			break;
+		cp = malloc(sizeof(*cp) + e->len);
+		if (!cp) {
+			free(e);
+			break;
+		}
+		cp->r = r;
+		cp->db = e->db;
+		cp->len = e->len;
+		memcpy(cp->key, e->key, e->len);
+		free(e);
+		r->inflight++;
+		r->ops->copying(r->owner, cp->db, cp->key, cp->len);
+		{
+			const char *sel[2] = {"SELECT", n};
+			size_t sell[2] = {6, (size_t)snprintf(n, sizeof(n), "%d", cp->db)};
+			const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
+			size_t ml[1] = {5}, el[1] = {4};
+			const char *dump[2] = {"DUMP", cp->key}, *pttl[2] = {"PTTL", cp->key};
+			size_t kl[2] = {4, cp->len};
+
+			/* the source connection is ours alone: select every time, cheap */
+			if (sy_redis_sendv(src, 2, sel, sell, on_queued, NULL) ||
+			    sy_redis_sendv(src, 1, multi, ml, on_queued, NULL) ||
+			    sy_redis_sendv(src, 2, dump, kl, on_queued, NULL) ||
+			    sy_redis_sendv(src, 2, pttl, kl, on_queued, NULL) ||
+			    sy_redis_sendv(src, 1, exec, el, on_dumped, cp))
+				copy_done(cp, false);
+		}
+	}
+	r->st->dirty = r->n;
+	if (r->tab && !STAILQ_EMPTY(&r->fifo) && !r->timer) {
+		uint64_t due = STAILQ_FIRST(&r->fifo)->due_ms;
+
+		kick(r, due > now ? due - now : 10);
+	}
+}
+
+static void kick(struct sy_repair *r, uint64_t delay_ms)
+{
+	if (r->timer)
+		return;
+	r->timer = sy_loop_add_timer(r->loop, delay_ms, run, r);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+void sy_repair_init(struct sy_repair *r, struct sy_loop *l, const struct sy_repair_ops *ops, void *owner,
+		    struct sy_redis *const *source, const bool *active, struct sy_mirror_stats *st)
+{
+	r->loop = l;
+	r->ops = ops;
+	r->owner = owner;
+	r->source = source;
+	r->active = active;
+	r->st = st;
+}
+
+void sy_repair_stop(struct sy_repair *r)
+{
+	if (r->loop)
+		sy_loop_cancel_timer(r->loop, r->timer);
+	r->timer = 0;
+}
+
+void sy_repair_free(struct sy_repair *r)
+{
+	struct sy_dkey *e;
+
+	sy_repair_stop(r);
+	while (r->tab && (e = STAILQ_FIRST(&r->fifo))) {
+		STAILQ_REMOVE_HEAD(&r->fifo, link);
+		free(e);
+	}
+	free(r->tab);
+	r->tab = NULL;
+	r->n = 0;
+	r->inflight = 0;
+}

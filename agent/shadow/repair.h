@@ -1,0 +1,78 @@
+/* repair.h — the mirror's repair engine, one per migration and direction: the keys
+ * waiting to be copied (the dirty-key set) and the copies in flight.
+ *
+ * Contract: a key marked dirty is copied from the source side to the destination once
+ * it is due — DUMP + PTTL read in one MULTI on the source connection, then RESTORE …
+ * REPLACE with that TTL (or DEL when the key is gone) on the destination — which is
+ * idempotent, so anything doubtful is simply marked again. The set is deduplicated
+ * (marking a dirty key again only pushes its due time later) and kept in marking
+ * order; it holds at most SY_MIRROR_DIRTY_MAX keys, past which the owner is told the
+ * migration needs an audit. At most SY_REPAIR_INFLIGHT copies run at once; a failed
+ * copy is marked again after SY_REPAIR_RETRY_MS. The connections belong to the owner
+ * (the mirror): the engine only borrows them. */
+#ifndef SY_REPAIR_H
+#define SY_REPAIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct sy_loop;
+struct sy_redis;
+struct sy_mirror_stats;
+
+#define SY_REPAIR_INFLIGHT 256
+#define SY_REPAIR_RETRY_MS 500 /* a failed repair is tried again */
+
+/* What the engine asks of its owner. */
+struct sy_repair_ops {
+	/* The destination connection for `key` (a source-side name), brought to `db`,
+	 * with the key's destination-side name in *dkey / *dlen (buf may hold it); NULL
+	 * when it cannot take a command now. */
+	struct sy_redis *(*dest)(void *owner, int db, const char *key, size_t len, char *buf, size_t cap,
+				 const char **dkey, size_t *dlen);
+	/* A copy of `key` starts: a write landing between its DUMP and RESTORE would be
+	 * overwritten by the older value. */
+	void (*copying)(void *owner, int db, const char *key, size_t len);
+	/* Something was lost that repair cannot know about (the set is full). */
+	void (*flag_audit)(void *owner, const char *why);
+};
+
+struct sy_dkey;
+
+struct sy_repair {
+	/* set by sy_repair_init */
+	struct sy_loop *loop;
+	const struct sy_repair_ops *ops;
+	void *owner;
+	struct sy_redis *const *source; /* the owner's source connection (DUMP), may change */
+	const bool *active;		/* the owner's: no copy starts while false */
+	struct sy_mirror_stats *st;	/* repaired, repair_failed, repaired_bytes, dirty */
+	/* the dirty-key set */
+	struct sy_dkey **tab;
+	STAILQ_HEAD(, sy_dkey) fifo;
+	size_t n;
+	uint32_t inflight; /* copies under way */
+	uint64_t timer;
+};
+
+/* Zeroed memory is a stopped, empty engine; init may be called again with the same
+ * arguments (it keeps the set). */
+void sy_repair_init(struct sy_repair *r, struct sy_loop *l, const struct sy_repair_ops *ops, void *owner,
+		    struct sy_redis *const *source, const bool *active, struct sy_mirror_stats *st);
+/* Marks a key (source-side name) for a copy in `delay_ms` at the earliest. */
+void sy_repair_mark(struct sy_repair *r, int db, const char *key, size_t len, uint64_t delay_ms);
+/* Whether a key (source-side name) waits in the set. */
+bool sy_repair_has(const struct sy_repair *r, int db, const char *key, size_t len);
+/* Keys waiting plus copies under way. */
+static inline uint64_t sy_repair_backlog(const struct sy_repair *r)
+{
+	return r->n + r->inflight;
+}
+/* Stops the timer (copies in flight finish with their connections). */
+void sy_repair_stop(struct sy_repair *r);
+/* Stops and forgets every key; counts restart. */
+void sy_repair_free(struct sy_repair *r);
+
+#endif

@@ -1,0 +1,44 @@
+/* writers.h — the mirror's table of recent writers, per migration: for each key
+ * written lately (named as legacy names it), who wrote it last (side, client
+ * connection), when, and until when it is "hot".
+ *
+ * Contract: a key written from both sides, or by two client connections, within
+ * SY_CONFLICT_MS is a conflict: replays of different connections travel on different
+ * destination connections and may land in another order, so the caller re-copies such
+ * keys once they settle. A hot key (a recent conflict, a copy in progress) makes every
+ * write to it a conflict until it cools down. The table is 4-way set-associative: an
+ * entry is only reused for another key once it is the oldest of its set, so a hash
+ * collision never hides a key written now. Lookups are lossy only under heavy churn,
+ * never wrong about the key they return. */
+#ifndef SY_WRITERS_H
+#define SY_WRITERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sy_migration_spec;
+struct sy_writer;
+
+#define SY_CONFLICT_MS 1000 /* writes to one key from two writers this close: conflict */
+
+/* Zeroed is empty; the table is allocated on first write. */
+struct sy_writers {
+	struct sy_writer *tab;
+};
+
+void sy_writers_free(struct sy_writers *w);
+/* Records a write of key k (named as `side` names it, mapped through spec) by client
+ * connection `cookie`; true when it is a conflict (see above). */
+bool sy_writers_conflict(struct sy_writers *w, const struct sy_migration_spec *spec, int side,
+			 uint64_t cookie, int db, const char *k, size_t len);
+/* Makes a key hot for 2 * SY_CONFLICT_MS: a copy of it is under way, and a write landing
+ * meanwhile could be overwritten by the older copy. Returns 1 when the key was written
+ * within that time before (a replay may still land on top of the copy), 0 when not,
+ * -ENOMEM. */
+int sy_writers_mark_hot(struct sy_writers *w, const struct sy_migration_spec *spec, int side, int db,
+			const char *k, size_t len);
+/* When the key (legacy-side name) was last written (sy_now_ms), 0 when unknown. */
+uint64_t sy_writers_last_ms(const struct sy_writers *w, int db, const char *k, size_t len);
+
+#endif
