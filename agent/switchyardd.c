@@ -34,6 +34,7 @@
 #include "telemetry/metrics.h"
 #include "registry/registry.h"
 #include "registry/registry_events.h"
+#include "registry/store_etcd.h"
 #include "registry/store_file.h"
 #include "rpc/rpc.h"
 #include "model/spec.h"
@@ -60,6 +61,9 @@ struct opts {
 	size_t rpc_max_msg;
 	int uninstall;
 	int check_config;
+	const char *store; /* etcd://…: a fleet's shared store (docs/fleet.md) */
+	const char *node;
+	uint32_t node_ttl_ms;
 };
 
 struct daemon {
@@ -94,6 +98,11 @@ static void usage(FILE *f)
 		   "  --health-interval DUR   target health check interval (default 1s)\n"
 		   "  --health-timeout DUR    health check timeout (default 500ms)\n"
 		   "  --rpc-max-message SIZE  largest gRPC request accepted (default 1MiB; KiB, MiB)\n"
+		   "  --store etcd://HOST:PORT[,HOST:PORT...]/PREFIX\n"
+		   "                          share migrations with a fleet through etcd v3\n"
+		   "                          (default: the state file in --state-dir)\n"
+		   "  --node NAME             this agent's name in the fleet (default: host name)\n"
+		   "  --node-ttl DUR          lease of the node's key (default 10s)\n"
 		   "  --log-level LEVEL       debug, info, warning, error (default info)\n"
 		   "  --check-config          validate --config and exit\n"
 		   "  --uninstall             detach the programs and remove every pin, then exit\n"
@@ -151,7 +160,10 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		O_LOG,
 		O_CHECK,
 		O_UNINST,
-		O_VER
+		O_VER,
+		O_STORE,
+		O_NODE,
+		O_NODE_TTL
 	};
 	static const struct option lo[] = {
 		{"config", required_argument, 0, O_CONFIG},
@@ -166,6 +178,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		{"check-config", no_argument, 0, O_CHECK},
 		{"uninstall", no_argument, 0, O_UNINST},
 		{"version", no_argument, 0, O_VER},
+		{"store", required_argument, 0, O_STORE},
+		{"node", required_argument, 0, O_NODE},
+		{"node-ttl", required_argument, 0, O_NODE_TTL},
 		{"help", no_argument, 0, 'h'},
 		SY_EXPORTERS_LONGOPTS,
 		{0, 0, 0, 0},
@@ -252,6 +267,26 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 			break;
 		case O_CHECK:
 			o->check_config = 1;
+			break;
+		case O_STORE:
+			if (!sy_store_is_etcd_url(optarg)) {
+				fprintf(stderr,
+					"switchyardd: --store: \"%s\" is not etcd://HOST:PORT[,...]/PREFIX\n",
+					optarg);
+				return 2;
+			}
+			o->store = optarg;
+			break;
+		case O_NODE:
+			o->node = optarg;
+			break;
+		case O_NODE_TTL:
+			if (parse_duration_ms(optarg, &o->node_ttl_ms) || o->node_ttl_ms < 2000) {
+				fprintf(stderr,
+					"switchyardd: --node-ttl: \"%s\" is not a duration from 2s to 1h\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case O_UNINST:
 			o->uninstall = 1;
@@ -573,6 +608,15 @@ static int start_rpc(struct daemon *d)
 	return 0;
 }
 
+/* Fleet mode: the leader walks the cutover plans; everyone reports who leads. */
+static void on_leader(void *arg, int is_leader, const char *leader)
+{
+	struct daemon *d = arg;
+
+	snprintf(d->info.leader, sizeof(d->info.leader), "%s", leader);
+	sy_cutover_set_leader(d->cutover, is_leader);
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon d = {0};
@@ -634,7 +678,21 @@ int main(int argc, char **argv)
 		goto out;
 	if ((e = sy_bpf_open(d.o.bpffs, d.o.cgroup, d.o.state_dir, &d.bpf)))
 		goto out;
-	if ((e = sy_store_file_open(d.o.state_dir, &d.store))) {
+	if (d.o.store) {
+		static char host[64]; /* d.o.node points here */
+
+		if (!d.o.node && gethostname(host, sizeof(host) - 1) == 0)
+			d.o.node = host;
+		e = sy_store_etcd_open(d.loop,
+				       &(struct sy_store_etcd_opts){.url = d.o.store,
+								    .node = d.o.node,
+								    .version = SY_VERSION,
+								    .ttl_s = d.o.node_ttl_ms / 1000,
+								    .cache_dir = d.o.state_dir},
+				       &d.store);
+		if (e)
+			goto out;
+	} else if ((e = sy_store_file_open(d.o.state_dir, &d.store))) {
 		sy_error("state", "open state in %s: %s", d.o.state_dir, strerror(-e));
 		goto out;
 	}
@@ -658,6 +716,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	restored = sy_registry_count(d.reg);
+	if (d.o.store && sy_store_etcd_follow(d.store, d.reg))
+		goto out;
 	if (d.o.config && (e = load_config(&d, &spec, NULL, &err))) {
 		fprintf(stderr, "%s\n", err.msg);
 		goto out;
@@ -679,6 +739,13 @@ int main(int argc, char **argv)
 	if (!d.cutover)
 		goto out;
 	sy_cutover_set_drain(d.cutover, drain_side, &d);
+	if (d.o.store) {
+		/* a follower until the election says otherwise */
+		sy_cutover_set_leader(d.cutover, false);
+		sy_store_etcd_on_leader(d.store, on_leader, &d);
+		snprintf(d.info.store, sizeof(d.info.store), "%s", d.store->where);
+		snprintf(d.info.node, sizeof(d.info.node), "%s", sy_store_etcd_node(d.store));
+	}
 	sy_metrics_set_cutover_source(sy_cutover_metrics, d.cutover);
 
 	d.info.version = SY_VERSION;

@@ -14,6 +14,7 @@ libmicrohttpd-dev prometheus
 iproute2 util-linux procps
 dpkg-dev help2man systemd init-system-helpers python3-yaml
 zsh
+etcd-server etcd-client
 "
 
 missing=""

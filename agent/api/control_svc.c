@@ -26,6 +26,10 @@ static enum sy_grpc_code code_of(int e)
 		return SY_GRPC_FAILED_PRECONDITION;
 	case -ENOSPC:
 		return SY_GRPC_RESOURCE_EXHAUSTED;
+	case -ESTALE:
+		return SY_GRPC_ABORTED; /* a fleet's store moved on: read again, retry */
+	case -ENOTCONN:
+		return SY_GRPC_UNAVAILABLE; /* a fleet's store is unreachable: fail-static */
 	default:
 		return SY_GRPC_INTERNAL;
 	}
@@ -558,6 +562,9 @@ static void status(struct sy_rpc_call *call, const ProtobufCMessage *req, void *
 	resp.state_dir = (char *)ctx->info->state_dir;
 	resp.adopted = ctx->info->adopted;
 	resp.started_unix_ms = ctx->info->started_unix_ms;
+	resp.store = (char *)ctx->info->store;
+	resp.node = (char *)ctx->info->node;
+	resp.leader = (char *)ctx->info->leader;
 	resp.migrations = (uint32_t)n;
 	for (size_t i = 0; i < n; i++) {
 		const struct sy_migration_state *m = sy_registry_at(ctx->reg, i);

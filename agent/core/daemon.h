@@ -15,6 +15,10 @@ struct sy_daemon_info {
 	char state_dir[PATH_MAX];
 	bool adopted; /* started by adopting pinned programs (fail-static restart) */
 	uint64_t started_unix_ms;
+	/* fleet mode (docs/fleet.md): all empty for a single agent */
+	char store[PATH_MAX + 16];
+	char node[64];
+	char leader[64]; /* "" unknown */
 };
 
 #endif

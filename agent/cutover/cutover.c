@@ -69,6 +69,7 @@ struct sy_cutover {
 	sy_cutover_drain_fn drain;
 	void *drain_arg;
 	uint64_t timer;
+	bool follower; /* a fleet's follower: the leader walks the plans (docs/fleet.md) */
 	struct rt rt[SY_MAX_MIGRATIONS];
 };
 
@@ -589,7 +590,7 @@ static void tick(struct sy_loop *l, void *arg)
 	for (size_t i = 0; i < n; i++) {
 		const struct sy_migration_state *m = sy_registry_find(c->reg, names[i]);
 
-		if (m && m->spec.plan.n_steps)
+		if (m && m->spec.plan.n_steps && !c->follower)
 			phase_tick(c, m);
 	}
 	c->timer = sy_loop_add_timer(l, TICK_MS, tick, c);
@@ -629,6 +630,11 @@ struct sy_cutover *sy_cutover_new(struct sy_loop *l, struct sy_registry *reg, st
 	}
 	c->timer = sy_loop_add_timer(l, 0, tick, c);
 	return c;
+}
+
+void sy_cutover_set_leader(struct sy_cutover *c, bool leader)
+{
+	c->follower = !leader;
 }
 
 void sy_cutover_set_drain(struct sy_cutover *c, sy_cutover_drain_fn fn, void *arg)

@@ -79,6 +79,11 @@ int sy_cutover_action(struct sy_cutover *c, const char *name, int action, bool d
 int sy_cutover_set_ratio(struct sy_cutover *c, const char *name, uint32_t ratio_bp, struct sy_spec_err *err);
 int sy_cutover_status(struct sy_cutover *c, const char *name, struct sy_cutover_status *out);
 
+/* In a fleet only the leader walks the plans (its decisions reach the other nodes as
+ * commits); a follower keeps its plans' state and answers for them, but decides
+ * nothing. A single agent is its own leader (the default). */
+void sy_cutover_set_leader(struct sy_cutover *c, bool leader);
+
 /* Where a migration's plan is, for the metrics (sy_metrics_cutover_fn; arg: the
  * controller): step 1..n (n once completed, 0 before the steps), the phase's name,
  * "manual" without a plan. */

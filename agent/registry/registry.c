@@ -206,14 +206,30 @@ int sy_reg_commit(struct sy_registry *r, struct sy_migration_state *cand, size_t
 		e = sy_store_commit(r->store, &st, apply_maps, &a);
 	sy_mset_pb_free(&st);
 	if (e) {
-		if (a.ran && a.e)
+		int ret = -EIO;
+
+		if (a.ran && a.e) {
 			sy_reg_err(err, "update kernel maps: %s", strerror(-a.e));
-		else
+		} else if (e == -ESTALE) {
+			/* a shared store: another agent or operator committed first */
+			sy_reg_err(err,
+				   "changed elsewhere since this agent read it (%s is past generation %llu): "
+				   "nothing changed; read it again and retry",
+				   r->store->where, (unsigned long long)r->store->revision);
+			ret = -ESTALE;
+		} else if (e == -ENOTCONN) {
+			sy_reg_err(err,
+				   "store %s unreachable: this agent keeps steering on generation %llu and "
+				   "refuses changes until it is back",
+				   r->store->where, (unsigned long long)r->store->revision);
+			ret = -ENOTCONN;
+		} else {
 			sy_reg_err(err, "persist state in %s: %s", r->store->where, strerror(-e));
+		}
 		if (a.ran)
 			write_maps(r, r->migs, r->n);
 		sy_mset_free(cand, ncand);
-		return -EIO;
+		return ret;
 	}
 	publish(r, SY_COMMIT_CHANGE, cand, ncand, NULL, who);
 	return 0;
@@ -313,6 +329,25 @@ int sy_reg_resolve_pins(struct sy_migration_state *m, const struct sy_migration_
 	return 0;
 }
 
+/* A shared store holds the cgroup ids of the node that applied a pin; this node's own
+ * cgroup of that path has another id. A path this node does not have pins nothing
+ * here (id 0 matches no cgroup). */
+static void resolve_pins_here(struct sy_migration_state *m)
+{
+	for (size_t i = 0; i < m->spec.n_pins; i++) {
+		struct stat st;
+
+		if (stat(m->spec.pins[i].cgroup, &st) == 0) {
+			m->pin_cgroup_ids[i] = st.st_ino;
+		} else {
+			if (m->pin_cgroup_ids[i])
+				sy_warn("state", "%s: pin of %s: no such cgroup on this node", m->spec.name,
+					m->spec.pins[i].cgroup);
+			m->pin_cgroup_ids[i] = 0;
+		}
+	}
+}
+
 /* Completes a set read from the store: derived fields, and the kernel's health (a
  * restarted daemon keeps steering exactly as before until its first health check). */
 static void settle_loaded(struct sy_registry *r, struct sy_migration_state *s, size_t n)
@@ -320,6 +355,8 @@ static void settle_loaded(struct sy_registry *r, struct sy_migration_state *s, s
 	for (size_t i = 0; i < n; i++) {
 		struct sy_map_mig v;
 
+		if (r->store && r->store->shared)
+			resolve_pins_here(&s[i]);
 		sy_reg_derive(&s[i]);
 		map_view(&s[i], &v);
 		s[i].healthy_mask = r->bpf ? sy_mapsync_healthy_mask(r->bpf, &v) : 0;
@@ -363,6 +400,8 @@ static const char *load_error(int e)
 		return "not a valid state file";
 	case -ENODATA:
 		return "empty state file";
+	case -ENOTCONN:
+		return "unreachable, and this node keeps no copy of a state to start from";
 	default:
 		return strerror(-e);
 	}

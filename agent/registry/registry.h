@@ -11,7 +11,9 @@
  *
  * Errors: -EINVAL (invalid input), -ENOENT (no such migration), -EBUSY (refused: clients
  * on target), -ENOSPC (no free slot), -EIO (persisting or the maps failed),
- * -EDEADLK (a subscriber tried to change the registry); err->msg says why.
+ * -EDEADLK (a subscriber tried to change the registry), -ESTALE (a shared store moved on:
+ * someone else committed first), -ENOTCONN (a shared store is unreachable: changes are
+ * refused, the maps keep what was applied); err->msg says why.
  */
 #ifndef SY_MIGRATIONS_H
 #define SY_MIGRATIONS_H

@@ -1,7 +1,7 @@
 /* store.h — where the registry's state lives, behind one interface: load it, commit a
  * new one (all or nothing, at the next revision), and watch for changes made
- * elsewhere. The registry knows only this interface; the one implementation today is
- * the state file (store_file.h). A shared store (etcd) plugs in here: its watch hands
+ * elsewhere. The registry knows only this interface. Two implementations: the state
+ * file (store_file.h, the default) and a fleet's etcd (store_etcd.h), whose watch hands
  * the registry other agents' commits, which the registry applies as SY_COMMIT_REMOTE.
  *
  * The state is a switchyard.v1.State message; its `generation` is the revision.
@@ -11,6 +11,7 @@
 #define SY_STORE_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "switchyard/v1/state.pb-c.h"
@@ -40,6 +41,8 @@ struct sy_store_ops {
 struct sy_store {
 	const struct sy_store_ops *ops;
 	uint64_t revision;	   /* of the last state loaded or committed */
+	bool shared;		   /* other agents commit too: node-local fields (a pin's cgroup id)
+				    * are resolved again on this node when a state is read */
 	char where[PATH_MAX + 16]; /* for messages: "DIR/state.pb" */
 };
 

@@ -86,7 +86,11 @@ int cmd_status(int argc, char **argv)
 		printf("switchyardd %s, %u migration(s)\n", s->version, s->migrations);
 		printf("attached:  %s (%s)\n", s->cgroup,
 		       s->adopted ? "adopted pinned programs" : "fresh install");
-		printf("bpffs:     %s\nstate:     %s\n\n", s->bpffs, s->state_dir);
+		printf("bpffs:     %s\nstate:     %s\n", s->bpffs, s->state_dir);
+		if (s->node[0])
+			printf("fleet:     node %s, leader %s (%s)\n", s->node,
+			       s->leader[0] ? s->leader : "unknown", s->store);
+		printf("\n");
 		printf("%-16s %-7s %-28s %-10s %-8s %s\n", "MIGRATION", "ROLE", "ENDPOINT", "HEALTH", "RTT",
 		       "CHECKED");
 		for (size_t i = 0; i < s->n_endpoints; i++) {

@@ -56,6 +56,11 @@ int call(const char *method, const ProtobufCMessage *req, const ProtobufCMessage
 	}
 	if (st.code == SY_GRPC_OK)
 		return EX_OK;
+	if (st.code == SY_GRPC_UNAVAILABLE && strncmp(st.message, "store ", 6) == 0) {
+		/* the daemon answered: its fleet's store is what it cannot reach */
+		fprintf(stderr, "syctl: %s\n", st.message);
+		return EX_UNREACHABLE;
+	}
 	if (st.code == SY_GRPC_UNAVAILABLE ||
 	    (st.code == SY_GRPC_DEADLINE_EXCEEDED && strstr(st.message, "while connecting"))) {
 		fprintf(stderr, "syctl: cannot reach switchyardd at %s: %s\n", server, st.message);

@@ -394,6 +394,48 @@ static void a_change_made_elsewhere_arrives_as_a_commit(void **state)
 	sy_registry_free(r);
 }
 
+/* A shared store carries the cgroup ids of the node that pinned; each node resolves
+ * the path again, and a path it does not have pins nothing there. */
+static void a_shared_store_pin_is_resolved_on_this_node(void **state)
+{
+	struct mem_store ms = {.s = {.ops = &mem_ops, .shared = true}};
+	struct sy_spec_err err = {{0}};
+	struct sy_migration_state set[1];
+	const struct sy_migration_state *got;
+	Switchyard__V1__State st;
+	struct sy_registry *r;
+	struct stat tmp;
+
+	(void)state;
+	assert_int_equal(stat("/tmp", &tmp), 0);
+	r = sy_registry_new(NULL, &ms.s);
+	assert_non_null(r);
+	assert_int_equal(sy_registry_load(r, &err), 0);
+	memset(set, 0, sizeof(set));
+	spec_of(&set[0].spec, "users", 0);
+	set[0].id = 1;
+	set[0].spec.pins = calloc(2, sizeof(*set[0].spec.pins));
+	set[0].pin_cgroup_ids = calloc(2, sizeof(uint64_t));
+	assert_non_null(set[0].spec.pins);
+	assert_non_null(set[0].pin_cgroup_ids);
+	set[0].spec.n_pins = 2;
+	snprintf(set[0].spec.pins[0].cgroup, sizeof(set[0].spec.pins[0].cgroup), "/tmp");
+	snprintf(set[0].spec.pins[1].cgroup, sizeof(set[0].spec.pins[1].cgroup), "/nonexistent-sy-cgroup");
+	set[0].pin_cgroup_ids[0] = 12345; /* the other node's ids */
+	set[0].pin_cgroup_ids[1] = 777;
+	assert_int_equal(sy_mset_to_pb(set, 1, 1, &st), 0);
+	ms.s.revision = 1;
+	ms.fn(ms.ctx, &st);
+	sy_mset_pb_free(&st);
+	sy_mstate_free(&set[0]);
+	got = sy_registry_find(r, "users");
+	assert_non_null(got);
+	assert_int_equal(got->spec.n_pins, 2);
+	assert_int_equal(got->pin_cgroup_ids[0], tmp.st_ino);
+	assert_int_equal(got->pin_cgroup_ids[1], 0);
+	sy_registry_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -405,6 +447,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(a_subscriber_cannot_change_the_registry, setup, teardown),
 		cmocka_unit_test(a_change_made_elsewhere_arrives_as_a_commit),
+		cmocka_unit_test(a_shared_store_pin_is_resolved_on_this_node),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,399 @@
+"""Fleet mode (docs/fleet.md): agents sharing one etcd v3 store (Debian's etcd-server,
+on loopback ports of its own), each a "node" with its own cgroup, bpffs folder, state
+dir and socket. etcdctl (ETCDCTL_API=3) is the independent client that checks the keys.
+"""
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import grpc
+import pytest
+
+from grpc_util import channel, pb, unary
+from sy import OUT, Daemon, cgroup2_root, free_port, make_cgroup, remove_cgroup, run_clients, spec_yaml, \
+    wait_for
+
+CTL = "/switchyard.v1.Control/"
+PREFIX = "/sy-fleet"
+TTL_S = 3
+
+pytestmark = pytest.mark.skipif(shutil.which("etcd") is None or shutil.which("etcdctl") is None,
+                                reason="etcd-server / etcd-client not installed (packaging/deps.sh)")
+
+
+class Etcd:
+    """One etcd member on 127.0.0.1 with its own client and peer ports and data dir;
+    stop() and start() keep both, so a restart is the same cluster."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(str(tmp), "etcd")
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.proc = None
+        self.start()
+
+    @property
+    def endpoint(self):
+        return "127.0.0.1:%d" % self.client_port
+
+    def start(self):
+        peer = "http://127.0.0.1:%d" % self.peer_port
+        client = "http://" + self.endpoint
+        log = open(self.dir + ".log", "a")
+        self.proc = subprocess.Popen(
+            ["etcd", "--name", "t", "--data-dir", self.dir, "--listen-client-urls", client,
+             "--advertise-client-urls", client, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", "t=" + peer], stdout=log, stderr=log)
+        log.close()
+        wait_for(lambda: self.ctl("endpoint", "health", check=False).returncode == 0, timeout=20,
+                 what="etcd on " + self.endpoint)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    def ctl(self, *args, check=True):
+        r = subprocess.run(["etcdctl", "--endpoints", self.endpoint, "--dial-timeout", "2s"] + list(args),
+                           env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, text=True, timeout=30)
+        if check and r.returncode:
+            raise AssertionError("etcdctl %s: %s" % (" ".join(args), r.stderr))
+        return r
+
+    def keys(self, prefix):
+        return sorted(k for k in self.ctl("get", "--prefix", "--keys-only", prefix).stdout.split() if k)
+
+    def value(self, key):
+        out = self.ctl("get", "--print-value-only", key).stdout
+        return out[:-1] if out.endswith("\n") else out
+
+
+@pytest.fixture
+def etcd(bpf_env, tmp_path):
+    e = Etcd(tmp_path)
+    yield e
+    e.stop()
+
+
+class Node:
+    """An agent as a node of the fleet: its own cgroup, bpffs folder, state dir, socket."""
+
+    def __init__(self, tmp_path, uid, name, etcd, extra=()):
+        self.name = name
+        self.cgroup = make_cgroup(os.path.join(cgroup2_root(), "sy-fleet-%s-%s" % (uid, name)))
+        self.bpffs = "/sys/fs/bpf/sy-fleet-%s-%s" % (uid, name)
+        tmp = tmp_path / name
+        tmp.mkdir()
+        self.store_args = ["--store", "etcd://%s%s" % (etcd.endpoint, PREFIX), "--node", name,
+                           "--node-ttl", "%ds" % TTL_S] + list(extra)
+        self.d = Daemon(tmp, cgroup=self.cgroup, bpffs=self.bpffs, extra=self.store_args)
+
+    def syctl(self, *args, check=True):
+        return self.d.syctl(*args, check=check)
+
+    def get(self, name="users"):
+        return json.loads(self.syctl("-o", "json", "get", name).stdout)
+
+    def ratio(self, name="users"):
+        return self.get(name)["spec"].get("ratioBp", 0)
+
+    def close(self):
+        self.d.stop()
+        if os.path.exists(self.bpffs):
+            subprocess.run([os.path.join(OUT, "switchyardd"), "--uninstall", "--bpffs", self.bpffs],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        remove_cgroup(self.cgroup)
+
+
+@pytest.fixture
+def nodes(etcd, tmp_path, uid):
+    made = []
+
+    def make(name, **kw):
+        n = Node(tmp_path, uid, name, etcd, **kw)
+        made.append(n)
+        return n
+
+    yield make
+    for n in made:
+        n.close()
+
+
+def apply_users(node, legacy, target, ratio="0%"):
+    f = os.path.join(node.d.tmp, "users.yaml")
+    with open(f, "w") as fh:
+        fh.write(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr],
+                             "ratio": ratio}]))
+    node.syctl("apply", "-f", f)
+
+
+def wait_target_healthy(node):
+    wait_for(lambda: all(t.get("healthy") for t in node.get().get("targets", [{}])), timeout=10,
+             what="node %s: target healthy" % node.name)
+
+
+def served_port(node, legacy):
+    res = run_clients([{"cgroup": node.cgroup, "addr": legacy.addr, "key": "fleet-%s" % node.name}])
+    return res[0]["conns"][0]["served_port"]
+
+
+def test_a_change_on_one_node_reaches_the_others_maps(redis_pair, etcd, nodes):
+    legacy, target = redis_pair
+    a, b = nodes("a"), nodes("b")
+    assert etcd.keys(PREFIX + "/nodes/") == [PREFIX + "/nodes/a", PREFIX + "/nodes/b"]
+
+    apply_users(a, legacy, target, "0%")
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+    assert b.get()["spec"]["legacy"] == [legacy.addr] and b.ratio() == 0
+    wait_target_healthy(a)
+    wait_target_healthy(b)
+    assert served_port(b, legacy) == legacy.port
+
+    # applied through A: B's kernel steers B's own cgroup to target at 100%
+    a.syctl("cutover", "users", "100%")
+    wait_for(lambda: b.ratio() == 10000, what="ratio 100% on node b")
+    assert served_port(b, legacy) == target.port
+    # and a ratio set on B moves A's clients back
+    b.syctl("cutover", "users", "0%")
+    wait_for(lambda: a.ratio() == 0, what="ratio 0% on node a")
+    assert served_port(a, legacy) == legacy.port
+
+    # each node's key says which generation it applied and how its targets are
+    nodes_seen = {}
+    for n in ("a", "b"):
+        nodes_seen[n] = wait_for(
+            lambda n=n: (lambda v: v if v["applied_revision"] >= 3 else None)(
+                json.loads(etcd.value(PREFIX + "/nodes/" + n))), what="node key of " + n)
+    assert nodes_seen["a"]["applied_revision"] == nodes_seen["b"]["applied_revision"]
+    # PREFIX/state, read by etcdctl and decoded by Python's protobuf: the State both applied
+    kv = json.loads(etcd.ctl("get", "-w", "json", PREFIX + "/state").stdout)["kvs"][0]
+    st = pb("switchyard.v1.state").State.FromString(base64.b64decode(kv["value"]))
+    assert st.generation == nodes_seen["a"]["applied_revision"] == 3
+    assert [(m.spec.name, m.spec.ratio_bp) for m in st.migrations] == [("users", 0)]
+    assert nodes_seen["b"]["targets"] == [{"migration": "users", "endpoint": target.addr, "healthy": True}]
+
+
+def set_ratio(sock, bp, out, barrier):
+    c = pb("switchyard.v1.control")
+    with channel("unix:" + sock) as ch:
+        barrier.wait()
+        try:
+            unary(ch, CTL + "SetRatio", c.SetRatioRequest(name="users", ratio_bp=bp), c.Migration)
+            out[bp] = ("ok", "")
+        except grpc.RpcError as e:
+            out[bp] = (e.code(), e.details())
+
+
+def test_concurrent_conflicting_updates_one_wins_nothing_lost(redis_pair, etcd, nodes):
+    legacy, target = redis_pair
+    a, b = nodes("a"), nodes("b")
+    apply_users(a, legacy, target, "0%")
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+
+    conflict = None
+    for rnd in range(40):
+        ra, rb = 100 + 2 * rnd, 101 + 2 * rnd  # every value distinct, never seen before
+        out, barrier = {}, threading.Barrier(2)
+        ts = [threading.Thread(target=set_ratio, args=(n.d.sock, bp, out, barrier))
+              for n, bp in ((a, ra), (b, rb))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for bp, (code, msg) in out.items():
+            # the only way to fail is the conflict, with a message that says what to do
+            assert code == "ok" or (code == grpc.StatusCode.ABORTED and "changed elsewhere" in msg
+                                    and "retry" in msg), (bp, code, msg)
+        wins = [bp for bp, (code, _) in out.items() if code == "ok"]
+        if len(wins) == 1:
+            conflict = (wins[0], (set(out) - set(wins)).pop())
+            break
+        # both went through one after the other: everyone settles on one of them
+        wait_for(lambda: a.ratio() == b.ratio() and a.ratio() in (ra, rb), what="nodes agree")
+    assert conflict, "40 rounds of simultaneous updates never conflicted"
+    won, lost = conflict
+    # the winner's change is what every node and etcd holds; the loser changed nothing
+    wait_for(lambda: a.ratio() == won and b.ratio() == won, what="both nodes on the winner's ratio")
+    # nothing lost: the loser, told to retry, retries and that lands everywhere too
+    loser = a if lost % 2 == 0 else b
+    loser.syctl("cutover", "users", "%dbp" % lost)
+    wait_for(lambda: a.ratio() == lost and b.ratio() == lost, what="both nodes on the retried ratio")
+
+
+def test_etcd_down_nodes_stay_fail_static_then_resync(redis_pair, etcd, nodes):
+    legacy, target = redis_pair
+    a, b = nodes("a"), nodes("b")
+    apply_users(a, legacy, target, "100%")
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+    wait_target_healthy(a)
+    wait_target_healthy(b)
+    assert served_port(a, legacy) == target.port and served_port(b, legacy) == target.port
+
+    etcd.stop()
+    # both keep steering on what they applied; reads are served; changes are refused
+    assert served_port(a, legacy) == target.port and served_port(b, legacy) == target.port
+    assert b.ratio() == 10000
+    c = pb("switchyard.v1.control")
+    for n in (a, b):
+        with channel("unix:" + n.d.sock) as ch:
+            with pytest.raises(grpc.RpcError) as ei:
+                unary(ch, CTL + "SetRatio", c.SetRatioRequest(name="users", ratio_bp=0), c.Migration)
+        assert ei.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "unreachable" in ei.value.details() and "refuses changes" in ei.value.details()
+    r = a.syctl("cutover", "users", "0%", check=False)
+    assert r.returncode == 3 and "unreachable" in r.stderr and "cannot reach switchyardd" not in r.stderr
+    assert b.ratio() == 10000 and served_port(b, legacy) == target.port
+
+    # B is frozen while etcd comes back and A changes the set: when B wakes, its watch is
+    # gone, and it must catch up from a full read, not from events
+    b.d.proc.send_signal(signal.SIGSTOP)
+    try:
+        etcd.start()
+        wait_for(lambda: a.syctl("cutover", "users", "0%", check=False).returncode == 0, timeout=15,
+                 what="node a accepting changes again")
+        rev = int(json.loads(etcd.ctl("get", "-w", "json", PREFIX + "/state").stdout)["header"]["revision"])
+        etcd.ctl("compact", str(rev))
+    finally:
+        b.d.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: b.ratio() == 0, timeout=15, what="node b resynced to 0%")
+    assert served_port(b, legacy) == legacy.port
+    wait_for(lambda: b.syctl("cutover", "users", "50%", check=False).returncode == 0, timeout=15,
+             what="node b accepting changes again")
+    wait_for(lambda: a.ratio() == 5000, what="node a follows node b")
+
+
+def test_node_key_lives_on_the_nodes_lease(etcd, nodes):
+    a, b = nodes("a"), nodes("b")
+    assert etcd.keys(PREFIX + "/nodes/") == [PREFIX + "/nodes/a", PREFIX + "/nodes/b"]
+    info = json.loads(etcd.value(PREFIX + "/nodes/a"))
+    assert info["node"] == "a" and info["pid"] == a.d.proc.pid and info["version"]
+
+    # a clean stop revokes the lease: the key goes at once
+    a.d.stop()
+    assert etcd.keys(PREFIX + "/nodes/") == [PREFIX + "/nodes/b"]
+
+    # killed -9: nothing revokes it; the key stays until the TTL runs out, kept alive
+    # before that by the keep-alives
+    time.sleep(TTL_S + 1)
+    assert etcd.keys(PREFIX + "/nodes/") == [PREFIX + "/nodes/b"]  # alive past one TTL
+    b.d.kill9()
+    t0 = time.monotonic()
+    assert etcd.keys(PREFIX + "/nodes/") == [PREFIX + "/nodes/b"]
+    wait_for(lambda: etcd.keys(PREFIX + "/nodes/") == [], timeout=TTL_S + 5, interval=0.2,
+             what="node b's key expiring")
+    assert time.monotonic() - t0 >= 1.0
+
+
+def status(node):
+    return json.loads(node.syctl("-o", "json", "status").stdout)
+
+
+def test_one_leader_on_a_lease_and_status_says_who(etcd, nodes):
+    a = nodes("a")
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading alone")
+    b, c = nodes("b"), nodes("c")
+    for n in (b, c):
+        wait_for(lambda n=n: status(n).get("leader") == "a", what="node %s following a" % n.name)
+        s = status(n)
+        assert s["node"] == n.name and s["store"].startswith("etcd://" + etcd.endpoint)
+    assert etcd.value(PREFIX + "/leader") == "a"
+    assert "fleet:     node b, leader a" in b.syctl("status").stdout
+
+    # the leader stops: its lease is revoked, the key goes, one of the others takes over
+    a.d.stop()
+    new = wait_for(lambda: (lambda l: l if l in ("b", "c") else None)(etcd.value(PREFIX + "/leader")),
+                   what="a new leader")
+    for n in (b, c):
+        wait_for(lambda n=n: status(n).get("leader") == new, what="node %s sees leader %s" % (n.name, new))
+
+    # killed -9: the leader's key outlives it until the TTL, then the last node leads
+    gone, last = (b, c) if new == "b" else (c, b)
+    gone.d.kill9()
+    wait_for(lambda: status(last).get("leader") == last.name, timeout=TTL_S + 6, interval=0.2,
+             what="node %s leading after %s died" % (last.name, gone.name))
+    assert etcd.value(PREFIX + "/leader") == last.name
+
+
+def test_only_the_leader_walks_a_plan_and_a_follower_takes_over(redis_pair, etcd, nodes):
+    legacy, target = redis_pair
+    a = nodes("a")
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
+    b = nodes("b")
+    f = os.path.join(a.d.tmp, "plan.yaml")
+    with open(f, "w") as fh:
+        fh.write(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr],
+                             "plan": {"steps": ["10%", "100%"], "bake": "1s", "interval": "100ms"}}]))
+    a.syctl("apply", "-f", f)
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+
+    # the leader frozen: the follower takes the operator's start, but walks nothing
+    a.d.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        b.syctl("cutover", "users", "start")
+        wait_for(lambda: b.get()["cutover"].get("phaseName") == "cutting-over", what="step 1 on node b")
+        time.sleep(max(0.0, t0 + 1.6 - time.monotonic()))  # past the 1 s bake, before a's lease ends
+        assert b.get()["cutover"].get("phaseName") == "cutting-over" and b.ratio() == 1000
+        # a's lease runs out: b leads and walks the rest of the plan
+        wait_for(lambda: status(b).get("leader") == "b", timeout=TTL_S + 5, what="node b leading")
+        wait_for(lambda: b.get()["cutover"].get("phaseName") == "completed", timeout=10, what="plan completed")
+        assert b.ratio() == 10000
+    finally:
+        a.d.proc.send_signal(signal.SIGCONT)
+    # a wakes up a follower, on b's decisions
+    wait_for(lambda: status(a).get("leader") == "b", timeout=10, what="node a following b")
+    wait_for(lambda: a.ratio() == 10000, what="node a at 100%")
+    assert a.get()["cutover"].get("phaseName") == "completed"
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--store", "http://127.0.0.1:2379/x"], "is not etcd://HOST:PORT"),
+    (["--store", "etcd:///x"], "expected etcd://HOST:PORT"),
+    (["--store", "etcd://127.0.0.1:1/x", "--node", "a/b"], "node name without '/'"),
+    (["--store", "etcd://127.0.0.1:9/x", "--node", "a"], "127.0.0.1:9"),
+    (["--store", "etcd://127.0.0.1:9/x", "--node-ttl", "1s"], "--node-ttl"),
+])
+def test_bad_store_options_and_an_unreachable_store_stop_the_start(bpf_env, tmp_path, uid, args, msg):
+    cg = make_cgroup(os.path.join(cgroup2_root(), "sy-fleet-%s-bad" % uid))
+    bpffs = "/sys/fs/bpf/sy-fleet-%s-bad" % uid
+    try:
+        r = subprocess.run([os.path.join(OUT, "switchyardd"), "--bpffs", bpffs, "--cgroup", cg, "--state-dir",
+                            str(tmp_path / "state"), "--listen", "unix:" + str(tmp_path / "sy.sock")] + args,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and msg in r.stderr, r.stderr
+    finally:
+        if os.path.exists(bpffs):
+            subprocess.run([os.path.join(OUT, "switchyardd"), "--uninstall", "--bpffs", bpffs],
+                           capture_output=True, check=False)
+        remove_cgroup(cg)
+
+
+def test_a_node_restarted_while_etcd_is_down_starts_from_its_copy(redis_pair, etcd, nodes):
+    legacy, target = redis_pair
+    a, b = nodes("a"), nodes("b")
+    apply_users(a, legacy, target, "100%")
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+    wait_target_healthy(b)
+
+    etcd.stop()
+    b.d.stop()
+    b.d.start()  # READY without etcd: from the copy of what it applied last
+    assert "starting from generation 1 kept in" in b.d.read_log()
+    assert b.ratio() == 10000
+    wait_target_healthy(b)
+    assert served_port(b, legacy) == target.port
+    r = b.syctl("cutover", "users", "0%", check=False)
+    assert r.returncode == 3 and "unreachable" in r.stderr
+
+    etcd.start()
+    wait_for(lambda: b.syctl("cutover", "users", "0%", check=False).returncode == 0, timeout=15,
+             what="node b accepting changes again")
+    wait_for(lambda: a.ratio() == 0, what="node a follows node b")
+    wait_for(lambda: PREFIX + "/nodes/b" in etcd.keys(PREFIX + "/nodes/"), what="node b's key back")
+    assert served_port(b, legacy) == legacy.port
