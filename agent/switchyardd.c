@@ -415,8 +415,10 @@ static void expect_ready(struct daemon *d)
 	sy_loop_add_timer(d->loop, 0, notify_ready_when_checked, d);
 }
 
-/* Applies the spec of --config: the one parsed at start, or (SIGHUP) the file read again. */
-static int load_config(struct daemon *d, struct sy_spec *parsed, struct sy_spec_err *err)
+/* Applies the spec of --config: the one parsed at start, or (SIGHUP) the file read again.
+ * d (may be NULL) gets what the file changed, previewed by the registry's own rule. */
+static int load_config(struct daemon *d, struct sy_spec *parsed, struct sy_diff *diff,
+		       struct sy_spec_err *err)
 {
 	struct sy_spec spec = {0};
 	int e;
@@ -427,7 +429,11 @@ static int load_config(struct daemon *d, struct sy_spec *parsed, struct sy_spec_
 	} else if ((e = sy_spec_load_file(d->o.config, &spec, err))) {
 		return e;
 	}
-	e = sy_registry_apply_file(d->reg, &spec, d->o.config, err);
+	e = diff ? sy_registry_preview_file(d->reg, &spec, d->o.config, diff, err) : 0;
+	if (!e)
+		e = sy_registry_apply_file(d->reg, &spec, d->o.config, err);
+	if (e && diff)
+		sy_diff_free(diff);
 	sy_spec_free(&spec);
 	return e;
 }
@@ -455,7 +461,8 @@ static void on_hup(struct sy_loop *l, int signo, void *arg)
 {
 	struct daemon *d = arg;
 	struct sy_spec_err err = {{0}};
-	char n[24];
+	struct sy_diff diff = {0};
+	char n[24], changed[SY_EVENT_VALUE_MAX];
 
 	(void)l;
 	(void)signo;
@@ -466,15 +473,31 @@ static void on_hup(struct sy_loop *l, int signo, void *arg)
 		return;
 	}
 	sy_notify("RELOADING=1");
-	if (load_config(d, NULL, &err)) {
+	if (load_config(d, NULL, &diff, &err)) {
+		sy_events_emit(d->events, "", "daemon.reload_failed",
+			       SY_EVENT_ATTRS({"file", d->o.config}, {"error", err.msg}),
+			       "reload of %s refused, running configuration kept: %s", d->o.config, err.msg);
+		/* last: the one line that says why, for whoever reads the log's tail */
 		sy_error("config", "reload refused, running configuration kept: %s", err.msg);
 		sy_notifyf("READY=1\nSTATUS=reload refused: %s", err.msg);
 		return;
 	}
+	/* what the file changed, field by field; a change that moves clients is said loudly */
+	sy_diff_summary(&diff, changed, sizeof(changed));
+	for (size_t i = 0; i < diff.n; i++)
+		for (size_t j = 0; j < diff.migs[i].n_fields; j++)
+			sy_info("config", "reload: %s: %s: %s -> %s", diff.migs[i].name,
+				diff.migs[i].fields[j].field,
+				diff.migs[i].fields[j].old_v[0] ? diff.migs[i].fields[j].old_v : "(none)",
+				diff.migs[i].fields[j].new_v[0] ? diff.migs[i].fields[j].new_v : "(none)");
 	snprintf(n, sizeof(n), "%zu", sy_registry_count(d->reg));
 	sy_events_emit(d->events, "", "daemon.reloaded",
-		       SY_EVENT_ATTRS({"file", d->o.config}, {"migrations", n}),
-		       "reloaded %s: %zu migration(s)", d->o.config, sy_registry_count(d->reg));
+		       SY_EVENT_ATTRS({"file", d->o.config}, {"migrations", n}, {"changed", changed},
+				      {"moves_clients", diff.moves_clients ? "true" : "false"}),
+		       "reloaded %s: %zu migration(s)%s%s%s", d->o.config, sy_registry_count(d->reg),
+		       changed[0] ? "; changed " : ", nothing changed", changed,
+		       diff.moves_clients ? " (moves clients)" : "");
+	sy_diff_free(&diff);
 	expect_ready(d);
 }
 
@@ -714,7 +737,7 @@ int main(int argc, char **argv)
 	restored = sy_registry_count(d.reg);
 	if (d.o.store && sy_store_etcd_follow(d.store, d.reg))
 		goto out;
-	if (d.o.config && (e = load_config(&d, &spec, &err))) {
+	if (d.o.config && (e = load_config(&d, &spec, NULL, &err))) {
 		fprintf(stderr, "%s\n", err.msg);
 		goto out;
 	}

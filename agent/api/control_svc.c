@@ -71,7 +71,65 @@ struct mig_pb {
 	Switchyard__V1__GateStatus gates[SY_GATES];
 	Switchyard__V1__GateStatus *gatep[SY_GATES];
 	struct sy_cutover_status cst;
+	Switchyard__V1__Ownership own;
+	Switchyard__V1__PinOwnership *pins; /* n_pins + the file's own */
+	Switchyard__V1__PinOwnership **pinp;
 };
+
+static const char *side_word(uint8_t side)
+{
+	return side == SY_SIDE_TARGET ? "target" : "legacy";
+}
+
+static const char *file_side(const struct sy_migration_spec *f, const char *cgroup)
+{
+	for (size_t i = 0; f && i < f->n_pins; i++)
+		if (strcmp(f->pins[i].cgroup, cgroup) == 0)
+			return side_word(f->pins[i].side);
+	return "";
+}
+
+/* Who set the ratio and each pin, and what the file says of them (ownership.h). */
+static int fill_ownership(const struct sy_migration_state *ms, struct mig_pb *o)
+{
+	Switchyard__V1__Ownership *w = &o->own;
+	const struct sy_migration_spec *f = ms->file_spec;
+	size_t cap = ms->spec.n_pins + (f ? f->n_pins : 0) + 1;
+
+	switchyard__v1__ownership__init(w);
+	w->ratio_set_by = (char *)ms->ratio_by.origin;
+	w->ratio_reason = (char *)ms->ratio_by.reason;
+	w->file_declared = f != NULL;
+	w->file_ratio_bp = f ? f->ratio_bp : 0;
+	o->pins = calloc(cap, sizeof(*o->pins));
+	o->pinp = calloc(cap, sizeof(*o->pinp));
+	if (!o->pins || !o->pinp)
+		return -ENOMEM;
+	for (size_t i = 0; i < ms->spec.n_pins; i++) {
+		Switchyard__V1__PinOwnership *p = &o->pins[w->n_pins];
+
+		switchyard__v1__pin_ownership__init(p);
+		p->cgroup = (char *)ms->spec.pins[i].cgroup;
+		p->side = (char *)side_word(ms->spec.pins[i].side);
+		p->set_by = ms->pin_by ? (char *)ms->pin_by[i].origin : "";
+		p->reason = ms->pin_by ? (char *)ms->pin_by[i].reason : "";
+		p->file_side = (char *)file_side(f, p->cgroup);
+		o->pinp[w->n_pins++] = p;
+	}
+	for (size_t i = 0; f && i < f->n_pins; i++) {
+		Switchyard__V1__PinOwnership *p = &o->pins[w->n_pins];
+
+		if (file_side(&ms->spec, f->pins[i].cgroup)[0])
+			continue; /* running: listed above */
+		switchyard__v1__pin_ownership__init(p);
+		p->cgroup = (char *)f->pins[i].cgroup;
+		p->file_side = (char *)side_word(f->pins[i].side);
+		o->pinp[w->n_pins++] = p;
+	}
+	w->pins = o->pinp;
+	o->m.ownership = w;
+	return 0;
+}
 
 static void fill_cutover(struct sy_control_ctx *ctx, const struct sy_migration_state *ms, struct mig_pb *o)
 {
@@ -257,12 +315,14 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 	o->m.n_mirror = 2;
 	fill_cutover(ctx, ms, o);
 	o->m.cutover = &o->co;
-	return 0;
+	return fill_ownership(ms, o);
 }
 
 static void mig_free(struct mig_pb *o)
 {
 	sy_spec_pb_free(&o->spec);
+	free(o->pins);
+	free(o->pinp);
 }
 
 static void reply_migration(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name)
@@ -276,6 +336,8 @@ static void reply_migration(struct sy_rpc_call *call, struct sy_control_ctx *ctx
 	}
 	o = calloc(1, sizeof(*o));
 	if (!o || mig_build(ctx, ms, o)) {
+		if (o)
+			mig_free(o);
 		free(o);
 		sy_rpc_finish(call, SY_GRPC_INTERNAL, "out of memory");
 		return;
@@ -292,6 +354,30 @@ static int name_required(struct sy_rpc_call *call, const char *name)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- who calls ----------------------------------------------------------------------- */
+
+#define REASON_MAX 200
+
+/* Every change a call makes is recorded as the API's, with its caller and reason
+ * (registry.h: sy_registry_set_who); done() forgets them. -1 after refusing a reason
+ * that is too long. */
+static int begin(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *reason)
+{
+	char peer[128];
+
+	if (reason && strlen(reason) > REASON_MAX) {
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "reason: at most %d characters", REASON_MAX);
+		return -1;
+	}
+	sy_registry_set_who(ctx->reg, "api", sy_rpc_call_peer(call, peer, sizeof(peer)), reason);
+	return 0;
+}
+
+static void done(struct sy_control_ctx *ctx)
+{
+	sy_registry_set_who(ctx->reg, NULL, NULL, NULL);
 }
 
 /* ---- methods ------------------------------------------------------------------------- */
@@ -312,7 +398,12 @@ static void apply(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 		fail(call, e, &err);
 		return;
 	}
+	if (begin(call, ctx, NULL)) {
+		sy_migration_spec_free(&m);
+		return;
+	}
 	e = sy_registry_apply(ctx->reg, &m, &err);
+	done(ctx);
 	if (e) {
 		sy_migration_spec_free(&m);
 		fail(call, e, &err);
@@ -344,8 +435,10 @@ static void list(struct sy_rpc_call *call, const ProtobufCMessage *req, void *ar
 	if (!o || !pp)
 		goto oom;
 	for (; built < n; built++) {
-		if (mig_build(ctx, sy_registry_at(ctx->reg, built), &o[built]))
+		if (mig_build(ctx, sy_registry_at(ctx->reg, built), &o[built])) {
+			mig_free(&o[built]);
 			goto oom;
+		}
 		pp[built] = &o[built].m;
 	}
 	resp.migrations = pp;
@@ -371,7 +464,11 @@ static void del(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg
 
 	if (name_required(call, r->name))
 		return;
-	if ((e = sy_registry_delete(ctx->reg, r->name, r->force, &err))) {
+	if (begin(call, ctx, NULL))
+		return;
+	e = sy_registry_delete(ctx->reg, r->name, r->force, &err);
+	done(ctx);
+	if (e) {
 		fail(call, e, &err);
 		return;
 	}
@@ -387,8 +484,12 @@ static void set_ratio(struct sy_rpc_call *call, const ProtobufCMessage *req, voi
 
 	if (name_required(call, r->name))
 		return;
-	if ((e = ctx->cutover ? sy_cutover_set_ratio(ctx->cutover, r->name, r->ratio_bp, &err)
-			      : sy_registry_set_ratio(ctx->reg, r->name, r->ratio_bp, &err))) {
+	if (begin(call, ctx, r->reason))
+		return;
+	e = ctx->cutover ? sy_cutover_set_ratio(ctx->cutover, r->name, r->ratio_bp, &err)
+			 : sy_registry_set_ratio(ctx->reg, r->name, r->ratio_bp, &err);
+	done(ctx);
+	if (e) {
 		fail(call, e, &err);
 		return;
 	}
@@ -413,7 +514,11 @@ static void pin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg
 			      (int)r->side);
 		return;
 	}
-	if ((e = sy_registry_pin(ctx->reg, r->name, r->cgroup, (uint8_t)r->side, &err))) {
+	if (begin(call, ctx, r->reason))
+		return;
+	e = sy_registry_pin(ctx->reg, r->name, r->cgroup, (uint8_t)r->side, &err);
+	done(ctx);
+	if (e) {
 		fail(call, e, &err);
 		return;
 	}
@@ -433,7 +538,11 @@ static void unpin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "cgroup: required");
 		return;
 	}
-	if ((e = sy_registry_unpin(ctx->reg, r->name, r->cgroup, &err))) {
+	if (begin(call, ctx, r->reason))
+		return;
+	e = sy_registry_unpin(ctx->reg, r->name, r->cgroup, &err);
+	done(ctx);
+	if (e) {
 		fail(call, e, &err);
 		return;
 	}
@@ -512,11 +621,96 @@ static void cutover(struct sy_rpc_call *call, const ProtobufCMessage *req, void 
 		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "drain: only a rollback drains");
 		return;
 	}
-	if ((e = sy_cutover_action(ctx->cutover, r->name, (int)r->action, r->drain, r->reason, &err))) {
+	if (begin(call, ctx, r->reason))
+		return;
+	e = sy_cutover_action(ctx->cutover, r->name, (int)r->action, r->drain, r->reason, &err);
+	done(ctx);
+	if (e) {
 		fail(call, e, &err);
 		return;
 	}
 	reply_migration(call, ctx, r->name);
+}
+
+/* A preview (DiffRequest): the registry builds the change as it would for real and
+ * reports the diff; nothing is committed. */
+static void diff(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Switchyard__V1__DiffRequest *r = (const void *)req;
+	struct sy_control_ctx *ctx = arg;
+	Switchyard__V1__DiffResponse resp = SWITCHYARD__V1__DIFF_RESPONSE__INIT;
+	struct sy_spec spec = {0};
+	struct sy_spec_err err = {{0}};
+	struct sy_diff d = {0};
+	Switchyard__V1__MigrationDiff *md = NULL, **mdp = NULL;
+	Switchyard__V1__FieldChange *fc = NULL, **fcp = NULL;
+	size_t nf = 0;
+	int e = 0;
+
+	if (!(spec.migs = calloc(r->n_specs + 1, sizeof(*spec.migs)))) {
+		sy_rpc_finish(call, SY_GRPC_INTERNAL, "out of memory");
+		return;
+	}
+	for (; spec.n < r->n_specs && !e; spec.n++) {
+		char msg[sizeof(err.msg)];
+
+		if ((e = sy_spec_from_pb(r->specs[spec.n], &spec.migs[spec.n], &err))) {
+			snprintf(msg, sizeof(msg), "%s", err.msg);
+			sy_spec_err_set(&err, "specs[%zu].%s", spec.n, msg);
+		}
+	}
+	if (!e && !begin(call, ctx, NULL)) {
+		e = r->file && r->file[0] ? sy_registry_preview_file(ctx->reg, &spec, r->file, &d, &err)
+					  : sy_registry_preview_apply(ctx->reg, spec.migs, spec.n, &d, &err);
+		done(ctx);
+	} else if (!e) {
+		sy_spec_free(&spec);
+		return; /* begin() answered */
+	}
+	sy_spec_free(&spec);
+	if (e) {
+		fail(call, e, &err);
+		return;
+	}
+	for (size_t i = 0; i < d.n; i++)
+		nf += d.migs[i].n_fields;
+	md = calloc(d.n + 1, sizeof(*md));
+	mdp = calloc(d.n + 1, sizeof(*mdp));
+	fc = calloc(nf + 1, sizeof(*fc));
+	fcp = calloc(nf + 1, sizeof(*fcp));
+	if (!md || !mdp || !fc || !fcp) {
+		sy_rpc_finish(call, SY_GRPC_INTERNAL, "out of memory");
+		goto out;
+	}
+	nf = 0;
+	for (size_t i = 0; i < d.n; i++) {
+		const struct sy_mig_diff *m = &d.migs[i];
+
+		switchyard__v1__migration_diff__init(&md[i]);
+		md[i].name = (char *)m->name;
+		md[i].change = (char *)m->change;
+		md[i].moves_clients = m->moves_clients;
+		md[i].fields = &fcp[nf];
+		for (size_t j = 0; j < m->n_fields; j++, nf++) {
+			switchyard__v1__field_change__init(&fc[nf]);
+			fc[nf].field = (char *)m->fields[j].field;
+			fc[nf].old_value = (char *)m->fields[j].old_v;
+			fc[nf].new_value = (char *)m->fields[j].new_v;
+			fcp[nf] = &fc[nf];
+		}
+		md[i].n_fields = m->n_fields;
+		mdp[i] = &md[i];
+	}
+	resp.migrations = mdp;
+	resp.n_migrations = d.n;
+	resp.moves_clients = d.moves_clients;
+	sy_rpc_reply(call, &resp.base);
+out:
+	free(md);
+	free(mdp);
+	free(fc);
+	free(fcp);
+	sy_diff_free(&d);
 }
 
 int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx)
@@ -540,6 +734,7 @@ int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ct
 		{"/switchyard.v1.Control/Unpin", &switchyard__v1__unpin_request__descriptor, unpin},
 		{"/switchyard.v1.Control/Status", &switchyard__v1__status_request__descriptor, status},
 		{"/switchyard.v1.Control/Cutover", &switchyard__v1__cutover_request__descriptor, cutover},
+		{"/switchyard.v1.Control/Diff", &switchyard__v1__diff_request__descriptor, diff},
 	};
 	int e;
 

@@ -26,6 +26,13 @@ void sy_mstate_free(struct sy_migration_state *m)
 	sy_migration_spec_free(&m->spec);
 	free(m->pin_cgroup_ids);
 	m->pin_cgroup_ids = NULL;
+	free(m->pin_by);
+	m->pin_by = NULL;
+	if (m->file_spec) {
+		sy_migration_spec_free(m->file_spec);
+		free(m->file_spec);
+		m->file_spec = NULL;
+	}
 }
 
 int sy_mstate_copy(struct sy_migration_state *dst, const struct sy_migration_state *src)
@@ -34,17 +41,31 @@ int sy_mstate_copy(struct sy_migration_state *dst, const struct sy_migration_sta
 	dst->spec.pins = NULL;
 	dst->spec.n_pins = 0;
 	dst->pin_cgroup_ids = NULL;
+	dst->pin_by = NULL;
+	dst->file_spec = NULL;
 	if (sy_migration_spec_copy(&dst->spec, &src->spec))
 		return -ENOMEM;
 	if (src->spec.n_pins) {
 		dst->pin_cgroup_ids = calloc(src->spec.n_pins, sizeof(uint64_t));
-		if (!dst->pin_cgroup_ids) {
-			sy_migration_spec_free(&dst->spec);
-			return -ENOMEM;
-		}
+		dst->pin_by = calloc(src->spec.n_pins, sizeof(*dst->pin_by));
+		if (!dst->pin_cgroup_ids || !dst->pin_by)
+			goto oom;
 		memcpy(dst->pin_cgroup_ids, src->pin_cgroup_ids, src->spec.n_pins * sizeof(uint64_t));
+		if (src->pin_by)
+			memcpy(dst->pin_by, src->pin_by, src->spec.n_pins * sizeof(*dst->pin_by));
+	}
+	if (src->file_spec) {
+		dst->file_spec = calloc(1, sizeof(*dst->file_spec));
+		if (!dst->file_spec || sy_migration_spec_copy(dst->file_spec, src->file_spec)) {
+			free(dst->file_spec);
+			dst->file_spec = NULL;
+			goto oom;
+		}
 	}
 	return 0;
+oom:
+	sy_mstate_free(dst);
+	return -ENOMEM;
 }
 
 void sy_mset_free(struct sy_migration_state *s, size_t n)

@@ -14,6 +14,12 @@
 #include "model/phase.h"
 #include "model/spec.h"
 
+/* Who last set a runtime field (the ratio, one pin), kept with the state. */
+struct sy_set_by {
+	char origin[PATH_MAX + 8]; /* "api", "file:PATH", "plan" */
+	char reason[SY_REASON_MAX];
+};
+
 struct sy_migration_state {
 	struct sy_migration_spec spec; /* live spec: its ratio is the current ratio */
 	uint32_t id;		       /* slot in the kernel's migrations map */
@@ -23,6 +29,12 @@ struct sy_migration_state {
 	uint8_t healthy_mask;	    /* bit i: spec.target[i] answered its last health check */
 	char origin[PATH_MAX + 8];  /* "file:PATH" or "api": a reloaded file only deletes its own */
 	struct sy_cutover_state co; /* the plan's progress (cutover.c decides, the registry keeps) */
+	/* Ownership (ownership.h): who set the ratio and each pin (pin_by is parallel to
+	 * spec.pins), and the migration as the config file last declared it (NULL: no
+	 * file did, or the state predates it). Deep-copied with the rest. */
+	struct sy_set_by ratio_by;
+	struct sy_set_by *pin_by;
+	struct sy_migration_spec *file_spec;
 };
 
 enum sy_commit_kind {
@@ -40,13 +52,17 @@ struct sy_commit {
 	const struct sy_migration_state *before, *after;
 	size_t n_before, n_after;
 	const char *why; /* SY_COMMIT_HEALTH: the failed check's error, or NULL */
+	/* SY_COMMIT_CHANGE: who made it — origin "api", "file:PATH" or "plan"; peer (the
+	 * API's caller: "uid=0 pid=42", "127.0.0.1:5000") and reason may be "". NULL for
+	 * the other kinds. */
+	const char *origin, *peer, *reason;
 };
 
 /* The migration of a set by name or by kernel slot, or NULL. */
 const struct sy_migration_state *sy_mset_find(const struct sy_migration_state *s, size_t n, const char *name);
 const struct sy_migration_state *sy_mset_by_id(const struct sy_migration_state *s, size_t n, uint32_t id);
 
-/* Deep copies (spec and pin ids); 0 or -ENOMEM. */
+/* Deep copies (spec, pin ids, ownership); 0 or -ENOMEM. */
 int sy_mstate_copy(struct sy_migration_state *dst, const struct sy_migration_state *src);
 void sy_mstate_free(struct sy_migration_state *m);
 void sy_mset_free(struct sy_migration_state *s, size_t n);

@@ -1,4 +1,6 @@
-/* registry.c — see registry.h.
+/* registry.c — see registry.h. The commit path, the edits of one migration (ratio,
+ * pins, plan progress), deletion, reads and health; the changes that declare
+ * migrations (ApplyMigration, a config file) and their previews are registry_apply.c.
  *
  * Every change builds a candidate set (a deep copy with the change) and validates it;
  * the commit then hands the store the new state, which calls back to write the kernel
@@ -25,29 +27,13 @@
 #include "core/loop.h"
 #include "kernel/mapsync.h"
 #include "model/endpoint.h"
+#include "registry/diff.h"
+#include "registry/ownership.h"
+#include "registry/registry_impl.h"
 #include "registry/registry_pb.h"
 #include "registry/store.h"
 
-#define MAX_SUBS 16
-
-struct sub {
-	char name[24];
-	sy_registry_sub_fn fn;
-	void *ctx;
-};
-
-struct sy_registry {
-	struct sy_bpf *bpf; /* NULL: no kernel (unit tests) */
-	struct sy_store *store;
-	struct sy_migration_state *migs;
-	size_t n;
-	struct sub subs[MAX_SUBS];
-	size_t n_subs;
-	bool notifying; /* subscribers are being called: the set must not change under them */
-};
-
-static void set_err(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(struct sy_spec_err *err, const char *fmt, ...)
+void sy_reg_err(struct sy_spec_err *err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -60,7 +46,7 @@ static void set_err(struct sy_spec_err *err, const char *fmt, ...)
 
 /* The salt is derived from the name (FNV-1a): a migration re-created under the same
  * name, or declared on another host, splits clients the same way. */
-static uint64_t salt_of(const char *name)
+uint64_t sy_reg_salt(const char *name)
 {
 	return sy_fnv1a(name, strlen(name), SY_FNV_OFFSET);
 }
@@ -68,7 +54,7 @@ static uint64_t salt_of(const char *name)
 /* What the phase implies for the rest of the migration's state: mirror: auto follows
  * the plan (both from the backfill on, off once finished), and a plan added or removed
  * by an update starts pending or ends. */
-static void derive(struct sy_migration_state *m)
+void sy_reg_derive(struct sy_migration_state *m)
 {
 	if (!m->spec.plan.n_steps) {
 		memset(&m->co, 0, sizeof(m->co));
@@ -85,13 +71,13 @@ static void derive(struct sy_migration_state *m)
 }
 
 /* Whether the controller owns the ratio: an update of the spec keeps the live one. */
-static bool plan_running(const struct sy_migration_state *m)
+bool sy_reg_plan_running(const struct sy_migration_state *m)
 {
 	return m->co.phase >= SY_PHASE_BACKFILLING && m->co.phase <= SY_PHASE_ROLLED_BACK;
 }
 
 /* A copy of the current set with room for one more. */
-static int set_clone(const struct sy_registry *r, struct sy_migration_state **out)
+int sy_reg_clone(const struct sy_registry *r, struct sy_migration_state **out)
 {
 	struct sy_migration_state *s = calloc(r->n + 1, sizeof(*s));
 
@@ -107,7 +93,7 @@ static int set_clone(const struct sy_registry *r, struct sy_migration_state **ou
 	return 0;
 }
 
-static ssize_t set_find(const struct sy_migration_state *s, size_t n, const char *name)
+ssize_t sy_reg_find(const struct sy_migration_state *s, size_t n, const char *name)
 {
 	const struct sy_migration_state *m = sy_mset_find(s, n, name);
 
@@ -143,7 +129,7 @@ static int write_maps(struct sy_registry *r, const struct sy_migration_state *s,
 
 /* Swaps s in as the registry's set and tells every subscriber, in order. */
 static void publish(struct sy_registry *r, enum sy_commit_kind kind, struct sy_migration_state *s, size_t n,
-		    const char *why)
+		    const char *why, const struct sy_who *who)
 {
 	struct sy_migration_state *old = r->migs;
 	size_t n_old = r->n;
@@ -155,6 +141,9 @@ static void publish(struct sy_registry *r, enum sy_commit_kind kind, struct sy_m
 		.after = s,
 		.n_after = n,
 		.why = why,
+		.origin = who ? who->origin : NULL,
+		.peer = who ? who->peer : NULL,
+		.reason = who ? who->reason : NULL,
 	};
 
 	r->migs = s;
@@ -183,9 +172,20 @@ static int apply_maps(void *arg)
 	return a->e;
 }
 
+/* Who makes the change being built: what the caller said (sy_registry_set_who), else
+ * dflt ("api" for a change through the registry's API, "plan" for the controller's). */
+struct sy_who sy_reg_who(const struct sy_registry *r, const char *dflt)
+{
+	struct sy_who w = r->who;
+
+	if (!w.origin[0])
+		snprintf(w.origin, sizeof(w.origin), "%s", dflt);
+	return w;
+}
+
 /* Makes `cand` the registry's set: stored, maps written, subscribers told. Takes cand. */
-static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, size_t ncand,
-		      struct sy_spec_err *err)
+int sy_reg_commit(struct sy_registry *r, struct sy_migration_state *cand, size_t ncand,
+		  const struct sy_who *who, struct sy_spec_err *err)
 {
 	struct apply_arg a = {.r = r, .s = cand, .n = ncand};
 	Switchyard__V1__State st;
@@ -193,9 +193,13 @@ static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, si
 
 	if (r->notifying) {
 		/* the subscribers being called hold the old and new sets */
-		set_err(err, "the registry cannot change while it reports a change");
+		sy_reg_err(err, "the registry cannot change while it reports a change");
 		sy_mset_free(cand, ncand);
 		return -EDEADLK;
+	}
+	if ((e = sy_ownership_stamp(cand, ncand, r->migs, r->n, who))) {
+		sy_mset_free(cand, ncand);
+		return e;
 	}
 	e = sy_mset_to_pb(cand, ncand, r->store->revision + 1, &st);
 	if (!e)
@@ -205,30 +209,37 @@ static int commit_set(struct sy_registry *r, struct sy_migration_state *cand, si
 		int ret = -EIO;
 
 		if (a.ran && a.e) {
-			set_err(err, "update kernel maps: %s", strerror(-a.e));
+			sy_reg_err(err, "update kernel maps: %s", strerror(-a.e));
 		} else if (e == -ESTALE) {
 			/* a shared store: another agent or operator committed first */
-			set_err(err,
-				"changed elsewhere since this agent read it (%s is past generation %llu): "
-				"nothing changed; read it again and retry",
-				r->store->where, (unsigned long long)r->store->revision);
+			sy_reg_err(err,
+				   "changed elsewhere since this agent read it (%s is past generation %llu): "
+				   "nothing changed; read it again and retry",
+				   r->store->where, (unsigned long long)r->store->revision);
 			ret = -ESTALE;
 		} else if (e == -ENOTCONN) {
-			set_err(err,
-				"store %s unreachable: this agent keeps steering on generation %llu and "
-				"refuses changes until it is back",
-				r->store->where, (unsigned long long)r->store->revision);
+			sy_reg_err(err,
+				   "store %s unreachable: this agent keeps steering on generation %llu and "
+				   "refuses changes until it is back",
+				   r->store->where, (unsigned long long)r->store->revision);
 			ret = -ENOTCONN;
 		} else {
-			set_err(err, "persist state in %s: %s", r->store->where, strerror(-e));
+			sy_reg_err(err, "persist state in %s: %s", r->store->where, strerror(-e));
 		}
 		if (a.ran)
 			write_maps(r, r->migs, r->n);
 		sy_mset_free(cand, ncand);
 		return ret;
 	}
-	publish(r, SY_COMMIT_CHANGE, cand, ncand, NULL);
+	publish(r, SY_COMMIT_CHANGE, cand, ncand, NULL, who);
 	return 0;
+}
+
+void sy_registry_set_who(struct sy_registry *r, const char *origin, const char *peer, const char *reason)
+{
+	snprintf(r->who.origin, sizeof(r->who.origin), "%s", origin ? origin : "");
+	snprintf(r->who.peer, sizeof(r->who.peer), "%s", peer ? peer : "");
+	snprintf(r->who.reason, sizeof(r->who.reason), "%s", reason ? reason : "");
 }
 
 int sy_registry_subscribe(struct sy_registry *r, const char *name, sy_registry_sub_fn fn, void *ctx)
@@ -285,7 +296,11 @@ struct sy_bpf *sy_registry_bpf(const struct sy_registry *r)
 	return r->bpf;
 }
 
-static int resolve_pins(struct sy_migration_state *m, struct sy_spec_err *err)
+/* The cgroup ids of m's pins. kept (may be NULL): the running migration, whose pins the
+ * file rule kept as they run — one whose cgroup is gone keeps its id (the reload moves
+ * nothing; unpin it by hand) rather than failing the whole file. */
+int sy_reg_resolve_pins(struct sy_migration_state *m, const struct sy_migration_state *kept,
+			struct sy_spec_err *err)
 {
 	free(m->pin_cgroup_ids);
 	m->pin_cgroup_ids = calloc(m->spec.n_pins ? m->spec.n_pins : 1, sizeof(uint64_t));
@@ -295,7 +310,18 @@ static int resolve_pins(struct sy_migration_state *m, struct sy_spec_err *err)
 		struct stat st;
 
 		if (stat(m->spec.pins[i].cgroup, &st) < 0) {
-			set_err(err, "pins[%zu].cgroup: %s: %s", i, m->spec.pins[i].cgroup, strerror(errno));
+			size_t k = kept ? kept->spec.n_pins : 0;
+
+			for (size_t j = 0; kept && j < kept->spec.n_pins; j++)
+				if (strcmp(kept->spec.pins[j].cgroup, m->spec.pins[i].cgroup) == 0 &&
+				    kept->spec.pins[j].side == m->spec.pins[i].side)
+					k = j;
+			if (kept && k < kept->spec.n_pins) {
+				m->pin_cgroup_ids[i] = kept->pin_cgroup_ids[k];
+				continue;
+			}
+			sy_reg_err(err, "pins[%zu].cgroup: %s: %s", i, m->spec.pins[i].cgroup,
+				   strerror(errno));
 			return -EINVAL;
 		}
 		m->pin_cgroup_ids[i] = st.st_ino; /* cgroup v2: the id is the directory's inode */
@@ -331,7 +357,7 @@ static void settle_loaded(struct sy_registry *r, struct sy_migration_state *s, s
 
 		if (r->store && r->store->shared)
 			resolve_pins_here(&s[i]);
-		derive(&s[i]);
+		sy_reg_derive(&s[i]);
 		map_view(&s[i], &v);
 		s[i].healthy_mask = r->bpf ? sy_mapsync_healthy_mask(r->bpf, &v) : 0;
 	}
@@ -364,7 +390,7 @@ static void on_remote(void *ctx, const Switchyard__V1__State *st)
 		sy_mset_free(s, n);
 		return;
 	}
-	publish(r, SY_COMMIT_REMOTE, s, n, NULL);
+	publish(r, SY_COMMIT_REMOTE, s, n, NULL, NULL);
 }
 
 static const char *load_error(int e)
@@ -389,7 +415,7 @@ int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err)
 	int e = sy_store_load(r->store, &st);
 
 	if (e) {
-		set_err(err, "read state %s: %s", r->store->where, load_error(e));
+		sy_reg_err(err, "read state %s: %s", r->store->where, load_error(e));
 		return e;
 	}
 	if (st) {
@@ -402,13 +428,13 @@ int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err)
 	}
 	settle_loaded(r, s, n);
 	if ((e = write_maps(r, s, n))) {
-		set_err(err, "update kernel maps: %s", strerror(-e));
+		sy_reg_err(err, "update kernel maps: %s", strerror(-e));
 		sy_mset_free(s, n);
 		return -EIO;
 	}
-	publish(r, SY_COMMIT_LOAD, s, n, NULL);
+	publish(r, SY_COMMIT_LOAD, s, n, NULL, NULL);
 	if ((e = sy_store_watch(r->store, on_remote, r))) {
-		set_err(err, "watch state %s: %s", r->store->where, strerror(-e));
+		sy_reg_err(err, "watch state %s: %s", r->store->where, strerror(-e));
 		return e;
 	}
 	return 0;
@@ -416,15 +442,7 @@ int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err)
 
 /* ---- changes -------------------------------------------------------------------- */
 
-static uint32_t free_slot(const struct sy_migration_state *s, size_t n)
-{
-	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++)
-		if (!sy_mset_by_id(s, n, id))
-			return id;
-	return 0;
-}
-
-static int has_target_clients(const struct sy_migration_state *m)
+int sy_reg_has_target_clients(const struct sy_migration_state *m)
 {
 	if (m->spec.ratio_bp > 0)
 		return 1;
@@ -434,211 +452,56 @@ static int has_target_clients(const struct sy_migration_state *m)
 	return 0;
 }
 
-/* Puts spec m into cand (at an existing index or appended at cand[*n]). */
-static int upsert(struct sy_migration_state *cand, size_t *n, const struct sy_migration_spec *m,
-		  const char *origin, struct sy_spec_err *err)
-{
-	ssize_t at = set_find(cand, *n, m->name);
-	struct sy_migration_state nm = {0};
-	int e;
-
-	if ((e = sy_migration_spec_copy(&nm.spec, m)))
-		return e;
-	if ((e = resolve_pins(&nm, err))) {
-		sy_mstate_free(&nm);
-		return e;
-	}
-	nm.updated_unix_ms = sy_unix_ms();
-	if (at >= 0) {
-		struct sy_migration_state *old = &cand[at];
-
-		nm.id = old->id;
-		nm.salt = old->salt;
-		nm.created_unix_ms = old->created_unix_ms;
-		/* A target endpoint kept across the update keeps its health. */
-		for (uint32_t i = 0; i < nm.spec.n_target; i++)
-			for (uint32_t j = 0; j < old->spec.n_target; j++)
-				if (sy_endpoint_equal(&nm.spec.target[i], &old->spec.target[j]) &&
-				    (old->healthy_mask & (1u << j)))
-					nm.healthy_mask |= (uint8_t)(1u << i);
-		snprintf(nm.origin, sizeof(nm.origin), "%s", origin ? origin : old->origin);
-		nm.co = old->co;
-		if (plan_running(old))
-			nm.spec.ratio_bp = old->spec.ratio_bp; /* the controller owns it */
-		derive(&nm);
-		sy_mstate_free(old);
-		*old = nm;
-		return 0;
-	}
-	nm.id = free_slot(cand, *n);
-	if (nm.id == 0) {
-		set_err(err, "no free migration slot (at most %d migrations)", SY_MAX_MIGRATIONS - 1);
-		sy_mstate_free(&nm);
-		return -ENOSPC;
-	}
-	nm.salt = salt_of(m->name);
-	nm.created_unix_ms = nm.updated_unix_ms;
-	snprintf(nm.origin, sizeof(nm.origin), "%s", origin ? origin : "api");
-	derive(&nm);
-	cand[(*n)++] = nm;
-	return 0;
-}
-
-/* Validates one spec against every other migration of the current set. */
-static int validate_one(struct sy_registry *r, const struct sy_migration_spec *m, struct sy_spec_err *err)
-{
-	struct sy_migration_spec *others = calloc(r->n + 1, sizeof(*others));
-	size_t n = 0;
-	int e;
-
-	if (!others)
-		return -ENOMEM;
-	for (size_t i = 0; i < r->n; i++)
-		if (strcmp(r->migs[i].spec.name, m->name) != 0)
-			others[n++] = r->migs[i].spec; /* shallow: read only */
-	e = sy_spec_validate_against(m, others, n, err);
-	free(others);
-	return e;
-}
-
-int sy_registry_apply(struct sy_registry *r, const struct sy_migration_spec *m, struct sy_spec_err *err)
-{
-	struct sy_migration_state *cand;
-	size_t n = r->n;
-	int e;
-
-	if ((e = validate_one(r, m, err)))
-		return e;
-	if ((e = set_clone(r, &cand)))
-		return e;
-	if ((e = upsert(cand, &n, m, NULL, err))) {
-		sy_mset_free(cand, n);
-		return e;
-	}
-	return commit_set(r, cand, n, err);
-}
-
-int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const char *file,
-			   struct sy_spec_err *err)
-{
-	struct sy_migration_state *cand, *next;
-	char origin[PATH_MAX + 8];
-	size_t n = r->n, m = 0;
-	int e;
-
-	snprintf(origin, sizeof(origin), "file:%s", file);
-	if ((e = sy_spec_validate(s, file, err)))
-		return e;
-	/* Migrations made through the API are not the file's to delete, but they must not
-	 * conflict with it either. */
-	for (size_t i = 0; i < r->n; i++) {
-		if (strcmp(r->migs[i].origin, origin) == 0)
-			continue;
-		for (size_t j = 0; j < s->n; j++) {
-			if (strcmp(r->migs[i].spec.name, s->migs[j].name) == 0)
-				continue;
-			e = sy_spec_validate_against(&s->migs[j], &r->migs[i].spec, 1, err);
-			if (e) {
-				char msg[sizeof(err->msg)];
-
-				snprintf(msg, sizeof(msg), "%s", err->msg);
-				set_err(err, "%s:%d: %s (migration \"%s\" was made through the API)", file,
-					s->migs[j].line, msg, r->migs[i].spec.name);
-				return e;
-			}
-		}
-	}
-	if ((e = set_clone(r, &cand)))
-		return e;
-	next = realloc(cand, (r->n + s->n + 1) * sizeof(*cand));
-	if (!next) {
-		sy_mset_free(cand, n);
-		return -ENOMEM;
-	}
-	cand = next;
-	for (size_t j = 0; j < s->n; j++) {
-		if ((e = upsert(cand, &n, &s->migs[j], origin, err))) {
-			char msg[sizeof(err->msg)];
-
-			snprintf(msg, sizeof(msg), "%s", err->msg);
-			set_err(err, "%s:%d: %s", file, s->migs[j].line, msg);
-			sy_mset_free(cand, n);
-			return e;
-		}
-	}
-	/* Drop this file's migrations that it no longer names. */
-	for (size_t i = 0; i < n; i++) {
-		int named = 0;
-
-		for (size_t j = 0; j < s->n && !named; j++)
-			named = strcmp(cand[i].spec.name, s->migs[j].name) == 0;
-		if (named || strcmp(cand[i].origin, origin) != 0) {
-			cand[m++] = cand[i];
-			continue;
-		}
-		if (has_target_clients(&cand[i])) {
-			set_err(err,
-				"%s: migration \"%s\" is no longer in the file but still sends clients to "
-				"its target; set its ratio to 0%% and remove its target pins first, or "
-				"delete "
-				"it with syctl delete --force",
-				file, cand[i].spec.name);
-			for (size_t k = i; k < n; k++)
-				cand[m++] = cand[k];
-			sy_mset_free(cand, m);
-			return -EBUSY;
-		}
-		sy_mstate_free(&cand[i]);
-	}
-	return commit_set(r, cand, m, err);
-}
-
 int sy_registry_delete(struct sy_registry *r, const char *name, bool force, struct sy_spec_err *err)
 {
 	struct sy_migration_state *cand;
-	ssize_t at = set_find(r->migs, r->n, name);
+	ssize_t at = sy_reg_find(r->migs, r->n, name);
 	size_t n = r->n;
+	struct sy_who who;
 	int e;
 
 	if (at < 0)
 		return sy_registry_not_found(r, name, err);
-	if (!force && has_target_clients(&r->migs[at])) {
+	if (!force && sy_reg_has_target_clients(&r->migs[at])) {
 		char ratio[SY_RATIO_STRLEN];
 
-		set_err(err,
-			"migration \"%s\" still sends clients to its target (ratio %s%s); set the "
-			"ratio to 0%% first, or force",
-			name, sy_ratio_format(r->migs[at].spec.ratio_bp, ratio, sizeof(ratio)),
-			r->migs[at].spec.ratio_bp ? "" : ", pins to target");
+		sy_reg_err(err,
+			   "migration \"%s\" still sends clients to its target (ratio %s%s); set the "
+			   "ratio to 0%% first, or force",
+			   name, sy_ratio_format(r->migs[at].spec.ratio_bp, ratio, sizeof(ratio)),
+			   r->migs[at].spec.ratio_bp ? "" : ", pins to target");
 		return -EBUSY;
 	}
-	if ((e = set_clone(r, &cand)))
+	if ((e = sy_reg_clone(r, &cand)))
 		return e;
 	sy_mstate_free(&cand[at]);
 	memmove(&cand[at], &cand[at + 1], (n - (size_t)at - 1) * sizeof(*cand));
 	n--;
-	return commit_set(r, cand, n, err);
+	who = sy_reg_who(r, "api");
+	return sy_reg_commit(r, cand, n, &who, err);
 }
 
-/* Clones the set, lets `change` edit the named migration, commits. */
-static int edit(struct sy_registry *r, const char *name, struct sy_spec_err *err,
+/* Clones the set, lets `change` edit the named migration, commits. dflt: who makes it
+ * when the caller said nothing (sy_registry_set_who). */
+static int edit(struct sy_registry *r, const char *name, const char *dflt, struct sy_spec_err *err,
 		int (*change)(struct sy_migration_state *m, const void *arg, struct sy_spec_err *err),
 		const void *arg)
 {
 	struct sy_migration_state *cand;
-	ssize_t at = set_find(r->migs, r->n, name);
+	ssize_t at = sy_reg_find(r->migs, r->n, name);
+	struct sy_who who = sy_reg_who(r, dflt);
 	int e;
 
 	if (at < 0)
 		return sy_registry_not_found(r, name, err);
-	if ((e = set_clone(r, &cand)))
+	if ((e = sy_reg_clone(r, &cand)))
 		return e;
 	if ((e = change(&cand[at], arg, err))) {
 		sy_mset_free(cand, r->n);
 		return e;
 	}
 	cand[at].updated_unix_ms = sy_unix_ms();
-	return commit_set(r, cand, r->n, err);
+	return sy_reg_commit(r, cand, r->n, &who, err);
 }
 
 static int change_ratio(struct sy_migration_state *m, const void *arg, struct sy_spec_err *err)
@@ -646,7 +509,7 @@ static int change_ratio(struct sy_migration_state *m, const void *arg, struct sy
 	uint32_t bp = *(const uint32_t *)arg;
 
 	if (bp > SY_RATIO_MAX) {
-		set_err(err, "ratio_bp: %u is out of range 0..%u", bp, SY_RATIO_MAX);
+		sy_reg_err(err, "ratio_bp: %u is out of range 0..%u", bp, SY_RATIO_MAX);
 		return -EINVAL;
 	}
 	m->spec.ratio_bp = bp;
@@ -655,7 +518,7 @@ static int change_ratio(struct sy_migration_state *m, const void *arg, struct sy
 
 int sy_registry_set_ratio(struct sy_registry *r, const char *name, uint32_t ratio_bp, struct sy_spec_err *err)
 {
-	return edit(r, name, err, change_ratio, &ratio_bp);
+	return edit(r, name, "api", err, change_ratio, &ratio_bp);
 }
 
 struct cutover_arg {
@@ -668,13 +531,14 @@ static int change_cutover(struct sy_migration_state *m, const void *arg, struct 
 	const struct cutover_arg *ca = arg;
 
 	if (ca->ratio_bp > SY_RATIO_MAX) {
-		set_err(err, "ratio_bp: %lld is out of range 0..%u", (long long)ca->ratio_bp, SY_RATIO_MAX);
+		sy_reg_err(err, "ratio_bp: %lld is out of range 0..%u", (long long)ca->ratio_bp,
+			   SY_RATIO_MAX);
 		return -EINVAL;
 	}
 	if (ca->ratio_bp >= 0)
 		m->spec.ratio_bp = (uint32_t)ca->ratio_bp;
 	m->co = *ca->co;
-	derive(m);
+	sy_reg_derive(m);
 	return 0;
 }
 
@@ -683,7 +547,7 @@ int sy_registry_set_cutover(struct sy_registry *r, const char *name, const struc
 {
 	struct cutover_arg ca = {.co = co, .ratio_bp = ratio_bp};
 
-	return edit(r, name, err, change_cutover, &ca);
+	return edit(r, name, "plan", err, change_cutover, &ca);
 }
 
 struct pin_arg {
@@ -703,7 +567,7 @@ static int change_pin(struct sy_migration_state *m, const void *arg, struct sy_s
 		if (strcmp(m->spec.pins[i].cgroup, pa->cgroup) == 0)
 			at = i;
 	if (pa->remove && at == m->spec.n_pins) {
-		set_err(err, "cgroup: %s is not pinned in migration \"%s\"", pa->cgroup, m->spec.name);
+		sy_reg_err(err, "cgroup: %s is not pinned in migration \"%s\"", pa->cgroup, m->spec.name);
 		return -ENOENT;
 	}
 	if ((e = sy_migration_spec_copy(&next, &m->spec)))
@@ -724,7 +588,7 @@ static int change_pin(struct sy_migration_state *m, const void *arg, struct sy_s
 		memset(&np[next.n_pins], 0, sizeof(np[0]));
 		if (snprintf(np[next.n_pins].cgroup, sizeof(np[0].cgroup), "%s", pa->cgroup) >=
 		    (int)sizeof(np[0].cgroup)) {
-			set_err(err, "cgroup: path too long");
+			sy_reg_err(err, "cgroup: path too long");
 			next.n_pins++;
 			sy_migration_spec_free(&next);
 			return -EINVAL;
@@ -735,7 +599,7 @@ static int change_pin(struct sy_migration_state *m, const void *arg, struct sy_s
 	if ((e = sy_migration_spec_validate(&next, err)) == 0) {
 		sy_migration_spec_free(&m->spec);
 		m->spec = next;
-		return resolve_pins(m, err);
+		return sy_reg_resolve_pins(m, NULL, err);
 	}
 	sy_migration_spec_free(&next);
 	return e;
@@ -749,10 +613,10 @@ int sy_registry_pin(struct sy_registry *r, const char *name, const char *cgroup,
 	int e;
 
 	if (side > SY_SIDE_TARGET) {
-		set_err(err, "side: must be legacy or target");
+		sy_reg_err(err, "side: must be legacy or target");
 		return -EINVAL;
 	}
-	e = edit(r, name, err, change_pin, &pa);
+	e = edit(r, name, "api", err, change_pin, &pa);
 	/* The validator names the spec's field, "pins[2].cgroup"; the caller of Pin gave
 	 * one cgroup and knows no index: its field is "cgroup". */
 	if (e == -EINVAL && err && strncmp(err->msg, "pins[", 5) == 0) {
@@ -768,7 +632,7 @@ int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgrou
 {
 	struct pin_arg pa = {.cgroup = cgroup, .remove = true};
 
-	return edit(r, name, err, change_pin, &pa);
+	return edit(r, name, "api", err, change_pin, &pa);
 }
 
 /* ---- reads ---------------------------------------------------------------------- */
@@ -792,8 +656,8 @@ int sy_registry_not_found(const struct sy_registry *r, const char *name, struct 
 {
 	size_t len;
 
-	set_err(err, "migration \"%s\" not found; %s", name,
-		r->n ? "the migrations are:" : "there are no migrations");
+	sy_reg_err(err, "migration \"%s\" not found; %s", name,
+		   r->n ? "the migrations are:" : "there are no migrations");
 	if (!err)
 		return -ENOENT;
 	len = strlen(err->msg);
@@ -847,7 +711,7 @@ void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoi
 		sy_error("migrations", "a health flip arrived while a change is reported: ignored");
 		return;
 	}
-	if (set_clone(r, &cand)) {
+	if (sy_reg_clone(r, &cand)) {
 		sy_error("migrations", "health flip: out of memory");
 		return;
 	}
@@ -864,5 +728,5 @@ void sy_registry_set_target_health(struct sy_registry *r, const struct sy_endpoi
 		if (r->bpf && (e = sy_mapsync_write_one(r->bpf, &v)))
 			sy_error("migrations", "%s: update healthy mask: %s", m->spec.name, strerror(-e));
 	}
-	publish(r, SY_COMMIT_HEALTH, cand, r->n, why);
+	publish(r, SY_COMMIT_HEALTH, cand, r->n, why, NULL);
 }

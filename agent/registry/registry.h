@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "registry/diff.h"
 #include "registry/migration.h"
 
 struct sy_bpf;
@@ -47,12 +48,29 @@ void sy_registry_unsubscribe(struct sy_registry *r, sy_registry_sub_fn fn, void 
  * subscribers as SY_COMMIT_LOAD, and watches the store for changes made elsewhere. */
 int sy_registry_load(struct sy_registry *r, struct sy_spec_err *err);
 
-/* Creates or updates one migration (the API's ApplyMigration). */
+/* Who makes the changes from now on, until said otherwise: origin "api" (peer: the
+ * caller, "uid=0 pid=42" or "ADDR:PORT"), reason the operator's words; each may be
+ * NULL or "". Recorded with the fields a commit changes (ownership.h) and handed to the
+ * subscribers (struct sy_commit). Unset (origin ""), a change is the API's, one of
+ * sy_registry_set_cutover the plan's; a config file's is always "file:PATH". The API
+ * sets it around each call and clears it after (all NULL). */
+void sy_registry_set_who(struct sy_registry *r, const char *origin, const char *peer, const char *reason);
+
+/* Creates or updates one migration (the API's ApplyMigration): every field as given. */
 int sy_registry_apply(struct sy_registry *r, const struct sy_migration_spec *m, struct sy_spec_err *err);
 /* Makes the set of migrations named in a config file exactly s (create, update, and
- * delete those no longer named), all or nothing. `file` prefixes error messages. */
+ * delete those no longer named), all or nothing, by the file rule (ownership.h): the
+ * running ratio and pins stay unless the file changed them. `file` prefixes error
+ * messages and names the origin ("file:FILE"). */
 int sy_registry_apply_file(struct sy_registry *r, const struct sy_spec *s, const char *file,
 			   struct sy_spec_err *err);
+/* Previews: what sy_registry_apply of m[0..k) in turn, or sy_registry_apply_file,
+ * would change — built and validated by the same code, nothing committed. 0 with *d
+ * (free with sy_diff_free), or the error the change would get. */
+int sy_registry_preview_apply(struct sy_registry *r, const struct sy_migration_spec *m, size_t k,
+			      struct sy_diff *d, struct sy_spec_err *err);
+int sy_registry_preview_file(struct sy_registry *r, const struct sy_spec *s, const char *file,
+			     struct sy_diff *d, struct sy_spec_err *err);
 int sy_registry_delete(struct sy_registry *r, const char *name, bool force, struct sy_spec_err *err);
 int sy_registry_set_ratio(struct sy_registry *r, const char *name, uint32_t ratio_bp,
 			  struct sy_spec_err *err);

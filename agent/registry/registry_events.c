@@ -1,17 +1,17 @@
-/* registry_events.c — see registry_events.h. Migrations are matched by name. Spec
- * fields other than ratio and pins are compared in their protobuf form one field at a
- * time (a message holding only that field, packed), so a field added to the spec is
- * reported by its proto name without being listed here. */
+/* registry_events.c — see registry_events.h. Migrations are matched by name; the spec
+ * fields that changed are found by diff.h. Every event of a change names who made it:
+ * origin (the commit's, else the migration's own), peer and reason when known. */
 #include "registry/registry_events.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/endpoint.h"
+#include "registry/diff.h"
 #include "registry/events.h"
 #include "registry/migration.h"
-#include "model/spec_pb.h"
 
 static const char *side_name(uint8_t side)
 {
@@ -37,112 +37,82 @@ static const char *eps_str(const struct sy_endpoint *eps, uint32_t n, char *buf,
 	return buf;
 }
 
-/* ---- spec fields ------------------------------------------------------------------- */
-
-static size_t storage_size(const ProtobufCFieldDescriptor *fd)
-{
-	if (fd->label == PROTOBUF_C_LABEL_REPEATED)
-		return sizeof(void *);
-	switch (fd->type) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	default:
-		return 4;
-	}
-}
-
-/* Field fd of m alone, packed: *out is malloc'd. */
-static int field_packed(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, uint8_t **out,
-			size_t *len)
-{
-	const ProtobufCMessageDescriptor *d = m->descriptor;
-	char *tmp = calloc(1, d->sizeof_message);
-
-	if (!tmp)
-		return -1;
-	protobuf_c_message_init(d, tmp);
-	memcpy(tmp + fd->offset, (const char *)m + fd->offset, storage_size(fd));
-	if (fd->label == PROTOBUF_C_LABEL_REPEATED)
-		memcpy(tmp + fd->quantifier_offset, (const char *)m + fd->quantifier_offset, sizeof(size_t));
-	else if (fd->quantifier_offset)
-		memcpy(tmp + fd->quantifier_offset, (const char *)m + fd->quantifier_offset,
-		       sizeof(uint32_t));
-	*len = protobuf_c_message_get_packed_size((ProtobufCMessage *)tmp);
-	*out = malloc(*len ? *len : 1);
-	if (*out)
-		protobuf_c_message_pack((ProtobufCMessage *)tmp, *out);
-	free(tmp); /* shallow: the field's data is m's */
-	return *out ? 0 : -1;
-}
-
-/* Comma-separated proto names of the fields that differ, other than name, ratio_bp
- * and pins (reported as their own events). */
-static void changed_fields(const struct sy_migration_spec *a, const struct sy_migration_spec *b, char *out,
-			   size_t len)
-{
-	Switchyard__V1__MigrationSpec pa, pb;
-	size_t off = 0;
-
-	out[0] = '\0';
-	if (sy_spec_to_pb(a, &pa))
-		return;
-	if (sy_spec_to_pb(b, &pb)) {
-		sy_spec_pb_free(&pa);
-		return;
-	}
-	for (unsigned i = 0; i < pa.base.descriptor->n_fields; i++) {
-		const ProtobufCFieldDescriptor *fd = &pa.base.descriptor->fields[i];
-		uint8_t *x = NULL, *y = NULL;
-		size_t nx = 0, ny = 0;
-
-		if (strcmp(fd->name, "name") == 0 || strcmp(fd->name, "ratio_bp") == 0 ||
-		    strcmp(fd->name, "pins") == 0)
-			continue;
-		if (field_packed(&pa.base, fd, &x, &nx) == 0 && field_packed(&pb.base, fd, &y, &ny) == 0 &&
-		    (nx != ny || memcmp(x, y, nx) != 0) && off < len)
-			off += (size_t)snprintf(out + off, len - off, "%s%s", off ? "," : "", fd->name);
-		free(x);
-		free(y);
-	}
-	sy_spec_pb_free(&pa);
-	sy_spec_pb_free(&pb);
-}
-
 /* ---- events ------------------------------------------------------------------------ */
 
-static void created(struct sy_events *ev, const struct sy_migration_state *m)
+/* Messages are cut at the event's limit anyway (events.h). */
+static void msgf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void msgf(char *buf, size_t n, const char *fmt, ...)
 {
-	char legacy[512], target[512], ratio[16], bp[16], pins[16];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, n, fmt, ap);
+	va_end(ap);
+}
+
+/* Who made a change: the commit's origin, or (no commit: a direct call) the
+ * migration's. The attribute lists below end with these three. */
+struct who {
+	const char *origin, *peer, *reason;
+};
+
+static struct who who_of(const struct sy_commit *c, const struct sy_migration_state *m)
+{
+	struct who w = {m->origin, "", ""};
+
+	if (c && c->origin && c->origin[0])
+		w.origin = c->origin;
+	if (c && c->peer)
+		w.peer = c->peer;
+	if (c && c->reason)
+		w.reason = c->reason;
+	return w;
+}
+
+/* The attributes a..., then origin, and peer and reason when they are known. */
+#define WHO_ATTRS(w)                                                                                         \
+	{"origin", (w).origin}, {"peer", (w).peer},                                                          \
+	{                                                                                                    \
+		"reason", (w).reason                                                                         \
+	}
+
+static uint64_t emit(struct sy_events *ev, const char *name, const char *kind, struct sy_event_attr *attrs,
+		     size_t n, const char *msg)
+{
+	size_t k = 0;
+
+	/* peer and reason only when set: an event without them reads as before */
+	for (size_t i = 0; i < n; i++)
+		if (!((strcmp(attrs[i].key, "peer") == 0 || strcmp(attrs[i].key, "reason") == 0) &&
+		      !attrs[i].value[0]))
+			attrs[k++] = attrs[i];
+	return sy_events_emit(ev, name, kind, attrs, k, "%s", msg);
+}
+
+#define EMIT(ev, name, kind, msg, ...)                                                                       \
+	emit(ev, name, kind, (struct sy_event_attr[]){__VA_ARGS__},                                          \
+	     sizeof((struct sy_event_attr[]){__VA_ARGS__}) / sizeof(struct sy_event_attr), msg)
+
+static void created(struct sy_events *ev, const struct sy_migration_state *m, const struct who *w)
+{
+	char legacy[512], target[512], ratio[16], bp[16], pins[16], msg[SY_EVENT_MSG_MAX];
 
 	eps_str(m->spec.legacy, m->spec.n_legacy, legacy, sizeof(legacy));
 	eps_str(m->spec.target, m->spec.n_target, target, sizeof(target));
 	snprintf(bp, sizeof(bp), "%u", m->spec.ratio_bp);
 	snprintf(pins, sizeof(pins), "%zu", m->spec.n_pins);
-	sy_events_emit(ev, m->spec.name, "migration.created",
-		       SY_EVENT_ATTRS({"origin", m->origin}, {"ratio_bp", bp},
-				      {"client",
-				       m->spec.client_mode == SY_CLIENT_CONNECTION ? "connection" : "cgroup"},
-				      {"legacy", legacy}, {"target", target}, {"pins", pins}),
-		       "created from %s: legacy %s, target %s, ratio %s", m->origin, legacy, target,
-		       ratio_str(m->spec.ratio_bp, ratio, sizeof(ratio)));
+	msgf(msg, sizeof(msg), "created from %s: legacy %s, target %s, ratio %s", w->origin, legacy, target,
+	     ratio_str(m->spec.ratio_bp, ratio, sizeof(ratio)));
+	EMIT(ev, m->spec.name, "migration.created", msg, {"ratio_bp", bp},
+	     {"client", m->spec.client_mode == SY_CLIENT_CONNECTION ? "connection" : "cgroup"},
+	     {"legacy", legacy}, {"target", target}, {"pins", pins}, WHO_ATTRS(*w));
 }
 
 static void pins_changed(struct sy_events *ev, const struct sy_migration_state *o,
-			 const struct sy_migration_state *m)
+			 const struct sy_migration_state *m, const struct who *w)
 {
 	const char *name = m->spec.name;
+	char msg[SY_EVENT_MSG_MAX];
 
 	for (size_t i = 0; i < m->spec.n_pins; i++) {
 		const struct sy_pin_spec *p = &m->spec.pins[i];
@@ -151,16 +121,16 @@ static void pins_changed(struct sy_events *ev, const struct sy_migration_state *
 		for (size_t j = 0; j < o->spec.n_pins && !was; j++)
 			if (strcmp(o->spec.pins[j].cgroup, p->cgroup) == 0)
 				was = &o->spec.pins[j];
-		if (!was)
-			sy_events_emit(ev, name, "migration.pinned",
-				       SY_EVENT_ATTRS({"cgroup", p->cgroup}, {"side", side_name(p->side)}),
-				       "pinned %s to %s", p->cgroup, side_name(p->side));
-		else if (was->side != p->side)
-			sy_events_emit(ev, name, "migration.pinned",
-				       SY_EVENT_ATTRS({"cgroup", p->cgroup}, {"side", side_name(p->side)},
-						      {"old_side", side_name(was->side)}),
-				       "pinned %s to %s (was %s)", p->cgroup, side_name(p->side),
-				       side_name(was->side));
+		if (!was) {
+			msgf(msg, sizeof(msg), "pinned %s to %s", p->cgroup, side_name(p->side));
+			EMIT(ev, name, "migration.pinned", msg, {"cgroup", p->cgroup},
+			     {"side", side_name(p->side)}, WHO_ATTRS(*w));
+		} else if (was->side != p->side) {
+			msgf(msg, sizeof(msg), "pinned %s to %s (was %s)", p->cgroup, side_name(p->side),
+			     side_name(was->side));
+			EMIT(ev, name, "migration.pinned", msg, {"cgroup", p->cgroup},
+			     {"side", side_name(p->side)}, {"old_side", side_name(was->side)}, WHO_ATTRS(*w));
+		}
 	}
 	for (size_t j = 0; j < o->spec.n_pins; j++) {
 		const struct sy_pin_spec *p = &o->spec.pins[j];
@@ -168,33 +138,33 @@ static void pins_changed(struct sy_events *ev, const struct sy_migration_state *
 
 		for (size_t i = 0; i < m->spec.n_pins && !kept; i++)
 			kept = strcmp(m->spec.pins[i].cgroup, p->cgroup) == 0;
-		if (!kept)
-			sy_events_emit(ev, name, "migration.unpinned",
-				       SY_EVENT_ATTRS({"cgroup", p->cgroup}, {"side", side_name(p->side)}),
-				       "unpinned %s (was %s)", p->cgroup, side_name(p->side));
+		if (!kept) {
+			msgf(msg, sizeof(msg), "unpinned %s (was %s)", p->cgroup, side_name(p->side));
+			EMIT(ev, name, "migration.unpinned", msg, {"cgroup", p->cgroup},
+			     {"side", side_name(p->side)}, WHO_ATTRS(*w));
+		}
 	}
 }
 
 static void changed(struct sy_events *ev, const struct sy_migration_state *o,
-		    const struct sy_migration_state *m)
+		    const struct sy_migration_state *m, const struct who *w)
 {
-	char fields[256], a[16], b[16], ra[16], rb[16];
+	char fields[256], a[16], b[16], ra[16], rb[16], msg[SY_EVENT_MSG_MAX];
 
-	changed_fields(&o->spec, &m->spec, fields, sizeof(fields));
-	if (fields[0])
-		sy_events_emit(ev, m->spec.name, "migration.updated",
-			       SY_EVENT_ATTRS({"origin", m->origin}, {"changed", fields}),
-			       "updated %s (from %s)", fields, m->origin);
+	sy_spec_changed_fields(&o->spec, &m->spec, fields, sizeof(fields));
+	if (fields[0]) {
+		msgf(msg, sizeof(msg), "updated %s (from %s)", fields, w->origin);
+		EMIT(ev, m->spec.name, "migration.updated", msg, {"changed", fields}, WHO_ATTRS(*w));
+	}
 	if (o->spec.ratio_bp != m->spec.ratio_bp) {
 		snprintf(a, sizeof(a), "%u", o->spec.ratio_bp);
 		snprintf(b, sizeof(b), "%u", m->spec.ratio_bp);
-		sy_events_emit(
-			ev, m->spec.name, "migration.ratio_changed",
-			SY_EVENT_ATTRS({"origin", m->origin}, {"old_ratio_bp", a}, {"new_ratio_bp", b}),
-			"ratio %s -> %s", ratio_str(o->spec.ratio_bp, ra, sizeof(ra)),
-			ratio_str(m->spec.ratio_bp, rb, sizeof(rb)));
+		msgf(msg, sizeof(msg), "ratio %s -> %s", ratio_str(o->spec.ratio_bp, ra, sizeof(ra)),
+		     ratio_str(m->spec.ratio_bp, rb, sizeof(rb)));
+		EMIT(ev, m->spec.name, "migration.ratio_changed", msg, {"old_ratio_bp", a},
+		     {"new_ratio_bp", b}, WHO_ATTRS(*w));
 	}
-	pins_changed(ev, o, m);
+	pins_changed(ev, o, m, w);
 }
 
 static const struct sy_migration_state *find(const struct sy_migration_state *s, size_t n, const char *name)
@@ -202,24 +172,36 @@ static const struct sy_migration_state *find(const struct sy_migration_state *s,
 	return sy_mset_find(s, n, name);
 }
 
-void sy_migration_events_commit(struct sy_events *ev, const struct sy_migration_state *before,
-				size_t n_before, const struct sy_migration_state *after, size_t n_after)
+static void commit_events(struct sy_events *ev, const struct sy_commit *c,
+			  const struct sy_migration_state *before, size_t n_before,
+			  const struct sy_migration_state *after, size_t n_after)
 {
 	if (!ev)
 		return;
 	for (size_t i = 0; i < n_after; i++) {
 		const struct sy_migration_state *o = find(before, n_before, after[i].spec.name);
+		struct who w = who_of(c, &after[i]);
 
 		if (o)
-			changed(ev, o, &after[i]);
+			changed(ev, o, &after[i], &w);
 		else
-			created(ev, &after[i]);
+			created(ev, &after[i], &w);
 	}
-	for (size_t i = 0; i < n_before; i++)
-		if (!find(after, n_after, before[i].spec.name))
-			sy_events_emit(ev, before[i].spec.name, "migration.deleted",
-				       SY_EVENT_ATTRS({"origin", before[i].origin}), "deleted (was from %s)",
-				       before[i].origin);
+	for (size_t i = 0; i < n_before; i++) {
+		struct who w = who_of(c, &before[i]);
+		char msg[SY_EVENT_MSG_MAX];
+
+		if (find(after, n_after, before[i].spec.name))
+			continue;
+		msgf(msg, sizeof(msg), "deleted (was from %s)", before[i].origin);
+		EMIT(ev, before[i].spec.name, "migration.deleted", msg, WHO_ATTRS(w));
+	}
+}
+
+void sy_migration_events_commit(struct sy_events *ev, const struct sy_migration_state *before,
+				size_t n_before, const struct sy_migration_state *after, size_t n_after)
+{
+	commit_events(ev, NULL, before, n_before, after, n_after);
 }
 
 void sy_migration_events_health(struct sy_events *ev, const struct sy_migration_state *m, uint32_t t,
@@ -247,7 +229,7 @@ void sy_migration_events_on_commit(void *ctx, const struct sy_commit *c)
 		return; /* restored, not changed: the journal already has how it got here */
 	case SY_COMMIT_CHANGE:
 	case SY_COMMIT_REMOTE:
-		sy_migration_events_commit(ev, c->before, c->n_before, c->after, c->n_after);
+		commit_events(ev, c, c->before, c->n_before, c->after, c->n_after);
 		return;
 	case SY_COMMIT_HEALTH:
 		for (size_t i = 0; i < c->n_after; i++) {

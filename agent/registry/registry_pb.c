@@ -9,6 +9,25 @@
 #include "model/spec_pb.h"
 #include "registry/store_file.h"
 
+/* A SetBy borrowing b's strings; NULL when nobody is recorded (out of memory too). */
+static Switchyard__V1__SetBy *set_by_pb(const struct sy_set_by *b)
+{
+	Switchyard__V1__SetBy *x;
+
+	if (!b || !b->origin[0] || !(x = calloc(1, sizeof(*x))))
+		return NULL;
+	switchyard__v1__set_by__init(x);
+	x->origin = (char *)b->origin;
+	x->reason = (char *)b->reason;
+	return x;
+}
+
+static void set_by_from_pb(struct sy_set_by *b, const Switchyard__V1__SetBy *x)
+{
+	snprintf(b->origin, sizeof(b->origin), "%s", x && x->origin ? x->origin : "");
+	snprintf(b->reason, sizeof(b->reason), "%s", x && x->reason ? x->reason : "");
+}
+
 void sy_mset_pb_free(Switchyard__V1__State *st)
 {
 	for (size_t i = 0; i < st->n_migrations; i++) {
@@ -20,10 +39,18 @@ void sy_mset_pb_free(Switchyard__V1__State *st)
 			sy_spec_pb_free(ms->spec);
 			free(ms->spec);
 		}
-		for (size_t j = 0; j < ms->n_pins; j++)
+		for (size_t j = 0; j < ms->n_pins; j++) {
+			if (ms->pins[j])
+				free(ms->pins[j]->set_by);
 			free(ms->pins[j]);
+		}
 		free(ms->pins);
 		free(ms->cutover);
+		if (ms->file_spec) {
+			sy_spec_pb_free(ms->file_spec);
+			free(ms->file_spec);
+		}
+		free(ms->ratio_set_by);
 		free(ms);
 	}
 	free(st->migrations);
@@ -76,7 +103,14 @@ int sy_mset_to_pb(const struct sy_migration_state *s, size_t n, uint64_t revisio
 				return -ENOMEM;
 			switchyard__v1__pin_state__init(ps);
 			ps->cgroup_id = s[i].pin_cgroup_ids[j];
+			ps->set_by = set_by_pb(s[i].pin_by ? &s[i].pin_by[j] : NULL);
 			ms->pins[j] = ps; /* the spec inside carries cgroup and side */
+		}
+		ms->ratio_set_by = set_by_pb(&s[i].ratio_by);
+		if (s[i].file_spec) {
+			ms->file_spec = calloc(1, sizeof(*ms->file_spec));
+			if (!ms->file_spec || sy_spec_to_pb(s[i].file_spec, ms->file_spec))
+				return -ENOMEM;
 		}
 	}
 	return 0;
@@ -112,8 +146,25 @@ int sy_mset_from_pb(const Switchyard__V1__State *st, struct sy_migration_state *
 			sy_mset_free(s, i + 1);
 			return -ENOMEM;
 		}
-		for (size_t j = 0; j < ms->n_pins; j++)
+		s[i].pin_by = calloc(ms->n_pins ? ms->n_pins : 1, sizeof(*s[i].pin_by));
+		if (!s[i].pin_by) {
+			sy_mset_free(s, i + 1);
+			return -ENOMEM;
+		}
+		for (size_t j = 0; j < ms->n_pins; j++) {
 			s[i].pin_cgroup_ids[j] = ms->pins[j]->cgroup_id;
+			set_by_from_pb(&s[i].pin_by[j], ms->pins[j]->set_by);
+		}
+		set_by_from_pb(&s[i].ratio_by, ms->ratio_set_by);
+		if (ms->file_spec) {
+			s[i].file_spec = calloc(1, sizeof(*s[i].file_spec));
+			if (!s[i].file_spec || sy_spec_from_pb(ms->file_spec, s[i].file_spec, err)) {
+				free(s[i].file_spec);
+				s[i].file_spec = NULL;
+				sy_mset_free(s, i + 1);
+				return -EBADMSG;
+			}
+		}
 		if (ms->cutover && (unsigned)ms->cutover->phase < SY_PHASES &&
 		    (unsigned)ms->cutover->paused_from < SY_PHASES) {
 			s[i].co.phase = (uint8_t)ms->cutover->phase;

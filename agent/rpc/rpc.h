@@ -101,6 +101,12 @@ int sy_rpc_finish(struct sy_rpc_call *call, enum sy_grpc_code code, const char *
 int sy_rpc_send(struct sy_rpc_call *call, const ProtobufCMessage *msg);
 size_t sy_rpc_call_pending(const struct sy_rpc_call *call); /* bytes queued, unsent */
 void sy_rpc_call_set_cancel(struct sy_rpc_call *call, sy_rpc_cancel_cb cb, void *arg);
+/* Who called (rpc_peer.c): "uid=0 pid=42" on a unix socket (SO_PEERCRED),
+ * "127.0.0.1:5000" / "[::1]:5000" over TCP, "" when unknown (a fuzzed connection).
+ * Returns buf. */
+const char *sy_rpc_call_peer(const struct sy_rpc_call *call, char *buf, size_t n);
+/* The connection's socket, -1 for none (rpc_peer.c's only way in). */
+int sy_rpc_call_fd(const struct sy_rpc_call *call);
 /* Deadline of the call in loop ms (sy_now_ms), 0 = none. */
 uint64_t sy_rpc_call_deadline(const struct sy_rpc_call *call);
 

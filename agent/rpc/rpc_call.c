@@ -313,6 +313,11 @@ void sy_rpc_call_set_cancel(struct sy_rpc_call *call, sy_rpc_cancel_cb cb, void 
 	call->cancel_arg = arg;
 }
 
+int sy_rpc_call_fd(const struct sy_rpc_call *call)
+{
+	return call->c ? call->c->fd : -1;
+}
+
 uint64_t sy_rpc_call_deadline(const struct sy_rpc_call *call)
 {
 	return call->deadline;

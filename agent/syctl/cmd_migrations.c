@@ -192,16 +192,20 @@ int cmd_apply(int argc, char **argv)
 	const char *file = NULL;
 	struct sy_spec spec;
 	struct sy_spec_err err;
-	int rc = EX_OK;
+	int rc = EX_OK, dry_run = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if ((strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--file") == 0) && i + 1 < argc)
 			file = argv[++i];
+		else if (strcmp(argv[i], "--dry-run") == 0)
+			dry_run = 1;
 		else
 			return usage_err("apply", "unexpected argument \"%s\"", argv[i]);
 	}
 	if (!file)
 		return usage_err("apply", "-f FILE is required");
+	if (dry_run)
+		return apply_dry_run(file);
 	if (sy_spec_load_file(file, &spec, &err)) {
 		fprintf(stderr, "syctl: %s\n", err.msg);
 		return EX_USAGE;
@@ -341,7 +345,10 @@ int cmd_cutover(int argc, char **argv)
 	for (a = 0; a < sizeof(actions) / sizeof(actions[0]) && strcmp(actions[a], argv[2]) != 0; a++)
 		;
 	if (a == sizeof(actions) / sizeof(actions[0])) {
-		if (argc != 3)
+		req.reason = "";
+		if (argc == 5 && strcmp(argv[3], "--reason") == 0)
+			req.reason = argv[4];
+		else if (argc != 3)
 			return usage_err("cutover", "unexpected argument \"%s\"", argv[3]);
 		if (sy_ratio_parse(argv[2], &req.ratio_bp))
 			return usage_err(
@@ -405,6 +412,8 @@ int cmd_pin(int argc, char **argv)
 				return usage_err("pin", "--side must be target or legacy, not \"%s\"",
 						 argv[i]);
 			have_side = 1;
+		} else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
+			req.reason = argv[++i];
 		} else if (argv[i][0] != '-' && !*req.name) {
 			req.name = argv[i];
 		} else {
@@ -423,6 +432,8 @@ int cmd_unpin(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc)
 			req.cgroup = argv[++i];
+		else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc)
+			req.reason = argv[++i];
 		else if (argv[i][0] != '-' && !*req.name)
 			req.name = argv[i];
 		else

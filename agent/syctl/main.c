@@ -106,8 +106,12 @@ static const struct cmd cmds[] = {
 	{"status", "[NAME]",
 	 "daemon version, attachment, endpoint health; with NAME: the plan's step, bake left, gates",
 	 cmd_status, "examples:\n  syctl status\n  syctl -o json status users\n"},
-	{"apply", "-f FILE", "create or update the migrations of a spec file", cmd_apply,
-	 "examples:\n  syctl apply -f /etc/switchyard/switchyard.yaml\n"},
+	{"apply", "-f FILE [--dry-run]",
+	 "create or update the migrations of a spec file; --dry-run: show what would change", cmd_apply,
+	 "examples:\n  syctl apply -f /etc/switchyard/switchyard.yaml --dry-run\n"
+	 "  syctl apply -f /etc/switchyard/switchyard.yaml\n"},
+	{"diff", "-f FILE", "what a daemon reload of this config file would change, field by field",
+	 cmd_diff, "examples:\n  syctl diff -f /etc/switchyard/switchyard.yaml\n"},
 	{"get", "NAME",
 	 "one migration: ratio, endpoints, pins, the plan, per side totals (requests, latency, "
 	 "errors), mirror",
@@ -120,7 +124,7 @@ static const struct cmd cmds[] = {
 	 "examples:\n  syctl cutover users 0%\n  syctl delete users\n  syctl delete users --force\n"},
 	{"cutover",
 	 "NAME start|promote|pause|resume|rollback [--drain]|finish [--reason TEXT] [--wait "
-	 "[--timeout D]] | NAME RATIO",
+	 "[--timeout D]] | NAME RATIO [--reason TEXT]",
 	 "drive the plan; a RATIO (25%, 2500bp) set by hand pauses it", cmd_cutover,
 	 "  --wait         after start, promote or resume: wait until the plan completes (exit 0),\n"
 	 "                 pauses or rolls back (exit 1, the reason on stderr); a manual plan\n"
@@ -128,9 +132,10 @@ static const struct cmd cmds[] = {
 	 "  --timeout D    give up waiting after D (10m, 1h): exit 4\n"
 	 "examples:\n  syctl cutover users start --wait --timeout 30m\n"
 	 "  syctl cutover users rollback --drain --reason 'p99 too high'\n  syctl cutover users 25%\n"},
-	{"pin", "NAME --cgroup PATH --side target|legacy", "force one client (cgroup) to a side", cmd_pin,
+	{"pin", "NAME --cgroup PATH --side target|legacy [--reason TEXT]", "force one client (cgroup) to a side",
+	 cmd_pin,
 	 "examples:\n  syctl pin users --cgroup /sys/fs/cgroup/app.slice/api.service --side target\n"},
-	{"unpin", "NAME --cgroup PATH", "remove a pin", cmd_unpin, NULL},
+	{"unpin", "NAME --cgroup PATH [--reason TEXT]", "remove a pin", cmd_unpin, NULL},
 	{"watch", "[NAME] [--interval 1s] [--count N]",
 	 "live per-side telemetry: requests/s, latency, errors, mirror, gates (-o json: one line per "
 	 "snapshot)",

@@ -42,7 +42,9 @@ void print_migration(const Switchyard__V1__Migration *m)
 	printf("name:      %s\n", s->name);
 	char ratio[SY_RATIO_STRLEN];
 
-	printf("ratio:     %s (%ubp)\n", sy_ratio_format(s->ratio_bp, ratio, sizeof(ratio)), s->ratio_bp);
+	printf("ratio:     %s (%ubp)", sy_ratio_format(s->ratio_bp, ratio, sizeof(ratio)), s->ratio_bp);
+	print_ratio_owner(m);
+	printf("\n");
 	printf("client:    %s\n",
 	       s->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION ? "connection" : "cgroup");
 	for (size_t i = 0; i < s->n_legacy; i++)
@@ -61,9 +63,7 @@ void print_migration(const Switchyard__V1__Migration *m)
 			printf("auth:      %-7s %s, password from %s\n", side ? "target" : "legacy",
 			       a->user && a->user[0] ? a->user : "default user", a->password_file);
 	}
-	for (size_t i = 0; i < s->n_pins; i++)
-		printf("pin:       %s -> %s\n", s->pins[i]->cgroup,
-		       s->pins[i]->side == SWITCHYARD__V1__SIDE__SIDE_TARGET ? "target" : "legacy");
+	print_pins_owned(m);
 	if (c)
 		printf("decisions: legacy %llu, target %llu, pinned legacy %llu, pinned target %llu, "
 		       "fallback %llu\n",
@@ -331,12 +331,13 @@ void print_event(const Switchyard__V1__Event *e)
 {
 	time_t t = (time_t)(e->unix_ms / 1000);
 	struct tm tm;
-	char when[32];
+	char when[32], who[1024];
 
 	localtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	printf("%16llu  %s.%03u  %-16s %-24s %s\n", (unsigned long long)e->seq, when,
-	       (unsigned)(e->unix_ms % 1000), e->migration[0] ? e->migration : "-", e->kind, e->message);
+	printf("%16llu  %s.%03u  %-16s %-24s %s%s\n", (unsigned long long)e->seq, when,
+	       (unsigned)(e->unix_ms % 1000), e->migration[0] ? e->migration : "-", e->kind, e->message,
+	       event_who(e, who, sizeof(who)));
 }
 
 void print_event_header(void)

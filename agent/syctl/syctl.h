@@ -83,5 +83,12 @@ int cmd_events(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_backfill(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+
+/* cmd_diff.c: previews, and who set what */
+int apply_dry_run(const char *file);
+void print_ratio_owner(const Switchyard__V1__Migration *m);
+void print_pins_owned(const Switchyard__V1__Migration *m);
+const char *event_who(const Switchyard__V1__Event *e, char *buf, size_t n);
 
 #endif

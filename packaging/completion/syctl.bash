@@ -21,7 +21,7 @@ _syctl()
 	COMPREPLY=()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local commands="status apply get list delete cutover pin unpin watch events health backfill verify version help"
+	local commands="status apply diff get list delete cutover pin unpin watch events health backfill verify version help"
 	local global="--server --timeout -o --help --version"
 
 	# the command: the first word that is neither a global option nor its value
@@ -43,7 +43,7 @@ _syctl()
 		return
 		;;
 	-f)
-		if [ "$cmd" = apply ]; then
+		if [ "$cmd" = apply ] || [ "$cmd" = diff ]; then
 			COMPREPLY=($(compgen -f -X '!*.@(yaml|yml)' -- "$cur") $(compgen -d -- "$cur"))
 			return
 		fi
@@ -73,7 +73,8 @@ _syctl()
 	help) [ "$args" = 0 ] && COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
 	esac
 	case $cmd in
-	apply) opts="-f" ;;
+	apply) opts="-f --dry-run" ;;
+	diff) opts="-f" ;;
 	delete) opts="--force" ;;
 	cutover)
 		# --drain only rolls back; --wait only waits for a plan going forward
@@ -82,8 +83,8 @@ _syctl()
 		*) opts="--drain --reason" ;;
 		esac
 		;;
-	pin) opts="--cgroup --side" ;;
-	unpin) opts="--cgroup" ;;
+	pin) opts="--cgroup --side --reason" ;;
+	unpin) opts="--cgroup --reason" ;;
 	watch) opts="--interval --count" ;;
 	events) opts="-f --follow --since --kind -v --verbose" ;;
 	backfill) opts="--rate --bytes-rate -f --follow --status" ;;
