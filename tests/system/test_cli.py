@@ -168,7 +168,7 @@ def test_get_watch_and_status_show_what_people_need(live):
     assert re.search(r"^MIRROR +MIRRORED +QUEUED +DIRTY +LAG P50 +LAG P99 +NEEDS AUDIT$", out, re.M), out
     assert re.search(r"^forward ", out, re.M) and re.search(r"^reverse ", out, re.M)
     assert "plan:      50.00% → 100.00% (auto) — pending" in out, out
-    assert re.search(r"^pin: +\S+pinned -> legacy$", out, re.M), out
+    assert re.search(r"^pin: +\S+pinned -> legacy \(set by file:\S+\)$", out, re.M), out
     # the columns line up: right-aligned, each row exactly as wide as its header
     rows = [l for l in out.splitlines() if re.match(r"^(SIDE|legacy|target) ", l)]
     assert len(rows) == 3 and len({len(l) for l in rows}) == 1, rows
