@@ -23,6 +23,9 @@ struct sy_migration_state {
 	uint8_t healthy_mask;	    /* bit i: spec.target[i] answered its last health check */
 	char origin[PATH_MAX + 8];  /* "file:PATH" or "api": a reloaded file only deletes its own */
 	struct sy_cutover_state co; /* the plan's progress (cutover.c decides, the registry keeps) */
+	/* Read from a format-1 state whose prefixes also scoped: they were copied to
+	 * spec.scope so that it mirrors what it did (reported once, at load). */
+	bool scope_upgraded;
 };
 
 enum sy_commit_kind {

@@ -51,10 +51,13 @@ struct audit {
 	bool repair;
 	uint32_t rate;
 	int phase;	  /* 0: legacy keys, 1: target keys, 2: scans done */
-	uint32_t pattern; /* index of the prefix rule being scanned */
+	uint32_t pattern; /* SY_JOB_WHOLE: the whole keyspace, every key counted */
 	char cursor[32];
 	bool scan_pending;
 	uint64_t scanned, total, started_ms, finished_ms, t0_mono;
+	/* keys the scans skipped, outside `scope:` (the whole keyspace is scanned when a
+	 * scope is set, to count them): on legacy, and on both sides */
+	uint64_t outside_legacy, outside;
 	uint64_t counts[SY_DRIFT_KINDS];
 	uint64_t repaired;
 	struct sy_drift_entry *drift;
@@ -352,6 +355,11 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 
 		if (kr->type != REDIS_REPLY_STRING)
 			continue;
+		if (!sy_key_in_scope(&g->spec, a->phase, kr->str, kr->len)) {
+			a->outside++;
+			a->outside_legacy += a->phase == 0;
+			continue;
+		}
 		a->scanned++;
 		g->audit_checked++;
 		if (a->phase == 1)
@@ -365,12 +373,7 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 	if (strcmp(a->cursor, "0") == 0) {
 		/* this pattern is done: next prefix, then the other side */
 		strcpy(a->cursor, "0");
-		if (g->spec.n_prefixes && ++a->pattern < g->spec.n_prefixes)
-			;
-		else {
-			a->pattern = 0;
-			a->phase++;
-		}
+		a->phase++;
 	}
 	if (!g->step_timer)
 		g->step_timer = sy_loop_add_timer(g->v->loop, 0, audit_step, g);
@@ -573,6 +576,7 @@ int sy_verify_start_audit(struct sy_verify *v, const char *name, bool repair, ui
 	g->a.repair = repair;
 	g->a.rate = keys_per_s ? keys_per_s : 5000;
 	strcpy(g->a.cursor, "0");
+	g->a.pattern = SY_JOB_WHOLE;
 	g->a.started_ms = sy_unix_ms();
 	g->a.t0_mono = sy_now_ms();
 	for (int s = 0; s < 2; s++)
@@ -601,11 +605,23 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 	out->state = a->state;
 	out->scanned = a->scanned;
 	out->total = a->total > a->scanned ? a->total : a->scanned;
+	if (g->spec.n_scope) {
+		/* DBSIZE counts every key: in scope, the share seen in scope so far, and none
+		 * (unknown) before the first keys are seen; exact once done */
+		uint64_t seen = a->scanned + a->outside;
+
+		out->total = a->state != SY_JOB_RUNNING ? a->scanned
+			     : seen			? (uint64_t)((double)a->total * a->scanned / seen)
+							: 0;
+		if (a->state == SY_JOB_RUNNING && out->total < a->scanned)
+			out->total = a->scanned;
+	}
+	out->outside_scope = a->outside_legacy;
 	secs = a->started_ms
 		       ? (double)((a->finished_ms ? a->finished_ms : sy_unix_ms()) - a->started_ms) / 1000.0
 		       : 0;
 	out->keys_per_s = secs > 0 ? (double)a->scanned / secs : 0;
-	out->eta_s = a->state == SY_JOB_RUNNING && out->keys_per_s > 0
+	out->eta_s = a->state == SY_JOB_RUNNING && out->keys_per_s > 0 && out->total
 			     ? (double)(out->total - out->scanned) / out->keys_per_s
 			     : 0;
 	memcpy(out->counts, a->counts, sizeof(out->counts));
@@ -644,6 +660,8 @@ void sy_verify_on_captured(const struct sy_captured *c, void *arg)
 	g = vmig_of(v, ms);
 	if (g->q_len >= DUAL_QUEUE_MAX)
 		return; /* sampling is a sample: under load, fewer are compared */
+	if (!sy_key_in_scope(&g->spec, c->side, (const char *)c->body, c->len))
+		return; /* not migrated: nothing to compare */
 	lk = (const char *)c->body;
 	ll = c->len;
 	if (c->side == SY_SIDE_TARGET)
@@ -763,8 +781,9 @@ static void audit_resume(struct vmig *g)
 	audit_clear(a);
 	a->state = SY_JOB_RUNNING;
 	a->phase = phase;
-	a->pattern = pattern;
-	snprintf(a->cursor, sizeof(a->cursor), "%s", cursor);
+	a->pattern = SY_JOB_WHOLE;
+	/* a place saved by a version that scanned per prefix: that side again from the start */
+	snprintf(a->cursor, sizeof(a->cursor), "%s", pattern == SY_JOB_WHOLE ? cursor : "0");
 	a->scanned = scanned;
 	a->started_ms = started;
 	a->rate = rate;

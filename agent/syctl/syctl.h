@@ -46,6 +46,7 @@ void print_json(const ProtobufCMessage *m);
 const char *ago(uint64_t unix_ms, char *buf, size_t n);
 void fmt_us(uint64_t us, char *buf, size_t n);
 void print_migration(const Switchyard__V1__Migration *m);
+void print_scope(const Switchyard__V1__Migration *m, const char *lead);
 void print_cutover(const Switchyard__V1__Migration *m);
 void print_snapshot(const Switchyard__V1__Snapshot *s, int tty);
 void print_event(const Switchyard__V1__Event *e);
