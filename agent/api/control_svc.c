@@ -249,9 +249,9 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 	if (ms->spec.n_scope && ctx->verify) {
 		struct sy_audit_status a;
 
-		if (sy_verify_status(ctx->verify, ms->spec.name, &a) == 0 && a.state != SY_JOB_IDLE &&
-		    (a.state != SY_JOB_RUNNING || a.outside_scope)) {
-			o->m.outside_scope_keys = a.outside_scope;
+		/* the last complete count: a running audit's is partial */
+		if (sy_verify_status(ctx->verify, ms->spec.name, &a) == 0 && a.outside_scope_last_ok) {
+			o->m.outside_scope_keys = a.outside_scope_last;
 			o->m.outside_scope_known = true;
 		}
 	}

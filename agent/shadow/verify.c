@@ -87,6 +87,9 @@ struct vmig {
 	 * metrics need sums that only grow */
 	uint64_t audit_checked, audit_found, audit_repaired;
 	uint64_t step_timer;
+	/* legacy keys outside the scope, as the last audit that ended counted them */
+	uint64_t outside_last;
+	bool outside_last_ok;
 	struct sy_backfill b; /* bound on use (bf_of) */
 	uint64_t again_timer; /* the next continuous audit */
 };
@@ -315,6 +318,10 @@ static void audit_finish(struct vmig *g, enum sy_job_state state)
 {
 	g->a.state = state;
 	g->a.finished_ms = sy_unix_ms();
+	if (state == SY_JOB_DONE) {
+		g->outside_last = g->a.outside_legacy;
+		g->outside_last_ok = true;
+	}
 	audit_save(g);
 	if (g->spec.audit_every && g->active)
 		g->again_timer =
@@ -371,7 +378,7 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 		cmp_send(k);
 	}
 	if (strcmp(a->cursor, "0") == 0) {
-		/* this pattern is done: next prefix, then the other side */
+		/* this side is done: the other side next */
 		strcpy(a->cursor, "0");
 		a->phase++;
 	}
@@ -617,6 +624,8 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 			out->total = a->scanned;
 	}
 	out->outside_scope = a->outside_legacy;
+	out->outside_scope_last = g->outside_last;
+	out->outside_scope_last_ok = g->outside_last_ok;
 	secs = a->started_ms
 		       ? (double)((a->finished_ms ? a->finished_ms : sy_unix_ms()) - a->started_ms) / 1000.0
 		       : 0;
@@ -751,19 +760,20 @@ static void audit_save(struct vmig *g)
 	struct audit *a = &g->a;
 
 	audit_path(g, p, sizeof(p));
-	snprintf(line, sizeof(line), "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu\n",
+	snprintf(line, sizeof(line), "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu %llu %llu\n",
 		 sy_job_state_name(a->state), a->phase, a->pattern, a->cursor, (unsigned long long)a->scanned,
 		 (unsigned long long)a->started_ms, a->rate, a->repair, (unsigned long long)a->counts[1],
 		 (unsigned long long)a->counts[2], (unsigned long long)a->counts[3],
 		 (unsigned long long)a->counts[4], (unsigned long long)a->counts[5],
-		 (unsigned long long)a->repaired);
+		 (unsigned long long)a->repaired, (unsigned long long)a->outside_legacy,
+		 (unsigned long long)a->outside);
 	sy_job_save(g->name, "audit", p, line, &a->save_err);
 }
 
 static void audit_resume(struct vmig *g)
 {
 	char p[PATH_MAX + SY_NAME_MAX + 32], state[16], cursor[32];
-	unsigned long long scanned, started, c[5], repaired;
+	unsigned long long scanned, started, c[5], repaired, out_l = 0, out_all = 0;
 	unsigned pattern, rate;
 	int phase, repair, n;
 	struct audit *a = &g->a;
@@ -772,11 +782,13 @@ static void audit_resume(struct vmig *g)
 	audit_path(g, p, sizeof(p));
 	if (!p[0] || !(f = fopen(p, "r")))
 		return;
-	n = fscanf(f, "%15s %d %u %31s %llu %llu %u %d %llu %llu %llu %llu %llu %llu", state, &phase,
-		   &pattern, cursor, &scanned, &started, &rate, &repair, &c[0], &c[1], &c[2], &c[3], &c[4],
-		   &repaired);
+	n = fscanf(f, "%15s %d %u %31s %llu %llu %u %d %llu %llu %llu %llu %llu %llu %llu %llu", state,
+		   &phase, &pattern, cursor, &scanned, &started, &rate, &repair, &c[0], &c[1], &c[2], &c[3],
+		   &c[4], &repaired, &out_l, &out_all);
 	fclose(f);
-	if (n != 14 || sy_job_state_parse(state) != SY_JOB_RUNNING || phase < 0 || phase > 2 || !rate)
+	/* 14 fields: a place saved before the scope's counts were kept */
+	if ((n != 14 && n != 16) || sy_job_state_parse(state) != SY_JOB_RUNNING || phase < 0 || phase > 2 ||
+	    !rate)
 		return;
 	audit_clear(a);
 	a->state = SY_JOB_RUNNING;
@@ -791,6 +803,8 @@ static void audit_resume(struct vmig *g)
 	for (int k = 0; k < 5; k++)
 		a->counts[k + 1] = c[k];
 	a->repaired = repaired;
+	a->outside_legacy = out_l;
+	a->outside = out_all;
 	/* the pace counts from now: keys already scanned are not owed again */
 	a->t0_mono = sy_now_ms() - (a->scanned * 1000) / a->rate;
 	sy_info("verify", "%s: resuming the audit (%llu keys scanned before)", g->name, scanned);

@@ -52,7 +52,9 @@ struct sy_audit_status {
 	enum sy_job_state state;
 	uint64_t scanned, total; /* in-scope keys; total 0 = unknown yet (a scope, no key seen) */
 	double eta_s, keys_per_s;
-	uint64_t outside_scope; /* legacy keys the audit skipped: outside `scope:` */
+	uint64_t outside_scope;	     /* legacy keys this audit skipped: outside `scope:` */
+	uint64_t outside_scope_last; /* the same, of the last audit that ended (if _ok) */
+	bool outside_scope_last_ok;
 	uint64_t counts[SY_DRIFT_KINDS];
 	uint64_t repaired;
 	uint64_t started_unix_ms, finished_unix_ms;

@@ -172,3 +172,16 @@ def test_a_format_1_state_keeps_its_prefixes_as_scope(env, tmp_path):
     wait_for(lambda: T.get("user:zz") == b"y", what="in-scope write mirrored")
     wait_for(lambda: forward(d).out_of_scope == 1, what="out-of-scope write skipped")
     assert T.get("other:zz") is None
+
+
+def test_the_plans_verify_step_names_the_scope(env):
+    """The plan's verify step reports what the scope leaves behind."""
+    start, spec, legacy, target, a, _ = env
+    seed(legacy.client(), 10, 25)
+    d = start(scope=["user:"], mirror="auto",
+              plan={"steps": ["100%"], "bake": "1s", "interval": "250ms", "window": "1s", "backfill": True,
+                    "shadow": "200ms", "verify": True})
+    d.syctl("cutover", "m", "start")
+    want = "scope: 1 prefix; 30 keys on legacy outside the scope"  # other:* and cart:*
+    wait_for(lambda: want in d.syctl("events", "m").stdout, timeout=60, interval=0.3, what="verify step")
+    assert target.client().dbsize() == 5  # user:1, 3, 5, 7, 9
