@@ -399,12 +399,11 @@ static __always_inline void on_cmd(struct walk *w)
 		w->o->capturing = 0;
 		emit_write(w, r->cap_start, w->sc->seq,
 			   SY_EVF_LAST | (r->rule == SY_RULE_OUTSIDE ? SY_EVF_OUTSIDE : 0));
-		if (r->rule != SY_RULE_OUTSIDE && r->class == SY_CLASS_WRITE)
+		if (r->class == SY_CLASS_WRITE)
 			w->st->captured++;
 	}
 	if (r->class == SY_CLASS_READ && w->m && w->m->sample_n && (r->flags & SY_RESPF_KEYSEEN) &&
-	    !(r->flags & SY_RESPF_KEYTRUNC) && r->rule != SY_RULE_OUTSIDE &&
-	    bpf_get_prandom_u32() % w->m->sample_n == 0)
+	    !(r->flags & SY_RESPF_KEYTRUNC) && bpf_get_prandom_u32() % w->m->sample_n == 0)
 		emit_key(w);
 }
 

@@ -301,6 +301,7 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 		x->repair_failed = st->repair_failed;
 		x->dropped = st->dropped;
 		x->conflicts = st->conflicts;
+		x->out_of_scope = st->out_of_scope;
 		x->queued = st->queued;
 		x->dirty = st->dirty;
 		x->needs_audit = st->needs_audit;
@@ -315,6 +316,15 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 	o->m.n_mirror = 2;
 	fill_cutover(ctx, ms, o);
 	o->m.cutover = &o->co;
+	if (ms->spec.n_scope && ctx->verify) {
+		struct sy_audit_status a;
+
+		/* the last complete count: a running audit's is partial */
+		if (sy_verify_status(ctx->verify, ms->spec.name, &a) == 0 && a.outside_scope_last_ok) {
+			o->m.outside_scope_keys = a.outside_scope_last;
+			o->m.outside_scope_known = true;
+		}
+	}
 	return fill_ownership(ms, o);
 }
 

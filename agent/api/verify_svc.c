@@ -40,6 +40,7 @@ static void reply_status(struct sy_rpc_call *call, struct sy_control_ctx *ctx, c
 	st.dual_rechecked = a.dual_rechecked;
 	st.unsettled = a.unsettled;
 	st.dual_repaired = a.dual_repaired;
+	st.outside_scope = a.outside_scope;
 	if (report && a.n_drift) {
 		dr = calloc(a.n_drift, sizeof(*dr));
 		drp = calloc(a.n_drift, sizeof(*drp));

@@ -34,6 +34,7 @@
 #include "core/loop.h"
 #include "kernel/mapsync.h"
 #include "registry/registry.h"
+#include "model/keymap.h"
 #include "shadow/verify.h"
 
 #define TICK_MS	  100
@@ -553,10 +554,16 @@ static void phase_tick(struct sy_cutover *c, const struct sy_migration_state *m)
 					 (unsigned long long)diff, (unsigned long long)a.repaired, name);
 				pause_plan(c, m, why, -1, NULL);
 			} else {
+				char scope[128];
+
+				/* a scoped migration says what it leaves behind at every verify */
 				snprintf(why, sizeof(why),
-					 "audit: %llu keys compared, %llu difference(s), %llu repaired",
+					 "audit: %llu keys compared, %llu difference(s), %llu repaired; "
+					 "scope: %s",
 					 (unsigned long long)a.scanned, (unsigned long long)diff,
-					 (unsigned long long)a.repaired);
+					 (unsigned long long)a.repaired,
+					 sy_scope_describe(m->spec.n_scope, a.outside_scope, true, scope,
+							   sizeof(scope)));
 				advance_phase(c, m, SY_PHASE_VERIFYING, why);
 			}
 		} else if (a.state != SY_JOB_RUNNING && !t->audit_asked) {

@@ -214,8 +214,9 @@ int sy_reasm_feed(struct sy_reasm *r, const void *rec, size_t size, struct sy_ca
 		if (p) /* the previous command never finished: the kernel lost it */
 			erase(r, p);
 		if (h.flags & SY_EVF_LAST) {
-			if (!(h.flags & SY_EVF_OUTSIDE))
-				deliver(r, &h, h.flags, data, h.len, st);
+			/* outside the counting prefixes is still migrated: the mirror
+			 * decides by the scope (prefixes only count) */
+			deliver(r, &h, h.flags, data, h.len, st);
 			return 0;
 		}
 		p = insert(r, h.cookie);
@@ -260,8 +261,7 @@ int sy_reasm_feed(struct sy_reasm *r, const void *rec, size_t size, struct sy_ca
 
 		first.total = h.total;
 		first.rule = h.rule;
-		if (!(h.flags & SY_EVF_OUTSIDE))
-			deliver(r, &first, h.flags | (first.flags & SY_EVF_INLINE), p->buf, p->len, st);
+		deliver(r, &first, h.flags | (first.flags & SY_EVF_INLINE), p->buf, p->len, st);
 		erase(r, p);
 	}
 	return 0;

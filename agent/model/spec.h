@@ -12,7 +12,11 @@
  *       client: cgroup          # or: connection
  *       ratio: 0%               # also "2500bp", "12.5%"
  *       pins: [{cgroup: /sys/fs/cgroup/unified/app-a, side: target}]
- *       prefixes: ["user:", "cart:"]  # key-prefix rules; none = the whole endpoint
+ *       prefixes: ["user:", "cart:"]  # counted per key prefix (the kernel's per-rule
+ *                               # counters); never limits what is migrated
+ *       scope: ["user:", "cart:"]     # what is migrated (mirror, backfill, audit, dual
+ *                               # reads): keys with one of these prefixes, as legacy
+ *                               # names them; absent = every key (docs/mirror.md)
  *       sample_reads: 100       # 1 in N read commands has its key sampled; 0 = off
  *       mirror: auto            # off | forward | reverse | both; auto = both once a
  *                               # client can be on target, else off
@@ -63,6 +67,7 @@
 #define SY_MIRROR_QUEUE_DEFAULT 10000
 #define SY_MIRROR_QUEUE_MAX	1000000
 #define SY_SPEC_MAX_PINS	4096
+#define SY_SPEC_MAX_SCOPE	16
 
 /* A key-prefix rewrite: keys starting with `from` on legacy are `to` on target. */
 struct sy_rewrite_spec {
@@ -161,6 +166,10 @@ struct sy_migration_spec {
 	size_t n_pins;
 	char prefixes[SY_SPEC_MAX_PREFIXES][SY_PREFIX_MAX + 1]; /* rule i + 1 */
 	uint32_t n_prefixes;
+	/* What is migrated: keys starting with one of these (legacy's names); none = every
+	 * key. A command is in scope when its first key is. */
+	char scope[SY_SPEC_MAX_SCOPE][SY_PREFIX_MAX + 1];
+	uint32_t n_scope;
 	uint32_t sample_reads;	/* 0..SY_SAMPLE_MAX */
 	uint8_t mirror;		/* enum sy_mirror_mode */
 	uint32_t capture_bytes; /* 0 = SY_CAPTURE_DEFAULT */

@@ -245,6 +245,20 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 		strcpy(out->prefixes[i], pb->prefixes[i]);
 	}
 	out->n_prefixes = (uint32_t)pb->n_prefixes;
+	if (pb->n_scope > SY_SPEC_MAX_SCOPE) {
+		snprintf(err->msg, sizeof(err->msg), "scope: at most %d, got %zu", SY_SPEC_MAX_SCOPE,
+			 pb->n_scope);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < pb->n_scope; i++) {
+		if (!pb->scope[i] || !pb->scope[i][0] || strlen(pb->scope[i]) > SY_PREFIX_MAX) {
+			snprintf(err->msg, sizeof(err->msg), "scope[%zu]: must be 1 to %d bytes", i,
+				 SY_PREFIX_MAX);
+			return -EINVAL;
+		}
+		strcpy(out->scope[i], pb->scope[i]);
+	}
+	out->n_scope = (uint32_t)pb->n_scope;
 	out->sample_reads = pb->sample_reads;
 	for (out->mirror = 0; out->mirror <= SY_MIRROR_AUTO && mirror_to_pb[out->mirror] != pb->mirror;
 	     out->mirror++)
@@ -403,8 +417,18 @@ int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSp
 		}
 		pb->n_prefixes++;
 	}
+	pb->scope = calloc(m->n_scope ? m->n_scope : 1, sizeof(*pb->scope));
+	for (uint32_t i = 0; pb->scope && i < m->n_scope; i++) {
+		pb->scope[i] = strdup(m->scope[i]);
+		if (!pb->scope[i]) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+		pb->n_scope++;
+	}
 	pb->pins = calloc(m->n_pins ? m->n_pins : 1, sizeof(*pb->pins));
-	if (!pb->name || !pb->legacy || !pb->target || !pb->pins || !pb->prefixes || !pb->rewrite) {
+	if (!pb->name || !pb->legacy || !pb->target || !pb->pins || !pb->prefixes || !pb->scope ||
+	    !pb->rewrite) {
 		sy_spec_pb_free(pb);
 		return -ENOMEM;
 	}
@@ -444,6 +468,9 @@ void sy_spec_pb_free(Switchyard__V1__MigrationSpec *pb)
 	for (size_t i = 0; i < pb->n_prefixes; i++)
 		free(pb->prefixes[i]);
 	free(pb->prefixes);
+	for (size_t i = 0; i < pb->n_scope; i++)
+		free(pb->scope[i]);
+	free(pb->scope);
 	for (size_t i = 0; i < pb->n_rewrite; i++) {
 		free(pb->rewrite[i]->from);
 		free(pb->rewrite[i]->to);

@@ -204,6 +204,28 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 				return -EINVAL;
 			}
 	}
+	if (m->n_scope > SY_SPEC_MAX_SCOPE) {
+		sy_spec_err_set(err, "scope: at most %d", SY_SPEC_MAX_SCOPE);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < m->n_scope; i++) {
+		size_t len = strnlen(m->scope[i], sizeof(m->scope[i]));
+
+		if (len == 0 || len > SY_PREFIX_MAX) {
+			sy_spec_err_set(err, "scope[%u]: must be 1 to %d bytes", i, SY_PREFIX_MAX);
+			return -EINVAL;
+		}
+		for (uint32_t j = 0; j < i; j++)
+			if (strncmp(m->scope[i], m->scope[j], strlen(m->scope[j])) == 0 ||
+			    strncmp(m->scope[j], m->scope[i], len) == 0) {
+				/* the longer one would mean nothing */
+				sy_spec_err_set(err,
+						"scope[%u]: \"%s\" overlaps scope[%u] \"%s\": list only the "
+						"shorter one",
+						i, sy_quote(q, m->scope[i]), j, sy_quote(q2, m->scope[j]));
+				return -EINVAL;
+			}
+	}
 	if (m->sample_reads > SY_SAMPLE_MAX) {
 		sy_spec_err_set(err, "sample_reads: %u is out of range 0..%u", m->sample_reads,
 				SY_SAMPLE_MAX);

@@ -125,27 +125,37 @@ static int pins(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
 	return 0;
 }
 
-static int prefixes(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
+/* A list of key prefixes (`prefixes:` or `scope:`). In a scope, none may be inside
+ * another: the longer one would mean nothing. */
+static int prefix_list(struct yctx *c, yaml_node_t *n, const char *what, char (*out)[SY_PREFIX_MAX + 1],
+		       uint32_t *n_out, uint32_t max, bool nested_ok)
 {
 	yaml_node_item_t *it;
 
 	if (n->type != YAML_SEQUENCE_NODE)
-		return yfail(c, n, "prefixes: must be a list of key prefixes (\"user:\"), not %s", kind(n));
+		return yfail(c, n, "%s: must be a list of key prefixes (\"user:\"), not %s", what, kind(n));
 	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
 		yaml_node_t *p = sy_yaml_node(c->y, *it);
 		const char *s = scalar(p);
-		size_t i = m->n_prefixes;
+		size_t i = *n_out;
 
-		if (i >= SY_SPEC_MAX_PREFIXES)
-			return yfail(c, p, "prefixes: at most %d", SY_SPEC_MAX_PREFIXES);
+		if (i >= max)
+			return yfail(c, p, "%s: at most %u", what, max);
 		if (!s || !s[0] || strlen(s) > SY_PREFIX_MAX)
-			return yfail(c, p, "prefixes[%zu]: must be a string of 1 to %d bytes", i,
+			return yfail(c, p, "%s[%zu]: must be a string of 1 to %d bytes", what, i,
 				     SY_PREFIX_MAX);
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(m->prefixes[j], s) == 0)
-				return yfail(c, p, "prefixes[%zu]: \"%s\" is listed twice", i, Q(s));
-		strcpy(m->prefixes[i], s);
-		m->n_prefixes++;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(out[j], s) == 0)
+				return yfail(c, p, "%s[%zu]: \"%s\" is listed twice", what, i, Q(s));
+			if (!nested_ok &&
+			    (strncmp(s, out[j], strlen(out[j])) == 0 || strncmp(out[j], s, strlen(s)) == 0))
+				return yfail(
+					c, p,
+					"%s[%zu]: \"%s\" overlaps %s[%zu] \"%s\": list only the shorter one",
+					what, i, Q(s), what, j, Q(out[j]));
+		}
+		strcpy(out[i], s);
+		(*n_out)++;
 	}
 	return 0;
 }
@@ -466,7 +476,7 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 	static const char *const fields[] = {
 		"name",	       "legacy",       "target", "client",	  "ratio",   "pins",
 		"prefixes",    "sample_reads", "mirror", "capture_bytes", "rewrite", "mirror_queue",
-		"auto_repair", "audit_every",  "plan",	 "auth",	  NULL};
+		"auto_repair", "audit_every",  "plan",	 "auth",	  "scope",   NULL};
 	enum {
 		F_NAME,
 		F_LEGACY,
@@ -483,9 +493,10 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		F_AUTO_REPAIR,
 		F_AUDIT_EVERY,
 		F_PLAN,
-		F_AUTH
+		F_AUTH,
+		F_SCOPE
 	};
-	yaml_node_t *f[16];
+	yaml_node_t *f[F_SCOPE + 1];
 	char what[32];
 	const char *s;
 	int e;
@@ -542,7 +553,11 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 	}
 	if (f[F_PINS] && (e = pins(c, f[F_PINS], m)))
 		return e;
-	if (f[F_PREFIXES] && (e = prefixes(c, f[F_PREFIXES], m)))
+	if (f[F_PREFIXES] && (e = prefix_list(c, f[F_PREFIXES], "prefixes", m->prefixes, &m->n_prefixes,
+					      SY_SPEC_MAX_PREFIXES, true)))
+		return e;
+	if (f[F_SCOPE] &&
+	    (e = prefix_list(c, f[F_SCOPE], "scope", m->scope, &m->n_scope, SY_SPEC_MAX_SCOPE, false)))
 		return e;
 	if (f[F_SAMPLE] &&
 	    (e = uint_field(c, f[F_SAMPLE], "sample_reads", 0, SY_SAMPLE_MAX, &m->sample_reads)))

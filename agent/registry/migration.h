@@ -35,6 +35,9 @@ struct sy_migration_state {
 	struct sy_set_by ratio_by;
 	struct sy_set_by *pin_by;
 	struct sy_migration_spec *file_spec;
+	/* Read from a format-1 state whose prefixes also scoped: they were copied to
+	 * spec.scope so that it mirrors what it did (reported once, at load). */
+	bool scope_upgraded;
 };
 
 enum sy_commit_kind {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "model/endpoint.h"
 #include "registry/diff.h"
 #include "registry/events.h"
@@ -220,13 +221,35 @@ void sy_migration_events_health(struct sy_events *ev, const struct sy_migration_
 		       !healthy && why && *why ? ": " : "", !healthy && why ? why : "", count);
 }
 
+void sy_migration_events_scope_upgraded(struct sy_events *ev, const struct sy_migration_state *m)
+{
+	char list[SY_SPEC_MAX_SCOPE * (SY_PREFIX_MAX + 4) + 1] = "";
+
+	for (uint32_t i = 0; i < m->spec.n_scope; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? "," : "",
+			 m->spec.scope[i]);
+	sy_warn("state",
+		"%s: state of format 1: its prefixes also limited what is migrated; kept as scope: [%s] "
+		"(prefixes now only count; docs/mirror.md)",
+		m->spec.name, list);
+	sy_events_emit(ev, m->spec.name, "migration.scope_upgraded", SY_EVENT_ATTRS({"scope", list}),
+		       "prefixes of a format-1 state kept as the scope: %s (%u prefixes); keys outside it "
+		       "are not migrated",
+		       list, m->spec.n_scope);
+}
+
 void sy_migration_events_on_commit(void *ctx, const struct sy_commit *c)
 {
 	struct sy_events *ev = ctx;
 
 	switch (c->kind) {
 	case SY_COMMIT_LOAD:
-		return; /* restored, not changed: the journal already has how it got here */
+		/* restored, not changed: the journal already has how it got here; except a
+		 * state of the previous format whose prefixes became the scope */
+		for (size_t i = 0; i < c->n_after; i++)
+			if (c->after[i].scope_upgraded)
+				sy_migration_events_scope_upgraded(ev, &c->after[i]);
+		return;
 	case SY_COMMIT_CHANGE:
 	case SY_COMMIT_REMOTE:
 		commit_events(ev, c, c->before, c->n_before, c->after, c->n_after);

@@ -24,6 +24,10 @@ void sy_migration_events_commit(struct sy_events *ev, const struct sy_migration_
 void sy_migration_events_health(struct sy_events *ev, const struct sy_migration_state *m, uint32_t t,
 				bool healthy, const char *why);
 
+/* migration.scope_upgraded (and a log line): m was read from a format-1 state and its
+ * prefixes were kept as its scope. */
+void sy_migration_events_scope_upgraded(struct sy_events *ev, const struct sy_migration_state *m);
+
 /* The registry subscriber (ctx: the struct sy_events *): what each commit did, as
  * above; a loaded set is not a change and reports nothing. */
 void sy_migration_events_on_commit(void *ctx, const struct sy_commit *c);

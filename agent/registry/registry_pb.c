@@ -136,6 +136,14 @@ int sy_mset_from_pb(const Switchyard__V1__State *st, struct sy_migration_state *
 			sy_mset_free(s, i + 1);
 			return -EBADMSG;
 		}
+		if (st->format < 2 && s[i].spec.n_prefixes && !s[i].spec.n_scope) {
+			/* format 1: prefixes also limited what was mirrored, backfilled and
+			 * audited; a running migration keeps doing exactly that */
+			for (uint32_t j = 0; j < s[i].spec.n_prefixes; j++)
+				strcpy(s[i].spec.scope[j], s[i].spec.prefixes[j]);
+			s[i].spec.n_scope = s[i].spec.n_prefixes;
+			s[i].scope_upgraded = true;
+		}
 		s[i].id = ms->id;
 		s[i].salt = ms->salt;
 		s[i].created_unix_ms = ms->created_unix_ms;

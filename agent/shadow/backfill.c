@@ -78,7 +78,7 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 			b->copied++;
 	}
 	snprintf(b->cursor, sizeof(b->cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
-	if (strcmp(b->cursor, "0") == 0 && !(e->spec->n_prefixes && ++b->pattern < e->spec->n_prefixes))
+	if (strcmp(b->cursor, "0") == 0 && !(e->spec->n_scope && ++b->pattern < e->spec->n_scope))
 		b->pattern = UINT32_MAX; /* every pattern scanned: done once the copies land */
 	b->timer = sy_loop_add_timer(e->loop, 0, step, b);
 }
@@ -140,7 +140,8 @@ static void begin(struct sy_backfill *b)
 	b->bytes0 = ms.repaired_bytes;
 	b->copied0 = b->copied;
 	b->t0_mono = sy_now_ms();
-	if (sy_redis_alive(*b->env.legacy))
+	/* DBSIZE counts every key: with a scope the total is unknown until done */
+	if (sy_redis_alive(*b->env.legacy) && !b->env.spec->n_scope)
 		sy_job_dbsize(*b->env.legacy, &b->total);
 	b->timer = sy_loop_add_timer(b->env.loop, 0, step, b);
 }
@@ -215,10 +216,12 @@ void sy_backfill_status(const struct sy_backfill *b, struct sy_backfill_status *
 	sy_mirror_stats(b->env.mirror, b->env.id, SY_DIR_FORWARD, &st);
 	out->bytes = st.repaired_bytes >= b->bytes0 ? st.repaired_bytes - b->bytes0 : 0;
 	out->total = b->total > b->copied ? b->total : b->copied;
+	if (b->env.spec && b->env.spec->n_scope && b->state == SY_JOB_RUNNING)
+		out->total = 0; /* unknown: the scan by scope prefix cannot tell the rest */
 	secs = b->t0_mono ? (double)((b->t1_mono ? b->t1_mono : sy_now_ms()) - b->t0_mono) / 1000.0 : 0;
 	out->keys_per_s = secs > 0 ? (double)(b->copied - b->copied0) / secs : 0;
 	out->bytes_per_s = secs > 0 ? (double)out->bytes / secs : 0;
-	out->eta_s = out->state == SY_JOB_RUNNING && out->keys_per_s > 0
+	out->eta_s = out->state == SY_JOB_RUNNING && out->keys_per_s > 0 && out->total
 			     ? (double)(out->total - out->copied) / out->keys_per_s
 			     : 0;
 	out->rate_keys = b->rate_keys;

@@ -1,7 +1,7 @@
-/* backfill.h — the backfill of one migration: copies legacy's existing keys (per prefix
- * rule) to target through the mirror's repair path (DUMP/RESTORE, so it is safe to
- * repeat), before shadowing alone is trusted. A copier, not a check: verify only hosts
- * it, next to the audit.
+/* backfill.h — the backfill of one migration: copies legacy's existing keys (per scope
+ * prefix, or all when the migration has no `scope:`) to target through the mirror's repair path
+ * (DUMP/RESTORE, so it is safe to repeat), before shadowing alone is trusted. A copier, not a check: verify
+ * only hosts it, next to the audit.
  *
  * Contract: keys are scanned in batches at most rate_keys keys/s and rate_bytes bytes/s
  * (0 = unbounded); each key is first noted to the mirror (a write racing the copy is
@@ -42,7 +42,7 @@ struct sy_backfill {
 	enum sy_job_state state;
 	uint32_t rate_keys;
 	uint64_t rate_bytes;
-	uint32_t pattern; /* prefix rule being scanned; UINT32_MAX: all scanned */
+	uint32_t pattern; /* scope prefix being scanned; UINT32_MAX: all scanned */
 	char cursor[32];
 	bool scan_pending;
 	uint64_t scanned, copied, bytes0, total, started_ms, finished_ms, t0_mono, t1_mono, copied0;

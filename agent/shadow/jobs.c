@@ -8,11 +8,11 @@
 #include "model/keymap.h"
 #include "model/spec.h"
 
-/* SCAN's MATCH pattern for prefix rule i on a side: the prefix, glob characters escaped. */
+/* SCAN's MATCH pattern for scope prefix i on a side: the prefix, glob characters escaped. */
 static void pattern_of(const struct sy_migration_spec *spec, int side, uint32_t i, char *out, size_t cap)
 {
 	char buf[SY_PREFIX_MAX * 2 + 2];
-	const char *p = spec->prefixes[i];
+	const char *p = spec->scope[i];
 	size_t n = 0;
 
 	if (side == SY_SIDE_TARGET) {
@@ -40,7 +40,7 @@ int sy_job_scan(struct sy_redis *c, const struct sy_migration_spec *spec, int si
 	size_t lens[6] = {4, strlen(cursor)};
 	int argc = 2;
 
-	if (spec->n_prefixes) {
+	if (spec->n_scope && pattern < spec->n_scope) {
 		pattern_of(spec, side, pattern, pat, sizeof(pat));
 		argv[argc] = "MATCH";
 		lens[argc++] = 5;

@@ -1,9 +1,8 @@
 /* jobs.h — what verify's background jobs (the audit, the backfill) share: a SCAN over
- * one side of a migration, per key-prefix rule (the prefix as a MATCH pattern, glob
- * characters escaped, named as that side names it); DBSIZE answers summed into a
- * progress total; and saving a job's place (one line, replaced atomically through
- * core/fsutil) so that a restarted agent goes on, with a failing save logged once
- * until a save works again. */
+ * one side of a migration, of the whole keyspace or per scope prefix (`scope:`, the
+ * prefix as a MATCH pattern, glob characters escaped, named as that side names it); DBSIZE answers summed
+ * into a progress total; and saving a job's place (one line, replaced atomically through core/fsutil) so that
+ * a restarted agent goes on, with a failing save logged once until a save works again. */
 #ifndef SY_JOBS_H
 #define SY_JOBS_H
 
@@ -13,8 +12,10 @@
 
 struct sy_migration_spec;
 
-/* SCAN cursor [MATCH pattern of prefix rule `pattern`] COUNT count on `side` (no MATCH
- * when the migration has no prefix rules). */
+/* SCAN cursor [MATCH pattern of scope prefix `pattern`] COUNT count on `side`: no
+ * MATCH when the migration has no scope or `pattern` is SY_JOB_WHOLE (the counting
+ * prefixes never narrow a scan). */
+#define SY_JOB_WHOLE 1000u
 int sy_job_scan(struct sy_redis *c, const struct sy_migration_spec *spec, int side, uint32_t pattern,
 		const char *cursor, const char *count, sy_redis_reply_cb cb, void *priv);
 /* DBSIZE on c, its answer added to *total (which must outlive the connection's replies). */

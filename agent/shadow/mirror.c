@@ -644,6 +644,14 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	if (c->truncated && (uint32_t)a.argc < c->argc &&
 	    (cmd->last < 0 || cmd->last >= a.argc || (cmd->flags & (SY_CMDF_NUMKEYS | SY_CMDF_STREAMS))))
 		flag_audit(d, "a truncated write may have more keys than were captured");
+	if (nkeys > 0 && !sy_key_in_scope(&g->spec, c->side, a.argv[keys[0]], a.lens[keys[0]])) {
+		/* outside the migration's scope (`scope:`): not migrated, by the first key as
+		 * the kernel sees it */
+		d->st.out_of_scope++;
+		free(keys);
+		sy_argv_free(&a);
+		return;
+	}
 	for (int i = 0; i < nkeys; i++)
 		if (sy_writers_conflict(&g->writers, &g->spec, c->side, c->cookie, s->db, a.argv[keys[i]],
 					a.lens[keys[i]])) {

@@ -39,6 +39,7 @@ struct sy_mirror_stats {
 	uint64_t repair_failed; /* repair attempts that failed (retried) */
 	uint64_t dropped;	/* commands not replayed for overload (their keys repaired) */
 	uint64_t conflicts;	/* keys written on both sides within the window */
+	uint64_t out_of_scope;	/* writes not mirrored: their key is outside `scope:` */
 	uint64_t queued;	/* commands in flight now */
 	uint64_t dirty;		/* keys waiting for repair now */
 	bool needs_audit;	/* something may be missed that repair cannot know about */

@@ -51,10 +51,13 @@ struct audit {
 	bool repair;
 	uint32_t rate;
 	int phase;	  /* 0: legacy keys, 1: target keys, 2: scans done */
-	uint32_t pattern; /* index of the prefix rule being scanned */
+	uint32_t pattern; /* SY_JOB_WHOLE: the whole keyspace, every key counted */
 	char cursor[32];
 	bool scan_pending;
 	uint64_t scanned, total, started_ms, finished_ms, t0_mono;
+	/* keys the scans skipped, outside `scope:` (the whole keyspace is scanned when a
+	 * scope is set, to count them): on legacy, and on both sides */
+	uint64_t outside_legacy, outside;
 	uint64_t counts[SY_DRIFT_KINDS];
 	uint64_t repaired;
 	struct sy_drift_entry *drift;
@@ -84,6 +87,9 @@ struct vmig {
 	 * metrics need sums that only grow */
 	uint64_t audit_checked, audit_found, audit_repaired;
 	uint64_t step_timer;
+	/* legacy keys outside the scope, as the last audit that ended counted them */
+	uint64_t outside_last;
+	bool outside_last_ok;
 	struct sy_backfill b; /* bound on use (bf_of) */
 	uint64_t again_timer; /* the next continuous audit */
 };
@@ -313,6 +319,10 @@ static void audit_finish(struct vmig *g, enum sy_job_state state)
 {
 	g->a.state = state;
 	g->a.finished_ms = sy_unix_ms();
+	if (state == SY_JOB_DONE) {
+		g->outside_last = g->a.outside_legacy;
+		g->outside_last_ok = true;
+	}
 	audit_save(g);
 	if (g->spec.audit_every && g->active)
 		g->again_timer =
@@ -353,6 +363,11 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 
 		if (kr->type != REDIS_REPLY_STRING)
 			continue;
+		if (!sy_key_in_scope(&g->spec, a->phase, kr->str, kr->len)) {
+			a->outside++;
+			a->outside_legacy += a->phase == 0;
+			continue;
+		}
 		a->scanned++;
 		g->audit_checked++;
 		if (a->phase == 1)
@@ -364,14 +379,9 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 		cmp_send(k);
 	}
 	if (strcmp(a->cursor, "0") == 0) {
-		/* this pattern is done: next prefix, then the other side */
+		/* this side is done: the other side next */
 		strcpy(a->cursor, "0");
-		if (g->spec.n_prefixes && ++a->pattern < g->spec.n_prefixes)
-			;
-		else {
-			a->pattern = 0;
-			a->phase++;
-		}
+		a->phase++;
 	}
 	if (!g->step_timer)
 		g->step_timer = sy_loop_add_timer(g->v->loop, 0, audit_step, g);
@@ -574,6 +584,7 @@ int sy_verify_start_audit(struct sy_verify *v, const char *name, bool repair, ui
 	g->a.repair = repair;
 	g->a.rate = keys_per_s ? keys_per_s : 5000;
 	strcpy(g->a.cursor, "0");
+	g->a.pattern = SY_JOB_WHOLE;
 	g->a.started_ms = sy_unix_ms();
 	g->a.t0_mono = sy_now_ms();
 	for (int s = 0; s < 2; s++)
@@ -602,11 +613,25 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 	out->state = a->state;
 	out->scanned = a->scanned;
 	out->total = a->total > a->scanned ? a->total : a->scanned;
+	if (g->spec.n_scope) {
+		/* DBSIZE counts every key: in scope, the share seen in scope so far, and none
+		 * (unknown) before the first keys are seen; exact once done */
+		uint64_t seen = a->scanned + a->outside;
+
+		out->total = a->state != SY_JOB_RUNNING ? a->scanned
+			     : seen			? (uint64_t)((double)a->total * a->scanned / seen)
+							: 0;
+		if (a->state == SY_JOB_RUNNING && out->total < a->scanned)
+			out->total = a->scanned;
+	}
+	out->outside_scope = a->outside_legacy;
+	out->outside_scope_last = g->outside_last;
+	out->outside_scope_last_ok = g->outside_last_ok;
 	secs = a->started_ms
 		       ? (double)((a->finished_ms ? a->finished_ms : sy_unix_ms()) - a->started_ms) / 1000.0
 		       : 0;
 	out->keys_per_s = secs > 0 ? (double)a->scanned / secs : 0;
-	out->eta_s = a->state == SY_JOB_RUNNING && out->keys_per_s > 0
+	out->eta_s = a->state == SY_JOB_RUNNING && out->keys_per_s > 0 && out->total
 			     ? (double)(out->total - out->scanned) / out->keys_per_s
 			     : 0;
 	memcpy(out->counts, a->counts, sizeof(out->counts));
@@ -645,6 +670,8 @@ void sy_verify_on_captured(const struct sy_captured *c, void *arg)
 	g = vmig_of(v, ms);
 	if (g->q_len >= DUAL_QUEUE_MAX)
 		return; /* sampling is a sample: under load, fewer are compared */
+	if (!sy_key_in_scope(&g->spec, c->side, (const char *)c->body, c->len))
+		return; /* not migrated: nothing to compare */
 	lk = (const char *)c->body;
 	ll = c->len;
 	if (c->side == SY_SIDE_TARGET)
@@ -734,19 +761,20 @@ static void audit_save(struct vmig *g)
 	struct audit *a = &g->a;
 
 	audit_path(g, p, sizeof(p));
-	snprintf(line, sizeof(line), "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu\n",
+	snprintf(line, sizeof(line), "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu %llu %llu\n",
 		 sy_job_state_name(a->state), a->phase, a->pattern, a->cursor, (unsigned long long)a->scanned,
 		 (unsigned long long)a->started_ms, a->rate, a->repair, (unsigned long long)a->counts[1],
 		 (unsigned long long)a->counts[2], (unsigned long long)a->counts[3],
 		 (unsigned long long)a->counts[4], (unsigned long long)a->counts[5],
-		 (unsigned long long)a->repaired);
+		 (unsigned long long)a->repaired, (unsigned long long)a->outside_legacy,
+		 (unsigned long long)a->outside);
 	sy_job_save(g->name, "audit", p, line, &a->save_err);
 }
 
 static void audit_resume(struct vmig *g)
 {
 	char p[PATH_MAX + SY_NAME_MAX + 32], state[16], cursor[32];
-	unsigned long long scanned, started, c[5], repaired;
+	unsigned long long scanned, started, c[5], repaired, out_l = 0, out_all = 0;
 	unsigned pattern, rate;
 	int phase, repair, n;
 	struct audit *a = &g->a;
@@ -755,17 +783,20 @@ static void audit_resume(struct vmig *g)
 	audit_path(g, p, sizeof(p));
 	if (!p[0] || !(f = fopen(p, "r")))
 		return;
-	n = fscanf(f, "%15s %d %u %31s %llu %llu %u %d %llu %llu %llu %llu %llu %llu", state, &phase,
-		   &pattern, cursor, &scanned, &started, &rate, &repair, &c[0], &c[1], &c[2], &c[3], &c[4],
-		   &repaired);
+	n = fscanf(f, "%15s %d %u %31s %llu %llu %u %d %llu %llu %llu %llu %llu %llu %llu %llu", state,
+		   &phase, &pattern, cursor, &scanned, &started, &rate, &repair, &c[0], &c[1], &c[2], &c[3],
+		   &c[4], &repaired, &out_l, &out_all);
 	fclose(f);
-	if (n != 14 || sy_job_state_parse(state) != SY_JOB_RUNNING || phase < 0 || phase > 2 || !rate)
+	/* 14 fields: a place saved before the scope's counts were kept */
+	if ((n != 14 && n != 16) || sy_job_state_parse(state) != SY_JOB_RUNNING || phase < 0 || phase > 2 ||
+	    !rate)
 		return;
 	audit_clear(a);
 	a->state = SY_JOB_RUNNING;
 	a->phase = phase;
-	a->pattern = pattern;
-	snprintf(a->cursor, sizeof(a->cursor), "%s", cursor);
+	a->pattern = SY_JOB_WHOLE;
+	/* a place saved by a version that scanned per prefix: that side again from the start */
+	snprintf(a->cursor, sizeof(a->cursor), "%s", pattern == SY_JOB_WHOLE ? cursor : "0");
 	a->scanned = scanned;
 	a->started_ms = started;
 	a->rate = rate;
@@ -773,6 +804,8 @@ static void audit_resume(struct vmig *g)
 	for (int k = 0; k < 5; k++)
 		a->counts[k + 1] = c[k];
 	a->repaired = repaired;
+	a->outside_legacy = out_l;
+	a->outside = out_all;
 	/* the pace counts from now: keys already scanned are not owed again */
 	a->t0_mono = sy_now_ms() - (a->scanned * 1000) / a->rate;
 	sy_info("verify", "%s: resuming the audit (%llu keys scanned before)", g->name, scanned);

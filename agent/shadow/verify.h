@@ -1,6 +1,7 @@
 /* verify.h — does the target hold what legacy holds? Two instruments:
  *
- * - the audit: a scan of both sides at a bounded pace (SCAN, per prefix rule), every
+ * - the audit: a scan of both sides at a bounded pace (SCAN of the whole keyspace;
+ *   keys outside the migration's `scope:` are counted, not compared), every in-scope
  *   legacy key compared with its target counterpart, every target key checked to
  *   exist on legacy; differences classified like a database diff tool (missing,
  *   extra, type, value, ttl), re-checked once after a settle delay so that writes
@@ -49,8 +50,11 @@ struct sy_drift_entry {
 
 struct sy_audit_status {
 	enum sy_job_state state;
-	uint64_t scanned, total;
+	uint64_t scanned, total; /* in-scope keys; total 0 = unknown yet (a scope, no key seen) */
 	double eta_s, keys_per_s;
+	uint64_t outside_scope;	     /* legacy keys this audit skipped: outside `scope:` */
+	uint64_t outside_scope_last; /* the same, of the last audit that ended (if _ok) */
+	bool outside_scope_last_ok;
 	uint64_t counts[SY_DRIFT_KINDS];
 	uint64_t repaired;
 	uint64_t started_unix_ms, finished_unix_ms;
@@ -67,7 +71,7 @@ struct sy_audit_status {
 
 struct sy_backfill_status {
 	enum sy_job_state state;
-	uint64_t scanned, copied, bytes, total;
+	uint64_t scanned, copied, bytes, total; /* total 0 = unknown (a scoped backfill runs) */
 	double eta_s, keys_per_s, bytes_per_s;
 	uint32_t rate_keys, rate_bytes;
 	uint64_t started_unix_ms, finished_unix_ms;
@@ -79,7 +83,7 @@ struct sy_backfill_status {
  * to reg and follows its commits; free it before the registry. */
 struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, struct sy_mirror *mirror,
 				const char *state_dir);
-/* Copies legacy's keys (prefix rules) to target through the mirror's repair path, at
+/* Copies legacy's keys (in `scope:`, or all) to target through the mirror's repair path, at
  * most keys_per_s and bytes_per_s (0 = unbounded). -EBUSY if one runs. */
 int sy_verify_start_backfill(struct sy_verify *v, const char *name, uint32_t keys_per_s,
 			     uint64_t bytes_per_s);

@@ -53,6 +53,8 @@ static void status_verification(void)
 			       b->eta_s, a->state,
 			       a->total ? 100.0 * (double)a->scanned / (double)a->total : 0, a->eta_s,
 			       (unsigned long long)(a->missing + a->extra + a->type + a->value + a->ttl));
+			if (l->migrations[i]->spec->n_scope)
+				print_scope(l->migrations[i], "  scope: ");
 		}
 		if (br)
 			protobuf_c_message_free_unpacked(br, NULL);

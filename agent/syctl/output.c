@@ -12,6 +12,7 @@
 #include "syctl/syctl.h"
 
 #include "model/job.h"
+#include "model/keymap.h"
 #include "model/pbjson.h"
 #include "model/spec.h"
 
@@ -71,6 +72,20 @@ void print_migration(const Switchyard__V1__Migration *m)
 		       (unsigned long long)c->pinned_legacy, (unsigned long long)c->pinned_target,
 		       (unsigned long long)c->fallback);
 	printf("origin:    %s\n", m->origin);
+	print_scope(m, "scope:     ");
+}
+
+/* What is migrated, loud when it is not every key (docs/mirror.md, "Scope"). */
+void print_scope(const Switchyard__V1__Migration *m, const char *lead)
+{
+	char d[160];
+
+	printf("%s%s", lead,
+	       sy_scope_describe((uint32_t)m->spec->n_scope, m->outside_scope_keys, m->outside_scope_known, d,
+				 sizeof(d)));
+	for (size_t i = 0; i < m->spec->n_scope; i++)
+		printf("%s%s", i ? ", " : " (", m->spec->scope[i]);
+	printf("%s\n", m->spec->n_scope ? ")" : "");
 }
 
 void fmt_ms(uint64_t ms, char *buf, size_t n)
@@ -312,7 +327,8 @@ void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 			       (unsigned long long)x->dropped, (unsigned long long)x->dirty,
 			       x->needs_audit ? "  NEEDS AUDIT" : "");
 		}
-		if (m->checked_per_s > 0 || (m->audit_state && sy_job_state_parse(m->audit_state) != SY_JOB_IDLE) ||
+		if (m->checked_per_s > 0 ||
+		    (m->audit_state && sy_job_state_parse(m->audit_state) != SY_JOB_IDLE) ||
 		    (m->backfill_state && sy_job_state_parse(m->backfill_state) != SY_JOB_IDLE))
 			printf("  verify: %.1f checked/s  drift %llu (rate %.4f)  audit %s %.0f%%  backfill "
 			       "%s %.0f%% eta %.0fs\n",

@@ -51,6 +51,7 @@ const char *ago(uint64_t unix_ms, char *buf, size_t n);
 void fmt_us(uint64_t us, char *buf, size_t n);
 void fmt_ms(uint64_t ms, char *buf, size_t n);
 void print_migration(const Switchyard__V1__Migration *m);
+void print_scope(const Switchyard__V1__Migration *m, const char *lead);
 void print_cutover(const Switchyard__V1__Migration *m);
 void fmt_gate(const char *gate, double v, char *buf, size_t n);
 void print_plan_line(const Switchyard__V1__Migration *m);

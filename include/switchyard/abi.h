@@ -252,7 +252,7 @@ enum sy_ev_type {
 #define SY_EVF_TRUNCATED 0x04 /* the body is longer than what was sent */
 #define SY_EVF_INLINE	 0x08 /* an inline command: the body is the rest of its line */
 #define SY_EVF_ABORT	 0x10 /* the command could not be followed (parser lost it) */
-#define SY_EVF_OUTSIDE	 0x20 /* its key is outside the migration's rules: drop it */
+#define SY_EVF_OUTSIDE	 0x20 /* its key is outside the counting prefixes (still mirrored) */
 
 /* A record is this header then `len` bytes. For a write, the bytes are the command's
  * body after its name: in RESP, from the '$' of argv[1] on; the agent rebuilds

@@ -133,6 +133,8 @@ def spec_yaml(migrations):
                 lines.append("      - {cgroup: %s, side: %s}" % (p["cgroup"], p["side"]))
         if m.get("prefixes"):
             lines.append("    prefixes: [%s]" % ", ".join('"%s"' % p for p in m["prefixes"]))
+        if m.get("scope"):
+            lines.append("    scope: [%s]" % ", ".join('"%s"' % p for p in m["scope"]))
         for k in ("sample_reads", "mirror", "capture_bytes", "mirror_queue", "auto_repair", "audit_every"):
             if k in m:
                 lines.append("    %s: %s" % (k, m[k]))

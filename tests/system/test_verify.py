@@ -127,9 +127,9 @@ def test_planted_drift_is_found_classified_and_repaired(env):
     assert sum(int(r.get(k, 0)) for k in ("missing", "extra", "type", "value", "ttl")) == 0
 
 
-def test_prefixes_and_rewrite_limit_and_map_the_audit(env):
+def test_scope_and_rewrite_limit_and_map_the_audit(env):
     start, legacy, target, a, b = env
-    d = start(prefixes=["user:"], rewrite={"user:": "u2:"})
+    d = start(scope=["user:"], rewrite={"user:": "u2:"})
     L, T = legacy.client(), target.client()
     for i in range(100):
         L.set("user:%d" % i, i)
@@ -141,6 +141,7 @@ def test_prefixes_and_rewrite_limit_and_map_the_audit(env):
     assert r["state"] == "done"
     found = {x["key"]: x["kind"] for x in audit(d, "--report").get("drift", [])}
     assert found == {"user:5": "value", "u2:extra": "extra"}
+    assert int(r["outsideScope"]) == 100  # other:*, counted, not compared
 
 
 def test_no_false_drift_while_a_mirrored_workload_runs(env, cgroup):
