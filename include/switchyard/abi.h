@@ -235,7 +235,6 @@ struct sy_sock {
 	__u8 capturing; /* the current command's bytes go to the ring buffer */
 	__u32 snd_nxt;	/* next new byte of the request stream (TCP sequence) */
 	__u32 rcv_nxt;	/* next new byte of the reply stream */
-	__u64 req_ns;	/* when the oldest unanswered request left, 0 when idle */
 	__u64 cookie;	/* socket cookie, names the socket in events */
 	struct sy_resp resp;
 	/* The previous command's name and table entry: pipelines repeat names, and a
@@ -244,10 +243,12 @@ struct sy_sock {
 	struct sy_cmd_info last_cmd;
 	__u32 last_known; /* 1: last_cmd is the table's entry, 2: unknown name, 0: none */
 	struct sy_reply reply;
-	__u32 replies;	/* top-level replies begun (pushes excluded): the last one answers
-			 * request number `replies` */
-	__u8 mark_head; /* oldest entry of marks[] */
-	__u8 mark_n;	/* entries in marks[] */
+	__u32 replies; /* top-level replies begun (pushes excluded): the last one answers
+			* request number `replies` */
+	/* marks[] is a ring written by egress only (mark_w) and read by ingress only
+	 * (mark_r), which may run at once on two CPUs: one writer per index. */
+	__u8 mark_w; /* marks written (mod 256): the newest is marks[(mark_w - 1) % 8] */
+	__u8 mark_r; /* marks done with: the oldest live one is marks[mark_r % 8] */
 	__u8 pad2[2];
 	struct sy_lat_mark marks[SY_LAT_MARKS];
 };
@@ -320,7 +321,7 @@ _Static_assert(sizeof(struct sy_config) == 16, "sy_config ABI");
 _Static_assert(sizeof(struct sy_resp) == 40 + SY_CMD_NAME_MAX + SY_KEY_MAX, "sy_resp ABI");
 _Static_assert(sizeof(struct sy_reply) == 24 + SY_REPLY_CODE_MAX, "sy_reply ABI");
 _Static_assert(sizeof(struct sy_lat_mark) == 16, "sy_lat_mark ABI");
-_Static_assert(sizeof(struct sy_sock) == 72 + sizeof(struct sy_resp) + SY_CMD_NAME_MAX + 8 +
+_Static_assert(sizeof(struct sy_sock) == 64 + sizeof(struct sy_resp) + SY_CMD_NAME_MAX + 8 +
 						 sizeof(struct sy_reply) + 8 + 16 * SY_LAT_MARKS,
 	       "sy_sock ABI");
 _Static_assert(sizeof(struct sy_side_stats) == 8 * (11 + SY_LAT_BUCKETS), "sy_side_stats ABI");
