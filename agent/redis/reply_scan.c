@@ -8,9 +8,10 @@
 
 _Static_assert(SY_ERR_CLASSES <= 8, "err_class[] holds every class");
 
-void sy_reply_scan_init(struct sy_reply_scan *s, sy_reply_cb cb, void *arg)
+void sy_reply_scan_init(struct sy_reply_scan *s, bool fast, sy_reply_cb cb, void *arg)
 {
 	memset(s, 0, sizeof(*s));
+	s->fast = fast;
 	s->cb = cb;
 	s->arg = arg;
 }
@@ -58,6 +59,18 @@ void sy_reply_scan_feed(struct sy_reply_scan *s, const uint8_t *p, size_t n)
 			s->pos += k;
 			on_events(s, sy_reply_skipped(&s->r, k), 0);
 			continue;
+		}
+		if (s->fast) {
+			int ev = 0;
+			/* the kernel looks at most 64 bytes ahead: so do we */
+			uint32_t k = sy_reply_fast(&s->r, p + i, left < 64 ? left : 64, left, &ev);
+
+			if (k) {
+				i += k;
+				s->pos += k;
+				on_events(s, ev, s->pos - k);
+				continue;
+			}
 		}
 		s->byte_steps++;
 		s->pos++;

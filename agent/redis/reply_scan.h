@@ -1,8 +1,7 @@
 /* reply_scan.h — the host driver of the RESP reply machine (include/switchyard/
  * resp_reply.h): feeds a reply stream in any chunking, the way the kernel's ingress
- * program does (skipped bulk stretches, bytes), and counts replies and errors by
- * class as the kernel does. Used only by tests and fuzzers, to prove the kernel's
- * parser on the host. */
+ * program does (skipped bulk stretches, the line and header fast path, bytes), and counts replies and errors
+ * by class as the kernel does. Used only by tests and fuzzers, to prove the kernel's parser on the host. */
 #ifndef SY_REPLY_SCAN_H
 #define SY_REPLY_SCAN_H
 
@@ -23,6 +22,7 @@ typedef void (*sy_reply_cb)(const struct sy_reply_info *ri, void *arg);
 
 struct sy_reply_scan {
 	struct sy_reply r;
+	bool fast;    /* use the fast path, as the kernel does */
 	uint64_t pos; /* bytes fed so far */
 	uint64_t reply_start;
 	uint64_t replies; /* top-level replies begun, pushes excluded (as the kernel counts) */
@@ -35,7 +35,7 @@ struct sy_reply_scan {
 	void *arg;
 };
 
-void sy_reply_scan_init(struct sy_reply_scan *s, sy_reply_cb cb, void *arg);
+void sy_reply_scan_init(struct sy_reply_scan *s, bool fast, sy_reply_cb cb, void *arg);
 void sy_reply_scan_feed(struct sy_reply_scan *s, const uint8_t *p, size_t n);
 
 #endif

@@ -258,6 +258,58 @@ SY_INLINE int sy_reply_skipped(struct sy_reply *r, __u32 n)
 	return r->num == 0 ? sy_reply_elem_done(r) : 0;
 }
 
+#define SY_REPLY_FAST_LINE 16 /* line replies up to this long take one step */
+
+/* Fast path over bytes the caller already holds (p[0..avail) are the stream's next
+ * bytes, `more` of them at hand in all): a whole short "+…" or ":…" line, or a
+ * "$N\r\n" bulk header and as much of the bulk as `more` holds, in one step. Returns
+ * the bytes consumed (0: use the byte path) and ORs events into *ev. The state
+ * reached is exactly what feeding the same bytes one by one would reach; anything
+ * else (errors, whose first word is kept, long lines, aggregates) is the byte path's. */
+SY_INLINE __u32 sy_reply_fast(struct sy_reply *r, const __u8 *p, __u32 avail, __u32 more, int *ev)
+{
+	__u32 i, n = 0, k, m;
+	__u8 c;
+
+	if (r->state != SY_RP_TYPE || avail < 4)
+		return 0;
+	c = p[0];
+	if (c == '+' || c == ':') {
+		for (i = 1; i < SY_REPLY_FAST_LINE; i++) {
+			if (i + 1 >= avail)
+				return 0;
+			if (p[i] == '\r')
+				break;
+		}
+		if (i >= SY_REPLY_FAST_LINE || p[i + 1] != '\n')
+			return 0;
+		*ev |= sy_reply_type(r, c);
+		*ev |= sy_reply_elem_done(r);
+		return i + 2;
+	}
+	if (c != '$')
+		return 0;
+	for (i = 1; i < 8; i++) {
+		if (i >= avail)
+			return 0;
+		if (p[i] < '0' || p[i] > '9')
+			break;
+		n = n * 10 + (p[i] - '0');
+	}
+	if (i == 1 || i >= 8 || i + 1 >= avail || p[i] != '\r' || p[i + 1] != '\n')
+		return 0;
+	*ev |= sy_reply_type(r, c);
+	r->num = n + 2;
+	r->state = SY_RP_DATA;
+	k = i + 2;
+	if (more > k) {
+		m = more - k < r->num ? more - k : (__u32)r->num;
+		k += m;
+		*ev |= sy_reply_skipped(r, m);
+	}
+	return k;
+}
+
 /* The class of the top-level error whose first word is r->code (valid from the
  * reply's end on, or once the word is complete). */
 SY_INLINE enum sy_reply_err sy_reply_err_class(const struct sy_reply *r)

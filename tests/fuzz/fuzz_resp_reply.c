@@ -1,8 +1,8 @@
 /* fuzz_resp_reply.c — the RESP reply machine (resp_reply.h, as the kernel drives it
  * through reply_scan.c) against two oracles:
  *   1. itself: the same input fed whole, byte by byte and in chunks whose sizes come
- *      from the input gives the same replies (types, lengths, error classes) and the
- *      same error counts;
+ *      from the input, with and without the fast path, gives the same replies (types, lengths, error classes)
+ * and the same error counts;
  *   2. hiredis's reader (an independent, well-kept RESP parser): over the leading run
  *      of replies that hiredis reads and that are written as Redis writes them
  *      (re-encoding hiredis's reply gives back the input's bytes), the machine finds
@@ -10,6 +10,7 @@
  *      and no protocol error; when hiredis waits for more there, so does the machine.
  * Any difference aborts. */
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,13 +49,13 @@ static void add(const struct sy_reply_info *ri, void *arg)
 
 /* Feeds d[0..n): in chunks of `chunk` bytes, or (chunk 0) in chunks whose sizes come
  * from the input's first bytes, so the fuzzer also explores segment boundaries. */
-static void run(const uint8_t *d, size_t n, size_t chunk, struct list *l)
+static void run(const uint8_t *d, size_t n, size_t chunk, bool fast, struct list *l)
 {
 	struct sy_reply_scan s;
 	size_t m = n < 8 ? n : 8, k = 0;
 
 	memset(l, 0, sizeof(*l));
-	sy_reply_scan_init(&s, add, l);
+	sy_reply_scan_init(&s, fast, add, l);
 	for (size_t i = 0, c; i < n; i += c, k++) {
 		c = chunk ? chunk : 1 + (size_t)(d[k % m] * 31u + k) % 67;
 		if (c > n - i)
@@ -206,7 +207,7 @@ static void against_hiredis(const uint8_t *d, size_t n, const struct list *whole
 	}
 	redisReaderFree(rd);
 	/* the leading run of well-formed replies: exactly the same, ending on a boundary */
-	run(d, pos, pos ? pos : 1, &got);
+	run(d, pos, pos ? pos : 1, true, &got);
 	if (got.unparsed || got.pending)
 		abort();
 	same(&got, &want);
@@ -223,11 +224,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 1 << 16)
 		return 0;
-	run(data, size, size ? size : 1, &whole);
-	run(data, size, 1, &other);
+	run(data, size, size ? size : 1, true, &whole);
+	run(data, size, 1, false, &other);
 	same(&whole, &other);
-	run(data, size, 0, &other);
-	same(&whole, &other);
+	for (int fast = 0; fast < 2; fast++) {
+		run(data, size, 0, fast, &other);
+		same(&whole, &other);
+	}
 	against_hiredis(data, size, &whole);
 	return 0;
 }

@@ -4,6 +4,7 @@
  * at a time, every split point, growing chunks) gives the same ones. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,13 +47,16 @@ static void finish(struct got *g, const struct sy_reply_scan *s)
 	memcpy(g->err_class_n, s->err_class, sizeof(g->err_class_n));
 }
 
+/* The fast path (as the kernel drives it) or bytes only: same_results tries both. */
+static bool fast_path = true;
+
 /* Feeds `in` in chunks of `chunk` bytes (0 = whole), or cut once at `cut` (if > 0). */
 static struct sy_reply_scan scan(const char *in, size_t len, size_t chunk, size_t cut, struct got *g)
 {
 	struct sy_reply_scan s;
 
 	memset(g, 0, sizeof(*g));
-	sy_reply_scan_init(&s, record, g);
+	sy_reply_scan_init(&s, fast_path, record, g);
 	if (cut) {
 		sy_reply_scan_feed(&s, (const uint8_t *)in, cut);
 		sy_reply_scan_feed(&s, (const uint8_t *)in + cut, len - cut);
@@ -81,21 +85,25 @@ static void assert_same(const struct got *g, const struct got *want)
 	}
 }
 
-/* One byte at a time, every single split point, growing chunks. */
+/* One byte at a time, every single split point, growing chunks; fast path on and off. */
 static void same_results(const char *in, size_t len, const struct got *want)
 {
 	static struct got g;
 
-	scan(in, len, 1, 0, &g);
-	assert_same(&g, want);
-	for (size_t cut = 1; cut < len; cut++) {
-		scan(in, len, 0, cut, &g);
+	for (int fast = 0; fast < 2; fast++) {
+		fast_path = fast;
+		scan(in, len, 1, 0, &g);
 		assert_same(&g, want);
+		for (size_t cut = 1; cut < len; cut++) {
+			scan(in, len, 0, cut, &g);
+			assert_same(&g, want);
+		}
+		for (size_t chunk = 2; chunk <= len; chunk = chunk < 16 ? chunk + 1 : chunk * 2) {
+			scan(in, len, chunk, 0, &g);
+			assert_same(&g, want);
+		}
 	}
-	for (size_t chunk = 2; chunk <= len; chunk = chunk < 16 ? chunk + 1 : chunk * 2) {
-		scan(in, len, chunk, 0, &g);
-		assert_same(&g, want);
-	}
+	fast_path = true;
 }
 
 #define S(x) x, sizeof(x) - 1
@@ -317,6 +325,22 @@ static void hundred_thousand_answers(void **state)
 	}
 }
 
+/* The fast path: a short line or a bulk header (and its bulk) is one step. */
+static void fast_path_takes_one_step_per_reply(void **state)
+{
+	static const char in[] =
+		"+OK\r\n:1000\r\n$5\r\nhello\r\n+OK\r\n$-1\r\n+a line longer than sixteen\r\n";
+	static struct got g;
+	struct sy_reply_scan s;
+
+	(void)state;
+	s = scan(S(in), 0, 0, &g);
+	assert_int_equal(s.replies, 6);
+	/* "$-1" and the long line go byte by byte, the rest take none */
+	assert_int_equal(s.byte_steps, 5 + sizeof("+a line longer than sixteen\r\n") - 1);
+	same_results(S(in), &g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +352,7 @@ int main(void)
 		cmocka_unit_test(one_mib_bulk_is_skipped),
 		cmocka_unit_test(protocol_errors_resynchronise),
 		cmocka_unit_test(hundred_thousand_answers),
+		cmocka_unit_test(fast_path_takes_one_step_per_reply),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
