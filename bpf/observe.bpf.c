@@ -608,7 +608,6 @@ static __always_inline void on_reply_begin(struct rwalk *w)
 	__u32 k, nreq = o->resp.cmd_seq;
 	__u8 r, wr;
 	__u64 t;
-	int i;
 
 	if (o->reply.type == '>')
 		return; /* a RESP3 push answers no request */
@@ -618,13 +617,10 @@ static __always_inline void on_reply_begin(struct rwalk *w)
 	o->replies = k;
 	r = o->mark_r;
 	wr = o->mark_w;
-	/* drop the marks of requests all answered: the oldest mark is k's if the next
-	 * one starts past k */
-	for (i = 0; i < SY_LAT_MARKS - 1; i++) {
-		if ((__u8)(wr - r) <= 1 || (__s32)(o->marks[(__u8)(r + 1) & (SY_LAT_MARKS - 1)].from - k) > 0)
-			break;
+	/* drop the oldest mark once the next one starts at k: replies are numbered one
+	 * by one and marks start at distinct, growing numbers, so one step keeps up */
+	if ((__u8)(wr - r) > 1 && (__s32)(o->marks[(__u8)(r + 1) & (SY_LAT_MARKS - 1)].from - k) <= 0)
 		r++;
-	}
 	o->mark_r = r;
 	if (wr == r)
 		return; /* no request seen (the parser lost them): no time to measure */
@@ -651,6 +647,8 @@ static __always_inline int reply_step(struct rwalk *w)
 	struct scratch *sc = w->sc;
 	__u64 n, k;
 	__u64 sz;
+	__u32 i;
+	int ev = 0;
 	__u8 c;
 
 	if (sc->off >= sc->end)
@@ -663,23 +661,41 @@ static __always_inline int reply_step(struct rwalk *w)
 		sc->off += k;
 		return sy_reply_skipped(rp, k);
 	}
-	if (sc->off < sc->buf_off || sc->off - sc->buf_off >= sc->buf_len) {
-		sz = sc->end - sc->off;
-		if (sz > 64)
-			sz = 64;
-		asm volatile("" : "+r"(sz));
-		if (sz == 0 || sz > 64 || bpf_skb_load_bytes(w->skb, sc->off, sc->buf, sz))
-			return -1;
-		sc->buf_off = sc->off;
-		sc->buf_len = sz;
+	/* refill when the window is used up, or too short for the fast path */
+	if (sc->off < sc->buf_off || sc->off - sc->buf_off + SY_REPLY_FAST_LINE + 2 > sc->buf_len) {
+		if (sc->off < sc->buf_off || sc->off - sc->buf_off >= sc->buf_len ||
+		    sc->buf_off + sc->buf_len < sc->end) {
+			sz = sc->end - sc->off;
+			if (sz > 64)
+				sz = 64;
+			asm volatile("" : "+r"(sz));
+			if (sz == 0 || sz > 64 || bpf_skb_load_bytes(w->skb, sc->off, sc->buf, sz))
+				return -1;
+			sc->buf_off = sc->off;
+			sc->buf_len = sz;
+		}
 	}
-	c = sc->buf[(sc->off - sc->buf_off) & 63];
-	sc->off++;
-	return sy_reply_byte(rp, c);
+	i = (sc->off - sc->buf_off) & 63;
+	k = sy_reply_fast(rp, &sc->buf[i], sc->buf_len - i, sc->end - sc->off, &ev);
+	if (k) {
+		sc->off += k;
+	} else {
+		c = sc->buf[i];
+		sc->off++;
+		ev = sy_reply_byte(rp, c);
+	}
+	/* handled here, not by ending the run of steps: every reply begins one */
+	if ((ev & (SY_REPLY_EV_BEGIN | SY_REPLY_EV_ERROR)) == SY_REPLY_EV_BEGIN) {
+		on_reply_begin(w);
+		ev &= ~SY_REPLY_EV_BEGIN;
+	}
+	if ((ev & SY_REPLY_EV_END) && !sy_reply_is_error(rp->type))
+		ev &= ~SY_REPLY_EV_END; /* nothing to do at a plain reply's end */
+	return ev;
 }
 
 /* bpf_loop's callback for replies: several steps per call, a run ends at an event
- * that needs handling (a reply's start, an error's end, a protocol error). */
+ * that needs more handling (an error's end, a protocol error). */
 static long reply_steps(__u32 i __attribute__((unused)), void *ctx)
 {
 	struct rwalk *w = ctx;
@@ -688,8 +704,6 @@ static long reply_steps(__u32 i __attribute__((unused)), void *ctx)
 #pragma unroll
 	for (int j = 0; j < STEPS_PER_CALL; j++) {
 		ev = reply_step(w);
-		if (ev & SY_REPLY_EV_END && !sy_reply_is_error(w->o->reply.type))
-			ev &= ~SY_REPLY_EV_END; /* nothing to do at a plain reply's end */
 		if (ev)
 			break;
 	}
