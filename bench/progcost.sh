@@ -26,15 +26,11 @@ old_stats=$(sysctl -n kernel.bpf_stats_enabled)
 trap 'sysctl -q -w kernel.bpf_stats_enabled=$old_stats; bench_cleanup' EXIT
 sysctl -q -w kernel.bpf_stats_enabled=1
 
-# "run_time_ns run_cnt" of the named program of this daemon
+# "run_time_ns run_cnt" of the named program of this daemon (pinned under its bpffs)
 prog() {
-	bpftool -j prog show | /usr/bin/python3 -c '
-import json, sys
-for p in json.load(sys.stdin):
-    if p.get("name") == sys.argv[1] and '"$DPID"' in [x["pid"] for x in p.get("pids", [])]:
-        print(p.get("run_time_ns", 0), p.get("run_cnt", 0)); break
-else:
-    print(0, 0)' "$1"
+	bpftool -j prog show pinned "$BPFFS/progs/$1" 2>/dev/null |
+		/usr/bin/python3 -c 'import json, sys; p = json.load(sys.stdin); print(p.get("run_time_ns", 0), p.get("run_cnt", 0))' ||
+		echo 0 0
 }
 
 declare -A res
