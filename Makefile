@@ -132,6 +132,7 @@ $(OUT)/tools/%: tests/tools/%.c $(OUT)/libagent.a
 # test; libFuzzer binaries (clang) for make fuzz.
 # Harness-specific libraries (fuzz_resp uses hiredis's reader as its oracle).
 FUZZ_LIBS_fuzz_resp := -lhiredis
+FUZZ_LIBS_fuzz_resp_reply := -lhiredis
 
 $(OUT)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay_main.c $(OUT)/libagent-asan.a
 	@mkdir -p $(@D)

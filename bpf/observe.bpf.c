@@ -14,10 +14,18 @@
  * (or one skipped stretch of value bytes) per step, so values of any size cost one
  * step each. Its state lives in the socket's storage: commands may span packets.
  *
- * Latency: the first new request byte sent while no answer is awaited starts a clock;
- * the first new answer byte stops it. With pipelining this is the time to the first
- * byte of the oldest outstanding request of each burst: one sample per burst, never
- * one per command. An answer whose first byte is '-' is a RESP error.
+ * Replies: the RESP machine of include/switchyard/resp_reply.h walks the answer stream
+ * the same way (bulk bytes skipped in one step), so every reply of a pipelined burst
+ * is counted, and each top-level error reply ('-', RESP3 '!') is one error, however
+ * deep in a burst. RESP3 pushes answer no request and are not counted.
+ *
+ * Latency: one sample per reply, from the packet that carried its request's first
+ * byte to the packet that carries the reply's first byte. Requests and replies are
+ * matched by number (the n-th reply answers the n-th request); egress leaves a mark
+ * (first request number, time) per packet that starts requests, in a ring of
+ * SY_LAT_MARKS per socket; when the ring is full the newest mark absorbs the new
+ * requests (their samples then err long, never short). Replies beyond the requests
+ * (RESP2 pub/sub messages) are timed from the newest mark.
  *
  * Ring buffer records are submitted without waking the agent (it drains on a short
  * timer) unless the buffer is more than a quarter full: a wakeup per record costs
@@ -30,6 +38,7 @@
 #include "switchyard/abi.h"
 #include "switchyard/index.h"
 #include "switchyard/resp.h"
+#include "switchyard/resp_reply.h"
 #include "lib/maps.h"
 
 #define ETH_P_IP     0x0800
@@ -87,7 +96,7 @@ struct scratch {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2); /* per CPU: 0 for egress, 1 for ingress (it may interrupt it) */
 	__type(key, __u32);
 	__type(value, struct scratch);
 } sy_scratch SEC(".maps");
@@ -552,13 +561,25 @@ static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, stru
 		emit_write(&w, o->resp.cap_start, w.sc->seq, 0);
 }
 
+/* Requests from number `from` on began in this packet. */
+static __always_inline void mark_requests(struct sy_sock *o, __u32 from)
+{
+	__u8 w = o->mark_w;
+
+	if ((__u8)(w - o->mark_r) >= SY_LAT_MARKS)
+		return; /* full: the newest mark stands for these requests too */
+	o->marks[w & (SY_LAT_MARKS - 1)].from = from;
+	o->marks[w & (SY_LAT_MARKS - 1)].ns = bpf_ktime_get_ns();
+	o->mark_w = w + 1;
+}
+
 SEC("cgroup_skb/egress")
 int sy_egress(struct __sk_buff *skb)
 {
 	struct sy_sock *o = observed(skb);
 	struct sy_side_stats *st;
 	struct seg s;
-	__u32 n, skip = 0;
+	__u32 n, c0, skip = 0;
 
 	if (!o || tcp_segment(skb, &s) || s.len == 0)
 		return 1;
@@ -569,10 +590,160 @@ int sy_egress(struct __sk_buff *skb)
 	if (!st)
 		return 1;
 	st->bytes_out += n;
-	if (!o->req_ns)
-		o->req_ns = bpf_ktime_get_ns();
+	c0 = o->resp.cmd_seq;
 	parse(skb, o, st, &s, skip, n);
+	if (o->resp.cmd_seq != c0)
+		mark_requests(o, c0 + 1);
 	return 1;
+}
+
+/* ---- replies ---------------------------------------------------------------------- */
+
+struct rwalk {
+	struct __sk_buff *skb;
+	struct sy_sock *o;
+	struct scratch *sc;
+	struct sy_side_stats *st;
+	__u64 now;
+};
+
+/* A top-level reply began: one latency sample, against the mark of its request. */
+static __always_inline void on_reply_begin(struct rwalk *w)
+{
+	struct sy_sock *o = w->o;
+	__u32 k, nreq = o->resp.cmd_seq;
+	__u8 r, wr;
+	__u64 t;
+
+	if (o->reply.type == '>')
+		return; /* a RESP3 push answers no request */
+	k = o->replies + 1;
+	if ((__s32)(k - nreq) > 0)
+		k = nreq; /* more replies than requests (pub/sub): keep the numbering */
+	o->replies = k;
+	r = o->mark_r;
+	wr = o->mark_w;
+	/* drop the oldest mark once the next one starts at k: replies are numbered one
+	 * by one and marks start at distinct, growing numbers, so one step keeps up */
+	if ((__u8)(wr - r) > 1 && (__s32)(o->marks[(__u8)(r + 1) & (SY_LAT_MARKS - 1)].from - k) <= 0)
+		r++;
+	o->mark_r = r;
+	if (wr == r)
+		return; /* no request seen (the parser lost them): no time to measure */
+	t = o->marks[r & (SY_LAT_MARKS - 1)].ns;
+	w->st->exchanges++;
+	w->st->lat[log2_us(w->now > t ? (w->now - t) / 1000 : 0) & (SY_LAT_BUCKETS - 1)]++;
+}
+
+static __always_inline void on_reply_events(struct rwalk *w, int ev)
+{
+	if (ev & SY_REPLY_EV_ERROR)
+		w->st->unparsed++;
+	if (ev & SY_REPLY_EV_BEGIN)
+		on_reply_begin(w);
+	if ((ev & SY_REPLY_EV_END) && sy_reply_is_error(w->o->reply.type))
+		w->st->errors++;
+}
+
+/* One step of the reply walk: a stretch of bulk bytes, or one byte. Returns -1 when
+ * the packet is done, else the SY_REPLY_EV_* bits the step raised. */
+static __always_inline int reply_step(struct rwalk *w)
+{
+	struct sy_reply *rp = &w->o->reply;
+	struct scratch *sc = w->sc;
+	__u64 n, k;
+	__u64 sz;
+	__u32 i;
+	int ev = 0;
+	__u8 c;
+
+	if (sc->off >= sc->end)
+		return -1;
+	n = sy_reply_skippable(rp);
+	if (n) {
+		k = sc->end - sc->off;
+		if (k > n)
+			k = n;
+		sc->off += k;
+		return sy_reply_skipped(rp, k);
+	}
+	/* refill when the window is used up, or too short for the fast path */
+	if (sc->off < sc->buf_off || sc->off - sc->buf_off + SY_REPLY_FAST_LINE + 2 > sc->buf_len) {
+		if (sc->off < sc->buf_off || sc->off - sc->buf_off >= sc->buf_len ||
+		    sc->buf_off + sc->buf_len < sc->end) {
+			sz = sc->end - sc->off;
+			if (sz > 64)
+				sz = 64;
+			asm volatile("" : "+r"(sz));
+			if (sz == 0 || sz > 64 || bpf_skb_load_bytes(w->skb, sc->off, sc->buf, sz))
+				return -1;
+			sc->buf_off = sc->off;
+			sc->buf_len = sz;
+		}
+	}
+	i = (sc->off - sc->buf_off) & 63;
+	k = sy_reply_fast(rp, &sc->buf[i], sc->buf_len - i, sc->end - sc->off, &ev);
+	if (k) {
+		sc->off += k;
+	} else {
+		c = sc->buf[i];
+		sc->off++;
+		ev = sy_reply_byte(rp, c);
+	}
+	/* handled here, not by ending the run of steps: every reply begins one */
+	if ((ev & (SY_REPLY_EV_BEGIN | SY_REPLY_EV_ERROR)) == SY_REPLY_EV_BEGIN) {
+		on_reply_begin(w);
+		ev &= ~SY_REPLY_EV_BEGIN;
+	}
+	if ((ev & SY_REPLY_EV_END) && !sy_reply_is_error(rp->type))
+		ev &= ~SY_REPLY_EV_END; /* nothing to do at a plain reply's end */
+	return ev;
+}
+
+/* bpf_loop's callback for replies: several steps per call, a run ends at an event
+ * that needs more handling (an error's end, a protocol error). */
+static long reply_steps(__u32 i __attribute__((unused)), void *ctx)
+{
+	struct rwalk *w = ctx;
+	int ev = 0;
+
+#pragma unroll
+	for (int j = 0; j < STEPS_PER_CALL; j++) {
+		ev = reply_step(w);
+		if (ev)
+			break;
+	}
+	if (ev < 0)
+		return 1;
+	if (ev)
+		on_reply_events(w, ev);
+	return 0;
+}
+
+/* Walks the new reply bytes of one packet. */
+static __always_inline void parse_replies(struct __sk_buff *skb, struct sy_sock *o, struct sy_side_stats *st,
+					  const struct seg *s, __u32 skip, __u32 n)
+{
+	__u32 one = 1;
+	struct rwalk w = {};
+
+	w.sc = bpf_map_lookup_elem(&sy_scratch, &one);
+	if (!w.sc)
+		return;
+	w.skb = skb;
+	w.o = o;
+	w.st = st;
+	w.now = bpf_ktime_get_ns();
+	w.sc->off = s->off + skip;
+	w.sc->end = w.sc->off + n;
+	w.sc->buf_off = 0;
+	w.sc->buf_len = 0;
+	/* as parse(): a call eats at least one byte or ends an element */
+	bpf_loop(2 * n + 8 < (1u << 20) ? 2 * n + 8 : (1u << 20), reply_steps, &w, 0);
+	if (w.sc->off < w.sc->end) {
+		st->unparsed++;
+		sy_reply_fail(&o->reply, 0);
+	}
 }
 
 SEC("cgroup_skb/ingress")
@@ -581,9 +752,7 @@ int sy_ingress(struct __sk_buff *skb)
 	struct sy_sock *o = observed(skb);
 	struct sy_side_stats *st;
 	struct seg s;
-	__u64 start;
 	__u32 n, skip = 0;
-	__u8 first = 0;
 
 	if (!o || tcp_segment(skb, &s) || s.len == 0)
 		return 1;
@@ -594,13 +763,6 @@ int sy_ingress(struct __sk_buff *skb)
 	if (!st)
 		return 1;
 	st->bytes_in += n;
-	start = o->req_ns;
-	if (!start)
-		return 1;
-	o->req_ns = 0;
-	st->exchanges++;
-	st->lat[log2_us((bpf_ktime_get_ns() - start) / 1000) & (SY_LAT_BUCKETS - 1)]++;
-	if (skip < 0xffff && bpf_skb_load_bytes(skb, s.off + skip, &first, 1) == 0 && first == '-')
-		st->errors++;
+	parse_replies(skb, o, st, &s, skip, n);
 	return 1;
 }

@@ -173,9 +173,13 @@ static __always_inline void mark(struct bpf_sock_addr *ctx, const struct sy_endp
 	o->side = side;
 	o->rewritten = rewritten;
 	o->seq_init = 0;
-	o->req_ns = 0;
+	o->replies = 0;
+	o->mark_w = 0;
+	o->mark_r = 0;
 	o->cookie = bpf_get_socket_cookie(ctx);
 	__builtin_memset(&o->resp, 0, sizeof(o->resp));
+	o->reply.state = 0;
+	o->reply.pending = 0;
 	st = bpf_map_lookup_elem(&sy_side_stats, &idx);
 	if (st)
 		st->sockets++;

@@ -14,7 +14,7 @@
 #include <linux/types.h>
 #endif
 
-#define SY_ABI_VERSION 2
+#define SY_ABI_VERSION 3
 
 #define SY_MAX_MIGRATIONS 64	  /* migration ids are 1..SY_MAX_MIGRATIONS-1; 0 = none */
 #define SY_MAX_ENDPOINTS  8	  /* legacy and target endpoints per migration */
@@ -197,6 +197,32 @@ struct sy_resp {
 	__u8 key[SY_KEY_MAX];
 };
 
+/* ---- the reply parser's state (RESP2/RESP3), per socket ----------------------------- */
+
+#define SY_REPLY_CODE_MAX 16
+
+struct sy_reply {
+	__u8 state;    /* enum sy_reply_state (resp_reply.h) */
+	__u8 flags;    /* SY_REPLYF_* (resp_reply.h) */
+	__u8 type;     /* first byte of the current top-level reply */
+	__u8 kind;     /* type byte of the element being read */
+	__u8 code_len; /* bytes of code[] kept; SY_REPLY_CODE_MAX + 1: the word is longer */
+	__u8 pad[3];
+	__u64 pending; /* elements of the current top-level reply still to read; 0 between replies */
+	__u64 num;     /* number being read, then bytes left in a bulk (its "\r\n" included) */
+	char code[SY_REPLY_CODE_MAX]; /* the first word of a top-level error ("ERR", "MOVED", …) */
+};
+
+/* When requests left, for the latency of each reply: requests are numbered by
+ * sy_resp.cmd_seq, replies in the same order (sy_sock.replies). */
+#define SY_LAT_MARKS 8
+
+struct sy_lat_mark {
+	__u32 from; /* the first request that began in this packet */
+	__u32 pad;
+	__u64 ns; /* when the packet left */
+};
+
 /* sk storage of every client socket of a migration (either side), created at
  * connect(): its presence is what makes a socket observed, so every other socket on
  * the host costs the observe programs one storage lookup. */
@@ -210,7 +236,6 @@ struct sy_sock {
 	__u8 capturing; /* the current command's bytes go to the ring buffer */
 	__u32 snd_nxt;	/* next new byte of the request stream (TCP sequence) */
 	__u32 rcv_nxt;	/* next new byte of the reply stream */
-	__u64 req_ns;	/* when the oldest unanswered request left, 0 when idle */
 	__u64 cookie;	/* socket cookie, names the socket in events */
 	struct sy_resp resp;
 	/* The previous command's name and table entry: pipelines repeat names, and a
@@ -218,6 +243,15 @@ struct sy_sock {
 	char last_name[SY_CMD_NAME_MAX];
 	struct sy_cmd_info last_cmd;
 	__u32 last_known; /* 1: last_cmd is the table's entry, 2: unknown name, 0: none */
+	struct sy_reply reply;
+	__u32 replies; /* top-level replies begun (pushes excluded): the last one answers
+			* request number `replies` */
+	/* marks[] is a ring written by egress only (mark_w) and read by ingress only
+	 * (mark_r), which may run at once on two CPUs: one writer per index. */
+	__u8 mark_w; /* marks written (mod 256): the newest is marks[(mark_w - 1) % 8] */
+	__u8 mark_r; /* marks done with: the oldest live one is marks[mark_r % 8] */
+	__u8 pad2[2];
+	struct sy_lat_mark marks[SY_LAT_MARKS];
 };
 
 /* Per migration and side (index sy_side_index(), index.h), per CPU: what the observe
@@ -228,8 +262,8 @@ struct sy_sock {
 struct sy_side_stats {
 	__u64 bytes_out; /* new request bytes (retransmissions excluded) */
 	__u64 bytes_in;	 /* new reply bytes */
-	__u64 exchanges; /* request bursts answered (latency samples) */
-	__u64 errors;	 /* answers whose first byte is a RESP error ('-') */
+	__u64 exchanges; /* replies begun (latency samples): one per answered request */
+	__u64 errors;	 /* replies that are RESP errors ('-', RESP3 '!'), each counted */
 	__u64 sockets;	 /* migration sockets opened on this side */
 	__u64 unparsed;	 /* protocol errors or limits hit: the parser resynchronised */
 	__u64 outside;	 /* commands whose key is outside every prefix rule */
@@ -286,7 +320,11 @@ _Static_assert(sizeof(struct sy_pin) == 8, "sy_pin ABI");
 _Static_assert(sizeof(struct sy_steer_counters) == 8 * SY_DEC_MAX, "sy_steer_counters ABI");
 _Static_assert(sizeof(struct sy_config) == 16, "sy_config ABI");
 _Static_assert(sizeof(struct sy_resp) == 40 + SY_CMD_NAME_MAX + SY_KEY_MAX, "sy_resp ABI");
-_Static_assert(sizeof(struct sy_sock) == 72 + sizeof(struct sy_resp) + SY_CMD_NAME_MAX + 8, "sy_sock ABI");
+_Static_assert(sizeof(struct sy_reply) == 24 + SY_REPLY_CODE_MAX, "sy_reply ABI");
+_Static_assert(sizeof(struct sy_lat_mark) == 16, "sy_lat_mark ABI");
+_Static_assert(sizeof(struct sy_sock) == 64 + sizeof(struct sy_resp) + SY_CMD_NAME_MAX + 8 +
+						 sizeof(struct sy_reply) + 8 + 16 * SY_LAT_MARKS,
+	       "sy_sock ABI");
 _Static_assert(sizeof(struct sy_side_stats) == 8 * (11 + SY_LAT_BUCKETS), "sy_side_stats ABI");
 _Static_assert(sizeof(struct sy_cmd_info) == 4, "sy_cmd_info ABI");
 _Static_assert(sizeof(struct sy_prefix_key) == 8 + SY_PREFIX_MAX, "sy_prefix_key ABI");

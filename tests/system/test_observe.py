@@ -78,8 +78,44 @@ def test_pipelined_bursts_give_sane_samples(setup):
     r = script({"cgroup": a, "addr": legacy.addr, "pipeline": True, "commands": [["SET", "p", "1"]] * 500})
     s = sides(d)["legacy"]
     assert s.bytes_out == r["sent"] and s.bytes_in == r["got"]
-    assert 1 <= s.exchanges <= 500
+    assert s.exchanges == 500  # one latency sample per request
     assert s.p99_us <= 2 * r["times"][0] * 1e6 + 1000  # no sample longer than the whole burst
+
+
+def test_every_error_in_a_pipeline_is_counted(setup):
+    """Errors deep in a pipelined answer burst count, each once: commands 10, 50 and
+    99 of 100 fail (INCR of a non-integer) in one write, answered in one burst."""
+    from sy import OUT
+    d, legacy, target, a, b = setup
+    legacy.client().set("text", "not a number")
+    cmds = [["INCR", "text"] if i in (10, 50, 99) else ["INCR", "n%d" % i] for i in range(1, 101)]
+    r = script({"cgroup": a, "addr": legacy.addr, "pipeline": True, "commands": cmds})
+    assert [i + 1 for i, k in enumerate(r["kinds"]) if k == "-"] == [10, 50, 99]
+    s = sides(d)["legacy"]
+    assert s.bytes_out == r["sent"] and s.bytes_in == r["got"]
+    assert s.errors == 3
+    assert s.exchanges == 100  # one latency sample per request
+    assert s.unparsed == 0
+    # the CLI shows the same counts
+    out = subprocess.run([os.path.join(OUT, "syctl"), "--server", "unix://" + d.sock, "-o", "json", "get", "obs"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    leg = [x for x in json.loads(out.stdout)["sides"] if x["side"] == "legacy"][0]
+    assert int(leg["errors"]) == 3 and int(leg["exchanges"]) == 100
+
+
+def test_replies_of_any_shape_are_counted_once(setup):
+    """Nested arrays (EXEC's), bulks larger than a packet, nulls, empty arrays: each
+    reply is one answer. (A nested error is no error of its own: the unit tests show
+    it, this client cannot read one.)"""
+    d, legacy, target, a, b = setup
+    cmds = [["SET", "big", "v" * 100000], ["GET", "big"], ["GET", "missing"], ["MULTI"], ["INCR", "n"],
+            ["SET", "x", "1"], ["EXEC"], ["LRANGE", "nolist", "0", "-1"], ["GET", "big"], ["PING"]]
+    r = script({"cgroup": a, "addr": legacy.addr, "pipeline": True, "commands": cmds})
+    assert r["kinds"].count("-") == 0
+    s = sides(d)["legacy"]
+    assert s.bytes_in == r["got"]
+    assert s.exchanges == len(cmds) and s.errors == 0 and s.unparsed == 0
 
 
 def test_other_ports_and_outside_processes_are_not_observed(setup, tmp_path):
