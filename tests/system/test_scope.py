@@ -43,8 +43,11 @@ def forward(d):
     return [x for x in migration(d).mirror if x.direction == "forward"][0]
 
 
-def js(d, *args):
-    return json.loads(d.syctl("--timeout", "60s", "-o", "json", *args).stdout)
+def js(d, *args, rc=0):
+    """syctl -o json; `verify` exits 1 when it found drift (docs/json.md)."""
+    r = d.syctl("--timeout", "60s", "-o", "json", *args, check=False)
+    assert r.returncode == rc, r.stderr
+    return json.loads(r.stdout)
 
 
 def seed(r, inside, outside):
@@ -73,7 +76,7 @@ def test_prefixes_only_count(env):
     legacy_user = [r for r in m.rules if r.prefix == "user:" and r.side == "legacy"][0]
     assert legacy_user.writes == 1  # counted per prefix, as before
     T.set("other:3", "drifted")
-    r = js(d, "verify", "m")
+    r = js(d, "verify", "m", rc=1)
     assert int(r.get("value", 0)) == 1 and int(r.get("outsideScope", 0)) == 0, r
     assert "scope:     every key" in d.syctl("get", "m").stdout
 
