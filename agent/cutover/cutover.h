@@ -79,6 +79,11 @@ int sy_cutover_action(struct sy_cutover *c, const char *name, int action, bool d
 int sy_cutover_set_ratio(struct sy_cutover *c, const char *name, uint32_t ratio_bp, struct sy_spec_err *err);
 int sy_cutover_status(struct sy_cutover *c, const char *name, struct sy_cutover_status *out);
 
+/* One of the migration's endpoints restarted (why: "target restarted (run_id …)"): a
+ * running plan meets its server_restart gate — paused (the default), rolled back, or
+ * left alone (off). 0 when nothing had to be done. */
+int sy_cutover_restart_gate(struct sy_cutover *c, const char *name, const char *why);
+
 /* Where a migration's plan is, for the metrics (sy_metrics_cutover_fn; arg: the
  * controller): step 1..n (n once completed, 0 before the steps), the phase's name,
  * "manual" without a plan. */

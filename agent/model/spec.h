@@ -95,6 +95,14 @@ enum sy_breach {
 	SY_BREACH_PAUSE = 1,
 };
 
+/* plan.server_restart: what a running plan does when one of its endpoints restarts
+ * (a new run_id: it may have come back empty). Pause is the default (zero). */
+enum sy_restart_gate {
+	SY_RESTART_PAUSE = 0,
+	SY_RESTART_ROLLBACK = 1,
+	SY_RESTART_OFF = 2,
+};
+
 struct sy_gate_spec {
 	bool enabled;
 	double max;
@@ -115,6 +123,7 @@ struct sy_plan_spec {
 	bool verify;
 	bool drain; /* a rollback ends established target connections */
 	struct sy_gate_spec gates[SY_GATES];
+	uint8_t server_restart; /* enum sy_restart_gate */
 };
 
 #define SY_PLAN_INTERVAL_DEFAULT 1000
@@ -124,6 +133,8 @@ struct sy_plan_spec {
 
 /* "drift_rate", … ↔ enum sy_gate. */
 const char *sy_gate_name(int g);
+/* "pause", "rollback", "off" ↔ enum sy_restart_gate. */
+const char *sy_restart_gate_name(int v);
 
 struct sy_pin_spec {
 	char cgroup[PATH_MAX]; /* absolute path under the cgroup2 mount */

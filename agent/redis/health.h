@@ -1,7 +1,9 @@
 /* health.h — health checks of datastore endpoints: a non-blocking TCP connect and
  * "PING" every interval, healthy on "+PONG" before the timeout. Each change of a
  * target's health is reported through the callback (the registry flips the kernel's
- * healthy mask). Runs on the event loop; never blocks. */
+ * healthy mask). With the PING goes "INFO server": a run_id other than the one seen
+ * before means the server restarted (and may have come back empty), reported through
+ * the restart callback. Runs on the event loop; never blocks. */
 #ifndef SY_HEALTH_H
 #define SY_HEALTH_H
 
@@ -21,6 +23,8 @@ struct sy_endpoint_health {
 	uint64_t last_rtt_us; /* of the last successful PING */
 	uint32_t consecutive_failures;
 	char last_error[128]; /* "connect: Connection refused", "timeout after 500 ms" */
+	char run_id[41];      /* INFO server's, as last seen ("" before, or without INFO) */
+	uint32_t restarts;    /* run_id changes seen */
 };
 
 typedef void (*sy_health_cb)(const struct sy_endpoint *ep, bool healthy, void *arg);
@@ -28,6 +32,10 @@ typedef void (*sy_health_cb)(const struct sy_endpoint *ep, bool healthy, void *a
 struct sy_health *sy_health_new(struct sy_loop *loop, uint32_t interval_ms, uint32_t timeout_ms,
 				sy_health_cb cb, void *arg);
 void sy_health_free(struct sy_health *h);
+/* A server answering with a new run_id: old_id → new_id (40 hex digits each). */
+typedef void (*sy_health_restart_cb)(const struct sy_endpoint *ep, const char *old_id, const char *new_id,
+				     void *arg);
+void sy_health_on_restart(struct sy_health *h, sy_health_restart_cb cb, void *arg);
 
 /* Replaces the set of endpoints checked; keeps the state of those still present. */
 int sy_health_set_endpoints(struct sy_health *h, const struct sy_endpoint *eps, size_t n);
