@@ -39,6 +39,7 @@
  *           error_rate: 1%      # target error replies / replies
  *           error_ratio: 3      # target error rate / legacy error rate
  *           p99_ratio: 2        # target p99 / legacy p99
+ *         server_restart: pause # an endpoint restarted (new run_id): pause | rollback | off
  */
 #ifndef SY_SPEC_H
 #define SY_SPEC_H

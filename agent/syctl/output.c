@@ -91,6 +91,8 @@ void print_cutover(const Switchyard__V1__Migration *m)
 		printf("%s%u%%", i ? " → " : "", p->steps_bp[i] / 100);
 	printf(" (%s advance, evaluated every %.1fs over %.0fs)\n", p->manual ? "manual" : "auto",
 	       (double)p->interval_ms / 1000, (double)p->window_ms / 1000);
+	printf("restart:   server_restart %s (an endpoint restarted: needs audit, then this)\n",
+	       sy_restart_gate_name((int)p->server_restart));
 	printf("phase:     %s", c->phase_name);
 	if (c->paused_from[0])
 		printf(" (from %s)", c->paused_from);
@@ -209,7 +211,8 @@ void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 			       (unsigned long long)x->dropped, (unsigned long long)x->dirty,
 			       x->needs_audit ? "  NEEDS AUDIT" : "");
 		}
-		if (m->checked_per_s > 0 || (m->audit_state && sy_job_state_parse(m->audit_state) != SY_JOB_IDLE) ||
+		if (m->checked_per_s > 0 ||
+		    (m->audit_state && sy_job_state_parse(m->audit_state) != SY_JOB_IDLE) ||
 		    (m->backfill_state && sy_job_state_parse(m->backfill_state) != SY_JOB_IDLE))
 			printf("  verify: %.1f checked/s  drift %llu (rate %.4f)  audit %s %.0f%%  backfill "
 			       "%s %.0f%% eta %.0fs\n",
