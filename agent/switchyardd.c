@@ -26,6 +26,7 @@
 #include "registry/events_journal.h"
 #include "telemetry/exporters.h"
 #include "redis/health.h"
+#include "cutover/restart.h"
 #include "kernel/loader.h"
 #include "core/fsutil.h"
 #include "core/log.h"
@@ -398,6 +399,20 @@ static void on_health(const struct sy_endpoint *ep, bool healthy, void *arg)
 	sy_registry_set_target_health(d->reg, ep, healthy, st.last_error);
 }
 
+/* A server that restarted may have come back empty: see cutover/restart.h. */
+static void on_restart(const struct sy_endpoint *ep, const char *old_id, const char *new_id, void *arg)
+{
+	struct daemon *d = arg;
+	struct sy_restart_env env = {.reg = d->reg,
+				     .mirror = d->mirror,
+				     .verify = d->verify,
+				     .cutover = d->cutover,
+				     .events = d->events};
+
+	if (d->mirror && d->verify && d->cutover)
+		sy_endpoint_restarted(&env, ep, old_id, new_id);
+}
+
 static void notify_ready_when_checked(struct sy_loop *l, void *arg)
 {
 	struct daemon *d = arg;
@@ -765,6 +780,7 @@ int main(int argc, char **argv)
 		snprintf(d.info.store, sizeof(d.info.store), "%s", d.store->where);
 		snprintf(d.info.node, sizeof(d.info.node), "%s", sy_store_etcd_node(d.store));
 	}
+	sy_health_on_restart(d.health, on_restart, &d);
 	sy_metrics_set_cutover_source(sy_cutover_metrics, d.cutover);
 
 	d.info.version = SY_VERSION;

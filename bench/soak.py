@@ -202,7 +202,13 @@ class Soak:
             if m and sum(int(x.get("queued", 0)) + int(x.get("dirty", 0)) for x in m.get("mirror", [])) == 0:
                 break
             time.sleep(0.5)
-        r = self.syctl("-o", "json", "verify", MIG, "--rate", "100000", timeout=900)
+        # the plan's own audit (verifying) may still run: wait for it, then audit
+        end = time.monotonic() + 300
+        while True:
+            r = self.syctl("-o", "json", "verify", MIG, "--rate", "100000", timeout=900)
+            if r.returncode == 0 or "is running" not in r.stderr or time.monotonic() > end:
+                break
+            time.sleep(2)
         audit = json.loads(r.stdout) if r.returncode == 0 else {}
         diff = sum(int(audit.get(k, 0)) for k in ("missing", "extra", "type", "value", "ttl"))
         keys = []

@@ -345,9 +345,10 @@ static __always_inline void on_name(struct walk *w)
 		r->cmd_flags = ci->flags;
 	}
 	/* writes, and what the mirror must follow to replay them right: the database
-	 * (SELECT) and transactions (MULTI … EXEC, DISCARD) */
-	if ((r->class == SY_CLASS_WRITE || (r->cmd_flags & (SY_CMDF_SELECT | SY_CMDF_TXN_MULTI |
-							    SY_CMDF_TXN_EXEC | SY_CMDF_TXN_DISCARD))) &&
+	 * (SELECT) and transactions (WATCH, MULTI … EXEC, DISCARD) */
+	if ((r->class == SY_CLASS_WRITE ||
+	     (r->cmd_flags & (SY_CMDF_SELECT | SY_CMDF_TXN_MULTI | SY_CMDF_TXN_EXEC | SY_CMDF_TXN_DISCARD |
+			      SY_CMDF_TXN_WATCH))) &&
 	    w->m && (w->m->capture & (1 << (w->o->side & 1)))) {
 		w->o->capturing = 1;
 		r->cap_start = w->sc->seq;

@@ -284,6 +284,24 @@ static int pause_plan(struct sy_cutover *c, const struct sy_migration_state *m, 
 	return transition(c, m, &co, ratio_bp, reason, err);
 }
 
+int sy_cutover_restart_gate(struct sy_cutover *c, const char *name, const char *why)
+{
+	const struct sy_migration_state *m = sy_registry_find(c->reg, name);
+	struct sy_spec_err err = {""};
+	char r[SY_REASON_MAX];
+	int e;
+
+	if (!m || !m->spec.plan.n_steps || m->spec.plan.server_restart == SY_RESTART_OFF ||
+	    m->co.phase < SY_PHASE_BACKFILLING || m->co.phase > SY_PHASE_COMPLETED)
+		return 0; /* no plan running: nothing to hold */
+	snprintf(r, sizeof(r), "server_restart gate: %s", why);
+	e = m->spec.plan.server_restart == SY_RESTART_ROLLBACK ? rollback(c, m, false, r, &err)
+							       : pause_plan(c, m, r, -1, &err);
+	if (e)
+		sy_error("cutover", "%s: %s: %s", name, r, err.msg);
+	return e;
+}
+
 /* ---- gates ------------------------------------------------------------------------ */
 
 static int take_snap(struct sy_cutover *c, const struct sy_migration_state *m, struct snap *s)

@@ -84,6 +84,11 @@ int sy_cutover_status(struct sy_cutover *c, const char *name, struct sy_cutover_
  * nothing. A single agent is its own leader (the default). */
 void sy_cutover_set_leader(struct sy_cutover *c, bool leader);
 
+/* One of the migration's endpoints restarted (why: "target restarted (run_id …)"): a
+ * running plan meets its server_restart gate — paused (the default), rolled back, or
+ * left alone (off). 0 when nothing had to be done. */
+int sy_cutover_restart_gate(struct sy_cutover *c, const char *name, const char *why);
+
 /* Where a migration's plan is, for the metrics (sy_metrics_cutover_fn; arg: the
  * controller): step 1..n (n once completed, 0 before the steps), the phase's name,
  * "manual" without a plan. */

@@ -35,6 +35,13 @@ int sy_mirror_parse(const char *s, uint8_t *out)
 
 static const char *const gate_names[SY_GATES] = {"drift_rate", "error_rate", "error_ratio", "p99_ratio"};
 
+const char *sy_restart_gate_name(int v)
+{
+	static const char *const names[] = {"pause", "rollback", "off"};
+
+	return v >= 0 && v <= SY_RESTART_OFF ? names[v] : "?";
+}
+
 const char *sy_gate_name(int g)
 {
 	return g >= 0 && g < SY_GATES ? gate_names[g] : "?";

@@ -46,6 +46,7 @@
  *           error_rate: 1%      # target error replies / replies
  *           error_ratio: 3      # target error rate / legacy error rate
  *           p99_ratio: 2        # target p99 / legacy p99
+ *         server_restart: pause # an endpoint restarted (new run_id): pause | rollback | off
  */
 #ifndef SY_SPEC_H
 #define SY_SPEC_H
@@ -103,6 +104,14 @@ enum sy_breach {
 	SY_BREACH_PAUSE = 1,
 };
 
+/* plan.server_restart: what a running plan does when one of its endpoints restarts
+ * (a new run_id: it may have come back empty). Pause is the default (zero). */
+enum sy_restart_gate {
+	SY_RESTART_PAUSE = 0,
+	SY_RESTART_ROLLBACK = 1,
+	SY_RESTART_OFF = 2,
+};
+
 struct sy_gate_spec {
 	bool enabled;
 	double max;
@@ -123,6 +132,7 @@ struct sy_plan_spec {
 	bool verify;
 	bool drain; /* a rollback ends established target connections */
 	struct sy_gate_spec gates[SY_GATES];
+	uint8_t server_restart; /* enum sy_restart_gate */
 };
 
 #define SY_PLAN_INTERVAL_DEFAULT 1000
@@ -132,6 +142,8 @@ struct sy_plan_spec {
 
 /* "drift_rate", … ↔ enum sy_gate. */
 const char *sy_gate_name(int g);
+/* "pause", "rollback", "off" ↔ enum sy_restart_gate. */
+const char *sy_restart_gate_name(int v);
 
 /* Credentials of the agent's own connections to one side: who, and the file that holds
  * the password (mode 0600 or 0400; read at every connection the agent opens). The

@@ -142,6 +142,13 @@ static int plan_from(const Switchyard__V1__Plan *pb, struct sy_plan_spec *p, str
 	p->shadow_ms = pb->shadow_ms;
 	p->verify = pb->verify;
 	p->drain = pb->drain;
+	if ((unsigned)pb->server_restart > SY_RESTART_OFF) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "plan.server_restart: %d is not RESTART_PAUSE, RESTART_ROLLBACK or RESTART_OFF",
+			 (int)pb->server_restart);
+		return -EINVAL;
+	}
+	p->server_restart = (uint8_t)pb->server_restart;
 	for (int i = 0; i < SY_GATES; i++) {
 		if (!g[i] || !g[i]->enabled)
 			continue;
@@ -180,6 +187,7 @@ static int plan_to(const struct sy_plan_spec *p, Switchyard__V1__Plan *pb)
 	pb->shadow_ms = p->shadow_ms;
 	pb->verify = p->verify;
 	pb->drain = p->drain;
+	pb->server_restart = (Switchyard__V1__RestartGate)p->server_restart;
 	for (int i = 0; i < SY_GATES; i++) {
 		if (!p->gates[i].enabled)
 			continue;

@@ -76,6 +76,10 @@ static int check_plan(const struct sy_plan_spec *p, struct sy_spec_err *err)
 		sy_spec_err_set(err, "plan.shadow: longer than a week");
 		return -EINVAL;
 	}
+	if (p->server_restart > SY_RESTART_OFF) {
+		sy_spec_err_set(err, "plan.server_restart: must be pause, rollback or off");
+		return -EINVAL;
+	}
 	for (int g = 0; g < SY_GATES; g++) {
 		const struct sy_gate_spec *gs = &p->gates[g];
 

@@ -362,9 +362,9 @@ static int plan_gates(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p, ui
 
 static int plan(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
 {
-	static const char *const fields[] = {"steps",	    "bake",	 "advance",  "interval", "window",
-					     "min_samples", "min_p99",	 "backfill", "shadow",	 "verify",
-					     "drain",	    "on_breach", "gates",    NULL};
+	static const char *const fields[] = {
+		"steps",  "bake",   "advance", "interval",  "window", "min_samples",	"min_p99", "backfill",
+		"shadow", "verify", "drain",   "on_breach", "gates",  "server_restart", NULL};
 	enum {
 		F_STEPS,
 		F_BAKE,
@@ -378,9 +378,10 @@ static int plan(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
 		F_VER,
 		F_DRAIN,
 		F_BREACH,
-		F_GATES
+		F_GATES,
+		F_RESTART
 	};
-	yaml_node_t *f[13];
+	yaml_node_t *f[14];
 	uint8_t breach = SY_BREACH_ROLLBACK;
 	uint32_t bake = SY_PLAN_BAKE_DEFAULT;
 	const char *s;
@@ -467,6 +468,16 @@ static int plan(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
 				return e;
 			p->min_p99_us = ms * 1000;
 		}
+	}
+	if (f[F_RESTART]) {
+		s = scalar(f[F_RESTART]);
+		for (p->server_restart = 0; p->server_restart <= SY_RESTART_OFF; p->server_restart++)
+			if (s && strcmp(s, sy_restart_gate_name(p->server_restart)) == 0)
+				break;
+		if (p->server_restart > SY_RESTART_OFF)
+			return yfail(c, f[F_RESTART],
+				     "plan.server_restart: \"%s\" is not pause, rollback or off",
+				     Q(s ? s : kind(f[F_RESTART])));
 	}
 	return f[F_GATES] ? plan_gates(c, f[F_GATES], p, breach) : 0;
 }

@@ -5,7 +5,10 @@
  * nor audited, so no client is sent there. Anything else, a refused connect, or no
  * answer within the timeout is unhealthy, with the reason kept for `syctl status`.
  * A change is reported at once: the first failed check takes a target out of
- * rotation, the first good one puts it back. */
+ * rotation, the first good one puts it back.
+ *
+ * INFO server is pipelined after the PING: its run_id (a few hundred bytes in) tells a
+ * restarted server from the one seen before, however short the restart was. */
 #include "redis/health.h"
 
 #include <errno.h>
@@ -21,6 +24,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "redis/info.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "model/endpoint.h"
@@ -35,7 +39,7 @@ struct hep {
 	uint64_t timeout_timer;
 	uint64_t started_ms;
 	struct timespec started;
-	char buf[256];
+	char buf[2048]; /* +PONG, then INFO server up to its run_id line */
 	size_t blen;
 	struct sy_auth_spec auth; /* no password_file: no AUTH */
 	struct sy_endpoint_health st;
@@ -47,6 +51,8 @@ struct sy_health {
 	uint32_t interval_ms, timeout_ms;
 	sy_health_cb cb;
 	void *arg;
+	sy_health_restart_cb restart_cb;
+	void *restart_arg;
 	struct hep **eps;
 	size_t n;
 	uint64_t tick_timer;
@@ -63,6 +69,24 @@ static void stop_check(struct hep *e)
 	e->timeout_timer = 0;
 	e->stage = IDLE;
 	e->blen = 0;
+}
+
+/* A new run_id where another was seen: the server restarted (and may have lost data). */
+static void note_run_id(struct hep *e, const char *id)
+{
+	char old[sizeof(e->st.run_id)], name[SY_EP_STRLEN];
+
+	if (!id[0] || strcmp(id, e->st.run_id) == 0)
+		return;
+	snprintf(old, sizeof(old), "%s", e->st.run_id);
+	snprintf(e->st.run_id, sizeof(e->st.run_id), "%s", id);
+	if (!old[0])
+		return; /* the first one seen: nothing to compare with */
+	e->st.restarts++;
+	sy_endpoint_format(&e->ep, name, sizeof(name));
+	sy_warn("health", "%s restarted: run_id %.8s… → %.8s…", name, old, id);
+	if (e->h->restart_cb)
+		e->h->restart_cb(&e->ep, old, id, e->h->restart_arg);
 }
 
 static void finish(struct hep *e, bool ok, const char *why)
@@ -108,11 +132,11 @@ static void on_timeout(struct sy_loop *l, void *arg)
 	finish(e, false, why);
 }
 
-/* AUTH (with the password read from its file now) and PING in one write. 0, or -1
+/* AUTH (with the password read from its file now), PING and INFO server in one write. 0, or -1
  * with why. */
 static int send_request(struct hep *e, char *why, size_t wn)
 {
-	static const char ping[] = "PING\r\n";
+	static const char ping[] = "PING\r\nINFO server\r\n";
 	char pw[SY_SECRET_MAX + 1], *cmd = NULL;
 	const char *argv[3];
 	size_t lens[3];
@@ -144,11 +168,31 @@ static int send_request(struct hep *e, char *why, size_t wn)
 		redisFreeCommand(cmd);
 	}
 	if (sent != (ssize_t)(len + sizeof(ping) - 1)) {
-		snprintf(why, wn, "send %s: %s", with_auth ? "AUTH and PING" : "PING",
+		snprintf(why, wn, "send %s: %s", with_auth ? "AUTH, PING and INFO" : "PING and INFO",
 			 sent < 0 ? strerror(errno) : "short write");
 		return -1;
 	}
 	return 0;
+}
+
+/* The run_id from INFO's reply starting at `r` (the rest of buf): > 0 and id, 0 when
+ * the reply has none (an error, INFO renamed, a buffer too short), -EAGAIN when more of
+ * it must be read first. */
+static int info_run_id(struct hep *e, const char *r, char *id, size_t cap)
+{
+	size_t have = (size_t)(e->buf + e->blen - r);
+	const char *body = strstr(r, "\r\n");
+	int k;
+
+	if (!body)
+		return e->blen < sizeof(e->buf) - 1 ? -EAGAIN : 0;
+	if (r[0] != '$')
+		return 0;
+	body += 2;
+	k = sy_info_field(body, have - (size_t)(body - r), "run_id", id, cap);
+	if (k == -ENOENT && (size_t)atol(r + 1) > have - (size_t)(body - r) && e->blen < sizeof(e->buf) - 1)
+		return -EAGAIN;
+	return k > 0 ? k : 0;
 }
 
 static void on_io(struct sy_loop *l, int fd, unsigned events, void *arg)
@@ -212,7 +256,16 @@ static void on_io(struct sy_loop *l, int fd, unsigned events, void *arg)
 				continue;
 			}
 			if (strcmp(e->buf, "+PONG") == 0) {
+				char id[sizeof(e->st.run_id)];
+				int k = info_run_id(e, eol + 2, id, sizeof(id));
+
+				if (k == -EAGAIN) {
+					*eol = '\r'; /* whole again: the next read appends */
+					break;
+				}
 				finish(e, true, NULL);
+				if (k > 0)
+					note_run_id(e, id);
 				return;
 			}
 			if (strncmp(e->buf, "-NOAUTH", 7) == 0)
@@ -352,6 +405,12 @@ int sy_health_set_endpoints(struct sy_health *h, const struct sy_endpoint *eps,
 		if (!h->eps[i]->st.checked)
 			start_check(h->eps[i]);
 	return 0;
+}
+
+void sy_health_on_restart(struct sy_health *h, sy_health_restart_cb cb, void *arg)
+{
+	h->restart_cb = cb;
+	h->restart_arg = arg;
 }
 
 int sy_health_get(const struct sy_health *h, const struct sy_endpoint *ep, struct sy_endpoint_health *out)

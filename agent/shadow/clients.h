@@ -35,6 +35,7 @@ struct sy_client {
 	int db;
 	bool in_multi;
 	bool txn_bad;		     /* the transaction cannot be replayed exactly: repair its keys */
+	bool watched;		     /* WATCH since the last EXEC/DISCARD/UNWATCH: EXEC may abort */
 	STAILQ_HEAD(, sy_txcmd) txn; /* the open transaction's commands, in order */
 	size_t txn_n;
 };

@@ -586,14 +586,27 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		s->in_multi = true;
 		return;
 	}
+	if (cmd->flags & SY_CMDF_TXN_WATCH) {
+		s->watched = cmd->name[0] == 'W'; /* UNWATCH forgets */
+		return;
+	}
 	if (cmd->flags & SY_CMDF_TXN_DISCARD) {
 		sy_client_txn_clear(s);
+		s->watched = false;
 		return;
 	}
 	if (cmd->flags & SY_CMDF_TXN_EXEC) {
+		if (s->in_multi && s->watched && s->txn_n) {
+			/* aborted if a watched key changed, and only EXEC's reply says so, which
+			 * the capture does not see: copy the keys once it settled, whichever way
+			 * it went, instead of replaying what may not have happened */
+			s->txn_bad = true;
+			flag_audit(d, "WATCH transaction: EXEC's outcome unknown, its keys were copied");
+		}
 		if (s->in_multi)
 			replay_txn(d, s, c->ts_ns, c->cookie);
 		sy_client_txn_clear(s);
+		s->watched = false;
 		return;
 	}
 	e = (c->truncated ? sy_argv_parse_prefix : sy_argv_parse)(
@@ -668,6 +681,10 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 			auth->st.conflicts++;
 			mark_dirty(auth, s->db, lk, ll, CONFLICT_SETTLE_MS);
 		}
+	if (strncmp(cmd->name, "EVAL", 4) == 0 || strcmp(cmd->name, "FCALL") == 0)
+		/* a script's declared keys are copied below; nothing names the keys it
+		 * may write without declaring them */
+		flag_audit(d, "a script (EVAL, EVALSHA, FCALL) may write keys it did not declare");
 	if (c->truncated || (cmd->flags & SY_CMDF_NONDET)) {
 		/* not replayable exactly: copy the result instead */
 		for (int i = 0; i < nkeys; i++)

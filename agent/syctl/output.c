@@ -193,6 +193,8 @@ void print_cutover(const Switchyard__V1__Migration *m)
 		printf("%s%u%%", i ? " → " : "", p->steps_bp[i] / 100);
 	printf(" (%s advance, evaluated every %.1fs over %.0fs)\n", p->manual ? "manual" : "auto",
 	       (double)p->interval_ms / 1000, (double)p->window_ms / 1000);
+	printf("restart:   server_restart %s (an endpoint restarted: needs audit, then this)\n",
+	       sy_restart_gate_name((int)p->server_restart));
 	printf("phase:     %s", c->phase_name);
 	if (c->paused_from[0])
 		printf(" (from %s)", c->paused_from);

@@ -137,6 +137,7 @@ enum sy_class {
 #define SY_CMDF_SELECT	    0x80
 #define SY_CMDF_ADMIN	    0x100 /* never replayed */
 #define SY_CMDF_SECRET	    0x200 /* may carry a credential: never captured, no key read */
+#define SY_CMDF_TXN_WATCH   0x400 /* WATCH/UNWATCH: the next EXEC's outcome is unknown */
 
 struct sy_cmd_key {
 	char name[SY_CMD_NAME_MAX]; /* upper case, zero padded */
