@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # switchyard — build, test, demo. Everything built lands in $(OUT) (git-ignored).
 #   make            daemon, CLI, BPF objects and skeletons
 #   make test       deps, build, unit tests (ASan+UBSan), fuzz corpus replay, system tests

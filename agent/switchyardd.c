@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* switchyardd.c — the daemon's main: options, the state-dir lock, the kernel side
  * (loader), the registry, health checks, the gRPC control plane, signals.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* connect_bench.c — cost of connect()+close() on loopback, for bench/steer.sh.
  * usage: connect_bench HOST PORT N [CGROUP]
  * Joins CGROUP first (so the steering programs run), then times N blocking

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/cutover.sh — how fast a cutover decision reaches clients:
 #  1. SetRatio → the first new connection following it (goal ≤ 1 ms): a prober in the
 #     cgroup connects in a loop while the ratio flips 0% ↔ 100% 40 times;

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/cutover.sh's driver (Debian's python3-grpcio and python3-redis).
 
     cutover_bench.py ratio SOCK CGROUP LEGACY_PORT TARGET_PORT ROUNDS

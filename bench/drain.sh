@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/drain.sh — how fast a drain (rollback --drain) empties the target: CLIENTS
 # idle connections dial the legacy port from inside the attached cgroup at ratio 100 %
 # (so they sit on the target), then one drain of the target side runs through

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/export.sh — what the metrics exporters cost, in one run on this machine:
 #   1. agent CPU and RSS with 10 migrations, idle clients: no exporter (baseline), then
 #      OTLP every 1 s (gzip), then OTLP every 1 s plus a Prometheus scrape every 1 s;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # bench/lib.sh — what every benchmark script sets up, sourced after `cd` to the root:
 # a unique id, a work dir, a cgroup and a bpffs dir of its own, and a cleanup that
 # ends only the processes it started and removes what it made.

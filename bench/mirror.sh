@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/mirror.sh — shadow writes under load, in one run on this machine:
 #   1. client throughput (redis-benchmark SET) direct, through the agent with
 #      mirroring off, and with mirroring on (forward), same servers, rounds interleaved;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/observe.sh — the agent's side of observation, in one run:
 #   1. ring-buffer events drained per second with 0 lost: every GET of a -P 16
 #      redis-benchmark sampled (sample_reads: 1), so each command is one record; the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/progcost.sh — what the observe programs cost per packet: kernel.bpf_stats_enabled
 # run_time_ns / run_cnt of sy_egress and sy_ingress while redis-benchmark runs steered
 # and observed (mirror off), for SET and GET, non-pipelined and -P 16. ns per packet is

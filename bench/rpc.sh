@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/rpc.sh — starts switchyardd on a throw-away cgroup and bpffs folder, then runs
 # bench/rpc_bench.py against it. Streamed-messages/s waits for Telemetry.Watch.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/rpc_bench.py — unary gRPC calls per second against switchyardd (Status, over
 its unix socket), driven by grpcio, compared in the same run with grpcio's own server
 answering the same StatusResponse (the baseline: what the client side can drive).

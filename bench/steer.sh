@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/steer.sh — what steering costs, measured against a direct connection in the
 # same run. Both paths hit the same redis-server (the target): "steered" dials the
 # legacy port from inside the attached cgroup at ratio 100 % and is rewritten by

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/verify.sh — verification at full speed, in one run:
 #   1. audit keys/s over both sides (200 000 keys of six types on each side);
 #   2. backfill keys/s and MB/s (target emptied first), unbounded rate;

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* drain.bpf.c — terminate the established client connections of one side of a
  * migration, so that their clients reconnect and connect() steering decides again
  * (a rollback drains the target side: the reconnects land on legacy).
@@ -21,7 +21,7 @@
 #include "switchyard/abi.h"
 #include "lib/socks.h"
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* observe.bpf.c — the data stream of migration sockets: every request command parsed
  * (class, first key, prefix rule), bytes each way, the time from a request to the
  * first byte of its answer, per migration and side; write commands and sampled read
@@ -45,7 +45,7 @@
 #define ETH_P_IPV6   0x86DD
 #define IPPROTO_TCP_ 6
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

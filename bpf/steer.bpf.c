@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* steer.bpf.c — connect-time steering: legacy endpoint → target endpoint.
  *
  * cgroup/connect4 and connect6 look the dialled address up in `routes`; for a
@@ -19,7 +19,7 @@
 
 #define SY_SOCK_STREAM 1
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

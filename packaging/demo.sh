@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # make demo: a whole cutover on this machine, start to finish, then everything cleaned up.
 #
 #   1. a legacy and a target redis-server on loopback, legacy holding data already;

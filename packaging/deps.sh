@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Installs every Debian package that building, testing and the demo need.
 # Idempotent: when everything is present it only runs dpkg-query (well under a second).
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # mkdeb.sh VERSION — builds $OUT/switchyard_VERSION_ARCH.deb from what `make all` built in
 # $OUT, with dpkg-deb (no debhelper). Called by `make deb`; prints the .deb's path.
 #   /usr/sbin/switchyardd, /usr/bin/syctl            stripped; Depends from dpkg-shlibdeps

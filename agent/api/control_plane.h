@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* control_plane.h — the gRPC services the daemon serves, registered on one server. */
 #ifndef SY_CONTROL_PLANE_H
 #define SY_CONTROL_PLANE_H

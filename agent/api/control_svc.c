@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* control_svc.c — switchyard.v1.Control: operator calls onto the registry. Requests
  * are converted by spec_pb.c and checked by the one validator (through the registry);
  * registry errors map to gRPC codes, and their messages, which name the field, go

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* events_svc.c — switchyard.v1.Telemetry/Events: per stream, a cursor into the event
  * history (events.h). The stream first replays the retained events after since_seq,
  * then, with follow, sends each new one as it is emitted.

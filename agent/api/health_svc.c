@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* health_svc.c — grpc.health.v1.Health: Check and Watch for "" (the daemon) and
  * "switchyard.v1.Control". Watchers get the current status at once, then every change;
  * the daemon flips to NOT_SERVING when it starts shutting down. One registry per

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* http.c — the HTTP listener: routing, the token, the hand-over of each call to the
  * loop and of its output back. See http.h. */
 #include <arpa/inet.h>

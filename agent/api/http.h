@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* http.h — the daemon's one HTTP listener (libmicrohttpd): the dashboard at / (files
  * embedded in the binary, agent/web/), /metrics (telemetry/prom.h) and the JSON API
  * under /api/v1 — the gRPC API's own messages in the proto3 JSON mapping (model/pbjson.h),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* http_call.c — one HTTP request's call on the loop (see http_int.h, http.h): the
  * connection thread queues a job and waits; the loop runs the gRPC method in process
  * (sy_rpc_server_invoke) with a sink that renders each message as proto3 JSON; the

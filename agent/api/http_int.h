@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* http_int.h — what the two halves of the HTTP listener share: http.c (the listener,
  * routing, the token) and http_call.c (a request's call: its hand-over to the loop,
  * the sink that collects its output, the reply or the SSE stream). Nothing else

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* http_req.c — see http_req.h. json-c parses (strict mode, whole buffer); the walk
  * below accepts only the fields and types of the contract. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* http_req.h — the JSON bodies the HTTP door accepts, parsed into what the gRPC
  * request carries (pure: no I/O, no state; fuzzed by tests/fuzz/fuzz_http_req.c).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* telemetry_svc.c — switchyard.v1.Telemetry/Watch: per stream, a timer at the asked
  * interval reads the kernel's counters (steering decisions, observe statistics),
  * subtracts the previous reading of the same stream and sends rates and interval

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* verify_svc.c — switchyard.v1.Verify: start an audit, read its progress and report. */
 #include <errno.h>
 #include <stdlib.h>

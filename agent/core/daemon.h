@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* daemon.h — what the running daemon is, for Status and logs. */
 #ifndef SY_DAEMON_H
 #define SY_DAEMON_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* duration.h — the one reader of durations, for the daemon's options, the config file
  * (plans, the telemetry: section) and syctl: "250ms", "1.5s", "5m", "1h", or "0".
  * A number without a unit other than 0 is refused: "500" reads as milliseconds to some

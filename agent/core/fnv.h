@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* fnv.h — FNV-1a over bytes, for the agent's hash tables, fingerprints and digests
  * (not for anything an adversary chooses to collide on purpose). */
 #ifndef SY_FNV_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* fsutil.c — see fsutil.h. */
 #include "core/fsutil.h"
 

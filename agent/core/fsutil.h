@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* fsutil.h — small filesystem helpers shared by the daemon's parts, and its one
  * atomic file writer: a file is replaced by writing a temporary file, fsync-ing it and
  * renaming it over the old one, so a reader (or a restart after a crash) sees the old

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* histogram.h — percentiles of the kernel's log2 latency histograms. */
 #ifndef SY_HISTOGRAM_H
 #define SY_HISTOGRAM_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* log.c — see log.h. One line per call, written with a single write(2) so lines from
  * the daemon never interleave mid-line in a journal. */
 #include "core/log.h"

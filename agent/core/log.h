@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* log.h — the agent's one logger: "switchyard: <component>: <message>" on stderr.
  * Errors are logged once, where they are handled, with their context. */
 #ifndef SY_LOG_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* loop.c — see loop.h. Timers live in a binary min-heap keyed by due time; cancel
  * finds the entry by a linear scan (timers number in the tens) and re-heaps. */
 #include "core/loop.h"

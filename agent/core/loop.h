@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* loop.h — the agent's only event loop: epoll for file descriptors, one-shot timers on
  * the monotonic clock, and signals through a signalfd. Single-threaded; callbacks run
  * to completion and must not block. Modelled on Redis's ae.c. */

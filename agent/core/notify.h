@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* notify.h — the systemd notification protocol (sd_notify), sent without ever
  * blocking the event loop: a datagram to $NOTIFY_SOCKET on a non-blocking socket, and
  * when the receiver's queue is full the message is dropped, not waited for. systemd

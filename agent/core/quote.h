@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* quote.h — owns how a value given by a user (a file, the API, the command line) is
  * shown inside a one-line message: control bytes, quotes and backslashes escaped
  * (so a name with a newline cannot break "FILE:LINE: what" in two), long values cut.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* secret.c — see secret.h. The mode is checked on the opened file (fstat), not on the
  * path, so a file swapped between the check and the read is still the one checked;
  * symbolic links are followed, as Kubernetes mounts Secrets through them. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* secret.h — owns reading a secret from a file (a password mounted from a Kubernetes
  * Secret, a file written by a provisioning tool): the file must be readable by its
  * owner only, its content is kept in the caller's buffer and nowhere else, and no

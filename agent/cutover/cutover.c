@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* cutover.c — see cutover.h.
  *
  * The controller is a 100 ms tick on the daemon's loop. Its only persistent state is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* cutover.h — the cutover controller: walks a migration's plan (spec.h, `plan:`)
  * through its phases — backfilling, shadowing, verifying, cutting over step by step,
  * completed — evaluates the gates every interval over the step's recent window, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* restart.c — see restart.h. */
 #include "cutover/restart.h"
 

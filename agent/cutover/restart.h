@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* restart.h — what follows a datastore endpoint's restart (the health check saw a new
  * INFO run_id: the server may have come back empty, or from an old snapshot). For every
  * migration with the endpoint on a side: the mirror is flagged needs-audit with the

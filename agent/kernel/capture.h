@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* capture.h — the agent end of the kernel's ring buffer (sy_events): drains it on a
  * short timer (the kernel submits without waking us, see observe.bpf.c), puts the
  * fragments of each captured write command back together per socket, and hands

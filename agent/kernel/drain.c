@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* drain.c — see drain.h.
  *
  * The program is loaded for each drain and closed after it rather than kept loaded:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* drain.h — terminate the client connections of one side of a migration (rollback
  * with --drain): each established client socket that connect() steering placed on
  * that side is aborted in the kernel (bpf/drain.bpf.c, iter/tcp + bpf_sock_destroy),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* loader.c — see loader.h.
  *
  * Each BPF object is opened from its skeleton's embedded ELF through the generic

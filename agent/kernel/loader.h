@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* loader.h — the kernel side's lifecycle: load the BPF objects, pin programs, maps and
  * links under a bpffs folder, attach to a cgroup v2, and on restart adopt what is
  * pinned instead of loading again (fail-static: steering never stops while the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* mapsync.c — see mapsync.h. */
 #include "kernel/mapsync.h"
 

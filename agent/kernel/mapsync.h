@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* mapsync.h — the steering and statistics maps as the agent writes and reads them:
  * makes the maps hold exactly a set of migrations, and sums the per-CPU statistics of
  * one migration. It knows the maps' layout (abi.h, index.h), not where the set comes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* endpoint.c — see endpoint.h. Numeric addresses only: a migration names exact
  * servers, and a name that resolves differently tomorrow would move traffic silently. */
 #include "model/endpoint.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* endpoint.h — parsing and printing `ip:port` endpoints ("127.0.0.1:7000",
  * "[::1]:7001") into the ABI's struct sy_endpoint, and turning them into sockaddrs. */
 #ifndef SY_ENDPOINT_H

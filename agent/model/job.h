@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* job.h — the states of a background job (an audit, a backfill): one enum for the
  * agent, the controller and syctl, and the one spelling of each state that the API,
  * syctl's output and the state files use ("idle", "running", "done", "failed"). */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* keymap.c — see keymap.h. */
 #include "model/keymap.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* keymap.h — owns how a key is named on the other side: the migration's rewrite rules
  * (`rewrite: {"user:": "u2:"}`) applied to one key; and whether a key is in the
  * migration's scope (`scope:`). On the mirror's and the verifier's

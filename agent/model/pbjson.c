@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* pbjson.c — see pbjson.h. Default values are printed too (scripts should not have to
  * know proto3's "absent means zero"). */
 #include "model/pbjson.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* pbjson.h — any protobuf-c message as JSON, driven by its descriptor (proto3 JSON
  * mapping: lowerCamelCase names, enums by name, 64-bit integers as strings, bytes as
  * base64, string-keyed maps as objects). One emitter for every `syctl -o json` output. */

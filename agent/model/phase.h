@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* phase.h — where a migration's cutover plan stands: the part of the controller's
  * state that the registry persists with the migration (state.proto CutoverState), so
  * a restarted agent goes on exactly where it was. Values match CutoverPhase (checked

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* spec.c — see spec.h: the model's small pieces (names of enums, ratios, copies). The
  * YAML reader is spec_yaml.c, the validator spec_validate.c, the key mapper keymap.c. */
 #include "model/spec.h"

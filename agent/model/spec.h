@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* spec.h — the migration spec: the one model of what an operator asks for, whether it
  * comes from the YAML file (--config, SIGHUP) or from the Control API, and the one
  * validator both go through. spec.c holds the small pieces (names, ratios, copies),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* spec_pb.c — see spec_pb.h. */
 #include "model/spec_pb.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* spec_pb.h — the migration spec between its protobuf form (Control API, state file)
  * and struct sy_migration_spec. Parsing only: validation is spec_validate.c's.
  * Strings arrive here NUL-terminated by protobuf-c, which cuts a string at an embedded

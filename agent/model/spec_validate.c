@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* spec_validate.c — the one validator of migration specs (spec.h), for the file and
  * the Control API alike: ranges, formats, the cross-migration rules. Messages name the
  * field ("legacy[1]: …"); sy_spec_validate prefixes FILE:LINE. Values from the user are

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* spec_yaml.c — the YAML → spec reader: walks the document that model/yaml.c built
  * (nodes carry their line), fills struct sy_spec, then hands it to the one validator
  * that the Control API uses too. Every error is one line naming where and what. */

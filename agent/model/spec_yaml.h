@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* spec_yaml.h — the YAML → spec reader on a document model/yaml.h already parsed
  * (the daemon parses its config file once: the spec and the exporters' telemetry:
  * section read the same document). sy_spec_load_file/buf (spec.h) parse and read. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* yaml.c — see yaml.h. */
 #include "model/yaml.h"
 

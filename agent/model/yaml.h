@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* yaml.h — the one YAML reader of the config file (libyaml), shared by the spec reader
  * (spec_yaml.c: `migrations:`) and the exporters (`telemetry:`): the daemon reads and
  * parses the file once and hands the document to both.

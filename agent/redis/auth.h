@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* auth.h — owns the AUTH command that opens every connection the agent makes to a
  * datastore (redis_conn.c for the mirror, repairs, backfill, audits and dual reads;
  * health.c for health checks). The password file (core/secret.h) is read anew at each

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* commands.c — see commands.h. The table is generated from commands.def by the
  * preprocessor; a copy sorted by name is made once, so lookups are a binary search. */
 #include "redis/commands.h"

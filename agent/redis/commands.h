@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* commands.h — the host view of the one command table (include/switchyard/commands.def):
  * lookup by name, the kernel's view of each command (loaded into the sy_cmds map), and
  * every key position of a command line (mirror key rewriting, repairs). */

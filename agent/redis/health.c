@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* health.c — see health.h. One check per endpoint at a time: connect (non-blocking),
  * send AUTH (when the endpoint has credentials) and PING in one write, read their
  * lines. Only "+OK" then "+PONG" is healthy: a server that wants a password we do not

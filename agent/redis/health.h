@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* health.h — health checks of datastore endpoints: a non-blocking TCP connect, the
  * endpoint's AUTH when it has credentials (redis/auth.h), and "PING" every interval;
  * healthy only on "+PONG" to the authenticated PING before the timeout. Each change of a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* info.c — see info.h. */
 #include "redis/info.h"
 

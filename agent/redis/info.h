@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* info.h — reads one field of an INFO reply's text ("# Section" headers and
  * "field:value" lines ended by CRLF or LF). Used by the health check to learn a
  * server's run_id, which changes whenever the server process restarts.

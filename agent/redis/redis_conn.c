@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* redis_conn.c — see redis_conn.h. The event hooks follow hiredis's own adapters
  * (adapters/ae.h): hiredis says when it wants to read or write, we keep the epoll
  * registration in step. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* redis_conn.h — hiredis's asynchronous client (Debian libhiredis) on the agent's
  * event loop: non-blocking connect, pipelined commands, replies through callbacks.
  * The agent's own connections are never steered nor observed by the kernel (its tgid

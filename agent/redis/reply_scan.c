@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* reply_scan.c — see reply_scan.h. The event handling mirrors bpf/observe.bpf.c
  * (on_reply_events), without the maps. */
 #include "redis/reply_scan.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* reply_scan.h — the host driver of the RESP reply machine (include/switchyard/
  * resp_reply.h): feeds a reply stream in any chunking, the way the kernel's ingress
  * program does (skipped bulk stretches, the line and header fast path, bytes), and counts replies and errors

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* resp_argv.c — see resp_argv.h. */
 #include "redis/resp_argv.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* resp_argv.h — splits one captured command into its arguments (argv, lens) pointing
  * into the captured bytes, for replaying it and finding its keys.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* resp_scan.c — see resp_scan.h. The event handling mirrors bpf/observe.bpf.c
  * (on_name, on_cmd), without the maps: the table lookup is commands.c. */
 #include "redis/resp_scan.h"

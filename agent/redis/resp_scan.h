@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* resp_scan.h — the host driver of the RESP request machine (include/switchyard/
  * resp.h): feeds a byte stream in any chunking, the way the kernel's egress program
  * does (skips, header fast paths, bytes), and reports each command with its class

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* diff.h — what a change does to a set of migrations, field by field: the one
  * comparison behind the events (registry_events.c), the reload's summary and the
  * Control API's preview (Diff). Migrations are matched by name; spec fields other than

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* events.c — see events.h. The history is a ring indexed by seq: event `seq` lives in
  * slot (seq - first) % capacity, and the retained seqs are always one range
  * [oldest, next). Each event is one allocation (its attribute array, then its strings),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* events.h — the daemon's stream of state changes: a bounded in-memory history of
  * events (the last `capacity` ones, and at most `max_bytes` of them) numbered by a
  * sequence that only grows, and subscribers told when new ones arrive. Every event is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* events_journal.c — see events_journal.h.
  *
  * Records: a 4-byte little-endian length, then a serialized switchyard.v1.Event. A

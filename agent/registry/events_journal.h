@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* events_journal.h — the event history survives restarts: every emitted event is
  * appended to STATE_DIR/events.journal (rotated to events.journal.1 past max_bytes),
  * and a starting daemon restores both files into its history before its first event,

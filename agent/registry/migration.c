@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* migration.c — see migration.h. */
 #include "registry/migration.h"
 

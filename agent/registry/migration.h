@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* migration.h — one migration as the registry keeps it (its spec and live state), and a
  * registry commit as its subscribers see it. The registry (registry.c), its events
  * (registry_events.c) and the components that follow it (shadow, cutover, the daemon)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* ownership.c — see ownership.h. Pins are matched by cgroup; a pin "changed in the
  * file" is one whose side (or presence) differs between the file's two versions. */
 #include "registry/ownership.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* ownership.h — who owns a migration's fields, the one rule the registry decides by
  * (docs/control-plane.md, "Who owns what"):
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* registry.c — see registry.h. The commit path, the edits of one migration (ratio,
  * pins, plan progress), deletion, reads and health; the changes that declare
  * migrations (ApplyMigration, a config file) and their previews are registry_apply.c.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* registry.h — the registry of migrations and their live state: the only writer of
  * the steering maps (through kernel/mapsync.h) and of the store (store.h). Every change
  * is validated (spec.c) and committed: stored, written to the kernel maps, and only

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* registry_apply.c — the changes that declare migrations: ApplyMigration (every field
  * as given) and a config file (the file rule of ownership.h, and deletion of the
  * file's migrations it no longer names); and their previews, built by the same code

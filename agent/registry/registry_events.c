@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* registry_events.c — see registry_events.h. Migrations are matched by name; the spec
  * fields that changed are found by diff.h. Every event of a change names who made it:
  * origin (the commit's, else the migration's own), peer and reason when known. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* registry_events.h — the registry's events (events.h): what a committed change did
  * to each migration, found by comparing the set before and after it, so that every
  * path (Control API, config file, reload) reports the same way; and a target's health

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* registry_impl.h — private to registry/: the registry's state and the commit-path
  * helpers that registry.c (the commit path, edits, health) and registry_apply.c (the
  * declaring changes: ApplyMigration, a config file, their previews) share. Nothing

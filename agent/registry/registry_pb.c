@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* registry_pb.c — see registry_pb.h. */
 #include "registry/registry_pb.h"
 

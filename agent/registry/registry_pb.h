@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* registry_pb.h — a registry set as the store keeps it (switchyard.v1.State) and back.
  * Only the registry uses this: the store sees messages, the registry sees sets. */
 #ifndef SY_REGISTRY_PB_H

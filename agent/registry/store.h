@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* store.h — where the registry's state lives, behind one interface: load it, commit a
  * new one (all or nothing, at the next revision), and watch for changes made
  * elsewhere. The registry knows only this interface. Two implementations: the state

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* store_etcd.c — see store_etcd.h.
  *
  * Two clients: the blocking one of sy_rpc_call_sync for load, commit and the lease's

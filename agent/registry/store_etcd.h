@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* store_etcd.h — the shared store (store.h) of a fleet: etcd v3, spoken over the
  * project's own gRPC client (rpc.h) with the etcdserverpb subset in proto/etcd/.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* store_file.c — see store_file.h. */
 #include "registry/store_file.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* store_file.h — the file store (store.h): the daemon's state file, STATE_DIR/state.pb
  * (a switchyard.v1.State message). Written atomically: a temp file in the same folder,
  * fsync, rename, fsync of the folder; a reader never sees half a file, and a crash

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* grpc_frame.c — see grpc_frame.h. gzip is zlib with windowBits 15 + 16 (a gzip
  * header and trailer, as grpc-encoding: gzip means), one member per message. */
 #include "rpc/grpc_frame.h"

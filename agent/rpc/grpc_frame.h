@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* grpc_frame.h — the gRPC wire details that sit above HTTP/2, shared by the server and
  * the client: the 5-byte message prefix (compressed flag + big-endian length), per-
  * message gzip, the percent-encoding of grpc-message, grpc-timeout values, and the few

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* pb_strings.c — see pb_strings.h. A walk of the wire format driven by the message's
  * descriptor: length-delimited fields are either strings (looked into), messages
  * (walked, map entries included), or bytes / packed scalars (skipped). */

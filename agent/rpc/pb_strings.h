@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* pb_strings.h — owns one check of a protobuf message's raw bytes, before protobuf-c
  * unpacks them: no `string` field, at any depth, holds a NUL byte.
  *

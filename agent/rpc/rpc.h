@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* rpc.h — gRPC over HTTP/2 (nghttp2) with protobuf-c messages, server and client, both
  * driven by the agent's event loop (loop.h): non-blocking, no threads.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* rpc_call.c — one gRPC call on the server: nghttp2's stream callbacks (headers,
  * data, close), the request's framing, decompression and decoding, dispatch to the
  * method's handler, and the response: framed messages queued for a deferred data

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* rpc_client.c — gRPC client over HTTP/2 (h2c, prior knowledge) on nghttp2, driven by
  * the agent's event loop. One client = one target; many concurrent calls share its
  * connection. Every call ends exactly once through its callback with msg == NULL and

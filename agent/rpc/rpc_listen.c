@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* rpc_listen.c — see rpc_listen.h. The control socket is the daemon's front door and
  * it runs as root, so the unix listener is careful: it never deletes a file that is
  * not a socket, never steals a socket a live server still answers on, and never lets

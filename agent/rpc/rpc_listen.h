@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* rpc_listen.h — the sockets under the gRPC transport, for rpc_server.c and
  * rpc_client.c only: one parser for every address form either side accepts, the unix
  * and TCP listeners, and the non-blocking connect.

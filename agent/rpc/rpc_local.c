@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* rpc_local.c — in-process calls (rpc.h: sy_rpc_server_invoke): a registered handler run
  * without a connection, its messages and final status handed to a sink. The HTTP door
  * (api/http*.c) is their user: one implementation of each method, two transports.

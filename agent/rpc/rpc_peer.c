@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* rpc_peer.c — who is at the other end of a call, for the record of who changed what:
  * the unix socket's peer credentials (the socket is root-only, so the uid says little;
  * the pid names the process), or the TCP peer's address. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* rpc_server.c — gRPC server over HTTP/2 (h2c, prior knowledge) on nghttp2, driven by
  * the agent's event loop. nghttp2 does HTTP/2 (framing, HPACK, flow control, PING,
  * SETTINGS, stream limits, protocol errors → GOAWAY); this file does gRPC on top:

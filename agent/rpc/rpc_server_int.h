@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* rpc_server_int.h — what the two halves of the gRPC server share, and nothing else
  * includes: the structs of a server, its connections, calls and methods, and the
  * functions one half calls in the other. rpc_server.c owns connections, listeners,

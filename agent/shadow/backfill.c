@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* backfill.c — see backfill.h and docs/verify.md (backfill). */
 #include "shadow/backfill.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* backfill.h — the backfill of one migration: copies legacy's existing keys (per scope
  * prefix, or all when the migration has no `scope:`) to target through the mirror's repair path
  * (DUMP/RESTORE, so it is safe to repeat), before shadowing alone is trusted. A copier, not a check: verify

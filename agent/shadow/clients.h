@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* clients.h — what the mirror follows of each client connection that writes through a
  * migration: the database it selected and the transaction it has open (the commands
  * between MULTI and EXEC, kept until EXEC replays them as one unit).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* compare.c — see compare.h and docs/verify.md. */
 #include "shadow/compare.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* compare.h — what "the same key on both sides" means for verify: one look per side (a
  * small Lua script returns the type, the PTTL and the whole value in one round trip),
  * reduced to a digest that does not depend on encoding or order where the type has

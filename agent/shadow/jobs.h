@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* jobs.h — what verify's background jobs (the audit, the backfill) share: a SCAN over
  * one side of a migration, of the whole keyspace or per scope prefix (`scope:`, the
  * prefix as a MATCH pattern, glob characters escaped, named as that side names it); DBSIZE answers summed

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* mirror.c — see mirror.h and docs/mirror.md: the capture callback, replay, destination
  * connections; repair.c, writers.c, clients.c and redis/resp_argv.c hold the rest. */
 #include "shadow/mirror.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* mirror.h — shadow writes: every write command the kernel captured on one side of a
  * migration is replayed on the other side, so both sides hold every write while
  * clients are split, and a rollback loses nothing.

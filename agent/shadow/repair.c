@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* repair.c — see repair.h and docs/mirror.md (repair). */
 #include "shadow/repair.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* repair.h — the mirror's repair engine, one per migration and direction: the keys
  * waiting to be copied (the dirty-key set) and the copies in flight.
  *

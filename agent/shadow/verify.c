@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* verify.c — see verify.h and docs/verify.md: the audit, dual reads, their waiting
  * queue and connections; what "equal" means is compare.c, the backfill backfill.c. */
 #include "shadow/verify.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* verify.h — does the target hold what legacy holds? Two instruments:
  *
  * - the audit: a scan of both sides at a bounded pace (SCAN of the whole keyspace;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* writers.c — see writers.h. */
 #include "shadow/writers.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* writers.h — the mirror's table of recent writers, per migration: for each key
  * written lately (named as legacy names it), who wrote it last (side, client
  * connection), when, and until when it is "hot".

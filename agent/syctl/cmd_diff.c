@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* cmd_diff.c — previews and ownership: `syctl diff -f FILE` (what a daemon reload of
  * FILE would change), `syctl apply -f FILE --dry-run` (what applying it through the API
  * would change), both answered by the daemon's Control.Diff, which runs the registry's

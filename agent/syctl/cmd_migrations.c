@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* cmd_migrations.c — the commands on migrations: status, apply, get, list, delete,
  * cutover, pin, unpin, and the daemon's health check. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* cmd_stream.c — the streaming commands: watch (telemetry snapshots) and events
  * (the history, then new ones with --follow; syctl's own filters by time and kind), each
  * on its own event loop until the stream ends or Ctrl-C. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* cmd_verify.c — verify (audits, --report of the drifted keys) and backfill (copy
  * legacy's keys to target, with a progress bar on a terminal). verify's exit status is
  * the audit's verdict, for scripts: 0 no drift; 1 drift found, the audit failed, or no

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* cmd_wait.c — `syctl cutover NAME start|promote|resume --wait`: the action, then the
  * plan's progress until it settles, for scripts that must know how it ended. Exit 0
  * when the plan completed (or a manual plan's step is baked and waits for promote),

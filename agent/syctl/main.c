@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* main.c — syctl, the operator's CLI for switchyardd, over gRPC: global options, the
  * command table, one unary call. Human tables by default, `-o json` for one JSON
  * document on stdout; exit codes in syctl.h. */
@@ -110,8 +111,8 @@ static const struct cmd cmds[] = {
 	 "create or update the migrations of a spec file; --dry-run: show what would change", cmd_apply,
 	 "examples:\n  syctl apply -f /etc/switchyard/switchyard.yaml --dry-run\n"
 	 "  syctl apply -f /etc/switchyard/switchyard.yaml\n"},
-	{"diff", "-f FILE", "what a daemon reload of this config file would change, field by field",
-	 cmd_diff, "examples:\n  syctl diff -f /etc/switchyard/switchyard.yaml\n"},
+	{"diff", "-f FILE", "what a daemon reload of this config file would change, field by field", cmd_diff,
+	 "examples:\n  syctl diff -f /etc/switchyard/switchyard.yaml\n"},
 	{"get", "NAME",
 	 "one migration: ratio, endpoints, pins, the plan, per side totals (requests, latency, "
 	 "errors), mirror",
@@ -132,8 +133,8 @@ static const struct cmd cmds[] = {
 	 "  --timeout D    give up waiting after D (10m, 1h): exit 4\n"
 	 "examples:\n  syctl cutover users start --wait --timeout 30m\n"
 	 "  syctl cutover users rollback --drain --reason 'p99 too high'\n  syctl cutover users 25%\n"},
-	{"pin", "NAME --cgroup PATH --side target|legacy [--reason TEXT]", "force one client (cgroup) to a side",
-	 cmd_pin,
+	{"pin", "NAME --cgroup PATH --side target|legacy [--reason TEXT]",
+	 "force one client (cgroup) to a side", cmd_pin,
 	 "examples:\n  syctl pin users --cgroup /sys/fs/cgroup/app.slice/api.service --side target\n"},
 	{"unpin", "NAME --cgroup PATH [--reason TEXT]", "remove a pin", cmd_unpin, NULL},
 	{"watch", "[NAME] [--interval 1s] [--count N]",

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* output.c — syctl's human views (tables, progress lines) and its JSON (model/pbjson.h,
  * one line per message). Every ratio is shown by sy_ratio_format. */
 #include <errno.h>

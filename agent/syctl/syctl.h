@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* syctl.h — what syctl's files share: the exit codes scripts rely on, the global
  * options (server, timeout, -o json), one unary call with its failure printed, and the
  * printers of output.c. Each command lives in a cmd_*.c file; main.c has the table.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* exporters.c — settings of the metrics exporters (command line and the config file's
  * `telemetry:` section, one validator for both) and their start. See exporters.h. */
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* exporters.h — the daemon's metrics exporters, configured and started in one place:
  * the Prometheus listener (prom.h) and the OTLP exporter (otlp.h).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* metrics.c — reads the figures of every migration (kernel maps through the registry,
  * the mirror, verify, the cutover source) and lays them out as the metric families
  * that docs/observability.md names. The names, units and attributes are a contract

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* metrics.h — one snapshot of every figure the agent exports, read on the loop thread
  * and turned into exporter-neutral metric families (name, unit, kind, points with
  * attributes). The OTLP exporter (otlp.c) and the Prometheus listener (prom.c) only

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* otlp.c — OTLP/gRPC metrics exporter: request building (pure) and the send queue with
  * retries and backoff on the loop. See otlp.h for the contract. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* otlp.h — OTLP/gRPC metrics export: every interval, one snapshot (metrics.h) becomes
  * one ExportMetricsServiceRequest (cumulative sums from a fixed start time), packed
  * and gzipped once, queued, and sent to the collector by the daemon's async gRPC

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* prom.c — /metrics for Prometheus: the text renderer (pure, unit-tested) and the
  * libmicrohttpd listener with its hand-over to the loop thread. See prom.h. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* prom.h — the Prometheus listener: GET /metrics in text format 0.0.4, the families of
  * metrics.h under their Prometheus names (the OpenTelemetry mapping: dots become
  * underscores, the unit becomes a suffix, monotonic sums end in _total; histograms as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // switchyard dashboard: a client of the agent's JSON API (docs/http.md). Plain ES module,
 // no dependencies. Reads: GET /api/v1/migrations, SSE /api/v1/watch (live figures) and
 // /api/v1/events (state changes, which also trigger a re-read). Actions: POST

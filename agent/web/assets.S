@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* assets.S — the dashboard's files, embedded byte for byte (agent/api/http.c serves
  * them; the Makefile passes the folder with -I so .incbin finds them). */
 	.section .rodata

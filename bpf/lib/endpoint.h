@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* endpoint.h — building sy_endpoint keys from sock_addr contexts (BPF side). */
 #ifndef SY_BPF_ENDPOINT_H
 #define SY_BPF_ENDPOINT_H

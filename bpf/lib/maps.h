@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* maps.h — maps shared by the steering and observe objects. The loader pins every map
  * by name, so the second object to load reuses the first one's map: one definition
  * here, one map in the kernel. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* socks.h — sy_socks, the storage of every migration client socket (struct sy_sock),
  * on its own so that an object needing only this map (drain.bpf.c) does not create
  * the others' maps just to load. */

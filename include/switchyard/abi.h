@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* abi.h — the structs shared by the kernel programs (bpf/) and the agent.
  *
  * This header is the ABI between switchyardd and the pinned maps: a pinned map

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* hash.h — the client → bucket function, one definition for the kernel and the agent.
  *
  * bucket = mix(client_id ^ salt) mod 10000. A client's bucket never changes for a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* index.h — where a migration's entries sit in the per-CPU statistics arrays, one
  * definition for the kernel programs and the agent (they must agree, or the agent
  * reads and zeroes another migration's counters).

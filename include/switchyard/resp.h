@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* resp.h — the request-stream parser (RESP2/RESP3 arrays of bulk strings, and inline
  * commands), written once and compiled twice: into the kernel's egress program
  * (bpf/observe.bpf.c) and into the agent's tests and fuzzers on the host.

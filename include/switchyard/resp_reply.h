@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* resp_reply.h — the reply-stream parser (RESP2 and RESP3, any nesting), written once
  * and compiled twice: into the kernel's ingress program (bpf/observe.bpf.c) and into
  * the agent's tests and fuzzers on the host (agent/redis/reply_scan.c).

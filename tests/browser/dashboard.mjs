@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The dashboard in Debian's headless chromium, driven by playwright-core, against a real
 // switchyardd (started by tests/system/test_dashboard_browser.py, which passes its
 // addresses). What a person would do: open the page, watch a manual plan start and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* fuzz_control_req.c — every Control request type decoded from the same bytes, and the
  * MigrationSpec inside converted and validated exactly as ApplyMigration does (spec_pb.c
  * then the one validator). No crash, no leak, whatever the bytes. */

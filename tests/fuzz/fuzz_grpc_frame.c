@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* fuzz_grpc_frame.c — the wire helpers of grpc_frame.h on hostile bytes, with their
  * invariants checked, not only "no crash":
  *   - the reader gives the same messages whatever the split of its input (byte 0 picks

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* fuzz_grpc_server.c — bytes from a hostile client into our gRPC server: one input is
  * everything a client sends on one connection, fed through sy_rpc_server_feed_raw
  * (nghttp2's server session, our framing, routing, gzip, request decoding, handlers,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* fuzz_http_req.c — the HTTP door's JSON request parser (api/http_req.c, json-c) on any
  * bytes: no crash, no leak; what it accepts is one of the contract's shapes. */
 #include <stdint.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* fuzz_resp.c — the RESP request machine (resp.h, as the kernel drives it through
  * resp_scan.c) against two oracles:
  *   1. itself: the same input fed whole, byte by byte and in chunks whose sizes come

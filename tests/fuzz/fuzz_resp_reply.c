@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* fuzz_resp_reply.c — the RESP reply machine (resp_reply.h, as the kernel drives it
  * through reply_scan.c) against two oracles:
  *   1. itself: the same input fed whole, byte by byte and in chunks whose sizes come

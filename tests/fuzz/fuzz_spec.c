@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* fuzz_spec.c — arbitrary bytes as a spec file: libyaml, our tree walk and the
  * validator must answer with an error line or a spec, never crash or leak. The error
  * is one line whatever the file holds (values are escaped: core/quote.h). */

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the seed corpora of fuzz_grpc_server and fuzz_grpc_frame.
 
 fuzz_grpc_server seeds are what a client sends on one connection (preface, SETTINGS,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* replay_main.c — runs a libFuzzer harness's LLVMFuzzerTestOneInput over every file of
  * a corpus folder, so `make test` replays the committed seeds under ASan+UBSan with gcc
  * (no libFuzzer needed). Prints "N passed, 0 failed" like any runner. */

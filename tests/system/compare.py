@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A full, type-aware compare of two redis-servers: every key's type, value (sets and
 hashes order-free, zset scores as floats) and TTL, with key-prefix rewriting applied.
 The independent check the mirror, the audit and shadow writes are held to: plain

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for system tests: real kernel, real cgroups, real redis-server.
 
 Every test gets its own cgroup under the cgroup2 mount, its own bpffs folder, its own

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A client application for the cutover tests (Debian's python3-redis), run as its own
 process inside a client cgroup so the kernel steers its connections.
 

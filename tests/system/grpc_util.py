@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """gRPC from the independent implementation (Debian's python3-grpcio).
 
 Message classes are generated at test time with `protoc --python_out` from the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An OTLP/gRPC metrics receiver for the tests, built on Debian's python3-grpcio with a
 generic handler (no generated stubs), behind a byte-recording TCP relay so the tests
 can look at the wire itself (HTTP/2 headers, the gRPC compressed flag, gzip magic).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers shared by the system tests: Redis servers, the daemon, cgroups, clients."""
 import json
 import os

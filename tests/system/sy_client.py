@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Test client: for each job, moves itself into the job's cgroup (so the kernel sees a
 different client), connects to the dialled address, writes its key with SET, asks the
 server which port it really is (CONFIG GET port), reads getpeername(), and closes.

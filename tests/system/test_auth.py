@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Redis AUTH/ACL on every connection the agent makes (agent/redis/auth.c): legacy with
 `requirepass` (the default user), target with the minimal ACL user of
 docs/operations.md; clients authenticate themselves. The mirror, a backfill, an audit

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The test tools themselves: compare.py (a type-aware diff of two real redis-servers)
 and workload.py (mixed, conflicting and counting clients in their own processes).
 No BPF needed: two plain redis-servers, removed after each test."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """switchyard.v1.Control through grpcio (an independent implementation), and syctl
 against the daemon and against a grpcio server. State-changing calls with invalid input
 must leave the state file byte-identical."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The cutover controller (agent/cutover/cutover.c) with real parts: redis-server pairs, client
 processes in test cgroups steered by the kernel, the daemon's gates reading the kernel's
 counters, and the plan's phases checked through the Control API (Debian's grpcio) and

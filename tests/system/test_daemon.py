@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Daemon lifecycle around the registry: one daemon per state dir, adoption rules,
 config-file ownership of migrations, --check-config."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The dashboard in a real browser: Debian's chromium, headless, driven by npm's
 playwright-core (tests/browser/dashboard.mjs) against a real daemon with a manual
 plan. The page shows the migration, follows the plan as it starts and bakes, and a

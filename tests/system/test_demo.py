@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make demo` runs in CI as a test: the whole first impression (backfill, shadow,
 verify, a plan walked with live telemetry, a fault on the target caught by the p99 gate
 and rolled back with a drain, the plan walked again to completion, the summary) must

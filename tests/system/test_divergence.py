@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Divergence the mirror cannot repair by itself must be flagged when it happens
 (issue 18, defects 4 and 5): a target that restarts empty (a new INFO run_id seen by
 the health check → needs-audit with the reason, an `endpoint.restarted` event, the

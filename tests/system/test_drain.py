@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Drain (rollback --drain): the client connections steered to one side are aborted in
 the kernel, everything else stays.
 

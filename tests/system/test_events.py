@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Telemetry.Events through grpcio (an independent implementation) and syctl: every
 state change of a migration, in order, with its attributes; filters; replay from the
 history by seq, across a restart too; bad requests."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fleet mode (docs/fleet.md): agents sharing one etcd v3 store (Debian's etcd-server,
 on loopback ports of its own), each a "node" with its own cgroup, bpffs folder, state
 dir and socket. etcdctl (ETCDCTL_API=3) is the independent client that checks the keys.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """gRPC request buffering is bounded whatever the clients do. The attacker (python3-h2,
 an independent HTTP/2 implementation) opens many streams on several connections, each
 declaring a large request message and sending all of it but the end, as fast as the

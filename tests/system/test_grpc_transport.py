@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The daemon's gRPC transport, checked with independent implementations: grpcio
 (Debian's python3-grpcio) for well-formed calls, python3-h2 and raw sockets for the
 malformed ones. Every bad-bytes case is followed by a good call: the daemon survives."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The HTTP door (--http): the dashboard's files, /metrics, and the JSON API under
 /api/v1 — the same messages as the gRPC API in the proto3 JSON mapping of `syctl -o
 json`, streams as Server-Sent Events, actions behind the bearer token of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """/metrics under idle connections: sockets that connect and say nothing must not lock
 the scrape out. One address is held to a per-address limit (the rest are closed at
 once), the overall limit is far above what scrapers need, and a silent connection is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shadow writes (agent/shadow/mirror.c): writes captured by the kernel on one side are
 replayed (or repaired) on the other, and a full compare of the two real servers finds
 no difference once the mirror has drained."""

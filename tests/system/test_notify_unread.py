@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """sd_notify must never block the event loop: a manager whose NOTIFY_SOCKET is full
 (never read) costs the daemon its notifications, not its control API or reloads."""
 import os

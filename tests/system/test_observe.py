@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """observe.bpf.c: bytes, request → first-answer-byte latency and error answers, per
 migration and side, measured in the kernel and read through the Control API; checked
 against what the clients themselves sent, received and timed."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """OTLP/gRPC export to a real receiver (grpcio), checked on the wire (gzip) and decoded
 with `protoc --decode_raw`: resource attributes, metric names, and values that match a
 known workload exactly; retries while the collector is down with nothing lost inside

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Packaging: the systemd unit (systemd-analyze verify, sd_notify ordering, its
 capability set), the .deb (built by `make deb`, installed with dpkg on this machine,
 the daemon run from /usr/sbin, syctl from /usr/bin, an upgrade that keeps steering and

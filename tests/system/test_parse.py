@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The kernel's RESP parser (observe.bpf.c + resp.h): commands counted per migration,
 prefix rule, side and class, exactly, whatever the client and however the bytes are
 cut into sends and packets; replies untouched; write commands and sampled read keys

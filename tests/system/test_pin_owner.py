@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One owner for one set of pins: a second switchyardd on the same --bpffs is refused
 while the first runs, whatever its --state-dir, and the pins are adopted only by the
 state dir that made them."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Prometheus exposition: Debian's prometheus server scrapes the daemon's --metrics
 listener every second, and its query API returns the series and exact values of a
 known workload; /metrics itself is checked line by line for format validity."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The file rule (docs/control-plane.md, "Who owns what"): a reload or a restart with an
 unchanged config file keeps a ratio and pins set through the API, byte for byte in
 state.pb, and says nothing moved; a file that changes a field moves that field and the

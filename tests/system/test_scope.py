@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a migration moves (docs/mirror.md, "Scope"): `prefixes:` only count, they never
 limit the mirror, the backfill, audits or dual reads; `scope:` does, and says so —
 `syctl get`, `status`, the audit and the plan's verify step report the keys left

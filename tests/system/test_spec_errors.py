@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bad spec files: one line "FILE:LINE: what is wrong", a non-zero exit, and nothing
 changed — neither the kernel's steering nor the state file (byte-identical)."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Connect-time steering against the real kernel and real redis-servers.
 
 Where a connection went is read from the servers themselves: the key it wrote, and the

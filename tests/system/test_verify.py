@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Verification (agent/shadow/verify.c): the audit finds planted drift of every kind and
 nothing else, repairs it through the mirror's repair path, and reports no drift while
 a mirrored workload runs; dual reads compare sampled read keys on both sides."""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Redis workloads for system tests, each client its own process (Debian's python3 and
 python3-redis), moved into its cgroup (pid written to CGROUP/cgroup.procs) before it
 connects, so the kernel sees it as that cgroup's client. pytest itself never changes

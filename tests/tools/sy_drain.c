@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* sy_drain — runs one drain (agent/kernel/drain.h) against an installation pinned under
  * BPFFS and prints its counts as one JSON line: the system tests and bench/drain.sh
  * drive sy_drain_side through it, the daemon calls the function itself.

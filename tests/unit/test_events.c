@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_events.c — the event history (events.c): seqs, the ring's bounds by count and
  * by bytes, strings cut and cleaned, subscribers; and the registry's events
  * (migration_events.c): what a change between two sets of migrations reports. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_fsutil.c — the one atomic file writer (core/fsutil.c): a replace leaves the new
  * content and no temporary file, a failure is returned (not swallowed) and leaves the
  * old content; and the job states' one spelling (model/job.c). */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_grpc_frame.c — the gRPC wire helpers (grpc_frame.h): message framing read back
  * at every split point, the size limit refused before any allocation, gzip both ways
  * with the zip-bomb limit, grpc-message percent-encoding, grpc-timeout, and the header

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_hash.c — the client → bucket function shared with the kernel (hash.h). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_histogram.c — percentiles of log2 histograms (histogram.c): the bucket bound
  * used for display, the interpolated value the cutover gates compare. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_http_req.c — the HTTP door's pure parts: the cutover body parser (json-c) and
  * the gRPC status → HTTP status mapping. */
 #include <setjmp.h>

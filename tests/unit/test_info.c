@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_info.c — reading a field of an INFO reply (redis/info.c): the run_id the health
  * check compares, CRLF and LF lines, a field named like the start of another, values
  * too long, and a reply cut in the middle of the line asked for. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_loop.c — the event loop: timer order and cancel, fd readiness, signals. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_metrics.c — the exporters' pure parts: metric families over a snapshot, their
  * Prometheus names and text rendering, the OTLP request (decoded back with
  * protobuf-c), and the exporters' settings (command line and telemetry: section). */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_ownership.c — the file rule (registry/ownership.h), through the registry without
  * a kernel (bpf NULL) and on its own for pins: a reload of an unchanged file keeps a
  * ratio set through the API and who set it, and its preview is empty; a file that

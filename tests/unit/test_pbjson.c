@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_pbjson.c — the proto3 JSON emitter on what only it prints: bytes as base64. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_registry.c — the registry's one commit path, without a kernel (bpf NULL): every
  * commit reaches every subscriber once, in the order they subscribed, with the set
  * before and after it; a commit that fails (invalid spec, a store that cannot be

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_resp.c — the RESP request machine (resp.h) driven on the host as the kernel
  * drives it (resp_scan.c), and the command table (commands.c). Every stream test
  * checks exact results, then that every chunking (one byte at a time, every split

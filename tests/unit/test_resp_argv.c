@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_resp_argv.c — splitting a captured command into argv (redis/resp_argv.c): RESP
  * and inline bodies, arguments pointing into the body, many arguments, truncated and
  * malformed bodies. */

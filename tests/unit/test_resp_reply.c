@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_resp_reply.c — the RESP reply machine (resp_reply.h) driven on the host as the
  * kernel drives it (reply_scan.c). Every stream test checks exact results (replies,
  * errors by class, each reply's type and length), then that every chunking (one byte

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_rpc.c — the gRPC transport end to end, in one process: our server and our client
  * on one event loop over a unix socket in a temp folder (TCP for the listener tests),
  * plus a bare nghttp2 client ("raw") for the requests our client never sends (wrong

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_spec.c — the spec parser and the one validator: exact messages and lines. */
 #include <setjmp.h>
 #include <stdarg.h>

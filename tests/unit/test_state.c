@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* test_state.c — the state file: round trip, absent file, corrupt and empty files, abort,
  * a temp file left by a crash, the store interface over it. */
 #include <setjmp.h>

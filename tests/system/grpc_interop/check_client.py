@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Our gRPC client against grpcio's server (an independent implementation).
 
     /usr/bin/python3 check_client.py --peer /tmp/interop/peer [--syctl build/syctl]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """grpcio (an independent gRPC implementation) against our server.
 
     /usr/bin/python3 check_server.py --peer /tmp/interop/peer

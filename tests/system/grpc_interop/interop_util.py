@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared by check_server.py and check_client.py: the grpc.health.v1 message classes
 (generated with protoc from the project's own proto, loaded by path so the package name
 "grpc" does not shadow grpcio), channel helpers, and the peer process."""

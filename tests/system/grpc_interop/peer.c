@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* peer.c — a stand-in for switchyardd in the gRPC interop checks (not built by the
  * Makefile; see README.md here). Two modes, both on our transport:
  *
