@@ -391,6 +391,17 @@ static void done(struct sy_control_ctx *ctx)
 	sy_registry_set_who(ctx->reg, NULL, NULL, NULL);
 }
 
+/* The end of a call that changed one migration: its error, or the migration now. */
+static void done_reply(struct sy_rpc_call *call, struct sy_control_ctx *ctx, int e,
+		       const struct sy_spec_err *err, const char *name)
+{
+	done(ctx);
+	if (e)
+		fail(call, e, err);
+	else
+		reply_migration(call, ctx, name);
+}
+
 /* ---- methods ------------------------------------------------------------------------- */
 
 static void apply(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
@@ -499,12 +510,7 @@ static void set_ratio(struct sy_rpc_call *call, const ProtobufCMessage *req, voi
 		return;
 	e = ctx->cutover ? sy_cutover_set_ratio(ctx->cutover, r->name, r->ratio_bp, &err)
 			 : sy_registry_set_ratio(ctx->reg, r->name, r->ratio_bp, &err);
-	done(ctx);
-	if (e) {
-		fail(call, e, &err);
-		return;
-	}
-	reply_migration(call, ctx, r->name);
+	done_reply(call, ctx, e, &err, r->name);
 }
 
 static void pin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
@@ -528,12 +534,7 @@ static void pin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg
 	if (begin(call, ctx, r->reason))
 		return;
 	e = sy_registry_pin(ctx->reg, r->name, r->cgroup, (uint8_t)r->side, &err);
-	done(ctx);
-	if (e) {
-		fail(call, e, &err);
-		return;
-	}
-	reply_migration(call, ctx, r->name);
+	done_reply(call, ctx, e, &err, r->name);
 }
 
 static void unpin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
@@ -552,12 +553,7 @@ static void unpin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 	if (begin(call, ctx, r->reason))
 		return;
 	e = sy_registry_unpin(ctx->reg, r->name, r->cgroup, &err);
-	done(ctx);
-	if (e) {
-		fail(call, e, &err);
-		return;
-	}
-	reply_migration(call, ctx, r->name);
+	done_reply(call, ctx, e, &err, r->name);
 }
 
 static void status(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
@@ -635,12 +631,7 @@ static void cutover(struct sy_rpc_call *call, const ProtobufCMessage *req, void 
 	if (begin(call, ctx, r->reason))
 		return;
 	e = sy_cutover_action(ctx->cutover, r->name, (int)r->action, r->drain, r->reason, &err);
-	done(ctx);
-	if (e) {
-		fail(call, e, &err);
-		return;
-	}
-	reply_migration(call, ctx, r->name);
+	done_reply(call, ctx, e, &err, r->name);
 }
 
 /* A preview (DiffRequest): the registry builds the change as it would for real and

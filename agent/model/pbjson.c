@@ -127,7 +127,7 @@ static void value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *v)
 	}
 }
 
-static size_t elem_size(const ProtobufCFieldDescriptor *fd)
+size_t sy_pb_value_size(const ProtobufCFieldDescriptor *fd)
 {
 	switch (fd->type) {
 	case PROTOBUF_C_TYPE_INT64:
@@ -213,7 +213,7 @@ void sy_pbjson_print(FILE *f, const ProtobufCMessage *m)
 			for (size_t j = 0; j < n; j++) {
 				if (j)
 					fputc(',', f);
-				value(f, fd, arr + j * elem_size(fd));
+				value(f, fd, arr + j * sy_pb_value_size(fd));
 			}
 			fputc(']', f);
 		} else {

@@ -12,4 +12,8 @@ void sy_pbjson_print(FILE *f, const ProtobufCMessage *m);
 /* A JSON string literal, escaped. */
 void sy_json_string(FILE *f, const char *s);
 
+/* The size of one value of fd's type in a protobuf-c message (an element, for a
+ * repeated field). */
+size_t sy_pb_value_size(const ProtobufCFieldDescriptor *fd);
+
 #endif

@@ -278,15 +278,23 @@ static struct call *new_call(struct sy_redis *c, sy_redis_reply_cb cb, void *pri
 	return k;
 }
 
+/* A call record for a command about to be sent: -ENOTCONN when the connection is
+ * going, -ENOMEM. */
+static int open_call(struct sy_redis *c, sy_redis_reply_cb cb, void *priv, struct call **k)
+{
+	if (!c->ac || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+		return -ENOTCONN;
+	*k = new_call(c, cb, priv);
+	return *k ? 0 : -ENOMEM;
+}
+
 int sy_redis_send(struct sy_redis *c, const char *resp, size_t len, sy_redis_reply_cb cb, void *priv)
 {
 	struct call *k;
+	int e;
 
-	if (!c->ac || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
-		return -ENOTCONN;
-	k = new_call(c, cb, priv);
-	if (!k)
-		return -ENOMEM;
+	if ((e = open_call(c, cb, priv, &k)))
+		return e;
 	if (redisAsyncFormattedCommand(c->ac, on_reply, k, resp, len) != REDIS_OK) {
 		free(k);
 		return -EIO;
@@ -299,12 +307,10 @@ int sy_redis_sendv(struct sy_redis *c, int argc, const char **argv, const size_t
 		   void *priv)
 {
 	struct call *k;
+	int e;
 
-	if (!c->ac || (c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
-		return -ENOTCONN;
-	k = new_call(c, cb, priv);
-	if (!k)
-		return -ENOMEM;
+	if ((e = open_call(c, cb, priv, &k)))
+		return e;
 	if (redisAsyncCommandArgv(c->ac, on_reply, k, argc, argv, lens) != REDIS_OK) {
 		free(k);
 		return -EIO;

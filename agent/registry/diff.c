@@ -12,33 +12,10 @@
 
 /* ---- one spec field alone ------------------------------------------------------------ */
 
-/* The size of one value of fd's type (an element, for a repeated field). */
-static size_t value_size(const ProtobufCFieldDescriptor *fd)
-{
-	switch (fd->type) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	default:
-		return 4;
-	}
-}
-
 /* What fd takes in its message: a pointer for a repeated field. */
 static size_t storage_size(const ProtobufCFieldDescriptor *fd)
 {
-	return fd->label == PROTOBUF_C_LABEL_REPEATED ? sizeof(void *) : value_size(fd);
+	return fd->label == PROTOBUF_C_LABEL_REPEATED ? sizeof(void *) : sy_pb_value_size(fd);
 }
 
 /* A message holding only field fd of m (shallow: its data is m's; free() it). */
@@ -145,7 +122,7 @@ static void field_text(const ProtobufCMessage *m, const ProtobufCFieldDescriptor
 	if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
 		size_t k = *(const size_t *)((const char *)m + fd->quantifier_offset);
 		const char *arr = *(char *const *)base;
-		size_t sz = value_size(fd);
+		size_t sz = sy_pb_value_size(fd);
 
 		for (size_t i = 0; i < k; i++) {
 			if (i)

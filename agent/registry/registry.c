@@ -34,17 +34,6 @@
 #include "registry/registry_pb.h"
 #include "registry/store.h"
 
-void sy_reg_err(struct sy_spec_err *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-}
-
 /* The salt is derived from the name (FNV-1a): a migration re-created under the same
  * name, or declared on another host, splits clients the same way. */
 uint64_t sy_reg_salt(const char *name)

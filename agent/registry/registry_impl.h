@@ -33,7 +33,8 @@ struct sy_registry {
 };
 
 /* err->msg = the message (printf style); err may be NULL. */
-void sy_reg_err(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The spec's one error formatter (model/spec.h), by the registry's name for it. */
+#define sy_reg_err sy_spec_err_set
 /* The salt of a name (FNV-1a): the same name splits clients the same way anywhere. */
 uint64_t sy_reg_salt(const char *name);
 /* What the cutover phase implies for the rest of m (mirror hint, a plan added or gone). */

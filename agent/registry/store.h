@@ -69,4 +69,11 @@ static inline void sy_store_close(struct sy_store *s)
 		s->ops->close(s);
 }
 
+/* The format of the State message every store holds (a file, an etcd key). 2: `prefixes`
+ * only count, `scope` limits what is migrated. Format 1 is still read: its prefixes also
+ * scoped, so they are copied to scope at load (registry_pb.c). */
+#define SY_STATE_FORMAT	      2
+#define SY_STATE_FORMAT_MIN   1
+#define SY_STATE_FORMAT_OK(f) ((f) >= SY_STATE_FORMAT_MIN && (f) <= SY_STATE_FORMAT)
+
 #endif

@@ -28,7 +28,6 @@
 #define SYNC_TMO_MS    2000
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 3000
-#define STATE_FORMAT   1
 #define NODE_VAL_MAX   8192
 
 #define P_RANGE	    "/etcdserverpb.KV/Range"
@@ -356,9 +355,9 @@ static void take_state(struct etcd_store *e, const ProtobufCBinaryData *v, int64
 	Switchyard__V1__State *st = switchyard__v1__state__unpack(NULL, v->len, v->data);
 
 	e->mod_rev = mod;
-	if (!st || st->format != STATE_FORMAT) {
-		sy_error("etcd", "%s at revision %lld is not a switchyard state (format 1): ignored",
-			 e->state_key, (long long)mod);
+	if (!st || !SY_STATE_FORMAT_OK(st->format)) {
+		sy_error("etcd", "%s at revision %lld is not a switchyard state (format %d to %d): ignored",
+			 e->state_key, (long long)mod, SY_STATE_FORMAT_MIN, SY_STATE_FORMAT);
 		if (st)
 			switchyard__v1__state__free_unpacked(st, NULL);
 		return;
@@ -375,7 +374,7 @@ static void take_delete(struct etcd_store *e)
 	Switchyard__V1__State st = SWITCHYARD__V1__STATE__INIT;
 
 	e->mod_rev = 0;
-	st.format = STATE_FORMAT;
+	st.format = SY_STATE_FORMAT;
 	st.generation = e->s.revision + 1;
 	sy_warn("etcd", "%s was deleted: no migrations", e->state_key);
 	deliver(e, &st);
@@ -680,7 +679,7 @@ static int es_load(struct sy_store *s, Switchyard__V1__State **out)
 	e->sync_rev = r->header ? r->header->revision : 0;
 	if (r->n_kvs) {
 		*out = switchyard__v1__state__unpack(NULL, r->kvs[0]->value.len, r->kvs[0]->value.data);
-		rc = !*out ? -EBADMSG : (*out)->format != STATE_FORMAT ? -EPROTO : 0;
+		rc = !*out ? -EBADMSG : !SY_STATE_FORMAT_OK((*out)->format) ? -EPROTO : 0;
 		if (rc && *out) {
 			switchyard__v1__state__free_unpacked(*out, NULL);
 			*out = NULL;

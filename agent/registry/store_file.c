@@ -69,7 +69,7 @@ int sy_state_read(const char *dir, Switchyard__V1__State **out)
 	free(buf);
 	if (!*out)
 		return -EBADMSG;
-	if ((*out)->format < SY_STATE_FORMAT_MIN || (*out)->format > SY_STATE_FORMAT) {
+	if (!SY_STATE_FORMAT_OK((*out)->format)) {
 		switchyard__v1__state__free_unpacked(*out, NULL);
 		*out = NULL;
 		return -EPROTO;

@@ -12,10 +12,6 @@
 #include "switchyard/v1/state.pb-c.h"
 
 #define SY_STATE_FILE "state.pb"
-/* 2: `prefixes` only count, `scope` limits what is migrated. A format-1 file is still
- * read: its prefixes also scoped, so they are copied to scope at load (registry_pb.c). */
-#define SY_STATE_FORMAT	    2
-#define SY_STATE_FORMAT_MIN 1
 
 /* The store over DIR; removes a temp file left by a crash. Close with sy_store_close. */
 int sy_store_file_open(const char *dir, struct sy_store **out);
