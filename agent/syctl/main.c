@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rpc/rpc_listen.h"
 #include "syctl/syctl.h"
 #include <getopt.h>
 
@@ -308,6 +309,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
+	/* A malformed address is the caller's mistake (2), not an unreachable server (3). */
+	struct sy_rpc_addr addr;
+
+	if (sy_rpc_addr_parse(server, &addr))
+		return usage_err(NULL, "--server: \"%s\" is not unix:///PATH or HOST:PORT", server);
 	const struct cmd *cmd = find_cmd(argv[optind]);
 
 	if (!cmd)

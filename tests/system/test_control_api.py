@@ -224,6 +224,15 @@ def test_syctl_cannot_reach_server_exits_3(tmp_path):
     assert r.returncode == 3 and "cannot reach" in r.stderr
 
 
+def test_syctl_malformed_server_address_is_a_usage_error():
+    """A server address that is not unix:///PATH or HOST:PORT is the caller's mistake:
+    exit 2 with the forms named, from --server and from $SYCTL_SERVER alike."""
+    for args, env in ((["--server", "garbage://x", "status"], {}), (["list"], {"SYCTL_SERVER": "nohostport"})):
+        r = subprocess.run([os.path.join(OUT, "syctl")] + args, capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, **env))
+        assert r.returncode == 2 and "unix:///PATH or HOST:PORT" in r.stderr, (args, r.stderr)
+
+
 def test_syctl_against_a_grpcio_server():
     """The other direction: our client against grpcio's server."""
     c = ctl()
