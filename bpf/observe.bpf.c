@@ -158,35 +158,6 @@ static __always_inline __u32 new_bytes(const struct seg *s, __u32 *nxt, __u8 *in
 	return s->len - *skip;
 }
 
-static __always_inline __u32 log2_us(__u64 us)
-{
-	__u32 r = 0;
-
-	if (us >> 32) {
-		us >>= 32;
-		r += 32;
-	}
-	if (us >> 16) {
-		us >>= 16;
-		r += 16;
-	}
-	if (us >> 8) {
-		us >>= 8;
-		r += 8;
-	}
-	if (us >> 4) {
-		us >>= 4;
-		r += 4;
-	}
-	if (us >> 2) {
-		us >>= 2;
-		r += 2;
-	}
-	if (us >> 1)
-		r += 1;
-	return r < SY_LAT_BUCKETS ? r : SY_LAT_BUCKETS - 1;
-}
-
 static __always_inline struct sy_sock *observed(struct __sk_buff *skb)
 {
 	struct bpf_sock *sk = skb->sk;
@@ -633,7 +604,7 @@ static __always_inline void on_reply_begin(struct rwalk *w)
 		return; /* no request seen (the parser lost them): no time to measure */
 	t = o->marks[r & (SY_LAT_MARKS - 1)].ns;
 	w->st->exchanges++;
-	w->st->lat[log2_us(w->now > t ? (w->now - t) / 1000 : 0) & (SY_LAT_BUCKETS - 1)]++;
+	w->st->lat[sy_log2_bucket(w->now > t ? (w->now - t) / 1000 : 0) & (SY_LAT_BUCKETS - 1)]++;
 }
 
 static __always_inline void on_reply_events(struct rwalk *w, int ev)

@@ -13,6 +13,7 @@
 
 #include "redis/commands.h"
 #include "core/fnv.h"
+#include "switchyard/index.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "kernel/mapsync.h"
@@ -38,17 +39,6 @@ static uint64_t mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static unsigned log2_bucket(uint64_t us)
-{
-	unsigned b = 0;
-
-	while (us > 1 && b < SY_LAT_BUCKETS - 1) {
-		us >>= 1;
-		b++;
-	}
-	return b;
 }
 
 /* ---- state ------------------------------------------------------------------------ */
@@ -291,7 +281,7 @@ static void on_replayed(struct sy_redis *c, redisReply *r, void *priv)
 		uint64_t now = mono_ns(), lag_ms = now > p->ts_ns ? (now - p->ts_ns) / 1000000 : 0;
 
 		d->st.mirrored++;
-		d->st.lag[log2_bucket(now > p->ts_ns ? (now - p->ts_ns) / 1000 : 0)]++;
+		d->st.lag[sy_log2_bucket(now > p->ts_ns ? (now - p->ts_ns) / 1000 : 0)]++;
 		if (sy_now_ms() - d->lag_epoch_ms >= 2000) {
 			d->lag_prev_ms = d->lag_cur_ms;
 			d->lag_cur_ms = 0;

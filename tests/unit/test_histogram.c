@@ -10,6 +10,7 @@
 #include <math.h>
 
 #include "core/histogram.h"
+#include "switchyard/index.h"
 
 static void bound_is_the_upper_edge_of_the_bucket(void **state)
 {
@@ -40,11 +41,29 @@ static void interpolated_lies_inside_the_bucket(void **state)
 		assert_true(sy_log2_quantile_interp(h, 8, q) <= (double)sy_log2_quantile(h, 8, q));
 }
 
+/* The one bucket function the kernel's latency and the agent's mirror lag share. */
+static void bucket_of_a_duration_is_its_floor_log2(void **state)
+{
+	(void)state;
+	assert_int_equal(sy_log2_bucket(0), 0);
+	assert_int_equal(sy_log2_bucket(1), 0);
+	assert_int_equal(sy_log2_bucket(2), 1);
+	assert_int_equal(sy_log2_bucket(3), 1);
+	assert_int_equal(sy_log2_bucket(1023), 9);
+	assert_int_equal(sy_log2_bucket(1024), 10);
+	for (unsigned b = 1; b < SY_LAT_BUCKETS; b++) {
+		assert_int_equal(sy_log2_bucket(1ull << b), b);
+		assert_int_equal(sy_log2_bucket((1ull << b) - 1), b - 1);
+	}
+	assert_int_equal(sy_log2_bucket(UINT64_MAX), SY_LAT_BUCKETS - 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(bound_is_the_upper_edge_of_the_bucket),
 		cmocka_unit_test(interpolated_lies_inside_the_bucket),
+		cmocka_unit_test(bucket_of_a_duration_is_its_floor_log2),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
