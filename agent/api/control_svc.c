@@ -513,6 +513,15 @@ static void set_ratio(struct sy_rpc_call *call, const ProtobufCMessage *req, voi
 	done_reply(call, ctx, e, &err, r->name);
 }
 
+/* Pin and Unpin name one client by its cgroup path. */
+static int cgroup_required(struct sy_rpc_call *call, const char *cgroup)
+{
+	if (cgroup && *cgroup)
+		return 0;
+	sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "cgroup: required");
+	return -1;
+}
+
 static void pin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
 {
 	const Switchyard__V1__PinRequest *r = (const void *)req;
@@ -520,12 +529,8 @@ static void pin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg
 	struct sy_spec_err err = {{0}};
 	int e;
 
-	if (name_required(call, r->name))
+	if (name_required(call, r->name) || cgroup_required(call, r->cgroup))
 		return;
-	if (!r->cgroup || !*r->cgroup) {
-		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "cgroup: required");
-		return;
-	}
 	if ((unsigned)r->side > SY_SIDE_TARGET) {
 		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "side: %d is not SIDE_LEGACY or SIDE_TARGET",
 			      (int)r->side);
@@ -544,12 +549,8 @@ static void unpin(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 	struct sy_spec_err err = {{0}};
 	int e;
 
-	if (name_required(call, r->name))
+	if (name_required(call, r->name) || cgroup_required(call, r->cgroup))
 		return;
-	if (!r->cgroup || !*r->cgroup) {
-		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "cgroup: required");
-		return;
-	}
 	if (begin(call, ctx, r->reason))
 		return;
 	e = sy_registry_unpin(ctx->reg, r->name, r->cgroup, &err);

@@ -3,8 +3,11 @@
 #include "redis/resp_argv.h"
 
 #include <errno.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "model/keymap.h"
 
 void sy_argv_free(struct sy_argv *a)
 {
@@ -107,4 +110,54 @@ int sy_argv_parse_prefix(struct sy_argv *a, const char *name, size_t name_len, c
 		return 0;
 	sy_argv_free(a);
 	return -EINVAL;
+}
+
+/* argv with every key renamed for the other side; `store` holds the new names. */
+int sy_argv_rewrite(const struct sy_migration_spec *spec, int from_side, const struct sy_argv *a,
+		    const int *keys, int nkeys, const char ***argv_out, size_t **lens_out, char **store)
+{
+	size_t total = 0, off = 0;
+	const char **argv = malloc((size_t)a->argc * sizeof(*argv));
+	size_t *lens = malloc((size_t)a->argc * sizeof(*lens));
+
+	for (int i = 0; i < nkeys; i++)
+		total += a->lens[keys[i]] + SY_PREFIX_MAX;
+	*store = malloc(total + 1);
+	if (!argv || !lens || !*store) {
+		free(argv);
+		free(lens);
+		free(*store);
+		*store = NULL;
+		return -ENOMEM;
+	}
+	memcpy(argv, a->argv, (size_t)a->argc * sizeof(*argv));
+	memcpy(lens, a->lens, (size_t)a->argc * sizeof(*lens));
+	for (int i = 0; i < nkeys; i++) {
+		size_t cap = a->lens[keys[i]] + SY_PREFIX_MAX;
+
+		lens[keys[i]] = sy_key_map(spec, from_side, a->argv[keys[i]], a->lens[keys[i]], *store + off,
+					   cap, &argv[keys[i]]);
+		off += cap;
+	}
+	*argv_out = argv;
+	*lens_out = lens;
+	return 0;
+}
+
+/* See resp_argv.h. */
+bool sy_argv_relative_ttl(const struct sy_argv *a)
+{
+	static const char *const always[] = {"EXPIRE", "PEXPIRE", "SETEX", "PSETEX"};
+	const char *n = a->argv[0];
+
+	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
+		if (a->lens[0] == strlen(always[i]) && strncasecmp(n, always[i], a->lens[0]) == 0)
+			return true;
+	if ((a->lens[0] == 3 && strncasecmp(n, "SET", 3) == 0) ||
+	    (a->lens[0] == 5 && strncasecmp(n, "GETEX", 5) == 0))
+		for (int i = 2; i < a->argc; i++)
+			if (a->lens[i] == 2 &&
+			    (strncasecmp(a->argv[i], "EX", 2) == 0 || strncasecmp(a->argv[i], "PX", 2) == 0))
+				return true;
+	return false;
 }

@@ -39,4 +39,14 @@ int sy_argv_parse_prefix(struct sy_argv *a, const char *name, size_t name_len, c
 			 size_t len, uint32_t argc, bool is_inline);
 void sy_argv_free(struct sy_argv *a);
 
+struct sy_migration_spec;
+
+/* argv with every key (argv[keys[i]]) renamed for the other side by the migration's
+ * rewrite (model/keymap.h); `store` holds the new names. Free argv, lens and store. */
+int sy_argv_rewrite(const struct sy_migration_spec *spec, int from_side, const struct sy_argv *a,
+		    const int *keys, int nkeys, const char ***argv_out, size_t **lens_out, char **store);
+/* The command sets a relative expiry (EXPIRE 10, SET … EX 10): replayed late, it would
+ * expire late, so a late replay copies the key instead (the copy carries the PTTL). */
+bool sy_argv_relative_ttl(const struct sy_argv *a);
+
 #endif

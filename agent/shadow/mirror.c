@@ -355,58 +355,8 @@ static const struct sy_migration_state *seen_of(const struct sy_mirror *m, uint3
 	return id < SY_MAX_MIGRATIONS && m->seen[id].id ? &m->seen[id] : NULL;
 }
 
-/* argv with every key renamed for the other side; `store` holds the new names. */
-static int rewrite_argv(const struct mig *g, int from_side, const struct sy_argv *a, const int *keys,
-			int nkeys, const char ***argv_out, size_t **lens_out, char **store)
-{
-	size_t total = 0, off = 0;
-	const char **argv = malloc((size_t)a->argc * sizeof(*argv));
-	size_t *lens = malloc((size_t)a->argc * sizeof(*lens));
-
-	for (int i = 0; i < nkeys; i++)
-		total += a->lens[keys[i]] + SY_PREFIX_MAX;
-	*store = malloc(total + 1);
-	if (!argv || !lens || !*store) {
-		free(argv);
-		free(lens);
-		free(*store);
-		*store = NULL;
-		return -ENOMEM;
-	}
-	memcpy(argv, a->argv, (size_t)a->argc * sizeof(*argv));
-	memcpy(lens, a->lens, (size_t)a->argc * sizeof(*lens));
-	for (int i = 0; i < nkeys; i++) {
-		size_t cap = a->lens[keys[i]] + SY_PREFIX_MAX;
-
-		lens[keys[i]] = sy_key_map(&g->spec, from_side, a->argv[keys[i]], a->lens[keys[i]],
-					   *store + off, cap, &argv[keys[i]]);
-		off += cap;
-	}
-	*argv_out = argv;
-	*lens_out = lens;
-	return 0;
-}
-
+/* A relative expiry replayed later than this is copied instead (sy_argv_relative_ttl). */
 #define LATE_TTL_MS 200
-
-/* A relative expiry (EXPIRE 10, SET … EX 10) replayed late expires late: past
- * LATE_TTL_MS the key is copied instead, and the copy carries the exact PTTL. */
-static bool relative_ttl(const struct sy_argv *a)
-{
-	static const char *const always[] = {"EXPIRE", "PEXPIRE", "SETEX", "PSETEX"};
-	const char *n = a->argv[0];
-
-	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
-		if (a->lens[0] == strlen(always[i]) && strncasecmp(n, always[i], a->lens[0]) == 0)
-			return true;
-	if ((a->lens[0] == 3 && strncasecmp(n, "SET", 3) == 0) ||
-	    (a->lens[0] == 5 && strncasecmp(n, "GETEX", 5) == 0))
-		for (int i = 2; i < a->argc; i++)
-			if (a->lens[i] == 2 &&
-			    (strncasecmp(a->argv[i], "EX", 2) == 0 || strncasecmp(a->argv[i], "PX", 2) == 0))
-				return true;
-	return false;
-}
 
 static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const struct sy_captured *c,
 		   int *keys, int nkeys)
@@ -426,7 +376,7 @@ static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const 
 		pending_free(p);
 		return;
 	}
-	if (mono_ns() - c->ts_ns > LATE_TTL_MS * 1000000ull && relative_ttl(a)) {
+	if (mono_ns() - c->ts_ns > LATE_TTL_MS * 1000000ull && sy_argv_relative_ttl(a)) {
 		repair_keys_of(p, 0);
 		pending_free(p);
 		return;
@@ -453,7 +403,7 @@ static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const 
 		size_t *lens;
 		char *store;
 
-		if (rewrite_argv(g, src_side(d), a, keys, nkeys, &argv, &lens, &store))
+		if (sy_argv_rewrite(&g->spec, src_side(d), a, keys, nkeys, &argv, &lens, &store))
 			goto fail;
 		e = sy_redis_sendv(dc->r, a->argc, argv, lens, on_replayed, p);
 		free(argv);
@@ -519,7 +469,7 @@ static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts, uint64_t
 		char *store = NULL;
 
 		if (g->spec.n_rewrite &&
-		    rewrite_argv(g, src_side(d), &v, t->keys, t->nkeys, &argv, &lens, &store)) {
+		    sy_argv_rewrite(&g->spec, src_side(d), &v, t->keys, t->nkeys, &argv, &lens, &store)) {
 			on_replayed(NULL, NULL, p);
 			continue;
 		}
