@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* verify_svc.c — switchyard.v1.Verify: start an audit, read its progress and report. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,24 @@ static bool name_valid(struct sy_rpc_call *call, const char *name)
 	return true;
 }
 
+/*
+ * The one answer to a job that did not start, audit or backfill alike: a request naming
+ * no migration is a bad request, a running job is a precondition, anything else is ours.
+ * Answers the call and returns true when e is an error.
+ */
+static bool start_failed(struct sy_rpc_call *call, int e, const char *job, const char *name)
+{
+	if (!e)
+		return false;
+	if (e == -ENOENT)
+		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" does not exist", name);
+	else if (e == -EBUSY)
+		sy_rpc_finish(call, SY_GRPC_FAILED_PRECONDITION, "the %s of \"%s\" is running", job, name);
+	else
+		sy_rpc_finish(call, SY_GRPC_INTERNAL, "start %s: %s", job, strerror(-e));
+	return true;
+}
+
 static void start_audit(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
 {
 	const Switchyard__V1__StartAuditRequest *r = (const void *)req;
@@ -92,22 +111,8 @@ static void start_audit(struct sy_rpc_call *call, const ProtobufCMessage *req, v
 		return;
 	}
 	e = sy_verify_start_audit(ctx->verify, r->migration, r->repair, r->keys_per_s);
-	if (e == -ENOENT) {
-		/* a request naming no migration is a bad request: nothing is started */
-		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" does not exist",
-			      r->migration);
-		return;
-	}
-	if (e == -EBUSY) {
-		sy_rpc_finish(call, SY_GRPC_FAILED_PRECONDITION, "an audit of \"%s\" is running",
-			      r->migration);
-		return;
-	}
-	if (e) {
-		sy_rpc_finish(call, SY_GRPC_INTERNAL, "start audit: %s", strerror(-e));
-		return;
-	}
-	reply_status(call, ctx, r->migration, false);
+	if (!start_failed(call, e, "audit", r->migration))
+		reply_status(call, ctx, r->migration, false);
 }
 
 static void get_audit(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
@@ -158,17 +163,8 @@ static void start_backfill(struct sy_rpc_call *call, const ProtobufCMessage *req
 		return;
 	}
 	e = sy_verify_start_backfill(ctx->verify, r->migration, r->keys_per_s, r->bytes_per_s);
-	if (e == -ENOENT) {
-		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "migration: \"%s\" does not exist",
-			      r->migration);
-		return;
-	}
-	if (e == -EBUSY) {
-		sy_rpc_finish(call, SY_GRPC_FAILED_PRECONDITION, "a backfill of \"%s\" is running",
-			      r->migration);
-		return;
-	}
-	reply_backfill(call, ctx, r->migration);
+	if (!start_failed(call, e, "backfill", r->migration))
+		reply_backfill(call, ctx, r->migration);
 }
 
 static void get_backfill(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)

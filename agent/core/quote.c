@@ -11,31 +11,17 @@ const char *sy_quote_n(char buf[SY_QUOTE_BUF], const char *s, size_t len)
 
 	for (size_t i = 0; i < len && i < SY_QUOTE_MAX; i++) {
 		unsigned char c = (unsigned char)s[i];
+		/* a NUL inside a value (which a C string cannot hold) shows as \0 */
+		char l = c ? sy_escape_letter(c) : '0';
 
-		switch (c) {
-		case '\n':
-			buf[o++] = '\\', buf[o++] = 'n';
-			break;
-		case '\r':
-			buf[o++] = '\\', buf[o++] = 'r';
-			break;
-		case '\t':
-			buf[o++] = '\\', buf[o++] = 't';
-			break;
-		case '\0':
-			buf[o++] = '\\', buf[o++] = '0';
-			break;
-		case '"':
-		case '\\':
-			buf[o++] = '\\', buf[o++] = (char)c;
-			break;
-		default:
-			if (c < 0x20 || c == 0x7f) {
-				snprintf(buf + o, 5, "\\x%02x", c);
-				o += 4;
-			} else {
-				buf[o++] = (char)c;
-			}
+		if (l) {
+			buf[o++] = '\\';
+			buf[o++] = l;
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(buf + o, 5, "\\x%02x", c);
+			o += 4;
+		} else {
+			buf[o++] = (char)c;
 		}
 	}
 	if (len > SY_QUOTE_MAX) {

@@ -14,6 +14,14 @@
 /* Room for the worst case: every byte as \xHH, plus "..." and the NUL. */
 #define SY_QUOTE_BUF (SY_QUOTE_MAX * 4 + 4)
 
+/* The letter that follows a backslash for c in both a message and a JSON string
+ * (\n \r \t \" \\), or 0 when c has no one-letter escape. One table, so a log line and
+ * the JSON API never disagree on how a value with a quote or a newline reads. */
+static inline char sy_escape_letter(unsigned char c)
+{
+	return c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c == '"' || c == '\\' ? (char)c : 0;
+}
+
 /* The first len bytes of s (NULs included, shown as \0), escaped into buf; returns buf. */
 const char *sy_quote_n(char buf[SY_QUOTE_BUF], const char *s, size_t len);
 /* The same for a C string; NULL shows as "(null)". */

@@ -331,17 +331,35 @@ static int owner_path(const char *bpffs, char p[PATH_MAX])
 	return snprintf(p, PATH_MAX, "%s/" OWNER_PIN, bpffs) >= PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
-static int owner_read(const char *bpffs, struct pin_owner *o)
+/* The pinned owner map's fd, made and pinned first when create; -errno otherwise. */
+static int owner_fd(const char *bpffs, bool create)
 {
 	char p[PATH_MAX];
-	__u32 zero = 0;
-	int fd, err = 0;
+	int fd, err;
 
 	if ((err = owner_path(bpffs, p)))
 		return err;
 	fd = bpf_obj_get(p);
+	if (fd >= 0 || !create)
+		return fd < 0 ? -errno : fd;
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sy_owner", sizeof(__u32), sizeof(struct pin_owner), 1, NULL);
 	if (fd < 0)
 		return -errno;
+	if (bpf_obj_pin(fd, p) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int owner_read(const char *bpffs, struct pin_owner *o)
+{
+	__u32 zero = 0;
+	int fd = owner_fd(bpffs, false), err = 0;
+
+	if (fd < 0)
+		return fd;
 	memset(o, 0, sizeof(*o));
 	if (bpf_map_lookup_elem(fd, &zero, o) < 0)
 		err = -errno;
@@ -352,23 +370,11 @@ static int owner_read(const char *bpffs, struct pin_owner *o)
 
 static int owner_write(const char *bpffs, const struct pin_owner *o)
 {
-	char p[PATH_MAX];
 	__u32 zero = 0;
-	int fd, err = 0;
+	int fd = owner_fd(bpffs, true), err = 0;
 
-	if ((err = owner_path(bpffs, p)))
-		return err;
-	fd = bpf_obj_get(p);
-	if (fd < 0) {
-		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sy_owner", sizeof(__u32), sizeof(*o), 1, NULL);
-		if (fd < 0)
-			return -errno;
-		if (bpf_obj_pin(fd, p) < 0) {
-			err = -errno;
-			close(fd);
-			return err;
-		}
-	}
+	if (fd < 0)
+		return fd;
 	if (bpf_map_update_elem(fd, &zero, o, BPF_ANY) < 0)
 		err = -errno;
 	close(fd);

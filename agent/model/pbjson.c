@@ -3,6 +3,8 @@
  * know proto3's "absent means zero"). */
 #include "model/pbjson.h"
 
+#include "core/quote.h"
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -12,28 +14,14 @@ void sy_json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-		switch (*p) {
-		case '"':
-			fputs("\\\"", f);
-			break;
-		case '\\':
-			fputs("\\\\", f);
-			break;
-		case '\n':
-			fputs("\\n", f);
-			break;
-		case '\r':
-			fputs("\\r", f);
-			break;
-		case '\t':
-			fputs("\\t", f);
-			break;
-		default:
-			if (*p < 0x20)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
+		char l = sy_escape_letter(*p);
+
+		if (l)
+			fprintf(f, "\\%c", l);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
 	}
 	fputc('"', f);
 }
@@ -54,8 +42,11 @@ static void camel(FILE *f, const char *name)
 	fputc('"', f);
 }
 
-static void value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *v)
+void sy_pb_value_print(FILE *f, const ProtobufCFieldDescriptor *fd, const void *v, bool json)
 {
+	/* text: 64-bit integers unquoted, enums and strings bare */
+	const char *q = json ? "\"" : "";
+
 	switch (fd->type) {
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
@@ -69,11 +60,11 @@ static void value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *v)
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
-		fprintf(f, "\"%" PRId64 "\"", *(const int64_t *)v);
+		fprintf(f, "%s%" PRId64 "%s", q, *(const int64_t *)v, q);
 		break;
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
-		fprintf(f, "\"%" PRIu64 "\"", *(const uint64_t *)v);
+		fprintf(f, "%s%" PRIu64 "%s", q, *(const uint64_t *)v, q);
 		break;
 	case PROTOBUF_C_TYPE_FLOAT:
 		fprintf(f, "%g", (double)*(const float *)v);
@@ -89,19 +80,26 @@ static void value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *v)
 			protobuf_c_enum_descriptor_get_value(fd->descriptor, *(const int *)v);
 
 		if (ev)
-			sy_json_string(f, ev->name);
+			json ? sy_json_string(f, ev->name) : (void)fputs(ev->name, f);
 		else
 			fprintf(f, "%d", *(const int *)v);
 		break;
 	}
 	case PROTOBUF_C_TYPE_STRING:
-		sy_json_string(f, *(char *const *)v);
+		if (json)
+			sy_json_string(f, *(char *const *)v);
+		else
+			fputs(*(char *const *)v ? *(char *const *)v : "", f);
 		break;
 	case PROTOBUF_C_TYPE_BYTES: {
 		/* proto3 JSON: standard base64 with padding */
 		static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 		const ProtobufCBinaryData *b = v;
 
+		if (!json) {
+			fputs("(bytes)", f);
+			break;
+		}
 		fputc('"', f);
 		for (size_t i = 0; i < b->len; i += 3) {
 			uint32_t w = (uint32_t)b->data[i] << 16;
@@ -121,7 +119,7 @@ static void value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *v)
 	case PROTOBUF_C_TYPE_MESSAGE:
 		if (*(ProtobufCMessage *const *)v)
 			sy_pbjson_print(f, *(ProtobufCMessage *const *)v);
-		else
+		else if (json)
 			fputs("null", f);
 		break;
 	}
@@ -178,7 +176,7 @@ static void map_object(FILE *f, const ProtobufCFieldDescriptor *fd, ProtobufCMes
 			fputc(',', f);
 		sy_json_string(f, *(char *const *)(e + d->fields[0].offset));
 		fputc(':', f);
-		value(f, &d->fields[1], e + d->fields[1].offset);
+		sy_pb_value_print(f, &d->fields[1], e + d->fields[1].offset, true);
 	}
 	fputc('}', f);
 }
@@ -213,11 +211,11 @@ void sy_pbjson_print(FILE *f, const ProtobufCMessage *m)
 			for (size_t j = 0; j < n; j++) {
 				if (j)
 					fputc(',', f);
-				value(f, fd, arr + j * sy_pb_value_size(fd));
+				sy_pb_value_print(f, fd, arr + j * sy_pb_value_size(fd), true);
 			}
 			fputc(']', f);
 		} else {
-			value(f, fd, base + fd->offset);
+			sy_pb_value_print(f, fd, base + fd->offset, true);
 		}
 	}
 	fputc('}', f);

@@ -6,11 +6,17 @@
 #define SY_PBJSON_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 void sy_pbjson_print(FILE *f, const ProtobufCMessage *m);
 /* A JSON string literal, escaped. */
 void sy_json_string(FILE *f, const char *s);
+
+/* One value of field fd at v: as proto3 JSON, or (json false) as text for a human —
+ * numbers, enums and strings bare, a message as JSON, an absent message as nothing,
+ * bytes as "(bytes)". One printer for -o json and for the diff's field values. */
+void sy_pb_value_print(FILE *f, const ProtobufCFieldDescriptor *fd, const void *v, bool json);
 
 /* The size of one value of fd's type in a protobuf-c message (an element, for a
  * repeated field). */

@@ -53,61 +53,6 @@ static int field_packed(const ProtobufCMessage *m, const ProtobufCFieldDescripto
 	return *out ? 0 : -1;
 }
 
-/* One value of field fd at p: numbers, enums by name, strings as they are, messages as
- * proto3 JSON. */
-static void value_text(FILE *f, const ProtobufCFieldDescriptor *fd, const void *p)
-{
-	switch (fd->type) {
-	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-		fprintf(f, "%d", *(const int32_t *)p);
-		break;
-	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-		fprintf(f, "%u", *(const uint32_t *)p);
-		break;
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-		fprintf(f, "%lld", (long long)*(const int64_t *)p);
-		break;
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)p);
-		break;
-	case PROTOBUF_C_TYPE_FLOAT:
-		fprintf(f, "%g", *(const float *)p);
-		break;
-	case PROTOBUF_C_TYPE_DOUBLE:
-		fprintf(f, "%g", *(const double *)p);
-		break;
-	case PROTOBUF_C_TYPE_BOOL:
-		fputs(*(const protobuf_c_boolean *)p ? "true" : "false", f);
-		break;
-	case PROTOBUF_C_TYPE_ENUM: {
-		const ProtobufCEnumValue *v =
-			protobuf_c_enum_descriptor_get_value(fd->descriptor, *(const int *)p);
-
-		if (v)
-			fputs(v->name, f);
-		else
-			fprintf(f, "%d", *(const int *)p);
-		break;
-	}
-	case PROTOBUF_C_TYPE_STRING:
-		fputs(*(char *const *)p ? *(char *const *)p : "", f);
-		break;
-	case PROTOBUF_C_TYPE_MESSAGE:
-		if (*(ProtobufCMessage *const *)p)
-			sy_pbjson_print(f, *(ProtobufCMessage *const *)p);
-		break;
-	default:
-		fputs("(bytes)", f);
-		break;
-	}
-}
-
 /* Field fd of m as text: a repeated field as "a, b", an absent message as "". */
 static void field_text(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd, char *out, size_t n)
 {
@@ -127,10 +72,10 @@ static void field_text(const ProtobufCMessage *m, const ProtobufCFieldDescriptor
 		for (size_t i = 0; i < k; i++) {
 			if (i)
 				fputs(", ", f);
-			value_text(f, fd, arr + i * sz);
+			sy_pb_value_print(f, fd, arr + i * sz, false);
 		}
 	} else {
-		value_text(f, fd, base);
+		sy_pb_value_print(f, fd, base, false);
 	}
 	fclose(f);
 	if (buf && snprintf(out, n, "%s", buf) >= (int)n && n > 4)

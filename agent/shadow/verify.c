@@ -596,20 +596,29 @@ int sy_verify_start_audit(struct sy_verify *v, const char *name, bool repair, ui
 	return 0;
 }
 
-int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_status *out)
+/* The verification state of migration name (NULL: nothing ever ran), or -ENOENT. Zeroed
+ * job state reads as idle, with no error. */
+static int job_of(struct sy_verify *v, const char *name, struct vmig **g)
 {
 	const struct sy_migration_state *ms = sy_registry_find(v->reg, name);
+
+	if (!ms)
+		return -ENOENT;
+	*g = vmig_peek(v, ms);
+	return 0;
+}
+
+int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_status *out)
+{
 	struct vmig *g;
 	struct audit *a;
 	double secs;
+	int e;
 
 	memset(out, 0, sizeof(*out));
-	if (!ms)
-		return -ENOENT;
-	out->state = SY_JOB_IDLE;
 	out->error = "";
-	if (!(g = vmig_peek(v, ms)))
-		return 0;
+	if ((e = job_of(v, name, &g)) || !g)
+		return e;
 	a = &g->a;
 	out->state = a->state;
 	out->scanned = a->scanned;
@@ -734,16 +743,13 @@ void sy_verify_resume(struct sy_verify *v)
 
 int sy_verify_backfill_status(struct sy_verify *v, const char *name, struct sy_backfill_status *out)
 {
-	const struct sy_migration_state *ms = sy_registry_find(v->reg, name);
 	struct vmig *g;
+	int e;
 
 	memset(out, 0, sizeof(*out));
-	if (!ms)
-		return -ENOENT;
-	out->state = SY_JOB_IDLE;
 	out->error = "";
-	if (!(g = vmig_peek(v, ms)))
-		return 0;
+	if ((e = job_of(v, name, &g)) || !g)
+		return e;
 	sy_backfill_status(bf_of(g), out);
 	return 0;
 }
