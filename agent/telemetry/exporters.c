@@ -440,7 +440,7 @@ int sy_exporters_start(struct sy_loop *l, const struct sy_exporters_cfg *cfg,
 			goto fail;
 	}
 	/* the figures only: the daemon's HTTP listener (api/http.h) serves them */
-	if (cfg->metrics[0] && (e = sy_prom_start(l, NULL, src, start_unix_ms, otlp_stats, x, &x->prom)))
+	if (cfg->metrics[0] && (e = sy_prom_start(l, src, start_unix_ms, otlp_stats, x, &x->prom)))
 		goto fail;
 	*out = x;
 	return 0;
@@ -458,7 +458,7 @@ void sy_exporters_free(struct sy_exporters *x)
 {
 	if (!x)
 		return;
-	sy_prom_free(x->prom); /* first: its HTTP thread may be asking for figures */
+	sy_prom_free(x->prom); /* the HTTP listener, which asks it for figures, is stopped */
 	sy_otlp_free(x->otlp);
 	free(x);
 }

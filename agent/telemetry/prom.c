@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /* prom.c — /metrics for Prometheus: the text renderer (pure, unit-tested) and the
- * libmicrohttpd listener with its hand-over to the loop thread. See prom.h. */
+ * hand-over of fresh figures from the loop thread to the HTTP listener's. See prom.h. */
 #include <errno.h>
-#include <microhttpd.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,22 +14,10 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "telemetry/prom.h"
-#include "rpc/rpc_listen.h"
 
 /* How long a scrape waits for the loop to read fresh figures before it serves the
  * newest it has: a busy loop must not make scrapes time out. */
 #define FRESH_WAIT_MS 1000
-/* Bounds against idle or slow clients (300 idle sockets used to lock scrapes out for
- * the 10 s timeout). A scraper keeps one connection; collectors behind one NAT a few.
- * One address cannot take more than PER_IP_LIMIT (the rest are closed at accept), so
- * another collector's scrape always finds a slot unless many addresses gang up, and
- * then MAX_CONNS is far above what scrapes need. MHD has a single inactivity timeout,
- * which is the header timeout in effect: a scrape is one request answered within
- * FRESH_WAIT_MS, so a connection silent for IDLE_TIMEOUT_S is not a scraper's. */
-#define MAX_CONNS      512
-#define PER_IP_LIMIT   64
-#define IDLE_TIMEOUT_S 3
-
 /* ---- rendering ------------------------------------------------------------------------- */
 
 struct buf {
@@ -235,7 +221,7 @@ int sy_prom_render(const struct sy_metrics_set *set, char **out, size_t *len)
 	return 0;
 }
 
-/* ---- the listener ----------------------------------------------------------------------- */
+/* ---- the hand-over ----------------------------------------------------------------------- */
 
 struct sy_prom {
 	struct sy_loop *loop;
@@ -243,15 +229,13 @@ struct sy_prom {
 	uint64_t start_unix_ms;
 	sy_prom_exporter_fn exp;
 	void *exp_arg;
-	struct MHD_Daemon *mhd;
-	int listen_fd, efd, port;
+	int efd;
 	/* shared with the HTTP thread, under mu */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	char *text;
 	size_t text_len;
 	uint64_t asked, done; /* scrapes asked for, renderings done (generation numbers) */
-	int stopping;
 };
 
 /* Loop thread: read everything now, render, hand the text over. */
@@ -290,22 +274,6 @@ static void on_wake(struct sy_loop *l, int fd, unsigned ev, void *arg)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *body, const char *allow)
-{
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
-	enum MHD_Result ret;
-
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-	if (allow)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
 int sy_prom_text(struct sy_prom *p, char **text, size_t *len)
 {
 	struct timespec until;
@@ -319,7 +287,7 @@ int sy_prom_text(struct sy_prom *p, char **text, size_t *len)
 	if (write(p->efd, &one, sizeof(one)) < 0) {
 		/* the counter cannot overflow at these rates; nothing to do but serve */
 	}
-	while (p->done < want && !p->stopping)
+	while (p->done < want)
 		if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT)
 			break;
 	*text = NULL;
@@ -335,46 +303,10 @@ int sy_prom_text(struct sy_prom *p, char **text, size_t *len)
 	return e;
 }
 
-/* HTTP thread (only with a listener of its own). */
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-				  const char *version, const char *upload, size_t *upload_size,
-				  void **con_cls)
-{
-	struct sy_prom *p = cls;
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-	char *text;
-	size_t len = 0;
-
-	(void)version;
-	(void)upload;
-	(void)con_cls;
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
-		*upload_size = 0; /* a body is not read: the answer does not depend on it */
-		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: GET /metrics\n",
-			     "GET, HEAD");
-	}
-	if (strcmp(url, "/metrics") != 0)
-		return reply(c, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n", NULL);
-	if (sy_prom_text(p, &text, &len))
-		return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no figures yet: the agent is busy\n", NULL);
-	r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(text);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, SY_PROM_CONTENT_TYPE);
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-int sy_prom_start(struct sy_loop *l, const char *spec, const struct sy_metrics_src *src,
-		  uint64_t start_unix_ms, sy_prom_exporter_fn exp, void *exp_arg, struct sy_prom **out)
+int sy_prom_start(struct sy_loop *l, const struct sy_metrics_src *src, uint64_t start_unix_ms,
+		  sy_prom_exporter_fn exp, void *exp_arg, struct sy_prom **out)
 {
 	struct sy_prom *p = calloc(1, sizeof(*p));
-	struct sy_rpc_addr a;
-	sigset_t all, old;
 	int e = 0;
 
 	if (!p)
@@ -384,7 +316,7 @@ int sy_prom_start(struct sy_loop *l, const char *spec, const struct sy_metrics_s
 	p->start_unix_ms = start_unix_ms;
 	p->exp = exp;
 	p->exp_arg = exp_arg;
-	p->listen_fd = p->efd = -1;
+	p->efd = -1;
 	pthread_mutex_init(&p->mu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -401,39 +333,6 @@ int sy_prom_start(struct sy_loop *l, const char *spec, const struct sy_metrics_s
 		sy_error("metrics", "eventfd: %s", strerror(-e));
 		goto fail;
 	}
-	if (!spec) {
-		*out = p; /* served through the HTTP listener (api/http.h) */
-		return 0;
-	}
-	if ((e = sy_rpc_addr_parse(spec, &a)) || a.ss.ss_family == AF_UNIX) {
-		sy_error("metrics", "listen %s: not HOST:PORT or [V6]:PORT", spec);
-		e = -EINVAL;
-		goto fail;
-	}
-	p->listen_fd = sy_rpc_listen_on(&a, &p->port);
-	if (p->listen_fd < 0) {
-		e = p->listen_fd;
-		p->listen_fd = -1;
-		sy_error("metrics", "listen %s: %s", spec, strerror(-e));
-		goto fail;
-	}
-	/* The HTTP thread inherits this mask: every signal stays with the loop's signalfd
-	 * (a thread with SIGTERM unblocked would take it and kill the process). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	p->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL, on_request,
-				  p, MHD_OPTION_LISTEN_SOCKET, p->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
-				  (unsigned int)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
-				  (unsigned int)MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-				  (unsigned int)PER_IP_LIMIT, MHD_OPTION_END);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!p->mhd) {
-		e = -EIO;
-		sy_error("metrics", "listen %s: libmicrohttpd did not start", spec);
-		goto fail;
-	}
-	p->listen_fd = -1; /* MHD's now */
-	sy_info("metrics", "serving /metrics on %s (port %d)", spec, p->port);
 	*out = p;
 	return 0;
 fail:
@@ -441,24 +340,10 @@ fail:
 	return e;
 }
 
-int sy_prom_port(const struct sy_prom *p)
-{
-	return p->port;
-}
-
 void sy_prom_free(struct sy_prom *p)
 {
 	if (!p)
 		return;
-	if (p->mhd) {
-		pthread_mutex_lock(&p->mu);
-		p->stopping = 1;
-		pthread_cond_broadcast(&p->cv);
-		pthread_mutex_unlock(&p->mu);
-		MHD_stop_daemon(p->mhd);
-	}
-	if (p->listen_fd >= 0)
-		close(p->listen_fd);
 	if (p->efd >= 0) {
 		sy_loop_del_fd(p->loop, p->efd);
 		close(p->efd);
