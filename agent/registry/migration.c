@@ -22,6 +22,21 @@ const struct sy_migration_state *sy_mset_by_id(const struct sy_migration_state *
 	return NULL;
 }
 
+bool sy_commit_slot(const struct sy_commit *c, uint32_t id, struct sy_migration_state *slot)
+{
+	const struct sy_migration_state *ms = sy_mset_by_id(c->after, c->n_after, id);
+
+	if (!ms) {
+		memset(slot, 0, sizeof(*slot));
+		return false;
+	}
+	*slot = *ms;
+	slot->spec.pins = NULL;
+	slot->spec.n_pins = 0;
+	slot->pin_cgroup_ids = NULL;
+	return true;
+}
+
 void sy_mstate_free(struct sy_migration_state *m)
 {
 	sy_migration_spec_free(&m->spec);

@@ -66,6 +66,12 @@ struct sy_commit {
 const struct sy_migration_state *sy_mset_find(const struct sy_migration_state *s, size_t n, const char *name);
 const struct sy_migration_state *sy_mset_by_id(const struct sy_migration_state *s, size_t n, uint32_t id);
 
+/* A subscriber's copy of slot id after commit c, into *slot: the state without its
+ * pins (their arrays are the registry's and die with the commit; the other pointers
+ * live as long as the migration's spec), or zeroes when the slot is empty. Returns
+ * whether the slot holds a migration. */
+bool sy_commit_slot(const struct sy_commit *c, uint32_t id, struct sy_migration_state *slot);
+
 /* Deep copies (spec, pin ids, ownership); 0 or -ENOMEM. */
 int sy_mstate_copy(struct sy_migration_state *dst, const struct sy_migration_state *src);
 void sy_mstate_free(struct sy_migration_state *m);

@@ -764,20 +764,14 @@ static void on_commit(void *ctx, const struct sy_commit *c)
 	struct sy_mirror *m = ctx;
 
 	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++) {
-		const struct sy_migration_state *ms = sy_mset_by_id(c->after, c->n_after, id);
 		struct sy_migration_state *cur = &m->seen[id];
 		struct mig *g = &m->migs[id];
 
-		if (!ms) {
-			memset(cur, 0, sizeof(*cur));
+		if (!sy_commit_slot(c, id, cur)) {
 			if (g->active)
 				mig_stop(g);
 			continue;
 		}
-		*cur = *ms;
-		cur->spec.pins = NULL;
-		cur->spec.n_pins = 0;
-		cur->pin_cgroup_ids = NULL;
 		if (!g->active)
 			continue;
 		if (strcmp(g->name, cur->spec.name) != 0 || g->created_ms != cur->created_unix_ms)

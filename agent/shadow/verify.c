@@ -520,20 +520,14 @@ static void on_commit(void *ctx, const struct sy_commit *c)
 	struct sy_verify *v = ctx;
 
 	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++) {
-		const struct sy_migration_state *ms = sy_mset_by_id(c->after, c->n_after, id);
 		struct sy_migration_state *cur = &v->seen[id];
 		struct vmig *g = &v->migs[id];
 
-		if (!ms) {
-			memset(cur, 0, sizeof(*cur));
+		if (!sy_commit_slot(c, id, cur)) {
 			if (g->active)
 				vmig_stop(g);
 			continue;
 		}
-		*cur = *ms;
-		cur->spec.pins = NULL;
-		cur->spec.n_pins = 0;
-		cur->pin_cgroup_ids = NULL;
 		if (g->active && vmig_peek(v, cur))
 			vmig_of(v, cur); /* the same migration: its spec only */
 		else if (g->active)
