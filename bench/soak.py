@@ -202,13 +202,14 @@ class Soak:
             if m and sum(int(x.get("queued", 0)) + int(x.get("dirty", 0)) for x in m.get("mirror", [])) == 0:
                 break
             time.sleep(0.5)
-        # the plan's own audit (verifying) may still run: wait for it, then audit
-        end = time.monotonic() + 300
+        # the plan's own audit (verifying) may still run, over every key the workload
+        # wrote (a million and more in 30 min): wait for it to end, then audit
+        end = time.monotonic() + float(os.environ.get("SOAK_AUDIT_WAIT_S", "3600"))
         while True:
-            r = self.syctl("-o", "json", "verify", MIG, "--rate", "100000", timeout=900)
+            r = self.syctl("-o", "json", "verify", MIG, "--rate", "100000", timeout=3600)
             if r.returncode == 0 or "is running" not in r.stderr or time.monotonic() > end:
                 break
-            time.sleep(2)
+            time.sleep(5)
         audit = json.loads(r.stdout) if r.returncode == 0 else {}
         diff = sum(int(audit.get(k, 0)) for k in ("missing", "extra", "type", "value", "ttl"))
         keys = []
