@@ -37,6 +37,7 @@
 #include "api/http.h"
 #include "registry/registry.h"
 #include "registry/registry_events.h"
+#include "registry/fleet.h"
 #include "registry/store_etcd.h"
 #include "registry/store_file.h"
 #include "rpc/rpc.h"
@@ -628,7 +629,9 @@ static int start_rpc(struct daemon *d)
 					 .verify = d->verify,
 					 .cutover = d->cutover};
 	d->ctl.events = d->events;
+	d->ctl.fleet = d->o.store ? sy_store_etcd_fleet(d->store) : NULL;
 	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)) ||
+	    (e = sy_fleet_svc_register(d->rpc, &d->ctl)) ||
 	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) ||
 	    (e = sy_verify_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)))
 		return e;
@@ -650,6 +653,18 @@ static void on_leader(void *arg, int is_leader, const char *leader)
 
 	snprintf(d->info.leader, sizeof(d->info.leader), "%s", leader);
 	sy_cutover_set_leader(d->cutover, is_leader);
+}
+
+/* Fleet mode: a node's key appeared or went. */
+static void on_node(void *arg, const char *node, bool joined)
+{
+	struct daemon *d = arg;
+	char live[12];
+
+	snprintf(live, sizeof(live), "%u", sy_fleet_alive(sy_store_etcd_fleet(d->store)));
+	sy_events_emit(d->events, "", joined ? "fleet.node_joined" : "fleet.node_left",
+		       SY_EVENT_ATTRS({"node", node}, {"alive", live}), "node %s %s the fleet (%s live)",
+		       node, joined ? "joined" : "left", live);
 }
 
 int main(int argc, char **argv)
@@ -778,6 +793,8 @@ int main(int argc, char **argv)
 		/* a follower until the election says otherwise */
 		sy_cutover_set_leader(d.cutover, false);
 		sy_store_etcd_on_leader(d.store, on_leader, &d);
+		sy_cutover_set_fleet(d.cutover, sy_store_etcd_fleet(d.store));
+		sy_fleet_on_change(sy_store_etcd_fleet(d.store), on_node, &d);
 		snprintf(d.info.store, sizeof(d.info.store), "%s", d.store->where);
 		snprintf(d.info.node, sizeof(d.info.node), "%s", sy_store_etcd_node(d.store));
 	}

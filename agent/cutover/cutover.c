@@ -34,16 +34,19 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "kernel/mapsync.h"
+#include "registry/fleet.h"
 #include "registry/registry.h"
 #include "model/keymap.h"
 #include "shadow/verify.h"
 
-#define TICK_MS	  100
-#define RING	  512	/* snapshots kept per migration (window / interval, bounded) */
-#define ERR_FLOOR 0.001 /* legacy error rate floor for error_ratio */
+#define TICK_MS	   100
+#define RING	   512	 /* snapshots kept per migration (window / interval, bounded) */
+#define ERR_FLOOR  0.001 /* legacy error rate floor for error_ratio */
+#define PUBLISH_MS 1000	 /* fleet mode: this node's counters handed to its store */
 
 struct snap {
-	uint64_t t_ms; /* monotonic */
+	uint64_t t_ms;	/* monotonic */
+	uint32_t nodes; /* fleet mode: the live nodes summed; 0 on a single host */
 	uint64_t exch[2], errs[2];
 	uint64_t lat[2][SY_LAT_BUCKETS];
 	uint64_t drift;
@@ -58,6 +61,7 @@ struct rt {
 	uint64_t next_eval_ms;
 	struct sy_gate_result gates[SY_GATES];
 	uint64_t samples, evaluations, last_eval_unix_ms;
+	uint32_t nodes; /* fleet mode: live nodes in the last evaluation's sums */
 	uint64_t drained;
 	double base_p99_us; /* last legacy p99 measured with enough samples */
 	bool backfill_asked, audit_asked;
@@ -71,7 +75,9 @@ struct sy_cutover {
 	sy_cutover_drain_fn drain;
 	void *drain_arg;
 	uint64_t timer;
-	bool follower; /* a fleet's follower: the leader walks the plans (docs/fleet.md) */
+	bool follower;		/* a fleet's follower: the leader walks the plans (docs/fleet.md) */
+	struct sy_fleet *fleet; /* fleet mode: counters published, gates on the fleet's sums */
+	uint64_t next_publish_ms;
 	struct rt rt[SY_MAX_MIGRATIONS];
 };
 
@@ -305,23 +311,74 @@ int sy_cutover_restart_gate(struct sy_cutover *c, const char *name, const char *
 
 /* ---- gates ------------------------------------------------------------------------ */
 
-static int take_snap(struct sy_cutover *c, const struct sy_migration_state *m, struct snap *s)
+/* This node's own cumulative counters of migration m. */
+static int local_counters(struct sy_cutover *c, const struct sy_migration_state *m,
+			  struct sy_fleet_counters *out)
 {
 	struct sy_side_stats st;
 	struct sy_audit_status a;
 
-	memset(s, 0, sizeof(*s));
-	s->t_ms = sy_now_ms();
+	memset(out, 0, sizeof(*out));
 	for (uint8_t side = 0; side < 2; side++) {
 		if (sy_mapsync_side_stats(sy_registry_bpf(c->reg), m->id, side, &st))
 			return -EIO;
-		s->exch[side] = st.exchanges;
-		s->errs[side] = st.errors;
-		memcpy(s->lat[side], st.lat, sizeof(st.lat));
+		out->req[side] = st.exchanges;
+		out->err[side] = st.errors;
+		memcpy(out->lat[side], st.lat, sizeof(st.lat));
 	}
 	if (c->verify && sy_verify_status(c->verify, m->spec.name, &a) == 0)
-		s->drift = a.dual_drift + a.audit_found; /* both only grow */
+		out->drift = a.dual_drift + a.audit_found; /* both only grow */
 	return 0;
+}
+
+/* The counters the gates read: this node's on a single host; in a fleet, the sums of
+ * every live node's published counters (fleet.h), this node's included. */
+static int take_snap(struct sy_cutover *c, const struct sy_migration_state *m, struct snap *s)
+{
+	struct sy_fleet_counters fc;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->t_ms = sy_now_ms();
+	if (sy_fleet_active(c->fleet))
+		rc = sy_fleet_sum(c->fleet, m->spec.name, &fc, &s->nodes);
+	else
+		rc = local_counters(c, m, &fc);
+	if (rc)
+		return rc;
+	for (int side = 0; side < 2; side++) {
+		s->exch[side] = fc.req[side];
+		s->errs[side] = fc.err[side];
+		memcpy(s->lat[side], fc.lat[side], sizeof(s->lat[side]));
+	}
+	s->drift = fc.drift;
+	return 0;
+}
+
+/* Fleet mode, every node: its counters for its store to publish in its node key. */
+static void publish(struct sy_cutover *c)
+{
+	static struct sy_fleet_mig mig[SY_MAX_MIGRATIONS];
+	size_t n = 0;
+
+	if (!sy_fleet_active(c->fleet) || sy_now_ms() < c->next_publish_ms)
+		return;
+	c->next_publish_ms = sy_now_ms() + PUBLISH_MS;
+	for (size_t i = 0; i < sy_registry_count(c->reg) && n < SY_MAX_MIGRATIONS; i++) {
+		const struct sy_migration_state *m = sy_registry_at(c->reg, i);
+
+		if (local_counters(c, m, &mig[n].c))
+			continue;
+		snprintf(mig[n].name, sizeof(mig[n].name), "%s", m->spec.name);
+		mig[n].ratio_bp = m->spec.ratio_bp;
+		n++;
+	}
+	sy_fleet_set_local(c->fleet, mig, n);
+}
+
+void sy_cutover_set_fleet(struct sy_cutover *c, struct sy_fleet *f)
+{
+	c->fleet = f;
 }
 
 static uint64_t sub(uint64_t a, uint64_t b)
@@ -345,6 +402,7 @@ static int evaluate(const struct sy_migration_state *m, struct rt *t)
 	uint64_t lat[2][SY_LAT_BUCKETS], exch[2], errs[2];
 	double secs, rate[2], p99[2];
 	int breached = -1;
+	char across[32];
 
 	/* the oldest snapshot still inside the window (the step's first at worst) */
 	for (size_t i = 0; i < t->count; i++) {
@@ -367,6 +425,8 @@ static int evaluate(const struct sy_migration_state *m, struct rt *t)
 		p99[side] = sy_log2_quantile_interp(lat[side], SY_LAT_BUCKETS, 0.99);
 	}
 	t->samples = exch[SY_SIDE_TARGET];
+	t->nodes = now->nodes;
+	snprintf(across, sizeof(across), now->nodes ? " across %u nodes" : "", now->nodes);
 	if (exch[SY_SIDE_LEGACY] >= (p->min_samples ? p->min_samples : 1))
 		t->base_p99_us = p99[SY_SIDE_LEGACY];
 	for (int g = 0; g < SY_GATES; g++) {
@@ -381,26 +441,26 @@ static int evaluate(const struct sy_migration_state *m, struct rt *t)
 		switch (g) {
 		case SY_GATE_DRIFT_RATE:
 			r->value = secs > 0 ? (double)sub(now->drift, base->drift) / secs : 0;
-			snprintf(r->detail, sizeof(r->detail), "%llu drifted key(s) in %.1fs",
-				 (unsigned long long)sub(now->drift, base->drift), secs);
+			snprintf(r->detail, sizeof(r->detail), "%llu drifted key(s) in %.1fs%s",
+				 (unsigned long long)sub(now->drift, base->drift), secs, across);
 			break;
 		case SY_GATE_ERROR_RATE:
 			r->value = rate[SY_SIDE_TARGET];
-			snprintf(r->detail, sizeof(r->detail), "%llu error(s) in %llu target replies",
+			snprintf(r->detail, sizeof(r->detail), "%llu error(s) in %llu target replies%s",
 				 (unsigned long long)errs[SY_SIDE_TARGET],
-				 (unsigned long long)exch[SY_SIDE_TARGET]);
+				 (unsigned long long)exch[SY_SIDE_TARGET], across);
 			break;
 		case SY_GATE_ERROR_RATIO:
 			r->value = rate[SY_SIDE_TARGET] / fmax(rate[SY_SIDE_LEGACY], ERR_FLOOR);
-			snprintf(r->detail, sizeof(r->detail), "target %.3f%% / legacy %.3f%% errors",
-				 100 * rate[SY_SIDE_TARGET], 100 * rate[SY_SIDE_LEGACY]);
+			snprintf(r->detail, sizeof(r->detail), "target %.3f%% / legacy %.3f%% errors%s",
+				 100 * rate[SY_SIDE_TARGET], 100 * rate[SY_SIDE_LEGACY], across);
 			break;
 		case SY_GATE_P99_RATIO:
 			fmt_us(p99[SY_SIDE_TARGET], a, sizeof(a));
 			fmt_us(t->base_p99_us, b, sizeof(b));
 			r->value = t->base_p99_us > 0 ? p99[SY_SIDE_TARGET] / t->base_p99_us : 0;
-			snprintf(r->detail, sizeof(r->detail), "target p99 %s / legacy %s%s", a, b,
-				 t->base_p99_us > 0 ? "" : " (no legacy baseline yet)");
+			snprintf(r->detail, sizeof(r->detail), "target p99 %s / legacy %s%s%s", a, b,
+				 t->base_p99_us > 0 ? "" : " (no legacy baseline yet)", across);
 			break;
 		}
 		if (client_gate && t->samples < p->min_samples) {
@@ -430,8 +490,8 @@ static bool gates_pass(const struct rt *t)
 static void emit_evaluation(struct sy_cutover *c, const struct sy_migration_state *m, const struct rt *t,
 			    int breached)
 {
-	struct sy_event_attr at[3 + SY_GATES * 3];
-	char vals[SY_GATES][2][24], keys[SY_GATES][3][32], step[12], samples[24];
+	struct sy_event_attr at[4 + SY_GATES * 3];
+	char vals[SY_GATES][2][24], keys[SY_GATES][3][32], step[12], samples[24], nodes[12];
 	char msg[SY_EVENT_MSG_MAX] = "";
 	size_t n = 0, len = 0;
 
@@ -439,6 +499,10 @@ static void emit_evaluation(struct sy_cutover *c, const struct sy_migration_stat
 	snprintf(samples, sizeof(samples), "%llu", (unsigned long long)t->samples);
 	at[n++] = (struct sy_event_attr){"step", step};
 	at[n++] = (struct sy_event_attr){"samples", samples};
+	if (t->nodes) {
+		snprintf(nodes, sizeof(nodes), "%u", t->nodes);
+		at[n++] = (struct sy_event_attr){"nodes", nodes};
+	}
 	at[n++] = (struct sy_event_attr){"verdict", breached >= 0   ? "breach"
 						    : gates_pass(t) ? "pass"
 								    : "waiting"};
@@ -460,8 +524,9 @@ static void emit_evaluation(struct sy_cutover *c, const struct sy_migration_stat
 						len ? ", " : "", sy_gate_name(g), r->value, r->threshold,
 						sy_verdict_name(r->verdict));
 	}
-	sy_events_emit(c->events, m->spec.name, "cutover.evaluated", at, n, "step %u, %llu samples: %s",
-		       m->co.step + 1, (unsigned long long)t->samples, msg[0] ? msg : "no gates");
+	sy_events_emit(c->events, m->spec.name, "cutover.evaluated", at, n, "step %u, %llu samples%s: %s",
+		       m->co.step + 1, (unsigned long long)t->samples, t->nodes ? " (fleet)" : "",
+		       msg[0] ? msg : "no gates");
 }
 
 /* Takes a snapshot each interval and evaluates; while cutting over, acts on a breach,
@@ -619,6 +684,7 @@ static void tick(struct sy_loop *l, void *arg)
 		if (m && m->spec.plan.n_steps && !c->follower)
 			phase_tick(c, m);
 	}
+	publish(c);
 	c->timer = sy_loop_add_timer(l, TICK_MS, tick, c);
 }
 
@@ -810,6 +876,7 @@ int sy_cutover_status(struct sy_cutover *c, const char *name, struct sy_cutover_
 		memcpy(out->gates, t->gates, sizeof(out->gates));
 		out->last_eval_unix_ms = t->last_eval_unix_ms;
 		out->samples = t->samples;
+		out->nodes = t->nodes;
 		out->evaluations = t->evaluations;
 		out->drained = t->drained;
 	}

@@ -70,6 +70,16 @@ class Etcd:
     def keys(self, prefix):
         return sorted(k for k in self.ctl("get", "--prefix", "--keys-only", prefix).stdout.split() if k)
 
+    def raw(self, key):
+        """A key's value as bytes (None when absent): etcdctl's JSON carries it in base64."""
+        kvs = json.loads(self.ctl("get", "-w", "json", key).stdout).get("kvs") or []
+        return base64.b64decode(kvs[0]["value"]) if kvs else None
+
+    def node_status(self, name):
+        """PREFIX/nodes/NAME: a switchyard.v1.NodeStatus."""
+        raw = self.raw(PREFIX + "/nodes/" + name)
+        return None if raw is None else pb("switchyard.v1.fleet").NodeStatus.FromString(raw)
+
     def value(self, key):
         out = self.ctl("get", "--print-value-only", key).stdout
         return out[:-1] if out.endswith("\n") else out
@@ -169,15 +179,16 @@ def test_a_change_on_one_node_reaches_the_others_maps(redis_pair, etcd, nodes):
     nodes_seen = {}
     for n in ("a", "b"):
         nodes_seen[n] = wait_for(
-            lambda n=n: (lambda v: v if v["applied_revision"] >= 3 else None)(
-                json.loads(etcd.value(PREFIX + "/nodes/" + n))), what="node key of " + n)
-    assert nodes_seen["a"]["applied_revision"] == nodes_seen["b"]["applied_revision"]
+            lambda n=n: (lambda v: v if v.applied_revision >= 3 else None)(etcd.node_status(n)),
+            what="node key of " + n)
+    assert nodes_seen["a"].applied_revision == nodes_seen["b"].applied_revision
     # PREFIX/state, read by etcdctl and decoded by Python's protobuf: the State both applied
     kv = json.loads(etcd.ctl("get", "-w", "json", PREFIX + "/state").stdout)["kvs"][0]
     st = pb("switchyard.v1.state").State.FromString(base64.b64decode(kv["value"]))
-    assert st.generation == nodes_seen["a"]["applied_revision"] == 3
+    assert st.generation == nodes_seen["a"].applied_revision == 3
     assert [(m.spec.name, m.spec.ratio_bp) for m in st.migrations] == [("users", 0)]
-    assert nodes_seen["b"]["targets"] == [{"migration": "users", "endpoint": target.addr, "healthy": True}]
+    assert [(t.migration, t.endpoint, t.healthy) for t in nodes_seen["b"].targets] == \
+        [("users", target.addr, True)]
 
 
 def set_ratio(sock, bp, out, barrier):
@@ -272,8 +283,8 @@ def test_etcd_down_nodes_stay_fail_static_then_resync(redis_pair, etcd, nodes):
 def test_node_key_lives_on_the_nodes_lease(etcd, nodes):
     a, b = nodes("a"), nodes("b")
     assert etcd.keys(PREFIX + "/nodes/") == [PREFIX + "/nodes/a", PREFIX + "/nodes/b"]
-    info = json.loads(etcd.value(PREFIX + "/nodes/a"))
-    assert info["node"] == "a" and info["pid"] == a.d.proc.pid and info["version"]
+    info = etcd.node_status("a")
+    assert info.node == "a" and info.pid == a.d.proc.pid and info.version
 
     # a clean stop revokes the lease: the key goes at once
     a.d.stop()
