@@ -15,8 +15,8 @@ import time
 import grpc
 import pytest
 
-from grpc_util import channel, pb, unary
-from sy import OUT, Daemon, cgroup2_root, free_port, make_cgroup, remove_cgroup, run_clients, spec_yaml, \
+from grpc_util import channel, pb, stream, unary
+from sy import OUT, Daemon, _py_redis_argv, cgroup2_root, free_port, make_cgroup, remove_cgroup, run_clients, spec_yaml, \
     wait_for
 
 CTL = "/switchyard.v1.Control/"
@@ -410,3 +410,91 @@ def test_a_node_restarted_while_etcd_is_down_starts_from_its_copy(redis_pair, et
     wait_for(lambda: a.ratio() == 0, what="node a follows node b")
     wait_for(lambda: PREFIX + "/nodes/b" in etcd.keys(PREFIX + "/nodes/"), what="node b's key back")
     assert served_port(b, legacy) == legacy.port
+
+
+def mig(node, name="users"):
+    c = pb("switchyard.v1.control")
+    with channel("unix:" + node.d.sock) as ch:
+        return unary(ch, CTL + "GetMigration", c.GetMigrationRequest(name=name), c.Migration)
+
+
+def fleet_events(node, kind, name="users"):
+    e = pb("switchyard.v1.events")
+    with channel("unix:" + node.d.sock) as ch:
+        out = list(stream(ch, "/switchyard.v1.Telemetry/Events", e.EventsRequest(migration=name, follow=False),
+                          e.Event, timeout=10))
+    return [x for x in out if x.kind == kind]
+
+
+def client_loop(node, addr, stop_file, errors):
+    """A client in the node's cgroup, on a new connection every 10 requests (so each
+    connect is steered at the ratio of the moment); with errors, half its requests are
+    INCR of a string: an error reply from whichever side serves it."""
+    code = ("import os, time\n"
+            "i = 0\n"
+            "while not os.path.exists(%r):\n"
+            "    r = redis.Redis(host=%r, port=%s, socket_timeout=5)\n"
+            "    for _ in range(10):\n"
+            "        i += 1\n"
+            "        try:\n"
+            "            if %r and i %% 2:\n"
+            "                r.incr('fleet:bad')\n"
+            "            else:\n"
+            "                r.set('fleet:%s:%%d' %% (i %% 50), 'v')\n"
+            "        except redis.ResponseError:\n"
+            "            pass\n"
+            "        time.sleep(0.004)\n"
+            "    r.close()\n") % (stop_file, addr.rsplit(":", 1)[0], addr.rsplit(":", 1)[1], errors, node.name)
+    return subprocess.Popen(_py_redis_argv(node.cgroup, addr, code), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def test_the_leaders_gate_sees_the_fleets_errors_and_rolls_the_fleet_back_once(redis_pair, etcd, nodes, tmp_path):
+    """Errors on node b's target traffic only: the leader a, whose own clients see none,
+    rolls the whole fleet back on the fleet's summed error rate, once."""
+    legacy, target = redis_pair
+    a = nodes("a")
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
+    b = nodes("b")
+    for r in (legacy.client(), target.client()):
+        r.set("fleet:bad", "not-a-number")
+    f = os.path.join(a.d.tmp, "plan.yaml")
+    with open(f, "w") as fh:
+        fh.write(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr],
+                             "plan": {"steps": ["100%"], "bake": "120s", "interval": "500ms", "window": "3s",
+                                      "min_samples": 20, "gates": {"error_rate": "5%"}}}]))
+    a.syctl("apply", "-f", f)
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+    wait_target_healthy(a)
+    wait_target_healthy(b)
+    stop = str(tmp_path / "stop")
+    procs = [client_loop(a, legacy.addr, stop, False), client_loop(b, legacy.addr, stop, True)]
+    try:
+        a.syctl("cutover", "users", "start")
+        wait_for(lambda: mig(a).cutover.phase_name == "rolled-back", timeout=25, interval=0.1,
+                 what="the fleet rolled back")
+        m = mig(a)
+    finally:
+        open(stop, "w").close()
+        for p in procs:
+            p.wait(timeout=20)
+    # the leader's own target traffic had no error; b's had: only the sum breaches
+    sides_a = {s.side: s for s in m.sides}
+    sides_b = {s.side: s for s in mig(b).sides}
+    assert sides_a["target"].exchanges > 0 and sides_a["target"].errors == 0
+    assert sides_b["target"].errors > 0
+    assert "error_rate" in m.cutover.reason and "across 2 nodes" in m.cutover.reason, m.cutover.reason
+    assert m.spec.ratio_bp == 0
+    wait_for(lambda: b.ratio() == 0, what="node b at 0%")
+    assert mig(b).cutover.phase_name == "rolled-back"
+    # decided once, by the leader: one rollback, its evaluation names the fleet
+    rb = [x for x in fleet_events(a, "cutover.phase") if dict(x.attributes).get("to") == "rolled-back"]
+    assert len(rb) == 1, rb
+    br = [dict(x.attributes) for x in fleet_events(a, "cutover.evaluated")
+          if dict(x.attributes).get("verdict") == "breach"]
+    assert br and br[-1]["nodes"] == "2" and float(br[-1]["error_rate"]) > 0.05
+    assert not [x for x in fleet_events(b, "cutover.evaluated")], "a follower evaluated the gates"
+    # the leader's sums cover b's errors: b's node key carries its counters
+    st = etcd.node_status("b")
+    c = {x.name: x for x in st.migrations}["users"]
+    assert c.target.errors > 0 and len(c.target.latency_log2_us) == 32
