@@ -37,6 +37,7 @@
 #include "api/http.h"
 #include "registry/registry.h"
 #include "registry/registry_events.h"
+#include "cutover/publish.h"
 #include "registry/fleet.h"
 #include "registry/store_etcd.h"
 #include "registry/store_file.h"
@@ -77,6 +78,7 @@ struct daemon {
 	struct sy_loop *loop;
 	struct sy_bpf *bpf;
 	struct sy_store *store;
+	struct sy_publish *publish; /* fleet mode: this node's counters into its node key */
 	struct sy_registry *reg;
 	struct sy_health *health;
 	struct sy_rpc_server *rpc;
@@ -653,6 +655,7 @@ static void on_leader(void *arg, int is_leader, const char *leader)
 
 	snprintf(d->info.leader, sizeof(d->info.leader), "%s", leader);
 	sy_cutover_set_leader(d->cutover, is_leader);
+	sy_verify_set_leader(d->verify, is_leader);
 }
 
 /* Fleet mode: a node's key appeared or went. */
@@ -784,6 +787,8 @@ int main(int argc, char **argv)
 	if ((e = sy_capture_new(d.loop, d.bpf->events_fd, 5, on_captured, &d, &d.capture)))
 		goto out;
 	sy_verify_resume(d.verify);
+	if (d.o.store) /* a follower until the election says otherwise: no continuous audits */
+		sy_verify_set_leader(d.verify, false);
 	sy_verify_tick(d.verify);
 	d.cutover = sy_cutover_new(d.loop, d.reg, d.verify, d.events);
 	if (!d.cutover)
@@ -794,6 +799,8 @@ int main(int argc, char **argv)
 		sy_cutover_set_leader(d.cutover, false);
 		sy_store_etcd_on_leader(d.store, on_leader, &d);
 		sy_cutover_set_fleet(d.cutover, sy_store_etcd_fleet(d.store));
+		if (!(d.publish = sy_publish_new(d.loop, d.reg, d.verify, sy_store_etcd_fleet(d.store))))
+			goto out;
 		sy_fleet_on_change(sy_store_etcd_fleet(d.store), on_node, &d);
 		snprintf(d.info.store, sizeof(d.info.store), "%s", d.store->where);
 		snprintf(d.info.node, sizeof(d.info.node), "%s", sy_store_etcd_node(d.store));
@@ -859,6 +866,7 @@ out:
 	if (d.rpc)
 		sy_rpc_server_free(d.rpc);
 	sy_capture_free(d.capture);
+	sy_publish_free(d.publish);
 	sy_cutover_free(d.cutover);
 	sy_verify_free(d.verify);
 	sy_mirror_free(d.mirror);

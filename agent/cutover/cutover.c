@@ -21,6 +21,7 @@
  * end on it, and its client-side gates can neither pass nor breach.
  */
 #include "cutover/cutover.h"
+#include "cutover/publish.h"
 
 #include <errno.h>
 #include <math.h>
@@ -39,10 +40,9 @@
 #include "model/keymap.h"
 #include "shadow/verify.h"
 
-#define TICK_MS	   100
-#define RING	   512	 /* snapshots kept per migration (window / interval, bounded) */
-#define ERR_FLOOR  0.001 /* legacy error rate floor for error_ratio */
-#define PUBLISH_MS 1000	 /* fleet mode: this node's counters handed to its store */
+#define TICK_MS	  100
+#define RING	  512	/* snapshots kept per migration (window / interval, bounded) */
+#define ERR_FLOOR 0.001 /* legacy error rate floor for error_ratio */
 
 struct snap {
 	uint64_t t_ms;	/* monotonic */
@@ -76,8 +76,7 @@ struct sy_cutover {
 	void *drain_arg;
 	uint64_t timer;
 	bool follower;		/* a fleet's follower: the leader walks the plans (docs/fleet.md) */
-	struct sy_fleet *fleet; /* fleet mode: counters published, gates on the fleet's sums */
-	uint64_t next_publish_ms;
+	struct sy_fleet *fleet; /* fleet mode: gates on the fleet's sums */
 	struct rt rt[SY_MAX_MIGRATIONS];
 };
 
@@ -311,26 +310,6 @@ int sy_cutover_restart_gate(struct sy_cutover *c, const char *name, const char *
 
 /* ---- gates ------------------------------------------------------------------------ */
 
-/* This node's own cumulative counters of migration m. */
-static int local_counters(struct sy_cutover *c, const struct sy_migration_state *m,
-			  struct sy_fleet_counters *out)
-{
-	struct sy_side_stats st;
-	struct sy_audit_status a;
-
-	memset(out, 0, sizeof(*out));
-	for (uint8_t side = 0; side < 2; side++) {
-		if (sy_mapsync_side_stats(sy_registry_bpf(c->reg), m->id, side, &st))
-			return -EIO;
-		out->req[side] = st.exchanges;
-		out->err[side] = st.errors;
-		memcpy(out->lat[side], st.lat, sizeof(st.lat));
-	}
-	if (c->verify && sy_verify_status(c->verify, m->spec.name, &a) == 0)
-		out->drift = a.dual_drift + a.audit_found; /* both only grow */
-	return 0;
-}
-
 /* The counters the gates read: this node's on a single host; in a fleet, the sums of
  * every live node's published counters (fleet.h), this node's included. */
 static int take_snap(struct sy_cutover *c, const struct sy_migration_state *m, struct snap *s)
@@ -343,7 +322,7 @@ static int take_snap(struct sy_cutover *c, const struct sy_migration_state *m, s
 	if (sy_fleet_active(c->fleet))
 		rc = sy_fleet_sum(c->fleet, m->spec.name, &fc, &s->nodes);
 	else
-		rc = local_counters(c, m, &fc);
+		rc = sy_fleet_local_counters(c->reg, c->verify, m, &fc);
 	if (rc)
 		return rc;
 	for (int side = 0; side < 2; side++) {
@@ -353,27 +332,6 @@ static int take_snap(struct sy_cutover *c, const struct sy_migration_state *m, s
 	}
 	s->drift = fc.drift;
 	return 0;
-}
-
-/* Fleet mode, every node: its counters for its store to publish in its node key. */
-static void publish(struct sy_cutover *c)
-{
-	static struct sy_fleet_mig mig[SY_MAX_MIGRATIONS];
-	size_t n = 0;
-
-	if (!sy_fleet_active(c->fleet) || sy_now_ms() < c->next_publish_ms)
-		return;
-	c->next_publish_ms = sy_now_ms() + PUBLISH_MS;
-	for (size_t i = 0; i < sy_registry_count(c->reg) && n < SY_MAX_MIGRATIONS; i++) {
-		const struct sy_migration_state *m = sy_registry_at(c->reg, i);
-
-		if (local_counters(c, m, &mig[n].c))
-			continue;
-		snprintf(mig[n].name, sizeof(mig[n].name), "%s", m->spec.name);
-		mig[n].ratio_bp = m->spec.ratio_bp;
-		n++;
-	}
-	sy_fleet_set_local(c->fleet, mig, n);
 }
 
 void sy_cutover_set_fleet(struct sy_cutover *c, struct sy_fleet *f)
@@ -684,7 +642,6 @@ static void tick(struct sy_loop *l, void *arg)
 		if (m && m->spec.plan.n_steps && !c->follower)
 			phase_tick(c, m);
 	}
-	publish(c);
 	c->timer = sy_loop_add_timer(l, TICK_MS, tick, c);
 }
 

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "model/job.h"
 #include "switchyard/v1/fleet.pb-c.h"
 
 #define MAX_NODES 1024
@@ -187,6 +188,26 @@ static void side_from(struct sy_fleet_counters *c, int s, const Switchyard__V1__
 		c->lat[s][i] = p->latency_log2_us[i];
 }
 
+static void job_from(struct sy_fleet_job *j, const Switchyard__V1__NodeJob *p)
+{
+	int st;
+
+	if (!p)
+		return;
+	st = sy_job_state_parse(p->state);
+	j->state = st < 0 ? SY_JOB_IDLE : (uint8_t)st;
+	j->scanned = p->scanned;
+	j->total = p->total;
+	j->copied = p->copied;
+	j->found = p->found;
+	j->repaired = p->repaired;
+	for (size_t k = 0; k < p->n_differences && k < 5; k++)
+		j->diff[k] = p->differences[k];
+	j->started_unix_ms = p->started_unix_ms;
+	j->finished_unix_ms = p->finished_unix_ms;
+	strncpy(j->error, p->error, sizeof(j->error) - 1);
+}
+
 int sy_fleet_node_put(struct sy_fleet *f, const char *node, const uint8_t *v, size_t len)
 {
 	Switchyard__V1__NodeStatus *st = switchyard__v1__node_status__unpack(NULL, len, v);
@@ -222,6 +243,8 @@ int sy_fleet_node_put(struct sy_fleet *f, const char *node, const uint8_t *v, si
 		side_from(&mig[i].c, SY_SIDE_LEGACY, m->legacy);
 		side_from(&mig[i].c, SY_SIDE_TARGET, m->target);
 		mig[i].c.drift = m->drift;
+		job_from(&mig[i].audit, m->audit);
+		job_from(&mig[i].backfill, m->backfill);
 		/* a node that was gone starts again from a baseline */
 		for (size_t k = 0; n->pub.alive && k < n->pub.n_mig; k++)
 			if (strcmp(n->pub.mig[k].name, mig[i].name) == 0)
@@ -324,4 +347,14 @@ const struct sy_fleet_node *sy_fleet_at(const struct sy_fleet *f, size_t i)
 const char *sy_fleet_self(const struct sy_fleet *f)
 {
 	return f->self;
+}
+
+const struct sy_fleet_mig *sy_fleet_find(const struct sy_fleet *f, const char *node, const char *name)
+{
+	const struct node *n = find((struct sy_fleet *)f, node, false);
+
+	for (size_t k = 0; n && n->pub.alive && k < n->pub.n_mig; k++)
+		if (strcmp(n->pub.mig[k].name, name) == 0)
+			return &n->pub.mig[k];
+	return NULL;
 }

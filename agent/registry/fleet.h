@@ -32,10 +32,20 @@ struct sy_fleet_counters {
 	uint64_t drift;
 };
 
+/* A background job (audit, backfill) as its node reports it. */
+struct sy_fleet_job {
+	uint8_t state; /* enum sy_job_state */
+	uint64_t scanned, total, copied, found, repaired;
+	uint64_t diff[5]; /* audit: missing, extra, type, value, ttl (sum: found) */
+	uint64_t started_unix_ms, finished_unix_ms;
+	char error[128];
+};
+
 struct sy_fleet_mig {
 	char name[SY_NAME_MAX];
 	uint32_t ratio_bp;
 	struct sy_fleet_counters c;
+	struct sy_fleet_job audit, backfill;
 };
 
 struct sy_fleet_node {
@@ -83,5 +93,7 @@ uint32_t sy_fleet_alive(const struct sy_fleet *f);
 size_t sy_fleet_count(const struct sy_fleet *f);
 const struct sy_fleet_node *sy_fleet_at(const struct sy_fleet *f, size_t i);
 const char *sy_fleet_self(const struct sy_fleet *f);
+/* What live node `node` last reported of migration `name`; NULL when nothing. */
+const struct sy_fleet_mig *sy_fleet_find(const struct sy_fleet *f, const char *node, const char *name);
 
 #endif

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "model/endpoint.h"
+#include "model/job.h"
 #include "registry/fleet.h"
 #include "registry/registry.h"
 #include "registry/store_etcd_int.h"
@@ -31,6 +32,7 @@ static uint8_t *pack_status(struct etcd_store *e, uint64_t ts, size_t *len)
 	Switchyard__V1__NodeTarget tg[SY_MAX_MIGRATIONS * 4], *tgp[SY_MAX_MIGRATIONS * 4];
 	Switchyard__V1__NodeMigrationCounters mc[SY_MAX_MIGRATIONS], *mcp[SY_MAX_MIGRATIONS];
 	Switchyard__V1__NodeSideCounters sc[SY_MAX_MIGRATIONS][2];
+	Switchyard__V1__NodeJob jobs[SY_MAX_MIGRATIONS][2];
 	const struct sy_fleet_mig *local;
 	size_t n_local = e->fleet ? sy_fleet_local(e->fleet, &local) : 0;
 	uint8_t *buf;
@@ -59,6 +61,28 @@ static uint8_t *pack_status(struct etcd_store *e, uint64_t ts, size_t *len)
 			sc[i][s].errors = local[i].c.err[s];
 			sc[i][s].n_latency_log2_us = SY_LAT_BUCKETS;
 			sc[i][s].latency_log2_us = (uint64_t *)local[i].c.lat[s];
+		}
+		for (int k = 0; k < 2; k++) {
+			const struct sy_fleet_job *j = k ? &local[i].backfill : &local[i].audit;
+
+			if (j->state == SY_JOB_IDLE)
+				continue;
+			switchyard__v1__node_job__init(&jobs[i][k]);
+			jobs[i][k].state = (char *)sy_job_state_name(j->state);
+			jobs[i][k].scanned = j->scanned;
+			jobs[i][k].total = j->total;
+			jobs[i][k].copied = j->copied;
+			jobs[i][k].found = j->found;
+			jobs[i][k].repaired = j->repaired;
+			jobs[i][k].started_unix_ms = j->started_unix_ms;
+			jobs[i][k].finished_unix_ms = j->finished_unix_ms;
+			jobs[i][k].error = (char *)j->error;
+			jobs[i][k].n_differences = k ? 0 : 5;
+			jobs[i][k].differences = (uint64_t *)j->diff;
+			if (k)
+				mc[i].backfill = &jobs[i][k];
+			else
+				mc[i].audit = &jobs[i][k];
 		}
 		mc[i].legacy = &sc[i][SY_SIDE_LEGACY];
 		mc[i].target = &sc[i][SY_SIDE_TARGET];

@@ -498,3 +498,53 @@ def test_the_leaders_gate_sees_the_fleets_errors_and_rolls_the_fleet_back_once(r
     st = etcd.node_status("b")
     c = {x.name: x for x in st.migrations}["users"]
     assert c.target.errors > 0 and len(c.target.latency_log2_us) == 32
+
+
+def verify_call(node, method, req_type, resp_type, **kw):
+    v = pb("switchyard.v1.verify")
+    with channel("unix:" + node.d.sock) as ch:
+        return unary(ch, "/switchyard.v1.Verify/" + method, getattr(v, req_type)(**kw), getattr(v, resp_type))
+
+
+def test_a_plans_backfill_and_audit_run_on_the_leader_only(redis_pair, etcd, nodes):
+    """Started through a follower, the plan's backfill and audit run once, on the
+    leader; the follower shows the leader's jobs, naming the node."""
+    legacy, target = redis_pair
+    lr = legacy.client()
+    for i in range(300):
+        lr.set("bf:%d" % i, "v%d" % i)
+    a = nodes("a")
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
+    b = nodes("b")
+    f = os.path.join(a.d.tmp, "plan.yaml")
+    with open(f, "w") as fh:
+        fh.write(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr],
+                             "plan": {"steps": ["100%"], "bake": "1s", "interval": "200ms", "backfill": True,
+                                      "shadow": "300ms", "verify": True}}]))
+    a.syctl("apply", "-f", f)
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+    wait_target_healthy(b)
+    b.syctl("cutover", "users", "start")
+    wait_for(lambda: b.get()["cutover"].get("phaseName") == "completed", timeout=40, what="plan completed")
+    assert target.client().dbsize() >= 300
+
+    bf_a = verify_call(a, "GetBackfill", "GetBackfillRequest", "BackfillStatus", migration="users")
+    assert bf_a.state == "done" and bf_a.node == "a" and bf_a.copied >= 300
+    au_a = verify_call(a, "GetAudit", "GetAuditRequest", "AuditStatus", migration="users")
+    assert au_a.state == "done" and au_a.node == "a"
+    # b ran neither (its own would be shown, under its own name): it shows the leader's
+    bf_b = wait_for(lambda: (lambda s: s if s.state == "done" else None)(
+        verify_call(b, "GetBackfill", "GetBackfillRequest", "BackfillStatus", migration="users")),
+        what="node b showing the leader's backfill")
+    assert bf_b.node == "a" and bf_b.copied == bf_a.copied and bf_b.started_unix_ms == bf_a.started_unix_ms
+    au_b = wait_for(lambda: (lambda s: s if s.state == "done" else None)(
+        verify_call(b, "GetAudit", "GetAuditRequest", "AuditStatus", migration="users")),
+        what="node b showing the leader's audit")
+    assert au_b.node == "a" and au_b.scanned == au_a.scanned and au_b.missing == au_a.missing
+    log_b, log_a = b.d.read_log(), a.d.read_log()
+    assert "users: backfill started" in log_a and "users: audit started" in log_a
+    assert "users: backfill started" not in log_b and "users: audit started" not in log_b
+    # syctl on the follower names where it ran
+    assert "on node a" in b.syctl("backfill", "users", "--status").stdout
+    assert "on node a" in b.syctl("verify", "users", "--report").stdout
+    assert json.loads(b.syctl("-o", "json", "verify", "users", "--report").stdout)["node"] == "a"
