@@ -548,3 +548,51 @@ def test_a_plans_backfill_and_audit_run_on_the_leader_only(redis_pair, etcd, nod
     assert "on node a" in b.syctl("backfill", "users", "--status").stdout
     assert "on node a" in b.syctl("verify", "users", "--report").stdout
     assert json.loads(b.syctl("-o", "json", "verify", "users", "--report").stdout)["node"] == "a"
+
+
+def test_a_stalled_etcd_does_not_stall_the_agent(redis_pair, etcd, nodes):
+    """etcd frozen (SIGSTOP: connections open, nothing answered): a change waits a
+    bounded moment and is refused UNAVAILABLE; meanwhile and after, the agent answers
+    reads at once; the kernel keeps what was applied; when etcd thaws, changes flow."""
+    legacy, target = redis_pair
+    a = nodes("a")
+    apply_users(a, legacy, target, "0%")
+    wait_target_healthy(a)
+    c = pb("switchyard.v1.control")
+    out = {}
+
+    def change():
+        t0 = time.monotonic()
+        with channel("unix:" + a.d.sock) as ch:
+            try:
+                unary(ch, CTL + "SetRatio", c.SetRatioRequest(name="users", ratio_bp=10000), c.Migration)
+                out["r"] = ("ok", "")
+            except grpc.RpcError as e:
+                out["r"] = (e.code(), e.details())
+        out["took"] = time.monotonic() - t0
+
+    etcd.proc.send_signal(signal.SIGSTOP)
+    try:
+        t = threading.Thread(target=change)
+        t.start()
+        time.sleep(0.1)  # the change is waiting on etcd
+        t0 = time.monotonic()
+        st = status(a)
+        took_status = time.monotonic() - t0
+        t.join(timeout=10)
+        assert took_status < 1.0, "status took %.2fs while a change waited on etcd" % took_status
+        assert st["node"] == "a"
+        assert out["r"][0] == grpc.StatusCode.UNAVAILABLE, out
+        assert "unreachable" in out["r"][1]
+        assert out["took"] < 1.5, out
+        # the next change is refused at once: the store is down until a full read works
+        t0 = time.monotonic()
+        r = a.syctl("cutover", "users", "100%", check=False)
+        assert r.returncode == 3 and "unreachable" in r.stderr
+        assert time.monotonic() - t0 < 1.0
+        assert a.ratio() == 0 and served_port(a, legacy) == legacy.port
+    finally:
+        etcd.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: a.syctl("cutover", "users", "100%", check=False).returncode == 0, timeout=15,
+             what="changes flowing again")
+    assert served_port(a, legacy) == target.port
