@@ -596,3 +596,72 @@ def test_a_stalled_etcd_does_not_stall_the_agent(redis_pair, etcd, nodes):
     wait_for(lambda: a.syctl("cutover", "users", "100%", check=False).returncode == 0, timeout=15,
              what="changes flowing again")
     assert served_port(a, legacy) == target.port
+
+
+def all_events(node, kind):
+    e = pb("switchyard.v1.events")
+    with channel("unix:" + node.d.sock) as ch:
+        out = list(stream(ch, "/switchyard.v1.Telemetry/Events", e.EventsRequest(follow=False), e.Event,
+                          timeout=10))
+    return [dict(x.attributes) for x in out if x.kind == kind]
+
+
+def test_nodes_lists_the_fleet_through_grpc_syctl_and_http(redis_pair, etcd, nodes):
+    legacy, target = redis_pair
+    a = nodes("a")
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
+    port = free_port()
+    b = nodes("b", extra=["--http", "127.0.0.1:%d" % port])
+    c = nodes("c")
+    apply_users(b, legacy, target, "25%")
+    for n in (a, c):
+        wait_for(lambda n=n: n.syctl("get", "users", check=False).returncode == 0, what="users on " + n.name)
+
+    def listed():
+        got = json.loads(b.syctl("-o", "json", "nodes").stdout)["nodes"]
+        ok = [n["name"] for n in got] == ["a", "b", "c"] and all(n.get("alive") for n in got) and \
+            all([m.get("ratioBp") for m in n.get("migrations", [])] == [2500] for n in got)
+        return got if ok else None
+
+    got = wait_for(listed, timeout=10, what="three live nodes at 25% in syctl nodes")
+    assert [n["name"] for n in got if n.get("leader")] == ["a"]
+    assert [n["name"] for n in got if n.get("self")] == ["b"]
+    assert all(n["version"] and int(n["lastSeenUnixMs"]) > 0 for n in got)
+    assert [m["name"] for m in got[0]["migrations"]] == ["users"]
+    table = b.syctl("nodes").stdout
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["NODE", "LEADER", "ALIVE"]
+    assert any(l.startswith("a ") and " yes " in l for l in lines) and any("b (this)" in l for l in lines)
+    assert "users" in table and "ratio 25%" in table
+    # the HTTP door serves the same message
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/nodes" % port, timeout=10) as r:
+        web = json.loads(r.read())
+    assert [n["name"] for n in web["nodes"]] == ["a", "b", "c"]
+    assert [n["name"] for n in web["nodes"] if n.get("leader")] == ["a"]
+
+    # a node leaving and joining is an event on the others, and the list says so
+    c.d.stop()
+    wait_for(lambda: any(e.get("node") == "c" for e in all_events(a, "fleet.node_left")), what="c left, on a")
+    gone = {n["name"]: n for n in json.loads(a.syctl("-o", "json", "nodes").stdout)["nodes"]}
+    assert not gone["c"].get("alive") and gone["b"].get("alive") and gone["a"].get("self")
+    assert any(e.get("node") == "b" for e in all_events(a, "fleet.node_joined"))
+    c.d.start()
+    wait_for(lambda: len([e for e in all_events(a, "fleet.node_joined") if e.get("node") == "c"]) >= 2,
+             what="c joined again, on a")
+
+
+def test_nodes_without_a_store_is_this_agent_alone(bpf_env, tmp_path, uid):
+    cg = make_cgroup(os.path.join(cgroup2_root(), "sy-fleet-%s-solo" % uid))
+    bpffs = "/sys/fs/bpf/sy-fleet-%s-solo" % uid
+    d = Daemon(tmp_path, cgroup=cg, bpffs=bpffs)
+    try:
+        got = json.loads(d.syctl("-o", "json", "nodes").stdout)["nodes"]
+        assert len(got) == 1 and got[0]["name"] and got[0]["self"] and got[0]["leader"] and got[0]["alive"]
+        assert "(this)" in d.syctl("nodes").stdout
+        assert d.syctl("nodes", "extra", check=False).returncode == 2
+    finally:
+        d.stop()
+        subprocess.run([os.path.join(OUT, "switchyardd"), "--uninstall", "--bpffs", bpffs],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        remove_cgroup(cg)
