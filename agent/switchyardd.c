@@ -828,7 +828,10 @@ int main(int argc, char **argv)
 		snprintf(expcfg.metrics, sizeof(expcfg.metrics), "%s", d.o.http);
 	if ((e = sy_exporters_start(
 		     d.loop, &expcfg,
-		     &(struct sy_metrics_src){.reg = d.reg, .mirror = d.mirror, .verify = d.verify},
+		     &(struct sy_metrics_src){.reg = d.reg,
+					      .mirror = d.mirror,
+					      .verify = d.verify,
+					      .fleet = d.o.store ? sy_store_etcd_fleet(d.store) : NULL},
 		     d.info.started_unix_ms, &exporters)))
 		goto out;
 	if (expcfg.metrics[0] && (e = sy_http_start(d.loop, expcfg.metrics, d.rpc, &d.ctl,

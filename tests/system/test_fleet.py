@@ -453,7 +453,8 @@ def test_the_leaders_gate_sees_the_fleets_errors_and_rolls_the_fleet_back_once(r
     """Errors on node b's target traffic only: the leader a, whose own clients see none,
     rolls the whole fleet back on the fleet's summed error rate, once."""
     legacy, target = redis_pair
-    a = nodes("a")
+    port = free_port()
+    a = nodes("a", extra=["--http", "127.0.0.1:%d" % port])
     wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
     b = nodes("b")
     for r in (legacy.client(), target.client()):
@@ -498,6 +499,17 @@ def test_the_leaders_gate_sees_the_fleets_errors_and_rolls_the_fleet_back_once(r
     st = etcd.node_status("b")
     c = {x.name: x for x in st.migrations}["users"]
     assert c.target.errors > 0 and len(c.target.latency_log2_us) == 32
+    # the fleet's sums and node count are metrics too (Prometheus; OTLP renders the same)
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        text = r.read().decode()
+    vals = {l.rsplit(" ", 1)[0]: float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+            if l.startswith("switchyard_fleet_")}
+    assert vals["switchyard_fleet_nodes"] == 2
+    assert vals['switchyard_fleet_errors_total{migration="users",side="target"}'] > 0
+    assert vals['switchyard_fleet_requests_total{migration="users",side="target"}'] > \
+        vals['switchyard_fleet_errors_total{migration="users",side="target"}']
+    assert any(k.startswith("switchyard_fleet_request_duration_seconds_bucket") for k in vals)
 
 
 def verify_call(node, method, req_type, resp_type, **kw):
