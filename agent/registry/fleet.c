@@ -35,6 +35,8 @@ struct sy_fleet {
 	size_t n_local;
 	void (*on_change)(void *ctx, const char *node, bool joined);
 	void *ctx;
+	void (*on_local)(void *ctx);
+	void *local_ctx;
 };
 
 static uint64_t unix_ms(void)
@@ -82,6 +84,14 @@ void sy_fleet_set_local(struct sy_fleet *f, const struct sy_fleet_mig *m, size_t
 {
 	f->n_local = n < SY_MAX_MIGRATIONS ? n : SY_MAX_MIGRATIONS;
 	memcpy(f->local, m, f->n_local * sizeof(*m));
+	if (f->on_local)
+		f->on_local(f->local_ctx);
+}
+
+void sy_fleet_on_local(struct sy_fleet *f, void (*fn)(void *ctx), void *ctx)
+{
+	f->on_local = fn;
+	f->local_ctx = ctx;
 }
 
 size_t sy_fleet_local(const struct sy_fleet *f, const struct sy_fleet_mig **out)
@@ -295,12 +305,6 @@ void sy_fleet_sync_end(struct sy_fleet *f)
 	for (size_t i = 0; i < f->n_nodes; i++)
 		if (!f->nodes[i]->seen)
 			gone(f, f->nodes[i]);
-}
-
-void sy_fleet_all_gone(struct sy_fleet *f)
-{
-	for (size_t i = 0; i < f->n_nodes; i++)
-		gone(f, f->nodes[i]);
 }
 
 int sy_fleet_sum(const struct sy_fleet *f, const char *name, struct sy_fleet_counters *out, uint32_t *nodes)

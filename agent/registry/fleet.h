@@ -64,8 +64,10 @@ void sy_fleet_free(struct sy_fleet *f);
 /* fn(ctx, node, joined) when a node's key appears (joined) or goes (left). */
 void sy_fleet_on_change(struct sy_fleet *f, void (*fn)(void *ctx, const char *node, bool joined), void *ctx);
 
-/* This node's own counters, which its store publishes in its key (copied). */
+/* This node's own counters, which its store publishes in its key (copied); the store
+ * hears of each new set through fn (one listener). */
 void sy_fleet_set_local(struct sy_fleet *f, const struct sy_fleet_mig *m, size_t n);
+void sy_fleet_on_local(struct sy_fleet *f, void (*fn)(void *ctx), void *ctx);
 size_t sy_fleet_local(const struct sy_fleet *f, const struct sy_fleet_mig **out);
 
 /* A node key's value read or watched: -EBADMSG (logged once per node) when it is not a
@@ -76,8 +78,6 @@ void sy_fleet_node_gone(struct sy_fleet *f, const char *node);
 /* A full read: nodes not put between begin and end are gone. */
 void sy_fleet_sync_begin(struct sy_fleet *f);
 void sy_fleet_sync_end(struct sy_fleet *f);
-/* etcd out of reach: what is known of the others is no longer live. */
-void sy_fleet_all_gone(struct sy_fleet *f);
 
 /* Whether the sums stand for a fleet (a store feeds this); false on a single host. */
 bool sy_fleet_active(const struct sy_fleet *f);

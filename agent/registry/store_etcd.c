@@ -321,6 +321,7 @@ int sy_store_etcd_open(struct sy_loop *loop, const struct sy_store_etcd_opts *o,
 		return -ENOMEM;
 	}
 	sy_fleet_set_active(e->fleet, true);
+	sy_fleet_on_local(e->fleet, etcd_local_changed, e);
 	etcd_node_value(e);
 
 	greq.ttl = e->ttl_s;

@@ -109,6 +109,7 @@ int etcd_node_value(struct etcd_store *e); /* builds node_val; 1 when it changed
 void etcd_keepalive(struct etcd_store *e);
 void etcd_ka_tick(struct sy_loop *l, void *arg);
 void etcd_pub_tick(struct sy_loop *l, void *arg);
+void etcd_local_changed(void *arg); /* sy_fleet_on_local */
 void etcd_campaign(struct etcd_store *e);
 void etcd_set_leader(struct etcd_store *e, const ProtobufCBinaryData *name, int64_t lease);
 void etcd_leader_event(struct etcd_store *e, const Mvccpb__Event *ev);

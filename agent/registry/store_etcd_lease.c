@@ -151,8 +151,18 @@ static void on_put(const ProtobufCMessage *msg, const struct sy_rpc_status *st, 
 		etcd_node_put(e);
 }
 
-/* Each second: the key is written when the status changed (counters grew, health
- * moved), and at least every TTL/3 so that others see it is alive. */
+/* New local counters (each second, fleet.h): the key is written when the status
+ * changed (counters grew, a job moved). */
+void etcd_local_changed(void *arg)
+{
+	struct etcd_store *e = arg;
+
+	if (etcd_node_value(e))
+		etcd_node_put(e);
+}
+
+/* Each second: a write that waited, and at least every TTL/3 so that the others see
+ * this node alive even when nothing changed. */
 void etcd_pub_tick(struct sy_loop *l, void *arg)
 {
 	struct etcd_store *e = arg;

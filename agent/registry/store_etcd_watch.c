@@ -254,12 +254,11 @@ void etcd_go_down(struct etcd_store *e, const char *why, int unreachable)
 			sy_debug("etcd", "%s: %s", e->ep[e->cur], why);
 	}
 	e->up = e->watching = 0;
-	/* out of reach, this node cannot know its lease still holds: it stops leading, and
-	 * what it knew of the others is no longer live */
+	/* out of reach, this node cannot know its lease still holds: it stops leading. What
+	 * it knew of the others stays as it was (last seen tells its age) until the full
+	 * read after reconnecting says who left meanwhile. */
 	if (e->is_leader || e->leader[0])
 		etcd_set_leader(e, NULL, 0);
-	if (unreachable && e->fleet)
-		sy_fleet_all_gone(e->fleet);
 	if (e->retry_timer)
 		return;
 	if (unreachable)

@@ -120,7 +120,7 @@ static void a_bad_value_and_a_full_read_without_a_node(void **state)
 	assert_false(sy_fleet_at(f, 1)->alive);
 	assert_int_equal(sy_fleet_sum(f, "m", &c, &nodes), 0);
 	assert_int_equal(nodes, 1);
-	sy_fleet_all_gone(f);
+	sy_fleet_node_gone(f, "a");
 	assert_int_equal(sy_fleet_sum(f, "m", &c, &nodes), -ENOENT);
 	sy_fleet_free(f);
 }
