@@ -10,6 +10,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "etcd/rpc.pb-c.h"
 #include "registry/store_etcd.h"
@@ -19,7 +20,6 @@
 #define COMMIT_TMO_MS  400 /* the whole commit, every endpoint: the daemon's loop waits */
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 3000
-#define NODE_VAL_MAX   (256 * 1024)
 #define PUBLISH_MS     1000
 
 #define P_RANGE	    "/etcdserverpb.KV/Range"
