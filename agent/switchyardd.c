@@ -37,6 +37,8 @@
 #include "api/http.h"
 #include "registry/registry.h"
 #include "registry/registry_events.h"
+#include "cutover/publish.h"
+#include "registry/fleet.h"
 #include "registry/store_etcd.h"
 #include "registry/store_file.h"
 #include "rpc/rpc.h"
@@ -76,6 +78,7 @@ struct daemon {
 	struct sy_loop *loop;
 	struct sy_bpf *bpf;
 	struct sy_store *store;
+	struct sy_publish *publish; /* fleet mode: this node's counters into its node key */
 	struct sy_registry *reg;
 	struct sy_health *health;
 	struct sy_rpc_server *rpc;
@@ -628,7 +631,9 @@ static int start_rpc(struct daemon *d)
 					 .verify = d->verify,
 					 .cutover = d->cutover};
 	d->ctl.events = d->events;
+	d->ctl.fleet = d->o.store ? sy_store_etcd_fleet(d->store) : NULL;
 	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)) ||
+	    (e = sy_fleet_svc_register(d->rpc, &d->ctl)) ||
 	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) ||
 	    (e = sy_verify_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)))
 		return e;
@@ -650,6 +655,19 @@ static void on_leader(void *arg, int is_leader, const char *leader)
 
 	snprintf(d->info.leader, sizeof(d->info.leader), "%s", leader);
 	sy_cutover_set_leader(d->cutover, is_leader);
+	sy_verify_set_leader(d->verify, is_leader);
+}
+
+/* Fleet mode: a node's key appeared or went. */
+static void on_node(void *arg, const char *node, bool joined)
+{
+	struct daemon *d = arg;
+	char live[12];
+
+	snprintf(live, sizeof(live), "%u", sy_fleet_alive(sy_store_etcd_fleet(d->store)));
+	sy_events_emit(d->events, "", joined ? "fleet.node_joined" : "fleet.node_left",
+		       SY_EVENT_ATTRS({"node", node}, {"alive", live}), "node %s %s the fleet (%s live)",
+		       node, joined ? "joined" : "left", live);
 }
 
 int main(int argc, char **argv)
@@ -769,6 +787,8 @@ int main(int argc, char **argv)
 	if ((e = sy_capture_new(d.loop, d.bpf->events_fd, 5, on_captured, &d, &d.capture)))
 		goto out;
 	sy_verify_resume(d.verify);
+	if (d.o.store) /* a follower until the election says otherwise: no continuous audits */
+		sy_verify_set_leader(d.verify, false);
 	sy_verify_tick(d.verify);
 	d.cutover = sy_cutover_new(d.loop, d.reg, d.verify, d.events);
 	if (!d.cutover)
@@ -778,6 +798,10 @@ int main(int argc, char **argv)
 		/* a follower until the election says otherwise */
 		sy_cutover_set_leader(d.cutover, false);
 		sy_store_etcd_on_leader(d.store, on_leader, &d);
+		sy_cutover_set_fleet(d.cutover, sy_store_etcd_fleet(d.store));
+		if (!(d.publish = sy_publish_new(d.loop, d.reg, d.verify, sy_store_etcd_fleet(d.store))))
+			goto out;
+		sy_fleet_on_change(sy_store_etcd_fleet(d.store), on_node, &d);
 		snprintf(d.info.store, sizeof(d.info.store), "%s", d.store->where);
 		snprintf(d.info.node, sizeof(d.info.node), "%s", sy_store_etcd_node(d.store));
 	}
@@ -804,7 +828,10 @@ int main(int argc, char **argv)
 		snprintf(expcfg.metrics, sizeof(expcfg.metrics), "%s", d.o.http);
 	if ((e = sy_exporters_start(
 		     d.loop, &expcfg,
-		     &(struct sy_metrics_src){.reg = d.reg, .mirror = d.mirror, .verify = d.verify},
+		     &(struct sy_metrics_src){.reg = d.reg,
+					      .mirror = d.mirror,
+					      .verify = d.verify,
+					      .fleet = d.o.store ? sy_store_etcd_fleet(d.store) : NULL},
 		     d.info.started_unix_ms, &exporters)))
 		goto out;
 	if (expcfg.metrics[0] && (e = sy_http_start(d.loop, expcfg.metrics, d.rpc, &d.ctl,
@@ -842,6 +869,7 @@ out:
 	if (d.rpc)
 		sy_rpc_server_free(d.rpc);
 	sy_capture_free(d.capture);
+	sy_publish_free(d.publish);
 	sy_cutover_free(d.cutover);
 	sy_verify_free(d.verify);
 	sy_mirror_free(d.mirror);

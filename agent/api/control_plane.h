@@ -23,6 +23,7 @@ struct sy_control_ctx {
 	struct sy_mirror *mirror;   /* shadow writes (may be NULL) */
 	struct sy_verify *verify;   /* audits and dual reads (may be NULL) */
 	struct sy_cutover *cutover; /* the plan controller (may be NULL) */
+	struct sy_fleet *fleet;	    /* fleet mode: the nodes sharing the store (NULL: one host) */
 };
 
 /* Ends a call naming a migration that does not exist: NOT_FOUND, with the names that
@@ -31,6 +32,8 @@ void sy_api_not_found(struct sy_rpc_call *call, struct sy_control_ctx *ctx, cons
 
 /* switchyard.v1.Control (control_svc.c). */
 int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
+/* switchyard.v1.Control/ListNodes (fleet_svc.c). */
+int sy_fleet_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
 /* switchyard.v1.Telemetry (telemetry_svc.c). */
 int sy_telemetry_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
 /* switchyard.v1.Telemetry/Events (events_svc.c): the stream of state changes. */

@@ -166,6 +166,13 @@ static enum MHD_Result api_get(struct sy_http *h, struct MHD_Connection *c, cons
 			switchyard__v1__list_migrations_request__init(r);
 		req = r ? &r->base : NULL;
 		path = "/switchyard.v1.Control/ListMigrations";
+	} else if (strcmp(url, "/api/v1/nodes") == 0) {
+		Switchyard__V1__ListNodesRequest *r = malloc(sizeof(*r));
+
+		if (r)
+			switchyard__v1__list_nodes_request__init(r);
+		req = r ? &r->base : NULL;
+		path = "/switchyard.v1.Control/ListNodes";
 	} else if (strncmp(url, "/api/v1/migrations/", 19) == 0 &&
 		   !split_migration(url, name, sizeof(name), &rest) &&
 		   (!*rest || strcmp(rest, "/audit") == 0)) {

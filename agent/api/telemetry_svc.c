@@ -94,7 +94,8 @@ static void fill_side(Switchyard__V1__SideSnapshot *ss, int side, const struct s
 static void read_counters(struct sy_control_ctx *ctx, const struct sy_migration_state *m,
 			  struct sy_metrics_mig *p)
 {
-	const struct sy_metrics_src src = {.reg = ctx->reg, .mirror = ctx->mirror, .verify = ctx->verify};
+	const struct sy_metrics_src src = {
+		.reg = ctx->reg, .mirror = ctx->mirror, .verify = ctx->verify, .fleet = ctx->fleet};
 
 	sy_metrics_read(&src, m, p);
 }

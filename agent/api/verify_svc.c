@@ -6,11 +6,33 @@
 #include <string.h>
 
 #include "api/control_plane.h"
+#include "registry/fleet.h"
 #include "model/job.h"
 #include "model/spec.h"
 #include "switchyard/v1/verify.pb-c.h"
 
 #define MAX_RATE 10000000u
+
+/* Fleet mode: the leader's job of migration `name` (audit or backfill) when this node is
+ * a follower that ran none itself, else NULL. */
+static const struct sy_fleet_job *leaders_job(struct sy_control_ctx *ctx, const char *name, int local_state,
+					      bool backfill)
+{
+	const struct sy_fleet_mig *m;
+
+	if (!ctx->fleet || local_state != SY_JOB_IDLE || !ctx->info->leader[0] ||
+	    strcmp(ctx->info->leader, ctx->info->node) == 0)
+		return NULL;
+	if (!(m = sy_fleet_find(ctx->fleet, ctx->info->leader, name)))
+		return NULL;
+	return backfill ? &m->backfill : &m->audit;
+}
+
+/* The node a job belongs to, for the status: "" for a single agent. */
+static char *job_node(struct sy_control_ctx *ctx, const struct sy_fleet_job *theirs)
+{
+	return (char *)(!ctx->fleet ? "" : theirs ? ctx->info->leader : ctx->info->node);
+}
 
 static void reply_status(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name, bool report)
 {
@@ -43,6 +65,24 @@ static void reply_status(struct sy_rpc_call *call, struct sy_control_ctx *ctx, c
 	st.unsettled = a.unsettled;
 	st.dual_repaired = a.dual_repaired;
 	st.outside_scope = a.outside_scope;
+	const struct sy_fleet_job *j = leaders_job(ctx, name, a.state, false);
+
+	st.node = job_node(ctx, j);
+	if (j) { /* counts only: the drifted keys stay in the leader's report */
+		st.state = (char *)sy_job_state_name(j->state);
+		st.scanned = j->scanned;
+		st.total = j->total;
+		st.missing = j->diff[0];
+		st.extra = j->diff[1];
+		st.type = j->diff[2];
+		st.value = j->diff[3];
+		st.ttl = j->diff[4];
+		st.repaired = j->repaired;
+		st.started_unix_ms = j->started_unix_ms;
+		st.finished_unix_ms = j->finished_unix_ms;
+		st.error = (char *)j->error;
+		report = false;
+	}
 	if (report && a.n_drift) {
 		dr = calloc(a.n_drift, sizeof(*dr));
 		drp = calloc(a.n_drift, sizeof(*drp));
@@ -147,6 +187,19 @@ static void reply_backfill(struct sy_rpc_call *call, struct sy_control_ctx *ctx,
 	st.started_unix_ms = b.started_unix_ms;
 	st.finished_unix_ms = b.finished_unix_ms;
 	st.resumed = b.resumed;
+	const struct sy_fleet_job *j = leaders_job(ctx, name, b.state, true);
+
+	st.node = job_node(ctx, j);
+	if (j) {
+		st.state = (char *)sy_job_state_name(j->state);
+		st.scanned = j->scanned;
+		st.total = j->total;
+		st.copied = j->copied;
+		st.started_unix_ms = j->started_unix_ms;
+		st.finished_unix_ms = j->finished_unix_ms;
+		st.eta_s = st.keys_per_s = st.bytes_per_s = 0;
+		st.bytes = 0;
+	}
 	sy_rpc_reply(call, &st.base);
 }
 

@@ -21,6 +21,7 @@
  * end on it, and its client-side gates can neither pass nor breach.
  */
 #include "cutover/cutover.h"
+#include "cutover/publish.h"
 
 #include <errno.h>
 #include <math.h>
@@ -34,6 +35,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "kernel/mapsync.h"
+#include "registry/fleet.h"
 #include "registry/registry.h"
 #include "model/keymap.h"
 #include "shadow/verify.h"
@@ -43,7 +45,8 @@
 #define ERR_FLOOR 0.001 /* legacy error rate floor for error_ratio */
 
 struct snap {
-	uint64_t t_ms; /* monotonic */
+	uint64_t t_ms;	/* monotonic */
+	uint32_t nodes; /* fleet mode: the live nodes summed; 0 on a single host */
 	uint64_t exch[2], errs[2];
 	uint64_t lat[2][SY_LAT_BUCKETS];
 	uint64_t drift;
@@ -58,6 +61,7 @@ struct rt {
 	uint64_t next_eval_ms;
 	struct sy_gate_result gates[SY_GATES];
 	uint64_t samples, evaluations, last_eval_unix_ms;
+	uint32_t nodes; /* fleet mode: live nodes in the last evaluation's sums */
 	uint64_t drained;
 	double base_p99_us; /* last legacy p99 measured with enough samples */
 	bool backfill_asked, audit_asked;
@@ -71,7 +75,8 @@ struct sy_cutover {
 	sy_cutover_drain_fn drain;
 	void *drain_arg;
 	uint64_t timer;
-	bool follower; /* a fleet's follower: the leader walks the plans (docs/fleet.md) */
+	bool follower;		/* a fleet's follower: the leader walks the plans (docs/fleet.md) */
+	struct sy_fleet *fleet; /* fleet mode: gates on the fleet's sums */
 	struct rt rt[SY_MAX_MIGRATIONS];
 };
 
@@ -305,23 +310,33 @@ int sy_cutover_restart_gate(struct sy_cutover *c, const char *name, const char *
 
 /* ---- gates ------------------------------------------------------------------------ */
 
+/* The counters the gates read: this node's on a single host; in a fleet, the sums of
+ * every live node's published counters (fleet.h), this node's included. */
 static int take_snap(struct sy_cutover *c, const struct sy_migration_state *m, struct snap *s)
 {
-	struct sy_side_stats st;
-	struct sy_audit_status a;
+	struct sy_fleet_counters fc;
+	int rc;
 
 	memset(s, 0, sizeof(*s));
 	s->t_ms = sy_now_ms();
-	for (uint8_t side = 0; side < 2; side++) {
-		if (sy_mapsync_side_stats(sy_registry_bpf(c->reg), m->id, side, &st))
-			return -EIO;
-		s->exch[side] = st.exchanges;
-		s->errs[side] = st.errors;
-		memcpy(s->lat[side], st.lat, sizeof(st.lat));
+	if (sy_fleet_active(c->fleet))
+		rc = sy_fleet_sum(c->fleet, m->spec.name, &fc, &s->nodes);
+	else
+		rc = sy_fleet_local_counters(c->reg, c->verify, m, &fc);
+	if (rc)
+		return rc;
+	for (int side = 0; side < 2; side++) {
+		s->exch[side] = fc.req[side];
+		s->errs[side] = fc.err[side];
+		memcpy(s->lat[side], fc.lat[side], sizeof(s->lat[side]));
 	}
-	if (c->verify && sy_verify_status(c->verify, m->spec.name, &a) == 0)
-		s->drift = a.dual_drift + a.audit_found; /* both only grow */
+	s->drift = fc.drift;
 	return 0;
+}
+
+void sy_cutover_set_fleet(struct sy_cutover *c, struct sy_fleet *f)
+{
+	c->fleet = f;
 }
 
 static uint64_t sub(uint64_t a, uint64_t b)
@@ -345,6 +360,7 @@ static int evaluate(const struct sy_migration_state *m, struct rt *t)
 	uint64_t lat[2][SY_LAT_BUCKETS], exch[2], errs[2];
 	double secs, rate[2], p99[2];
 	int breached = -1;
+	char across[32];
 
 	/* the oldest snapshot still inside the window (the step's first at worst) */
 	for (size_t i = 0; i < t->count; i++) {
@@ -367,6 +383,8 @@ static int evaluate(const struct sy_migration_state *m, struct rt *t)
 		p99[side] = sy_log2_quantile_interp(lat[side], SY_LAT_BUCKETS, 0.99);
 	}
 	t->samples = exch[SY_SIDE_TARGET];
+	t->nodes = now->nodes;
+	snprintf(across, sizeof(across), now->nodes ? " across %u nodes" : "", now->nodes);
 	if (exch[SY_SIDE_LEGACY] >= (p->min_samples ? p->min_samples : 1))
 		t->base_p99_us = p99[SY_SIDE_LEGACY];
 	for (int g = 0; g < SY_GATES; g++) {
@@ -381,26 +399,26 @@ static int evaluate(const struct sy_migration_state *m, struct rt *t)
 		switch (g) {
 		case SY_GATE_DRIFT_RATE:
 			r->value = secs > 0 ? (double)sub(now->drift, base->drift) / secs : 0;
-			snprintf(r->detail, sizeof(r->detail), "%llu drifted key(s) in %.1fs",
-				 (unsigned long long)sub(now->drift, base->drift), secs);
+			snprintf(r->detail, sizeof(r->detail), "%llu drifted key(s) in %.1fs%s",
+				 (unsigned long long)sub(now->drift, base->drift), secs, across);
 			break;
 		case SY_GATE_ERROR_RATE:
 			r->value = rate[SY_SIDE_TARGET];
-			snprintf(r->detail, sizeof(r->detail), "%llu error(s) in %llu target replies",
+			snprintf(r->detail, sizeof(r->detail), "%llu error(s) in %llu target replies%s",
 				 (unsigned long long)errs[SY_SIDE_TARGET],
-				 (unsigned long long)exch[SY_SIDE_TARGET]);
+				 (unsigned long long)exch[SY_SIDE_TARGET], across);
 			break;
 		case SY_GATE_ERROR_RATIO:
 			r->value = rate[SY_SIDE_TARGET] / fmax(rate[SY_SIDE_LEGACY], ERR_FLOOR);
-			snprintf(r->detail, sizeof(r->detail), "target %.3f%% / legacy %.3f%% errors",
-				 100 * rate[SY_SIDE_TARGET], 100 * rate[SY_SIDE_LEGACY]);
+			snprintf(r->detail, sizeof(r->detail), "target %.3f%% / legacy %.3f%% errors%s",
+				 100 * rate[SY_SIDE_TARGET], 100 * rate[SY_SIDE_LEGACY], across);
 			break;
 		case SY_GATE_P99_RATIO:
 			fmt_us(p99[SY_SIDE_TARGET], a, sizeof(a));
 			fmt_us(t->base_p99_us, b, sizeof(b));
 			r->value = t->base_p99_us > 0 ? p99[SY_SIDE_TARGET] / t->base_p99_us : 0;
-			snprintf(r->detail, sizeof(r->detail), "target p99 %s / legacy %s%s", a, b,
-				 t->base_p99_us > 0 ? "" : " (no legacy baseline yet)");
+			snprintf(r->detail, sizeof(r->detail), "target p99 %s / legacy %s%s%s", a, b,
+				 t->base_p99_us > 0 ? "" : " (no legacy baseline yet)", across);
 			break;
 		}
 		if (client_gate && t->samples < p->min_samples) {
@@ -430,8 +448,8 @@ static bool gates_pass(const struct rt *t)
 static void emit_evaluation(struct sy_cutover *c, const struct sy_migration_state *m, const struct rt *t,
 			    int breached)
 {
-	struct sy_event_attr at[3 + SY_GATES * 3];
-	char vals[SY_GATES][2][24], keys[SY_GATES][3][32], step[12], samples[24];
+	struct sy_event_attr at[4 + SY_GATES * 3];
+	char vals[SY_GATES][2][24], keys[SY_GATES][3][32], step[12], samples[24], nodes[12];
 	char msg[SY_EVENT_MSG_MAX] = "";
 	size_t n = 0, len = 0;
 
@@ -439,6 +457,10 @@ static void emit_evaluation(struct sy_cutover *c, const struct sy_migration_stat
 	snprintf(samples, sizeof(samples), "%llu", (unsigned long long)t->samples);
 	at[n++] = (struct sy_event_attr){"step", step};
 	at[n++] = (struct sy_event_attr){"samples", samples};
+	if (t->nodes) {
+		snprintf(nodes, sizeof(nodes), "%u", t->nodes);
+		at[n++] = (struct sy_event_attr){"nodes", nodes};
+	}
 	at[n++] = (struct sy_event_attr){"verdict", breached >= 0   ? "breach"
 						    : gates_pass(t) ? "pass"
 								    : "waiting"};
@@ -460,8 +482,9 @@ static void emit_evaluation(struct sy_cutover *c, const struct sy_migration_stat
 						len ? ", " : "", sy_gate_name(g), r->value, r->threshold,
 						sy_verdict_name(r->verdict));
 	}
-	sy_events_emit(c->events, m->spec.name, "cutover.evaluated", at, n, "step %u, %llu samples: %s",
-		       m->co.step + 1, (unsigned long long)t->samples, msg[0] ? msg : "no gates");
+	sy_events_emit(c->events, m->spec.name, "cutover.evaluated", at, n, "step %u, %llu samples%s: %s",
+		       m->co.step + 1, (unsigned long long)t->samples, t->nodes ? " (fleet)" : "",
+		       msg[0] ? msg : "no gates");
 }
 
 /* Takes a snapshot each interval and evaluates; while cutting over, acts on a breach,
@@ -810,6 +833,7 @@ int sy_cutover_status(struct sy_cutover *c, const char *name, struct sy_cutover_
 		memcpy(out->gates, t->gates, sizeof(out->gates));
 		out->last_eval_unix_ms = t->last_eval_unix_ms;
 		out->samples = t->samples;
+		out->nodes = t->nodes;
 		out->evaluations = t->evaluations;
 		out->drained = t->drained;
 	}

@@ -44,7 +44,7 @@ enum sy_verdict {
 struct sy_gate_result {
 	uint8_t verdict; /* enum sy_verdict */
 	double value, threshold;
-	char detail[96];
+	char detail[128];
 };
 
 struct sy_cutover_status {
@@ -55,7 +55,8 @@ struct sy_cutover_status {
 	uint64_t bake_left_ms;
 	struct sy_gate_result gates[SY_GATES];
 	uint64_t last_eval_unix_ms;
-	uint64_t samples;     /* target requests in the last window */
+	uint64_t samples;     /* target requests in the last window (the fleet's, in a fleet) */
+	uint32_t nodes;	      /* fleet mode: live nodes summed in the last evaluation */
 	uint64_t evaluations; /* in this step */
 	uint64_t drained;     /* connections ended by the last rollback --drain */
 };
@@ -84,6 +85,12 @@ int sy_cutover_status(struct sy_cutover *c, const char *name, struct sy_cutover_
  * commits); a follower keeps its plans' state and answers for them, but decides
  * nothing. A single agent is its own leader (the default). */
 void sy_cutover_set_leader(struct sy_cutover *c, bool leader);
+
+/* Fleet mode (registry/fleet.h): every node hands its counters to f each second, for
+ * its store to publish; the leader's gates, min_samples and events read f's sums over
+ * the live nodes instead of this node's own counters. */
+struct sy_fleet;
+void sy_cutover_set_fleet(struct sy_cutover *c, struct sy_fleet *f);
 
 /* One of the migration's endpoints restarted (why: "target restarted (run_id …)"): a
  * running plan meets its server_restart gate — paused (the default), rolled back, or

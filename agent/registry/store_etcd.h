@@ -9,19 +9,25 @@
  *                       conflict is -ESTALE.
  *   PREFIX/leader       the leader's node name, on its lease: created by a Txn only
  *                       when absent; a follower campaigns again when it is deleted.
- *   PREFIX/nodes/NODE   this agent's JSON status (version, applied revision, target
- *                       health), on its own lease: kept alive while the agent runs,
- *                       revoked when it stops, gone after the TTL when it dies.
+ *   PREFIX/nodes/NODE   this agent's switchyard.v1.NodeStatus (version, applied
+ *                       revision, target health, cumulative per-migration counters),
+ *                       on its own lease: kept alive while the agent runs, revoked when
+ *                       it stops, gone after the TTL when it dies. Written when it
+ *                       changed, at most once a second, at least every TTL/3.
  *
- * The watch runs on the daemon's loop: a full read of PREFIX/state, then a Watch of
+ * The watch runs on the daemon's loop: a full read of PREFIX/, then a Watch of
  * PREFIX/ from the read's revision; other agents' commits reach the registry as
- * SY_COMMIT_REMOTE. A broken watch (etcd down, compaction, reconnect) starts again
+ * SY_COMMIT_REMOTE, node keys the fleet table (fleet.h) whose sums the leader's gates
+ * read. A broken watch (etcd down, compaction, reconnect) starts again
  * with a full read, after a backoff, trying the endpoints in turn. While etcd cannot
  * be reached the agent is fail-static: the kernel maps keep what was applied last,
  * commits are refused at once with -ENOTCONN, reads are served from the registry.
  *
- * load and commit are blocking calls on a private loop (bounded by a deadline):
- * commits are operator actions, rare, and the commit path is synchronous.
+ * load and commit are blocking calls on a private loop: load at start (2 s per
+ * endpoint), commit within 400 ms for every endpoint together, so a stalled etcd holds
+ * the daemon's loop (its API, its health checks) that long at most; a commit that got
+ * no answer takes the store down (fail-static, later commits refused at once) until a
+ * full read shows what landed.
  */
 #ifndef SY_STORE_ETCD_H
 #define SY_STORE_ETCD_H
@@ -57,6 +63,9 @@ int sy_store_etcd_follow(struct sy_store *s, struct sy_registry *r);
 int sy_store_etcd_up(const struct sy_store *s);
 const char *sy_store_etcd_node(const struct sy_store *s);
 const char *sy_store_etcd_leader(const struct sy_store *s);
+
+/* The fleet table this store feeds (every node's status, the summed counters). */
+struct sy_fleet *sy_store_etcd_fleet(struct sy_store *s);
 
 /* fn(ctx, is_leader, leader) whenever this node starts or stops leading, or the leader
  * changes. The leader holds PREFIX/leader on its lease and runs what must run once. */

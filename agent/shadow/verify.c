@@ -104,6 +104,7 @@ struct sy_verify {
 	 * owns nothing); id 0 = no migration in the slot */
 	struct sy_migration_state seen[SY_MAX_MIGRATIONS];
 	struct vmig migs[SY_MAX_MIGRATIONS];
+	bool follower; /* a fleet's follower: the leader runs the continuous audits */
 };
 
 /* ---- connections ------------------------------------------------------------------------ */
@@ -820,13 +821,15 @@ static void audit_again(struct sy_loop *l, void *arg)
 
 	(void)l;
 	g->again_timer = 0;
-	if (g->active && g->spec.audit_every && g->a.state != SY_JOB_RUNNING)
+	if (g->active && g->spec.audit_every && g->a.state != SY_JOB_RUNNING && !g->v->follower)
 		sy_verify_start_audit(g->v, g->name, g->a.repair, g->a.rate);
 }
 
 /* Starts the continuous audits of migrations that ask for them and have none going. */
 void sy_verify_tick(struct sy_verify *v)
 {
+	if (v->follower)
+		return;
 	for (size_t i = 0; i < sy_registry_count(v->reg); i++) {
 		const struct sy_migration_state *ms = sy_registry_at(v->reg, i);
 		struct vmig *g;
@@ -837,4 +840,10 @@ void sy_verify_tick(struct sy_verify *v)
 		if (!g->again_timer && g->a.state != SY_JOB_RUNNING && !g->a.started_ms)
 			sy_verify_start_audit(v, ms->spec.name, ms->spec.auto_repair, 0);
 	}
+}
+
+void sy_verify_set_leader(struct sy_verify *v, bool leader)
+{
+	v->follower = !leader;
+	sy_verify_tick(v);
 }

@@ -92,6 +92,10 @@ int sy_verify_backfill_status(struct sy_verify *v, const char *name, struct sy_b
 /* Starts continuous audits (audit_every) that are not going yet; called on every
  * configuration change and at start. */
 void sy_verify_tick(struct sy_verify *v);
+/* In a fleet only the leader runs the continuous audits (a plan's backfill and audit
+ * are started by the leader's controller); a single agent is its own leader (the
+ * default). Becoming the leader starts the continuous audits that are due. */
+void sy_verify_set_leader(struct sy_verify *v, bool leader);
 /* Resumes every backfill a previous agent left running. */
 void sy_verify_resume(struct sy_verify *v);
 void sy_verify_free(struct sy_verify *v);

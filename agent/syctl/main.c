@@ -121,6 +121,12 @@ static const struct cmd cmds[] = {
 	 "The counters are totals since the migration was created; `syctl watch NAME` shows rates.\n"
 	 "examples:\n  syctl get users\n  syctl -o json get users | jq .spec.ratioBp\n"},
 	{"list", "", "all migrations", cmd_list, NULL},
+	{"nodes", "",
+	 "the agents sharing this daemon's store (fleet mode): leader, alive, version, last seen, "
+	 "each migration's ratio, requests and errors there",
+	 cmd_nodes,
+	 "Without --store on the daemon: the one agent, its own leader.\n"
+	 "examples:\n  syctl nodes\n  syctl -o json nodes | jq '.nodes[] | select(.leader) | .name'\n"},
 	{"delete", "NAME [--force]",
 	 "delete a migration (refused while clients are on target, unless forced)", cmd_delete,
 	 "examples:\n  syctl cutover users 0%\n  syctl delete users\n  syctl delete users --force\n"},

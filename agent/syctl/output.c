@@ -370,6 +370,8 @@ void print_audit(const Switchyard__V1__AuditStatus *a)
 	       (unsigned long long)a->scanned, (unsigned long long)a->total, a->keys_per_s);
 	if (sy_job_state_parse(a->state) == SY_JOB_RUNNING)
 		printf("  eta %.0fs", a->eta_s);
+	if (a->node && a->node[0])
+		printf("  on node %s", a->node);
 	printf("\n  drift: missing %llu  extra %llu  type %llu  value %llu  ttl %llu  (repaired %llu)\n",
 	       (unsigned long long)a->missing, (unsigned long long)a->extra, (unsigned long long)a->type,
 	       (unsigned long long)a->value, (unsigned long long)a->ttl, (unsigned long long)a->repaired);
@@ -405,6 +407,8 @@ void print_backfill(const Switchyard__V1__BackfillStatus *b, bool bar)
 		printf("  eta %.0fs", b->eta_s);
 	if (b->resumed)
 		printf("  (resumed)");
+	if (b->node && b->node[0])
+		printf("  on node %s", b->node);
 	printf(bar ? "   " : "\n");
 	fflush(stdout);
 }

@@ -75,6 +75,7 @@ int cmd_status(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_list(int argc, char **argv);
+int cmd_nodes(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
 int cmd_cutover(int argc, char **argv);
 int cmd_pin(int argc, char **argv);

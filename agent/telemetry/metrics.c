@@ -11,6 +11,7 @@
 #include "core/loop.h"
 #include "kernel/mapsync.h"
 #include "telemetry/metrics.h"
+#include "registry/fleet.h"
 #include "registry/registry.h"
 #include "shadow/mirror.h"
 #include "shadow/verify.h"
@@ -60,14 +61,26 @@ void sy_metrics_read(const struct sy_metrics_src *src, const struct sy_migration
 		state = "manual";
 	}
 	snprintf(out->state, sizeof(out->state), "%s", state);
+	if (sy_fleet_active(src->fleet)) {
+		struct sy_fleet_counters fc;
+		uint32_t nodes;
+
+		out->fleet_ok = sy_fleet_sum(src->fleet, m->spec.name, &fc, &nodes) == 0;
+		for (int d = 0; out->fleet_ok && d < 2; d++) {
+			out->fleet_req[d] = fc.req[d];
+			out->fleet_err[d] = fc.err[d];
+			memcpy(out->fleet_lat[d], fc.lat[d], sizeof(out->fleet_lat[d]));
+		}
+	}
 }
 
 /* ---- families ------------------------------------------------------------------------ */
 
 /* Points one migration can add across every family (see build()), and the exporter's. */
-#define POINTS_PER_MIG	48
+#define POINTS_PER_MIG	56
 #define EXPORTER_POINTS 8
-#define MAX_FAMILIES	24
+#define FLEET_POINTS	1
+#define MAX_FAMILIES	32
 
 static const char *const side_name[2] = {"legacy", "target"};
 static const char *const dir_name[2] = {"forward", "reverse"};
@@ -254,6 +267,33 @@ static void build_cutover(struct bld *b)
 		pt(b, &s->migs[i], "state", s->migs[i].state, NULL, NULL)->u = 1;
 }
 
+/* Fleet mode: live nodes, and every live node's counters summed (what the leader's
+ * gates read), from this agent's view of the node keys. */
+static void build_fleet(struct bld *b)
+{
+	struct sy_metrics_set *s = b->s;
+
+	fam(b, "switchyard.fleet.nodes", "{node}", SY_METRIC_GAUGE, false,
+	    "Agents whose node key is live in the shared store");
+	pt(b, NULL, NULL, NULL, NULL, NULL)->u = s->fleet_nodes;
+	fam(b, "switchyard.fleet.requests", "{request}", SY_METRIC_SUM, true,
+	    "Answered requests summed over the fleet's live nodes, by side");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; s->migs[i].fleet_ok && d < 2; d++)
+			pt(b, &s->migs[i], "side", side_name[d], NULL, NULL)->u = s->migs[i].fleet_req[d];
+	fam(b, "switchyard.fleet.errors", "{reply}", SY_METRIC_SUM, true,
+	    "RESP error replies summed over the fleet's live nodes, by side");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; s->migs[i].fleet_ok && d < 2; d++)
+			pt(b, &s->migs[i], "side", side_name[d], NULL, NULL)->u = s->migs[i].fleet_err[d];
+	fam(b, "switchyard.fleet.request.duration", "s", SY_METRIC_HISTOGRAM, false,
+	    "Request to first reply byte summed over the fleet's live nodes (log2 buckets)");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; s->migs[i].fleet_ok && d < 2; d++)
+			pt(b, &s->migs[i], "side", side_name[d], NULL, NULL)->buckets =
+				s->migs[i].fleet_lat[d];
+}
+
 static void build_exporter(struct bld *b)
 {
 	const struct sy_exporter_stats *x = &b->s->exporter;
@@ -280,7 +320,7 @@ int sy_metrics_build(struct sy_metrics_set *set)
 	free(set->fam);
 	free(set->pool);
 	set->fam = calloc(MAX_FAMILIES, sizeof(*set->fam));
-	set->pool = calloc(set->n_migs * POINTS_PER_MIG + EXPORTER_POINTS, sizeof(*set->pool));
+	set->pool = calloc(set->n_migs * POINTS_PER_MIG + EXPORTER_POINTS + FLEET_POINTS, sizeof(*set->pool));
 	set->n_fam = set->n_pool = 0;
 	if (!set->fam || !set->pool)
 		return -ENOMEM;
@@ -289,6 +329,8 @@ int sy_metrics_build(struct sy_metrics_set *set)
 	build_mirror(&b);
 	build_drift(&b);
 	build_cutover(&b);
+	if (set->have_fleet)
+		build_fleet(&b);
 	if (set->have_exporter)
 		build_exporter(&b);
 	return 0;
@@ -310,6 +352,10 @@ int sy_metrics_collect(const struct sy_metrics_src *src, uint64_t start_unix_ms,
 	if (exporter) {
 		out->have_exporter = true;
 		out->exporter = *exporter;
+	}
+	if (sy_fleet_active(src->fleet)) {
+		out->have_fleet = true;
+		out->fleet_nodes = sy_fleet_alive(src->fleet);
 	}
 	return sy_metrics_build(out);
 }

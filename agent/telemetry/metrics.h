@@ -23,12 +23,14 @@ struct sy_registry;
 struct sy_mirror;
 struct sy_verify;
 struct sy_migration_state;
+struct sy_fleet;
 
-/* Where the figures come from; mirror and verify may be NULL. */
+/* Where the figures come from; mirror, verify and fleet may be NULL. */
 struct sy_metrics_src {
 	struct sy_registry *reg;
 	struct sy_mirror *mirror;
 	struct sy_verify *verify;
+	struct sy_fleet *fleet; /* fleet mode: the nodes and their summed counters */
 };
 
 enum { SY_SRC_AUDIT = 0, SY_SRC_DUAL_READ = 1 };
@@ -49,6 +51,11 @@ struct sy_metrics_mig {
 	uint64_t drift_repaired[2];
 	uint32_t step, n_steps; /* from the cutover source */
 	char state[32];
+	/* fleet mode: every live node's counters summed (registry/fleet.h), since this
+	 * agent started reading them; fleet_ok false when no live node reports it */
+	bool fleet_ok;
+	uint64_t fleet_req[2], fleet_err[2];
+	uint64_t fleet_lat[2][SY_LAT_BUCKETS];
 };
 
 /* The cutover controller tells where a migration's plan is. Returns 0, or a negative
@@ -109,6 +116,8 @@ struct sy_metrics_set {
 	size_t n_migs;
 	bool have_exporter;
 	struct sy_exporter_stats exporter;
+	bool have_fleet;      /* fleet mode */
+	uint32_t fleet_nodes; /* live nodes */
 	struct sy_metric_family *fam;
 	size_t n_fam;
 	struct sy_metric_point *pool; /* every family's points */

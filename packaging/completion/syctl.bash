@@ -21,7 +21,7 @@ _syctl()
 	COMPREPLY=()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local commands="status apply diff get list delete cutover pin unpin watch events health backfill verify version help"
+	local commands="status apply diff get list nodes delete cutover pin unpin watch events health backfill verify version help"
 	local global="--server --timeout -o --help --version"
 
 	# the command: the first word that is neither a global option nor its value

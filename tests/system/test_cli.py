@@ -44,7 +44,7 @@ printf '%%s\\n' "${COMPREPLY[@]}"
 
 
 def test_bash_completion_commands_and_options():
-    assert complete("syctl ") == sorted(["status", "apply", "diff", "get", "list", "delete", "cutover", "pin",
+    assert complete("syctl ") == sorted(["status", "apply", "diff", "get", "list", "nodes", "delete", "cutover", "pin",
                                          "unpin", "watch", "events", "health", "backfill", "verify", "version",
                                          "help", "--server", "--timeout", "-o", "--help", "--version"])
     assert complete("syctl cu") == ["cutover"]
@@ -331,8 +331,8 @@ def documented_keys():
 def test_json_outputs_have_the_documented_keys(live):
     d, srv, legacy, target = live
     keys = documented_keys()
-    assert set(keys) == {"status", "status.migrations[]", "get", "list", "delete", "watch", "events", "health",
-                         "backfill", "verify", "version"}
+    assert set(keys) == {"status", "status.migrations[]", "get", "list", "nodes", "nodes[]", "delete", "watch",
+                         "events", "health", "backfill", "verify", "version"}
 
     def check(name, doc):
         missing = [k for k in keys[name] if k not in doc]
@@ -359,6 +359,10 @@ def test_json_outputs_have_the_documented_keys(live):
     assert users["migrations"][0]["migration"]["cutover"]["phase"] == "PHASE_PENDING"
     check("get", one("get", "users"))
     check("list", one("list"))
+    nodes = one("nodes")
+    check("nodes", nodes)
+    for n in nodes["nodes"]:
+        check("nodes[]", n)
     check("health", one("health"))
     check("backfill", one("backfill", "users", "--status"))
     check("verify", one("verify", "users", "--report"))

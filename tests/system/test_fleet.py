@@ -15,8 +15,8 @@ import time
 import grpc
 import pytest
 
-from grpc_util import channel, pb, unary
-from sy import OUT, Daemon, cgroup2_root, free_port, make_cgroup, remove_cgroup, run_clients, spec_yaml, \
+from grpc_util import channel, pb, stream, unary
+from sy import OUT, Daemon, _py_redis_argv, cgroup2_root, free_port, make_cgroup, remove_cgroup, run_clients, spec_yaml, \
     wait_for
 
 CTL = "/switchyard.v1.Control/"
@@ -69,6 +69,16 @@ class Etcd:
 
     def keys(self, prefix):
         return sorted(k for k in self.ctl("get", "--prefix", "--keys-only", prefix).stdout.split() if k)
+
+    def raw(self, key):
+        """A key's value as bytes (None when absent): etcdctl's JSON carries it in base64."""
+        kvs = json.loads(self.ctl("get", "-w", "json", key).stdout).get("kvs") or []
+        return base64.b64decode(kvs[0]["value"]) if kvs else None
+
+    def node_status(self, name):
+        """PREFIX/nodes/NAME: a switchyard.v1.NodeStatus."""
+        raw = self.raw(PREFIX + "/nodes/" + name)
+        return None if raw is None else pb("switchyard.v1.fleet").NodeStatus.FromString(raw)
 
     def value(self, key):
         out = self.ctl("get", "--print-value-only", key).stdout
@@ -169,15 +179,16 @@ def test_a_change_on_one_node_reaches_the_others_maps(redis_pair, etcd, nodes):
     nodes_seen = {}
     for n in ("a", "b"):
         nodes_seen[n] = wait_for(
-            lambda n=n: (lambda v: v if v["applied_revision"] >= 3 else None)(
-                json.loads(etcd.value(PREFIX + "/nodes/" + n))), what="node key of " + n)
-    assert nodes_seen["a"]["applied_revision"] == nodes_seen["b"]["applied_revision"]
+            lambda n=n: (lambda v: v if v.applied_revision >= 3 else None)(etcd.node_status(n)),
+            what="node key of " + n)
+    assert nodes_seen["a"].applied_revision == nodes_seen["b"].applied_revision
     # PREFIX/state, read by etcdctl and decoded by Python's protobuf: the State both applied
     kv = json.loads(etcd.ctl("get", "-w", "json", PREFIX + "/state").stdout)["kvs"][0]
     st = pb("switchyard.v1.state").State.FromString(base64.b64decode(kv["value"]))
-    assert st.generation == nodes_seen["a"]["applied_revision"] == 3
+    assert st.generation == nodes_seen["a"].applied_revision == 3
     assert [(m.spec.name, m.spec.ratio_bp) for m in st.migrations] == [("users", 0)]
-    assert nodes_seen["b"]["targets"] == [{"migration": "users", "endpoint": target.addr, "healthy": True}]
+    assert [(t.migration, t.endpoint, t.healthy) for t in nodes_seen["b"].targets] == \
+        [("users", target.addr, True)]
 
 
 def set_ratio(sock, bp, out, barrier):
@@ -272,8 +283,8 @@ def test_etcd_down_nodes_stay_fail_static_then_resync(redis_pair, etcd, nodes):
 def test_node_key_lives_on_the_nodes_lease(etcd, nodes):
     a, b = nodes("a"), nodes("b")
     assert etcd.keys(PREFIX + "/nodes/") == [PREFIX + "/nodes/a", PREFIX + "/nodes/b"]
-    info = json.loads(etcd.value(PREFIX + "/nodes/a"))
-    assert info["node"] == "a" and info["pid"] == a.d.proc.pid and info["version"]
+    info = etcd.node_status("a")
+    assert info.node == "a" and info.pid == a.d.proc.pid and info.version
 
     # a clean stop revokes the lease: the key goes at once
     a.d.stop()
@@ -399,3 +410,270 @@ def test_a_node_restarted_while_etcd_is_down_starts_from_its_copy(redis_pair, et
     wait_for(lambda: a.ratio() == 0, what="node a follows node b")
     wait_for(lambda: PREFIX + "/nodes/b" in etcd.keys(PREFIX + "/nodes/"), what="node b's key back")
     assert served_port(b, legacy) == legacy.port
+
+
+def mig(node, name="users"):
+    c = pb("switchyard.v1.control")
+    with channel("unix:" + node.d.sock) as ch:
+        return unary(ch, CTL + "GetMigration", c.GetMigrationRequest(name=name), c.Migration)
+
+
+def fleet_events(node, kind, name="users"):
+    e = pb("switchyard.v1.events")
+    with channel("unix:" + node.d.sock) as ch:
+        out = list(stream(ch, "/switchyard.v1.Telemetry/Events", e.EventsRequest(migration=name, follow=False),
+                          e.Event, timeout=10))
+    return [x for x in out if x.kind == kind]
+
+
+def client_loop(node, addr, stop_file, errors):
+    """A client in the node's cgroup, on a new connection every 10 requests (so each
+    connect is steered at the ratio of the moment); with errors, half its requests are
+    INCR of a string: an error reply from whichever side serves it."""
+    code = ("import os, time\n"
+            "i = 0\n"
+            "while not os.path.exists(%r):\n"
+            "    r = redis.Redis(host=%r, port=%s, socket_timeout=5)\n"
+            "    for _ in range(10):\n"
+            "        i += 1\n"
+            "        try:\n"
+            "            if %r and i %% 2:\n"
+            "                r.incr('fleet:bad')\n"
+            "            else:\n"
+            "                r.set('fleet:%s:%%d' %% (i %% 50), 'v')\n"
+            "        except redis.ResponseError:\n"
+            "            pass\n"
+            "        time.sleep(0.004)\n"
+            "    r.close()\n") % (stop_file, addr.rsplit(":", 1)[0], addr.rsplit(":", 1)[1], errors, node.name)
+    return subprocess.Popen(_py_redis_argv(node.cgroup, addr, code), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def test_the_leaders_gate_sees_the_fleets_errors_and_rolls_the_fleet_back_once(redis_pair, etcd, nodes, tmp_path):
+    """Errors on node b's target traffic only: the leader a, whose own clients see none,
+    rolls the whole fleet back on the fleet's summed error rate, once."""
+    legacy, target = redis_pair
+    port = free_port()
+    a = nodes("a", extra=["--http", "127.0.0.1:%d" % port])
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
+    b = nodes("b")
+    for r in (legacy.client(), target.client()):
+        r.set("fleet:bad", "not-a-number")
+    f = os.path.join(a.d.tmp, "plan.yaml")
+    with open(f, "w") as fh:
+        fh.write(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr],
+                             "plan": {"steps": ["100%"], "bake": "120s", "interval": "500ms", "window": "3s",
+                                      "min_samples": 20, "gates": {"error_rate": "5%"}}}]))
+    a.syctl("apply", "-f", f)
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+    wait_target_healthy(a)
+    wait_target_healthy(b)
+    stop = str(tmp_path / "stop")
+    procs = [client_loop(a, legacy.addr, stop, False), client_loop(b, legacy.addr, stop, True)]
+    try:
+        a.syctl("cutover", "users", "start")
+        wait_for(lambda: mig(a).cutover.phase_name == "rolled-back", timeout=25, interval=0.1,
+                 what="the fleet rolled back")
+        m = mig(a)
+    finally:
+        open(stop, "w").close()
+        for p in procs:
+            p.wait(timeout=20)
+    # the leader's own target traffic had no error; b's had: only the sum breaches
+    sides_a = {s.side: s for s in m.sides}
+    sides_b = {s.side: s for s in mig(b).sides}
+    assert sides_a["target"].exchanges > 0 and sides_a["target"].errors == 0
+    assert sides_b["target"].errors > 0
+    assert "error_rate" in m.cutover.reason and "across 2 nodes" in m.cutover.reason, m.cutover.reason
+    assert m.spec.ratio_bp == 0
+    wait_for(lambda: b.ratio() == 0, what="node b at 0%")
+    assert mig(b).cutover.phase_name == "rolled-back"
+    # decided once, by the leader: one rollback, its evaluation names the fleet
+    rb = [x for x in fleet_events(a, "cutover.phase") if dict(x.attributes).get("to") == "rolled-back"]
+    assert len(rb) == 1, rb
+    br = [dict(x.attributes) for x in fleet_events(a, "cutover.evaluated")
+          if dict(x.attributes).get("verdict") == "breach"]
+    assert br and br[-1]["nodes"] == "2" and float(br[-1]["error_rate"]) > 0.05
+    assert not [x for x in fleet_events(b, "cutover.evaluated")], "a follower evaluated the gates"
+    # the leader's sums cover b's errors: b's node key carries its counters
+    st = etcd.node_status("b")
+    c = {x.name: x for x in st.migrations}["users"]
+    assert c.target.errors > 0 and len(c.target.latency_log2_us) == 32
+    # the fleet's sums and node count are metrics too (Prometheus; OTLP renders the same)
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        text = r.read().decode()
+    vals = {l.rsplit(" ", 1)[0]: float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+            if l.startswith("switchyard_fleet_")}
+    assert vals["switchyard_fleet_nodes"] == 2
+    assert vals['switchyard_fleet_errors_total{migration="users",side="target"}'] > 0
+    assert vals['switchyard_fleet_requests_total{migration="users",side="target"}'] > \
+        vals['switchyard_fleet_errors_total{migration="users",side="target"}']
+    assert any(k.startswith("switchyard_fleet_request_duration_seconds_bucket") for k in vals)
+
+
+def verify_call(node, method, req_type, resp_type, **kw):
+    v = pb("switchyard.v1.verify")
+    with channel("unix:" + node.d.sock) as ch:
+        return unary(ch, "/switchyard.v1.Verify/" + method, getattr(v, req_type)(**kw), getattr(v, resp_type))
+
+
+def test_a_plans_backfill_and_audit_run_on_the_leader_only(redis_pair, etcd, nodes):
+    """Started through a follower, the plan's backfill and audit run once, on the
+    leader; the follower shows the leader's jobs, naming the node."""
+    legacy, target = redis_pair
+    lr = legacy.client()
+    for i in range(300):
+        lr.set("bf:%d" % i, "v%d" % i)
+    a = nodes("a")
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
+    b = nodes("b")
+    f = os.path.join(a.d.tmp, "plan.yaml")
+    with open(f, "w") as fh:
+        fh.write(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr],
+                             "plan": {"steps": ["100%"], "bake": "1s", "interval": "200ms", "backfill": True,
+                                      "shadow": "300ms", "verify": True}}]))
+    a.syctl("apply", "-f", f)
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+    wait_target_healthy(b)
+    b.syctl("cutover", "users", "start")
+    wait_for(lambda: b.get()["cutover"].get("phaseName") == "completed", timeout=40, what="plan completed")
+    assert target.client().dbsize() >= 300
+
+    bf_a = verify_call(a, "GetBackfill", "GetBackfillRequest", "BackfillStatus", migration="users")
+    assert bf_a.state == "done" and bf_a.node == "a" and bf_a.copied >= 300
+    au_a = verify_call(a, "GetAudit", "GetAuditRequest", "AuditStatus", migration="users")
+    assert au_a.state == "done" and au_a.node == "a"
+    # b ran neither (its own would be shown, under its own name): it shows the leader's
+    bf_b = wait_for(lambda: (lambda s: s if s.state == "done" else None)(
+        verify_call(b, "GetBackfill", "GetBackfillRequest", "BackfillStatus", migration="users")),
+        what="node b showing the leader's backfill")
+    assert bf_b.node == "a" and bf_b.copied == bf_a.copied and bf_b.started_unix_ms == bf_a.started_unix_ms
+    au_b = wait_for(lambda: (lambda s: s if s.state == "done" else None)(
+        verify_call(b, "GetAudit", "GetAuditRequest", "AuditStatus", migration="users")),
+        what="node b showing the leader's audit")
+    assert au_b.node == "a" and au_b.scanned == au_a.scanned and au_b.missing == au_a.missing
+    log_b, log_a = b.d.read_log(), a.d.read_log()
+    assert "users: backfill started" in log_a and "users: audit started" in log_a
+    assert "users: backfill started" not in log_b and "users: audit started" not in log_b
+    # syctl on the follower names where it ran
+    assert "on node a" in b.syctl("backfill", "users", "--status").stdout
+    assert "on node a" in b.syctl("verify", "users", "--report").stdout
+    assert json.loads(b.syctl("-o", "json", "verify", "users", "--report").stdout)["node"] == "a"
+
+
+def test_a_stalled_etcd_does_not_stall_the_agent(redis_pair, etcd, nodes):
+    """etcd frozen (SIGSTOP: connections open, nothing answered): a change waits a
+    bounded moment and is refused UNAVAILABLE; meanwhile and after, the agent answers
+    reads at once; the kernel keeps what was applied; when etcd thaws, changes flow."""
+    legacy, target = redis_pair
+    a = nodes("a")
+    apply_users(a, legacy, target, "0%")
+    wait_target_healthy(a)
+    c = pb("switchyard.v1.control")
+    out = {}
+
+    def change():
+        t0 = time.monotonic()
+        with channel("unix:" + a.d.sock) as ch:
+            try:
+                unary(ch, CTL + "SetRatio", c.SetRatioRequest(name="users", ratio_bp=10000), c.Migration)
+                out["r"] = ("ok", "")
+            except grpc.RpcError as e:
+                out["r"] = (e.code(), e.details())
+        out["took"] = time.monotonic() - t0
+
+    etcd.proc.send_signal(signal.SIGSTOP)
+    try:
+        t = threading.Thread(target=change)
+        t.start()
+        time.sleep(0.1)  # the change is waiting on etcd
+        t0 = time.monotonic()
+        st = status(a)
+        took_status = time.monotonic() - t0
+        t.join(timeout=10)
+        assert took_status < 1.0, "status took %.2fs while a change waited on etcd" % took_status
+        assert st["node"] == "a"
+        assert out["r"][0] == grpc.StatusCode.UNAVAILABLE, out
+        assert "unreachable" in out["r"][1]
+        assert out["took"] < 1.5, out
+        # the next change is refused at once: the store is down until a full read works
+        t0 = time.monotonic()
+        r = a.syctl("cutover", "users", "100%", check=False)
+        assert r.returncode == 3 and "unreachable" in r.stderr
+        assert time.monotonic() - t0 < 1.0
+        assert a.ratio() == 0 and served_port(a, legacy) == legacy.port
+    finally:
+        etcd.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: a.syctl("cutover", "users", "100%", check=False).returncode == 0, timeout=15,
+             what="changes flowing again")
+    assert served_port(a, legacy) == target.port
+
+
+def all_events(node, kind):
+    e = pb("switchyard.v1.events")
+    with channel("unix:" + node.d.sock) as ch:
+        out = list(stream(ch, "/switchyard.v1.Telemetry/Events", e.EventsRequest(follow=False), e.Event,
+                          timeout=10))
+    return [dict(x.attributes) for x in out if x.kind == kind]
+
+
+def test_nodes_lists_the_fleet_through_grpc_syctl_and_http(redis_pair, etcd, nodes):
+    legacy, target = redis_pair
+    a = nodes("a")
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
+    port = free_port()
+    b = nodes("b", extra=["--http", "127.0.0.1:%d" % port])
+    c = nodes("c")
+    apply_users(b, legacy, target, "25%")
+    for n in (a, c):
+        wait_for(lambda n=n: n.syctl("get", "users", check=False).returncode == 0, what="users on " + n.name)
+
+    def listed():
+        got = json.loads(b.syctl("-o", "json", "nodes").stdout)["nodes"]
+        ok = [n["name"] for n in got] == ["a", "b", "c"] and all(n.get("alive") for n in got) and \
+            all([m.get("ratioBp") for m in n.get("migrations", [])] == [2500] for n in got)
+        return got if ok else None
+
+    got = wait_for(listed, timeout=10, what="three live nodes at 25% in syctl nodes")
+    assert [n["name"] for n in got if n.get("leader")] == ["a"]
+    assert [n["name"] for n in got if n.get("self")] == ["b"]
+    assert all(n["version"] and int(n["lastSeenUnixMs"]) > 0 for n in got)
+    assert [m["name"] for m in got[0]["migrations"]] == ["users"]
+    table = b.syctl("nodes").stdout
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["NODE", "LEADER", "ALIVE"]
+    assert any(l.startswith("a ") and " yes " in l for l in lines) and any("b (this)" in l for l in lines)
+    assert "users" in table and "ratio 25%" in table
+    # the HTTP door serves the same message
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/nodes" % port, timeout=10) as r:
+        web = json.loads(r.read())
+    assert [n["name"] for n in web["nodes"]] == ["a", "b", "c"]
+    assert [n["name"] for n in web["nodes"] if n.get("leader")] == ["a"]
+
+    # a node leaving and joining is an event on the others, and the list says so
+    c.d.stop()
+    wait_for(lambda: any(e.get("node") == "c" for e in all_events(a, "fleet.node_left")), what="c left, on a")
+    gone = {n["name"]: n for n in json.loads(a.syctl("-o", "json", "nodes").stdout)["nodes"]}
+    assert not gone["c"].get("alive") and gone["b"].get("alive") and gone["a"].get("self")
+    assert any(e.get("node") == "b" for e in all_events(a, "fleet.node_joined"))
+    c.d.start()
+    wait_for(lambda: len([e for e in all_events(a, "fleet.node_joined") if e.get("node") == "c"]) >= 2,
+             what="c joined again, on a")
+
+
+def test_nodes_without_a_store_is_this_agent_alone(bpf_env, tmp_path, uid):
+    cg = make_cgroup(os.path.join(cgroup2_root(), "sy-fleet-%s-solo" % uid))
+    bpffs = "/sys/fs/bpf/sy-fleet-%s-solo" % uid
+    d = Daemon(tmp_path, cgroup=cg, bpffs=bpffs)
+    try:
+        got = json.loads(d.syctl("-o", "json", "nodes").stdout)["nodes"]
+        assert len(got) == 1 and got[0]["name"] and got[0]["self"] and got[0]["leader"] and got[0]["alive"]
+        assert "(this)" in d.syctl("nodes").stdout
+        assert d.syctl("nodes", "extra", check=False).returncode == 2
+    finally:
+        d.stop()
+        subprocess.run([os.path.join(OUT, "switchyardd"), "--uninstall", "--bpffs", bpffs],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        remove_cgroup(cg)

@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Fleet mode figures (docs/fleet.md): Debian's etcd and N agents on this machine, each
+with its own cgroup, bpffs folder and state dir (as tests/system/test_fleet.py makes them).
+
+    bench/fleet.py [N] [CHANGES]        (root; N = 3, CHANGES = 30 by default)
+
+Prints:
+  - propagation: SetRatio through node 0 returning → every other node's GetMigration
+    showing the new ratio (applied to its kernel maps on the same commit), p50/p99 ms,
+    over CHANGES changes (polled every 2 ms per node, so the figure is ±2 ms);
+  - etcd writes: revisions per second per agent over 10 s, idle and with a client
+    loop in every node's cgroup (node keys carry the counters: a write per second per
+    busy agent is the design), against the goal of ≤ 2 writes/s per agent;
+  - the commit's bound: SetRatio with etcd frozen (SIGSTOP), refused after ~400 ms.
+"""
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import grpc
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "system"))
+from grpc_util import channel, pb, unary  # noqa: E402
+from sy import OUT, Daemon, RedisServer, _py_redis_argv, cgroup2_root, free_port, make_cgroup, \
+    remove_cgroup, spec_yaml, wait_for  # noqa: E402
+from test_fleet import Etcd, PREFIX  # noqa: E402
+
+CTL = "/switchyard.v1.Control/"
+
+
+def revision(etcd):
+    return int(json.loads(etcd.ctl("endpoint", "status", "-w", "json").stdout)[0]["Status"]["header"]["revision"])
+
+
+def writes_per_s(etcd, n, secs=10):
+    r0, t0 = revision(etcd), time.monotonic()
+    time.sleep(secs)
+    return (revision(etcd) - r0) / (time.monotonic() - t0) / n
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    changes = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+    tmp = tempfile.mkdtemp(prefix="sy-bench-fleet-")
+    uid = uuid.uuid4().hex[:8]
+    c = pb("switchyard.v1.control")
+    etcd = Etcd(tmp)
+    legacy, target = RedisServer(os.path.join(tmp, "legacy")), RedisServer(os.path.join(tmp, "target"))
+    nodes, procs = [], []
+    stop = os.path.join(tmp, "stop")
+    try:
+        for i in range(n):
+            cg = make_cgroup(os.path.join(cgroup2_root(), "sy-bench-%s-%d" % (uid, i)))
+            d_tmp = os.path.join(tmp, "n%d" % i)
+            os.mkdir(d_tmp)
+            d = Daemon(d_tmp, cgroup=cg, bpffs="/sys/fs/bpf/sy-bench-%s-%d" % (uid, i),
+                       extra=["--store", "etcd://%s%s" % (etcd.endpoint, PREFIX), "--node", "n%d" % i])
+            nodes.append((d, cg))
+        f = os.path.join(tmp, "users.yaml")
+        with open(f, "w") as fh:
+            fh.write(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr], "ratio": "0%"}]))
+        nodes[0][0].syctl("apply", "-f", f)
+        chans = [channel("unix:" + d.sock) for d, _ in nodes]
+
+        def ratio(ch):
+            return unary(ch, CTL + "GetMigration", c.GetMigrationRequest(name="users"), c.Migration).spec.ratio_bp
+
+        for ch in chans:
+            wait_for(lambda ch=ch: ratio(ch) == 0, what="users everywhere")
+        print("fleet bench: %d agents, etcd %s" % (n, etcd.endpoint))
+
+        took = []
+        for k in range(changes):
+            bp = 100 * (1 + k % 99)
+            unary(chans[0], CTL + "SetRatio", c.SetRatioRequest(name="users", ratio_bp=bp), c.Migration)
+            t0 = time.monotonic()
+            for ch in chans[1:]:
+                while ratio(ch) != bp:
+                    time.sleep(0.002)
+            took.append((time.monotonic() - t0) * 1000)
+        took.sort()
+        print("propagation to all %d other agents: p50 %.1f ms  p99 %.1f ms  (max %.1f, %d changes)" %
+              (n - 1, statistics.median(took), took[min(len(took) - 1, int(len(took) * 0.99))], took[-1],
+               len(took)))
+
+        print("etcd writes per agent, idle: %.2f/s" % writes_per_s(etcd, n))
+        code = ("import os, time\nwhile not os.path.exists(%r):\n    r.set('k', 'v')\n    time.sleep(0.002)\n" % stop)
+        procs = [subprocess.Popen(_py_redis_argv(cg, legacy.addr, code), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for _, cg in nodes]
+        time.sleep(2)
+        print("etcd writes per agent, clients busy on every node: %.2f/s  (goal <= 2)" % writes_per_s(etcd, n))
+
+        etcd.proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            try:
+                unary(chans[0], CTL + "SetRatio", c.SetRatioRequest(name="users", ratio_bp=10000), c.Migration)
+                what = "accepted?"
+            except grpc.RpcError as e:
+                what = e.code().name
+            print("SetRatio with etcd frozen: %s after %.0f ms (before this change: up to 2000 ms per endpoint)" %
+                  (what, (time.monotonic() - t0) * 1000))
+        finally:
+            etcd.proc.send_signal(signal.SIGCONT)
+        for ch in chans:
+            ch.close()
+    finally:
+        open(stop, "w").close()
+        for p in procs:
+            p.wait(timeout=20)
+        for d, cg in nodes:
+            d.stop()
+            subprocess.run([os.path.join(OUT, "switchyardd"), "--uninstall", "--bpffs", d.bpffs],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            remove_cgroup(cg)
+        etcd.stop()
+        legacy.stop()
+        target.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
