@@ -403,6 +403,17 @@ static void ops_resolver(void *arg, uint64_t out[3])
 	out[2] = st.changes;
 }
 
+/* The mirror flagged a migration needs-audit: an event with the reason (the metric
+ * switchyard_mirror_needs_audit says that it is, the event why). */
+static void on_needs_audit(void *arg, const char *mig, const char *dir, const char *why)
+{
+	struct daemon *d = arg;
+
+	sy_events_emit(d->events, mig, "mirror.needs_audit",
+		       SY_EVENT_ATTRS({"direction", dir}, {"reason", why}),
+		       "%s mirror needs an audit: %s (run syctl verify %s)", dir, why, mig);
+}
+
 /* Registry subscriber: health checks follow the endpoints of the set. */
 static void refresh_health(void *arg, const struct sy_commit *c)
 {
@@ -807,6 +818,7 @@ int main(int argc, char **argv)
 	d.mirror = sy_mirror_new(d.loop, d.reg);
 	if (!d.mirror)
 		goto out;
+	sy_mirror_on_audit_flag(d.mirror, on_needs_audit, &d);
 	check_clean_stop(&d, restored);
 	d.verify = sy_verify_new(d.loop, d.reg, d.mirror, d.o.state_dir);
 	if (!d.verify)

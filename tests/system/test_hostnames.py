@@ -10,6 +10,7 @@ files are bind-mounted over /etc/hosts and /etc/nsswitch.conf ("hosts: files"), 
 production resolver path (getaddrinfo) reads names the test controls and changes."""
 import json
 import os
+import re
 import subprocess
 import urllib.request
 
@@ -78,7 +79,9 @@ def test_names_resolved_reresolved_and_fail_static(redis_pair, daemon_factory, c
     lname, tname = "%s:%d" % (ln, legacy.port), "%s:%d" % (tn, target.port)
     m = {"name": "users", "legacy": [lname], "target": [tname], "ratio": "100%", "mirror": "off",
          "resolve_interval": "1s"}
-    d = daemon_factory(spec_yaml([m]), wrap=wrap)
+    port = free_port()
+    http = "http://127.0.0.1:%d" % port
+    d = daemon_factory(spec_yaml([m]), wrap=wrap, extra=["--http", "127.0.0.1:%d" % port])
     cgs = [make_cgroup(os.path.join(cgroup, "c4")), make_cgroup(os.path.join(cgroup, "c6"))]
 
     # apply: the names and every address they resolve to
@@ -90,6 +93,10 @@ def test_names_resolved_reresolved_and_fail_static(redis_pair, daemon_factory, c
     assert landed(legacy, target, cgs, "a") == {4: "legacy", 6: "target"}
     table = d.syctl("get", "users").stdout
     assert lname in table and "[::1]:%d" % legacy.port in table
+    # the HTTP JSON door shows the same
+    got = json.loads(urllib.request.urlopen(http + "/api/v1/migrations/users", timeout=10).read())
+    assert got["spec"]["legacy"] == [lname]
+    assert [h["addresses"] for h in got["spec"]["hosts"] if h["name"] == lname] == [["[::1]:%d" % legacy.port]]
 
     # the mapping changes: after resolve_interval the kernel maps follow, with an event
     write_hosts(hosts, [("127.0.0.1", ln), ("127.0.0.1", tn), ("::1", tn)])
@@ -111,6 +118,10 @@ def test_names_resolved_reresolved_and_fail_static(redis_pair, daemon_factory, c
     assert hosts_of(d)[("SIDE_LEGACY", lname)] == (["127.0.0.1:%d" % legacy.port], True)
     assert landed(legacy, target, cgs, "c") == {4: "target", 6: "legacy"}
     n_failed = len(events_of(d, "endpoint.resolve_failed"))
+    metrics = urllib.request.urlopen(http + "/metrics", timeout=10).read().decode()
+    assert 'switchyard_endpoint_name_stale{migration="users",side="legacy",name="%s"} 1' % lname in metrics
+    assert 'switchyard_endpoint_name_stale{migration="users",side="target",name="%s"} 0' % tname in metrics
+    assert re.search(r'switchyard_resolver_lookups_total\{outcome="failed"\} [1-9]', metrics), metrics
     wait_for(lambda: "stale" in d.syctl("get", "users").stdout, timeout=5, what="stale in syctl get")
 
     # back: one event says it resolves again, the flag clears

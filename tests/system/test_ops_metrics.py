@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from grpc_util import channel, pb, unary
+from grpc_util import channel, pb, stream, unary
 from sy import free_port, make_cgroup, spawn_py_redis, spec_yaml, wait_for
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
@@ -118,3 +118,24 @@ def test_names_pass_promtool(redis_pair, daemon_factory, tmp_path):
         assert name in s, name
     r = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_needs_audit_is_a_metric_and_an_event_with_the_reason(redis_pair, daemon_factory):
+    """An agent killed with mirroring on may have lost writes in flight: the next start
+    flags the migration needs-audit — 1 in /metrics, and one mirror.needs_audit event
+    per direction saying why."""
+    legacy, target = redis_pair
+    port = free_port()
+    url = "http://127.0.0.1:%d" % port
+    d = daemon_factory(spec_yaml([{"name": "m", "legacy": [legacy.addr], "target": [target.addr],
+                                   "mirror": "both"}]), extra=["--metrics", "127.0.0.1:%d" % port])
+    assert value(scrape(url)[1], "switchyard_mirror_needs_audit", migration="m") == 0
+    d.kill9()
+    d.start()
+    assert value(scrape(url)[1], "switchyard_mirror_needs_audit", migration="m") == 1
+    ev = pb("switchyard.v1.events")
+    with channel("unix:" + d.sock) as ch:
+        got = [e for e in stream(ch, "/switchyard.v1.Telemetry/Events", ev.EventsRequest(since_seq=0), ev.Event,
+                                 timeout=10) if e.kind == "mirror.needs_audit"]
+    assert sorted(dict(e.attributes)["direction"] for e in got) == ["forward", "reverse"]
+    assert all("without draining its mirror" in dict(e.attributes)["reason"] and e.migration == "m" for e in got)
