@@ -388,8 +388,12 @@ void print_audit(const Switchyard__V1__AuditStatus *a)
 	       (unsigned long long)a->dual_rechecked);
 	if (a->error && a->error[0])
 		printf("  error: %s\n", a->error);
-	for (size_t i = 0; i < a->n_drift; i++)
-		printf("  %-8s %s\n", a->drift[i]->kind, a->drift[i]->key);
+	for (size_t i = 0; i < a->n_drift; i++) {
+		if (a->drift[i]->db)
+			printf("  %-8s db%u %s\n", a->drift[i]->kind, a->drift[i]->db, a->drift[i]->key);
+		else
+			printf("  %-8s %s\n", a->drift[i]->kind, a->drift[i]->key);
+	}
 }
 
 /* bar: redrawn in place (a terminal); else one plain line, the percentage in words. */
