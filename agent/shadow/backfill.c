@@ -232,8 +232,10 @@ void sy_backfill_status(const struct sy_backfill *b, struct sy_backfill_status *
 	sy_mirror_stats(b->env.mirror, b->env.id, SY_DIR_FORWARD, &st);
 	out->bytes = st.repaired_bytes >= b->bytes0 ? st.repaired_bytes - b->bytes0 : 0;
 	out->total = b->ks.keys > b->copied ? b->ks.keys : b->copied;
-	if (b->env.spec && b->env.spec->n_scope && b->state == SY_JOB_RUNNING)
-		out->total = 0; /* unknown: the scan by scope prefix cannot tell the rest */
+	/* with a scope, INFO's count of every key is no total: unknown while it runs, the
+	 * copied keys once done */
+	if (b->env.spec && b->env.spec->n_scope)
+		out->total = b->state == SY_JOB_RUNNING ? 0 : b->copied;
 	secs = b->t0_mono ? (double)((b->t1_mono ? b->t1_mono : sy_now_ms()) - b->t0_mono) / 1000.0 : 0;
 	out->keys_per_s = secs > 0 ? (double)(b->copied - b->copied0) / secs : 0;
 	out->bytes_per_s = secs > 0 ? (double)out->bytes / secs : 0;
