@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "core/loop.h"
+#include "model/endpoint.h"
 #include "model/keymap.h"
 #include "registry/registry.h"
 #include "shadow/backfill.h"
@@ -504,9 +505,23 @@ static struct vmig *vmig_of(struct sy_verify *v, const struct sy_migration_state
 	struct vmig *g = &v->migs[ms->id];
 
 	if (g->active && strcmp(g->name, ms->spec.name) == 0 && g->created_ms == ms->created_unix_ms) {
+		/* the endpoints it connects to moved (a host name's new addresses, an update):
+		 * new connections; what was in flight on the old ones ends as unanswered */
+		bool moved = !sy_endpoint_equal(&g->spec.legacy[0], &ms->spec.legacy[0]) ||
+			     !sy_endpoint_equal(&g->spec.target[0], &ms->spec.target[0]);
+
 		g->spec = ms->spec;
 		g->spec.pins = NULL;
 		g->spec.n_pins = 0;
+		for (int s = 0; moved && s < 2; s++) {
+			struct sy_redis *old = g->conn[s];
+
+			g->conn[s] = NULL;
+			g->conn_db[s] = 0;
+			sy_redis_free(old);
+		}
+		if (moved)
+			reconnect(v->loop, g);
 		return g;
 	}
 	if (g->active)

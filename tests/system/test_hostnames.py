@@ -163,3 +163,55 @@ def test_unresolvable_name_is_refused(redis_pair, daemon_factory, cgroup, resolv
     f.write_text(spec_yaml([dict(bad, resolve_interval="500ms")]))
     r = d.syctl("apply", "-f", str(f), check=False)
     assert r.returncode != 0 and "%s:" % f in r.stderr and "resolve_interval: at least 1s" in r.stderr, r.stderr
+
+
+def test_the_agents_own_connections_follow_a_target_name(redis_pair, daemon_factory, cgroup, resolv, tmp_path):
+    """The mirror, the health checks and the audit connect to a target name's current
+    address: when it moves (127.0.0.1 → 127.0.0.2, same port), mirrored writes land on
+    the new server and the audit compares with it."""
+    import redis
+    legacy, target = redis_pair
+    hosts, names, wrap = resolv
+    tn = names["target"]
+    t2dir = tmp_path / "t2"
+    t2dir.mkdir()
+    t2 = subprocess.Popen(["redis-server", "--port", str(target.port), "--bind", "127.0.0.2", "--save", "",
+                           "--appendonly", "no", "--dir", str(t2dir)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        r2 = redis.Redis(host="127.0.0.2", port=target.port, socket_timeout=5)
+
+        def up():
+            try:
+                return r2.ping()
+            except Exception:
+                return False
+
+        wait_for(up, what="second target on 127.0.0.2")
+        write_hosts(hosts, [("127.0.0.1", tn)])
+        tname = "%s:%d" % (tn, target.port)
+        m = {"name": "users", "legacy": [legacy.addr], "target": [tname], "ratio": "0%", "mirror": "forward",
+             "resolve_interval": "1s"}
+        d = daemon_factory(spec_yaml([m]), wrap=wrap)
+        cg = make_cgroup(os.path.join(cgroup, "w"))
+        from sy import py_redis
+        py_redis(cg, legacy.addr, "r.set('a', '1')")
+        t1 = target.client()
+        wait_for(lambda: t1.get("a") == b"1", what="mirrored to the first target")
+
+        write_hosts(hosts, [("127.0.0.2", tn)])
+        wait_for(lambda: events_of(d, "endpoint.resolved"), timeout=10, what="endpoint.resolved")
+        wait_for(lambda: "127.0.0.2:%d" % target.port in d.syctl("get", "users").stdout and
+                 "healthy" in d.syctl("get", "users").stdout, timeout=10, what="new target checked")
+        py_redis(cg, legacy.addr, "r.set('b', '2')")
+        wait_for(lambda: r2.get("b") == b"2", what="mirrored to the second target")
+        assert t1.get("b") is None
+        # the audit compares legacy with the second target: 'a' is missing there
+        r = d.syctl("--timeout", "30s", "-o", "json", "verify", "users", check=False)
+        doc = json.loads(r.stdout)
+        assert r.returncode == 1 and int(doc.get("missing", 0)) == 1, doc
+        rep = json.loads(d.syctl("-o", "json", "verify", "users", "--report", check=False).stdout)
+        assert [(x["key"], x["kind"]) for x in rep.get("drift", [])] == [("a", "missing")], rep
+    finally:
+        t2.kill()
+        t2.wait()
