@@ -103,7 +103,13 @@ int sy_host_resolve(const char *host, uint16_t port, struct sy_endpoint *out, si
 
 	g = getaddrinfo(host, NULL, &hints, &res);
 	if (g) {
-		snprintf(err, errlen, "%s", g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
+		char eb[128] = "";
+
+		/* strerror_r: the resolver thread calls this too */
+		if (g == EAI_SYSTEM)
+			snprintf(err, errlen, "%s", strerror_r(errno, eb, sizeof(eb)));
+		else
+			snprintf(err, errlen, "%s", gai_strerror(g));
 		return -ENOENT;
 	}
 	for (struct addrinfo *ai = res; ai && n < sizeof(all) / sizeof(all[0]); ai = ai->ai_next) {

@@ -168,8 +168,14 @@ static void answer(struct sy_resolver *res, const struct job *j)
 	bool was_stale = hs->stale, same = sy_host_addrs_equal(cur, hs->n, j->eps, (size_t)j->n);
 
 	/* m and hs belong to the set this commit replaces: nothing of them is read after */
-	if (sy_registry_set_host(res->reg, j->mig, j->side, j->host, j->port, j->eps, (size_t)j->n, false,
-				 &err)) {
+	int e = sy_registry_set_host(res->reg, j->mig, j->side, j->host, j->port, j->eps, (size_t)j->n, false,
+				     &err);
+
+	/* a fleet's store moved on: another agent committed first (most likely the same
+	 * addresses); the next lookup compares with what it committed */
+	if (e == -ESTALE)
+		return;
+	if (e) {
 		res->st.refused++;
 		sy_events_emit(res->ev, j->mig, "endpoint.resolve_failed",
 			       SY_EVENT_ATTRS({"side", side_name(j->side)}, {"name", name},

@@ -123,6 +123,7 @@ def test_names_resolved_reresolved_and_fail_static(redis_pair, daemon_factory, c
     assert 'switchyard_endpoint_name_stale{migration="users",side="target",name="%s"} 0' % tname in metrics
     assert re.search(r'switchyard_resolver_lookups_total\{outcome="failed"\} [1-9]', metrics), metrics
     wait_for(lambda: "stale" in d.syctl("get", "users").stdout, timeout=5, what="stale in syctl get")
+    assert "stale: no longer resolves" in d.syctl("status", "users").stdout
 
     # back: one event says it resolves again, the flag clears
     write_hosts(hosts, [("127.0.0.1", ln), ("127.0.0.1", tn), ("::1", tn)])
