@@ -27,6 +27,8 @@
 #include "registry/events_journal.h"
 #include "telemetry/exporters.h"
 #include "redis/health.h"
+#include "registry/resolver.h"
+#include "cutover/cutover.h"
 #include "cutover/restart.h"
 #include "kernel/loader.h"
 #include "core/fsutil.h"
@@ -42,6 +44,7 @@
 #include "registry/store_etcd.h"
 #include "registry/store_file.h"
 #include "rpc/rpc.h"
+#include "model/hostname.h"
 #include "model/spec.h"
 #include "model/spec_yaml.h"
 #include "model/yaml.h"
@@ -83,6 +86,7 @@ struct daemon {
 	struct sy_health *health;
 	struct sy_rpc_server *rpc;
 	struct sy_events *events;
+	struct sy_resolver *resolver;
 	struct sy_events_journal *journal;
 	struct sy_capture *capture;
 	struct sy_mirror *mirror;
@@ -366,6 +370,53 @@ static int lock_state_dir(const char *dir)
 	return fd; /* held until exit */
 }
 
+/* ---- figures the metrics read through accessors (telemetry/metrics.h) ---------- */
+
+static void ops_gates(void *arg, const char *name, double value[SY_GATES], bool have[SY_GATES])
+{
+	struct daemon *d = arg;
+	struct sy_cutover_status st;
+
+	if (!d->cutover || sy_cutover_status(d->cutover, name, &st))
+		return;
+	for (int g = 0; g < SY_GATES; g++) {
+		have[g] = st.gates[g].verdict == SY_VERDICT_PASS || st.gates[g].verdict == SY_VERDICT_BREACH;
+		value[g] = st.gates[g].value;
+	}
+}
+
+static int ops_endpoint_health(void *arg, const struct sy_endpoint *ep)
+{
+	struct daemon *d = arg;
+	struct sy_endpoint_health h;
+
+	if (sy_health_get(d->health, ep, &h) || !h.checked)
+		return -1;
+	return h.healthy ? 1 : 0;
+}
+
+static void ops_resolver(void *arg, uint64_t out[3])
+{
+	struct daemon *d = arg;
+	struct sy_resolver_stats st;
+
+	sy_resolver_stats(d->resolver, &st);
+	out[0] = st.lookups;
+	out[1] = st.failures;
+	out[2] = st.changes;
+}
+
+/* The mirror flagged a migration needs-audit: an event with the reason (the metric
+ * switchyard_mirror_needs_audit says that it is, the event why). */
+static void on_needs_audit(void *arg, const char *mig, const char *dir, const char *why)
+{
+	struct daemon *d = arg;
+
+	sy_events_emit(d->events, mig, "mirror.needs_audit",
+		       SY_EVENT_ATTRS({"direction", dir}, {"reason", why}),
+		       "%s mirror needs an audit: %s (run syctl verify %s)", dir, why, mig);
+}
+
 /* Registry subscriber: health checks follow the endpoints of the set. */
 static void refresh_health(void *arg, const struct sy_commit *c)
 {
@@ -446,6 +497,11 @@ static int load_config(struct daemon *d, struct sy_spec *parsed, struct sy_diff 
 		spec = *parsed;
 		*parsed = (struct sy_spec){0};
 	} else if ((e = sy_spec_load_file(d->o.config, &spec, err))) {
+		return e;
+	}
+	/* host names are resolved at every apply of the file (start and SIGHUP) */
+	if ((e = sy_spec_resolve(&spec, d->o.config, err))) {
+		sy_spec_free(&spec);
 		return e;
 	}
 	e = diff ? sy_registry_preview_file(d->reg, &spec, d->o.config, diff, err) : 0;
@@ -780,6 +836,7 @@ int main(int argc, char **argv)
 	d.mirror = sy_mirror_new(d.loop, d.reg);
 	if (!d.mirror)
 		goto out;
+	sy_mirror_on_audit_flag(d.mirror, on_needs_audit, &d);
 	check_clean_stop(&d, restored);
 	d.verify = sy_verify_new(d.loop, d.reg, d.mirror, d.o.state_dir);
 	if (!d.verify)
@@ -806,7 +863,13 @@ int main(int argc, char **argv)
 		snprintf(d.info.node, sizeof(d.info.node), "%s", sy_store_etcd_node(d.store));
 	}
 	sy_health_on_restart(d.health, on_restart, &d);
+	if (!(d.resolver = sy_resolver_new(d.loop, d.reg, d.events)))
+		goto out;
 	sy_metrics_set_cutover_source(sy_cutover_metrics, d.cutover);
+	sy_metrics_set_ops_source(&(struct sy_metrics_ops_src){.arg = &d,
+							       .gates = ops_gates,
+							       .endpoint_health = ops_endpoint_health,
+							       .resolver = ops_resolver});
 
 	d.info.version = SY_VERSION;
 	snprintf(d.info.cgroup, sizeof(d.info.cgroup), "%s", d.o.cgroup);
@@ -873,6 +936,8 @@ out:
 	sy_cutover_free(d.cutover);
 	sy_verify_free(d.verify);
 	sy_mirror_free(d.mirror);
+	sy_metrics_set_ops_source(NULL);
+	sy_resolver_free(d.resolver);
 	sy_health_free(d.health);
 	sy_registry_free(d.reg);
 	sy_store_close(d.store);

@@ -13,6 +13,7 @@
 #include "core/histogram.h"
 #include "core/log.h"
 #include "kernel/mapsync.h"
+#include "model/hostname.h"
 #include "model/spec_pb.h"
 #include "switchyard/v1/control.pb-c.h"
 
@@ -416,7 +417,13 @@ static void apply(struct sy_rpc_call *call, const ProtobufCMessage *req, void *a
 		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "spec: required");
 		return;
 	}
+	/* host names: the daemon resolves them now, whatever addresses the caller sent */
 	if ((e = sy_spec_from_pb(r->spec, &m, &err))) {
+		fail(call, e, &err);
+		return;
+	}
+	if ((e = sy_migration_spec_resolve(&m, NULL, &err))) {
+		sy_migration_spec_free(&m);
 		fail(call, e, &err);
 		return;
 	}
@@ -657,7 +664,8 @@ static void diff(struct sy_rpc_call *call, const ProtobufCMessage *req, void *ar
 	for (; spec.n < r->n_specs && !e; spec.n++) {
 		char msg[sizeof(err.msg)];
 
-		if ((e = sy_spec_from_pb(r->specs[spec.n], &spec.migs[spec.n], &err))) {
+		if ((e = sy_spec_from_pb(r->specs[spec.n], &spec.migs[spec.n], &err)) ||
+		    (e = sy_migration_spec_resolve(&spec.migs[spec.n], NULL, &err))) {
 			snprintf(msg, sizeof(msg), "%s", err.msg);
 			sy_spec_err_set(&err, "specs[%zu].%s", spec.n, msg);
 		}

@@ -97,6 +97,7 @@ static void reply_status(struct sy_rpc_call *call, struct sy_control_ctx *ctx, c
 			/* keys are bytes; the report is for people and scripts: NUL-terminated copy */
 			dr[i].key = strndup(a.drift[i].key, a.drift[i].len);
 			dr[i].kind = (char *)sy_drift_name(a.drift[i].kind);
+			dr[i].db = a.drift[i].db;
 			drp[i] = &dr[i];
 		}
 		st.drift = drp;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-/* endpoint.c — see endpoint.h. Numeric addresses only: a migration names exact
- * servers, and a name that resolves differently tomorrow would move traffic silently. */
+/* endpoint.c — see endpoint.h. Numeric addresses only: host names are hostname.h's,
+ * resolved by the daemon into these, with an event when their addresses change. */
 #include "model/endpoint.h"
 
 #include <arpa/inet.h>

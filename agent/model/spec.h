@@ -26,6 +26,7 @@
  *       mirror_queue: 10000     # mirrored commands in flight per direction before drops
  *       auto_repair: false      # repair drift as soon as an audit or a dual read finds it
  *       audit_every: 0          # seconds between continuous audits (0: only on demand)
+ *       resolve_interval: 30s   # host names in legacy/target re-resolved this often
  *       auth:                   # the agent's own connections (docs/operations.md)
  *         legacy: {password_file: /etc/switchyard/secrets/legacy}        # requirepass
  *         target: {user: switchyard, password_file: /etc/switchyard/secrets/target}
@@ -167,14 +168,38 @@ struct sy_pin_spec {
 	int line;	       /* source line in the file, 0 when from the API */
 };
 
+/* An endpoint written as a host name ("redis-legacy.svc:6379", model/hostname.h): the
+ * daemon resolves it (A and AAAA) at apply and every resolve_interval; its addresses
+ * fill the side's endpoint array at [first, first + n), so the kernel, health checks
+ * and the agent's own connections see plain endpoints. n == 0: not resolved yet (a
+ * spec just read from a file or the API; the validator counts it as one endpoint). */
+#define SY_HOST_MAX	      253 /* a DNS name's longest text form */
+#define SY_SPEC_MAX_HOSTS     4	  /* host names per side */
+#define SY_RESOLVE_DEFAULT_MS 30000
+#define SY_RESOLVE_MIN_MS     1000
+#define SY_RESOLVE_MAX_MS     86400000
+
+struct sy_host_spec {
+	char host[SY_HOST_MAX + 1];
+	uint16_t port; /* host byte order */
+	uint8_t pos;   /* its place in the list as written (legacy[pos] in messages) */
+	uint8_t first; /* its addresses: legacy/target[first .. first + n) */
+	uint8_t n;
+	bool stale; /* its last resolution failed: the addresses are the last it had */
+	int line;   /* source line in the file, 0 when from the API */
+};
+
 struct sy_migration_spec {
 	char name[SY_NAME_MAX];
 	struct sy_endpoint legacy[SY_MAX_ENDPOINTS];
 	uint32_t n_legacy;
 	struct sy_endpoint target[SY_MAX_ENDPOINTS];
 	uint32_t n_target;
-	uint8_t client_mode; /* enum sy_client_mode */
-	uint32_t ratio_bp;   /* 0..SY_RATIO_MAX */
+	struct sy_host_spec hosts[2][SY_SPEC_MAX_HOSTS]; /* by side: the names among them */
+	uint32_t n_hosts[2];
+	uint32_t resolve_interval_ms; /* 0 = SY_RESOLVE_DEFAULT_MS */
+	uint8_t client_mode;	      /* enum sy_client_mode */
+	uint32_t ratio_bp;	      /* 0..SY_RATIO_MAX */
 	struct sy_pin_spec *pins;
 	size_t n_pins;
 	char prefixes[SY_SPEC_MAX_PREFIXES][SY_PREFIX_MAX + 1]; /* rule i + 1 */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/endpoint.h"
+#include "model/hostname.h"
 #include "model/phase.h"
 #include "switchyard/v1/cutover.pb-c.h"
 
@@ -88,10 +89,14 @@ static void cred_free(Switchyard__V1__Credentials *pb)
 	free(pb);
 }
 
-static int eps_from(char **in, size_t n, const char *field, struct sy_endpoint *out, uint32_t *count,
+/* The list as written: numeric endpoints into the side's array, host names recorded
+ * (unresolved) at their place. */
+static int eps_from(char **in, size_t n, const char *field, struct sy_migration_spec *m, int side,
 		    struct sy_spec_err *err)
 {
-	char why[200];
+	struct sy_endpoint *out = side == SY_SIDE_TARGET ? m->target : m->legacy;
+	uint32_t k = 0;
+	char why[200], why2[200];
 
 	if (n > SY_MAX_ENDPOINTS) {
 		snprintf(err->msg, sizeof(err->msg), "%s: at most %d endpoints, got %zu", field,
@@ -99,12 +104,68 @@ static int eps_from(char **in, size_t n, const char *field, struct sy_endpoint *
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (sy_endpoint_parse(in[i], &out[i], why, sizeof(why))) {
-			snprintf(err->msg, sizeof(err->msg), "%s[%zu]: %s", field, i, why);
+		struct sy_host_spec *h = &m->hosts[side][m->n_hosts[side]];
+
+		if (sy_endpoint_parse(in[i], &out[k], why, sizeof(why)) == 0) {
+			k++;
+			continue;
+		}
+		if (sy_hostport_parse(in[i], h->host, &h->port, why2, sizeof(why2))) {
+			snprintf(err->msg, sizeof(err->msg), "%s[%zu]: %s", field, i,
+				 strstr(why, "numeric") ? why2 : why);
 			return -EINVAL;
 		}
+		if (m->n_hosts[side] == SY_SPEC_MAX_HOSTS) {
+			snprintf(err->msg, sizeof(err->msg), "%s: at most %d host names", field,
+				 SY_SPEC_MAX_HOSTS);
+			return -EINVAL;
+		}
+		h->pos = (uint8_t)i;
+		h->first = (uint8_t)k;
+		m->n_hosts[side]++;
 	}
-	*count = (uint32_t)n;
+	if (side == SY_SIDE_TARGET)
+		m->n_target = k;
+	else
+		m->n_legacy = k;
+	return 0;
+}
+
+/* The addresses a state (or a previous answer) holds for the names: a restart resumes
+ * with them, fail-static, without resolving first. */
+static int hosts_from(const Switchyard__V1__MigrationSpec *pb, struct sy_migration_spec *m,
+		      struct sy_spec_err *err)
+{
+	for (size_t i = 0; i < pb->n_hosts; i++) {
+		const Switchyard__V1__HostEndpoint *he = pb->hosts[i];
+		int side = he->side == SWITCHYARD__V1__SIDE__SIDE_TARGET ? SY_SIDE_TARGET : SY_SIDE_LEGACY;
+		struct sy_endpoint eps[SY_MAX_ENDPOINTS];
+		char why[200], name[SY_HOST_MAX + 8];
+
+		if (!he->name || he->n_addresses > SY_MAX_ENDPOINTS)
+			continue;
+		for (size_t h = 0; h < m->n_hosts[side]; h++) {
+			struct sy_host_spec *hs = &m->hosts[side][h];
+
+			sy_host_format(hs, name, sizeof(name));
+			if (strcmp(name, he->name) != 0 || hs->n)
+				continue;
+			for (size_t a = 0; a < he->n_addresses; a++)
+				if (sy_endpoint_parse(he->addresses[a], &eps[a], why, sizeof(why))) {
+					snprintf(err->msg, sizeof(err->msg), "hosts[%zu].addresses[%zu]: %s",
+						 i, a, why);
+					return -EINVAL;
+				}
+			if (sy_spec_host_set(m, side, h, eps, he->n_addresses)) {
+				snprintf(err->msg, sizeof(err->msg),
+					 "hosts[%zu]: more than %d endpoints on %s", i, SY_MAX_ENDPOINTS,
+					 side ? "target" : "legacy");
+				return -EINVAL;
+			}
+			hs->stale = he->stale;
+			break;
+		}
+	}
 	return 0;
 }
 
@@ -230,9 +291,11 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 		return -EINVAL;
 	}
 	strcpy(out->name, pb->name);
-	if ((e = eps_from(pb->legacy, pb->n_legacy, "legacy", out->legacy, &out->n_legacy, err)) ||
-	    (e = eps_from(pb->target, pb->n_target, "target", out->target, &out->n_target, err)))
+	if ((e = eps_from(pb->legacy, pb->n_legacy, "legacy", out, SY_SIDE_LEGACY, err)) ||
+	    (e = eps_from(pb->target, pb->n_target, "target", out, SY_SIDE_TARGET, err)) ||
+	    (e = hosts_from(pb, out, err)))
 		return e;
+	out->resolve_interval_ms = pb->resolve_interval_ms;
 	if ((unsigned)pb->client > SY_CLIENT_CONNECTION) {
 		snprintf(err->msg, sizeof(err->msg), "client: %d is not CLIENT_CGROUP or CLIENT_CONNECTION",
 			 (int)pb->client);
@@ -335,33 +398,102 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	return 0;
 }
 
-static char **eps_to(const struct sy_endpoint *eps, uint32_t n)
+static void strv_free(char **v, size_t n)
 {
-	char **out = calloc(n ? n : 1, sizeof(*out));
+	for (size_t j = 0; j < n; j++)
+		free(v[j]);
+	free(v);
+}
 
-	if (!out)
+/* The side's list as written: numeric endpoints, and each host name in its place. */
+static char **eps_to(const struct sy_migration_spec *m, int side, size_t *n_out)
+{
+	const struct sy_endpoint *eps = side == SY_SIDE_TARGET ? m->target : m->legacy;
+	uint32_t n = side == SY_SIDE_TARGET ? m->n_target : m->n_legacy;
+	const struct sy_host_spec *hs = m->hosts[side];
+	uint32_t nh = m->n_hosts[side], covered = 0;
+	size_t total, h = 0, i = 0;
+	char **out;
+
+	for (uint32_t j = 0; j < nh; j++)
+		covered += hs[j].n;
+	total = n - covered + nh;
+	if (!(out = calloc(total ? total : 1, sizeof(*out))))
 		return NULL;
-	for (uint32_t i = 0; i < n; i++) {
-		out[i] = malloc(SY_EP_STRLEN);
-		if (!out[i]) {
-			for (uint32_t j = 0; j < i; j++)
-				free(out[j]);
-			free(out);
+	for (size_t pos = 0; pos < total; pos++) {
+		if (!(out[pos] = malloc(SY_HOST_MAX + 8))) {
+			strv_free(out, pos);
 			return NULL;
 		}
-		sy_endpoint_format(&eps[i], out[i], SY_EP_STRLEN);
+		if (h < nh && hs[h].pos == pos) {
+			sy_host_format(&hs[h], out[pos], SY_HOST_MAX + 8);
+			i += hs[h++].n;
+		} else {
+			sy_endpoint_format(&eps[i++], out[pos], SY_HOST_MAX + 8);
+		}
 	}
+	*n_out = total;
 	return out;
+}
+
+static void hosts_pb_free(Switchyard__V1__MigrationSpec *pb)
+{
+	for (size_t i = 0; i < pb->n_hosts; i++) {
+		free(pb->hosts[i]->name);
+		strv_free(pb->hosts[i]->addresses, pb->hosts[i]->n_addresses);
+		free(pb->hosts[i]);
+	}
+	free(pb->hosts);
+	pb->hosts = NULL;
+	pb->n_hosts = 0;
+}
+
+static int hosts_to(const struct sy_migration_spec *m, Switchyard__V1__MigrationSpec *pb)
+{
+	size_t total = m->n_hosts[0] + m->n_hosts[1];
+
+	if (!total)
+		return 0;
+	if (!(pb->hosts = calloc(total, sizeof(*pb->hosts))))
+		return -ENOMEM;
+	for (int side = 0; side < 2; side++)
+		for (size_t h = 0; h < m->n_hosts[side]; h++) {
+			const struct sy_host_spec *hs = &m->hosts[side][h];
+			const struct sy_endpoint *eps = (side ? m->target : m->legacy) + hs->first;
+			Switchyard__V1__HostEndpoint *he = calloc(1, sizeof(*he));
+
+			if (!he)
+				return -ENOMEM;
+			switchyard__v1__host_endpoint__init(he);
+			pb->hosts[pb->n_hosts++] = he;
+			he->side =
+				side ? SWITCHYARD__V1__SIDE__SIDE_TARGET : SWITCHYARD__V1__SIDE__SIDE_LEGACY;
+			he->stale = hs->stale;
+			if (!(he->name = malloc(SY_HOST_MAX + 8)) ||
+			    !(he->addresses = calloc(hs->n ? hs->n : 1, sizeof(*he->addresses))))
+				return -ENOMEM;
+			sy_host_format(hs, he->name, SY_HOST_MAX + 8);
+			for (size_t a = 0; a < hs->n; a++) {
+				if (!(he->addresses[a] = malloc(SY_EP_STRLEN)))
+					return -ENOMEM;
+				sy_endpoint_format(&eps[a], he->addresses[a], SY_EP_STRLEN);
+				he->n_addresses++;
+			}
+		}
+	return 0;
 }
 
 int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSpec *pb)
 {
 	switchyard__v1__migration_spec__init(pb);
 	pb->name = strdup(m->name);
-	pb->legacy = eps_to(m->legacy, m->n_legacy);
-	pb->n_legacy = pb->legacy ? m->n_legacy : 0;
-	pb->target = eps_to(m->target, m->n_target);
-	pb->n_target = pb->target ? m->n_target : 0;
+	pb->legacy = eps_to(m, SY_SIDE_LEGACY, &pb->n_legacy);
+	pb->target = eps_to(m, SY_SIDE_TARGET, &pb->n_target);
+	pb->resolve_interval_ms = m->resolve_interval_ms;
+	if (hosts_to(m, pb)) {
+		sy_spec_pb_free(pb);
+		return -ENOMEM;
+	}
 	pb->client = (Switchyard__V1__ClientMode)m->client_mode;
 	pb->ratio_bp = m->ratio_bp;
 	pb->sample_reads = m->sample_reads;
@@ -462,6 +594,7 @@ int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSp
 
 void sy_spec_pb_free(Switchyard__V1__MigrationSpec *pb)
 {
+	hosts_pb_free(pb);
 	free(pb->name);
 	for (size_t i = 0; i < pb->n_legacy; i++)
 		free(pb->legacy[i]);

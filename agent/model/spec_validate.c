@@ -15,6 +15,7 @@
 #include "core/quote.h"
 #include "core/secret.h"
 #include "model/endpoint.h"
+#include "model/hostname.h"
 
 static int name_ok(const char *n)
 {
@@ -152,14 +153,45 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 			sy_quote(q, m->name), SY_NAME_MAX - 1);
 		return -EINVAL;
 	}
-	if (m->n_legacy == 0 || m->n_legacy > SY_MAX_ENDPOINTS) {
-		sy_spec_err_set(err, "legacy: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS,
-				m->n_legacy);
+	/* A host name not resolved yet (a spec just read) counts as one endpoint. */
+	uint32_t nl = m->n_legacy + sy_spec_hosts_unresolved(m, SY_SIDE_LEGACY);
+	uint32_t nt = m->n_target + sy_spec_hosts_unresolved(m, SY_SIDE_TARGET);
+
+	if (nl == 0 || nl > SY_MAX_ENDPOINTS) {
+		sy_spec_err_set(err, "legacy: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS, nl);
 		return -EINVAL;
 	}
-	if (m->n_target == 0 || m->n_target > SY_MAX_ENDPOINTS) {
-		sy_spec_err_set(err, "target: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS,
-				m->n_target);
+	if (nt == 0 || nt > SY_MAX_ENDPOINTS) {
+		sy_spec_err_set(err, "target: needs 1 to %d endpoints, has %u", SY_MAX_ENDPOINTS, nt);
+		return -EINVAL;
+	}
+	for (int side = 0; side < 2; side++) {
+		if (m->n_hosts[side] > SY_SPEC_MAX_HOSTS) {
+			sy_spec_err_set(err, "%s: at most %d host names", side ? "target" : "legacy",
+					SY_SPEC_MAX_HOSTS);
+			return -EINVAL;
+		}
+		for (uint32_t h = 0; h < m->n_hosts[side]; h++) {
+			const struct sy_host_spec *hs = &m->hosts[side][h];
+			char hb[SY_HOST_MAX + 1], why[200], name[SY_HOST_MAX + 8];
+			uint16_t port;
+
+			sy_host_format(hs, name, sizeof(name));
+			if (sy_hostport_parse(name, hb, &port, why, sizeof(why)) ||
+			    hs->first + hs->n > (side ? m->n_target : m->n_legacy) ||
+			    (h > 0 && hs->first < m->hosts[side][h - 1].first + m->hosts[side][h - 1].n)) {
+				sy_spec_err_set(err, "%s[%u]: %s", side ? "target" : "legacy", hs->pos,
+						sy_hostport_parse(name, hb, &port, why, sizeof(why))
+							? why
+							: "host name's addresses out of place");
+				return -EINVAL;
+			}
+		}
+	}
+	if (m->resolve_interval_ms &&
+	    (m->resolve_interval_ms < SY_RESOLVE_MIN_MS || m->resolve_interval_ms > SY_RESOLVE_MAX_MS)) {
+		sy_spec_err_set(err, "resolve_interval: %u ms is out of range 1s..24h",
+				m->resolve_interval_ms);
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < m->n_legacy; i++) {

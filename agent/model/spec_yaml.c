@@ -13,6 +13,7 @@
 #include "core/duration.h"
 #include "core/quote.h"
 #include "model/endpoint.h"
+#include "model/hostname.h"
 
 /* A value from the file inside a message: escaped, cut when long (core/quote.h). */
 #define Q(s) sy_quote((char[SY_QUOTE_BUF]){0}, (s))
@@ -56,27 +57,47 @@ static int map_fields(struct yctx *c, yaml_node_t *map, const char *what, const 
 	return sy_yaml_fields(c->y, map, "", what, fields, found, err->msg, sizeof(err->msg));
 }
 
-static int endpoints(struct yctx *c, yaml_node_t *n, const char *field, struct sy_endpoint *out,
-		     uint32_t *count)
+/* A list of endpoints: numeric ones go to the side's array; host names (hostname.h)
+ * are recorded, unresolved, at their place in the list (the daemon resolves them). */
+static int endpoints(struct yctx *c, yaml_node_t *n, const char *field, struct sy_migration_spec *m, int side)
 {
-	uint32_t k = 0;
+	struct sy_endpoint *out = side == SY_SIDE_TARGET ? m->target : m->legacy;
+	uint32_t k = 0, n_eps = 0;
 
 	if (n->type != YAML_SEQUENCE_NODE)
-		return yfail(c, n, "%s: must be a list of \"ip:port\", not %s", field, kind(n));
+		return yfail(c, n, "%s: must be a list of \"ip:port\" or \"host:port\", not %s", field,
+			     kind(n));
 	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
 		yaml_node_t *e = sy_yaml_node(c->y, *it);
 		const char *s = scalar(e);
-		char why[200];
+		char why[200], why2[200];
 
 		if (!s)
-			return yfail(c, e, "%s[%u]: must be \"ip:port\", not %s", field, k, kind(e));
+			return yfail(c, e, "%s[%u]: must be \"ip:port\" or \"host:port\", not %s", field, k,
+				     kind(e));
 		if (k == SY_MAX_ENDPOINTS)
 			return yfail(c, e, "%s: at most %d endpoints", field, SY_MAX_ENDPOINTS);
-		if (sy_endpoint_parse(s, &out[k], why, sizeof(why)))
-			return yfail(c, e, "%s[%u]: %s", field, k, why);
+		if (sy_endpoint_parse(s, &out[n_eps], why, sizeof(why)) == 0) {
+			n_eps++;
+		} else {
+			struct sy_host_spec *h = &m->hosts[side][m->n_hosts[side]];
+
+			if (sy_hostport_parse(s, h->host, &h->port, why2, sizeof(why2)))
+				return yfail(c, e, "%s[%u]: %s", field, k,
+					     strstr(why, "numeric") ? why2 : why);
+			if (m->n_hosts[side] == SY_SPEC_MAX_HOSTS)
+				return yfail(c, e, "%s: at most %d host names", field, SY_SPEC_MAX_HOSTS);
+			h->pos = (uint8_t)k;
+			h->first = (uint8_t)n_eps;
+			h->line = sy_yaml_line(e);
+			m->n_hosts[side]++;
+		}
 		k++;
 	}
-	*count = k;
+	if (side == SY_SIDE_TARGET)
+		m->n_target = n_eps;
+	else
+		m->n_legacy = n_eps;
 	return 0;
 }
 
@@ -486,9 +507,10 @@ static int plan(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
 static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migration_spec *m)
 {
 	static const char *const fields[] = {
-		"name",	       "legacy",       "target", "client",	  "ratio",   "pins",
-		"prefixes",    "sample_reads", "mirror", "capture_bytes", "rewrite", "mirror_queue",
-		"auto_repair", "audit_every",  "plan",	 "auth",	  "scope",   NULL};
+		"name",	   "legacy",	   "target",	       "client",      "ratio",
+		"pins",	   "prefixes",	   "sample_reads",     "mirror",      "capture_bytes",
+		"rewrite", "mirror_queue", "auto_repair",      "audit_every", "plan",
+		"auth",	   "scope",	   "resolve_interval", NULL};
 	enum {
 		F_NAME,
 		F_LEGACY,
@@ -506,9 +528,10 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		F_AUDIT_EVERY,
 		F_PLAN,
 		F_AUTH,
-		F_SCOPE
+		F_SCOPE,
+		F_RESOLVE
 	};
-	yaml_node_t *f[F_SCOPE + 1];
+	yaml_node_t *f[F_RESOLVE + 1];
 	char what[32];
 	const char *s;
 	int e;
@@ -531,11 +554,11 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 	strcpy(m->name, s);
 	if (!f[F_LEGACY])
 		return yfail(c, n, "legacy: required (a list of \"ip:port\")");
-	if ((e = endpoints(c, f[F_LEGACY], "legacy", m->legacy, &m->n_legacy)))
+	if ((e = endpoints(c, f[F_LEGACY], "legacy", m, SY_SIDE_LEGACY)))
 		return e;
 	if (!f[F_TARGET])
 		return yfail(c, n, "target: required (a list of \"ip:port\")");
-	if ((e = endpoints(c, f[F_TARGET], "target", m->target, &m->n_target)))
+	if ((e = endpoints(c, f[F_TARGET], "target", m, SY_SIDE_TARGET)))
 		return e;
 	if (f[F_CLIENT]) {
 		s = scalar(f[F_CLIENT]);
@@ -585,6 +608,11 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 	if (f[F_AUDIT_EVERY] &&
 	    (e = uint_field(c, f[F_AUDIT_EVERY], "audit_every", 0, 86400 * 7, &m->audit_every)))
 		return e;
+	if (f[F_RESOLVE] &&
+	    (e = dur_field(c, f[F_RESOLVE], "resolve_interval", SY_RESOLVE_MAX_MS, &m->resolve_interval_ms)))
+		return e;
+	if (f[F_RESOLVE] && m->resolve_interval_ms < SY_RESOLVE_MIN_MS)
+		return yfail(c, f[F_RESOLVE], "resolve_interval: at least 1s");
 	if (f[F_AUTO_REPAIR]) {
 		s = scalar(f[F_AUTO_REPAIR]);
 		if (s && strcmp(s, "true") == 0)

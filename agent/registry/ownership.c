@@ -54,6 +54,13 @@ int sy_file_rule(struct sy_migration_spec *out, const struct sy_migration_spec *
 	if (!cur)
 		return 0;
 	out->ratio_bp = last && f->ratio_bp != last->ratio_bp ? f->ratio_bp : cur->ratio_bp;
+	/* A scope the file does not declare, and did not declare before either, is not the
+	 * file's to drop: the running one stays (a format-1 state's prefixes kept as scope,
+	 * or one set through the API). Dropping it would widen what is migrated unasked. */
+	if (f->n_scope == 0 && (!last || last->n_scope == 0) && cur->n_scope) {
+		memcpy(out->scope, cur->scope, sizeof(out->scope));
+		out->n_scope = cur->n_scope;
+	}
 	/* the running pins, then what the file changed */
 	if (cur->n_pins) {
 		if (!(pins = malloc(cur->n_pins * sizeof(*pins))))

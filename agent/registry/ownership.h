@@ -6,7 +6,9 @@
  *   the ratio and each pin — may also be set through the API (or, the ratio, by the
  *   plan); a reload takes such a field from the file only when the file's own value of
  *   that very field changed since the file was last applied. A reload of an unchanged
- *   file therefore never moves a client.
+ *   file therefore never moves a client. `scope:` follows the same rule when the file
+ *   does not declare one: a scope the file declared neither now nor before (a format-1
+ *   state's prefixes kept as scope, one set through the API) stays.
  *
  * "Since the file was last applied" is the migration's file_spec (migration.h), kept
  * in the state; without one (the file never declared this migration, or a state
@@ -30,7 +32,8 @@ struct sy_who {
 
 /* The file rule on the runtime fields of `out` (already a copy of the file's spec f,
  * spec fields and all): its ratio and pins become the running ones (cur) except where
- * f differs from last in that field. cur NULL (a new migration): f's, as they are.
+ * f differs from last in that field; its scope is cur's when neither f nor last
+ * declares one. cur NULL (a new migration): f's, as they are.
  * last NULL: the file is unchanged. 0 or -ENOMEM. */
 int sy_file_rule(struct sy_migration_spec *out, const struct sy_migration_spec *cur,
 		 const struct sy_migration_spec *f, const struct sy_migration_spec *last);

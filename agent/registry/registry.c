@@ -26,6 +26,7 @@
 #include "core/fnv.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "model/hostname.h"
 #include "kernel/mapsync.h"
 #include "model/endpoint.h"
 #include "registry/diff.h"
@@ -623,6 +624,61 @@ int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgrou
 	struct pin_arg pa = {.cgroup = cgroup, .remove = true};
 
 	return edit(r, name, "api", err, change_pin, &pa);
+}
+
+struct host_arg {
+	int side;
+	const char *host;
+	uint16_t port;
+	const struct sy_endpoint *eps;
+	size_t n;
+	bool stale;
+};
+
+static int change_host(struct sy_migration_state *m, const void *arg, struct sy_spec_err *err)
+{
+	const struct host_arg *ha = arg;
+	struct sy_migration_spec next;
+	int e;
+
+	for (size_t h = 0; h < m->spec.n_hosts[ha->side]; h++) {
+		struct sy_host_spec *hs = &m->spec.hosts[ha->side][h];
+
+		if (strcmp(hs->host, ha->host) != 0 || hs->port != ha->port)
+			continue;
+		if ((e = sy_migration_spec_copy(&next, &m->spec)))
+			return e;
+		if (ha->stale) {
+			next.hosts[ha->side][h].stale = true;
+		} else if (sy_spec_host_set(&next, ha->side, h, ha->eps, ha->n)) {
+			sy_reg_err(err, "%s:%u: %zu addresses do not fit (at most %d endpoints per side)",
+				   ha->host, ha->port, ha->n, SY_MAX_ENDPOINTS);
+			sy_migration_spec_free(&next);
+			return -EINVAL;
+		}
+		if ((e = sy_migration_spec_validate(&next, err))) {
+			sy_migration_spec_free(&next);
+			return e;
+		}
+		sy_migration_spec_free(&m->spec);
+		m->spec = next;
+		return sy_reg_resolve_pins(m, NULL, err);
+	}
+	sy_reg_err(err, "migration \"%s\" has no host name %s:%u", m->spec.name, ha->host, ha->port);
+	return -ENOENT;
+}
+
+int sy_registry_set_host(struct sy_registry *r, const char *name, int side, const char *host, uint16_t port,
+			 const struct sy_endpoint *eps, size_t n, bool stale, struct sy_spec_err *err)
+{
+	struct host_arg ha = {.side = side ? SY_SIDE_TARGET : SY_SIDE_LEGACY,
+			      .host = host,
+			      .port = port,
+			      .eps = eps,
+			      .n = n,
+			      .stale = stale};
+
+	return edit(r, name, "dns", err, change_host, &ha);
 }
 
 /* ---- reads ---------------------------------------------------------------------- */

@@ -83,6 +83,13 @@ int sy_registry_pin(struct sy_registry *r, const char *name, const char *cgroup,
 		    struct sy_spec_err *err);
 int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgroup, struct sy_spec_err *err);
 
+/* A host name's addresses (registry/resolver.h, origin "dns"): the addresses of
+ * `host:port` on `side` become eps[0..n), or, stale, they stay and only the flag says
+ * the name no longer resolves. Validated like any change (a new address that is
+ * another migration's endpoint is refused). */
+int sy_registry_set_host(struct sy_registry *r, const char *name, int side, const char *host, uint16_t port,
+			 const struct sy_endpoint *eps, size_t n, bool stale, struct sy_spec_err *err);
+
 /* The current set, for the API's reads. A pointer is valid until the next commit. */
 size_t sy_registry_count(const struct sy_registry *r);
 const struct sy_migration_state *sy_registry_at(const struct sy_registry *r, size_t i);

@@ -25,15 +25,15 @@ void sy_backfill_path(const char *state_dir, const char *name, char *p, size_t n
 		p[0] = 0;
 }
 
-/* One line: state pattern cursor copied started_ms rate_keys rate_bytes. */
+/* One line: state pattern cursor copied started_ms rate_keys rate_bytes db dbs. */
 static void save(struct sy_backfill *b)
 {
 	char p[PATH_CAP], line[256];
 
 	sy_backfill_path(b->env.state_dir, b->env.name, p, sizeof(p));
-	snprintf(line, sizeof(line), "%s %u %s %llu %llu %u %llu\n", sy_job_state_name(b->state), b->pattern,
-		 b->cursor, (unsigned long long)b->copied, (unsigned long long)b->started_ms, b->rate_keys,
-		 (unsigned long long)b->rate_bytes);
+	snprintf(line, sizeof(line), "%s %u %s %llu %llu %u %llu %d %llu\n", sy_job_state_name(b->state),
+		 b->pattern, b->cursor, (unsigned long long)b->copied, (unsigned long long)b->started_ms,
+		 b->rate_keys, (unsigned long long)b->rate_bytes, b->db, (unsigned long long)b->ks.dbs);
 	sy_job_save(b->env.name, "backfill", p, line, &b->save_err);
 }
 
@@ -74,13 +74,20 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 			continue;
 		b->scanned++;
 		/* marked first: a write to it from now on is copied again after it settles */
-		sy_mirror_note_copy(e->mirror, e->id, 0, k->str, k->len);
-		if (sy_mirror_repair_key(e->mirror, e->id, SY_DIR_FORWARD, 0, k->str, k->len) == 0)
+		sy_mirror_note_copy(e->mirror, e->id, b->db, k->str, k->len);
+		if (sy_mirror_repair_key(e->mirror, e->id, SY_DIR_FORWARD, b->db, k->str, k->len) == 0)
 			b->copied++;
 	}
 	snprintf(b->cursor, sizeof(b->cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
-	if (strcmp(b->cursor, "0") == 0 && !(e->spec->n_scope && ++b->pattern < e->spec->n_scope))
-		b->pattern = UINT32_MAX; /* every pattern scanned: done once the copies land */
+	if (strcmp(b->cursor, "0") == 0 && !(e->spec->n_scope && ++b->pattern < e->spec->n_scope)) {
+		/* every pattern of this database scanned: the next database, or done once the
+		 * copies land */
+		int next = sy_job_next_db(b->ks.dbs, b->db);
+
+		b->pattern = next >= 0 ? 0 : UINT32_MAX;
+		if (next >= 0)
+			b->db = next;
+	}
 	b->timer = sy_loop_add_timer(e->loop, 0, step, b);
 }
 
@@ -123,7 +130,8 @@ static void step(struct sy_loop *l, void *arg)
 	}
 	/* small batches when slow: the pace stays smooth and a restart re-copies little;
 	 * large ones at full speed, where the wait between batches would dominate */
-	if (sy_job_scan(*e->legacy, e->spec, SY_SIDE_LEGACY, b->pattern, b->cursor,
+	if (sy_job_select(*e->legacy, e->legacy_db, b->db) == 0 &&
+	    sy_job_scan(*e->legacy, e->spec, SY_SIDE_LEGACY, b->pattern, b->cursor,
 			!b->rate_keys	      ? "1000"
 			: b->rate_keys < 1000 ? "10"
 					      : "100",
@@ -141,9 +149,10 @@ static void begin(struct sy_backfill *b)
 	b->bytes0 = ms.repaired_bytes;
 	b->copied0 = b->copied;
 	b->t0_mono = sy_now_ms();
-	/* DBSIZE counts every key: with a scope the total is unknown until done */
-	if (sy_redis_alive(*b->env.legacy) && !b->env.spec->n_scope)
-		sy_job_dbsize(*b->env.legacy, &b->total);
+	/* INFO keyspace: the databases with keys, and every key (with a scope the total
+	 * is unknown until done). Its answer comes before the first SCAN's. */
+	if (sy_redis_alive(*b->env.legacy))
+		sy_job_keyspace(*b->env.legacy, &b->ks);
 	b->timer = sy_loop_add_timer(b->env.loop, 0, step, b);
 }
 
@@ -170,6 +179,7 @@ int sy_backfill_start(struct sy_backfill *b, uint32_t keys_per_s, uint64_t bytes
 	b->rate_keys = keys_per_s;
 	b->rate_bytes = bytes_per_s;
 	strcpy(b->cursor, "0");
+	b->ks.dbs = 1; /* database 0 always; INFO keyspace adds the others */
 	b->started_ms = sy_unix_ms();
 	sy_info("verify", "%s: backfill started (%u keys/s, %llu bytes/s; 0 = unbounded)", b->env.name,
 		keys_per_s, (unsigned long long)bytes_per_s);
@@ -180,7 +190,8 @@ int sy_backfill_start(struct sy_backfill *b, uint32_t keys_per_s, uint64_t bytes
 void sy_backfill_resume(struct sy_backfill *b)
 {
 	char p[PATH_CAP], state[16], cursor[32];
-	unsigned long long copied, started, rb;
+	unsigned long long copied, started, rb, dbs = 1;
+	int db = 0;
 	unsigned pattern, rk;
 	FILE *f;
 	int n;
@@ -188,13 +199,17 @@ void sy_backfill_resume(struct sy_backfill *b)
 	sy_backfill_path(b->env.state_dir, b->env.name, p, sizeof(p));
 	if (!(f = fopen(p, "r")))
 		return;
-	n = fscanf(f, "%15s %u %31s %llu %llu %u %llu", state, &pattern, cursor, &copied, &started, &rk, &rb);
+	n = fscanf(f, "%15s %u %31s %llu %llu %u %llu %d %llu", state, &pattern, cursor, &copied, &started,
+		   &rk, &rb, &db, &dbs);
 	fclose(f);
-	if (n != 7 || sy_job_state_parse(state) != SY_JOB_RUNNING)
+	/* 7 fields: saved before every database was backfilled (database 0 only) */
+	if ((n != 7 && n != 9) || sy_job_state_parse(state) != SY_JOB_RUNNING || db < 0 || db >= 64)
 		return;
 	reset(b);
 	b->state = SY_JOB_RUNNING;
 	b->pattern = pattern;
+	b->db = n == 9 ? db : 0;
+	b->ks.dbs = (n == 9 ? dbs : 0) | 1ull << b->db;
 	snprintf(b->cursor, sizeof(b->cursor), "%s", cursor);
 	b->copied = copied;
 	b->started_ms = started;
@@ -216,9 +231,11 @@ void sy_backfill_status(const struct sy_backfill *b, struct sy_backfill_status *
 	out->copied = b->copied;
 	sy_mirror_stats(b->env.mirror, b->env.id, SY_DIR_FORWARD, &st);
 	out->bytes = st.repaired_bytes >= b->bytes0 ? st.repaired_bytes - b->bytes0 : 0;
-	out->total = b->total > b->copied ? b->total : b->copied;
-	if (b->env.spec && b->env.spec->n_scope && b->state == SY_JOB_RUNNING)
-		out->total = 0; /* unknown: the scan by scope prefix cannot tell the rest */
+	out->total = b->ks.keys > b->copied ? b->ks.keys : b->copied;
+	/* with a scope, INFO's count of every key is no total: unknown while it runs, the
+	 * copied keys once done */
+	if (b->env.spec && b->env.spec->n_scope)
+		out->total = b->state == SY_JOB_RUNNING ? 0 : b->copied;
 	secs = b->t0_mono ? (double)((b->t1_mono ? b->t1_mono : sy_now_ms()) - b->t0_mono) / 1000.0 : 0;
 	out->keys_per_s = secs > 0 ? (double)(b->copied - b->copied0) / secs : 0;
 	out->bytes_per_s = secs > 0 ? (double)out->bytes / secs : 0;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /* backfill.h — the backfill of one migration: copies legacy's existing keys (per scope
  * prefix, or all when the migration has no `scope:`) to target through the mirror's repair path
- * (DUMP/RESTORE, so it is safe to repeat), before shadowing alone is trusted. A copier, not a check: verify
+ * (DUMP/RESTORE, so it is safe to repeat), before shadowing alone is trusted; every
+ * database with keys (INFO keyspace), each in turn. A copier, not a check: verify
  * only hosts it, next to the audit.
  *
  * Contract: keys are scanned in batches at most rate_keys keys/s and rate_bytes bytes/s
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 #include "model/job.h"
+#include "shadow/jobs.h"
 
 struct sy_loop;
 struct sy_mirror;
@@ -35,6 +37,7 @@ struct sy_backfill_env {
 	uint32_t id;
 	const struct sy_migration_spec *spec;
 	struct sy_redis *const *legacy; /* the migration's legacy connection, may change */
+	int *legacy_db;			/* the database it has SELECTed (shared with verify) */
 	const bool *active;		/* false: the migration is gone, stop */
 };
 
@@ -43,7 +46,9 @@ struct sy_backfill {
 	enum sy_job_state state;
 	uint32_t rate_keys;
 	uint64_t rate_bytes;
-	uint32_t pattern; /* scope prefix being scanned; UINT32_MAX: all scanned */
+	uint32_t pattern;	   /* scope prefix being scanned; UINT32_MAX: all scanned */
+	int db;			   /* the database being scanned: every one with keys on legacy, in turn */
+	struct sy_job_keyspace ks; /* INFO keyspace of legacy: its keys, and those databases */
 	char cursor[32];
 	bool scan_pending;
 	uint64_t scanned, copied, bytes0, total, started_ms, finished_ms, t0_mono, t1_mono, copied0;

@@ -2,6 +2,8 @@
 /* jobs.c — see jobs.h. */
 #include "shadow/jobs.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/fsutil.h"
@@ -55,19 +57,67 @@ int sy_job_scan(struct sy_redis *c, const struct sy_migration_spec *spec, int si
 	return sy_redis_sendv(c, argc, argv, lens, cb, priv);
 }
 
-static void on_dbsize(struct sy_redis *c, redisReply *r, void *priv)
+/* "# Keyspace\r\ndb0:keys=120,expires=0,avg_ttl=0\r\ndb3:keys=2,…" */
+static void on_keyspace(struct sy_redis *c, redisReply *r, void *priv)
 {
+	struct sy_job_keyspace *ks = priv;
+	const char *p;
+
 	(void)c;
-	if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-		*(uint64_t *)priv += (uint64_t)r->integer;
+	if (!r || r->type != REDIS_REPLY_STRING)
+		return;
+	for (p = r->str; p && (p = strstr(p, "db")); p += 2) {
+		char *end;
+		unsigned long db, keys;
+
+		if (p != r->str && p[-1] != '\n')
+			continue;
+		db = strtoul(p + 2, &end, 10);
+		if (end == p + 2 || strncmp(end, ":keys=", 6) != 0 || db >= 64)
+			continue;
+		keys = strtoul(end + 6, NULL, 10);
+		ks->keys += keys;
+		if (keys)
+			ks->dbs |= 1ull << db;
+	}
 }
 
-void sy_job_dbsize(struct sy_redis *c, uint64_t *total)
+void sy_job_keyspace(struct sy_redis *c, struct sy_job_keyspace *ks)
 {
-	const char *argv[1] = {"DBSIZE"};
-	size_t lens[1] = {6};
+	const char *argv[2] = {"INFO", "keyspace"};
+	size_t lens[2] = {4, 8};
 
-	sy_redis_sendv(c, 1, argv, lens, on_dbsize, total);
+	sy_redis_sendv(c, 2, argv, lens, on_keyspace, ks);
+}
+
+static void ignore_reply(struct sy_redis *c, redisReply *r, void *priv)
+{
+	(void)c;
+	(void)r;
+	(void)priv;
+}
+
+int sy_job_select(struct sy_redis *c, int *cur, int db)
+{
+	char n[8];
+	const char *argv[2] = {"SELECT", n};
+	size_t lens[2] = {6, 0};
+	int e;
+
+	if (*cur == db)
+		return 0;
+	lens[1] = (size_t)snprintf(n, sizeof(n), "%d", db);
+	if ((e = sy_redis_sendv(c, 2, argv, lens, ignore_reply, NULL)) == 0)
+		*cur = db;
+	return e;
+}
+
+int sy_job_next_db(uint64_t dbs, int db)
+{
+	for (int n = db + 1; n < 64; n++)
+		if (dbs & (1ull << n))
+			return n;
+	return -1;
 }
 
 void sy_job_save(const char *mig, const char *what, const char *path, const char *line, int *last_err)

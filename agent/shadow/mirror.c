@@ -88,6 +88,8 @@ struct sy_mirror {
 	struct sy_migration_state seen[SY_MAX_MIGRATIONS];
 	struct mig migs[SY_MAX_MIGRATIONS];
 	uint64_t check_timer;
+	sy_mirror_audit_fn on_audit; /* told when a direction becomes needs-audit */
+	void *on_audit_arg;
 };
 
 static const char *dir_name(const struct dir *d)
@@ -181,10 +183,20 @@ static void ignore_reply(struct sy_redis *c, redisReply *r, void *priv)
 
 static void flag_audit(struct dir *d, const char *why)
 {
-	if (!d->st.needs_audit)
+	bool was = d->st.needs_audit;
+
+	if (!was)
 		sy_warn("mirror", "%s %s: needs audit: %s", d->mig->name, dir_name(d), why);
 	d->st.needs_audit = true;
 	snprintf(d->st.audit_reason, sizeof(d->st.audit_reason), "%s", why);
+	if (!was && d->mig->m->on_audit)
+		d->mig->m->on_audit(d->mig->m->on_audit_arg, d->mig->name, dir_name(d), why);
+}
+
+void sy_mirror_on_audit_flag(struct sy_mirror *m, sy_mirror_audit_fn fn, void *arg)
+{
+	m->on_audit = fn;
+	m->on_audit_arg = arg;
 }
 
 static struct sy_redis *repair_dest(void *owner, int db, const char *key, size_t len, char *buf, size_t cap,

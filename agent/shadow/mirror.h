@@ -61,6 +61,10 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg);
 void sy_mirror_stats(const struct sy_mirror *m, uint32_t mig_id, int dir, struct sy_mirror_stats *out);
 /* Marks a migration needs-audit (events lost in the kernel, an unclean restart). */
 void sy_mirror_flag_audit(struct sy_mirror *m, uint32_t mig_id, const char *why);
+/* Told once each time a direction of a migration becomes needs-audit, with why (the
+ * daemon makes it a `mirror.needs_audit` event). fn NULL: nobody. */
+typedef void (*sy_mirror_audit_fn)(void *arg, const char *migration, const char *direction, const char *why);
+void sy_mirror_on_audit_flag(struct sy_mirror *m, sy_mirror_audit_fn fn, void *arg);
 /* Sends a key to repair: copied from the source side of `dir` to the other (named as
  * the source side names it). The one repair path, shared with the audit. */
 int sy_mirror_repair_key(struct sy_mirror *m, uint32_t mig_id, int dir, int db, const char *key, size_t len);

@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "core/loop.h"
+#include "model/endpoint.h"
 #include "model/keymap.h"
 #include "registry/registry.h"
 #include "shadow/backfill.h"
@@ -41,6 +42,7 @@ struct cmp {
 	uint8_t purpose;
 	uint8_t attempt;
 	uint8_t got;
+	uint8_t db; /* the database the key is in (0 for dual reads) */
 	uint64_t due_ms;
 	struct sy_look look[2];
 	size_t len;
@@ -51,8 +53,10 @@ struct audit {
 	enum sy_job_state state;
 	bool repair;
 	uint32_t rate;
-	int phase;	  /* 0: legacy keys, 1: target keys, 2: scans done */
-	uint32_t pattern; /* SY_JOB_WHOLE: the whole keyspace, every key counted */
+	int phase;		   /* 0: legacy keys, 1: target keys, 2: scans done (of database db) */
+	int db;			   /* the database being scanned */
+	struct sy_job_keyspace ks; /* INFO keyspace of both sides: keys, and databases with keys */
+	uint32_t pattern;	   /* SY_JOB_WHOLE: the whole keyspace, every key counted */
 	char cursor[32];
 	bool scan_pending;
 	uint64_t scanned, total, started_ms, finished_ms, t0_mono;
@@ -76,6 +80,7 @@ struct vmig {
 	uint64_t created_ms;
 	struct sy_migration_spec spec; /* copy, pins dropped */
 	struct sy_redis *conn[2];      /* legacy, target */
+	int conn_db[2];		       /* the database each has SELECTed */
 	uint64_t reconnect_timer;
 	struct audit a;
 	STAILQ_HEAD(, cmp) q; /* waiting: first looks and re-checks, in due order */
@@ -121,6 +126,7 @@ static void reconnect(struct sy_loop *l, void *arg)
 		if (g->conn[s] && sy_redis_alive(g->conn[s]))
 			continue;
 		sy_redis_free(g->conn[s]);
+		g->conn_db[s] = 0;
 		g->conn[s] =
 			g->active ? sy_redis_connect(g->v->loop, s ? &g->spec.target[0] : &g->spec.legacy[0],
 						     &g->spec.auth[s ? SY_SIDE_TARGET : SY_SIDE_LEGACY],
@@ -147,7 +153,7 @@ static void cmp_send(struct cmp *k);
 static void queue_push(struct vmig *g, struct cmp *k, uint64_t delay);
 static void audit_step(struct sy_loop *l, void *arg);
 
-static void add_drift(struct vmig *g, int kind, const char *key, size_t len)
+static void add_drift(struct vmig *g, int kind, int db, const char *key, size_t len)
 {
 	struct audit *a = &g->a;
 
@@ -165,6 +171,7 @@ static void add_drift(struct vmig *g, int kind, const char *key, size_t len)
 		memcpy(e->key, key, len);
 		e->len = len;
 		e->kind = (uint8_t)kind;
+		e->db = (uint8_t)db;
 		a->n_drift++;
 	}
 }
@@ -198,7 +205,7 @@ static void cmp_done(struct cmp *k)
 		return;
 	}
 	if (kind != SY_DRIFT_NONE &&
-	    sy_mirror_key_busy(g->v->mirror, g->id, 0, k->key, k->len, 2 * RECHECK_MS)) {
+	    sy_mirror_key_busy(g->v->mirror, g->id, k->db, k->key, k->len, 2 * RECHECK_MS)) {
 		/* still being written or repaired: not a verdict yet. A key that never
 		 * settles is counted as unsettled, never as drift. */
 		if (k->attempt < 8) {
@@ -213,8 +220,8 @@ static void cmp_done(struct cmp *k)
 		g->dual_checked++;
 		if (kind != SY_DRIFT_NONE) {
 			g->dual_drift++;
-			if (g->spec.auto_repair &&
-			    sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, 0, k->key, k->len) == 0)
+			if (g->spec.auto_repair && sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD,
+									k->db, k->key, k->len) == 0)
 				g->dual_repaired++;
 		}
 	} else {
@@ -228,9 +235,10 @@ static void cmp_done(struct cmp *k)
 			if (kind == SY_DRIFT_EXTRA)
 				rl = sy_key_map(&g->spec, SY_SIDE_LEGACY, k->key, k->len, buf, sizeof(buf),
 						&rk);
-			add_drift(g, kind, rk, rl);
+			add_drift(g, kind, k->db, rk, rl);
 			if ((g->a.repair || g->spec.auto_repair) &&
-			    sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, 0, k->key, k->len) == 0)
+			    sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, k->db, k->key,
+						 k->len) == 0)
 				g->audit_repaired++, g->a.repaired++;
 		}
 	}
@@ -250,6 +258,13 @@ static void on_look(struct sy_redis *c, redisReply *r, void *priv)
 		cmp_done(k);
 }
 
+/* Brings connection `side` to database `db` first (shared with the backfill, which
+ * sends on the legacy connection too). */
+static int use_db(struct vmig *g, int side, int db)
+{
+	return sy_job_select(g->conn[side], &g->conn_db[side], db);
+}
+
 static void cmp_send(struct cmp *k)
 {
 	struct vmig *g = k->g;
@@ -259,9 +274,11 @@ static void cmp_send(struct cmp *k)
 
 	k->got = 0;
 	memset(k->look, 0, sizeof(k->look));
-	if (!sy_redis_alive(g->conn[0]) || sy_look_send(g->conn[0], k->key, k->len, on_look, k))
+	if (!sy_redis_alive(g->conn[0]) || use_db(g, 0, k->db) ||
+	    sy_look_send(g->conn[0], k->key, k->len, on_look, k))
 		k->got++; /* that side counts as unanswered */
-	if (!sy_redis_alive(g->conn[1]) || sy_look_send(g->conn[1], tk, tl, on_look, k))
+	if (!sy_redis_alive(g->conn[1]) || use_db(g, 1, k->db) ||
+	    sy_look_send(g->conn[1], tk, tl, on_look, k))
 		k->got++;
 	if (k->got == 2)
 		cmp_done(k);
@@ -377,13 +394,18 @@ static void on_scan(struct sy_redis *c, redisReply *r, void *priv)
 		k = cmp_new(g, a->phase == 0 ? P_AUDIT_LEGACY : P_AUDIT_TARGET, lk, ll);
 		if (!k)
 			continue;
+		k->db = (uint8_t)a->db;
 		a->inflight++;
 		cmp_send(k);
 	}
 	if (strcmp(a->cursor, "0") == 0) {
-		/* this side is done: the other side next */
+		/* this side is done: the other side next, then the next database with keys on
+		 * either side (INFO keyspace at the start; its answers came before any SCAN's) */
 		strcpy(a->cursor, "0");
-		a->phase++;
+		if (++a->phase == 2 && sy_job_next_db(a->ks.dbs, a->db) >= 0) {
+			a->db = sy_job_next_db(a->ks.dbs, a->db);
+			a->phase = 0;
+		}
 	}
 	if (!g->step_timer)
 		g->step_timer = sy_loop_add_timer(g->v->loop, 0, audit_step, g);
@@ -423,7 +445,8 @@ static void audit_step(struct sy_loop *l, void *arg)
 		return;
 	}
 	snprintf(count, sizeof(count), "%d", SCAN_COUNT);
-	if (sy_job_scan(g->conn[side], &g->spec, side, a->pattern, a->cursor, count, on_scan, g) == 0)
+	if (use_db(g, side, a->db) == 0 &&
+	    sy_job_scan(g->conn[side], &g->spec, side, a->pattern, a->cursor, count, on_scan, g) == 0)
 		a->scan_pending = true;
 	else
 		g->step_timer = sy_loop_add_timer(g->v->loop, 200, audit_step, g);
@@ -483,9 +506,23 @@ static struct vmig *vmig_of(struct sy_verify *v, const struct sy_migration_state
 	struct vmig *g = &v->migs[ms->id];
 
 	if (g->active && strcmp(g->name, ms->spec.name) == 0 && g->created_ms == ms->created_unix_ms) {
+		/* the endpoints it connects to moved (a host name's new addresses, an update):
+		 * new connections; what was in flight on the old ones ends as unanswered */
+		bool moved = !sy_endpoint_equal(&g->spec.legacy[0], &ms->spec.legacy[0]) ||
+			     !sy_endpoint_equal(&g->spec.target[0], &ms->spec.target[0]);
+
 		g->spec = ms->spec;
 		g->spec.pins = NULL;
 		g->spec.n_pins = 0;
+		for (int s = 0; moved && s < 2; s++) {
+			struct sy_redis *old = g->conn[s];
+
+			g->conn[s] = NULL;
+			g->conn_db[s] = 0;
+			sy_redis_free(old);
+		}
+		if (moved)
+			reconnect(v->loop, g);
 		return g;
 	}
 	if (g->active)
@@ -583,9 +620,11 @@ int sy_verify_start_audit(struct sy_verify *v, const char *name, bool repair, ui
 	g->a.pattern = SY_JOB_WHOLE;
 	g->a.started_ms = sy_unix_ms();
 	g->a.t0_mono = sy_now_ms();
+	/* every database with keys on either side is audited, database 0 always */
+	g->a.ks.dbs = 1;
 	for (int s = 0; s < 2; s++)
 		if (sy_redis_alive(g->conn[s]))
-			sy_job_dbsize(g->conn[s], &g->a.total);
+			sy_job_keyspace(g->conn[s], &g->a.ks);
 	sy_info("verify", "%s: audit started (%u keys/s%s)", name, g->a.rate, repair ? ", repairing" : "");
 	g->step_timer = sy_loop_add_timer(v->loop, 0, audit_step, g);
 	return 0;
@@ -617,14 +656,14 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 	a = &g->a;
 	out->state = a->state;
 	out->scanned = a->scanned;
-	out->total = a->total > a->scanned ? a->total : a->scanned;
+	out->total = a->ks.keys > a->scanned ? a->ks.keys : a->scanned;
 	if (g->spec.n_scope) {
 		/* DBSIZE counts every key: in scope, the share seen in scope so far, and none
 		 * (unknown) before the first keys are seen; exact once done */
 		uint64_t seen = a->scanned + a->outside;
 
 		out->total = a->state != SY_JOB_RUNNING ? a->scanned
-			     : seen			? (uint64_t)((double)a->total * a->scanned / seen)
+			     : seen			? (uint64_t)((double)a->ks.keys * a->scanned / seen)
 							: 0;
 		if (a->state == SY_JOB_RUNNING && out->total < a->scanned)
 			out->total = a->scanned;
@@ -700,6 +739,7 @@ static struct sy_backfill *bf_of(struct vmig *g)
 		.id = g->id,
 		.spec = &g->spec,
 		.legacy = &g->conn[0],
+		.legacy_db = &g->conn_db[0],
 		.active = &g->active,
 	};
 
@@ -763,35 +803,37 @@ static void audit_save(struct vmig *g)
 	struct audit *a = &g->a;
 
 	audit_path(g, p, sizeof(p));
-	snprintf(line, sizeof(line), "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu %llu %llu\n",
+	snprintf(line, sizeof(line),
+		 "%s %d %u %s %llu %llu %u %d %llu %llu %llu %llu %llu %llu %llu %llu %d %llu\n",
 		 sy_job_state_name(a->state), a->phase, a->pattern, a->cursor, (unsigned long long)a->scanned,
 		 (unsigned long long)a->started_ms, a->rate, a->repair, (unsigned long long)a->counts[1],
 		 (unsigned long long)a->counts[2], (unsigned long long)a->counts[3],
 		 (unsigned long long)a->counts[4], (unsigned long long)a->counts[5],
 		 (unsigned long long)a->repaired, (unsigned long long)a->outside_legacy,
-		 (unsigned long long)a->outside);
+		 (unsigned long long)a->outside, a->db, (unsigned long long)a->ks.dbs);
 	sy_job_save(g->name, "audit", p, line, &a->save_err);
 }
 
 static void audit_resume(struct vmig *g)
 {
 	char p[PATH_MAX + SY_NAME_MAX + 32], state[16], cursor[32];
-	unsigned long long scanned, started, c[5], repaired, out_l = 0, out_all = 0;
+	unsigned long long scanned, started, c[5], repaired, out_l = 0, out_all = 0, dbs = 1;
 	unsigned pattern, rate;
-	int phase, repair, n;
+	int phase, repair, n, db = 0;
 	struct audit *a = &g->a;
 	FILE *f;
 
 	audit_path(g, p, sizeof(p));
 	if (!p[0] || !(f = fopen(p, "r")))
 		return;
-	n = fscanf(f, "%15s %d %u %31s %llu %llu %u %d %llu %llu %llu %llu %llu %llu %llu %llu", state,
-		   &phase, &pattern, cursor, &scanned, &started, &rate, &repair, &c[0], &c[1], &c[2], &c[3],
-		   &c[4], &repaired, &out_l, &out_all);
+	n = fscanf(f, "%15s %d %u %31s %llu %llu %u %d %llu %llu %llu %llu %llu %llu %llu %llu %d %llu",
+		   state, &phase, &pattern, cursor, &scanned, &started, &rate, &repair, &c[0], &c[1], &c[2],
+		   &c[3], &c[4], &repaired, &out_l, &out_all, &db, &dbs);
 	fclose(f);
-	/* 14 fields: a place saved before the scope's counts were kept */
-	if ((n != 14 && n != 16) || sy_job_state_parse(state) != SY_JOB_RUNNING || phase < 0 || phase > 2 ||
-	    !rate)
+	/* 14 fields: a place saved before the scope's counts were kept; 16: before every
+	 * database was audited (database 0 only) */
+	if ((n != 14 && n != 16 && n != 18) || sy_job_state_parse(state) != SY_JOB_RUNNING || phase < 0 ||
+	    phase > 2 || !rate || db < 0 || db >= 64)
 		return;
 	audit_clear(a);
 	a->state = SY_JOB_RUNNING;
@@ -808,6 +850,8 @@ static void audit_resume(struct vmig *g)
 	a->repaired = repaired;
 	a->outside_legacy = out_l;
 	a->outside = out_all;
+	a->db = n == 18 ? db : 0;
+	a->ks.dbs = (n == 18 ? dbs : 0) | 1ull << a->db;
 	/* the pace counts from now: keys already scanned are not owed again */
 	a->t0_mono = sy_now_ms() - (a->scanned * 1000) / a->rate;
 	sy_info("verify", "%s: resuming the audit (%llu keys scanned before)", g->name, scanned);

@@ -45,6 +45,7 @@ enum sy_drift_kind {
 
 struct sy_drift_entry {
 	uint8_t kind;
+	uint8_t db; /* the database the key is in */
 	size_t len;
 	char *key;
 };

@@ -51,6 +51,16 @@ void print_migration(const Switchyard__V1__Migration *m)
 	       s->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION ? "connection" : "cgroup");
 	for (size_t i = 0; i < s->n_legacy; i++)
 		printf("legacy:    %s\n", s->legacy[i]);
+	/* host names: what each resolves to now (targets below are the addresses) */
+	for (size_t i = 0; i < s->n_hosts; i++) {
+		const Switchyard__V1__HostEndpoint *h = s->hosts[i];
+
+		printf("resolved:  %-7s %s ->",
+		       h->side == SWITCHYARD__V1__SIDE__SIDE_TARGET ? "target" : "legacy", h->name);
+		for (size_t a = 0; a < h->n_addresses; a++)
+			printf("%s %s", a ? "," : "", h->addresses[a]);
+		printf("%s\n", h->stale ? " (stale: no longer resolves, last addresses kept)" : "");
+	}
 	for (size_t i = 0; i < m->n_targets; i++)
 		printf("target:    %-24s %s%s%s\n", m->targets[i]->endpoint,
 		       !m->targets[i]->checked	? "unchecked"
@@ -380,8 +390,12 @@ void print_audit(const Switchyard__V1__AuditStatus *a)
 	       (unsigned long long)a->dual_rechecked);
 	if (a->error && a->error[0])
 		printf("  error: %s\n", a->error);
-	for (size_t i = 0; i < a->n_drift; i++)
-		printf("  %-8s %s\n", a->drift[i]->kind, a->drift[i]->key);
+	for (size_t i = 0; i < a->n_drift; i++) {
+		if (a->drift[i]->db)
+			printf("  %-8s db%u %s\n", a->drift[i]->kind, a->drift[i]->db, a->drift[i]->key);
+		else
+			printf("  %-8s %s\n", a->drift[i]->kind, a->drift[i]->key);
+	}
 }
 
 /* bar: redrawn in place (a terminal); else one plain line, the percentage in words. */

@@ -18,6 +18,69 @@
 
 static sy_metrics_cutover_fn cutover_fn;
 static void *cutover_arg;
+static struct sy_metrics_ops_src ops;
+
+void sy_metrics_set_ops_source(const struct sy_metrics_ops_src *src)
+{
+	ops = src ? *src : (struct sy_metrics_ops_src){0};
+}
+
+/* Gates (threshold from the plan, value from the controller), endpoints' health,
+ * backfill and audit progress, needs-audit, dirty keys, host names. */
+static void read_ops(const struct sy_metrics_src *src, const struct sy_migration_state *m,
+		     struct sy_metrics_mig *out)
+{
+	double val[SY_GATES] = {0};
+	bool have[SY_GATES] = {0};
+
+	if (m->spec.plan.n_steps && ops.gates)
+		ops.gates(ops.arg, m->spec.name, val, have);
+	for (int g = 0; g < SY_GATES; g++) {
+		out->gate[g].enabled = m->spec.plan.n_steps && m->spec.plan.gates[g].enabled;
+		out->gate[g].threshold = m->spec.plan.gates[g].max;
+		out->gate[g].have_value = out->gate[g].enabled && have[g];
+		out->gate[g].value = val[g];
+	}
+	for (int side = 0; side < 2; side++) {
+		const struct sy_endpoint *eps = side == SY_SIDE_TARGET ? m->spec.target : m->spec.legacy;
+
+		out->n_eps[side] = side == SY_SIDE_TARGET ? m->spec.n_target : m->spec.n_legacy;
+		for (uint32_t i = 0; i < out->n_eps[side]; i++) {
+			sy_endpoint_format(&eps[i], out->ep[side][i], sizeof(out->ep[side][i]));
+			out->ep_healthy[side][i] = ops.endpoint_health
+							   ? (int8_t)ops.endpoint_health(ops.arg, &eps[i])
+							   : (int8_t)-1;
+		}
+		for (uint32_t h = 0; h < m->spec.n_hosts[side] && out->n_hosts < 2 * SY_SPEC_MAX_HOSTS; h++) {
+			const struct sy_host_spec *hs = &m->spec.hosts[side][h];
+
+			snprintf(out->host[out->n_hosts].name, sizeof(out->host[0].name), "%s:%u", hs->host,
+				 hs->port);
+			out->host[out->n_hosts].side = (uint8_t)side;
+			out->host[out->n_hosts].n_addrs = hs->n;
+			out->host[out->n_hosts++].stale = hs->stale;
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		out->dirty += out->mir[k].dirty;
+		out->needs_audit |= out->mir[k].needs_audit;
+	}
+	if (src->verify) {
+		struct sy_backfill_status b;
+		struct sy_audit_status a;
+
+		if (sy_verify_backfill_status(src->verify, m->spec.name, &b) == 0) {
+			out->job[SY_JOB_BACKFILL].running = b.state == SY_JOB_RUNNING;
+			out->job[SY_JOB_BACKFILL].done = b.scanned;
+			out->job[SY_JOB_BACKFILL].total = b.total;
+		}
+		if (sy_verify_status(src->verify, m->spec.name, &a) == 0) {
+			out->job[SY_JOB_AUDIT].running = a.state == SY_JOB_RUNNING;
+			out->job[SY_JOB_AUDIT].done = a.scanned;
+			out->job[SY_JOB_AUDIT].total = a.total;
+		}
+	}
+}
 
 void sy_metrics_set_cutover_source(sy_metrics_cutover_fn fn, void *arg)
 {
@@ -72,15 +135,16 @@ void sy_metrics_read(const struct sy_metrics_src *src, const struct sy_migration
 			memcpy(out->fleet_lat[d], fc.lat[d], sizeof(out->fleet_lat[d]));
 		}
 	}
+	read_ops(src, m, out);
 }
 
 /* ---- families ------------------------------------------------------------------------ */
 
 /* Points one migration can add across every family (see build()), and the exporter's. */
-#define POINTS_PER_MIG	56
-#define EXPORTER_POINTS 8
+#define POINTS_PER_MIG	(56 + 2 * SY_GATES + 2 * SY_MAX_ENDPOINTS + 8 + 4 * SY_SPEC_MAX_HOSTS)
+#define EXPORTER_POINTS 12 /* the exporter's 6, the resolver's 3 */
 #define FLEET_POINTS	1
-#define MAX_FAMILIES	32
+#define MAX_FAMILIES	48
 
 static const char *const side_name[2] = {"legacy", "target"};
 static const char *const dir_name[2] = {"forward", "reverse"};
@@ -294,6 +358,93 @@ static void build_fleet(struct bld *b)
 				s->migs[i].fleet_lat[d];
 }
 
+static void build_ops(struct bld *b)
+{
+	static const char *const job_name[2] = {"backfill", "audit"};
+	struct sy_metrics_set *s = b->s;
+
+	fam(b, "switchyard.gate.threshold", "", SY_METRIC_GAUGE, false,
+	    "A cutover gate's maximum, as the plan sets it (gates that are on)");
+	b->f->is_double = true;
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int g = 0; g < SY_GATES; g++)
+			if (s->migs[i].gate[g].enabled)
+				pt(b, &s->migs[i], "gate", sy_gate_name(g), NULL, NULL)->d =
+					s->migs[i].gate[g].threshold;
+	fam(b, "switchyard.gate.value", "", SY_METRIC_GAUGE, false,
+	    "A cutover gate's value over the step's last window (absent until evaluated)");
+	b->f->is_double = true;
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int g = 0; g < SY_GATES; g++)
+			if (s->migs[i].gate[g].have_value)
+				pt(b, &s->migs[i], "gate", sy_gate_name(g), NULL, NULL)->d =
+					s->migs[i].gate[g].value;
+	fam(b, "switchyard.endpoint.healthy", "", SY_METRIC_GAUGE, false,
+	    "1 when the endpoint answered its last health check, 0 when not (absent until checked)");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; d < 2; d++)
+			for (uint32_t e = 0; e < s->migs[i].n_eps[d]; e++)
+				if (s->migs[i].ep_healthy[d][e] >= 0) {
+					struct sy_metric_point *p = pt(b, &s->migs[i], "side", side_name[d],
+								       "endpoint", s->migs[i].ep[d][e]);
+					p->u = (uint64_t)s->migs[i].ep_healthy[d][e];
+				}
+	for (int j = 0; j < 2; j++) {
+		static const char *const scanned[2] = {"switchyard.backfill.scanned",
+						       "switchyard.audit.scanned"};
+		static const char *const keys[2] = {"switchyard.backfill.keys", "switchyard.audit.keys"};
+		static const char *const running[2] = {"switchyard.backfill.running",
+						       "switchyard.audit.running"};
+
+		fam(b, scanned[j], "{key}", SY_METRIC_GAUGE, false,
+		    j ? "In-scope keys the current (or last) audit has compared"
+		      : "In-scope keys the current (or last) backfill has scanned");
+		for (size_t i = 0; i < s->n_migs; i++)
+			pt(b, &s->migs[i], NULL, NULL, NULL, NULL)->u = s->migs[i].job[j].done;
+		fam(b, keys[j], "{key}", SY_METRIC_GAUGE, false,
+		    "In-scope keys the job has to scan (0: not known yet)");
+		for (size_t i = 0; i < s->n_migs; i++)
+			pt(b, &s->migs[i], NULL, NULL, NULL, NULL)->u = s->migs[i].job[j].total;
+		fam(b, running[j], "", SY_METRIC_GAUGE, false,
+		    job_name[j][0] == 'a' ? "1 while an audit runs" : "1 while a backfill runs");
+		for (size_t i = 0; i < s->n_migs; i++)
+			pt(b, &s->migs[i], NULL, NULL, NULL, NULL)->u = s->migs[i].job[j].running;
+	}
+	fam(b, "switchyard.mirror.needs_audit", "", SY_METRIC_GAUGE, false,
+	    "1 when the mirror may have missed writes that repair cannot know of: run an audit "
+	    "(the reason is in the events)");
+	for (size_t i = 0; i < s->n_migs; i++)
+		pt(b, &s->migs[i], NULL, NULL, NULL, NULL)->u = s->migs[i].needs_audit;
+	fam(b, "switchyard.mirror.dirty", "{key}", SY_METRIC_GAUGE, false, "Keys waiting for repair now");
+	for (size_t i = 0; i < s->n_migs; i++)
+		pt(b, &s->migs[i], NULL, NULL, NULL, NULL)->u = s->migs[i].dirty;
+	fam(b, "switchyard.endpoint.name.stale", "", SY_METRIC_GAUGE, false,
+	    "1 when a host name no longer resolves and its last addresses are kept");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (uint32_t h = 0; h < s->migs[i].n_hosts; h++)
+			pt(b, &s->migs[i], "side", side_name[s->migs[i].host[h].side], "name",
+			   s->migs[i].host[h].name)
+				->u = s->migs[i].host[h].stale;
+	fam(b, "switchyard.endpoint.name.addresses", "{address}", SY_METRIC_GAUGE, false,
+	    "Addresses a host name resolves to now");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (uint32_t h = 0; h < s->migs[i].n_hosts; h++)
+			pt(b, &s->migs[i], "side", side_name[s->migs[i].host[h].side], "name",
+			   s->migs[i].host[h].name)
+				->u = s->migs[i].host[h].n_addrs;
+}
+
+static void build_resolver(struct bld *b)
+{
+	fam(b, "switchyard.resolver.lookups", "{lookup}", SY_METRIC_SUM, true,
+	    "Host names resolved again (every resolve_interval), by outcome");
+	pt(b, NULL, "outcome", "resolved", NULL, NULL)->u = b->s->resolver[0] - b->s->resolver[1];
+	pt(b, NULL, "outcome", "failed", NULL, NULL)->u = b->s->resolver[1];
+	fam(b, "switchyard.resolver.changes", "{change}", SY_METRIC_SUM, true,
+	    "New address sets of host names committed");
+	pt(b, NULL, NULL, NULL, NULL, NULL)->u = b->s->resolver[2];
+}
+
 static void build_exporter(struct bld *b)
 {
 	const struct sy_exporter_stats *x = &b->s->exporter;
@@ -331,6 +482,9 @@ int sy_metrics_build(struct sy_metrics_set *set)
 	build_cutover(&b);
 	if (set->have_fleet)
 		build_fleet(&b);
+	build_ops(&b);
+	if (set->have_resolver)
+		build_resolver(&b);
 	if (set->have_exporter)
 		build_exporter(&b);
 	return 0;
@@ -349,6 +503,10 @@ int sy_metrics_collect(const struct sy_metrics_src *src, uint64_t start_unix_ms,
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		sy_metrics_read(src, sy_registry_at(src->reg, i), &out->migs[out->n_migs++]);
+	if (ops.resolver) {
+		out->have_resolver = true;
+		ops.resolver(ops.arg, out->resolver);
+	}
 	if (exporter) {
 		out->have_exporter = true;
 		out->exporter = *exporter;

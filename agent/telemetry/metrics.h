@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "shadow/mirror.h"
+#include "model/endpoint.h"
 #include "model/spec.h"
 #include "switchyard/abi.h"
 
@@ -56,7 +57,48 @@ struct sy_metrics_mig {
 	bool fleet_ok;
 	uint64_t fleet_req[2], fleet_err[2];
 	uint64_t fleet_lat[2][SY_LAT_BUCKETS];
+	/* What the runbooks rely on (docs/operations.md, "Metrics"): */
+	struct {
+		bool enabled;	  /* in the plan */
+		double threshold; /* the plan's max */
+		bool have_value;  /* evaluated at least once in this step */
+		double value;	  /* measured over the last window */
+	} gate[SY_GATES];
+	uint32_t n_eps[2];			    /* enum sy_side */
+	char ep[2][SY_MAX_ENDPOINTS][SY_EP_STRLEN]; /* "127.0.0.1:7000" */
+	int8_t ep_healthy[2][SY_MAX_ENDPOINTS];	    /* 1, 0, or -1: not checked yet */
+	struct {
+		bool running;
+		uint64_t done, total; /* in-scope keys scanned, and to scan (0 = unknown) */
+	} job[2];		      /* SY_JOB_BACKFILL, SY_JOB_AUDIT */
+	bool needs_audit;
+	uint64_t dirty; /* keys waiting for repair, both directions */
+	uint32_t n_hosts;
+	struct {
+		char name[SY_HOST_MAX + 8]; /* "redis.svc:6379" */
+		uint8_t side;
+		uint8_t n_addrs;
+		bool stale;
+	} host[2 * SY_SPEC_MAX_HOSTS];
 };
+
+enum { SY_JOB_BACKFILL = 0, SY_JOB_AUDIT = 1 };
+
+/* Figures that live in components telemetry may not include (the controller's gate
+ * values, the health checks, the resolver): the daemon hands them over through these
+ * accessors. Any may be NULL. */
+struct sy_metrics_ops_src {
+	void *arg;
+	/* The last gate values of a migration's current step: have[g] false when gate g
+	 * has no value (not evaluated yet, or off). */
+	void (*gates)(void *arg, const char *name, double value[SY_GATES], bool have[SY_GATES]);
+	/* 1 healthy, 0 unhealthy, -1 not checked yet. */
+	int (*endpoint_health)(void *arg, const struct sy_endpoint *ep);
+	/* The resolver's counters (registry/resolver.h): lookups, failures, changes. */
+	void (*resolver)(void *arg, uint64_t out[3]);
+};
+/* Process-wide, like the cutover source; src is copied. NULL = none. */
+void sy_metrics_set_ops_source(const struct sy_metrics_ops_src *src);
 
 /* The cutover controller tells where a migration's plan is. Returns 0, or a negative
  * errno when it knows nothing of the migration (then: step 0 of 0, "manual"). *state
@@ -118,6 +160,8 @@ struct sy_metrics_set {
 	struct sy_exporter_stats exporter;
 	bool have_fleet;      /* fleet mode */
 	uint32_t fleet_nodes; /* live nodes */
+	bool have_resolver;
+	uint64_t resolver[3]; /* lookups, failures, changes */
 	struct sy_metric_family *fam;
 	size_t n_fam;
 	struct sy_metric_point *pool; /* every family's points */

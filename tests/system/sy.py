@@ -136,7 +136,8 @@ def spec_yaml(migrations):
             lines.append("    prefixes: [%s]" % ", ".join('"%s"' % p for p in m["prefixes"]))
         if m.get("scope"):
             lines.append("    scope: [%s]" % ", ".join('"%s"' % p for p in m["scope"]))
-        for k in ("sample_reads", "mirror", "capture_bytes", "mirror_queue", "auto_repair", "audit_every"):
+        for k in ("sample_reads", "mirror", "capture_bytes", "mirror_queue", "auto_repair", "audit_every",
+                  "resolve_interval"):
             if k in m:
                 lines.append("    %s: %s" % (k, m[k]))
         if m.get("rewrite"):
@@ -162,7 +163,7 @@ class Daemon:
     signal systemd waits for, on a NOTIFY_SOCKET we own."""
 
     def __init__(self, tmp, cgroup, bpffs, config_text=None, health_interval="200ms",
-                 health_timeout="100ms", extra=(), in_cgroup=None, start=True):
+                 health_timeout="100ms", extra=(), in_cgroup=None, start=True, wrap=()):
         self.tmp = str(tmp)
         self.cgroup = cgroup
         self.bpffs = bpffs
@@ -174,6 +175,7 @@ class Daemon:
         self.health_timeout = health_timeout
         self.extra = list(extra)
         self.in_cgroup = in_cgroup
+        self.wrap = list(wrap)  # argv the daemon runs under (a private mount namespace)
         self.proc = None
         self.notify = None
         if config_text is not None:
@@ -206,7 +208,7 @@ class Daemon:
                     f.write(str(os.getpid()))
 
         logf = open(self.log, "a")
-        self.proc = subprocess.Popen(self.args(), env=env, stdout=logf, stderr=logf,
+        self.proc = subprocess.Popen(self.wrap + self.args(), env=env, stdout=logf, stderr=logf,
                                      preexec_fn=preexec)
         logf.close()
         if expect_ready:

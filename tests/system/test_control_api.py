@@ -101,7 +101,7 @@ def test_apply_with_gzip(env):
 BAD = [
     ("name", lambda l, t: mig().MigrationSpec(name="", legacy=[l.addr], target=[t.addr]), "name"),
     ("name-chars", lambda l, t: mig().MigrationSpec(name="Bad Name", legacy=[l.addr], target=[t.addr]), "name"),
-    ("endpoint", lambda l, t: mig().MigrationSpec(name="x", legacy=["localhost:1"], target=[t.addr]), "legacy[0]"),
+    ("endpoint", lambda l, t: mig().MigrationSpec(name="x", legacy=["local host:1"], target=[t.addr]), "legacy[0]"),
     ("no-target", lambda l, t: mig().MigrationSpec(name="x", legacy=[l.addr]), "target"),
     ("ratio", lambda l, t: mig().MigrationSpec(name="x", legacy=[l.addr], target=[t.addr], ratio_bp=10001),
      "ratio_bp"),

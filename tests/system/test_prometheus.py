@@ -224,7 +224,7 @@ def test_alert_rules_are_valid_and_fire(setup):
         pytest.skip("promtool not installed (packaging/deps.sh: prometheus)")
     rules = os.path.join(RULES_DIR, "switchyard-rules.yaml")
     r = subprocess.run(["promtool", "check", "rules", rules], capture_output=True, text=True)
-    assert r.returncode == 0 and "SUCCESS: 7 rules found" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "SUCCESS: 9 rules found" in r.stdout, r.stdout + r.stderr
     r = subprocess.run(["promtool", "test", "rules", "rules-test.yaml"], cwd=RULES_DIR, capture_output=True,
                        text=True)
     assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr

@@ -189,3 +189,38 @@ def test_the_plans_verify_step_names_the_scope(env):
     want = "scope: 1 prefix; 30 keys on legacy outside the scope"  # other:* and cart:*
     wait_for(lambda: want in d.syctl("events", "m").stdout, timeout=60, interval=0.3, what="verify step")
     assert target.client().dbsize() == 5  # user:1, 3, 5, 7, 9
+
+
+def test_a_config_with_only_prefixes_keeps_an_upgraded_scope(env, tmp_path):
+    """The ownership rule on scope: a --config file that declares only `prefixes:` (as
+    every file did before scope existed) is re-applied at restart and on SIGHUP over a
+    format-1 state whose prefixes were kept as scope. The file never declared a scope,
+    so the upgraded one stays; a file that then declares a scope and drops it again
+    does drop it (it changed that very field)."""
+    start, spec, legacy, target, a, factory = env
+    d = start(prefixes=["user:"])
+    assert list(migration(d).spec.scope) == []
+    d.stop()
+    s = pb("switchyard.v1.state")
+    st = s.State()
+    st.ParseFromString(d.state_bytes())
+    assert st.migrations[0].HasField("file_spec") and list(st.migrations[0].file_spec.scope) == []
+    st.format = 1  # what the previous version wrote
+    with open(os.path.join(d.state_dir, "state.pb"), "wb") as out:
+        out.write(st.SerializeToString())
+    d.start()  # the same --config file, applied over the upgraded state
+    assert list(migration(d).spec.scope) == ["user:"]
+    d.reload(spec_yaml([spec(prefixes=["user:"])]))
+    assert list(migration(d).spec.scope) == ["user:"]
+    diff = d.syctl("diff", "-f", d.config).stdout
+    assert "scope" not in diff, diff
+    py_redis(a, legacy.addr, "r.set('other:zz', 'x')\nr.set('user:zz', 'y')")
+    T = target.client()
+    wait_for(lambda: T.get("user:zz") == b"y", what="in-scope write mirrored")
+    wait_for(lambda: forward(d).out_of_scope == 1, what="out-of-scope write skipped")
+    assert T.get("other:zz") is None
+    # the file takes the field over: declares a scope, then drops it
+    d.reload(spec_yaml([spec(prefixes=["user:"], scope=["user:", "cart:"])]))
+    assert list(migration(d).spec.scope) == ["user:", "cart:"]
+    d.reload(spec_yaml([spec(prefixes=["user:"])]))
+    assert list(migration(d).spec.scope) == []

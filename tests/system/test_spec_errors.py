@@ -26,9 +26,9 @@ BAD = [
 """, "ratioo", "ratioo"),
     ("bad-endpoint", """migrations:
   - name: users
-    legacy: ["localhost:{lport}"]
+    legacy: ["local host:{lport}"]
     target: ["{target}"]
-""", "localhost", "localhost"),
+""", "local host", "local host"),
     ("ratio-out-of-range", """migrations:
   - name: users
     legacy: ["{legacy}"]

@@ -332,3 +332,47 @@ def test_continuous_audits_find_drift_by_themselves(env):
     wait_for(lambda: target.client().get("k:7") == b"7", timeout=20, what="found and repaired")
     assert int(audit(d, "--report")["startedUnixMs"]) > t0
     assert first["state"] in ("running", "done")
+
+
+def test_every_database_is_backfilled_and_audited(env):
+    """A migration whose clients use several databases (SELECT n): the backfill copies
+    the keys of every database that has keys, each into the same database on target,
+    and the audit finds drift in any of them — named with its database — and repairs it
+    there. A key of the same name in two databases is two keys."""
+    start, legacy, target, a, b = env
+    d = start(mirror="off")
+    dbs = (0, 3, 15)
+    for db in dbs:
+        r = redis.Redis(port=legacy.port, db=db)
+        for i in range(40):
+            r.set("k:%d" % i, "db%d-v%d" % (db, i))
+    redis.Redis(port=legacy.port, db=7).set("only-db7", "x")
+    redis.Redis(port=target.port, db=9).set("extra-in-9", "y")  # only target has keys in 9
+    d.syctl("--timeout", "60s", "backfill", "m")
+    wait_for(lambda: backfill(d, "--status")["state"] == "done", timeout=60, what="backfill done")
+    st = backfill(d, "--status")
+    assert int(st["copied"]) == 3 * 40 + 1 and int(st.get("total", 0)) == 3 * 40 + 1, st
+    for db in dbs:
+        t = redis.Redis(port=target.port, db=db)
+        assert t.get("k:5") == b"db%d-v5" % db
+    assert redis.Redis(port=target.port, db=7).get("only-db7") == b"x"
+    # drift in database 3 and the extra key in 9; database 0's k:1 untouched
+    redis.Redis(port=target.port, db=3).set("k:1", "changed")
+    r = audit(d, "--rate", "100000")
+    assert r["state"] == "done", r
+    assert int(r["scanned"]) == 2 * (3 * 40 + 1) + 1  # both sides, every database
+    assert {k: int(r.get(k, 0)) for k in ("missing", "extra", "type", "value", "ttl")} == \
+        {"missing": 0, "extra": 1, "type": 0, "value": 1, "ttl": 0}
+    rep = audit(d, "--report")
+    found = sorted((int(x.get("db", 0)), x["key"], x["kind"]) for x in rep.get("drift", []))
+    assert found == [(3, "k:1", "value"), (9, "extra-in-9", "extra")], found
+    text = d.syctl("verify", "m", "--report", check=False).stdout
+    assert "db3 k:1" in text and "db9 extra-in-9" in text
+    r = audit(d, "--repair", "--rate", "100000")
+    assert int(r["repaired"]) == 2
+    wait_for(lambda: redis.Redis(port=target.port, db=3).get("k:1") == b"db3-v1", timeout=20, what="repaired")
+    wait_for(lambda: redis.Redis(port=target.port, db=9).get("extra-in-9") is None, timeout=20,
+             what="extra deleted")
+    assert redis.Redis(port=target.port, db=0).get("k:1") == b"db0-v1"
+    r = audit(d, "--rate", "100000")
+    assert sum(int(r.get(k, 0)) for k in ("missing", "extra", "type", "value", "ttl")) == 0

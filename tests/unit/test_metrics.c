@@ -82,6 +82,19 @@ static void names_are_the_contract(void **state)
 		{"switchyard.cutover.state", "switchyard_cutover_state"},
 		{"switchyard.exporter.batches", "switchyard_exporter_batches_total"},
 		{"switchyard.exporter.bytes", "switchyard_exporter_bytes_total"},
+		{"switchyard.gate.threshold", "switchyard_gate_threshold"},
+		{"switchyard.gate.value", "switchyard_gate_value"},
+		{"switchyard.endpoint.healthy", "switchyard_endpoint_healthy"},
+		{"switchyard.backfill.scanned", "switchyard_backfill_scanned"},
+		{"switchyard.backfill.keys", "switchyard_backfill_keys"},
+		{"switchyard.backfill.running", "switchyard_backfill_running"},
+		{"switchyard.audit.scanned", "switchyard_audit_scanned"},
+		{"switchyard.audit.keys", "switchyard_audit_keys"},
+		{"switchyard.audit.running", "switchyard_audit_running"},
+		{"switchyard.mirror.needs_audit", "switchyard_mirror_needs_audit"},
+		{"switchyard.mirror.dirty", "switchyard_mirror_dirty"},
+		{"switchyard.endpoint.name.stale", "switchyard_endpoint_name_stale"},
+		{"switchyard.endpoint.name.addresses", "switchyard_endpoint_name_addresses"},
 	};
 	struct sy_metrics_set s;
 	char name[128];
@@ -92,8 +105,9 @@ static void names_are_the_contract(void **state)
 		sy_prom_name(family(&s, want[i][0]), name, sizeof(name));
 		assert_string_equal(name, want[i][1]);
 	}
-	/* 45 points per migration, every one with the migration attribute first */
-	assert_int_equal(s.n_pool, 2 * 45 + 6);
+	/* 53 points per migration (no gates, endpoints or names here), every one with the
+	 * migration attribute first */
+	assert_int_equal(s.n_pool, 2 * 53 + 6);
 	for (size_t i = 0; i < s.n_pool - 6; i++)
 		assert_string_equal(s.pool[i].key[0], "migration");
 	sy_metrics_set_free(&s);
@@ -131,6 +145,61 @@ static void points_carry_the_figures(void **state)
 	assert_string_equal(f->points[0].key[1], "state");
 	assert_string_equal(f->points[0].val[1], "baking");
 	assert_int_equal(f->points[0].u, 1);
+	sy_metrics_set_free(&s);
+}
+
+/* Gates, endpoint health, jobs and names: a gate that is off has no threshold, one not
+ * evaluated has no value, an endpoint not checked yet has no point. */
+static void ops_figures_become_points(void **state)
+{
+	struct sy_metrics_set s;
+	struct sy_metrics_mig *m;
+	const struct sy_metric_family *f;
+
+	(void)state;
+	make_set(&s);
+	m = &s.migs[0];
+	m->gate[SY_GATE_ERROR_RATE] =
+		(typeof(m->gate[0])){.enabled = true, .threshold = 0.01, .have_value = true, .value = 0.002};
+	m->gate[SY_GATE_P99_RATIO] = (typeof(m->gate[0])){.enabled = true, .threshold = 2};
+	m->n_eps[SY_SIDE_TARGET] = 2;
+	snprintf(m->ep[SY_SIDE_TARGET][0], SY_EP_STRLEN, "127.0.0.1:7001");
+	snprintf(m->ep[SY_SIDE_TARGET][1], SY_EP_STRLEN, "[::1]:7001");
+	m->ep_healthy[SY_SIDE_TARGET][0] = 0;
+	m->ep_healthy[SY_SIDE_TARGET][1] = -1;
+	m->job[SY_JOB_AUDIT] = (typeof(m->job[0])){.running = true, .done = 40, .total = 100};
+	m->needs_audit = true;
+	m->dirty = 7;
+	m->n_hosts = 1;
+	snprintf(m->host[0].name, sizeof(m->host[0].name), "redis.svc:7000");
+	m->host[0].stale = true;
+	m->host[0].n_addrs = 2;
+	assert_int_equal(sy_metrics_build(&s), 0);
+	f = family(&s, "switchyard.gate.threshold");
+	assert_int_equal(f->n_points, 2);
+	assert_true(f->is_double);
+	assert_string_equal(f->points[0].val[1], "error_rate");
+	assert_true(f->points[0].d == 0.01);
+	assert_string_equal(f->points[1].val[1], "p99_ratio");
+	f = family(&s, "switchyard.gate.value");
+	assert_int_equal(f->n_points, 1);
+	assert_true(f->points[0].d == 0.002);
+	f = family(&s, "switchyard.endpoint.healthy");
+	assert_int_equal(f->n_points, 1);
+	assert_string_equal(f->points[0].val[1], "target");
+	assert_string_equal(f->points[0].val[2], "127.0.0.1:7001");
+	assert_int_equal(f->points[0].u, 0);
+	assert_int_equal(family(&s, "switchyard.audit.scanned")->points[0].u, 40);
+	assert_int_equal(family(&s, "switchyard.audit.keys")->points[0].u, 100);
+	assert_int_equal(family(&s, "switchyard.audit.running")->points[0].u, 1);
+	assert_int_equal(family(&s, "switchyard.backfill.running")->points[0].u, 0);
+	assert_int_equal(family(&s, "switchyard.mirror.needs_audit")->points[0].u, 1);
+	assert_int_equal(family(&s, "switchyard.mirror.dirty")->points[0].u, 7);
+	f = family(&s, "switchyard.endpoint.name.stale");
+	assert_int_equal(f->n_points, 1);
+	assert_string_equal(f->points[0].val[2], "redis.svc:7000");
+	assert_int_equal(f->points[0].u, 1);
+	assert_int_equal(family(&s, "switchyard.endpoint.name.addresses")->points[0].u, 2);
 	sy_metrics_set_free(&s);
 }
 
@@ -429,10 +498,15 @@ static void bad_files_say_where(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(names_are_the_contract), cmocka_unit_test(points_carry_the_figures),
-		cmocka_unit_test(hist_helpers),		  cmocka_unit_test(prom_text_is_valid),
-		cmocka_unit_test(otlp_request_decodes),	  cmocka_unit_test(settings_from_the_command_line),
-		cmocka_unit_test(bad_options_exit_2),	  cmocka_unit_test(settings_from_the_file),
+		cmocka_unit_test(names_are_the_contract),
+		cmocka_unit_test(points_carry_the_figures),
+		cmocka_unit_test(hist_helpers),
+		cmocka_unit_test(ops_figures_become_points),
+		cmocka_unit_test(prom_text_is_valid),
+		cmocka_unit_test(otlp_request_decodes),
+		cmocka_unit_test(settings_from_the_command_line),
+		cmocka_unit_test(bad_options_exit_2),
+		cmocka_unit_test(settings_from_the_file),
 		cmocka_unit_test(bad_files_say_where),
 	};
 

@@ -80,10 +80,10 @@ static void errors_name_file_line_and_field(void **state)
 		"    ratioo: 5%\n",
 		"t.yaml:5: unknown field \"ratioo\" (expected one of: name, legacy, target, client, ratio, "
 		"pins, prefixes, sample_reads, mirror, capture_bytes, rewrite, mirror_queue, auto_repair, "
-		"audit_every, plan, auth, scope)");
+		"audit_every, plan, auth, scope, resolve_interval)");
 	expect_error(
-		"migrations:\n  - name: a\n    legacy: [\"localhost:1\"]\n    target: [\"127.0.0.1:2\"]\n",
-		"t.yaml:3: legacy[0]: \"localhost:1\": not a numeric IPv4 or [IPv6] address");
+		"migrations:\n  - name: a\n    legacy: [\"local host:1\"]\n    target: [\"127.0.0.1:2\"]\n",
+		"t.yaml:3: legacy[0]: \"local host:1\": not a numeric IPv4 or [IPv6] address, nor a host name");
 	expect_error(
 		"migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
 		"    ratio: 120%\n",
