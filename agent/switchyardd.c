@@ -64,6 +64,7 @@ struct opts {
 	size_t rpc_max_msg;
 	const char *http;	/* --http ADDR:PORT (dashboard, /api/v1, /metrics) */
 	const char *http_token; /* --http-token-file: who may act over http */
+	unsigned http_per_ip;	/* --http-max-conns-per-ip */
 	int uninstall;
 	int check_config;
 	const char *store; /* etcd://…: a fleet's shared store (docs/fleet.md) */
@@ -112,6 +113,9 @@ static void usage(FILE *f)
 		   "  --http ADDR:PORT        dashboard, JSON API (/api/v1) and /metrics (docs/http.md)\n"
 		   "  --http-token-file FILE  bearer token that actions over http need (mode 0600;\n"
 		   "                          re-read on SIGHUP); without it they are refused\n"
+		   "  --http-max-conns-per-ip N\n"
+		   "                          connections one client address may hold on --http\n"
+		   "                          (default 64, at most 512; a dashboard holds 2-4)\n"
 		   "  --log-level LEVEL       debug, info, warning, error (default info)\n"
 		   "  --check-config          validate --config and exit\n"
 		   "  --uninstall             detach the programs and remove every pin, then exit\n"
@@ -174,7 +178,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		O_NODE,
 		O_NODE_TTL,
 		O_HTTP,
-		O_HTTP_TOKEN
+		O_HTTP_TOKEN,
+		O_HTTP_PER_IP
 	};
 	static const struct option lo[] = {
 		{"config", required_argument, 0, O_CONFIG},
@@ -194,6 +199,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		{"node-ttl", required_argument, 0, O_NODE_TTL},
 		{"http", required_argument, 0, O_HTTP},
 		{"http-token-file", required_argument, 0, O_HTTP_TOKEN},
+		{"http-max-conns-per-ip", required_argument, 0, O_HTTP_PER_IP},
 		{"help", no_argument, 0, 'h'},
 		SY_EXPORTERS_LONGOPTS,
 		{0, 0, 0, 0},
@@ -206,6 +212,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 	o->health_timeout_ms = 500;
 	sy_exporters_defaults(exp);
 	o->rpc_max_msg = DEFAULT_RPC_MAX_MSG;
+	o->http_per_ip = SY_HTTP_PER_IP_DEFAULT;
 	opterr = 0;
 	/* ":": a missing value is told apart from an unknown option */
 	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
@@ -233,6 +240,24 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		case O_HTTP_TOKEN:
 			o->http_token = optarg;
 			break;
+		case O_HTTP_PER_IP: {
+			char *end = NULL;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || *optarg == '-' || v < 1 ||
+			    v > SY_HTTP_MAX_CONNS) {
+				fprintf(stderr,
+					"switchyardd: --http-max-conns-per-ip: \"%s\" is not a number from 1 "
+					"to "
+					"%d\n",
+					optarg, SY_HTTP_MAX_CONNS);
+				return 2;
+			}
+			o->http_per_ip = (unsigned)v;
+			break;
+		}
 		case O_LISTEN:
 			if (o->n_listen == MAX_LISTEN) {
 				fprintf(stderr, "switchyardd: --listen: at most %d listeners\n", MAX_LISTEN);
@@ -807,8 +832,9 @@ int main(int argc, char **argv)
 		     &(struct sy_metrics_src){.reg = d.reg, .mirror = d.mirror, .verify = d.verify},
 		     d.info.started_unix_ms, &exporters)))
 		goto out;
-	if (expcfg.metrics[0] && (e = sy_http_start(d.loop, expcfg.metrics, d.rpc, &d.ctl,
-						    sy_exporters_prom(exporters), d.o.http_token, &d.http)))
+	if (expcfg.metrics[0] &&
+	    (e = sy_http_start(d.loop, expcfg.metrics, d.rpc, &d.ctl, sy_exporters_prom(exporters),
+			       d.o.http_token, d.o.http_per_ip, &d.http)))
 		goto out;
 	if (sy_loop_add_signal(d.loop, SIGHUP, on_hup, &d) ||
 	    sy_loop_add_signal(d.loop, SIGTERM, on_term, &d) ||
