@@ -26,7 +26,7 @@ bench_cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	"$OUT/switchyardd" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
 	rmdir "$CG" 2>/dev/null
-	rm -rf "$WORK"
+	[ -n "${BENCH_KEEP:-}" ] && echo "bench: kept $WORK" || rm -rf "$WORK"
 }
 
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -27,6 +27,7 @@ class Client:
         self.events = []  # (id or None, JSON)
         self.heartbeats = 0
         self.closed = False
+        self.error = None  # why it closed, when the socket said
 
     def feed(self, data):
         self.buf += data
@@ -78,8 +79,8 @@ class Crowd:
             self.clients.append(c)
             try:
                 s.sendall(req)
-            except OSError:  # refused at once (a connection limit): closed, no head
-                c.closed = True
+            except OSError as e:  # refused at once (a connection limit): closed, no head
+                c.closed, c.error = True, e.strerror
                 continue
             s.setblocking(False)
             self.sel.register(s, selectors.EVENT_READ, c)
@@ -94,7 +95,8 @@ class Crowd:
                     data = c.sock.recv(65536)
                 except (BlockingIOError, InterruptedError):
                     continue
-                except OSError:
+                except OSError as e:
+                    c.error = e.strerror
                     data = b""
                 with self.lock:
                     if not data:
@@ -123,7 +125,7 @@ class Crowd:
     def describe(cs):
         statuses = {}
         for c in cs:
-            k = "closed" if c.closed and c.head is None else str(c.status)
+            k = ("closed" + (" (%s)" % c.error if c.error else "")) if c.closed and c.head is None else str(c.status)
             statuses[k] = statuses.get(k, 0) + 1
         return "statuses %s, events min %d max %d" % (statuses, min(len(c.events) for c in cs),
                                                        max(len(c.events) for c in cs))
