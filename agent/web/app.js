@@ -107,7 +107,7 @@ function drawCharts(el) {
 }
 
 // Each gate's value against its threshold, one chart per gate the plan evaluates; the
-// card's border turns red while it breaches.
+// chart's frame turns red while the gate breaches.
 function drawGates(el, h, t) {
   const last = h[h.length - 1].gates;
   const box = $(el, '.gate-charts');
@@ -198,6 +198,7 @@ function renderSnapshot(t, s) {
   const el = cards.get(s.name);
   if (!el) return want(s.name);
   record(el, t, s);
+  if (s.gates && s.gates.length) renderGates(el, s.gates); // the latest evaluation
   $(el, '.ratio').textContent = pct(s.ratioBp || 0);
   el.dataset.ratioBp = s.ratioBp || 0;
   for (const side of s.sides || []) {

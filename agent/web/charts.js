@@ -45,6 +45,8 @@ export function makeChart(parent, cls, title, fmt, opts = {}) {
   const marks = el('g', { class: 'marks' }, svg);
   const lines = el('g', { class: 'series' }, svg);
   const paths = new Map();
+  since.textContent = '-' + MIN_WINDOW_MS / 60000 + 'm';
+  top.textContent = fmt(opts.max || niceMax(opts.floor || 0));
   return {
     svg,
     // series: [{key, label, points: [[ms, v|null]…]}]; marks: [{v, cls, label}];

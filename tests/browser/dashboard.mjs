@@ -33,6 +33,12 @@ page.on('dialog', async (d) => {
   dialogs.push(d.type());
   await (d.type() === 'prompt' ? d.accept(token) : d.accept());
 });
+// The page's reads of migrations: the list once, then one migration at a time, coalesced.
+const reads = [];
+page.on('request', (r) => {
+  const u = new URL(r.url());
+  if (r.method() === 'GET' && u.pathname.startsWith('/api/v1/migrations')) reads.push([Date.now(), u.pathname]);
+});
 const card = page.locator('[data-migration="m"]');
 const current = card.locator('ol.steps li.current');
 // How many points a chart's series drew (its path's data-points), -1 without the path.
@@ -73,7 +79,18 @@ try {
     '[data-migration="m"] svg.chart.p99 path.line.target')?.dataset.points) >= 2, null, { timeout: 10000 });
   const before = { legacy: await points('p99', 'legacy'), rps: await points('rps', 'target') };
   assert.ok(before.legacy >= 2, 'legacy p99 points: ' + before.legacy);
+  // meanwhile the plan evaluates its gates every 200 ms, each an event naming m: the
+  // page re-reads m at most once per 500 ms, and never the whole list again
+  const t0 = Date.now(), evBefore = await page.locator('#events li', { hasText: 'cutover.evaluated' }).count();
   await page.waitForTimeout(2500);
+  const t1 = Date.now();
+  const evDuring = (await page.locator('#events li', { hasText: 'cutover.evaluated' }).count()) - evBefore;
+  const during = reads.filter(([t]) => t >= t0 && t <= t1);
+  assert.ok(evDuring >= 5, 'gate evaluations seen in 2.5 s: ' + evDuring);
+  assert.ok(during.length >= 1 && during.length <= Math.ceil((t1 - t0) / 500) + 1,
+    evDuring + ' events, ' + during.length + ' re-reads: ' + JSON.stringify(during));
+  assert.ok(during.every(([, p]) => p === '/api/v1/migrations/m'), JSON.stringify(during));
+  assert.equal(reads.filter(([, p]) => p === '/api/v1/migrations').length, 1, 'the list read more than once');
   assert.ok(await points('p99', 'legacy') > before.legacy, 'the legacy p99 series does not grow');
   assert.ok(await points('rps', 'target') > before.rps, 'the target requests/s series does not grow');
   assert.ok(await points('err', 'target') >= 2, 'no target error-rate points');
