@@ -5,6 +5,9 @@
 in headless chromium (bench/dashboard_pages.mjs), no dashboard again. The chromium
 processes' own CPU is printed too, for scale: it is the browser's, not the agent's.
 
+With COMPARE_APP_JS=FILE, one more round: the same dashboards with FILE served as their
+/app.js (another version of the page, e.g. `git show REV:agent/web/app.js`).
+
 usage: dashboard_bench.py URL PID MIGRATIONS [DASHBOARDS] [SECONDS]"""
 import os
 import subprocess
@@ -46,25 +49,33 @@ def measure(pid, seconds, browser=None):
     return 100 * (a1 - a0) / (t1 - t0), 100 * (b1 - b0) / (t1 - t0)
 
 
-def main():
-    url, pid, migs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    n = int(sys.argv[4]) if len(sys.argv) > 4 else 5
-    seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 30
-    rows = [("no dashboard", 0) + measure(pid, seconds)]
-    b = subprocess.Popen(["node", os.path.join(HERE, "dashboard_pages.mjs"), url, str(n), migs],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def dashboards(url, n, migs, pid, seconds, app_js=None):
+    b = subprocess.Popen(["node", os.path.join(HERE, "dashboard_pages.mjs"), url, str(n), migs]
+                         + ([app_js] if app_js else []), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = b.stdout.readline().strip()
     if line != "ready":
         b.kill()
         sys.exit("dashboard_pages did not get ready: %r" % line)
     time.sleep(2)  # past the first reads of every tab
-    rows.append(("%d dashboards" % n, n) + measure(pid, seconds, b))
+    got = measure(pid, seconds, b)
     b.stdin.close()
     out = b.stdout.read()
     if b.wait() != 0 or "closed" not in out:
         sys.exit("dashboard_pages failed")
     time.sleep(3)  # the streams' threads end at their next heartbeat
+    return got
+
+
+def main():
+    url, pid, migs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    n = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+    seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 30
+    rows = [("no dashboard", 0) + measure(pid, seconds)]
+    rows.append(("%d dashboards" % n, n) + dashboards(url, n, migs, pid, seconds))
     rows.append(("no dashboard again", 0) + measure(pid, seconds))
+    other = os.environ.get("COMPARE_APP_JS")
+    if other:
+        rows.append(("%d, app.js from file" % n, n) + dashboards(url, n, migs, pid, seconds, other))
     print("%-20s %10s %12s %14s" % ("round", "dashboards", "agent cpu %", "chromium cpu %"))
     for name, k, a, c in rows:
         print("%-20s %10d %12.2f %14.1f" % (name, k, a, c))

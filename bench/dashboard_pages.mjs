@@ -3,10 +3,13 @@
 // chromium, headless, driven by playwright-core (installed under tests/browser by
 // `npm ci`), one tab per dashboard. Prints "ready" once every tab shows its
 // migrations with both streams live, then keeps them open until stdin ends.
-//   node bench/dashboard_pages.mjs URL N MIGRATIONS
+//   node bench/dashboard_pages.mjs URL N MIGRATIONS [APP_JS]
+// APP_JS: serve this file as /app.js instead of the agent's (to compare another
+// version of the page against the same agent, e.g. `git show REV:agent/web/app.js`).
+import { readFileSync } from 'node:fs';
 import { chromium } from '../tests/browser/node_modules/playwright-core/index.mjs';
 
-const [url, n, migrations] = process.argv.slice(2);
+const [url, n, migrations, appJs] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   args: ['--no-sandbox', '--headless', '--disable-gpu', '--no-first-run', '--disable-background-networking',
@@ -21,6 +24,10 @@ try {
   for (let i = 0; i < Number(n); i++) {
     const p = await browser.newPage({ viewport: { width: 1200, height: 800 } });
     p.on('pageerror', (e) => errors.push(e.message));
+    if (appJs) {
+      const body = readFileSync(appJs);
+      await p.route('**/app.js', (r) => r.fulfill({ status: 200, contentType: 'text/javascript', body }));
+    }
     await p.goto(url, { waitUntil: 'load' });
     pages.push(p);
   }
@@ -31,7 +38,7 @@ try {
   console.log('ready');
   await new Promise((resolve) => { process.stdin.on('end', resolve); process.stdin.resume(); });
   // the tabs kept drawing: every chart of every tab has points
-  for (const p of pages) {
+  for (const p of appJs ? [] : pages) {
     const pts = await p.evaluate(() => Math.min(...[...document.querySelectorAll('svg.chart.ratio path.line')]
       .map((x) => Number(x.dataset.points))));
     if (!(pts > 1)) errors.push('a tab drew no ratio points');

@@ -17,10 +17,13 @@
 # printed once the agent answers there (DEMO_HTTP=ADDR:PORT picks the address; from
 # another machine, `ssh -L PORT:127.0.0.1:PORT HOST` and open the same URL).
 #
+# DEMO_SHOTS=DIR saves screenshots of the dashboard at 50 % and after the rollback
+# (tests/browser/demo_shots.mjs: chromium and tests/browser's npm packages).
 # DEMO_KEEP=1 keeps the work folder (logs of the daemon, servers and clients).
 # DEMO_NONINTERACTIVE=1 (or no terminal) prints the live view as plain snapshots; the
 # script exits non-zero if the demo does not end as described (CI runs it as a test).
 set -euo pipefail
+[ -n "${DEMO_SHOTS:-}" ] && DEMO_SHOTS=$(realpath -m "$DEMO_SHOTS")
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build}
 SY="$OUT/switchyardd"
@@ -53,6 +56,7 @@ HTTP=${DEMO_HTTP:-127.0.0.1:$(free_port)}
 
 cleanup() {
 	set +e
+	[ -n "${shots:-}" ] && kill "$shots" 2>/dev/null
 	for p in "${bg[@]}" "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${bg[@]}" "${pids[@]}"; do wait "$p" 2>/dev/null; done
 	"$SY" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
@@ -140,6 +144,11 @@ until $PY -c "import sys, urllib.request as u; u.urlopen('http://$HTTP/api/v1/st
 	sleep 0.05
 done
 say "dashboard: http://$HTTP/ (live until the demo ends)"
+if [ -n "${DEMO_SHOTS:-}" ]; then
+	mkdir -p "$DEMO_SHOTS"
+	(cd tests/browser && exec node demo_shots.mjs "http://$HTTP/" "$DEMO_SHOTS") >"$WORK/shots.log" 2>&1 &
+	shots=$!
+fi
 
 say "workload: 4 client cgroups reconnecting for every request (pools join at 50%)"
 reads=$($PY -c 'import json; print(json.dumps(["session:%d" % i for i in range(0, 2000, 20)]))')
@@ -260,6 +269,12 @@ then
 else
 	rc=1
 	echo "demo: FAILED: see the summary above" >&2
+fi
+if [ -n "${shots:-}" ]; then
+	if wait "$shots"; then echo "screenshots of the dashboard in $DEMO_SHOTS"; else
+		echo "demo: the screenshots failed (the demo itself did not):" >&2
+		tail -n 5 "$WORK/shots.log" >&2
+	fi
 fi
 say "demo done in $(($(date +%s) - T0)) s"
 exit $rc

@@ -16,16 +16,19 @@ const cards = new Map(); // migration name -> its <article>
 const live = { watch: false, events: false };
 
 const pct = (bp) => (bp / 100).toFixed(2) + '%';
+// Three significant digits, never an exponent: 0.125, 12.5, 1250.
+const sig = (n) => (Math.abs(n) >= 100 ? String(Math.round(n)) : String(Number(n.toPrecision(3))));
 const us = (v) => {
   const n = Number(v || 0);
   if (!n) return '0';
-  return n >= 1000 ? (n / 1000).toPrecision(3) + ' ms' : n + ' µs';
+  if (n >= 1e6) return sig(n / 1e6) + ' s';
+  return n >= 1000 ? sig(n / 1000) + ' ms' : n + ' µs';
 };
 const num = (v) => {
   const n = Number(v || 0);
-  return Number.isInteger(n) ? String(n) : n.toPrecision(3);
+  return Number.isInteger(n) ? String(n) : sig(n);
 };
-const ratio = (v) => (Number(v || 0) * 100).toPrecision(3) + '%';
+const ratio = (v) => sig(Number(v || 0) * 100) + '%';
 const secs = (ms) => {
   const s = Math.ceil(Number(ms || 0) / 1000);
   return s >= 60 ? Math.floor(s / 60) + 'm' + String(s % 60).padStart(2, '0') + 's' : s + 's';
