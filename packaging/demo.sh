@@ -17,7 +17,7 @@
 # printed once the agent answers there (DEMO_HTTP=ADDR:PORT picks the address; from
 # another machine, `ssh -L PORT:127.0.0.1:PORT HOST` and open the same URL).
 #
-# DEMO_SHOTS=DIR saves screenshots of the dashboard at 50 % and after the rollback
+# DEMO_SHOTS=DIR saves screenshots of the dashboard at the rollback and at the end
 # (tests/browser/demo_shots.mjs: chromium and tests/browser's npm packages).
 # DEMO_KEEP=1 keeps the work folder (logs of the daemon, servers and clients).
 # DEMO_NONINTERACTIVE=1 (or no terminal) prints the live view as plain snapshots; the

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The screenshots of docs/dashboard.md, taken during `make demo` (DEMO_SHOTS=DIR):
-// the dashboard at the plan's 50 % step, then once the p99 gate has rolled it back.
+// the card as the p99 gate rolls the plan back, then the page once the plan walked
+// again to completion.
 // Debian's chromium, headless, driven by playwright-core.
 //   node demo_shots.mjs URL DIR
 import { chromium } from 'playwright-core';
@@ -15,14 +16,16 @@ try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   await page.goto(url, { waitUntil: 'load' });
   const card = '[data-migration="demo"]';
-  await page.waitForFunction((c) => document.querySelector(c)?.dataset.step === '3' &&
-    document.querySelector(c)?.dataset.phase === 'cutting-over', card, { timeout: 120000, polling: 200 });
-  await page.waitForTimeout(3000); // a few points at 50 %
-  await page.locator(card).screenshot({ path: dir + '/dashboard-50.png' });
-  await page.waitForFunction((c) => document.querySelector(c)?.dataset.phase === 'rolled-back', card,
-    { timeout: 120000, polling: 200 });
-  await page.waitForTimeout(1500); // the drain's event (the demo restarts the plan 2 s later)
-  await page.screenshot({ path: dir + '/dashboard-rollback.png', fullPage: true });
+  const phase = (p) => page.waitForFunction(([c, want]) => document.querySelector(c)?.dataset.phase === want,
+    [card, p], { timeout: 150000, polling: 100 });
+  // the p99 gate's rollback: the card, its breached gate framed in red
+  await phase('rolled-back');
+  await page.waitForTimeout(300);
+  await page.locator(card).screenshot({ path: dir + '/dashboard-rollback.png' });
+  // the plan walked again to the end: the whole page, the walks in the ratio chart
+  await phase('completed');
+  await page.waitForTimeout(1500);
+  await page.screenshot({ path: dir + '/dashboard-completed.png', fullPage: true });
   console.log('demo_shots: ok');
 } finally {
   await browser.close();
