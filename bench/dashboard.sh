@@ -8,8 +8,11 @@
 # no dashboard, 5 dashboards open in headless chromium, and none again.
 #   DASHBOARDS=5 SECONDS_PER_ROUND=30 bench/dashboard.sh      (needs chromium, node and
 #   tests/browser's `npm ci`, as the browser test does)
-# Measured here (15 s rounds, 2 cores shared): 1.40 % of a core with no dashboard, 2.27 %
-# with 5 open, 1.53 % after: +0.80 % for 5 dashboards on 10 migrations.
+# COMPARE_APP_JS=FILE adds a round with FILE as the pages' /app.js (another version).
+# Measured here (20 s rounds, 2 cores shared with other builds, load average ~20):
+# 2.45 % of a core with no dashboard, 2.50 % with 5 open, 1.70 % after: +0.42 % for 5
+# dashboards on 10 migrations; the page before coalesced re-reads (`git show
+# 3214223~1:agent/web/app.js >/tmp/old.js; COMPARE_APP_JS=/tmp/old.js`) 3.70 %: +1.6 %.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh

@@ -2,7 +2,7 @@
 // switchyard dashboard: a client of the agent's JSON API (docs/http.md). Plain ES modules,
 // no dependencies (charts.js draws the charts). Reads: GET /api/v1/migrations once, SSE
 // /api/v1/watch (live figures, kept as the charts' history) and /api/v1/events (state
-// changes: each re-reads only the migration it names, at most once per REFRESH_MS),
+// changes: each re-reads only the migration it names, in rounds REFRESH_MS apart),
 // GET /api/v1/nodes (a fleet's nodes; the panel stays hidden where it answers 404).
 // Actions: POST /api/v1/migrations/NAME/cutover with the bearer token, asked for once
 // per tab and kept in sessionStorage only.
@@ -11,6 +11,7 @@ import { makeChart, WINDOW_MS } from '/charts.js';
 const $ = (root, sel) => root.querySelector(sel);
 const TOKEN_KEY = 'switchyard.token';
 const REFRESH_MS = 500; // re-reads of migrations: at most one round per this
+const LIST_ABOVE = 3; // a round re-reading more migrations than this reads the list
 const NODES_MS = 5000; // the nodes panel's re-read
 const cards = new Map(); // migration name -> its <article>
 const live = { watch: false, events: false };
@@ -229,7 +230,8 @@ let dirtyAll = false, timer = null, running = false, lastRun = 0;
 
 // Ask for a re-read of one migration (or of the list, name null). Asks arriving
 // together are answered by one round, and rounds are at least REFRESH_MS apart: a
-// burst of events costs one GET per migration it named, not one list per event.
+// burst of events costs one GET per migration it named (or one list when it named more
+// than LIST_ABOVE), not one list per event.
 function want(name) {
   if (name) dirty.add(name);
   else dirtyAll = true;
@@ -245,7 +247,9 @@ async function reread() {
   timer = null;
   running = true;
   lastRun = Date.now();
-  const all = dirtyAll, names = [...dirty];
+  // many migrations named in one round (plans evaluating their gates together): one
+  // list costs the agent less than a GET each
+  const all = dirtyAll || dirty.size > LIST_ABOVE, names = [...dirty];
   dirtyAll = false;
   dirty.clear();
   try {
