@@ -65,6 +65,7 @@ struct opts {
 	const char *http;	/* --http ADDR:PORT (dashboard, /api/v1, /metrics) */
 	const char *http_token; /* --http-token-file: who may act over http */
 	unsigned http_per_ip;	/* --http-max-conns-per-ip */
+	int http_per_ip_given;
 	int uninstall;
 	int check_config;
 	const char *store; /* etcd://…: a fleet's shared store (docs/fleet.md) */
@@ -256,6 +257,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 				return 2;
 			}
 			o->http_per_ip = (unsigned)v;
+			o->http_per_ip_given = 1;
 			break;
 		}
 		case O_LISTEN:
@@ -827,6 +829,11 @@ int main(int argc, char **argv)
 	}
 	if (d.o.http)
 		snprintf(expcfg.metrics, sizeof(expcfg.metrics), "%s", d.o.http);
+	if (d.o.http_per_ip_given && !expcfg.metrics[0]) {
+		sy_error("http",
+			 "--http-max-conns-per-ip: there is no HTTP listener (give --http ADDR:PORT)");
+		goto out;
+	}
 	if ((e = sy_exporters_start(
 		     d.loop, &expcfg,
 		     &(struct sy_metrics_src){.reg = d.reg, .mirror = d.mirror, .verify = d.verify},

@@ -103,6 +103,15 @@ def test_the_per_address_limit_refuses_the_next_connection(redis_pair, daemon_fa
     wait_for(lambda: answers("http://127.0.0.1:%d/api/v1/status" % port), timeout=10, what="a free slot again")
 
 
+def test_a_limit_without_a_listener_is_refused(redis_pair, daemon_factory):
+    legacy, target = redis_pair
+    d = daemon_factory(spec_yaml([{"name": "m", "legacy": [legacy.addr], "target": [target.addr]}]),
+                       extra=["--http-max-conns-per-ip", "100"], start=False)
+    d.start(expect_ready=False)
+    assert d.proc.wait(timeout=30) != 0
+    assert "--http-max-conns-per-ip: there is no HTTP listener" in d.read_log()
+
+
 @pytest.mark.parametrize("value", ["0", "513", "-1", "64x", ""])
 def test_a_bad_limit_is_a_usage_error(value):
     r = subprocess.run([os.path.join(OUT, "switchyardd"), "--http", "127.0.0.1:1", "--http-max-conns-per-ip",
