@@ -217,6 +217,9 @@ function renderSnapshot(t, s) {
   $(el, '.mirror-lag').textContent = fwd ? us(fwd.lagP99Us) : 'off';
   $(el, '.audit').textContent = (s.auditState || 'idle') +
     (s.auditState === 'running' ? ' ' + ratio(s.auditProgress) : '');
+  $(el, '.backfill').textContent = (s.backfillState || 'idle') + (s.backfillState === 'running'
+    ? ' ' + ratio(s.backfillProgress) + (Number(s.backfillEtaS) > 0 ? ', ' + secs(s.backfillEtaS * 1000) + ' left' : '')
+    : '');
   const phase = s.phase || 'none';
   if (phase !== el.dataset.phase || String(s.step) !== el.dataset.step) return want(s.name);
   setPhase(el, phase, s.reason);
