@@ -72,6 +72,7 @@ export function makeChart(parent, cls, title, fmt, opts = {}) {
           'text-anchor': 'end' }, marks).textContent = m.label;
       }
       now.replaceChildren();
+      for (const [key, p] of paths) if (!series.some((s) => s.key === key)) { p.remove(); paths.delete(key); }
       for (const s of series) {
         let p = paths.get(s.key);
         if (!p) {
