@@ -69,6 +69,8 @@ struct opts {
 	size_t rpc_max_msg;
 	const char *http;	/* --http ADDR:PORT (dashboard, /api/v1, /metrics) */
 	const char *http_token; /* --http-token-file: who may act over http */
+	unsigned http_per_ip;	/* --http-max-conns-per-ip */
+	int http_per_ip_given;
 	int uninstall;
 	int check_config;
 	const char *store; /* etcd://…: a fleet's shared store (docs/fleet.md) */
@@ -119,6 +121,9 @@ static void usage(FILE *f)
 		   "  --http ADDR:PORT        dashboard, JSON API (/api/v1) and /metrics (docs/http.md)\n"
 		   "  --http-token-file FILE  bearer token that actions over http need (mode 0600;\n"
 		   "                          re-read on SIGHUP); without it they are refused\n"
+		   "  --http-max-conns-per-ip N\n"
+		   "                          connections one client address may hold on --http\n"
+		   "                          (default 64, at most 512; a dashboard holds 2-4)\n"
 		   "  --log-level LEVEL       debug, info, warning, error (default info)\n"
 		   "  --check-config          validate --config and exit\n"
 		   "  --uninstall             detach the programs and remove every pin, then exit\n"
@@ -181,7 +186,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		O_NODE,
 		O_NODE_TTL,
 		O_HTTP,
-		O_HTTP_TOKEN
+		O_HTTP_TOKEN,
+		O_HTTP_PER_IP
 	};
 	static const struct option lo[] = {
 		{"config", required_argument, 0, O_CONFIG},
@@ -201,6 +207,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		{"node-ttl", required_argument, 0, O_NODE_TTL},
 		{"http", required_argument, 0, O_HTTP},
 		{"http-token-file", required_argument, 0, O_HTTP_TOKEN},
+		{"http-max-conns-per-ip", required_argument, 0, O_HTTP_PER_IP},
 		{"help", no_argument, 0, 'h'},
 		SY_EXPORTERS_LONGOPTS,
 		{0, 0, 0, 0},
@@ -213,6 +220,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 	o->health_timeout_ms = 500;
 	sy_exporters_defaults(exp);
 	o->rpc_max_msg = DEFAULT_RPC_MAX_MSG;
+	o->http_per_ip = SY_HTTP_PER_IP_DEFAULT;
 	opterr = 0;
 	/* ":": a missing value is told apart from an unknown option */
 	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
@@ -240,6 +248,25 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		case O_HTTP_TOKEN:
 			o->http_token = optarg;
 			break;
+		case O_HTTP_PER_IP: {
+			char *end = NULL;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || *optarg == '-' || v < 1 ||
+			    v > SY_HTTP_MAX_CONNS) {
+				fprintf(stderr,
+					"switchyardd: --http-max-conns-per-ip: \"%s\" is not a number from 1 "
+					"to "
+					"%d\n",
+					optarg, SY_HTTP_MAX_CONNS);
+				return 2;
+			}
+			o->http_per_ip = (unsigned)v;
+			o->http_per_ip_given = 1;
+			break;
+		}
 		case O_LISTEN:
 			if (o->n_listen == MAX_LISTEN) {
 				fprintf(stderr, "switchyardd: --listen: at most %d listeners\n", MAX_LISTEN);
@@ -889,6 +916,11 @@ int main(int argc, char **argv)
 	}
 	if (d.o.http)
 		snprintf(expcfg.metrics, sizeof(expcfg.metrics), "%s", d.o.http);
+	if (d.o.http_per_ip_given && !expcfg.metrics[0]) {
+		sy_error("http",
+			 "--http-max-conns-per-ip: there is no HTTP listener (give --http ADDR:PORT)");
+		goto out;
+	}
 	if ((e = sy_exporters_start(
 		     d.loop, &expcfg,
 		     &(struct sy_metrics_src){.reg = d.reg,
@@ -897,8 +929,9 @@ int main(int argc, char **argv)
 					      .fleet = d.o.store ? sy_store_etcd_fleet(d.store) : NULL},
 		     d.info.started_unix_ms, &exporters)))
 		goto out;
-	if (expcfg.metrics[0] && (e = sy_http_start(d.loop, expcfg.metrics, d.rpc, &d.ctl,
-						    sy_exporters_prom(exporters), d.o.http_token, &d.http)))
+	if (expcfg.metrics[0] &&
+	    (e = sy_http_start(d.loop, expcfg.metrics, d.rpc, &d.ctl, sy_exporters_prom(exporters),
+			       d.o.http_token, d.o.http_per_ip, &d.http)))
 		goto out;
 	if (sy_loop_add_signal(d.loop, SIGHUP, on_hup, &d) ||
 	    sy_loop_add_signal(d.loop, SIGTERM, on_term, &d) ||

@@ -4,7 +4,8 @@
 # ends only the processes it started and removes what it made.
 #   bench_init NAME        → $ID $WORK $CG $BPFFS, trap cleanup
 #   bench_redis VAR...     → starts one redis-server per VAR, sets VAR to its port
-#   bench_daemon SPEC      → starts switchyardd on SPEC in $CG; sets $DPID, $SYCTL
+#   bench_daemon SPEC [ARG...] → starts switchyardd on SPEC in $CG (more options after
+#                            it); sets $DPID, $SYCTL
 #   port                   → a free TCP port on 127.0.0.1
 OUT=${OUT:-build}
 pids=()
@@ -25,7 +26,7 @@ bench_cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	"$OUT/switchyardd" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
 	rmdir "$CG" 2>/dev/null
-	rm -rf "$WORK"
+	[ -n "${BENCH_KEEP:-}" ] && echo "bench: kept $WORK" || rm -rf "$WORK"
 }
 
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -43,8 +44,10 @@ bench_redis() {
 }
 
 bench_daemon() {
-	"$OUT/switchyardd" --config "$1" --cgroup "$CG" --bpffs "$BPFFS" --state-dir "$WORK/state" \
-		--listen "unix:$WORK/sy.sock" 2>"$WORK/d.log" &
+	local spec=$1
+	shift
+	"$OUT/switchyardd" --config "$spec" --cgroup "$CG" --bpffs "$BPFFS" --state-dir "$WORK/state" \
+		--listen "unix:$WORK/sy.sock" "$@" 2>"$WORK/d.log" &
 	DPID=$!
 	pids+=($DPID)
 	until [ -S "$WORK/sy.sock" ]; do sleep 0.05; done

@@ -13,10 +13,17 @@
 #   5. the fault removed, the plan started again and walked to completion;
 #   6. a summary: keys compared, drift, acknowledged writes lost (0), then cleanup.
 #
+# The dashboard (docs/dashboard.md) is live on loopback the whole time: the URL is
+# printed once the agent answers there (DEMO_HTTP=ADDR:PORT picks the address; from
+# another machine, `ssh -L PORT:127.0.0.1:PORT HOST` and open the same URL).
+#
+# DEMO_SHOTS=DIR saves screenshots of the dashboard at the rollback and at the end
+# (tests/browser/demo_shots.mjs: chromium and tests/browser's npm packages).
 # DEMO_KEEP=1 keeps the work folder (logs of the daemon, servers and clients).
 # DEMO_NONINTERACTIVE=1 (or no terminal) prints the live view as plain snapshots; the
 # script exits non-zero if the demo does not end as described (CI runs it as a test).
 set -euo pipefail
+[ -n "${DEMO_SHOTS:-}" ] && DEMO_SHOTS=$(realpath -m "$DEMO_SHOTS")
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build}
 SY="$OUT/switchyardd"
@@ -45,9 +52,11 @@ free_port() {
 }
 LPORT=$(free_port)
 TPORT=$(free_port)
+HTTP=${DEMO_HTTP:-127.0.0.1:$(free_port)}
 
 cleanup() {
 	set +e
+	[ -n "${shots:-}" ] && kill "$shots" 2>/dev/null
 	for p in "${bg[@]}" "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${bg[@]}" "${pids[@]}"; do wait "$p" 2>/dev/null; done
 	"$SY" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
@@ -127,9 +136,19 @@ YAML
 say "switchyardd attached to $CG, with this plan:"
 sed -n '/plan:/,$p' "$WORK/spec.yaml"
 "$SY" --config "$WORK/spec.yaml" --cgroup "$CG" --bpffs "$BPFFS" --state-dir "$WORK/state" \
-	--listen "unix:$SOCK" --health-interval 500ms --health-timeout 200ms 2>"$WORK/switchyardd.log" &
+	--listen "unix:$SOCK" --health-interval 500ms --health-timeout 200ms --http "$HTTP" \
+	2>"$WORK/switchyardd.log" &
 pids+=($!)
 until [ -S "$SOCK" ] && syctl health >/dev/null 2>&1; do sleep 0.05; done
+until $PY -c "import sys, urllib.request as u; u.urlopen('http://$HTTP/api/v1/status', timeout=1)" 2>/dev/null; do
+	sleep 0.05
+done
+say "dashboard: http://$HTTP/ (live until the demo ends)"
+if [ -n "${DEMO_SHOTS:-}" ]; then
+	mkdir -p "$DEMO_SHOTS"
+	(cd tests/browser && exec node demo_shots.mjs "http://$HTTP/" "$DEMO_SHOTS") >"$WORK/shots.log" 2>&1 &
+	shots=$!
+fi
 
 say "workload: 4 client cgroups reconnecting for every request (pools join at 50%)"
 reads=$($PY -c 'import json; print(json.dumps(["session:%d" % i for i in range(0, 2000, 20)]))')
@@ -250,6 +269,12 @@ then
 else
 	rc=1
 	echo "demo: FAILED: see the summary above" >&2
+fi
+if [ -n "${shots:-}" ]; then
+	if wait "$shots"; then echo "screenshots of the dashboard in $DEMO_SHOTS"; else
+		echo "demo: the screenshots failed (the demo itself did not):" >&2
+		tail -n 5 "$WORK/shots.log" >&2
+	fi
 fi
 say "demo done in $(($(date +%s) - T0)) s"
 exit $rc

@@ -31,6 +31,7 @@
 
 extern const char sy_web_index_html[], sy_web_index_html_end[];
 extern const char sy_web_app_js[], sy_web_app_js_end[];
+extern const char sy_web_charts_js[], sy_web_charts_js_end[];
 extern const char sy_web_style_css[], sy_web_style_css_end[];
 
 /* ---- who may act ------------------------------------------------------------------------------ */
@@ -384,6 +385,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return http_send_buf(c, 200, "text/javascript; charset=utf-8", sy_web_app_js,
 				     (size_t)(sy_web_app_js_end - sy_web_app_js), MHD_RESPMEM_PERSISTENT,
 				     NULL);
+	if (strcmp(url, "/charts.js") == 0)
+		return http_send_buf(c, 200, "text/javascript; charset=utf-8", sy_web_charts_js,
+				     (size_t)(sy_web_charts_js_end - sy_web_charts_js),
+				     MHD_RESPMEM_PERSISTENT, NULL);
 	if (strcmp(url, "/style.css") == 0)
 		return http_send_buf(c, 200, "text/css; charset=utf-8", sy_web_style_css,
 				     (size_t)(sy_web_style_css_end - sy_web_style_css),
@@ -412,7 +417,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 /* ---- start / stop ------------------------------------------------------------------------------ */
 
 int sy_http_start(struct sy_loop *l, const char *spec, struct sy_rpc_server *rpc, struct sy_control_ctx *ctx,
-		  struct sy_prom *prom, const char *token_file, struct sy_http **out)
+		  struct sy_prom *prom, const char *token_file, unsigned per_ip, struct sy_http **out)
 {
 	struct sy_http *h = calloc(1, sizeof(*h));
 	struct sy_rpc_addr a;
@@ -430,6 +435,12 @@ int sy_http_start(struct sy_loop *l, const char *spec, struct sy_rpc_server *rpc
 	if (token_file)
 		snprintf(h->token_file, sizeof(h->token_file), "%s", token_file);
 	sy_http_reload_token(h);
+	if (per_ip < 1 || per_ip > SY_HTTP_MAX_CONNS) {
+		sy_error("http", "listen %s: %u connections per address: not from 1 to %d", spec, per_ip,
+			 SY_HTTP_MAX_CONNS);
+		e = -EINVAL;
+		goto fail;
+	}
 	if ((e = sy_rpc_addr_parse(spec, &a)) || a.ss.ss_family == AF_UNIX) {
 		sy_error("http", "listen %s: not HOST:PORT or [V6]:PORT", spec);
 		e = -EINVAL;
@@ -455,8 +466,8 @@ int sy_http_start(struct sy_loop *l, const char *spec, struct sy_rpc_server *rpc
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0, NULL, NULL,
 		on_request, h, MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
 		on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)IDLE_TIMEOUT_S,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		(unsigned int)PER_IP_LIMIT, MHD_OPTION_END);
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SY_HTTP_MAX_CONNS,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!h->mhd) {
 		e = -EIO;
@@ -464,7 +475,9 @@ int sy_http_start(struct sy_loop *l, const char *spec, struct sy_rpc_server *rpc
 		goto fail;
 	}
 	h->listen_fd = -1; /* MHD's now */
-	sy_info("http", "serving the dashboard, /api/v1 and /metrics on %s (port %d)", spec, h->port);
+	sy_info("http",
+		"serving the dashboard, /api/v1 and /metrics on %s (port %d, %u connections per address)",
+		spec, h->port, per_ip);
 	*out = h;
 	return 0;
 fail:

@@ -20,10 +20,17 @@
 struct sy_http;
 struct sy_prom;
 
+/* Connections the listener holds at once, in all and from one client address
+ * (--http-max-conns-per-ip, from 1 to SY_HTTP_MAX_CONNS). An open dashboard holds two
+ * (its two streams) plus one per request in flight. */
+#define SY_HTTP_MAX_CONNS      512
+#define SY_HTTP_PER_IP_DEFAULT 64
+
 /* spec: "127.0.0.1:8080", "[::1]:8080". prom may be NULL (then /metrics is 404),
- * token_file NULL (actions disabled). Returns 0 or a negative errno (logged). */
+ * token_file NULL (actions disabled); per_ip: 1..SY_HTTP_MAX_CONNS. Returns 0 or a
+ * negative errno (logged). */
 int sy_http_start(struct sy_loop *l, const char *spec, struct sy_rpc_server *rpc, struct sy_control_ctx *ctx,
-		  struct sy_prom *prom, const char *token_file, struct sy_http **out);
+		  struct sy_prom *prom, const char *token_file, unsigned per_ip, struct sy_http **out);
 int sy_http_port(const struct sy_http *h);
 /* Reads the token file again (SIGHUP). Loop thread. */
 void sy_http_reload_token(struct sy_http *h);

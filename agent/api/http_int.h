@@ -12,11 +12,9 @@
 
 #include "api/http.h"
 
-/* The same bounds as the old /metrics listener (prom.c): a connection silent for
- * IDLE_TIMEOUT_S is closed, one address holds at most PER_IP_LIMIT. A stream is never
- * silent that long: it sends a comment line every HEARTBEAT_MS. */
-#define MAX_CONNS      512
-#define PER_IP_LIMIT   64
+/* A connection silent for IDLE_TIMEOUT_S is closed (the connection limits are in
+ * http.h). A stream is never silent that long: it sends a comment line every
+ * HEARTBEAT_MS. */
 #define IDLE_TIMEOUT_S 3
 #define HEARTBEAT_MS   1500
 #define CALL_WAIT_S    10 /* a unary call the loop has not answered by then is 503 */

@@ -13,6 +13,7 @@
 
 ASSET(sy_web_index_html, "index.html")
 ASSET(sy_web_app_js, "app.js")
+ASSET(sy_web_charts_js, "charts.js")
 ASSET(sy_web_style_css, "style.css")
 
 	.section .note.GNU-stack, "", @progbits

@@ -2,8 +2,10 @@
 // The dashboard in Debian's headless chromium, driven by playwright-core, against a real
 // switchyardd (started by tests/system/test_dashboard_browser.py, which passes its
 // addresses). What a person would do: open the page, watch a manual plan start and
-// walk, press PROMOTE and give the token when asked. Exits non-zero on the first
-// failed expectation; a screenshot is saved either way.
+// walk, press PROMOTE and give the token when asked; the charts draw the watch stream
+// (both sides' figures, the ratio reaching the step PROMOTE started); the nodes panel
+// stays hidden where /api/v1/nodes is 404 and shows a fleet's nodes where it answers.
+// Exits non-zero on the first failed expectation; a screenshot is saved either way.
 //   node dashboard.mjs URL SYCTL SOCKET TOKEN SCREENSHOT
 import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
@@ -19,15 +21,40 @@ const browser = await chromium.launch({
 });
 const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
 const problems = [];
-page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
+// The one expected error: this agent has no /api/v1/nodes (not a fleet), and chromium
+// logs the 404 the page hides the panel on.
+const expected404 = (m) => /\/api\/v1\/nodes$/.test(m.location().url || '') && /404/.test(m.text());
+page.on('console', (m) => {
+  if (m.type() === 'error' && !expected404(m)) problems.push('console: ' + m.text() + ' at ' + m.location().url);
+});
 page.on('pageerror', (e) => problems.push('page error: ' + e.message));
 const dialogs = [];
 page.on('dialog', async (d) => {
   dialogs.push(d.type());
   await (d.type() === 'prompt' ? d.accept(token) : d.accept());
 });
+// The page's reads of migrations: the list once, then one migration at a time, coalesced.
+const reads = [];
+page.on('request', (r) => {
+  const u = new URL(r.url());
+  if (r.method() === 'GET' && u.pathname.startsWith('/api/v1/migrations')) reads.push([Date.now(), u.pathname]);
+});
 const card = page.locator('[data-migration="m"]');
 const current = card.locator('ol.steps li.current');
+// How many points a chart's series drew (its path's data-points), -1 without the path.
+const points = (chart, series) => page.evaluate(([c, s]) => {
+  const p = document.querySelector(`[data-migration="m"] svg.chart.${c} path.line.${s}`);
+  return p ? Number(p.dataset.points) : -1;
+}, [chart, series]);
+// The ratio line's last level and the current step's mark, in the chart's y pixels.
+const ratioLevel = () => page.evaluate(() => {
+  const svg = document.querySelector('[data-migration="m"] svg.chart.ratio');
+  const d = svg.querySelector('path.line.ratio').getAttribute('d');
+  const levels = [...d.matchAll(/[MV](?:[\d.]+ )?([\d.]+)/g)].map((x) => x[1]);
+  const cur = svg.querySelector('line.mark.current');
+  return { line: levels.at(-1), mark: cur && cur.getAttribute('y1'), markBp: cur && cur.dataset.v,
+    marks: svg.querySelectorAll('line.mark').length };
+});
 try {
   await page.goto(url, { waitUntil: 'load' });
   // the migration, its plan and its phase
@@ -47,6 +74,32 @@ try {
   // the step bakes: a manual plan then waits for PROMOTE
   await card.locator('ol.steps li.current .bake', { hasText: 'ready' }).waitFor({ timeout: 10000 });
 
+  // the charts: drawn from the watch stream, a point a second, both sides busy
+  await page.waitForFunction(() => Number(document.querySelector(
+    '[data-migration="m"] svg.chart.p99 path.line.target')?.dataset.points) >= 2, null, { timeout: 10000 });
+  const before = { legacy: await points('p99', 'legacy'), rps: await points('rps', 'target') };
+  assert.ok(before.legacy >= 2, 'legacy p99 points: ' + before.legacy);
+  // meanwhile the plan evaluates its gates every 200 ms, each an event naming m: the
+  // page re-reads m at most once per 500 ms, and never the whole list again
+  const t0 = Date.now(), evBefore = await page.locator('#events li', { hasText: 'cutover.evaluated' }).count();
+  await page.waitForTimeout(2500);
+  const t1 = Date.now();
+  const evDuring = (await page.locator('#events li', { hasText: 'cutover.evaluated' }).count()) - evBefore;
+  const during = reads.filter(([t]) => t >= t0 && t <= t1);
+  assert.ok(evDuring >= 5, 'gate evaluations seen in 2.5 s: ' + evDuring);
+  assert.ok(during.length >= 1 && during.length <= Math.ceil((t1 - t0) / 500) + 1,
+    evDuring + ' events, ' + during.length + ' re-reads: ' + JSON.stringify(during));
+  assert.ok(during.every(([, p]) => p === '/api/v1/migrations/m'), JSON.stringify(during));
+  assert.equal(reads.filter(([, p]) => p === '/api/v1/migrations').length, 1, 'the list read more than once');
+  assert.ok(await points('p99', 'legacy') > before.legacy, 'the legacy p99 series does not grow');
+  assert.ok(await points('rps', 'target') > before.rps, 'the target requests/s series does not grow');
+  assert.ok(await points('err', 'target') >= 2, 'no target error-rate points');
+  assert.ok(await points('drift', 'drift') >= 2, 'no drift points');
+  let lvl = await ratioLevel();
+  assert.equal(lvl.marks, 3, 'one mark per plan step');
+  assert.equal(lvl.markBp, '1000');
+  assert.equal(lvl.line, lvl.mark, 'the ratio line is not at the current step (10%)');
+
   // PROMOTE from the page: confirmed, the token asked for once, the plan advances
   await card.locator('button[data-action="promote"]').click();
   await card.locator('ol.steps li.current[data-step="2"]').waitFor({ timeout: 5000 });
@@ -58,6 +111,18 @@ try {
   const m = JSON.parse(cli('-o', 'json', 'get', 'm'));
   assert.equal(m.cutover.step, 2);
   assert.equal(m.spec.ratioBp, 5000);
+  // the ratio chart: the current step's mark moved to 50%, and the line follows it
+  // with the next snapshots
+  await page.waitForFunction(() => document.querySelector(
+    '[data-migration="m"] svg.chart.ratio line.mark.current')?.dataset.v === '5000', null, { timeout: 5000 });
+  await page.waitForFunction(() => {
+    const svg = document.querySelector('[data-migration="m"] svg.chart.ratio');
+    const d = svg.querySelector('path.line.ratio').getAttribute('d');
+    const y = svg.querySelector('line.mark.current').getAttribute('y1');
+    return d.includes('V' + y);
+  }, null, { timeout: 5000 });
+  lvl = await ratioLevel();
+  assert.equal(lvl.line, lvl.mark, 'the ratio line is not at the current step (50%)');
 
   // the token is kept in the tab: PAUSE asks only for confirmation
   await card.locator('input.why').fill('checking from the browser');
@@ -68,9 +133,52 @@ try {
   assert.match(await card.locator('.reason').textContent(), /checking from the browser/);
   // the event log shows what was done, naming the door
   await page.locator('#events li', { hasText: 'http.action' }).first().waitFor({ timeout: 5000 });
+  // the gates the plan evaluates: a chart each, value against threshold
+  assert.ok(await page.locator('[data-migration="m"] svg.chart.gate').count() >= 1, 'no gate chart');
+  assert.equal(await page.locator('[data-migration="m"] svg.chart.gate line.mark.threshold').count(),
+    await page.locator('[data-migration="m"] svg.chart.gate').count());
+  // the nodes panel follows GET /api/v1/nodes: hidden where it is 404 (an agent without
+  // the endpoint), a row per node where it answers
+  const nodes = await page.evaluate(async () => {
+    const r = await fetch('/api/v1/nodes');
+    return { status: r.status, n: r.ok ? ((await r.json()).nodes || []).length : 0 };
+  });
+  if (nodes.status === 404) {
+    assert.equal(await page.locator('#nodes').isHidden(), true);
+  } else {
+    assert.equal(nodes.status, 200);
+    if (nodes.n) await page.locator('#nodes tbody tr[data-node]').nth(nodes.n - 1).waitFor({ timeout: 6000 });
+    assert.equal(await page.locator('#nodes').isHidden(), false);
+  }
   assert.deepEqual(problems, []);
   console.log('dashboard: ok');
 } finally {
   await page.screenshot({ path: shot, fullPage: true });
+}
+
+// A fleet's agent answers GET /api/v1/nodes (the contract: proto3 JSON, 64-bit
+// integers as strings): the panel shows each node, the leader and this agent marked.
+const fleet = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+try {
+  const now = Date.now();
+  await fleet.route('**/api/v1/nodes', (r) => r.fulfill({ status: 200, contentType: 'application/json',
+    body: JSON.stringify({ nodes: [
+      { name: 'n1', leader: true, self: true, alive: true, lastSeenUnixMs: String(now - 1000), version: '0.9.0',
+        migrations: [{ name: 'users', ratioBp: 2500, requests: '1200', errors: '3' }] },
+      { name: 'n2', leader: false, self: false, alive: false, lastSeenUnixMs: String(now - 90000),
+        version: '0.9.0', migrations: [] },
+    ] }) }));
+  await fleet.goto(url, { waitUntil: 'load' });
+  await fleet.locator('#nodes tr[data-node="n2"]').waitFor({ timeout: 10000 });
+  assert.equal(await fleet.locator('#nodes').isHidden(), false);
+  const rows = await fleet.locator('#nodes tbody tr').evaluateAll((trs) => trs.map((tr) =>
+    [...tr.cells].map((td) => td.textContent)));
+  assert.deepEqual(rows[0].slice(0, 3), ['n1 (this agent)', 'leader', 'alive']);
+  assert.match(rows[0][5], /^users 25\.00% · 1200 req · 3 err$/);
+  assert.deepEqual(rows[1].slice(0, 3), ['n2', '', 'down']);
+  assert.match(rows[1][3], /^1m ago$/);
+  await fleet.screenshot({ path: shot.replace(/\.png$/, '-nodes.png'), fullPage: true });
+  console.log('nodes panel: ok');
+} finally {
   await browser.close();
 }

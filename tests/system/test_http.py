@@ -81,7 +81,8 @@ def test_dashboard_and_metrics_on_the_one_listener(web):
     d, url, _ = web
     status, headers, body = request(url + "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html") and "<script" in body
-    for path, ctype in (("/app.js", "text/javascript"), ("/style.css", "text/css")):
+    for path, ctype in (("/app.js", "text/javascript"), ("/charts.js", "text/javascript"),
+                        ("/style.css", "text/css")):
         status, headers, body = request(url + path)
         assert status == 200 and headers["Content-Type"].startswith(ctype) and len(body) > 100
     status, headers, body = request(url + "/metrics")
