@@ -47,6 +47,7 @@ struct etcd_store {
 	char state_key[300], watch_key[300], watch_end[300], node_key[400], leader_key[300];
 	char node[64], version[32];
 	char cache[PATH_MAX]; /* STATE_DIR/fleet: the last state applied, for a start without etcd */
+	struct sy_tls *tls;   /* TLS to etcd (not owned), NULL = h2c */
 	int offline;	      /* started from the cache: down until the watch runs */
 	uint32_t ttl_s;
 
@@ -136,7 +137,7 @@ static int sync_call(struct etcd_store *e, const char *path, const ProtobufCMess
 
 	for (size_t i = 0; i < e->n_ep; i++) {
 		size_t k = (e->cur + i) % e->n_ep;
-		int r = sy_rpc_call_sync(e->ep[k], path, req, desc, tmo_ms, 0, resp, &st);
+		int r = sy_rpc_call_sync_tls(e->ep[k], e->tls, path, req, desc, tmo_ms, 0, resp, &st);
 
 		if (r)
 			return r;
@@ -609,6 +610,8 @@ static void reconnect(struct sy_loop *l, void *arg)
 	sy_rpc_client_free(e->cl);
 	e->ka_busy = e->put_busy = e->grant_busy = e->campaign_busy = 0;
 	e->cl = sy_rpc_client_new(e->loop, e->ep[e->cur], 0);
+	if (e->cl && e->tls)
+		sy_rpc_client_set_tls(e->cl, e->tls, NULL);
 	if (!e->cl) {
 		go_down(e, "out of memory", 1);
 		return;
@@ -763,6 +766,8 @@ static int es_watch(struct sy_store *s, sy_store_watch_fn fn, void *ctx)
 	e->cl = sy_rpc_client_new(e->loop, e->ep[e->cur], 0);
 	if (!e->cl)
 		return -ENOMEM;
+	if (e->tls)
+		sy_rpc_client_set_tls(e->cl, e->tls, NULL);
 	/* up until a call says otherwise (the watch's first answer confirms it), unless
 	 * this start could not reach etcd at all */
 	e->up = !e->offline;
@@ -828,6 +833,7 @@ int sy_store_etcd_open(struct sy_loop *loop, const struct sy_store_etcd_opts *o,
 	e->loop = loop;
 	e->backoff_ms = BACKOFF_MIN_MS;
 	e->ttl_s = o->ttl_s ? o->ttl_s : 10;
+	e->tls = o->tls;
 	if (parse_url(e, o->url) || !o->node || !o->node[0] || strlen(o->node) >= sizeof(e->node) ||
 	    strchr(o->node, '/')) {
 		sy_error("etcd",
