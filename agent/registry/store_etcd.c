@@ -672,9 +672,12 @@ static int es_load(struct sy_store *s, Switchyard__V1__State **out)
 			rc = -ENOTCONN; /* nothing cached: nothing to stand on */
 		if (rc == 0)
 			sy_warn("etcd",
-				"%s unreachable: starting from generation %llu kept in %s; changes refused "
+				"%s unreachable (%s): starting from generation %llu kept in %s; changes "
+				"refused "
 				"until it is back",
-				e->ep[e->cur], (unsigned long long)s->revision, e->cache);
+				e->ep[e->cur], e->why, (unsigned long long)s->revision, e->cache);
+		else
+			sy_error("etcd", "unreachable: %s", e->why); /* the reason: refused, TLS, … */
 		return rc;
 	}
 	if (rc)
