@@ -641,6 +641,7 @@ static int start_rpc(struct daemon *d)
 					 .verify = d->verify,
 					 .cutover = d->cutover};
 	d->ctl.events = d->events;
+	d->ctl.tls = &d->tls;
 	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)) ||
 	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) ||
 	    (e = sy_verify_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)) ||

@@ -175,6 +175,45 @@ void sy_tls_close(struct sy_tls_set *set)
 	*set = (struct sy_tls_set){0};
 }
 
+void sy_tls_status(const struct sy_tls_set *set, struct sy_tls_status_buf *b)
+{
+	const struct {
+		const struct sy_tls *t;
+		const char *name;
+	} ctxs[3] = {{set->server, "control plane"}, {set->otlp, "otlp"}, {set->store, "store"}};
+	struct sy_rpc_server_stats st = {0};
+	size_t n = 0;
+
+	switchyard__v1__tls_status__init(&b->st);
+	if (set->srv)
+		sy_rpc_server_get_stats(set->srv, &st);
+	b->st.enabled = set->server != NULL;
+	b->st.client_auth = set->cfg && set->cfg->client_ca;
+	b->st.readonly_ou = (char *)(set->cfg && set->cfg->readonly_ou ? set->cfg->readonly_ou : "");
+	b->st.insecure_listen = set->cfg && set->cfg->insecure_listen;
+	b->st.handshakes_refused = st.tls_refused;
+	b->st.readonly_denied = st.readonly_denied;
+	for (size_t i = 0; i < 3; i++) {
+		const char *file;
+		uint64_t exp;
+
+		if (!ctxs[i].t)
+			continue;
+		sy_tls_cert_info(ctxs[i].t, &file, b->subject[n], sizeof(b->subject[n]), &exp);
+		if (!file)
+			continue; /* a client without a certificate of its own */
+		switchyard__v1__tls_certificate__init(&b->certs[n]);
+		b->certs[n].context = (char *)ctxs[i].name;
+		b->certs[n].file = (char *)file;
+		b->certs[n].subject = b->subject[n];
+		b->certs[n].not_after_unix_ms = exp;
+		b->certp[n] = &b->certs[n];
+		n++;
+	}
+	b->st.certificates = b->certp;
+	b->st.n_certificates = n;
+}
+
 int sy_tls_allow_readonly(struct sy_rpc_server *srv)
 {
 	for (size_t i = 0; i < sizeof(readonly_methods) / sizeof(readonly_methods[0]); i++) {
@@ -188,11 +227,13 @@ int sy_tls_allow_readonly(struct sy_rpc_server *srv)
 	return 0;
 }
 
-int sy_tls_setup_server(struct sy_rpc_server *srv, const struct sy_tls_cfg *c, const struct sy_tls_set *set,
+int sy_tls_setup_server(struct sy_rpc_server *srv, const struct sy_tls_cfg *c, struct sy_tls_set *set,
 			const char *const *listen, int n_listen)
 {
 	char desc[1024];
 
+	set->cfg = c;
+	set->srv = srv;
 	for (int i = 0; i < n_listen; i++) {
 		if (!is_tcp(listen[i]))
 			continue;

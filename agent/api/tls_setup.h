@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "switchyard/v1/control.pb-c.h"
+
 struct sy_tls;
 struct sy_rpc_server;
 struct sy_events;
@@ -36,7 +38,18 @@ struct sy_tls_cfg {
 /* The contexts made from a cfg; NULL where it asks for none. */
 struct sy_tls_set {
 	struct sy_tls *server, *otlp, *store;
+	const struct sy_tls_cfg *cfg; /* set by sy_tls_setup_server, for Status */
+	struct sy_rpc_server *srv;
 };
+
+/* Status's TlsStatus (StatusResponse.tls), in caller-owned storage. */
+struct sy_tls_status_buf {
+	Switchyard__V1__TlsStatus st;
+	Switchyard__V1__TlsCertificate certs[3];
+	Switchyard__V1__TlsCertificate *certp[3];
+	char subject[3][256];
+};
+void sy_tls_status(const struct sy_tls_set *set, struct sy_tls_status_buf *b);
 
 enum {
 	SY_TLS_OPT_BASE = 0x500,
@@ -89,7 +102,7 @@ void sy_tls_close(struct sy_tls_set *set);
 
 /* The control plane: TLS on TCP listeners (when set->server), the warning of an
  * insecure TCP listener, and the read-only methods. 0 or a negative errno. */
-int sy_tls_setup_server(struct sy_rpc_server *srv, const struct sy_tls_cfg *cfg, const struct sy_tls_set *set,
+int sy_tls_setup_server(struct sy_rpc_server *srv, const struct sy_tls_cfg *cfg, struct sy_tls_set *set,
 			const char *const *listen, int n_listen);
 /* Marks the methods a read-only identity may call (the list in tls_setup.c). */
 int sy_tls_allow_readonly(struct sy_rpc_server *srv);

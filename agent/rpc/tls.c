@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define PATH_LEN 512
 
@@ -230,6 +231,23 @@ const char *sy_tls_describe(const struct sy_tls *t, char *buf, size_t n)
 {
 	snprintf(buf, n, "%s", t->desc);
 	return buf;
+}
+
+void sy_tls_cert_info(const struct sy_tls *t, const char **file, char *subject, size_t n,
+		      uint64_t *not_after_ms)
+{
+	X509 *x = SSL_CTX_get0_certificate(t->ctx);
+	struct tm tm;
+
+	*file = NULL;
+	subject[0] = '\0';
+	*not_after_ms = 0;
+	if (!x)
+		return;
+	*file = t->cert;
+	X509_NAME_oneline(X509_get_subject_name(x), subject, (int)n);
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+		*not_after_ms = (uint64_t)timegm(&tm) * 1000;
 }
 
 /* ---- connections -------------------------------------------------------------------- */

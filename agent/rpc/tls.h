@@ -20,6 +20,7 @@
 #define SY_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 enum sy_tls_role { SY_TLS_SERVER, SY_TLS_CLIENT };
@@ -49,6 +50,10 @@ int sy_tls_reload(struct sy_tls *t, char *why, size_t wn);
 void sy_tls_free(struct sy_tls *t);
 /* A one-line description for logs: "cert FILE (CN=…, expires …)". */
 const char *sy_tls_describe(const struct sy_tls *t, char *buf, size_t n);
+/* The certificate presented (NULL file when there is none): its file, subject and
+ * expiry in unix ms. */
+void sy_tls_cert_info(const struct sy_tls *t, const char **file, char *subject, size_t n,
+		      uint64_t *not_after_ms);
 
 enum { SY_TLS_WANT_READ = 1, SY_TLS_WANT_WRITE = 2 };
 

@@ -16,6 +16,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 import uuid
 from concurrent import futures
 
@@ -183,7 +184,15 @@ def test_mtls_client_certificate_required_and_checked(pki, mtls):
     assert code == grpc.StatusCode.UNAVAILABLE
     # the unix socket stays the default door, plain and 0600
     assert oct(os.stat(d.sock).st_mode & 0o777) == "0o600"
-    assert json.loads(d.syctl("-o", "json", "status").stdout)
+    # Status says how the control plane is protected, and counts the refusals
+    tls = json.loads(d.syctl("-o", "json", "status").stdout)["daemon"]["tls"]
+    assert tls["enabled"] and tls["clientAuth"] and tls["readonlyOu"] == READONLY_OU, tls
+    assert int(tls["handshakesRefused"]) >= 3, tls
+    cert = tls["certificates"][0]
+    assert cert["context"] == "control plane" and "CN=localhost" in cert["subject"], cert
+    assert int(cert["notAfterUnixMs"]) > time.time() * 1000
+    table = d.syctl("status").stdout
+    assert "tls:       mTLS, read-only OU viewers" in table and "cert:      control plane: " in table, table
 
 
 def test_syctl_over_mtls(pki, mtls, redis_pair):
@@ -246,6 +255,8 @@ def test_readonly_identity_may_look_but_not_act(pki, mtls, redis_pair):
             assert code == grpc.StatusCode.PERMISSION_DENIED, (method, code, msg)
             assert "read-only" in msg and "OU=" + READONLY_OU in msg, msg
     assert d.state_bytes() == before, "a refused call changed the state file"
+    tls = json.loads(d.syctl("-o", "json", "status").stdout)["daemon"]["tls"]
+    assert int(tls["readonlyDenied"]) == 4, tls
     assert json.loads(d.syctl("-o", "json", "get", "users").stdout)["spec"].get("ratioBp", 0) == 0
     # syctl with the viewer's certificate: status works, cutover is refused (exit 1)
     assert syctl(port, pki, "status", client="viewer").returncode == 0
