@@ -830,8 +830,9 @@ int main(int argc, char **argv)
 		     &(struct sy_metrics_src){.reg = d.reg, .mirror = d.mirror, .verify = d.verify},
 		     d.info.started_unix_ms, &exporters)))
 		goto out;
-	if (expcfg.metrics[0] && (e = sy_http_start(d.loop, expcfg.metrics, d.rpc, &d.ctl,
-						    sy_exporters_prom(exporters), d.o.http_token, &d.http)))
+	if (expcfg.metrics[0] &&
+	    (e = sy_http_start(d.loop, expcfg.metrics, d.rpc, &d.ctl, sy_exporters_prom(exporters),
+			       d.o.http_token, d.o.tls.cert, d.o.tls.key, &d.http)))
 		goto out;
 	if (sy_loop_add_signal(d.loop, SIGHUP, on_hup, &d) ||
 	    sy_loop_add_signal(d.loop, SIGTERM, on_term, &d) ||

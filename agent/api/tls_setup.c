@@ -47,7 +47,8 @@ int sy_tls_opt(struct sy_tls_cfg *c, int val, const char *arg)
 void sy_tls_usage(FILE *f)
 {
 	fprintf(f, "TLS (docs/security.md; files re-read on SIGHUP):\n"
-		   "  --tls-cert FILE         certificate of the TCP control listeners (PEM, with chain)\n"
+		   "  --tls-cert FILE         certificate of the TCP control listeners (PEM, with chain);\n"
+		   "                          the --http listener then serves HTTPS with it too\n"
 		   "  --tls-key FILE          its private key (mode 0600)\n"
 		   "  --tls-client-ca FILE    mTLS: clients must present a certificate this CA signed\n"
 		   "  --tls-readonly-ou NAME  a client certificate with OU=NAME may only look\n"

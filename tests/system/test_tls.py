@@ -17,6 +17,8 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from concurrent import futures
 
@@ -391,3 +393,20 @@ def test_etcd_store_over_mtls(pki, daemon_factory, redis_pair, tmp_path):
     finally:
         etcd.terminate()
         etcd.wait(timeout=20)
+
+
+def test_http_listener_serves_https_with_the_same_certificate(pki, daemon_factory):
+    port, hport = free_port(), free_port()
+    d = daemon_factory(None, extra=tls_args(pki, port) + ["--http", "127.0.0.1:%d" % hport])
+    ctx = ssl.create_default_context(cafile=pki.p("ca.pem"))
+    with urllib.request.urlopen("https://localhost:%d/api/v1/status" % hport, context=ctx, timeout=10) as r:
+        body = json.loads(r.read())
+    assert body["tls"]["enabled"] is True, body
+    assert "over HTTPS" in d.read_log()
+    # plain HTTP to the HTTPS port gets no answer it could use
+    with pytest.raises(Exception):
+        urllib.request.urlopen("http://127.0.0.1:%d/api/v1/status" % hport, timeout=5).read()
+    # a client that does not trust the CA refuses the listener
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen("https://localhost:%d/api/v1/status" % hport,
+                               context=ssl.create_default_context(cafile=pki.p("other-ca.pem")), timeout=5)
