@@ -50,6 +50,23 @@ static const char *ossl_reason(char *buf, size_t n)
 	return buf;
 }
 
+/* The error queue's root cause into buf (the queue is emptied); 1 when one of its
+ * entries is "key values mismatch": a key of another certificate. */
+static int key_error(char *buf, size_t n)
+{
+	unsigned long first = ERR_peek_error(), e;
+	int mismatch = 0;
+
+	while ((e = ERR_get_error()))
+		if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+			mismatch = 1;
+	if (first)
+		ERR_error_string_n(first, buf, n);
+	else
+		snprintf(buf, n, "unknown OpenSSL error");
+	return mismatch;
+}
+
 static int check_key_mode(const char *path, char *why, size_t wn)
 {
 	struct stat st;
@@ -125,7 +142,10 @@ static SSL_CTX *build(struct sy_tls *t, char *why, size_t wn)
 			goto fail;
 		}
 		if (SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1) {
-			snprintf(why, wn, "%s: %s", t->key, ossl_reason(r, sizeof(r)));
+			if (key_error(r, sizeof(r)))
+				snprintf(why, wn, "%s does not match the certificate %s", t->key, t->cert);
+			else
+				snprintf(why, wn, "%s: %s", t->key, r);
 			goto fail;
 		}
 		if (SSL_CTX_check_private_key(ctx) != 1) {

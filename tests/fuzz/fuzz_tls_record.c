@@ -66,8 +66,8 @@ static void make_cert(void)
 	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
 	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
 	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *)"fuzz", -1,
-				   -1, 0);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"fuzz", -1, -1, 0);
 	X509_set_issuer_name(x, X509_get_subject_name(x));
 	X509_set_pubkey(x, k);
 	if (!X509_sign(x, k, EVP_sha256()))
@@ -96,9 +96,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct sy_rpc_server_opts o = {.max_recv_msg = 64 << 10, .max_send_msg = 256 << 10};
 
 		make_cert();
-		if (sy_tls_new(SY_TLS_SERVER, &(struct sy_tls_files){.cert = cert_path, .key = key_path}, &server_tls,
-			       why, sizeof(why)) ||
-		    sy_tls_new(SY_TLS_CLIENT, &(struct sy_tls_files){.ca = cert_path}, &client_tls, why, sizeof(why))) {
+		if (sy_tls_new(SY_TLS_SERVER, &(struct sy_tls_files){.cert = cert_path, .key = key_path},
+			       &server_tls, why, sizeof(why)) ||
+		    sy_tls_new(SY_TLS_CLIENT, &(struct sy_tls_files){.ca = cert_path}, &client_tls, why,
+			       sizeof(why))) {
 			fprintf(stderr, "fuzz_tls_record: %s\n", why);
 			abort();
 		}
