@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "registry/events.h"
 #include "rpc/rpc.h"
+#include "rpc/rpc_listen.h"
 #include "rpc/tls.h"
 
 /* What a read-only identity may call: what looks, never what acts. A method added to the
@@ -61,9 +62,12 @@ void sy_tls_usage(FILE *f)
 		   "                          --store-tls-key: a client certificate)\n");
 }
 
+/* A TCP address; a malformed one is the listener's to refuse, with its own words. */
 static int is_tcp(const char *spec)
 {
-	return strncmp(spec, "unix:", 5) != 0;
+	struct sy_rpc_addr a;
+
+	return sy_rpc_addr_parse(spec, &a) == 0 && a.ss.ss_family != AF_UNIX;
 }
 
 static int usage_err(const char *fmt, const char *a, const char *b)
