@@ -145,9 +145,11 @@ static void trim(struct sy_loop *l, void *arg)
 	malloc_trim(0);
 }
 
-/* Every SWEEP_MS while requests are incomplete: those older than REQUEST_TIMEOUT_MS end
- * (trailers, then the stream is reset), which frees what they held. One timer for the
- * server rather than one per stream: the loop cancels timers by a linear scan. */
+/* Every SWEEP_MS while requests are incomplete or TLS handshakes unfinished: requests
+ * older than REQUEST_TIMEOUT_MS end (trailers, then the stream is reset), which frees
+ * what they held; a handshake not done HANDSHAKE_TIMEOUT_MS after the accept closes
+ * its connection. One timer for the server rather than one per stream: the loop
+ * cancels timers by a linear scan. */
 void rpcs_sweep(struct sy_loop *l, void *arg)
 {
 	struct sy_rpc_server *srv = arg;
@@ -159,6 +161,17 @@ void rpcs_sweep(struct sy_loop *l, void *arg)
 	snprintf(why, sizeof(why), "request not received within %d s", REQUEST_TIMEOUT_MS / 1000);
 	for (struct conn *c = srv->conns, *n; c; c = n) {
 		n = c->next; /* flushing below never closes a connection at once */
+		if (c->handshaking && c->fd >= 0 && !c->closing) {
+			if (now - c->accepted < HANDSHAKE_TIMEOUT_MS) {
+				waiting = 1;
+				continue;
+			}
+			srv->st.tls_refused++;
+			sy_info("rpc", "TLS client closed: no handshake within %d s",
+				HANDSHAKE_TIMEOUT_MS / 1000);
+			conn_close(c);
+			continue;
+		}
 		if (c->closing)
 			continue;
 		c->hold++;
@@ -502,9 +515,15 @@ static void on_accept(struct sy_loop *l, int lfd, unsigned ev, void *arg)
 			close(fd);
 			continue;
 		}
-		if (!conn_new(srv, fd, tls)) {
+		struct conn *c = conn_new(srv, fd, tls);
+
+		if (!c) {
 			sy_tls_conn_free(tls);
 			close(fd);
+		} else if (tls) {
+			c->accepted = sy_now_ms();
+			if (!srv->sweep_timer) /* it also ends handshakes that never finish */
+				srv->sweep_timer = sy_loop_add_timer(l, SWEEP_MS, rpcs_sweep, srv);
 		}
 	}
 }

@@ -29,11 +29,14 @@
  * its share of the budgets for as long as its connection lives. */
 #define REQUEST_TIMEOUT_MS 10000
 #define SWEEP_MS	   1000
-#define MAX_HEADER_LIST	   16384
-#define GOAWAY_NOTICE_MS   50 /* shutdown notice → final GOAWAY: covers requests in flight */
-#define SHUTDOWN_TICK_MS   20
-#define ACCEPT_BACKOFF_MS  100 /* out of file descriptors: stop accepting for a moment */
-#define READ_BUDGET	   8   /* reads per wakeup, so one busy peer cannot starve others */
+/* A TLS client must finish its handshake this long after it connected: a connection
+ * that never speaks would otherwise hold one of max_conns for good. */
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define MAX_HEADER_LIST	     16384
+#define GOAWAY_NOTICE_MS     50 /* shutdown notice → final GOAWAY: covers requests in flight */
+#define SHUTDOWN_TICK_MS     20
+#define ACCEPT_BACKOFF_MS    100 /* out of file descriptors: stop accepting for a moment */
+#define READ_BUDGET	     8	 /* reads per wakeup, so one busy peer cannot starve others */
 
 struct method {
 	char *path;
@@ -103,6 +106,7 @@ struct conn {
 	struct sy_tls_conn *tls; /* TLS (a TCP listener of a server with sy_rpc_server_set_tls) */
 	int handshaking;	 /* TLS: no HTTP/2 byte moves until the handshake is done */
 	int readonly;		 /* TLS: the client certificate is a read-only identity */
+	uint64_t accepted;	 /* loop ms it was accepted (the handshake's deadline) */
 	nghttp2_session *s;
 	uint8_t *out; /* what the socket did not take yet */
 	size_t out_len, out_off, out_cap;

@@ -410,3 +410,17 @@ def test_http_listener_serves_https_with_the_same_certificate(pki, daemon_factor
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen("https://localhost:%d/api/v1/status" % hport,
                                context=ssl.create_default_context(cafile=pki.p("other-ca.pem")), timeout=5)
+
+
+def test_a_client_that_never_handshakes_is_closed(pki, mtls):
+    d, port = mtls
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        t0 = time.monotonic()
+        assert s.recv(1) == b"", "the server closes a connection without a handshake"
+        assert 5 < time.monotonic() - t0 < 25
+    finally:
+        s.close()
+    assert "no handshake within 10 s" in d.read_log()
+    # and it still serves
+    assert status(port, pki.creds("operator")).version
