@@ -472,7 +472,9 @@ static void cio(struct sy_loop *l, int fd, unsigned ev, void *arg)
 				break;
 			if (n <= 0) {
 				snprintf(why, sizeof(why), "%s: %s", cn->cl->target,
-					 n == 0 ? "connection closed by the server" : strerror(errno));
+					 n == 0			      ? "connection closed by the server"
+					 : cn->tls && errno == EPROTO ? sy_tls_conn_error(cn->tls)
+								      : strerror(errno));
 				conn_fail(cn, why);
 				return;
 			}

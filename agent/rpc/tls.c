@@ -31,6 +31,7 @@ struct sy_tls_conn {
 	int done;
 	int readonly;
 	char peer[256];
+	char err[256]; /* why the last read or write failed with EPROTO */
 };
 
 static const unsigned char ALPN_H2[] = {2, 'h', '2'};
@@ -378,7 +379,7 @@ static int io_error(struct sy_tls_conn *c, int r)
 			errno = ECONNRESET; /* closed without close_notify */
 		return -1;
 	default:
-		ERR_clear_error();
+		ossl_reason(c->err, sizeof(c->err));
 		errno = EPROTO;
 		return -1;
 	}
@@ -459,6 +460,11 @@ ssize_t sy_tls_write(struct sy_tls_conn *c, const void *buf, size_t n)
 		return -1;
 	}
 	return r;
+}
+
+const char *sy_tls_conn_error(const struct sy_tls_conn *c)
+{
+	return c->err[0] ? c->err : "TLS protocol error";
 }
 
 unsigned sy_tls_conn_want(const struct sy_tls_conn *c)

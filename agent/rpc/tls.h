@@ -73,6 +73,8 @@ int sy_tls_handshake(struct sy_tls_conn *c, char *why, size_t wn);
 ssize_t sy_tls_read(struct sy_tls_conn *c, void *buf, size_t n);
 ssize_t sy_tls_write(struct sy_tls_conn *c, const void *buf, size_t n);
 unsigned sy_tls_conn_want(const struct sy_tls_conn *c);
+/* After EPROTO: OpenSSL's reason ("…tlsv13 alert certificate required"). */
+const char *sy_tls_conn_error(const struct sy_tls_conn *c);
 /* Decrypted bytes OpenSSL holds that the socket will not signal again. */
 int sy_tls_conn_pending(const struct sy_tls_conn *c);
 /* After the handshake: 1 when the peer's certificate names the read-only OU. */

@@ -97,7 +97,8 @@ def ctl():
 
 
 def tls_args(pki, port, readonly=True):
-    a = ["--listen", "127.0.0.1:%d" % port, "--tls-cert", pki.p("server.pem"), "--tls-key", pki.p("server.key"),
+    # [::1] too: the certificate names localhost and 127.0.0.1, not ::1
+    a = ["--listen", "127.0.0.1:%d" % port, "--listen", "[::1]:%d" % port, "--tls-cert", pki.p("server.pem"), "--tls-key", pki.p("server.key"),
          "--tls-client-ca", pki.p("ca.pem")]
     return a + (["--tls-readonly-ou", READONLY_OU] if readonly else [])
 
@@ -216,14 +217,18 @@ def test_syctl_over_mtls(pki, mtls, redis_pair):
     assert r.returncode == 0, r.stderr
     got = json.loads(d.syctl("-o", "json", "get", "users").stdout)
     assert got["spec"]["ratioBp"] == 500
+    # the change names its caller by address and certificate subject
+    ev = d.syctl("-o", "json", "events", "users", "--kind", "migration.ratio_changed").stdout
+    peers = [json.loads(line)["attributes"].get("peer", "") for line in ev.splitlines() if line.strip()]
+    assert len(peers) == 1 and peers[0].startswith("127.0.0.1:") and peers[0].endswith(" CN=ops OU=operators"), ev
     # without a client certificate: unreachable (3), saying why
     r = syctl(port, pki, "status", client=None)
-    assert r.returncode == 3 and "127.0.0.1:%d" % port in r.stderr, r.stderr
-    # a server name that is not in the certificate: refused by syctl
-    r = subprocess.run([os.path.join(OUT, "syctl"), "--server", "127.0.0.2:%d" % port, "--tls-ca", pki.p("ca.pem"),
+    assert r.returncode == 3 and "127.0.0.1:%d" % port in r.stderr and "certificate required" in r.stderr, r.stderr
+    # an address that is not in the certificate: refused by syctl
+    r = subprocess.run([os.path.join(OUT, "syctl"), "--server", "[::1]:%d" % port, "--tls-ca", pki.p("ca.pem"),
                         "--tls-cert", pki.p("operator.pem"), "--tls-key", pki.p("operator.key"), "status"],
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 3, r.stderr
+    assert r.returncode == 3 and "certificate verify failed" in r.stderr, r.stderr
     # TLS flags aimed at a unix socket: a usage error
     r = subprocess.run([os.path.join(OUT, "syctl"), "--server", "unix://" + d.sock, "--tls-ca", pki.p("ca.pem"),
                         "status"], capture_output=True, text=True, timeout=30)
@@ -260,8 +265,11 @@ def test_readonly_identity_may_look_but_not_act(pki, mtls, redis_pair):
     tls = json.loads(d.syctl("-o", "json", "status").stdout)["daemon"]["tls"]
     assert int(tls["readonlyDenied"]) == 4, tls
     assert json.loads(d.syctl("-o", "json", "get", "users").stdout)["spec"].get("ratioBp", 0) == 0
-    # syctl with the viewer's certificate: status works, cutover is refused (exit 1)
+    # syctl with the viewer's certificate: status and the events stream work, cutover is
+    # refused (exit 1)
     assert syctl(port, pki, "status", client="viewer").returncode == 0
+    r = syctl(port, pki, "-o", "json", "events", "users", client="viewer")
+    assert r.returncode == 0 and "migration.created" in r.stdout, r.stderr
     r = syctl(port, pki, "cutover", "users", "50%", client="viewer")
     assert r.returncode == 1 and "read-only" in r.stderr, r.stderr
     assert d.state_bytes() == before
@@ -299,9 +307,9 @@ def test_certificates_rotate_on_sighup(pki, mtls):
     d.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload refused, running certificate kept" in d.read_log(), timeout=10, what="refused reload")
     assert peer_cert_cn(port, pki)[0] == "localhost-rotated"
-    ev = d.syctl("-o", "json", "events", "--limit", "50", check=False)
-    if ev.returncode == 0:
-        assert "daemon.tls_reload_failed" in ev.stdout and "daemon.tls_reloaded" in ev.stdout
+    ev = d.syctl("-o", "json", "events", "--kind", "daemon.tls_reloaded,daemon.tls_reload_failed").stdout
+    kinds = [json.loads(line)["kind"] for line in ev.splitlines() if line.strip()]
+    assert kinds == ["daemon.tls_reloaded", "daemon.tls_reload_failed"], ev
 
 
 class TlsReceiver:
