@@ -33,6 +33,7 @@
 #include "rpc/rpc.h"
 
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <malloc.h>
 #include <nghttp2/nghttp2.h>
@@ -510,7 +511,12 @@ static void on_accept(struct sy_loop *l, int lfd, unsigned ev, void *arg)
 			continue;
 		}
 		struct sy_tls_conn *tls = NULL;
+		int one = 1;
 
+		/* Replies leave in several writes (headers, data, trailers; TLS records): with
+		 * Nagle's algorithm and the peer's delayed ACK each call would wait ~40 ms. */
+		if (li->tcp)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (li->tcp && srv->tls && !(tls = sy_tls_conn_new(srv->tls, fd, NULL))) {
 			close(fd);
 			continue;
