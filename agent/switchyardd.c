@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "api/control_plane.h"
+#include "api/tls_setup.h"
 #include "core/daemon.h"
 #include "kernel/drain.h"
 #include "core/duration.h"
@@ -76,6 +77,7 @@ struct opts {
 	const char *store; /* etcd://…: a fleet's shared store (docs/fleet.md) */
 	const char *node;
 	uint32_t node_ttl_ms;
+	struct sy_tls_cfg tls; /* TLS and read-only access (api/tls_setup.h) */
 };
 
 struct daemon {
@@ -95,6 +97,7 @@ struct daemon {
 	struct sy_verify *verify;
 	struct sy_cutover *cutover;
 	struct sy_http *http;
+	struct sy_tls_set tls; /* the contexts of d.o.tls, rotated on SIGHUP */
 	struct sy_daemon_info info;
 	struct sy_control_ctx ctl;
 	uint64_t ready_deadline;
@@ -129,6 +132,7 @@ static void usage(FILE *f)
 		   "  --uninstall             detach the programs and remove every pin, then exit\n"
 		   "  --version, --help\n");
 	sy_exporters_usage(f);
+	sy_tls_usage(f);
 }
 
 /* A duration from 1 ms to 1 h ("250ms", "2s", "1m"; a unit is required). */
@@ -210,6 +214,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		{"http-max-conns-per-ip", required_argument, 0, O_HTTP_PER_IP},
 		{"help", no_argument, 0, 'h'},
 		SY_EXPORTERS_LONGOPTS,
+		SY_TLS_LONGOPTS,
 		{0, 0, 0, 0},
 	};
 	int c, e;
@@ -226,6 +231,11 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
 		if (sy_exporters_opt_name(c)) {
 			if ((e = sy_exporters_opt(exp, c, optarg)))
+				return e;
+			continue;
+		}
+		if (sy_tls_opt_is(c)) {
+			if ((e = sy_tls_opt(&o->tls, c, optarg)))
 				return e;
 			continue;
 		}
@@ -353,6 +363,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		case ':':
 			if (sy_exporters_opt_name(optopt))
 				return sy_exporters_opt(exp, optopt, NULL);
+			if (sy_tls_opt_is(optopt))
+				return sy_tls_opt(&o->tls, optopt, NULL);
 			/* fall through */
 		default:
 			fprintf(stderr, "switchyardd: %s: unknown option or missing value (see --help)\n",
@@ -570,6 +582,7 @@ static void on_hup(struct sy_loop *l, int signo, void *arg)
 	(void)signo;
 	if (d->http)
 		sy_http_reload_token(d->http);
+	sy_tls_reload_all(&d->tls, d->events);
 	if (!d->o.config) {
 		sy_info("config", "SIGHUP: no --config file to re-read");
 		return;
@@ -715,10 +728,12 @@ static int start_rpc(struct daemon *d)
 					 .cutover = d->cutover};
 	d->ctl.events = d->events;
 	d->ctl.fleet = d->o.store ? sy_store_etcd_fleet(d->store) : NULL;
+	d->ctl.tls = &d->tls;
 	if ((e = sy_health_svc_register(d->rpc)) || (e = sy_control_svc_register(d->rpc, &d->ctl)) ||
 	    (e = sy_fleet_svc_register(d->rpc, &d->ctl)) ||
 	    (e = sy_telemetry_svc_register(d->rpc, &d->ctl)) ||
-	    (e = sy_verify_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)))
+	    (e = sy_verify_svc_register(d->rpc, &d->ctl)) || (e = sy_events_svc_register(d->rpc, &d->ctl)) ||
+	    (e = sy_tls_setup_server(d->rpc, &d->o.tls, &d->tls, d->o.listen, d->o.n_listen)))
 		return e;
 	for (int i = 0; i < d->o.n_listen; i++) {
 		e = sy_rpc_server_listen(d->rpc, d->o.listen[i]);
@@ -773,6 +788,12 @@ int main(int argc, char **argv)
 	/* A bad config must fail before anything is touched. */
 	if (d.o.config && read_config(d.o.config, &expcfg, &spec))
 		return 1;
+	/* TLS: a TCP listener without it refuses to start (2); unreadable files fail (1) */
+	if ((e = sy_tls_check(&d.o.tls, d.o.listen, d.o.n_listen, expcfg.otlp_endpoint[0] != '\0')) ||
+	    (e = sy_tls_open(&d.o.tls, &d.tls))) {
+		sy_spec_free(&spec);
+		return e;
+	}
 	signal(SIGPIPE, SIG_IGN);
 
 	if (d.o.check_config) {
@@ -824,7 +845,8 @@ int main(int argc, char **argv)
 								    .node = d.o.node,
 								    .version = SY_VERSION,
 								    .ttl_s = d.o.node_ttl_ms / 1000,
-								    .cache_dir = d.o.state_dir},
+								    .cache_dir = d.o.state_dir,
+								    .tls = d.tls.store},
 				       &d.store);
 		if (e)
 			goto out;
@@ -921,6 +943,7 @@ int main(int argc, char **argv)
 			 "--http-max-conns-per-ip: there is no HTTP listener (give --http ADDR:PORT)");
 		goto out;
 	}
+	expcfg.otlp_tls = d.tls.otlp;
 	if ((e = sy_exporters_start(
 		     d.loop, &expcfg,
 		     &(struct sy_metrics_src){.reg = d.reg,
@@ -931,7 +954,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (expcfg.metrics[0] &&
 	    (e = sy_http_start(d.loop, expcfg.metrics, d.rpc, &d.ctl, sy_exporters_prom(exporters),
-			       d.o.http_token, d.o.http_per_ip, &d.http)))
+			       d.o.http_token, d.o.http_per_ip, d.o.tls.cert, d.o.tls.key, &d.http)))
 		goto out;
 	if (sy_loop_add_signal(d.loop, SIGHUP, on_hup, &d) ||
 	    sy_loop_add_signal(d.loop, SIGTERM, on_term, &d) ||
@@ -974,6 +997,7 @@ out:
 	sy_health_free(d.health);
 	sy_registry_free(d.reg);
 	sy_store_close(d.store);
+	sy_tls_close(&d.tls); /* after every connection that used it */
 	if (d.bpf)
 		sy_bpf_close(d.bpf);
 	sy_loop_free(d.loop);

@@ -13,6 +13,8 @@
 #include "registry/registry.h"
 #include "rpc/rpc.h"
 
+struct sy_tls_set;
+
 struct sy_control_ctx {
 	struct sy_registry *reg;
 	struct sy_health *health;
@@ -24,6 +26,9 @@ struct sy_control_ctx {
 	struct sy_verify *verify;   /* audits and dual reads (may be NULL) */
 	struct sy_cutover *cutover; /* the plan controller (may be NULL) */
 	struct sy_fleet *fleet;	    /* fleet mode: the nodes sharing the store (NULL: one host) */
+
+	/* TLS of the daemon, for Status (tls_setup.h; may be NULL) */
+	const struct sy_tls_set *tls;
 };
 
 /* Ends a call naming a migration that does not exist: NOT_FOUND, with the names that

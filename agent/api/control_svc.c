@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/control_plane.h"
+#include "api/tls_setup.h"
 #include "model/endpoint.h"
 #include "core/histogram.h"
 #include "core/log.h"
@@ -573,6 +574,7 @@ static void status(struct sy_rpc_call *call, const ProtobufCMessage *req, void *
 	Switchyard__V1__EndpointHealth **ehp = calloc(cap ? cap : 1, sizeof(*ehp));
 	char(*names)[SY_EP_STRLEN] = calloc(cap ? cap : 1, SY_EP_STRLEN);
 	struct sy_endpoint_health *hst = calloc(cap ? cap : 1, sizeof(*hst));
+	struct sy_tls_status_buf tb;
 
 	(void)req;
 	if (!eh || !ehp || !names || !hst) {
@@ -589,6 +591,10 @@ static void status(struct sy_rpc_call *call, const ProtobufCMessage *req, void *
 	resp.node = (char *)ctx->info->node;
 	resp.leader = (char *)ctx->info->leader;
 	resp.migrations = (uint32_t)n;
+	if (ctx->tls) {
+		sy_tls_status(ctx->tls, &tb);
+		resp.tls = &tb.st;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct sy_migration_state *m = sy_registry_at(ctx->reg, i);
 

@@ -21,6 +21,7 @@
 #include "api/http_int.h"
 #include "api/http_req.h"
 #include "core/log.h"
+#include "core/secret.h"
 #include "model/pbjson.h"
 #include "rpc/rpc_listen.h"
 #include "switchyard/v1/control.pb-c.h"
@@ -416,12 +417,37 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- start / stop ------------------------------------------------------------------------------ */
 
+/* A PEM file, NUL-terminated (libmicrohttpd takes certificates and keys as strings). */
+static char *read_pem(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t n = 0;
+
+	if (f) {
+		buf = calloc(1, 65537);
+		n = buf ? fread(buf, 1, 65536, f) : 0;
+		if (buf && (ferror(f) || n == 0 || n == 65536)) {
+			free(buf);
+			buf = NULL;
+		}
+		fclose(f);
+	}
+	if (!buf)
+		sy_error("http", "HTTPS: read %s: %s", path,
+			 f ? "empty, unreadable or larger than 64 KiB" : strerror(errno));
+	*len = n;
+	return buf;
+}
+
 int sy_http_start(struct sy_loop *l, const char *spec, struct sy_rpc_server *rpc, struct sy_control_ctx *ctx,
-		  struct sy_prom *prom, const char *token_file, unsigned per_ip, struct sy_http **out)
+		  struct sy_prom *prom, const char *token_file, unsigned per_ip, const char *tls_cert,
+		  const char *tls_key, struct sy_http **out)
 {
 	struct sy_http *h = calloc(1, sizeof(*h));
 	struct sy_rpc_addr a;
 	sigset_t all, old;
+	size_t cl;
 	int e;
 
 	if (!h)
@@ -452,6 +478,18 @@ int sy_http_start(struct sy_loop *l, const char *spec, struct sy_rpc_server *rpc
 		sy_error("http", "eventfd: %s", strerror(-e));
 		goto fail;
 	}
+	if (tls_cert && tls_key &&
+	    (!(h->tls_cert = read_pem(tls_cert, &cl)) ||
+	     !(h->tls_key = read_pem(tls_key, &h->tls_key_len)))) {
+		e = -EINVAL;
+		goto fail;
+	}
+	struct MHD_OptionItem tls_opts[] = {
+		{h->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert},
+		{MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key},
+		{MHD_OPTION_END, 0, NULL},
+	};
+
 	h->listen_fd = sy_rpc_listen_on(&a, &h->port);
 	if (h->listen_fd < 0) {
 		e = h->listen_fd;
@@ -462,12 +500,13 @@ int sy_http_start(struct sy_loop *l, const char *spec, struct sy_rpc_server *rpc
 	/* The HTTP threads inherit this mask: every signal stays with the loop's signalfd. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	h->mhd = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0, NULL, NULL,
-		on_request, h, MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
-		on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)IDLE_TIMEOUT_S,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SY_HTTP_MAX_CONNS,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_END);
+	h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+					  MHD_USE_POLL | (h->tls_cert ? MHD_USE_TLS : 0),
+				  0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, h->listen_fd,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
+				  (unsigned int)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+				  (unsigned int)SY_HTTP_MAX_CONNS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+				  MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!h->mhd) {
 		e = -EIO;
@@ -476,8 +515,8 @@ int sy_http_start(struct sy_loop *l, const char *spec, struct sy_rpc_server *rpc
 	}
 	h->listen_fd = -1; /* MHD's now */
 	sy_info("http",
-		"serving the dashboard, /api/v1 and /metrics on %s (port %d, %u connections per address)",
-		spec, h->port, per_ip);
+		"serving the dashboard, /api/v1 and /metrics on %s (port %d, %u connections per address)%s",
+		spec, h->port, per_ip, h->tls_cert ? " over HTTPS" : "");
 	*out = h;
 	return 0;
 fail:
@@ -513,5 +552,9 @@ void sy_http_free(struct sy_http *h)
 	if (h->listen_fd >= 0)
 		close(h->listen_fd);
 	pthread_mutex_destroy(&h->mu);
+	free(h->tls_cert);
+	if (h->tls_key)
+		sy_secret_wipe(h->tls_key, h->tls_key_len);
+	free(h->tls_key);
 	free(h);
 }

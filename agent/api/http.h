@@ -27,10 +27,12 @@ struct sy_prom;
 #define SY_HTTP_PER_IP_DEFAULT 64
 
 /* spec: "127.0.0.1:8080", "[::1]:8080". prom may be NULL (then /metrics is 404),
- * token_file NULL (actions disabled); per_ip: 1..SY_HTTP_MAX_CONNS. Returns 0 or a
- * negative errno (logged). */
+ * token_file NULL (actions disabled); per_ip: 1..SY_HTTP_MAX_CONNS. tls_cert and
+ * tls_key (PEM files, both or neither): serve HTTPS (libmicrohttpd's GnuTLS) with the
+ * control plane's certificate, read at start. Returns 0 or a negative errno (logged). */
 int sy_http_start(struct sy_loop *l, const char *spec, struct sy_rpc_server *rpc, struct sy_control_ctx *ctx,
-		  struct sy_prom *prom, const char *token_file, unsigned per_ip, struct sy_http **out);
+		  struct sy_prom *prom, const char *token_file, unsigned per_ip, const char *tls_cert,
+		  const char *tls_key, struct sy_http **out);
 int sy_http_port(const struct sy_http *h);
 /* Reads the token file again (SIGHUP). Loop thread. */
 void sy_http_reload_token(struct sy_http *h);

@@ -35,6 +35,8 @@ struct sy_http {
 	char token[TOKEN_MAX];
 	size_t token_len; /* 0: actions disabled */
 	int stopping;
+	char *tls_cert, *tls_key; /* PEM for MHD (HTTPS), held while it runs; NULL = HTTP */
+	size_t tls_key_len;
 };
 
 /* One request's call. Two owners: the connection's thread and the loop; freed by the

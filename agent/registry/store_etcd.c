@@ -77,7 +77,7 @@ int etcd_sync_call(struct etcd_store *e, const char *path, const ProtobufCMessag
 				 (unsigned long long)tmo_ms);
 			break;
 		}
-		r = sy_rpc_call_sync(e->ep[k], path, req, desc, deadline - now, 0, resp, &st);
+		r = sy_rpc_call_sync_tls(e->ep[k], e->tls, path, req, desc, deadline - now, 0, resp, &st);
 		if (r)
 			return r;
 		if (st.code == SY_GRPC_OK) {
@@ -117,9 +117,11 @@ static int es_load(struct sy_store *s, Switchyard__V1__State **out)
 			rc = -ENOTCONN; /* nothing cached: nothing to stand on */
 		if (rc == 0)
 			sy_warn("etcd",
-				"%s unreachable: starting from generation %llu kept in %s; changes refused "
-				"until it is back",
-				e->ep[e->cur], (unsigned long long)s->revision, e->cache);
+				"%s unreachable (%s): starting from generation %llu kept in %s; changes "
+				"refused until it is back",
+				e->ep[e->cur], e->why, (unsigned long long)s->revision, e->cache);
+		else
+			sy_error("etcd", "unreachable: %s", e->why); /* the reason: refused, TLS, … */
 		return rc;
 	}
 	if (rc)
@@ -214,6 +216,8 @@ static int es_watch(struct sy_store *s, sy_store_watch_fn fn, void *ctx)
 	e->cl = sy_rpc_client_new(e->loop, e->ep[e->cur], 0);
 	if (!e->cl)
 		return -ENOMEM;
+	if (e->tls)
+		sy_rpc_client_set_tls(e->cl, e->tls, NULL);
 	/* up until a call says otherwise (the watch's first answer confirms it), unless
 	 * this start could not reach etcd at all */
 	e->up = !e->offline;
@@ -294,6 +298,7 @@ int sy_store_etcd_open(struct sy_loop *loop, const struct sy_store_etcd_opts *o,
 	e->loop = loop;
 	e->backoff_ms = BACKOFF_MIN_MS;
 	e->ttl_s = o->ttl_s ? o->ttl_s : 10;
+	e->tls = o->tls;
 	if (parse_url(e, o->url) || !o->node || !o->node[0] || strlen(o->node) >= sizeof(e->node) ||
 	    strchr(o->node, '/')) {
 		sy_error("etcd",

@@ -38,6 +38,7 @@
 
 struct sy_loop;
 struct sy_registry;
+struct sy_tls;
 
 struct sy_store_etcd_opts {
 	const char *url;       /* etcd://HOST:PORT[,HOST:PORT…]/PREFIX */
@@ -46,6 +47,7 @@ struct sy_store_etcd_opts {
 	uint32_t ttl_s;	       /* the node lease's TTL; 0 = 10 s */
 	const char *cache_dir; /* the state dir: DIR/fleet/state.pb keeps the last state
 				* applied, so the agent can start while etcd is out of reach */
+	struct sy_tls *tls;    /* TLS to etcd (rpc/tls.h; not owned), NULL = h2c */
 };
 
 /* Parses the URL, grants the node lease and writes the node key. -EINVAL: a bad URL

@@ -47,6 +47,7 @@ struct etcd_store {
 	char nodes_key[300]; /* PREFIX/nodes/ */
 	char node[64], version[32];
 	char cache[PATH_MAX]; /* STATE_DIR/fleet: the last state applied, for a start without etcd */
+	struct sy_tls *tls;   /* TLS to etcd (not owned), NULL = h2c */
 	int offline;	      /* started from the cache: down until the watch runs */
 	uint32_t ttl_s;
 

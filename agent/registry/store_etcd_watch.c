@@ -231,6 +231,8 @@ static void reconnect(struct sy_loop *l, void *arg)
 	sy_rpc_client_free(e->cl);
 	e->ka_busy = e->put_busy = e->grant_busy = e->campaign_busy = 0;
 	e->cl = sy_rpc_client_new(e->loop, e->ep[e->cur], 0);
+	if (e->cl && e->tls)
+		sy_rpc_client_set_tls(e->cl, e->tls, NULL);
 	if (!e->cl) {
 		etcd_go_down(e, "out of memory", 1);
 		return;

@@ -79,15 +79,31 @@ void sy_rpc_server_free(struct sy_rpc_server *srv);
 /* Fuzzing hook: runs bytes through a fresh connection of srv (see rpc_server.c). */
 int sy_rpc_server_feed_raw(struct sy_rpc_server *srv, const uint8_t *data, size_t len);
 
+/* TLS (tls.h): every connection accepted on a TCP listener speaks TLS with tls (not
+ * owned; sy_tls_reload on it rotates the certificate for the next connections). Unix
+ * listeners stay plain: their 0600 mode is their access control. */
+struct sy_tls;
+struct sy_tls_conn;
+void sy_rpc_server_set_tls(struct sy_rpc_server *srv, struct sy_tls *tls);
+/* Marks a registered method as one a read-only identity (a client certificate with the
+ * read-only OU, tls.h) may call. Every other method answers such a caller
+ * PERMISSION_DENIED before its request is decoded. -ENOENT: no such method. */
+int sy_rpc_server_allow_readonly(struct sy_rpc_server *srv, const char *path);
+/* Fuzzing hook for the TLS record layer (see rpc_server.c). */
+int sy_rpc_server_feed_tls(struct sy_rpc_server *srv, struct sy_tls_conn *client, const uint8_t *data,
+			   size_t len, int encrypt);
+
 /* Live counts, for tests (a cancelled or finished stream must leave calls at 0) and
  * for the daemon's own metrics. */
 struct sy_rpc_server_stats {
-	size_t conns;	       /* open connections */
-	size_t calls;	       /* streams with a call object still allocated */
-	uint64_t calls_total;  /* streams ever started */
-	uint64_t conns_total;  /* connections ever accepted */
-	uint64_t proto_errors; /* connections closed for malformed HTTP/2 */
-	size_t req_buffered;   /* request bytes held in unfinished messages, server-wide */
+	size_t conns;		  /* open connections */
+	size_t calls;		  /* streams with a call object still allocated */
+	uint64_t calls_total;	  /* streams ever started */
+	uint64_t conns_total;	  /* connections ever accepted */
+	uint64_t proto_errors;	  /* connections closed for malformed HTTP/2 */
+	size_t req_buffered;	  /* request bytes held in unfinished messages, server-wide */
+	uint64_t tls_refused;	  /* TLS handshakes that failed (no or a wrong certificate, …) */
+	uint64_t readonly_denied; /* calls refused to a read-only identity */
 };
 void sy_rpc_server_get_stats(const struct sy_rpc_server *srv, struct sy_rpc_server_stats *st);
 
@@ -106,6 +122,8 @@ void sy_rpc_call_set_cancel(struct sy_rpc_call *call, sy_rpc_cancel_cb cb, void 
  * "127.0.0.1:5000" / "[::1]:5000" over TCP, "" when unknown (a fuzzed connection).
  * Returns buf. */
 const char *sy_rpc_call_peer(const struct sy_rpc_call *call, char *buf, size_t n);
+/* The TLS peer certificate's subject ("CN=ops OU=viewers"), "" without TLS or one. */
+const char *sy_rpc_call_tls_peer(const struct sy_rpc_call *call);
 /* The connection's socket, -1 for none (rpc_peer.c's only way in). */
 int sy_rpc_call_fd(const struct sy_rpc_call *call);
 /* Deadline of the call in loop ms (sy_now_ms), 0 = none. */
@@ -146,6 +164,12 @@ struct sy_rpc_status {
 struct sy_rpc_client *sy_rpc_client_new(struct sy_loop *loop, const char *target, int gzip);
 /* Calls still running end without their callback. Not from inside a callback. */
 void sy_rpc_client_free(struct sy_rpc_client *c);
+/* Speak TLS (tls.h, a client context; not owned) on the connections opened from now on:
+ * ALPN h2, :scheme https, the server's certificate checked against the host of
+ * as_written ("HOST:PORT" as the user wrote it, before any name was resolved; NULL =
+ * the target): a DNS name or an IP address. A failed handshake ends the calls with
+ * UNAVAILABLE and the reason ("TLS with HOST:PORT: certificate verify failed: …"). */
+void sy_rpc_client_set_tls(struct sy_rpc_client *c, struct sy_tls *tls, const char *as_written);
 
 /* msg == NULL signals the end of the call; then *st holds the final status. For a
  * unary call, on_msg is called once with the reply (then once with NULL). The
@@ -180,5 +204,9 @@ void sy_rpc_client_cancel(struct sy_rpc_client_call *k);
 int sy_rpc_call_sync(const char *target, const char *path, const ProtobufCMessage *req,
 		     const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, int gzip,
 		     ProtobufCMessage **resp, struct sy_rpc_status *st);
+/* The same over TLS (tls NULL: h2c). */
+int sy_rpc_call_sync_tls(const char *target, struct sy_tls *tls, const char *path,
+			 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+			 uint64_t timeout_ms, int gzip, ProtobufCMessage **resp, struct sy_rpc_status *st);
 
 #endif

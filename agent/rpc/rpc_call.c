@@ -467,6 +467,14 @@ static void headers_done(struct sy_rpc_call *call)
 		rpcs_end_call(call, SY_GRPC_UNIMPLEMENTED, why);
 		return;
 	}
+	if (call->c->readonly && !call->m->readonly_ok) {
+		/* refused on its headers: no byte of the request is read, nothing changes */
+		srv->st.readonly_denied++;
+		snprintf(why, sizeof(why), "%s: the read-only identity %s may not call this method",
+			 call->m->path, sy_tls_conn_peer(call->c->tls));
+		rpcs_end_call(call, SY_GRPC_PERMISSION_DENIED, why);
+		return;
+	}
 	if (call->bad_encoding) {
 		snprintf(why, sizeof(why), "grpc-encoding \"%s\" is not supported (identity, gzip)",
 			 call->encoding);

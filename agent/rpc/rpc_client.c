@@ -24,6 +24,7 @@
 
 #include "rpc/grpc_frame.h"
 #include "rpc/rpc_listen.h"
+#include "rpc/tls.h"
 
 #define STREAM_WINDOW (1 << 20)
 #define CONN_WINDOW   (4 << 20)
@@ -32,6 +33,8 @@
 struct cconn {
 	struct sy_rpc_client *cl;
 	int fd;
+	struct sy_tls_conn *tls; /* the client has TLS: on fd, handshake first */
+	int handshaking;
 	nghttp2_session *s;
 	uint8_t *out;
 	size_t out_len, out_off, out_cap;
@@ -71,7 +74,9 @@ struct sy_rpc_client {
 	struct sy_rpc_addr addr;
 	int bad_target;
 	int gzip;
-	struct cconn *conns; /* the first one takes new calls, unless it is dead */
+	struct sy_tls *tls;    /* not owned; NULL = h2c */
+	char server_name[256]; /* the host as written in the target: checked against the cert */
+	struct cconn *conns;   /* the first one takes new calls, unless it is dead */
 	struct sy_rpc_client_call *calls;
 	uint64_t reap_timer;
 };
@@ -282,6 +287,7 @@ static int on_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
 
 static void conn_free(struct cconn *cn)
 {
+	sy_tls_conn_free(cn->tls);
 	if (cn->fd >= 0) {
 		sy_loop_del_fd(cn->cl->loop, cn->fd);
 		close(cn->fd);
@@ -340,6 +346,8 @@ static void conn_fail(struct cconn *cn, const char *why)
 		return;
 	cn->dead = 1;
 	snprintf(cn->why, sizeof(cn->why), "%s", why);
+	sy_tls_conn_free(cn->tls);
+	cn->tls = NULL;
 	if (cn->fd >= 0) {
 		sy_loop_del_fd(cn->cl->loop, cn->fd);
 		close(cn->fd);
@@ -356,16 +364,26 @@ static void set_events(struct cconn *cn, unsigned ev)
 	}
 }
 
+static ssize_t csend(struct cconn *cn, const uint8_t *d, size_t n)
+{
+	return cn->tls ? sy_tls_write(cn->tls, d, n) : send(cn->fd, d, n, MSG_NOSIGNAL);
+}
+
+static ssize_t crecv(struct cconn *cn, uint8_t *buf, size_t n)
+{
+	return cn->tls ? sy_tls_read(cn->tls, buf, n) : recv(cn->fd, buf, n, 0);
+}
+
 static void cflush(struct cconn *cn)
 {
-	if (cn->dead || !cn->connected || cn->hold)
+	if (cn->dead || !cn->connected || cn->hold || cn->handshaking)
 		return;
 	for (;;) {
 		const uint8_t *d;
 		ssize_t n, w;
 
 		if (cn->out_off < cn->out_len) {
-			w = send(cn->fd, cn->out + cn->out_off, cn->out_len - cn->out_off, MSG_NOSIGNAL);
+			w = csend(cn, cn->out + cn->out_off, cn->out_len - cn->out_off);
 			if (w < 0 && (errno == EAGAIN || errno == EINTR))
 				break;
 			if (w < 0) {
@@ -382,7 +400,7 @@ static void cflush(struct cconn *cn)
 		}
 		if (n == 0)
 			break;
-		w = send(cn->fd, d, (size_t)n, MSG_NOSIGNAL);
+		w = csend(cn, d, (size_t)n);
 		if (w < 0 && errno != EAGAIN && errno != EINTR) {
 			conn_fail(cn, strerror(errno));
 			return;
@@ -428,15 +446,35 @@ static void cio(struct sy_loop *l, int fd, unsigned ev, void *arg)
 		}
 		cn->connected = 1;
 	}
+	if (cn->handshaking) {
+		int r = sy_tls_handshake(cn->tls, why + 200, 200);
+
+		if (r < 0) {
+			char msg[400];
+
+			snprintf(msg, sizeof(msg), "TLS with %.150s: %s", cn->cl->target, why + 200);
+			conn_fail(cn, msg);
+			return;
+		}
+		if (r == 0) {
+			set_events(cn,
+				   sy_tls_conn_want(cn->tls) & SY_TLS_WANT_WRITE ? SY_EV_WRITE : SY_EV_READ);
+			return;
+		}
+		cn->handshaking = 0;
+		ev |= SY_EV_READ;
+	}
 	if (ev & SY_EV_READ) {
-		for (int i = 0; i < 8; i++) {
-			ssize_t n = recv(fd, buf, sizeof(buf), 0), r;
+		for (int i = 0; i < 8 || (cn->tls && sy_tls_conn_pending(cn->tls)); i++) {
+			ssize_t n = crecv(cn, buf, sizeof(buf)), r;
 
 			if (n < 0 && (errno == EAGAIN || errno == EINTR))
 				break;
 			if (n <= 0) {
 				snprintf(why, sizeof(why), "%s: %s", cn->cl->target,
-					 n == 0 ? "connection closed by the server" : strerror(errno));
+					 n == 0			      ? "connection closed by the server"
+					 : cn->tls && errno == EPROTO ? sy_tls_conn_error(cn->tls)
+								      : strerror(errno));
 				conn_fail(cn, why);
 				return;
 			}
@@ -449,7 +487,7 @@ static void cio(struct sy_loop *l, int fd, unsigned ev, void *arg)
 				conn_fail(cn, why);
 				return;
 			}
-			if ((size_t)n < sizeof(buf))
+			if ((size_t)n < sizeof(buf) && !(cn->tls && sy_tls_conn_pending(cn->tls)))
 				break;
 		}
 	}
@@ -507,6 +545,14 @@ static struct cconn *conn_open(struct sy_rpc_client *cl)
 		return cn;
 	}
 	cn->fd = fd;
+	if (cl->tls) {
+		cn->tls = sy_tls_conn_new(cl->tls, fd, cl->server_name);
+		cn->handshaking = 1;
+		if (!cn->tls) {
+			conn_fail(cn, "TLS: out of memory");
+			return cn;
+		}
+	}
 	cn->events = SY_EV_READ | SY_EV_WRITE;
 	if (sy_loop_add_fd(cl->loop, fd, cn->events, cio, cn) < 0)
 		conn_fail(cn, "event loop refused the socket");
@@ -541,6 +587,23 @@ struct sy_rpc_client *sy_rpc_client_new(struct sy_loop *loop, const char *target
 	snprintf(cl->authority, sizeof(cl->authority), "%s",
 		 cl->bad_target || cl->addr.ss.ss_family == AF_UNIX ? "localhost" : target);
 	return cl;
+}
+
+void sy_rpc_client_set_tls(struct sy_rpc_client *c, struct sy_tls *tls, const char *as_written)
+{
+	const char *t = as_written ? as_written : c->target, *end;
+
+	c->tls = tls;
+	/* the host as written: "[::1]:443" → "::1", "etcd.local:2379" → "etcd.local" */
+	if (t[0] == '[') {
+		t++;
+		end = strchr(t, ']');
+	} else {
+		end = strrchr(t, ':');
+	}
+	if (!end)
+		end = t + strlen(t);
+	snprintf(c->server_name, sizeof(c->server_name), "%.*s", (int)(end - t), t);
 }
 
 void sy_rpc_client_free(struct sy_rpc_client *c)
@@ -616,7 +679,7 @@ static int start_body(struct sy_rpc_client *c, const char *path, uint8_t *body, 
 
 	nghttp2_nv hdr[10] = {
 		{(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
-		{(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+		{(uint8_t *)":scheme", (uint8_t *)(c->tls ? "https" : "http"), 7, c->tls ? 5 : 4, 0},
 		{(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
 		{(uint8_t *)":authority", (uint8_t *)c->authority, 10, strlen(c->authority), 0},
 		{(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
@@ -731,6 +794,13 @@ int sy_rpc_call_sync(const char *target, const char *path, const ProtobufCMessag
 		     const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, int gzip,
 		     ProtobufCMessage **resp, struct sy_rpc_status *st)
 {
+	return sy_rpc_call_sync_tls(target, NULL, path, req, resp_desc, timeout_ms, gzip, resp, st);
+}
+
+int sy_rpc_call_sync_tls(const char *target, struct sy_tls *tls, const char *path,
+			 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+			 uint64_t timeout_ms, int gzip, ProtobufCMessage **resp, struct sy_rpc_status *st)
+{
 	struct sy_loop *loop;
 	struct sy_rpc_client *c;
 	struct sync_ctx s = {.resp = resp, .st = st};
@@ -747,6 +817,8 @@ int sy_rpc_call_sync(const char *target, const char *path, const ProtobufCMessag
 		sy_loop_free(loop);
 		return -ENOMEM;
 	}
+	if (tls)
+		sy_rpc_client_set_tls(c, tls, NULL);
 	e = sy_rpc_client_call(c, path, req, resp_desc, timeout_ms, sync_cb, &s);
 	while (e == 0 && !s.done)
 		if ((e = sy_loop_run(loop)) < 0)

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /* rpc_peer.c — who is at the other end of a call, for the record of who changed what:
  * the unix socket's peer credentials (the socket is root-only, so the uid says little;
- * the pid names the process), or the TCP peer's address. */
+ * the pid names the process), or the TCP peer's address with, over TLS, the subject of
+ * its client certificate (who it is, not only where it calls from). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -42,5 +44,10 @@ const char *sy_rpc_call_peer(const struct sy_rpc_call *call, char *buf, size_t n
 		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
 		snprintf(buf, n, "[%s]:%u", ip, ntohs(a->sin6_port));
 	}
+	const char *subj = sy_rpc_call_tls_peer(call);
+	size_t l = strlen(buf);
+
+	if (*subj && l < n)
+		snprintf(buf + l, n - l, " %s", subj);
 	return buf;
 }

@@ -32,6 +32,8 @@
  */
 #include "rpc/rpc.h"
 
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <malloc.h>
 #include <nghttp2/nghttp2.h>
@@ -144,9 +146,11 @@ static void trim(struct sy_loop *l, void *arg)
 	malloc_trim(0);
 }
 
-/* Every SWEEP_MS while requests are incomplete: those older than REQUEST_TIMEOUT_MS end
- * (trailers, then the stream is reset), which frees what they held. One timer for the
- * server rather than one per stream: the loop cancels timers by a linear scan. */
+/* Every SWEEP_MS while requests are incomplete or TLS handshakes unfinished: requests
+ * older than REQUEST_TIMEOUT_MS end (trailers, then the stream is reset), which frees
+ * what they held; a handshake not done HANDSHAKE_TIMEOUT_MS after the accept closes
+ * its connection. One timer for the server rather than one per stream: the loop
+ * cancels timers by a linear scan. */
 void rpcs_sweep(struct sy_loop *l, void *arg)
 {
 	struct sy_rpc_server *srv = arg;
@@ -158,6 +162,17 @@ void rpcs_sweep(struct sy_loop *l, void *arg)
 	snprintf(why, sizeof(why), "request not received within %d s", REQUEST_TIMEOUT_MS / 1000);
 	for (struct conn *c = srv->conns, *n; c; c = n) {
 		n = c->next; /* flushing below never closes a connection at once */
+		if (c->handshaking && c->fd >= 0 && !c->closing) {
+			if (now - c->accepted < HANDSHAKE_TIMEOUT_MS) {
+				waiting = 1;
+				continue;
+			}
+			srv->st.tls_refused++;
+			sy_info("rpc", "TLS client closed: no handshake within %d s",
+				HANDSHAKE_TIMEOUT_MS / 1000);
+			conn_close(c);
+			continue;
+		}
 		if (c->closing)
 			continue;
 		c->hold++;
@@ -177,6 +192,28 @@ void rpcs_sweep(struct sy_loop *l, void *arg)
 }
 
 /* ---- connections -------------------------------------------------------------------- */
+
+/* The socket's bytes, through TLS when the connection has it: recv/send semantics. */
+static ssize_t conn_recv(struct conn *c, uint8_t *buf, size_t n)
+{
+	return c->tls ? sy_tls_read(c->tls, buf, n) : recv(c->fd, buf, n, 0);
+}
+
+static ssize_t conn_send(struct conn *c, const uint8_t *d, size_t n)
+{
+	ssize_t w;
+
+	if (!c->tls)
+		return send(c->fd, d, n, MSG_NOSIGNAL);
+	w = sy_tls_write(c->tls, d, n);
+	if (c->fd < 0) { /* a fuzzed memory connection: the records go nowhere */
+		uint8_t sink[4096];
+
+		while (sy_tls_conn_take(c->tls, sink, sizeof(sink)))
+			;
+	}
+	return w;
+}
 
 static void conn_set_events(struct conn *c, unsigned ev)
 {
@@ -205,14 +242,14 @@ static int out_keep(struct conn *c, const uint8_t *d, size_t n)
 /* Writes what nghttp2 has, until it has nothing or the socket is full. */
 void rpcs_conn_flush(struct conn *c)
 {
-	if (c->closing || c->hold)
+	if (c->closing || c->hold || c->handshaking)
 		return;
 	for (;;) {
 		const uint8_t *d;
 		ssize_t n, w;
 
 		if (c->out_off < c->out_len) {
-			w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+			w = conn_send(c, c->out + c->out_off, c->out_len - c->out_off);
 			if (w < 0 && (errno == EAGAIN || errno == EINTR))
 				break;
 			if (w < 0) {
@@ -229,10 +266,11 @@ void rpcs_conn_flush(struct conn *c)
 		}
 		if (n == 0)
 			break;
-		if (c->fd < 0)
+		if (c->fd < 0 && !c->tls)
 			continue; /* raw connection: the output goes nowhere */
-		/* Straight from nghttp2's buffer; only what the socket refuses is copied. */
-		w = send(c->fd, d, (size_t)n, MSG_NOSIGNAL);
+		/* Straight from nghttp2's buffer; only what the socket refuses is copied (TLS
+		 * retries a refused write with the same bytes, from c->out). */
+		w = conn_send(c, d, (size_t)n);
 		if (w < 0 && errno != EAGAIN && errno != EINTR) {
 			conn_fail(c);
 			return;
@@ -244,8 +282,12 @@ void rpcs_conn_flush(struct conn *c)
 			return;
 		}
 	}
-	/* Blocked on output: stop reading until it drains (back-pressure to the peer). */
-	conn_set_events(c, c->out_off < c->out_len ? SY_EV_WRITE : SY_EV_READ);
+	/* Blocked on output: stop reading until it drains (back-pressure to the peer),
+	 * unless TLS needs the peer's bytes before it can write. */
+	if (c->out_off < c->out_len && !(c->tls && sy_tls_conn_want(c->tls) == SY_TLS_WANT_READ))
+		conn_set_events(c, SY_EV_WRITE);
+	else
+		conn_set_events(c, SY_EV_READ);
 }
 
 static void reap(struct sy_loop *l, void *arg)
@@ -309,6 +351,7 @@ static void conn_close(struct conn *c)
 	if (c->peak >= TRIM_AFTER && !srv->trim_timer && c->fd >= 0)
 		srv->trim_timer = sy_loop_add_timer(srv->loop, 0, trim, srv);
 	nghttp2_session_del(c->s);
+	sy_tls_conn_free(c->tls);
 	if (c->fd >= 0) {
 		sy_loop_del_fd(srv->loop, c->fd);
 		close(c->fd);
@@ -324,15 +367,58 @@ static void conn_close(struct conn *c)
 	free(c);
 }
 
+/* TLS: 1 when the handshake is done, 0 while it goes on, -1 when it failed (counted,
+ * logged with the peer's address; the caller closes). */
+static int conn_handshake(struct conn *c)
+{
+	char why[300];
+	int r = sy_tls_handshake(c->tls, why, sizeof(why));
+
+	if (r == 0) {
+		conn_set_events(c, sy_tls_conn_want(c->tls) & SY_TLS_WANT_WRITE ? SY_EV_WRITE : SY_EV_READ);
+		return 0;
+	}
+	if (r < 0) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char ip[INET6_ADDRSTRLEN] = "?";
+
+		if (c->fd >= 0 && getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0)
+			inet_ntop(ss.ss_family,
+				  ss.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+							  : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
+				  ip, sizeof(ip));
+		c->srv->st.tls_refused++;
+		sy_info("rpc", "TLS client %s refused: %s", ip, why);
+		return -1;
+	}
+	c->handshaking = 0;
+	c->readonly = sy_tls_conn_readonly(c->tls);
+	return 1;
+}
+
 static void conn_io(struct sy_loop *l, int fd, unsigned ev, void *arg)
 {
 	struct conn *c = arg;
 	uint8_t buf[16384];
 
 	(void)l;
+	(void)fd;
+	if (c->handshaking) {
+		int r = conn_handshake(c);
+
+		if (r < 0)
+			conn_close(c);
+		if (r <= 0)
+			return;
+		ev |= SY_EV_READ; /* the client's first bytes may already be in */
+	}
 	if (ev & SY_EV_READ) {
-		for (int i = 0; i < READ_BUDGET && !c->closing; i++) {
-			ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		/* Past the budget only while TLS holds decrypted bytes the socket will not
+		 * signal again (the rest of one record at most). */
+		for (int i = 0; !c->closing && (i < READ_BUDGET || (c->tls && sy_tls_conn_pending(c->tls)));
+		     i++) {
+			ssize_t n = conn_recv(c, buf, sizeof(buf));
 
 			if (n < 0 && (errno == EAGAIN || errno == EINTR))
 				break;
@@ -341,7 +427,7 @@ static void conn_io(struct sy_loop *l, int fd, unsigned ev, void *arg)
 				break;
 			}
 			conn_input(c, buf, (size_t)n);
-			if ((size_t)n < sizeof(buf))
+			if ((size_t)n < sizeof(buf) && !(c->tls && sy_tls_conn_pending(c->tls)))
 				break;
 		}
 	}
@@ -350,7 +436,7 @@ static void conn_io(struct sy_loop *l, int fd, unsigned ev, void *arg)
 		conn_close(c);
 }
 
-static struct conn *conn_new(struct sy_rpc_server *srv, int fd)
+static struct conn *conn_new(struct sy_rpc_server *srv, int fd, struct sy_tls_conn *tls)
 {
 	nghttp2_settings_entry settings[] = {
 		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, srv->max_streams},
@@ -364,6 +450,8 @@ static struct conn *conn_new(struct sy_rpc_server *srv, int fd)
 		return NULL;
 	c->srv = srv;
 	c->fd = fd;
+	c->tls = tls;
+	c->handshaking = tls != NULL;
 	if (nghttp2_session_server_new2(&c->s, srv->cbs, c, srv->h2opt) != 0) {
 		free(c);
 		return NULL;
@@ -418,8 +506,31 @@ static void on_accept(struct sy_loop *l, int lfd, unsigned ev, void *arg)
 			li->backoff = sy_loop_add_timer(l, ACCEPT_BACKOFF_MS, accept_again, li);
 			return;
 		}
-		if (srv->shutting_down || srv->st.conns >= srv->max_conns || !conn_new(srv, fd))
+		if (srv->shutting_down || srv->st.conns >= srv->max_conns) {
 			close(fd);
+			continue;
+		}
+		struct sy_tls_conn *tls = NULL;
+		int one = 1;
+
+		/* Replies leave in several writes (headers, data, trailers; TLS records): with
+		 * Nagle's algorithm and the peer's delayed ACK each call would wait ~40 ms. */
+		if (li->tcp)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (li->tcp && srv->tls && !(tls = sy_tls_conn_new(srv->tls, fd, NULL))) {
+			close(fd);
+			continue;
+		}
+		struct conn *c = conn_new(srv, fd, tls);
+
+		if (!c) {
+			sy_tls_conn_free(tls);
+			close(fd);
+		} else if (tls) {
+			c->accepted = sy_now_ms();
+			if (!srv->sweep_timer) /* it also ends handshakes that never finish */
+				srv->sweep_timer = sy_loop_add_timer(l, SWEEP_MS, rpcs_sweep, srv);
+		}
 	}
 }
 
@@ -453,7 +564,7 @@ int sy_rpc_server_listen(struct sy_rpc_server *srv, const char *spec)
 	if (fd < 0)
 		return fd;
 	li = &srv->lis[srv->nl];
-	*li = (struct listener){.srv = srv, .fd = fd};
+	*li = (struct listener){.srv = srv, .fd = fd, .tcp = a.ss.ss_family != AF_UNIX};
 	snprintf(li->path, sizeof(li->path), "%s", a.path);
 	if ((e = sy_loop_add_fd(srv->loop, fd, SY_EV_READ, on_accept, li)) < 0) {
 		close(fd);
@@ -470,6 +581,26 @@ int sy_rpc_server_listen(struct sy_rpc_server *srv, const char *spec)
 int sy_rpc_server_port(struct sy_rpc_server *srv)
 {
 	return srv->port;
+}
+
+void sy_rpc_server_set_tls(struct sy_rpc_server *srv, struct sy_tls *tls)
+{
+	srv->tls = tls;
+}
+
+int sy_rpc_server_allow_readonly(struct sy_rpc_server *srv, const char *path)
+{
+	struct method *m = (struct method *)rpcs_find_method(srv, path);
+
+	if (!m)
+		return -ENOENT;
+	m->readonly_ok = 1;
+	return 0;
+}
+
+const char *sy_rpc_call_tls_peer(const struct sy_rpc_call *call)
+{
+	return call->c && call->c->tls && !call->c->handshaking ? sy_tls_conn_peer(call->c->tls) : "";
 }
 
 /* ---- server ------------------------------------------------------------------------- */
@@ -641,7 +772,7 @@ void sy_rpc_server_get_stats(const struct sy_rpc_server *srv, struct sy_rpc_serv
  * deterministic and fast. */
 int sy_rpc_server_feed_raw(struct sy_rpc_server *srv, const uint8_t *data, size_t len)
 {
-	struct conn *c = conn_new(srv, -1);
+	struct conn *c = conn_new(srv, -1, NULL);
 	size_t off = 0;
 
 	if (!c)
@@ -664,4 +795,74 @@ int sy_rpc_server_feed_raw(struct sy_rpc_server *srv, const uint8_t *data, size_
 	rpcs_conn_flush(c);
 	conn_close(c);
 	return 0;
+}
+
+/* For fuzzing the TLS record layer: a memory connection of srv's TLS context completes
+ * its handshake with client (a memory connection of a client context that trusts it),
+ * then data reaches the server either as records the client encrypted (encrypt != 0:
+ * the decrypted bytes go on to HTTP/2) or as raw bytes after the handshake (the record
+ * layer's own parsing). -EPROTO when the handshake itself failed. */
+int sy_rpc_server_feed_tls(struct sy_rpc_server *srv, struct sy_tls_conn *client, const uint8_t *data,
+			   size_t len, int encrypt)
+{
+	struct sy_tls_conn *tls = srv->tls ? sy_tls_conn_new(srv->tls, -1, NULL) : NULL;
+	struct conn *c = tls ? conn_new(srv, -1, tls) : NULL;
+	uint8_t buf[16384];
+	char why[300];
+	size_t n, off = 0;
+	int cdone = 0, e = 0;
+
+	if (!c) {
+		sy_tls_conn_free(tls);
+		return -ENOMEM;
+	}
+	for (int round = 0; round < 16 && (c->handshaking || !cdone); round++) {
+		int r = sy_tls_handshake(client, why, sizeof(why));
+
+		if (r < 0)
+			break;
+		cdone = r == 1;
+		while ((n = sy_tls_conn_take(client, buf, sizeof(buf))))
+			sy_tls_conn_feed(tls, buf, n);
+		if (c->handshaking && conn_handshake(c) < 0)
+			break;
+		while ((n = sy_tls_conn_take(tls, buf, sizeof(buf))))
+			sy_tls_conn_feed(client, buf, n);
+	}
+	if (c->handshaking || !cdone) {
+		e = -EPROTO;
+		goto out;
+	}
+	rpcs_conn_flush(c); /* our SETTINGS, held back by the handshake */
+	while (off < len && !conn_done(c)) {
+		size_t piece = len - off < 997 ? len - off : 997;
+
+		if (encrypt) {
+			if (sy_tls_write(client, data + off, piece) < 0)
+				break;
+			while ((n = sy_tls_conn_take(client, buf, sizeof(buf))))
+				sy_tls_conn_feed(tls, buf, n);
+		} else {
+			sy_tls_conn_feed(tls, data + off, piece);
+		}
+		off += piece;
+		for (;;) {
+			ssize_t r = sy_tls_read(tls, buf, sizeof(buf));
+
+			if (r <= 0) {
+				if (!(r < 0 && errno == EAGAIN))
+					c->closing = 1;
+				break;
+			}
+			conn_input(c, buf, (size_t)r);
+		}
+		rpcs_conn_flush(c);
+		while (sy_tls_conn_take(client, buf, sizeof(buf)))
+			;
+		if (c->closing)
+			break;
+	}
+out:
+	conn_close(c);
+	return e;
 }

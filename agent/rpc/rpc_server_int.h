@@ -15,6 +15,7 @@
 
 #include "rpc/grpc_frame.h"
 #include "rpc/rpc.h"
+#include "rpc/tls.h"
 #define MAX_LISTENERS 8
 #define MAX_CONNS     128
 #define MAX_STREAMS   100	  /* per connection; nghttp2 refuses the rest */
@@ -28,11 +29,14 @@
  * its share of the budgets for as long as its connection lives. */
 #define REQUEST_TIMEOUT_MS 10000
 #define SWEEP_MS	   1000
-#define MAX_HEADER_LIST	   16384
-#define GOAWAY_NOTICE_MS   50 /* shutdown notice → final GOAWAY: covers requests in flight */
-#define SHUTDOWN_TICK_MS   20
-#define ACCEPT_BACKOFF_MS  100 /* out of file descriptors: stop accepting for a moment */
-#define READ_BUDGET	   8   /* reads per wakeup, so one busy peer cannot starve others */
+/* A TLS client must finish its handshake this long after it connected: a connection
+ * that never speaks would otherwise hold one of max_conns for good. */
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define MAX_HEADER_LIST	     16384
+#define GOAWAY_NOTICE_MS     50 /* shutdown notice → final GOAWAY: covers requests in flight */
+#define SHUTDOWN_TICK_MS     20
+#define ACCEPT_BACKOFF_MS    100 /* out of file descriptors: stop accepting for a moment */
+#define READ_BUDGET	     8	 /* reads per wakeup, so one busy peer cannot starve others */
 
 struct method {
 	char *path;
@@ -40,6 +44,7 @@ struct method {
 	sy_rpc_handler h;
 	void *arg;
 	int streaming;
+	int readonly_ok; /* a read-only identity may call it (sy_rpc_server_allow_readonly) */
 	struct method *next;
 };
 
@@ -97,7 +102,11 @@ struct sy_rpc_call {
 
 struct conn {
 	struct sy_rpc_server *srv;
-	int fd; /* -1: a raw connection fed by sy_rpc_server_feed_raw, output discarded */
+	int fd;			 /* -1: a raw connection fed by sy_rpc_server_feed_raw, output discarded */
+	struct sy_tls_conn *tls; /* TLS (a TCP listener of a server with sy_rpc_server_set_tls) */
+	int handshaking;	 /* TLS: no HTTP/2 byte moves until the handshake is done */
+	int readonly;		 /* TLS: the client certificate is a read-only identity */
+	uint64_t accepted;	 /* loop ms it was accepted (the handshake's deadline) */
 	nghttp2_session *s;
 	uint8_t *out; /* what the socket did not take yet */
 	size_t out_len, out_off, out_cap;
@@ -115,6 +124,7 @@ struct conn {
 struct listener {
 	struct sy_rpc_server *srv;
 	int fd;
+	int tcp;
 	char path[108]; /* unix socket file to remove on close, or "" */
 	uint64_t backoff;
 };
@@ -134,6 +144,7 @@ struct sy_rpc_server {
 	uint64_t repay_timer, trim_timer, sweep_timer;
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *h2opt;
+	struct sy_tls *tls;  /* not owned: every TCP connection speaks TLS with it */
 	uint64_t reap_timer; /* closes connections that failed outside their I/O callback */
 	int shutting_down;
 	uint64_t shutdown_deadline, shutdown_timer;

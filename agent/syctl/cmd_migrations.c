@@ -142,6 +142,30 @@ static int status_json(const char *name)
 	return EX_OK;
 }
 
+/* One line for the control plane's TLS (only when some TCP listener or client has it). */
+static void print_tls(const Switchyard__V1__TlsStatus *t)
+{
+	if (!t || (!t->enabled && !t->insecure_listen && !t->n_certificates))
+		return;
+	if (t->enabled)
+		printf("tls:       %s%s%s; %llu handshake(s) refused, %llu read-only call(s) denied\n",
+		       t->client_auth ? "mTLS" : "TLS, no client certificate asked",
+		       t->readonly_ou[0] ? ", read-only OU " : "", t->readonly_ou,
+		       (unsigned long long)t->handshakes_refused, (unsigned long long)t->readonly_denied);
+	else if (t->insecure_listen)
+		printf("tls:       NONE: --insecure-listen serves the API unencrypted\n");
+	for (size_t i = 0; i < t->n_certificates; i++) {
+		const Switchyard__V1__TlsCertificate *c = t->certificates[i];
+		time_t exp = (time_t)(c->not_after_unix_ms / 1000);
+		struct tm tm;
+		char day[32] = "?";
+
+		if (gmtime_r(&exp, &tm))
+			strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+		printf("cert:      %s: %s, expires %s\n", c->context, c->subject, day);
+	}
+}
+
 int cmd_status(int argc, char **argv)
 {
 	Switchyard__V1__StatusRequest req = SWITCHYARD__V1__STATUS_REQUEST__INIT;
@@ -170,6 +194,7 @@ int cmd_status(int argc, char **argv)
 	if (s->node[0])
 		printf("fleet:     node %s, leader %s (%s)\n", s->node, s->leader[0] ? s->leader : "unknown",
 		       s->store);
+	print_tls(s->tls);
 	printf("\n");
 	printf("%-16s %-7s %-28s %-10s %-8s %s\n", "MIGRATION", "ROLE", "ENDPOINT", "HEALTH", "RTT",
 	       "CHECKED");

@@ -84,6 +84,8 @@ static int run_stream(const char *path, const ProtobufCMessage *req, const Proto
 	if (!w->loop)
 		return EX_REFUSED;
 	c = sy_rpc_client_new(w->loop, server, 0);
+	if (c && client_tls)
+		sy_rpc_client_set_tls(c, client_tls, NULL);
 	if (!c || sy_rpc_client_start(c, path, req, rd, deadline_ms, cb, w, &w->call)) {
 		fprintf(stderr, "syctl: %s: cannot start the call\n", path);
 		sy_rpc_client_free(c);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "rpc/rpc_listen.h"
+#include "rpc/tls.h"
 #include "syctl/syctl.h"
 #include <getopt.h>
 
@@ -21,6 +22,7 @@
 #define DEFAULT_SERVER "unix:///run/switchyard/switchyard.sock"
 
 const char *server;
+struct sy_tls *client_tls;
 uint64_t timeout_ms = 5000;
 int json;
 const char *refusal_hint;
@@ -51,7 +53,7 @@ int call(const char *method, const ProtobufCMessage *req, const ProtobufCMessage
 	 ProtobufCMessage **resp)
 {
 	struct sy_rpc_status st;
-	int e = sy_rpc_call_sync(server, method, req, rd, timeout_ms, 0, resp, &st);
+	int e = sy_rpc_call_sync_tls(server, client_tls, method, req, rd, timeout_ms, 0, resp, &st);
 
 	if (e) {
 		fprintf(stderr, "syctl: %s: %s\n", method, strerror(-e));
@@ -81,7 +83,7 @@ int call_quiet(const char *method, const ProtobufCMessage *req, const ProtobufCM
 	       ProtobufCMessage **resp)
 {
 	struct sy_rpc_status st;
-	int e = sy_rpc_call_sync(server, method, req, rd, timeout_ms, 0, resp, &st);
+	int e = sy_rpc_call_sync_tls(server, client_tls, method, req, rd, timeout_ms, 0, resp, &st);
 
 	if (e)
 		return e;
@@ -172,14 +174,19 @@ static const struct cmd cmds[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: syctl [--server unix:///PATH|HOST:PORT] [--timeout DURATION] [-o table|json] COMMAND "
-		"[ARGS]\n\ncommands (syctl help COMMAND: its arguments, options and examples):\n");
+	fprintf(f, "usage: syctl [--server unix:///PATH|HOST:PORT] [--tls-ca FILE [--tls-cert FILE --tls-key "
+		   "FILE]]\n"
+		   "             [--timeout DURATION] [-o table|json] COMMAND [ARGS]\n\ncommands (syctl help "
+		   "COMMAND: its arguments, options and examples):\n");
 	for (size_t i = 0; i < N_CMDS; i++)
 		fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].help);
 	fprintf(f,
 		"\noptions:\n"
 		"  --server S       unix:///PATH or HOST:PORT (else $SYCTL_SERVER, else " DEFAULT_SERVER ")\n"
+		"  --tls-ca FILE    TLS to a HOST:PORT server: the CA its certificate is checked against\n"
+		"                   (its name or IP address, as written in --server); else $SYCTL_TLS_CA\n"
+		"  --tls-cert FILE  a client certificate for mTLS, with --tls-key FILE (mode 0600);\n"
+		"                   else $SYCTL_TLS_CERT and $SYCTL_TLS_KEY\n"
 		"  --timeout D      each call's deadline, with a unit: 5s, 500ms (default 5s)\n"
 		"  -o table|json    human tables, or JSON (docs/json.md: one shape per command)\n"
 		"  -h, --help       this help; syctl help COMMAND or syctl COMMAND --help for one\n"
@@ -264,14 +271,43 @@ static int cmd_help(int argc, char **argv)
 	return EX_OK;
 }
 
+/* TLS for a HOST:PORT server. Flags aimed at a unix socket are a mistake (2); the
+ * environment's are ignored there (a shell may export them for every call). */
+static int setup_tls(int tcp, int flag, const char *ca, const char *cert, const char *key)
+{
+	char why[600];
+
+	if (!ca && !cert && !key)
+		return 0;
+	if (!tcp) {
+		if (flag)
+			return usage_err(NULL, "--tls-*: TLS is for a HOST:PORT --server, not a unix socket");
+		return 0;
+	}
+	if (!!cert != !!key)
+		return usage_err(NULL, "--tls-cert and --tls-key go together");
+	if (sy_tls_new(SY_TLS_CLIENT, &(struct sy_tls_files){.cert = cert, .key = key, .ca = ca}, &client_tls,
+		       why, sizeof(why)))
+		return usage_err(NULL, "TLS: %s", why);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"server", required_argument, 0, 's'}, {"timeout", required_argument, 0, 't'},
-		{"output", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'},      {0, 0, 0, 0},
+		{"server", required_argument, 0, 's'},
+		{"timeout", required_argument, 0, 't'},
+		{"output", required_argument, 0, 'o'},
+		{"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'},
+		{"tls-ca", required_argument, 0, 'A'},
+		{"tls-cert", required_argument, 0, 'C'},
+		{"tls-key", required_argument, 0, 'K'},
+		{0, 0, 0, 0},
 	};
-	int c;
+	const char *tls_ca = getenv("SYCTL_TLS_CA"), *tls_cert = getenv("SYCTL_TLS_CERT"),
+		   *tls_key = getenv("SYCTL_TLS_KEY");
+	int c, tls_flag = 0;
 
 	server = getenv("SYCTL_SERVER") ? getenv("SYCTL_SERVER") : DEFAULT_SERVER;
 	opterr = 0;
@@ -280,6 +316,12 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 's':
 			server = optarg;
+			break;
+		case 'A':
+		case 'C':
+		case 'K':
+			*(c == 'A' ? &tls_ca : c == 'C' ? &tls_cert : &tls_key) = optarg;
+			tls_flag = 1;
 			break;
 		case 't': {
 			uint64_t ms;
@@ -320,6 +362,8 @@ int main(int argc, char **argv)
 
 	if (sy_rpc_addr_parse(server, &addr))
 		return usage_err(NULL, "--server: \"%s\" is not unix:///PATH or HOST:PORT", server);
+	if ((c = setup_tls(addr.ss.ss_family != AF_UNIX, tls_flag, tls_ca, tls_cert, tls_key)))
+		return c;
 	const struct cmd *cmd = find_cmd(argv[optind]);
 
 	if (!cmd)

@@ -27,7 +27,11 @@
 #define EX_UNREACHABLE 3
 #define EX_TIMEOUT     4
 
+struct sy_tls;
 extern const char *server;
+/* TLS to a HOST:PORT server (--tls-ca, --tls-cert, --tls-key or $SYCTL_TLS_*), NULL
+ * for h2c and for unix sockets. */
+extern struct sy_tls *client_tls;
 extern uint64_t timeout_ms;
 extern int json;
 /* Appended to a FAILED_PRECONDITION refusal's line: the command's way past it. */

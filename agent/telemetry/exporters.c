@@ -429,7 +429,9 @@ int sy_exporters_start(struct sy_loop *l, const struct sy_exporters_cfg *cfg,
 		struct sy_otlp_opts o = {.endpoint = ep,
 					 .interval_ms = cfg->otlp_interval_ms,
 					 .gzip = cfg->otlp_gzip,
-					 .resource = {keys, vals, cfg->n_res}};
+					 .resource = {keys, vals, cfg->n_res},
+					 .tls = cfg->otlp_tls,
+					 .tls_name = cfg->otlp_endpoint};
 
 		for (size_t i = 0; i < cfg->n_res; i++) {
 			keys[i] = cfg->res_key[i];

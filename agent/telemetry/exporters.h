@@ -26,6 +26,7 @@ struct sy_exporters_cfg {
 	size_t n_res;
 	char res_key[SY_EXP_RESOURCE_MAX][128];
 	char res_val[SY_EXP_RESOURCE_MAX][256];
+	struct sy_tls *otlp_tls; /* TLS to the collector (rpc/tls.h; not owned), NULL = h2c */
 	/* given on the command line: the file does not override these */
 	bool cli_metrics, cli_endpoint, cli_interval, cli_gzip;
 };
@@ -34,6 +35,7 @@ struct sy_loop;
 struct sy_exporters;
 struct sy_yaml;
 struct sy_prom;
+struct sy_tls;
 
 /* The options live in the daemon's one getopt_long table (switchyardd.c): these entries,
  * each with its own val, handed back to sy_exporters_opt. */

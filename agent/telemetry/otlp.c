@@ -501,9 +501,11 @@ int sy_otlp_start(struct sy_loop *l, const struct sy_otlp_opts *o, const struct 
 		e = -ENOMEM;
 		goto fail;
 	}
+	if (o->tls)
+		sy_rpc_client_set_tls(x->client, o->tls, o->tls_name);
 	x->tick_timer = sy_loop_add_timer(l, x->interval_ms, tick, x);
-	sy_info("otlp", "exporting metrics to %s every %u ms%s", x->endpoint, x->interval_ms,
-		x->gzip ? " (gzip)" : "");
+	sy_info("otlp", "exporting metrics to %s every %u ms%s%s", x->endpoint, x->interval_ms,
+		x->gzip ? " (gzip)" : "", o->tls ? " over TLS" : "");
 	*out = x;
 	return 0;
 fail:

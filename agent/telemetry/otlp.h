@@ -24,6 +24,7 @@
 #define SY_OTLP_EXPORT_PATH "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 
 struct sy_loop;
+struct sy_tls;
 struct sy_otlp;
 
 /* Resource attributes, in order; later keys replace earlier ones of the same name. */
@@ -38,6 +39,8 @@ struct sy_otlp_opts {
 	uint32_t interval_ms;
 	bool gzip;
 	struct sy_otlp_resource resource; /* besides service.name, service.version, host.name */
+	struct sy_tls *tls;		  /* TLS to the collector (rpc/tls.h; not owned), NULL = h2c */
+	const char *tls_name;		  /* HOST:PORT as configured: the name TLS checks */
 };
 
 /* Starts exporting; the first batch after one interval. 0 or a negative errno (logged). */

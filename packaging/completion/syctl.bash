@@ -8,8 +8,9 @@ _syctl_migrations()
 	local server=() i
 	for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
 		case ${COMP_WORDS[i]} in
-		--server) server=(--server "${COMP_WORDS[i + 1]}") ;;
-		--server=*) server=("${COMP_WORDS[i]}") ;;
+		--server) server+=(--server "${COMP_WORDS[i + 1]}") ;;
+		--server=*) server+=("${COMP_WORDS[i]}") ;;
+		--tls-ca | --tls-cert | --tls-key) server+=("${COMP_WORDS[i]}" "${COMP_WORDS[i + 1]}") ;;
 		esac
 	done
 	syctl "${server[@]}" --timeout 1s list 2>/dev/null | awk 'NR > 1 { print $1 }'
@@ -22,12 +23,12 @@ _syctl()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD - 1]}
 	local commands="status apply diff get list nodes delete cutover pin unpin watch events health backfill verify version help"
-	local global="--server --timeout -o --help --version"
+	local global="--server --tls-ca --tls-cert --tls-key --timeout -o --help --version"
 
 	# the command: the first word that is neither a global option nor its value
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
-		--server | --timeout | -o) ((i++)) ;;
+		--server | --tls-ca | --tls-cert | --tls-key | --timeout | -o) ((i++)) ;;
 		-*) ;;
 		*) cmd=${COMP_WORDS[i]}; break ;;
 		esac
@@ -40,6 +41,10 @@ _syctl()
 		COMPREPLY=($(compgen -W "migration.created migration.updated migration.deleted migration.ratio_changed
 			migration.pinned migration.unpinned target.health_changed daemon.started daemon.reloaded
 			cutover.phase cutover.evaluated cutover.drained cutover. migration. events.gap" -- "$cur"))
+		return
+		;;
+	--tls-ca | --tls-cert | --tls-key)
+		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
 	-f)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""Writes the seed corpora of fuzz_grpc_server and fuzz_grpc_frame.
+"""Writes the seed corpora of fuzz_grpc_server, fuzz_grpc_frame and fuzz_tls_record.
 
 fuzz_grpc_server seeds are what a client sends on one connection (preface, SETTINGS,
 HEADERS, DATA, ...), made with python3-h2 so the HPACK blocks are real, plus a few
@@ -168,6 +168,24 @@ def frame_seeds():
     }
 
 
+def tls_seeds(server):
+    """fuzz_tls_record input: byte 0 odd = the rest goes through a real client's TLS
+    (every fuzz_grpc_server seed, so the record layer's plaintext reaches the gRPC
+    server), even = raw bytes on the wire after the handshake (record headers, lengths,
+    alerts, a clear-text preface)."""
+    s = {"enc-" + k: b"\x01" + v for k, v in server.items()}
+    s.update({
+        "raw-appdata-garbage": b"\x00" + bytes([0x17, 3, 3, 0, 32]) + b"\xaa" * 32,
+        "raw-oversized-length": b"\x00" + bytes([0x17, 3, 3, 0xff, 0xff]) + b"\x00" * 64,
+        "raw-alert-close": b"\x00" + bytes([0x15, 3, 3, 0, 2, 1, 0]),
+        "raw-handshake-after": b"\x00" + bytes([0x16, 3, 3, 0, 4, 0, 0, 0, 0]),
+        "raw-truncated-header": b"\x00" + bytes([0x17, 3]),
+        "raw-plain-h2-preface": b"\x00" + PREFACE,
+        "raw-ccs": b"\x00" + bytes([0x14, 3, 3, 0, 1, 1]),
+    })
+    return s
+
+
 def write(name, seeds):
     d = os.path.join(HERE, "corpus", name)
     os.makedirs(d, exist_ok=True)
@@ -178,5 +196,7 @@ def write(name, seeds):
 
 
 if __name__ == "__main__":
-    write("fuzz_grpc_server", server_seeds())
+    server = server_seeds()
+    write("fuzz_grpc_server", server)
     write("fuzz_grpc_frame", frame_seeds())
+    write("fuzz_tls_record", tls_seeds(server))

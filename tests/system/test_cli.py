@@ -46,7 +46,7 @@ printf '%%s\\n' "${COMPREPLY[@]}"
 def test_bash_completion_commands_and_options():
     assert complete("syctl ") == sorted(["status", "apply", "diff", "get", "list", "nodes", "delete", "cutover", "pin",
                                          "unpin", "watch", "events", "health", "backfill", "verify", "version",
-                                         "help", "--server", "--timeout", "-o", "--help", "--version"])
+                                         "help", "--server", "--tls-ca", "--tls-cert", "--tls-key", "--timeout", "-o", "--help", "--version"])
     assert complete("syctl cu") == ["cutover"]
     assert complete("syctl -o ") == ["json", "table"]
     assert complete("syctl -o json veri") == ["verify"]

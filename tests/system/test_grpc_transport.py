@@ -317,7 +317,8 @@ def test_keepalive_ping_is_answered(daemon):
 def test_tcp_listeners_v4_and_v6(daemon_factory):
     from sy import free_port
     p4, p6 = free_port(), free_port()
-    daemon_factory(None, extra=["--listen", "127.0.0.1:%d" % p4, "--listen", "[::1]:%d" % p6])
+    # clear-text TCP needs --insecure-listen (TLS is test_tls.py's)
+    daemon_factory(None, extra=["--listen", "127.0.0.1:%d" % p4, "--listen", "[::1]:%d" % p6, "--insecure-listen"])
     h = health_pb()
     for tgt in ("127.0.0.1:%d" % p4, "[::1]:%d" % p6):
         with channel(tgt) as ch:
