@@ -33,9 +33,11 @@ int sy_http_vendor_dir(const char *dir)
 
 static enum MHD_Result not_found(struct MHD_Connection *c)
 {
-	static const char msg[] = "the charting library is not installed (apt install libjs-chart.js)\n";
+	/* script-typed, so that the browser reports the 404 alone, not a MIME type too */
+	static const char msg[] =
+		"/* the charting library is not installed (apt install libjs-chart.js) */\n";
 
-	return http_send_buf(c, 404, "text/plain; charset=utf-8", msg, sizeof(msg) - 1,
+	return http_send_buf(c, 404, "text/javascript; charset=utf-8", msg, sizeof(msg) - 1,
 			     MHD_RESPMEM_PERSISTENT, NULL);
 }
 

@@ -40,13 +40,13 @@ function niceMax(v) {
 
 const ago = (s) => (s === 0 ? 'now' : s % 60 === 0 ? s / 60 + 'm' : s + 's');
 
-// A chart in parent: a box (.chart CLS) holding a canvas. fmt prints a y value.
+// A chart in parent: a box (.chart.chart-CLS) holding a canvas. fmt prints a y value.
 // opts.max fixes the y maximum (the ratio's 10000 bp), opts.floor is the least one (an
 // error rate of 0 on a 0–1% scale, not 0–100%); opts.step draws a series as steps (a
 // ratio holds until it changes, so its last value is drawn up to now).
 export function makeChart(parent, cls, title, fmt, opts = {}) {
   const box = document.createElement('div');
-  box.className = 'chart ' + cls;
+  box.className = 'chart ' + cls.split(' ').map((c) => 'chart-' + c).join(' '); // not .ratio: the card's figure
   box.setAttribute('role', 'img');
   box.setAttribute('aria-label', title);
   parent.appendChild(box);
