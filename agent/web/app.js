@@ -376,7 +376,9 @@ function renderNodes(nodes) {
     tr.dataset.node = n.name;
     tr.className = n.alive ? 'alive' : 'down';
     const migs = (n.migrations || []).map((m) => m.name + ' ' + pct(m.ratioBp || 0) + ' · ' +
-      num(m.requests) + ' req · ' + num(m.errors) + ' err').join('; ');
+      num(m.requests) + ' req · ' + num(m.errors) + ' err' +
+      (m.connectionsLegacy || m.connectionsTarget
+        ? ' · conns ' + num(m.connectionsLegacy) + ' legacy / ' + num(m.connectionsTarget) + ' target' : '')).join('; ');
     const cells = [n.name + (n.self ? ' (this agent)' : ''), n.leader ? 'leader' : '',
       n.alive ? 'alive' : 'down', ago(n.lastSeenUnixMs), n.version || '', migs];
     cells.forEach((text, i) => {

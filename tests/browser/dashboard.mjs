@@ -180,6 +180,9 @@ try {
     assert.equal(nodes.status, 200);
     if (nodes.n) await page.locator('#nodes tbody tr[data-node]').nth(nodes.n - 1).waitFor({ timeout: 6000 });
     assert.equal(await page.locator('#nodes').isHidden(), false);
+    // this agent's row: connections per side (the workload reconnects for every request)
+    await page.waitForFunction(() => /conns [1-9]\d* legacy \/ [1-9]\d* target/.test(
+      document.querySelector('#nodes tr[data-node].alive')?.textContent || ''), null, { timeout: 6000 });
   }
   assert.deepEqual(problems, []);
   console.log('dashboard: ok');
@@ -195,7 +198,8 @@ try {
   await fleet.route('**/api/v1/nodes', (r) => r.fulfill({ status: 200, contentType: 'application/json',
     body: JSON.stringify({ nodes: [
       { name: 'n1', leader: true, self: true, alive: true, lastSeenUnixMs: String(now - 1000), version: '0.9.0',
-        migrations: [{ name: 'users', ratioBp: 2500, requests: '1200', errors: '3' }] },
+        migrations: [{ name: 'users', ratioBp: 2500, requests: '1200', errors: '3', connectionsLegacy: '30',
+          connectionsTarget: '10' }] },
       { name: 'n2', leader: false, self: false, alive: false, lastSeenUnixMs: String(now - 90000),
         version: '0.9.0', migrations: [] },
     ] }) }));
@@ -205,7 +209,7 @@ try {
   const rows = await fleet.locator('#nodes tbody tr').evaluateAll((trs) => trs.map((tr) =>
     [...tr.cells].map((td) => td.textContent)));
   assert.deepEqual(rows[0].slice(0, 3), ['n1 (this agent)', 'leader', 'alive']);
-  assert.match(rows[0][5], /^users 25\.00% · 1200 req · 3 err$/);
+  assert.match(rows[0][5], /^users 25\.00% · 1200 req · 3 err · conns 30 legacy \/ 10 target$/);
   assert.deepEqual(rows[1].slice(0, 3), ['n2', '', 'down']);
   assert.match(rows[1][3], /^1m ago$/);
   await fleet.screenshot({ path: shot.replace(/\.png$/, '-nodes.png'), fullPage: true });

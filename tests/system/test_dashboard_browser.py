@@ -11,6 +11,7 @@ $OUT/browser/. Missing chromium, node or playwright-core is a skip, and so a
 failure in CI (SWITCHYARD_REQUIRE_BPF=1): packaging/deps.sh installs all three."""
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -100,6 +101,13 @@ def test_dashboard_follows_a_plan_and_promotes_it(redis_pair, daemon_factory, cg
     evs = [json.loads(x) for x in d.syctl("-o", "json", "events").stdout.splitlines() if x.strip()]
     acts = [e["attributes"]["action"] for e in evs if e["kind"] == "http.action"]
     assert acts == ["promote", "pause"]
+    # connections per side, as the nodes table shows them (the workload connects for each
+    # request, on both sides from 10 %)
+    mine = [n for n in json.loads(d.syctl("-o", "json", "nodes").stdout)["nodes"] if n.get("self")]
+    mig = mine[0]["migrations"][0]
+    assert int(mig["connectionsLegacy"]) > 0 and int(mig["connectionsTarget"]) > 0, mig
+    assert re.search(r"^  m +ratio 50% +requests \d+  errors \d+  connections [1-9]\d*/[1-9]\d*$",
+                     d.syctl("nodes").stdout, re.M), d.syctl("nodes").stdout
 
 
 def test_without_the_charting_library_the_page_works_and_says_so(redis_pair, daemon_factory, tmp_path):
