@@ -49,8 +49,8 @@ export function makeChart(parent, cls, title, fmt, opts = {}) {
   box.className = 'chart ' + cls.split(' ').map((c) => 'chart-' + c).join(' '); // not .ratio: the card's figure
   box.setAttribute('role', 'img');
   box.setAttribute('aria-label', title);
+  if (!available) return { el: box, chart: null, draw() {} }; // not shown: no empty frames
   parent.appendChild(box);
-  if (!available) return { el: box, chart: null, draw() {} };
   const canvas = document.createElement('canvas');
   box.appendChild(canvas);
   const chart = new Chart(canvas, {

@@ -38,6 +38,7 @@ try {
   assert.deepEqual(await card.locator('ol.steps li').allTextContents(), ['25.00%', '100.00%']);
   assert.equal(await card.locator('button[data-action]').count(), 4);
   assert.equal(await page.locator('canvas').count(), 0, 'a canvas without the library');
+  assert.equal(await page.locator('.chart').count(), 0, 'an empty chart frame without the library');
   assert.deepEqual(problems, []);
   console.log('nocharts: ok');
 } finally {
