@@ -13,10 +13,11 @@ redis-server redis-tools
 python3-pytest python3-redis python3-grpcio python3-protobuf python3-h2
 libmicrohttpd-dev prometheus
 libjson-c-dev
-chromium nodejs libjs-chart.js
+chromium nodejs
 iproute2 util-linux procps
 dpkg-dev help2man systemd init-system-helpers python3-yaml
 zsh
+libjs-chart.js
 etcd-server etcd-client
 "
 
