@@ -38,6 +38,7 @@
 #include "core/loop.h"
 #include "telemetry/metrics.h"
 #include "api/http.h"
+#include "api/http_vendor.h"
 #include "registry/registry.h"
 #include "registry/registry_events.h"
 #include "cutover/publish.h"
@@ -68,9 +69,10 @@ struct opts {
 	uint32_t health_interval_ms;
 	uint32_t health_timeout_ms;
 	size_t rpc_max_msg;
-	const char *http;	/* --http ADDR:PORT (dashboard, /api/v1, /metrics) */
-	const char *http_token; /* --http-token-file: who may act over http */
-	unsigned http_per_ip;	/* --http-max-conns-per-ip */
+	const char *http;	 /* --http ADDR:PORT (dashboard, /api/v1, /metrics) */
+	const char *http_token;	 /* --http-token-file: who may act over http */
+	const char *http_js_dir; /* --http-js-dir: Debian's libjs-* packages (the charts) */
+	unsigned http_per_ip;	 /* --http-max-conns-per-ip */
 	int http_per_ip_given;
 	int uninstall;
 	int check_config;
@@ -124,6 +126,8 @@ static void usage(FILE *f)
 		   "  --http ADDR:PORT        dashboard, JSON API (/api/v1) and /metrics (docs/http.md)\n"
 		   "  --http-token-file FILE  bearer token that actions over http need (mode 0600;\n"
 		   "                          re-read on SIGHUP); without it they are refused\n"
+		   "  --http-js-dir DIR       where the dashboard's charting library is installed\n"
+		   "                          (default /usr/share/javascript, libjs-chart.js)\n"
 		   "  --http-max-conns-per-ip N\n"
 		   "                          connections one client address may hold on --http\n"
 		   "                          (default 64, at most 512; a dashboard holds 2-4)\n"
@@ -191,7 +195,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		O_NODE_TTL,
 		O_HTTP,
 		O_HTTP_TOKEN,
-		O_HTTP_PER_IP
+		O_HTTP_PER_IP,
+		O_HTTP_JS_DIR
 	};
 	static const struct option lo[] = {
 		{"config", required_argument, 0, O_CONFIG},
@@ -212,6 +217,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 		{"http", required_argument, 0, O_HTTP},
 		{"http-token-file", required_argument, 0, O_HTTP_TOKEN},
 		{"http-max-conns-per-ip", required_argument, 0, O_HTTP_PER_IP},
+		{"http-js-dir", required_argument, 0, O_HTTP_JS_DIR},
 		{"help", no_argument, 0, 'h'},
 		SY_EXPORTERS_LONGOPTS,
 		SY_TLS_LONGOPTS,
@@ -257,6 +263,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, struct sy_exporters
 			break;
 		case O_HTTP_TOKEN:
 			o->http_token = optarg;
+			break;
+		case O_HTTP_JS_DIR:
+			o->http_js_dir = optarg;
 			break;
 		case O_HTTP_PER_IP: {
 			char *end = NULL;
@@ -951,6 +960,8 @@ int main(int argc, char **argv)
 					      .verify = d.verify,
 					      .fleet = d.o.store ? sy_store_etcd_fleet(d.store) : NULL},
 		     d.info.started_unix_ms, &exporters)))
+		goto out;
+	if (expcfg.metrics[0] && (e = sy_http_vendor_dir(d.o.http_js_dir)))
 		goto out;
 	if (expcfg.metrics[0] &&
 	    (e = sy_http_start(d.loop, expcfg.metrics, d.rpc, &d.ctl, sy_exporters_prom(exporters),

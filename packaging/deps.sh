@@ -18,6 +18,7 @@ chromium nodejs
 iproute2 util-linux procps
 dpkg-dev help2man systemd init-system-helpers python3-yaml
 zsh
+libjs-chart.js
 etcd-server etcd-client
 "
 

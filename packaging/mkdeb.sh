@@ -9,6 +9,7 @@
 #   /usr/share/doc/switchyard/{README.md,copyright,docs/*.md}
 #   /usr/share/bash-completion/completions/syctl, /usr/share/zsh/vendor-completions/_syctl
 #   /usr/share/switchyard/grafana/, kubernetes/, prometheus/   dashboard, DaemonSet manifest, alert rules
+# Depends: the linked libraries' packages and libjs-chart.js (the dashboard's charts).
 # Maintainer scripts: packaging/debian/{postinst,prerm,postrm}.
 set -eu
 cd "$(dirname "$0")/.."
@@ -68,6 +69,9 @@ printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$PKG" "$PKG" >"$WORK/de
 DEPENDS=$(cd "$WORK" && dpkg-shlibdeps -O "debian/$PKG/usr/sbin/switchyardd" "debian/$PKG/usr/bin/syctl" |
 	sed -n 's/^shlibs:Depends=//p')
 [ -n "$DEPENDS" ] || { echo "mkdeb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+# And the dashboard's charting library, which switchyardd serves from /usr/share/javascript
+# (/vendor/chart.js; docs/dashboard.md): Debian's, so apt keeps it patched.
+DEPENDS="$DEPENDS, libjs-chart.js"
 
 (cd "$ROOT" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) \
 	>"$ROOT/DEBIAN/md5sums"

@@ -37,6 +37,7 @@ static void self_migrations(struct sy_control_ctx *ctx, struct reply *r, Switchy
 			if (sy_mapsync_side_stats(sy_registry_bpf(ctx->reg), m->id, side, &st) == 0) {
 				x->requests += st.exchanges;
 				x->errors += st.errors;
+				*(side ? &x->connections_target : &x->connections_legacy) = st.sockets;
 			}
 		}
 		r->migp[r->n_mig++] = x;

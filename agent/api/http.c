@@ -20,6 +20,7 @@
 #include "api/http.h"
 #include "api/http_int.h"
 #include "api/http_req.h"
+#include "api/http_vendor.h"
 #include "core/log.h"
 #include "core/secret.h"
 #include "model/pbjson.h"
@@ -394,6 +395,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return http_send_buf(c, 200, "text/css; charset=utf-8", sy_web_style_css,
 				     (size_t)(sy_web_style_css_end - sy_web_style_css),
 				     MHD_RESPMEM_PERSISTENT, NULL);
+	if (strcmp(url, SY_HTTP_VENDOR_CHART_URL) == 0)
+		return sy_http_send_vendor_chart(c);
 	if (strcmp(url, "/favicon.ico") == 0) /* none: an empty answer, not an error in the console */
 		return http_send_buf(c, 204, "image/x-icon", "", 0, MHD_RESPMEM_PERSISTENT, NULL);
 	return http_send_buf(c, 404, "text/plain; charset=utf-8", "not found\n", 10, MHD_RESPMEM_PERSISTENT,

@@ -42,8 +42,10 @@ int cmd_nodes(int argc, char **argv)
 				sy_ratio_format(m->ratio_bp, ratio, sizeof(ratio));
 			else
 				snprintf(ratio, sizeof(ratio), "%u%%", m->ratio_bp / 100);
-			printf("  %-22s ratio %-8s requests %llu  errors %llu\n", m->name, ratio,
-			       (unsigned long long)m->requests, (unsigned long long)m->errors);
+			printf("  %-22s ratio %-8s requests %llu  errors %llu  connections %llu/%llu\n",
+			       m->name, ratio, (unsigned long long)m->requests, (unsigned long long)m->errors,
+			       (unsigned long long)m->connections_legacy,
+			       (unsigned long long)m->connections_target);
 		}
 	}
 	protobuf_c_message_free_unpacked(resp, NULL);

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // switchyard dashboard: a client of the agent's JSON API (docs/http.md). Plain ES modules,
-// no dependencies (charts.js draws the charts). Reads: GET /api/v1/migrations once, SSE
+// no build step; the charts are Chart.js's (charts.js, /vendor/chart.js). Reads: GET /api/v1/migrations once, SSE
 // /api/v1/watch (live figures, kept as the charts' history) and /api/v1/events (state
 // changes: each re-reads only the migration it names, in rounds REFRESH_MS apart),
 // GET /api/v1/nodes (a fleet's nodes; the panel stays hidden where it answers 404).
 // Actions: POST /api/v1/migrations/NAME/cutover with the bearer token, asked for once
 // per tab and kept in sessionStorage only.
-import { makeChart, WINDOW_MS } from '/charts.js';
+import { available as chartsAvailable, makeChart, WINDOW_MS } from '/charts.js';
 
 const $ = (root, sel) => root.querySelector(sel);
 const TOKEN_KEY = 'switchyard.token';
@@ -67,24 +67,32 @@ function makeCharts(box) {
   return {
     ratio: makeChart(box, 'ratio', 'ratio on target', pct, { max: 10000, step: true }),
     rps: makeChart(box, 'rps', 'requests/s', num, { floor: 10 }),
-    p99: makeChart(box, 'p99', 'p99 latency', us, { floor: 1000 }),
+    latency: makeChart(box, 'latency', 'latency p50 / p99', us, { floor: 1000 }),
     err: makeChart(box, 'err', 'error rate', ratio, { floor: 0.01 }),
     lag: makeChart(box, 'lag', 'mirror lag p99', us, { floor: 1000 }),
+    queue: makeChart(box, 'queue', 'mirror queue', num, { floor: 10 }),
     drift: makeChart(box, 'drift', 'drift rate', (v) => num(v) + '/s', { floor: 1 }),
+    found: makeChart(box, 'found', 'drift found / repaired', num, { floor: 10 }),
   };
 }
 
 // One snapshot of a migration as a chart sample. A side without requests over the
 // interval has no latency or error rate: a gap, not a zero.
 function sample(t, s) {
-  const x = { t, ratio: s.ratioBp || 0, drift: Number(s.driftRate || 0), gates: {} };
+  const x = { t, ratio: s.ratioBp || 0, drift: Number(s.driftRate || 0), found: Number(s.drift || 0),
+    repaired: 0, gates: {}, queue: {} };
   for (const side of SIDES) {
     const f = (s.sides || []).find((v) => v.side === side) || {};
     const busy = Number(f.exchangesPerS || 0) > 0;
-    x[side] = { rps: Number(f.exchangesPerS || 0), p99: busy ? Number(f.p99Us || 0) : null,
+    x[side] = { rps: Number(f.exchangesPerS || 0), p50: busy ? Number(f.p50Us || 0) : null,
+      p99: busy ? Number(f.p99Us || 0) : null,
       err: busy ? Number(f.errorRatio || 0) : null };
   }
-  for (const m of s.mirror || []) x[m.direction] = Number(m.lagP99Us || 0);
+  for (const m of s.mirror || []) {
+    x[m.direction] = Number(m.lagP99Us || 0);
+    x.queue[m.direction] = Number(m.queued || 0);
+    x.repaired += Number(m.repaired || 0);
+  }
   for (const g of s.gates || []) x.gates[g.gate] = g;
   return x;
 }
@@ -100,10 +108,16 @@ function drawCharts(el) {
   c.ratio.draw([series(h, 'ratio', 'now', (x) => x.ratio)],
     steps.map((bp, i) => ({ v: bp, cls: 'step' + (i + 1 === cur ? ' current' : ''),
       label: i + 1 === cur ? 'step ' + cur + ': ' + pct(bp) : '' })), t);
-  for (const [k, get] of [['rps', 'rps'], ['p99', 'p99'], ['err', 'err']])
-    c[k].draw(SIDES.map((side) => series(h, side, side, (x) => x[side][get])), [], t);
-  c.lag.draw(['forward', 'reverse'].filter((d) => h.some((x) => d in x))
-    .map((d) => series(h, d, d, (x) => (d in x ? x[d] : null))), [], t);
+  for (const k of ['rps', 'err'])
+    c[k].draw(SIDES.map((side) => series(h, side, side, (x) => x[side][k])), [], t);
+  c.latency.draw(SIDES.flatMap((side) => ['p50', 'p99'].map((q) =>
+    Object.assign(series(h, side + ' ' + q, side + ' ' + q, (x) => x[side][q]), { dash: q === 'p50' ? [3, 2] : [] }))),
+  [], t);
+  const dirs = ['forward', 'reverse'].filter((d) => h.some((x) => d in x));
+  c.lag.draw(dirs.map((d) => series(h, d, d, (x) => (d in x ? x[d] : null))), [], t);
+  c.queue.draw(dirs.map((d) => series(h, d, d, (x) => (d in x.queue ? x.queue[d] : null))), [], t);
+  c.found.draw([series(h, 'found', 'found', (x) => x.found), series(h, 'repaired', 'repaired', (x) => x.repaired)],
+    [], t);
   const dg = h[h.length - 1].gates.drift_rate;
   c.drift.draw([series(h, 'drift', 'drift', (x) => x.drift)],
     dg ? [{ v: Number(dg.threshold), cls: 'threshold', label: 'gate ' + num(dg.threshold) + '/s' }] : [], t);
@@ -115,12 +129,12 @@ function drawCharts(el) {
 function drawGates(el, h, t) {
   const last = h[h.length - 1].gates;
   const box = $(el, '.gate-charts');
-  for (const [name, ch] of el._gateCharts) if (!(name in last)) { ch.svg.remove(); el._gateCharts.delete(name); }
+  for (const [name, ch] of el._gateCharts) if (!(name in last)) { ch.el.remove(); el._gateCharts.delete(name); }
   for (const [name, g] of Object.entries(last)) {
     const fmt = GATE_FMT[name] || ((v) => num(v) + '×');
     let ch = el._gateCharts.get(name);
     if (!ch) el._gateCharts.set(name, (ch = makeChart(box, 'gate gate-' + name, 'gate ' + name, fmt)));
-    ch.svg.dataset.verdict = g.verdict;
+    ch.el.dataset.verdict = g.verdict;
     ch.draw([series(h, 'value', g.verdict, (x) => (x.gates[name] ? Number(x.gates[name].value) : null))],
       [{ v: Number(g.threshold), cls: 'threshold', label: 'max ' + fmt(Number(g.threshold)) }], t);
   }
@@ -362,7 +376,9 @@ function renderNodes(nodes) {
     tr.dataset.node = n.name;
     tr.className = n.alive ? 'alive' : 'down';
     const migs = (n.migrations || []).map((m) => m.name + ' ' + pct(m.ratioBp || 0) + ' · ' +
-      num(m.requests) + ' req · ' + num(m.errors) + ' err').join('; ');
+      num(m.requests) + ' req · ' + num(m.errors) + ' err' +
+      (m.connectionsLegacy || m.connectionsTarget
+        ? ' · conns ' + num(m.connectionsLegacy) + ' legacy / ' + num(m.connectionsTarget) + ' target' : '')).join('; ');
     const cells = [n.name + (n.self ? ' (this agent)' : ''), n.leader ? 'leader' : '',
       n.alive ? 'alive' : 'down', ago(n.lastSeenUnixMs), n.version || '', migs];
     cells.forEach((text, i) => {
@@ -405,6 +421,7 @@ function stream(url, key, onData) {
 }
 
 async function start() {
+  if (!chartsAvailable) document.getElementById('nocharts').hidden = false;
   document.getElementById('forget').addEventListener('click', () => {
     sessionStorage.removeItem(TOKEN_KEY);
     answer('token forgotten');

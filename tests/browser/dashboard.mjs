@@ -2,7 +2,8 @@
 // The dashboard in Debian's headless chromium, driven by playwright-core, against a real
 // switchyardd (started by tests/system/test_dashboard_browser.py, which passes its
 // addresses). What a person would do: open the page, watch a manual plan start and
-// walk, press PROMOTE and give the token when asked; the charts draw the watch stream
+// walk, press PROMOTE and give the token when asked; the charts (Chart.js, Debian's
+// libjs-chart.js, read through its API: Chart.getChart(canvas)) draw the watch stream
 // (both sides' figures, the ratio reaching the step PROMOTE started); the nodes panel
 // stays hidden where /api/v1/nodes is 404 and shows a fleet's nodes where it answers.
 // Exits non-zero on the first failed expectation; a screenshot is saved either way.
@@ -41,22 +42,36 @@ page.on('request', (r) => {
 });
 const card = page.locator('[data-migration="m"]');
 const current = card.locator('ol.steps li.current');
-// How many points a chart's series drew (its path's data-points), -1 without the path.
-const points = (chart, series) => page.evaluate(([c, s]) => {
-  const p = document.querySelector(`[data-migration="m"] svg.chart.${c} path.line.${s}`);
-  return p ? Number(p.dataset.points) : -1;
-}, [chart, series]);
-// The ratio line's last level and the current step's mark, in the chart's y pixels.
-const ratioLevel = () => page.evaluate(() => {
-  const svg = document.querySelector('[data-migration="m"] svg.chart.ratio');
-  const d = svg.querySelector('path.line.ratio').getAttribute('d');
-  const levels = [...d.matchAll(/[MV](?:[\d.]+ )?([\d.]+)/g)].map((x) => x[1]);
-  const cur = svg.querySelector('line.mark.current');
-  return { line: levels.at(-1), mark: cur && cur.getAttribute('y1'), markBp: cur && cur.dataset.v,
-    marks: svg.querySelectorAll('line.mark').length };
-});
+// What a chart draws, read through Chart.js's API: per dataset its key, role ('series',
+// 'step', 'threshold'), whether it is the current step, how many non-null points it
+// holds and its last y. null when the chart has no canvas or no Chart on it.
+const drawn = (cls) => page.evaluate((c) => {
+  const cv = document.querySelector(`[data-migration="m"] .chart-${c} canvas`);
+  const ch = cv && window.Chart && window.Chart.getChart(cv);
+  if (!ch) return null;
+  return { width: ch.width, height: ch.height, datasets: ch.data.datasets.map((d) => ({
+    key: d.key, role: d.role, current: !!d.current, value: d.value,
+    n: d.data.filter((p) => p.y !== null).length, last: d.data.length ? d.data.at(-1).y : null })) };
+}, cls);
+// How many points a chart's series holds, -1 without the series.
+const points = async (chart, key) => {
+  const c = await drawn(chart);
+  const d = c && c.datasets.find((x) => x.key === key && x.role === 'series');
+  return d ? d.n : -1;
+};
+// The ratio series' last level and the step marks (the current one's value).
+const ratioLevel = async () => {
+  const c = await drawn('ratio');
+  const line = c.datasets.find((d) => d.key === 'ratio');
+  const marks = c.datasets.filter((d) => d.role === 'step');
+  const cur = marks.find((d) => d.current);
+  return { line: line && line.last, markBp: cur && cur.value, marks: marks.length, current: marks.filter((d) => d.current).length };
+};
 try {
   await page.goto(url, { waitUntil: 'load' });
+  // Debian's Chart.js, served by the agent (no CDN)
+  assert.equal(await page.evaluate(() => window.Chart && window.Chart.version), '3.9.1');
+  assert.equal(await page.locator('#nocharts').isHidden(), true);
   // the migration, its plan and its phase
   await card.waitFor({ timeout: 10000 });
   await page.waitForFunction(() => document.querySelector('#live')?.textContent === 'live', null, { timeout: 10000 });
@@ -75,10 +90,17 @@ try {
   await card.locator('ol.steps li.current .bake', { hasText: 'ready' }).waitFor({ timeout: 10000 });
 
   // the charts: drawn from the watch stream, a point a second, both sides busy
-  await page.waitForFunction(() => Number(document.querySelector(
-    '[data-migration="m"] svg.chart.p99 path.line.target')?.dataset.points) >= 2, null, { timeout: 10000 });
-  const before = { legacy: await points('p99', 'legacy'), rps: await points('rps', 'target') };
+  await page.waitForFunction(() => {
+    const cv = document.querySelector('[data-migration="m"] .chart-latency canvas');
+    const ch = cv && window.Chart.getChart(cv);
+    const d = ch && ch.data.datasets.find((x) => x.key === 'target p99');
+    return d && d.data.filter((p) => p.y !== null).length >= 2;
+  }, null, { timeout: 10000 });
+  const before = { legacy: await points('latency', 'legacy p99'), rps: await points('rps', 'target') };
   assert.ok(before.legacy >= 2, 'legacy p99 points: ' + before.legacy);
+  assert.ok(await points('latency', 'legacy p50') >= 2, 'no legacy p50 points');
+  const lat = await drawn('latency');
+  assert.ok(lat.width > 100 && lat.height > 50, 'the latency canvas is not laid out: ' + JSON.stringify(lat));
   // meanwhile the plan evaluates its gates every 200 ms, each an event naming m: the
   // page re-reads m at most once per 500 ms, and never the whole list again
   const t0 = Date.now(), evBefore = await page.locator('#events li', { hasText: 'cutover.evaluated' }).count();
@@ -91,14 +113,18 @@ try {
     evDuring + ' events, ' + during.length + ' re-reads: ' + JSON.stringify(during));
   assert.ok(during.every(([, p]) => p === '/api/v1/migrations/m'), JSON.stringify(during));
   assert.equal(reads.filter(([, p]) => p === '/api/v1/migrations').length, 1, 'the list read more than once');
-  assert.ok(await points('p99', 'legacy') > before.legacy, 'the legacy p99 series does not grow');
+  assert.ok(await points('latency', 'legacy p99') > before.legacy, 'the legacy p99 series does not grow');
   assert.ok(await points('rps', 'target') > before.rps, 'the target requests/s series does not grow');
   assert.ok(await points('err', 'target') >= 2, 'no target error-rate points');
   assert.ok(await points('drift', 'drift') >= 2, 'no drift points');
+  assert.ok(await points('found', 'found') >= 2 && await points('found', 'repaired') >= 2, 'no drift found/repaired');
+  // the drift chart carries the drift gate's threshold (the plan's drift_rate: 1000)
+  assert.deepEqual((await drawn('drift')).datasets.filter((d) => d.role === 'threshold').map((d) => d.value), [1000]);
   let lvl = await ratioLevel();
   assert.equal(lvl.marks, 3, 'one mark per plan step');
-  assert.equal(lvl.markBp, '1000');
-  assert.equal(lvl.line, lvl.mark, 'the ratio line is not at the current step (10%)');
+  assert.equal(lvl.current, 1, 'one current step');
+  assert.equal(lvl.markBp, 1000);
+  assert.equal(lvl.line, 1000, 'the ratio line is not at the current step (10%)');
 
   // PROMOTE from the page: confirmed, the token asked for once, the plan advances
   await card.locator('button[data-action="promote"]').click();
@@ -113,16 +139,15 @@ try {
   assert.equal(m.spec.ratioBp, 5000);
   // the ratio chart: the current step's mark moved to 50%, and the line follows it
   // with the next snapshots
-  await page.waitForFunction(() => document.querySelector(
-    '[data-migration="m"] svg.chart.ratio line.mark.current')?.dataset.v === '5000', null, { timeout: 5000 });
   await page.waitForFunction(() => {
-    const svg = document.querySelector('[data-migration="m"] svg.chart.ratio');
-    const d = svg.querySelector('path.line.ratio').getAttribute('d');
-    const y = svg.querySelector('line.mark.current').getAttribute('y1');
-    return d.includes('V' + y);
+    const ch = window.Chart.getChart(document.querySelector('[data-migration="m"] .chart-ratio canvas'));
+    const cur = ch.data.datasets.find((d) => d.role === 'step' && d.current);
+    const line = ch.data.datasets.find((d) => d.key === 'ratio');
+    return cur && cur.value === 5000 && line.data.at(-1).y === 5000;
   }, null, { timeout: 5000 });
   lvl = await ratioLevel();
-  assert.equal(lvl.line, lvl.mark, 'the ratio line is not at the current step (50%)');
+  assert.equal(lvl.markBp, 5000);
+  assert.equal(lvl.line, 5000, 'the ratio line is not at the current step (50%)');
 
   // the token is kept in the tab: PAUSE asks only for confirmation
   await card.locator('input.why').fill('checking from the browser');
@@ -134,9 +159,15 @@ try {
   // the event log shows what was done, naming the door
   await page.locator('#events li', { hasText: 'http.action' }).first().waitFor({ timeout: 5000 });
   // the gates the plan evaluates: a chart each, value against threshold
-  assert.ok(await page.locator('[data-migration="m"] svg.chart.gate').count() >= 1, 'no gate chart');
-  assert.equal(await page.locator('[data-migration="m"] svg.chart.gate line.mark.threshold').count(),
-    await page.locator('[data-migration="m"] svg.chart.gate').count());
+  const gates = await page.evaluate(() => [...document.querySelectorAll('[data-migration="m"] .chart-gate canvas')]
+    .map((cv) => window.Chart.getChart(cv).data.datasets.map((d) => [d.role, d.role === 'threshold' ? d.value
+      : d.data.filter((p) => p.y !== null).length])));
+  assert.equal(gates.length, 2, 'a chart per gate (error_rate, drift_rate): ' + JSON.stringify(gates));
+  for (const g of gates) {
+    assert.equal(g.filter(([r]) => r === 'threshold').length, 1, 'one threshold per gate: ' + JSON.stringify(g));
+    assert.ok(g.some(([r, n]) => r === 'series' && n >= 1), 'a gate chart without values: ' + JSON.stringify(g));
+  }
+  assert.deepEqual(gates.map((g) => g.find(([r]) => r === 'threshold')[1]).sort((a, b) => a - b), [0.5, 1000]);
   // the nodes panel follows GET /api/v1/nodes: hidden where it is 404 (an agent without
   // the endpoint), a row per node where it answers
   const nodes = await page.evaluate(async () => {
@@ -149,6 +180,9 @@ try {
     assert.equal(nodes.status, 200);
     if (nodes.n) await page.locator('#nodes tbody tr[data-node]').nth(nodes.n - 1).waitFor({ timeout: 6000 });
     assert.equal(await page.locator('#nodes').isHidden(), false);
+    // this agent's row: connections per side (the workload reconnects for every request)
+    await page.waitForFunction(() => /conns [1-9]\d* legacy \/ [1-9]\d* target/.test(
+      document.querySelector('#nodes tr[data-node].alive')?.textContent || ''), null, { timeout: 6000 });
   }
   assert.deepEqual(problems, []);
   console.log('dashboard: ok');
@@ -164,7 +198,8 @@ try {
   await fleet.route('**/api/v1/nodes', (r) => r.fulfill({ status: 200, contentType: 'application/json',
     body: JSON.stringify({ nodes: [
       { name: 'n1', leader: true, self: true, alive: true, lastSeenUnixMs: String(now - 1000), version: '0.9.0',
-        migrations: [{ name: 'users', ratioBp: 2500, requests: '1200', errors: '3' }] },
+        migrations: [{ name: 'users', ratioBp: 2500, requests: '1200', errors: '3', connectionsLegacy: '30',
+          connectionsTarget: '10' }] },
       { name: 'n2', leader: false, self: false, alive: false, lastSeenUnixMs: String(now - 90000),
         version: '0.9.0', migrations: [] },
     ] }) }));
@@ -174,7 +209,7 @@ try {
   const rows = await fleet.locator('#nodes tbody tr').evaluateAll((trs) => trs.map((tr) =>
     [...tr.cells].map((td) => td.textContent)));
   assert.deepEqual(rows[0].slice(0, 3), ['n1 (this agent)', 'leader', 'alive']);
-  assert.match(rows[0][5], /^users 25\.00% · 1200 req · 3 err$/);
+  assert.match(rows[0][5], /^users 25\.00% · 1200 req · 3 err · conns 30 legacy \/ 10 target$/);
   assert.deepEqual(rows[1].slice(0, 3), ['n2', '', 'down']);
   assert.match(rows[1][3], /^1m ago$/);
   await fleet.screenshot({ path: shot.replace(/\.png$/, '-nodes.png'), fullPage: true });

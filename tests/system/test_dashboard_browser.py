@@ -11,6 +11,7 @@ $OUT/browser/. Missing chromium, node or playwright-core is a skip, and so a
 failure in CI (SWITCHYARD_REQUIRE_BPF=1): packaging/deps.sh installs all three."""
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -100,3 +101,30 @@ def test_dashboard_follows_a_plan_and_promotes_it(redis_pair, daemon_factory, cg
     evs = [json.loads(x) for x in d.syctl("-o", "json", "events").stdout.splitlines() if x.strip()]
     acts = [e["attributes"]["action"] for e in evs if e["kind"] == "http.action"]
     assert acts == ["promote", "pause"]
+    # connections per side, as the nodes table shows them (the workload connects for each
+    # request, on both sides from 10 %)
+    mine = [n for n in json.loads(d.syctl("-o", "json", "nodes").stdout)["nodes"] if n.get("self")]
+    mig = mine[0]["migrations"][0]
+    assert int(mig["connectionsLegacy"]) > 0 and int(mig["connectionsTarget"]) > 0, mig
+    assert re.search(r"^  m +ratio 50% +requests \d+  errors \d+  connections [1-9]\d*/[1-9]\d*$",
+                     d.syctl("nodes").stdout, re.M), d.syctl("nodes").stdout
+
+
+def test_without_the_charting_library_the_page_works_and_says_so(redis_pair, daemon_factory, tmp_path):
+    why = _browser_ready()
+    if why:
+        pytest.skip(why)
+    legacy, target = redis_pair
+    port = free_port()
+    empty = tmp_path / "js"
+    empty.mkdir()
+    daemon_factory(spec_yaml([{"name": "m", "legacy": [legacy.addr], "target": [target.addr], "ratio": "25%",
+                               "plan": {"steps": ["25%", "100%"], "advance": "manual"}}]),
+                   extra=["--http", "127.0.0.1:%d" % port, "--http-js-dir", str(empty)])
+    shots = os.path.join(OUT, "browser")
+    os.makedirs(shots, exist_ok=True)
+    shot = os.path.join(shots, "dashboard-nocharts.png")
+    r = subprocess.run(["node", os.path.join(BROWSER_DIR, "dashboard_nocharts.mjs"), "http://127.0.0.1:%d/" % port,
+                        shot], cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "nocharts: ok" in r.stdout, r.stdout + r.stderr
+    assert os.path.getsize(shot) > 10000

@@ -15,6 +15,7 @@ import pytest
 from sy import free_port, spec_yaml, wait_for
 
 TOKEN = "s3cret-token-for-tests"
+CHART_JS = "/usr/share/javascript/chart.js/chart.min.js"  # libjs-chart.js (packaging/deps.sh)
 PLAN = {"steps": ["10%", "50%", "100%"], "bake": "200ms", "advance": "manual", "interval": "200ms",
         "min_samples": 0}
 
@@ -85,6 +86,11 @@ def test_dashboard_and_metrics_on_the_one_listener(web):
                         ("/style.css", "text/css")):
         status, headers, body = request(url + path)
         assert status == 200 and headers["Content-Type"].startswith(ctype) and len(body) > 100
+    # the charting library: Debian's libjs-chart.js, served as installed (docs/dashboard.md)
+    status, headers, body = request(url + "/vendor/chart.js")
+    with open(CHART_JS, encoding="utf-8") as f:
+        assert status == 200 and headers["Content-Type"].startswith("text/javascript") and body == f.read()
+    assert "Chart.js v3.9.1" in body[:200]
     status, headers, body = request(url + "/metrics")
     assert status == 200 and "switchyard_" in body and headers["Content-Type"].startswith("text/plain")
     assert request(url + "/nothing")[0] == 404
@@ -93,6 +99,38 @@ def test_dashboard_and_metrics_on_the_one_listener(web):
     assert status == 405 and "GET" in headers.get("Allow", "")
     status, headers, _ = request(url + "/api/v1/migrations/m/cutover")
     assert status == 405 and headers.get("Allow") == "POST"
+
+
+def test_without_the_charting_library_its_url_is_404_and_the_page_is_served(redis_pair, daemon_factory,
+                                                                          tmp_path):
+    legacy, target = redis_pair
+    port = free_port()
+    empty = tmp_path / "js"
+    empty.mkdir()
+    d = daemon_factory(spec_yaml([{"name": "m", "legacy": [legacy.addr], "target": [target.addr]}]),
+                       extra=["--http", "127.0.0.1:%d" % port, "--http-js-dir", str(empty)])
+    url = "http://127.0.0.1:%d" % port
+    status, _, body = request(url + "/vendor/chart.js")
+    assert status == 404 and "libjs-chart.js" in body
+    assert request(url + "/")[0] == 200 and request(url + "/charts.js")[0] == 200
+    # only the one fixed name is served: no path from the request reaches the folder
+    (empty / "chart.js").mkdir()
+    (empty / "chart.js" / "chart.min.js").write_text("/* stand-in */\n")
+    status, _, body = request(url + "/vendor/chart.js")
+    assert status == 200 and body == "/* stand-in */\n"  # read at each request: no restart
+    for path in ("/vendor/chart.min.js", "/vendor/../chart.js", "/vendor/chart.js/chart.min.js"):
+        assert request(url + path)[0] == 404, path
+    assert d.proc.poll() is None
+
+
+def test_a_relative_js_dir_is_refused(redis_pair, daemon_factory):
+    legacy, target = redis_pair
+    d = daemon_factory(spec_yaml([{"name": "m", "legacy": [legacy.addr], "target": [target.addr]}]),
+                       extra=["--http", "127.0.0.1:%d" % free_port(), "--http-js-dir", "share/javascript"],
+                       start=False)
+    d.start(expect_ready=False)
+    assert d.proc.wait(timeout=30) != 0
+    assert "--http-js-dir" in d.read_log() and "absolute" in d.read_log()
 
 
 def error(status_body):

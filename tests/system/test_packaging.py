@@ -366,6 +366,8 @@ def test_deb_contents(debs, tmp_path):
         missing = needed_packages(os.path.join(OUT, b)) - depends
         assert not missing, "Depends lacks %s (%s)" % (missing, field("Depends"))
     assert {"libbpf1", "libprotobuf-c1", "libnghttp2-14", "libyaml-0-2", "libhiredis0.14"} <= depends
+    # the dashboard's charts: switchyardd serves /usr/share/javascript/chart.js/chart.min.js
+    assert "libjs-chart.js" in depends, field("Depends")
 
     files = subprocess.run(["dpkg-deb", "-c", v1], capture_output=True, text=True, check=True).stdout
     paths = {line.split()[-1].lstrip(".") for line in files.splitlines()}
