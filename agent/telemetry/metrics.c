@@ -10,6 +10,7 @@
 
 #include "core/loop.h"
 #include "kernel/mapsync.h"
+#include "switchyard/resp_reply.h"
 #include "telemetry/metrics.h"
 #include "registry/registry.h"
 #include "shadow/mirror.h"
@@ -65,11 +66,14 @@ void sy_metrics_read(const struct sy_metrics_src *src, const struct sy_migration
 /* ---- families ------------------------------------------------------------------------ */
 
 /* Points one migration can add across every family (see build()), and the exporter's. */
-#define POINTS_PER_MIG	48
+#define POINTS_PER_MIG	64
 #define EXPORTER_POINTS 8
 #define MAX_FAMILIES	24
 
 static const char *const side_name[2] = {"legacy", "target"};
+/* enum sy_reply_err, in order */
+static const char *const err_class_name[SY_ERR_CLASSES] = {"err",    "moved",	 "oom",
+							   "noauth", "readonly", "other"};
 static const char *const dir_name[2] = {"forward", "reverse"};
 static const char *const src_name[2] = {"audit", "dual_read"};
 
@@ -156,6 +160,19 @@ static void build_sides(struct bld *b)
 	for (size_t i = 0; i < s->n_migs; i++)
 		for (int d = 0; d < 2; d++)
 			pt(b, &s->migs[i], "side", side_name[d], NULL, NULL)->u = s->migs[i].side[d].unparsed;
+	fam(b, "switchyard.errors.classes", "{reply}", SY_METRIC_SUM, true,
+	    "RESP error replies by the first word of the error (each error counted once)");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; d < 2; d++)
+			for (int c = 0; c < SY_ERR_CLASSES; c++)
+				pt(b, &s->migs[i], "side", side_name[d], "class", err_class_name[c])->u =
+					s->migs[i].side[d].err_class[c];
+	fam(b, "switchyard.tls_sockets", "{socket}", SY_METRIC_SUM, true,
+	    "Client sockets that spoke TLS (rediss://): steered, not parsed");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; d < 2; d++)
+			pt(b, &s->migs[i], "side", side_name[d], NULL, NULL)->u =
+				s->migs[i].side[d].tls_sockets;
 }
 
 static void build_steering(struct bld *b)
