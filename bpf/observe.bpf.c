@@ -13,6 +13,10 @@
  * Parsing: the RESP machine of include/switchyard/resp.h, driven by bpf_loop one byte
  * (or one skipped stretch of value bytes) per step, so values of any size cost one
  * step each. Its state lives in the socket's storage: commands may span packets.
+ * When a socket's migration needs nothing past a command's name (no prefix rule, no
+ * sampling, no capture on that side), a whole short command is one fast step. Commands
+ * are counted in the per-CPU scratch and added to sy_rule_stats once per run of one
+ * rule and class (at most once per packet for a pipeline of one kind).
  *
  * Replies: the RESP machine of include/switchyard/resp_reply.h walks the answer stream
  * the same way (bulk bytes skipped in one step), so every reply of a pipelined burst

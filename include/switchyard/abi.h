@@ -314,7 +314,7 @@ struct sy_ev_hdr {
 	char name[SY_CMD_NAME_MAX];
 };
 
-#define SY_EV_FRAG_MAX	 16384 /* bytes of one record */
+#define SY_EV_FRAG_MAX 16384 /* bytes of one record */
 /* 4 MiB: the agent drains every 5 ms and is woken past a quarter full (1 MiB), and it
  * drained 1.06 M records/s here (bench/observe.sh); records of short writes are about
  * 100 bytes, so a quarter holds ~10 ms of that peak and the whole ring ~40 ms. The
