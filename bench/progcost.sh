@@ -4,12 +4,19 @@
 # run_time_ns / run_cnt of sy_egress and sy_ingress while redis-benchmark runs steered
 # and observed (mirror off), for SET and GET, non-pipelined and -P 16. ns per packet is
 # far less noisy than throughput on a loaded machine. ROUNDS rounds, interleaved; the
-# median is printed. Usage: [OUT=build] [ROUNDS=5] bench/progcost.sh
+# median is printed.
+#
+# With BASE=DIR (a build folder holding another switchyardd, e.g. main's), a second
+# daemon from it runs beside this one, on its own cgroup and bpffs folder, and every
+# measurement is paired: this build, then the base, back to back on the same server,
+# so the machine's load falls on both alike; the ratio this/base is printed.
+# Usage: [OUT=build] [BASE=DIR] [ROUNDS=5] [N=200000] bench/progcost.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 ROUNDS=${ROUNDS:-5}
 N=${N:-200000}
+BASE=${BASE:-}
 
 bench_init pcost
 bench_redis LPORT TPORT
@@ -22,35 +29,71 @@ migrations:
     mirror: off
 YAML
 bench_daemon "$WORK/spec.yaml"
+CG_B="$CG-base"
+BPFFS_B="$BPFFS-base"
+if [ -n "$BASE" ]; then
+	mkdir "$CG_B"
+	"$BASE/switchyardd" --config "$WORK/spec.yaml" --cgroup "$CG_B" --bpffs "$BPFFS_B" \
+		--state-dir "$WORK/state-base" --listen "unix:$WORK/syb.sock" 2>"$WORK/db.log" &
+	pids+=($!)
+	until [ -S "$WORK/syb.sock" ]; do sleep 0.05; done
+fi
 sleep 1
 old_stats=$(sysctl -n kernel.bpf_stats_enabled)
-trap 'sysctl -q -w kernel.bpf_stats_enabled=$old_stats; bench_cleanup' EXIT
+cleanup() {
+	sysctl -q -w kernel.bpf_stats_enabled="$old_stats"
+	bench_cleanup
+	if [ -n "$BASE" ]; then
+		"$BASE/switchyardd" --uninstall --bpffs "$BPFFS_B" >/dev/null 2>&1
+		rmdir "$CG_B" 2>/dev/null
+	fi
+}
+trap cleanup EXIT
 sysctl -q -w kernel.bpf_stats_enabled=1
 
-# "run_time_ns run_cnt" of the named program of this daemon (pinned under its bpffs)
-prog() {
-	bpftool -j prog show pinned "$BPFFS/progs/$1" 2>/dev/null |
+# "run_time_ns run_cnt" of the named program of a daemon (pinned under its bpffs)
+prog() { # bpffs name
+	bpftool -j prog show pinned "$1/progs/$2" 2>/dev/null |
 		/usr/bin/python3 -c 'import json, sys; p = json.load(sys.stdin); print(p.get("run_time_ns", 0), p.get("run_cnt", 0))' ||
 		echo 0 0
 }
 
-declare -A res
+# one measurement: "egress:ingress" ns per packet
+measure() { # cgroup bpffs test pipeline
+	local e0 ec0 i0 ic0 e1 ec1 i1 ic1
+	read -r e0 ec0 <<<"$(prog "$2" sy_egress)"
+	read -r i0 ic0 <<<"$(prog "$2" sy_ingress)"
+	sh -c "echo \$\$ > $1/cgroup.procs; exec redis-benchmark -p $LPORT -n $N -c 50 -P $4 -t $3 -q" >/dev/null
+	read -r e1 ec1 <<<"$(prog "$2" sy_egress)"
+	read -r i1 ic1 <<<"$(prog "$2" sy_ingress)"
+	echo "$(((e1 - e0) / (ec1 - ec0 > 0 ? ec1 - ec0 : 1))):$(((i1 - i0) / (ic1 - ic0 > 0 ? ic1 - ic0 : 1)))"
+}
+
+declare -A res resb
 for r in $(seq "$ROUNDS"); do
 	for t in set get; do
 		for P in 1 16; do
-			read -r e0 ec0 <<<"$(prog sy_egress)"
-			read -r i0 ic0 <<<"$(prog sy_ingress)"
-			in_cg redis-benchmark -p "$LPORT" -n "$N" -c 50 -P "$P" -t "$t" -q >/dev/null
-			read -r e1 ec1 <<<"$(prog sy_egress)"
-			read -r i1 ic1 <<<"$(prog sy_ingress)"
-			res[$t-$P]+="$(( (e1 - e0) / (ec1 - ec0 > 0 ? ec1 - ec0 : 1) )):$(( (i1 - i0) / (ic1 - ic0 > 0 ? ic1 - ic0 : 1) )) "
+			res[$t-$P]+="$(measure "$CG" "$BPFFS" "$t" "$P") "
+			[ -z "$BASE" ] || resb[$t-$P]+="$(measure "$CG_B" "$BPFFS_B" "$t" "$P") "
 		done
 	done
 done
 med() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-printf "%-12s %16s %16s   (ns per packet, median of %d rounds; all: egress:ingress)\n" test egress ingress "$ROUNDS"
+col() { echo "$1" | tr ' ' '\n' | grep . | cut -d: -f"$2" | tr '\n' ' ' | med; }
+if [ -z "$BASE" ]; then
+	printf "%-8s %8s %8s   (ns per packet, median of %d rounds; all: egress:ingress)\n" test egress ingress "$ROUNDS"
+	for k in set-1 set-16 get-1 get-16; do
+		printf "%-8s %8s %8s   %s\n" "$k" "$(col "${res[$k]}" 1)" "$(col "${res[$k]}" 2)" "${res[$k]}"
+	done
+	exit 0
+fi
+printf "%-8s %8s %8s %8s %8s %8s %8s   (ns per packet, medians of %d paired rounds)\n" test egress base ratio \
+	ingress base ratio "$ROUNDS"
 for k in set-1 set-16 get-1 get-16; do
-	e=$(echo "${res[$k]}" | tr ' ' '\n' | grep . | cut -d: -f1 | tr '\n' ' ' | med)
-	i=$(echo "${res[$k]}" | tr ' ' '\n' | grep . | cut -d: -f2 | tr '\n' ' ' | med)
-	printf "%-12s %16s %16s   %s\n" "$k" "$e" "$i" "${res[$k]}"
+	e=$(col "${res[$k]}" 1); eb=$(col "${resb[$k]}" 1)
+	i=$(col "${res[$k]}" 2); ib=$(col "${resb[$k]}" 2)
+	printf "%-8s %8s %8s %8.2f %8s %8s %8.2f\n" "$k" "$e" "$eb" "$(awk -v a="$e" -v b="$eb" 'BEGIN{print b ? a/b : 0}')" \
+		"$i" "$ib" "$(awk -v a="$i" -v b="$ib" 'BEGIN{print b ? a/b : 0}')"
 done
+echo "this: ${res[*]}"
+echo "base: ${resb[*]}"

@@ -13,11 +13,20 @@
  * Parsing: the RESP machine of include/switchyard/resp.h, driven by bpf_loop one byte
  * (or one skipped stretch of value bytes) per step, so values of any size cost one
  * step each. Its state lives in the socket's storage: commands may span packets.
+ * When a socket's migration needs nothing past a command's name (no prefix rule, no
+ * sampling, no capture on that side), a whole short command is one fast step. Commands
+ * are counted in the per-CPU scratch and added to sy_rule_stats once per run of one
+ * rule and class (at most once per packet for a pipeline of one kind).
  *
  * Replies: the RESP machine of include/switchyard/resp_reply.h walks the answer stream
  * the same way (bulk bytes skipped in one step), so every reply of a pipelined burst
  * is counted, and each top-level error reply ('-', RESP3 '!') is one error, however
- * deep in a burst. RESP3 pushes answer no request and are not counted.
+ * deep in a burst, and counted again by the class of its first word (ERR, MOVED/ASK,
+ * OOM, NOAUTH/WRONGPASS, READONLY, other). RESP3 pushes answer no request and are not
+ * counted.
+ *
+ * TLS: a socket whose first request bytes are a TLS handshake record (a client
+ * speaking rediss://) is counted once in tls_sockets and never parsed either way.
  *
  * Latency: one sample per reply, from the packet that carried its request's first
  * byte to the packet that carries the reply's first byte. Requests and replies are
@@ -87,8 +96,14 @@ struct scratch {
 	__u32 seq0;
 	__u32 buf_off; /* skb offset of buf[0] */
 	__u32 buf_len;
-	__u32 pad;
-	__u8 buf[128]; /* 64 loaded at a time; the rest lets fast paths look ahead */
+	/* Commands counted but not yet added to sy_rule_stats: a run of one rule and
+	 * class, added once when the rule or class changes and at the packet's end, so a
+	 * pipelined packet costs one map update, not one per command. */
+	__u32 cnt_rule;
+	__u32 cnt_n; /* commands in the run; 0: none */
+	__u32 cnt_cls;
+	__u64 cnt_bytes;
+	__u8 buf[192]; /* 128 loaded at a time; the rest lets fast paths look ahead */
 	struct sy_ev_hdr hdr;
 	__u8 data[SY_EV_FRAG_MAX];
 	struct sy_prefix_key pk;
@@ -106,6 +121,10 @@ struct seg {
 	__u32 off; /* payload offset in the skb */
 	__u32 len; /* payload length */
 };
+
+/* Bytes of the payload loaded into scratch.buf at a time; the fast paths look at
+ * most SY_FAST_WINDOW (64) bytes past any point of it. */
+#define SY_WINDOW 128
 
 /* Headers are read in place (cgroup_skb may read the linear part directly): a helper
  * call per header cost more than the rest of the program for small packets. */
@@ -184,6 +203,7 @@ struct walk {
 	struct scratch *sc;
 	struct sy_side_stats *st;
 	struct sy_migration *m; /* NULL if the migration is gone */
+	int names_only;		/* no rule, no sampling, no capture: only names matter */
 };
 
 static __always_inline __u64 wake_flags(void)
@@ -345,22 +365,39 @@ static __always_inline void on_key(struct walk *w)
 	r->rule = rule ? rule->rule : SY_RULE_OUTSIDE;
 }
 
+/* Adds the run of counted commands to sy_rule_stats. */
+static __always_inline void flush_counts(struct sy_sock *o, struct scratch *sc)
+{
+	struct sy_rule_stats *rs;
+	__u32 idx;
+
+	if (!sc->cnt_n)
+		return;
+	idx = sy_rule_index(o->mig_id, sc->cnt_rule, o->side);
+	rs = bpf_map_lookup_elem(&sy_rule_stats, &idx);
+	if (rs) {
+		rs->cmds[sc->cnt_cls & (SY_CLASS_MAX - 1)] += sc->cnt_n;
+		rs->bytes[sc->cnt_cls & (SY_CLASS_MAX - 1)] += sc->cnt_bytes;
+	}
+	sc->cnt_n = 0;
+	sc->cnt_bytes = 0;
+}
+
 static __always_inline void count_cmd(struct walk *w)
 {
 	struct sy_resp *r = &w->o->resp;
-	struct sy_rule_stats *rs;
-	__u32 idx, cls = r->class & (SY_CLASS_MAX - 1);
+	struct scratch *sc = w->sc;
 
 	if (r->rule == SY_RULE_OUTSIDE) {
 		w->st->outside++;
 		return;
 	}
-	idx = sy_rule_index(w->o->mig_id, r->rule, w->o->side);
-	rs = bpf_map_lookup_elem(&sy_rule_stats, &idx);
-	if (rs) {
-		rs->cmds[cls]++;
-		rs->bytes[cls] += w->sc->seq - r->cmd_start;
-	}
+	if (sc->cnt_n && (sc->cnt_rule != r->rule || sc->cnt_cls != r->class))
+		flush_counts(w->o, sc);
+	sc->cnt_rule = r->rule;
+	sc->cnt_cls = r->class;
+	sc->cnt_n++;
+	sc->cnt_bytes += sc->seq - r->cmd_start;
 }
 
 /* A command that needs nothing but counting: most of them. */
@@ -439,17 +476,20 @@ static __always_inline int one_step(struct walk *w)
 		if (w->sc->off < w->sc->buf_off || w->sc->off - w->sc->buf_off >= w->sc->buf_len ||
 		    w->sc->buf_off + w->sc->buf_len < w->sc->end) {
 			sz = w->sc->end - w->sc->off;
-			if (sz > 64)
-				sz = 64;
+			if (sz > SY_WINDOW)
+				sz = SY_WINDOW;
 			asm volatile("" : "+r"(sz));
-			if (sz == 0 || sz > 64 || bpf_skb_load_bytes(w->skb, w->sc->off, w->sc->buf, sz))
+			if (sz == 0 || sz > SY_WINDOW ||
+			    bpf_skb_load_bytes(w->skb, w->sc->off, w->sc->buf, sz))
 				return -1;
 			w->sc->buf_off = w->sc->off;
 			w->sc->buf_len = sz;
 		}
 	}
-	i = (w->sc->off - w->sc->buf_off) & 63;
-	k = sy_resp_fast(r, &w->sc->buf[i], w->sc->buf_len - i, w->sc->end - w->sc->off, &ev);
+	i = (w->sc->off - w->sc->buf_off) & (SY_WINDOW - 1);
+	ev = w->names_only ? SY_RESP_IN_NAMES_ONLY : 0;
+	k = sy_resp_fast(r, (const struct sy_window *)&w->sc->buf[i], w->sc->buf_len - i,
+			 w->sc->end - w->sc->off, &ev);
 	if (k) {
 		w->sc->off += k;
 		w->sc->seq += k;
@@ -476,7 +516,9 @@ static __always_inline int one_step(struct walk *w)
 	return ev;
 }
 
-#define STEPS_PER_CALL 8
+#define STEPS_PER_CALL	     4
+#define REPLY_STEPS_PER_CALL 4
+#define SY_REPLY_RUN	     8 /* fast reply steps in one run */
 
 /* bpf_loop's callback: several steps per call, because the indirect call per step
  * costs more than the step itself. Events end a call's run of steps, so their
@@ -513,6 +555,10 @@ static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, stru
 	w.o = o;
 	w.st = st;
 	w.m = bpf_map_lookup_elem(&sy_migrations, &mig);
+	w.names_only = !o->capturing &&
+		       (!w.m || (!w.m->n_rules && !w.m->sample_n && !(w.m->capture & (1 << (o->side & 1)))));
+	w.sc->cnt_n = 0;
+	w.sc->cnt_bytes = 0;
 	w.sc->off0 = w.sc->off = s->off + skip;
 	w.sc->end = w.sc->off + n;
 	w.sc->seq0 = w.sc->seq = s->seq + skip;
@@ -522,6 +568,7 @@ static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, stru
 	 * argument: 2n + 8 calls never run out for packets up to 512 KiB. The loop ends
 	 * as soon as the packet is done. */
 	bpf_loop(2 * n + 8 < (1u << 20) ? 2 * n + 8 : (1u << 20), parse_steps, &w, 0);
+	flush_counts(o, w.sc);
 	if (w.sc->off < w.sc->end) {
 		/* the loop's budget or a load failed: drop the rest, resynchronise */
 		st->unparsed++;
@@ -545,16 +592,29 @@ static __always_inline void mark_requests(struct sy_sock *o, __u32 from)
 	o->mark_w = w + 1;
 }
 
+/* A TLS record header of a handshake (a ClientHello opens every TLS connection):
+ * content type 22, version 3.x (SSL 3.0 to TLS 1.3, whose records say 3.1 or 3.3).
+ * No RESP command starts with byte 0x16, so a Redis stream is never taken for one. */
+static __always_inline int tls_hello(struct __sk_buff *skb, __u32 off)
+{
+	__u8 h[3];
+
+	if (bpf_skb_load_bytes(skb, off, h, sizeof(h)))
+		return 0;
+	return h[0] == 0x16 && h[1] == 0x03 && h[2] <= 0x04;
+}
+
 SEC("cgroup_skb/egress")
 int sy_egress(struct __sk_buff *skb)
 {
 	struct sy_sock *o = observed(skb);
 	struct sy_side_stats *st;
 	struct seg s;
-	__u32 n, c0, skip = 0;
+	__u32 n, c0, skip = 0, first;
 
 	if (!o || tcp_segment(skb, &s) || s.len == 0)
 		return 1;
+	first = !(o->seq_init & 1);
 	n = new_bytes(&s, &o->snd_nxt, &o->seq_init, 1, &skip);
 	if (!n)
 		return 1;
@@ -562,6 +622,15 @@ int sy_egress(struct __sk_buff *skb)
 	if (!st)
 		return 1;
 	st->bytes_out += n;
+	if (o->tls)
+		return 1; /* ciphertext: nothing to parse */
+	if (first && skip == 0 && n >= 3 && tls_hello(skb, s.off)) {
+		/* rediss:// — steered at connect() like any client, but its stream
+		 * cannot be read: counted once, never parsed (nor counted unparsed) */
+		o->tls = 1;
+		st->tls_sockets++;
+		return 1;
+	}
 	c0 = o->resp.cmd_seq;
 	parse(skb, o, st, &s, skip, n);
 	if (o->resp.cmd_seq != c0)
@@ -613,8 +682,10 @@ static __always_inline void on_reply_events(struct rwalk *w, int ev)
 		w->st->unparsed++;
 	if (ev & SY_REPLY_EV_BEGIN)
 		on_reply_begin(w);
-	if ((ev & SY_REPLY_EV_END) && sy_reply_is_error(w->o->reply.type))
+	if ((ev & SY_REPLY_EV_END) && sy_reply_is_error(w->o->reply.type)) {
 		w->st->errors++;
+		w->st->err_class[sy_reply_err_class(&w->o->reply) & (SY_ERR_CLASS_SLOTS - 1)]++;
+	}
 }
 
 /* One step of the reply walk: a stretch of bulk bytes, or one byte. Returns -1 when
@@ -625,8 +696,8 @@ static __always_inline int reply_step(struct rwalk *w)
 	struct scratch *sc = w->sc;
 	__u64 n, k;
 	__u64 sz;
-	__u32 i;
-	int ev = 0;
+	__u32 i, j;
+	int ev = 0, e;
 	__u8 c;
 
 	if (sc->off >= sc->end)
@@ -644,24 +715,38 @@ static __always_inline int reply_step(struct rwalk *w)
 		if (sc->off < sc->buf_off || sc->off - sc->buf_off >= sc->buf_len ||
 		    sc->buf_off + sc->buf_len < sc->end) {
 			sz = sc->end - sc->off;
-			if (sz > 64)
-				sz = 64;
+			if (sz > SY_WINDOW)
+				sz = SY_WINDOW;
 			asm volatile("" : "+r"(sz));
-			if (sz == 0 || sz > 64 || bpf_skb_load_bytes(w->skb, sc->off, sc->buf, sz))
+			if (sz == 0 || sz > SY_WINDOW || bpf_skb_load_bytes(w->skb, sc->off, sc->buf, sz))
 				return -1;
 			sc->buf_off = sc->off;
 			sc->buf_len = sz;
 		}
 	}
-	i = (sc->off - sc->buf_off) & 63;
-	k = sy_reply_fast(rp, &sc->buf[i], sc->buf_len - i, sc->end - sc->off, &ev);
-	if (k) {
-		sc->off += k;
-	} else {
-		c = sc->buf[i];
-		sc->off++;
-		ev = sy_reply_byte(rp, c);
+	/* A run of whole replies (or elements) in the window, one fast step each: a
+	 * pipelined burst of short answers costs a step per window, not per reply. */
+	k = 0;
+	for (j = 0; j < SY_REPLY_RUN; j++) {
+		i = (sc->off - sc->buf_off) & (SY_WINDOW - 1);
+		e = 0;
+		n = sy_reply_fast(rp, (const struct sy_window *)&sc->buf[i], sc->buf_len - i,
+				  sc->end - sc->off, &e);
+		if (!n)
+			break;
+		sc->off += n;
+		k += n;
+		if (e & SY_REPLY_EV_BEGIN)
+			on_reply_begin(w);
+		if (rp->state != SY_RP_TYPE || sc->off >= sc->end || sc->off - sc->buf_off >= sc->buf_len)
+			break;
 	}
+	if (k)
+		return 0; /* a fast step ends no error reply: nothing else to handle */
+	i = (sc->off - sc->buf_off) & (SY_WINDOW - 1);
+	c = sc->buf[i];
+	sc->off++;
+	ev = sy_reply_byte(rp, c);
 	/* handled here, not by ending the run of steps: every reply begins one */
 	if ((ev & (SY_REPLY_EV_BEGIN | SY_REPLY_EV_ERROR)) == SY_REPLY_EV_BEGIN) {
 		on_reply_begin(w);
@@ -680,7 +765,7 @@ static long reply_steps(__u32 i __attribute__((unused)), void *ctx)
 	int ev = 0;
 
 #pragma unroll
-	for (int j = 0; j < STEPS_PER_CALL; j++) {
+	for (int j = 0; j < REPLY_STEPS_PER_CALL; j++) {
 		ev = reply_step(w);
 		if (ev)
 			break;
@@ -735,6 +820,8 @@ int sy_ingress(struct __sk_buff *skb)
 	if (!st)
 		return 1;
 	st->bytes_in += n;
+	if (o->tls)
+		return 1;
 	parse_replies(skb, o, st, &s, skip, n);
 	return 1;
 }

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "kernel/mapsync.h"
 #include "model/hostname.h"
+#include "switchyard/resp_reply.h"
 #include "model/spec_pb.h"
 #include "switchyard/v1/control.pb-c.h"
 
@@ -241,6 +242,13 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 			ss->truncated = st.truncated;
 			ss->sampled = st.sampled;
 			ss->events_lost = st.ev_lost;
+			ss->tls_sockets = st.tls_sockets;
+			ss->errors_err = st.err_class[SY_ERR_ERR];
+			ss->errors_moved = st.err_class[SY_ERR_MOVED];
+			ss->errors_oom = st.err_class[SY_ERR_OOM];
+			ss->errors_noauth = st.err_class[SY_ERR_NOAUTH];
+			ss->errors_readonly = st.err_class[SY_ERR_READONLY];
+			ss->errors_other = st.err_class[SY_ERR_OTHER];
 			memcpy(o->lat[side], st.lat, sizeof(st.lat));
 			ss->p50_us = sy_log2_quantile(o->lat[side], SY_LAT_BUCKETS, 0.50);
 			ss->p95_us = sy_log2_quantile(o->lat[side], SY_LAT_BUCKETS, 0.95);

@@ -64,7 +64,8 @@ void sy_reply_scan_feed(struct sy_reply_scan *s, const uint8_t *p, size_t n)
 		if (s->fast) {
 			int ev = 0;
 			/* the kernel looks at most 64 bytes ahead: so do we */
-			uint32_t k = sy_reply_fast(&s->r, p + i, left < 64 ? left : 64, left, &ev);
+			uint32_t k = sy_reply_fast(&s->r, (const struct sy_window *)(p + i),
+						   left < 64 ? left : 64, left, &ev);
 
 			if (k) {
 				i += k;

@@ -32,7 +32,8 @@ static void on_name(struct sy_resp_scan *s)
 	if (!c || sy_command_kernel_info(c, &ci))
 		return;
 	r->class = ci.class;
-	r->first_key = ci.first_key;
+	if (!s->names_only)
+		r->first_key = ci.first_key;
 	r->cmd_flags = ci.flags;
 }
 
@@ -88,10 +89,14 @@ void sy_resp_scan_feed(struct sy_resp_scan *s, const uint8_t *p, size_t n)
 			on_events(s, sy_resp_skipped(&s->r, k), 0);
 			continue;
 		}
-		if (s->fast)
+		if (s->fast) {
 			/* the kernel looks at most 64 bytes ahead: so do we */
-			k = sy_resp_fast(&s->r, p + i, left < 64 ? left : 64, left, &ev);
+			ev = s->names_only ? SY_RESP_IN_NAMES_ONLY : 0;
+			k = sy_resp_fast(&s->r, (const struct sy_window *)(p + i), left < 64 ? left : 64,
+					 left, &ev);
+		}
 		if (k) {
+			s->fast_steps++;
 			i += k;
 			s->pos += k;
 			on_events(s, ev, s->pos - k);

@@ -34,12 +34,16 @@ typedef void (*sy_resp_cmd_cb)(const struct sy_resp_cmd *c, void *arg);
 
 struct sy_resp_scan {
 	struct sy_resp r;
-	bool fast;    /* use the header fast paths, as the kernel does */
-	uint64_t pos; /* bytes fed so far */
+	bool fast;	 /* use the header fast paths, as the kernel does */
+	bool names_only; /* as the kernel for a migration with no prefix rules, no sampling
+			  * and no capture on this side: first keys are not read, and a
+			  * short command may be taken in one fast step */
+	uint64_t pos;	 /* bytes fed so far */
 	uint64_t cmd_start;
 	uint64_t commands;
 	uint64_t unparsed;   /* protocol errors: the machine resynchronised */
 	uint64_t byte_steps; /* sy_resp_byte calls (tests check that values are skipped) */
+	uint64_t fast_steps; /* sy_resp_fast steps that consumed bytes */
 	sy_resp_cmd_cb cb;
 	void *arg;
 };

@@ -155,6 +155,8 @@ void print_plan_line(const Switchyard__V1__Migration *m)
 
 /* get's view: per side totals since the migration was created (the Migration message
  * carries counters, not rates: `watch` has those), then each mirror direction. */
+static void print_error_classes(const Switchyard__V1__Migration *m);
+
 void print_sides(const Switchyard__V1__Migration *m)
 {
 	if (m->n_sides) {
@@ -172,6 +174,7 @@ void print_sides(const Switchyard__V1__Migration *m)
 			       (unsigned long long)d->errors, (unsigned long long)d->unparsed);
 		}
 	}
+	print_error_classes(m);
 	if (m->n_mirror) {
 		printf("\n%-8s %12s %8s %8s %8s %8s %s\n", "MIRROR", "MIRRORED", "QUEUED", "DIRTY", "LAG P50",
 		       "LAG P99", "NEEDS AUDIT");
@@ -425,4 +428,30 @@ void print_backfill(const Switchyard__V1__BackfillStatus *b, bool bar)
 		printf("  on node %s", b->node);
 	printf(bar ? "   " : "\n");
 	fflush(stdout);
+}
+
+/* Errors by class and TLS sockets, per side: printed only when one is not zero, so
+ * the common table stays as it was. */
+static void print_error_classes(const Switchyard__V1__Migration *m)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < m->n_sides; i++) {
+		const Switchyard__V1__SideStats *d = m->sides[i];
+
+		any = any || d->errors || d->tls_sockets;
+	}
+	if (!any)
+		return;
+	printf("\n%-8s %10s %10s %10s %10s %10s %10s %12s\n", "SIDE", "ERR", "MOVED/ASK", "OOM", "NOAUTH",
+	       "READONLY", "OTHER ERR", "TLS SOCKETS");
+	for (size_t i = 0; i < m->n_sides; i++) {
+		const Switchyard__V1__SideStats *d = m->sides[i];
+
+		printf("%-8s %10llu %10llu %10llu %10llu %10llu %10llu %12llu\n", d->side,
+		       (unsigned long long)d->errors_err, (unsigned long long)d->errors_moved,
+		       (unsigned long long)d->errors_oom, (unsigned long long)d->errors_noauth,
+		       (unsigned long long)d->errors_readonly, (unsigned long long)d->errors_other,
+		       (unsigned long long)d->tls_sockets);
+	}
 }

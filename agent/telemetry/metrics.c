@@ -10,6 +10,7 @@
 
 #include "core/loop.h"
 #include "kernel/mapsync.h"
+#include "switchyard/resp_reply.h"
 #include "telemetry/metrics.h"
 #include "registry/fleet.h"
 #include "registry/registry.h"
@@ -141,12 +142,15 @@ void sy_metrics_read(const struct sy_metrics_src *src, const struct sy_migration
 /* ---- families ------------------------------------------------------------------------ */
 
 /* Points one migration can add across every family (see build()), and the exporter's. */
-#define POINTS_PER_MIG	(56 + 2 * SY_GATES + 2 * SY_MAX_ENDPOINTS + 8 + 4 * SY_SPEC_MAX_HOSTS)
+#define POINTS_PER_MIG	(72 + 2 * SY_GATES + 2 * SY_MAX_ENDPOINTS + 8 + 4 * SY_SPEC_MAX_HOSTS)
 #define EXPORTER_POINTS 12 /* the exporter's 6, the resolver's 3 */
 #define FLEET_POINTS	1
-#define MAX_FAMILIES	48
+#define MAX_FAMILIES	56
 
 static const char *const side_name[2] = {"legacy", "target"};
+/* enum sy_reply_err, in order */
+static const char *const err_class_name[SY_ERR_CLASSES] = {"err",    "moved",	 "oom",
+							   "noauth", "readonly", "other"};
 static const char *const dir_name[2] = {"forward", "reverse"};
 static const char *const src_name[2] = {"audit", "dual_read"};
 
@@ -233,6 +237,19 @@ static void build_sides(struct bld *b)
 	for (size_t i = 0; i < s->n_migs; i++)
 		for (int d = 0; d < 2; d++)
 			pt(b, &s->migs[i], "side", side_name[d], NULL, NULL)->u = s->migs[i].side[d].unparsed;
+	fam(b, "switchyard.errors.classes", "{reply}", SY_METRIC_SUM, true,
+	    "RESP error replies by the first word of the error (each error counted once)");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; d < 2; d++)
+			for (int c = 0; c < SY_ERR_CLASSES; c++)
+				pt(b, &s->migs[i], "side", side_name[d], "class", err_class_name[c])->u =
+					s->migs[i].side[d].err_class[c];
+	fam(b, "switchyard.tls_sockets", "{socket}", SY_METRIC_SUM, true,
+	    "Client sockets that spoke TLS (rediss://): steered, not parsed");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; d < 2; d++)
+			pt(b, &s->migs[i], "side", side_name[d], NULL, NULL)->u =
+				s->migs[i].side[d].tls_sockets;
 }
 
 static void build_steering(struct bld *b)

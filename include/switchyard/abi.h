@@ -15,7 +15,7 @@
 #include <linux/types.h>
 #endif
 
-#define SY_ABI_VERSION 3
+#define SY_ABI_VERSION 4
 
 #define SY_MAX_MIGRATIONS 64	  /* migration ids are 1..SY_MAX_MIGRATIONS-1; 0 = none */
 #define SY_MAX_ENDPOINTS  8	  /* legacy and target endpoints per migration */
@@ -252,14 +252,16 @@ struct sy_sock {
 	 * (mark_r), which may run at once on two CPUs: one writer per index. */
 	__u8 mark_w; /* marks written (mod 256): the newest is marks[(mark_w - 1) % 8] */
 	__u8 mark_r; /* marks done with: the oldest live one is marks[mark_r % 8] */
-	__u8 pad2[2];
+	__u8 tls;    /* its first bytes were a TLS ClientHello: ciphertext, not parsed */
+	__u8 pad2;
 	struct sy_lat_mark marks[SY_LAT_MARKS];
 };
 
 /* Per migration and side (index sy_side_index(), index.h), per CPU: what the observe
  * programs measured. Latency is request → first reply byte, log2 buckets of
  * microseconds: bucket i counts samples in [2^i, 2^(i+1)) us (bucket 0 also < 1 us). */
-#define SY_LAT_BUCKETS 32
+#define SY_LAT_BUCKETS	   32
+#define SY_ERR_CLASS_SLOTS 8 /* err_class[]: enum sy_reply_err (resp_reply.h), room to grow */
 
 struct sy_side_stats {
 	__u64 bytes_out; /* new request bytes (retransmissions excluded) */
@@ -274,6 +276,8 @@ struct sy_side_stats {
 	__u64 sampled;	 /* read keys sent to the ring buffer */
 	__u64 ev_lost;	 /* records the ring buffer had no room for */
 	__u64 lat[SY_LAT_BUCKETS];
+	__u64 tls_sockets; /* sockets whose first bytes were a TLS ClientHello: not parsed */
+	__u64 err_class[SY_ERR_CLASS_SLOTS]; /* `errors` by class of the first word (enum sy_reply_err) */
 };
 
 /* ---- ring buffer events (sy_events) ----------------------------------------------- */
@@ -310,8 +314,13 @@ struct sy_ev_hdr {
 	char name[SY_CMD_NAME_MAX];
 };
 
-#define SY_EV_FRAG_MAX	 16384 /* bytes of one record */
-#define SY_EV_RING_BYTES (16u << 20)
+#define SY_EV_FRAG_MAX 16384 /* bytes of one record */
+/* 4 MiB: the agent drains every 5 ms and is woken past a quarter full (1 MiB), and it
+ * drained 1.06 M records/s here (bench/observe.sh); records of short writes are about
+ * 100 bytes, so a quarter holds ~10 ms of that peak and the whole ring ~40 ms. The
+ * kernel maps a ring's data pages twice (so records can wrap), which `ps` counts in
+ * the agent's RSS: 16 MiB cost 32 MiB of it. */
+#define SY_EV_RING_BYTES (4u << 20)
 
 #ifndef __BPF__
 _Static_assert(sizeof(struct sy_endpoint) == 20, "sy_endpoint ABI");
@@ -327,7 +336,8 @@ _Static_assert(sizeof(struct sy_lat_mark) == 16, "sy_lat_mark ABI");
 _Static_assert(sizeof(struct sy_sock) == 64 + sizeof(struct sy_resp) + SY_CMD_NAME_MAX + 8 +
 						 sizeof(struct sy_reply) + 8 + 16 * SY_LAT_MARKS,
 	       "sy_sock ABI");
-_Static_assert(sizeof(struct sy_side_stats) == 8 * (11 + SY_LAT_BUCKETS), "sy_side_stats ABI");
+_Static_assert(sizeof(struct sy_side_stats) == 8 * (11 + SY_LAT_BUCKETS + 1 + SY_ERR_CLASS_SLOTS),
+	       "sy_side_stats ABI");
 _Static_assert(sizeof(struct sy_cmd_info) == 4, "sy_cmd_info ABI");
 _Static_assert(sizeof(struct sy_prefix_key) == 8 + SY_PREFIX_MAX, "sy_prefix_key ABI");
 _Static_assert(sizeof(struct sy_rule_stats) == 16 * SY_CLASS_MAX, "sy_rule_stats ABI");

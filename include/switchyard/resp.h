@@ -19,6 +19,7 @@
 #define SWITCHYARD_RESP_H
 
 #include "switchyard/abi.h"
+#include "switchyard/resp_bulk.h"
 
 #ifndef SY_INLINE
 #ifdef __BPF__
@@ -114,6 +115,17 @@ SY_INLINE int sy_resp_digit(struct sy_resp *r, __u8 c, __u32 max)
 	return 1;
 }
 
+SY_INLINE __u8 sy_resp_upper(__u8 c)
+{
+	return (c >= 'a' && c <= 'z') ? c - 32 : c;
+}
+
+/* The argument being read is the first key, still to be kept. */
+SY_INLINE int sy_resp_wants_key(const struct sy_resp *r)
+{
+	return r->arg && r->first_key && r->arg == r->first_key && !(r->flags & SY_RESPF_KEYSEEN);
+}
+
 SY_INLINE void sy_resp_keep(struct sy_resp *r, __u8 c)
 {
 	__u32 i;
@@ -121,7 +133,7 @@ SY_INLINE void sy_resp_keep(struct sy_resp *r, __u8 c)
 	if (r->arg == 0) {
 		i = r->name_len;
 		if (i < SY_CMD_NAME_MAX) {
-			r->name[SY_RESP_IDX(i, 31)] = (c >= 'a' && c <= 'z') ? c - 32 : c;
+			r->name[SY_RESP_IDX(i, 31)] = sy_resp_upper(c);
 			r->name_len = i + 1;
 		} else {
 			r->flags |= SY_RESPF_NAMETRUNC;
@@ -293,15 +305,38 @@ SY_INLINE int sy_resp_skipped(struct sy_resp *r, __u32 n)
 }
 
 /* Fast path over bytes the caller already holds (p[0..avail) are the stream's next
- * bytes): a whole "*N\r\n$M\r\n" command header, or a "$M\r\n" argument header, in
- * one step instead of one per byte. Returns the bytes consumed (0: use the byte path)
- * and ORs events into *ev. The state reached is exactly what feeding the same bytes
- * one by one would reach; anything unusual (multi-digit counts, errors) is left to
- * the byte path. */
-SY_INLINE __u32 sy_resp_fast(struct sy_resp *r, const __u8 *p, __u32 avail, __u32 more, int *ev)
-{
-	__u32 i, n = 0, k, m;
+ * bytes, avail <= SY_FAST_WINDOW; `more` of them are in the packet in all): in one
+ * step instead of one per byte,
+ *  - a "*N\r\n$M\r\n" command header, and the short name that follows when it is at
+ *    hand (events BEGIN, NAME);
+ *  - a short name alone;
+ *  - up to SY_RESP_FAST_ARGS "$M\r\n" argument headers, each with its argument when
+ *    nobody needs its bytes (skipped, not read: the last one may run past the window
+ *    into the rest of the packet); a first key to keep ends the step after its header;
+ *  - with SY_RESP_IN_NAMES_ONLY set in *ev on entry (the caller needs no key and captures nothing on this
+ * socket, so nothing it does after the name depends on where the step stops), the arguments after the name
+ * too: a whole short command in one step. Returns the bytes consumed (0: use the byte path) and ORs events
+ * into *ev. The state reached is exactly what feeding the same bytes one by one would reach; anything unusual
+ * (multi-digit counts, errors) is left to the byte path. */
+#define SY_RESP_FAST_ARGS 4
+/* In *ev on entry to sy_resp_fast (a kernel function takes at most 5 arguments). */
+#define SY_RESP_IN_NAMES_ONLY 0x100
 
+SY_FAST_FN __u32 sy_resp_fast(struct sy_resp *r, const struct sy_window *win, __u32 avail, __u32 more,
+			      int *ev)
+{
+	__u32 i, n = 0, k = 0, h, m, a;
+	const __u8 *p;
+	int names_only;
+
+	if (!SY_FAST_ARGS_OK(r, win, ev))
+		return 0;
+	names_only = *ev & SY_RESP_IN_NAMES_ONLY;
+	*ev &= ~SY_RESP_IN_NAMES_ONLY;
+	p = win->b;
+
+	if (avail > SY_FAST_WINDOW)
+		avail = SY_FAST_WINDOW;
 	if (avail < 4)
 		return 0;
 	if (r->state == SY_RS_START) {
@@ -313,45 +348,43 @@ SY_INLINE __u32 sy_resp_fast(struct sy_resp *r, const __u8 *p, __u32 avail, __u3
 		r->num = p[5] - '0' + 2;
 		r->state = SY_RS_DATA;
 		*ev |= SY_RESP_EV_BEGIN;
-		return 8;
+		k = 8;
 	}
 	if (r->state == SY_RS_DATA && r->arg == 0 && r->name_len == 0 && r->num > 2 &&
-	    r->num <= SY_RESP_FAST_NAME + 2 && r->num <= avail) {
+	    r->num <= SY_RESP_FAST_NAME + 2 && k + r->num <= avail) {
 		/* a whole short name and its "\r\n" */
 		n = r->num - 2;
 		/* a fixed trip count (the name stays zero padded: it is the table's key) */
 		SY_UNROLL
 		for (i = 0; i < SY_RESP_FAST_NAME; i++)
-			r->name[i] = i >= n ? 0 : (p[i] >= 'a' && p[i] <= 'z') ? p[i] - 32 : p[i];
+			r->name[i] = i >= n ? 0 : sy_resp_upper(p[(k + i) & (SY_FAST_WINDOW - 1)]);
 		r->name_len = n;
-		k = r->num;
+		k += r->num;
 		r->num = 0;
 		*ev |= sy_resp_data_done(r);
-		return k;
+		if (!names_only)
+			return k;
 	}
-	if (r->state != SY_RS_DOLLAR || p[0] != '$')
-		return 0;
-	for (i = 1; i < 7; i++) {
-		if (i >= avail)
-			return 0;
-		if (p[i] < '0' || p[i] > '9')
+	for (a = 0; a < SY_RESP_FAST_ARGS; a++) {
+		if (r->state != SY_RS_DOLLAR)
 			break;
-		n = n * 10 + (p[i] - '0');
-	}
-	if (i == 1 || i >= 7 || i + 1 >= avail || p[i] != '\r' || p[i + 1] != '\n')
-		return 0;
-	r->num = n + 2;
-	r->flags &= ~SY_RESPF_DIGITS;
-	r->state = SY_RS_DATA;
-	k = i + 2;
-	/* and the argument itself when nobody needs its bytes: `more` bytes of the
-	 * stream are at hand from p on (the rest of the packet) */
-	m = sy_resp_skippable(r);
-	if (m && more > k) {
+		h = sy_bulk_header(p, k, avail, &n);
+		if (!h)
+			break;
+		r->num = n + 2;
+		r->flags &= ~SY_RESPF_DIGITS;
+		r->state = SY_RS_DATA;
+		k += h;
+		/* the argument itself when nobody needs its bytes */
+		m = sy_resp_skippable(r);
+		if (!m || more <= k)
+			break; /* kept (the first key: the byte path), or the packet ends */
 		if (m > more - k)
 			m = more - k;
 		k += m;
 		*ev |= sy_resp_skipped(r, m);
+		if (r->state != SY_RS_DOLLAR)
+			break; /* the command ended, or its argument goes on in the next packet */
 	}
 	return k;
 }

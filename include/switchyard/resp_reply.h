@@ -19,6 +19,7 @@
 #define SWITCHYARD_RESP_REPLY_H
 
 #include "switchyard/abi.h"
+#include "switchyard/resp_bulk.h"
 
 #ifndef SY_INLINE
 #ifdef __BPF__
@@ -267,11 +268,19 @@ SY_INLINE int sy_reply_skipped(struct sy_reply *r, __u32 n)
  * the bytes consumed (0: use the byte path) and ORs events into *ev. The state
  * reached is exactly what feeding the same bytes one by one would reach; anything
  * else (errors, whose first word is kept, long lines, aggregates) is the byte path's. */
-SY_INLINE __u32 sy_reply_fast(struct sy_reply *r, const __u8 *p, __u32 avail, __u32 more, int *ev)
+SY_FAST_FN __u32 sy_reply_fast(struct sy_reply *r, const struct sy_window *win, __u32 avail, __u32 more,
+			       int *ev)
 {
 	__u32 i, n = 0, k, m;
+	const __u8 *p;
 	__u8 c;
 
+	if (!SY_FAST_ARGS_OK(r, win, ev))
+		return 0;
+	p = win->b;
+
+	if (avail > SY_FAST_WINDOW)
+		avail = SY_FAST_WINDOW;
 	if (r->state != SY_RP_TYPE || avail < 4)
 		return 0;
 	c = p[0];
@@ -290,19 +299,13 @@ SY_INLINE __u32 sy_reply_fast(struct sy_reply *r, const __u8 *p, __u32 avail, __
 	}
 	if (c != '$')
 		return 0;
-	for (i = 1; i < 8; i++) {
-		if (i >= avail)
-			return 0;
-		if (p[i] < '0' || p[i] > '9')
-			break;
-		n = n * 10 + (p[i] - '0');
-	}
-	if (i == 1 || i >= 8 || i + 1 >= avail || p[i] != '\r' || p[i + 1] != '\n')
+	i = sy_bulk_header(p, 0, avail, &n);
+	if (!i)
 		return 0;
 	*ev |= sy_reply_type(r, c);
 	r->num = n + 2;
 	r->state = SY_RP_DATA;
-	k = i + 2;
+	k = i;
 	if (more > k) {
 		m = more - k < r->num ? more - k : (__u32)r->num;
 		k += m;

@@ -3,7 +3,9 @@
  * resp_scan.c) against two oracles:
  *   1. itself: the same input fed whole, byte by byte and in chunks whose sizes come
  *      from the input, with and without the header fast paths, gives the same
- *      commands (names, keys, byte lengths) and the same error count;
+ *      commands (names, keys, byte lengths) and the same error count; and so does
+ *      the names-only mode (whole commands in one fast step) against its own byte
+ *      path and against the full mode's names and lengths;
  *   2. hiredis's reader (an independent, well-kept RESP parser): for the leading run
  *      of replies hiredis reads as arrays of bulk strings, the machine reports the
  *      same commands, argument counts, names and first keys, in order, and no
@@ -57,6 +59,8 @@ static void add(const struct sy_resp_cmd *c, void *arg)
 
 /* Feeds d[0..n): in chunks of `chunk` bytes, or (chunk 0) in chunks whose sizes come
  * from the input's first bytes, so the fuzzer also explores segment boundaries. */
+static int names_only; /* as the kernel for a keyless, capture-free migration */
+
 static void run(const uint8_t *d, size_t n, size_t chunk, int fast, struct list *l, uint64_t *unparsed)
 {
 	struct sy_resp_scan s;
@@ -64,6 +68,7 @@ static void run(const uint8_t *d, size_t n, size_t chunk, int fast, struct list 
 
 	l->n = 0;
 	sy_resp_scan_init(&s, fast, add, l);
+	s.names_only = names_only;
 	for (size_t i = 0, c; i < n; i += c, k++) {
 		c = chunk ? chunk : 1 + (size_t)(d[k % m] * 31u + k) % 67;
 		if (c > n - i)
@@ -199,5 +204,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	against_hiredis(data, size, &whole);
+	/* names only (whole short commands in one fast step): the same commands, of
+	 * the same lengths, whatever the chunking, as the byte path finds them */
+	names_only = 1;
+	run(data, size, 1, 0, &other, &u2);
+	if (other.n != whole.n || u1 != u2)
+		abort();
+	for (int i = 0; i < whole.n; i++)
+		if (other.c[i].bytes != whole.c[i].bytes || other.c[i].argc != whole.c[i].argc ||
+		    memcmp(other.c[i].name, whole.c[i].name, sizeof(whole.c[i].name)) != 0)
+			abort();
+	run(data, size, size ? size : 1, 1, &whole, &u1);
+	same(&whole, &other);
+	run(data, size, 0, 1, &whole, &u1);
+	same(&whole, &other);
+	names_only = 0;
 	return 0;
 }

@@ -71,6 +71,9 @@ def test_bytes_are_exact_and_errors_counted_per_side(setup):
     assert s["legacy"].bytes_out == la["sent"] and s["legacy"].bytes_in == la["got"]
     assert s["target"].bytes_out == tb["sent"] and s["target"].bytes_in == tb["got"]
     assert s["legacy"].errors == 8 and s["target"].errors == 0
+    # by class: 5 "-ERR unknown command", 3 "-WRONGTYPE" (another class)
+    assert (s["legacy"].errors_err, s["legacy"].errors_other) == (5, 3)
+    assert s["legacy"].errors_moved == s["legacy"].errors_oom == s["legacy"].errors_noauth == 0
     assert s["legacy"].sockets == 1 and s["target"].sockets == 1
 
 
@@ -94,7 +97,7 @@ def test_every_error_in_a_pipeline_is_counted(setup):
     assert [i + 1 for i, k in enumerate(r["kinds"]) if k == "-"] == [10, 50, 99]
     s = sides(d)["legacy"]
     assert s.bytes_out == r["sent"] and s.bytes_in == r["got"]
-    assert s.errors == 3
+    assert s.errors == 3 and s.errors_err == 3  # "-ERR value is not an integer"
     assert s.exchanges == 100  # one latency sample per request
     assert s.unparsed == 0
     # the CLI shows the same counts
@@ -103,6 +106,46 @@ def test_every_error_in_a_pipeline_is_counted(setup):
     assert out.returncode == 0, out.stderr
     leg = [x for x in json.loads(out.stdout)["sides"] if x["side"] == "legacy"][0]
     assert int(leg["errors"]) == 3 and int(leg["exchanges"]) == 100
+    assert int(leg.get("errorsErr", leg.get("errors_err", 0))) == 3
+    table = subprocess.run([os.path.join(OUT, "syctl"), "--server", "unix://" + d.sock, "get", "obs"],
+                           capture_output=True, text=True, timeout=30)
+    assert "MOVED/ASK" in table.stdout and "TLS SOCKETS" in table.stdout, table.stdout
+
+
+TLS_CLIENT = r"""
+import os, socket, ssl, sys
+open(os.path.join(sys.argv[1], "cgroup.procs"), "w").write(str(os.getpid()))
+host, port = sys.argv[2].rsplit(":", 1)
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = socket.create_connection((host, int(port)), timeout=10)
+try:
+    ctx.wrap_socket(s, server_hostname="redis").close()  # the server speaks no TLS
+except (ssl.SSLError, OSError) as e:
+    print("handshake failed as expected:", e)
+"""
+
+
+def test_tls_clients_are_counted_not_parsed(setup):
+    """A client speaking TLS (rediss://) to a migration endpoint: its ClientHello is the
+    first bytes of the stream, so the socket counts in tls_sockets, and neither its
+    ciphertext nor the server's answer to it counts as unparsed or as errors. A plain
+    client beside it is parsed as ever."""
+    from sy import OUT
+    d, legacy, target, a, b = setup
+    r = subprocess.run([PYTHON, "-c", TLS_CLIENT, a, legacy.addr], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    plain = script({"cgroup": a, "addr": legacy.addr, "commands": [["PING"]] * 3})
+    assert plain["kinds"].count("-") == 0
+    s = sides(d)["legacy"]
+    assert s.sockets == 2 and s.tls_sockets == 1
+    assert s.unparsed == 0 and s.errors == 0
+    assert s.others == 3 and s.exchanges == 3  # the plain client's PINGs only
+    out = subprocess.run([os.path.join(OUT, "syctl"), "--server", "unix://" + d.sock, "-o", "json", "get", "obs"],
+                         capture_output=True, text=True, timeout=30)
+    leg = [x for x in json.loads(out.stdout)["sides"] if x["side"] == "legacy"][0]
+    assert int(leg.get("tlsSockets", leg.get("tls_sockets", 0))) == 1
 
 
 def test_replies_of_any_shape_are_counted_once(setup):

@@ -28,6 +28,8 @@ struct got {
 	uint64_t unparsed;
 };
 
+static bool names_only; /* scan as the kernel does for a keyless, capture-free migration */
+
 static void record(const struct sy_resp_cmd *c, void *arg)
 {
 	struct got *g = arg;
@@ -53,6 +55,7 @@ static struct sy_resp_scan scan_cuts(const char *in, size_t len, const size_t *c
 
 	memset(g, 0, sizeof(*g));
 	sy_resp_scan_init(&s, fast, record, g);
+	s.names_only = names_only;
 	for (int i = 0; i <= ncuts; i++) {
 		size_t to = i < ncuts ? cuts[i] : len;
 
@@ -70,6 +73,7 @@ static struct sy_resp_scan scan(const char *in, size_t len, size_t chunk, bool f
 
 	memset(g, 0, sizeof(*g));
 	sy_resp_scan_init(&s, fast, record, g);
+	s.names_only = names_only;
 	if (!chunk)
 		chunk = len ? len : 1;
 	for (size_t i = 0; i < len; i += chunk)
@@ -93,20 +97,36 @@ static void assert_same(const struct got *g, const struct got *want)
 /* One byte at a time, every single split point, growing chunks; fast paths on and off. */
 static void same_results(const char *in, size_t len, const struct got *want)
 {
-	static struct got g;
+	static struct got g, ref;
 
-	for (int fast = 0; fast < 2; fast++) {
-		scan(in, len, 1, fast, &g);
-		assert_same(&g, want);
-		for (size_t cut = 1; cut < len; cut++) {
-			scan_cuts(in, len, &cut, 1, fast, &g);
-			assert_same(&g, want);
+	/* names_only: no first key is read, and whole commands take one fast step; the
+	 * same commands of the same lengths, against the byte path's answer */
+	for (int no = 0; no < 2; no++) {
+		const struct got *w = want;
+
+		names_only = no;
+		if (no) {
+			scan(in, len, 1, false, &ref);
+			assert_int_equal(ref.n, want->n);
+			assert_int_equal(ref.unparsed, want->unparsed);
+			for (int i = 0; i < ref.n; i++)
+				assert_int_equal(ref.bytes[i], want->bytes[i]);
+			w = &ref;
 		}
-		for (size_t chunk = 2; chunk <= len; chunk = chunk < 16 ? chunk + 1 : chunk * 2) {
-			scan(in, len, chunk, fast, &g);
-			assert_same(&g, want);
+		for (int fast = 0; fast < 2; fast++) {
+			scan(in, len, 1, fast, &g);
+			assert_same(&g, w);
+			for (size_t cut = 1; cut < len; cut++) {
+				scan_cuts(in, len, &cut, 1, fast, &g);
+				assert_same(&g, w);
+			}
+			for (size_t chunk = 2; chunk <= len; chunk = chunk < 16 ? chunk + 1 : chunk * 2) {
+				scan(in, len, chunk, fast, &g);
+				assert_same(&g, w);
+			}
 		}
 	}
+	names_only = false;
 }
 
 #define S(x) x, sizeof(x) - 1
@@ -598,11 +618,46 @@ static void table_has_unique_names_that_fit(void **state)
 	}
 }
 
+/* The common shapes (redis-benchmark's SET and GET) take one fast step per command
+ * when nothing past the name is needed, and never the byte path. When the key is
+ * kept: header + name, the key's header, the rest (SET's value) after the key. */
+static void short_commands_take_one_fast_step(void **state)
+{
+	static char in[16 * 64];
+	struct sy_resp_scan s;
+	static struct got g;
+	size_t len = 0;
+
+	(void)state;
+	for (int i = 0; i < 8; i++) {
+		len += (size_t)snprintf(in + len, sizeof(in) - len,
+					"*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n", i);
+		len += (size_t)snprintf(in + len, sizeof(in) - len, "*2\r\n$3\r\nGET\r\n$16\r\nkey:%012d\r\n",
+					i);
+	}
+	for (int no = 1; no >= 0; no--) { /* the last pass, with keys, is the reference */
+		memset(&g, 0, sizeof(g));
+		sy_resp_scan_init(&s, true, record, &g);
+		s.names_only = no;
+		sy_resp_scan_feed(&s, (const uint8_t *)in, len);
+		assert_int_equal(s.commands, 16);
+		assert_int_equal(s.unparsed, 0);
+		/* with keys, each key is read byte by byte: 16 bytes, 16 commands */
+		assert_int_equal(s.byte_steps, no ? 0 : 16 * 16);
+		assert_int_equal(s.fast_steps, no ? 16 : 16 * 3 - 8);
+		assert_string_equal(g.line[0], no ? "SET 1 " : "SET 1 key=key:000000000000");
+		assert_int_equal(g.bytes[0], 45);
+		assert_int_equal(g.bytes[1], 36);
+	}
+	same_results(in, len, &g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(set_get_del_arrays),
 		cmocka_unit_test(fifty_pipelined),
+		cmocka_unit_test(short_commands_take_one_fast_step),
 		cmocka_unit_test(inline_commands),
 		cmocka_unit_test(multi_exec),
 		cmocka_unit_test(one_mib_value_is_skipped),
