@@ -23,6 +23,7 @@
 #include "redis/resp_argv.h"
 #include "shadow/clients.h"
 #include "shadow/repair.h"
+#include "shadow/transform_copy.h"
 #include "shadow/writers.h"
 
 #define NCONN		   4		      /* destination connections per direction */
@@ -77,6 +78,7 @@ struct mig {
 	struct dir d[2];
 	struct sy_clients clients; /* per client connection: db, open transaction (clients.c) */
 	struct sy_writers writers; /* recent writers per key, for conflicts (writers.c) */
+	struct sy_xf *xf;	   /* the spec's transform (transform_copy.c), or NULL */
 };
 
 struct sy_mirror {
@@ -226,6 +228,7 @@ static void mark_dirty(struct dir *d, int db, const char *k, size_t len, uint64_
 	/* the engine borrows the direction's source connection and stats */
 	if (!d->rep.ops)
 		sy_repair_init(&d->rep, d->mig->m->loop, &repair_ops, d, &d->src.r, &d->mig->active, &d->st);
+	d->rep.xf = d->mig->xf, d->rep.reverse = d->dir == SY_DIR_REVERSE;
 	sy_repair_mark(&d->rep, db, k, len, delay_ms);
 }
 
@@ -384,7 +387,17 @@ static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const 
 	if (!sy_redis_alive(dc->r) || select_db(dc, s->db, ignore_reply))
 		goto fail;
 	p->parts = 1;
-	if (!g->spec.n_rewrite && !c->is_inline) {
+	if (g->xf) { /* forward_write, or the keys through forward_key (transform_copy.c) */
+		e = sy_xf_replay(g->xf, d->dir == SY_DIR_REVERSE, a->argc, a->argv, a->lens, dc->r,
+				 on_replayed, p, &p->parts);
+		if (e > 0 || (e == 0 && !p->parts)) {
+			e > 0 ? repair_keys_of(p, 0) : (void)d->st.mirrored++;
+			pending_free(p);
+			return;
+		}
+		p->failed = e < 0;
+		e = e < 0 && !p->parts;
+	} else if (!g->spec.n_rewrite && !c->is_inline) {
 		/* the captured bytes as they are: the header rebuilt, the body copied once */
 		size_t nl = a->lens[0], cap = c->len + nl + 64;
 		char *raw = malloc(cap);
@@ -446,8 +459,8 @@ static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts, uint64_t
 		pending_free(p);
 		return;
 	}
-	if (s->txn_bad || d->inflight >= limit) {
-		if (!s->txn_bad)
+	if (s->txn_bad || g->xf || d->inflight >= limit) { /* a transform: key by key */
+		if (!s->txn_bad && !g->xf)
 			d->st.dropped++;
 		repair_keys_of(p, SETTLE_MS);
 		pending_free(p);
@@ -687,6 +700,7 @@ static void sync_mig(struct sy_mirror *m, struct mig *g, const struct sy_migrati
 		g->spec.pins = NULL;
 		g->spec.n_pins = 0;
 		g->mirror = sy_mirror_effective(&ms->spec);
+		g->xf = sy_xf_of(&g->spec);
 		g->updated_ms = ms->updated_unix_ms;
 		return;
 	}
@@ -706,6 +720,7 @@ static void sync_mig(struct sy_mirror *m, struct mig *g, const struct sy_migrati
 	g->spec.pins = NULL;
 	g->spec.n_pins = 0;
 	g->mirror = sy_mirror_effective(&ms->spec);
+	g->xf = sy_xf_of(&g->spec);
 	g->active = true;
 	{
 		struct sy_side_stats st[2];

@@ -18,6 +18,8 @@
 #include "registry/registry.h"
 #include "shadow/backfill.h"
 #include "shadow/compare.h"
+#include "shadow/transform_audit.h"
+#include "shadow/transform_copy.h"
 #include "shadow/jobs.h"
 #include "shadow/mirror.h"
 #include "redis/redis_conn.h"
@@ -66,6 +68,7 @@ struct audit {
 	uint32_t inflight;
 	char error[160];
 	int save_err; /* the last save's error, so a failing disk is logged once */
+	struct sy_versions versions; /* target keys per version_field value */
 };
 
 struct vmig {
@@ -75,6 +78,7 @@ struct vmig {
 	char name[SY_NAME_MAX];
 	uint64_t created_ms;
 	struct sy_migration_spec spec; /* copy, pins dropped */
+	struct sy_xf *xf;	       /* its transform (transform_copy.h), or NULL */
 	struct sy_redis *conn[2];      /* legacy, target */
 	uint64_t reconnect_timer;
 	struct audit a;
@@ -185,8 +189,9 @@ static void cmp_done(struct cmp *k)
 			snprintf(g->a.error, sizeof(g->a.error), "some keys could not be read on both sides");
 		kind = SY_DRIFT_NONE;
 	}
-	/* the target scan only looks for keys legacy lacks */
-	if (k->purpose == P_AUDIT_TARGET && kind != SY_DRIFT_EXTRA)
+	/* the target scan only looks for keys legacy lacks (not through a transform: its
+	 * target keys need not be named as legacy's) */
+	if (k->purpose == P_AUDIT_TARGET && (kind != SY_DRIFT_EXTRA || g->xf))
 		kind = SY_DRIFT_NONE;
 	if (kind != SY_DRIFT_NONE && k->attempt == 0) {
 		/* maybe a write in flight through the mirror: look again after it settles */
@@ -244,9 +249,20 @@ static void on_look(struct sy_redis *c, redisReply *r, void *priv)
 	struct cmp *k = priv;
 	int side = c == k->g->conn[1];
 
+	if (side == 1 && k->purpose == P_AUDIT_TARGET && k->attempt == 0 && k->g->spec.version_field[0])
+		sy_versions_add(&k->g->a.versions, r, k->g->spec.version_field);
 	sy_look_of(r, &k->look[side]);
 	if (++k->got == 2)
 		cmp_done(k);
+}
+
+static void on_tcmp(void *priv, const struct sy_look *l, const struct sy_look *t)
+{
+	struct cmp *k = priv;
+
+	k->look[0] = *l;
+	k->look[1] = *t;
+	cmp_done(k);
 }
 
 static void cmp_send(struct cmp *k)
@@ -258,6 +274,11 @@ static void cmp_send(struct cmp *k)
 
 	k->got = 0;
 	memset(k->look, 0, sizeof(k->look));
+	if (g->xf && k->purpose != P_AUDIT_TARGET) { /* through forward_key (transform_audit.c) */
+		if (sy_tcmp_send(g->xf, g->conn[0], g->conn[1], k->key, k->len, on_tcmp, k))
+			cmp_done(k); /* looks not ok: unanswered */
+		return;
+	}
 	if (!sy_redis_alive(g->conn[0]) || sy_look_send(g->conn[0], k->key, k->len, on_look, k))
 		k->got++; /* that side counts as unanswered */
 	if (!sy_redis_alive(g->conn[1]) || sy_look_send(g->conn[1], tk, tl, on_look, k))
@@ -485,6 +506,7 @@ static struct vmig *vmig_of(struct sy_verify *v, const struct sy_migration_state
 		g->spec = ms->spec;
 		g->spec.pins = NULL;
 		g->spec.n_pins = 0;
+		g->xf = sy_xf_of(&g->spec);
 		return g;
 	}
 	if (g->active)
@@ -497,6 +519,7 @@ static struct vmig *vmig_of(struct sy_verify *v, const struct sy_migration_state
 	g->spec = ms->spec;
 	g->spec.pins = NULL;
 	g->spec.n_pins = 0;
+	g->xf = sy_xf_of(&g->spec);
 	g->active = true;
 	g->a.state = SY_JOB_IDLE;
 	reconnect(v->loop, g);
@@ -650,6 +673,8 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 	out->audit_checked = g->audit_checked;
 	out->audit_found = g->audit_found;
 	out->audit_repaired = g->audit_repaired;
+	out->versions = g->spec.version_field[0] ? &a->versions : NULL;
+	out->has_transform = g->xf && sy_xf_stats(g->name, &out->transform);
 	return 0;
 }
 

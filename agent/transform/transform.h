@@ -122,6 +122,10 @@ int sy_transform_write(struct sy_transform *t, bool reverse, int argc, const cha
 		       const size_t *lens, struct sy_targvs *out, char *err, size_t errlen);
 
 void sy_tkeys_free(struct sy_tkeys *k);
+/* A bump arena (NULL = empty): what a result holds is freed at once. */
+void *sy_arena_alloc(void **arena, size_t n);
+char *sy_arena_dup(void **arena, const char *p, size_t n);
+void sy_arena_free(void **arena);
 void sy_targvs_free(struct sy_targvs *a);
 
 /* Version of a document (the value of `field` in a hash, or the attribute of a JSON

@@ -27,10 +27,6 @@ struct sy_transform {
 /* Pushes the switchyard.json table (decode, encode, null). */
 void sy_tjson_push(lua_State *L);
 
-/* A bump arena for results: everything a result holds is freed at once. */
-void *sy_arena_alloc(void **arena, size_t n);
-char *sy_arena_dup(void **arena, const char *p, size_t n);
-void sy_arena_free(void **arena);
 
 /* Pushes k as {key=, type=, ttl_ms=, value=}; may raise a Lua error (memory). */
 void sy_tkey_push(lua_State *L, const struct sy_tkey *k);
