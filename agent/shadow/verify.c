@@ -67,7 +67,7 @@ struct audit {
 	size_t n_drift;
 	uint32_t inflight;
 	char error[160];
-	int save_err; /* the last save's error, so a failing disk is logged once */
+	int save_err;		     /* the last save's error, so a failing disk is logged once */
 	struct sy_versions versions; /* target keys per version_field value */
 };
 
@@ -675,6 +675,7 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 	out->audit_repaired = g->audit_repaired;
 	out->versions = g->spec.version_field[0] ? &a->versions : NULL;
 	out->has_transform = g->xf && sy_xf_stats(g->name, &out->transform);
+	out->transform_script = g->spec.transform.script;
 	return 0;
 }
 

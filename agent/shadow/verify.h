@@ -74,6 +74,7 @@ struct sy_audit_status {
 	const struct sy_versions *versions;
 	/* the migration's transform, when it has one: calls and failures */
 	bool has_transform;
+	const char *transform_script;
 	struct sy_xf_stats transform;
 };
 

@@ -16,6 +16,8 @@
 #include <stdint.h>
 
 #include "shadow/mirror.h"
+#include "shadow/transform_audit.h"
+#include "shadow/transform_copy.h"
 #include "model/spec.h"
 #include "switchyard/abi.h"
 
@@ -47,7 +49,10 @@ struct sy_metrics_mig {
 	uint64_t drift_checked[2];	 /* SY_SRC_AUDIT, SY_SRC_DUAL_READ */
 	uint64_t drift_found[2];
 	uint64_t drift_repaired[2];
-	uint32_t step, n_steps; /* from the cutover source */
+	bool has_versions, has_xf;   /* version_field:, transform: */
+	struct sy_versions versions; /* target keys per version, as of the last audit */
+	struct sy_xf_stats xf;	     /* transform calls and failures */
+	uint32_t step, n_steps;	     /* from the cutover source */
 	char state[32];
 };
 

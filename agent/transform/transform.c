@@ -136,13 +136,21 @@ static void set_err(char *err, size_t n, const char *fmt, const char *a, const c
 		snprintf(err, n, fmt, a, b);
 }
 
-/* A Lua message as the caller shows it: one line. */
-static void lua_err(lua_State *L, char *err, size_t n)
+/* The chunk's name in Lua's messages: short, since Lua cuts long names ("..."), and
+ * put back as the whole path in ours. */
+#define CHUNK "script"
+
+/* A Lua message as the caller shows it: one line, the script named by its path. */
+static void lua_err(struct sy_transform *t, char *err, size_t n)
 {
+	lua_State *L = t->L;
 	const char *m = lua_tostring(L, -1);
 
 	if (err && n) {
-		snprintf(err, n, "%s", m ? m : "error object is not a string");
+		if (m && strncmp(m, CHUNK ":", sizeof(CHUNK)) == 0)
+			snprintf(err, n, "%s:%s", t->path, m + sizeof(CHUNK));
+		else
+			snprintf(err, n, "%s", m ? m : "error object is not a string");
 		for (char *p = err; *p; p++)
 			if (*p == '\n' || *p == '\t')
 				*p = ' ';
@@ -161,7 +169,7 @@ static int failed(struct sy_transform *t, int rc, int top, char *err, size_t n)
 {
 	int e = t->why ? t->why : rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
 
-	lua_err(t->L, err, n);
+	lua_err(t, err, n);
 	lua_settop(t->L, top);
 	if (e == -ENOMEM)
 		lua_gc(t->L, LUA_GCCOLLECT);
@@ -197,7 +205,7 @@ int sy_transform_load_buf(const char *path, const char *label, const char *src, 
 	lua_pushcfunction(t->L, open_sandbox);
 	rc = lua_pcall(t->L, 0, 0, 0);
 	if (rc == LUA_OK) {
-		snprintf(chunk, sizeof(chunk), "@%s", path);
+		snprintf(chunk, sizeof(chunk), "=%s", CHUNK);
 		/* "t": text only, a precompiled chunk is refused */
 		rc = luaL_loadbufferx(t->L, src, len, chunk, "t");
 		if (rc == LUA_OK)

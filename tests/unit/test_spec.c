@@ -80,7 +80,7 @@ static void errors_name_file_line_and_field(void **state)
 		"    ratioo: 5%\n",
 		"t.yaml:5: unknown field \"ratioo\" (expected one of: name, legacy, target, client, ratio, "
 		"pins, prefixes, sample_reads, mirror, capture_bytes, rewrite, mirror_queue, auto_repair, "
-		"audit_every, plan, auth, scope)");
+		"audit_every, plan, auth, scope, transform, version_field)");
 	expect_error(
 		"migrations:\n  - name: a\n    legacy: [\"localhost:1\"]\n    target: [\"127.0.0.1:2\"]\n",
 		"t.yaml:3: legacy[0]: \"localhost:1\": not a numeric IPv4 or [IPv6] address");
