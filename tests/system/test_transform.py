@@ -20,7 +20,7 @@ from sy import OUT, RedisServer, py_redis, spawn_py_redis, spec_yaml, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "packaging", "examples", "transforms")
-USERS = 20000
+USERS = int(os.environ.get("SY_TRANSFORM_USERS", "20000"))
 
 
 def forward(doc):
@@ -174,9 +174,10 @@ def test_json_users_backfilled_mirrored_audited_repaired_and_versioned(env, cgro
         if not diffs or time.monotonic() > end:
             break
         time.sleep(1)
-    assert diffs == [], diffs
+    assert diffs == [], [(k, why, L.get(k), L.pttl(k), target.client().hgetall(k), target.client().pttl(k))
+                          for k, why in diffs]
     st = audit(d, "--rate", "200000")
-    assert drift(st) == dict.fromkeys(drift(st), 0), audit(d, "--report").get("drift")
+    assert drift(st) == dict.fromkeys(drift(st), 0), (st, audit(d, "--report").get("drift"))
     xf = st["transform"]
     print("transform:", xf)
     assert int(xf["calls"]) > 0 and int(xf.get("failed", 0)) == 0
@@ -189,8 +190,9 @@ def test_json_users_backfilled_mirrored_audited_repaired_and_versioned(env, cgro
     for i, k in enumerate(keys):
         T.hset(k, "_v", "1") if i < 10 else T.hset(k, "name", "planted")
     total = T.dbsize()
-    r = audit(d, "--rate", "200000", "--report")
-    assert drift(r) == {"missing": 0, "extra": 0, "type": 0, "value": 25, "ttl": 0}, r.get("drift")
+    audit(d, "--rate", "200000")
+    r = audit(d, "--report")  # the last audit's, with its list of keys
+    assert drift(r) == {"missing": 0, "extra": 0, "type": 0, "value": 25, "ttl": 0}, r
     assert {x["key"]: x["kind"] for x in r["drift"]} == {k: "value" for k in keys}
     assert {v["version"]: int(v["keys"]) for v in r["versions"]} == {"2": total - 10, "1": 10}
     r = audit(d, "--repair", "--rate", "200000")
