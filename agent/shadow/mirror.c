@@ -202,13 +202,18 @@ static struct sy_redis *repair_dest(void *owner, int db, const char *key, size_t
 	return dc->r;
 }
 
+static void mark_dirty(struct dir *d, int db, const char *k, size_t len, uint64_t delay_ms);
+
 static void repair_copying(void *owner, int db, const char *key, size_t len)
 {
 	struct dir *d = owner;
 
 	/* a write landing between this DUMP and its RESTORE would be overwritten by
 	 * the older copy: writes to the key in the next seconds copy it again */
-	sy_writers_mark_hot(&d->mig->writers, &d->mig->spec, src_side(d), db, key, len);
+	if (sy_writers_mark_hot(&d->mig->writers, &d->mig->spec, src_side(d), db, key, len) > 0 &&
+	    d->mig->xf && d->inflight &&
+	    sy_now_ms() - sy_writers_last_ms(&d->mig->writers, db, key, len) < 1000)
+		mark_dirty(d, db, key, len, CONFLICT_SETTLE_MS); /* typed copies: replays may land after */
 }
 
 static void repair_flag_audit(void *owner, const char *why)
