@@ -209,11 +209,17 @@ static void repair_copying(void *owner, int db, const char *key, size_t len)
 	struct dir *d = owner;
 
 	/* a write landing between this DUMP and its RESTORE would be overwritten by
-	 * the older copy: writes to the key in the next seconds copy it again */
-	if (sy_writers_mark_hot(&d->mig->writers, &d->mig->spec, src_side(d), db, key, len) > 0 &&
-	    d->mig->xf && d->inflight &&
-	    sy_now_ms() - sy_writers_last_ms(&d->mig->writers, db, key, len) < 1000)
-		mark_dirty(d, db, key, len, CONFLICT_SETTLE_MS); /* typed copies: replays may land after */
+	 * the older copy: writes to the key in the next seconds copy it again. With a
+	 * transform, typed copies against the authoritative direction (every fallback)
+	 * would turn the other side's next writes into conflicts copied from a stale
+	 * side: they only copy once more a key written just before */
+	bool auth = d->dir == ((d->mig->mirror & SY_CAPTURE_LEGACY) ? SY_DIR_FORWARD : SY_DIR_REVERSE);
+
+	if (!d->mig->xf || auth)
+		sy_writers_mark_hot(&d->mig->writers, &d->mig->spec, src_side(d), db, key, len);
+	if (d->mig->xf &&
+	    sy_now_ms() - sy_writers_last_ms(&d->mig->writers, db, key, len) < CONFLICT_SETTLE_MS)
+		mark_dirty(d, db, key, len, CONFLICT_SETTLE_MS);
 }
 
 static void repair_flag_audit(void *owner, const char *why)
@@ -396,7 +402,7 @@ static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const 
 		e = sy_xf_replay(g->xf, d->dir == SY_DIR_REVERSE, a->argc, a->argv, a->lens, dc->r,
 				 on_replayed, p, &p->parts);
 		if (e > 0 || (e == 0 && !p->parts)) {
-			e > 0 ? repair_keys_of(p, 0) : (void)d->st.mirrored++;
+			e > 0 ? repair_keys_of(p, SETTLE_MS) : (void)d->st.mirrored++;
 			pending_free(p);
 			return;
 		}

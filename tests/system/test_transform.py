@@ -318,7 +318,7 @@ def test_mirror_both_at_half_writes_each_representation_back(env, cgroup, tmp_pa
     start, legacy, target = env
     script = str(tmp_path / "users.lua")
     shutil.copy(os.path.join(EXAMPLES, "users_json_to_hash.lua"), script)
-    d = start(script, mirror="both", ratio="50%", version_field="_v")
+    d = start(script, mirror="both", ratio="50%", version_field="_v", mirror_queue=200000)
     wait_for(lambda: all(t.healthy for t in migration(d).targets), what="target healthy")
     procs, sides = [], []
     for i in range(10):
@@ -333,6 +333,10 @@ def test_mirror_both_at_half_writes_each_representation_back(env, cgroup, tmp_pa
     assert "legacy" in sides and "target" in sides
     wait_for(lambda: drained(d), timeout=60, what="mirror drained")
     L, T = legacy.client(), target.client()
+    for x in migration(d).mirror:
+        print(x.direction, "mirrored", x.mirrored, "failed", x.failed, "repaired", x.repaired, "repair_failed",
+              x.repair_failed, "dropped", x.dropped, "conflicts", x.conflicts, "audit", x.needs_audit, x.audit_reason)
+    print(audit(d, "--report").get("transform"))
     end = time.monotonic() + 30
     while True:
         lkeys, tkeys = set(L.scan_iter(count=1000)), set(T.scan_iter(count=1000))
@@ -340,7 +344,8 @@ def test_mirror_both_at_half_writes_each_representation_back(env, cgroup, tmp_pa
         if (lkeys == tkeys and not bad) or time.monotonic() > end:
             break
         time.sleep(1)
-    assert lkeys == tkeys, (len(lkeys - tkeys), len(tkeys - lkeys))
+    assert lkeys == tkeys, ([(k, L.get(k), L.pttl(k)) for k in lkeys - tkeys][:5], [(k, T.hgetall(k)) for k in tkeys - lkeys][:5],
+                            migration(d).mirror, "\n".join(l for l in d.read_log().splitlines()[-30:]))
     assert bad == [], [(k, L.get(k), T.hgetall(k)) for k in bad[:5]]
     # both representations agree key by key: forward of legacy is target too
     assert all(T.hgetall(k) == forward(json.loads(L.get(k))) for k in lkeys)
