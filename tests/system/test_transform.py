@@ -242,7 +242,7 @@ for i in range(50):
              int(stats().get("errors", 0)) >= 3, timeout=60, what="failures counted")
     s = stats()
     print("transform:", s)
-    assert "failing.lua:4: no way for bad:" in s["lastError"] or "instruction budget" in s["lastError"] or \
+    assert "failing.lua:5: no way for bad:" in s["lastError"] or "instruction budget" in s["lastError"] or \
         "memory" in s["lastError"]
     fwd = [x for x in migration(d).mirror if x.direction == "forward"][0]
     assert fwd.needs_audit and "transform" in fwd.audit_reason
