@@ -43,7 +43,7 @@ migrations:
     mirror: forward
     mirror_queue: 1000000
 YAML
-		[ -n "$1" ] && echo "    transform: {script: $1}"
+		if [ -n "$1" ]; then echo "    transform: {script: $1}"; fi
 	} > "$WORK/spec.yaml"
 }
 spec ""
@@ -69,12 +69,16 @@ capacity() { # label script
 	fresh "$2"
 	kill -STOP "$DPID"
 	in_cg "redis-benchmark -p $LPORT -n $N -c 50 -P 4 -t set -r $N -q" >/dev/null
-	local t0 t1 mir=0 rep=0 q=1 d=1
+	local t0 t1 mir=0 rep=0 q=1 d=1 keys
+	keys=$(redis-cli -p "$LPORT" dbsize)
 	t0=$(date +%s.%N)
 	kill -CONT "$DPID"
-	for _ in $(seq 6000); do
-		read -r mir rep q d < <(mstat mirrored repaired queued dirty)
-		[ $((mir + rep)) -ge "$N" ] && [ "$q" = 0 ] && [ "$d" = 0 ] && break
+	# done: every key on target and nothing queued or waiting for a copy
+	for _ in $(seq 3000); do
+		if [ "$(redis-cli -p "$TPORT" dbsize)" -ge "$keys" ]; then
+			read -r mir rep q d < <(mstat mirrored repaired queued dirty)
+			[ "$q" = 0 ] && [ "$d" = 0 ] && break
+		fi
 		sleep 0.01
 	done
 	t1=$(date +%s.%N)
