@@ -27,7 +27,6 @@ struct sy_transform {
 /* Pushes the switchyard.json table (decode, encode, null). */
 void sy_tjson_push(lua_State *L);
 
-
 /* Pushes k as {key=, type=, ttl_ms=, value=}; may raise a Lua error (memory). */
 void sy_tkey_push(lua_State *L, const struct sy_tkey *k);
 /* Pushes argv as an array of strings. */

@@ -11,12 +11,13 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.request
 
 import pytest
 import redis
 
 from grpc_util import channel, pb, unary
-from sy import OUT, RedisServer, py_redis, spawn_py_redis, spec_yaml, wait_for
+from sy import OUT, RedisServer, free_port, py_redis, spawn_py_redis, spec_yaml, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "packaging", "examples", "transforms")
@@ -87,11 +88,11 @@ def env(tmp_path, daemon_factory, cgroup):
     legacy = RedisServer(tmp_path / "legacy")
     target = RedisServer(tmp_path / "target")
 
-    def start(script, **extra):
+    def start(script, args=(), **extra):
         spec = {"name": "m", "legacy": [legacy.addr], "target": [target.addr], "ratio": "0%",
                 "transform": script, "mirror": "forward"}
         spec.update(extra)
-        return daemon_factory(spec_yaml([spec]))
+        return daemon_factory(spec_yaml([spec]), extra=list(args))
 
     yield start, legacy, target
     legacy.stop()
@@ -143,7 +144,8 @@ def test_json_users_backfilled_mirrored_audited_repaired_and_versioned(env, cgro
         if i % 1000 == 999:
             p.execute()
     p.execute()
-    d = start(script, version_field="_v")
+    mport = free_port()
+    d = start(script, args=["--metrics", "127.0.0.1:%d" % mport], version_field="_v")
     t0 = time.monotonic()
     bf = json.loads(d.syctl("--timeout", "120s", "-o", "json", "backfill", "m", "--follow").stdout)
     print("backfill: %d keys in %.1f s" % (int(bf["copied"]), time.monotonic() - t0))
@@ -203,9 +205,11 @@ def test_json_users_backfilled_mirrored_audited_repaired_and_versioned(env, cgro
     r = audit(d, "--rate", "200000")
     assert drift(r) == dict.fromkeys(drift(r), 0)
     assert {v["version"]: int(v["keys"]) for v in r["versions"]} == {"2": T.dbsize()}
-    # the histogram is a metric too
-    text = d.syctl("-o", "json", "verify", "m", check=False).stdout
-    assert '"versions"' in text
+    # the histogram is a metric too (Prometheus), as is the script's call count
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read().decode()
+    docs = [l for l in text.splitlines() if l.startswith("switchyard_documents{")]
+    assert any('version="2"' in l and l.split()[-1] == str(T.dbsize()) for l in docs), docs
+    assert any(l.startswith("switchyard_transform_calls_total{") and 'outcome="ok"' in l for l in text.splitlines())
 
 
 FAILING = """
