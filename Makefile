@@ -17,8 +17,8 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
-BASE_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Iagent -I$(OUT)/gen -I$(OUT)/skel
-LDLIBS := -lbpf -lelf -lz -lprotobuf-c -lnghttp2 -lyaml -lhiredis -lm -lmicrohttpd -ljson-c -lpthread -lssl -lcrypto
+BASE_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -Iagent -I/usr/include/lua5.4 -I$(OUT)/gen -I$(OUT)/skel
+LDLIBS := -lbpf -lelf -lz -lprotobuf-c -lnghttp2 -lyaml -lhiredis -lm -lmicrohttpd -ljson-c -llua5.4 -lpthread -lssl -lcrypto
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)

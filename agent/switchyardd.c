@@ -50,6 +50,7 @@
 #include "model/spec.h"
 #include "model/spec_yaml.h"
 #include "model/yaml.h"
+#include "shadow/transform_copy.h"
 
 #define DEFAULT_BPFFS	  "/sys/fs/bpf/switchyard"
 #define DEFAULT_STATE_DIR "/var/lib/switchyard"
@@ -606,6 +607,7 @@ static void on_hup(struct sy_loop *l, int signo, void *arg)
 		sy_notifyf("READY=1\nSTATUS=reload refused: %s", err.msg);
 		return;
 	}
+	sy_xf_reload_all(); /* transform scripts: re-read whole (the file validated them) */
 	/* what the file changed, field by field; a change that moves clients is said loudly */
 	sy_diff_summary(&diff, changed, sizeof(changed));
 	for (size_t i = 0; i < diff.n; i++)
@@ -1005,6 +1007,7 @@ out:
 	sy_mirror_free(d.mirror);
 	sy_metrics_set_ops_source(NULL);
 	sy_resolver_free(d.resolver);
+	sy_xf_free_all();
 	sy_health_free(d.health);
 	sy_registry_free(d.reg);
 	sy_store_close(d.store);

@@ -12,7 +12,7 @@ libnghttp2-dev libyaml-dev libcmocka-dev libhiredis-dev libsystemd-dev
 redis-server redis-tools
 python3-pytest python3-redis python3-grpcio python3-protobuf python3-h2
 libmicrohttpd-dev prometheus
-libjson-c-dev
+libjson-c-dev liblua5.4-dev
 libssl-dev openssl
 chromium nodejs
 iproute2 util-linux procps

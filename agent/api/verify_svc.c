@@ -38,6 +38,8 @@ static void reply_status(struct sy_rpc_call *call, struct sy_control_ctx *ctx, c
 {
 	Switchyard__V1__AuditStatus st = SWITCHYARD__V1__AUDIT_STATUS__INIT;
 	Switchyard__V1__Drift *dr = NULL, **drp = NULL;
+	Switchyard__V1__VersionCount vc[SY_VERSIONS_MAX], *vcp[SY_VERSIONS_MAX];
+	Switchyard__V1__TransformStats ts = SWITCHYARD__V1__TRANSFORM_STATS__INIT;
 	struct sy_audit_status a;
 
 	if (sy_verify_status(ctx->verify, name, &a)) {
@@ -82,6 +84,30 @@ static void reply_status(struct sy_rpc_call *call, struct sy_control_ctx *ctx, c
 		st.finished_unix_ms = j->finished_unix_ms;
 		st.error = (char *)j->error;
 		report = false;
+	}
+	for (size_t i = 0; a.versions && i < a.versions->n; i++) {
+		switchyard__v1__version_count__init(&vc[i]);
+		vc[i].version = (char *)a.versions->v[i].version;
+		vc[i].keys = a.versions->v[i].keys;
+		vcp[i] = &vc[i];
+		st.versions = vcp;
+		st.n_versions = i + 1;
+	}
+	if (a.versions) {
+		st.versions_none = a.versions->none;
+		st.versions_other = a.versions->other;
+	}
+	if (a.has_transform) {
+		ts.script = (char *)a.transform_script;
+		ts.calls = a.transform.calls;
+		ts.failed = a.transform.failed;
+		ts.budget = a.transform.budget;
+		ts.memory = a.transform.memory;
+		ts.errors = a.transform.errors;
+		ts.fallback = a.transform.fallback;
+		ts.reloads = a.transform.reloads;
+		ts.last_error = a.transform.last_error;
+		st.transform = &ts;
 	}
 	if (report && a.n_drift) {
 		dr = calloc(a.n_drift, sizeof(*dr));

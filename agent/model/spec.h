@@ -27,6 +27,8 @@
  *       auto_repair: false      # repair drift as soon as an audit or a dual read finds it
  *       audit_every: 0          # seconds between continuous audits (0: only on demand)
  *       resolve_interval: 30s   # host names in legacy/target re-resolved this often
+ *       transform: {script: /etc/switchyard/users-v2.lua}  # Lua (docs/transforms.md)
+ *       version_field: _v       # hash field / JSON attribute with the document version
  *       auth:                   # the agent's own connections (docs/operations.md)
  *         legacy: {password_file: /etc/switchyard/secrets/legacy}        # requirepass
  *         target: {user: switchyard, password_file: /etc/switchyard/secrets/target}
@@ -147,6 +149,15 @@ const char *sy_gate_name(int g);
 /* "pause", "rollback", "off" ↔ enum sy_restart_gate. */
 const char *sy_restart_gate_name(int v);
 
+/* transform: {script: FILE} — the migration's Lua transform (docs/transforms.md):
+ * what a legacy key becomes on target and back. "" = none: keys are copied as they are. */
+#define SY_VERSION_FIELD_MAX 64
+
+struct sy_transform_spec {
+	char script[PATH_MAX]; /* absolute; "" = no transform */
+	int line;	       /* source line in the file, 0 when from the API */
+};
+
 /* Credentials of the agent's own connections to one side: who, and the file that holds
  * the password (mode 0600 or 0400; read at every connection the agent opens). The
  * password itself is never part of the spec, so it never reaches the API, the state
@@ -218,6 +229,10 @@ struct sy_migration_spec {
 	uint32_t audit_every;  /* seconds between the end of an audit and the next; 0 = on demand */
 	struct sy_plan_spec plan;
 	struct sy_auth_spec auth[2]; /* by side (enum sy_side) */
+	struct sy_transform_spec transform;
+	/* hash field or JSON attribute that holds a document's schema version; "" = none
+	 * (the audit's version histogram) */
+	char version_field[SY_VERSION_FIELD_MAX];
 	/* Not part of the spec: set by the registry from the cutover phase. > 0: mirror:
 	 * auto means both whatever the ratio; < 0: off (the migration is finished). */
 	int8_t mirror_hint;
@@ -250,6 +265,11 @@ int sy_spec_load_buf(const char *name, const char *buf, size_t len, struct sy_sp
  * endpoint both legacy and target, pins naming existing cgroup directories.
  * `file` (may be NULL) prefixes messages with FILE:LINE using the specs' lines. */
 int sy_spec_validate(const struct sy_spec *s, const char *file, struct sy_spec_err *err);
+
+/* transform: and version_field: of one migration (spec_transform.c, part of the
+ * validator): the script compiles, a reverse mirror has reverse_key. *line is set to
+ * the transform's line when it has one. */
+int sy_spec_check_transform(const struct sy_migration_spec *m, struct sy_spec_err *err, int *line);
 
 /* One migration alone (the API path): messages name the field ("legacy[1]: …"). */
 int sy_migration_spec_validate(const struct sy_migration_spec *m, struct sy_spec_err *err);

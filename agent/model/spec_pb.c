@@ -349,6 +349,22 @@ int sy_spec_from_pb(const Switchyard__V1__MigrationSpec *pb, struct sy_migration
 	if (pb->auth && ((e = cred_from(pb->auth->legacy, "legacy", &out->auth[SY_SIDE_LEGACY], err)) ||
 			 (e = cred_from(pb->auth->target, "target", &out->auth[SY_SIDE_TARGET], err))))
 		return e;
+	if (pb->transform && pb->transform->script) {
+		if (strlen(pb->transform->script) >= sizeof(out->transform.script)) {
+			snprintf(err->msg, sizeof(err->msg), "transform.script: longer than %zu bytes",
+				 sizeof(out->transform.script) - 1);
+			return -EINVAL;
+		}
+		strcpy(out->transform.script, pb->transform->script);
+	}
+	if (pb->version_field) {
+		if (strlen(pb->version_field) >= sizeof(out->version_field)) {
+			snprintf(err->msg, sizeof(err->msg), "version_field: longer than %d bytes",
+				 SY_VERSION_FIELD_MAX - 1);
+			return -EINVAL;
+		}
+		strcpy(out->version_field, pb->version_field);
+	}
 	if (pb->n_rewrite > SY_SPEC_MAX_REWRITES) {
 		snprintf(err->msg, sizeof(err->msg), "rewrite: at most %d, got %zu", SY_SPEC_MAX_REWRITES,
 			 pb->n_rewrite);
@@ -532,6 +548,19 @@ int sy_spec_to_pb(const struct sy_migration_spec *m, Switchyard__V1__MigrationSp
 			return -ENOMEM;
 		}
 	}
+	if (!(pb->version_field = strdup(m->version_field))) {
+		sy_spec_pb_free(pb);
+		return -ENOMEM;
+	}
+	if (m->transform.script[0]) {
+		pb->transform = calloc(1, sizeof(*pb->transform));
+		if (pb->transform)
+			switchyard__v1__transform__init(pb->transform);
+		if (!pb->transform || !(pb->transform->script = strdup(m->transform.script))) {
+			sy_spec_pb_free(pb);
+			return -ENOMEM;
+		}
+	}
 	pb->rewrite = calloc(m->n_rewrite ? m->n_rewrite : 1, sizeof(*pb->rewrite));
 	for (uint32_t i = 0; pb->rewrite && i < m->n_rewrite; i++) {
 		Switchyard__V1__KeyRewrite *w = calloc(1, sizeof(*w));
@@ -625,6 +654,13 @@ void sy_spec_pb_free(Switchyard__V1__MigrationSpec *pb)
 		cred_free(pb->auth->legacy);
 		cred_free(pb->auth->target);
 		free(pb->auth);
+	}
+	if (pb->version_field != protobuf_c_empty_string)
+		free(pb->version_field);
+	if (pb->transform) {
+		if (pb->transform->script != protobuf_c_empty_string)
+			free(pb->transform->script);
+		free(pb->transform);
 	}
 	switchyard__v1__migration_spec__init(pb);
 }

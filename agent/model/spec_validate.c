@@ -313,6 +313,9 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 	    (e = check_auth(&m->auth[SY_SIDE_TARGET], "target", err, line)))
 		return e;
 	*line = m->line;
+	if ((e = sy_spec_check_transform(m, err, line)))
+		return e;
+	*line = m->line;
 	if (m->mirror_queue > SY_MIRROR_QUEUE_MAX) {
 		sy_spec_err_set(err, "mirror_queue: %u is out of range 1..%u", m->mirror_queue,
 				SY_MIRROR_QUEUE_MAX);

@@ -264,6 +264,27 @@ static int auth(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
 	return 0;
 }
 
+/* transform: {script: FILE}; compiled by the validator (spec_transform.c). */
+static int transform(struct yctx *c, yaml_node_t *n, struct sy_migration_spec *m)
+{
+	static const char *const fields[] = {"script", NULL};
+	yaml_node_t *f[1];
+	const char *s;
+	int e;
+
+	if ((e = map_fields(c, n, "transform", fields, f)))
+		return e;
+	s = f[0] ? scalar(f[0]) : NULL;
+	if (!s || !*s)
+		return yfail(c, f[0] ? f[0] : n, "transform.script: required (the path of a Lua script)");
+	if (strlen(s) >= sizeof(m->transform.script))
+		return yfail(c, f[0], "transform.script: longer than %zu bytes",
+			     sizeof(m->transform.script) - 1);
+	strcpy(m->transform.script, s);
+	m->transform.line = sy_yaml_line(f[0]);
+	return 0;
+}
+
 static int uint_field(struct yctx *c, yaml_node_t *n, const char *field, uint32_t min, uint32_t max,
 		      uint32_t *out)
 {
@@ -507,10 +528,10 @@ static int plan(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
 static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migration_spec *m)
 {
 	static const char *const fields[] = {
-		"name",	   "legacy",	   "target",	       "client",      "ratio",
-		"pins",	   "prefixes",	   "sample_reads",     "mirror",      "capture_bytes",
-		"rewrite", "mirror_queue", "auto_repair",      "audit_every", "plan",
-		"auth",	   "scope",	   "resolve_interval", NULL};
+		"name",	       "legacy",	"target", "client",	   "ratio",   "pins",
+		"prefixes",    "sample_reads",	"mirror", "capture_bytes", "rewrite", "mirror_queue",
+		"auto_repair", "audit_every",	"plan",	  "auth",	   "scope",   "resolve_interval",
+		"transform",   "version_field", NULL};
 	enum {
 		F_NAME,
 		F_LEGACY,
@@ -529,9 +550,11 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		F_PLAN,
 		F_AUTH,
 		F_SCOPE,
-		F_RESOLVE
+		F_RESOLVE,
+		F_TRANSFORM,
+		F_VERSION_FIELD
 	};
-	yaml_node_t *f[F_RESOLVE + 1];
+	yaml_node_t *f[F_VERSION_FIELD + 1];
 	char what[32];
 	const char *s;
 	int e;
@@ -627,6 +650,16 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		return e;
 	if (f[F_AUTH] && (e = auth(c, f[F_AUTH], m)))
 		return e;
+	if (f[F_TRANSFORM] && (e = transform(c, f[F_TRANSFORM], m)))
+		return e;
+	if (f[F_VERSION_FIELD]) {
+		s = scalar(f[F_VERSION_FIELD]);
+		if (!s || !*s || strlen(s) >= sizeof(m->version_field))
+			return yfail(c, f[F_VERSION_FIELD],
+				     "version_field: must be a field name of 1 to %d bytes",
+				     SY_VERSION_FIELD_MAX - 1);
+		strcpy(m->version_field, s);
+	}
 	if (f[F_MIRROR]) {
 		s = scalar(f[F_MIRROR]);
 		if (sy_mirror_parse(s, &m->mirror))

@@ -22,10 +22,11 @@
 #include "redis/redis_conn.h"
 #include "redis/resp_argv.h"
 #include "shadow/clients.h"
+#include "shadow/mirror_state.h"
 #include "shadow/repair.h"
+#include "shadow/transform_copy.h"
 #include "shadow/writers.h"
 
-#define NCONN		   4		      /* destination connections per direction */
 #define SETTLE_MS	   50		      /* a repair waits for replays in flight to land */
 #define CONFLICT_SETTLE_MS 300		      /* a conflict repair waits for both sides' replays */
 #define RETRY_MS	   SY_REPAIR_RETRY_MS /* a failed replay's keys are copied this late */
@@ -40,57 +41,6 @@ static uint64_t mono_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
-
-/* ---- state ------------------------------------------------------------------------ */
-
-struct dir;
-
-struct dconn {
-	struct dir *d;
-	bool is_src;
-	struct sy_redis *r;
-	int db; /* selected on this connection */
-	uint64_t retry_timer;
-};
-
-struct dir {
-	struct mig *mig;
-	int dir;
-	struct dconn dst[NCONN];
-	struct dconn src; /* reads for repair (DUMP) */
-	uint64_t inflight;
-	/* keys to copy and copies under way (repair.c), set up on first use */
-	struct sy_repair rep;
-	struct sy_mirror_stats st;
-	uint64_t lag_cur_ms, lag_prev_ms, lag_epoch_ms; /* the largest recent lag, two 2 s windows */
-};
-
-struct mig {
-	struct sy_mirror *m;
-	uint32_t id;
-	bool active;
-	char name[SY_NAME_MAX];
-	uint64_t created_ms, updated_ms;
-	uint64_t ev_lost;	       /* the kernel's count when last looked at */
-	struct sy_migration_spec spec; /* copy, pins dropped */
-	uint8_t mirror;		       /* effective mode (auto resolved): SY_CAPTURE_* bits */
-	struct dir d[2];
-	struct sy_clients clients; /* per client connection: db, open transaction (clients.c) */
-	struct sy_writers writers; /* recent writers per key, for conflicts (writers.c) */
-};
-
-struct sy_mirror {
-	struct sy_loop *loop;
-	struct sy_registry *reg;
-	struct sy_bpf *bpf; /* the capture statistics: lost records */
-	/* each slot's migration as of the registry's last commit (pins dropped: the copy
-	 * owns nothing); id 0 = no migration in the slot */
-	struct sy_migration_state seen[SY_MAX_MIGRATIONS];
-	struct mig migs[SY_MAX_MIGRATIONS];
-	uint64_t check_timer;
-	sy_mirror_audit_fn on_audit; /* told when a direction becomes needs-audit */
-	void *on_audit_arg;
-};
 
 static const char *dir_name(const struct dir *d)
 {
@@ -212,13 +162,24 @@ static struct sy_redis *repair_dest(void *owner, int db, const char *key, size_t
 	return dc->r;
 }
 
+static void mark_dirty(struct dir *d, int db, const char *k, size_t len, uint64_t delay_ms);
+
 static void repair_copying(void *owner, int db, const char *key, size_t len)
 {
 	struct dir *d = owner;
 
 	/* a write landing between this DUMP and its RESTORE would be overwritten by
-	 * the older copy: writes to the key in the next seconds copy it again */
-	sy_writers_mark_hot(&d->mig->writers, &d->mig->spec, src_side(d), db, key, len);
+	 * the older copy: writes to the key in the next seconds copy it again. With a
+	 * transform, typed copies against the authoritative direction (every fallback)
+	 * would turn the other side's next writes into conflicts copied from a stale
+	 * side: they only copy once more a key written just before */
+	bool auth = d->dir == ((d->mig->mirror & SY_CAPTURE_LEGACY) ? SY_DIR_FORWARD : SY_DIR_REVERSE);
+
+	if (!d->mig->xf || auth)
+		sy_writers_mark_hot(&d->mig->writers, &d->mig->spec, src_side(d), db, key, len);
+	if (d->mig->xf &&
+	    sy_now_ms() - sy_writers_last_ms(&d->mig->writers, db, key, len) < CONFLICT_SETTLE_MS)
+		mark_dirty(d, db, key, len, CONFLICT_SETTLE_MS);
 }
 
 static void repair_flag_audit(void *owner, const char *why)
@@ -238,6 +199,7 @@ static void mark_dirty(struct dir *d, int db, const char *k, size_t len, uint64_
 	/* the engine borrows the direction's source connection and stats */
 	if (!d->rep.ops)
 		sy_repair_init(&d->rep, d->mig->m->loop, &repair_ops, d, &d->src.r, &d->mig->active, &d->st);
+	d->rep.xf = d->mig->xf, d->rep.reverse = d->dir == SY_DIR_REVERSE;
 	sy_repair_mark(&d->rep, db, k, len, delay_ms);
 }
 
@@ -396,7 +358,17 @@ static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const 
 	if (!sy_redis_alive(dc->r) || select_db(dc, s->db, ignore_reply))
 		goto fail;
 	p->parts = 1;
-	if (!g->spec.n_rewrite && !c->is_inline) {
+	if (g->xf) { /* forward_write, or the keys through forward_key (transform_copy.c) */
+		e = sy_xf_replay(g->xf, d->dir == SY_DIR_REVERSE, a->argc, a->argv, a->lens, dc->r,
+				 on_replayed, p, &p->parts);
+		if (e > 0 || (e == 0 && !p->parts)) {
+			e > 0 ? repair_keys_of(p, SETTLE_MS) : (void)d->st.mirrored++;
+			pending_free(p);
+			return;
+		}
+		p->failed = e < 0;
+		e = e < 0 && !p->parts;
+	} else if (!g->spec.n_rewrite && !c->is_inline) {
 		/* the captured bytes as they are: the header rebuilt, the body copied once */
 		size_t nl = a->lens[0], cap = c->len + nl + 64;
 		char *raw = malloc(cap);
@@ -458,8 +430,8 @@ static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts, uint64_t
 		pending_free(p);
 		return;
 	}
-	if (s->txn_bad || d->inflight >= limit) {
-		if (!s->txn_bad)
+	if (s->txn_bad || g->xf || d->inflight >= limit) { /* a transform: key by key */
+		if (!s->txn_bad && !g->xf)
 			d->st.dropped++;
 		repair_keys_of(p, SETTLE_MS);
 		pending_free(p);
@@ -699,6 +671,7 @@ static void sync_mig(struct sy_mirror *m, struct mig *g, const struct sy_migrati
 		g->spec.pins = NULL;
 		g->spec.n_pins = 0;
 		g->mirror = sy_mirror_effective(&ms->spec);
+		g->xf = sy_xf_of(&g->spec);
 		g->updated_ms = ms->updated_unix_ms;
 		return;
 	}
@@ -718,6 +691,7 @@ static void sync_mig(struct sy_mirror *m, struct mig *g, const struct sy_migrati
 	g->spec.pins = NULL;
 	g->spec.n_pins = 0;
 	g->mirror = sy_mirror_effective(&ms->spec);
+	g->xf = sy_xf_of(&g->spec);
 	g->active = true;
 	{
 		struct sy_side_stats st[2];

@@ -135,6 +135,21 @@ static void copy_done(struct copy *cp, bool ok)
 	kick(r, 0);
 }
 
+void sy_repair_typed_done(struct sy_repair *r, int db, const char *key, size_t len, int outcome)
+{
+	r->inflight--;
+	if (outcome == 0) {
+		r->st->repaired++;
+	} else if (outcome == -EAGAIN) {
+		r->st->repair_failed++;
+		sy_repair_mark(r, db, key, len, SY_REPAIR_RETRY_MS);
+	} else {
+		r->st->repair_failed++;
+		r->ops->flag_audit(r->owner, "a transform failed on some keys (syctl verify)");
+	}
+	kick(r, 0);
+}
+
 static void on_restored(struct sy_redis *c, redisReply *rep, void *priv)
 {
 	(void)c;
@@ -228,6 +243,12 @@ static void run(struct sy_loop *l, void *arg)
 		free(e);
 		r->inflight++;
 		r->ops->copying(r->owner, cp->db, cp->key, cp->len);
+		if (r->xf) {
+			if (sy_repair_typed_start(r, cp->db, cp->key, cp->len))
+				sy_repair_typed_done(r, cp->db, cp->key, cp->len, -EAGAIN);
+			free(cp);
+			continue;
+		}
 		{
 			const char *sel[2] = {"SELECT", n};
 			size_t sell[2] = {6, (size_t)snprintf(n, sizeof(n), "%d", cp->db)};

@@ -10,7 +10,13 @@
  * order; it holds at most SY_MIRROR_DIRTY_MAX keys, past which the owner is told the
  * migration needs an audit. At most SY_REPAIR_INFLIGHT copies run at once; a failed
  * copy is marked again after SY_REPAIR_RETRY_MS. The connections belong to the owner
- * (the mirror): the engine only borrows them. */
+ * (the mirror): the engine only borrows them.
+ *
+ * With a transform (xf set by the owner), a copy reads the key typed in one round trip
+ * (the audit's look), runs forward_key (reverse_key for the reverse direction) and
+ * writes every resulting key in one MULTI … EXEC with its TTL (transform_copy.c); a
+ * key the script fails on is counted there, not retried, and the migration flagged
+ * needs-audit with the reason. */
 #ifndef SY_REPAIR_H
 #define SY_REPAIR_H
 
@@ -41,6 +47,7 @@ struct sy_repair_ops {
 };
 
 struct sy_dkey;
+struct sy_xf;
 
 struct sy_repair {
 	/* set by sy_repair_init */
@@ -55,6 +62,8 @@ struct sy_repair {
 	STAILQ_HEAD(, sy_dkey) fifo;
 	size_t n;
 	uint32_t inflight; /* copies under way */
+	struct sy_xf *xf;  /* the migration's transform, NULL: DUMP/RESTORE */
+	bool reverse;	   /* copies go target → legacy (reverse_key) */
 	uint64_t timer;
 };
 
@@ -71,6 +80,12 @@ static inline uint64_t sy_repair_backlog(const struct sy_repair *r)
 {
 	return r->n + r->inflight;
 }
+/* A typed copy ended (transform_copy.c): 0 copied, -EAGAIN retry later, another
+ * negative errno: the script failed on it (counted, flagged, not retried). */
+void sy_repair_typed_done(struct sy_repair *r, int db, const char *key, size_t len, int outcome);
+/* Starts a typed copy of a key (source-side name) through r->xf. */
+int sy_repair_typed_start(struct sy_repair *r, int db, const char *key, size_t len);
+
 /* Stops the timer (copies in flight finish with their connections). */
 void sy_repair_stop(struct sy_repair *r);
 /* Stops and forgets every key; counts restart. */

@@ -19,6 +19,8 @@
 #include "registry/registry.h"
 #include "shadow/backfill.h"
 #include "shadow/compare.h"
+#include "shadow/transform_audit.h"
+#include "shadow/transform_copy.h"
 #include "shadow/jobs.h"
 #include "shadow/mirror.h"
 #include "redis/redis_conn.h"
@@ -69,7 +71,8 @@ struct audit {
 	size_t n_drift;
 	uint32_t inflight;
 	char error[160];
-	int save_err; /* the last save's error, so a failing disk is logged once */
+	int save_err;		     /* the last save's error, so a failing disk is logged once */
+	struct sy_versions versions; /* target keys per version_field value */
 };
 
 struct vmig {
@@ -79,6 +82,7 @@ struct vmig {
 	char name[SY_NAME_MAX];
 	uint64_t created_ms;
 	struct sy_migration_spec spec; /* copy, pins dropped */
+	struct sy_xf *xf;	       /* its transform (transform_copy.h), or NULL */
 	struct sy_redis *conn[2];      /* legacy, target */
 	int conn_db[2];		       /* the database each has SELECTed */
 	uint64_t reconnect_timer;
@@ -193,8 +197,9 @@ static void cmp_done(struct cmp *k)
 			snprintf(g->a.error, sizeof(g->a.error), "some keys could not be read on both sides");
 		kind = SY_DRIFT_NONE;
 	}
-	/* the target scan only looks for keys legacy lacks */
-	if (k->purpose == P_AUDIT_TARGET && kind != SY_DRIFT_EXTRA)
+	/* the target scan only looks for keys legacy lacks (not through a transform: its
+	 * target keys need not be named as legacy's) */
+	if (k->purpose == P_AUDIT_TARGET && (kind != SY_DRIFT_EXTRA || g->xf))
 		kind = SY_DRIFT_NONE;
 	if (kind != SY_DRIFT_NONE && k->attempt == 0) {
 		/* maybe a write in flight through the mirror: look again after it settles */
@@ -253,6 +258,8 @@ static void on_look(struct sy_redis *c, redisReply *r, void *priv)
 	struct cmp *k = priv;
 	int side = c == k->g->conn[1];
 
+	if (side == 1 && k->purpose == P_AUDIT_TARGET && k->attempt == 0 && k->g->spec.version_field[0])
+		sy_versions_add(&k->g->a.versions, r, k->g->spec.version_field);
 	sy_look_of(r, &k->look[side]);
 	if (++k->got == 2)
 		cmp_done(k);
@@ -265,6 +272,15 @@ static int use_db(struct vmig *g, int side, int db)
 	return sy_job_select(g->conn[side], &g->conn_db[side], db);
 }
 
+static void on_tcmp(void *priv, const struct sy_look *l, const struct sy_look *t)
+{
+	struct cmp *k = priv;
+
+	k->look[0] = *l;
+	k->look[1] = *t;
+	cmp_done(k);
+}
+
 static void cmp_send(struct cmp *k)
 {
 	struct vmig *g = k->g;
@@ -274,6 +290,12 @@ static void cmp_send(struct cmp *k)
 
 	k->got = 0;
 	memset(k->look, 0, sizeof(k->look));
+	if (g->xf && k->purpose != P_AUDIT_TARGET) { /* through forward_key (transform_audit.c) */
+		if (use_db(g, 0, k->db) || use_db(g, 1, k->db) ||
+		    sy_tcmp_send(g->xf, g->conn[0], g->conn[1], k->key, k->len, on_tcmp, k))
+			cmp_done(k); /* looks not ok: unanswered */
+		return;
+	}
 	if (!sy_redis_alive(g->conn[0]) || use_db(g, 0, k->db) ||
 	    sy_look_send(g->conn[0], k->key, k->len, on_look, k))
 		k->got++; /* that side counts as unanswered */
@@ -523,6 +545,7 @@ static struct vmig *vmig_of(struct sy_verify *v, const struct sy_migration_state
 		}
 		if (moved)
 			reconnect(v->loop, g);
+		g->xf = sy_xf_of(&g->spec);
 		return g;
 	}
 	if (g->active)
@@ -535,6 +558,7 @@ static struct vmig *vmig_of(struct sy_verify *v, const struct sy_migration_state
 	g->spec = ms->spec;
 	g->spec.pins = NULL;
 	g->spec.n_pins = 0;
+	g->xf = sy_xf_of(&g->spec);
 	g->active = true;
 	g->a.state = SY_JOB_IDLE;
 	reconnect(v->loop, g);
@@ -693,6 +717,9 @@ int sy_verify_status(struct sy_verify *v, const char *name, struct sy_audit_stat
 	out->audit_checked = g->audit_checked;
 	out->audit_found = g->audit_found;
 	out->audit_repaired = g->audit_repaired;
+	out->versions = g->spec.version_field[0] ? &a->versions : NULL;
+	out->has_transform = g->xf && sy_xf_stats(g->name, &out->transform);
+	out->transform_script = g->spec.transform.script;
 	return 0;
 }
 

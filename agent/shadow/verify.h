@@ -25,6 +25,8 @@
 
 #include "kernel/capture.h"
 #include "model/job.h"
+#include "shadow/transform_audit.h"
+#include "shadow/transform_copy.h"
 
 struct sy_loop;
 struct sy_registry;
@@ -69,6 +71,12 @@ struct sy_audit_status {
 	/* every audit since the migration was created (or the agent started): keys
 	 * scanned, drift found, keys repaired; unlike the fields above, never reset */
 	uint64_t audit_checked, audit_found, audit_repaired;
+	/* target keys per version (version_field:), this audit's; NULL without one */
+	const struct sy_versions *versions;
+	/* the migration's transform, when it has one: calls and failures */
+	bool has_transform;
+	const char *transform_script;
+	struct sy_xf_stats transform;
 };
 
 struct sy_backfill_status {

@@ -391,6 +391,28 @@ void print_audit(const Switchyard__V1__AuditStatus *a)
 	printf("  dual reads: %llu compared, %llu drifted, %llu re-checked\n",
 	       (unsigned long long)a->dual_checked, (unsigned long long)a->dual_drift,
 	       (unsigned long long)a->dual_rechecked);
+	if (a->n_versions || a->versions_none || a->versions_other) {
+		printf("  versions:");
+		for (size_t i = 0; i < a->n_versions; i++)
+			printf("  %s %llu", a->versions[i]->version,
+			       (unsigned long long)a->versions[i]->keys);
+		if (a->versions_none)
+			printf("  (none) %llu", (unsigned long long)a->versions_none);
+		if (a->versions_other)
+			printf("  (other) %llu", (unsigned long long)a->versions_other);
+		printf("\n");
+	}
+	if (a->transform) {
+		printf("  transform %s: %llu calls, %llu failed (budget %llu, memory %llu, errors %llu), "
+		       "%llu "
+		       "fallbacks\n",
+		       a->transform->script, (unsigned long long)a->transform->calls,
+		       (unsigned long long)a->transform->failed, (unsigned long long)a->transform->budget,
+		       (unsigned long long)a->transform->memory, (unsigned long long)a->transform->errors,
+		       (unsigned long long)a->transform->fallback);
+		if (a->transform->last_error[0])
+			printf("    last failure: %s\n", a->transform->last_error);
+	}
 	if (a->error && a->error[0])
 		printf("  error: %s\n", a->error);
 	for (size_t i = 0; i < a->n_drift; i++) {

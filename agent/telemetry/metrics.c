@@ -118,6 +118,10 @@ void sy_metrics_read(const struct sy_metrics_src *src, const struct sy_migration
 			out->drift_checked[SY_SRC_DUAL_READ] = a.dual_checked;
 			out->drift_found[SY_SRC_DUAL_READ] = a.dual_drift;
 			out->drift_repaired[SY_SRC_DUAL_READ] = a.dual_repaired;
+			if ((out->has_versions = a.versions != NULL))
+				out->versions = *a.versions;
+			if ((out->has_xf = a.has_transform))
+				out->xf = a.transform;
 		}
 	}
 	if (!cutover_fn || cutover_fn(cutover_arg, m->id, &out->step, &out->n_steps, &state) < 0 || !state) {
@@ -142,10 +146,12 @@ void sy_metrics_read(const struct sy_metrics_src *src, const struct sy_migration
 /* ---- families ------------------------------------------------------------------------ */
 
 /* Points one migration can add across every family (see build()), and the exporter's. */
-#define POINTS_PER_MIG	(72 + 2 * SY_GATES + 2 * SY_MAX_ENDPOINTS + 8 + 4 * SY_SPEC_MAX_HOSTS)
+#define POINTS_PER_MIG                                                                                       \
+	(72 + 27 /* the versions' 18, the transform's 5 */ + 2 * SY_GATES + 2 * SY_MAX_ENDPOINTS + 8 +       \
+	 4 * SY_SPEC_MAX_HOSTS)
 #define EXPORTER_POINTS 12 /* the exporter's 6, the resolver's 3 */
 #define FLEET_POINTS	1
-#define MAX_FAMILIES	56
+#define MAX_FAMILIES	64
 
 static const char *const side_name[2] = {"legacy", "target"};
 /* enum sy_reply_err, in order */
@@ -265,6 +271,40 @@ static void build_steering(struct bld *b)
 		for (int k = 0; k < 5; k++)
 			pt(b, &s->migs[i], "decision", dec[k], NULL, NULL)->u =
 				s->migs[i].dec.decisions[dec_idx[k]];
+}
+
+/* Document versions and transform calls (docs/transforms.md): only migrations with
+ * version_field: or transform: have points. */
+static void build_transform(struct bld *b)
+{
+	struct sy_metrics_set *s = b->s;
+
+	fam(b, "switchyard.documents", "{key}", SY_METRIC_GAUGE, false,
+	    "Target keys per document version (version_field:), as the last audit counted them");
+	for (size_t i = 0; i < s->n_migs; i++) {
+		const struct sy_metrics_mig *m = &s->migs[i];
+
+		for (size_t k = 0; m->has_versions && k < m->versions.n; k++)
+			pt(b, m, "version", m->versions.v[k].version, NULL, NULL)->u = m->versions.v[k].keys;
+		if (m->has_versions && m->versions.none)
+			pt(b, m, "version", "", NULL, NULL)->u = m->versions.none;
+		if (m->has_versions && m->versions.other)
+			pt(b, m, "version", "other", NULL, NULL)->u = m->versions.other;
+	}
+	fam(b, "switchyard.transform.calls", "{call}", SY_METRIC_SUM, true,
+	    "Transform script calls: ok, or stopped by the budget, the memory cap, an error; and "
+	    "forward_write fallbacks to forward_key");
+	for (size_t i = 0; i < s->n_migs; i++) {
+		const struct sy_metrics_mig *m = &s->migs[i];
+
+		if (!m->has_xf)
+			continue;
+		pt(b, m, "outcome", "ok", NULL, NULL)->u = m->xf.calls - m->xf.failed;
+		pt(b, m, "outcome", "budget", NULL, NULL)->u = m->xf.budget;
+		pt(b, m, "outcome", "memory", NULL, NULL)->u = m->xf.memory;
+		pt(b, m, "outcome", "error", NULL, NULL)->u = m->xf.errors;
+		pt(b, m, "outcome", "fallback", NULL, NULL)->u = m->xf.fallback;
+	}
 }
 
 static void build_mirror(struct bld *b)
@@ -495,6 +535,7 @@ int sy_metrics_build(struct sy_metrics_set *set)
 	build_sides(&b);
 	build_steering(&b);
 	build_mirror(&b);
+	build_transform(&b);
 	build_drift(&b);
 	build_cutover(&b);
 	if (set->have_fleet)

@@ -17,6 +17,8 @@
 
 #include "shadow/mirror.h"
 #include "model/endpoint.h"
+#include "shadow/transform_audit.h"
+#include "shadow/transform_copy.h"
 #include "model/spec.h"
 #include "switchyard/abi.h"
 
@@ -50,7 +52,10 @@ struct sy_metrics_mig {
 	uint64_t drift_checked[2];	 /* SY_SRC_AUDIT, SY_SRC_DUAL_READ */
 	uint64_t drift_found[2];
 	uint64_t drift_repaired[2];
-	uint32_t step, n_steps; /* from the cutover source */
+	bool has_versions, has_xf;   /* version_field:, transform: */
+	struct sy_versions versions; /* target keys per version, as of the last audit */
+	struct sy_xf_stats xf;	     /* transform calls and failures */
+	uint32_t step, n_steps;	     /* from the cutover source */
 	char state[32];
 	/* fleet mode: every live node's counters summed (registry/fleet.h), since this
 	 * agent started reading them; fleet_ok false when no live node reports it */

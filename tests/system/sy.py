@@ -144,6 +144,10 @@ def spec_yaml(migrations):
             lines.append("    rewrite: {%s}" % ", ".join('"%s": "%s"' % kv for kv in m["rewrite"].items()))
         if m.get("plan"):
             lines.append("    plan: %s" % _flow(m["plan"]))
+        if m.get("transform"):
+            lines.append("    transform: {script: %s}" % m["transform"])
+        if m.get("version_field"):
+            lines.append("    version_field: %s" % m["version_field"])
     return "\n".join(lines) + "\n"
 
 

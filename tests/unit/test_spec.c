@@ -80,7 +80,7 @@ static void errors_name_file_line_and_field(void **state)
 		"    ratioo: 5%\n",
 		"t.yaml:5: unknown field \"ratioo\" (expected one of: name, legacy, target, client, ratio, "
 		"pins, prefixes, sample_reads, mirror, capture_bytes, rewrite, mirror_queue, auto_repair, "
-		"audit_every, plan, auth, scope, resolve_interval)");
+		"audit_every, plan, auth, scope, resolve_interval, transform, version_field)");
 	expect_error(
 		"migrations:\n  - name: a\n    legacy: [\"local host:1\"]\n    target: [\"127.0.0.1:2\"]\n",
 		"t.yaml:3: legacy[0]: \"local host:1\": not a numeric IPv4 or [IPv6] address, nor a host name");
@@ -540,6 +540,83 @@ static void auth_names_a_file_never_a_password(void **state)
 		     "t.yaml:6: auth.target.password_file: \"relative/pw\" must be an absolute path");
 }
 
+/* transform: and version_field: (spec_transform.c): the script is compiled, its own
+ * FILE:LINE in the message after the spec's; a reverse mirror needs reverse_key. */
+static void transform_is_compiled_and_checked(void **state)
+{
+	char dir[] = "/tmp/sy-spec-xf-XXXXXX", good[64], bad[64], text[1024];
+	struct sy_spec s;
+	struct sy_spec_err err = {{0}};
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(good, sizeof(good), "%s/good.lua", dir);
+	snprintf(bad, sizeof(bad), "%s/bad.lua", dir);
+	assert_non_null(f = fopen(good, "w"));
+	fputs("function forward_key(k) return {k} end\n", f);
+	fclose(f);
+	assert_non_null(f = fopen(bad, "w"));
+	fputs("function forward_key(k)\n  return {k}\nend\nlocal x = = 1\n", f);
+	fclose(f);
+	snprintf(text, sizeof(text),
+		 "migrations:\n  - name: m\n    legacy: [\"127.0.0.1:7000\"]\n    target: "
+		 "[\"127.0.0.1:7001\"]\n"
+		 "    mirror: forward\n    transform: {script: %s}\n    version_field: _v\n",
+		 good);
+	assert_int_equal(load(text, &s, &err), 0);
+	assert_string_equal(s.migs[0].transform.script, good);
+	assert_int_equal(s.migs[0].transform.line, 6);
+	assert_string_equal(s.migs[0].version_field, "_v");
+	{
+		Switchyard__V1__MigrationSpec pb = SWITCHYARD__V1__MIGRATION_SPEC__INIT;
+		struct sy_migration_spec back;
+		struct sy_spec_err e2;
+
+		assert_int_equal(sy_spec_to_pb(&s.migs[0], &pb), 0);
+		assert_int_equal(sy_spec_from_pb(&pb, &back, &e2), 0);
+		assert_string_equal(back.transform.script, good);
+		assert_string_equal(back.version_field, "_v");
+		sy_migration_spec_free(&back);
+		sy_spec_pb_free(&pb);
+	}
+	sy_spec_free(&s);
+	snprintf(text, sizeof(text),
+		 "migrations:\n  - name: m\n    legacy: [\"127.0.0.1:7000\"]\n    target: "
+		 "[\"127.0.0.1:7001\"]\n"
+		 "    mirror: forward\n    transform: {script: %s}\n",
+		 bad);
+	assert_int_equal(load(text, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "t.yaml:6: transform.script: "));
+	assert_non_null(strstr(err.msg, "bad.lua:4: unexpected symbol"));
+	snprintf(text, sizeof(text),
+		 "migrations:\n  - name: m\n    legacy: [\"127.0.0.1:7000\"]\n    target: "
+		 "[\"127.0.0.1:7001\"]\n"
+		 "    mirror: both\n    transform: {script: %s}\n",
+		 good);
+	assert_int_equal(load(text, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "t.yaml:6: transform: mirror: both"));
+	assert_non_null(strstr(err.msg, "reverse_key"));
+	snprintf(text, sizeof(text),
+		 "migrations:\n  - name: m\n    legacy: [\"127.0.0.1:7000\"]\n    target: "
+		 "[\"127.0.0.1:7001\"]\n"
+		 "    mirror: forward\n    rewrite: {\"a:\": \"b:\"}\n    transform: {script: %s}\n",
+		 good);
+	assert_int_equal(load(text, &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "drop rewrite"));
+	expect_error("migrations:\n  - name: m\n    legacy: [\"127.0.0.1:7000\"]\n    target: "
+		     "[\"127.0.0.1:7001\"]\n"
+		     "    transform: {script: relative.lua}\n",
+		     "t.yaml:5: transform.script: \"relative.lua\" must be an absolute path");
+	expect_error("migrations:\n  - name: m\n    legacy: [\"127.0.0.1:7000\"]\n    target: "
+		     "[\"127.0.0.1:7001\"]\n"
+		     "    transform: {}\n",
+		     "t.yaml:5: transform.script: required");
+	unlink(good);
+	unlink(bad);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -556,6 +633,7 @@ int main(void)
 		cmocka_unit_test(durations_need_a_unit),
 		cmocka_unit_test(ratio_format_and_mirror_mapping),
 		cmocka_unit_test(auth_names_a_file_never_a_password),
+		cmocka_unit_test(transform_is_compiled_and_checked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,73 @@
+-- SPDX-License-Identifier: Apache-2.0
+-- users: a JSON document in a string on legacy becomes a hash on target, with the
+-- schema version in the field _v ("2"); and back, for a rollback.
+--   legacy  user:1 = '{"name":"ann","age":31}'
+--   target  user:1 = {name=ann, age=31, _v=2}
+-- Nested values are kept as JSON text in their field; JSON null fields are dropped.
+-- Keys that are not JSON objects are copied as they are.
+-- Spec: transform: {script: /etc/switchyard/users_json_to_hash.lua}, version_field: _v
+local json = switchyard.json
+local VERSION = "2"
+
+local function text(v)
+  if type(v) == "table" then return json.encode(v) end
+  return tostring(v)
+end
+
+local function to_hash(doc)
+  local h = {_v = VERSION}
+  for f, v in pairs(doc) do
+    if v ~= json.null then h[f] = text(v) end
+  end
+  return h
+end
+
+local function decode_object(s)
+  local ok, doc = pcall(json.decode, s)
+  if ok and type(doc) == "table" then return doc end
+  return nil
+end
+
+function forward_key(k)
+  if k.type == "none" then return {{key = k.key, type = "none"}} end
+  local doc = k.type == "string" and decode_object(k.value)
+  if not doc then return {k} end
+  return {{key = k.key, type = "hash", value = to_hash(doc), ttl_ms = k.ttl_ms}}
+end
+
+-- The fast path: the writes that keep their meaning on a hash, and SET of a document.
+-- Anything else (SETEX, RENAME, APPEND, ...) returns nil: the agent copies the keys
+-- the write touched through forward_key, which is always right.
+local SAME = {DEL = true, UNLINK = true, EXPIRE = true, PEXPIRE = true, EXPIREAT = true,
+              PEXPIREAT = true, PERSIST = true}
+
+function forward_write(argv)
+  local cmd = argv[1]:upper()
+  if SAME[cmd] then return {argv} end
+  if cmd == "SET" and #argv == 3 then
+    local doc = decode_object(argv[3])
+    if not doc then return nil end
+    local hset = {"HSET", argv[2]}
+    for f, v in pairs(to_hash(doc)) do
+      hset[#hset + 1] = f
+      hset[#hset + 1] = v
+    end
+    return {{"DEL", argv[2]}, hset}
+  end
+  return nil
+end
+
+function reverse_key(k)
+  if k.type == "none" then return {{key = k.key, type = "none"}} end
+  if k.type ~= "hash" or k.value._v == nil then return {k} end
+  local doc = {}
+  for f, v in pairs(k.value) do
+    if f ~= "_v" then
+      -- whole numbers were numbers in the document
+      doc[f] = (v:match("^%-?%d+$") and math.tointeger(tonumber(v))) or v
+    end
+  end
+  return {{key = k.key, value = json.encode(doc), ttl_ms = k.ttl_ms}}
+end
+
+-- reverse_write is not defined: a write on target is copied back through reverse_key.

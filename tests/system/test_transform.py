@@ -1,0 +1,358 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Transforms (docs/transforms.md, agent/transform/): legacy's JSON users become hashes
+with a version field on target through a Lua script — backfilled, mirrored under a
+mixed workload, compared by an independent compare written here (not the agent's
+audit), audited through forward_key with planted drift reported exactly and repaired,
+and the version histogram counted exactly; scripts that loop, allocate without end or
+fail on some keys are stopped and counted while the agent serves; a syntax error is
+refused at apply with its FILE:LINE."""
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+
+import pytest
+import redis
+
+from grpc_util import channel, pb, unary
+from sy import OUT, RedisServer, free_port, py_redis, spawn_py_redis, spec_yaml, wait_for
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = os.path.join(ROOT, "packaging", "examples", "transforms")
+USERS = int(os.environ.get("SY_TRANSFORM_USERS", "20000"))
+
+
+def forward(doc):
+    """What users_json_to_hash.lua makes of a document, written independently."""
+    h = {"_v": "2"}
+    for f, v in doc.items():
+        if v is None:
+            continue
+        h[f] = json.dumps(v, separators=(",", ":"), sort_keys=True) if isinstance(v, (dict, list)) else \
+            ("true" if v is True else "false" if v is False else str(v))
+    return {k.encode(): v.encode() for k, v in h.items()}
+
+
+def independent_compare(lport, tport):
+    """Every legacy user against its transform on target (value, TTL within 1 s), and
+    no target key without a legacy one. Returns (keys compared, differences)."""
+    L, T = redis.Redis(port=lport), redis.Redis(port=tport)
+    diffs = []
+    lkeys = set(L.scan_iter(count=1000))
+    tkeys = set(T.scan_iter(count=1000))
+    for k in sorted(tkeys - lkeys)[:20]:
+        diffs.append((k, "extra on target"))
+    for k in lkeys:
+        p = L.pipeline(transaction=True)
+        p.get(k)
+        p.pttl(k)
+        v, lttl = p.execute()
+        p = T.pipeline(transaction=True)
+        p.hgetall(k)
+        p.pttl(k)
+        h, tttl = p.execute()
+        if v is None:
+            continue  # deleted meanwhile
+        if h != forward(json.loads(v)):
+            diffs.append((k, "value"))
+        elif (lttl < 0) != (tttl < 0) or (lttl >= 0 and abs(lttl - tttl) > 1000):
+            diffs.append((k, "ttl %d %d" % (lttl, tttl)))
+        if len(diffs) > 20:
+            break
+    return len(lkeys), diffs
+
+
+def audit(d, *args):
+    r = d.syctl("--timeout", "60s", "-o", "json", "verify", "m", *args, check=False)
+    return json.loads(r.stdout)
+
+
+def drift(doc):
+    return {k: int(doc.get(k, 0)) for k in ("missing", "extra", "type", "value", "ttl")}
+
+
+def migration(d):
+    c = pb("switchyard.v1.control")
+    with channel("unix:" + d.sock) as ch:
+        return unary(ch, "/switchyard.v1.Control/GetMigration", c.GetMigrationRequest(name="m"), c.Migration)
+
+
+def drained(d):
+    return all(x.queued == 0 and x.dirty == 0 for x in migration(d).mirror)
+
+
+@pytest.fixture
+def env(tmp_path, daemon_factory, cgroup):
+    legacy = RedisServer(tmp_path / "legacy")
+    target = RedisServer(tmp_path / "target")
+
+    def start(script, args=(), **extra):
+        spec = {"name": "m", "legacy": [legacy.addr], "target": [target.addr], "ratio": "0%",
+                "transform": script, "mirror": "forward"}
+        spec.update(extra)
+        return daemon_factory(spec_yaml([spec]), extra=list(args))
+
+    yield start, legacy, target
+    legacy.stop()
+    target.stop()
+
+
+WORKLOAD = """
+import json, random, time
+rnd = random.Random(SEED)
+end = time.monotonic() + SECONDS
+n = 0
+while time.monotonic() < end:
+    i = rnd.randrange(USERS)
+    k = 'user:%d' % i
+    doc = {'name': 'n%d-%d' % (i, n), 'age': rnd.randrange(90), 'tags': ['t%d' % (n % 3)]}
+    op = rnd.randrange(10)
+    if op < 4:
+        r.set(k, json.dumps(doc))
+    elif op == 4:
+        r.delete(k)
+    elif op == 5:
+        r.expire(k, 500 + rnd.randrange(500))
+    elif op == 6:
+        r.setex(k, 300 + rnd.randrange(300), json.dumps(doc))
+    elif op == 7:
+        j = rnd.randrange(USERS)
+        try:
+            r.rename(k, 'user:%d' % j)
+        except Exception:
+            pass  # no such key
+    else:
+        r.set('user:%d' % (USERS + rnd.randrange(2000)), json.dumps(doc))
+    n += 1
+print(n)
+"""
+
+
+def test_json_users_backfilled_mirrored_audited_repaired_and_versioned(env, cgroup, tmp_path):
+    start, legacy, target = env
+    script = str(tmp_path / "users.lua")
+    shutil.copy(os.path.join(EXAMPLES, "users_json_to_hash.lua"), script)
+    L = legacy.client()
+    p = L.pipeline(transaction=False)
+    for i in range(USERS):
+        p.set("user:%d" % i, json.dumps({"name": "user %d" % i, "age": i % 90, "tags": ["a", "b"][: 1 + i % 2],
+                                          "note": None}))
+        if i % 5 == 0:
+            p.expire("user:%d" % i, 3600)
+        if i % 1000 == 999:
+            p.execute()
+    p.execute()
+    mport = free_port()
+    d = start(script, args=["--metrics", "127.0.0.1:%d" % mport], version_field="_v")
+    t0 = time.monotonic()
+    bf = json.loads(d.syctl("--timeout", "120s", "-o", "json", "backfill", "m", "--follow").stdout)
+    print("backfill: %d keys in %.1f s" % (int(bf["copied"]), time.monotonic() - t0))
+    assert bf["state"] == "done" and int(bf["copied"]) == USERS
+    wait_for(lambda: drained(d), timeout=60, what="backfill copies landed")
+    n, diffs = independent_compare(legacy.port, target.port)
+    assert n == USERS and diffs == []
+    r = audit(d, "--rate", "200000")
+    assert r["state"] == "done" and drift(r) == dict.fromkeys(drift(r), 0), r
+    assert {v["version"]: int(v["keys"]) for v in r.get("versions", [])} == {"2": USERS}
+
+    # a mixed workload mirrored forward for 12 s (clients on legacy, captured)
+    procs = []
+    for i in range(3):
+        cg = os.path.join(cgroup, "w%d" % i)
+        os.mkdir(cg)
+        procs.append(spawn_py_redis(cg, legacy.addr, "SEED=%d\nSECONDS=12\nUSERS=%d\n%s" % (i, USERS, WORKLOAD)))
+    writes = 0
+    for pr in procs:
+        out, err = pr.communicate(timeout=120)
+        assert pr.returncode == 0, err
+        writes += int(out.strip())
+    print("workload writes:", writes)
+    wait_for(lambda: drained(d), timeout=60, what="mirror drained")
+    end = time.monotonic() + 30
+    while True:
+        n, diffs = independent_compare(legacy.port, target.port)
+        if not diffs or time.monotonic() > end:
+            break
+        time.sleep(1)
+    assert diffs == [], [(k, why, L.get(k), L.pttl(k), target.client().hgetall(k), target.client().pttl(k))
+                          for k, why in diffs]
+    st = audit(d, "--rate", "200000")
+    assert drift(st) == dict.fromkeys(drift(st), 0), (st, audit(d, "--report").get("drift"))
+    xf = st["transform"]
+    print("transform:", xf)
+    assert int(xf["calls"]) > 0 and int(xf.get("failed", 0)) == 0
+    assert int(xf.get("fallback", 0)) > 0  # SETEX and RENAME went through forward_key
+
+    # 25 planted changes on target: each a value drift, nothing else; 10 of them are
+    # documents put back at version 1, which the histogram counts
+    T = target.client()
+    keys = sorted(k.decode() for k in T.scan_iter(match="user:*", count=1000))[:25]
+    for i, k in enumerate(keys):
+        T.hset(k, "_v", "1") if i < 10 else T.hset(k, "name", "planted")
+    total = T.dbsize()
+    audit(d, "--rate", "200000")
+    r = audit(d, "--report")  # the last audit's, with its list of keys
+    assert drift(r) == {"missing": 0, "extra": 0, "type": 0, "value": 25, "ttl": 0}, r
+    assert {x["key"]: x["kind"] for x in r["drift"]} == {k: "value" for k in keys}
+    assert {v["version"]: int(v["keys"]) for v in r["versions"]} == {"2": total - 10, "1": 10}
+    r = audit(d, "--repair", "--rate", "200000")
+    assert int(r["repaired"]) == 25
+    wait_for(lambda: drained(d), timeout=30, what="repairs landed")
+    n, diffs = independent_compare(legacy.port, target.port)
+    assert diffs == []
+    r = audit(d, "--rate", "200000")
+    assert drift(r) == dict.fromkeys(drift(r), 0)
+    assert {v["version"]: int(v["keys"]) for v in r["versions"]} == {"2": T.dbsize()}
+    # the histogram is a metric too (Prometheus), as is the script's call count
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read().decode()
+    docs = [l for l in text.splitlines() if l.startswith("switchyard_documents{")]
+    assert any('version="2"' in l and l.split()[-1] == str(T.dbsize()) for l in docs), docs
+    assert any(l.startswith("switchyard_transform_calls_total{") and 'outcome="ok"' in l for l in text.splitlines())
+
+
+FAILING = """
+function forward_key(k)
+  if k.key:find("^loop:") then while true do end end
+  if k.key:find("^big:") then local s = string.rep("x", 1 << 30) return {{key = k.key, value = s}} end
+  if k.key:find("^bad:") then error("no way for " .. k.key) end
+  return {k}
+end
+"""
+
+
+def test_failing_scripts_are_stopped_counted_and_the_agent_serves(env, cgroup, tmp_path):
+    start, legacy, target = env
+    script = tmp_path / "failing.lua"
+    script.write_text(FAILING)
+    d = start(str(script))
+    cg = os.path.join(cgroup, "c")
+    os.mkdir(cg)
+    py_redis(cg, legacy.addr, """
+for i in range(3):
+    r.set('loop:%d' % i, 'x')
+    r.set('big:%d' % i, 'x')
+    r.set('bad:%d' % i, 'x')
+for i in range(50):
+    r.set('ok:%d' % i, i)
+""")
+    T = target.client()
+    wait_for(lambda: T.dbsize() == 50, timeout=60, what="good keys copied through the script")
+
+    def stats():
+        return audit(d).get("transform", {})
+    wait_for(lambda: int(stats().get("budget", 0)) >= 3 and int(stats().get("memory", 0)) >= 3 and
+             int(stats().get("errors", 0)) >= 3, timeout=60, what="failures counted")
+    s = stats()
+    print("transform:", s)
+    assert "failing.lua:5: no way for bad:" in s["lastError"] or "instruction budget" in s["lastError"] or \
+        "memory" in s["lastError"]
+    fwd = [x for x in migration(d).mirror if x.direction == "forward"][0]
+    assert fwd.needs_audit and "transform" in fwd.audit_reason
+    assert T.get("ok:7") == b"7" and not T.exists("bad:1") and not T.exists("big:1")
+    # the agent still serves: status answers, the mirror goes on
+    py_redis(cg, legacy.addr, "r.set('ok:after', 1)")
+    wait_for(lambda: T.get("ok:after") == b"1", what="mirror still running")
+    log = d.read_log()
+    assert log.count("no way for bad:") <= 3  # once per burst, not once per key
+
+
+def test_syntax_error_and_missing_reverse_refused_with_file_and_line(env, tmp_path):
+    start, legacy, target = env
+    good = tmp_path / "good.lua"
+    good.write_text("function forward_key(k) return {k} end\n")
+    d = start(str(good))
+    bad = tmp_path / "bad.lua"
+    bad.write_text("function forward_key(k)\n  return {k}\nend\nlocal x = = 1\n")
+    spec = tmp_path / "apply.yaml"
+    spec.write_text(spec_yaml([{"name": "m", "legacy": [legacy.addr], "target": [target.addr],
+                                "transform": str(bad), "mirror": "forward"}]))
+    r = d.syctl("apply", "-f", str(spec), check=False)
+    assert r.returncode != 0 and "%s:4:" % bad in r.stderr, r.stderr
+    r = subprocess.run([os.path.join(OUT, "switchyardd"), "--check-config", "--config", str(spec)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "apply.yaml:" in r.stderr and "%s:4:" % bad in r.stderr, r.stderr
+    # mirror: both with a script that has no reverse_key: a rollback would lose writes
+    spec.write_text(spec_yaml([{"name": "m", "legacy": [legacy.addr], "target": [target.addr],
+                                "transform": str(good), "mirror": "both"}]))
+    r = d.syctl("apply", "-f", str(spec), check=False)
+    assert r.returncode != 0 and "reverse_key" in r.stderr, r.stderr
+    # nothing changed
+    assert migration(d).spec.transform.script == str(good)
+
+
+SIDED = """
+import json, random, time
+side = 'target' if r.info('server')['tcp_port'] == TPORT else 'legacy'
+rnd = random.Random(SEED)
+end = time.monotonic() + SECONDS
+n = 0
+while time.monotonic() < end:
+    k = 'user:%d' % (SEED * 1000 + rnd.randrange(300))
+    doc = {'name': 'n%d' % n, 'age': rnd.randrange(90), 'side': side}
+    op = rnd.randrange(6)
+    if op == 0:
+        r.delete(k)
+    elif side == 'legacy':
+        r.set(k, json.dumps(doc))
+    else:  # clients on target write the new representation
+        p = r.pipeline(transaction=True)
+        p.delete(k)
+        p.hset(k, mapping=dict({f: str(v) for f, v in doc.items()}, _v='2'))
+        p.execute()
+    n += 1
+print(side, n)
+"""
+
+
+def reverse(h):
+    """What users_json_to_hash.lua's reverse_key makes of a hash, written independently."""
+    doc = {}
+    for f, v in h.items():
+        f, v = f.decode(), v.decode()
+        if f != "_v":
+            doc[f] = int(v) if v.lstrip("-").isdigit() else v
+    return doc
+
+
+def test_mirror_both_at_half_writes_each_representation_back(env, cgroup, tmp_path):
+    """At 50 % with mirror: both, clients on legacy write JSON and clients on target
+    write hashes; each side ends with the transform (or its reverse) of the other."""
+    start, legacy, target = env
+    script = str(tmp_path / "users.lua")
+    shutil.copy(os.path.join(EXAMPLES, "users_json_to_hash.lua"), script)
+    d = start(script, mirror="both", ratio="50%", version_field="_v", mirror_queue=200000)
+    wait_for(lambda: all(t.healthy for t in migration(d).targets), what="target healthy")
+    procs, sides = [], []
+    for i in range(10):
+        cg = os.path.join(cgroup, "s%d" % i)
+        os.mkdir(cg)
+        procs.append(spawn_py_redis(cg, legacy.addr, "SEED=%d\nSECONDS=10\nTPORT=%d\n%s" % (i, target.port, SIDED)))
+    for pr in procs:
+        out, err = pr.communicate(timeout=120)
+        assert pr.returncode == 0, err
+        sides.append(out.split()[0])
+    print("clients per side:", {s: sides.count(s) for s in set(sides)})
+    assert "legacy" in sides and "target" in sides
+    wait_for(lambda: drained(d), timeout=60, what="mirror drained")
+    L, T = legacy.client(), target.client()
+    for x in migration(d).mirror:
+        print(x.direction, "mirrored", x.mirrored, "failed", x.failed, "repaired", x.repaired, "repair_failed",
+              x.repair_failed, "dropped", x.dropped, "conflicts", x.conflicts, "audit", x.needs_audit, x.audit_reason)
+    print(audit(d, "--report").get("transform"))
+    end = time.monotonic() + 30
+    while True:
+        lkeys, tkeys = set(L.scan_iter(count=1000)), set(T.scan_iter(count=1000))
+        bad = [k for k in lkeys & tkeys if json.loads(L.get(k)) != reverse(T.hgetall(k))]
+        if (lkeys == tkeys and not bad) or time.monotonic() > end:
+            break
+        time.sleep(1)
+    assert lkeys == tkeys, ([(k, L.get(k), L.pttl(k)) for k in lkeys - tkeys][:5], [(k, T.hgetall(k)) for k in tkeys - lkeys][:5],
+                            migration(d).mirror, "\n".join(l for l in d.read_log().splitlines()[-30:]))
+    assert bad == [], [(k, L.get(k), T.hgetall(k)) for k in bad[:5]]
+    # both representations agree key by key: forward of legacy is target too
+    assert all(T.hgetall(k) == forward(json.loads(L.get(k))) for k in lkeys)
+    fwd_rev = {x.direction: x for x in migration(d).mirror}
+    assert fwd_rev["reverse"].mirrored + fwd_rev["reverse"].repaired > 0
+    assert not fwd_rev["reverse"].needs_audit and not fwd_rev["forward"].needs_audit
