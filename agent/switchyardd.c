@@ -133,6 +133,29 @@ static void ops_resolver(void *arg, uint64_t out[3])
 	out[2] = st.changes;
 }
 
+static bool ops_tls(void *arg, struct sy_metrics_tls *out)
+{
+	static const char *const roles[] = {"server", "otlp", "store"};
+	struct daemon *d = arg;
+	struct sy_tls_status_buf tb;
+
+	if (!d->tls.server && !d->tls.otlp && !d->tls.store)
+		return false;
+	sy_tls_status(&d->tls, &tb);
+	out->handshakes_refused = tb.st.handshakes_refused;
+	out->readonly_denied = tb.st.readonly_denied;
+	out->n_certs = 0;
+	for (size_t i = 0; i < tb.st.n_certificates && out->n_certs < SY_METRICS_TLS_CERTS; i++) {
+		const char *ctx = tb.st.certificates[i]->context;
+
+		out->cert[out->n_certs].role = strcmp(ctx, "control plane") == 0 ? roles[0]
+					       : strcmp(ctx, "otlp") == 0	 ? roles[1]
+										 : roles[2];
+		out->cert[out->n_certs++].not_after_unix_s = tb.st.certificates[i]->not_after_unix_ms / 1000;
+	}
+	return true;
+}
+
 /* The mirror flagged a migration needs-audit: an event with the reason (the metric
  * switchyard_mirror_needs_audit says that it is, the event why). */
 static void on_needs_audit(void *arg, const char *mig, const char *dir, const char *why)
@@ -607,7 +630,8 @@ int main(int argc, char **argv)
 	sy_metrics_set_ops_source(&(struct sy_metrics_ops_src){.arg = &d,
 							       .gates = ops_gates,
 							       .endpoint_health = ops_endpoint_health,
-							       .resolver = ops_resolver});
+							       .resolver = ops_resolver,
+							       .tls = ops_tls});
 
 	d.info.version = SY_VERSION;
 	snprintf(d.info.cgroup, sizeof(d.info.cgroup), "%s", d.o.cgroup);

@@ -56,6 +56,8 @@ static void other_migrations(const struct sy_fleet_node *fn, struct reply *r, Sw
 		x->ratio_bp = fn->mig[i].ratio_bp;
 		x->requests = fn->mig[i].c.req[0] + fn->mig[i].c.req[1];
 		x->errors = fn->mig[i].c.err[0] + fn->mig[i].c.err[1];
+		x->connections_legacy = fn->mig[i].c.conns[SY_SIDE_LEGACY];
+		x->connections_target = fn->mig[i].c.conns[SY_SIDE_TARGET];
 		r->migp[r->n_mig++] = x;
 		n->n_migrations++;
 	}

@@ -36,6 +36,7 @@ int sy_fleet_local_counters(struct sy_registry *reg, struct sy_verify *v, const 
 			return -EIO;
 		out->req[side] = st.exchanges;
 		out->err[side] = st.errors;
+		out->conns[side] = st.sockets;
 		memcpy(out->lat[side], st.lat, sizeof(st.lat));
 	}
 	if (v && sy_verify_status(v, m->spec.name, &a) == 0)

@@ -253,6 +253,8 @@ int sy_fleet_node_put(struct sy_fleet *f, const char *node, const uint8_t *v, si
 		side_from(&mig[i].c, SY_SIDE_LEGACY, m->legacy);
 		side_from(&mig[i].c, SY_SIDE_TARGET, m->target);
 		mig[i].c.drift = m->drift;
+		mig[i].c.conns[SY_SIDE_LEGACY] = m->connections_legacy;
+		mig[i].c.conns[SY_SIDE_TARGET] = m->connections_target;
 		job_from(&mig[i].audit, m->audit);
 		job_from(&mig[i].backfill, m->backfill);
 		/* a node that was gone starts again from a baseline */

@@ -30,6 +30,7 @@ struct sy_fleet_counters {
 	uint64_t req[2], err[2];
 	uint64_t lat[2][SY_LAT_BUCKETS];
 	uint64_t drift;
+	uint64_t conns[2]; /* sockets steered to each side (shown per node, not summed) */
 };
 
 /* A background job (audit, backfill) as its node reports it. */

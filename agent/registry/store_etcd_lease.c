@@ -55,6 +55,8 @@ static uint8_t *pack_status(struct etcd_store *e, uint64_t ts, size_t *len)
 		mc[i].name = (char *)local[i].name;
 		mc[i].ratio_bp = local[i].ratio_bp;
 		mc[i].drift = local[i].c.drift;
+		mc[i].connections_legacy = local[i].c.conns[SY_SIDE_LEGACY];
+		mc[i].connections_target = local[i].c.conns[SY_SIDE_TARGET];
 		for (int s = 0; s < 2; s++) {
 			switchyard__v1__node_side_counters__init(&sc[i][s]);
 			sc[i][s].requests = local[i].c.req[s];

@@ -151,6 +151,7 @@ void sy_metrics_read(const struct sy_metrics_src *src, const struct sy_migration
 	 4 * SY_SPEC_MAX_HOSTS)
 #define EXPORTER_POINTS 12 /* the exporter's 6, the resolver's 3 */
 #define FLEET_POINTS	1
+#define TLS_POINTS	(2 + SY_METRICS_TLS_CERTS)
 #define MAX_FAMILIES	64
 
 static const char *const side_name[2] = {"legacy", "target"};
@@ -521,6 +522,22 @@ static void build_exporter(struct bld *b)
 	pt(b, NULL, NULL, NULL, NULL, NULL)->u = x->pending;
 }
 
+static void build_tls(struct bld *b)
+{
+	const struct sy_metrics_tls *t = &b->s->tls;
+
+	fam(b, "switchyard.tls.handshakes_refused", "{handshake}", SY_METRIC_SUM, true,
+	    "TLS clients of the control plane refused (no, or a wrong, certificate...)");
+	pt(b, NULL, NULL, NULL, NULL, NULL)->u = t->handshakes_refused;
+	fam(b, "switchyard.tls.readonly_denied", "{call}", SY_METRIC_SUM, true,
+	    "Control calls refused to a read-only identity");
+	pt(b, NULL, NULL, NULL, NULL, NULL)->u = t->readonly_denied;
+	fam(b, "switchyard.tls.certificate.expiry", "s", SY_METRIC_GAUGE, false,
+	    "When each certificate the agent presents expires (unix seconds)");
+	for (size_t i = 0; i < t->n_certs && i < SY_METRICS_TLS_CERTS; i++)
+		pt(b, NULL, "role", t->cert[i].role, NULL, NULL)->u = t->cert[i].not_after_unix_s;
+}
+
 int sy_metrics_build(struct sy_metrics_set *set)
 {
 	struct bld b = {.s = set};
@@ -528,7 +545,8 @@ int sy_metrics_build(struct sy_metrics_set *set)
 	free(set->fam);
 	free(set->pool);
 	set->fam = calloc(MAX_FAMILIES, sizeof(*set->fam));
-	set->pool = calloc(set->n_migs * POINTS_PER_MIG + EXPORTER_POINTS + FLEET_POINTS, sizeof(*set->pool));
+	set->pool = calloc(set->n_migs * POINTS_PER_MIG + EXPORTER_POINTS + FLEET_POINTS + TLS_POINTS,
+			   sizeof(*set->pool));
 	set->n_fam = set->n_pool = 0;
 	if (!set->fam || !set->pool)
 		return -ENOMEM;
@@ -545,6 +563,8 @@ int sy_metrics_build(struct sy_metrics_set *set)
 		build_resolver(&b);
 	if (set->have_exporter)
 		build_exporter(&b);
+	if (set->have_tls)
+		build_tls(&b);
 	return 0;
 }
 
@@ -565,6 +585,8 @@ int sy_metrics_collect(const struct sy_metrics_src *src, uint64_t start_unix_ms,
 		out->have_resolver = true;
 		ops.resolver(ops.arg, out->resolver);
 	}
+	if (ops.tls)
+		out->have_tls = ops.tls(ops.arg, &out->tls);
 	if (exporter) {
 		out->have_exporter = true;
 		out->exporter = *exporter;

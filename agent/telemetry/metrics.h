@@ -89,6 +89,18 @@ struct sy_metrics_mig {
 
 enum { SY_JOB_BACKFILL = 0, SY_JOB_AUDIT = 1 };
 
+/* The control plane's TLS figures (StatusResponse.tls): refusals and the expiry of each
+ * certificate the agent presents, by role ("server", "otlp", "store"). */
+#define SY_METRICS_TLS_CERTS 3
+struct sy_metrics_tls {
+	uint64_t handshakes_refused, readonly_denied;
+	size_t n_certs;
+	struct {
+		const char *role; /* a static string */
+		uint64_t not_after_unix_s;
+	} cert[SY_METRICS_TLS_CERTS];
+};
+
 /* Figures that live in components telemetry may not include (the controller's gate
  * values, the health checks, the resolver): the daemon hands them over through these
  * accessors. Any may be NULL. */
@@ -101,6 +113,8 @@ struct sy_metrics_ops_src {
 	int (*endpoint_health)(void *arg, const struct sy_endpoint *ep);
 	/* The resolver's counters (registry/resolver.h): lookups, failures, changes. */
 	void (*resolver)(void *arg, uint64_t out[3]);
+	/* TLS figures; false when no TLS is configured (then no TLS metrics). */
+	bool (*tls)(void *arg, struct sy_metrics_tls *out);
 };
 /* Process-wide, like the cutover source; src is copied. NULL = none. */
 void sy_metrics_set_ops_source(const struct sy_metrics_ops_src *src);
@@ -167,6 +181,8 @@ struct sy_metrics_set {
 	uint32_t fleet_nodes; /* live nodes */
 	bool have_resolver;
 	uint64_t resolver[3]; /* lookups, failures, changes */
+	bool have_tls;
+	struct sy_metrics_tls tls;
 	struct sy_metric_family *fam;
 	size_t n_fam;
 	struct sy_metric_point *pool; /* every family's points */

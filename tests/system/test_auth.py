@@ -5,7 +5,8 @@ docs/operations.md; clients authenticate themselves. The mirror, a backfill, an 
 and dual reads all work through authenticated connections; a wrong password makes the
 target unhealthy (reason in `syctl status`, no client steered there); a password file
 readable by others is refused with FILE:LINE; and no password — the agent's own or a
-client's — ever appears in the daemon's log, the API, syctl, state files or metrics."""
+client's — ever appears in the daemon's log, the API, syctl, state files or metrics
+(/metrics and a decoded OTLP export)."""
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 import redis
 
 from grpc_util import channel, pb, unary
+from otlp_rx import Receiver, decode_raw, export_request
 from sy import OUT, RedisServer, free_port, py_redis, spawn_py_redis, spec_yaml, wait_for
 
 # The minimal ACL of the agent's user, exactly as docs/operations.md gives it.
@@ -110,13 +112,21 @@ def same_data(l, t):
     return len(keys)
 
 
-def test_mirror_backfill_audit_with_auth_and_no_password_anywhere(env, tmp_path):
+@pytest.fixture
+def otlp_rx():
+    r = Receiver()
+    yield r
+    r.stop()
+
+
+def test_mirror_backfill_audit_with_auth_and_no_password_anywhere(env, tmp_path, otlp_rx):
     start, legacy, target, a, b, pw, files = env
     l, t = client(legacy, pw["client"]), client(target, pw["client"])
     for i in range(300):
         l.set("pre:%d" % i, "v%d" % i)  # before the agent: for the backfill
     port = free_port()
-    d = start(extra=["--metrics", "127.0.0.1:%d" % port])
+    d = start(extra=["--metrics", "127.0.0.1:%d" % port,
+                     "--otlp-endpoint", "127.0.0.1:%d" % otlp_rx.port, "--otlp-interval", "500ms"])
     wait_for(lambda: target_health(d).get("healthy"), what="target healthy through the ACL user")
     assert target_health(d).get("lastError", "") == ""
 
@@ -193,6 +203,14 @@ r.lpush('l:%%s' %% TAG, *range(30))
         "metrics": urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode(),
     }
     assert "switchyard_" in outputs["metrics"] and "migration" in outputs["events"]
+    # an OTLP export taken after all that traffic, decoded (every string field in it)
+    since = len(otlp_rx.accepted())
+    wait_for(lambda: len(otlp_rx.accepted()) > since, timeout=10, what="an OTLP export after the traffic")
+    body = otlp_rx.accepted()[-1][1]
+    _, _, otlp_metrics = export_request(body)
+    assert any(n.startswith("switchyard.") for n in otlp_metrics), sorted(otlp_metrics)
+    outputs["otlp"] = repr(decode_raw(body)) + repr(otlp_metrics)
+    assert "migration" in outputs["otlp"]
     d.stop()  # flushes the journal and the state; the log is complete
     outputs["log"] = d.read_log()
     assert "is healthy" in outputs["log"] and "backfill" in outputs["log"]

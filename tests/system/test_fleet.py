@@ -640,6 +640,16 @@ def test_nodes_lists_the_fleet_through_grpc_syctl_and_http(redis_pair, etcd, nod
     assert [n["name"] for n in got if n.get("self")] == ["b"]
     assert all(n["version"] and int(n["lastSeenUnixMs"]) > 0 for n in got)
     assert [m["name"] for m in got[0]["migrations"]] == ["users"]
+    # a peer's connections per side come from its node key: clients on c show on b
+    run_clients([{"cgroup": c.cgroup, "addr": legacy.addr, "key": "fleet-nodes-c", "conns": 8}])
+
+    def c_conns():
+        row = {n["name"]: n for n in json.loads(b.syctl("-o", "json", "nodes").stdout)["nodes"]}["c"]
+        m = row["migrations"][0]
+        n = int(m.get("connectionsLegacy", 0)) + int(m.get("connectionsTarget", 0))
+        return n if n >= 8 else None
+
+    assert wait_for(c_conns, timeout=10, what="c's 8 connections in b's syctl nodes") >= 8
     table = b.syctl("nodes").stdout
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["NODE", "LEADER", "ALIVE"]

@@ -411,6 +411,16 @@ def test_http_listener_serves_https_with_the_same_certificate(pki, daemon_factor
         body = json.loads(r.read())
     assert body["tls"]["enabled"] is True, body
     assert "over HTTPS" in d.read_log()
+    # a refused handshake shows in the TLS metrics, next to the certificate's expiry
+    code, _ = refused(lambda: status(port, pki.creds(None)))
+    assert code == grpc.StatusCode.UNAVAILABLE
+    with urllib.request.urlopen("https://localhost:%d/metrics" % hport, context=ctx, timeout=10) as r:
+        prom = r.read().decode()
+    got = {l.split(" ")[0]: float(l.split(" ")[1]) for l in prom.splitlines()
+           if l.startswith("switchyard_tls_")}
+    assert got.get("switchyard_tls_handshakes_refused_total", 0) >= 1, prom
+    assert got.get("switchyard_tls_readonly_denied_total") == 0, prom
+    assert got.get('switchyard_tls_certificate_expiry_seconds{role="server"}', 0) > time.time(), prom
     # plain HTTP to the HTTPS port gets no answer it could use
     with pytest.raises(Exception):
         urllib.request.urlopen("http://127.0.0.1:%d/api/v1/status" % hport, timeout=5).read()

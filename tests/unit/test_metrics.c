@@ -152,6 +152,42 @@ static void points_carry_the_figures(void **state)
 
 /* Gates, endpoint health, jobs and names: a gate that is off has no threshold, one not
  * evaluated has no value, an endpoint not checked yet has no point. */
+/* TLS figures only when TLS is configured; with every optional group on, the set
+ * stays within its bounds (ASan sees an overflow of the families or the pool). */
+static void tls_figures_become_points(void **state)
+{
+	struct sy_metrics_set s;
+	const struct sy_metric_family *f;
+	char name[128];
+
+	(void)state;
+	make_set(&s);
+	for (size_t i = 0; i < s.n_fam; i++)
+		assert_null(strstr(s.fam[i].name, "switchyard.tls."));
+	s.have_fleet = s.have_resolver = s.have_tls = true;
+	s.tls = (struct sy_metrics_tls){.handshakes_refused = 3, .readonly_denied = 2, .n_certs = 3};
+	s.tls.cert[0].role = "server";
+	s.tls.cert[0].not_after_unix_s = 1900000000;
+	s.tls.cert[1].role = "otlp";
+	s.tls.cert[2].role = "store";
+	assert_int_equal(sy_metrics_build(&s), 0);
+	f = family(&s, "switchyard.tls.handshakes_refused");
+	assert_true(f->kind == SY_METRIC_SUM && f->monotonic && f->n_points == 1 && f->points[0].u == 3);
+	sy_prom_name(f, name, sizeof(name));
+	assert_string_equal(name, "switchyard_tls_handshakes_refused_total");
+	f = family(&s, "switchyard.tls.readonly_denied");
+	assert_true(f->kind == SY_METRIC_SUM && f->n_points == 1 && f->points[0].u == 2);
+	f = family(&s, "switchyard.tls.certificate.expiry");
+	assert_true(f->kind == SY_METRIC_GAUGE && f->n_points == 3);
+	sy_prom_name(f, name, sizeof(name));
+	assert_string_equal(name, "switchyard_tls_certificate_expiry_seconds");
+	assert_string_equal(f->points[0].key[0], "role");
+	assert_string_equal(f->points[0].val[0], "server");
+	assert_int_equal(f->points[0].u, 1900000000);
+	assert_string_equal(f->points[2].val[0], "store");
+	sy_metrics_set_free(&s);
+}
+
 static void ops_figures_become_points(void **state)
 {
 	struct sy_metrics_set s;
@@ -504,6 +540,7 @@ int main(void)
 		cmocka_unit_test(points_carry_the_figures),
 		cmocka_unit_test(hist_helpers),
 		cmocka_unit_test(ops_figures_become_points),
+		cmocka_unit_test(tls_figures_become_points),
 		cmocka_unit_test(prom_text_is_valid),
 		cmocka_unit_test(otlp_request_decodes),
 		cmocka_unit_test(settings_from_the_command_line),
