@@ -356,3 +356,152 @@ def test_mirror_both_at_half_writes_each_representation_back(env, cgroup, tmp_pa
     fwd_rev = {x.direction: x for x in migration(d).mirror}
     assert fwd_rev["reverse"].mirrored + fwd_rev["reverse"].repaired > 0
     assert not fwd_rev["reverse"].needs_audit and not fwd_rev["forward"].needs_audit
+
+
+# Acknowledged writes across a drain: each client holds CONNS connections dialled to
+# legacy (the kernel steers each one, `client: connection`), learns each connection's
+# side from the server, and writes keys never written before in that side's
+# representation. A request whose connection is reset is retried once on a new
+# connection (which learns its side again); only a request failing twice is failed.
+# Every acknowledged key is printed with its side and document; the last line sums up.
+ACKED = """
+import json, os, sys, time
+host, port = %r, %d
+
+def connect(i):
+    c = redis.Redis(host=host, port=port, socket_timeout=5, socket_connect_timeout=5,
+                    single_connection_client=True, client_name='acked-%%s-%%d' %% (NAME, i))
+    side = 'target' if int(c.config_get('port')['port']) == TPORT else 'legacy'
+    return c, side
+
+conns = [connect(i) for i in range(CONNS)]
+open(READY, 'w').close()
+acked, failed, reconnects, seq = [], 0, 0, 0
+while not os.path.exists(STOP):
+    i = seq %% CONNS
+    k = 'user:%%s:%%d' %% (NAME, seq)
+    # flat (no nested value): the reverse of its hash is the document itself
+    doc = {'name': 'n%%d' %% seq, 'age': seq %% 90, 'tag': 't%%d' %% (seq %% 3), 'client': NAME}
+    seq += 1
+    for attempt in (0, 1):
+        try:
+            if conns[i] is None:
+                conns[i] = connect(i)
+            c, side = conns[i]
+            if side == 'legacy':
+                c.set(k, json.dumps(doc))
+            else:  # the new representation, as a client on target writes it
+                # MULTI on this very connection (redis-py's pipeline would take another
+                # one from the pool, steered on its own and silently redialled)
+                conn = c.connection
+                fields = [x for f, v in dict(doc, _v='2').items() for x in (f, str(v))]
+                conn.send_packed_command(conn.pack_commands([('MULTI',), ('DEL', k), ('HSET', k, *fields),
+                                                             ('EXEC',)]))
+                got = [conn.read_response() for _ in range(4)]
+                assert isinstance(got[-1], list) and len(got[-1]) == 2, got
+            acked.append((k, side, doc))
+            break
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            sys.stderr.write('%%.3f %%s attempt %%d: %%r\\n' %% (time.time(), k, attempt, e))
+            reconnects += 1
+            if conns[i] is not None:
+                try:
+                    conns[i][0].close()
+                except Exception:
+                    pass
+            conns[i] = None
+            if attempt == 1:
+                failed += 1
+    time.sleep(0.001)
+for a in acked:
+    print(json.dumps(a))
+print(json.dumps({'acked': len(acked), 'failed': failed, 'reconnects': reconnects}))
+"""
+
+
+def client_conns(server):
+    return [c for c in server.client().client_list() if c["name"].startswith("acked-")]
+
+
+def test_mirror_both_at_half_rollback_with_drain_loses_no_acknowledged_write(env, cgroup, tmp_path):
+    """At 50 % with mirror: both and a transform, clients steered to target write hashes
+    and those on legacy JSON; `rollback --drain` aborts the target connections while
+    they write, the clients reconnect (to legacy) and retry; afterwards every
+    acknowledged write is on legacy as JSON (the reverse transform) and on target as a
+    hash (the forward transform), whichever side acknowledged it."""
+    start, legacy, target = env
+    script = str(tmp_path / "users.lua")
+    shutil.copy(os.path.join(EXAMPLES, "users_json_to_hash.lua"), script)
+    d = start(script, mirror="both", ratio="0%", version_field="_v", mirror_queue=200000, client="connection",
+              plan={"steps": ["50%", "100%"], "bake": "10m", "interval": "500ms", "min_samples": 1000000})
+    wait_for(lambda: all(t.healthy for t in migration(d).targets), what="target healthy")
+    r = d.syctl("cutover", "m", "start")
+    wait_for(lambda: migration(d).cutover.phase_name == "cutting-over", timeout=30, what="cutting-over")
+    assert migration(d).spec.ratio_bp == 5000
+    stop = str(tmp_path / "stop-acked")
+    procs, ready = [], []
+    for i in range(4):
+        cg = os.path.join(cgroup, "a%d" % i)
+        os.mkdir(cg)
+        ready.append(str(tmp_path / ("ready-%d" % i)))
+        head = "NAME=%r\nCONNS=8\nTPORT=%d\nSTOP=%r\nREADY=%r\n" % ("c%d" % i, target.port, stop, ready[-1])
+        procs.append(spawn_py_redis(cg, legacy.addr, head + ACKED % ("127.0.0.1", legacy.port)))
+    try:
+        wait_for(lambda: all(os.path.exists(x) for x in ready), timeout=30, what="clients connected")
+        on_t, on_l = client_conns(target), client_conns(legacy)
+        assert len(on_t) + len(on_l) == 32 and 4 <= len(on_t) <= 28, (len(on_t), len(on_l))
+        time.sleep(2)  # writes on both sides
+        r = d.syctl("cutover", "m", "rollback", "--drain", "--reason", "test")
+        assert "rolled-back" in r.stdout and "drained:" in r.stdout, r.stdout
+        wait_for(lambda: not client_conns(target), timeout=5, what="no client connection on target")
+        time.sleep(2)  # the clients go on, all on legacy now
+        assert len(client_conns(legacy)) == 32
+    finally:
+        open(stop, "w").close()
+    acked, summary = [], []
+    for pr in procs:
+        out, err = pr.communicate(timeout=60)
+        assert pr.returncode == 0, err
+        lines = out.strip().splitlines()
+        summary.append(json.loads(lines[-1]))
+        acked += [json.loads(x) for x in lines[:-1]]
+    m = migration(d)
+    assert m.cutover.phase_name == "rolled-back" and m.spec.ratio_bp == 0
+    sides = {s: sum(1 for _, side, _ in acked if side == s) for s in ("legacy", "target")}
+    print("acknowledged per side:", sides, "clients:", summary, "drained:", m.cutover.drained)
+    assert sides["legacy"] > 100 and sides["target"] > 100, sides
+    assert len(acked) == sum(s["acked"] for s in summary)
+    # the only errors are the drain's aborted connections, each retried once with success
+    assert sum(s["failed"] for s in summary) == 0, summary
+    # every connection on target was aborted and, at its next write, dialled again
+    assert m.cutover.drained >= len(on_t) and sum(s["reconnects"] for s in summary) == len(on_t), (on_t, summary)
+    wait_for(lambda: drained(d), timeout=60, what="mirror drained")
+    L, T = legacy.client(), target.client()
+
+    def lost():
+        bad = []
+        for i in range(0, len(acked), 500):
+            chunk = acked[i:i + 500]
+            p = L.pipeline(transaction=False)
+            for k, _, _ in chunk:
+                p.get(k)
+            lv = p.execute()
+            p = T.pipeline(transaction=False)
+            for k, _, _ in chunk:
+                p.hgetall(k)
+            tv = p.execute()
+            for (k, side, doc), v, h in zip(chunk, lv, tv):
+                if v is None or json.loads(v) != doc or reverse(h) != doc or h != forward(doc):
+                    bad.append((k, side, doc, v, h))
+        return bad
+    end = time.monotonic() + 30
+    while True:
+        bad = lost()
+        if not bad or time.monotonic() > end:
+            break
+        time.sleep(1)
+    assert bad == [], ("%d of %d acknowledged writes lost or different" % (len(bad), len(acked)), bad[:5],
+                       migration(d).mirror)
+    fwd_rev = {x.direction: x for x in migration(d).mirror}
+    assert fwd_rev["reverse"].mirrored + fwd_rev["reverse"].repaired > 0
+    assert not fwd_rev["reverse"].needs_audit and not fwd_rev["forward"].needs_audit
