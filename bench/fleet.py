@@ -12,7 +12,11 @@ Prints:
   - etcd writes: revisions per second per agent over 10 s, idle and with a client
     loop in every node's cgroup (node keys carry the counters: a write per second per
     busy agent is the design), against the goal of ≤ 2 writes/s per agent;
-  - the commit's bound: SetRatio with etcd frozen (SIGSTOP), refused after ~400 ms.
+  - the commit's bound: SetRatio with etcd frozen (SIGSTOP), refused after ~400 ms;
+  - leader failover (N >= 2): the leader killed -9 while a plan waits in a step (gates
+    evaluated every 100 ms) → a survivor's status naming a new leader, and → the new
+    leader's first cutover.evaluated event (its first decision); both bounded by the
+    dead leader's lease (--node-ttl, default 10 s), which nobody revokes.
 """
 import json
 import os
@@ -28,7 +32,7 @@ import uuid
 import grpc
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "system"))
-from grpc_util import channel, pb, unary  # noqa: E402
+from grpc_util import channel, pb, stream, unary  # noqa: E402
 from sy import OUT, Daemon, RedisServer, _py_redis_argv, cgroup2_root, free_port, make_cgroup, \
     remove_cgroup, spec_yaml, wait_for  # noqa: E402
 from test_fleet import Etcd, PREFIX  # noqa: E402
@@ -44,6 +48,55 @@ def writes_per_s(etcd, n, secs=10):
     r0, t0 = revision(etcd), time.monotonic()
     time.sleep(secs)
     return (revision(etcd) - r0) / (time.monotonic() - t0) / n
+
+
+def evaluations(ch):
+    e = pb("switchyard.v1.events")
+    out = stream(ch, "/switchyard.v1.Telemetry/Events", e.EventsRequest(migration="plan", follow=False), e.Event,
+                 timeout=10)
+    return [x for x in out if x.kind == "cutover.evaluated"]
+
+
+def failover(nodes, chans, legacy, target, tmp):
+    """kill -9 the leader while a plan waits in its first step; the figures run from the
+    kill to a survivor's status naming a new leader and to its first evaluation."""
+    def leader_of(d):
+        return json.loads(d.syctl("-o", "json", "status").stdout)["daemon"].get("leader")
+
+    leader = wait_for(lambda: leader_of(nodes[0][0]), timeout=30, what="a leader after etcd's freeze")
+    idx = int(leader[1:])
+    f = os.path.join(tmp, "plan.yaml")
+    with open(f, "w") as fh:
+        fh.write(spec_yaml([{"name": "plan", "legacy": [legacy.addr], "target": [target.addr],
+                             "plan": {"steps": ["10%", "100%"], "bake": "1h", "interval": "100ms",
+                                      "min_samples": 1000000, "gates": {"error_rate": "50%"}}}]))
+        # min_samples never reached: every evaluation is "waiting", the step never ends
+    # a legacy endpoint is in one migration at a time; the store may still be coming back
+    wait_for(lambda: nodes[idx][0].syctl("delete", "users", "--force", check=False).returncode == 0, timeout=30,
+             what="users deleted")
+    nodes[idx][0].syctl("apply", "-f", f)
+    nodes[idx][0].syctl("cutover", "plan", "start")
+    wait_for(lambda: evaluations(chans[idx]), what="the leader evaluating")
+    others = [i for i in range(len(nodes)) if i != idx]
+    seen = {i: {x.seq for x in evaluations(chans[i])} for i in others}
+    t_kill_ms = time.time() * 1000
+    t0 = time.monotonic()
+    nodes[idx][0].kill9()
+    new, t_leader = None, None
+    while time.monotonic() - t0 < 60:
+        if new is None:
+            now = leader_of(nodes[others[0]][0])
+            if now not in (None, "", leader):
+                new, t_leader = now, time.monotonic() - t0
+        if new is not None:
+            ev = [x for x in evaluations(chans[int(new[1:])]) if x.seq not in seen[int(new[1:])]]
+            if ev:
+                print("leader failover (kill -9 %s, lease TTL 10s): %s named leader after %.2f s, its first "
+                      "evaluation after %.2f s (event time)" %
+                      (leader, new, t_leader, (min(x.unix_ms for x in ev) - t_kill_ms) / 1000))
+                return
+        time.sleep(0.05)
+    print("leader failover: no new leader's evaluation within 60 s (new leader %r)" % new)
 
 
 def main():
@@ -110,6 +163,8 @@ def main():
                   (what, (time.monotonic() - t0) * 1000))
         finally:
             etcd.proc.send_signal(signal.SIGCONT)
+        if n >= 2:
+            failover(nodes, chans, legacy, target, tmp)
         for ch in chans:
             ch.close()
     finally:
