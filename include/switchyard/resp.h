@@ -21,14 +21,6 @@
 #include "switchyard/abi.h"
 #include "switchyard/resp_bulk.h"
 
-#ifndef SY_INLINE
-#ifdef __BPF__
-#define SY_INLINE static __always_inline
-#else
-#define SY_INLINE static inline
-#endif
-#endif
-
 /* The verifier must see an index's bound on the register used for the access; the
  * barrier keeps clang from dropping the mask as redundant after the range check. */
 #ifdef __BPF__

@@ -21,14 +21,6 @@
 #include "switchyard/abi.h"
 #include "switchyard/resp_bulk.h"
 
-#ifndef SY_INLINE
-#ifdef __BPF__
-#define SY_INLINE static __always_inline
-#else
-#define SY_INLINE static inline
-#endif
-#endif
-
 /* Beyond these the stream is not Redis's: a bulk or aggregate length, and the
  * elements one reply may still owe. */
 #define SY_REPLY_MAX_LEN     (1ull << 40)

@@ -83,7 +83,8 @@ static void errors_name_file_line_and_field(void **state)
 		"audit_every, plan, auth, scope, resolve_interval, transform, version_field)");
 	expect_error(
 		"migrations:\n  - name: a\n    legacy: [\"local host:1\"]\n    target: [\"127.0.0.1:2\"]\n",
-		"t.yaml:3: legacy[0]: \"local host:1\": not a numeric IPv4 or [IPv6] address, nor a host name");
+		"t.yaml:3: legacy[0]: \"local host:1\": not a numeric IPv4 or [IPv6] address, nor a host "
+		"name");
 	expect_error(
 		"migrations:\n  - name: a\n    legacy: [\"127.0.0.1:1\"]\n    target: [\"127.0.0.1:2\"]\n"
 		"    ratio: 120%\n",
