@@ -384,7 +384,9 @@ static int evaluate(const struct sy_migration_state *m, struct rt *t)
 	}
 	t->samples = exch[SY_SIDE_TARGET];
 	t->nodes = now->nodes;
-	snprintf(across, sizeof(across), now->nodes ? " across %u nodes" : "", now->nodes);
+	across[0] = '\0';
+	if (now->nodes)
+		snprintf(across, sizeof(across), " across %u nodes", now->nodes);
 	if (exch[SY_SIDE_LEGACY] >= (p->min_samples ? p->min_samples : 1))
 		t->base_p99_us = p99[SY_SIDE_LEGACY];
 	for (int g = 0; g < SY_GATES; g++) {
