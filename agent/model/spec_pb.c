@@ -110,14 +110,15 @@ static int eps_from(char **in, size_t n, const char *field, struct sy_migration_
 			k++;
 			continue;
 		}
-		if (sy_hostport_parse(in[i], h->host, &h->port, why2, sizeof(why2))) {
-			snprintf(err->msg, sizeof(err->msg), "%s[%zu]: %s", field, i,
-				 strstr(why, "numeric") ? why2 : why);
-			return -EINVAL;
-		}
+		/* Counted before h is written: the slot past the last is the next side's. */
 		if (m->n_hosts[side] == SY_SPEC_MAX_HOSTS) {
 			snprintf(err->msg, sizeof(err->msg), "%s: at most %d host names", field,
 				 SY_SPEC_MAX_HOSTS);
+			return -EINVAL;
+		}
+		if (sy_hostport_parse(in[i], h->host, &h->port, why2, sizeof(why2))) {
+			snprintf(err->msg, sizeof(err->msg), "%s[%zu]: %s", field, i,
+				 strstr(why, "numeric") ? why2 : why);
 			return -EINVAL;
 		}
 		h->pos = (uint8_t)i;

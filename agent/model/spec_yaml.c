@@ -82,11 +82,12 @@ static int endpoints(struct yctx *c, yaml_node_t *n, const char *field, struct s
 		} else {
 			struct sy_host_spec *h = &m->hosts[side][m->n_hosts[side]];
 
+			/* Counted before h is written: the slot past the last is the next side's. */
+			if (m->n_hosts[side] == SY_SPEC_MAX_HOSTS)
+				return yfail(c, e, "%s: at most %d host names", field, SY_SPEC_MAX_HOSTS);
 			if (sy_hostport_parse(s, h->host, &h->port, why2, sizeof(why2)))
 				return yfail(c, e, "%s[%u]: %s", field, k,
 					     strstr(why, "numeric") ? why2 : why);
-			if (m->n_hosts[side] == SY_SPEC_MAX_HOSTS)
-				return yfail(c, e, "%s: at most %d host names", field, SY_SPEC_MAX_HOSTS);
 			h->pos = (uint8_t)k;
 			h->first = (uint8_t)n_eps;
 			h->line = sy_yaml_line(e);

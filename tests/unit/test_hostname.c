@@ -156,6 +156,39 @@ static void bad_values_name_the_line(void **state)
 	assert_non_null(strstr(err.msg, "t.yaml:5: resolve_interval: at least 1s"));
 }
 
+/* A fifth host name on one side is refused by both readers without writing past the
+ * side's slots (the API's reader wrote it over n_hosts: found by fuzz_control_req). */
+static void a_fifth_host_name_is_refused_by_both_readers(void **state)
+{
+	char *names[5] = {"a.svc:7000", "b.svc:7000", "c.svc:7000", "d.svc:7000", "e.svc:7000"};
+	char *one[1] = {"127.0.0.1:7001"};
+	Switchyard__V1__MigrationSpec pb = SWITCHYARD__V1__MIGRATION_SPEC__INIT;
+	struct sy_migration_spec back;
+	struct sy_spec s;
+	struct sy_spec_err err = {{0}};
+	const char *yaml = "migrations:\n"
+			   "  - name: users\n"
+			   "    legacy: [\"127.0.0.1:7000\"]\n"
+			   "    target: [\"a.svc:7001\", \"b.svc:7001\", \"c.svc:7001\",\n"
+			   "             \"d.svc:7001\", \"e.svc:7001\"]\n";
+
+	(void)state;
+	pb.name = "users";
+	pb.legacy = one;
+	pb.n_legacy = 1;
+	pb.target = names;
+	pb.n_target = 5;
+	assert_int_equal(sy_spec_from_pb(&pb, &back, &err), -EINVAL);
+	assert_string_equal(err.msg, "target: at most 4 host names");
+	assert_int_equal(back.n_hosts[SY_SIDE_TARGET], 4);
+	assert_int_equal(back.n_hosts[SY_SIDE_LEGACY], 0);
+	sy_migration_spec_free(&back);
+
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(sy_spec_load_buf("t.yaml", yaml, strlen(yaml), &s, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "target: at most 4 host names"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +196,7 @@ int main(void)
 		cmocka_unit_test(addresses_fill_the_names_place),
 		cmocka_unit_test(localhost_resolves_and_unknown_names_fail),
 		cmocka_unit_test(bad_values_name_the_line),
+		cmocka_unit_test(a_fifth_host_name_is_refused_by_both_readers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
