@@ -241,6 +241,7 @@ int sy_transform_load_buf(const char *path, const char *label, const char *src, 
 		return -EINVAL;
 	}
 	lua_gc(t->L, LUA_GCCOLLECT);
+	lua_gc(t->L, LUA_GCGEN, 0, 0);
 	*out = t;
 	return 0;
 }
