@@ -56,7 +56,9 @@ function forward_write(argv)
     local hset, n = {"HSET", argv[2], "_v", VERSION}, 4
     for f, v in pairs(doc) do
       if v ~= NULL then -- a document's own _v comes later and wins, as in to_hash
-        hset[n + 1], hset[n + 2], n = f, text(v), n + 2
+        hset[n + 1] = f
+        hset[n + 2] = text(v)
+        n = n + 2
       end
     end
     return {{"DEL", argv[2]}, hset}
