@@ -2,7 +2,8 @@
 """Transforms (docs/transforms.md, agent/transform/): legacy's JSON users become hashes
 with a version field on target through a Lua script — backfilled, mirrored under a
 mixed workload, compared by an independent compare written here (not the agent's
-audit), audited through forward_key with planted drift reported exactly and repaired,
+audit), audited through forward_key with planted drift (changed values, and target-only keys
+found through reverse_key) reported exactly and repaired,
 and the version histogram counted exactly; scripts that loop, allocate without end or
 fail on some keys are stopped and counted while the agent serves; a syntax error is
 refused at apply with its FILE:LINE."""
@@ -205,6 +206,25 @@ def test_json_users_backfilled_mirrored_audited_repaired_and_versioned(env, cgro
     r = audit(d, "--rate", "200000")
     assert drift(r) == dict.fromkeys(drift(r), 0)
     assert {v["version"]: int(v["keys"]) for v in r["versions"]} == {"2": T.dbsize()}
+
+    # target-only keys (the script has reverse_key): exactly they are extra, and --repair
+    # removes them through their absent legacy source (forward_key of "none" deletes)
+    extras = ["user:extra:%d" % i for i in range(4)] + ["user:orphan"]
+    for k in extras[:4]:
+        T.hset(k, mapping={"name": "ghost", "_v": "2"})
+    T.set("user:orphan", "not a document")
+    audit(d, "--rate", "200000")
+    r = audit(d, "--report")
+    assert drift(r) == {"missing": 0, "extra": 5, "type": 0, "value": 0, "ttl": 0}, r
+    assert {x["key"]: x["kind"] for x in r["drift"]} == {k: "extra" for k in extras}
+    assert {v["version"]: int(v["keys"]) for v in r["versions"]} == {"2": T.dbsize() - 1}
+    r = audit(d, "--repair", "--rate", "200000")
+    assert int(r["repaired"]) == 5, r
+    wait_for(lambda: drained(d) and not any(T.exists(k) for k in extras), timeout=30, what="extras removed")
+    n, diffs = independent_compare(legacy.port, target.port)
+    assert diffs == []
+    r = audit(d, "--rate", "200000")
+    assert drift(r) == dict.fromkeys(drift(r), 0), r
     # the histogram is a metric too (Prometheus), as is the script's call count
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read().decode()
     docs = [l for l in text.splitlines() if l.startswith("switchyard_documents{")]
