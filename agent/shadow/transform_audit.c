@@ -109,15 +109,38 @@ static int classify(const struct sy_tkey *want, const struct sy_tkey *got)
 	return SY_DRIFT_NONE;
 }
 
-struct tlook {
-	struct tcmp *c;
-	size_t i; /* the expected key */
+/* The look of one key of a list (keys->v[i]) for its owner. */
+struct klook {
+	void *owner;
+	size_t i;
 };
+
+/* One look per key of `keys` on c, answered to cb; *waiting counts those sent. false
+ * when one of them could not be sent. */
+static bool look_each(struct sy_redis *c, const struct sy_tkeys *keys, sy_redis_reply_cb cb, void *owner,
+		      uint32_t *waiting)
+{
+	bool all = true;
+
+	for (size_t i = 0; i < keys->n; i++) {
+		struct klook *kl = malloc(sizeof(*kl));
+
+		if (kl)
+			*kl = (struct klook){owner, i};
+		if (!kl || !sy_redis_alive(c) || sy_look_send(c, keys->v[i].key, keys->v[i].klen, cb, kl)) {
+			free(kl);
+			all = false;
+			continue;
+		}
+		(*waiting)++;
+	}
+	return all;
+}
 
 static void on_target(struct sy_redis *rc, redisReply *r, void *priv)
 {
-	struct tlook *tl = priv;
-	struct tcmp *c = tl->c;
+	struct klook *tl = priv;
+	struct tcmp *c = tl->owner;
 	struct sy_tkey got;
 	void *arena = NULL;
 
@@ -154,19 +177,8 @@ static void on_legacy(struct sy_redis *rc, redisReply *r, void *priv)
 		return;
 	}
 	c->waiting = 1; /* held while sending */
-	for (size_t i = 0; i < c->exp.n; i++) {
-		struct tlook *tl = malloc(sizeof(*tl));
-
-		if (!tl || !sy_redis_alive(c->target) ||
-		    sy_look_send(c->target, c->exp.v[i].key, c->exp.v[i].klen, on_target, tl)) {
-			free(tl);
-			c->kind = -1;
-			continue;
-		}
-		tl->c = c;
-		tl->i = i;
-		c->waiting++;
-	}
+	if (!look_each(c->target, &c->exp, on_target, c, &c->waiting))
+		c->kind = -1;
 	if (--c->waiting == 0)
 		finish(c);
 }
@@ -211,11 +223,6 @@ struct textra {
 	char key[];
 };
 
-struct xlook {
-	struct textra *x;
-	size_t i;
-};
-
 static void extra_finish(struct textra *x)
 {
 	struct sy_look l, t;
@@ -243,8 +250,8 @@ static bool names(const struct sy_tkeys *keys, const char *key, size_t len, bool
 
 static void on_source(struct sy_redis *rc, redisReply *r, void *priv)
 {
-	struct xlook *xl = priv;
-	struct textra *x = xl->x;
+	struct klook *xl = priv;
+	struct textra *x = xl->owner;
 	const struct sy_tkey *s = &x->src.v[xl->i];
 	struct sy_tkey in;
 	struct sy_tkeys fw;
@@ -295,19 +302,8 @@ static void on_extra_target(struct sy_redis *rc, redisReply *r, void *priv)
 		return;
 	}
 	x->waiting = 1; /* held while sending */
-	for (size_t i = 0; i < x->src.n; i++) {
-		struct xlook *xl = malloc(sizeof(*xl));
-
-		if (!xl || !sy_redis_alive(x->legacy) ||
-		    sy_look_send(x->legacy, x->src.v[i].key, x->src.v[i].klen, on_source, xl)) {
-			free(xl);
-			x->unanswered = true;
-			continue;
-		}
-		xl->x = x;
-		xl->i = i;
-		x->waiting++;
-	}
+	if (!look_each(x->legacy, &x->src, on_source, x, &x->waiting))
+		x->unanswered = true;
 	if (--x->waiting == 0)
 		extra_finish(x);
 }
