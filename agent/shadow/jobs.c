@@ -112,6 +112,15 @@ int sy_job_select(struct sy_redis *c, int *cur, int db)
 	return e;
 }
 
+int sy_job_del(struct sy_redis *c, int *cur, int db, const char *key, size_t len)
+{
+	const char *argv[2] = {"DEL", key};
+	size_t lens[2] = {3, len};
+	int e = sy_job_select(c, cur, db);
+
+	return e ? e : sy_redis_sendv(c, 2, argv, lens, ignore_reply, NULL);
+}
+
 int sy_job_next_db(uint64_t dbs, int db)
 {
 	for (int n = db + 1; n < 64; n++)

@@ -32,6 +32,9 @@ int sy_job_next_db(uint64_t dbs, int db);
 /* SELECT db on c unless *cur (the database c has selected, shared by everyone sending
  * on c) already is db; commands sent after it read that database. 0 or the send's error. */
 int sy_job_select(struct sy_redis *c, int *cur, int db);
+/* DEL key on c, in database db (as sy_job_select), its answer not awaited. 0 or the
+ * send's error. */
+int sy_job_del(struct sy_redis *c, int *cur, int db, const char *key, size_t len);
 /* Replaces the place file `path` with `line`; logs (for migration `mig`, job `what`) a
  * failure unless it is the same as *last_err, the last save's result. */
 void sy_job_save(const char *mig, const char *what, const char *path, const char *line, int *last_err);

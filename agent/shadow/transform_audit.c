@@ -3,6 +3,7 @@
 #include "shadow/transform_audit.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,15 +109,38 @@ static int classify(const struct sy_tkey *want, const struct sy_tkey *got)
 	return SY_DRIFT_NONE;
 }
 
-struct tlook {
-	struct tcmp *c;
-	size_t i; /* the expected key */
+/* The look of one key of a list (keys->v[i]) for its owner. */
+struct klook {
+	void *owner;
+	size_t i;
 };
+
+/* One look per key of `keys` on c, answered to cb; *waiting counts those sent. false
+ * when one of them could not be sent. */
+static bool look_each(struct sy_redis *c, const struct sy_tkeys *keys, sy_redis_reply_cb cb, void *owner,
+		      uint32_t *waiting)
+{
+	bool all = true;
+
+	for (size_t i = 0; i < keys->n; i++) {
+		struct klook *kl = malloc(sizeof(*kl));
+
+		if (kl)
+			*kl = (struct klook){owner, i};
+		if (!kl || !sy_redis_alive(c) || sy_look_send(c, keys->v[i].key, keys->v[i].klen, cb, kl)) {
+			free(kl);
+			all = false;
+			continue;
+		}
+		(*waiting)++;
+	}
+	return all;
+}
 
 static void on_target(struct sy_redis *rc, redisReply *r, void *priv)
 {
-	struct tlook *tl = priv;
-	struct tcmp *c = tl->c;
+	struct klook *tl = priv;
+	struct tcmp *c = tl->owner;
 	struct sy_tkey got;
 	void *arena = NULL;
 
@@ -153,19 +177,8 @@ static void on_legacy(struct sy_redis *rc, redisReply *r, void *priv)
 		return;
 	}
 	c->waiting = 1; /* held while sending */
-	for (size_t i = 0; i < c->exp.n; i++) {
-		struct tlook *tl = malloc(sizeof(*tl));
-
-		if (!tl || !sy_redis_alive(c->target) ||
-		    sy_look_send(c->target, c->exp.v[i].key, c->exp.v[i].klen, on_target, tl)) {
-			free(tl);
-			c->kind = -1;
-			continue;
-		}
-		tl->c = c;
-		tl->i = i;
-		c->waiting++;
-	}
+	if (!look_each(c->target, &c->exp, on_target, c, &c->waiting))
+		c->kind = -1;
 	if (--c->waiting == 0)
 		finish(c);
 }
@@ -188,6 +201,135 @@ int sy_tcmp_send(struct sy_xf *xf, struct sy_redis *legacy, struct sy_redis *tar
 	memcpy(c->key, key, len);
 	if (sy_look_send(legacy, key, len, on_legacy, c)) {
 		free(c);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* ---- extra keys on target (reverse_key) ------------------------------------------------------ */
+
+struct textra {
+	struct sy_xf *xf;
+	struct sy_redis *legacy;
+	sy_textra_cb cb;
+	void *priv;
+	const char *vfield;
+	struct sy_versions *versions;
+	struct sy_tkeys src; /* reverse_key's legacy keys */
+	uint32_t waiting;
+	bool mapped, unanswered;
+	long via; /* the index in src of the key a repair goes through; -1 */
+	size_t len;
+	char key[];
+};
+
+static void extra_finish(struct textra *x)
+{
+	struct sy_look l, t;
+	bool extra = !x->unanswered && !x->mapped;
+
+	looks_for(x->unanswered ? -1 : extra ? SY_DRIFT_EXTRA : SY_DRIFT_NONE, &l, &t);
+	x->cb(x->priv, &l, &t, extra && x->via >= 0 ? x->src.v[x->via].key : NULL,
+	      extra && x->via >= 0 ? x->src.v[x->via].klen : 0);
+	sy_tkeys_free(&x->src);
+	free(x);
+}
+
+/* Whether keys holds target's key: present (as a value) or at all (present false). */
+static bool names(const struct sy_tkeys *keys, const char *key, size_t len, bool present)
+{
+	for (size_t i = 0; i < keys->n; i++) {
+		const struct sy_tkey *k = &keys->v[i];
+
+		if (k->klen == len && memcmp(k->key, key, len) == 0 &&
+		    (!present || (k->type != SY_KT_NONE && (k->n > 0 || k->type == SY_KT_STRING))))
+			return true;
+	}
+	return false;
+}
+
+static void on_source(struct sy_redis *rc, redisReply *r, void *priv)
+{
+	struct klook *xl = priv;
+	struct textra *x = xl->owner;
+	const struct sy_tkey *s = &x->src.v[xl->i];
+	struct sy_tkey in;
+	struct sy_tkeys fw;
+	void *arena = NULL;
+
+	(void)rc;
+	if (!sy_tkey_of_reply(r, &in, s->key, s->klen, &arena)) {
+		x->unanswered = true;
+	} else if (in.type != SY_KT_STREAM && sy_xf_key(x->xf, false, &in, &fw) == 0) {
+		/* present and mapped to this key: not extra; absent and deleting it: the way
+		 * a repair removes it, keeping the mirror's order on that legacy key */
+		if (in.type != SY_KT_NONE && names(&fw, x->key, x->len, true))
+			x->mapped = true;
+		else if (in.type == SY_KT_NONE && x->via < 0 && names(&fw, x->key, x->len, false))
+			x->via = (long)xl->i;
+		sy_tkeys_free(&fw);
+	} else {
+		x->mapped = true; /* a script failure is the transform's count, not drift */
+	}
+	sy_arena_free(&arena);
+	free(xl);
+	if (--x->waiting == 0)
+		extra_finish(x);
+}
+
+static void on_extra_target(struct sy_redis *rc, redisReply *r, void *priv)
+{
+	struct textra *x = priv;
+	struct sy_tkey got;
+	void *arena = NULL;
+	int e;
+
+	(void)rc;
+	if (x->vfield)
+		sy_versions_add(x->versions, r, x->vfield);
+	if (!sy_tkey_of_reply(r, &got, x->key, x->len, &arena)) {
+		sy_arena_free(&arena);
+		x->unanswered = true;
+		extra_finish(x);
+		return;
+	}
+	/* gone meanwhile, or a stream (never transformed): nothing to say */
+	e = got.type == SY_KT_NONE || got.type == SY_KT_STREAM ? 1 : sy_xf_key(x->xf, true, &got, &x->src);
+	sy_arena_free(&arena);
+	if (e) {
+		x->mapped = true;
+		extra_finish(x);
+		return;
+	}
+	x->waiting = 1; /* held while sending */
+	if (!look_each(x->legacy, &x->src, on_source, x, &x->waiting))
+		x->unanswered = true;
+	if (--x->waiting == 0)
+		extra_finish(x);
+}
+
+int sy_textra_send(struct sy_xf *xf, struct sy_redis *legacy, struct sy_redis *target, const char *key,
+		   size_t len, const char *version_field, struct sy_versions *versions, sy_textra_cb cb,
+		   void *priv)
+{
+	struct textra *x;
+
+	if (!sy_redis_alive(target))
+		return -ENOTCONN;
+	x = calloc(1, sizeof(*x) + len);
+	if (!x)
+		return -ENOMEM;
+	*x = (struct textra){.xf = xf,
+			     .legacy = legacy,
+			     .cb = cb,
+			     .priv = priv,
+			     .vfield = version_field && version_field[0] ? version_field : NULL,
+			     .versions = versions,
+			     .via = -1,
+			     .len = len};
+	memcpy(x->key, key, len);
+	if (sy_look_send(target, key, len, on_extra_target, x)) {
+		free(x);
 		return -EIO;
 	}
 	return 0;

@@ -166,6 +166,11 @@ int sy_xf_write(struct sy_xf *x, bool reverse, int argc, const char *const *argv
 		     : e;
 }
 
+bool sy_xf_has(const struct sy_xf *x, enum sy_tfn fn)
+{
+	return x && x->t && sy_transform_has(x->t, fn);
+}
+
 void sy_xf_fell_back(struct sy_xf *x)
 {
 	x->st.fallback++;

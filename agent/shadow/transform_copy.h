@@ -50,6 +50,8 @@ int sy_xf_key(struct sy_xf *x, bool reverse, const struct sy_tkey *in, struct sy
  * such function), a negative errno when the script failed (counted). */
 int sy_xf_write(struct sy_xf *x, bool reverse, int argc, const char *const *argv, const size_t *lens,
 		struct sy_targvs *out);
+/* Whether the script (loaded and compiling) defines fn. */
+bool sy_xf_has(const struct sy_xf *x, enum sy_tfn fn);
 /* Counts a forward_write fallback. */
 void sy_xf_fell_back(struct sy_xf *x);
 /* The mirror's replay of one captured write through forward_write (reverse_write):

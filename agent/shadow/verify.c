@@ -96,6 +96,23 @@ static void add_drift(struct vmig *g, int kind, int db, const char *key, size_t 
 	}
 }
 
+static void cmp_free(struct cmp *k)
+{
+	free(k->via);
+	free(k);
+}
+
+/* A drifted key found by the audit is copied again from legacy, which deletes a key
+ * legacy lacks; an extra found through reverse_key goes through the legacy key that
+ * deletes it, or is deleted on target when there is none (transform_audit.h). */
+static int repair_audited(struct vmig *g, const struct cmp *k, int kind)
+{
+	if (kind != SY_DRIFT_EXTRA || !g->xf || k->via)
+		return sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, k->db,
+					    k->via ? k->via : k->key, k->via ? k->via_len : k->len);
+	return sy_job_del(g->conn[1], &g->conn_db[1], k->db, k->key, k->len);
+}
+
 static void cmp_done(struct cmp *k)
 {
 	struct vmig *g = k->g;
@@ -113,9 +130,10 @@ static void cmp_done(struct cmp *k)
 			snprintf(g->a.error, sizeof(g->a.error), "some keys could not be read on both sides");
 		kind = SY_DRIFT_NONE;
 	}
-	/* the target scan only looks for keys legacy lacks (not through a transform: its
-	 * target keys need not be named as legacy's) */
-	if (k->purpose == P_AUDIT_TARGET && (kind != SY_DRIFT_EXTRA || g->xf))
+	/* the target scan only looks for keys legacy lacks; through a transform only when it
+	 * has reverse_key (its target keys need not be named as legacy's) */
+	if (k->purpose == P_AUDIT_TARGET &&
+	    (kind != SY_DRIFT_EXTRA || (g->xf && !sy_xf_has(g->xf, SY_TF_REVERSE_KEY))))
 		kind = SY_DRIFT_NONE;
 	if (kind != SY_DRIFT_NONE && k->attempt == 0) {
 		/* maybe a write in flight through the mirror: look again after it settles */
@@ -157,14 +175,12 @@ static void cmp_done(struct cmp *k)
 				rl = sy_key_map(&g->spec, SY_SIDE_LEGACY, k->key, k->len, buf, sizeof(buf),
 						&rk);
 			add_drift(g, kind, k->db, rk, rl);
-			if ((g->a.repair || g->spec.auto_repair) &&
-			    sy_mirror_repair_key(g->v->mirror, g->id, SY_DIR_FORWARD, k->db, k->key,
-						 k->len) == 0)
+			if ((g->a.repair || g->spec.auto_repair) && repair_audited(g, k, kind) == 0)
 				g->audit_repaired++, g->a.repaired++;
 		}
 	}
 	purpose = k->purpose;
-	free(k);
+	cmp_free(k);
 	if (purpose != P_DUAL && !g->step_timer)
 		g->step_timer = sy_loop_add_timer(g->v->loop, 0, audit_step, g);
 }
@@ -197,6 +213,19 @@ static void on_tcmp(void *priv, const struct sy_look *l, const struct sy_look *t
 	cmp_done(k);
 }
 
+static void on_textra(void *priv, const struct sy_look *l, const struct sy_look *t, const char *via,
+		      size_t via_len)
+{
+	struct cmp *k = priv;
+
+	free(k->via);
+	k->via = via ? malloc(via_len ? via_len : 1) : NULL;
+	if (k->via)
+		memcpy(k->via, via, via_len);
+	k->via_len = via_len;
+	on_tcmp(k, l, t);
+}
+
 static void cmp_send(struct cmp *k)
 {
 	struct vmig *g = k->g;
@@ -210,6 +239,14 @@ static void cmp_send(struct cmp *k)
 		if (use_db(g, 0, k->db) || use_db(g, 1, k->db) ||
 		    sy_tcmp_send(g->xf, g->conn[0], g->conn[1], k->key, k->len, on_tcmp, k))
 			cmp_done(k); /* looks not ok: unanswered */
+		return;
+	}
+	if (g->xf && sy_xf_has(g->xf, SY_TF_REVERSE_KEY)) { /* extra keys through reverse_key */
+		if (use_db(g, 0, k->db) || use_db(g, 1, k->db) ||
+		    sy_textra_send(g->xf, g->conn[0], g->conn[1], k->key, k->len,
+				   k->attempt == 0 ? g->spec.version_field : NULL, &g->a.versions, on_textra,
+				   k))
+			cmp_done(k);
 		return;
 	}
 	if (!sy_redis_alive(g->conn[0]) || use_db(g, 0, k->db) ||
@@ -407,7 +444,7 @@ static void queue_drop(struct vmig *g)
 
 	while ((k = STAILQ_FIRST(&g->q))) {
 		STAILQ_REMOVE_HEAD(&g->q, link);
-		free(k);
+		cmp_free(k);
 	}
 	g->q_len = 0;
 }

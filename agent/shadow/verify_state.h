@@ -32,6 +32,10 @@ struct cmp {
 	uint8_t db; /* the database the key is in (0 for dual reads) */
 	uint64_t due_ms;
 	struct sy_look look[2];
+	/* an extra target key with a transform: the legacy key whose repair removes it
+	 * (transform_audit.h; malloc'd), or NULL: delete the key itself */
+	char *via;
+	size_t via_len;
 	size_t len;
 	char key[]; /* legacy-side name */
 };

@@ -241,6 +241,9 @@ int sy_transform_load_buf(const char *path, const char *label, const char *src, 
 		return -EINVAL;
 	}
 	lua_gc(t->L, LUA_GCCOLLECT);
+	/* generational: what a call builds (argv tables, decoded documents) dies young,
+	 * and minor collections cost less than the incremental collector's full cycles */
+	lua_gc(t->L, LUA_GCGEN, 0, 0);
 	*out = t;
 	return 0;
 }

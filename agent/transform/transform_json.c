@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-/* transform_json.c — switchyard.json for scripts, on json-c: decode(s) → Lua values
- * (objects and arrays as tables, null as switchyard.json.null), encode(v) → text with
- * object keys sorted, so one document always encodes to the same bytes (the audit
- * compares bytes). Depth is bounded both ways; a json-c object under construction is
- * held by a userdata with __gc, so a Lua error (memory cap) cannot leak it. */
+/* transform_json.c — switchyard.json for scripts: decode(s) → Lua values (objects and
+ * arrays as tables, null as switchyard.json.null) by a parser of its own that builds
+ * them directly; encode(v) → text, on json-c, with object keys sorted, so one document
+ * always encodes to the same bytes (the audit compares bytes). Depth is bounded both
+ * ways; a json-c object under construction is held by a userdata with __gc, so a Lua
+ * error (memory cap) cannot leak it. */
+#include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,79 +44,311 @@ static void *null_value(void)
 	return &n;
 }
 
-static void push_json(lua_State *L, struct json_object *o, int depth)
-{
-	luaL_checkstack(L, 4, "json too deep");
-	switch (json_object_get_type(o)) {
-	case json_type_null:
-		lua_pushlightuserdata(L, null_value());
-		break;
-	case json_type_boolean:
-		lua_pushboolean(L, json_object_get_boolean(o));
-		break;
-	case json_type_int:
-		lua_pushinteger(L, (lua_Integer)json_object_get_int64(o));
-		break;
-	case json_type_double:
-		lua_pushnumber(L, json_object_get_double(o));
-		break;
-	case json_type_string:
-		lua_pushlstring(L, json_object_get_string(o), (size_t)json_object_get_string_len(o));
-		break;
-	case json_type_array: {
-		size_t n = json_object_array_length(o);
+/* ---- decode: JSON text straight onto the Lua stack ------------------------------------------
+ * Not through json-c: building its object tree (an object and a hash table per JSON
+ * object, a tokener per call) and then copying it into Lua tables cost the mirror's
+ * forward_write path more than the script itself (bench/transform.sh, sy_xfbench). The
+ * grammar is RFC 8259's, as strict as json-c's JSON_TOKENER_STRICT: no comments, no
+ * trailing commas, no leading zeros, no raw control characters in strings. */
 
-		lua_createtable(L, (int)n, 0);
-		for (size_t i = 0; i < n; i++) {
-			push_json(L, json_object_array_get_idx(o, i), depth + 1);
-			lua_rawseti(L, -2, (lua_Integer)i + 1);
-		}
-		break;
+struct jdec {
+	lua_State *L;
+	const char *s, *p, *end;
+};
+
+static int jfail(struct jdec *d, const char *what)
+{
+	if (d->p >= d->end)
+		return luaL_error(d->L, "json.decode: unexpected end of input");
+	return luaL_error(d->L, "json.decode: %s at offset %d", what, (int)(d->p - d->s));
+}
+
+static void jspace(struct jdec *d)
+{
+	while (d->p < d->end && (*d->p == ' ' || *d->p == '\t' || *d->p == '\r' || *d->p == '\n'))
+		d->p++;
+}
+
+static int jhex4(struct jdec *d)
+{
+	int v = 0;
+
+	if (d->end - d->p < 4)
+		jfail(d, "a short \\u escape");
+	for (int i = 0; i < 4; i++) {
+		char c = *d->p++;
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			v |= (c | 0x20) - 'a' + 10;
+		else
+			jfail(d, "a bad \\u escape");
 	}
-	case json_type_object:
-		lua_createtable(L, 0, json_object_object_length(o));
-		json_object_object_foreach(o, k, v)
-		{
-			lua_pushstring(L, k);
-			push_json(L, v, depth + 1);
+	return v;
+}
+
+static void jutf8(luaL_Buffer *b, unsigned cp)
+{
+	char u[4];
+	int n;
+
+	if (cp < 0x80)
+		u[0] = (char)cp, n = 1;
+	else if (cp < 0x800)
+		u[0] = (char)(0xc0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
+	else if (cp < 0x10000)
+		u[0] = (char)(0xe0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3f)),
+		u[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
+	else
+		u[0] = (char)(0xf0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3f)),
+		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), u[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
+	luaL_addlstring(b, u, (size_t)n);
+}
+
+/* A string after its opening quote. Without escapes (the usual case) it is pushed
+ * as it stands, without a buffer. */
+static void jstring(struct jdec *d)
+{
+	const char *q = d->p;
+	luaL_Buffer b;
+
+	while (q < d->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+		q++;
+	if (q < d->end && *q == '"') {
+		lua_pushlstring(d->L, d->p, (size_t)(q - d->p));
+		d->p = q + 1;
+		return;
+	}
+	luaL_buffinit(d->L, &b);
+	for (;;) {
+		char c;
+
+		if (d->p >= d->end)
+			jfail(d, "an unterminated string");
+		c = *d->p++;
+		if (c == '"')
+			break;
+		if ((unsigned char)c < 0x20)
+			d->p--, jfail(d, "a control character in a string");
+		if (c != '\\') {
+			luaL_addchar(&b, c);
+			continue;
+		}
+		if (d->p >= d->end)
+			jfail(d, "an unterminated string");
+		switch ((c = *d->p++)) {
+		case '"':
+		case '\\':
+		case '/':
+			luaL_addchar(&b, c);
+			break;
+		case 'b':
+			luaL_addchar(&b, '\b');
+			break;
+		case 'f':
+			luaL_addchar(&b, '\f');
+			break;
+		case 'n':
+			luaL_addchar(&b, '\n');
+			break;
+		case 'r':
+			luaL_addchar(&b, '\r');
+			break;
+		case 't':
+			luaL_addchar(&b, '\t');
+			break;
+		case 'u': {
+			unsigned cp = (unsigned)jhex4(d);
+
+			if (cp >= 0xd800 && cp < 0xdc00 && d->end - d->p >= 6 && d->p[0] == '\\' &&
+			    d->p[1] == 'u') {
+				const char *at = d->p;
+				unsigned lo;
+
+				d->p += 2;
+				lo = (unsigned)jhex4(d);
+				if (lo >= 0xdc00 && lo < 0xe000)
+					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				else
+					d->p = at; /* not a pair: the high half alone */
+			}
+			jutf8(&b, cp >= 0xd800 && cp < 0xe000 ? 0xfffd : cp); /* a lone half */
+			break;
+		}
+		default:
+			d->p--, jfail(d, "a bad escape");
+		}
+	}
+	luaL_pushresult(&b);
+}
+
+static void jnumber(struct jdec *d)
+{
+	const char *a = d->p;
+	bool integral = true;
+	char buf[64], *e;
+
+	if (d->p < d->end && *d->p == '-')
+		d->p++;
+	if (d->p < d->end && *d->p == '0')
+		d->p++;
+	else if (d->p < d->end && *d->p >= '1' && *d->p <= '9')
+		while (d->p < d->end && *d->p >= '0' && *d->p <= '9')
+			d->p++;
+	else
+		jfail(d, "a bad number");
+	if (d->p < d->end && *d->p == '.') {
+		integral = false;
+		if (++d->p >= d->end || *d->p < '0' || *d->p > '9')
+			jfail(d, "a bad number");
+		while (d->p < d->end && *d->p >= '0' && *d->p <= '9')
+			d->p++;
+	}
+	if (d->p < d->end && (*d->p == 'e' || *d->p == 'E')) {
+		integral = false;
+		if (++d->p < d->end && (*d->p == '+' || *d->p == '-'))
+			d->p++;
+		if (d->p >= d->end || *d->p < '0' || *d->p > '9')
+			jfail(d, "a bad number");
+		while (d->p < d->end && *d->p >= '0' && *d->p <= '9')
+			d->p++;
+	}
+	if (d->p - a >= (long)sizeof(buf))
+		jfail(d, "a number too long");
+	memcpy(buf, a, (size_t)(d->p - a));
+	buf[d->p - a] = 0;
+	if (integral) {
+		long long v;
+
+		errno = 0;
+		v = strtoll(buf, &e, 10);
+		if (errno == 0) {
+			lua_pushinteger(d->L, (lua_Integer)v);
+			return;
+		}
+	}
+	lua_pushnumber(d->L, strtod(buf, &e)); /* past int64: a float, as json-c reads it */
+}
+
+static bool jword(struct jdec *d, const char *w, size_t n)
+{
+	if ((size_t)(d->end - d->p) < n || memcmp(d->p, w, n) != 0)
+		return false;
+	d->p += n;
+	return true;
+}
+
+static void jvalue(struct jdec *d, int depth)
+{
+	lua_State *L = d->L;
+
+	if (depth > JSON_DEPTH)
+		jfail(d, "nesting too deep");
+	luaL_checkstack(L, 4, "json too deep");
+	jspace(d);
+	if (d->p >= d->end)
+		jfail(d, "a value expected");
+	switch (*d->p) {
+	case '{': {
+		d->p++;
+		lua_createtable(L, 0, 4);
+		jspace(d);
+		if (d->p < d->end && *d->p == '}') {
+			d->p++;
+			return;
+		}
+		for (;;) {
+			jspace(d);
+			if (d->p >= d->end || *d->p != '"')
+				jfail(d, "an object key expected");
+			d->p++;
+			jstring(d);
+			jspace(d);
+			if (d->p >= d->end || *d->p != ':')
+				jfail(d, "':' expected");
+			d->p++;
+			jvalue(d, depth + 1);
 			lua_rawset(L, -3);
+			jspace(d);
+			if (d->p < d->end && *d->p == ',') {
+				d->p++;
+				continue;
+			}
+			if (d->p < d->end && *d->p == '}') {
+				d->p++;
+				return;
+			}
+			jfail(d, "',' or '}' expected");
 		}
-		break;
 	}
+	case '[': {
+		lua_Integer i = 0;
+
+		d->p++;
+		lua_createtable(L, 4, 0);
+		jspace(d);
+		if (d->p < d->end && *d->p == ']') {
+			d->p++;
+			return;
+		}
+		for (;;) {
+			jvalue(d, depth + 1);
+			lua_rawseti(L, -2, ++i);
+			jspace(d);
+			if (d->p < d->end && *d->p == ',') {
+				d->p++;
+				continue;
+			}
+			if (d->p < d->end && *d->p == ']') {
+				d->p++;
+				return;
+			}
+			jfail(d, "',' or ']' expected");
+		}
+	}
+	case '"':
+		d->p++;
+		jstring(d);
+		return;
+	case 't':
+		if (!jword(d, "true", 4))
+			break;
+		lua_pushboolean(L, 1);
+		return;
+	case 'f':
+		if (!jword(d, "false", 5))
+			break;
+		lua_pushboolean(L, 0);
+		return;
+	case 'n':
+		if (!jword(d, "null", 4))
+			break;
+		lua_pushlightuserdata(L, null_value());
+		return;
+	default:
+		if (*d->p == '-' || (*d->p >= '0' && *d->p <= '9')) {
+			jnumber(d);
+			return;
+		}
+	}
+	jfail(d, "unexpected character");
 }
 
 static int l_decode(lua_State *L)
 {
 	size_t n;
 	const char *s = luaL_checklstring(L, 1, &n);
-	struct json_object **b = box_new(L);
-	struct json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
-	enum json_tokener_error e;
-	size_t end;
+	struct jdec d = {L, s, s, s + n};
 
-	if (!tok)
-		return luaL_error(L, "json.decode: out of memory");
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	if (strspn(s, " \t\r\n") == n) {
-		json_tokener_free(tok);
+	jspace(&d);
+	if (d.p == d.end)
 		return luaL_error(L, "json.decode: empty input");
-	}
-	*b = json_tokener_parse_ex(tok, s, (int)n + 1); /* with its NUL: a bare 7 or null ends */
-	e = json_tokener_get_error(tok);
-	end = json_tokener_get_parse_end(tok);
-	if (end > n)
-		end = n;
-	json_tokener_free(tok);
-	if (e != json_tokener_success)
-		return luaL_error(L, "json.decode: %s",
-				  e == json_tokener_continue ? "unexpected end of input"
-							     : json_tokener_error_desc(e));
-	if (strspn(s + end, " \t\r\n") != n - end)
-		return luaL_error(L, "json.decode: trailing bytes at offset %d", (int)end);
-	if (!*b)
-		lua_pushlightuserdata(L, null_value()); /* the document is null */
-	else
-		push_json(L, *b, 0);
+	jvalue(&d, 0);
+	jspace(&d);
+	if (d.p != d.end)
+		return luaL_error(L, "json.decode: trailing bytes at offset %d", (int)(d.p - s));
 	return 1;
 }
 

@@ -16,17 +16,26 @@ struct blk {
 	_Alignas(16) char data[];
 };
 
+#define BLK_SIZE 4096
+
+/* One freed block of BLK_SIZE kept for the next result: most results fit in one, and
+ * a malloc/free pair per call was a visible share of the mirror's forward_write path.
+ * Per thread, though only the agent's loop thread calls transforms. */
+static _Thread_local struct blk *spare;
+
 void *sy_arena_alloc(void **arena, size_t n)
 {
 	struct blk *b = *arena;
 
 	n = (n + 15) & ~(size_t)15;
 	if (!b || b->cap - b->used < n) {
-		size_t cap = n > 4096 ? n : 4096;
-		struct blk *nb = malloc(sizeof(*nb) + cap);
+		size_t cap = n > BLK_SIZE ? n : BLK_SIZE;
+		struct blk *nb = spare && cap == BLK_SIZE ? spare : malloc(sizeof(*nb) + cap);
 
 		if (!nb)
 			return NULL;
+		if (nb == spare)
+			spare = NULL;
 		nb->next = b;
 		nb->used = 0;
 		nb->cap = cap;
@@ -52,7 +61,10 @@ void sy_arena_free(void **arena)
 {
 	for (struct blk *b = *arena, *nx; b; b = nx) {
 		nx = b->next;
-		free(b);
+		if (!spare && b->cap == BLK_SIZE)
+			spare = b;
+		else
+			free(b);
 	}
 	*arena = NULL;
 }
@@ -157,32 +169,24 @@ void sy_argv_push(lua_State *L, int argc, const char *const *argv, const size_t 
 /* The string or number at idx, copied into the arena; NULL when it is neither. */
 static const char *text_at(lua_State *L, int idx, void **arena, size_t *n)
 {
-	const char *s;
-	char *d;
+	char b[40];
+	int k;
 
-	if (lua_type(L, idx) != LUA_TSTRING && lua_type(L, idx) != LUA_TNUMBER)
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		const char *s = lua_tolstring(L, idx, n);
+
+		return sy_arena_dup(arena, s, *n);
+	}
+	if (lua_type(L, idx) != LUA_TNUMBER)
 		return NULL;
-	lua_pushvalue(L, idx); /* a copy: converting a number must not touch a table key */
-	if (lua_isinteger(L, -1)) {
-		char b[32];
-		int k = snprintf(b, sizeof(b), "%lld", (long long)lua_tointeger(L, -1));
-
-		lua_pop(L, 1);
-		*n = (size_t)k;
-		return sy_arena_dup(arena, b, *n);
-	}
-	if (lua_type(L, -1) == LUA_TNUMBER) {
-		char b[40];
-		int k = snprintf(b, sizeof(b), "%.17g", lua_tonumber(L, -1));
-
-		lua_pop(L, 1);
-		*n = (size_t)k;
-		return sy_arena_dup(arena, b, *n);
-	}
-	s = lua_tolstring(L, -1, n);
-	d = sy_arena_dup(arena, s, *n);
-	lua_pop(L, 1);
-	return d;
+	/* formatted here, not by lua_tolstring: converting a number in place would change
+	 * a table key under lua_next */
+	if (lua_isinteger(L, idx))
+		k = snprintf(b, sizeof(b), "%lld", (long long)lua_tointeger(L, idx));
+	else
+		k = snprintf(b, sizeof(b), "%.17g", lua_tonumber(L, idx));
+	*n = (size_t)k;
+	return sy_arena_dup(arena, b, *n);
 }
 
 #define FAIL(...)                                                                                            \

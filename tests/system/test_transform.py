@@ -2,7 +2,8 @@
 """Transforms (docs/transforms.md, agent/transform/): legacy's JSON users become hashes
 with a version field on target through a Lua script — backfilled, mirrored under a
 mixed workload, compared by an independent compare written here (not the agent's
-audit), audited through forward_key with planted drift reported exactly and repaired,
+audit), audited through forward_key with planted drift (changed values, and target-only keys
+found through reverse_key) reported exactly and repaired,
 and the version histogram counted exactly; scripts that loop, allocate without end or
 fail on some keys are stopped and counted while the agent serves; a syntax error is
 refused at apply with its FILE:LINE."""
@@ -205,11 +206,53 @@ def test_json_users_backfilled_mirrored_audited_repaired_and_versioned(env, cgro
     r = audit(d, "--rate", "200000")
     assert drift(r) == dict.fromkeys(drift(r), 0)
     assert {v["version"]: int(v["keys"]) for v in r["versions"]} == {"2": T.dbsize()}
+
     # the histogram is a metric too (Prometheus), as is the script's call count
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10).read().decode()
     docs = [l for l in text.splitlines() if l.startswith("switchyard_documents{")]
     assert any('version="2"' in l and l.split()[-1] == str(T.dbsize()) for l in docs), docs
     assert any(l.startswith("switchyard_transform_calls_total{") and 'outcome="ok"' in l for l in text.splitlines())
+
+
+
+def test_extra_target_keys_found_through_reverse_key_and_removed(env, tmp_path):
+    """With a transform, the target scan finds keys with nothing on legacy behind them
+    through reverse_key: planted target-only keys are reported as extra, exactly they,
+    and --repair removes them (their absent legacy key's copy deletes them)."""
+    start, legacy, target = env
+    script = str(tmp_path / "users.lua")
+    shutil.copy(os.path.join(EXAMPLES, "users_json_to_hash.lua"), script)
+    users = 2000
+    L, T = legacy.client(), target.client()
+    p = L.pipeline(transaction=False)
+    for i in range(users):
+        p.set("user:%d" % i, json.dumps({"name": "user %d" % i, "age": i % 90}))
+    p.execute()
+    d = start(script, version_field="_v")
+    bf = json.loads(d.syctl("--timeout", "120s", "-o", "json", "backfill", "m", "--follow").stdout)
+    assert bf["state"] == "done" and int(bf["copied"]) == users
+    wait_for(lambda: drained(d), timeout=60, what="backfill copies landed")
+    r = audit(d, "--rate", "200000")
+    assert r["state"] == "done" and drift(r) == dict.fromkeys(drift(r), 0), r
+
+    # 4 hashes as the transform would make them, and a string that is no document
+    extras = ["user:extra:%d" % i for i in range(4)] + ["user:orphan"]
+    for k in extras[:4]:
+        T.hset(k, mapping={"name": "ghost", "_v": "2"})
+    T.set("user:orphan", "not a document")
+    audit(d, "--rate", "200000")
+    r = audit(d, "--report")
+    assert drift(r) == {"missing": 0, "extra": 5, "type": 0, "value": 0, "ttl": 0}, r
+    assert {x["key"]: x["kind"] for x in r["drift"]} == {k: "extra" for k in extras}
+    assert {v["version"]: int(v["keys"]) for v in r["versions"]} == {"2": users + 4}
+    r = audit(d, "--repair", "--rate", "200000")
+    assert int(r["repaired"]) == 5, r
+    wait_for(lambda: drained(d) and not any(T.exists(k) for k in extras), timeout=30, what="extras removed")
+    n, diffs = independent_compare(legacy.port, target.port)
+    assert n == users and diffs == []
+    r = audit(d, "--rate", "200000")
+    assert drift(r) == dict.fromkeys(drift(r), 0), r
+    assert T.dbsize() == users
 
 
 FAILING = """

@@ -129,8 +129,17 @@ static void json_edges(void **state)
 		{"{\"b\":{\"z\":1,\"a\":[]},\"a\":null}", "{\"a\":null,\"b\":{\"a\":{},\"z\":1}}"},
 		{"null", "null"},
 		{" 7 ", "7"},
+		/* escapes, a surrogate pair, a lone half (U+FFFD), whitespace everywhere */
+		{"\"a\\u00e9\\ud83d\\ude00\\ud800x\\n\\/\"",
+		 "\"a\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbdx\\n/\""},
+		{" { \"k\" : [ -0 , 1e3 , -2.5E-1 ] } ", "{\"k\":[0,1000.0,-0.25]}"},
+		{"[9223372036854775807,-9223372036854775808]", "[9223372036854775807,-9223372036854775808]"},
+		{"{\"a\":1,\"a\":2}", "{\"a\":2}"},
 	};
-	static const char *const bad[] = {"{", "[1,]", "{\"a\":1} x", ""};
+	static const char *const bad[] = {
+		"{",	 "[1,]",	  "{\"a\":1} x", "",	"01",	   "-",	     "1.",
+		"[1 2]", "{\"a\" 1}",	  "{a:1}",	 "\"x", "\"\\q\"", "\"\t\"", "tru",
+		"nul",	 "[\"\\u12g4\"]", "{,}",	 "'x'", "NaN"};
 	char err[SY_TRANSFORM_ERR_MAX];
 
 	(void)state;

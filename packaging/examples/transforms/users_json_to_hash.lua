@@ -8,16 +8,20 @@
 -- Spec: transform: {script: /etc/switchyard/users_json_to_hash.lua}, version_field: _v
 local json = switchyard.json
 local VERSION = "2"
+local NULL = json.null
 
 local function text(v)
-  if type(v) == "table" then return json.encode(v) end
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then return v .. "" end -- as tostring, without its metatable look-ups
+  if t == "table" then return json.encode(v) end
   return tostring(v)
 end
 
 local function to_hash(doc)
   local h = {_v = VERSION}
   for f, v in pairs(doc) do
-    if v ~= json.null then h[f] = text(v) end
+    if v ~= NULL then h[f] = text(v) end
   end
   return h
 end
@@ -42,15 +46,20 @@ local SAME = {DEL = true, UNLINK = true, EXPIRE = true, PEXPIRE = true, EXPIREAT
               PEXPIREAT = true, PERSIST = true}
 
 function forward_write(argv)
-  local cmd = argv[1]:upper()
+  local cmd = argv[1]
+  if cmd ~= "SET" then cmd = cmd:upper() end -- clients mostly send it upper case
   if SAME[cmd] then return {argv} end
   if cmd == "SET" and #argv == 3 then
     local doc = decode_object(argv[3])
     if not doc then return nil end
-    local hset = {"HSET", argv[2]}
-    for f, v in pairs(to_hash(doc)) do
-      hset[#hset + 1] = f
-      hset[#hset + 1] = v
+    -- the fields of to_hash(doc), straight into the command
+    local hset, n = {"HSET", argv[2], "_v", VERSION}, 4
+    for f, v in pairs(doc) do
+      if v ~= NULL then -- a document's own _v comes later and wins, as in to_hash
+        hset[n + 1] = f
+        hset[n + 2] = text(v)
+        n = n + 2
+      end
     end
     return {{"DEL", argv[2]}, hset}
   end
