@@ -51,6 +51,7 @@ static struct {
 	int cancels;
 	int handled;
 	struct sy_rpc_call *held; /* a call a handler keeps for later */
+	int shutdown_with_held;	  /* the drain ended while a call was still unanswered */
 	size_t pending_seen;
 	int shutdown_done;
 } T;
@@ -1198,6 +1199,7 @@ static void on_shutdown_done(void *arg)
 {
 	(void)arg;
 	T.shutdown_done = 1;
+	T.shutdown_with_held = T.held != NULL;
 	sy_loop_stop(T.loop);
 }
 
@@ -1216,12 +1218,14 @@ static void graceful_shutdown(void **state)
 	sy_rpc_server_shutdown(T.srv, 400, on_shutdown_done, NULL);
 	/* Listener closed at once, its socket file removed. */
 	assert_int_equal(access(T.sock, F_OK), -1);
-	/* The call in flight finishes normally during the drain. */
+	assert_int_equal(T.shutdown_done, 0);
+	/* The call in flight finishes normally during the drain, and the drain ends only
+	 * after it was answered (the client may read the answer after the drain ended). */
 	assert_true(run_until(&late.done, 1, 2000));
 	assert_int_equal(late.st.code, SY_GRPC_OK);
 	assert_string_equal(late.first, "late");
-	assert_int_equal(T.shutdown_done, 0);
 	assert_true(run_until(&T.shutdown_done, 1, 2000));
+	assert_int_equal(T.shutdown_with_held, 0);
 	assert_true(sy_now_ms() - t0 < 400); /* nothing left to wait for */
 	/* The client got GOAWAY: a new call needs a new connection, which is refused. */
 	call(c, "/test.T/Echo", "x", 1000, &after);
