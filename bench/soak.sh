@@ -5,8 +5,8 @@
 # that is rolled back (with a drain) and walked again, over and over, while the agent is
 # killed with -9 every KILL_EVERY seconds (default 240) and restarted on its state, and
 # the target redis-server is restarted (empty) twice. Prints, per interval: phase,
-# agent RSS and fds, mirror lag p99 of that interval, client errors; at the end: client
-# errors, acknowledged writes lost on each side (must be 0 on legacy), differing keys
+# agent RSS and fds, mirror lag p99 of that interval; at the end: client errors,
+# plan rounds, acknowledged writes lost on each side (must be 0 on legacy), differing keys
 # found by a final read-only audit, and RSS/fd first vs last (flat = no leak).
 # Exits non-zero when legacy lost an acknowledged write (a key whose value is not its last
 # acknowledged one), the final audit finds a difference (a target restarted empty must be
