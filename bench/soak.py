@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """bench/soak.sh's driver: owns the agent and the target redis-server (it kills and
 restarts both), the client workload, the plan's walk, the sampling and the summary.
-Argument: one JSON object (work, cg, bpffs, out, legacy, target, minutes, kill_every)."""
+Argument: one JSON object (work, cg, bpffs, out, legacy, target, minutes, kill_every,
+keys: the workload's key space, overwritten round and round so that the final audit of a
+long run stays short)."""
 import glob
 import json
 import os
@@ -27,6 +29,7 @@ class Soak:
         self.target = None
         self.procs = []
         self.kills = self.target_restarts = self.actions = 0
+        self.rounds = {}  # plan action -> times it succeeded
 
     def syctl(self, *args, check=False, timeout=30):
         r = subprocess.run([os.path.join(self.j["out"], "syctl"), "--server", "unix://" + self.sock] + list(args),
@@ -72,15 +75,19 @@ class Soak:
             time.sleep(0.05)
         raise RuntimeError("switchyardd did not answer")
 
+    CLIENTS = (("web1", "reconnect", 1), ("web2", "reconnect", 1), ("web3", "reconnect", 1),
+               ("web4", "reconnect", 1), ("pool1", "persistent", 8), ("pool2", "persistent", 8))
+
     def start_clients(self, seconds):
         reads = ["session:%d" % i for i in range(0, 5000, 25)]
-        for name, mode, conns in (("web1", "reconnect", 1), ("web2", "reconnect", 1), ("web3", "reconnect", 1),
-                                  ("web4", "reconnect", 1), ("pool1", "persistent", 8), ("pool2", "persistent", 8)):
+        per_client = max(1, -(-self.j["keys"] // len(self.CLIENTS)))
+        for name, mode, conns in self.CLIENTS:
             cg = os.path.join(self.j["cg"], name)
             os.makedirs(cg, exist_ok=True)
             job = {"addr": "127.0.0.1:%d" % self.j["legacy"], "cgroup": cg, "mode": mode, "conns": conns,
                    "name": name, "stop_file": os.path.join(self.work, "stop"), "seconds": seconds,
-                   "keys_file": os.path.join(self.work, "acked-" + name), "reads": reads, "pause": 0.004}
+                   "key_space": per_client, "last_file": os.path.join(self.work, "last-" + name),
+                   "reads": reads, "pause": 0.004}
             out = open(os.path.join(self.work, "client-%s.out" % name), "w")
             self.procs.append(subprocess.Popen(["/usr/bin/python3", CLIENT, json.dumps(job)], stdout=out,
                                                stderr=subprocess.STDOUT))
@@ -129,6 +136,9 @@ class Soak:
         if act:
             r = self.syctl("cutover", MIG, *act)
             self.actions += 1
+            if r.returncode == 0:
+                kind = {"start": "walks started", "rollback": "rolled back", "resume": "resumed"}[act[0]]
+                self.rounds[kind] = self.rounds.get(kind, 0) + 1
             print("   %s: cutover %s -> %s" % (time.strftime("%H:%M:%S"), " ".join(act),
                                                  "ok" if r.returncode == 0 else r.stderr.strip()), flush=True)
 
@@ -182,7 +192,8 @@ class Soak:
             time.sleep(1)
         return samples
 
-    def finish(self, samples):
+    def stop_clients(self):
+        """Stops the workload; its failed requests and reconnects."""
         open(os.path.join(self.work, "stop"), "w").close()
         for p in self.procs:
             p.wait(timeout=120)
@@ -196,51 +207,106 @@ class Soak:
             r = json.loads(lines[-1])
             failed += r["failed"]
             reconnects += r["reconnects"]
-        end = time.monotonic() + 120
-        while time.monotonic() < end:
+        return failed, reconnects
+
+    def wait_quiet(self, deadline):
+        """Waits until the mirror has replayed everything and no backfill, audit or plan
+        step that starts one runs: an audit beside a running backfill (the refill of a
+        restarted target) would count as missing what is still being copied."""
+        busy_phases = ("backfilling", "shadowing", "verifying")
+        waited, m = False, None
+        while time.monotonic() < deadline:
             m = self.get()
-            if m and sum(int(x.get("queued", 0)) + int(x.get("dirty", 0)) for x in m.get("mirror", [])) == 0:
-                break
-            time.sleep(0.5)
-        # the plan's own audit (verifying) may still run, over every key the workload
-        # wrote (a million and more in 30 min): wait for it to end, then audit
-        end = time.monotonic() + float(os.environ.get("SOAK_AUDIT_WAIT_S", "3600"))
+            if m:
+                pending = sum(int(x.get("queued", 0)) + int(x.get("dirty", 0)) for x in m.get("mirror", []))
+                phase = m.get("cutover", {}).get("phaseName", "none")
+                jobs = (m.get("auditState", "idle"), m.get("backfillState", "idle"))
+                if pending == 0 and "running" not in jobs and phase not in busy_phases:
+                    return True
+                if not waited:
+                    print("   %s: waiting before the final audit: %d mirrored writes pending, audit %s, "
+                          "backfill %s, phase %s" % (time.strftime("%H:%M:%S"), pending, jobs[0], jobs[1], phase),
+                          flush=True)
+                    waited = True
+            time.sleep(1)
+        print("soak: still busy after SOAK_AUDIT_WAIT_S: %s" % json.dumps(m), flush=True)
+        return False
+
+    def final_audit(self):
+        """A read-only audit of every key, started once nothing else runs; its result
+        (parsed whatever the verdict: syctl exits 1 on drift) and a reason when there is
+        no verdict."""
+        deadline = time.monotonic() + float(os.environ.get("SOAK_AUDIT_WAIT_S", "600"))
         while True:
-            r = self.syctl("-o", "json", "verify", MIG, "--rate", "100000", timeout=3600)
-            if r.returncode == 0 or "is running" not in r.stderr or time.monotonic() > end:
-                break
-            time.sleep(5)
-        audit = json.loads(r.stdout) if r.returncode == 0 else {}
-        diff = sum(int(audit.get(k, 0)) for k in ("missing", "extra", "type", "value", "ttl"))
-        keys = []
-        for f in glob.glob(os.path.join(self.work, "acked-*")):
-            keys += [k.strip() for k in open(f) if k.strip()]
-        lost = {}
+            self.wait_quiet(deadline)
+            t = time.monotonic()
+            r = self.syctl("-o", "json", "verify", MIG, "--rate", "100000", timeout=1800)
+            print("   %s: final audit: %s after %.0f s" % (time.strftime("%H:%M:%S"), "syctl exited %d" % r.returncode,
+                                                           time.monotonic() - t), flush=True)
+            if "is running" in r.stderr and time.monotonic() < deadline:
+                time.sleep(2)  # a job began between the wait and the start: wait for it
+                continue
+            try:
+                audit = json.loads(r.stdout)
+            except ValueError:
+                return None, "no verdict: %s" % (r.stderr.strip() or "syctl exited %d" % r.returncode)
+            if audit.get("state") != "done":
+                return audit, "no verdict: the audit is %s: %s" % (audit.get("state"), audit.get("error", ""))
+            return audit, None
+
+    def lost_writes(self):
+        """Per side, the keys whose value is not the last acknowledged write (nor a later
+        write whose reply never came, which may have been applied): exact, key by key."""
+        want = {}
+        for f in glob.glob(os.path.join(self.work, "last-*")):
+            want.update(json.load(open(f)))
+        keys = sorted(want)
+        acked = sum(1 for k in keys if want[k][0] is not None)
+        lost, example = {}, {}
         for name, port in (("legacy", self.j["legacy"]), ("target", self.j["target"])):
-            r2 = redis.Redis(port=port)
-            lost[name] = sum(sum(1 for v in r2.mget(keys[i:i + 1000]) if v is None)
-                             for i in range(0, len(keys), 1000))
+            r = redis.Redis(port=port)
+            lost[name] = 0
+            for i in range(0, len(keys), 1000):
+                for k, v in zip(keys[i:i + 1000], r.mget(keys[i:i + 1000])):
+                    ok = want[k] if want[k][0] is not None else want[k][1:] + [None]
+                    if (int(v) if v is not None else None) not in ok:
+                        lost[name] += 1
+                        example.setdefault(name, "%s = %s, acknowledged %s" % (k, v and v.decode(), want[k]))
+        return acked, len(keys), lost, example
+
+    def finish(self, samples):
+        failed, reconnects = self.stop_clients()
+        audit, no_verdict = self.final_audit()
+        audit = audit or {}
+        diff = sum(int(audit.get(k, 0)) for k in ("missing", "extra", "type", "value", "ttl"))
+        acked, nkeys, lost, example = self.lost_writes()
         lags = [s["p99"] for s in samples if s["p99"] is not None]
         first, last = samples[0] if samples else {}, samples[-1] if samples else {}
         print("soak summary (%d min):" % self.j["minutes"])
-        print("  agent killed %d times, target restarted %d times, %d plan actions" % (
-            self.kills, self.target_restarts, self.actions))
+        print("  agent killed %d times, target restarted %d times, %d plan actions (%s)" % (
+            self.kills, self.target_restarts, self.actions,
+            ", ".join("%s %d" % kv for kv in sorted(self.rounds.items())) or "none"))
         # A target killed under its clients fails their in-flight requests (a real
         # outage of the server): reported, not a verdict on the agent.
         print("  client requests failed: %d (reconnects: %d; the target's restarts fail the requests in flight on it)"
               % (failed, reconnects))
-        print("  acknowledged writes: %d; lost on legacy: %d, on target: %d" % (len(keys), lost["legacy"],
-                                                                               lost["target"]))
+        print("  keys written: %d (overwritten round and round), with an acknowledged write: %d; "
+              "last acknowledged value lost on legacy: %d, on target: %d" % (nkeys, acked, lost["legacy"],
+                                                                             lost["target"]))
+        for side, e in sorted(example.items()):
+            print("    e.g. on %s: %s" % (side, e))
         print("  final audit (read-only): %s keys compared, %d differing%s" % (
-            audit.get("scanned", "?"), diff, "" if r.returncode == 0 else " (audit failed: %s)" % r.stderr.strip()))
+            audit.get("scanned", "?"), diff, " (%s)" % no_verdict if no_verdict else ""))
         print("  agent RSS: first %.1f MiB, last %.1f MiB, max %.1f MiB; fds: first %d, last %d, max %d" % (
             first.get("rss", 0), last.get("rss", 0), max((s["rss"] for s in samples), default=0),
             first.get("fds", 0), last.get("fds", 0), max((s["fds"] for s in samples), default=0)))
         if lags:
             lags.sort()
-            print("  mirror lag p99 per 10 s interval: median %.1f ms, worst %.1f ms" % (lags[len(lags) // 2],
-                                                                                         lags[-1]))
-        return 0 if lost["legacy"] == 0 and diff == 0 and r.returncode == 0 else 1
+            print("  mirror lag p99 per 10 s interval (%d intervals): median %.1f ms, worst %.1f ms" % (
+                len(lags), lags[len(lags) // 2], lags[-1]))
+        ok = lost["legacy"] == 0 and diff == 0 and not no_verdict
+        print("soak: %s" % ("PASS" if ok else "FAIL"))
+        return 0 if ok else 1
 
     def stop(self):
         for p in self.procs + [self.daemon, self.target]:

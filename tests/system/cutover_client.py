@@ -10,7 +10,10 @@ process inside a client cgroup so the kernel steers its connections.
 
 It always dials `addr` (the legacy endpoint, as an unmodified application would); the
 kernel decides where each connection really goes. Each write is a SET of a key never
-written before, so an acknowledged write can be checked afterwards. A request that fails
+written before, so an acknowledged write can be checked afterwards. With "key_space": N
+(and "last_file") the writes overwrite N keys round and round instead (a long run's key
+space stays bounded): write n sets ack:NAME:(n % N) to n, and last_file gets, per key,
+the last acknowledged n and the later ones whose reply never came (applied or not). A request that fails
 because its connection was reset is retried once on a new connection, as a client with
 reconnect-and-retry does; only a request failing twice counts as failed. Every
 acknowledged key is appended to keys_file. The last line of stdout is a JSON summary.
@@ -35,6 +38,8 @@ def main():
     pause = job.get("pause", 0.002)
     end = time.monotonic() + job.get("seconds", 60)
     stop_file = job.get("stop_file")
+    key_space = job.get("key_space")
+    last = {}  # key -> [last acknowledged n, later unacknowledged n...] (key_space only)
 
     def connect(i):
         return redis.Redis(host=host, port=int(port), socket_timeout=5, socket_connect_timeout=5,
@@ -52,7 +57,10 @@ def main():
         open(ready, "w").close()
     while time.monotonic() < end and not (stop_file and os.path.exists(stop_file)):
         i = seq % max(1, len(conns)) if persistent else 0
-        key = "ack:%s:%d" % (name, seq)
+        if key_space:
+            key, value = "ack:%s:%d" % (name, seq % key_space), seq
+        else:
+            key, value = "ack:%s:%d" % (name, seq), seq + 1
         seq += 1
         for attempt in (0, 1):
             c = None
@@ -65,9 +73,11 @@ def main():
                     c = conns[i]
                 else:
                     c = connect(0)
-                c.set(key, seq)
+                c.set(key, value)
                 acked += 1
-                if keys:
+                if key_space:
+                    last[key] = [value]
+                elif keys:
                     keys.write(key + "\n")
                 if reads:
                     try:
@@ -92,6 +102,8 @@ def main():
                     conns[i] = None  # dialled again on the next attempt
                 if attempt == 1:
                     failed += 1
+                    if key_space:
+                        last.setdefault(key, [None]).append(value)
             except redis.ResponseError:
                 failed += 1  # the server refused the write (an error-gate test wants this)
                 break
@@ -102,6 +114,9 @@ def main():
             time.sleep(pause)
     if keys:
         keys.close()
+    if key_space and job.get("last_file"):
+        with open(job["last_file"], "w") as f:
+            json.dump(last, f)
     print(json.dumps({"acked": acked, "reconnects": reconnects, "failed": failed, "reads": reads_done,
                       "read_errors": read_errors}))
 
