@@ -11,7 +11,7 @@ import signal
 import time
 
 from grpc_util import channel, pb, unary
-from sy import run_clients, spec_yaml, wait_for
+from sy import free_port, run_clients, spec_yaml, wait_for
 from test_fleet import CTL, PREFIX, TTL_S, apply_users, etcd, fleet_events, nodes, served_port, status  # noqa: F401
 from test_fleet import wait_target_healthy
 from test_fleet import pytestmark  # noqa: F401 (skipped without etcd, as test_fleet.py)
@@ -112,17 +112,25 @@ def test_a_watch_behind_a_compaction_resyncs_from_a_full_read(redis_pair, etcd, 
     full and ends on the latest ratio."""
     legacy, target = redis_pair
     a, b = nodes("a"), nodes("b")
-    # a big state (long prefixes and scope: 2 kB), so that b's unread events exceed its
-    # watch stream's 1 MiB window and etcd's buffers: etcd then holds b's watch back
+    # a big state (nine migrations with long prefixes and scope: ~18 kB), so that b's
+    # unread events exceed its watch stream's 1 MiB window and etcd's buffers in a few
+    # hundred changes: etcd then holds b's watch back
     long = [("k%02d:" % i) + "x" * 56 for i in range(16)]
-    write_plan(a, legacy, target, ratio="0%", prefixes=long[:15], scope=long)
-    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
-    assert len(etcd.raw(PREFIX + "/state")) > 1800
+    migs = [{"name": "users", "legacy": [legacy.addr], "target": [target.addr], "ratio": "0%",
+             "prefixes": long[:15], "scope": long}]
+    migs += [{"name": "m%d" % i, "legacy": ["127.0.0.1:%d" % free_port()], "target": ["127.0.0.1:%d" % free_port()],
+              "prefixes": long[:15], "scope": long} for i in range(8)]
+    f = os.path.join(a.d.tmp, "many.yaml")
+    with open(f, "w") as fh:
+        fh.write(spec_yaml(migs))
+    a.syctl("apply", "-f", f)
+    wait_for(lambda: b.syctl("get", "m7", check=False).returncode == 0, what="the migrations on node b")
+    assert len(etcd.raw(PREFIX + "/state")) > 15000
     c = pb("switchyard.v1.control")
     b.d.proc.send_signal(signal.SIGSTOP)
     try:
         with channel("unix:" + a.d.sock) as ch:
-            for i in range(1500):
+            for i in range(400):
                 unary(ch, CTL + "SetRatio", c.SetRatioRequest(name="users", ratio_bp=1 + i % 9999), c.Migration)
             last = unary(ch, CTL + "SetRatio", c.SetRatioRequest(name="users", ratio_bp=7777), c.Migration)
         assert last.spec.ratio_bp == 7777
@@ -132,7 +140,8 @@ def test_a_watch_behind_a_compaction_resyncs_from_a_full_read(redis_pair, etcd, 
         b.d.proc.send_signal(signal.SIGCONT)
     wait_for(lambda: b.ratio() == 7777, timeout=20, what="node b on the latest ratio")
     log = b.d.read_log()
-    assert re.search(r"watch cancelled \(compacted at \d+", log), log[-3000:]
+    assert re.search(r"watch cancelled \(compacted at \d+", log), \
+        "\n".join(l for l in log.splitlines() if "etcd" in l and "elsewhere" not in l)
     assert "reading %s/state again" % PREFIX in log
     # and b is a full member again: a change through it reaches a
     wait_for(lambda: b.syctl("cutover", "users", "25%", check=False).returncode == 0, timeout=15,
