@@ -149,6 +149,24 @@ def wait_target_healthy(node):
              what="node %s: target healthy" % node.name)
 
 
+def fill(server, prefix, n):
+    """n keys PREFIX:i = vi on a server, pipelined."""
+    p = server.client().pipeline(transaction=False)
+    for i in range(n):
+        p.set("%s:%d" % (prefix, i), "v%d" % i)
+    p.execute()
+
+
+def first_step_everywhere(starter, everyone, ratio_bp):
+    """Waits for users and a healthy target on every node, starts the plan through
+    starter and waits for its first step's ratio on every node."""
+    for n in everyone:
+        wait_for(lambda n=n: n.syctl("get", "users", check=False).returncode == 0, what="users on " + n.name)
+        wait_target_healthy(n)
+    starter.syctl("cutover", "users", "start")
+    wait_for(lambda: all(n.ratio() == ratio_bp for n in everyone), what="the first step on every node")
+
+
 def served_port(node, legacy):
     res = run_clients([{"cgroup": node.cgroup, "addr": legacy.addr, "key": "fleet-%s" % node.name}])
     return res[0]["conns"][0]["served_port"]
@@ -572,10 +590,7 @@ def test_a_backfill_and_an_audit_asked_of_a_follower_run_once_on_the_leader(redi
     the follower, naming the leader."""
     legacy, target = redis_pair
     keys = 4000  # 20 SCAN pages of 200: a second scanner would double the count
-    p = legacy.client().pipeline(transaction=False)
-    for i in range(keys):
-        p.set("jr:%d" % i, "v%d" % i)
-    p.execute()
+    fill(legacy, "jr", keys)
     a = nodes("a")
     wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
     b = nodes("b")

@@ -12,8 +12,9 @@ import time
 
 from grpc_util import channel, pb, unary
 from sy import free_port, run_clients, spec_yaml, wait_for
-from test_fleet import CTL, PREFIX, TTL_S, apply_users, etcd, fleet_events, nodes, served_port, status  # noqa: F401
-from test_fleet import wait_target_healthy
+from test_fleet import etcd, nodes  # noqa: F401 (fixtures)
+from test_fleet import CTL, PREFIX, TTL_S, apply_users, first_step_everywhere, fleet_events, served_port, status, \
+    wait_target_healthy
 from test_fleet import pytestmark  # noqa: F401 (skipped without etcd, as test_fleet.py)
 
 
@@ -44,12 +45,7 @@ def test_the_leader_killed_mid_plan_a_survivor_goes_on_with_the_bake_left(redis_
     b, c = nodes("b"), nodes("c")
     write_plan(a, legacy, target, client="connection",
                plan={"steps": ["10%", "50%", "100%"], "bake": ["8s", "120s", "1s"], "interval": "100ms"})
-    for n in (b, c):
-        wait_for(lambda n=n: n.syctl("get", "users", check=False).returncode == 0, what="users on " + n.name)
-    for n in (a, b, c):
-        wait_target_healthy(n)
-    a.syctl("cutover", "users", "start")
-    wait_for(lambda: all(n.ratio() == 1000 for n in (a, b, c)), what="step 1 (10%) on every node")
+    first_step_everywhere(a, (a, b, c), 1000)
     co = b.get()["cutover"]
     bake_until = time.time() * 1000 + int(co["bakeLeftMs"])
     assert co["step"] == 1 and int(co["bakeLeftMs"]) > 6000, co
