@@ -14,6 +14,12 @@
 
 #define MAX_RATE 10000000u
 
+/* A single agent, or the fleet's leader: its jobs run here. */
+static bool leads_here(const struct sy_control_ctx *ctx)
+{
+	return !ctx->fleet || (ctx->info->leader[0] && strcmp(ctx->info->leader, ctx->info->node) == 0);
+}
+
 /* Whose job answers for a migration's audit or backfill (SY_JOBREQ_*) on this node. */
 struct whose {
 	const struct sy_fleet_job *theirs; /* another node's, from its node key; NULL: ours */
@@ -36,7 +42,7 @@ static struct whose whose_job(struct sy_control_ctx *ctx, const char *name, int 
 	const struct sy_fleet_mig *m;
 	const struct sy_fleet_job *j;
 
-	if (!ctx->fleet || (leader[0] && strcmp(leader, self) == 0))
+	if (leads_here(ctx))
 		return w;
 	if (q && sy_job_request_pending(q)) {
 		w.node = leader;
@@ -212,7 +218,7 @@ static bool hand_over(struct sy_rpc_call *call, struct sy_control_ctx *ctx, cons
 	struct sy_spec_err err = {{0}};
 	int e;
 
-	if (!ctx->fleet || (ctx->info->leader[0] && strcmp(ctx->info->leader, ctx->info->node) == 0))
+	if (leads_here(ctx))
 		return false;
 	if (!sy_registry_find(ctx->reg, name)) {
 		start_failed(call, -ENOENT, kind == SY_JOBREQ_AUDIT ? "audit" : "backfill", name);

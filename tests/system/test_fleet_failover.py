@@ -86,7 +86,10 @@ def test_a_node_joining_late_steers_from_the_store_before_it_is_ready(redis_pair
     legacy, target = redis_pair
     a = nodes("a")
     apply_users(a, legacy, target, "0%")
-    a.syctl("cutover", "users", "100%")
+    r = a.syctl("cutover", "users", "100%", check=False)
+    # seen once (not reproduced since): "users" not found right after its apply on the
+    # same node; the agent's log goes with the failure
+    assert r.returncode == 0, (r.stderr, a.d.read_log()[-6000:])
     gen = pb("switchyard.v1.state").State.FromString(etcd.raw(PREFIX + "/state")).generation
     c = nodes("c")  # returns at READY=1
     # at READY, no wait: the spec and the ratio came from the store's full read, and
