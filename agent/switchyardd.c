@@ -43,6 +43,7 @@
 #include "registry/registry_events.h"
 #include "cutover/publish.h"
 #include "registry/fleet.h"
+#include "shadow/job_request.h"
 #include "registry/store_etcd.h"
 #include "registry/store_file.h"
 #include "rpc/rpc.h"
@@ -58,7 +59,8 @@ struct daemon {
 	struct sy_loop *loop;
 	struct sy_bpf *bpf;
 	struct sy_store *store;
-	struct sy_publish *publish; /* fleet mode: this node's counters into its node key */
+	struct sy_publish *publish;	/* fleet mode: this node's counters into its node key */
+	struct sy_job_requests *jobreq; /* fleet mode: jobs asked of a follower, run by the leader */
 	struct sy_registry *reg;
 	struct sy_health *health;
 	struct sy_rpc_server *rpc;
@@ -466,6 +468,7 @@ static void on_leader(void *arg, int is_leader, const char *leader)
 	snprintf(d->info.leader, sizeof(d->info.leader), "%s", leader);
 	sy_cutover_set_leader(d->cutover, is_leader);
 	sy_verify_set_leader(d->verify, is_leader);
+	sy_job_requests_set_leader(d->jobreq, is_leader);
 }
 
 /* Fleet mode: a node's key appeared or went. */
@@ -615,6 +618,8 @@ int main(int argc, char **argv)
 	if (d.o.store) {
 		/* a follower until the election says otherwise */
 		sy_cutover_set_leader(d.cutover, false);
+		if (!(d.jobreq = sy_job_requests_new(d.loop, d.reg, d.verify, sy_store_etcd_node(d.store))))
+			goto out;
 		sy_store_etcd_on_leader(d.store, on_leader, &d);
 		sy_cutover_set_fleet(d.cutover, sy_store_etcd_fleet(d.store));
 		if (!(d.publish = sy_publish_new(d.loop, d.reg, d.verify, sy_store_etcd_fleet(d.store))))
@@ -704,6 +709,7 @@ out:
 		sy_rpc_server_free(d.rpc);
 	sy_capture_free(d.capture);
 	sy_publish_free(d.publish);
+	sy_job_requests_free(d.jobreq);
 	sy_cutover_free(d.cutover);
 	sy_verify_free(d.verify);
 	sy_mirror_free(d.mirror);

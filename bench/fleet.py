@@ -12,6 +12,8 @@ Prints:
   - etcd writes: revisions per second per agent over 10 s, idle and with a client
     loop in every node's cgroup (node keys carry the counters: a write per second per
     busy agent is the design), against the goal of ≤ 2 writes/s per agent;
+  - agent CPU: utime + stime from /proc/PID/stat of every agent over the idle and the
+    busy 10 s windows, as a share of one core (mean and max over the agents);
   - the commit's bound: SetRatio with etcd frozen (SIGSTOP), refused after ~400 ms;
   - leader failover (N >= 2): the leader killed -9 while a plan waits in a step (gates
     evaluated every 100 ms) → a survivor's status naming a new leader, and → the new
@@ -44,10 +46,28 @@ def revision(etcd):
     return int(json.loads(etcd.ctl("endpoint", "status", "-w", "json").stdout)[0]["Status"]["header"]["revision"])
 
 
-def writes_per_s(etcd, n, secs=10):
-    r0, t0 = revision(etcd), time.monotonic()
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid):
+    """utime + stime of a process, in seconds (fields 14 and 15 of /proc/PID/stat,
+    counted after the command's closing parenthesis)."""
+    with open("/proc/%d/stat" % pid) as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / TICK
+
+
+def writes_per_s(etcd, n, pids, secs=10):
+    """etcd writes per second per agent over secs, and each agent's CPU share then."""
+    r0, c0, t0 = revision(etcd), [cpu_s(p) for p in pids], time.monotonic()
     time.sleep(secs)
-    return (revision(etcd) - r0) / (time.monotonic() - t0) / n
+    dt = time.monotonic() - t0
+    cpu = [(cpu_s(p) - c) / dt for p, c in zip(pids, c0)]
+    return (revision(etcd) - r0) / dt / n, cpu
+
+
+def cpu_fmt(cpu):
+    return "agent CPU mean %.1f%% max %.1f%% of a core" % (100 * statistics.mean(cpu), 100 * max(cpu))
 
 
 def evaluations(ch):
@@ -130,7 +150,8 @@ def main():
             wait_for(lambda ch=ch: ratio(ch) == 0, what="users everywhere")
         print("fleet bench: %d agents, etcd %s" % (n, etcd.endpoint))
 
-        took = []
+        took, c0 = [], [cpu_s(d.proc.pid) for d, _ in nodes]
+        t_run = time.monotonic()
         for k in range(changes):
             bp = 100 * (1 + k % 99)
             unary(chans[0], CTL + "SetRatio", c.SetRatioRequest(name="users", ratio_bp=bp), c.Migration)
@@ -139,17 +160,22 @@ def main():
                 while ratio(ch) != bp:
                     time.sleep(0.002)
             took.append((time.monotonic() - t0) * 1000)
+        run_cpu = [(cpu_s(d.proc.pid) - c) / (time.monotonic() - t_run) for (d, _), c in zip(nodes, c0)]
         took.sort()
         print("propagation to all %d other agents: p50 %.1f ms  p99 %.1f ms  (max %.1f, %d changes)" %
               (n - 1, statistics.median(took), took[min(len(took) - 1, int(len(took) * 0.99))], took[-1],
                len(took)))
+        print("  during the changes: %s" % cpu_fmt(run_cpu))
 
-        print("etcd writes per agent, idle: %.2f/s" % writes_per_s(etcd, n))
+        pids = [d.proc.pid for d, _ in nodes]
+        w, cpu = writes_per_s(etcd, n, pids)
+        print("etcd writes per agent, idle: %.2f/s; %s" % (w, cpu_fmt(cpu)))
         code = ("import os, time\nwhile not os.path.exists(%r):\n    r.set('k', 'v')\n    time.sleep(0.002)\n" % stop)
         procs = [subprocess.Popen(_py_redis_argv(cg, legacy.addr, code), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL) for _, cg in nodes]
         time.sleep(2)
-        print("etcd writes per agent, clients busy on every node: %.2f/s  (goal <= 2)" % writes_per_s(etcd, n))
+        w, cpu = writes_per_s(etcd, n, pids)
+        print("etcd writes per agent, clients busy on every node: %.2f/s  (goal <= 2); %s" % (w, cpu_fmt(cpu)))
 
         etcd.proc.send_signal(signal.SIGSTOP)
         try:

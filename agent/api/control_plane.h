@@ -35,6 +35,10 @@ struct sy_control_ctx {
  * do (sy_registry_not_found). control_svc.c. */
 void sy_api_not_found(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name);
 
+/* Ends a call with a registry change's error (e < 0, err's message): ABORTED for a
+ * fleet's conflict, UNAVAILABLE for its store away, … control_svc.c. */
+void sy_api_fail(struct sy_rpc_call *call, int e, const struct sy_spec_err *err);
+
 /* switchyard.v1.Control (control_svc.c). */
 int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
 /* switchyard.v1.Control/ListNodes (fleet_svc.c). */

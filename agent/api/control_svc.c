@@ -44,6 +44,11 @@ static void fail(struct sy_rpc_call *call, int e, const struct sy_spec_err *err)
 	sy_rpc_finish(call, code_of(e), "%s", err->msg[0] ? err->msg : strerror(-e));
 }
 
+void sy_api_fail(struct sy_rpc_call *call, int e, const struct sy_spec_err *err)
+{
+	fail(call, e, err);
+}
+
 void sy_api_not_found(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name)
 {
 	struct sy_spec_err err;

@@ -7,31 +7,65 @@
 
 #include "api/control_plane.h"
 #include "registry/fleet.h"
+#include "shadow/job_request.h"
 #include "model/job.h"
 #include "model/spec.h"
 #include "switchyard/v1/verify.pb-c.h"
 
 #define MAX_RATE 10000000u
 
-/* Fleet mode: the leader's job of migration `name` (audit or backfill) when this node is
- * a follower that ran none itself, else NULL. */
-static const struct sy_fleet_job *leaders_job(struct sy_control_ctx *ctx, const char *name, int local_state,
-					      bool backfill)
+/* A single agent, or the fleet's leader: its jobs run here. */
+static bool leads_here(const struct sy_control_ctx *ctx)
 {
-	const struct sy_fleet_mig *m;
-
-	if (!ctx->fleet || local_state != SY_JOB_IDLE || !ctx->info->leader[0] ||
-	    strcmp(ctx->info->leader, ctx->info->node) == 0)
-		return NULL;
-	if (!(m = sy_fleet_find(ctx->fleet, ctx->info->leader, name)))
-		return NULL;
-	return backfill ? &m->backfill : &m->audit;
+	return !ctx->fleet || (ctx->info->leader[0] && strcmp(ctx->info->leader, ctx->info->node) == 0);
 }
 
-/* The node a job belongs to, for the status: "" for a single agent. */
-static char *job_node(struct sy_control_ctx *ctx, const struct sy_fleet_job *theirs)
+/* Whose job answers for a migration's audit or backfill (SY_JOBREQ_*) on this node. */
+struct whose {
+	const struct sy_fleet_job *theirs; /* another node's, from its node key; NULL: ours */
+	const char *node;		   /* its node ("" for a single agent) */
+	bool requested;			   /* asked of the leader, not started there yet */
+};
+
+/*
+ * Fleet mode: a node that is not the leader shows the job asked through the store
+ * (job_request.h) — waiting for the leader, or the leader's job that answers it —
+ * else the leader's when it ran none itself. The leader, and a single agent, show
+ * their own.
+ */
+static struct whose whose_job(struct sy_control_ctx *ctx, const char *name, int kind, int local_state)
 {
-	return (char *)(!ctx->fleet ? "" : theirs ? ctx->info->leader : ctx->info->node);
+	const struct sy_migration_state *ms = sy_registry_find(ctx->reg, name);
+	const struct sy_job_request *q = ms ? &ms->job_req[kind] : NULL;
+	const char *self = ctx->info->node, *leader = ctx->info->leader;
+	struct whose w = {.node = ctx->fleet ? self : ""};
+	const struct sy_fleet_mig *m;
+	const struct sy_fleet_job *j;
+
+	if (leads_here(ctx))
+		return w;
+	if (q && sy_job_request_pending(q)) {
+		w.node = leader;
+		w.requested = true;
+		return w;
+	}
+	if (q && q->nonce && strcmp(q->taken_by, self) != 0) {
+		m = sy_fleet_find(ctx->fleet, q->taken_by, name);
+		j = m ? (kind == SY_JOBREQ_BACKFILL ? &m->backfill : &m->audit) : NULL;
+		w.node = q->taken_by;
+		/* the taker's key lags its start by up to a second: until it shows the job
+		 * that answers the request, the request still waits */
+		if (j && j->state != SY_JOB_IDLE && j->started_unix_ms >= q->started_unix_ms)
+			w.theirs = j;
+		else
+			w.requested = true;
+		return w;
+	}
+	if (local_state != SY_JOB_IDLE || !leader[0] || !(m = sy_fleet_find(ctx->fleet, leader, name)))
+		return w;
+	w.theirs = kind == SY_JOBREQ_BACKFILL ? &m->backfill : &m->audit;
+	w.node = leader;
+	return w;
 }
 
 static void reply_status(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name, bool report)
@@ -67,10 +101,17 @@ static void reply_status(struct sy_rpc_call *call, struct sy_control_ctx *ctx, c
 	st.unsettled = a.unsettled;
 	st.dual_repaired = a.dual_repaired;
 	st.outside_scope = a.outside_scope;
-	const struct sy_fleet_job *j = leaders_job(ctx, name, a.state, false);
+	struct whose w = whose_job(ctx, name, SY_JOBREQ_AUDIT, a.state);
+	const struct sy_fleet_job *j = w.theirs;
 
-	st.node = job_node(ctx, j);
-	if (j) { /* counts only: the drifted keys stay in the leader's report */
+	st.node = (char *)w.node;
+	if (w.requested) {
+		memset(&a, 0, sizeof(a));
+		st = (Switchyard__V1__AuditStatus)SWITCHYARD__V1__AUDIT_STATUS__INIT;
+		st.migration = (char *)name;
+		st.node = (char *)w.node;
+		st.state = (char *)sy_job_state_name(SY_JOB_REQUESTED);
+	} else if (j) { /* counts only: the drifted keys stay in the leader's report */
 		st.state = (char *)sy_job_state_name(j->state);
 		st.scanned = j->scanned;
 		st.total = j->total;
@@ -164,6 +205,35 @@ static bool start_failed(struct sy_rpc_call *call, int e, const char *job, const
 	return true;
 }
 
+static void reply_backfill(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name);
+
+/*
+ * Fleet mode, a node that does not lead: the job is asked of the leader through the
+ * store (job_request.h) and this node scans nothing; the answer is the request's
+ * status ("requested" on the leader's node). Returns whether the call is answered so.
+ */
+static bool hand_over(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name, int kind,
+		      bool repair, uint32_t keys_per_s, uint64_t bytes_per_s)
+{
+	struct sy_spec_err err = {{0}};
+	int e;
+
+	if (leads_here(ctx))
+		return false;
+	if (!sy_registry_find(ctx->reg, name)) {
+		start_failed(call, -ENOENT, kind == SY_JOBREQ_AUDIT ? "audit" : "backfill", name);
+		return true;
+	}
+	e = sy_job_request_ask(ctx->reg, name, kind, ctx->info->node, repair, keys_per_s, bytes_per_s, &err);
+	if (e)
+		sy_api_fail(call, e, &err);
+	else if (kind == SY_JOBREQ_AUDIT)
+		reply_status(call, ctx, name, false);
+	else
+		reply_backfill(call, ctx, name);
+	return true;
+}
+
 static void start_audit(struct sy_rpc_call *call, const ProtobufCMessage *req, void *arg)
 {
 	const Switchyard__V1__StartAuditRequest *r = (const void *)req;
@@ -177,6 +247,8 @@ static void start_audit(struct sy_rpc_call *call, const ProtobufCMessage *req, v
 			      MAX_RATE);
 		return;
 	}
+	if (hand_over(call, ctx, r->migration, SY_JOBREQ_AUDIT, r->repair, r->keys_per_s, 0))
+		return;
 	e = sy_verify_start_audit(ctx->verify, r->migration, r->repair, r->keys_per_s);
 	if (!start_failed(call, e, "audit", r->migration))
 		reply_status(call, ctx, r->migration, false);
@@ -214,10 +286,16 @@ static void reply_backfill(struct sy_rpc_call *call, struct sy_control_ctx *ctx,
 	st.started_unix_ms = b.started_unix_ms;
 	st.finished_unix_ms = b.finished_unix_ms;
 	st.resumed = b.resumed;
-	const struct sy_fleet_job *j = leaders_job(ctx, name, b.state, true);
+	struct whose w = whose_job(ctx, name, SY_JOBREQ_BACKFILL, b.state);
+	const struct sy_fleet_job *j = w.theirs;
 
-	st.node = job_node(ctx, j);
-	if (j) {
+	st.node = (char *)w.node;
+	if (w.requested) {
+		st = (Switchyard__V1__BackfillStatus)SWITCHYARD__V1__BACKFILL_STATUS__INIT;
+		st.migration = (char *)name;
+		st.node = (char *)w.node;
+		st.state = (char *)sy_job_state_name(SY_JOB_REQUESTED);
+	} else if (j) {
 		st.state = (char *)sy_job_state_name(j->state);
 		st.scanned = j->scanned;
 		st.total = j->total;
@@ -242,6 +320,8 @@ static void start_backfill(struct sy_rpc_call *call, const ProtobufCMessage *req
 		sy_rpc_finish(call, SY_GRPC_INVALID_ARGUMENT, "keys_per_s or bytes_per_s out of range");
 		return;
 	}
+	if (hand_over(call, ctx, r->migration, SY_JOBREQ_BACKFILL, false, r->keys_per_s, r->bytes_per_s))
+		return;
 	e = sy_verify_start_backfill(ctx->verify, r->migration, r->keys_per_s, r->bytes_per_s);
 	if (!start_failed(call, e, "backfill", r->migration))
 		reply_backfill(call, ctx, r->migration);

@@ -6,10 +6,8 @@
 #include <string.h>
 
 static const char *const names[] = {
-	[SY_JOB_IDLE] = "idle",
-	[SY_JOB_RUNNING] = "running",
-	[SY_JOB_DONE] = "done",
-	[SY_JOB_FAILED] = "failed",
+	[SY_JOB_IDLE] = "idle",	    [SY_JOB_RUNNING] = "running",     [SY_JOB_DONE] = "done",
+	[SY_JOB_FAILED] = "failed", [SY_JOB_REQUESTED] = "requested",
 };
 
 const char *sy_job_state_name(enum sy_job_state s)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* job.h — the states of a background job (an audit, a backfill): one enum for the
  * agent, the controller and syctl, and the one spelling of each state that the API,
- * syctl's output and the state files use ("idle", "running", "done", "failed"). */
+ * syctl's output and the state files use ("idle", "running", "done", "failed", "requested"). */
 #ifndef SY_JOB_H
 #define SY_JOB_H
 
@@ -10,6 +10,7 @@ enum sy_job_state {
 	SY_JOB_RUNNING,
 	SY_JOB_DONE,
 	SY_JOB_FAILED,
+	SY_JOB_REQUESTED, /* fleet mode: asked of the leader, not started there yet */
 };
 
 /* "idle", "running", "done", "failed"; "?" for anything else. */

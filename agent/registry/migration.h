@@ -15,6 +15,21 @@
 #include "model/phase.h"
 #include "model/spec.h"
 
+/* Fleet mode: an audit or backfill asked of a follower, for the leader to run
+ * (state.proto JobRequest; registry/job_request.c). nonce 0: none asked. */
+enum { SY_JOBREQ_AUDIT, SY_JOBREQ_BACKFILL, SY_JOBREQ_KINDS };
+
+struct sy_job_request {
+	uint64_t nonce;
+	char node[64]; /* who asked */
+	uint64_t requested_unix_ms;
+	bool repair;
+	uint32_t keys_per_s;
+	uint64_t bytes_per_s;
+	char taken_by[64];	  /* the leader that started it; "" while pending */
+	uint64_t started_unix_ms; /* the leader's job's started_unix_ms */
+};
+
 /* Who last set a runtime field (the ratio, one pin), kept with the state. */
 struct sy_set_by {
 	char origin[PATH_MAX + 8]; /* "api", "file:PATH", "plan" */
@@ -39,6 +54,7 @@ struct sy_migration_state {
 	/* Read from a format-1 state whose prefixes also scoped: they were copied to
 	 * spec.scope so that it mirrors what it did (reported once, at load). */
 	bool scope_upgraded;
+	struct sy_job_request job_req[SY_JOBREQ_KINDS];
 };
 
 enum sy_commit_kind {

@@ -541,6 +541,30 @@ int sy_registry_set_cutover(struct sy_registry *r, const char *name, const struc
 	return edit(r, name, "plan", err, change_cutover, &ca);
 }
 
+struct job_req_arg {
+	int kind;
+	const struct sy_job_request *q;
+};
+
+static int change_job_req(struct sy_migration_state *m, const void *arg, struct sy_spec_err *err)
+{
+	const struct job_req_arg *ja = arg;
+
+	(void)err;
+	m->job_req[ja->kind] = *ja->q;
+	return 0;
+}
+
+int sy_registry_set_job_request(struct sy_registry *r, const char *name, int kind,
+				const struct sy_job_request *q, struct sy_spec_err *err)
+{
+	struct job_req_arg ja = {.kind = kind, .q = q};
+
+	if (kind < 0 || kind >= SY_JOBREQ_KINDS)
+		return -EINVAL;
+	return edit(r, name, "api", err, change_job_req, &ja);
+}
+
 struct pin_arg {
 	const char *cgroup;
 	uint8_t side;

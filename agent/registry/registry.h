@@ -79,6 +79,10 @@ int sy_registry_set_ratio(struct sy_registry *r, const char *name, uint32_t rati
  * persisted change, so a restart never sees one without the other). */
 int sy_registry_set_cutover(struct sy_registry *r, const char *name, const struct sy_cutover_state *co,
 			    int64_t ratio_bp, struct sy_spec_err *err);
+/* Fleet mode: records an audit or backfill request (SY_JOBREQ_*) in the migration's
+ * state, for the leader to run (job_request.h). */
+int sy_registry_set_job_request(struct sy_registry *r, const char *name, int kind,
+				const struct sy_job_request *q, struct sy_spec_err *err);
 int sy_registry_pin(struct sy_registry *r, const char *name, const char *cgroup, uint8_t side,
 		    struct sy_spec_err *err);
 int sy_registry_unpin(struct sy_registry *r, const char *name, const char *cgroup, struct sy_spec_err *err);

@@ -29,6 +29,41 @@ static void set_by_from_pb(struct sy_set_by *b, const Switchyard__V1__SetBy *x)
 	snprintf(b->reason, sizeof(b->reason), "%s", x && x->reason ? x->reason : "");
 }
 
+/* A JobRequest borrowing q's strings; NULL when none was asked (absent from the state,
+ * so a state without requests reads as before), and out of memory too. */
+static Switchyard__V1__JobRequest *job_req_pb(const struct sy_job_request *q)
+{
+	Switchyard__V1__JobRequest *x;
+
+	if (!q->nonce || !(x = calloc(1, sizeof(*x))))
+		return NULL;
+	switchyard__v1__job_request__init(x);
+	x->nonce = q->nonce;
+	x->node = (char *)q->node;
+	x->requested_unix_ms = q->requested_unix_ms;
+	x->repair = q->repair;
+	x->keys_per_s = q->keys_per_s;
+	x->bytes_per_s = q->bytes_per_s;
+	x->taken_by = (char *)q->taken_by;
+	x->started_unix_ms = q->started_unix_ms;
+	return x;
+}
+
+static void job_req_from_pb(struct sy_job_request *q, const Switchyard__V1__JobRequest *x)
+{
+	memset(q, 0, sizeof(*q));
+	if (!x)
+		return;
+	q->nonce = x->nonce;
+	snprintf(q->node, sizeof(q->node), "%s", x->node ? x->node : "");
+	q->requested_unix_ms = x->requested_unix_ms;
+	q->repair = x->repair;
+	q->keys_per_s = x->keys_per_s;
+	q->bytes_per_s = x->bytes_per_s;
+	snprintf(q->taken_by, sizeof(q->taken_by), "%s", x->taken_by ? x->taken_by : "");
+	q->started_unix_ms = x->started_unix_ms;
+}
+
 void sy_mset_pb_free(Switchyard__V1__State *st)
 {
 	for (size_t i = 0; i < st->n_migrations; i++) {
@@ -52,6 +87,8 @@ void sy_mset_pb_free(Switchyard__V1__State *st)
 			free(ms->file_spec);
 		}
 		free(ms->ratio_set_by);
+		free(ms->audit_request);
+		free(ms->backfill_request);
 		free(ms);
 	}
 	free(st->migrations);
@@ -108,6 +145,8 @@ int sy_mset_to_pb(const struct sy_migration_state *s, size_t n, uint64_t revisio
 			ms->pins[j] = ps; /* the spec inside carries cgroup and side */
 		}
 		ms->ratio_set_by = set_by_pb(&s[i].ratio_by);
+		ms->audit_request = job_req_pb(&s[i].job_req[SY_JOBREQ_AUDIT]);
+		ms->backfill_request = job_req_pb(&s[i].job_req[SY_JOBREQ_BACKFILL]);
 		if (s[i].file_spec) {
 			ms->file_spec = calloc(1, sizeof(*ms->file_spec));
 			if (!ms->file_spec || sy_spec_to_pb(s[i].file_spec, ms->file_spec))
@@ -165,6 +204,8 @@ int sy_mset_from_pb(const Switchyard__V1__State *st, struct sy_migration_state *
 			set_by_from_pb(&s[i].pin_by[j], ms->pins[j]->set_by);
 		}
 		set_by_from_pb(&s[i].ratio_by, ms->ratio_set_by);
+		job_req_from_pb(&s[i].job_req[SY_JOBREQ_AUDIT], ms->audit_request);
+		job_req_from_pb(&s[i].job_req[SY_JOBREQ_BACKFILL], ms->backfill_request);
 		if (ms->file_spec) {
 			s[i].file_spec = calloc(1, sizeof(*s[i].file_spec));
 			if (!s[i].file_spec || sy_spec_from_pb(ms->file_spec, s[i].file_spec, err)) {

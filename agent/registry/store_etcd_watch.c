@@ -191,7 +191,12 @@ static void on_range(const ProtobufCMessage *msg, const struct sy_rpc_status *st
 		}
 		if (e->fleet)
 			sy_fleet_sync_end(e->fleet);
-		/* a full read: whatever differs from what this agent applied is news */
+		/* a full read: whatever differs from what this agent applied is news, unless
+		 * the read is older than this agent's own last commit (one made while the
+		 * start's read was in flight): the watch from the read's revision brings the
+		 * rest, and skips that commit as seen */
+		if (e->sync_rev < e->mod_rev)
+			return;
 		if (state && state->mod_revision != e->mod_rev)
 			take_state(e, &state->value, state->mod_revision);
 		else if (!state && e->mod_rev)

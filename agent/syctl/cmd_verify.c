@@ -15,6 +15,14 @@
 #include "model/job.h"
 #include "syctl/syctl.h"
 
+/* A job not ended yet: running, or (fleet mode) asked of the leader and not started. */
+static bool busy(const char *state)
+{
+	int s = sy_job_state_parse(state);
+
+	return s == SY_JOB_RUNNING || s == SY_JOB_REQUESTED;
+}
+
 /* The exit status an audit's result gives, with why on stderr when it is not 0. */
 static int audit_verdict(const Switchyard__V1__AuditStatus *a)
 {
@@ -91,7 +99,7 @@ int cmd_verify(int argc, char **argv)
 				       &switchyard__v1__audit_status__descriptor, &resp)))
 				return rc;
 			a = (void *)resp;
-			if (no_wait || sy_job_state_parse(a->state) != SY_JOB_RUNNING)
+			if (no_wait || !busy(a->state))
 				break;
 			if (!json && isatty(STDERR_FILENO))
 				fprintf(stderr, "\r%s: scanned %llu/%llu, eta %.0fs   ", a->migration,
@@ -167,7 +175,7 @@ int cmd_backfill(int argc, char **argv)
 			       &switchyard__v1__backfill_status__descriptor, &resp)))
 			return rc;
 		b = (void *)resp;
-		if (!follow || sy_job_state_parse(b->state) != SY_JOB_RUNNING)
+		if (!follow || !busy(b->state))
 			break;
 		/* a bar redrawn in place on a terminal; in a log, one plain line a second */
 		if (!json && (tty || polls % 4 == 0))

@@ -149,6 +149,24 @@ def wait_target_healthy(node):
              what="node %s: target healthy" % node.name)
 
 
+def fill(server, prefix, n):
+    """n keys PREFIX:i = vi on a server, pipelined."""
+    p = server.client().pipeline(transaction=False)
+    for i in range(n):
+        p.set("%s:%d" % (prefix, i), "v%d" % i)
+    p.execute()
+
+
+def first_step_everywhere(starter, everyone, ratio_bp):
+    """Waits for users and a healthy target on every node, starts the plan through
+    starter and waits for its first step's ratio on every node."""
+    for n in everyone:
+        wait_for(lambda n=n: n.syctl("get", "users", check=False).returncode == 0, what="users on " + n.name)
+        wait_target_healthy(n)
+    starter.syctl("cutover", "users", "start")
+    wait_for(lambda: all(n.ratio() == ratio_bp for n in everyone), what="the first step on every node")
+
+
 def served_port(node, legacy):
     res = run_clients([{"cgroup": node.cgroup, "addr": legacy.addr, "key": "fleet-%s" % node.name}])
     return res[0]["conns"][0]["served_port"]
@@ -560,6 +578,63 @@ def test_a_plans_backfill_and_audit_run_on_the_leader_only(redis_pair, etcd, nod
     assert "on node a" in b.syctl("backfill", "users", "--status").stdout
     assert "on node a" in b.syctl("verify", "users", "--report").stdout
     assert json.loads(b.syctl("-o", "json", "verify", "users", "--report").stdout)["node"] == "a"
+
+
+def legacy_scans(server):
+    return int(server.client().info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+
+
+def test_a_backfill_and_an_audit_asked_of_a_follower_run_once_on_the_leader(redis_pair, etcd, nodes):
+    """syctl backfill / verify through a follower: the follower scans nothing, commits a
+    request to the store, and the leader runs the job once; the result shows through
+    the follower, naming the leader."""
+    legacy, target = redis_pair
+    keys = 4000  # 20 SCAN pages of 200: a second scanner would double the count
+    fill(legacy, "jr", keys)
+    a = nodes("a")
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
+    b = nodes("b")
+    apply_users(a, legacy, target, "0%")
+    wait_for(lambda: b.syctl("get", "users", check=False).returncode == 0, what="users on node b")
+
+    before = legacy_scans(legacy)
+    r = b.syctl("backfill", "users", "--follow")
+    assert "backfill done" in r.stdout and "on node a" in r.stdout, r.stdout
+    assert target.client().dbsize() == keys
+    bf = verify_call(b, "GetBackfill", "GetBackfillRequest", "BackfillStatus", migration="users")
+    assert bf.state == "done" and bf.node == "a" and bf.copied == keys
+    backfill_scans = legacy_scans(legacy) - before
+    assert backfill_scans >= 1, backfill_scans
+
+    # the gRPC answer of the follower: handed to the leader, not started here
+    before = legacy_scans(legacy)
+    st = verify_call(b, "StartAudit", "StartAuditRequest", "AuditStatus", migration="users")
+    assert st.state == "requested" and st.node == "a" and st.scanned == 0, st
+    au = wait_for(lambda: (lambda s: s if s.state == "done" else None)(
+        verify_call(b, "GetAudit", "GetAuditRequest", "AuditStatus", migration="users")),
+        timeout=30, what="node b showing the leader's audit done")
+    mine = verify_call(a, "GetAudit", "GetAuditRequest", "AuditStatus", migration="users")
+    assert au.node == "a" and au.scanned >= keys and au.missing == 0
+    assert (mine.node, mine.scanned, mine.started_unix_ms) == ("a", au.scanned, au.started_unix_ms)
+    via_b = legacy_scans(legacy) - before
+    # syctl verify through b waits for the leader's audit and takes its verdict
+    r = b.syctl("verify", "users")
+    assert "audit done" in r.stdout and "on node a" in r.stdout, r.stdout
+    # the same audit started on the leader itself: as many SCANs, so it ran once
+    before = legacy_scans(legacy)
+    a.syctl("verify", "users")
+    on_a = legacy_scans(legacy) - before
+    assert on_a >= 10 and via_b <= 1.5 * on_a, (via_b, on_a)
+
+    log_a, log_b = a.d.read_log(), b.d.read_log()
+    assert log_a.count("backfill asked through node b runs here") == 1, log_a
+    assert log_a.count("audit asked through node b runs here") == 2, log_a
+    assert "users: backfill started" not in log_b and "users: audit started" not in log_b
+    # the request is in the state, taken by the leader
+    kv = json.loads(etcd.ctl("get", "-w", "json", PREFIX + "/state").stdout)["kvs"][0]
+    m = pb("switchyard.v1.state").State.FromString(base64.b64decode(kv["value"])).migrations[0]
+    assert m.audit_request.node == "b" and m.audit_request.taken_by == "a"
+    assert m.backfill_request.node == "b" and m.backfill_request.taken_by == "a"
 
 
 def test_a_stalled_etcd_does_not_stall_the_agent(redis_pair, etcd, nodes):

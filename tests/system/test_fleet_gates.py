@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from sy import RedisServer, _py_redis_argv, spec_yaml, wait_for
-from test_fleet import etcd, fleet_events, mig, nodes, status, wait_target_healthy  # noqa: F401 (fixtures)
+from test_fleet import etcd, fill, first_step_everywhere, fleet_events, mig, nodes, status  # noqa: F401
 from test_fleet import pytestmark  # noqa: F401 (skipped without etcd, as test_fleet.py)
 
 MIN_SAMPLES = 50
@@ -66,12 +66,7 @@ def test_a_p99_gate_only_the_fleets_sum_satisfies_rolls_the_fleet_back(slow_pair
                                       "window": "10s", "min_samples": MIN_SAMPLES, "min_p99": "5ms",
                                       "gates": {"p99_ratio": 3}}}]))
     a.syctl("apply", "-f", f)
-    for n in (b, c):
-        wait_for(lambda n=n: n.syctl("get", "users", check=False).returncode == 0, what="users on " + n.name)
-    for n in (a, b, c):
-        wait_target_healthy(n)
-    a.syctl("cutover", "users", "start")
-    wait_for(lambda: all(n.ratio() == 5000 for n in (a, b, c)), what="step 1 (50%) on every node")
+    first_step_everywhere(a, (a, b, c), 5000)
 
     stop = threading.Event()
     slow = threading.Thread(target=target_slowed, args=(target, stop), daemon=True)
@@ -146,10 +141,7 @@ def audit_scans(start_on, everyone, legacy, target, name):
 def test_one_audit_on_three_nodes_scans_legacy_as_often_as_on_one(slow_pair, etcd, nodes):
     legacy, target = slow_pair
     for side in (legacy, target):
-        p = side.client().pipeline(transaction=False)
-        for i in range(AUDIT_KEYS):
-            p.set("au:%d" % i, "v%d" % i)
-        p.execute()
+        fill(side, "au", AUDIT_KEYS)
     a = nodes("a")
     wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
     audited_plan(a, legacy, target, "one")

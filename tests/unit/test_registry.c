@@ -437,6 +437,58 @@ static void a_shared_store_pin_is_resolved_on_this_node(void **state)
 	sy_registry_free(r);
 }
 
+/* A job asked of the leader travels in the state: committed through the registry,
+ * written to the store's protobuf and read back whole; none asked is no field at all. */
+static void a_job_request_round_trips_through_the_state(void **state)
+{
+	struct mem_store ms = {.s = {.ops = &mem_ops, .shared = true}};
+	struct sy_job_request q = {.nonce = 0x1234567890abcdefull,
+				   .requested_unix_ms = 1700000000123ull,
+				   .repair = true,
+				   .keys_per_s = 500,
+				   .bytes_per_s = 1ull << 30};
+	struct sy_spec_err err = {{0}};
+	struct sy_migration_state set[1], *back = NULL;
+	const struct sy_migration_state *got;
+	Switchyard__V1__State st;
+	struct sy_registry *r;
+	size_t n = 0;
+
+	(void)state;
+	r = sy_registry_new(NULL, &ms.s);
+	assert_non_null(r);
+	assert_int_equal(sy_registry_load(r, &err), 0);
+	spec_of(&set[0].spec, "users", 0);
+	assert_int_equal(sy_registry_apply(r, &set[0].spec, &err), 0);
+	snprintf(q.node, sizeof(q.node), "b");
+	assert_int_equal(sy_registry_set_job_request(r, "users", SY_JOBREQ_BACKFILL, &q, &err), 0);
+	assert_int_equal(sy_registry_set_job_request(r, "users", SY_JOBREQ_KINDS, &q, &err), -EINVAL);
+	assert_int_equal(sy_registry_set_job_request(r, "nope", SY_JOBREQ_AUDIT, &q, &err), -ENOENT);
+	got = sy_registry_find(r, "users");
+	assert_int_equal(got->job_req[SY_JOBREQ_BACKFILL].nonce, q.nonce);
+
+	assert_int_equal(sy_mset_to_pb(got, 1, 3, &st), 0);
+	assert_null(st.migrations[0]->audit_request);
+	assert_non_null(st.migrations[0]->backfill_request);
+	assert_int_equal(sy_mset_from_pb(&st, &back, &n, &err), 0);
+	sy_mset_pb_free(&st);
+	assert_int_equal(n, 1);
+	assert_int_equal(back[0].job_req[SY_JOBREQ_AUDIT].nonce, 0);
+	{
+		const struct sy_job_request *b = &back[0].job_req[SY_JOBREQ_BACKFILL];
+
+		assert_int_equal(b->nonce, q.nonce);
+		assert_string_equal(b->node, "b");
+		assert_int_equal(b->requested_unix_ms, q.requested_unix_ms);
+		assert_true(b->repair);
+		assert_int_equal(b->keys_per_s, 500);
+		assert_int_equal(b->bytes_per_s, q.bytes_per_s);
+		assert_string_equal(b->taken_by, "");
+	}
+	sy_mset_free(back, n);
+	sy_registry_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -449,6 +501,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_subscriber_cannot_change_the_registry, setup, teardown),
 		cmocka_unit_test(a_change_made_elsewhere_arrives_as_a_commit),
 		cmocka_unit_test(a_shared_store_pin_is_resolved_on_this_node),
+		cmocka_unit_test(a_job_request_round_trips_through_the_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
