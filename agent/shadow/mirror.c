@@ -476,6 +476,35 @@ fail:
 	}
 }
 
+/* MULTI, WATCH, UNWATCH, DISCARD and EXEC move the client's transaction along; true when
+ * cmd was one of them. */
+static bool txn_command(struct dir *d, struct sy_client *s, const struct sy_command *cmd,
+			const struct sy_captured *c)
+{
+	if (cmd->flags & SY_CMDF_TXN_WATCH) {
+		s->watched = cmd->name[0] == 'W'; /* UNWATCH forgets */
+		return true;
+	}
+	if (!(cmd->flags & (SY_CMDF_TXN_MULTI | SY_CMDF_TXN_DISCARD | SY_CMDF_TXN_EXEC)))
+		return false;
+	if ((cmd->flags & SY_CMDF_TXN_EXEC) && s->in_multi && s->watched && s->txn_n) {
+		/* aborted if a watched key changed, and only EXEC's reply says so, which
+		 * the capture does not see: copy the keys once it settled, whichever way
+		 * it went, instead of replaying what may not have happened */
+		s->txn_bad = true;
+		flag_audit(d, "WATCH transaction: EXEC's outcome unknown, its keys were copied");
+	}
+	if ((cmd->flags & SY_CMDF_TXN_EXEC) && s->in_multi)
+		replay_txn(d, s, c->ts_ns, c->cookie);
+	/* MULTI starts afresh (keeping WATCH); DISCARD and EXEC end the transaction and WATCH */
+	sy_client_txn_clear(s);
+	if (cmd->flags & SY_CMDF_TXN_MULTI)
+		s->in_multi = true;
+	else
+		s->watched = false;
+	return true;
+}
+
 void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 {
 	struct sy_mirror *m = arg;
@@ -506,34 +535,8 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	cmd = sy_command_find(c->name, strnlen(c->name, SY_CMD_NAME_MAX));
 	if (!cmd)
 		return;
-	if (cmd->flags & SY_CMDF_TXN_MULTI) {
-		sy_client_txn_clear(s);
-		s->in_multi = true;
+	if (txn_command(d, s, cmd, c))
 		return;
-	}
-	if (cmd->flags & SY_CMDF_TXN_WATCH) {
-		s->watched = cmd->name[0] == 'W'; /* UNWATCH forgets */
-		return;
-	}
-	if (cmd->flags & SY_CMDF_TXN_DISCARD) {
-		sy_client_txn_clear(s);
-		s->watched = false;
-		return;
-	}
-	if (cmd->flags & SY_CMDF_TXN_EXEC) {
-		if (s->in_multi && s->watched && s->txn_n) {
-			/* aborted if a watched key changed, and only EXEC's reply says so, which
-			 * the capture does not see: copy the keys once it settled, whichever way
-			 * it went, instead of replaying what may not have happened */
-			s->txn_bad = true;
-			flag_audit(d, "WATCH transaction: EXEC's outcome unknown, its keys were copied");
-		}
-		if (s->in_multi)
-			replay_txn(d, s, c->ts_ns, c->cookie);
-		sy_client_txn_clear(s);
-		s->watched = false;
-		return;
-	}
 	e = (c->truncated ? sy_argv_parse_prefix : sy_argv_parse)(
 		&a, c->name, strnlen(c->name, SY_CMD_NAME_MAX), c->body, c->len, c->argc, c->is_inline);
 	if (e) {
