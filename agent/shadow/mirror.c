@@ -329,6 +329,23 @@ static const struct sy_migration_state *seen_of(const struct sy_mirror *m, uint3
 	return id < SY_MAX_MIGRATIONS && m->seen[id].id ? &m->seen[id] : NULL;
 }
 
+/* A replay is on its way: one more answer to wait for. */
+static void replay_sent(struct dir *d)
+{
+	d->inflight++;
+	d->st.queued = d->inflight;
+}
+
+/* A replay that could not be sent: its keys (p may be NULL) are copied again later. */
+static void replay_failed(struct dir *d, struct pending *p)
+{
+	d->st.failed++;
+	if (p) {
+		repair_keys_of(p, RETRY_MS);
+		pending_free(p);
+	}
+}
+
 /* A relative expiry replayed later than this is copied instead (sy_argv_relative_ttl). */
 #define LATE_TTL_MS 200
 
@@ -398,15 +415,10 @@ static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const 
 	}
 	if (e)
 		goto fail;
-	d->inflight++;
-	d->st.queued = d->inflight;
+	replay_sent(d);
 	return;
 fail:
-	d->st.failed++;
-	if (p) {
-		repair_keys_of(p, RETRY_MS);
-		pending_free(p);
-	}
+	replay_failed(d, p);
 }
 
 /* EXEC: the collected transaction as one unit on one connection. */
@@ -442,8 +454,7 @@ static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts, uint64_t
 	p->parts = (uint32_t)s->txn_n + 2;
 	if (sy_redis_sendv(dc->r, 1, multi, ml, on_replayed, p))
 		goto fail;
-	d->inflight++;
-	d->st.queued = d->inflight;
+	replay_sent(d);
 	/* from here every part answers (a part that could not be sent counts as failed) */
 	STAILQ_FOREACH(t, &s->txn, link)
 	{
@@ -469,11 +480,7 @@ static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts, uint64_t
 		on_replayed(NULL, NULL, p);
 	return;
 fail:
-	d->st.failed++;
-	if (p) {
-		repair_keys_of(p, RETRY_MS);
-		pending_free(p);
-	}
+	replay_failed(d, p);
 }
 
 /* MULTI, WATCH, UNWATCH, DISCARD and EXEC move the client's transaction along; true when
