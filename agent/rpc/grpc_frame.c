@@ -102,6 +102,21 @@ int sy_grpc_reader_feed(struct sy_grpc_reader *r, const uint8_t **data, size_t *
 	return 1;
 }
 
+/* The output buffer (cap bytes) of a gzip pass over in[n] on the initialised z, which
+ * gets in as its input; NULL, z ended by end(), when out of memory. */
+static uint8_t *z_start(z_stream *z, int (*end)(z_streamp), const uint8_t *in, size_t n, size_t cap)
+{
+	uint8_t *buf = malloc(cap);
+
+	if (!buf) {
+		end(z);
+		return NULL;
+	}
+	z->next_in = (Bytef *)in;
+	z->avail_in = (uInt)n;
+	return buf;
+}
+
 int sy_gzip_compress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len)
 {
 	z_stream z = {0};
@@ -115,13 +130,8 @@ int sy_gzip_compress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len
 		return -ENOMEM;
 	/* deflateBound is exact for one Z_FINISH call; +32 covers the gzip wrapper. */
 	cap = deflateBound(&z, (uLong)n) + 32;
-	buf = malloc(cap);
-	if (!buf) {
-		deflateEnd(&z);
+	if (!(buf = z_start(&z, deflateEnd, in, n, cap)))
 		return -ENOMEM;
-	}
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)n;
 	z.next_out = buf;
 	z.avail_out = (uInt)cap;
 	rc = deflate(&z, Z_FINISH);
@@ -151,13 +161,8 @@ int sy_gzip_decompress(const uint8_t *in, size_t n, size_t max, uint8_t **out, s
 		cap = limit;
 	if (inflateInit2(&z, 15 + 16) != Z_OK)
 		return -ENOMEM;
-	buf = malloc(cap);
-	if (!buf) {
-		inflateEnd(&z);
+	if (!(buf = z_start(&z, inflateEnd, in, n, cap)))
 		return -ENOMEM;
-	}
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)n;
 	for (;;) {
 		if (used == cap) {
 			size_t ncap = cap * 2 < limit ? cap * 2 : limit;
