@@ -680,10 +680,9 @@ int sy_spec_from_yaml(struct sy_yaml *y, struct sy_spec *out, struct sy_spec_err
 
 	memset(out, 0, sizeof(*out));
 	root = sy_yaml_root(y);
-	if (!root) {
-		sy_spec_err_set(err, "%s:1: empty spec (expected a mapping with \"migrations:\")", y->file);
-		return -EINVAL;
-	}
+	if (!root)
+		return sy_spec_fail(err, "%s:1: empty spec (expected a mapping with \"migrations:\")",
+				    y->file);
 	if ((e = map_fields(&c, root, "the spec", top, f)))
 		return e;
 	if (!f[0])
