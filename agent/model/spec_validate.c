@@ -109,6 +109,34 @@ static int check_auth(const struct sy_auth_spec *a, const char *side, struct sy_
 	return 0;
 }
 
+/* A list of key prefixes (prefixes:, scope:): at most max, each 1 to SY_PREFIX_MAX bytes,
+ * none twice; with `nested`, none the start of another either (the longer means nothing). */
+static int check_prefixes(const char *field, const char (*v)[SY_PREFIX_MAX + 1], uint32_t n, uint32_t max,
+			  bool nested, struct sy_spec_err *err)
+{
+	char q[SY_QUOTE_BUF], q2[SY_QUOTE_BUF];
+
+	if (n > max)
+		return sy_spec_fail(err, "%s: at most %u", field, max);
+	for (uint32_t i = 0; i < n; i++) {
+		size_t len = strnlen(v[i], sizeof(v[i]));
+
+		if (len == 0 || len > SY_PREFIX_MAX)
+			return sy_spec_fail(err, "%s[%u]: must be 1 to %d bytes", field, i, SY_PREFIX_MAX);
+		for (uint32_t j = 0; j < i; j++)
+			if (!nested && strcmp(v[i], v[j]) == 0)
+				return sy_spec_fail(err, "%s[%u]: \"%s\" is listed twice", field, i,
+						    sy_quote(q, v[i]));
+			else if (nested &&
+				 (strncmp(v[i], v[j], strlen(v[j])) == 0 || strncmp(v[j], v[i], len) == 0))
+				return sy_spec_fail(
+					err,
+					"%s[%u]: \"%s\" overlaps %s[%u] \"%s\": list only the shorter one",
+					field, i, sy_quote(q, v[i]), field, j, sy_quote(q2, v[j]));
+	}
+	return 0;
+}
+
 static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err, int *line)
 {
 	char a[SY_EP_STRLEN], q[SY_QUOTE_BUF], q2[SY_QUOTE_BUF], q3[SY_QUOTE_BUF], q4[SY_QUOTE_BUF];
@@ -173,36 +201,9 @@ static int check_one(const struct sy_migration_spec *m, struct sy_spec_err *err,
 		return sy_spec_fail(err, "client: must be cgroup or connection");
 	if (m->ratio_bp > SY_RATIO_MAX)
 		return sy_spec_fail(err, "ratio_bp: %u is out of range 0..%u", m->ratio_bp, SY_RATIO_MAX);
-	if (m->n_prefixes > SY_SPEC_MAX_PREFIXES)
-		return sy_spec_fail(err, "prefixes: at most %d", SY_SPEC_MAX_PREFIXES);
-	for (uint32_t i = 0; i < m->n_prefixes; i++) {
-		size_t len = strnlen(m->prefixes[i], sizeof(m->prefixes[i]));
-
-		if (len == 0 || len > SY_PREFIX_MAX)
-			return sy_spec_fail(err, "prefixes[%u]: must be 1 to %d bytes", i, SY_PREFIX_MAX);
-		for (uint32_t j = 0; j < i; j++)
-			if (strcmp(m->prefixes[i], m->prefixes[j]) == 0)
-				return sy_spec_fail(err, "prefixes[%u]: \"%s\" is listed twice", i,
-						    sy_quote(q, m->prefixes[i]));
-	}
-	if (m->n_scope > SY_SPEC_MAX_SCOPE)
-		return sy_spec_fail(err, "scope: at most %d", SY_SPEC_MAX_SCOPE);
-	for (uint32_t i = 0; i < m->n_scope; i++) {
-		size_t len = strnlen(m->scope[i], sizeof(m->scope[i]));
-
-		if (len == 0 || len > SY_PREFIX_MAX)
-			return sy_spec_fail(err, "scope[%u]: must be 1 to %d bytes", i, SY_PREFIX_MAX);
-		for (uint32_t j = 0; j < i; j++)
-			if (strncmp(m->scope[i], m->scope[j], strlen(m->scope[j])) == 0 ||
-			    strncmp(m->scope[j], m->scope[i], len) == 0) {
-				/* the longer one would mean nothing */
-				return sy_spec_fail(err,
-						    "scope[%u]: \"%s\" overlaps scope[%u] \"%s\": list only "
-						    "the shorter one",
-						    i, sy_quote(q, m->scope[i]), j,
-						    sy_quote(q2, m->scope[j]));
-			}
-	}
+	if ((e = check_prefixes("prefixes", m->prefixes, m->n_prefixes, SY_SPEC_MAX_PREFIXES, false, err)) ||
+	    (e = check_prefixes("scope", m->scope, m->n_scope, SY_SPEC_MAX_SCOPE, true, err)))
+		return e;
 	if (m->sample_reads > SY_SAMPLE_MAX)
 		return sy_spec_fail(err, "sample_reads: %u is out of range 0..%u", m->sample_reads,
 				    SY_SAMPLE_MAX);
