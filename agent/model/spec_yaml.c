@@ -27,14 +27,11 @@ static int yfail(struct yctx *c, const yaml_node_t *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int yfail(struct yctx *c, const yaml_node_t *n, const char *fmt, ...)
 {
-	char msg[400];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	sy_yaml_vfail(c->y, n, c->err ? c->err->msg : NULL, c->err ? sizeof(c->err->msg) : 0, "", fmt, ap);
 	va_end(ap);
-	if (c->err)
-		sy_yaml_fail(c->y, n, c->err->msg, sizeof(c->err->msg), "%s", msg);
 	return -EINVAL;
 }
 
