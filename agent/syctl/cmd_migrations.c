@@ -65,36 +65,38 @@ static void status_verification(void)
 	protobuf_c_message_free_unpacked(resp, NULL);
 }
 
+/* ,"key": and the answer to method as JSON, or null when it could not be had. */
+static void json_answer(const char *key, const char *method, const ProtobufCMessage *req,
+			const ProtobufCMessageDescriptor *rd)
+{
+	ProtobufCMessage *r = NULL;
+
+	printf(",\"%s\":", key);
+	if (call_quiet(method, req, rd, &r) == 0)
+		sy_pbjson_print(stdout, r);
+	else
+		fputs("null", stdout);
+	if (r)
+		protobuf_c_message_free_unpacked(r, NULL);
+}
+
 /* One migration's entry of status's JSON: the Migration, then its backfill and audit
  * (their "idle" state when never run; null only from a daemon without Verify). */
 static void status_json_entry(const Switchyard__V1__Migration *m)
 {
 	Switchyard__V1__GetBackfillRequest breq = SWITCHYARD__V1__GET_BACKFILL_REQUEST__INIT;
 	Switchyard__V1__GetAuditRequest areq = SWITCHYARD__V1__GET_AUDIT_REQUEST__INIT;
-	ProtobufCMessage *br = NULL, *ar = NULL;
 
 	breq.migration = areq.migration = m->spec->name;
 	fputs("{\"name\":", stdout);
 	sy_json_string(stdout, m->spec->name);
 	fputs(",\"migration\":", stdout);
 	sy_pbjson_print(stdout, &m->base);
-	fputs(",\"backfill\":", stdout);
-	if (call_quiet("/switchyard.v1.Verify/GetBackfill", &breq.base,
-		       &switchyard__v1__backfill_status__descriptor, &br) == 0)
-		sy_pbjson_print(stdout, br);
-	else
-		fputs("null", stdout);
-	fputs(",\"audit\":", stdout);
-	if (call_quiet("/switchyard.v1.Verify/GetAudit", &areq.base,
-		       &switchyard__v1__audit_status__descriptor, &ar) == 0)
-		sy_pbjson_print(stdout, ar);
-	else
-		fputs("null", stdout);
+	json_answer("backfill", "/switchyard.v1.Verify/GetBackfill", &breq.base,
+		    &switchyard__v1__backfill_status__descriptor);
+	json_answer("audit", "/switchyard.v1.Verify/GetAudit", &areq.base,
+		    &switchyard__v1__audit_status__descriptor);
 	fputc('}', stdout);
-	if (br)
-		protobuf_c_message_free_unpacked(br, NULL);
-	if (ar)
-		protobuf_c_message_free_unpacked(ar, NULL);
 }
 
 /* `status` and `status NAME` in one shape (docs/json.md): the daemon, then each
