@@ -49,6 +49,12 @@ int call(const char *method, const ProtobufCMessage *req, const ProtobufCMessage
 /* The same without a word on failure: for optional parts of a view. */
 int call_quiet(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
 	       ProtobufCMessage **resp);
+/* One call, its answer printed as JSON (-o json) or by text(); returns the exit code. */
+int call_show(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+	      void (*text)(const ProtobufCMessage *resp));
+/* call_show for a command that takes no operand (`syctl list`, `syctl nodes`). */
+int call_show_bare(const char *cmd, int argc, char **argv, const char *method, const ProtobufCMessage *req,
+		   const ProtobufCMessageDescriptor *rd, void (*text)(const ProtobufCMessage *resp));
 
 /* output.c */
 void print_json(const ProtobufCMessage *m);
