@@ -59,7 +59,8 @@ int call_show_bare(const char *cmd, int argc, char **argv, const char *method, c
 /* output.c */
 void print_json(const ProtobufCMessage *m);
 const char *ago(uint64_t unix_ms, char *buf, size_t n);
-void fmt_us(uint64_t us, char *buf, size_t n);
+/* us as "-", "850us", "1.2ms" or "3.04s" into buf; returns buf. */
+const char *fmt_us(uint64_t us, char *buf, size_t n);
 void fmt_ms(uint64_t ms, char *buf, size_t n);
 void print_migration(const Switchyard__V1__Migration *m);
 void print_scope(const Switchyard__V1__Migration *m, const char *lead);
