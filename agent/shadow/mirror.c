@@ -755,26 +755,24 @@ static void check_lost(struct sy_loop *l, void *arg)
 /* Registry subscriber: keeps each slot's copy for the captured-command path, brings
  * running slots up to date, and stops those whose migration is gone or replaced (a new
  * one starts on its first captured write, as before). */
+static void slot_committed(void *ctx, uint32_t id, const struct sy_migration_state *cur)
+{
+	struct sy_mirror *m = ctx;
+	struct mig *g = &m->migs[id];
+
+	if (!g->active)
+		return;
+	if (!cur || strcmp(g->name, cur->spec.name) != 0 || g->created_ms != cur->created_unix_ms)
+		mig_stop(g);
+	else
+		sync_mig(m, g, cur);
+}
+
 static void on_commit(void *ctx, const struct sy_commit *c)
 {
 	struct sy_mirror *m = ctx;
 
-	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++) {
-		struct sy_migration_state *cur = &m->seen[id];
-		struct mig *g = &m->migs[id];
-
-		if (!sy_commit_slot(c, id, cur)) {
-			if (g->active)
-				mig_stop(g);
-			continue;
-		}
-		if (!g->active)
-			continue;
-		if (strcmp(g->name, cur->spec.name) != 0 || g->created_ms != cur->created_unix_ms)
-			mig_stop(g);
-		else
-			sync_mig(m, g, cur);
-	}
+	sy_commit_walk(c, m->seen, slot_committed, m);
 }
 
 struct sy_mirror *sy_mirror_new(struct sy_loop *l, struct sy_registry *reg)
