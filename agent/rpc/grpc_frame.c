@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "rpc/rpc.h"
+#include "core/decimal.h"
 
 /* First allocation for a message body: small bodies take one malloc, large ones grow
  * by doubling as their bytes arrive. */
@@ -295,15 +296,10 @@ void sy_grpc_percent_decode(const char *in, size_t n, char *out, size_t outlen)
 
 int64_t sy_grpc_timeout_parse(const char *v, size_t n)
 {
-	uint64_t x = 0;
+	int64_t x = n < 2 ? -EINVAL : sy_decimal(v, n - 1, 8);
 
-	if (n < 2 || n > 9)
+	if (x < 0)
 		return -EINVAL;
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -EINVAL;
-		x = x * 10 + (uint64_t)(v[i] - '0');
-	}
 	/* At most 99999999 of any unit: even hours stay far inside int64 ms. */
 	switch (v[n - 1]) {
 	case 'H':
@@ -373,16 +369,9 @@ int sy_grpc_list_has(const char *list, size_t n, const char *enc)
 
 int sy_grpc_status_parse(const char *v, size_t n)
 {
-	long long x = 0;
+	int64_t x = sy_decimal(v, n, 10);
 
-	if (n == 0 || n > 10)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -EINVAL;
-		x = x * 10 + (v[i] - '0');
-	}
-	return x > INT32_MAX ? -EINVAL : (int)x;
+	return x < 0 || x > INT32_MAX ? -EINVAL : (int)x;
 }
 
 int sy_grpc_code_from_http(int http_status)
