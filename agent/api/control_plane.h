@@ -12,6 +12,7 @@
 #include "redis/health.h"
 #include "registry/registry.h"
 #include "rpc/rpc.h"
+#include "switchyard/v1/cutover.pb-c.h"
 
 struct sy_tls_set;
 
@@ -34,6 +35,11 @@ struct sy_control_ctx {
 /* Ends a call naming a migration that does not exist: NOT_FOUND, with the names that
  * do (sy_registry_not_found). control_svc.c. */
 void sy_api_not_found(struct sy_rpc_call *call, struct sy_control_ctx *ctx, const char *name);
+
+/* The enabled gates of migration m, from its cutover status st, as GateStatus messages
+ * in gs[] listed in gp[] (the reply points into both); returns how many. control_svc.c. */
+size_t sy_api_gates_pb(const struct sy_migration_state *m, const struct sy_cutover_status *st,
+		       Switchyard__V1__GateStatus gs[SY_GATES], Switchyard__V1__GateStatus *gp[SY_GATES]);
 
 /* switchyard.v1.Control (control_svc.c). */
 int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);
