@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "rpc/grpc_frame.h"
+#include "rpc/h2_out.h"
 #include "rpc/rpc_listen.h"
 #include "rpc/tls.h"
 
@@ -36,8 +37,7 @@ struct cconn {
 	struct sy_tls_conn *tls; /* the client has TLS: on fd, handshake first */
 	int handshaking;
 	nghttp2_session *s;
-	uint8_t *out;
-	size_t out_len, out_off, out_cap;
+	struct sy_h2_out out;
 	unsigned events;
 	int connected;
 	int dead; /* no more I/O: its calls end at the next reap */
@@ -293,7 +293,7 @@ static void conn_free(struct cconn *cn)
 		close(cn->fd);
 	}
 	nghttp2_session_del(cn->s);
-	free(cn->out);
+	free(cn->out.buf);
 	free(cn);
 }
 
@@ -374,56 +374,22 @@ static ssize_t crecv(struct cconn *cn, uint8_t *buf, size_t n)
 	return cn->tls ? sy_tls_read(cn->tls, buf, n) : recv(cn->fd, buf, n, 0);
 }
 
+static ssize_t csend_cb(void *arg, const uint8_t *d, size_t n)
+{
+	return csend(arg, d, n);
+}
+
 static void cflush(struct cconn *cn)
 {
+	const char *why;
+
 	if (cn->dead || !cn->connected || cn->hold || cn->handshaking)
 		return;
-	for (;;) {
-		const uint8_t *d;
-		ssize_t n, w;
-
-		if (cn->out_off < cn->out_len) {
-			w = csend(cn, cn->out + cn->out_off, cn->out_len - cn->out_off);
-			if (w < 0 && (errno == EAGAIN || errno == EINTR))
-				break;
-			if (w < 0) {
-				conn_fail(cn, strerror(errno));
-				return;
-			}
-			cn->out_off += (size_t)w;
-			continue;
-		}
-		n = nghttp2_session_mem_send(cn->s, &d);
-		if (n < 0) {
-			conn_fail(cn, nghttp2_strerror((int)n));
-			return;
-		}
-		if (n == 0)
-			break;
-		w = csend(cn, d, (size_t)n);
-		if (w < 0 && errno != EAGAIN && errno != EINTR) {
-			conn_fail(cn, strerror(errno));
-			return;
-		}
-		if (w < 0)
-			w = 0;
-		if (w < n) {
-			if ((size_t)(n - w) > cn->out_cap) {
-				uint8_t *nb = realloc(cn->out, (size_t)(n - w));
-
-				if (!nb) {
-					conn_fail(cn, "out of memory");
-					return;
-				}
-				cn->out = nb;
-				cn->out_cap = (size_t)(n - w);
-			}
-			memcpy(cn->out, d + w, (size_t)(n - w));
-			cn->out_len = (size_t)(n - w);
-			cn->out_off = 0;
-		}
+	if (sy_h2_flush(cn->s, &cn->out, csend_cb, cn, &why)) {
+		conn_fail(cn, why);
+		return;
 	}
-	set_events(cn, SY_EV_READ | (cn->out_off < cn->out_len ? SY_EV_WRITE : 0));
+	set_events(cn, SY_EV_READ | (sy_h2_out_pending(&cn->out) ? SY_EV_WRITE : 0));
 }
 
 static void cio(struct sy_loop *l, int fd, unsigned ev, void *arg)

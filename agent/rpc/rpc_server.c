@@ -223,68 +223,29 @@ static void conn_set_events(struct conn *c, unsigned ev)
 	sy_loop_mod_fd(c->srv->loop, c->fd, ev);
 }
 
-static int out_keep(struct conn *c, const uint8_t *d, size_t n)
+static ssize_t conn_send_cb(void *arg, const uint8_t *d, size_t n)
 {
-	if (n > c->out_cap) {
-		uint8_t *nb = realloc(c->out, n);
+	struct conn *c = arg;
 
-		if (!nb)
-			return -ENOMEM;
-		c->out = nb;
-		c->out_cap = n;
-	}
-	memcpy(c->out, d, n);
-	c->out_len = n;
-	c->out_off = 0;
-	return 0;
+	if (c->fd < 0 && !c->tls)
+		return (ssize_t)n; /* raw connection: the output goes nowhere */
+	return conn_send(c, d, n);
 }
 
 /* Writes what nghttp2 has, until it has nothing or the socket is full. */
 void rpcs_conn_flush(struct conn *c)
 {
+	const char *why;
+
 	if (c->closing || c->hold || c->handshaking)
 		return;
-	for (;;) {
-		const uint8_t *d;
-		ssize_t n, w;
-
-		if (c->out_off < c->out_len) {
-			w = conn_send(c, c->out + c->out_off, c->out_len - c->out_off);
-			if (w < 0 && (errno == EAGAIN || errno == EINTR))
-				break;
-			if (w < 0) {
-				conn_fail(c);
-				return;
-			}
-			c->out_off += (size_t)w;
-			continue;
-		}
-		n = nghttp2_session_mem_send(c->s, &d);
-		if (n < 0) {
-			conn_fail(c);
-			return;
-		}
-		if (n == 0)
-			break;
-		if (c->fd < 0 && !c->tls)
-			continue; /* raw connection: the output goes nowhere */
-		/* Straight from nghttp2's buffer; only what the socket refuses is copied (TLS
-		 * retries a refused write with the same bytes, from c->out). */
-		w = conn_send(c, d, (size_t)n);
-		if (w < 0 && errno != EAGAIN && errno != EINTR) {
-			conn_fail(c);
-			return;
-		}
-		if (w < 0)
-			w = 0;
-		if (w < n && out_keep(c, d + w, (size_t)(n - w)) < 0) {
-			conn_fail(c);
-			return;
-		}
+	if (sy_h2_flush(c->s, &c->out, conn_send_cb, c, &why)) {
+		conn_fail(c);
+		return;
 	}
 	/* Blocked on output: stop reading until it drains (back-pressure to the peer),
 	 * unless TLS needs the peer's bytes before it can write. */
-	if (c->out_off < c->out_len && !(c->tls && sy_tls_conn_want(c->tls) == SY_TLS_WANT_READ))
+	if (sy_h2_out_pending(&c->out) && !(c->tls && sy_tls_conn_want(c->tls) == SY_TLS_WANT_READ))
 		conn_set_events(c, SY_EV_WRITE);
 	else
 		conn_set_events(c, SY_EV_READ);
@@ -315,7 +276,7 @@ static void conn_fail(struct conn *c)
 static int conn_done(struct conn *c)
 {
 	return c->closing || (!nghttp2_session_want_read(c->s) && !nghttp2_session_want_write(c->s) &&
-			      c->out_off >= c->out_len);
+			      !sy_h2_out_pending(&c->out));
 }
 
 /* Runs bytes from the peer through nghttp2. */
@@ -356,7 +317,7 @@ static void conn_close(struct conn *c)
 		sy_loop_del_fd(srv->loop, c->fd);
 		close(c->fd);
 	}
-	free(c->out);
+	free(c->out.buf);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

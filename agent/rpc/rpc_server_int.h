@@ -14,6 +14,7 @@
 #include <sys/queue.h>
 
 #include "rpc/grpc_frame.h"
+#include "rpc/h2_out.h"
 #include "rpc/rpc.h"
 #include "rpc/tls.h"
 #define MAX_LISTENERS 8
@@ -108,8 +109,7 @@ struct conn {
 	int readonly;		 /* TLS: the client certificate is a read-only identity */
 	uint64_t accepted;	 /* loop ms it was accepted (the handshake's deadline) */
 	nghttp2_session *s;
-	uint8_t *out; /* what the socket did not take yet */
-	size_t out_len, out_off, out_cap;
+	struct sy_h2_out out; /* what the socket did not take yet */
 	struct sy_rpc_call *calls;
 	unsigned events; /* interest registered with the loop */
 	int closing;	 /* fatal: close at the next chance */
