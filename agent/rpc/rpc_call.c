@@ -43,12 +43,7 @@ void rpcs_call_free(struct sy_rpc_call *call)
 {
 	struct conn *c = call->c;
 
-	if (call->prev)
-		call->prev->next = call->next;
-	else
-		c->calls = call->next;
-	if (call->next)
-		call->next->prev = call->prev;
+	LIST_REMOVE(call, link);
 	sy_loop_cancel_timer(c->srv->loop, call->timer);
 	drop_queue(call, 0);
 	sy_grpc_reader_free(&call->rd);
@@ -392,10 +387,7 @@ int rpcs_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	call->id = f->hd.stream_id;
 	STAILQ_INIT(&call->chunks);
 	sy_grpc_reader_init(&call->rd, c->srv->max_recv);
-	call->next = c->calls;
-	if (c->calls)
-		c->calls->prev = call;
-	c->calls = call;
+	LIST_INSERT_HEAD(&c->calls, call, link);
 	c->srv->st.calls++;
 	c->srv->st.calls_total++;
 	call->started = sy_now_ms();

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -64,7 +65,7 @@ struct sy_rpc_client_call {
 	int bad_encoding;
 	int done; /* the callback saw the end: nothing more is delivered */
 	uint64_t timer;
-	struct sy_rpc_client_call *prev, *next; /* in cl->calls */
+	LIST_ENTRY(sy_rpc_client_call) link; /* in cl->calls */
 };
 
 struct sy_rpc_client {
@@ -77,7 +78,7 @@ struct sy_rpc_client {
 	struct sy_tls *tls;    /* not owned; NULL = h2c */
 	char server_name[256]; /* the host as written in the target: checked against the cert */
 	struct cconn *conns;   /* the first one takes new calls, unless it is dead */
-	struct sy_rpc_client_call *calls;
+	LIST_HEAD(, sy_rpc_client_call) calls;
 	uint64_t reap_timer;
 };
 
@@ -105,12 +106,7 @@ static void call_free(struct sy_rpc_client_call *k)
 {
 	struct sy_rpc_client *cl = k->cn->cl;
 
-	if (k->prev)
-		k->prev->next = k->next;
-	else
-		cl->calls = k->next;
-	if (k->next)
-		k->next->prev = k->prev;
+	LIST_REMOVE(k, link);
 	if (--k->cn->ncalls == 0 && k->cn != cl->conns)
 		schedule_reap(cl); /* a connection draining after GOAWAY is now idle */
 	sy_loop_cancel_timer(cl->loop, k->timer);
@@ -320,10 +316,10 @@ static void reap(struct sy_loop *l, void *arg)
 	}
 	while (gone) {
 		struct cconn *cn = gone;
-		struct sy_rpc_client_call *k = cl->calls;
+		struct sy_rpc_client_call *k = LIST_FIRST(&cl->calls);
 
 		while (k && k->cn != cn)
-			k = k->next;
+			k = LIST_NEXT(k, link);
 		if (k) {
 			call_end(k, SY_GRPC_UNAVAILABLE, cn->why[0] ? cn->why : "connection closed");
 			call_free(k);
@@ -576,8 +572,8 @@ void sy_rpc_client_free(struct sy_rpc_client *c)
 {
 	if (!c)
 		return;
-	while (c->calls)
-		call_free(c->calls);
+	while (!LIST_EMPTY(&c->calls))
+		call_free(LIST_FIRST(&c->calls));
 	while (c->conns) {
 		struct cconn *cn = c->conns;
 
@@ -633,10 +629,7 @@ static int start_body(struct sy_rpc_client *c, const char *path, uint8_t *body, 
 	k->cb = cb;
 	k->arg = arg;
 	sy_grpc_reader_init(&k->rd, SY_RPC_DEFAULT_MAX_MSG);
-	k->next = c->calls;
-	if (c->calls)
-		c->calls->prev = k;
-	c->calls = k;
+	LIST_INSERT_HEAD(&c->calls, k, link);
 	cn->ncalls++;
 	if (out)
 		*out = k;

@@ -107,7 +107,8 @@ static void conn_repay(struct conn *c)
 {
 	struct sy_rpc_server *srv = c->srv;
 
-	for (struct sy_rpc_call *call = c->calls; call && !over_budget(c); call = call->next) {
+	for (struct sy_rpc_call *call = LIST_FIRST(&c->calls); call && !over_budget(c);
+	     call = LIST_NEXT(call, link)) {
 		if (!call->owed)
 			continue;
 		nghttp2_session_consume(c->s, call->id, call->owed);
@@ -127,7 +128,8 @@ static void repay_all(struct sy_loop *l, void *arg)
 
 	(void)l;
 	srv->repay_timer = 0;
-	for (struct conn *c = srv->conns; c && srv->owed && srv->held < srv->total_budget; c = c->next) {
+	for (struct conn *c = LIST_FIRST(&srv->conns); c && srv->owed && srv->held < srv->total_budget;
+	     c = LIST_NEXT(c, link)) {
 		if (c->closing || c->hold)
 			continue;
 		conn_repay(c);
@@ -160,8 +162,8 @@ void rpcs_sweep(struct sy_loop *l, void *arg)
 
 	srv->sweep_timer = 0;
 	snprintf(why, sizeof(why), "request not received within %d s", REQUEST_TIMEOUT_MS / 1000);
-	for (struct conn *c = srv->conns, *n; c; c = n) {
-		n = c->next; /* flushing below never closes a connection at once */
+	for (struct conn *c = LIST_FIRST(&srv->conns), *n; c; c = n) {
+		n = LIST_NEXT(c, link); /* flushing below never closes a connection at once */
 		if (c->handshaking && c->fd >= 0 && !c->closing) {
 			if (now - c->accepted < HANDSHAKE_TIMEOUT_MS) {
 				waiting = 1;
@@ -176,7 +178,7 @@ void rpcs_sweep(struct sy_loop *l, void *arg)
 		if (c->closing)
 			continue;
 		c->hold++;
-		for (struct sy_rpc_call *call = c->calls; call; call = call->next) {
+		for (struct sy_rpc_call *call = LIST_FIRST(&c->calls); call; call = LIST_NEXT(call, link)) {
 			if (call->dispatched || call->ending)
 				continue;
 			if (now - call->started >= REQUEST_TIMEOUT_MS)
@@ -257,8 +259,8 @@ static void reap(struct sy_loop *l, void *arg)
 
 	(void)l;
 	srv->reap_timer = 0;
-	for (struct conn *c = srv->conns, *n; c; c = n) {
-		n = c->next;
+	for (struct conn *c = LIST_FIRST(&srv->conns), *n; c; c = n) {
+		n = LIST_NEXT(c, link);
 		if (c->closing && c->fd >= 0)
 			conn_close(c);
 	}
@@ -304,10 +306,10 @@ static void conn_close(struct conn *c)
 	struct sy_rpc_server *srv = c->srv;
 
 	c->closing = 1; /* cancel callbacks below must not write to this connection */
-	for (struct sy_rpc_call *call = c->calls; call; call = call->next)
+	for (struct sy_rpc_call *call = LIST_FIRST(&c->calls); call; call = LIST_NEXT(call, link))
 		rpcs_call_cancel(call);
-	while (c->calls)
-		rpcs_call_free(c->calls);
+	while (!LIST_EMPTY(&c->calls))
+		rpcs_call_free(LIST_FIRST(&c->calls));
 	srv->owed -= c->owed;
 	if (c->peak >= TRIM_AFTER && !srv->trim_timer && c->fd >= 0)
 		srv->trim_timer = sy_loop_add_timer(srv->loop, 0, trim, srv);
@@ -318,12 +320,7 @@ static void conn_close(struct conn *c)
 		close(c->fd);
 	}
 	free(c->out.buf);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		srv->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	srv->st.conns--;
 	free(c);
 }
@@ -426,10 +423,7 @@ static struct conn *conn_new(struct sy_rpc_server *srv, int fd, struct sy_tls_co
 		return NULL;
 	}
 	c->events = SY_EV_READ;
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
+	LIST_INSERT_HEAD(&srv->conns, c, link);
 	srv->st.conns++;
 	srv->st.conns_total++;
 	rpcs_conn_flush(c); /* our SETTINGS go first */
@@ -644,8 +638,8 @@ static void shutdown_tick(struct sy_loop *l, void *arg)
 	int force = sy_now_ms() >= srv->shutdown_deadline;
 
 	srv->shutdown_timer = 0;
-	for (struct conn *c = srv->conns, *n; c; c = n) {
-		n = c->next;
+	for (struct conn *c = LIST_FIRST(&srv->conns), *n; c; c = n) {
+		n = LIST_NEXT(c, link);
 		if (!c->goaway_final) {
 			/* Every stream the client opened before it saw the notice is now known:
 			 * they finish, later ones are refused (grpc clients retry those). */
@@ -656,7 +650,8 @@ static void shutdown_tick(struct sy_loop *l, void *arg)
 		}
 		if (force) {
 			c->hold++;
-			for (struct sy_rpc_call *call = c->calls; call; call = call->next)
+			for (struct sy_rpc_call *call = LIST_FIRST(&c->calls); call;
+			     call = LIST_NEXT(call, link))
 				rpcs_abort_call(call, SY_GRPC_UNAVAILABLE, "server is shutting down");
 			c->hold--;
 		}
@@ -664,7 +659,7 @@ static void shutdown_tick(struct sy_loop *l, void *arg)
 		if (force || conn_done(c))
 			conn_close(c);
 	}
-	if (srv->conns) {
+	if (!LIST_EMPTY(&srv->conns)) {
 		srv->shutdown_timer = sy_loop_add_timer(l, SHUTDOWN_TICK_MS, shutdown_tick, srv);
 		return;
 	}
@@ -687,12 +682,12 @@ void sy_rpc_server_shutdown(struct sy_rpc_server *srv, uint64_t grace_ms, void (
 	close_listeners(srv);
 	/* The two-step GOAWAY: a notice (last stream id 2^31-1) stops new streams without
 	 * racing the ones already on the wire; the final GOAWAY follows on the first tick. */
-	for (struct conn *c = srv->conns; c; c = c->next) {
+	for (struct conn *c = LIST_FIRST(&srv->conns); c; c = LIST_NEXT(c, link)) {
 		nghttp2_submit_shutdown_notice(c->s);
 		rpcs_conn_flush(c);
 	}
-	srv->shutdown_timer =
-		sy_loop_add_timer(srv->loop, srv->conns ? GOAWAY_NOTICE_MS : 0, shutdown_tick, srv);
+	srv->shutdown_timer = sy_loop_add_timer(srv->loop, !LIST_EMPTY(&srv->conns) ? GOAWAY_NOTICE_MS : 0,
+						shutdown_tick, srv);
 }
 
 void sy_rpc_server_free(struct sy_rpc_server *srv)
@@ -702,8 +697,8 @@ void sy_rpc_server_free(struct sy_rpc_server *srv)
 	sy_loop_cancel_timer(srv->loop, srv->shutdown_timer);
 	sy_loop_cancel_timer(srv->loop, srv->reap_timer);
 	close_listeners(srv);
-	while (srv->conns)
-		conn_close(srv->conns);
+	while (!LIST_EMPTY(&srv->conns))
+		conn_close(LIST_FIRST(&srv->conns));
 	/* after the connections: closing them may have armed these */
 	sy_loop_cancel_timer(srv->loop, srv->repay_timer);
 	sy_loop_cancel_timer(srv->loop, srv->trim_timer);
@@ -746,7 +741,7 @@ int sy_rpc_server_feed_raw(struct sy_rpc_server *srv, const uint8_t *data, size_
 		off += n;
 	}
 	c->hold++;
-	for (struct sy_rpc_call *call = c->calls; call; call = call->next) {
+	for (struct sy_rpc_call *call = LIST_FIRST(&c->calls); call; call = LIST_NEXT(call, link)) {
 		if (call->timer) {
 			sy_loop_cancel_timer(srv->loop, call->timer);
 			rpcs_on_deadline(srv->loop, call);
