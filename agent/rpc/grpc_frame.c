@@ -118,6 +118,34 @@ static uint8_t *z_start(z_stream *z, int (*end)(z_streamp), const uint8_t *in, s
 	return buf;
 }
 
+int sy_grpc_pack(const ProtobufCMessage *m, size_t max, int gzip, uint8_t **out, size_t *out_len)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *body;
+	int e;
+
+	if (n > max)
+		return -EMSGSIZE;
+	if (!(body = malloc(n ? n : 1)))
+		return -ENOMEM;
+	protobuf_c_message_pack(m, body);
+	e = sy_grpc_frame(body, n, gzip, out, out_len);
+	free(body);
+	return e;
+}
+
+int sy_grpc_gunzip(uint8_t **msg, size_t *len, size_t max)
+{
+	uint8_t *plain;
+	size_t plen;
+	int e = sy_gzip_decompress(*msg, *len, max, &plain, &plen);
+
+	free(*msg);
+	*msg = e ? NULL : plain;
+	*len = e ? 0 : plen;
+	return e;
+}
+
 int sy_gzip_compress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len)
 {
 	z_stream z = {0};

@@ -181,29 +181,20 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 static int response_message(struct sy_rpc_client_call *k, uint8_t *msg, size_t mlen, int comp)
 {
 	ProtobufCMessage *m;
+	int e;
 
-	if (comp) {
-		uint8_t *plain;
-		size_t plen;
-		int e;
-
-		if (!k->gzip_in) {
-			free(msg);
-			call_abort(k, SY_GRPC_INTERNAL,
-				   k->bad_encoding ? "response uses an unsupported grpc-encoding"
-						   : "compressed response message without grpc-encoding");
-			return -1;
-		}
-		e = sy_gzip_decompress(msg, mlen, SY_RPC_DEFAULT_MAX_MSG, &plain, &plen);
+	if (comp && !k->gzip_in) {
 		free(msg);
-		if (e) {
-			call_abort(k, e == -EBADMSG ? SY_GRPC_INTERNAL : SY_GRPC_RESOURCE_EXHAUSTED,
-				   e == -EBADMSG ? "response message is not valid gzip"
-						 : "response message too large once decompressed");
-			return -1;
-		}
-		msg = plain;
-		mlen = plen;
+		call_abort(k, SY_GRPC_INTERNAL,
+			   k->bad_encoding ? "response uses an unsupported grpc-encoding"
+					   : "compressed response message without grpc-encoding");
+		return -1;
+	}
+	if (comp && (e = sy_grpc_gunzip(&msg, &mlen, SY_RPC_DEFAULT_MAX_MSG))) {
+		call_abort(k, e == -EBADMSG ? SY_GRPC_INTERNAL : SY_GRPC_RESOURCE_EXHAUSTED,
+			   e == -EBADMSG ? "response message is not valid gzip"
+					 : "response message too large once decompressed");
+		return -1;
 	}
 	m = protobuf_c_message_unpack(k->resp_desc, NULL, mlen, msg);
 	free(msg);
@@ -673,22 +664,13 @@ int sy_rpc_client_start(struct sy_rpc_client *c, const char *path, const Protobu
 			const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, sy_rpc_client_cb cb,
 			void *arg, struct sy_rpc_client_call **out)
 {
-	size_t n, len;
-	uint8_t *plain, *body;
+	size_t len;
+	uint8_t *body;
 	int e;
 
 	if (!path || path[0] != '/' || !resp_desc || !cb || !req)
 		return -EINVAL;
-	n = protobuf_c_message_get_packed_size(req);
-	if (n > SY_RPC_DEFAULT_MAX_MSG)
-		return -EMSGSIZE;
-	plain = malloc(n ? n : 1);
-	if (!plain)
-		return -ENOMEM;
-	protobuf_c_message_pack(req, plain);
-	e = sy_grpc_frame(plain, n, c->gzip, &body, &len);
-	free(plain);
-	if (e)
+	if ((e = sy_grpc_pack(req, SY_RPC_DEFAULT_MAX_MSG, c->gzip, &body, &len)))
 		return e;
 	return start_body(c, path, body, len, resp_desc, timeout_ms, cb, arg, out);
 }
