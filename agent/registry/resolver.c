@@ -353,10 +353,7 @@ void sy_resolver_free(struct sy_resolver *res)
 			*p = j->next;
 			free(j);
 		}
-	if (res->efd >= 0) {
-		sy_loop_del_fd(res->loop, res->efd);
-		close(res->efd);
-	}
+	sy_loop_close_fd(res->loop, &res->efd);
 	pthread_cond_destroy(&res->cv);
 	pthread_mutex_destroy(&res->mu);
 	free(res->ents);

@@ -275,10 +275,7 @@ static int on_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
 static void conn_free(struct cconn *cn)
 {
 	sy_tls_conn_free(cn->tls);
-	if (cn->fd >= 0) {
-		sy_loop_del_fd(cn->cl->loop, cn->fd);
-		close(cn->fd);
-	}
+	sy_loop_close_fd(cn->cl->loop, &cn->fd);
 	nghttp2_session_del(cn->s);
 	free(cn->out.buf);
 	free(cn);
@@ -335,11 +332,7 @@ static void conn_fail(struct cconn *cn, const char *why)
 	snprintf(cn->why, sizeof(cn->why), "%s", why);
 	sy_tls_conn_free(cn->tls);
 	cn->tls = NULL;
-	if (cn->fd >= 0) {
-		sy_loop_del_fd(cn->cl->loop, cn->fd);
-		close(cn->fd);
-		cn->fd = -1;
-	}
+	sy_loop_close_fd(cn->cl->loop, &cn->fd);
 	schedule_reap(cn->cl);
 }
 

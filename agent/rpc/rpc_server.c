@@ -315,10 +315,7 @@ static void conn_close(struct conn *c)
 		srv->trim_timer = sy_loop_add_timer(srv->loop, 0, trim, srv);
 	nghttp2_session_del(c->s);
 	sy_tls_conn_free(c->tls);
-	if (c->fd >= 0) {
-		sy_loop_del_fd(srv->loop, c->fd);
-		close(c->fd);
-	}
+	sy_loop_close_fd(srv->loop, &c->fd);
 	free(c->out.buf);
 	LIST_REMOVE(c, link);
 	srv->st.conns--;
