@@ -12,6 +12,7 @@
 #include "redis/health.h"
 #include "registry/registry.h"
 #include "rpc/rpc.h"
+#include "switchyard/v1/cutover.pb-c.h"
 
 struct sy_tls_set;
 
@@ -38,6 +39,11 @@ void sy_api_not_found(struct sy_rpc_call *call, struct sy_control_ctx *ctx, cons
 /* Ends a call with a registry change's error (e < 0, err's message): ABORTED for a
  * fleet's conflict, UNAVAILABLE for its store away, … control_svc.c. */
 void sy_api_fail(struct sy_rpc_call *call, int e, const struct sy_spec_err *err);
+
+/* The enabled gates of migration m, from its cutover status st, as GateStatus messages
+ * in gs[] listed in gp[] (the reply points into both); returns how many. control_svc.c. */
+size_t sy_api_gates_pb(const struct sy_migration_state *m, const struct sy_cutover_status *st,
+		       Switchyard__V1__GateStatus gs[SY_GATES], Switchyard__V1__GateStatus *gp[SY_GATES]);
 
 /* switchyard.v1.Control (control_svc.c). */
 int sy_control_svc_register(struct sy_rpc_server *srv, struct sy_control_ctx *ctx);

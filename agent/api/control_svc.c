@@ -164,20 +164,27 @@ static void fill_cutover(struct sy_control_ctx *ctx, const struct sy_migration_s
 	x->evaluations = st->evaluations;
 	x->drained = st->drained;
 	x->gates = o->gatep;
-	for (int g = 0; g < SY_GATES; g++) {
-		Switchyard__V1__GateStatus *gs = &o->gates[g];
+	x->n_gates = sy_api_gates_pb(ms, st, o->gates, o->gatep);
+}
 
-		if (!ms->spec.plan.gates[g].enabled)
+size_t sy_api_gates_pb(const struct sy_migration_state *m, const struct sy_cutover_status *st,
+		       Switchyard__V1__GateStatus gs[SY_GATES], Switchyard__V1__GateStatus *gp[SY_GATES])
+{
+	size_t n = 0;
+
+	for (int g = 0; g < SY_GATES; g++) {
+		if (!m->spec.plan.gates[g].enabled)
 			continue;
-		switchyard__v1__gate_status__init(gs);
-		gs->gate = (char *)sy_gate_name(g);
-		gs->value = st->gates[g].value;
-		gs->threshold = ms->spec.plan.gates[g].max;
-		gs->verdict =
+		switchyard__v1__gate_status__init(&gs[g]);
+		gs[g].gate = (char *)sy_gate_name(g);
+		gs[g].value = st->gates[g].value;
+		gs[g].threshold = m->spec.plan.gates[g].max;
+		gs[g].verdict =
 			(char *)(st->gates[g].verdict ? sy_verdict_name(st->gates[g].verdict) : "pending");
-		gs->detail = st->gates[g].detail;
-		o->gatep[x->n_gates++] = gs;
+		gs[g].detail = (char *)st->gates[g].detail;
+		gp[n++] = &gs[g];
 	}
+	return n;
 }
 
 /* `st` is the caller's storage: the reply points into it. */

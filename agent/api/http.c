@@ -146,6 +146,29 @@ static int split_migration(const char *url, char *name, size_t n, const char **r
 	return 0;
 }
 
+/* A request message of type d with its defaults, on the heap (NULL: out of memory); the
+ * job frees it with protobuf_c_message_free_unpacked. */
+static void *new_req(const ProtobufCMessageDescriptor *d)
+{
+	ProtobufCMessage *m = malloc(d->sizeof_message);
+
+	if (m)
+		protobuf_c_message_init(d, m);
+	return m;
+}
+
+/* The GET resources whose request has no field to fill. */
+static const struct {
+	const char *url, *path;
+	const ProtobufCMessageDescriptor *d;
+} bare[] = {
+	{"/api/v1/status", "/switchyard.v1.Control/Status", &switchyard__v1__status_request__descriptor},
+	{"/api/v1/migrations", "/switchyard.v1.Control/ListMigrations",
+	 &switchyard__v1__list_migrations_request__descriptor},
+	{"/api/v1/nodes", "/switchyard.v1.Control/ListNodes",
+	 &switchyard__v1__list_nodes_request__descriptor},
+};
+
 static enum MHD_Result api_get(struct sy_http *h, struct MHD_Connection *c, const char *url)
 {
 	const char *rest = "";
@@ -155,51 +178,28 @@ static enum MHD_Result api_get(struct sy_http *h, struct MHD_Connection *c, cons
 	const char *path = NULL;
 	int stream = 0;
 
-	if (strcmp(url, "/api/v1/status") == 0) {
-		Switchyard__V1__StatusRequest *r = malloc(sizeof(*r));
-
-		if (r)
-			switchyard__v1__status_request__init(r);
-		req = r ? &r->base : NULL;
-		path = "/switchyard.v1.Control/Status";
-	} else if (strcmp(url, "/api/v1/migrations") == 0) {
-		Switchyard__V1__ListMigrationsRequest *r = malloc(sizeof(*r));
-
-		if (r)
-			switchyard__v1__list_migrations_request__init(r);
-		req = r ? &r->base : NULL;
-		path = "/switchyard.v1.Control/ListMigrations";
-	} else if (strcmp(url, "/api/v1/nodes") == 0) {
-		Switchyard__V1__ListNodesRequest *r = malloc(sizeof(*r));
-
-		if (r)
-			switchyard__v1__list_nodes_request__init(r);
-		req = r ? &r->base : NULL;
-		path = "/switchyard.v1.Control/ListNodes";
+	for (size_t i = 0; i < sizeof(bare) / sizeof(bare[0]) && !path; i++)
+		if (strcmp(url, bare[i].url) == 0) {
+			req = new_req(bare[i].d);
+			path = bare[i].path;
+		}
+	if (path) {
+		/* a request without fields: nothing more to read */
 	} else if (strncmp(url, "/api/v1/migrations/", 19) == 0 &&
 		   !split_migration(url, name, sizeof(name), &rest) &&
 		   (!*rest || strcmp(rest, "/audit") == 0)) {
-		if (!*rest) {
-			Switchyard__V1__GetMigrationRequest *r = malloc(sizeof(*r));
+		/* the migration, or with "/audit" its audit: a request naming it either way */
+		int audit = *rest != '\0';
 
-			if (r) {
-				switchyard__v1__get_migration_request__init(r);
-				r->name = strdup(name);
-			}
-			req = r ? &r->base : NULL;
-			path = "/switchyard.v1.Control/GetMigration";
-		} else {
-			Switchyard__V1__GetAuditRequest *r = malloc(sizeof(*r));
-
-			if (r) {
-				switchyard__v1__get_audit_request__init(r);
-				r->migration = strdup(name);
-			}
-			req = r ? &r->base : NULL;
-			path = "/switchyard.v1.Verify/GetAudit";
-		}
+		req = new_req(audit ? &switchyard__v1__get_audit_request__descriptor
+				    : &switchyard__v1__get_migration_request__descriptor);
+		if (req && audit)
+			((Switchyard__V1__GetAuditRequest *)req)->migration = strdup(name);
+		else if (req)
+			((Switchyard__V1__GetMigrationRequest *)req)->name = strdup(name);
+		path = audit ? "/switchyard.v1.Verify/GetAudit" : "/switchyard.v1.Control/GetMigration";
 	} else if (strcmp(url, "/api/v1/events") == 0) {
-		Switchyard__V1__EventsRequest *r = malloc(sizeof(*r));
+		Switchyard__V1__EventsRequest *r = new_req(&switchyard__v1__events_request__descriptor);
 		const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
 		const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
 		const char *mig = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "migration");
@@ -207,7 +207,6 @@ static enum MHD_Result api_get(struct sy_http *h, struct MHD_Connection *c, cons
 		char *end = NULL;
 
 		if (r) {
-			switchyard__v1__events_request__init(r);
 			r->follow = 1;
 			if (s && *s) {
 				errno = 0;
@@ -226,12 +225,11 @@ static enum MHD_Result api_get(struct sy_http *h, struct MHD_Connection *c, cons
 		path = "/switchyard.v1.Telemetry/Events";
 		stream = 1;
 	} else if (strcmp(url, "/api/v1/watch") == 0) {
-		Switchyard__V1__WatchRequest *r = malloc(sizeof(*r));
+		Switchyard__V1__WatchRequest *r = new_req(&switchyard__v1__watch_request__descriptor);
 		const char *mig = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "migration");
 		const char *iv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "interval_ms");
 
 		if (r) {
-			switchyard__v1__watch_request__init(r);
 			if (mig && *mig)
 				r->migration = strdup(mig);
 			if (iv)

@@ -304,24 +304,30 @@ static void wait_slice(struct job *j, long slice_ms)
 	pthread_cond_timedwait(&j->cv, &j->mu, &t);
 }
 
-/* Waits for a unary call's end and answers with its JSON or its status. */
-enum MHD_Result http_run_unary(struct sy_http *h, struct MHD_Connection *c, struct job *j)
+/* With j->mu held, waits in slices of 100 ms (at most `slices`; -1: no limit) until *flag
+ * is set or the server stops. */
+static void wait_flag(struct sy_http *h, struct job *j, const int *flag, int slices)
 {
-	enum MHD_Result ret;
-	int slices = CALL_WAIT_S * 10;
-
-	job_queue(j);
-	pthread_mutex_lock(&j->mu);
-	while (!j->ended && slices-- > 0) {
+	while (!*flag && (slices < 0 || slices-- > 0)) {
 		pthread_mutex_unlock(&j->mu);
 		if (stopping(h)) {
 			pthread_mutex_lock(&j->mu);
 			break;
 		}
 		pthread_mutex_lock(&j->mu);
-		if (!j->ended)
+		if (!*flag)
 			wait_slice(j, 100);
 	}
+}
+
+/* Waits for a unary call's end and answers with its JSON or its status. */
+enum MHD_Result http_run_unary(struct sy_http *h, struct MHD_Connection *c, struct job *j)
+{
+	enum MHD_Result ret;
+
+	job_queue(j);
+	pthread_mutex_lock(&j->mu);
+	wait_flag(h, j, &j->ended, CALL_WAIT_S * 10);
 	if (!j->ended) {
 		j->gone = 1;
 		pthread_mutex_unlock(&j->mu);
@@ -392,16 +398,7 @@ enum MHD_Result http_run_stream(struct sy_http *h, struct MHD_Connection *c, str
 	job_queue(j);
 	/* the handler validates its request at once: an error is an HTTP status, not a stream */
 	pthread_mutex_lock(&j->mu);
-	while (!j->started) {
-		pthread_mutex_unlock(&j->mu);
-		if (stopping(h)) {
-			pthread_mutex_lock(&j->mu);
-			break;
-		}
-		pthread_mutex_lock(&j->mu);
-		if (!j->started)
-			wait_slice(j, 100);
-	}
+	wait_flag(h, j, &j->started, -1);
 	if (!j->started || (j->ended && j->code != SY_GRPC_OK && j->out_len == 0)) {
 		enum sy_grpc_code code = j->started ? j->code : SY_GRPC_UNAVAILABLE;
 		char msg[512];

@@ -122,20 +122,7 @@ static void fill_gates(const struct sy_migration_state *m, Switchyard__V1__Migra
 		       struct gates_pb *o)
 {
 	x->gates = o->gp;
-	for (int g = 0; g < SY_GATES; g++) {
-		Switchyard__V1__GateStatus *gs = &o->g[g];
-
-		if (!m->spec.plan.gates[g].enabled)
-			continue;
-		switchyard__v1__gate_status__init(gs);
-		gs->gate = (char *)sy_gate_name(g);
-		gs->value = o->st.gates[g].value;
-		gs->threshold = m->spec.plan.gates[g].max;
-		gs->verdict = (char *)(o->st.gates[g].verdict ? sy_verdict_name(o->st.gates[g].verdict)
-							      : "pending");
-		gs->detail = o->st.gates[g].detail;
-		o->gp[x->n_gates++] = gs;
-	}
+	x->n_gates = sy_api_gates_pb(m, &o->st, o->g, o->gp);
 }
 
 static void fill_verify(struct sy_control_ctx *ctx, const struct sy_migration_state *m,

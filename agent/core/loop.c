@@ -145,6 +145,15 @@ void sy_loop_del_fd(struct sy_loop *l, int fd)
 	memset(&l->fds[fd], 0, sizeof(l->fds[fd]));
 }
 
+void sy_loop_close_fd(struct sy_loop *l, int *fd)
+{
+	if (*fd < 0)
+		return;
+	sy_loop_del_fd(l, *fd);
+	close(*fd);
+	*fd = -1;
+}
+
 static void heap_swap(struct timer *a, struct timer *b)
 {
 	struct timer t = *a;

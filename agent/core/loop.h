@@ -24,6 +24,8 @@ void sy_loop_free(struct sy_loop *l);
 int sy_loop_add_fd(struct sy_loop *l, int fd, unsigned events, sy_fd_cb cb, void *arg);
 int sy_loop_mod_fd(struct sy_loop *l, int fd, unsigned events);
 void sy_loop_del_fd(struct sy_loop *l, int fd);
+/* sy_loop_del_fd, then closes *fd and sets it to -1; nothing when *fd < 0. */
+void sy_loop_close_fd(struct sy_loop *l, int *fd);
 
 /* One-shot timer, after_ms from now. Returns an id > 0, or 0 on allocation failure. */
 uint64_t sy_loop_add_timer(struct sy_loop *l, uint64_t after_ms, sy_timer_cb cb, void *arg);

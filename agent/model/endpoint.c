@@ -107,6 +107,20 @@ void sy_endpoint_format(const struct sy_endpoint *ep, char *buf, size_t len)
 	}
 }
 
+const char *sy_endpoints_format(const struct sy_endpoint *eps, size_t n, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && off < len; i++) {
+		char one[SY_EP_STRLEN];
+
+		sy_endpoint_format(&eps[i], one, sizeof(one));
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", one);
+	}
+	return buf;
+}
+
 socklen_t sy_endpoint_to_sockaddr(const struct sy_endpoint *ep, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));

@@ -18,6 +18,9 @@ int sy_endpoint_parse(const char *s, struct sy_endpoint *ep, char *err, size_t e
 /* "127.0.0.1:7000" for IPv4 (also mapped), "[::1]:7001" for IPv6. */
 void sy_endpoint_format(const struct sy_endpoint *ep, char *buf, size_t len);
 
+/* The n endpoints comma-separated ("10.0.0.1:6379,[::1]:6380"), cut at len; returns buf. */
+const char *sy_endpoints_format(const struct sy_endpoint *eps, size_t n, char *buf, size_t len);
+
 /* sockaddr_in for SY_AF_INET, sockaddr_in6 otherwise. Returns the length. */
 socklen_t sy_endpoint_to_sockaddr(const struct sy_endpoint *ep, struct sockaddr_storage *ss);
 

@@ -198,18 +198,14 @@ int sy_migration_spec_resolve(struct sy_migration_spec *m, const char *file, str
 			if (file)
 				snprintf(where, sizeof(where), "%s:%d: ", file,
 					 hs->line ? hs->line : m->line);
-			if (k == -ENOSPC || (k > 0 && sy_spec_host_set(m, side, h, eps, (size_t)k))) {
-				sy_spec_err_set(err,
-						"%s%s[%u]: \"%s\": resolves to more addresses than fit (at "
-						"most %d endpoints per side)",
-						where, side_name[side], hs->pos, name, SY_MAX_ENDPOINTS);
-				return -EINVAL;
-			}
-			if (k < 0) {
-				sy_spec_err_set(err, "%s%s[%u]: \"%s\": does not resolve: %s", where,
-						side_name[side], hs->pos, name, why);
-				return -EINVAL;
-			}
+			if (k == -ENOSPC || (k > 0 && sy_spec_host_set(m, side, h, eps, (size_t)k)))
+				return sy_spec_fail(err,
+						    "%s%s[%u]: \"%s\": resolves to more addresses than fit "
+						    "(at most %d endpoints per side)",
+						    where, side_name[side], hs->pos, name, SY_MAX_ENDPOINTS);
+			if (k < 0)
+				return sy_spec_fail(err, "%s%s[%u]: \"%s\": does not resolve: %s", where,
+						    side_name[side], hs->pos, name, why);
 		}
 	return 0;
 }

@@ -20,6 +20,18 @@ void sy_spec_err_set(struct sy_spec_err *err, const char *fmt, ...)
 	va_end(ap);
 }
 
+int sy_spec_fail(struct sy_spec_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
 /* ---- mirror ---------------------------------------------------------------------- */
 
 static const char *const mirror_names[] = {"off", "forward", "reverse", "both", "auto"};

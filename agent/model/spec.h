@@ -252,6 +252,8 @@ struct sy_spec_err {
 
 /* Fills err->msg (printf style); err may be NULL. */
 void sy_spec_err_set(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* sy_spec_err_set, then -EINVAL: `return sy_spec_fail(err, …)` rejects a spec in one line. */
+int sy_spec_fail(struct sy_spec_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Parses and validates a YAML file (spec_yaml.c; spec_yaml.h takes a document already
  * parsed). 0, or a negative errno with err->msg filled. */

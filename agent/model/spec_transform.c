@@ -17,23 +17,18 @@ int sy_spec_check_transform(const struct sy_migration_spec *m, struct sy_spec_er
 	int e;
 
 	for (const char *p = m->version_field; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-			sy_spec_err_set(err, "version_field: must not hold control characters");
-			return -EINVAL;
-		}
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return sy_spec_fail(err, "version_field: must not hold control characters");
 	if (!m->transform.script[0])
 		return 0;
 	if (m->transform.line)
 		*line = m->transform.line;
-	if (m->transform.script[0] != '/') {
-		sy_spec_err_set(err, "transform.script: \"%s\" must be an absolute path",
-				m->transform.script);
-		return -EINVAL;
-	}
-	if (m->n_rewrite) {
-		sy_spec_err_set(err, "transform: a transform names the target keys itself; drop rewrite:");
-		return -EINVAL;
-	}
+	if (m->transform.script[0] != '/')
+		return sy_spec_fail(err, "transform.script: \"%s\" must be an absolute path",
+				    m->transform.script);
+	if (m->n_rewrite)
+		return sy_spec_fail(err,
+				    "transform: a transform names the target keys itself; drop rewrite:");
 	e = sy_transform_load(m->transform.script, m->name, NULL, &t, why, sizeof(why));
 	if (e) {
 		sy_spec_err_set(err, "transform.script: %s", why);

@@ -27,14 +27,11 @@ static int yfail(struct yctx *c, const yaml_node_t *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int yfail(struct yctx *c, const yaml_node_t *n, const char *fmt, ...)
 {
-	char msg[400];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	sy_yaml_vfail(c->y, n, c->err ? c->err->msg : NULL, c->err ? sizeof(c->err->msg) : 0, "", fmt, ap);
 	va_end(ap);
-	if (c->err)
-		sy_yaml_fail(c->y, n, c->err->msg, sizeof(c->err->msg), "%s", msg);
 	return -EINVAL;
 }
 
@@ -322,30 +319,35 @@ static int dur_field(struct yctx *c, yaml_node_t *n, const char *field, uint32_t
 	return 0;
 }
 
-static int bool_field(struct yctx *c, yaml_node_t *n, const char *field, bool *out)
+/* A field that is one of two words: *out 0 for w0, 1 for w1. */
+static int word_field(struct yctx *c, yaml_node_t *n, const char *field, const char *w0, const char *w1,
+		      int *out)
 {
 	const char *s = scalar(n);
 
-	if (s && strcmp(s, "true") == 0)
-		*out = true;
-	else if (s && strcmp(s, "false") == 0)
-		*out = false;
+	if (s && (strcmp(s, w0) == 0 || strcmp(s, w1) == 0))
+		*out = strcmp(s, w1) == 0;
 	else
-		return yfail(c, n, "%s: \"%s\" is not true or false", field, Q(s ? s : kind(n)));
+		return yfail(c, n, "%s: \"%s\" is not %s or %s", field, Q(s ? s : kind(n)), w0, w1);
 	return 0;
+}
+
+static int bool_field(struct yctx *c, yaml_node_t *n, const char *field, bool *out)
+{
+	int w, e = word_field(c, n, field, "true", "false", &w);
+
+	if (!e)
+		*out = w == 0;
+	return e;
 }
 
 static int breach_field(struct yctx *c, yaml_node_t *n, const char *field, uint8_t *out)
 {
-	const char *s = scalar(n);
+	int w, e = word_field(c, n, field, "rollback", "pause", &w);
 
-	if (s && strcmp(s, "rollback") == 0)
-		*out = SY_BREACH_ROLLBACK;
-	else if (s && strcmp(s, "pause") == 0)
-		*out = SY_BREACH_PAUSE;
-	else
-		return yfail(c, n, "%s: \"%s\" is not rollback or pause", field, Q(s ? s : kind(n)));
-	return 0;
+	if (!e)
+		*out = w ? SY_BREACH_PAUSE : SY_BREACH_ROLLBACK;
+	return e;
 }
 
 /* A gate's maximum: a number, or a percentage ("1%" = 0.01). */
@@ -429,7 +431,7 @@ static int plan(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
 	uint8_t breach = SY_BREACH_ROLLBACK;
 	uint32_t bake = SY_PLAN_BAKE_DEFAULT;
 	const char *s;
-	int e;
+	int e, w;
 
 	memset(p, 0, sizeof(*p));
 	p->interval_ms = SY_PLAN_INTERVAL_DEFAULT;
@@ -476,14 +478,9 @@ static int plan(struct yctx *c, yaml_node_t *n, struct sy_plan_spec *p)
 			p->bake_ms[i] = bake;
 	}
 	if (f[F_ADV]) {
-		s = scalar(f[F_ADV]);
-		if (s && strcmp(s, "auto") == 0)
-			p->manual = false;
-		else if (s && strcmp(s, "manual") == 0)
-			p->manual = true;
-		else
-			return yfail(c, f[F_ADV], "plan.advance: \"%s\" is not auto or manual",
-				     Q(s ? s : kind(f[F_ADV])));
+		if ((e = word_field(c, f[F_ADV], "plan.advance", "auto", "manual", &w)))
+			return e;
+		p->manual = w;
 	}
 	if ((f[F_INT] && (e = dur_field(c, f[F_INT], "plan.interval", 3600000, &p->interval_ms))) ||
 	    (f[F_WIN] && (e = dur_field(c, f[F_WIN], "plan.window", 3600000, &p->window_ms))) ||
@@ -558,7 +555,7 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 	yaml_node_t *f[F_VERSION_FIELD + 1];
 	char what[32];
 	const char *s;
-	int e;
+	int e, w;
 
 	snprintf(what, sizeof(what), "migrations[%zu]", idx);
 	memset(m, 0, sizeof(*m));
@@ -585,14 +582,9 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 	if ((e = endpoints(c, f[F_TARGET], "target", m, SY_SIDE_TARGET)))
 		return e;
 	if (f[F_CLIENT]) {
-		s = scalar(f[F_CLIENT]);
-		if (s && strcmp(s, "cgroup") == 0)
-			m->client_mode = SY_CLIENT_CGROUP;
-		else if (s && strcmp(s, "connection") == 0)
-			m->client_mode = SY_CLIENT_CONNECTION;
-		else
-			return yfail(c, f[F_CLIENT], "client: \"%s\" is not cgroup or connection",
-				     Q(s ? s : kind(f[F_CLIENT])));
+		if ((e = word_field(c, f[F_CLIENT], "client", "cgroup", "connection", &w)))
+			return e;
+		m->client_mode = w ? SY_CLIENT_CONNECTION : SY_CLIENT_CGROUP;
 	}
 	if (f[F_RATIO]) {
 		s = scalar(f[F_RATIO]);
@@ -637,16 +629,8 @@ static int migration(struct yctx *c, yaml_node_t *n, size_t idx, struct sy_migra
 		return e;
 	if (f[F_RESOLVE] && m->resolve_interval_ms < SY_RESOLVE_MIN_MS)
 		return yfail(c, f[F_RESOLVE], "resolve_interval: at least 1s");
-	if (f[F_AUTO_REPAIR]) {
-		s = scalar(f[F_AUTO_REPAIR]);
-		if (s && strcmp(s, "true") == 0)
-			m->auto_repair = true;
-		else if (s && strcmp(s, "false") == 0)
-			m->auto_repair = false;
-		else
-			return yfail(c, f[F_AUTO_REPAIR], "auto_repair: \"%s\" is not true or false",
-				     Q(s ? s : kind(f[F_AUTO_REPAIR])));
-	}
+	if (f[F_AUTO_REPAIR] && (e = bool_field(c, f[F_AUTO_REPAIR], "auto_repair", &m->auto_repair)))
+		return e;
 	if (f[F_PLAN] && (e = plan(c, f[F_PLAN], &m->plan)))
 		return e;
 	if (f[F_AUTH] && (e = auth(c, f[F_AUTH], m)))
@@ -681,10 +665,9 @@ int sy_spec_from_yaml(struct sy_yaml *y, struct sy_spec *out, struct sy_spec_err
 
 	memset(out, 0, sizeof(*out));
 	root = sy_yaml_root(y);
-	if (!root) {
-		sy_spec_err_set(err, "%s:1: empty spec (expected a mapping with \"migrations:\")", y->file);
-		return -EINVAL;
-	}
+	if (!root)
+		return sy_spec_fail(err, "%s:1: empty spec (expected a mapping with \"migrations:\")",
+				    y->file);
 	if ((e = map_fields(&c, root, "the spec", top, f)))
 		return e;
 	if (!f[0])

@@ -204,15 +204,23 @@ int sy_yaml_is_null(const yaml_node_t *n)
 	return s && (!*s || strcmp(s, "null") == 0 || strcmp(s, "~") == 0);
 }
 
+int sy_yaml_vfail(const struct sy_yaml *y, const yaml_node_t *n, char *err, size_t errlen, const char *prefix,
+		  const char *fmt, va_list ap)
+{
+	int k = snprintf(err, errlen, "%s:%d: %s", y->file ? y->file : "?", n ? sy_yaml_line(n) : 1, prefix);
+
+	if (k >= 0 && (size_t)k < errlen)
+		vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+	return -EINVAL;
+}
+
 int sy_yaml_fail(const struct sy_yaml *y, const yaml_node_t *n, char *err, size_t errlen, const char *fmt,
 		 ...)
 {
 	va_list ap;
-	int k = snprintf(err, errlen, "%s:%d: ", y->file ? y->file : "?", n ? sy_yaml_line(n) : 1);
 
 	va_start(ap, fmt);
-	if (k >= 0 && (size_t)k < errlen)
-		vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+	sy_yaml_vfail(y, n, err, errlen, "", fmt, ap);
 	va_end(ap);
 	return -EINVAL;
 }

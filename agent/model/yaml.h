@@ -13,6 +13,7 @@
 #ifndef SY_YAML_H
 #define SY_YAML_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <yaml.h>
 
@@ -49,6 +50,9 @@ int sy_yaml_is_null(const yaml_node_t *n);
 /* "FILE:LINE: " + the message into err (n == NULL: line 1). Returns -EINVAL. */
 int sy_yaml_fail(const struct sy_yaml *y, const yaml_node_t *n, char *err, size_t errlen, const char *fmt,
 		 ...) __attribute__((format(printf, 5, 6)));
+/* sy_yaml_fail with its arguments in ap, the message after `prefix` (err may be NULL, errlen 0). */
+int sy_yaml_vfail(const struct sy_yaml *y, const yaml_node_t *n, char *err, size_t errlen, const char *prefix,
+		  const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 
 /* Walks a mapping's pairs; refuses keys that are not scalars, unknown keys and
  * duplicates, with messages prefixed by `prefix` (after FILE:LINE:). `fields` is

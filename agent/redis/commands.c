@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/decimal.h"
+
 /* Checked when this file compiles: every name fits the kernel's map key, and no name
  * is listed twice (a second enumerator of the same name does not compile). */
 #define SY_CMD(NAME, CLASS, FIRST, LAST, STEP, FLAGS)                                                        \
@@ -142,16 +144,11 @@ static int push(int *idx, int n, int max, int i)
 /* A non-negative decimal argument (numkeys). */
 static int small_uint(const char *s, size_t len, int *out)
 {
-	int v = 0;
+	int64_t v = sy_decimal(s, len, 9);
 
-	if (len == 0 || len > 9)
+	if (v < 0)
 		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
+	*out = (int)v;
 	return 0;
 }
 

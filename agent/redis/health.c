@@ -61,11 +61,7 @@ struct sy_health {
 
 static void stop_check(struct hep *e)
 {
-	if (e->fd >= 0) {
-		sy_loop_del_fd(e->h->loop, e->fd);
-		close(e->fd);
-		e->fd = -1;
-	}
+	sy_loop_close_fd(e->h->loop, &e->fd);
 	sy_loop_cancel_timer(e->h->loop, e->timeout_timer);
 	e->timeout_timer = 0;
 	e->stage = IDLE;

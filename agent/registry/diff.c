@@ -152,16 +152,26 @@ void sy_spec_changed_fields(const struct sy_migration_spec *a, const struct sy_m
 
 /* ---- a set's diff -------------------------------------------------------------------- */
 
+/* Appends a zeroed element of `size` bytes to the array whose pointer is at arrp (n
+ * elements); returns it, or NULL when out of memory (the array unchanged). */
+static void *append(void *arrp, size_t *n, size_t size)
+{
+	char *arr, *grown;
+
+	memcpy(&arr, arrp, sizeof(arr)); /* any element type: the pointer is read as bytes */
+	if (!(grown = realloc(arr, (*n + 1) * size)))
+		return NULL;
+	memcpy(arrp, &grown, sizeof(grown));
+	memset(grown + *n * size, 0, size);
+	return grown + (*n)++ * size;
+}
+
 static struct sy_field_change *add_field(struct sy_mig_diff *m, const char *field)
 {
-	struct sy_field_change *f = realloc(m->fields, (m->n_fields + 1) * sizeof(*f));
+	struct sy_field_change *f = append(&m->fields, &m->n_fields, sizeof(*f));
 
-	if (!f)
-		return NULL;
-	m->fields = f;
-	f = &f[m->n_fields++];
-	memset(f, 0, sizeof(*f));
-	snprintf(f->field, sizeof(f->field), "%s", field);
+	if (f)
+		snprintf(f->field, sizeof(f->field), "%s", field);
 	return f;
 }
 
@@ -234,15 +244,12 @@ static int diff_one(struct sy_mig_diff *m, const struct sy_migration_spec *o,
 
 static struct sy_mig_diff *add_mig(struct sy_diff *d, const char *name, const char *change)
 {
-	struct sy_mig_diff *m = realloc(d->migs, (d->n + 1) * sizeof(*m));
+	struct sy_mig_diff *m = append(&d->migs, &d->n, sizeof(*m));
 
-	if (!m)
-		return NULL;
-	d->migs = m;
-	m = &m[d->n++];
-	memset(m, 0, sizeof(*m));
-	snprintf(m->name, sizeof(m->name), "%s", name);
-	m->change = change;
+	if (m) {
+		snprintf(m->name, sizeof(m->name), "%s", name);
+		m->change = change;
+	}
 	return m;
 }
 

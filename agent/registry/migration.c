@@ -37,6 +37,13 @@ bool sy_commit_slot(const struct sy_commit *c, uint32_t id, struct sy_migration_
 	return true;
 }
 
+void sy_commit_walk(const struct sy_commit *c, struct sy_migration_state *seen,
+		    void (*fn)(void *ctx, uint32_t id, const struct sy_migration_state *cur), void *ctx)
+{
+	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++)
+		fn(ctx, id, sy_commit_slot(c, id, &seen[id]) ? &seen[id] : NULL);
+}
+
 void sy_mstate_free(struct sy_migration_state *m)
 {
 	sy_migration_spec_free(&m->spec);

@@ -87,6 +87,10 @@ const struct sy_migration_state *sy_mset_by_id(const struct sy_migration_state *
  * live as long as the migration's spec), or zeroes when the slot is empty. Returns
  * whether the slot holds a migration. */
 bool sy_commit_slot(const struct sy_commit *c, uint32_t id, struct sy_migration_state *slot);
+/* sy_commit_slot for every slot id (1 to SY_MAX_MIGRATIONS - 1) into seen[id], then
+ * fn(ctx, id, &seen[id]), or fn(ctx, id, NULL) for an empty slot. */
+void sy_commit_walk(const struct sy_commit *c, struct sy_migration_state *seen,
+		    void (*fn)(void *ctx, uint32_t id, const struct sy_migration_state *cur), void *ctx);
 
 /* Deep copies (spec, pin ids, ownership); 0 or -ENOMEM. */
 int sy_mstate_copy(struct sy_migration_state *dst, const struct sy_migration_state *src);

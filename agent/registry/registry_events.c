@@ -25,20 +25,6 @@ static const char *ratio_str(uint32_t bp, char *buf, size_t n)
 	return sy_ratio_format(bp, buf, n);
 }
 
-static const char *eps_str(const struct sy_endpoint *eps, uint32_t n, char *buf, size_t len)
-{
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (uint32_t i = 0; i < n && off < len; i++) {
-		char one[SY_EP_STRLEN];
-
-		sy_endpoint_format(&eps[i], one, sizeof(one));
-		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", one);
-	}
-	return buf;
-}
-
 /* ---- events ------------------------------------------------------------------------ */
 
 /* Messages are cut at the event's limit anyway (events.h). */
@@ -99,8 +85,8 @@ static void created(struct sy_events *ev, const struct sy_migration_state *m, co
 {
 	char legacy[512], target[512], ratio[16], bp[16], pins[16], msg[SY_EVENT_MSG_MAX];
 
-	eps_str(m->spec.legacy, m->spec.n_legacy, legacy, sizeof(legacy));
-	eps_str(m->spec.target, m->spec.n_target, target, sizeof(target));
+	sy_endpoints_format(m->spec.legacy, m->spec.n_legacy, legacy, sizeof(legacy));
+	sy_endpoints_format(m->spec.target, m->spec.n_target, target, sizeof(target));
 	snprintf(bp, sizeof(bp), "%u", m->spec.ratio_bp);
 	snprintf(pins, sizeof(pins), "%zu", m->spec.n_pins);
 	msgf(msg, sizeof(msg), "created from %s: legacy %s, target %s, ratio %s", w->origin, legacy, target,

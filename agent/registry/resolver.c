@@ -119,19 +119,6 @@ static const struct sy_host_spec *find_host(const struct sy_migration_state *m, 
 	return NULL;
 }
 
-static void addrs_str(const struct sy_endpoint *eps, size_t n, char *buf, size_t len)
-{
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < n && off < len; i++) {
-		char one[SY_EP_STRLEN];
-
-		sy_endpoint_format(&eps[i], one, sizeof(one));
-		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", one);
-	}
-}
-
 /* What one answer means, on the loop. */
 static void answer(struct sy_resolver *res, const struct job *j)
 {
@@ -146,7 +133,7 @@ static void answer(struct sy_resolver *res, const struct job *j)
 		return; /* the name went away while it was looked up */
 	snprintf(name, sizeof(name), "%s:%u", j->host, j->port);
 	cur = (j->side == SY_SIDE_TARGET ? m->spec.target : m->spec.legacy) + hs->first;
-	addrs_str(cur, hs->n, old_s, sizeof(old_s));
+	sy_endpoints_format(cur, hs->n, old_s, sizeof(old_s));
 	if (j->n <= 0) {
 		bool was_stale = hs->stale;
 
@@ -164,7 +151,7 @@ static void answer(struct sy_resolver *res, const struct job *j)
 	}
 	if (sy_host_addrs_equal(cur, hs->n, j->eps, (size_t)j->n) && !hs->stale)
 		return;
-	addrs_str(j->eps, (size_t)j->n, new_s, sizeof(new_s));
+	sy_endpoints_format(j->eps, (size_t)j->n, new_s, sizeof(new_s));
 	bool was_stale = hs->stale, same = sy_host_addrs_equal(cur, hs->n, j->eps, (size_t)j->n);
 
 	/* m and hs belong to the set this commit replaces: nothing of them is read after */
@@ -366,10 +353,7 @@ void sy_resolver_free(struct sy_resolver *res)
 			*p = j->next;
 			free(j);
 		}
-	if (res->efd >= 0) {
-		sy_loop_del_fd(res->loop, res->efd);
-		close(res->efd);
-	}
+	sy_loop_close_fd(res->loop, &res->efd);
 	pthread_cond_destroy(&res->cv);
 	pthread_mutex_destroy(&res->mu);
 	free(res->ents);

@@ -147,15 +147,53 @@ static int es_load(struct sy_store *s, Switchyard__V1__State **out)
 	return rc;
 }
 
+void etcd_txn_put_if(struct etcd_txn *t, const char *key, int create, int64_t rev, ProtobufCBinaryData value,
+		     int64_t lease, int read_on_fail)
+{
+	etcdserverpb__compare__init(&t->cmp);
+	etcdserverpb__put_request__init(&t->put);
+	etcdserverpb__range_request__init(&t->get);
+	etcdserverpb__request_op__init(&t->ok);
+	etcdserverpb__request_op__init(&t->ko);
+	etcdserverpb__txn_request__init(&t->txn);
+	t->cmps[0] = &t->cmp;
+	t->oks[0] = &t->ok;
+	t->kos[0] = &t->ko;
+	t->cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+	t->cmp.key = etcd_bin(key);
+	if (create) {
+		t->cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
+		t->cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
+		t->cmp.create_revision = rev;
+	} else {
+		t->cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
+		t->cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
+		t->cmp.mod_revision = rev;
+	}
+	t->put.key = etcd_bin(key);
+	t->put.value = value;
+	t->put.lease = lease;
+	t->ok.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+	t->ok.request_put = &t->put;
+	t->txn.n_compare = 1;
+	t->txn.compare = t->cmps;
+	t->txn.n_success = 1;
+	t->txn.success = t->oks;
+	if (read_on_fail) {
+		t->get.key = etcd_bin(key);
+		t->ko.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+		t->ko.request_range = &t->get;
+		t->txn.n_failure = 1;
+		t->txn.failure = t->kos;
+	}
+}
+
 /* apply runs first, then the Txn: etcd makes a change durable and visible to the fleet
  * in one step, and a failed Txn hands the caller its maps to undo. */
 static int es_commit(struct sy_store *s, const Switchyard__V1__State *st, int (*apply)(void *arg), void *arg)
 {
 	struct etcd_store *e = (struct etcd_store *)s;
-	Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT, *cmps[1] = {&cmp};
-	Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
-	Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT, *ops[1] = {&op};
-	Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+	struct etcd_txn t;
 	Etcdserverpb__TxnResponse *r = NULL;
 	size_t len;
 	uint8_t *buf;
@@ -171,23 +209,13 @@ static int es_commit(struct sy_store *s, const Switchyard__V1__State *st, int (*
 	if (!(buf = malloc(len ? len : 1)))
 		return -ENOMEM;
 	switchyard__v1__state__pack(st, buf);
-	cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
-	cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
-	cmp.key = etcd_bin(e->state_key);
-	cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
-	cmp.mod_revision = e->mod_rev; /* 0 matches a key that does not exist yet */
-	put.key = etcd_bin(e->state_key);
-	put.value = (ProtobufCBinaryData){.len = len, .data = buf};
-	op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-	op.request_put = &put;
-	txn.n_compare = 1;
-	txn.compare = cmps;
-	txn.n_success = 1;
-	txn.success = ops;
+	/* mod revision 0 matches a key that does not exist yet */
+	etcd_txn_put_if(&t, e->state_key, 0, e->mod_rev, (ProtobufCBinaryData){.len = len, .data = buf}, 0,
+			0);
 	/* bounded small: a stalled etcd must not stall this agent's loop (its API, its
 	 * health checks) for long; a Txn whose answer did not come in time may still land,
 	 * and the full read after going down tells */
-	rc = etcd_sync_call(e, P_TXN, &txn.base, &etcdserverpb__txn_response__descriptor, COMMIT_TMO_MS,
+	rc = etcd_sync_call(e, P_TXN, &t.txn.base, &etcdserverpb__txn_response__descriptor, COMMIT_TMO_MS,
 			    (ProtobufCMessage **)&r);
 	free(buf);
 	if (rc == -ENOTCONN && e->fn) {

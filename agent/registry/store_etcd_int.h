@@ -93,7 +93,20 @@ static inline int etcd_bin_is(const ProtobufCBinaryData *b, const char *s)
 	return b->len == strlen(s) && memcmp(b->data, s, b->len) == 0;
 }
 
+/* A Txn that PUTs key = value (under lease; 0: none) when the key's revision (its mod
+ * revision, or with `create` its create revision) is rev, and otherwise reads the key
+ * when read_on_fail. &t->txn is the request; it points into t, which must stay put. */
+struct etcd_txn {
+	Etcdserverpb__Compare cmp, *cmps[1];
+	Etcdserverpb__PutRequest put;
+	Etcdserverpb__RangeRequest get;
+	Etcdserverpb__RequestOp ok, *oks[1], ko, *kos[1];
+	Etcdserverpb__TxnRequest txn;
+};
+
 /* store_etcd.c */
+void etcd_txn_put_if(struct etcd_txn *t, const char *key, int create, int64_t rev, ProtobufCBinaryData value,
+		     int64_t lease, int read_on_fail);
 int etcd_sync_call(struct etcd_store *e, const char *path, const ProtobufCMessage *req,
 		   const ProtobufCMessageDescriptor *desc, uint64_t tmo_ms, ProtobufCMessage **resp);
 

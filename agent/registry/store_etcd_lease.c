@@ -361,36 +361,14 @@ static void on_campaign(const ProtobufCMessage *msg, const struct sy_rpc_status 
  * after the TTL when the holder died or lost etcd; the DELETE starts a new campaign. */
 void etcd_campaign(struct etcd_store *e)
 {
-	Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT, *cmps[1] = {&cmp};
-	Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
-	Etcdserverpb__RangeRequest get = ETCDSERVERPB__RANGE_REQUEST__INIT;
-	Etcdserverpb__RequestOp ok = ETCDSERVERPB__REQUEST_OP__INIT, *oks[1] = {&ok};
-	Etcdserverpb__RequestOp ko = ETCDSERVERPB__REQUEST_OP__INIT, *kos[1] = {&ko};
-	Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+	struct etcd_txn t;
 
 	if (!e->up || !e->cl || !e->lease || e->campaign_busy)
 		return;
-	cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
-	cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
-	cmp.key = etcd_bin(e->leader_key);
-	cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
-	cmp.create_revision = 0; /* the key does not exist */
-	put.key = etcd_bin(e->leader_key);
-	put.value = etcd_bin(e->node);
-	put.lease = e->lease;
-	ok.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-	ok.request_put = &put;
-	get.key = etcd_bin(e->leader_key);
-	ko.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
-	ko.request_range = &get;
-	txn.n_compare = 1;
-	txn.compare = cmps;
-	txn.n_success = 1;
-	txn.success = oks;
-	txn.n_failure = 1;
-	txn.failure = kos;
-	if (sy_rpc_client_call(e->cl, P_TXN, &txn.base, &etcdserverpb__txn_response__descriptor, SYNC_TMO_MS,
-			       on_campaign, e) == 0)
+	/* create revision 0: the key does not exist; when it does, read who holds it */
+	etcd_txn_put_if(&t, e->leader_key, 1, 0, etcd_bin(e->node), e->lease, 1);
+	if (sy_rpc_client_call(e->cl, P_TXN, &t.txn.base, &etcdserverpb__txn_response__descriptor,
+			       SYNC_TMO_MS, on_campaign, e) == 0)
 		e->campaign_busy = 1;
 }
 

@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "rpc/rpc.h"
+#include "core/decimal.h"
 
 /* First allocation for a message body: small bodies take one malloc, large ones grow
  * by doubling as their bytes arrive. */
@@ -102,6 +103,49 @@ int sy_grpc_reader_feed(struct sy_grpc_reader *r, const uint8_t **data, size_t *
 	return 1;
 }
 
+/* The output buffer (cap bytes) of a gzip pass over in[n] on the initialised z, which
+ * gets in as its input; NULL, z ended by end(), when out of memory. */
+static uint8_t *z_start(z_stream *z, int (*end)(z_streamp), const uint8_t *in, size_t n, size_t cap)
+{
+	uint8_t *buf = malloc(cap);
+
+	if (!buf) {
+		end(z);
+		return NULL;
+	}
+	z->next_in = (Bytef *)in;
+	z->avail_in = (uInt)n;
+	return buf;
+}
+
+int sy_grpc_pack(const ProtobufCMessage *m, size_t max, int gzip, uint8_t **out, size_t *out_len)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *body;
+	int e;
+
+	if (n > max)
+		return -EMSGSIZE;
+	if (!(body = malloc(n ? n : 1)))
+		return -ENOMEM;
+	protobuf_c_message_pack(m, body);
+	e = sy_grpc_frame(body, n, gzip, out, out_len);
+	free(body);
+	return e;
+}
+
+int sy_grpc_gunzip(uint8_t **msg, size_t *len, size_t max)
+{
+	uint8_t *plain;
+	size_t plen;
+	int e = sy_gzip_decompress(*msg, *len, max, &plain, &plen);
+
+	free(*msg);
+	*msg = e ? NULL : plain;
+	*len = e ? 0 : plen;
+	return e;
+}
+
 int sy_gzip_compress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len)
 {
 	z_stream z = {0};
@@ -115,13 +159,8 @@ int sy_gzip_compress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len
 		return -ENOMEM;
 	/* deflateBound is exact for one Z_FINISH call; +32 covers the gzip wrapper. */
 	cap = deflateBound(&z, (uLong)n) + 32;
-	buf = malloc(cap);
-	if (!buf) {
-		deflateEnd(&z);
+	if (!(buf = z_start(&z, deflateEnd, in, n, cap)))
 		return -ENOMEM;
-	}
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)n;
 	z.next_out = buf;
 	z.avail_out = (uInt)cap;
 	rc = deflate(&z, Z_FINISH);
@@ -151,13 +190,8 @@ int sy_gzip_decompress(const uint8_t *in, size_t n, size_t max, uint8_t **out, s
 		cap = limit;
 	if (inflateInit2(&z, 15 + 16) != Z_OK)
 		return -ENOMEM;
-	buf = malloc(cap);
-	if (!buf) {
-		inflateEnd(&z);
+	if (!(buf = z_start(&z, inflateEnd, in, n, cap)))
 		return -ENOMEM;
-	}
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)n;
 	for (;;) {
 		if (used == cap) {
 			size_t ncap = cap * 2 < limit ? cap * 2 : limit;
@@ -290,15 +324,10 @@ void sy_grpc_percent_decode(const char *in, size_t n, char *out, size_t outlen)
 
 int64_t sy_grpc_timeout_parse(const char *v, size_t n)
 {
-	uint64_t x = 0;
+	int64_t x = n < 2 ? -EINVAL : sy_decimal(v, n - 1, 8);
 
-	if (n < 2 || n > 9)
+	if (x < 0)
 		return -EINVAL;
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -EINVAL;
-		x = x * 10 + (uint64_t)(v[i] - '0');
-	}
 	/* At most 99999999 of any unit: even hours stay far inside int64 ms. */
 	switch (v[n - 1]) {
 	case 'H':
@@ -368,16 +397,9 @@ int sy_grpc_list_has(const char *list, size_t n, const char *enc)
 
 int sy_grpc_status_parse(const char *v, size_t n)
 {
-	long long x = 0;
+	int64_t x = sy_decimal(v, n, 10);
 
-	if (n == 0 || n > 10)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -EINVAL;
-		x = x * 10 + (v[i] - '0');
-	}
-	return x > INT32_MAX ? -EINVAL : (int)x;
+	return x < 0 || x > INT32_MAX ? -EINVAL : (int)x;
 }
 
 int sy_grpc_code_from_http(int http_status)

@@ -12,6 +12,7 @@
 #ifndef SY_GRPC_FRAME_H
 #define SY_GRPC_FRAME_H
 
+#include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,13 @@ int sy_grpc_reader_idle(const struct sy_grpc_reader *r);
 /* Prefix + body (gzipped, with the compressed flag, when gzip != 0) in one allocated
  * buffer. -EMSGSIZE when the body does not fit the 32-bit length. */
 int sy_grpc_frame(const uint8_t *body, size_t n, int gzip, uint8_t **out, size_t *out_len);
+
+/* Message m packed and framed as sy_grpc_frame does; -EMSGSIZE when it packs to more than
+ * max bytes. */
+int sy_grpc_pack(const ProtobufCMessage *m, size_t max, int gzip, uint8_t **out, size_t *out_len);
+/* A received compressed message: *msg (freed either way) becomes its gunzipped bytes, at
+ * most max of them; the errors of sy_gzip_decompress. */
+int sy_grpc_gunzip(uint8_t **msg, size_t *len, size_t max);
 
 int sy_gzip_compress(const uint8_t *in, size_t n, uint8_t **out, size_t *out_len);
 /* -EMSGSIZE as soon as the output would exceed max (a zip bomb stops there, having

@@ -43,12 +43,7 @@ void rpcs_call_free(struct sy_rpc_call *call)
 {
 	struct conn *c = call->c;
 
-	if (call->prev)
-		call->prev->next = call->next;
-	else
-		c->calls = call->next;
-	if (call->next)
-		call->next->prev = call->prev;
+	LIST_REMOVE(call, link);
 	sy_loop_cancel_timer(c->srv->loop, call->timer);
 	drop_queue(call, 0);
 	sy_grpc_reader_free(&call->rd);
@@ -205,21 +200,12 @@ void rpcs_abort_call(struct sy_rpc_call *call, enum sy_grpc_code code, const cha
 
 static int queue(struct sy_rpc_call *call, const ProtobufCMessage *m)
 {
-	size_t n = protobuf_c_message_get_packed_size(m);
-	uint8_t *body, *framed;
+	uint8_t *framed;
 	size_t flen;
 	struct chunk *ch;
 	int e;
 
-	if (n > call->c->srv->max_send)
-		return -EMSGSIZE;
-	body = malloc(n ? n : 1);
-	if (!body)
-		return -ENOMEM;
-	protobuf_c_message_pack(m, body);
-	e = sy_grpc_frame(body, n, call->gzip_out, &framed, &flen);
-	free(body);
-	if (e)
+	if ((e = sy_grpc_pack(m, call->c->srv->max_send, call->gzip_out, &framed, &flen)))
 		return e;
 	ch = calloc(1, sizeof(*ch));
 	if (!ch) {
@@ -392,10 +378,7 @@ int rpcs_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	call->id = f->hd.stream_id;
 	STAILQ_INIT(&call->chunks);
 	sy_grpc_reader_init(&call->rd, c->srv->max_recv);
-	call->next = c->calls;
-	if (c->calls)
-		c->calls->prev = call;
-	c->calls = call;
+	LIST_INSERT_HEAD(&c->calls, call, link);
 	c->srv->st.calls++;
 	c->srv->st.calls_total++;
 	call->started = sy_now_ms();
@@ -498,39 +481,28 @@ static void request_message(struct sy_rpc_call *call, uint8_t *msg, size_t mlen,
 {
 	size_t max = call->c->srv->max_recv;
 	char why[120];
+	int e = 0;
 
 	if (call->have_req) {
 		free(msg);
 		rpcs_end_call(call, SY_GRPC_INVALID_ARGUMENT, "more than one request message");
 		return;
 	}
-	if (comp) {
-		uint8_t *plain;
-		size_t plen;
-		int e;
-
-		if (!call->gzip_in) {
-			free(msg);
-			/* The spec's answer to a compressed flag without an encoding. */
-			rpcs_end_call(call, SY_GRPC_INTERNAL, "compressed message without grpc-encoding");
-			return;
-		}
-		e = sy_gzip_decompress(msg, mlen, max, &plain, &plen);
+	if (comp && !call->gzip_in) {
 		free(msg);
-		if (e == -EMSGSIZE) {
-			snprintf(why, sizeof(why), "request message larger than %zu bytes once decompressed",
-				 max);
-			rpcs_end_call(call, SY_GRPC_RESOURCE_EXHAUSTED, why);
-			return;
-		}
-		if (e) {
-			rpcs_end_call(call,
-				      e == -ENOMEM ? SY_GRPC_RESOURCE_EXHAUSTED : SY_GRPC_INVALID_ARGUMENT,
-				      e == -ENOMEM ? "out of memory" : "request message is not valid gzip");
-			return;
-		}
-		msg = plain;
-		mlen = plen;
+		/* The spec's answer to a compressed flag without an encoding. */
+		rpcs_end_call(call, SY_GRPC_INTERNAL, "compressed message without grpc-encoding");
+		return;
+	}
+	if (comp && (e = sy_grpc_gunzip(&msg, &mlen, max)) == -EMSGSIZE) {
+		snprintf(why, sizeof(why), "request message larger than %zu bytes once decompressed", max);
+		rpcs_end_call(call, SY_GRPC_RESOURCE_EXHAUSTED, why);
+		return;
+	}
+	if (comp && e) {
+		rpcs_end_call(call, e == -ENOMEM ? SY_GRPC_RESOURCE_EXHAUSTED : SY_GRPC_INVALID_ARGUMENT,
+			      e == -ENOMEM ? "out of memory" : "request message is not valid gzip");
+		return;
 	}
 	call->req = msg;
 	call->req_len = mlen;

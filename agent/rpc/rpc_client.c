@@ -19,10 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "rpc/grpc_frame.h"
+#include "rpc/h2_out.h"
 #include "rpc/rpc_listen.h"
 #include "rpc/tls.h"
 
@@ -36,8 +38,7 @@ struct cconn {
 	struct sy_tls_conn *tls; /* the client has TLS: on fd, handshake first */
 	int handshaking;
 	nghttp2_session *s;
-	uint8_t *out;
-	size_t out_len, out_off, out_cap;
+	struct sy_h2_out out;
 	unsigned events;
 	int connected;
 	int dead; /* no more I/O: its calls end at the next reap */
@@ -64,7 +65,7 @@ struct sy_rpc_client_call {
 	int bad_encoding;
 	int done; /* the callback saw the end: nothing more is delivered */
 	uint64_t timer;
-	struct sy_rpc_client_call *prev, *next; /* in cl->calls */
+	LIST_ENTRY(sy_rpc_client_call) link; /* in cl->calls */
 };
 
 struct sy_rpc_client {
@@ -77,7 +78,7 @@ struct sy_rpc_client {
 	struct sy_tls *tls;    /* not owned; NULL = h2c */
 	char server_name[256]; /* the host as written in the target: checked against the cert */
 	struct cconn *conns;   /* the first one takes new calls, unless it is dead */
-	struct sy_rpc_client_call *calls;
+	LIST_HEAD(, sy_rpc_client_call) calls;
 	uint64_t reap_timer;
 };
 
@@ -105,12 +106,7 @@ static void call_free(struct sy_rpc_client_call *k)
 {
 	struct sy_rpc_client *cl = k->cn->cl;
 
-	if (k->prev)
-		k->prev->next = k->next;
-	else
-		cl->calls = k->next;
-	if (k->next)
-		k->next->prev = k->prev;
+	LIST_REMOVE(k, link);
 	if (--k->cn->ncalls == 0 && k->cn != cl->conns)
 		schedule_reap(cl); /* a connection draining after GOAWAY is now idle */
 	sy_loop_cancel_timer(cl->loop, k->timer);
@@ -185,29 +181,20 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 static int response_message(struct sy_rpc_client_call *k, uint8_t *msg, size_t mlen, int comp)
 {
 	ProtobufCMessage *m;
+	int e;
 
-	if (comp) {
-		uint8_t *plain;
-		size_t plen;
-		int e;
-
-		if (!k->gzip_in) {
-			free(msg);
-			call_abort(k, SY_GRPC_INTERNAL,
-				   k->bad_encoding ? "response uses an unsupported grpc-encoding"
-						   : "compressed response message without grpc-encoding");
-			return -1;
-		}
-		e = sy_gzip_decompress(msg, mlen, SY_RPC_DEFAULT_MAX_MSG, &plain, &plen);
+	if (comp && !k->gzip_in) {
 		free(msg);
-		if (e) {
-			call_abort(k, e == -EBADMSG ? SY_GRPC_INTERNAL : SY_GRPC_RESOURCE_EXHAUSTED,
-				   e == -EBADMSG ? "response message is not valid gzip"
-						 : "response message too large once decompressed");
-			return -1;
-		}
-		msg = plain;
-		mlen = plen;
+		call_abort(k, SY_GRPC_INTERNAL,
+			   k->bad_encoding ? "response uses an unsupported grpc-encoding"
+					   : "compressed response message without grpc-encoding");
+		return -1;
+	}
+	if (comp && (e = sy_grpc_gunzip(&msg, &mlen, SY_RPC_DEFAULT_MAX_MSG))) {
+		call_abort(k, e == -EBADMSG ? SY_GRPC_INTERNAL : SY_GRPC_RESOURCE_EXHAUSTED,
+			   e == -EBADMSG ? "response message is not valid gzip"
+					 : "response message too large once decompressed");
+		return -1;
 	}
 	m = protobuf_c_message_unpack(k->resp_desc, NULL, mlen, msg);
 	free(msg);
@@ -288,12 +275,9 @@ static int on_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
 static void conn_free(struct cconn *cn)
 {
 	sy_tls_conn_free(cn->tls);
-	if (cn->fd >= 0) {
-		sy_loop_del_fd(cn->cl->loop, cn->fd);
-		close(cn->fd);
-	}
+	sy_loop_close_fd(cn->cl->loop, &cn->fd);
 	nghttp2_session_del(cn->s);
-	free(cn->out);
+	free(cn->out.buf);
 	free(cn);
 }
 
@@ -320,10 +304,10 @@ static void reap(struct sy_loop *l, void *arg)
 	}
 	while (gone) {
 		struct cconn *cn = gone;
-		struct sy_rpc_client_call *k = cl->calls;
+		struct sy_rpc_client_call *k = LIST_FIRST(&cl->calls);
 
 		while (k && k->cn != cn)
-			k = k->next;
+			k = LIST_NEXT(k, link);
 		if (k) {
 			call_end(k, SY_GRPC_UNAVAILABLE, cn->why[0] ? cn->why : "connection closed");
 			call_free(k);
@@ -348,11 +332,7 @@ static void conn_fail(struct cconn *cn, const char *why)
 	snprintf(cn->why, sizeof(cn->why), "%s", why);
 	sy_tls_conn_free(cn->tls);
 	cn->tls = NULL;
-	if (cn->fd >= 0) {
-		sy_loop_del_fd(cn->cl->loop, cn->fd);
-		close(cn->fd);
-		cn->fd = -1;
-	}
+	sy_loop_close_fd(cn->cl->loop, &cn->fd);
 	schedule_reap(cn->cl);
 }
 
@@ -374,56 +354,22 @@ static ssize_t crecv(struct cconn *cn, uint8_t *buf, size_t n)
 	return cn->tls ? sy_tls_read(cn->tls, buf, n) : recv(cn->fd, buf, n, 0);
 }
 
+static ssize_t csend_cb(void *arg, const uint8_t *d, size_t n)
+{
+	return csend(arg, d, n);
+}
+
 static void cflush(struct cconn *cn)
 {
+	const char *why;
+
 	if (cn->dead || !cn->connected || cn->hold || cn->handshaking)
 		return;
-	for (;;) {
-		const uint8_t *d;
-		ssize_t n, w;
-
-		if (cn->out_off < cn->out_len) {
-			w = csend(cn, cn->out + cn->out_off, cn->out_len - cn->out_off);
-			if (w < 0 && (errno == EAGAIN || errno == EINTR))
-				break;
-			if (w < 0) {
-				conn_fail(cn, strerror(errno));
-				return;
-			}
-			cn->out_off += (size_t)w;
-			continue;
-		}
-		n = nghttp2_session_mem_send(cn->s, &d);
-		if (n < 0) {
-			conn_fail(cn, nghttp2_strerror((int)n));
-			return;
-		}
-		if (n == 0)
-			break;
-		w = csend(cn, d, (size_t)n);
-		if (w < 0 && errno != EAGAIN && errno != EINTR) {
-			conn_fail(cn, strerror(errno));
-			return;
-		}
-		if (w < 0)
-			w = 0;
-		if (w < n) {
-			if ((size_t)(n - w) > cn->out_cap) {
-				uint8_t *nb = realloc(cn->out, (size_t)(n - w));
-
-				if (!nb) {
-					conn_fail(cn, "out of memory");
-					return;
-				}
-				cn->out = nb;
-				cn->out_cap = (size_t)(n - w);
-			}
-			memcpy(cn->out, d + w, (size_t)(n - w));
-			cn->out_len = (size_t)(n - w);
-			cn->out_off = 0;
-		}
+	if (sy_h2_flush(cn->s, &cn->out, csend_cb, cn, &why)) {
+		conn_fail(cn, why);
+		return;
 	}
-	set_events(cn, SY_EV_READ | (cn->out_off < cn->out_len ? SY_EV_WRITE : 0));
+	set_events(cn, SY_EV_READ | (sy_h2_out_pending(&cn->out) ? SY_EV_WRITE : 0));
 }
 
 static void cio(struct sy_loop *l, int fd, unsigned ev, void *arg)
@@ -610,8 +556,8 @@ void sy_rpc_client_free(struct sy_rpc_client *c)
 {
 	if (!c)
 		return;
-	while (c->calls)
-		call_free(c->calls);
+	while (!LIST_EMPTY(&c->calls))
+		call_free(LIST_FIRST(&c->calls));
 	while (c->conns) {
 		struct cconn *cn = c->conns;
 
@@ -667,10 +613,7 @@ static int start_body(struct sy_rpc_client *c, const char *path, uint8_t *body, 
 	k->cb = cb;
 	k->arg = arg;
 	sy_grpc_reader_init(&k->rd, SY_RPC_DEFAULT_MAX_MSG);
-	k->next = c->calls;
-	if (c->calls)
-		c->calls->prev = k;
-	c->calls = k;
+	LIST_INSERT_HEAD(&c->calls, k, link);
 	cn->ncalls++;
 	if (out)
 		*out = k;
@@ -714,22 +657,13 @@ int sy_rpc_client_start(struct sy_rpc_client *c, const char *path, const Protobu
 			const ProtobufCMessageDescriptor *resp_desc, uint64_t timeout_ms, sy_rpc_client_cb cb,
 			void *arg, struct sy_rpc_client_call **out)
 {
-	size_t n, len;
-	uint8_t *plain, *body;
+	size_t len;
+	uint8_t *body;
 	int e;
 
 	if (!path || path[0] != '/' || !resp_desc || !cb || !req)
 		return -EINVAL;
-	n = protobuf_c_message_get_packed_size(req);
-	if (n > SY_RPC_DEFAULT_MAX_MSG)
-		return -EMSGSIZE;
-	plain = malloc(n ? n : 1);
-	if (!plain)
-		return -ENOMEM;
-	protobuf_c_message_pack(req, plain);
-	e = sy_grpc_frame(plain, n, c->gzip, &body, &len);
-	free(plain);
-	if (e)
+	if ((e = sy_grpc_pack(req, SY_RPC_DEFAULT_MAX_MSG, c->gzip, &body, &len)))
 		return e;
 	return start_body(c, path, body, len, resp_desc, timeout_ms, cb, arg, out);
 }

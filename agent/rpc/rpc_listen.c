@@ -16,20 +16,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/decimal.h"
+
 #define BACKLOG 512
 
 static int parse_port(const char *s, int *port)
 {
-	long p = 0;
+	int64_t p = sy_decimal(s, strlen(s), 5);
 
-	if (!*s || strlen(s) > 5)
-		return -EINVAL;
-	for (const char *c = s; *c; c++) {
-		if (*c < '0' || *c > '9')
-			return -EINVAL;
-		p = p * 10 + (*c - '0');
-	}
-	if (p > 65535)
+	if (p < 0 || p > 65535)
 		return -EINVAL;
 	*port = (int)p;
 	return 0;

@@ -107,7 +107,8 @@ static void conn_repay(struct conn *c)
 {
 	struct sy_rpc_server *srv = c->srv;
 
-	for (struct sy_rpc_call *call = c->calls; call && !over_budget(c); call = call->next) {
+	for (struct sy_rpc_call *call = LIST_FIRST(&c->calls); call && !over_budget(c);
+	     call = LIST_NEXT(call, link)) {
 		if (!call->owed)
 			continue;
 		nghttp2_session_consume(c->s, call->id, call->owed);
@@ -127,7 +128,8 @@ static void repay_all(struct sy_loop *l, void *arg)
 
 	(void)l;
 	srv->repay_timer = 0;
-	for (struct conn *c = srv->conns; c && srv->owed && srv->held < srv->total_budget; c = c->next) {
+	for (struct conn *c = LIST_FIRST(&srv->conns); c && srv->owed && srv->held < srv->total_budget;
+	     c = LIST_NEXT(c, link)) {
 		if (c->closing || c->hold)
 			continue;
 		conn_repay(c);
@@ -160,8 +162,8 @@ void rpcs_sweep(struct sy_loop *l, void *arg)
 
 	srv->sweep_timer = 0;
 	snprintf(why, sizeof(why), "request not received within %d s", REQUEST_TIMEOUT_MS / 1000);
-	for (struct conn *c = srv->conns, *n; c; c = n) {
-		n = c->next; /* flushing below never closes a connection at once */
+	for (struct conn *c = LIST_FIRST(&srv->conns), *n; c; c = n) {
+		n = LIST_NEXT(c, link); /* flushing below never closes a connection at once */
 		if (c->handshaking && c->fd >= 0 && !c->closing) {
 			if (now - c->accepted < HANDSHAKE_TIMEOUT_MS) {
 				waiting = 1;
@@ -176,7 +178,7 @@ void rpcs_sweep(struct sy_loop *l, void *arg)
 		if (c->closing)
 			continue;
 		c->hold++;
-		for (struct sy_rpc_call *call = c->calls; call; call = call->next) {
+		for (struct sy_rpc_call *call = LIST_FIRST(&c->calls); call; call = LIST_NEXT(call, link)) {
 			if (call->dispatched || call->ending)
 				continue;
 			if (now - call->started >= REQUEST_TIMEOUT_MS)
@@ -223,68 +225,29 @@ static void conn_set_events(struct conn *c, unsigned ev)
 	sy_loop_mod_fd(c->srv->loop, c->fd, ev);
 }
 
-static int out_keep(struct conn *c, const uint8_t *d, size_t n)
+static ssize_t conn_send_cb(void *arg, const uint8_t *d, size_t n)
 {
-	if (n > c->out_cap) {
-		uint8_t *nb = realloc(c->out, n);
+	struct conn *c = arg;
 
-		if (!nb)
-			return -ENOMEM;
-		c->out = nb;
-		c->out_cap = n;
-	}
-	memcpy(c->out, d, n);
-	c->out_len = n;
-	c->out_off = 0;
-	return 0;
+	if (c->fd < 0 && !c->tls)
+		return (ssize_t)n; /* raw connection: the output goes nowhere */
+	return conn_send(c, d, n);
 }
 
 /* Writes what nghttp2 has, until it has nothing or the socket is full. */
 void rpcs_conn_flush(struct conn *c)
 {
+	const char *why;
+
 	if (c->closing || c->hold || c->handshaking)
 		return;
-	for (;;) {
-		const uint8_t *d;
-		ssize_t n, w;
-
-		if (c->out_off < c->out_len) {
-			w = conn_send(c, c->out + c->out_off, c->out_len - c->out_off);
-			if (w < 0 && (errno == EAGAIN || errno == EINTR))
-				break;
-			if (w < 0) {
-				conn_fail(c);
-				return;
-			}
-			c->out_off += (size_t)w;
-			continue;
-		}
-		n = nghttp2_session_mem_send(c->s, &d);
-		if (n < 0) {
-			conn_fail(c);
-			return;
-		}
-		if (n == 0)
-			break;
-		if (c->fd < 0 && !c->tls)
-			continue; /* raw connection: the output goes nowhere */
-		/* Straight from nghttp2's buffer; only what the socket refuses is copied (TLS
-		 * retries a refused write with the same bytes, from c->out). */
-		w = conn_send(c, d, (size_t)n);
-		if (w < 0 && errno != EAGAIN && errno != EINTR) {
-			conn_fail(c);
-			return;
-		}
-		if (w < 0)
-			w = 0;
-		if (w < n && out_keep(c, d + w, (size_t)(n - w)) < 0) {
-			conn_fail(c);
-			return;
-		}
+	if (sy_h2_flush(c->s, &c->out, conn_send_cb, c, &why)) {
+		conn_fail(c);
+		return;
 	}
 	/* Blocked on output: stop reading until it drains (back-pressure to the peer),
 	 * unless TLS needs the peer's bytes before it can write. */
-	if (c->out_off < c->out_len && !(c->tls && sy_tls_conn_want(c->tls) == SY_TLS_WANT_READ))
+	if (sy_h2_out_pending(&c->out) && !(c->tls && sy_tls_conn_want(c->tls) == SY_TLS_WANT_READ))
 		conn_set_events(c, SY_EV_WRITE);
 	else
 		conn_set_events(c, SY_EV_READ);
@@ -296,8 +259,8 @@ static void reap(struct sy_loop *l, void *arg)
 
 	(void)l;
 	srv->reap_timer = 0;
-	for (struct conn *c = srv->conns, *n; c; c = n) {
-		n = c->next;
+	for (struct conn *c = LIST_FIRST(&srv->conns), *n; c; c = n) {
+		n = LIST_NEXT(c, link);
 		if (c->closing && c->fd >= 0)
 			conn_close(c);
 	}
@@ -315,7 +278,7 @@ static void conn_fail(struct conn *c)
 static int conn_done(struct conn *c)
 {
 	return c->closing || (!nghttp2_session_want_read(c->s) && !nghttp2_session_want_write(c->s) &&
-			      c->out_off >= c->out_len);
+			      !sy_h2_out_pending(&c->out));
 }
 
 /* Runs bytes from the peer through nghttp2. */
@@ -343,26 +306,18 @@ static void conn_close(struct conn *c)
 	struct sy_rpc_server *srv = c->srv;
 
 	c->closing = 1; /* cancel callbacks below must not write to this connection */
-	for (struct sy_rpc_call *call = c->calls; call; call = call->next)
+	for (struct sy_rpc_call *call = LIST_FIRST(&c->calls); call; call = LIST_NEXT(call, link))
 		rpcs_call_cancel(call);
-	while (c->calls)
-		rpcs_call_free(c->calls);
+	while (!LIST_EMPTY(&c->calls))
+		rpcs_call_free(LIST_FIRST(&c->calls));
 	srv->owed -= c->owed;
 	if (c->peak >= TRIM_AFTER && !srv->trim_timer && c->fd >= 0)
 		srv->trim_timer = sy_loop_add_timer(srv->loop, 0, trim, srv);
 	nghttp2_session_del(c->s);
 	sy_tls_conn_free(c->tls);
-	if (c->fd >= 0) {
-		sy_loop_del_fd(srv->loop, c->fd);
-		close(c->fd);
-	}
-	free(c->out);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		srv->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	sy_loop_close_fd(srv->loop, &c->fd);
+	free(c->out.buf);
+	LIST_REMOVE(c, link);
 	srv->st.conns--;
 	free(c);
 }
@@ -465,10 +420,7 @@ static struct conn *conn_new(struct sy_rpc_server *srv, int fd, struct sy_tls_co
 		return NULL;
 	}
 	c->events = SY_EV_READ;
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
+	LIST_INSERT_HEAD(&srv->conns, c, link);
 	srv->st.conns++;
 	srv->st.conns_total++;
 	rpcs_conn_flush(c); /* our SETTINGS go first */
@@ -683,8 +635,8 @@ static void shutdown_tick(struct sy_loop *l, void *arg)
 	int force = sy_now_ms() >= srv->shutdown_deadline;
 
 	srv->shutdown_timer = 0;
-	for (struct conn *c = srv->conns, *n; c; c = n) {
-		n = c->next;
+	for (struct conn *c = LIST_FIRST(&srv->conns), *n; c; c = n) {
+		n = LIST_NEXT(c, link);
 		if (!c->goaway_final) {
 			/* Every stream the client opened before it saw the notice is now known:
 			 * they finish, later ones are refused (grpc clients retry those). */
@@ -695,7 +647,8 @@ static void shutdown_tick(struct sy_loop *l, void *arg)
 		}
 		if (force) {
 			c->hold++;
-			for (struct sy_rpc_call *call = c->calls; call; call = call->next)
+			for (struct sy_rpc_call *call = LIST_FIRST(&c->calls); call;
+			     call = LIST_NEXT(call, link))
 				rpcs_abort_call(call, SY_GRPC_UNAVAILABLE, "server is shutting down");
 			c->hold--;
 		}
@@ -703,7 +656,7 @@ static void shutdown_tick(struct sy_loop *l, void *arg)
 		if (force || conn_done(c))
 			conn_close(c);
 	}
-	if (srv->conns) {
+	if (!LIST_EMPTY(&srv->conns)) {
 		srv->shutdown_timer = sy_loop_add_timer(l, SHUTDOWN_TICK_MS, shutdown_tick, srv);
 		return;
 	}
@@ -726,12 +679,12 @@ void sy_rpc_server_shutdown(struct sy_rpc_server *srv, uint64_t grace_ms, void (
 	close_listeners(srv);
 	/* The two-step GOAWAY: a notice (last stream id 2^31-1) stops new streams without
 	 * racing the ones already on the wire; the final GOAWAY follows on the first tick. */
-	for (struct conn *c = srv->conns; c; c = c->next) {
+	for (struct conn *c = LIST_FIRST(&srv->conns); c; c = LIST_NEXT(c, link)) {
 		nghttp2_submit_shutdown_notice(c->s);
 		rpcs_conn_flush(c);
 	}
-	srv->shutdown_timer =
-		sy_loop_add_timer(srv->loop, srv->conns ? GOAWAY_NOTICE_MS : 0, shutdown_tick, srv);
+	srv->shutdown_timer = sy_loop_add_timer(srv->loop, !LIST_EMPTY(&srv->conns) ? GOAWAY_NOTICE_MS : 0,
+						shutdown_tick, srv);
 }
 
 void sy_rpc_server_free(struct sy_rpc_server *srv)
@@ -741,8 +694,8 @@ void sy_rpc_server_free(struct sy_rpc_server *srv)
 	sy_loop_cancel_timer(srv->loop, srv->shutdown_timer);
 	sy_loop_cancel_timer(srv->loop, srv->reap_timer);
 	close_listeners(srv);
-	while (srv->conns)
-		conn_close(srv->conns);
+	while (!LIST_EMPTY(&srv->conns))
+		conn_close(LIST_FIRST(&srv->conns));
 	/* after the connections: closing them may have armed these */
 	sy_loop_cancel_timer(srv->loop, srv->repay_timer);
 	sy_loop_cancel_timer(srv->loop, srv->trim_timer);
@@ -785,7 +738,7 @@ int sy_rpc_server_feed_raw(struct sy_rpc_server *srv, const uint8_t *data, size_
 		off += n;
 	}
 	c->hold++;
-	for (struct sy_rpc_call *call = c->calls; call; call = call->next) {
+	for (struct sy_rpc_call *call = LIST_FIRST(&c->calls); call; call = LIST_NEXT(call, link)) {
 		if (call->timer) {
 			sy_loop_cancel_timer(srv->loop, call->timer);
 			rpcs_on_deadline(srv->loop, call);

@@ -14,6 +14,7 @@
 #include <sys/queue.h>
 
 #include "rpc/grpc_frame.h"
+#include "rpc/h2_out.h"
 #include "rpc/rpc.h"
 #include "rpc/tls.h"
 #define MAX_LISTENERS 8
@@ -93,7 +94,7 @@ struct sy_rpc_call {
 
 	sy_rpc_cancel_cb cancel;
 	void *cancel_arg;
-	struct sy_rpc_call *prev, *next; /* in conn->calls */
+	LIST_ENTRY(sy_rpc_call) link; /* in conn->calls */
 
 	/* An in-process call (rpc_local.c): no connection; its output goes to the sink. */
 	const struct sy_rpc_sink *sink;
@@ -108,17 +109,16 @@ struct conn {
 	int readonly;		 /* TLS: the client certificate is a read-only identity */
 	uint64_t accepted;	 /* loop ms it was accepted (the handshake's deadline) */
 	nghttp2_session *s;
-	uint8_t *out; /* what the socket did not take yet */
-	size_t out_len, out_off, out_cap;
-	struct sy_rpc_call *calls;
+	struct sy_h2_out out; /* what the socket did not take yet */
+	LIST_HEAD(, sy_rpc_call) calls;
 	unsigned events; /* interest registered with the loop */
 	int closing;	 /* fatal: close at the next chance */
 	int hold;	 /* inside mem_recv, or a batch of aborts: mem_send must wait,
 			  * since it may close streams (and free calls) under our feet */
 	int goaway_final;
-	size_t held, peak; /* request bytes buffered by its calls, now and at most */
-	size_t owed;	   /* not credited back, of streams already closed */
-	struct conn *prev, *next;
+	size_t held, peak;     /* request bytes buffered by its calls, now and at most */
+	size_t owed;	       /* not credited back, of streams already closed */
+	LIST_ENTRY(conn) link; /* in srv->conns */
 };
 
 struct listener {
@@ -136,7 +136,7 @@ struct sy_rpc_server {
 	int nl;
 	int port;
 	struct method *methods;
-	struct conn *conns;
+	LIST_HEAD(, conn) conns;
 	struct sy_rpc_server_stats st;
 	size_t max_conns, conn_budget, total_budget;
 	uint32_t max_streams;

@@ -427,18 +427,25 @@ int sy_tls_handshake(struct sy_tls_conn *c, char *why, size_t wn)
 	return -1;
 }
 
-ssize_t sy_tls_read(struct sy_tls_conn *c, void *buf, size_t n)
+/* One SSL_read into rbuf, or (writing) SSL_write of wbuf, of at most INT_MAX bytes: the
+ * bytes moved, or io_error's answer. */
+static int ssl_io(struct sy_tls_conn *c, int writing, void *rbuf, const void *wbuf, size_t n)
 {
-	int r;
+	int len = n > 0x7fffffff ? 0x7fffffff : (int)n, r;
 
 	ERR_clear_error();
 	errno = 0;
-	r = SSL_read(c->ssl, buf, n > 0x7fffffff ? 0x7fffffff : (int)n);
+	r = writing ? SSL_write(c->ssl, wbuf, len) : SSL_read(c->ssl, rbuf, len);
 	if (r > 0) {
 		c->want = 0;
 		return r;
 	}
 	return io_error(c, r);
+}
+
+ssize_t sy_tls_read(struct sy_tls_conn *c, void *buf, size_t n)
+{
+	return ssl_io(c, 0, buf, NULL, n);
 }
 
 ssize_t sy_tls_write(struct sy_tls_conn *c, const void *buf, size_t n)
@@ -447,14 +454,7 @@ ssize_t sy_tls_write(struct sy_tls_conn *c, const void *buf, size_t n)
 
 	if (n == 0)
 		return 0;
-	ERR_clear_error();
-	errno = 0;
-	r = SSL_write(c->ssl, buf, n > 0x7fffffff ? 0x7fffffff : (int)n);
-	if (r > 0) {
-		c->want = 0;
-		return r;
-	}
-	r = io_error(c, r);
+	r = ssl_io(c, 1, NULL, buf, n);
 	if (r == 0) {
 		errno = EPIPE;
 		return -1;

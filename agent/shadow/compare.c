@@ -132,21 +132,32 @@ int sy_look_send(struct sy_redis *c, const char *key, size_t len, sy_redis_reply
 	return sy_redis_sendv(c, 4, argv, lens, cb, priv);
 }
 
+int sy_drift_presence(bool legacy_none, bool target_none)
+{
+	if (legacy_none && target_none)
+		return SY_DRIFT_NONE;
+	if (target_none)
+		return SY_DRIFT_MISSING;
+	if (legacy_none)
+		return SY_DRIFT_EXTRA;
+	return -1;
+}
+
+bool sy_drift_ttl(long long legacy_ms, long long target_ms)
+{
+	return (legacy_ms < 0) != (target_ms < 0) ||
+	       (legacy_ms >= 0 && llabs(legacy_ms - target_ms) > SY_TTL_TOLERANCE_MS);
+}
+
 int sy_look_classify(const struct sy_look *l, const struct sy_look *t)
 {
-	bool ln = strcmp(l->type, "none") == 0, tn = strcmp(t->type, "none") == 0;
+	int kind = sy_drift_presence(strcmp(l->type, "none") == 0, strcmp(t->type, "none") == 0);
 
-	if (ln && tn)
-		return SY_DRIFT_NONE;
-	if (tn)
-		return SY_DRIFT_MISSING;
-	if (ln)
-		return SY_DRIFT_EXTRA;
+	if (kind >= 0)
+		return kind;
 	if (strcmp(l->type, t->type) != 0)
 		return SY_DRIFT_TYPE;
 	if (l->digest != t->digest)
 		return SY_DRIFT_VALUE;
-	if ((l->ttl < 0) != (t->ttl < 0) || (l->ttl >= 0 && llabs(l->ttl - t->ttl) > SY_TTL_TOLERANCE_MS))
-		return SY_DRIFT_TTL;
-	return SY_DRIFT_NONE;
+	return sy_drift_ttl(l->ttl, t->ttl) ? SY_DRIFT_TTL : SY_DRIFT_NONE;
 }

@@ -28,6 +28,11 @@ int sy_look_send(struct sy_redis *c, const char *key, size_t len, sy_redis_reply
 /* The look in a reply (NULL or an unexpected reply: out->ok false). The reply's arrays
  * are sorted in place. */
 void sy_look_of(redisReply *r, struct sy_look *out);
+/* The SY_DRIFT_* of a key by its presence alone (legacy_none: absent on legacy), or -1
+ * when it is on both sides and the rest of it is to be compared. */
+int sy_drift_presence(bool legacy_none, bool target_none);
+/* Whether two PTTLs (negative: no expiry) differ by more than SY_TTL_TOLERANCE_MS. */
+bool sy_drift_ttl(long long legacy_ms, long long target_ms);
 /* SY_DRIFT_* of a legacy look against a target look (both ok). */
 int sy_look_classify(const struct sy_look *legacy, const struct sy_look *target);
 

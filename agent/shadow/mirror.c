@@ -329,6 +329,23 @@ static const struct sy_migration_state *seen_of(const struct sy_mirror *m, uint3
 	return id < SY_MAX_MIGRATIONS && m->seen[id].id ? &m->seen[id] : NULL;
 }
 
+/* A replay is on its way: one more answer to wait for. */
+static void replay_sent(struct dir *d)
+{
+	d->inflight++;
+	d->st.queued = d->inflight;
+}
+
+/* A replay that could not be sent: its keys (p may be NULL) are copied again later. */
+static void replay_failed(struct dir *d, struct pending *p)
+{
+	d->st.failed++;
+	if (p) {
+		repair_keys_of(p, RETRY_MS);
+		pending_free(p);
+	}
+}
+
 /* A relative expiry replayed later than this is copied instead (sy_argv_relative_ttl). */
 #define LATE_TTL_MS 200
 
@@ -398,15 +415,10 @@ static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const 
 	}
 	if (e)
 		goto fail;
-	d->inflight++;
-	d->st.queued = d->inflight;
+	replay_sent(d);
 	return;
 fail:
-	d->st.failed++;
-	if (p) {
-		repair_keys_of(p, RETRY_MS);
-		pending_free(p);
-	}
+	replay_failed(d, p);
 }
 
 /* EXEC: the collected transaction as one unit on one connection. */
@@ -442,8 +454,7 @@ static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts, uint64_t
 	p->parts = (uint32_t)s->txn_n + 2;
 	if (sy_redis_sendv(dc->r, 1, multi, ml, on_replayed, p))
 		goto fail;
-	d->inflight++;
-	d->st.queued = d->inflight;
+	replay_sent(d);
 	/* from here every part answers (a part that could not be sent counts as failed) */
 	STAILQ_FOREACH(t, &s->txn, link)
 	{
@@ -469,11 +480,36 @@ static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts, uint64_t
 		on_replayed(NULL, NULL, p);
 	return;
 fail:
-	d->st.failed++;
-	if (p) {
-		repair_keys_of(p, RETRY_MS);
-		pending_free(p);
+	replay_failed(d, p);
+}
+
+/* MULTI, WATCH, UNWATCH, DISCARD and EXEC move the client's transaction along; true when
+ * cmd was one of them. */
+static bool txn_command(struct dir *d, struct sy_client *s, const struct sy_command *cmd,
+			const struct sy_captured *c)
+{
+	if (cmd->flags & SY_CMDF_TXN_WATCH) {
+		s->watched = cmd->name[0] == 'W'; /* UNWATCH forgets */
+		return true;
 	}
+	if (!(cmd->flags & (SY_CMDF_TXN_MULTI | SY_CMDF_TXN_DISCARD | SY_CMDF_TXN_EXEC)))
+		return false;
+	if ((cmd->flags & SY_CMDF_TXN_EXEC) && s->in_multi && s->watched && s->txn_n) {
+		/* aborted if a watched key changed, and only EXEC's reply says so, which
+		 * the capture does not see: copy the keys once it settled, whichever way
+		 * it went, instead of replaying what may not have happened */
+		s->txn_bad = true;
+		flag_audit(d, "WATCH transaction: EXEC's outcome unknown, its keys were copied");
+	}
+	if ((cmd->flags & SY_CMDF_TXN_EXEC) && s->in_multi)
+		replay_txn(d, s, c->ts_ns, c->cookie);
+	/* MULTI starts afresh (keeping WATCH); DISCARD and EXEC end the transaction and WATCH */
+	sy_client_txn_clear(s);
+	if (cmd->flags & SY_CMDF_TXN_MULTI)
+		s->in_multi = true;
+	else
+		s->watched = false;
+	return true;
 }
 
 void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
@@ -506,34 +542,8 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	cmd = sy_command_find(c->name, strnlen(c->name, SY_CMD_NAME_MAX));
 	if (!cmd)
 		return;
-	if (cmd->flags & SY_CMDF_TXN_MULTI) {
-		sy_client_txn_clear(s);
-		s->in_multi = true;
+	if (txn_command(d, s, cmd, c))
 		return;
-	}
-	if (cmd->flags & SY_CMDF_TXN_WATCH) {
-		s->watched = cmd->name[0] == 'W'; /* UNWATCH forgets */
-		return;
-	}
-	if (cmd->flags & SY_CMDF_TXN_DISCARD) {
-		sy_client_txn_clear(s);
-		s->watched = false;
-		return;
-	}
-	if (cmd->flags & SY_CMDF_TXN_EXEC) {
-		if (s->in_multi && s->watched && s->txn_n) {
-			/* aborted if a watched key changed, and only EXEC's reply says so, which
-			 * the capture does not see: copy the keys once it settled, whichever way
-			 * it went, instead of replaying what may not have happened */
-			s->txn_bad = true;
-			flag_audit(d, "WATCH transaction: EXEC's outcome unknown, its keys were copied");
-		}
-		if (s->in_multi)
-			replay_txn(d, s, c->ts_ns, c->cookie);
-		sy_client_txn_clear(s);
-		s->watched = false;
-		return;
-	}
 	e = (c->truncated ? sy_argv_parse_prefix : sy_argv_parse)(
 		&a, c->name, strnlen(c->name, SY_CMD_NAME_MAX), c->body, c->len, c->argc, c->is_inline);
 	if (e) {
@@ -745,26 +755,24 @@ static void check_lost(struct sy_loop *l, void *arg)
 /* Registry subscriber: keeps each slot's copy for the captured-command path, brings
  * running slots up to date, and stops those whose migration is gone or replaced (a new
  * one starts on its first captured write, as before). */
+static void slot_committed(void *ctx, uint32_t id, const struct sy_migration_state *cur)
+{
+	struct sy_mirror *m = ctx;
+	struct mig *g = &m->migs[id];
+
+	if (!g->active)
+		return;
+	if (!cur || strcmp(g->name, cur->spec.name) != 0 || g->created_ms != cur->created_unix_ms)
+		mig_stop(g);
+	else
+		sync_mig(m, g, cur);
+}
+
 static void on_commit(void *ctx, const struct sy_commit *c)
 {
 	struct sy_mirror *m = ctx;
 
-	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++) {
-		struct sy_migration_state *cur = &m->seen[id];
-		struct mig *g = &m->migs[id];
-
-		if (!sy_commit_slot(c, id, cur)) {
-			if (g->active)
-				mig_stop(g);
-			continue;
-		}
-		if (!g->active)
-			continue;
-		if (strcmp(g->name, cur->spec.name) != 0 || g->created_ms != cur->created_unix_ms)
-			mig_stop(g);
-		else
-			sync_mig(m, g, cur);
-	}
+	sy_commit_walk(c, m->seen, slot_committed, m);
 }
 
 struct sy_mirror *sy_mirror_new(struct sy_loop *l, struct sy_registry *reg)

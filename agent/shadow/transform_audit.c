@@ -90,23 +90,16 @@ static void worse(struct tcmp *c, int kind)
 
 static int classify(const struct sy_tkey *want, const struct sy_tkey *got)
 {
-	bool wn = want->type == SY_KT_NONE || (want->n == 0 && want->type != SY_KT_STRING),
-	     gn = got->type == SY_KT_NONE;
+	int kind = sy_drift_presence(want->type == SY_KT_NONE || (want->n == 0 && want->type != SY_KT_STRING),
+				     got->type == SY_KT_NONE);
 
-	if (wn && gn)
-		return SY_DRIFT_NONE;
-	if (gn)
-		return SY_DRIFT_MISSING;
-	if (wn)
-		return SY_DRIFT_EXTRA;
+	if (kind >= 0)
+		return kind;
 	if (want->type != got->type)
 		return SY_DRIFT_TYPE;
 	if (sy_tkey_digest(want) != sy_tkey_digest(got))
 		return SY_DRIFT_VALUE;
-	if ((want->ttl_ms < 0) != (got->ttl_ms < 0) ||
-	    (want->ttl_ms >= 0 && llabs(want->ttl_ms - got->ttl_ms) > SY_TTL_TOLERANCE_MS))
-		return SY_DRIFT_TTL;
-	return SY_DRIFT_NONE;
+	return sy_drift_ttl(want->ttl_ms, got->ttl_ms) ? SY_DRIFT_TTL : SY_DRIFT_NONE;
 }
 
 /* The look of one key of a list (keys->v[i]) for its owner. */

@@ -530,24 +530,22 @@ static struct vmig *vmig_peek(struct sy_verify *v, const struct sy_migration_sta
 
 /* Registry subscriber: keeps each slot's copy for the sampled-read path; a running
  * slot takes the new spec at once, and stops when its migration is gone or replaced. */
+static void slot_committed(void *ctx, uint32_t id, const struct sy_migration_state *cur)
+{
+	struct sy_verify *v = ctx;
+	struct vmig *g = &v->migs[id];
+
+	if (g->active && cur && vmig_peek(v, cur))
+		vmig_of(v, cur); /* the same migration: its spec only */
+	else if (g->active)
+		vmig_stop(g);
+}
+
 static void on_commit(void *ctx, const struct sy_commit *c)
 {
 	struct sy_verify *v = ctx;
 
-	for (uint32_t id = 1; id < SY_MAX_MIGRATIONS; id++) {
-		struct sy_migration_state *cur = &v->seen[id];
-		struct vmig *g = &v->migs[id];
-
-		if (!sy_commit_slot(c, id, cur)) {
-			if (g->active)
-				vmig_stop(g);
-			continue;
-		}
-		if (g->active && vmig_peek(v, cur))
-			vmig_of(v, cur); /* the same migration: its spec only */
-		else if (g->active)
-			vmig_stop(g);
-	}
+	sy_commit_walk(c, v->seen, slot_committed, v);
 }
 
 struct sy_verify *sy_verify_new(struct sy_loop *l, struct sy_registry *reg, struct sy_mirror *mirror,

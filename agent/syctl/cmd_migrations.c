@@ -65,36 +65,38 @@ static void status_verification(void)
 	protobuf_c_message_free_unpacked(resp, NULL);
 }
 
+/* ,"key": and the answer to method as JSON, or null when it could not be had. */
+static void json_answer(const char *key, const char *method, const ProtobufCMessage *req,
+			const ProtobufCMessageDescriptor *rd)
+{
+	ProtobufCMessage *r = NULL;
+
+	printf(",\"%s\":", key);
+	if (call_quiet(method, req, rd, &r) == 0)
+		sy_pbjson_print(stdout, r);
+	else
+		fputs("null", stdout);
+	if (r)
+		protobuf_c_message_free_unpacked(r, NULL);
+}
+
 /* One migration's entry of status's JSON: the Migration, then its backfill and audit
  * (their "idle" state when never run; null only from a daemon without Verify). */
 static void status_json_entry(const Switchyard__V1__Migration *m)
 {
 	Switchyard__V1__GetBackfillRequest breq = SWITCHYARD__V1__GET_BACKFILL_REQUEST__INIT;
 	Switchyard__V1__GetAuditRequest areq = SWITCHYARD__V1__GET_AUDIT_REQUEST__INIT;
-	ProtobufCMessage *br = NULL, *ar = NULL;
 
 	breq.migration = areq.migration = m->spec->name;
 	fputs("{\"name\":", stdout);
 	sy_json_string(stdout, m->spec->name);
 	fputs(",\"migration\":", stdout);
 	sy_pbjson_print(stdout, &m->base);
-	fputs(",\"backfill\":", stdout);
-	if (call_quiet("/switchyard.v1.Verify/GetBackfill", &breq.base,
-		       &switchyard__v1__backfill_status__descriptor, &br) == 0)
-		sy_pbjson_print(stdout, br);
-	else
-		fputs("null", stdout);
-	fputs(",\"audit\":", stdout);
-	if (call_quiet("/switchyard.v1.Verify/GetAudit", &areq.base,
-		       &switchyard__v1__audit_status__descriptor, &ar) == 0)
-		sy_pbjson_print(stdout, ar);
-	else
-		fputs("null", stdout);
+	json_answer("backfill", "/switchyard.v1.Verify/GetBackfill", &breq.base,
+		    &switchyard__v1__backfill_status__descriptor);
+	json_answer("audit", "/switchyard.v1.Verify/GetAudit", &areq.base,
+		    &switchyard__v1__audit_status__descriptor);
 	fputc('}', stdout);
-	if (br)
-		protobuf_c_message_free_unpacked(br, NULL);
-	if (ar)
-		protobuf_c_message_free_unpacked(ar, NULL);
 }
 
 /* `status` and `status NAME` in one shape (docs/json.md): the daemon, then each
@@ -263,66 +265,53 @@ int cmd_apply(int argc, char **argv)
 	return rc;
 }
 
+/* `syctl get NAME` as text: the migration, its plan and its sides. */
+static void print_get(const ProtobufCMessage *resp)
+{
+	print_migration((const void *)resp);
+	print_plan_line((const void *)resp);
+	print_sides((const void *)resp);
+}
+
 int cmd_get(int argc, char **argv)
 {
 	Switchyard__V1__GetMigrationRequest req = SWITCHYARD__V1__GET_MIGRATION_REQUEST__INIT;
 
-	ProtobufCMessage *resp;
-	int rc;
-
 	if (argc != 2)
 		return usage_err("get", "expected NAME");
 	req.name = argv[1];
-	if ((rc = call("/switchyard.v1.Control/GetMigration", &req.base,
-		       &switchyard__v1__migration__descriptor, &resp)))
-		return rc;
-	if (json) {
-		print_json(resp);
-	} else {
-		print_migration((const void *)resp);
-		print_plan_line((const void *)resp);
-		print_sides((const void *)resp);
+	return call_show("/switchyard.v1.Control/GetMigration", &req.base,
+			 &switchyard__v1__migration__descriptor, print_get);
+}
+
+static void print_list(const ProtobufCMessage *resp)
+{
+	const Switchyard__V1__ListMigrationsResponse *l = (const void *)resp;
+
+	printf("%-16s %9s %-11s %-24s %-24s %s\n", "NAME", "RATIO", "CLIENT", "LEGACY", "TARGET",
+	       "TARGETS HEALTHY");
+	for (size_t i = 0; i < l->n_migrations; i++) {
+		Switchyard__V1__Migration *m = l->migrations[i];
+		size_t healthy = 0;
+		char ratio[SY_RATIO_STRLEN];
+
+		for (size_t j = 0; j < m->n_targets; j++)
+			healthy += m->targets[j]->healthy;
+		sy_ratio_format(m->spec->ratio_bp, ratio, sizeof(ratio));
+		printf("%-16s %9s %-11s %-24s %-24s %zu/%zu\n", m->spec->name, ratio,
+		       m->spec->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION ? "connection"
+											 : "cgroup",
+		       m->spec->n_legacy ? m->spec->legacy[0] : "-",
+		       m->spec->n_target ? m->spec->target[0] : "-", healthy, m->n_targets);
 	}
-	protobuf_c_message_free_unpacked(resp, NULL);
-	return EX_OK;
 }
 
 int cmd_list(int argc, char **argv)
 {
 	Switchyard__V1__ListMigrationsRequest req = SWITCHYARD__V1__LIST_MIGRATIONS_REQUEST__INIT;
-	Switchyard__V1__ListMigrationsResponse *l;
-	ProtobufCMessage *resp;
-	int rc;
 
-	if (argc > 1)
-		return usage_err("list", "unexpected argument \"%s\"", argv[1]);
-	if ((rc = call("/switchyard.v1.Control/ListMigrations", &req.base,
-		       &switchyard__v1__list_migrations_response__descriptor, &resp)))
-		return rc;
-	l = (void *)resp;
-	if (json) {
-		print_json(resp);
-	} else {
-		printf("%-16s %9s %-11s %-24s %-24s %s\n", "NAME", "RATIO", "CLIENT", "LEGACY", "TARGET",
-		       "TARGETS HEALTHY");
-		for (size_t i = 0; i < l->n_migrations; i++) {
-			Switchyard__V1__Migration *m = l->migrations[i];
-			size_t healthy = 0;
-			char ratio[SY_RATIO_STRLEN];
-
-			for (size_t j = 0; j < m->n_targets; j++)
-				healthy += m->targets[j]->healthy;
-			sy_ratio_format(m->spec->ratio_bp, ratio, sizeof(ratio));
-			printf("%-16s %9s %-11s %-24s %-24s %zu/%zu\n", m->spec->name, ratio,
-			       m->spec->client == SWITCHYARD__V1__CLIENT_MODE__CLIENT_CONNECTION
-				       ? "connection"
-				       : "cgroup",
-			       m->spec->n_legacy ? m->spec->legacy[0] : "-",
-			       m->spec->n_target ? m->spec->target[0] : "-", healthy, m->n_targets);
-		}
-	}
-	protobuf_c_message_free_unpacked(resp, NULL);
-	return EX_OK;
+	return call_show_bare("list", argc, argv, "/switchyard.v1.Control/ListMigrations", &req.base,
+			      &switchyard__v1__list_migrations_response__descriptor, print_list);
 }
 
 int cmd_delete(int argc, char **argv)

@@ -8,24 +8,10 @@
 #include "model/spec.h"
 #include "syctl.h"
 
-int cmd_nodes(int argc, char **argv)
+static void print_nodes(const ProtobufCMessage *resp)
 {
-	Switchyard__V1__ListNodesRequest req = SWITCHYARD__V1__LIST_NODES_REQUEST__INIT;
-	const Switchyard__V1__ListNodesResponse *r;
-	ProtobufCMessage *resp;
-	int rc;
+	const Switchyard__V1__ListNodesResponse *r = (const void *)resp;
 
-	if (argc > 1)
-		return usage_err("nodes", "unexpected argument \"%s\"", argv[1]);
-	if ((rc = call("/switchyard.v1.Control/ListNodes", &req.base,
-		       &switchyard__v1__list_nodes_response__descriptor, &resp)))
-		return rc;
-	r = (const void *)resp;
-	if (json) {
-		print_json(resp);
-		protobuf_c_message_free_unpacked(resp, NULL);
-		return EX_OK;
-	}
 	printf("%-24s %-7s %-6s %-12s %s\n", "NODE", "LEADER", "ALIVE", "VERSION", "LAST SEEN");
 	for (size_t i = 0; i < r->n_nodes; i++) {
 		const Switchyard__V1__Node *n = r->nodes[i];
@@ -48,6 +34,12 @@ int cmd_nodes(int argc, char **argv)
 			       (unsigned long long)m->connections_target);
 		}
 	}
-	protobuf_c_message_free_unpacked(resp, NULL);
-	return EX_OK;
+}
+
+int cmd_nodes(int argc, char **argv)
+{
+	Switchyard__V1__ListNodesRequest req = SWITCHYARD__V1__LIST_NODES_REQUEST__INIT;
+
+	return call_show_bare("nodes", argc, argv, "/switchyard.v1.Control/ListNodes", &req.base,
+			      &switchyard__v1__list_nodes_response__descriptor, print_nodes);
 }

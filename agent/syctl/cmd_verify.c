@@ -49,6 +49,66 @@ static int audit_verdict(const Switchyard__V1__AuditStatus *a)
 	return EX_OK;
 }
 
+/* A job followed by polling its status: whether to go on while it runs, and how often
+ * it was shown. */
+struct follow {
+	bool follow, tty;
+	unsigned polls;
+};
+
+/* Starts a job with start_method (NULL: it runs already), then asks status_method until
+ * polled() says it is done, period_ms apart; *resp is the last status. */
+static int follow_job(const char *start_method, const ProtobufCMessage *start, const char *status_method,
+		      const ProtobufCMessage *get, const ProtobufCMessageDescriptor *rd, unsigned period_ms,
+		      bool (*polled)(const ProtobufCMessage *status, struct follow *pl), struct follow *pl,
+		      ProtobufCMessage **resp)
+{
+	int rc;
+
+	if (start_method) {
+		if ((rc = call(start_method, start, rd, resp)))
+			return rc;
+		protobuf_c_message_free_unpacked(*resp, NULL);
+		*resp = NULL;
+	}
+	for (;;) {
+		if ((rc = call(status_method, get, rd, resp)))
+			return rc;
+		if (polled(*resp, pl))
+			return 0;
+		protobuf_c_message_free_unpacked(*resp, NULL);
+		*resp = NULL;
+		usleep(period_ms * 1000);
+	}
+}
+
+/* An audit's progress on stderr (a terminal's); true once it is not running. */
+static bool audit_polled(const ProtobufCMessage *status, struct follow *pl)
+{
+	const Switchyard__V1__AuditStatus *a = (const void *)status;
+
+	if (!pl->follow || !busy(a->state))
+		return true;
+	if (!json && isatty(STDERR_FILENO))
+		fprintf(stderr, "\r%s: scanned %llu/%llu, eta %.0fs   ", a->migration,
+			(unsigned long long)a->scanned, (unsigned long long)a->total, a->eta_s);
+	return false;
+}
+
+/* A backfill's progress: a bar redrawn in place on a terminal; in a log, one plain line a
+ * second. True once it is not running. */
+static bool backfill_polled(const ProtobufCMessage *status, struct follow *pl)
+{
+	const Switchyard__V1__BackfillStatus *b = (const void *)status;
+
+	if (!pl->follow || !busy(b->state))
+		return true;
+	if (!json && (pl->tty || pl->polls % 4 == 0))
+		print_backfill(b, pl->tty);
+	pl->polls++;
+	return false;
+}
+
 int cmd_verify(int argc, char **argv)
 {
 	Switchyard__V1__StartAuditRequest start = SWITCHYARD__V1__START_AUDIT_REQUEST__INIT;
@@ -87,28 +147,13 @@ int cmd_verify(int argc, char **argv)
 	get.report = report;
 	if (!report) {
 		/* a new audit, then its progress until it ends */
-		if ((rc = call("/switchyard.v1.Verify/StartAudit", &start.base,
-			       &switchyard__v1__audit_status__descriptor, &resp)))
-			return rc;
-		protobuf_c_message_free_unpacked(resp, NULL);
-		resp = NULL;
-		for (;;) {
-			const Switchyard__V1__AuditStatus *a;
+		struct follow pl = {.follow = !no_wait};
 
-			if ((rc = call("/switchyard.v1.Verify/GetAudit", &get.base,
-				       &switchyard__v1__audit_status__descriptor, &resp)))
-				return rc;
-			a = (void *)resp;
-			if (no_wait || !busy(a->state))
-				break;
-			if (!json && isatty(STDERR_FILENO))
-				fprintf(stderr, "\r%s: scanned %llu/%llu, eta %.0fs   ", a->migration,
-					(unsigned long long)a->scanned, (unsigned long long)a->total,
-					a->eta_s);
-			protobuf_c_message_free_unpacked(resp, NULL);
-			resp = NULL;
-			usleep(200 * 1000);
-		}
+		if ((rc = follow_job("/switchyard.v1.Verify/StartAudit", &start.base,
+				     "/switchyard.v1.Verify/GetAudit", &get.base,
+				     &switchyard__v1__audit_status__descriptor, 200, audit_polled, &pl,
+				     &resp)))
+			return rc;
 		if (!json && isatty(STDERR_FILENO))
 			fprintf(stderr, "\n");
 	} else if ((rc = call("/switchyard.v1.Verify/GetAudit", &get.base,
@@ -129,14 +174,14 @@ int cmd_backfill(int argc, char **argv)
 	Switchyard__V1__StartBackfillRequest start = SWITCHYARD__V1__START_BACKFILL_REQUEST__INIT;
 	Switchyard__V1__GetBackfillRequest get = SWITCHYARD__V1__GET_BACKFILL_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
-	bool follow = false, status = false, tty = isatty(STDOUT_FILENO);
-	unsigned polls = 0;
+	bool status = false;
+	struct follow pl = {.tty = isatty(STDOUT_FILENO)};
 	char *name = NULL;
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) {
-			follow = true;
+			pl.follow = true;
 		} else if (strcmp(argv[i], "--status") == 0) {
 			status = true;
 		} else if ((strcmp(argv[i], "--rate") == 0 || strcmp(argv[i], "--bytes-rate") == 0) &&
@@ -161,34 +206,14 @@ int cmd_backfill(int argc, char **argv)
 	if (!name)
 		return usage_err("backfill", "expected NAME");
 	start.migration = get.migration = name;
-	if (!status) {
-		if ((rc = call("/switchyard.v1.Verify/StartBackfill", &start.base,
-			       &switchyard__v1__backfill_status__descriptor, &resp)))
-			return rc;
-		protobuf_c_message_free_unpacked(resp, NULL);
-		resp = NULL;
-	}
-	for (;;) {
-		const Switchyard__V1__BackfillStatus *b;
-
-		if ((rc = call("/switchyard.v1.Verify/GetBackfill", &get.base,
-			       &switchyard__v1__backfill_status__descriptor, &resp)))
-			return rc;
-		b = (void *)resp;
-		if (!follow || !busy(b->state))
-			break;
-		/* a bar redrawn in place on a terminal; in a log, one plain line a second */
-		if (!json && (tty || polls % 4 == 0))
-			print_backfill(b, tty);
-		polls++;
-		protobuf_c_message_free_unpacked(resp, NULL);
-		resp = NULL;
-		usleep(250 * 1000);
-	}
+	if ((rc = follow_job(status ? NULL : "/switchyard.v1.Verify/StartBackfill", &start.base,
+			     "/switchyard.v1.Verify/GetBackfill", &get.base,
+			     &switchyard__v1__backfill_status__descriptor, 250, backfill_polled, &pl, &resp)))
+		return rc;
 	if (json) {
 		print_json(resp);
 	} else {
-		if (follow && tty && polls)
+		if (pl.follow && pl.tty && pl.polls)
 			printf("\n");
 		print_backfill((void *)resp, false);
 	}

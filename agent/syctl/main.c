@@ -96,6 +96,30 @@ int call_quiet(const char *method, const ProtobufCMessage *req, const ProtobufCM
 	return 0;
 }
 
+int call_show(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+	      void (*text)(const ProtobufCMessage *resp))
+{
+	ProtobufCMessage *resp;
+	int rc = call(method, req, rd, &resp);
+
+	if (rc)
+		return rc;
+	if (json)
+		print_json(resp);
+	else
+		text(resp);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return EX_OK;
+}
+
+int call_show_bare(const char *cmd, int argc, char **argv, const char *method, const ProtobufCMessage *req,
+		   const ProtobufCMessageDescriptor *rd, void (*text)(const ProtobufCMessage *resp))
+{
+	if (argc > 1)
+		return usage_err(cmd, "unexpected argument \"%s\"", argv[1]);
+	return call_show(method, req, rd, text);
+}
+
 struct cmd {
 	const char *name;
 	const char *args;

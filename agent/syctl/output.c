@@ -166,11 +166,10 @@ void print_sides(const Switchyard__V1__Migration *m)
 			const Switchyard__V1__SideStats *d = m->sides[i];
 			char p50[16], p99[16];
 
-			fmt_us(d->p50_us, p50, sizeof(p50));
-			fmt_us(d->p99_us, p99, sizeof(p99));
 			printf("%-8s %12llu %12llu %12llu %12llu %8s %8s %10llu %10llu\n", d->side,
 			       (unsigned long long)d->exchanges, (unsigned long long)d->reads,
-			       (unsigned long long)d->writes, (unsigned long long)d->others, p50, p99,
+			       (unsigned long long)d->writes, (unsigned long long)d->others,
+			       fmt_us(d->p50_us, p50, sizeof(p50)), fmt_us(d->p99_us, p99, sizeof(p99)),
 			       (unsigned long long)d->errors, (unsigned long long)d->unparsed);
 		}
 	}
@@ -182,11 +181,10 @@ void print_sides(const Switchyard__V1__Migration *m)
 			const Switchyard__V1__MirrorStats *x = m->mirror[i];
 			char p50[16], p99[16];
 
-			fmt_us(x->lag_p50_us, p50, sizeof(p50));
-			fmt_us(x->lag_p99_us, p99, sizeof(p99));
 			printf("%-8s %12llu %8llu %8llu %8s %8s %s%s%s\n", x->direction,
 			       (unsigned long long)x->mirrored, (unsigned long long)x->queued,
-			       (unsigned long long)x->dirty, p50, p99, x->needs_audit ? "yes" : "no",
+			       (unsigned long long)x->dirty, fmt_us(x->lag_p50_us, p50, sizeof(p50)),
+			       fmt_us(x->lag_p99_us, p99, sizeof(p99)), x->needs_audit ? "yes" : "no",
 			       x->needs_audit && x->audit_reason[0] ? ": " : "",
 			       x->needs_audit ? x->audit_reason : "");
 		}
@@ -259,7 +257,7 @@ int one_migration(const char *method, const ProtobufCMessage *req)
 	return EX_OK;
 }
 
-void fmt_us(uint64_t us, char *buf, size_t n)
+const char *fmt_us(uint64_t us, char *buf, size_t n)
 {
 	if (!us)
 		snprintf(buf, n, "-");
@@ -269,6 +267,7 @@ void fmt_us(uint64_t us, char *buf, size_t n)
 		snprintf(buf, n, "%.1fms", (double)us / 1000);
 	else
 		snprintf(buf, n, "%.2fs", (double)us / 1e6);
+	return buf;
 }
 
 void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
@@ -319,26 +318,23 @@ void print_snapshot(const Switchyard__V1__Snapshot *s, int tty)
 			const Switchyard__V1__SideSnapshot *d = m->sides[j];
 			char p50[16], p95[16], p99[16];
 
-			fmt_us(d->p50_us, p50, sizeof(p50));
-			fmt_us(d->p95_us, p95, sizeof(p95));
-			fmt_us(d->p99_us, p99, sizeof(p99));
 			printf("  %-7s %9.1f %9.1f %9.1f %9.1f %10.0f %10.0f %8s %8s %8s %8.1f %6.2f%% %9llu "
 			       "%8llu\n",
 			       d->side, d->exchanges_per_s, d->reads_per_s, d->writes_per_s, d->others_per_s,
-			       d->bytes_out_per_s, d->bytes_in_per_s, p50, p95, p99, d->errors_per_s,
-			       100 * d->error_ratio, (unsigned long long)d->decisions,
+			       d->bytes_out_per_s, d->bytes_in_per_s, fmt_us(d->p50_us, p50, sizeof(p50)),
+			       fmt_us(d->p95_us, p95, sizeof(p95)), fmt_us(d->p99_us, p99, sizeof(p99)),
+			       d->errors_per_s, 100 * d->error_ratio, (unsigned long long)d->decisions,
 			       (unsigned long long)d->unparsed);
 		}
 		for (size_t j = 0; j < m->n_mirror; j++) {
 			const Switchyard__V1__MirrorSnapshot *x = m->mirror[j];
 			char p50[16], p99[16];
 
-			fmt_us(x->lag_p50_us, p50, sizeof(p50));
-			fmt_us(x->lag_p99_us, p99, sizeof(p99));
 			printf("  mirror %-7s %9.1f/s  lag p50 %s p99 %s  queued %llu  failed %llu  repaired "
 			       "%llu  "
 			       "dropped %llu  dirty %llu%s\n",
-			       x->direction, x->mirrored_per_s, p50, p99, (unsigned long long)x->queued,
+			       x->direction, x->mirrored_per_s, fmt_us(x->lag_p50_us, p50, sizeof(p50)),
+			       fmt_us(x->lag_p99_us, p99, sizeof(p99)), (unsigned long long)x->queued,
 			       (unsigned long long)x->failed, (unsigned long long)x->repaired,
 			       (unsigned long long)x->dropped, (unsigned long long)x->dirty,
 			       x->needs_audit ? "  NEEDS AUDIT" : "");

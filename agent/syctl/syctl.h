@@ -49,11 +49,18 @@ int call(const char *method, const ProtobufCMessage *req, const ProtobufCMessage
 /* The same without a word on failure: for optional parts of a view. */
 int call_quiet(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
 	       ProtobufCMessage **resp);
+/* One call, its answer printed as JSON (-o json) or by text(); returns the exit code. */
+int call_show(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
+	      void (*text)(const ProtobufCMessage *resp));
+/* call_show for a command that takes no operand (`syctl list`, `syctl nodes`). */
+int call_show_bare(const char *cmd, int argc, char **argv, const char *method, const ProtobufCMessage *req,
+		   const ProtobufCMessageDescriptor *rd, void (*text)(const ProtobufCMessage *resp));
 
 /* output.c */
 void print_json(const ProtobufCMessage *m);
 const char *ago(uint64_t unix_ms, char *buf, size_t n);
-void fmt_us(uint64_t us, char *buf, size_t n);
+/* us as "-", "850us", "1.2ms" or "3.04s" into buf; returns buf. */
+const char *fmt_us(uint64_t us, char *buf, size_t n);
 void fmt_ms(uint64_t ms, char *buf, size_t n);
 void print_migration(const Switchyard__V1__Migration *m);
 void print_scope(const Switchyard__V1__Migration *m, const char *lead);

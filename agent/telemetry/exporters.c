@@ -217,13 +217,12 @@ static int yerr(struct ydoc *y, const yaml_node_t *n, const char *fmt, ...)
 
 static int yerr(struct ydoc *y, const yaml_node_t *n, const char *fmt, ...)
 {
-	char msg[400];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	sy_yaml_vfail(y->y, n, y->err, y->errlen, "telemetry: ", fmt, ap);
 	va_end(ap);
-	return sy_yaml_fail(y->y, n, y->err, y->errlen, "telemetry: %s", msg);
+	return -EINVAL;
 }
 
 /* Called for each key of a mapping. */

@@ -344,10 +344,7 @@ void sy_prom_free(struct sy_prom *p)
 {
 	if (!p)
 		return;
-	if (p->efd >= 0) {
-		sy_loop_del_fd(p->loop, p->efd);
-		close(p->efd);
-	}
+	sy_loop_close_fd(p->loop, &p->efd);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p->text);

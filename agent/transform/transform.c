@@ -349,11 +349,29 @@ static int protected_call(lua_State *L)
 	return 0;
 }
 
-static int run(struct call *c)
+/* The result list of a call: emptied before it runs, freed when it failed. */
+static void result_reset(struct call *c, bool free_it)
 {
-	struct sy_transform *t = c->t;
+	if (c->keys && free_it)
+		sy_tkeys_free(c->keys);
+	else if (c->keys)
+		memset(c->keys, 0, sizeof(*c->keys));
+	if (c->argvs && free_it)
+		sy_targvs_free(c->argvs);
+	else if (c->argvs)
+		memset(c->argvs, 0, sizeof(*c->argvs));
+}
+
+/* Calls script function fn with c's argument into c's result list. */
+static int run(struct sy_transform *t, enum sy_tfn fn, struct call *c, char *err, size_t errlen)
+{
 	int top, rc;
 
+	c->t = t;
+	c->fn = fn;
+	c->err = err;
+	c->errlen = errlen;
+	result_reset(c, false);
 	if (!sy_transform_has(t, c->fn)) {
 		set_err(c->err, c->errlen, "%s: %s is not defined", t->path, FN_NAMES[c->fn]);
 		return -ENOSYS;
@@ -363,48 +381,27 @@ static int run(struct call *c)
 	lua_pushlightuserdata(t->L, c);
 	rc = lua_pcall(t->L, 1, 0, 0);
 	if (rc != LUA_OK) {
-		if (c->keys)
-			sy_tkeys_free(c->keys);
-		if (c->argvs)
-			sy_targvs_free(c->argvs);
+		result_reset(c, true);
 		return failed(t, rc, top, c->err, c->errlen);
 	}
 	lua_settop(t->L, top);
-	if (c->rc < 0) {
-		if (c->keys)
-			sy_tkeys_free(c->keys);
-		if (c->argvs)
-			sy_targvs_free(c->argvs);
-	}
+	if (c->rc < 0)
+		result_reset(c, true);
 	return c->rc;
 }
 
 int sy_transform_key(struct sy_transform *t, bool reverse, const struct sy_tkey *in, struct sy_tkeys *out,
 		     char *err, size_t errlen)
 {
-	struct call c = {.t = t,
-			 .fn = reverse ? SY_TF_REVERSE_KEY : SY_TF_FORWARD_KEY,
-			 .key = in,
-			 .keys = out,
-			 .err = err,
-			 .errlen = errlen};
+	struct call c = {.key = in, .keys = out};
 
-	memset(out, 0, sizeof(*out));
-	return run(&c);
+	return run(t, reverse ? SY_TF_REVERSE_KEY : SY_TF_FORWARD_KEY, &c, err, errlen);
 }
 
 int sy_transform_write(struct sy_transform *t, bool reverse, int argc, const char *const *argv,
 		       const size_t *lens, struct sy_targvs *out, char *err, size_t errlen)
 {
-	struct call c = {.t = t,
-			 .fn = reverse ? SY_TF_REVERSE_WRITE : SY_TF_FORWARD_WRITE,
-			 .argc = argc,
-			 .argv = argv,
-			 .lens = lens,
-			 .argvs = out,
-			 .err = err,
-			 .errlen = errlen};
+	struct call c = {.argc = argc, .argv = argv, .lens = lens, .argvs = out};
 
-	memset(out, 0, sizeof(*out));
-	return run(&c);
+	return run(t, reverse ? SY_TF_REVERSE_WRITE : SY_TF_FORWARD_WRITE, &c, err, errlen);
 }

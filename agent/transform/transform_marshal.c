@@ -316,71 +316,92 @@ static int read_key(lua_State *L, int idx, void **arena, struct sy_tkey *k, char
 	return 0;
 }
 
-int sy_tkeys_read(lua_State *L, int idx, struct sy_tkeys *out, char *err, size_t errlen)
+/* One entry of a list, on top of the stack: the i-th (from 1), read into elem. */
+typedef int (*entry_fn)(lua_State *L, lua_Integer i, void **arena, void *elem, char *err, size_t errlen);
+
+/* Reads the Lua list at idx (at most 100000 entries) into zeroed entries of `size` bytes
+ * from arena, at *v, each by one(); *n counts those read. `what` and `noun` name the list
+ * in the errors. */
+static int list_read(lua_State *L, int idx, void **arena, size_t size, const char *what, const char *noun,
+		     entry_fn one, void **v, size_t *n, char *err, size_t errlen)
 {
 	lua_Integer len;
+	size_t bytes;
+	int rc;
 
 	idx = lua_absindex(L, idx);
-	if (lua_isnil(L, idx))
-		return 0; /* nothing on the other side */
 	if (!lua_istable(L, idx))
-		FAIL("must return a list of keys");
+		FAIL("must return %s", what);
 	len = luaL_len(L, idx);
 	if (len < 0 || len > 100000)
-		FAIL("returned %lld keys", (long long)len);
-	out->v = sy_arena_alloc(&out->mem, (size_t)(len ? len : 1) * sizeof(*out->v));
-	if (!out->v)
+		FAIL("returned %lld %s", (long long)len, noun);
+	bytes = (size_t)(len ? len : 1) * size;
+	if (!(*v = sy_arena_alloc(arena, bytes)))
 		return -ENOMEM;
-	memset(out->v, 0, (size_t)(len ? len : 1) * sizeof(*out->v));
+	memset(*v, 0, bytes);
 	for (lua_Integer i = 1; i <= len; i++) {
-		char why[SY_TRANSFORM_ERR_MAX];
-		int rc;
-
 		lua_rawgeti(L, idx, i);
-		rc = read_key(L, lua_gettop(L), &out->mem, &out->v[i - 1], why, sizeof(why));
+		rc = one(L, i, arena, (char *)*v + (size_t)(i - 1) * size, err, errlen);
 		lua_pop(L, 1);
-		if (rc) {
-			snprintf(err, errlen, "result %lld: %s", (long long)i, why);
+		if (rc)
 			return rc;
-		}
-		out->n++;
+		(*n)++;
+	}
+	return 0;
+}
+
+static int key_entry(lua_State *L, lua_Integer i, void **arena, void *elem, char *err, size_t errlen)
+{
+	char why[SY_TRANSFORM_ERR_MAX];
+	int rc = read_key(L, lua_gettop(L), arena, elem, why, sizeof(why));
+
+	if (rc)
+		snprintf(err, errlen, "result %lld: %s", (long long)i, why);
+	return rc;
+}
+
+int sy_tkeys_read(lua_State *L, int idx, struct sy_tkeys *out, char *err, size_t errlen)
+{
+	void *v = NULL;
+	int rc;
+
+	if (lua_isnil(L, idx))
+		return 0; /* nothing on the other side */
+	rc = list_read(L, idx, &out->mem, sizeof(*out->v), "a list of keys", "keys", key_entry, &v, &out->n,
+		       err, errlen);
+	out->v = v;
+	return rc;
+}
+
+static int command_entry(lua_State *L, lua_Integer i, void **arena, void *elem, char *err, size_t errlen)
+{
+	struct sy_targv *a = elem;
+	lua_Integer argc;
+
+	if (!lua_istable(L, -1) || (argc = luaL_len(L, -1)) < 1 || argc > 1000000)
+		FAIL("command %lld: not a non-empty list of strings", (long long)i);
+	a->argc = (int)argc;
+	a->argv = sy_arena_alloc(arena, (size_t)argc * sizeof(*a->argv));
+	a->lens = sy_arena_alloc(arena, (size_t)argc * sizeof(*a->lens));
+	if (!a->argv || !a->lens)
+		return -ENOMEM;
+	for (lua_Integer j = 1; j <= argc; j++) {
+		lua_rawgeti(L, -1, j);
+		if (!(a->argv[j - 1] = text_at(L, -1, arena, &a->lens[j - 1])))
+			FAIL("command %lld, argument %lld: not a string", (long long)i, (long long)j);
+		lua_pop(L, 1);
 	}
 	return 0;
 }
 
 int sy_targvs_read(lua_State *L, int idx, struct sy_targvs *out, char *err, size_t errlen)
 {
-	lua_Integer len;
+	void *v = NULL;
+	int rc;
 
-	idx = lua_absindex(L, idx);
-	if (!lua_istable(L, idx))
-		FAIL("must return a list of commands (each a list of strings) or nil");
-	len = luaL_len(L, idx);
-	if (len < 0 || len > 100000)
-		FAIL("returned %lld commands", (long long)len);
-	out->v = sy_arena_alloc(&out->mem, (size_t)(len ? len : 1) * sizeof(*out->v));
-	if (!out->v)
-		return -ENOMEM;
-	for (lua_Integer i = 1; i <= len; i++) {
-		struct sy_targv *a = &out->v[i - 1];
-		lua_Integer argc;
-
-		lua_rawgeti(L, idx, i);
-		if (!lua_istable(L, -1) || (argc = luaL_len(L, -1)) < 1 || argc > 1000000)
-			FAIL("command %lld: not a non-empty list of strings", (long long)i);
-		a->argc = (int)argc;
-		a->argv = sy_arena_alloc(&out->mem, (size_t)argc * sizeof(*a->argv));
-		a->lens = sy_arena_alloc(&out->mem, (size_t)argc * sizeof(*a->lens));
-		if (!a->argv || !a->lens)
-			return -ENOMEM;
-		for (lua_Integer j = 1; j <= argc; j++) {
-			lua_rawgeti(L, -1, j);
-			if (!(a->argv[j - 1] = text_at(L, -1, &out->mem, &a->lens[j - 1])))
-				FAIL("command %lld, argument %lld: not a string", (long long)i, (long long)j);
-			lua_pop(L, 1);
-		}
-		lua_pop(L, 1);
-		out->n++;
-	}
-	return 0;
+	rc = list_read(L, idx, &out->mem, sizeof(*out->v),
+		       "a list of commands (each a list of strings) or nil", "commands", command_entry, &v,
+		       &out->n, err, errlen);
+	out->v = v;
+	return rc;
 }
