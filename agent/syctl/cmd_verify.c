@@ -4,6 +4,7 @@
  * the audit's verdict, for scripts: 0 no drift; 1 drift found, the audit failed, or no
  * audit has run (a report of nothing must not read as a clean one). */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +15,18 @@
 
 #include "model/job.h"
 #include "syctl/syctl.h"
+
+/* The most keys a second syctl lets a job be asked to go. */
+#define MAX_KEYS_PER_S 10000000ULL
+
+/* A rate argument: a decimal in 1..max (strtoull alone reads "-1" as a huge number). */
+static bool parse_rate(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+
+	*out = strtoull(s, &end, 10);
+	return !*end && s[0] != '-' && *out != 0 && *out <= max;
+}
 
 /* A job not ended yet: running, or (fleet mode) asked of the leader and not started. */
 static bool busy(const char *state)
@@ -126,10 +139,9 @@ int cmd_verify(int argc, char **argv)
 		} else if (strcmp(argv[i], "--no-wait") == 0) {
 			no_wait = true;
 		} else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc) {
-			char *end;
-			unsigned long v = strtoul(argv[++i], &end, 10);
+			unsigned long long v;
 
-			if (*end || argv[i][0] == '-' || v == 0 || v > 10000000)
+			if (!parse_rate(argv[++i], MAX_KEYS_PER_S, &v))
 				return usage_err(
 					"verify",
 					"--rate: \"%s\" is not a number of keys per second (1..10000000)",
@@ -186,11 +198,10 @@ int cmd_backfill(int argc, char **argv)
 			status = true;
 		} else if ((strcmp(argv[i], "--rate") == 0 || strcmp(argv[i], "--bytes-rate") == 0) &&
 			   i + 1 < argc) {
-			char *end;
 			bool keys = strcmp(argv[i], "--rate") == 0;
-			unsigned long long v = strtoull(argv[++i], &end, 10);
+			unsigned long long v;
 
-			if (*end || argv[i][0] == '-' || v == 0 || (keys && v > 10000000))
+			if (!parse_rate(argv[++i], keys ? MAX_KEYS_PER_S : ULLONG_MAX, &v))
 				return usage_err("backfill", "%s: \"%s\" is not a positive rate", argv[i - 1],
 						 argv[i]);
 			if (keys)
