@@ -28,6 +28,18 @@ static bool parse_rate(const char *s, unsigned long long max, unsigned long long
 	return !*end && s[0] != '-' && *out != 0 && *out <= max;
 }
 
+/* The one positional argument of verify and backfill, NAME: arg is the next one that
+ * is not an option, or NULL once all are read (NAME must have come by then). */
+static int name_arg(const char *cmd, char *arg, char **name)
+{
+	if (!arg)
+		return *name ? 0 : usage_err(cmd, "expected NAME");
+	if (arg[0] == '-' || *name)
+		return usage_err(cmd, "unexpected argument \"%s\"", arg);
+	*name = arg;
+	return 0;
+}
+
 /* A job not ended yet: running, or (fleet mode) asked of the leader and not started. */
 static bool busy(const char *state)
 {
@@ -147,14 +159,12 @@ int cmd_verify(int argc, char **argv)
 					"--rate: \"%s\" is not a number of keys per second (1..10000000)",
 					argv[i]);
 			start.keys_per_s = (uint32_t)v;
-		} else if (argv[i][0] != '-' && !name) {
-			name = argv[i];
-		} else {
-			return usage_err("verify", "unexpected argument \"%s\"", argv[i]);
+		} else if ((rc = name_arg("verify", argv[i], &name))) {
+			return rc;
 		}
 	}
-	if (!name)
-		return usage_err("verify", "expected NAME");
+	if ((rc = name_arg("verify", NULL, &name)))
+		return rc;
 	start.migration = get.migration = name;
 	get.report = report;
 	if (!report) {
@@ -208,14 +218,12 @@ int cmd_backfill(int argc, char **argv)
 				start.keys_per_s = (uint32_t)v;
 			else
 				start.bytes_per_s = v;
-		} else if (argv[i][0] != '-' && !name) {
-			name = argv[i];
-		} else {
-			return usage_err("backfill", "unexpected argument \"%s\"", argv[i]);
+		} else if ((rc = name_arg("backfill", argv[i], &name))) {
+			return rc;
 		}
 	}
-	if (!name)
-		return usage_err("backfill", "expected NAME");
+	if ((rc = name_arg("backfill", NULL, &name)))
+		return rc;
 	start.migration = get.migration = name;
 	if ((rc = follow_job(status ? NULL : "/switchyard.v1.Verify/StartBackfill", &start.base,
 			     "/switchyard.v1.Verify/GetBackfill", &get.base,
