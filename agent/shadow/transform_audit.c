@@ -108,13 +108,16 @@ struct klook {
 	size_t i;
 };
 
-/* One look per key of `keys` on c, answered to cb; *waiting counts those sent. false
- * when one of them could not be sent. */
+/* One look per key of `keys` on c, answered to cb; *waiting counts those out, held at
+ * one while sending so that an answer given at once cannot end the owner before all are
+ * sent. false when one of them could not be sent. None out (*waiting 0): the owner is
+ * done, and its caller ends it. */
 static bool look_each(struct sy_redis *c, const struct sy_tkeys *keys, sy_redis_reply_cb cb, void *owner,
 		      uint32_t *waiting)
 {
 	bool all = true;
 
+	(*waiting)++;
 	for (size_t i = 0; i < keys->n; i++) {
 		struct klook *kl = malloc(sizeof(*kl));
 
@@ -127,7 +130,30 @@ static bool look_each(struct sy_redis *c, const struct sy_tkeys *keys, sy_redis_
 		}
 		(*waiting)++;
 	}
+	(*waiting)--;
 	return all;
+}
+
+enum mapped { MAPPED, NOT_MAPPED, UNANSWERED };
+
+/* A side's reply for key through the transform into out: forward (legacy's key to the
+ * target keys it writes) or reverse. A stream is never transformed, and in reverse a key
+ * gone meanwhile maps to nothing: NOT_MAPPED, as is a script failure (the transform's
+ * count, not drift). */
+static enum mapped map_reply(struct sy_xf *xf, bool reverse, redisReply *r, const char *key, size_t len,
+			     struct sy_tkeys *out)
+{
+	enum mapped m = UNANSWERED;
+	struct sy_tkey in;
+	void *arena = NULL;
+
+	if (sy_tkey_of_reply(r, &in, key, len, &arena))
+		m = in.type == SY_KT_STREAM || (reverse && in.type == SY_KT_NONE) ||
+				    sy_xf_key(xf, reverse, &in, out)
+			    ? NOT_MAPPED
+			    : MAPPED;
+	sy_arena_free(&arena);
+	return m;
 }
 
 static void on_target(struct sy_redis *rc, redisReply *r, void *priv)
@@ -151,28 +177,13 @@ static void on_target(struct sy_redis *rc, redisReply *r, void *priv)
 static void on_legacy(struct sy_redis *rc, redisReply *r, void *priv)
 {
 	struct tcmp *c = priv;
-	struct sy_tkey in;
-	void *arena = NULL;
-	int e;
+	enum mapped m = map_reply(c->xf, false, r, c->key, c->len, &c->exp);
 
 	(void)rc;
-	if (!sy_tkey_of_reply(r, &in, c->key, c->len, &arena)) {
-		sy_arena_free(&arena);
+	/* not mapped: a script failure is the transform's count, not drift */
+	if (m == UNANSWERED || (m == MAPPED && !look_each(c->target, &c->exp, on_target, c, &c->waiting)))
 		c->kind = -1;
-		finish(c);
-		return;
-	}
-	e = in.type == SY_KT_STREAM ? -EINVAL : sy_xf_key(c->xf, false, &in, &c->exp);
-	sy_arena_free(&arena);
-	if (e || c->exp.n == 0) {
-		/* a script failure is the transform's count, not drift */
-		finish(c);
-		return;
-	}
-	c->waiting = 1; /* held while sending */
-	if (!look_each(c->target, &c->exp, on_target, c, &c->waiting))
-		c->kind = -1;
-	if (--c->waiting == 0)
+	if (c->waiting == 0)
 		finish(c);
 }
 
@@ -273,31 +284,18 @@ static void on_source(struct sy_redis *rc, redisReply *r, void *priv)
 static void on_extra_target(struct sy_redis *rc, redisReply *r, void *priv)
 {
 	struct textra *x = priv;
-	struct sy_tkey got;
-	void *arena = NULL;
-	int e;
+	enum mapped m;
 
 	(void)rc;
 	if (x->vfield)
 		sy_versions_add(x->versions, r, x->vfield);
-	if (!sy_tkey_of_reply(r, &got, x->key, x->len, &arena)) {
-		sy_arena_free(&arena);
-		x->unanswered = true;
-		extra_finish(x);
-		return;
-	}
 	/* gone meanwhile, or a stream (never transformed): nothing to say */
-	e = got.type == SY_KT_NONE || got.type == SY_KT_STREAM ? 1 : sy_xf_key(x->xf, true, &got, &x->src);
-	sy_arena_free(&arena);
-	if (e) {
+	m = map_reply(x->xf, true, r, x->key, x->len, &x->src);
+	if (m == NOT_MAPPED)
 		x->mapped = true;
-		extra_finish(x);
-		return;
-	}
-	x->waiting = 1; /* held while sending */
-	if (!look_each(x->legacy, &x->src, on_source, x, &x->waiting))
+	else if (m == UNANSWERED || !look_each(x->legacy, &x->src, on_source, x, &x->waiting))
 		x->unanswered = true;
-	if (--x->waiting == 0)
+	if (x->waiting == 0)
 		extra_finish(x);
 }
 
