@@ -187,6 +187,19 @@ static void on_legacy(struct sy_redis *rc, redisReply *r, void *priv)
 		finish(c);
 }
 
+/* The look at key on side that starts check o (just allocated, with room for the key at
+ * okey): o keeps its copy of the key, and is freed when the look cannot be sent. */
+static int first_look(struct sy_redis *side, const char *key, size_t len, char *okey, sy_redis_reply_cb cb,
+		      void *o)
+{
+	memcpy(okey, key, len);
+	if (sy_look_send(side, key, len, cb, o)) {
+		free(o);
+		return -EIO;
+	}
+	return 0;
+}
+
 int sy_tcmp_send(struct sy_xf *xf, struct sy_redis *legacy, struct sy_redis *target, const char *key,
 		 size_t len, sy_tcmp_cb cb, void *priv)
 {
@@ -197,17 +210,8 @@ int sy_tcmp_send(struct sy_xf *xf, struct sy_redis *legacy, struct sy_redis *tar
 	c = calloc(1, sizeof(*c) + len);
 	if (!c)
 		return -ENOMEM;
-	c->xf = xf;
-	c->target = target;
-	c->cb = cb;
-	c->priv = priv;
-	c->len = len;
-	memcpy(c->key, key, len);
-	if (sy_look_send(legacy, key, len, on_legacy, c)) {
-		free(c);
-		return -EIO;
-	}
-	return 0;
+	*c = (struct tcmp){.xf = xf, .target = target, .cb = cb, .priv = priv, .len = len};
+	return first_look(legacy, key, len, c->key, on_legacy, c);
 }
 
 /* ---- extra keys on target (reverse_key) ------------------------------------------------------ */
@@ -318,10 +322,5 @@ int sy_textra_send(struct sy_xf *xf, struct sy_redis *legacy, struct sy_redis *t
 			     .versions = versions,
 			     .via = -1,
 			     .len = len};
-	memcpy(x->key, key, len);
-	if (sy_look_send(target, key, len, on_extra_target, x)) {
-		free(x);
-		return -EIO;
-	}
-	return 0;
+	return first_look(target, key, len, x->key, on_extra_target, x);
 }
