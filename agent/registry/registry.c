@@ -174,6 +174,25 @@ struct sy_who sy_reg_who(const struct sy_registry *r, const char *dflt)
 	return w;
 }
 
+/* What the operator hears when the store refused commit e: a conflict (-ESTALE: a shared
+ * store where another agent or operator committed first) and an outage (-ENOTCONN) name
+ * the store and the generation this agent holds, and are returned as they are; anything
+ * else is -EIO. */
+static int store_refused(const struct sy_registry *r, int e, struct sy_spec_err *err)
+{
+	if (e != -ESTALE && e != -ENOTCONN) {
+		sy_reg_err(err, "persist state in %s: %s", r->store->where, strerror(-e));
+		return -EIO;
+	}
+	sy_reg_err(err,
+		   e == -ESTALE ? "changed elsewhere since this agent read it (%s is past generation %llu): "
+				  "nothing changed; read it again and retry"
+				: "store %s unreachable: this agent keeps steering on generation %llu and "
+				  "refuses changes until it is back",
+		   r->store->where, (unsigned long long)r->store->revision);
+	return e;
+}
+
 /* Makes `cand` the registry's set: stored, maps written, subscribers told. Takes cand. */
 int sy_reg_commit(struct sy_registry *r, struct sy_migration_state *cand, size_t ncand,
 		  const struct sy_who *who, struct sy_spec_err *err)
@@ -199,24 +218,10 @@ int sy_reg_commit(struct sy_registry *r, struct sy_migration_state *cand, size_t
 	if (e) {
 		int ret = -EIO;
 
-		if (a.ran && a.e) {
+		if (a.ran && a.e)
 			sy_reg_err(err, "update kernel maps: %s", strerror(-a.e));
-		} else if (e == -ESTALE) {
-			/* a shared store: another agent or operator committed first */
-			sy_reg_err(err,
-				   "changed elsewhere since this agent read it (%s is past generation %llu): "
-				   "nothing changed; read it again and retry",
-				   r->store->where, (unsigned long long)r->store->revision);
-			ret = -ESTALE;
-		} else if (e == -ENOTCONN) {
-			sy_reg_err(err,
-				   "store %s unreachable: this agent keeps steering on generation %llu and "
-				   "refuses changes until it is back",
-				   r->store->where, (unsigned long long)r->store->revision);
-			ret = -ENOTCONN;
-		} else {
-			sy_reg_err(err, "persist state in %s: %s", r->store->where, strerror(-e));
-		}
+		else
+			ret = store_refused(r, e, err);
 		if (a.ran)
 			write_maps(r, r->migs, r->n);
 		sy_mset_free(cand, ncand);

@@ -108,13 +108,16 @@ struct klook {
 	size_t i;
 };
 
-/* One look per key of `keys` on c, answered to cb; *waiting counts those sent. false
- * when one of them could not be sent. */
+/* One look per key of `keys` on c, answered to cb; *waiting counts those out, held at
+ * one while sending so that an answer given at once cannot end the owner before all are
+ * sent. false when one of them could not be sent. None out (*waiting 0): the owner is
+ * done, and its caller ends it. */
 static bool look_each(struct sy_redis *c, const struct sy_tkeys *keys, sy_redis_reply_cb cb, void *owner,
 		      uint32_t *waiting)
 {
 	bool all = true;
 
+	(*waiting)++;
 	for (size_t i = 0; i < keys->n; i++) {
 		struct klook *kl = malloc(sizeof(*kl));
 
@@ -127,7 +130,30 @@ static bool look_each(struct sy_redis *c, const struct sy_tkeys *keys, sy_redis_
 		}
 		(*waiting)++;
 	}
+	(*waiting)--;
 	return all;
+}
+
+enum mapped { MAPPED, NOT_MAPPED, UNANSWERED };
+
+/* A side's reply for key through the transform into out: forward (legacy's key to the
+ * target keys it writes) or reverse. A stream is never transformed, and in reverse a key
+ * gone meanwhile maps to nothing: NOT_MAPPED, as is a script failure (the transform's
+ * count, not drift). */
+static enum mapped map_reply(struct sy_xf *xf, bool reverse, redisReply *r, const char *key, size_t len,
+			     struct sy_tkeys *out)
+{
+	enum mapped m = UNANSWERED;
+	struct sy_tkey in;
+	void *arena = NULL;
+
+	if (sy_tkey_of_reply(r, &in, key, len, &arena))
+		m = in.type == SY_KT_STREAM || (reverse && in.type == SY_KT_NONE) ||
+				    sy_xf_key(xf, reverse, &in, out)
+			    ? NOT_MAPPED
+			    : MAPPED;
+	sy_arena_free(&arena);
+	return m;
 }
 
 static void on_target(struct sy_redis *rc, redisReply *r, void *priv)
@@ -151,29 +177,27 @@ static void on_target(struct sy_redis *rc, redisReply *r, void *priv)
 static void on_legacy(struct sy_redis *rc, redisReply *r, void *priv)
 {
 	struct tcmp *c = priv;
-	struct sy_tkey in;
-	void *arena = NULL;
-	int e;
+	enum mapped m = map_reply(c->xf, false, r, c->key, c->len, &c->exp);
 
 	(void)rc;
-	if (!sy_tkey_of_reply(r, &in, c->key, c->len, &arena)) {
-		sy_arena_free(&arena);
+	/* not mapped: a script failure is the transform's count, not drift */
+	if (m == UNANSWERED || (m == MAPPED && !look_each(c->target, &c->exp, on_target, c, &c->waiting)))
 		c->kind = -1;
+	if (c->waiting == 0)
 		finish(c);
-		return;
+}
+
+/* The look at key on side that starts check o (just allocated, with room for the key at
+ * okey): o keeps its copy of the key, and is freed when the look cannot be sent. */
+static int first_look(struct sy_redis *side, const char *key, size_t len, char *okey, sy_redis_reply_cb cb,
+		      void *o)
+{
+	memcpy(okey, key, len);
+	if (sy_look_send(side, key, len, cb, o)) {
+		free(o);
+		return -EIO;
 	}
-	e = in.type == SY_KT_STREAM ? -EINVAL : sy_xf_key(c->xf, false, &in, &c->exp);
-	sy_arena_free(&arena);
-	if (e || c->exp.n == 0) {
-		/* a script failure is the transform's count, not drift */
-		finish(c);
-		return;
-	}
-	c->waiting = 1; /* held while sending */
-	if (!look_each(c->target, &c->exp, on_target, c, &c->waiting))
-		c->kind = -1;
-	if (--c->waiting == 0)
-		finish(c);
+	return 0;
 }
 
 int sy_tcmp_send(struct sy_xf *xf, struct sy_redis *legacy, struct sy_redis *target, const char *key,
@@ -186,17 +210,8 @@ int sy_tcmp_send(struct sy_xf *xf, struct sy_redis *legacy, struct sy_redis *tar
 	c = calloc(1, sizeof(*c) + len);
 	if (!c)
 		return -ENOMEM;
-	c->xf = xf;
-	c->target = target;
-	c->cb = cb;
-	c->priv = priv;
-	c->len = len;
-	memcpy(c->key, key, len);
-	if (sy_look_send(legacy, key, len, on_legacy, c)) {
-		free(c);
-		return -EIO;
-	}
-	return 0;
+	*c = (struct tcmp){.xf = xf, .target = target, .cb = cb, .priv = priv, .len = len};
+	return first_look(legacy, key, len, c->key, on_legacy, c);
 }
 
 /* ---- extra keys on target (reverse_key) ------------------------------------------------------ */
@@ -273,31 +288,18 @@ static void on_source(struct sy_redis *rc, redisReply *r, void *priv)
 static void on_extra_target(struct sy_redis *rc, redisReply *r, void *priv)
 {
 	struct textra *x = priv;
-	struct sy_tkey got;
-	void *arena = NULL;
-	int e;
+	enum mapped m;
 
 	(void)rc;
 	if (x->vfield)
 		sy_versions_add(x->versions, r, x->vfield);
-	if (!sy_tkey_of_reply(r, &got, x->key, x->len, &arena)) {
-		sy_arena_free(&arena);
-		x->unanswered = true;
-		extra_finish(x);
-		return;
-	}
 	/* gone meanwhile, or a stream (never transformed): nothing to say */
-	e = got.type == SY_KT_NONE || got.type == SY_KT_STREAM ? 1 : sy_xf_key(x->xf, true, &got, &x->src);
-	sy_arena_free(&arena);
-	if (e) {
+	m = map_reply(x->xf, true, r, x->key, x->len, &x->src);
+	if (m == NOT_MAPPED)
 		x->mapped = true;
-		extra_finish(x);
-		return;
-	}
-	x->waiting = 1; /* held while sending */
-	if (!look_each(x->legacy, &x->src, on_source, x, &x->waiting))
+	else if (m == UNANSWERED || !look_each(x->legacy, &x->src, on_source, x, &x->waiting))
 		x->unanswered = true;
-	if (--x->waiting == 0)
+	if (x->waiting == 0)
 		extra_finish(x);
 }
 
@@ -320,10 +322,5 @@ int sy_textra_send(struct sy_xf *xf, struct sy_redis *legacy, struct sy_redis *t
 			     .versions = versions,
 			     .via = -1,
 			     .len = len};
-	memcpy(x->key, key, len);
-	if (sy_look_send(target, key, len, on_extra_target, x)) {
-		free(x);
-		return -EIO;
-	}
-	return 0;
+	return first_look(target, key, len, x->key, on_extra_target, x);
 }

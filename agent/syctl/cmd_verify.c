@@ -4,6 +4,7 @@
  * the audit's verdict, for scripts: 0 no drift; 1 drift found, the audit failed, or no
  * audit has run (a report of nothing must not read as a clean one). */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +15,30 @@
 
 #include "model/job.h"
 #include "syctl/syctl.h"
+
+/* The most keys a second syctl lets a job be asked to go. */
+#define MAX_KEYS_PER_S 10000000ULL
+
+/* A rate argument: a decimal in 1..max (strtoull alone reads "-1" as a huge number). */
+static bool parse_rate(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+
+	*out = strtoull(s, &end, 10);
+	return !*end && s[0] != '-' && *out != 0 && *out <= max;
+}
+
+/* The one positional argument of verify and backfill, NAME: arg is the next one that
+ * is not an option, or NULL once all are read (NAME must have come by then). */
+static int name_arg(const char *cmd, char *arg, char **name)
+{
+	if (!arg)
+		return *name ? 0 : usage_err(cmd, "expected NAME");
+	if (arg[0] == '-' || *name)
+		return usage_err(cmd, "unexpected argument \"%s\"", arg);
+	*name = arg;
+	return 0;
+}
 
 /* A job not ended yet: running, or (fleet mode) asked of the leader and not started. */
 static bool busy(const char *state)
@@ -126,23 +151,20 @@ int cmd_verify(int argc, char **argv)
 		} else if (strcmp(argv[i], "--no-wait") == 0) {
 			no_wait = true;
 		} else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc) {
-			char *end;
-			unsigned long v = strtoul(argv[++i], &end, 10);
+			unsigned long long v;
 
-			if (*end || argv[i][0] == '-' || v == 0 || v > 10000000)
+			if (!parse_rate(argv[++i], MAX_KEYS_PER_S, &v))
 				return usage_err(
 					"verify",
 					"--rate: \"%s\" is not a number of keys per second (1..10000000)",
 					argv[i]);
 			start.keys_per_s = (uint32_t)v;
-		} else if (argv[i][0] != '-' && !name) {
-			name = argv[i];
-		} else {
-			return usage_err("verify", "unexpected argument \"%s\"", argv[i]);
+		} else if ((rc = name_arg("verify", argv[i], &name))) {
+			return rc;
 		}
 	}
-	if (!name)
-		return usage_err("verify", "expected NAME");
+	if ((rc = name_arg("verify", NULL, &name)))
+		return rc;
 	start.migration = get.migration = name;
 	get.report = report;
 	if (!report) {
@@ -186,25 +208,22 @@ int cmd_backfill(int argc, char **argv)
 			status = true;
 		} else if ((strcmp(argv[i], "--rate") == 0 || strcmp(argv[i], "--bytes-rate") == 0) &&
 			   i + 1 < argc) {
-			char *end;
 			bool keys = strcmp(argv[i], "--rate") == 0;
-			unsigned long long v = strtoull(argv[++i], &end, 10);
+			unsigned long long v;
 
-			if (*end || argv[i][0] == '-' || v == 0 || (keys && v > 10000000))
+			if (!parse_rate(argv[++i], keys ? MAX_KEYS_PER_S : ULLONG_MAX, &v))
 				return usage_err("backfill", "%s: \"%s\" is not a positive rate", argv[i - 1],
 						 argv[i]);
 			if (keys)
 				start.keys_per_s = (uint32_t)v;
 			else
 				start.bytes_per_s = v;
-		} else if (argv[i][0] != '-' && !name) {
-			name = argv[i];
-		} else {
-			return usage_err("backfill", "unexpected argument \"%s\"", argv[i]);
+		} else if ((rc = name_arg("backfill", argv[i], &name))) {
+			return rc;
 		}
 	}
-	if (!name)
-		return usage_err("backfill", "expected NAME");
+	if ((rc = name_arg("backfill", NULL, &name)))
+		return rc;
 	start.migration = get.migration = name;
 	if ((rc = follow_job(status ? NULL : "/switchyard.v1.Verify/StartBackfill", &start.base,
 			     "/switchyard.v1.Verify/GetBackfill", &get.base,

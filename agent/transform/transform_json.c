@@ -69,6 +69,15 @@ static void jspace(struct jdec *d)
 		d->p++;
 }
 
+/* Steps over ch when it is next: the separators and closers of arrays and objects. */
+static bool jeat(struct jdec *d, char ch)
+{
+	if (d->p >= d->end || *d->p != ch)
+		return false;
+	d->p++;
+	return true;
+}
+
 static int jhex4(struct jdec *d)
 {
 	int v = 0;
@@ -107,6 +116,15 @@ static void jutf8(luaL_Buffer *b, unsigned cp)
 	luaL_addlstring(b, u, (size_t)n);
 }
 
+/* The byte a one-letter escape stands for (RFC 8259 section 7), or -1 ('u' is not one). */
+static int jescape(char c)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	const char *at = c ? strchr(from, c) : NULL;
+
+	return at ? to[at - from] : -1;
+}
+
 /* A string after its opening quote. Without escapes (the usual case) it is pushed
  * as it stands, without a buffer. */
 static void jstring(struct jdec *d)
@@ -123,7 +141,9 @@ static void jstring(struct jdec *d)
 	}
 	luaL_buffinit(d->L, &b);
 	for (;;) {
+		unsigned cp;
 		char c;
+		int e;
 
 		if (d->p >= d->end)
 			jfail(d, "an unterminated string");
@@ -138,48 +158,26 @@ static void jstring(struct jdec *d)
 		}
 		if (d->p >= d->end)
 			jfail(d, "an unterminated string");
-		switch ((c = *d->p++)) {
-		case '"':
-		case '\\':
-		case '/':
-			luaL_addchar(&b, c);
-			break;
-		case 'b':
-			luaL_addchar(&b, '\b');
-			break;
-		case 'f':
-			luaL_addchar(&b, '\f');
-			break;
-		case 'n':
-			luaL_addchar(&b, '\n');
-			break;
-		case 'r':
-			luaL_addchar(&b, '\r');
-			break;
-		case 't':
-			luaL_addchar(&b, '\t');
-			break;
-		case 'u': {
-			unsigned cp = (unsigned)jhex4(d);
-
-			if (cp >= 0xd800 && cp < 0xdc00 && d->end - d->p >= 6 && d->p[0] == '\\' &&
-			    d->p[1] == 'u') {
-				const char *at = d->p;
-				unsigned lo;
-
-				d->p += 2;
-				lo = (unsigned)jhex4(d);
-				if (lo >= 0xdc00 && lo < 0xe000)
-					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-				else
-					d->p = at; /* not a pair: the high half alone */
-			}
-			jutf8(&b, cp >= 0xd800 && cp < 0xe000 ? 0xfffd : cp); /* a lone half */
-			break;
+		c = *d->p++;
+		if ((e = jescape(c)) >= 0) {
+			luaL_addchar(&b, (char)e);
+			continue;
 		}
-		default:
+		if (c != 'u')
 			d->p--, jfail(d, "a bad escape");
+		cp = (unsigned)jhex4(d);
+		if (cp >= 0xd800 && cp < 0xdc00 && d->end - d->p >= 6 && d->p[0] == '\\' && d->p[1] == 'u') {
+			const char *at = d->p;
+			unsigned lo;
+
+			d->p += 2;
+			lo = (unsigned)jhex4(d);
+			if (lo >= 0xdc00 && lo < 0xe000)
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			else
+				d->p = at; /* not a pair: the high half alone */
 		}
+		jutf8(&b, cp >= 0xd800 && cp < 0xe000 ? 0xfffd : cp); /* a lone half */
 	}
 	luaL_pushresult(&b);
 }
@@ -240,6 +238,45 @@ static bool jword(struct jdec *d, const char *w, size_t n)
 	return true;
 }
 
+static void jvalue(struct jdec *d, int depth);
+
+/* An object (close '}') or an array (close ']') from its opening bracket: one loop for
+ * both, as they differ only in an object's "key": before each value. */
+static void jmembers(struct jdec *d, int depth, char close)
+{
+	lua_State *L = d->L;
+	bool object = close == '}';
+	lua_Integer i = 0;
+
+	d->p++;
+	lua_createtable(L, object ? 0 : 4, object ? 4 : 0);
+	jspace(d);
+	if (jeat(d, close))
+		return;
+	for (;;) {
+		if (object) {
+			jspace(d);
+			if (!jeat(d, '"'))
+				jfail(d, "an object key expected");
+			jstring(d);
+			jspace(d);
+			if (!jeat(d, ':'))
+				jfail(d, "':' expected");
+		}
+		jvalue(d, depth + 1);
+		if (object)
+			lua_rawset(L, -3);
+		else
+			lua_rawseti(L, -2, ++i);
+		jspace(d);
+		if (jeat(d, ','))
+			continue;
+		if (jeat(d, close))
+			return;
+		jfail(d, object ? "',' or '}' expected" : "',' or ']' expected");
+	}
+}
+
 static void jvalue(struct jdec *d, int depth)
 {
 	lua_State *L = d->L;
@@ -251,63 +288,12 @@ static void jvalue(struct jdec *d, int depth)
 	if (d->p >= d->end)
 		jfail(d, "a value expected");
 	switch (*d->p) {
-	case '{': {
-		d->p++;
-		lua_createtable(L, 0, 4);
-		jspace(d);
-		if (d->p < d->end && *d->p == '}') {
-			d->p++;
-			return;
-		}
-		for (;;) {
-			jspace(d);
-			if (d->p >= d->end || *d->p != '"')
-				jfail(d, "an object key expected");
-			d->p++;
-			jstring(d);
-			jspace(d);
-			if (d->p >= d->end || *d->p != ':')
-				jfail(d, "':' expected");
-			d->p++;
-			jvalue(d, depth + 1);
-			lua_rawset(L, -3);
-			jspace(d);
-			if (d->p < d->end && *d->p == ',') {
-				d->p++;
-				continue;
-			}
-			if (d->p < d->end && *d->p == '}') {
-				d->p++;
-				return;
-			}
-			jfail(d, "',' or '}' expected");
-		}
-	}
-	case '[': {
-		lua_Integer i = 0;
-
-		d->p++;
-		lua_createtable(L, 4, 0);
-		jspace(d);
-		if (d->p < d->end && *d->p == ']') {
-			d->p++;
-			return;
-		}
-		for (;;) {
-			jvalue(d, depth + 1);
-			lua_rawseti(L, -2, ++i);
-			jspace(d);
-			if (d->p < d->end && *d->p == ',') {
-				d->p++;
-				continue;
-			}
-			if (d->p < d->end && *d->p == ']') {
-				d->p++;
-				return;
-			}
-			jfail(d, "',' or ']' expected");
-		}
-	}
+	case '{':
+		jmembers(d, depth, '}');
+		return;
+	case '[':
+		jmembers(d, depth, ']');
+		return;
 	case '"':
 		d->p++;
 		jstring(d);
