@@ -57,6 +57,9 @@ for f in docs/*.md; do install -D -m 0644 "$f" "$DOC/docs/$(basename "$f")"; don
 install -D -m 0644 packaging/grafana/switchyard-dashboard.json \
 	"$ROOT/usr/share/$PKG/grafana/switchyard-dashboard.json"
 install -D -m 0644 packaging/kubernetes/daemonset.yaml "$ROOT/usr/share/$PKG/kubernetes/daemonset.yaml"
+for f in packaging/kubernetes/fleet/*.yaml; do
+	install -D -m 0644 "$f" "$ROOT/usr/share/$PKG/kubernetes/fleet/$(basename "$f")"
+done
 install -D -m 0644 packaging/prometheus/switchyard-rules.yaml "$ROOT/usr/share/$PKG/prometheus/switchyard-rules.yaml"
 install -D -m 0644 packaging/completion/syctl.bash "$ROOT/usr/share/bash-completion/completions/syctl"
 install -D -m 0644 packaging/completion/_syctl "$ROOT/usr/share/zsh/vendor-completions/_syctl"

@@ -42,6 +42,7 @@ INSTALLED = ["/usr/sbin/switchyardd", "/usr/bin/syctl", "/lib/systemd/system/swi
              "/usr/share/doc/switchyard/README.md", "/usr/share/doc/switchyard/docs/operations.md",
              "/usr/share/switchyard/grafana/switchyard-dashboard.json",
              "/usr/share/switchyard/kubernetes/daemonset.yaml",
+             "/usr/share/switchyard/kubernetes/fleet/kustomization.yaml",
              "/usr/share/switchyard/prometheus/switchyard-rules.yaml", "/usr/share/doc/switchyard/copyright",
              "/usr/share/bash-completion/completions/syctl", "/usr/share/zsh/vendor-completions/_syctl"]
 
@@ -721,3 +722,40 @@ def test_dashboard_metrics_are_what_the_daemon_exports(redis_pair, daemon_factor
         for by in re.findall(r"sum by \(([^)]*)\) \(\w*\(?(switchyard_\w+)", e):
             labels = {x.strip() for x in by[0].split(",")}
             assert labels <= series[by[1]], (e, labels - series[by[1]])
+
+
+def test_fleet_overlay_wires_the_store_and_the_node_name():
+    """packaging/kubernetes/fleet: the DaemonSet's agents get --store from a ConfigMap
+    and --node from the downward API, and the daemon accepts the arguments."""
+    import yaml
+    d = os.path.join(ROOT, "packaging", "kubernetes", "fleet")
+    with open(os.path.join(d, "kustomization.yaml")) as f:
+        k = yaml.safe_load(f)
+    for path in k["resources"] + [p["path"] for p in k["patches"]]:
+        assert os.path.exists(os.path.join(d, path)), path
+    with open(os.path.join(d, "store.yaml")) as f:
+        store = {x["kind"]: x for x in yaml.safe_load_all(f) if x}
+    with open(os.path.join(d, "daemonset-store.yaml")) as f:
+        patch = yaml.safe_load(f)
+    base = load_manifest()
+    ns = base["Namespace"]["metadata"]["name"]
+    assert store["ConfigMap"]["metadata"]["namespace"] == store["Service"]["metadata"]["namespace"] == ns
+    assert patch["metadata"]["name"] == base["DaemonSet"]["metadata"]["name"]
+    (c,) = patch["spec"]["template"]["spec"]["containers"]
+    (base_c,) = base["DaemonSet"]["spec"]["template"]["spec"]["containers"]
+    assert c["name"] == base_c["name"]
+    env = {e["name"]: e["valueFrom"] for e in c["env"]}
+    assert env["NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    ref = env["SY_STORE"]["configMapKeyRef"]
+    assert ref["name"] == store["ConfigMap"]["metadata"]["name"]
+    url = store["ConfigMap"]["data"][ref["key"]]
+    assert arg_value(c["args"], "--store") == "$(SY_STORE)"
+    assert arg_value(c["args"], "--node") == "$(NODE_NAME)"
+    # The store's addresses are dialled as written: the Service's fixed cluster IP.
+    svc = store["Service"]["spec"]
+    assert url.startswith("etcd://%s:%d/" % (svc["clusterIP"], svc["ports"][0]["port"]))
+    argv = base_c["command"] + [a.replace("$(SY_STORE)", url).replace("$(NODE_NAME)", "node-1")
+                                for a in c["args"]]
+    r = subprocess.run([os.path.join(OUT, "switchyardd")] + argv[1:] + ["--help"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
