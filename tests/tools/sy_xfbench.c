@@ -12,9 +12,10 @@
  *            (with MULTI/EXEC around several), as sy_targvs_send queues them;
  *   key    — forward_key of the same documents as typed string keys (backfill, repair).
  * Prints one JSON line: {"n":, "plain":, "write":, "key":, "fallback":} in calls per
- * second of the thread's CPU time (the best pass of each), fallback = forward_write answers that were nil. No network and no
- * server: the end-to-end figures are bench/transform.sh's. Exit 1 when the script fails
- * to load or a call fails, 2 on bad usage. */
+ * second of the thread's CPU time (the best pass of each); fallback counts the
+ * forward_write answers that were nil. No network and no server: the end-to-end
+ * figures are bench/transform.sh's. Exit 1 when the script fails to load or a call
+ * fails, 2 on bad usage. */
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
