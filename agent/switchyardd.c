@@ -618,7 +618,8 @@ int main(int argc, char **argv)
 	if (d.o.store) {
 		/* a follower until the election says otherwise */
 		sy_cutover_set_leader(d.cutover, false);
-		if (!(d.jobreq = sy_job_requests_new(d.loop, d.reg, d.verify, sy_store_etcd_node(d.store))))
+		if (!(d.jobreq = sy_job_requests_new(d.loop, d.reg, d.verify, sy_store_etcd_fleet(d.store),
+						     sy_store_etcd_node(d.store))))
 			goto out;
 		sy_store_etcd_on_leader(d.store, on_leader, &d);
 		sy_cutover_set_fleet(d.cutover, sy_store_etcd_fleet(d.store));

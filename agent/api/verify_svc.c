@@ -52,14 +52,19 @@ static struct whose whose_job(struct sy_control_ctx *ctx, const char *name, int 
 	if (q && q->nonce && strcmp(q->taken_by, self) != 0) {
 		m = sy_fleet_find(ctx->fleet, q->taken_by, name);
 		j = m ? (kind == SY_JOBREQ_BACKFILL ? &m->backfill : &m->audit) : NULL;
-		w.node = q->taken_by;
 		/* the taker's key lags its start by up to a second: until it shows the job
-		 * that answers the request, the request still waits */
-		if (j && j->state != SY_JOB_IDLE && j->started_unix_ms >= q->started_unix_ms)
+		 * that answers the request, the request still waits — unless it ended and
+		 * its taker left since; then the leader's is what there is */
+		if (j && j->state != SY_JOB_IDLE && j->started_unix_ms >= q->started_unix_ms) {
+			w.node = q->taken_by;
 			w.theirs = j;
-		else
+			return w;
+		}
+		if (!q->finished_unix_ms) {
+			w.node = q->taken_by;
 			w.requested = true;
-		return w;
+			return w;
+		}
 	}
 	if (local_state != SY_JOB_IDLE || !leader[0] || !(m = sy_fleet_find(ctx->fleet, leader, name)))
 		return w;

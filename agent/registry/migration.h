@@ -28,6 +28,7 @@ struct sy_job_request {
 	uint64_t bytes_per_s;
 	char taken_by[64];	  /* the leader that started it; "" while pending */
 	uint64_t started_unix_ms; /* the leader's job's started_unix_ms */
+	uint64_t finished_unix_ms; /* its end, as the taker recorded it; 0: not yet */
 };
 
 /* Who last set a runtime field (the ratio, one pin), kept with the state. */

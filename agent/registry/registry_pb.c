@@ -46,6 +46,7 @@ static Switchyard__V1__JobRequest *job_req_pb(const struct sy_job_request *q)
 	x->bytes_per_s = q->bytes_per_s;
 	x->taken_by = (char *)q->taken_by;
 	x->started_unix_ms = q->started_unix_ms;
+	x->finished_unix_ms = q->finished_unix_ms;
 	return x;
 }
 
@@ -62,6 +63,7 @@ static void job_req_from_pb(struct sy_job_request *q, const Switchyard__V1__JobR
 	q->bytes_per_s = x->bytes_per_s;
 	snprintf(q->taken_by, sizeof(q->taken_by), "%s", x->taken_by ? x->taken_by : "");
 	q->started_unix_ms = x->started_unix_ms;
+	q->finished_unix_ms = x->finished_unix_ms;
 }
 
 void sy_mset_pb_free(Switchyard__V1__State *st)

@@ -12,10 +12,12 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "model/spec.h"
+#include "registry/fleet.h"
 #include "registry/registry.h"
 #include "shadow/verify.h"
 
 #define RETRY_MS 500
+#define WATCH_MS 1000 /* how often a taken request's job is looked at */
 
 static const char *const kind_name[SY_JOBREQ_KINDS] = {"audit", "backfill"};
 
@@ -23,9 +25,10 @@ struct sy_job_requests {
 	struct sy_loop *loop;
 	struct sy_registry *reg;
 	struct sy_verify *verify;
+	const struct sy_fleet *fleet;
 	char node[64];
 	bool leader;
-	uint64_t timer;
+	uint64_t timer, watch_timer;
 	/* per slot and kind: the request this leader started, so that a take whose commit
 	 * failed is committed again without running the job a second time */
 	struct {
@@ -78,15 +81,102 @@ static uint64_t start(struct sy_job_requests *jr, const struct sy_migration_stat
 	return jr->started[m->id][kind].started_unix_ms;
 }
 
-/* Takes the first pending request: one commit per turn, since a commit replaces the
- * registry's set; the next turn comes from that commit. */
+/* Where the job that answers a request taken here stands, from this agent's own job. */
+enum mine { MINE_RUNNING, MINE_ENDED, MINE_GONE };
+
+static enum mine my_job(struct sy_job_requests *jr, const char *name, int kind,
+			const struct sy_job_request *q, uint64_t *finished_unix_ms)
+{
+	struct sy_audit_status a;
+	struct sy_backfill_status b;
+	uint64_t started, finished;
+	int state;
+
+	if (kind == SY_JOBREQ_AUDIT ? sy_verify_status(jr->verify, name, &a)
+				    : sy_verify_backfill_status(jr->verify, name, &b))
+		return MINE_GONE;
+	started = kind == SY_JOBREQ_AUDIT ? a.started_unix_ms : b.started_unix_ms;
+	finished = kind == SY_JOBREQ_AUDIT ? a.finished_unix_ms : b.finished_unix_ms;
+	state = kind == SY_JOBREQ_AUDIT ? (int)a.state : (int)b.state;
+	if (started == q->started_unix_ms) {
+		*finished_unix_ms = finished ? finished : sy_unix_ms();
+		return state == SY_JOB_RUNNING ? MINE_RUNNING : MINE_ENDED;
+	}
+	/* a later job of that kind ran here: the one that answered q ended before it */
+	*finished_unix_ms = started;
+	return started > q->started_unix_ms ? MINE_ENDED : MINE_GONE;
+}
+
+static bool node_alive(const struct sy_fleet *f, const char *node)
+{
+	for (size_t i = 0; f && i < sy_fleet_count(f); i++) {
+		const struct sy_fleet_node *n = sy_fleet_at(f, i);
+
+		if (strcmp(n->name, node) == 0)
+			return n->alive;
+	}
+	return false;
+}
+
+/*
+ * What request q of kind k asks of this node now, as the request to commit in its
+ * place (false: nothing). Pending: the leader takes it. Taken here: its end is
+ * recorded once the job ended; a job this agent no longer has (it restarted) is run
+ * again by a leader and handed back by a follower. Taken by a node gone from the
+ * fleet and not ended: the leader runs it again — the taker's progress died with it.
+ */
+static bool next_of(struct sy_job_requests *jr, const struct sy_migration_state *m, int k,
+		    struct sy_job_request *q)
+{
+	const char *name = m->spec.name;
+	uint64_t finished = 0;
+
+	if (!q->nonce || q->finished_unix_ms)
+		return false;
+	if (sy_job_request_pending(q)) {
+		if (!jr->leader)
+			return false;
+	} else if (strcmp(q->taken_by, jr->node) == 0) {
+		switch (my_job(jr, name, k, q, &finished)) {
+		case MINE_RUNNING:
+			return false;
+		case MINE_ENDED:
+			q->finished_unix_ms = finished;
+			return true;
+		case MINE_GONE:
+			sy_warn("verify",
+				"%s: the %s asked through node %s and taken here is no longer running: %s",
+				name, kind_name[k], q->node,
+				jr->leader ? "it runs again" : "handed back to the leader");
+			jr->started[m->id][k].nonce = 0;
+			if (!jr->leader) {
+				q->taken_by[0] = 0;
+				q->started_unix_ms = 0;
+				return true;
+			}
+			break;
+		}
+	} else if (jr->leader && !node_alive(jr->fleet, q->taken_by)) {
+		sy_warn("verify",
+			"%s: the %s asked through node %s was taken by node %s, which left the fleet "
+			"before it ended: it runs again here",
+			name, kind_name[k], q->node, q->taken_by);
+		jr->started[m->id][k].nonce = 0;
+	} else {
+		return false;
+	}
+	q->started_unix_ms = start(jr, m, k, q);
+	snprintf(q->taken_by, sizeof(q->taken_by), "%s", jr->node);
+	return true;
+}
+
+/* Commits what the first request that asks something needs: one commit per turn, since
+ * a commit replaces the registry's set; the next turn comes from that commit. */
 static void take(struct sy_loop *l, void *arg)
 {
 	struct sy_job_requests *jr = arg;
 
 	jr->timer = 0;
-	if (!jr->leader)
-		return;
 	for (size_t i = 0; i < sy_registry_count(jr->reg); i++) {
 		const struct sy_migration_state *m = sy_registry_at(jr->reg, i);
 
@@ -95,20 +185,32 @@ static void take(struct sy_loop *l, void *arg)
 			struct sy_spec_err err = {{0}};
 			char name[SY_NAME_MAX];
 
-			if (!sy_job_request_pending(&q))
-				continue;
 			snprintf(name, sizeof(name), "%s", m->spec.name);
-			q.started_unix_ms = start(jr, m, k, &q);
-			snprintf(q.taken_by, sizeof(q.taken_by), "%s", jr->node);
+			if (!next_of(jr, m, k, &q))
+				continue;
 			if (sy_registry_set_job_request(jr->reg, name, k, &q, &err)) {
 				/* a concurrent change (or etcd away): the job runs; record it later */
-				sy_warn("verify", "%s: record the %s as taken: %s", name, kind_name[k],
+				sy_warn("verify", "%s: record the %s request (%s): %s", name, kind_name[k],
+					q.finished_unix_ms ? "ended"
+					: q.taken_by[0]	   ? "taken"
+							   : "handed back",
 					err.msg);
 				jr->timer = sy_loop_add_timer(l, RETRY_MS, take, jr);
 			}
 			return;
 		}
 	}
+}
+
+/* Taken requests change without a commit (a job ends, a node leaves): looked at each
+ * WATCH_MS, on every node, since a follower may hold one taken while it led. */
+static void watch(struct sy_loop *l, void *arg)
+{
+	struct sy_job_requests *jr = arg;
+
+	jr->watch_timer = sy_loop_add_timer(l, WATCH_MS, watch, jr);
+	if (!jr->timer)
+		take(l, jr);
 }
 
 static void schedule(struct sy_job_requests *jr, const struct sy_migration_state *s, size_t n)
@@ -130,7 +232,7 @@ static void on_commit(void *ctx, const struct sy_commit *c)
 }
 
 struct sy_job_requests *sy_job_requests_new(struct sy_loop *l, struct sy_registry *reg, struct sy_verify *v,
-					    const char *node)
+					    const struct sy_fleet *fleet, const char *node)
 {
 	struct sy_job_requests *jr = calloc(1, sizeof(*jr));
 
@@ -139,11 +241,13 @@ struct sy_job_requests *sy_job_requests_new(struct sy_loop *l, struct sy_registr
 	jr->loop = l;
 	jr->reg = reg;
 	jr->verify = v;
+	jr->fleet = fleet;
 	snprintf(jr->node, sizeof(jr->node), "%s", node);
 	if (sy_registry_subscribe(reg, "job-requests", on_commit, jr)) {
 		free(jr);
 		return NULL;
 	}
+	jr->watch_timer = sy_loop_add_timer(l, WATCH_MS, watch, jr);
 	return jr;
 }
 
@@ -170,5 +274,7 @@ void sy_job_requests_free(struct sy_job_requests *jr)
 	sy_registry_unsubscribe(jr->reg, on_commit, jr);
 	if (jr->timer)
 		sy_loop_cancel_timer(jr->loop, jr->timer);
+	if (jr->watch_timer)
+		sy_loop_cancel_timer(jr->loop, jr->watch_timer);
 	free(jr);
 }

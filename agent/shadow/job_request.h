@@ -7,7 +7,9 @@
  * through its watch; the leader's copy of this component starts the job and commits
  * the request taken (its name, the job's start time), so a later leader does not run it
  * again and every node knows which of the leader's jobs answers it — that job's
- * progress reaches them in the leader's node key.
+ * progress reaches them in the leader's node key. The taker commits the job's end;
+ * until then, a leader that finds the taker gone from the fleet (killed mid-job) runs
+ * the job again and takes the request.
  */
 #ifndef SY_JOB_REQUEST_H
 #define SY_JOB_REQUEST_H
@@ -20,12 +22,15 @@
 struct sy_loop;
 struct sy_registry;
 struct sy_verify;
+struct sy_fleet;
 struct sy_spec_err;
 struct sy_job_requests;
 
-/* node: this node's name (what a request taken here records). Subscribes to reg. */
+/* node: this node's name (what a request taken here records); fleet: who is alive (a
+ * taker gone before its job ended has the job run again by the leader). Subscribes to
+ * reg. */
 struct sy_job_requests *sy_job_requests_new(struct sy_loop *l, struct sy_registry *reg, struct sy_verify *v,
-					    const char *node);
+					    const struct sy_fleet *fleet, const char *node);
 void sy_job_requests_free(struct sy_job_requests *jr);
 /* Only the leader takes requests; becoming the leader takes those still pending. */
 void sy_job_requests_set_leader(struct sy_job_requests *jr, bool leader);

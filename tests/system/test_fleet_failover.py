@@ -4,6 +4,7 @@ middle of a plan, a node joining late, the watched revision compacted away under
 node whose watch fell behind, and two nodes' clients writing one key from opposite
 sides. The etcd member and the nodes are test_fleet.py's fixtures (lease TTL 3 s).
 """
+import base64
 import json
 import os
 import re
@@ -13,8 +14,8 @@ import time
 from grpc_util import channel, pb, unary
 from sy import free_port, run_clients, spec_yaml, wait_for
 from test_fleet import etcd, nodes  # noqa: F401 (fixtures)
-from test_fleet import CTL, PREFIX, TTL_S, apply_users, first_step_everywhere, fleet_events, served_port, status, \
-    wait_target_healthy
+from test_fleet import CTL, PREFIX, TTL_S, apply_users, fill, first_step_everywhere, fleet_events, served_port, status, \
+    verify_call, wait_target_healthy
 from test_fleet import pytestmark  # noqa: F401 (skipped without etcd, as test_fleet.py)
 
 
@@ -184,3 +185,64 @@ def test_a_cross_node_conflict_is_converged_by_the_leaders_audit(redis_pair, etc
     assert re.search(r"users: audit done: \d+ keys scanned, \d+ missing, \d+ extra, \d+ type, [1-9]\d* value",
                      log_a), log_a[-3000:]
     assert "users: audit started" not in b.d.read_log()  # a follower runs no audit
+
+
+def backfill_request(etcd):
+    kv = json.loads(etcd.ctl("get", "-w", "json", PREFIX + "/state").stdout)["kvs"][0]
+    return pb("switchyard.v1.state").State.FromString(base64.b64decode(kv["value"])).migrations[0].backfill_request
+
+
+def test_a_requested_job_whose_taker_died_runs_again_on_the_next_leader_once(redis_pair, etcd, nodes):
+    """A backfill asked through a follower and taken by the leader, which is killed -9
+    mid-job: the next leader finds the taker gone from the fleet, runs the backfill
+    again and takes the request, and its end is recorded in the store; the leader after
+    that one does not run it a third time."""
+    legacy, target = redis_pair
+    keys = 2000
+    fill(legacy, "rq", keys)
+    a = nodes("a")
+    wait_for(lambda: status(a).get("leader") == "a", what="node a leading")
+    b, c = nodes("b"), nodes("c")
+    apply_users(a, legacy, target, "0%")
+    for n in (b, c):
+        wait_for(lambda n=n: n.syctl("get", "users", check=False).returncode == 0, what="users on " + n.name)
+
+    def backfill_on(node):
+        return verify_call(node, "GetBackfill", "GetBackfillRequest", "BackfillStatus", migration="users")
+
+    st = verify_call(b, "StartBackfill", "StartBackfillRequest", "BackfillStatus", migration="users",
+                     keys_per_s=250)
+    assert st.state == "requested" and st.node == "a", st
+    wait_for(lambda: (lambda s: s.state == "running" and s.node == "a" and s.copied > 0)(backfill_on(b)),
+             timeout=15, interval=0.1, what="a's backfill running, seen through b")
+    first = backfill_request(etcd)
+    assert first.taken_by == "a" and first.finished_unix_ms == 0, first
+    a.d.kill9()
+    assert target.client().dbsize() < keys  # a died before it ended
+
+    new = wait_for(lambda: (lambda l: l if l in ("b", "c") else None)(status(b).get("leader")),
+                   timeout=TTL_S + 6, interval=0.1, what="a new leader")
+    leader, other = (b, c) if new == "b" else (c, b)
+    done = wait_for(lambda: (lambda s: s if s.state == "done" and s.node == leader.name else None)(backfill_on(other)),
+                    timeout=45, interval=0.2, what="the backfill run again by %s, done" % leader.name)
+    # run from the start: every key scanned again, and target holds them all
+    assert done.scanned >= keys and done.started_unix_ms > first.started_unix_ms, done
+    assert target.client().dbsize() == keys
+    assert legacy.client().mget(["rq:0", "rq:1999"]) == target.client().mget(["rq:0", "rq:1999"])
+    log = leader.d.read_log()
+    assert log.count("was taken by node a, which left the fleet before it ended: it runs again here") == 1, log
+    assert "runs again here" not in other.d.read_log()
+    # the request, taken by the new leader, with its job's end recorded
+    q = wait_for(lambda: (lambda q: q if q.finished_unix_ms else None)(backfill_request(etcd)), timeout=5,
+                 what="the backfill's end in the store")
+    assert (q.nonce, q.node, q.taken_by, q.keys_per_s) == (first.nonce, "b", leader.name, 250), q
+    assert q.started_unix_ms == done.started_unix_ms and q.finished_unix_ms == done.finished_unix_ms, (q, done)
+
+    # the job ended: the leader after this one does not run it again
+    leader.d.kill9()
+    wait_for(lambda: status(other).get("leader") == other.name, timeout=TTL_S + 6, interval=0.1,
+             what="%s leading" % other.name)
+    time.sleep(2.5)  # more than two looks at the taken requests (each second)
+    log = other.d.read_log()
+    assert "users: backfill started" not in log and "runs again" not in log, log
+    assert backfill_request(etcd).taken_by == leader.name

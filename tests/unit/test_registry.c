@@ -446,7 +446,10 @@ static void a_job_request_round_trips_through_the_state(void **state)
 				   .requested_unix_ms = 1700000000123ull,
 				   .repair = true,
 				   .keys_per_s = 500,
-				   .bytes_per_s = 1ull << 30};
+				   .bytes_per_s = 1ull << 30,
+				   .taken_by = "a",
+				   .started_unix_ms = 1700000000456ull,
+				   .finished_unix_ms = 1700000000789ull};
 	struct sy_spec_err err = {{0}};
 	struct sy_migration_state set[1], *back = NULL;
 	const struct sy_migration_state *got;
@@ -483,7 +486,9 @@ static void a_job_request_round_trips_through_the_state(void **state)
 		assert_true(b->repair);
 		assert_int_equal(b->keys_per_s, 500);
 		assert_int_equal(b->bytes_per_s, q.bytes_per_s);
-		assert_string_equal(b->taken_by, "");
+		assert_string_equal(b->taken_by, "a");
+		assert_int_equal(b->started_unix_ms, q.started_unix_ms);
+		assert_int_equal(b->finished_unix_ms, q.finished_unix_ms);
 	}
 	sy_mset_free(back, n);
 	sy_registry_free(r);
