@@ -29,6 +29,7 @@ struct sy_redis {
 	char user[SY_AUTH_USER_MAX]; /* who AUTH logs in as ("" = default), for messages */
 	uint64_t fail_timer;	     /* reports a connection that could not even start */
 	size_t inflight;
+	unsigned once; /* sy_redis_once's bits: done on this connection */
 	sy_redis_state_cb cb;
 	void *arg;
 	char name[SY_EP_STRLEN];
@@ -262,7 +263,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 	(void)ac;
 	k->c->inflight--;
 	/* behind a refused AUTH, the server's answers are NOAUTHs: not executed */
-	k->cb(k->c, k->c->auth_failed ? NULL : r, k->priv);
+	if (k->cb)
+		k->cb(k->c, k->c->auth_failed ? NULL : r, k->priv);
 	free(k);
 }
 
@@ -317,6 +319,14 @@ int sy_redis_sendv(struct sy_redis *c, int argc, const char **argv, const size_t
 	}
 	c->inflight++;
 	return 0;
+}
+
+bool sy_redis_once(struct sy_redis *c, unsigned bit)
+{
+	bool first = !(c->once & bit);
+
+	c->once |= bit;
+	return first;
 }
 
 bool sy_redis_up(const struct sy_redis *c)
