@@ -29,7 +29,7 @@ struct sy_redis {
 	char user[SY_AUTH_USER_MAX]; /* who AUTH logs in as ("" = default), for messages */
 	uint64_t fail_timer;	     /* reports a connection that could not even start */
 	size_t inflight;
-	unsigned once; /* sy_redis_once's bits: done on this connection */
+	unsigned flags; /* sy_redis_flags: the callers' */
 	sy_redis_state_cb cb;
 	void *arg;
 	char name[SY_EP_STRLEN];
@@ -321,12 +321,9 @@ int sy_redis_sendv(struct sy_redis *c, int argc, const char **argv, const size_t
 	return 0;
 }
 
-bool sy_redis_once(struct sy_redis *c, unsigned bit)
+unsigned *sy_redis_flags(struct sy_redis *c)
 {
-	bool first = !(c->once & bit);
-
-	c->once |= bit;
-	return first;
+	return &c->flags;
 }
 
 bool sy_redis_up(const struct sy_redis *c)

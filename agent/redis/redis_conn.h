@@ -37,10 +37,10 @@ struct sy_redis *sy_redis_connect(struct sy_loop *l, const struct sy_endpoint *e
 int sy_redis_send(struct sy_redis *c, const char *resp, size_t len, sy_redis_reply_cb cb, void *priv);
 int sy_redis_sendv(struct sy_redis *c, int argc, const char **argv, const size_t *lens, sy_redis_reply_cb cb,
 		   void *priv);
-/* True the first time it is asked for `bit` on this connection (a new connection
- * starts with none): what a caller sets up once per connection, like a SCRIPT LOAD.
- * Each caller owns its bits (shadow/compare.c: 1). */
-bool sy_redis_once(struct sy_redis *c, unsigned bit);
+/* Bits the callers keep per connection (a new connection starts with none): what was
+ * set up once on it, like a SCRIPT LOAD. Each caller owns its bits (shadow/compare.c:
+ * 1 and 2). */
+unsigned *sy_redis_flags(struct sy_redis *c);
 bool sy_redis_up(const struct sy_redis *c);
 /* Connected or still connecting: commands may be queued (sent once connected; if the
  * connect fails their callbacks run with NULL). */

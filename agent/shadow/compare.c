@@ -33,7 +33,9 @@ static const char SCRIPT[] = "local out = {}\n"
 			     "end\n"
 			     "return out\n";
 
-#define ONCE_LOOK 1u /* sy_redis_once: SCRIPT LOAD sent on this connection */
+/* sy_redis_flags of a connection */
+#define LOOK_LOADED 1u /* SCRIPT LOAD sent */
+#define LOOK_EVAL   2u /* EVALSHA refused (an ACL without it): EVAL only */
 
 const char *sy_drift_name(int kind)
 {
@@ -148,7 +150,7 @@ static const char *script_sha(void)
 	return hex;
 }
 
-/* Looks in flight: what a NOSCRIPT answer needs to send them again by EVAL. */
+/* Looks in flight: what a refused EVALSHA needs to send them again by EVAL. */
 struct looks {
 	sy_redis_reply_cb cb;
 	void *priv;
@@ -165,8 +167,16 @@ static void on_looks(struct sy_redis *c, redisReply *r, void *priv)
 {
 	struct looks *l = priv;
 
-	/* the server lost its scripts (SCRIPT FLUSH, or its SCRIPT LOAD was refused) */
-	if (r && r->type == REDIS_REPLY_ERROR && !l->eval && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+	/* NOSCRIPT: the server lost its scripts (SCRIPT FLUSH, a SCRIPT LOAD refused), and
+	 * EVAL caches it again; NOPERM: an ACL that allows EVAL only, as docs/operations.md
+	 * listed before EVALSHA was used: this connection stays with EVAL */
+	bool noscript = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+	bool noperm = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0 &&
+		      strstr(r->str, "'evalsha'");
+
+	if (!l->eval && (noscript || noperm)) {
+		if (noperm)
+			*sy_redis_flags(c) |= LOOK_EVAL;
 		l->eval = true;
 		if (looks_send(c, l) == 0)
 			return;
@@ -180,7 +190,8 @@ static void on_looks(struct sy_redis *c, redisReply *r, void *priv)
 
 static int looks_send(struct sy_redis *c, struct looks *l)
 {
-	const char *sha = l->eval ? NULL : script_sha();
+	unsigned *flags = sy_redis_flags(c);
+	const char *sha = l->eval || (*flags & LOOK_EVAL) ? NULL : script_sha();
 	const char *stack_argv[3 + 32], **argv = stack_argv;
 	size_t stack_lens[3 + 32], *lens = stack_lens, off = 0;
 	char nk[24];
@@ -194,13 +205,15 @@ static int looks_send(struct sy_redis *c, struct looks *l)
 			goto out;
 		}
 	}
-	if (sha && sy_redis_once(c, ONCE_LOOK)) {
+	if (sha && !(*flags & LOOK_LOADED)) {
 		const char *load[3] = {"SCRIPT", "LOAD", SCRIPT};
 		size_t ll[3] = {6, 4, sizeof(SCRIPT) - 1};
 
-		/* answered before the EVALSHA behind it; if refused, NOSCRIPT says so */
+		/* answered before the EVALSHA behind it; if refused, NOSCRIPT or NOPERM
+		 * says so */
 		if ((e = sy_redis_sendv(c, 3, load, ll, NULL, NULL)))
 			goto out;
+		*flags |= LOOK_LOADED;
 	}
 	argv[0] = sha ? "EVALSHA" : "EVAL";
 	lens[0] = sha ? 7 : 4;
