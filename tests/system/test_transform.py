@@ -306,7 +306,7 @@ def test_batched_copies_fail_alone_expire_and_survive_lost_scripts(env, tmp_path
     destination connection): keys the script fails on, in the same batches as good ones,
     are counted and flagged without failing the others; a key whose TTL runs out before
     its write is not left immortal on target; and when the servers lose their scripts
-    (SCRIPT FLUSH) the looks go on by EVAL."""
+    (SCRIPT FLUSH), or an ACL refuses EVALSHA, the looks go on by EVAL."""
     start, legacy, target = env
     script = tmp_path / "failing.lua"
     script.write_text(FAILING)
@@ -356,6 +356,20 @@ def test_batched_copies_fail_alone_expire_and_survive_lost_scripts(env, tmp_path
     assert bf["state"] == "done", bf
     wait_for(lambda: drained(d), timeout=60, what="second backfill landed")
     assert all(T.get("again:%d" % i) == b"a%d" % i for i in range(100))
+    r = audit(d, "--rate", "200000")
+    assert r["state"] == "done" and drift(r)["value"] == 0 and drift(r)["missing"] == 0, r
+
+    # an ACL without EVALSHA (docs/operations.md's before it was used): EVAL instead
+    for side in (L, T):
+        side.execute_command("ACL", "SETUSER", "default", "-evalsha", "-script")
+    p = L.pipeline(transaction=False)
+    for i in range(100):
+        p.set("acl:%d" % i, "c%d" % i)
+    p.execute()
+    bf = json.loads(d.syctl("--timeout", "120s", "-o", "json", "backfill", "m", "--follow").stdout)
+    assert bf["state"] == "done", bf
+    wait_for(lambda: drained(d), timeout=60, what="third backfill landed")
+    assert all(T.get("acl:%d" % i) == b"c%d" % i for i in range(100))
     r = audit(d, "--rate", "200000")
     assert r["state"] == "done" and drift(r)["value"] == 0 and drift(r)["missing"] == 0, r
 
