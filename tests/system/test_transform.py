@@ -345,33 +345,27 @@ def test_batched_copies_fail_alone_expire_and_survive_lost_scripts(env, tmp_path
     time.sleep(0.4)
     assert list(T.scan_iter(match="short:*", count=1000)) == []
 
+    def copied_and_audited(prefix):
+        """100 new keys backfilled, every one on target, and an audit without drift."""
+        p = L.pipeline(transaction=False)
+        for i in range(100):
+            p.set("%s:%d" % (prefix, i), "%s%d" % (prefix, i))
+        p.execute()
+        bf = json.loads(d.syctl("--timeout", "120s", "-o", "json", "backfill", "m", "--follow").stdout)
+        assert bf["state"] == "done", bf
+        wait_for(lambda: drained(d), timeout=60, what="%s backfill landed" % prefix)
+        assert all(T.get("%s:%d" % (prefix, i)) == b"%s%d" % (prefix.encode(), i) for i in range(100))
+        r = audit(d, "--rate", "200000")
+        assert r["state"] == "done" and drift(r)["value"] == 0 and drift(r)["missing"] == 0, r
+
     # scripts lost on both servers: EVALSHA answers NOSCRIPT, the look goes by EVAL
     L.script_flush()
     T.script_flush()
-    p = L.pipeline(transaction=False)
-    for i in range(100):
-        p.set("again:%d" % i, "a%d" % i)
-    p.execute()
-    bf = json.loads(d.syctl("--timeout", "120s", "-o", "json", "backfill", "m", "--follow").stdout)
-    assert bf["state"] == "done", bf
-    wait_for(lambda: drained(d), timeout=60, what="second backfill landed")
-    assert all(T.get("again:%d" % i) == b"a%d" % i for i in range(100))
-    r = audit(d, "--rate", "200000")
-    assert r["state"] == "done" and drift(r)["value"] == 0 and drift(r)["missing"] == 0, r
-
+    copied_and_audited("again")
     # an ACL without EVALSHA (docs/operations.md's before it was used): EVAL instead
     for side in (L, T):
         side.execute_command("ACL", "SETUSER", "default", "-evalsha", "-script")
-    p = L.pipeline(transaction=False)
-    for i in range(100):
-        p.set("acl:%d" % i, "c%d" % i)
-    p.execute()
-    bf = json.loads(d.syctl("--timeout", "120s", "-o", "json", "backfill", "m", "--follow").stdout)
-    assert bf["state"] == "done", bf
-    wait_for(lambda: drained(d), timeout=60, what="third backfill landed")
-    assert all(T.get("acl:%d" % i) == b"c%d" % i for i in range(100))
-    r = audit(d, "--rate", "200000")
-    assert r["state"] == "done" and drift(r)["value"] == 0 and drift(r)["missing"] == 0, r
+    copied_and_audited("acl")
 
 
 def test_syntax_error_and_missing_reverse_refused_with_file_and_line(env, tmp_path):
