@@ -246,18 +246,10 @@ static void run_typed(struct sy_repair *r, uint64_t now)
 		kick(r, SY_REPAIR_RETRY_MS);
 }
 
-static void run(struct sy_loop *l, void *arg)
+/* DUMP + PTTL in one MULTI on the source, one copy per key. */
+static void run_dump(struct sy_repair *r, uint64_t now)
 {
-	struct sy_repair *r = arg;
-	uint64_t now = sy_now_ms();
-
-	(void)l;
-	r->timer = 0;
-	if (!*r->active)
-		return;
-	if (r->xf)
-		run_typed(r, now);
-	while (!r->xf && r->inflight < SY_REPAIR_INFLIGHT) {
+	while (r->inflight < SY_REPAIR_INFLIGHT) {
 		struct sy_redis *src = *r->source;
 		struct sy_dkey *e;
 		struct copy *cp;
@@ -299,6 +291,21 @@ static void run(struct sy_loop *l, void *arg)
 				copy_done(cp, false);
 		}
 	}
+}
+
+static void run(struct sy_loop *l, void *arg)
+{
+	struct sy_repair *r = arg;
+	uint64_t now = sy_now_ms();
+
+	(void)l;
+	r->timer = 0;
+	if (!*r->active)
+		return;
+	if (r->xf)
+		run_typed(r, now);
+	else
+		run_dump(r, now);
 	r->st->dirty = r->n;
 	if (r->tab && !STAILQ_EMPTY(&r->fifo) && !r->timer) {
 		uint64_t due = STAILQ_FIRST(&r->fifo)->due_ms;

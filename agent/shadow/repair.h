@@ -12,11 +12,13 @@
  * copy is marked again after SY_REPAIR_RETRY_MS. The connections belong to the owner
  * (the mirror): the engine only borrows them.
  *
- * With a transform (xf set by the owner), a copy reads the key typed in one round trip
- * (the audit's look), runs forward_key (reverse_key for the reverse direction) and
- * writes every resulting key in one MULTI … EXEC with its TTL (transform_copy.c); a
- * key the script fails on is counted there, not retried, and the migration flagged
- * needs-audit with the reason. */
+ * With a transform (xf set by the owner), copies go by batches of up to SY_REPAIR_BATCH
+ * due keys: one round trip reads them all typed (the audit's look), forward_key
+ * (reverse_key for the reverse direction) runs on each, and their resulting keys are
+ * written with their TTLs in one MULTI … EXEC per destination connection
+ * (transform_copy.c). Each key has its own outcome: a key the script fails on is
+ * counted there, not retried, and the migration flagged needs-audit with the reason;
+ * the others of its batch are copied all the same. */
 #ifndef SY_REPAIR_H
 #define SY_REPAIR_H
 
