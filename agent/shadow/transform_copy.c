@@ -474,7 +474,6 @@ static int key_copy(struct tbatch *b, uint32_t i, redisReply *look, struct vec *
 	size_t dl;
 	struct sy_redis *dst;
 	struct dpart *p;
-	uint64_t aged;
 	int e = 0;
 
 	if (!sy_tkey_of_reply(look, &in, key, bk->len, &arena))
@@ -488,9 +487,7 @@ static int key_copy(struct tbatch *b, uint32_t i, redisReply *look, struct vec *
 	/* the TTL as of now, not as of the look: the write lands as much later. Measured
 	 * from the look's send, so the look's own wait is taken off too (target's clock
 	 * and legacy's need not agree); run out meanwhile, the key is gone */
-	aged = (now_us() - b->sent_us + 999) / 1000;
-	if (in.ttl_ms >= 0 && (in.ttl_ms -= (long long)aged) <= 0)
-		in = (struct sy_tkey){.key = key, .klen = bk->len, .type = SY_KT_NONE, .ttl_ms = -1};
+	sy_tkey_age(&in, (now_us() - b->sent_us + 999) / 1000);
 	e = sy_xf_key(r->xf, r->reverse, &in, &out);
 	sy_arena_free(&arena);
 	if (e)
