@@ -14,6 +14,8 @@
 #      (4 MiB) never overflows it; "lost" says if it did;
 #   3. backfill keys/s of N keys, without a transform (DUMP/RESTORE) and through
 #      forward_key (typed copies), same servers.
+# PARTS (default "stage capacity backfill") picks what runs: PARTS=backfill for the
+# paired backfill alone.
 # Goals (issue 21): >= 100 000 transformed writes/s with forward_write on the agent's
 # one thread; backfill through forward_key >= 50 % of its untransformed rate.
 set -euo pipefail
@@ -21,10 +23,12 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 N=${N:-100000}
 BATCH=${BATCH:-20000}
+PARTS=${PARTS:-stage capacity backfill}
+part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 SCRIPT=packaging/examples/transforms/users_json_to_hash.lua
 DOC='{"name":"user","age":31,"email":"u@example.com","city":"Paris","plan":"pro"}'
 
-echo "== the stage alone: $N captured SETs, one thread (tests/tools/sy_xfbench)"
+part stage && echo "== the stage alone: $N captured SETs, one thread (tests/tools/sy_xfbench)" &&
 "$OUT/tools/sy_xfbench" --script "$SCRIPT" --n "$N" --rounds 5 | /usr/bin/python3 -c '
 import json, sys
 r = json.load(sys.stdin)
@@ -133,25 +137,33 @@ import json, sys
 print(sum(int(s.get("eventsLost", 0)) for s in json.load(sys.stdin).get("sides", [])))'
 }
 
-echo
-echo "== mirror capacity: $N SETs captured while the agent is stopped (batches of $BATCH), then replayed"
-printf "%-34s %10s %14s %10s %10s\n" "path" "writes/s" "per agent-CPU-s" "agent CPU" "redis CPU"
-capacity "no transform (captured bytes)" ""
-capacity "transform, forward_write" "$WORK/fast.lua"
-capacity "transform, forward_key fallback" "$WORK/slow.lua"
-echo "(writes/s: all on target, including syctl polling every 10 ms; per agent-CPU-s: writes"
-echo " per second of the agent's CPU time, the capacity of its one thread; CPU in seconds;"
-echo " copied = typed copies; goal >= 100000 transformed writes/s on the agent's thread)"
+if part capacity; then
+	echo
+	echo "== mirror capacity: $N SETs captured while the agent is stopped (batches of $BATCH), then replayed"
+	printf "%-34s %10s %14s %10s %10s\n" "path" "writes/s" "per agent-CPU-s" "agent CPU" "redis CPU"
+	capacity "no transform (captured bytes)" ""
+	capacity "transform, forward_write" "$WORK/fast.lua"
+	capacity "transform, forward_key fallback" "$WORK/slow.lua"
+	echo "(writes/s: all on target, including syctl polling every 10 ms; per agent-CPU-s: writes"
+	echo " per second of the agent's CPU time, the capacity of its one thread; CPU in seconds;"
+	echo " copied = typed copies; goal >= 100000 transformed writes/s on the agent's thread)"
+fi
+part backfill || exit 0
 
+# commands a server has processed (INFO stats)
+cmds() { redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed/ { print $2 + 0 }'; }
 backfill() { # label script
 	fresh "$2"
 	redis-benchmark -p "$LPORT" -n "$N" -c 50 -P 16 -r 100000000 -q SET "user:__rand_int__" "$DOC" >/dev/null
-	local keys t0 t1 a0 r0
+	local keys t0 t1 a0 r0 c0
 	keys=$(redis-cli -p "$LPORT" dbsize)
+	c0=$(($(cmds "$LPORT") + $(cmds "$TPORT")))
 	read -r a0 r0 < <(cpu_all)
 	t0=$(date +%s.%N)
-	$SYCTL backfill bench --follow >/dev/null
-	for _ in $(seq 6000); do
+	# not --follow: its status polls (250 ms) would round the time; done is every key
+	# on target
+	$SYCTL backfill bench >/dev/null
+	for _ in $(seq 60000); do
 		[ "$(redis-cli -p "$TPORT" dbsize)" -ge "$keys" ] && break
 		sleep 0.01
 	done
@@ -159,6 +171,8 @@ backfill() { # label script
 	ac=0 rc=0
 	cpu_add "$a0" "$r0"
 	row "$1" "$keys" "$(echo "$t1 - $t0" | bc -l)" "$ac" "$rc"
+	printf "    %.2f commands per key on the servers (the benchmark's polling included)\n" \
+		"$(echo "($(cmds "$LPORT") + $(cmds "$TPORT") - $c0) / $keys" | bc -l)"
 	echo "$keys / ($t1 - $t0)" | bc -l > "$WORK/bf-$3"
 	echo "$keys / ($ac + 0.0001)" | bc -l > "$WORK/bfcpu-$3"
 }

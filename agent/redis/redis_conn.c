@@ -29,6 +29,7 @@ struct sy_redis {
 	char user[SY_AUTH_USER_MAX]; /* who AUTH logs in as ("" = default), for messages */
 	uint64_t fail_timer;	     /* reports a connection that could not even start */
 	size_t inflight;
+	unsigned flags; /* sy_redis_flags: the callers' */
 	sy_redis_state_cb cb;
 	void *arg;
 	char name[SY_EP_STRLEN];
@@ -262,7 +263,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 	(void)ac;
 	k->c->inflight--;
 	/* behind a refused AUTH, the server's answers are NOAUTHs: not executed */
-	k->cb(k->c, k->c->auth_failed ? NULL : r, k->priv);
+	if (k->cb)
+		k->cb(k->c, k->c->auth_failed ? NULL : r, k->priv);
 	free(k);
 }
 
@@ -317,6 +319,11 @@ int sy_redis_sendv(struct sy_redis *c, int argc, const char **argv, const size_t
 	}
 	c->inflight++;
 	return 0;
+}
+
+unsigned *sy_redis_flags(struct sy_redis *c)
+{
+	return &c->flags;
 }
 
 bool sy_redis_up(const struct sy_redis *c)

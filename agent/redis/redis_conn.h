@@ -32,10 +32,15 @@ typedef void (*sy_redis_reply_cb)(struct sy_redis *c, redisReply *reply, void *p
 /* auth: the side's credentials (model/spec.h), or NULL for none; read here, not kept. */
 struct sy_redis *sy_redis_connect(struct sy_loop *l, const struct sy_endpoint *ep,
 				  const struct sy_auth_spec *auth, sy_redis_state_cb cb, void *arg);
-/* Queues a command already in RESP form. -ENOTCONN when the connection is gone. */
+/* Queues a command already in RESP form. -ENOTCONN when the connection is gone. A
+ * NULL cb: the reply is not wanted. */
 int sy_redis_send(struct sy_redis *c, const char *resp, size_t len, sy_redis_reply_cb cb, void *priv);
 int sy_redis_sendv(struct sy_redis *c, int argc, const char **argv, const size_t *lens, sy_redis_reply_cb cb,
 		   void *priv);
+/* Bits the callers keep per connection (a new connection starts with none): what was
+ * set up once on it, like a SCRIPT LOAD. Each caller owns its bits (shadow/compare.c:
+ * 1 and 2). */
+unsigned *sy_redis_flags(struct sy_redis *c);
 bool sy_redis_up(const struct sy_redis *c);
 /* Connected or still connecting: commands may be queued (sent once connected; if the
  * connect fails their callbacks run with NULL). */

@@ -2,6 +2,8 @@
 /* compare.c — see compare.h and docs/verify.md. */
 #include "shadow/compare.h"
 
+#include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,23 +11,31 @@
 #include "core/fnv.h"
 #include "shadow/verify.h"
 
-/* One round trip per side: type, PTTL and the whole value. Streams are flattened. */
-static const char SCRIPT[] = "local k = KEYS[1]\n"
-			     "local t = redis.call('TYPE', k)['ok']\n"
-			     "local ttl = redis.call('PTTL', k)\n"
-			     "local v = {}\n"
-			     "if t == 'string' then v = {redis.call('GET', k)}\n"
-			     "elseif t == 'hash' then v = redis.call('HGETALL', k)\n"
-			     "elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)\n"
-			     "elseif t == 'set' then v = redis.call('SMEMBERS', k)\n"
-			     "elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')\n"
-			     "elseif t == 'stream' then\n"
-			     "  for _, e in ipairs(redis.call('XRANGE', k, '-', '+')) do\n"
-			     "    table.insert(v, e[1])\n"
-			     "    for _, f in ipairs(e[2]) do table.insert(v, f) end\n"
+/* One round trip per side for any number of keys: for each, type, PTTL and the whole
+ * value. Streams are flattened. */
+static const char SCRIPT[] = "local out = {}\n"
+			     "for i, k in ipairs(KEYS) do\n"
+			     "  local t = redis.call('TYPE', k)['ok']\n"
+			     "  local ttl = redis.call('PTTL', k)\n"
+			     "  local v = {}\n"
+			     "  if t == 'string' then v = {redis.call('GET', k)}\n"
+			     "  elseif t == 'hash' then v = redis.call('HGETALL', k)\n"
+			     "  elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)\n"
+			     "  elseif t == 'set' then v = redis.call('SMEMBERS', k)\n"
+			     "  elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')\n"
+			     "  elseif t == 'stream' then\n"
+			     "    for _, e in ipairs(redis.call('XRANGE', k, '-', '+')) do\n"
+			     "      table.insert(v, e[1])\n"
+			     "      for _, f in ipairs(e[2]) do table.insert(v, f) end\n"
+			     "    end\n"
 			     "  end\n"
+			     "  out[i] = {t, ttl, v}\n"
 			     "end\n"
-			     "return {t, ttl, v}\n";
+			     "return out\n";
+
+/* sy_redis_flags of a connection */
+#define LOOK_LOADED 1u /* SCRIPT LOAD sent */
+#define LOOK_EVAL   2u /* EVALSHA refused (an ACL without it): EVAL only */
 
 const char *sy_drift_name(int kind)
 {
@@ -124,12 +134,146 @@ void sy_look_of(redisReply *r, struct sy_look *out)
 	out->ok = true;
 }
 
+/* The script's SHA1 in hex, for EVALSHA (Redis names a script by it). */
+static const char *script_sha(void)
+{
+	static char hex[41];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (hex[0])
+		return hex;
+	if (!EVP_Digest(SCRIPT, sizeof(SCRIPT) - 1, md, &n, EVP_sha1(), NULL) || n != 20)
+		return NULL;
+	for (unsigned i = 0; i < n; i++)
+		snprintf(&hex[2 * i], 3, "%02x", md[i]);
+	return hex;
+}
+
+/* Looks in flight: what a refused EVALSHA needs to send them again by EVAL. */
+struct looks {
+	sy_redis_reply_cb cb;
+	void *priv;
+	bool one;  /* sy_look_send: the caller gets the key's look, not a list of one */
+	bool eval; /* sent by EVAL already */
+	size_t n;
+	size_t *lens;
+	char *keys; /* the keys, one after the other */
+};
+
+static int looks_send(struct sy_redis *c, struct looks *l);
+
+static void on_looks(struct sy_redis *c, redisReply *r, void *priv)
+{
+	struct looks *l = priv;
+
+	/* NOSCRIPT: the server lost its scripts (SCRIPT FLUSH, a SCRIPT LOAD refused), and
+	 * EVAL caches it again; NOPERM: an ACL that allows EVAL only, as docs/operations.md
+	 * listed before EVALSHA was used: this connection stays with EVAL */
+	bool noscript = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+	bool noperm = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOPERM", 6) == 0 &&
+		      strstr(r->str, "'evalsha'");
+
+	if (!l->eval && (noscript || noperm)) {
+		if (noperm)
+			*sy_redis_flags(c) |= LOOK_EVAL;
+		l->eval = true;
+		if (looks_send(c, l) == 0)
+			return;
+		r = NULL;
+	}
+	if (l->one && r && r->type == REDIS_REPLY_ARRAY)
+		r = r->elements == 1 ? r->element[0] : NULL;
+	l->cb(c, r, l->priv);
+	free(l);
+}
+
+static int looks_send(struct sy_redis *c, struct looks *l)
+{
+	unsigned *flags = sy_redis_flags(c);
+	const char *sha = l->eval || (*flags & LOOK_EVAL) ? NULL : script_sha();
+	const char *stack_argv[3 + 32], **argv = stack_argv;
+	size_t stack_lens[3 + 32], *lens = stack_lens, off = 0;
+	char nk[24];
+	int e;
+
+	if (l->n > 32) {
+		argv = malloc((3 + l->n) * sizeof(*argv));
+		lens = malloc((3 + l->n) * sizeof(*lens));
+		if (!argv || !lens) {
+			e = -ENOMEM;
+			goto out;
+		}
+	}
+	if (sha && !(*flags & LOOK_LOADED)) {
+		const char *load[3] = {"SCRIPT", "LOAD", SCRIPT};
+		size_t ll[3] = {6, 4, sizeof(SCRIPT) - 1};
+
+		/* answered before the EVALSHA behind it; if refused, NOSCRIPT or NOPERM
+		 * says so */
+		if ((e = sy_redis_sendv(c, 3, load, ll, NULL, NULL)))
+			goto out;
+		*flags |= LOOK_LOADED;
+	}
+	argv[0] = sha ? "EVALSHA" : "EVAL";
+	lens[0] = sha ? 7 : 4;
+	argv[1] = sha ? sha : SCRIPT;
+	lens[1] = sha ? 40 : sizeof(SCRIPT) - 1;
+	argv[2] = nk;
+	lens[2] = (size_t)snprintf(nk, sizeof(nk), "%zu", l->n);
+	for (size_t i = 0; i < l->n; i++) {
+		argv[3 + i] = l->keys + off;
+		lens[3 + i] = l->lens[i];
+		off += l->lens[i];
+	}
+	e = sy_redis_sendv(c, (int)(3 + l->n), argv, lens, on_looks, l);
+out:
+	if (argv != stack_argv)
+		free(argv);
+	if (lens != stack_lens)
+		free(lens);
+	return e;
+}
+
+int sy_looks_send(struct sy_redis *c, size_t n, const char *const *keys, const size_t *lens,
+		  sy_redis_reply_cb cb, void *priv)
+{
+	size_t bytes = 0;
+	struct looks *l;
+	int e;
+
+	for (size_t i = 0; i < n; i++)
+		bytes += lens[i];
+	l = malloc(sizeof(*l) + n * sizeof(size_t) + bytes);
+	if (!l)
+		return -ENOMEM;
+	*l = (struct looks){.cb = cb, .priv = priv, .n = n, .lens = (size_t *)(l + 1)};
+	l->keys = (char *)(l->lens + n);
+	bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		l->lens[i] = lens[i];
+		memcpy(l->keys + bytes, keys[i], lens[i]);
+		bytes += lens[i];
+	}
+	if ((e = looks_send(c, l)))
+		free(l);
+	return e;
+}
+
 int sy_look_send(struct sy_redis *c, const char *key, size_t len, sy_redis_reply_cb cb, void *priv)
 {
-	const char *argv[4] = {"EVAL", SCRIPT, "1", key};
-	size_t lens[4] = {4, sizeof(SCRIPT) - 1, 1, len};
+	struct looks *l = malloc(sizeof(*l) + sizeof(size_t) + len);
+	int e;
 
-	return sy_redis_sendv(c, 4, argv, lens, cb, priv);
+	if (!l)
+		return -ENOMEM;
+	*l = (struct looks){.cb = cb, .priv = priv, .one = true, .n = 1, .lens = (size_t *)(l + 1)};
+	l->keys = (char *)(l->lens + 1);
+	l->lens[0] = len;
+	memcpy(l->keys, key, len);
+	if ((e = looks_send(c, l)))
+		free(l);
+	return e;
 }
 
 int sy_drift_presence(bool legacy_none, bool target_none)

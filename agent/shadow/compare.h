@@ -23,8 +23,14 @@ struct sy_look {
 	bool ok; /* false: no (usable) answer */
 };
 
-/* Sends the look of `key` on c; cb gets the reply for sy_look_of. */
+/* Sends the look of `key` on c; cb gets the reply for sy_look_of. The script is run
+ * by EVALSHA, loaded once per connection (SCRIPT LOAD); a NOSCRIPT answer sends it
+ * again by EVAL. */
 int sy_look_send(struct sy_redis *c, const char *key, size_t len, sy_redis_reply_cb cb, void *priv);
+/* The looks of n keys in one round trip (one script call): cb gets an array of n
+ * replies, each one key's look, in order (or the error, or NULL). */
+int sy_looks_send(struct sy_redis *c, size_t n, const char *const *keys, const size_t *lens,
+		  sy_redis_reply_cb cb, void *priv);
 /* The look in a reply (NULL or an unexpected reply: out->ok false). The reply's arrays
  * are sorted in place. */
 void sy_look_of(redisReply *r, struct sy_look *out);

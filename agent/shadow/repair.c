@@ -76,12 +76,20 @@ static int dirty_add(struct sy_repair *r, int db, const char *k, size_t len, uin
 	return 0;
 }
 
+/* The first key if it is due, left in the set. */
+static struct sy_dkey *dirty_peek(struct sy_repair *r, uint64_t now)
+{
+	struct sy_dkey *e = r->tab ? STAILQ_FIRST(&r->fifo) : NULL;
+
+	return e && e->due_ms <= now ? e : NULL;
+}
+
 /* Takes the first key if it is due; the caller frees it. */
 static struct sy_dkey *dirty_pop(struct sy_repair *r, uint64_t now)
 {
-	struct sy_dkey *e = r->tab ? STAILQ_FIRST(&r->fifo) : NULL, **pp;
+	struct sy_dkey *e = dirty_peek(r, now), **pp;
 
-	if (!e || e->due_ms > now)
+	if (!e)
 		return NULL;
 	STAILQ_REMOVE_HEAD(&r->fifo, link);
 	pp = dirty_slot(r->tab, e->hash, e->db, e->key, e->len);
@@ -209,15 +217,38 @@ static void on_queued(struct sy_redis *c, redisReply *rep, void *priv)
 	(void)priv;
 }
 
-static void run(struct sy_loop *l, void *arg)
+/* Typed copies go by batches of due keys of one database: one look for them all
+ * (transform_copy.c). Each key is told to the owner as it is taken, as one copy is. */
+static void run_typed(struct sy_repair *r, uint64_t now)
 {
-	struct sy_repair *r = arg;
-	uint64_t now = sy_now_ms();
+	while (r->inflight < SY_REPAIR_INFLIGHT && sy_redis_alive(*r->source)) {
+		struct sy_dkey *got[SY_REPAIR_BATCH], *e;
+		const char *keys[SY_REPAIR_BATCH];
+		size_t lens[SY_REPAIR_BATCH], n = 0;
 
-	(void)l;
-	r->timer = 0;
-	if (!*r->active)
-		return;
+		while (n < SY_REPAIR_BATCH && r->inflight < SY_REPAIR_INFLIGHT && (e = dirty_peek(r, now)) &&
+		       (n == 0 || e->db == got[0]->db)) {
+			got[n] = dirty_pop(r, now);
+			keys[n] = e->key;
+			lens[n++] = e->len;
+			r->inflight++;
+			r->ops->copying(r->owner, e->db, e->key, e->len);
+		}
+		if (n == 0)
+			return;
+		if (sy_repair_typed_batch(r, got[0]->db, n, keys, lens))
+			for (size_t i = 0; i < n; i++)
+				sy_repair_typed_done(r, got[i]->db, keys[i], lens[i], -EAGAIN);
+		for (size_t i = 0; i < n; i++)
+			free(got[i]);
+	}
+	if (!sy_redis_alive(*r->source))
+		kick(r, SY_REPAIR_RETRY_MS);
+}
+
+/* DUMP + PTTL in one MULTI on the source, one copy per key. */
+static void run_dump(struct sy_repair *r, uint64_t now)
+{
 	while (r->inflight < SY_REPAIR_INFLIGHT) {
 		struct sy_redis *src = *r->source;
 		struct sy_dkey *e;
@@ -243,12 +274,6 @@ static void run(struct sy_loop *l, void *arg)
 		free(e);
 		r->inflight++;
 		r->ops->copying(r->owner, cp->db, cp->key, cp->len);
-		if (r->xf) {
-			if (sy_repair_typed_start(r, cp->db, cp->key, cp->len))
-				sy_repair_typed_done(r, cp->db, cp->key, cp->len, -EAGAIN);
-			free(cp);
-			continue;
-		}
 		{
 			const char *sel[2] = {"SELECT", n};
 			size_t sell[2] = {6, (size_t)snprintf(n, sizeof(n), "%d", cp->db)};
@@ -266,6 +291,21 @@ static void run(struct sy_loop *l, void *arg)
 				copy_done(cp, false);
 		}
 	}
+}
+
+static void run(struct sy_loop *l, void *arg)
+{
+	struct sy_repair *r = arg;
+	uint64_t now = sy_now_ms();
+
+	(void)l;
+	r->timer = 0;
+	if (!*r->active)
+		return;
+	if (r->xf)
+		run_typed(r, now);
+	else
+		run_dump(r, now);
 	r->st->dirty = r->n;
 	if (r->tab && !STAILQ_EMPTY(&r->fifo) && !r->timer) {
 		uint64_t due = STAILQ_FIRST(&r->fifo)->due_ms;

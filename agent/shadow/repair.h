@@ -12,11 +12,13 @@
  * copy is marked again after SY_REPAIR_RETRY_MS. The connections belong to the owner
  * (the mirror): the engine only borrows them.
  *
- * With a transform (xf set by the owner), a copy reads the key typed in one round trip
- * (the audit's look), runs forward_key (reverse_key for the reverse direction) and
- * writes every resulting key in one MULTI … EXEC with its TTL (transform_copy.c); a
- * key the script fails on is counted there, not retried, and the migration flagged
- * needs-audit with the reason. */
+ * With a transform (xf set by the owner), copies go by batches of up to SY_REPAIR_BATCH
+ * due keys: one round trip reads them all typed (the audit's look), forward_key
+ * (reverse_key for the reverse direction) runs on each, and their resulting keys are
+ * written with their TTLs in one MULTI … EXEC per destination connection
+ * (transform_copy.c). Each key has its own outcome: a key the script fails on is
+ * counted there, not retried, and the migration flagged needs-audit with the reason;
+ * the others of its batch are copied all the same. */
 #ifndef SY_REPAIR_H
 #define SY_REPAIR_H
 
@@ -30,6 +32,7 @@ struct sy_redis;
 struct sy_mirror_stats;
 
 #define SY_REPAIR_INFLIGHT 256
+#define SY_REPAIR_BATCH	   32  /* typed copies looked at in one round trip */
 #define SY_REPAIR_RETRY_MS 500 /* a failed repair is tried again */
 
 /* What the engine asks of its owner. */
@@ -83,8 +86,11 @@ static inline uint64_t sy_repair_backlog(const struct sy_repair *r)
 /* A typed copy ended (transform_copy.c): 0 copied, -EAGAIN retry later, another
  * negative errno: the script failed on it (counted, flagged, not retried). */
 void sy_repair_typed_done(struct sy_repair *r, int db, const char *key, size_t len, int outcome);
-/* Starts a typed copy of a key (source-side name) through r->xf. */
-int sy_repair_typed_start(struct sy_repair *r, int db, const char *key, size_t len);
+/* Starts the typed copies of n keys (source-side names, at most SY_REPAIR_BATCH) of
+ * one database through r->xf: one look for all of them, then each key's writes in
+ * one MULTI … EXEC per destination connection (transform_copy.c). Each key ends in
+ * sy_repair_typed_done, unless this fails (a negative errno: none started). */
+int sy_repair_typed_batch(struct sy_repair *r, int db, size_t n, const char *const *keys, const size_t *lens);
 
 /* Stops the timer (copies in flight finish with their connections). */
 void sy_repair_stop(struct sy_repair *r);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/fnv.h"
 #include "core/log.h"
@@ -315,50 +316,39 @@ static int send_vec(struct sy_redis *c, struct vec *v, sy_redis_reply_cb cb, voi
 
 static const char *const WRITE_CMD[SY_KT_TYPES] = {NULL, "SET", "HSET", "RPUSH", "SADD", "ZADD", NULL};
 
-int sy_tkeys_send(struct sy_redis *c, const struct sy_tkeys *keys, sy_redis_reply_cb cb, void *priv,
-		  uint32_t *parts)
+/* Sends one key's commands to c, their replies unwanted (they are read from EXEC's):
+ * DEL, and unless its type is none the typed write with its TTL (PX, or PEXPIRE). *cmds
+ * counts the commands sent. */
+static int key_send(struct sy_redis *c, struct vec *v, const struct sy_tkey *k, uint32_t *cmds)
 {
-	struct vec v = {0};
+	const char *cmd = WRITE_CMD[k->type];
 	char ttl[24];
-	int e = 0;
+	size_t tl = k->ttl_ms > 0 ? (size_t)snprintf(ttl, sizeof(ttl), "%lld", k->ttl_ms) : 0;
+	int e;
 
-	*parts = 0;
-	if ((e = vec_push(&v, "MULTI", 5)) || (e = send_vec(c, &v, cb, priv, parts)))
-		goto out;
-	for (size_t i = 0; i < keys->n && !e; i++) {
-		const struct sy_tkey *k = &keys->v[i];
-		const char *cmd = WRITE_CMD[k->type];
-		size_t tl = k->ttl_ms > 0 ? (size_t)snprintf(ttl, sizeof(ttl), "%lld", k->ttl_ms) : 0;
+	if ((e = vec_push(v, "DEL", 3)) || (e = vec_push(v, k->key, k->klen)) ||
+	    (e = send_vec(c, v, NULL, NULL, cmds)))
+		return e;
+	if (!cmd || k->n == 0)
+		return 0;
+	if ((e = vec_push(v, cmd, strlen(cmd))) || (e = vec_push(v, k->key, k->klen)))
+		return e;
+	for (size_t j = 0; j < k->n && !e; j++) {
+		/* ZADD takes score then member: the pairs are member, score */
+		size_t at = k->type == SY_KT_ZSET ? (j % 2 ? j - 1 : j + 1) : j;
 
-		if ((e = vec_push(&v, "DEL", 3)) || (e = vec_push(&v, k->key, k->klen)) ||
-		    (e = send_vec(c, &v, cb, priv, parts)))
-			break;
-		if (!cmd || k->n == 0)
-			continue;
-		if ((e = vec_push(&v, cmd, strlen(cmd))) || (e = vec_push(&v, k->key, k->klen)))
-			break;
-		for (size_t j = 0; j < k->n && !e; j++) {
-			/* ZADD takes score then member: the pairs are member, score */
-			size_t at = k->type == SY_KT_ZSET ? (j % 2 ? j - 1 : j + 1) : j;
-
-			e = vec_push(&v, k->items[at].p, k->items[at].n);
-		}
-		if (!e && k->type == SY_KT_STRING && tl)
-			if (!(e = vec_push(&v, "PX", 2)))
-				e = vec_push(&v, ttl, tl);
-		if (e || (e = send_vec(c, &v, cb, priv, parts)))
-			break;
-		if (tl && k->type != SY_KT_STRING &&
-		    ((e = vec_push(&v, "PEXPIRE", 7)) || (e = vec_push(&v, k->key, k->klen)) ||
-		     (e = vec_push(&v, ttl, tl)) || (e = send_vec(c, &v, cb, priv, parts))))
-			break;
+		e = vec_push(v, k->items[at].p, k->items[at].n);
 	}
-	if (!e && !(e = vec_push(&v, "EXEC", 4)))
-		e = send_vec(c, &v, cb, priv, parts);
-out:
-	free(v.argv);
-	free(v.lens);
-	return e;
+	if (!e && k->type == SY_KT_STRING && tl)
+		if (!(e = vec_push(v, "PX", 2)))
+			e = vec_push(v, ttl, tl);
+	if (e || (e = send_vec(c, v, NULL, NULL, cmds)))
+		return e;
+	if (tl && k->type != SY_KT_STRING &&
+	    ((e = vec_push(v, "PEXPIRE", 7)) || (e = vec_push(v, k->key, k->klen)) ||
+	     (e = vec_push(v, ttl, tl)) || (e = send_vec(c, v, NULL, NULL, cmds))))
+		return e;
+	return 0;
 }
 
 int sy_targvs_send(struct sy_redis *c, const struct sy_targvs *a, sy_redis_reply_cb cb, void *priv,
@@ -383,108 +373,212 @@ int sy_targvs_send(struct sy_redis *c, const struct sy_targvs *a, sy_redis_reply
 	return e;
 }
 
-/* ---- the typed copy of repair (repair.h) ----------------------------------------------------- */
+/* ---- the typed copies of repair (repair.h), by batches ------------------------------------- */
 
-struct tcopy {
-	struct sy_repair *r;
-	int db;
-	uint32_t parts; /* replies of the write still expected */
-	bool failed;
-	size_t len;
-	char key[];
+/* One destination connection's part of a batch: one MULTI … EXEC. */
+struct dpart {
+	struct tbatch *b;
+	struct sy_redis *dst;
+	uint32_t cmds; /* queued between MULTI and EXEC */
+	bool broken;   /* a command could not be queued: no EXEC, its keys fail */
 };
 
-static void tcopy_end(struct tcopy *t, int outcome)
+struct bkey {
+	size_t off, len;       /* the key's bytes in tbatch.keys */
+	struct dpart *part;    /* NULL: nothing to write, or done */
+	uint32_t first, ncmds; /* its commands' answers in its part's EXEC reply */
+};
+
+struct tbatch {
+	struct sy_repair *r;
+	int db;
+	uint64_t sent_us; /* when the look was sent */
+	uint32_t n, left; /* keys, and those not done yet */
+	uint32_t nparts;
+	struct dpart part[SY_REPAIR_BATCH];
+	struct bkey k[SY_REPAIR_BATCH];
+	char keys[];
+};
+
+static uint64_t now_us(void)
 {
-	sy_repair_typed_done(t->r, t->db, t->key, t->len, outcome);
-	free(t);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void on_written(struct sy_redis *c, redisReply *rep, void *priv)
+static void key_done(struct tbatch *b, uint32_t i, int outcome)
 {
-	struct tcopy *t = priv;
+	b->k[i].part = NULL;
+	sy_repair_typed_done(b->r, b->db, b->keys + b->k[i].off, b->k[i].len, outcome);
+	if (--b->left == 0)
+		free(b);
+}
+
+/* EXEC's answer: one reply per queued command; a key is copied when none of its own
+ * failed. nil or an error (EXECABORT), or no answer: every key of the part again. */
+static void on_exec(struct sy_redis *c, redisReply *rep, void *priv)
+{
+	struct dpart *p = priv;
+	struct tbatch *b = p->b;
+	bool all = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == p->cmds;
 
 	(void)c;
-	if (!rep || rep->type == REDIS_REPLY_ERROR || rep->type == REDIS_REPLY_NIL)
-		t->failed = true;
-	if (--t->parts == 0)
-		tcopy_end(t, t->failed ? -EAGAIN : 0);
+	b->left++; /* held: the last key's end would free b */
+	for (uint32_t i = 0; i < b->n; i++) {
+		struct bkey *k = &b->k[i];
+		int outcome = all ? 0 : -EAGAIN;
+
+		if (k->part != p)
+			continue;
+		for (uint32_t j = 0; all && j < k->ncmds; j++)
+			if (rep->element[k->first + j]->type == REDIS_REPLY_ERROR)
+				outcome = -EAGAIN;
+		key_done(b, i, outcome);
+	}
+	if (--b->left == 0)
+		free(b);
 }
 
-static void on_looked(struct sy_redis *c, redisReply *rep, void *priv)
+/* The part of b that writes to dst, opened with MULTI on first use; NULL when it
+ * cannot take commands. */
+static struct dpart *part_of(struct tbatch *b, struct sy_redis *dst)
 {
-	struct tcopy *t = priv;
-	struct sy_repair *r = t->r;
+	const char *multi[1] = {"MULTI"};
+	size_t ml[1] = {5};
+	struct dpart *p;
+
+	for (uint32_t i = 0; i < b->nparts; i++)
+		if (b->part[i].dst == dst)
+			return b->part[i].broken ? NULL : &b->part[i];
+	p = &b->part[b->nparts];
+	*p = (struct dpart){.b = b, .dst = dst};
+	if (sy_redis_sendv(dst, 1, multi, ml, NULL, NULL))
+		return NULL;
+	b->nparts++;
+	return p;
+}
+
+/* A key's look through the script into its part's transaction: 0 when queued, 1 when
+ * there is nothing to write, or the outcome for sy_repair_typed_done. */
+static int key_copy(struct tbatch *b, uint32_t i, redisReply *look, struct vec *v)
+{
+	struct sy_repair *r = b->r;
+	struct bkey *bk = &b->k[i];
+	const char *key = b->keys + bk->off, *dk;
 	struct sy_tkey in;
 	struct sy_tkeys out;
 	void *arena = NULL;
 	char buf[1024];
-	const char *dk;
 	size_t dl;
 	struct sy_redis *dst;
-	int e;
+	struct dpart *p;
+	int e = 0;
 
-	(void)c;
-	if (rep && rep->type == REDIS_REPLY_STATUS)
-		return; /* +OK of SELECT */
-	if (!sy_tkey_of_reply(rep, &in, t->key, t->len, &arena)) {
+	if (!sy_tkey_of_reply(look, &in, key, bk->len, &arena))
+		e = -EAGAIN;
+	else if (in.type == SY_KT_STREAM)
+		e = -EINVAL; /* not transformed: a failed transform, as an error would be */
+	if (e) {
 		sy_arena_free(&arena);
-		tcopy_end(t, -EAGAIN);
-		return;
+		return e;
 	}
-	if (in.type == SY_KT_STREAM) {
-		/* not transformed: a failed transform, as an error would be */
-		sy_arena_free(&arena);
-		tcopy_end(t, -EINVAL);
-		return;
-	}
+	/* the TTL as of now, not as of the look: the write lands as much later. Measured
+	 * from the look's send, so the look's own wait is taken off too (target's clock
+	 * and legacy's need not agree); run out meanwhile, the key is gone */
+	sy_tkey_age(&in, (now_us() - b->sent_us + 999) / 1000);
 	e = sy_xf_key(r->xf, r->reverse, &in, &out);
 	sy_arena_free(&arena);
-	if (e) {
-		tcopy_end(t, e == -EAGAIN ? -EINVAL : e);
-		return;
-	}
-	dst = r->ops->dest(r->owner, t->db, t->key, t->len, buf, sizeof(buf), &dk, &dl);
-	if (!dst) {
+	if (e)
+		return e == -EAGAIN ? -EINVAL : e;
+	if (out.n == 0)
+		return 1;
+	dst = r->ops->dest(r->owner, b->db, key, bk->len, buf, sizeof(buf), &dk, &dl);
+	if (!dst || !(p = part_of(b, dst))) {
 		sy_tkeys_free(&out);
-		tcopy_end(t, -EAGAIN);
-		return;
+		return -EAGAIN;
 	}
-	e = sy_tkeys_send(dst, &out, on_written, t, &t->parts);
-	for (size_t i = 0; i < out.n; i++)
-		if (out.v[i].type != SY_KT_NONE && out.v[i].n)
-			r->st->repaired_bytes += out.v[i].klen;
+	bk->first = p->cmds;
+	for (size_t j = 0; j < out.n && !e; j++) {
+		e = key_send(dst, v, &out.v[j], &p->cmds);
+		if (out.v[j].type != SY_KT_NONE && out.v[j].n)
+			r->st->repaired_bytes += out.v[j].klen;
+	}
+	v->n = 0;
 	sy_tkeys_free(&out);
 	if (e) {
-		t->failed = true;
-		if (t->parts == 0)
-			tcopy_end(t, -EAGAIN);
+		p->broken = true;
+		return -EAGAIN;
 	}
+	bk->ncmds = p->cmds - bk->first;
+	bk->part = p;
+	return 0;
 }
 
-static void ignore(struct sy_redis *c, redisReply *r, void *priv)
+static void on_looks(struct sy_redis *c, redisReply *rep, void *priv)
 {
+	struct tbatch *b = priv;
+	const char *exec[1] = {"EXEC"}, *discard[1] = {"DISCARD"};
+	size_t el[1] = {4}, dl[1] = {7};
+	bool ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == b->n;
+	struct vec v = {0};
+	uint32_t nparts;
+
 	(void)c;
-	(void)r;
-	(void)priv;
+	b->left++; /* held while the batch is sent */
+	for (uint32_t i = 0; i < b->n; i++) {
+		int e = ok ? key_copy(b, i, rep->element[i], &v) : -EAGAIN;
+
+		if (e)
+			key_done(b, i, e > 0 ? 0 : e);
+	}
+	free(v.argv);
+	free(v.lens);
+	nparts = b->nparts;
+	for (uint32_t i = 0; i < nparts; i++) {
+		struct dpart *p = &b->part[i];
+
+		if (!p->broken && sy_redis_sendv(p->dst, 1, exec, el, on_exec, p) == 0)
+			continue;
+		/* never leave the connection inside a transaction the replays would join */
+		sy_redis_sendv(p->dst, 1, discard, dl, NULL, NULL);
+		p->broken = false;
+		on_exec(p->dst, NULL, p);
+	}
+	if (--b->left == 0)
+		free(b);
 }
 
-int sy_repair_typed_start(struct sy_repair *r, int db, const char *key, size_t len)
+int sy_repair_typed_batch(struct sy_repair *r, int db, size_t n, const char *const *keys, const size_t *lens)
 {
 	struct sy_redis *src = *r->source;
-	struct tcopy *t = calloc(1, sizeof(*t) + len);
-	char n[16];
-	const char *sel[2] = {"SELECT", n};
-	size_t sell[2] = {6, (size_t)snprintf(n, sizeof(n), "%d", db)};
+	size_t bytes = 0;
+	struct tbatch *b;
+	char num[16];
+	const char *sel[2] = {"SELECT", num};
+	size_t sell[2] = {6, (size_t)snprintf(num, sizeof(num), "%d", db)};
 
-	if (!t)
+	if (n == 0 || n > SY_REPAIR_BATCH)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		bytes += lens[i];
+	if (!(b = calloc(1, sizeof(*b) + bytes)))
 		return -ENOMEM;
-	t->r = r;
-	t->db = db;
-	t->len = len;
-	memcpy(t->key, key, len);
-	if (sy_redis_sendv(src, 2, sel, sell, ignore, NULL) || sy_look_send(src, key, len, on_looked, t)) {
-		free(t);
+	b->r = r;
+	b->db = db;
+	b->n = b->left = (uint32_t)n;
+	bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		b->k[i].off = bytes;
+		b->k[i].len = lens[i];
+		memcpy(b->keys + bytes, keys[i], lens[i]);
+		bytes += lens[i];
+	}
+	b->sent_us = now_us();
+	/* the source connection is ours alone: select every time, cheap */
+	if (sy_redis_sendv(src, 2, sel, sell, NULL, NULL) || sy_looks_send(src, n, keys, lens, on_looks, b)) {
+		free(b);
 		return -EIO;
 	}
 	return 0;

@@ -69,11 +69,6 @@ bool sy_tkey_of_reply(redisReply *r, struct sy_tkey *k, const char *key, size_t 
  * zset by member with its score as a number). */
 uint64_t sy_tkey_digest(const struct sy_tkey *k);
 
-/* Sends `keys` to c as one MULTI … EXEC: for each, DEL and (unless its type is none)
- * the typed write and its PEXPIRE. cb gets every reply (2 + commands); *parts says
- * how many. 0 or a negative errno (nothing more will be answered then). */
-int sy_tkeys_send(struct sy_redis *c, const struct sy_tkeys *keys, sy_redis_reply_cb cb, void *priv,
-		  uint32_t *parts);
 /* Sends a write's commands to c (several: in MULTI … EXEC); *parts as above. */
 int sy_targvs_send(struct sy_redis *c, const struct sy_targvs *a, sy_redis_reply_cb cb, void *priv,
 		   uint32_t *parts);

@@ -128,6 +128,10 @@ char *sy_arena_dup(void **arena, const char *p, size_t n);
 void sy_arena_free(void **arena);
 void sy_targvs_free(struct sy_targvs *a);
 
+/* The key as it stands `aged_ms` after it was read: its TTL less that; a key whose TTL
+ * has run out meanwhile (or was 0) is absent (type none, no value). No expiry stays. */
+void sy_tkey_age(struct sy_tkey *k, uint64_t aged_ms);
+
 /* Version of a document (the value of `field` in a hash, or the attribute of a JSON
  * object in a string) into buf; false when it has none. */
 bool sy_tkey_version(const struct sy_tkey *k, const char *field, char *buf, size_t n);

@@ -405,3 +405,17 @@ int sy_targvs_read(lua_State *L, int idx, struct sy_targvs *out, char *err, size
 	out->v = v;
 	return rc;
 }
+
+void sy_tkey_age(struct sy_tkey *k, uint64_t aged_ms)
+{
+	if (k->ttl_ms < 0)
+		return;
+	k->ttl_ms = aged_ms >= (uint64_t)k->ttl_ms ? 0 : k->ttl_ms - (long long)aged_ms;
+	if (k->ttl_ms == 0) {
+		/* what forward_key gets for a deleted key: the target keys it names are deleted */
+		k->type = SY_KT_NONE;
+		k->ttl_ms = -1;
+		k->items = NULL;
+		k->n = 0;
+	}
+}

@@ -23,7 +23,7 @@ from sy import OUT, RedisServer, free_port, py_redis, spawn_py_redis, spec_yaml,
 
 # The minimal ACL of the agent's user, exactly as docs/operations.md gives it.
 AGENT_ACL = ("on ~* resetchannels -@all +@write -flushall -flushdb -swapdb +select +multi +exec +discard "
-             "+ping +info +dump +pttl +type +scan +dbsize +eval +get +hgetall +lrange +smembers +zrange +xrange")
+             "+ping +info +dump +pttl +type +scan +dbsize +eval +evalsha +script|load +get +hgetall +lrange +smembers +zrange +xrange")
 
 
 def unique(what):

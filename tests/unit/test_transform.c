@@ -317,6 +317,35 @@ static void version_of_documents(void **state)
 	assert_false(sy_tkey_version(&k, "_v", b, sizeof(b)));
 }
 
+/* A copy's TTL is the one left when it is written; run out, the key is gone. */
+static void ttl_aged_to_the_write(void **state)
+{
+	struct sy_tval v = {"x", 1};
+	struct sy_tkey k = {.key = "k", .klen = 1, .type = SY_KT_STRING, .ttl_ms = 5000, .items = &v, .n = 1};
+
+	(void)state;
+	sy_tkey_age(&k, 1200);
+	assert_int_equal(k.ttl_ms, 3800);
+	assert_int_equal(k.type, SY_KT_STRING);
+	assert_int_equal(k.n, 1);
+	sy_tkey_age(&k, 3799);
+	assert_int_equal(k.ttl_ms, 1);
+	sy_tkey_age(&k, 1);
+	assert_int_equal(k.type, SY_KT_NONE);
+	assert_int_equal(k.n, 0);
+	assert_true(k.ttl_ms < 0);
+	k = (struct sy_tkey){.key = "k", .klen = 1, .type = SY_KT_HASH, .ttl_ms = 10, .items = &v, .n = 1};
+	sy_tkey_age(&k, 60000);
+	assert_int_equal(k.type, SY_KT_NONE);
+	k = (struct sy_tkey){.key = "k", .klen = 1, .type = SY_KT_STRING, .ttl_ms = 0, .items = &v, .n = 1};
+	sy_tkey_age(&k, 0); /* PTTL 0: expiring now, never copied without expiry */
+	assert_int_equal(k.type, SY_KT_NONE);
+	k = (struct sy_tkey){.key = "k", .klen = 1, .type = SY_KT_STRING, .ttl_ms = -1, .items = &v, .n = 1};
+	sy_tkey_age(&k, 60000);
+	assert_int_equal(k.type, SY_KT_STRING);
+	assert_true(k.ttl_ms < 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +358,7 @@ int main(void)
 		cmocka_unit_test(limits_stop_a_call_and_the_state_lives_on),
 		cmocka_unit_test(writes_map_argv_or_fall_back),
 		cmocka_unit_test(version_of_documents),
+		cmocka_unit_test(ttl_aged_to_the_write),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
