@@ -462,20 +462,10 @@ static void on_looked(struct sy_redis *c, redisReply *rep, void *priv)
 	}
 }
 
-static void ignore(struct sy_redis *c, redisReply *r, void *priv)
-{
-	(void)c;
-	(void)r;
-	(void)priv;
-}
-
 int sy_repair_typed_start(struct sy_repair *r, int db, const char *key, size_t len)
 {
 	struct sy_redis *src = *r->source;
 	struct tcopy *t = calloc(1, sizeof(*t) + len);
-	char n[16];
-	const char *sel[2] = {"SELECT", n};
-	size_t sell[2] = {6, (size_t)snprintf(n, sizeof(n), "%d", db)};
 
 	if (!t)
 		return -ENOMEM;
@@ -483,7 +473,7 @@ int sy_repair_typed_start(struct sy_repair *r, int db, const char *key, size_t l
 	t->db = db;
 	t->len = len;
 	memcpy(t->key, key, len);
-	if (sy_redis_sendv(src, 2, sel, sell, ignore, NULL) || sy_look_send(src, key, len, on_looked, t)) {
+	if (sy_repair_select(r, src, db) || sy_look_send(src, key, len, on_looked, t)) {
 		free(t);
 		return -EIO;
 	}
