@@ -28,21 +28,10 @@ for _ in $(seq 200); do
 done
 redis-cli -p "$RPORT" info replication | grep -q 'master_link_status:up' ||
 	{ echo "bench: the replica did not attach" >&2; exit 1; }
-spec() { # mirror mode
-	cat > "$WORK/spec.yaml" <<YAML
-migrations:
-  - name: bench
-    legacy: ["127.0.0.1:$LPORT"]
-    target: ["127.0.0.1:$TPORT"]
-    ratio: 0%
-    mirror: $1
-    mirror_queue: 100000
-YAML
-}
-spec off
+bench_spec off "mirror_queue: 100000"
 bench_daemon "$WORK/spec.yaml"
 sleep 1
-mode() { spec "$1"; $SYCTL apply -f "$WORK/spec.yaml" >/dev/null; }
+mode() { bench_spec "$1" "mirror_queue: 100000"; $SYCTL apply -f "$WORK/spec.yaml" >/dev/null; }
 # A new migration: counters, lag histogram and the writers' table start empty.
 fresh() { $SYCTL delete bench --force >/dev/null; $SYCTL apply -f "$WORK/spec.yaml" >/dev/null; sleep 0.3; }
 
@@ -54,13 +43,6 @@ rb() { # in|out port clients pipeline requests
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
-mstat() { # field of the forward mirror stats
-	$SYCTL -o json get bench | /usr/bin/python3 -c '
-import json, sys
-m = json.load(sys.stdin)
-f = [x for x in m.get("mirror", []) if x.get("direction") == "forward"][0]
-print(" ".join(str(f.get(k, 0)) for k in sys.argv[1:]))' "$@"
-}
 lost() {
 	$SYCTL -o json get bench | /usr/bin/python3 -c '
 import json, sys
@@ -69,7 +51,7 @@ print(sum(int(s.get("eventsLost", 0)) for s in m["sides"]))'
 }
 wait_drained() {
 	for _ in $(seq 1200); do
-		read -r q dty < <(mstat queued dirty)
+		read -r q dty < <(bench_mstat queued dirty)
 		[ "$q" = 0 ] && [ "$dty" = 0 ] && return 0
 		sleep 0.05
 	done
@@ -99,9 +81,9 @@ for r in $(seq "$ROUNDS"); do
 	t0=$(date +%s.%N)
 	rps=$(rb in "$LPORT" 50 4 "$LAG_REQUESTS")
 	t1=$(date +%s.%N)
-	read -r mir < <(mstat mirrored)
+	read -r mir < <(bench_mstat mirrored)
 	wait_drained
-	read -r drop p50 p99 < <(mstat dropped lagP50Us lagP99Us)
+	read -r drop p50 p99 < <(bench_mstat dropped lagP50Us lagP99Us)
 	echo "$rps $(awk -v m="$mir" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", m / (b - a) }') $drop $(lost) $p50 $p99" \
 		>> "$WORK/lag"
 	printf "round %d: lag at -P 4: client %.0f rps, p50 %s us, p99 %s us, dropped %s\n" "$r" "$rps" "$p50" "$p99" \
@@ -144,12 +126,12 @@ rb in "$LPORT" 50 4 "$CAP_WRITES" >/dev/null
 t0=$(date +%s.%N)
 kill -CONT "$DPID"
 for _ in $(seq 1200); do
-	read -r mir q < <(mstat mirrored queued)
+	read -r mir q < <(bench_mstat mirrored queued)
 	[ "$mir" -ge "$CAP_WRITES" ] && [ "$q" = 0 ] && break
 	sleep 0.01
 done
 t1=$(date +%s.%N)
-read -r drop < <(mstat dropped)
+read -r drop < <(bench_mstat dropped)
 printf "drained %s mirrored writes in %.3f s: %.0f writes/s, dropped %s, ring-buffer records lost %s\n" "$mir" \
 	"$(echo "$t1 - $t0" | bc -l)" "$(echo "$mir / ($t1 - $t0)" | bc -l)" "$drop" "$(lost)"
 echo "(includes syctl polling every 10 ms)"

@@ -17,24 +17,9 @@ R=${R:-100000}
 
 bench_init mprof
 bench_redis LPORT TPORT
-cat > "$WORK/spec.yaml" <<YAML
-migrations:
-  - name: bench
-    legacy: ["127.0.0.1:$LPORT"]
-    target: ["127.0.0.1:$TPORT"]
-    ratio: 0%
-    mirror: forward
-    mirror_queue: 100000
-YAML
+bench_spec forward "mirror_queue: 100000"
 bench_daemon "$WORK/spec.yaml"
 sleep 1.5
-forward() {
-	$SYCTL -o json get bench | /usr/bin/python3 -c '
-import json, sys
-m = json.load(sys.stdin)
-f = [x for x in m.get("mirror", []) if x.get("direction") == "forward"][0]
-print(" ".join(str(f.get(k, 0)) for k in sys.argv[1:]))' "$@"
-}
 ticks() { awk '{ print $14 + $15 }' "/proc/$DPID/stat"; }
 
 c0=$(ticks)
@@ -50,12 +35,12 @@ strace) timeout -s INT 4 strace -c -f -p "$DPID" -o "$WORK/strace.txt" || true
 esac
 wait $RB
 for _ in $(seq 1200); do
-	read -r q d < <(forward queued dirty)
+	read -r q d < <(bench_mstat queued dirty)
 	[ "$q" = 0 ] && [ "$d" = 0 ] && break
 	sleep 0.05
 done
 c1=$(ticks)
-read -r mir drop conf rep p50 p99 < <(forward mirrored dropped conflicts repaired lagP50Us lagP99Us)
+read -r mir drop conf rep p50 p99 < <(bench_mstat mirrored dropped conflicts repaired lagP50Us lagP99Us)
 printf "client %s rps; mirrored %s, dropped %s, conflicts %s, copied %s; lag p50 %s us, p99 %s us;" \
 	"$(awk -F'"' '/^"SET"/ { print $4 }' "$WORK/rb")" "$mir" "$drop" "$conf" "$rep" "$p50" "$p99"
 printf " agent CPU %d ns per mirrored write\n" $(((c1 - c0) * 1000000000 / $(getconf CLK_TCK) / (mir > 0 ? mir : 1)))
