@@ -7,6 +7,9 @@
 #   bench_daemon SPEC [ARG...] → starts switchyardd on SPEC in $CG (more options after
 #                            it); sets $DPID, $SYCTL
 #   port                   → a free TCP port on 127.0.0.1
+#   bench_spec MODE [LINE...] → $WORK/spec.yaml: migration "bench", $LPORT → $TPORT at
+#                            0 %, mirror MODE, then each LINE as a field ("sample_reads: 1")
+#   bench_mstat FIELD...   → those fields of bench's forward mirror stats (syctl -o json)
 OUT=${OUT:-build}
 pids=()
 
@@ -56,3 +59,25 @@ bench_daemon() {
 
 # Runs a command inside the benchmark's cgroup.
 in_cg() { sh -c "echo \$\$ > $CG/cgroup.procs; exec $*"; }
+
+bench_spec() {
+	local mode=$1 line
+	shift
+	cat > "$WORK/spec.yaml" <<YAML
+migrations:
+  - name: bench
+    legacy: ["127.0.0.1:$LPORT"]
+    target: ["127.0.0.1:$TPORT"]
+    ratio: 0%
+    mirror: $mode
+YAML
+	for line in "$@"; do echo "    $line" >> "$WORK/spec.yaml"; done
+}
+
+bench_mstat() {
+	$SYCTL -o json get bench | /usr/bin/python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+f = [x for x in m.get("mirror", []) if x.get("direction") == "forward"][0]
+print(" ".join(str(f.get(k, 0)) for k in sys.argv[1:]))' "$@"
+}

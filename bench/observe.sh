@@ -20,15 +20,7 @@ ROUNDS=${ROUNDS:-5} # part 2: fresh agents, median
 LOAD_N=${LOAD_N:-500000}
 MIGS=${MIGS:-10} # migrations in part 2: "bench" and MIGS-1 idle ones (ports nobody serves)
 spec() { # mirror sample_reads [extra migrations]
-	cat > "$WORK/spec.yaml" <<YAML
-migrations:
-  - name: bench
-    legacy: ["127.0.0.1:$LPORT"]
-    target: ["127.0.0.1:$TPORT"]
-    ratio: 0%
-    mirror: $1
-    sample_reads: $2
-YAML
+	bench_spec "$1" "sample_reads: $2"
 	for i in $(seq 2 "${3:-1}"); do
 		cat >> "$WORK/spec.yaml" <<YAML
   - name: idle$i

@@ -20,14 +20,7 @@ BASE=${BASE:-}
 
 bench_init pcost
 bench_redis LPORT TPORT
-cat > "$WORK/spec.yaml" <<YAML
-migrations:
-  - name: bench
-    legacy: ["127.0.0.1:$LPORT"]
-    target: ["127.0.0.1:$TPORT"]
-    ratio: 0%
-    mirror: off
-YAML
+bench_spec off
 bench_daemon "$WORK/spec.yaml"
 CG_B="$CG-base"
 BPFFS_B="$BPFFS-base"

@@ -14,15 +14,7 @@ ROUNDS=${ROUNDS:-3}
 bench_init vbench
 bench_redis LPORT TPORT
 spec() { # sample_reads
-	cat > "$WORK/spec.yaml" <<YAML
-migrations:
-  - name: bench
-    legacy: ["127.0.0.1:$LPORT"]
-    target: ["127.0.0.1:$TPORT"]
-    ratio: 0%
-    mirror: off
-    sample_reads: $1
-YAML
+	bench_spec off "sample_reads: $1"
 }
 spec 0
 bench_daemon "$WORK/spec.yaml"

@@ -262,11 +262,15 @@ static void drain_signals(struct sy_loop *l)
 	}
 }
 
+/* Runs the timers due now that existed when the pass began: a timer a callback adds with
+ * 0 ms runs after the next pass over the descriptors, never in this one, so that a
+ * component that re-arms itself at once while busy (the capture drain) cannot keep the
+ * loop from its I/O. */
 static int run_timers(struct sy_loop *l)
 {
-	uint64_t now = sy_now_ms();
+	uint64_t now = sy_now_ms(), first_new = l->next_id;
 
-	while (l->nheap && l->heap[0].due <= now) {
+	while (l->nheap && l->heap[0].due <= now && l->heap[0].id < first_new) {
 		struct timer t = l->heap[0];
 
 		l->heap[0] = l->heap[--l->nheap];
@@ -278,7 +282,7 @@ static int run_timers(struct sy_loop *l)
 	}
 	if (!l->nheap)
 		return -1;
-	return (int)(l->heap[0].due - now);
+	return l->heap[0].due <= now ? 0 : (int)(l->heap[0].due - now);
 }
 
 int sy_loop_run(struct sy_loop *l)

@@ -309,14 +309,20 @@ int sy_capture_drain(struct sy_capture *c)
 	return n;
 }
 
-/* Idle: every drain_ms. Busy (the last drain found records): every millisecond, so a
- * captured write waits at most about 1 ms before the mirror sees it. */
+/* The drain adapts to the load. Idle: every drain_ms. A trickle (the last drain found a
+ * few records): every millisecond, so that records gather into a batch. Busy (a batch's
+ * worth): again right after the loop's next pass over its descriptors — the replies of
+ * the last batch read, its replays written — so a captured write waits for the agent's
+ * own work, not for a clock tick (a fixed 1 ms timer, sleeping up to 2 ms between
+ * batches, made a large part of the lag at -P 4). */
+#define BUSY_RECORDS 32
+
 static void on_timer(struct sy_loop *l, void *arg)
 {
 	struct sy_capture *c = arg;
 	int n = sy_capture_drain(c);
 
-	c->timer = sy_loop_add_timer(l, n > 0 ? 1 : c->drain_ms, on_timer, c);
+	c->timer = sy_loop_add_timer(l, n >= BUSY_RECORDS ? 0 : n > 0 ? 1 : c->drain_ms, on_timer, c);
 }
 
 static void on_wakeup(struct sy_loop *l, int fd, unsigned events, void *arg)

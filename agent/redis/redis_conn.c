@@ -14,6 +14,20 @@
 #include "model/endpoint.h"
 #include "redis/auth.h"
 
+/* Reply objects. hiredis allocates every reply and its string and frees both after the
+ * callback, two malloc/free pairs per replayed command. A top-level reply that is not an
+ * array (+OK, :N, -ERR, nil, a short bulk) — what replays and most other commands get
+ * back — is built in the connection's scratch object instead: the callback has it only
+ * while it runs, which is all hiredis promises anyway. Arrays and their elements are
+ * allocated as hiredis does and freed by freeReplyObject. */
+#define SCRATCH_STR 256
+/* A scratch object says so in its `element`, which non-array replies do not use. */
+static redisReply *scratch_mark[1];
+
+/* hiredis empties its output buffer after each write and grows it again command by
+ * command (a realloc at every doubling); a batch of replays starts it at this size. */
+#define OBUF_START 16384
+
 struct sy_redis {
 	struct sy_loop *loop;
 	redisAsyncContext *ac; /* NULL once gone */
@@ -33,12 +47,100 @@ struct sy_redis {
 	sy_redis_state_cb cb;
 	void *arg;
 	char name[SY_EP_STRLEN];
+	redisReply scratch;
+	char scratch_str[SCRATCH_STR];
 };
 
 struct call {
 	struct sy_redis *c;
 	sy_redis_reply_cb cb;
 	void *priv;
+};
+
+/* The object a reply of `type` is built in, linked into its parent array if any. The
+ * type is the reply's, not the task's: a nil comes as a bulk or array task. */
+static redisReply *reply_obj(const redisReadTask *task, int type, size_t str_len)
+{
+	struct sy_redis *c = task->privdata;
+	bool has_str = type == REDIS_REPLY_STRING || type == REDIS_REPLY_STATUS || type == REDIS_REPLY_ERROR;
+	redisReply *r;
+
+	if (!task->parent && type != REDIS_REPLY_ARRAY && str_len < SCRATCH_STR) {
+		r = &c->scratch;
+		memset(r, 0, sizeof(*r));
+		r->element = scratch_mark;
+		if (has_str)
+			r->str = c->scratch_str;
+	} else {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return NULL;
+		if (has_str && !(r->str = malloc(str_len + 1))) {
+			free(r);
+			return NULL;
+		}
+		if (task->parent)
+			((redisReply *)task->parent->obj)->element[task->idx] = r;
+	}
+	r->type = type;
+	return r;
+}
+
+static void *reply_string(const redisReadTask *task, char *str, size_t len)
+{
+	redisReply *r = reply_obj(task, task->type, len);
+
+	if (r) {
+		memcpy(r->str, str, len);
+		r->str[len] = 0;
+		r->len = len;
+	}
+	return r;
+}
+
+static void *reply_array(const redisReadTask *task, int elements)
+{
+	redisReply *r = reply_obj(task, REDIS_REPLY_ARRAY, 0);
+
+	if (r && elements > 0 && !(r->element = calloc((size_t)elements, sizeof(*r->element)))) {
+		if (task->parent)
+			((redisReply *)task->parent->obj)->element[task->idx] = NULL;
+		free(r);
+		return NULL;
+	}
+	if (r)
+		r->elements = elements > 0 ? (size_t)elements : 0;
+	return r;
+}
+
+static void *reply_integer(const redisReadTask *task, long long value)
+{
+	redisReply *r = reply_obj(task, REDIS_REPLY_INTEGER, 0);
+
+	if (r)
+		r->integer = value;
+	return r;
+}
+
+static void *reply_nil(const redisReadTask *task)
+{
+	return reply_obj(task, REDIS_REPLY_NIL, 0);
+}
+
+static void reply_free(void *p)
+{
+	redisReply *r = p;
+
+	if (r && r->element != scratch_mark)
+		freeReplyObject(r);
+}
+
+static redisReplyObjectFunctions reply_fns = {
+	.createString = reply_string,
+	.createArray = reply_array,
+	.createInteger = reply_integer,
+	.createNil = reply_nil,
+	.freeObject = reply_free,
 };
 
 static void on_fd(struct sy_loop *l, int fd, unsigned events, void *arg)
@@ -233,6 +335,8 @@ struct sy_redis *sy_redis_connect(struct sy_loop *l, const struct sy_endpoint *e
 		return NULL;
 	}
 	c->ac->data = c;
+	c->ac->c.reader->fn = &reply_fns;
+	c->ac->c.reader->privdata = c;
 	c->fd = c->ac->c.fd;
 	c->ac->ev.data = c;
 	c->ac->ev.addRead = add_read;
@@ -290,6 +394,14 @@ static int open_call(struct sy_redis *c, sy_redis_reply_cb cb, void *priv, struc
 	return *k ? 0 : -ENOMEM;
 }
 
+static void obuf_start(struct sy_redis *c)
+{
+	sds o = c->ac->c.obuf;
+
+	if (o && sdslen(o) == 0 && sdsavail(o) < OBUF_START && (o = sdsMakeRoomFor(o, OBUF_START)))
+		c->ac->c.obuf = o;
+}
+
 int sy_redis_send(struct sy_redis *c, const char *resp, size_t len, sy_redis_reply_cb cb, void *priv)
 {
 	struct call *k;
@@ -297,6 +409,7 @@ int sy_redis_send(struct sy_redis *c, const char *resp, size_t len, sy_redis_rep
 
 	if ((e = open_call(c, cb, priv, &k)))
 		return e;
+	obuf_start(c);
 	if (redisAsyncFormattedCommand(c->ac, on_reply, k, resp, len) != REDIS_OK) {
 		free(k);
 		return -EIO;
@@ -313,6 +426,7 @@ int sy_redis_sendv(struct sy_redis *c, int argc, const char **argv, const size_t
 
 	if ((e = open_call(c, cb, priv, &k)))
 		return e;
+	obuf_start(c);
 	if (redisAsyncCommandArgv(c->ac, on_reply, k, argc, argv, lens) != REDIS_OK) {
 		free(k);
 		return -EIO;

@@ -24,6 +24,7 @@
 #include "shadow/clients.h"
 #include "shadow/mirror_state.h"
 #include "shadow/repair.h"
+#include "shadow/replay_rec.h"
 #include "shadow/transform_copy.h"
 #include "shadow/writers.h"
 
@@ -198,34 +199,15 @@ static void mark_dirty(struct dir *d, int db, const char *k, size_t len, uint64_
 {
 	/* the engine borrows the direction's source connection and stats */
 	if (!d->rep.ops)
-		sy_repair_init(&d->rep, d->mig->m->loop, &repair_ops, d, &d->src.r, &d->mig->active, &d->st);
+		sy_repair_init(&d->rep, d->mig->m->loop, &repair_ops, d, &d->src.r, &d->src.db,
+			       &d->mig->active, &d->st);
 	d->rep.xf = d->mig->xf, d->rep.reverse = d->dir == SY_DIR_REVERSE;
 	sy_repair_mark(&d->rep, db, k, len, delay_ms);
 }
 
 /* ---- replay ----------------------------------------------------------------------- */
 
-/* One replayed command (or transaction) awaiting its reply: what to repair if it fails. */
-struct pending {
-	struct dir *d;
-	uint64_t ts_ns;
-	int db;
-	int nkeys;
-	uint32_t parts; /* replies still expected (a transaction: MULTI, cmds, EXEC) */
-	bool failed;
-	size_t *klen;
-	char *kdata; /* the keys (source-side names), one after the other */
-	size_t kbytes;
-};
-
-static void pending_free(struct pending *p)
-{
-	free(p->klen);
-	free(p->kdata);
-	free(p);
-}
-
-static void repair_keys_of(struct pending *p, uint64_t delay)
+static void repair_keys_of(struct sy_pending *p, uint64_t delay)
 {
 	size_t off = 0;
 
@@ -237,7 +219,7 @@ static void repair_keys_of(struct pending *p, uint64_t delay)
 
 static void on_replayed(struct sy_redis *c, redisReply *r, void *priv)
 {
-	struct pending *p = priv;
+	struct sy_pending *p = priv;
 	struct dir *d = p->d;
 
 	(void)c;
@@ -252,58 +234,21 @@ static void on_replayed(struct sy_redis *c, redisReply *r, void *priv)
 		d->st.failed++;
 		repair_keys_of(p, SETTLE_MS);
 	} else {
-		uint64_t now = mono_ns(), lag_ms = now > p->ts_ns ? (now - p->ts_ns) / 1000000 : 0;
+		/* one clock read per answer: sy_now_ms() is the same clock, in ms */
+		uint64_t now = mono_ns(), now_ms = now / 1000000;
+		uint64_t lag_ms = now > p->ts_ns ? (now - p->ts_ns) / 1000000 : 0;
 
 		d->st.mirrored++;
 		d->st.lag[sy_log2_bucket(now > p->ts_ns ? (now - p->ts_ns) / 1000 : 0)]++;
-		if (sy_now_ms() - d->lag_epoch_ms >= 2000) {
+		if (now_ms - d->lag_epoch_ms >= 2000) {
 			d->lag_prev_ms = d->lag_cur_ms;
 			d->lag_cur_ms = 0;
-			d->lag_epoch_ms = sy_now_ms();
+			d->lag_epoch_ms = now_ms;
 		}
 		if (lag_ms > d->lag_cur_ms)
 			d->lag_cur_ms = lag_ms;
 	}
-	pending_free(p);
-}
-
-static struct pending *pending_new(struct dir *d, uint64_t ts, int db)
-{
-	struct pending *p = calloc(1, sizeof(*p));
-
-	if (p) {
-		p->d = d;
-		p->ts_ns = ts;
-		p->db = db;
-	}
-	return p;
-}
-
-static int pending_keys(struct pending *p, int argc, const char *const *argv, const size_t *lens,
-			const int *idx, int n)
-{
-	size_t add = 0, *l;
-	char *k;
-
-	for (int i = 0; i < n; i++)
-		if (idx[i] < argc)
-			add += lens[idx[i]];
-	l = realloc(p->klen, (size_t)(p->nkeys + n) * sizeof(*l));
-	if (!l)
-		return -ENOMEM;
-	p->klen = l;
-	k = realloc(p->kdata, p->kbytes + add + 1);
-	if (!k)
-		return -ENOMEM;
-	p->kdata = k;
-	for (int i = 0; i < n; i++) {
-		if (idx[i] >= argc)
-			continue;
-		memcpy(p->kdata + p->kbytes, argv[idx[i]], lens[idx[i]]);
-		p->kbytes += lens[idx[i]];
-		l[p->nkeys++] = lens[idx[i]];
-	}
-	return 0;
+	sy_pending_free(&p->d->mig->m->pool, p);
 }
 
 /* The state of client connection `cookie` (clients.c). */
@@ -337,12 +282,12 @@ static void replay_sent(struct dir *d)
 }
 
 /* A replay that could not be sent: its keys (p may be NULL) are copied again later. */
-static void replay_failed(struct dir *d, struct pending *p)
+static void replay_failed(struct dir *d, struct sy_pending *p)
 {
 	d->st.failed++;
 	if (p) {
 		repair_keys_of(p, RETRY_MS);
-		pending_free(p);
+		sy_pending_free(&p->d->mig->m->pool, p);
 	}
 }
 
@@ -353,23 +298,23 @@ static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const 
 		   int *keys, int nkeys)
 {
 	struct mig *g = d->mig;
-	struct pending *p = NULL;
+	struct sy_pending *p = NULL;
 	struct dconn *dc = dst_for(d, c->cookie);
 	uint32_t limit = g->spec.mirror_queue ? g->spec.mirror_queue : SY_MIRROR_QUEUE_DEFAULT;
 	int e;
 
-	p = pending_new(d, c->ts_ns, s->db);
-	if (!p || pending_keys(p, a->argc, a->argv, a->lens, keys, nkeys))
+	p = sy_pending_new(&g->m->pool, d, c->ts_ns, s->db);
+	if (!p || sy_pending_keys(p, a->argc, a->argv, a->lens, keys, nkeys))
 		goto fail;
 	if (d->inflight >= limit) {
 		d->st.dropped++;
 		repair_keys_of(p, SETTLE_MS);
-		pending_free(p);
+		sy_pending_free(&p->d->mig->m->pool, p);
 		return;
 	}
-	if (mono_ns() - c->ts_ns > LATE_TTL_MS * 1000000ull && sy_argv_relative_ttl(a)) {
+	if (sy_argv_relative_ttl(a) && mono_ns() - c->ts_ns > LATE_TTL_MS * 1000000ull) {
 		repair_keys_of(p, 0);
-		pending_free(p);
+		sy_pending_free(&p->d->mig->m->pool, p);
 		return;
 	}
 	if (!sy_redis_alive(dc->r) || select_db(dc, s->db, ignore_reply))
@@ -380,25 +325,18 @@ static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const 
 				 on_replayed, p, &p->parts);
 		if (e > 0 || (e == 0 && !p->parts)) {
 			e > 0 ? repair_keys_of(p, SETTLE_MS) : (void)d->st.mirrored++;
-			pending_free(p);
+			sy_pending_free(&p->d->mig->m->pool, p);
 			return;
 		}
 		p->failed = e < 0;
 		e = e < 0 && !p->parts;
 	} else if (!g->spec.n_rewrite && !c->is_inline) {
 		/* the captured bytes as they are: the header rebuilt, the body copied once */
-		size_t nl = a->lens[0], cap = c->len + nl + 64;
-		char *raw = malloc(cap);
-		int h;
+		size_t nl = a->lens[0], n;
 
-		if (!raw)
+		if (!(n = sy_replay_raw(&g->m->pool, c->argc, c->name, nl, c->body, c->len)))
 			goto fail;
-		h = snprintf(raw, cap, "*%u\r\n$%zu\r\n", c->argc, nl);
-		memcpy(raw + h, c->name, nl);
-		memcpy(raw + h + nl, "\r\n", 2);
-		memcpy(raw + h + nl + 2, c->body, c->len);
-		e = sy_redis_send(dc->r, raw, (size_t)h + nl + 2 + c->len, on_replayed, p);
-		free(raw);
+		e = sy_redis_send(dc->r, g->m->pool.raw, n, on_replayed, p);
 	} else if (g->spec.n_rewrite) {
 		const char **argv;
 		size_t *lens;
@@ -426,7 +364,7 @@ static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts, uint64_t
 {
 	struct mig *g = d->mig;
 	struct dconn *dc = dst_for(d, cookie);
-	struct pending *p = pending_new(d, ts, s->db);
+	struct sy_pending *p = sy_pending_new(&g->m->pool, d, ts, s->db);
 	uint32_t limit = g->spec.mirror_queue ? g->spec.mirror_queue : SY_MIRROR_QUEUE_DEFAULT;
 	const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
 	size_t ml[1] = {5}, el[1] = {4};
@@ -435,18 +373,19 @@ static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts, uint64_t
 
 	STAILQ_FOREACH(t, &s->txn, link)
 	if (ok)
-		ok = pending_keys(p, t->argc, (const char *const *)t->argv, t->lens, t->keys, t->nkeys) == 0;
+		ok = sy_pending_keys(p, t->argc, (const char *const *)t->argv, t->lens, t->keys, t->nkeys) ==
+		     0;
 	if (!ok)
 		goto fail;
 	if (s->txn_n == 0) { /* reads only, or nothing: nothing to replay */
-		pending_free(p);
+		sy_pending_free(&p->d->mig->m->pool, p);
 		return;
 	}
 	if (s->txn_bad || g->xf || d->inflight >= limit) { /* a transform: key by key */
 		if (!s->txn_bad && !g->xf)
 			d->st.dropped++;
 		repair_keys_of(p, SETTLE_MS);
-		pending_free(p);
+		sy_pending_free(&p->d->mig->m->pool, p);
 		return;
 	}
 	if (!sy_redis_alive(dc->r) || select_db(dc, s->db, ignore_reply))
@@ -512,6 +451,8 @@ static bool txn_command(struct dir *d, struct sy_client *s, const struct sy_comm
 	return true;
 }
 
+#define KEYS_INLINE 16 /* key positions of a command with this many arguments: on the stack */
+
 void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 {
 	struct sy_mirror *m = arg;
@@ -521,7 +462,7 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	struct dir *d;
 	struct sy_client *s;
 	struct sy_argv a;
-	int *keys = NULL, nkeys = 0, e;
+	int keys_s[KEYS_INLINE], *keys = NULL, nkeys = 0, e;
 
 	if (c->type != SY_EVT_WRITE || !(ms = seen_of(m, c->mig_id)))
 		return;
@@ -570,7 +511,7 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		sy_argv_free(&a);
 		return;
 	}
-	keys = malloc((size_t)(a.argc ? a.argc : 1) * sizeof(int));
+	keys = a.argc <= KEYS_INLINE ? keys_s : malloc((size_t)a.argc * sizeof(int));
 	nkeys = keys ? sy_command_keys(cmd, a.argc, (const char *const *)a.argv, a.lens, keys, a.argc)
 		     : -ENOMEM;
 	if (nkeys < 0) {
@@ -582,7 +523,8 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		}
 		if (nkeys < 0) {
 			flag_audit(d, "a write's keys could not be found");
-			free(keys);
+			if (keys != keys_s)
+				free(keys);
 			sy_argv_free(&a);
 			return;
 		}
@@ -596,7 +538,8 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		/* outside the migration's scope (`scope:`): not migrated, by the first key as
 		 * the kernel sees it */
 		d->st.out_of_scope++;
-		free(keys);
+		if (keys != keys_s)
+			free(keys);
 		sy_argv_free(&a);
 		return;
 	}
@@ -632,7 +575,8 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	} else {
 		replay(d, s, &a, c, keys, nkeys);
 	}
-	free(keys);
+	if (keys != keys_s)
+		free(keys);
 	sy_argv_free(&a);
 }
 
@@ -801,6 +745,7 @@ void sy_mirror_free(struct sy_mirror *m)
 	for (int i = 0; i < SY_MAX_MIGRATIONS; i++)
 		if (m->migs[i].active)
 			mig_stop(&m->migs[i]);
+	sy_pending_pool_free(&m->pool);
 	free(m);
 }
 

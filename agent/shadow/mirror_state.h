@@ -13,6 +13,7 @@
 #include "shadow/clients.h"
 #include "shadow/mirror.h"
 #include "shadow/repair.h"
+#include "shadow/replay_rec.h"
 #include "shadow/writers.h"
 
 #define NCONN 4 /* destination connections per direction */
@@ -68,6 +69,7 @@ struct sy_mirror {
 	uint64_t check_timer;
 	sy_mirror_audit_fn on_audit; /* told when a direction becomes needs-audit */
 	void *on_audit_arg;
+	struct sy_pending_pool pool; /* replays' records and their RESP (replay_rec.c) */
 };
 
 #endif

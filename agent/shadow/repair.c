@@ -10,6 +10,7 @@
 #include "core/fnv.h"
 #include "core/loop.h"
 #include "redis/redis_conn.h"
+#include "shadow/jobs.h"
 #include "shadow/mirror.h"
 
 #define DIRTY_BUCKETS 65536
@@ -253,7 +254,6 @@ static void run_dump(struct sy_repair *r, uint64_t now)
 		struct sy_redis *src = *r->source;
 		struct sy_dkey *e;
 		struct copy *cp;
-		char n[16];
 
 		if (!sy_redis_alive(src)) {
 			kick(r, SY_REPAIR_RETRY_MS);
@@ -275,15 +275,12 @@ static void run_dump(struct sy_repair *r, uint64_t now)
 		r->inflight++;
 		r->ops->copying(r->owner, cp->db, cp->key, cp->len);
 		{
-			const char *sel[2] = {"SELECT", n};
-			size_t sell[2] = {6, (size_t)snprintf(n, sizeof(n), "%d", cp->db)};
 			const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
 			size_t ml[1] = {5}, el[1] = {4};
 			const char *dump[2] = {"DUMP", cp->key}, *pttl[2] = {"PTTL", cp->key};
 			size_t kl[2] = {4, cp->len};
 
-			/* the source connection is ours alone: select every time, cheap */
-			if (sy_redis_sendv(src, 2, sel, sell, on_queued, NULL) ||
+			if (sy_repair_select(r, src, cp->db) ||
 			    sy_redis_sendv(src, 1, multi, ml, on_queued, NULL) ||
 			    sy_redis_sendv(src, 2, dump, kl, on_queued, NULL) ||
 			    sy_redis_sendv(src, 2, pttl, kl, on_queued, NULL) ||
@@ -314,6 +311,17 @@ static void run(struct sy_loop *l, void *arg)
 	}
 }
 
+int sy_repair_select(struct sy_repair *r, struct sy_redis *src, int db)
+{
+	/* the source connection is the owner's alone, so what it last selected holds:
+	 * one SELECT per change instead of one per copy (a fifth of a copy's commands) */
+	if (sy_job_select(src, r->source_db, db)) {
+		*r->source_db = -1;
+		return -EIO;
+	}
+	return 0;
+}
+
 static void kick(struct sy_repair *r, uint64_t delay_ms)
 {
 	if (r->timer)
@@ -324,12 +332,14 @@ static void kick(struct sy_repair *r, uint64_t delay_ms)
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
 void sy_repair_init(struct sy_repair *r, struct sy_loop *l, const struct sy_repair_ops *ops, void *owner,
-		    struct sy_redis *const *source, const bool *active, struct sy_mirror_stats *st)
+		    struct sy_redis *const *source, int *source_db, const bool *active,
+		    struct sy_mirror_stats *st)
 {
 	r->loop = l;
 	r->ops = ops;
 	r->owner = owner;
 	r->source = source;
+	r->source_db = source_db;
 	r->active = active;
 	r->st = st;
 }

@@ -58,6 +58,7 @@ struct sy_repair {
 	const struct sy_repair_ops *ops;
 	void *owner;
 	struct sy_redis *const *source; /* the owner's source connection (DUMP), may change */
+	int *source_db;			/* the database it is on; the owner sets 0 at connect */
 	const bool *active;		/* the owner's: no copy starts while false */
 	struct sy_mirror_stats *st;	/* repaired, repair_failed, repaired_bytes, dirty */
 	/* the dirty-key set */
@@ -73,7 +74,10 @@ struct sy_repair {
 /* Zeroed memory is a stopped, empty engine; init may be called again with the same
  * arguments (it keeps the set). */
 void sy_repair_init(struct sy_repair *r, struct sy_loop *l, const struct sy_repair_ops *ops, void *owner,
-		    struct sy_redis *const *source, const bool *active, struct sy_mirror_stats *st);
+		    struct sy_redis *const *source, int *source_db, const bool *active,
+		    struct sy_mirror_stats *st);
+/* Brings the source connection to `db` (a SELECT only when it is on another). */
+int sy_repair_select(struct sy_repair *r, struct sy_redis *src, int db);
 /* Marks a key (source-side name) for a copy in `delay_ms` at the earliest. */
 void sy_repair_mark(struct sy_repair *r, int db, const char *key, size_t len, uint64_t delay_ms);
 /* Whether a key (source-side name) waits in the set. */

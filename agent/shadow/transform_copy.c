@@ -555,9 +555,6 @@ int sy_repair_typed_batch(struct sy_repair *r, int db, size_t n, const char *con
 	struct sy_redis *src = *r->source;
 	size_t bytes = 0;
 	struct tbatch *b;
-	char num[16];
-	const char *sel[2] = {"SELECT", num};
-	size_t sell[2] = {6, (size_t)snprintf(num, sizeof(num), "%d", db)};
 
 	if (n == 0 || n > SY_REPAIR_BATCH)
 		return -EINVAL;
@@ -576,8 +573,9 @@ int sy_repair_typed_batch(struct sy_repair *r, int db, size_t n, const char *con
 		bytes += lens[i];
 	}
 	b->sent_us = now_us();
-	/* the source connection is ours alone: select every time, cheap */
-	if (sy_redis_sendv(src, 2, sel, sell, NULL, NULL) || sy_looks_send(src, n, keys, lens, on_looks, b)) {
+	/* through the owner's record of the selected database: the DUMP/RESTORE copy (a
+	 * transform removed by a reload) relies on it being right */
+	if (sy_repair_select(r, src, db) || sy_looks_send(src, n, keys, lens, on_looks, b)) {
 		free(b);
 		return -EIO;
 	}
