@@ -76,8 +76,7 @@ enum sy_resp_state {
 SY_INLINE void sy_resp_reset_cmd(struct sy_resp *r)
 {
 	r->flags = 0;
-	/* r->name keeps the last command's name until the next name's first byte (the
-	 * fast path compares it: pipelines repeat names); name_len 0 says it is stale */
+	__builtin_memset(r->name, 0, sizeof(r->name)); /* the name is the table's map key */
 	r->name_len = 0;
 	r->key_len = 0;
 	r->class = SY_CLASS_OTHER;
@@ -125,8 +124,6 @@ SY_INLINE void sy_resp_keep(struct sy_resp *r, __u8 c)
 
 	if (r->arg == 0) {
 		i = r->name_len;
-		if (i == 0)
-			__builtin_memset(r->name, 0, sizeof(r->name)); /* the table's key: zero padded */
 		if (i < SY_CMD_NAME_MAX) {
 			r->name[SY_RESP_IDX(i, 31)] = sy_resp_upper(c);
 			r->name_len = i + 1;
@@ -147,11 +144,8 @@ SY_INLINE void sy_resp_keep(struct sy_resp *r, __u8 c)
 /* Events for the end of argument r->arg. */
 SY_INLINE int sy_resp_arg_done(struct sy_resp *r)
 {
-	if (r->arg == 0) {
-		if (r->name_len == 0) /* an empty name: no byte cleared the last one */
-			__builtin_memset(r->name, 0, sizeof(r->name));
+	if (r->arg == 0)
 		return SY_RESP_EV_NAME;
-	}
 	if (r->first_key && r->arg == r->first_key && !(r->flags & SY_RESPF_KEYSEEN)) {
 		r->flags |= SY_RESPF_KEYSEEN;
 		return SY_RESP_EV_KEY;
@@ -317,36 +311,6 @@ SY_INLINE int sy_resp_skipped(struct sy_resp *r, __u32 n)
  * into *ev. The state reached is exactly what feeding the same bytes one by one would reach; anything unusual
  * (multi-digit counts, errors) is left to the byte path. */
 #define SY_RESP_FAST_ARGS 4
-
-/* Whether the n (1..SY_RESP_FAST_NAME) name bytes at p[k..] are what r->name holds,
- * zero padded, so that the copy (upper-casing, padding) can be skipped: pipelines
- * repeat names. r->name never holds a lower-case letter (every writer upper-cases), so
- * bytes equal to it are their own upper case: the state is the copy's, byte for byte.
- * Reads p[k..k+16): the caller checked k + 16 <= avail and k < 32. Word compares,
- * so little-endian only (BPF on x86, the host); elsewhere it always says no. */
-SY_INLINE int sy_resp_same_name(const struct sy_resp *r, const __u8 *p, __u32 k, __u32 n)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	__u64 w0, w1, n0, n1, n2;
-
-	__builtin_memcpy(&w0, p + (k & 31), 8);
-	__builtin_memcpy(&w1, p + (k & 31) + 8, 8);
-	__builtin_memcpy(&n0, r->name, 8);
-	__builtin_memcpy(&n1, r->name + 8, 8);
-	__builtin_memcpy(&n2, r->name + 16, 8);
-	if (n < 8) {
-		w0 &= (1ULL << (8 * n)) - 1;
-		w1 = 0;
-	} else if (n < 16) {
-		w1 &= (1ULL << (8 * (n - 8))) - 1;
-	}
-	return w0 == n0 && w1 == n1 && n2 == 0;
-#else
-	(void)r, (void)p, (void)k, (void)n;
-	return 0;
-#endif
-}
-
 /* In *ev on entry to sy_resp_fast (a kernel function takes at most 5 arguments). */
 #define SY_RESP_IN_NAMES_ONLY 0x100
 
@@ -382,13 +346,10 @@ SY_FAST_FN __u32 sy_resp_fast(struct sy_resp *r, const struct sy_window *win, __
 	    r->num <= SY_RESP_FAST_NAME + 2 && k + r->num <= avail) {
 		/* a whole short name and its "\r\n" */
 		n = r->num - 2;
-		if (k >= 32 || k + SY_RESP_FAST_NAME > avail || !sy_resp_same_name(r, p, k, n)) {
-			/* a fixed trip count (the name stays zero padded: it is the table's key) */
-			SY_UNROLL
-			for (i = 0; i < SY_RESP_FAST_NAME; i++)
-				r->name[i] = i >= n ? 0 : sy_resp_upper(p[(k + i) & (SY_FAST_WINDOW - 1)]);
-			__builtin_memset(r->name + SY_RESP_FAST_NAME, 0, SY_CMD_NAME_MAX - SY_RESP_FAST_NAME);
-		}
+		/* a fixed trip count (the name stays zero padded: it is the table's key) */
+		SY_UNROLL
+		for (i = 0; i < SY_RESP_FAST_NAME; i++)
+			r->name[i] = i >= n ? 0 : sy_resp_upper(p[(k + i) & (SY_FAST_WINDOW - 1)]);
 		r->name_len = n;
 		k += r->num;
 		r->num = 0;

@@ -305,46 +305,6 @@ static void names_with_nul_bytes(void **state)
 	same_results(S(in), &g);
 }
 
-/* A command's name equal to the last one (as pipelines send them) is not copied again:
- * the fast path compares the window with r->name first. White box: a name the
- * machine would never write (lower case) shows which way the step went. */
-static void repeated_names_skip_the_copy(void **state)
-{
-	static const char get[] = "*2\r\n$3\r\nget\r\n$16\r\nkey:000000000000\r\n";
-	struct sy_window win;
-	struct sy_resp r;
-	int ev = 0;
-
-	(void)state;
-	memset(&r, 0, sizeof(r));
-	memcpy(win.b, get, sizeof(get) - 1);
-	memcpy(r.name, "GET", 3); /* the last command was GET */
-	assert_int_equal(sy_resp_fast(&r, &win, sizeof(get) - 1, sizeof(get) - 1, &ev), 8 + 5);
-	assert_true(ev & SY_RESP_EV_NAME);
-	assert_int_equal(r.name_len, 3);
-	assert_memory_equal(r.name, "GET\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
-			    SY_CMD_NAME_MAX); /* copied */
-
-	memset(&r, 0, sizeof(r));
-	memcpy(r.name, "get", 3); /* never written by the machine: proves the copy was skipped */
-	ev = 0;
-	assert_int_equal(sy_resp_fast(&r, &win, sizeof(get) - 1, sizeof(get) - 1, &ev), 8 + 5);
-	assert_memory_equal(r.name, "get", 4);
-
-	/* a longer last name (past the fast copy's 16 bytes) or a prefix is not equal */
-	memset(&r, 0, sizeof(r));
-	memcpy(r.name, "get", 3);
-	r.name[20] = 'X';
-	ev = 0;
-	sy_resp_fast(&r, &win, sizeof(get) - 1, sizeof(get) - 1, &ev);
-	assert_memory_equal(r.name, "GET\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", SY_CMD_NAME_MAX);
-	memset(&r, 0, sizeof(r));
-	memcpy(r.name, "getset", 6);
-	ev = 0;
-	sy_resp_fast(&r, &win, sizeof(get) - 1, sizeof(get) - 1, &ev);
-	assert_memory_equal(r.name, "GET\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", SY_CMD_NAME_MAX);
-}
-
 /* Streams that switch names, repeat them, change case, shrink and grow them, and
  * empty them: every chunking gives the byte path's answer. */
 static void names_repeated_and_changed(void **state)
@@ -730,7 +690,6 @@ int main(void)
 		cmocka_unit_test(one_mib_value_is_skipped),
 		cmocka_unit_test(long_names_and_keys),
 		cmocka_unit_test(names_with_nul_bytes),
-		cmocka_unit_test(repeated_names_skip_the_copy),
 		cmocka_unit_test(names_repeated_and_changed),
 		cmocka_unit_test(empty_and_null_arrays_are_nothing),
 		cmocka_unit_test(errors_resynchronise),
