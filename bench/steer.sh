@@ -45,26 +45,10 @@ bench_daemon "$WORK/spec.yaml"
 builds=(this)
 declare -A cgof=([this]="$CG")
 if [ -n "$BASE" ]; then
-	CG_B="$CG-base"
-	BPFFS_B="$BPFFS-base"
-	mkdir "$CG_B"
-	"$BASE/switchyardd" --config "$WORK/spec.yaml" --cgroup "$CG_B" --bpffs "$BPFFS_B" \
-		--state-dir "$WORK/state-base" --listen "unix:$WORK/syb.sock" 2>"$WORK/db.log" &
-	pids+=($!)
-	until [ -S "$WORK/syb.sock" ]; do sleep 0.05; done
+	bench_base_daemon "$WORK/spec.yaml"
 	builds+=(base)
 	cgof[base]="$CG_B"
 fi
-old_stats=$(sysctl -n kernel.bpf_stats_enabled)
-cleanup() {
-	sysctl -q -w kernel.bpf_stats_enabled="$old_stats"
-	bench_cleanup
-	if [ -n "$BASE" ]; then
-		"$BASE/switchyardd" --uninstall --bpffs "$BPFFS_B" >/dev/null 2>&1
-		rmdir "$CG_B" 2>/dev/null
-	fi
-}
-trap cleanup EXIT
 sleep 1.5 # first health check marks the target healthy
 in_cgroup() { sh -c "echo \$\$ > $1/cgroup.procs; exec $2"; }
 # Sanity: the steered path really reaches the target.
@@ -116,7 +100,7 @@ fi
 
 if [ "$PART" != 1 ]; then
 	declare -A fsof=([this]="$BPFFS" [base]="${BPFFS_B:-}")
-	sysctl -q -w kernel.bpf_stats_enabled=1
+	bench_stats_on
 	# total run_time_ns of the programs a connection runs, of one build
 	progns() {
 		for p in sy_connect4 sy_egress sy_ingress sy_getpeername4; do
@@ -139,7 +123,6 @@ print(sum(json.loads(l).get("run_time_ns", 0) for l in sys.stdin if l.strip()))'
 			cb "$b" "$LPORT" "$WORK/c_hit_$b"
 		done
 	done
-	sysctl -q -w kernel.bpf_stats_enabled="$old_stats"
 	out=$(median < "$WORK/c_out")
 	printf "%-48s %8s %9s %6s %9s %9s\n" "connect()+close(), median of $ROUNDS x 5 x $CONNECTS" ns "added ns" goal \
 		"prog ns" "vs miss"
