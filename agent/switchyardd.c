@@ -361,7 +361,7 @@ static int64_t drain_side(void *arg, uint32_t mig_id, uint8_t side)
 {
 	struct daemon *d = arg;
 	struct sy_drain_result r;
-	int e = sy_drain_side(d->bpf->socks_fd, mig_id, side, 0, &r);
+	int e = sy_drain_side(d->bpf->socks_fd, d->bpf->conns_fd, mig_id, side, 0, &r);
 
 	if (e)
 		return e;

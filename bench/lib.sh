@@ -6,6 +6,9 @@
 #   bench_redis VAR...     → starts one redis-server per VAR, sets VAR to its port
 #   bench_daemon SPEC [ARG...] → starts switchyardd on SPEC in $CG (more options after
 #                            it); sets $DPID, $SYCTL
+#   bench_base_daemon SPEC → a second switchyardd, from the build folder $BASE, on its
+#                            own cgroup $CG_B and bpffs folder $BPFFS_B
+#   bench_stats_on         → kernel.bpf_stats_enabled=1 until the cleanup
 #   port                   → a free TCP port on 127.0.0.1
 #   bench_spec MODE [LINE...] → $WORK/spec.yaml: migration "bench", $LPORT → $TPORT at
 #                            0 %, mirror MODE, then each LINE as a field ("sample_reads: 1")
@@ -29,6 +32,11 @@ bench_cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	"$OUT/switchyardd" --uninstall --bpffs "$BPFFS" >/dev/null 2>&1
 	rmdir "$CG" 2>/dev/null
+	if [ -n "${BPFFS_B:-}" ]; then
+		"$BASE/switchyardd" --uninstall --bpffs "$BPFFS_B" >/dev/null 2>&1
+		rmdir "$CG_B" 2>/dev/null
+	fi
+	[ -z "${BENCH_OLD_STATS:-}" ] || sysctl -q -w kernel.bpf_stats_enabled="$BENCH_OLD_STATS"
 	[ -n "${BENCH_KEEP:-}" ] && echo "bench: kept $WORK" || rm -rf "$WORK"
 }
 
@@ -55,6 +63,21 @@ bench_daemon() {
 	pids+=($DPID)
 	until [ -S "$WORK/sy.sock" ]; do sleep 0.05; done
 	SYCTL="$OUT/syctl --server unix://$WORK/sy.sock"
+}
+
+bench_base_daemon() {
+	CG_B="$CG-base"
+	BPFFS_B="$BPFFS-base"
+	mkdir "$CG_B"
+	"$BASE/switchyardd" --config "$1" --cgroup "$CG_B" --bpffs "$BPFFS_B" --state-dir "$WORK/state-base" \
+		--listen "unix:$WORK/syb.sock" 2>"$WORK/db.log" &
+	pids+=($!)
+	until [ -S "$WORK/syb.sock" ]; do sleep 0.05; done
+}
+
+bench_stats_on() {
+	BENCH_OLD_STATS=${BENCH_OLD_STATS:-$(sysctl -n kernel.bpf_stats_enabled)}
+	sysctl -q -w kernel.bpf_stats_enabled=1
 }
 
 # Runs a command inside the benchmark's cgroup.

@@ -22,27 +22,9 @@ bench_init pcost
 bench_redis LPORT TPORT
 bench_spec off
 bench_daemon "$WORK/spec.yaml"
-CG_B="$CG-base"
-BPFFS_B="$BPFFS-base"
-if [ -n "$BASE" ]; then
-	mkdir "$CG_B"
-	"$BASE/switchyardd" --config "$WORK/spec.yaml" --cgroup "$CG_B" --bpffs "$BPFFS_B" \
-		--state-dir "$WORK/state-base" --listen "unix:$WORK/syb.sock" 2>"$WORK/db.log" &
-	pids+=($!)
-	until [ -S "$WORK/syb.sock" ]; do sleep 0.05; done
-fi
+[ -z "$BASE" ] || bench_base_daemon "$WORK/spec.yaml"
 sleep 1
-old_stats=$(sysctl -n kernel.bpf_stats_enabled)
-cleanup() {
-	sysctl -q -w kernel.bpf_stats_enabled="$old_stats"
-	bench_cleanup
-	if [ -n "$BASE" ]; then
-		"$BASE/switchyardd" --uninstall --bpffs "$BPFFS_B" >/dev/null 2>&1
-		rmdir "$CG_B" 2>/dev/null
-	fi
-}
-trap cleanup EXIT
-sysctl -q -w kernel.bpf_stats_enabled=1
+bench_stats_on
 
 # "run_time_ns run_cnt" of the named program of a daemon (pinned under its bpffs)
 prog() { # bpffs name

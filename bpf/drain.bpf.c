@@ -5,9 +5,10 @@
  *
  * An `iter/tcp` program: reading the iterator walks every TCP socket of the reader's
  * network namespace, with the socket locked, which is what bpf_sock_destroy() needs
- * (kernel >= 6.5). A socket is ours only if steer.bpf.c gave it sy_socks storage at
- * connect(): the agent's own connections (mirror, health checks) and server-side
- * sockets never get storage, so they cannot match. Destroying a socket aborts it like
+ * (kernel >= 6.5). A socket is ours only if steer.bpf.c marked it at connect() (a
+ * sy_conns entry, turned into sy_socks storage by its first data packet): the agent's
+ * own connections (mirror, health checks) and server-side sockets are never marked,
+ * so they cannot match. Destroying a socket aborts it like
  * `ss -K`: the peer gets a RST, the client's next call fails with ECONNABORTED.
  *
  * Not attached to anything and never pinned: the agent loads it for one drain
@@ -38,9 +39,9 @@ __s32 last_err = 0;  /* its last error (negative errno) */
 /* Whether a socket went through the steering decision: only those can move when they
  * reconnect. A socket that dialled a target endpoint directly (side target, not
  * rewritten) would reconnect to the same target; killing it only hurts its client. */
-static __always_inline int steered(const struct sy_sock *o)
+static __always_inline int steered(__u8 side, __u8 rewritten)
 {
-	return o->side == SY_SIDE_LEGACY || o->rewritten;
+	return side == SY_SIDE_LEGACY || rewritten;
 }
 
 SEC("iter/tcp")
@@ -49,6 +50,10 @@ int sy_drain(struct bpf_iter__tcp *ctx)
 	struct sock_common *skc = ctx->sk_common;
 	struct tcp_sock *tp;
 	struct sy_sock *o;
+	struct sy_conn *c;
+	__u64 cookie;
+	__u32 mig;
+	__u8 side, rewritten;
 	int err;
 
 	if (!skc)
@@ -62,9 +67,23 @@ int sy_drain(struct bpf_iter__tcp *ctx)
 	if (!tp)
 		return 0;
 	o = bpf_sk_storage_get(&sy_socks, tp, 0, 0);
-	if (!o || o->mig_id != drain_mig || o->side != drain_side)
+	if (o) {
+		mig = o->mig_id;
+		side = o->side;
+		rewritten = o->rewritten;
+	} else {
+		/* connected but silent so far: what connect() decided is in sy_conns */
+		cookie = bpf_get_socket_cookie(skc);
+		c = bpf_map_lookup_elem(&sy_conns, &cookie);
+		if (!c)
+			return 0;
+		mig = c->mig_id;
+		side = c->side;
+		rewritten = c->rewritten;
+	}
+	if (mig != drain_mig || side != drain_side)
 		return 0;
-	if (!drain_direct && !steered(o))
+	if (!drain_direct && !steered(side, rewritten))
 		return 0;
 	matched++;
 	err = bpf_sock_destroy(skc);

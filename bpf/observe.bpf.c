@@ -6,8 +6,10 @@
  *
  * cgroup_skb/egress and /ingress see packets, not sends: the TCP sequence of each
  * socket is tracked in its storage so that retransmitted bytes are neither counted
- * nor parsed twice. Only sockets marked at connect() (sy_socks storage, see
- * steer.bpf.c) are looked at; every other packet costs one storage lookup. The data
+ * nor parsed twice. Only sockets marked at connect() are looked at (a sy_conns entry,
+ * see steer.bpf.c, that the first data packet turns into sy_socks storage); every
+ * other packet costs one storage lookup (and a data packet of a socket that has
+ * received nothing yet, one sy_conns lookup). The data
  * always passes (return 1): what cannot be parsed is counted and skipped.
  *
  * Parsing: the RESP machine of include/switchyard/resp.h, driven by bpf_loop one byte
@@ -118,8 +120,9 @@ struct {
 
 struct seg {
 	__u32 seq;
-	__u32 off; /* payload offset in the skb */
-	__u32 len; /* payload length */
+	__u32 off;     /* payload offset in the skb */
+	__u32 len;     /* payload length */
+	__u32 fin_rst; /* FIN or RST: the socket is closing */
 };
 
 /* Bytes of the payload loaded into scratch.buf at a time; the fast paths look at
@@ -155,6 +158,7 @@ static __always_inline int tcp_segment(struct __sk_buff *skb, struct seg *s)
 	if ((void *)(th + 1) > end)
 		return -1;
 	s->seq = bpf_ntohl(th->seq);
+	s->fin_rst = th->fin || th->rst;
 	s->off = hl + (__u32)th->doff * 4;
 	s->len = skb->len > s->off ? skb->len - s->off : 0;
 	return 0;
@@ -187,6 +191,63 @@ static __always_inline struct sy_sock *observed(struct __sk_buff *skb)
 	if (!sk)
 		return NULL;
 	return bpf_sk_storage_get(&sy_socks, sk, 0, 0);
+}
+
+/* Whether a socket without storage may still have a sy_conns entry: only one that has
+ * received nothing (a Redis client speaks first), so every other socket stops paying
+ * for the lookup at its first reply. */
+static __always_inline int may_be_pending(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct bpf_tcp_sock *tp;
+
+	if (!sk)
+		return 0;
+	tp = bpf_tcp_sock(sk);
+	return tp && !tp->bytes_received;
+}
+
+/* A socket closing before it sent a request: its sy_conns entry goes now rather than
+ * by eviction, so that the LRU keeps free entries and connect() stays one update. */
+static __always_inline void forget(struct __sk_buff *skb)
+{
+	__u64 cookie;
+
+	cookie = bpf_get_socket_cookie(skb);
+	/* a lookup takes no lock: most closing sockets are not ours */
+	if (bpf_map_lookup_elem(&sy_conns, &cookie))
+		bpf_map_delete_elem(&sy_conns, &cookie);
+}
+
+/* A migration socket's first data packet: its sy_conns entry (what connect() decided)
+ * becomes its storage. NULL: not a migration socket (or no memory: then it is not
+ * observed). */
+static __always_inline struct sy_sock *adopt(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct sy_conn *c;
+	struct sy_sock *o;
+	__u64 cookie;
+
+	cookie = bpf_get_socket_cookie(skb);
+	c = bpf_map_lookup_elem(&sy_conns, &cookie);
+	if (!c || !sk)
+		return NULL;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return NULL;
+	o = bpf_sk_storage_get(&sy_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o)
+		return NULL; /* its entry stays: getpeername still reads it */
+	/* created zeroed: parser states, sequence tracking and marks start at 0 */
+	o->dialled = c->dialled;
+	o->actual = c->actual;
+	o->mig_id = c->mig_id;
+	o->side = c->side;
+	o->rewritten = c->rewritten;
+	o->cookie = cookie;
+	bpf_map_delete_elem(&sy_conns, &cookie);
+	return o;
 }
 
 static __always_inline struct sy_side_stats *stats_of(const struct sy_sock *o)
@@ -612,7 +673,18 @@ int sy_egress(struct __sk_buff *skb)
 	struct seg s;
 	__u32 n, c0, skip = 0, first;
 
-	if (!o || tcp_segment(skb, &s) || s.len == 0)
+	if (!o && !may_be_pending(skb))
+		return 1;
+	if (tcp_segment(skb, &s))
+		return 1;
+	if (s.len == 0) {
+		if (!o && s.fin_rst)
+			forget(skb);
+		return 1;
+	}
+	if (!o)
+		o = adopt(skb);
+	if (!o)
 		return 1;
 	first = !(o->seq_init & 1);
 	n = new_bytes(&s, &o->snd_nxt, &o->seq_init, 1, &skip);

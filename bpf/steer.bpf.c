@@ -4,8 +4,10 @@
  * cgroup/connect4 and connect6 look the dialled address up in `routes`; for a
  * migration's legacy endpoint they pick the client's side (pins first, then
  * bucket(client id, salt) < ratio) and rewrite the destination to a healthy target.
- * getpeername4/6 then report the address the application dialled, from the socket's
- * storage. Cost for every other connect(): one hash lookup. No packet of the data
+ * getpeername4/6 then report the address the application dialled. What was decided
+ * goes to sy_conns (an LRU hash keyed by socket cookie), not to the socket's storage:
+ * creating storage costs about 1 us, the observe program creates it on the first
+ * data packet. Cost for every other connect(): one hash lookup. No packet of the data
  * stream is touched here.
  */
 #include "vmlinux.h"
@@ -152,34 +154,25 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct sy_end
 	return t;
 }
 
-/* Marks a migration socket: the observe programs parse only sockets with storage, and
- * getpeername reads the dialled address from it. */
+/* Marks a migration socket: a sy_conns entry, which the egress program turns into the
+ * socket's storage on its first data packet (observed from there on), and which
+ * getpeername reads until then. */
 static __always_inline void mark(struct bpf_sock_addr *ctx, const struct sy_endpoint *dialled,
 				 const struct sy_endpoint *actual, __u32 mig, __u8 side, __u8 rewritten)
 {
-	struct sy_sock *o;
+	struct sy_conn c = {};
 	struct sy_side_stats *st;
 	__u32 idx = sy_side_index(mig, side);
+	__u64 cookie = bpf_get_socket_cookie(ctx);
 
-	if (!ctx->sk)
-		return;
-	o = bpf_sk_storage_get(&sy_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!o)
-		return; /* out of memory: not observed, getpeername shows the peer; the
-			 * connection itself is unaffected */
-	o->dialled = *dialled;
-	o->actual = *actual;
-	o->mig_id = mig;
-	o->side = side;
-	o->rewritten = rewritten;
-	o->seq_init = 0;
-	o->replies = 0;
-	o->mark_w = 0;
-	o->mark_r = 0;
-	o->cookie = bpf_get_socket_cookie(ctx);
-	__builtin_memset(&o->resp, 0, sizeof(o->resp));
-	o->reply.state = 0;
-	o->reply.pending = 0;
+	c.dialled = *dialled;
+	c.actual = *actual;
+	c.mig_id = mig;
+	c.side = side;
+	c.rewritten = rewritten;
+	if (bpf_map_update_elem(&sy_conns, &cookie, &c, BPF_ANY))
+		return; /* not observed, getpeername shows the peer; the connection itself
+			 * is unaffected */
 	st = bpf_map_lookup_elem(&sy_side_stats, &idx);
 	if (st)
 		st->sockets++;
@@ -247,39 +240,51 @@ int sy_connect6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+/* The address a rewritten socket dialled: from its storage once it has sent data,
+ * from its sy_conns entry before. NULL when it was not rewritten. */
+static __always_inline const struct sy_endpoint *dialled_of(struct bpf_sock_addr *ctx)
+{
+	const struct sy_sock *o;
+	const struct sy_conn *c;
+	__u64 cookie;
+
+	if (!ctx->sk)
+		return NULL;
+	o = bpf_sk_storage_get(&sy_socks, ctx->sk, 0, 0);
+	if (o)
+		return o->rewritten ? &o->dialled : NULL;
+	cookie = bpf_get_socket_cookie(ctx);
+	c = bpf_map_lookup_elem(&sy_conns, &cookie);
+	return c && c->rewritten ? &c->dialled : NULL;
+}
+
 SEC("cgroup/getpeername4")
 int sy_getpeername4(struct bpf_sock_addr *ctx)
 {
-	struct sy_sock *o;
+	const struct sy_endpoint *d = dialled_of(ctx);
 	__u32 ip4;
 
-	if (!ctx->sk)
+	if (!d)
 		return 1;
-	o = bpf_sk_storage_get(&sy_socks, ctx->sk, 0, 0);
-	if (!o || !o->rewritten)
-		return 1;
-	__builtin_memcpy(&ip4, &o->dialled.addr[12], 4);
+	__builtin_memcpy(&ip4, &d->addr[12], 4);
 	ctx->user_ip4 = ip4;
-	ctx->user_port = o->dialled.port;
+	ctx->user_port = d->port;
 	return 1;
 }
 
 SEC("cgroup/getpeername6")
 int sy_getpeername6(struct bpf_sock_addr *ctx)
 {
-	struct sy_sock *o;
+	const struct sy_endpoint *d = dialled_of(ctx);
 	__u32 ip6[4];
 
-	if (!ctx->sk)
+	if (!d)
 		return 1;
-	o = bpf_sk_storage_get(&sy_socks, ctx->sk, 0, 0);
-	if (!o || !o->rewritten)
-		return 1;
-	__builtin_memcpy(ip6, o->dialled.addr, 16);
+	__builtin_memcpy(ip6, d->addr, 16);
 	ctx->user_ip6[0] = ip6[0];
 	ctx->user_ip6[1] = ip6[1];
 	ctx->user_ip6[2] = ip6[2];
 	ctx->user_ip6[3] = ip6[3];
-	ctx->user_port = o->dialled.port;
+	ctx->user_port = d->port;
 	return 1;
 }

@@ -43,7 +43,7 @@ static int run_iter(int iter_fd)
 	}
 }
 
-int sy_drain_side(int socks_map_fd, uint32_t mig_id, uint8_t side, uint32_t flags,
+int sy_drain_side(int socks_map_fd, int conns_map_fd, uint32_t mig_id, uint8_t side, uint32_t flags,
 		  struct sy_drain_result *out)
 {
 	struct drain_bpf *skel = NULL;
@@ -52,7 +52,7 @@ int sy_drain_side(int socks_map_fd, uint32_t mig_id, uint8_t side, uint32_t flag
 	int iter_fd = -1, err;
 
 	memset(out, 0, sizeof(*out));
-	if (socks_map_fd < 0 || mig_id == 0 || mig_id >= SY_MAX_MIGRATIONS ||
+	if (socks_map_fd < 0 || conns_map_fd < 0 || mig_id == 0 || mig_id >= SY_MAX_MIGRATIONS ||
 	    (side != SY_SIDE_LEGACY && side != SY_SIDE_TARGET) || (flags & ~SY_DRAIN_DIRECT)) {
 		sy_error("drain", "migration %u side %u: invalid arguments (map fd %d, flags %#x)", mig_id,
 			 side, socks_map_fd, flags);
@@ -70,6 +70,11 @@ int sy_drain_side(int socks_map_fd, uint32_t mig_id, uint8_t side, uint32_t flag
 	err = bpf_map__reuse_fd(skel->maps.sy_socks, socks_map_fd);
 	if (err) {
 		sy_error("drain", "reuse sy_socks map (fd %d): %s", socks_map_fd, strerror(-err));
+		goto out;
+	}
+	err = bpf_map__reuse_fd(skel->maps.sy_conns, conns_map_fd);
+	if (err) {
+		sy_error("drain", "reuse sy_conns map (fd %d): %s", conns_map_fd, strerror(-err));
 		goto out;
 	}
 	err = drain_bpf__load(skel);

@@ -31,11 +31,11 @@ struct sy_drain_result {
 };
 
 /* Aborts the client connections of migration MIG_ID on SIDE (enum sy_side).
- * SOCKS_MAP_FD is the pinned sy_socks map (struct sy_bpf.socks_fd, or bpf_obj_get of
- * BPFFS/maps/sy_socks); it is not closed. Returns 0 when the walk completed — even if
- * some sockets could not be aborted (out->failed) — or a negative errno, logged as
+ * SOCKS_MAP_FD and CONNS_MAP_FD are the pinned sy_socks and sy_conns maps (struct
+ * sy_bpf.socks_fd and conns_fd, or bpf_obj_get of BPFFS/maps/NAME); not closed. Returns 0 when the walk
+ * completed — even if some sockets could not be aborted (out->failed) — or a negative errno, logged as
  * "drain: <what failed>: <why>", when it could not run; OUT is filled either way. */
-int sy_drain_side(int socks_map_fd, uint32_t mig_id, uint8_t side, uint32_t flags,
+int sy_drain_side(int socks_map_fd, int conns_map_fd, uint32_t mig_id, uint8_t side, uint32_t flags,
 		  struct sy_drain_result *out);
 
 #endif

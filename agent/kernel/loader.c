@@ -128,6 +128,7 @@ static int open_maps(struct sy_bpf *b)
 		{"sy_rule_stats", &b->rule_stats_fd},
 		{"sy_events", &b->events_fd},
 		{"sy_socks", &b->socks_fd},
+		{"sy_conns", &b->conns_fd},
 	};
 
 	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
@@ -440,7 +441,7 @@ int sy_bpf_open(const char *bpffs, const char *cgroup, const char *state_dir, st
 		return -ENOMEM;
 	b->routes_fd = b->migrations_fd = b->pins_fd = b->steer_counters_fd = b->config_fd =
 		b->side_stats_fd = b->cmds_fd = b->prefixes_fd = b->rule_stats_fd = b->events_fd =
-			b->socks_fd = b->lock_fd = -1;
+			b->socks_fd = b->conns_fd = b->lock_fd = -1;
 	if (!realpath(state_dir, me.state_dir))
 		snprintf(me.state_dir, sizeof(me.state_dir), "%s", state_dir);
 	if (snprintf(b->bpffs, sizeof(b->bpffs), "%s", bpffs) >= (int)sizeof(b->bpffs) ||
@@ -519,9 +520,9 @@ refused: /* nothing of what is pinned was touched */
 
 void sy_bpf_close(struct sy_bpf *b)
 {
-	int *fds[] = {&b->routes_fd,	 &b->migrations_fd, &b->pins_fd, &b->steer_counters_fd,
-		      &b->config_fd,	 &b->side_stats_fd, &b->cmds_fd, &b->prefixes_fd,
-		      &b->rule_stats_fd, &b->events_fd,	    &b->socks_fd};
+	int *fds[] = {&b->routes_fd,	 &b->migrations_fd, &b->pins_fd,  &b->steer_counters_fd,
+		      &b->config_fd,	 &b->side_stats_fd, &b->cmds_fd,  &b->prefixes_fd,
+		      &b->rule_stats_fd, &b->events_fd,	    &b->socks_fd, &b->conns_fd};
 
 	if (!b)
 		return;

@@ -28,6 +28,7 @@ struct sy_bpf {
 	int rule_stats_fd; /* per migration, rule and side: commands and bytes by class */
 	int events_fd;	   /* ring buffer: captured writes, sampled read keys */
 	int socks_fd;	   /* per-socket storage of migration client sockets (drain) */
+	int conns_fd;	   /* sy_conns: migration sockets that sent nothing yet (drain) */
 	int lock_fd;	   /* flock on the BPFFS folder, held while open */
 	bool adopted;	   /* links were pinned: nothing was loaded or attached */
 	char bpffs[PATH_MAX];

@@ -15,13 +15,14 @@
 #include <linux/types.h>
 #endif
 
-#define SY_ABI_VERSION 4
+#define SY_ABI_VERSION 5
 
 #define SY_MAX_MIGRATIONS 64	  /* migration ids are 1..SY_MAX_MIGRATIONS-1; 0 = none */
 #define SY_MAX_ENDPOINTS  8	  /* legacy and target endpoints per migration */
 #define SY_MAX_ROUTES	  1024	  /* legacy and target endpoints, all migrations together */
 #define SY_MAX_PINS	  65536	  /* pinned clients, all migrations together */
 #define SY_MAX_SOCKETS	  1048576 /* bounds the socket storage of rewritten sockets */
+#define SY_MAX_CONNS	  65536	  /* sy_conns: migration sockets connected, no request sent yet */
 #define SY_RATIO_MAX	  10000	  /* basis points */
 
 #define SY_AF_INET  2
@@ -225,9 +226,25 @@ struct sy_lat_mark {
 	__u64 ns; /* when the packet left */
 };
 
-/* sk storage of every client socket of a migration (either side), created at
- * connect(): its presence is what makes a socket observed, so every other socket on
- * the host costs the observe programs one storage lookup. */
+/* What connect4/6 decided for a migration client socket, in sy_conns (an LRU hash
+ * keyed by socket cookie) from connect() to the socket's first request byte: creating
+ * sk storage costs about 1 us, a hash update a tenth of it (docs/performance.md). The
+ * egress program turns it into the socket's storage (struct sy_sock) on the first
+ * packet that carries data, and deletes it; getpeername reads whichever exists. */
+struct sy_conn {
+	struct sy_endpoint dialled; /* the address the application connect()ed to */
+	struct sy_endpoint actual;  /* where it was sent (== dialled unless rewritten) */
+	__u32 mig_id;
+	__u8 side;	/* enum sy_side */
+	__u8 rewritten; /* getpeername must report `dialled` */
+	__u8 pad[2];
+};
+
+/* sk storage of every client socket of a migration (either side), created from its
+ * sy_conns entry by the first egress packet with data: its presence is what makes a
+ * socket observed, so every other socket on the host costs the observe programs one
+ * storage lookup per packet (and, while it has received nothing, a sy_conns lookup
+ * per data packet). */
 struct sy_sock {
 	struct sy_endpoint dialled; /* the address the application connect()ed to */
 	struct sy_endpoint actual;  /* where it was sent (== dialled unless rewritten) */
@@ -336,6 +353,7 @@ _Static_assert(sizeof(struct sy_lat_mark) == 16, "sy_lat_mark ABI");
 _Static_assert(sizeof(struct sy_sock) == 64 + sizeof(struct sy_resp) + SY_CMD_NAME_MAX + 8 +
 						 sizeof(struct sy_reply) + 8 + 16 * SY_LAT_MARKS,
 	       "sy_sock ABI");
+_Static_assert(sizeof(struct sy_conn) == 48, "sy_conn ABI");
 _Static_assert(sizeof(struct sy_side_stats) == 8 * (11 + SY_LAT_BUCKETS + 1 + SY_ERR_CLASS_SLOTS),
 	       "sy_side_stats ABI");
 _Static_assert(sizeof(struct sy_cmd_info) == 4, "sy_cmd_info ABI");

@@ -86,9 +86,13 @@ def run(job):
         s.sendall(resp("SET", key, job.get("value", "1")) + resp("CONFIG", "GET", "port"))
         read_reply(f)
         served_port = int(read_reply(f)[1])
+        # after the first request the address comes from the socket's storage, before
+        # it from what connect() recorded (steer.bpf.c): both must be the dialled one
+        peer_after = s.getpeername()
         f.close()
         s.close()
-        results.append({"key": key, "peer": [peer[0], peer[1]], "served_port": served_port})
+        results.append({"key": key, "peer": [peer[0], peer[1]], "peer_after": [peer_after[0], peer_after[1]],
+                        "served_port": served_port})
     return {"job": job, "conns": results}
 
 

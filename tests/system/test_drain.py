@@ -20,8 +20,11 @@ from sy import OUT, PYTHON, py_redis, spec_yaml, wait_for
 SY_DRAIN = os.path.join(OUT, "tools", "sy_drain")
 
 # A client process: N raw connections to ADDR, each named TAG-i on the server, plus one
-# redis-py connection named TAG-redispy. Commands on stdin, one JSON line per answer:
+# redis-py connection named TAG-redispy, and SILENT connections that never send a byte
+# (marked at connect() in sy_conns, no storage yet). Commands on stdin, one JSON line
+# per answer:
 #   check      → per raw connection: "ok" (PING answered), "eof", or the errno name
+#   silent     → per silent connection: "ok" (open, nothing to read), "eof", or the errno
 #   reconnect  → the redis-py connection's next PING (its pool replaces a dead socket
 #                at checkout; a connection error gets one retry); the server's port then
 #   quit
@@ -30,6 +33,7 @@ import errno, json, socket, sys
 import redis
 
 host, port, n, tag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+silent = [socket.create_connection((host, port), timeout=5) for _ in range(int(sys.argv[5]))]
 
 def cmd(*args):
     out = b"*%d\r\n" % len(args)
@@ -67,6 +71,17 @@ for line in sys.stdin:
             except OSError as e:
                 res.append(errno.errorcode.get(e.errno, str(e.errno)))
         print(json.dumps(res), flush=True)
+    elif what == "silent":
+        res = []
+        for s in silent:
+            s.setblocking(False)
+            try:
+                res.append("eof" if not s.recv(64) else "data")
+            except BlockingIOError:
+                res.append("ok")
+            except OSError as e:
+                res.append(errno.errorcode.get(e.errno, str(e.errno)))
+        print(json.dumps(res), flush=True)
     elif what == "reconnect":
         first = "ok"
         try:
@@ -81,11 +96,11 @@ for line in sys.stdin:
 
 
 class Holder:
-    def __init__(self, cgroup, host, port, n, tag):
+    def __init__(self, cgroup, host, port, n, tag, silent=0):
         self.tag = tag
         self.proc = subprocess.Popen(
             ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup,
-             PYTHON, "-c", HOLDER, host, str(port), str(n), tag],
+             PYTHON, "-c", HOLDER, host, str(port), str(n), tag, str(silent)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         ready = self.proc.stdout.readline()
         assert ready, "client %s failed: %s" % (tag, self.proc.stderr.read())
@@ -231,13 +246,15 @@ def test_drain_legacy_side_and_errors(redis_pair, daemon_factory, cgroup, bpffs,
     os.mkdir(app_cg)
     d = daemon_factory(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr],
                                    "ratio": "0%", "mirror": "off"}]))
-    on_legacy = holders(app_cg, "127.0.0.1", legacy.port, 20, "drain-l")
+    # 3 more that never send: drained all the same (found by their sy_conns entry)
+    on_legacy = holders(app_cg, "127.0.0.1", legacy.port, 20, "drain-l", 3)
     assert len(names(legacy, "drain-l")) == 21
 
     # Draining the side nobody is on touches nothing.
     res = drain(bpffs, legacy, "--side", "target")
     assert res["matched"] == 0 and res["destroyed"] == 0, res
     assert on_legacy.ask("check") == ["ok"] * 20
+    assert on_legacy.ask("silent") == ["ok"] * 3
 
     # A forward drain: raise the ratio, then drain legacy; reconnects land on target.
     d.reload(spec_yaml([{"name": "users", "legacy": [legacy.addr], "target": [target.addr],
@@ -245,9 +262,10 @@ def test_drain_legacy_side_and_errors(redis_pair, daemon_factory, cgroup, bpffs,
     wait_for(lambda: py_redis(app_cg, legacy.addr, "print(r.config_get('port')['port'])").strip()
              == str(target.port), what="target healthy: app steered to target")
     res = drain(bpffs, legacy, "--side", "legacy")
-    assert res["matched"] == 21 and res["destroyed"] == 21, res
+    assert res["matched"] == 24 and res["destroyed"] == 24, res
     wait_for(lambda: names(legacy, "drain-l") == [], timeout=1.0, what="legacy clients gone")
     assert on_legacy.ask("check") == ["ECONNABORTED"] * 20
+    assert on_legacy.ask("silent") == ["ECONNABORTED"] * 3
     assert on_legacy.ask("reconnect")["port"] == target.port
 
     # Bad input is refused with a reason, and drains nothing.

@@ -130,6 +130,17 @@ def test_ipv6_and_getpeername(redis_pair, daemon_factory, cgroup):
     res = run_clients([{"cgroup": cgroup, "addr": legacy.addr6, "key": "six"}])
     assert sides(res, legacy, target) == {cgroup: "target"}
     assert res[0]["conns"][0]["peer"][:2] == ["::1", legacy.port]
+    assert res[0]["conns"][0]["peer_after"][:2] == ["::1", legacy.port]
+
+
+def test_getpeername_v4_before_and_after_the_first_request(redis_pair, daemon_factory, cgroup):
+    legacy, target = redis_pair
+    daemon_factory(spec_yaml([mig(legacy, target, "100%")]))
+    res = run_clients([{"cgroup": cgroup, "addr": legacy.addr, "key": "gp4", "conns": 3}])
+    for c in res[0]["conns"]:
+        assert c["served_port"] == target.port
+        assert c["peer"] == ["127.0.0.1", legacy.port]
+        assert c["peer_after"] == ["127.0.0.1", legacy.port]
 
 
 def test_other_ports_and_outside_processes_untouched(redis_pair, daemon_factory, cgroup, tmp_path):

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 	uint32_t mig = 0, flags = 0;
 	uint8_t side = SY_SIDE_TARGET;
 	char *end;
-	int c, fd, err;
+	int c, fd, cfd, err;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -117,7 +117,13 @@ int main(int argc, char **argv)
 	fd = open_pinned(bpffs, "sy_socks");
 	if (fd < 0)
 		return 1;
-	err = sy_drain_side(fd, mig, side, flags, &res);
+	cfd = open_pinned(bpffs, "sy_conns");
+	if (cfd < 0) {
+		close(fd);
+		return 1;
+	}
+	err = sy_drain_side(fd, cfd, mig, side, flags, &res);
+	close(cfd);
 	close(fd);
 	printf("{\"mig\": %u, \"side\": \"%s\", \"ok\": %s, \"error\": %d, \"examined\": %llu, \"matched\": "
 	       "%llu, "

@@ -305,6 +305,33 @@ static void names_with_nul_bytes(void **state)
 	same_results(S(in), &g);
 }
 
+/* Streams that switch names, repeat them, change case, shrink and grow them, and
+ * empty them: every chunking gives the byte path's answer. */
+static void names_repeated_and_changed(void **state)
+{
+	static const char in[] =
+		"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n"
+		"*2\r\n$3\r\nget\r\n$1\r\nc\r\n*3\r\n$6\r\nGETSET\r\n$1\r\nd\r\n$1\r\nv\r\n"
+		"*2\r\n$3\r\nGET\r\n$1\r\ne\r\n*2\r\n$3\r\nGE\0\r\n$1\r\nf\r\n"
+		"*2\r\n$2\r\nGE\r\n$1\r\ng\r\n*2\r\n$0\r\n\r\n$1\r\nh\r\n"
+		"*2\r\n$3\r\nGET\r\n$1\r\ni\r\n"
+		"*2\r\n$20\r\nCLIENTXXXXXXXXXXXXXX\r\n$1\r\nj\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+		"GET l\r\n*2\r\n$3\r\nGET\r\n$1\r\nm\r\n";
+	static struct got g;
+
+	(void)state;
+	scan(S(in), 1, false, &g);
+	assert_int_equal(g.n, 13);
+	assert_string_equal(g.line[1], "GET 0 key=b");
+	assert_string_equal(g.line[2], "GET 0 key=c");
+	assert_string_equal(g.line[4], "GET 0 key=e");
+	assert_int_equal(g.first_key[7], 0); /* empty name */
+	assert_string_equal(g.line[8], "GET 0 key=i");
+	assert_string_equal(g.line[10], "GET 0 key=k");
+	assert_string_equal(g.line[12], "GET 0 key=m");
+	same_results(S(in), &g);
+}
+
 static void empty_and_null_arrays_are_nothing(void **state)
 {
 	static const char in[] = "*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n*0\r\n";
@@ -663,6 +690,7 @@ int main(void)
 		cmocka_unit_test(one_mib_value_is_skipped),
 		cmocka_unit_test(long_names_and_keys),
 		cmocka_unit_test(names_with_nul_bytes),
+		cmocka_unit_test(names_repeated_and_changed),
 		cmocka_unit_test(empty_and_null_arrays_are_nothing),
 		cmocka_unit_test(errors_resynchronise),
 		cmocka_unit_test(limits_are_inclusive),
