@@ -26,8 +26,8 @@ struct sy_job_request {
 	bool repair;
 	uint32_t keys_per_s;
 	uint64_t bytes_per_s;
-	char taken_by[64];	  /* the leader that started it; "" while pending */
-	uint64_t started_unix_ms; /* the leader's job's started_unix_ms */
+	char taken_by[64];	   /* the leader that started it; "" while pending */
+	uint64_t started_unix_ms;  /* the leader's job's started_unix_ms */
 	uint64_t finished_unix_ms; /* its end, as the taker recorded it; 0: not yet */
 };
 
