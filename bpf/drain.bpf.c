@@ -48,12 +48,8 @@ SEC("iter/tcp")
 int sy_drain(struct bpf_iter__tcp *ctx)
 {
 	struct sock_common *skc = ctx->sk_common;
+	const struct sy_conn *c;
 	struct tcp_sock *tp;
-	struct sy_sock *o;
-	struct sy_conn *c;
-	__u64 cookie;
-	__u32 mig;
-	__u8 side, rewritten;
 	int err;
 
 	if (!skc)
@@ -66,24 +62,11 @@ int sy_drain(struct bpf_iter__tcp *ctx)
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (!tp)
 		return 0;
-	o = bpf_sk_storage_get(&sy_socks, tp, 0, 0);
-	if (o) {
-		mig = o->mig_id;
-		side = o->side;
-		rewritten = o->rewritten;
-	} else {
-		/* connected but silent so far: what connect() decided is in sy_conns */
-		cookie = bpf_get_socket_cookie(skc);
-		c = bpf_map_lookup_elem(&sy_conns, &cookie);
-		if (!c)
-			return 0;
-		mig = c->mig_id;
-		side = c->side;
-		rewritten = c->rewritten;
-	}
-	if (mig != drain_mig || side != drain_side)
+	/* storage, or (connected but silent so far) its sy_conns entry */
+	c = sy_conn_of(tp, skc);
+	if (!c || c->mig_id != drain_mig || c->side != drain_side)
 		return 0;
-	if (!drain_direct && !steered(side, rewritten))
+	if (!drain_direct && !steered(c->side, c->rewritten))
 		return 0;
 	matched++;
 	err = bpf_sock_destroy(skc);

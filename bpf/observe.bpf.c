@@ -225,7 +225,7 @@ static __always_inline void forget(struct __sk_buff *skb)
 static __always_inline struct sy_sock *adopt(struct __sk_buff *skb)
 {
 	struct bpf_sock *sk = skb->sk;
-	struct sy_conn *c;
+	const struct sy_conn *c;
 	struct sy_sock *o;
 	__u64 cookie;
 
@@ -240,11 +240,7 @@ static __always_inline struct sy_sock *adopt(struct __sk_buff *skb)
 	if (!o)
 		return NULL; /* its entry stays: getpeername still reads it */
 	/* created zeroed: parser states, sequence tracking and marks start at 0 */
-	o->dialled = c->dialled;
-	o->actual = c->actual;
-	o->mig_id = c->mig_id;
-	o->side = c->side;
-	o->rewritten = c->rewritten;
+	o->c = *c;
 	o->cookie = cookie;
 	bpf_map_delete_elem(&sy_conns, &cookie);
 	return o;
@@ -252,7 +248,7 @@ static __always_inline struct sy_sock *adopt(struct __sk_buff *skb)
 
 static __always_inline struct sy_side_stats *stats_of(const struct sy_sock *o)
 {
-	__u32 idx = sy_side_index(o->mig_id, o->side);
+	__u32 idx = sy_side_index(o->c.mig_id, o->c.side);
 
 	return bpf_map_lookup_elem(&sy_side_stats, &idx);
 }
@@ -280,9 +276,9 @@ static __always_inline void ev_header(struct walk *w, __u8 type, __u8 flags)
 
 	h->type = type;
 	h->flags = flags;
-	h->side = w->o->side;
+	h->side = w->o->c.side;
 	h->name_len = r->name_len;
-	h->mig_id = w->o->mig_id;
+	h->mig_id = w->o->c.mig_id;
 	h->cookie = w->o->cookie;
 	h->ts_ns = bpf_ktime_get_ns();
 	h->cmd_seq = r->cmd_seq;
@@ -401,7 +397,7 @@ static __always_inline void on_name(struct walk *w)
 	if ((r->class == SY_CLASS_WRITE ||
 	     (r->cmd_flags & (SY_CMDF_SELECT | SY_CMDF_TXN_MULTI | SY_CMDF_TXN_EXEC | SY_CMDF_TXN_DISCARD |
 			      SY_CMDF_TXN_WATCH))) &&
-	    w->m && (w->m->capture & (1 << (w->o->side & 1)))) {
+	    w->m && (w->m->capture & (1 << (w->o->c.side & 1)))) {
 		w->o->capturing = 1;
 		r->cap_start = w->sc->seq;
 		r->cap_sent = 0;
@@ -420,7 +416,7 @@ static __always_inline void on_key(struct walk *w)
 	if (n > SY_PREFIX_MAX)
 		n = SY_PREFIX_MAX;
 	pk->prefixlen = 32 + 8 * n;
-	pk->mig_id = w->o->mig_id;
+	pk->mig_id = w->o->c.mig_id;
 	__builtin_memcpy(pk->bytes, r->key, SY_PREFIX_MAX);
 	rule = bpf_map_lookup_elem(&sy_prefixes, pk);
 	r->rule = rule ? rule->rule : SY_RULE_OUTSIDE;
@@ -434,7 +430,7 @@ static __always_inline void flush_counts(struct sy_sock *o, struct scratch *sc)
 
 	if (!sc->cnt_n)
 		return;
-	idx = sy_rule_index(o->mig_id, sc->cnt_rule, o->side);
+	idx = sy_rule_index(o->c.mig_id, sc->cnt_rule, o->c.side);
 	rs = bpf_map_lookup_elem(&sy_rule_stats, &idx);
 	if (rs) {
 		rs->cmds[sc->cnt_cls & (SY_CLASS_MAX - 1)] += sc->cnt_n;
@@ -606,7 +602,7 @@ static long parse_steps(__u32 i __attribute__((unused)), void *ctx)
 static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, struct sy_side_stats *st,
 				  const struct seg *s, __u32 skip, __u32 n)
 {
-	__u32 zero = 0, mig = o->mig_id;
+	__u32 zero = 0, mig = o->c.mig_id;
 	struct walk w = {};
 
 	w.sc = bpf_map_lookup_elem(&sy_scratch, &zero);
@@ -616,8 +612,9 @@ static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, stru
 	w.o = o;
 	w.st = st;
 	w.m = bpf_map_lookup_elem(&sy_migrations, &mig);
-	w.names_only = !o->capturing &&
-		       (!w.m || (!w.m->n_rules && !w.m->sample_n && !(w.m->capture & (1 << (o->side & 1)))));
+	w.names_only =
+		!o->capturing &&
+		(!w.m || (!w.m->n_rules && !w.m->sample_n && !(w.m->capture & (1 << (o->c.side & 1)))));
 	w.sc->cnt_n = 0;
 	w.sc->cnt_bytes = 0;
 	w.sc->off0 = w.sc->off = s->off + skip;

@@ -244,17 +244,11 @@ int sy_connect6(struct bpf_sock_addr *ctx)
  * from its sy_conns entry before. NULL when it was not rewritten. */
 static __always_inline const struct sy_endpoint *dialled_of(struct bpf_sock_addr *ctx)
 {
-	const struct sy_sock *o;
 	const struct sy_conn *c;
-	__u64 cookie;
 
 	if (!ctx->sk)
 		return NULL;
-	o = bpf_sk_storage_get(&sy_socks, ctx->sk, 0, 0);
-	if (o)
-		return o->rewritten ? &o->dialled : NULL;
-	cookie = bpf_get_socket_cookie(ctx);
-	c = bpf_map_lookup_elem(&sy_conns, &cookie);
+	c = sy_conn_of(ctx->sk, ctx);
 	return c && c->rewritten ? &c->dialled : NULL;
 }
 

@@ -15,7 +15,7 @@
 #include <linux/types.h>
 #endif
 
-#define SY_ABI_VERSION 5
+#define SY_ABI_VERSION 6
 
 #define SY_MAX_MIGRATIONS 64	  /* migration ids are 1..SY_MAX_MIGRATIONS-1; 0 = none */
 #define SY_MAX_ENDPOINTS  8	  /* legacy and target endpoints per migration */
@@ -246,22 +246,22 @@ struct sy_conn {
  * storage lookup per packet (and, while it has received nothing, a sy_conns lookup
  * per data packet). */
 struct sy_sock {
-	struct sy_endpoint dialled; /* the address the application connect()ed to */
-	struct sy_endpoint actual;  /* where it was sent (== dialled unless rewritten) */
-	__u32 mig_id;
-	__u8 side;	/* enum sy_side */
-	__u8 rewritten; /* getpeername must report `dialled` */
-	__u8 seq_init;	/* bit 0: snd_nxt valid, bit 1: rcv_nxt valid */
-	__u8 capturing; /* the current command's bytes go to the ring buffer */
-	__u32 snd_nxt;	/* next new byte of the request stream (TCP sequence) */
-	__u32 rcv_nxt;	/* next new byte of the reply stream */
-	__u64 cookie;	/* socket cookie, names the socket in events */
+	struct sy_conn c; /* what connect() decided: its sy_conns entry, copied whole; drain
+			   * and getpeername read either place as one (sy_conn_of) */
+	__u32 snd_nxt;	  /* next new byte of the request stream (TCP sequence) */
+	__u32 rcv_nxt;	  /* next new byte of the reply stream */
+	__u64 cookie;	  /* socket cookie, names the socket in events */
 	struct sy_resp resp;
 	/* The previous command's name and table entry: pipelines repeat names, and a
 	 * compare is cheaper than a hash lookup. */
 	char last_name[SY_CMD_NAME_MAX];
 	struct sy_cmd_info last_cmd;
-	__u32 last_known; /* 1: last_cmd is the table's entry, 2: unknown name, 0: none */
+	/* here rather than after c, where c.pad holds nothing: beside c they would cost 8
+	 * bytes of alignment padding per socket */
+	__u8 last_known; /* 1: last_cmd is the table's entry, 2: unknown name, 0: none */
+	__u8 seq_init;	 /* bit 0: snd_nxt valid, bit 1: rcv_nxt valid */
+	__u8 capturing;	 /* the current command's bytes go to the ring buffer */
+	__u8 pad;
 	struct sy_reply reply;
 	__u32 replies; /* top-level replies begun (pushes excluded): the last one answers
 			* request number `replies` */
