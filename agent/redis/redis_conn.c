@@ -40,7 +40,7 @@ static redisReply *scratch_mark[1];
 #define OBUF_KEEP (1u << 20)
 /* Reads per readable event before the loop serves others. */
 #define READS_PER_EVENT 4
-#define RBUF 16384
+#define RBUF		16384
 
 /* A command sent and not yet answered. auth: the AUTH that opens the connection. */
 struct call {
@@ -78,7 +78,6 @@ struct sy_redis {
 	redisReply scratch;
 	char scratch_str[SCRATCH_STR];
 };
-
 
 /* The object a reply of `type` is built in, linked into its parent array if any. The
  * type is the reply's, not the task's: a nil comes as a bulk or array task. */
@@ -165,7 +164,6 @@ static redisReplyObjectFunctions reply_fns = {
 	.createNil = reply_nil,
 	.freeObject = reply_free,
 };
-
 
 /* ---- lifetime: a connection freed from inside its own callbacks goes on the way out - */
 
