@@ -156,31 +156,44 @@ static void run_for(struct sy_loop *l, uint64_t ms)
 
 static const char *incr[2] = {"INCR", "k"};
 static const size_t incr_len[2] = {4, 1};
+#define INCR_BYTES 21 /* "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n" */
+
+/* A connection with n INCRs queued, to a peer that answers `answer` once it read them
+ * all (closing after when asked), run for 300 ms; free_at: see struct heard. */
+static struct sy_loop *incrs_against(struct peer *p, int n, const char *answer, bool close_after, int free_at)
+{
+	struct sy_loop *l = sy_loop_new();
+	struct sy_endpoint ep = peer_start(p, l);
+
+	memset(&H, 0, sizeof(H));
+	p->answer = answer;
+	p->answer_len = strlen(answer);
+	p->want = (size_t)n * INCR_BYTES;
+	p->close_after = close_after;
+	H.free_at = free_at;
+	H.c = sy_redis_connect(l, &ep, NULL, on_state, NULL);
+	assert_non_null(H.c);
+	/* queued before the connect completes: sent once it does */
+	for (int i = 0; i < n; i++)
+		assert_int_equal(sy_redis_sendv(H.c, 2, incr, incr_len, on_reply, NULL), 0);
+	assert_int_equal(sy_redis_inflight(H.c), (size_t)n);
+	run_for(l, 300);
+	return l;
+}
 
 /* ---- tests ------------------------------------------------------------------------------ */
 
 static void pipelined_replies_reach_their_callbacks_in_order(void **state)
 {
-	struct sy_loop *l = sy_loop_new();
 	struct peer p;
-	struct sy_endpoint ep = peer_start(&p, l);
 	char ans[100 * 8];
 	size_t n = 0;
+	struct sy_loop *l;
 
 	(void)state;
-	memset(&H, 0, sizeof(H));
 	for (int i = 0; i < 100; i++)
 		n += (size_t)snprintf(ans + n, sizeof(ans) - n, ":%d\r\n", i + 1);
-	p.answer = ans;
-	p.answer_len = n;
-	p.want = 100 * strlen("*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n");
-	H.c = sy_redis_connect(l, &ep, NULL, on_state, NULL);
-	assert_non_null(H.c);
-	/* queued before the connect completes: sent once it does */
-	for (int i = 0; i < 100; i++)
-		assert_int_equal(sy_redis_sendv(H.c, 2, incr, incr_len, on_reply, NULL), 0);
-	assert_int_equal(sy_redis_inflight(H.c), 100);
-	run_for(l, 300);
+	l = incrs_against(&p, 100, ans, false, 0);
 	assert_int_equal(H.up, 1);
 	assert_int_equal(H.nreplies, 100);
 	for (int i = 0; i < 100; i++)
@@ -188,7 +201,7 @@ static void pipelined_replies_reach_their_callbacks_in_order(void **state)
 	assert_int_equal(sy_redis_inflight(H.c), 0);
 	/* the peer read exactly the 100 commands, formatted as RESP */
 	assert_int_equal(p.nin, p.want);
-	assert_memory_equal(p.in, "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n", 21);
+	assert_memory_equal(p.in, "*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n", INCR_BYTES);
 	sy_redis_free(H.c);
 	peer_stop(&p);
 	sy_loop_free(l);
@@ -231,19 +244,10 @@ static void a_command_larger_than_the_socket_buffer_arrives_whole(void **state)
  * answered NULL (outcome unknown) and nothing more is accepted. */
 static void a_malformed_reply_fails_the_connection_cleanly(void **state)
 {
-	struct sy_loop *l = sy_loop_new();
 	struct peer p;
-	struct sy_endpoint ep = peer_start(&p, l);
+	struct sy_loop *l = incrs_against(&p, 3, ":1\r\n?garbage\r\n", false, 0);
 
 	(void)state;
-	memset(&H, 0, sizeof(H));
-	p.answer = ":1\r\n?garbage\r\n";
-	p.answer_len = strlen(p.answer);
-	p.want = 3 * 21;
-	H.c = sy_redis_connect(l, &ep, NULL, on_state, NULL);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(sy_redis_sendv(H.c, 2, incr, incr_len, on_reply, NULL), 0);
-	run_for(l, 300);
 	assert_int_equal(H.nreplies, 1);
 	assert_int_equal(H.nnull, 2);
 	assert_int_equal(H.down, 1);
@@ -258,20 +262,11 @@ static void a_malformed_reply_fails_the_connection_cleanly(void **state)
 
 static void a_server_closing_mid_reply_answers_the_rest_null(void **state)
 {
-	struct sy_loop *l = sy_loop_new();
 	struct peer p;
-	struct sy_endpoint ep = peer_start(&p, l);
+	/* the second reply cut short */
+	struct sy_loop *l = incrs_against(&p, 3, ":1\r\n$10\r\nhal", true, 0);
 
 	(void)state;
-	memset(&H, 0, sizeof(H));
-	p.answer = ":1\r\n$10\r\nhal"; /* the second reply cut short */
-	p.answer_len = strlen(p.answer);
-	p.want = 3 * 21;
-	p.close_after = true;
-	H.c = sy_redis_connect(l, &ep, NULL, on_state, NULL);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(sy_redis_sendv(H.c, 2, incr, incr_len, on_reply, NULL), 0);
-	run_for(l, 300);
 	assert_int_equal(H.nreplies, 1);
 	assert_int_equal(H.nnull, 2);
 	assert_int_equal(H.down, 1);
@@ -306,20 +301,10 @@ static void a_refused_connect_is_reported_once(void **state)
  * pipeline is answered NULL when that callback returns, and nothing is touched after. */
 static void freeing_from_inside_a_reply_callback_is_safe(void **state)
 {
-	struct sy_loop *l = sy_loop_new();
 	struct peer p;
-	struct sy_endpoint ep = peer_start(&p, l);
+	struct sy_loop *l = incrs_against(&p, 4, ":1\r\n:2\r\n:3\r\n:4\r\n", false, 2);
 
 	(void)state;
-	memset(&H, 0, sizeof(H));
-	p.answer = ":1\r\n:2\r\n:3\r\n:4\r\n";
-	p.answer_len = strlen(p.answer);
-	p.want = 4 * 21;
-	H.free_at = 2;
-	H.c = sy_redis_connect(l, &ep, NULL, on_state, NULL);
-	for (int i = 0; i < 4; i++)
-		assert_int_equal(sy_redis_sendv(H.c, 2, incr, incr_len, on_reply, NULL), 0);
-	run_for(l, 300);
 	assert_null(H.c);
 	assert_int_equal(H.nreplies, 2);
 	assert_int_equal(H.nnull, 2);
