@@ -42,6 +42,7 @@ struct sy_loop {
 	uint64_t next_id;
 	struct sig_reg sig[65];
 	int stop;
+	struct sy_defer *deferred; /* run before the next wait, newest first */
 };
 
 uint64_t sy_now_ms(void)
@@ -49,6 +50,14 @@ uint64_t sy_now_ms(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t sy_coarse_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
@@ -285,6 +294,40 @@ static int run_timers(struct sy_loop *l)
 	return l->heap[0].due <= now ? 0 : (int)(l->heap[0].due - now);
 }
 
+void sy_loop_defer(struct sy_loop *l, struct sy_defer *d)
+{
+	if (d->prev)
+		return;
+	d->next = l->deferred;
+	if (d->next)
+		d->next->prev = &d->next;
+	d->prev = &l->deferred;
+	l->deferred = d;
+}
+
+void sy_loop_undefer(struct sy_defer *d)
+{
+	if (!d->prev)
+		return;
+	*d->prev = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	d->next = NULL;
+	d->prev = NULL;
+}
+
+/* Runs the deferred work, including what it defers in turn (a write that fails runs
+ * callbacks that may queue on other connections). */
+static void run_deferred(struct sy_loop *l)
+{
+	struct sy_defer *d;
+
+	while ((d = l->deferred) && !l->stop) {
+		sy_loop_undefer(d);
+		d->cb(l, d->arg);
+	}
+}
+
 int sy_loop_run(struct sy_loop *l)
 {
 	struct epoll_event evs[64];
@@ -294,8 +337,11 @@ int sy_loop_run(struct sy_loop *l)
 		int timeout = run_timers(l);
 		int n;
 
+		run_deferred(l);
 		if (l->stop)
 			break;
+		if (l->deferred)
+			timeout = 0;
 		n = epoll_wait(l->epfd, evs, 64, timeout);
 		if (n < 0) {
 			if (errno == EINTR)

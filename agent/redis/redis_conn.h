@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-/* redis_conn.h — hiredis's asynchronous client (Debian libhiredis) on the agent's
- * event loop: non-blocking connect, pipelined commands, replies through callbacks.
+/* redis_conn.h — a Redis client on the agent's event loop: non-blocking connect,
+ * pipelined commands (what is queued in one pass of the loop leaves in one write),
+ * replies parsed by hiredis's reader (Debian libhiredis) and handed to callbacks.
  * The agent's own connections are never steered nor observed by the kernel (its tgid
  * is skipped), so what it writes is never captured again: no mirror loops.
  * With credentials, AUTH is the connection's first command, queued before any other
@@ -11,7 +12,6 @@
 #ifndef SY_REDIS_CONN_H
 #define SY_REDIS_CONN_H
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,7 +47,8 @@ bool sy_redis_up(const struct sy_redis *c);
 bool sy_redis_alive(const struct sy_redis *c);
 /* Commands sent and not yet answered. */
 size_t sy_redis_inflight(const struct sy_redis *c);
-/* Closes (callbacks of pending commands run with NULL) and frees. */
+/* Closes (callbacks of pending commands run with NULL) and frees. From inside one of
+ * c's own callbacks, the free happens when that callback returns. */
 void sy_redis_free(struct sy_redis *c);
 
 #endif

@@ -32,6 +32,7 @@ struct sy_client *sy_clients_get(struct sy_clients *t, uint64_t cookie, bool *lo
 {
 	size_t h = (size_t)(cookie * 0x9e3779b97f4a7c15ull >> 40);
 	struct sy_client *s, *victim = NULL;
+	uint64_t now = sy_coarse_ms();
 
 	*lost = false;
 	if (!t->tab && !(t->tab = calloc(SY_CLIENT_SLOTS, sizeof(*t->tab))))
@@ -39,7 +40,7 @@ struct sy_client *sy_clients_get(struct sy_clients *t, uint64_t cookie, bool *lo
 	for (size_t k = 0; k < WAYS; k++) {
 		s = &t->tab[(h + k) & (SY_CLIENT_SLOTS - 1)];
 		if (s->cookie == cookie) {
-			s->last_ms = sy_now_ms();
+			s->last_ms = now;
 			return s;
 		}
 		if (!s->cookie) {
@@ -49,12 +50,11 @@ struct sy_client *sy_clients_get(struct sy_clients *t, uint64_t cookie, bool *lo
 		if (!victim || s->last_ms < victim->last_ms)
 			victim = s;
 	}
-	*lost = victim->cookie && (victim->in_multi || victim->db != 0) &&
-		sy_now_ms() - victim->last_ms < 60000;
+	*lost = victim->cookie && (victim->in_multi || victim->db != 0) && now - victim->last_ms < 60000;
 	sy_client_txn_clear(victim);
 	memset(victim, 0, sizeof(*victim));
 	victim->cookie = cookie;
-	victim->last_ms = sy_now_ms();
+	victim->last_ms = now;
 	return victim;
 }
 

@@ -463,6 +463,7 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	struct sy_client *s;
 	struct sy_argv a;
 	int keys_s[KEYS_INLINE], *keys = NULL, nkeys = 0, e;
+	size_t nlen;
 
 	if (c->type != SY_EVT_WRITE || !(ms = seen_of(m, c->mig_id)))
 		return;
@@ -480,13 +481,14 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 			s->txn_bad = true;
 		return;
 	}
-	cmd = sy_command_find(c->name, strnlen(c->name, SY_CMD_NAME_MAX));
+	nlen = strnlen(c->name, SY_CMD_NAME_MAX);
+	cmd = sy_command_find(c->name, nlen);
 	if (!cmd)
 		return;
 	if (txn_command(d, s, cmd, c))
 		return;
-	e = (c->truncated ? sy_argv_parse_prefix : sy_argv_parse)(
-		&a, c->name, strnlen(c->name, SY_CMD_NAME_MAX), c->body, c->len, c->argc, c->is_inline);
+	e = (c->truncated ? sy_argv_parse_prefix : sy_argv_parse)(&a, c->name, nlen, c->body, c->len, c->argc,
+								  c->is_inline);
 	if (e) {
 		sy_argv_free(&a);
 		flag_audit(d, c->truncated ? "a truncated write's keys are unknown"
@@ -559,7 +561,8 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 			auth->st.conflicts++;
 			mark_dirty(auth, s->db, lk, ll, CONFLICT_SETTLE_MS);
 		}
-	if (strncmp(cmd->name, "EVAL", 4) == 0 || strcmp(cmd->name, "FCALL") == 0)
+	if ((cmd->flags & SY_CMDF_NONDET) &&
+	    (strncmp(cmd->name, "EVAL", 4) == 0 || strcmp(cmd->name, "FCALL") == 0))
 		/* a script's declared keys are copied below; nothing names the keys it
 		 * may write without declaring them */
 		flag_audit(d, "a script (EVAL, EVALSHA, FCALL) may write keys it did not declare");

@@ -16,7 +16,7 @@
 #include "shadow/replay_rec.h"
 #include "shadow/writers.h"
 
-#define NCONN 4 /* destination connections per direction */
+#define NCONN 1 /* destination connections per direction: see mirror.md, Replay */
 
 struct sy_xf;
 struct sy_bpf;
