@@ -16,7 +16,7 @@
 #define MIN_SLOTS  1024u	      /* power of two */
 
 struct slot {
-	uint32_t tag; /* hash bits 32-63; home slot = tag & mask */
+	uint32_t tag; /* tag_of(hash); home slot = tag & mask */
 	uint32_t idx; /* the node: pool index + 1, 0 = empty */
 };
 
@@ -41,10 +41,20 @@ static uint64_t key_hash(int db, const char *k, size_t len)
 	return sy_fnv1a(k, len, SY_FNV_OFFSET ^ (uint64_t)db);
 }
 
+/* FNV-1a's middle bits hardly depend on a key's last bytes, so keys that differ there
+ * (key:1, key:2…) would crowd into runs: mix all 64 bits first. */
+static uint32_t tag_of(uint64_t h)
+{
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
+	return (uint32_t)h;
+}
+
 /* The slot holding a key, or the empty slot where it would go. */
 static uint32_t find(const struct sy_dirty *s, uint64_t h, int db, const char *k, size_t len)
 {
-	uint32_t tag = (uint32_t)(h >> 32), i = tag & s->mask;
+	uint32_t tag = tag_of(h), i = tag & s->mask;
 
 	for (;; i = (i + 1) & s->mask) {
 		const struct slot *sl = &s->tab[i];
@@ -69,7 +79,7 @@ static int grow(struct sy_dirty *s)
 	if (!tab)
 		return -ENOMEM;
 	for (uint32_t idx = s->head; idx; idx = node(s, idx)->next) {
-		uint32_t tag = (uint32_t)(node(s, idx)->hash >> 32), i = tag & mask;
+		uint32_t tag = tag_of(node(s, idx)->hash), i = tag & mask;
 
 		while (tab[i].idx)
 			i = (i + 1) & mask;
@@ -197,7 +207,7 @@ int sy_dirty_add(struct sy_dirty *s, int db, const char *k, size_t len, uint64_t
 	e->due_ms = due_ms;
 	e->db = db;
 	e->next = 0;
-	s->tab[i] = (struct slot){.tag = (uint32_t)(h >> 32), .idx = e->self};
+	s->tab[i] = (struct slot){.tag = tag_of(h), .idx = e->self};
 	if (s->tail)
 		node(s, s->tail)->next = e->self;
 	else
@@ -229,7 +239,7 @@ struct sy_dkey *sy_dirty_pop(struct sy_dirty *s, uint64_t now_ms)
 	s->head = e->next;
 	if (!s->head)
 		s->tail = 0;
-	for (i = (uint32_t)(e->hash >> 32) & s->mask; s->tab[i].idx != e->self; i = (i + 1) & s->mask)
+	for (i = tag_of(e->hash) & s->mask; s->tab[i].idx != e->self; i = (i + 1) & s->mask)
 		;
 	slot_del(s, i);
 	s->n--;

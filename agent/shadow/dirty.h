@@ -9,8 +9,8 @@
  *
  * Cost: a key lives in a 64-byte node from a pool (no malloc per key; a key longer
  * than SY_DKEY_INLINE bytes has its bytes allocated apart), found through an
- * open-addressing index of 8-byte slots that keep 32 bits of the key's hash inline, so
- * a key not in the set costs one index line and no node. */
+ * open-addressing index of 8-byte slots that keep 32 bits of the key's (mixed) hash
+ * inline, so a key not in the set costs one index line and no node. */
 #ifndef SY_DIRTY_H
 #define SY_DIRTY_H
 
