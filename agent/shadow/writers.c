@@ -104,7 +104,8 @@ static struct sy_writer *entry(const struct sy_writers *t, uint64_t fp, bool cre
 	/* 4-way sets: a key's entry is only reused for another key once it is the oldest
 	 * of its set, so keys written now never lose their history to a hash collision
 	 * (a lost entry would hide a conflict, or call a settling key drift). The set
-	 * index is fingerprint bits 42-55, the tag bits 0-31: 46 bits tell keys apart */
+	 * index is fingerprint bits 42-55, the tag bits 0-31 (bit 0 always set): 45 bits
+	 * tell keys apart */
 	w = &t->tab[(fp >> 40) & (SLOTS - WAYS)];
 	for (int i = 0; i < WAYS; i++)
 		if (w[i].tag == tag)

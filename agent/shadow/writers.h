@@ -12,7 +12,7 @@
  * collision never hides a key written now. Lookups are lossy only under heavy churn.
  *
  * An entry is 16 bytes (a set of four is one cache line), so two things are hashed:
- * - the key: 46 bits of its fingerprint (14 pick the set, 32 are kept). Two keys that
+ * - the key: 45 bits of its fingerprint (14 pick the set, 31 are kept). Two keys that
  *   agree on them share an entry; that can only add conflicts (an extra copy) and make
  *   a key look written more recently, never hide a conflict: every change of writer
  *   within the window makes the entry hot.
