@@ -20,6 +20,18 @@ static int add(struct sy_dirty *s, const char *k, uint64_t due)
 	return sy_dirty_add(s, 0, k, strlen(k), due);
 }
 
+/* A set of at most max keys holding a, b, c (in that order), due at `due`. */
+static struct sy_dirty *abc(size_t max, uint64_t due)
+{
+	static const char *const keys[] = {"a", "b", "c"};
+	struct sy_dirty *s = sy_dirty_new(max);
+
+	assert_non_null(s);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(add(s, keys[i], due), 0);
+	return s;
+}
+
 static bool has(struct sy_dirty *s, const char *k)
 {
 	return sy_dirty_has(s, 0, k, strlen(k));
@@ -38,12 +50,9 @@ static void pop_is(struct sy_dirty *s, uint64_t now, const char *k)
 
 static void a_key_is_kept_once_in_first_marking_order(void **state)
 {
-	struct sy_dirty *s = sy_dirty_new(100);
+	struct sy_dirty *s = abc(100, 10);
 
 	(void)state;
-	assert_int_equal(add(s, "a", 10), 0);
-	assert_int_equal(add(s, "b", 10), 0);
-	assert_int_equal(add(s, "c", 10), 0);
 	assert_int_equal(add(s, "a", 10), 0); /* again: no second entry, a keeps its place */
 	assert_int_equal(sy_dirty_count(s), 3);
 	/* one name in two databases is two keys */
@@ -86,12 +95,9 @@ static void keys_leave_in_order_once_due(void **state)
 
 static void a_full_set_refuses_new_keys_only(void **state)
 {
-	struct sy_dirty *s = sy_dirty_new(3);
+	struct sy_dirty *s = abc(3, 1);
 
 	(void)state;
-	assert_int_equal(add(s, "a", 1), 0);
-	assert_int_equal(add(s, "b", 1), 0);
-	assert_int_equal(add(s, "c", 1), 0);
 	assert_int_equal(add(s, "d", 1), -ENOSPC);
 	assert_int_equal(add(s, "b", 5), 0); /* already there: its due time moves */
 	assert_false(has(s, "d"));
