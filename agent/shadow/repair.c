@@ -7,102 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fnv.h"
 #include "core/loop.h"
 #include "redis/redis_conn.h"
 #include "shadow/jobs.h"
 #include "shadow/mirror.h"
 
-#define DIRTY_BUCKETS 65536
-
-/* ---- the dirty-key set: deduplicated, in order, each due at a time ------------------- */
-
-struct sy_dkey {
-	struct sy_dkey *hnext; /* hash chain */
-	STAILQ_ENTRY(sy_dkey) link;
-	uint64_t hash;
-	uint64_t due_ms;
-	int db;
-	size_t len;
-	char key[];
-};
-
-static uint64_t key_hash(int db, const char *k, size_t len)
-{
-	return sy_fnv1a(k, len, SY_FNV_OFFSET ^ (uint64_t)db);
-}
-
-static struct sy_dkey **dirty_slot(struct sy_dkey **tab, uint64_t h, int db, const char *k, size_t len)
-{
-	struct sy_dkey **pp = &tab[h & (DIRTY_BUCKETS - 1)];
-
-	for (; *pp; pp = &(*pp)->hnext)
-		if ((*pp)->hash == h && (*pp)->db == db && (*pp)->len == len &&
-		    memcmp((*pp)->key, k, len) == 0)
-			return pp;
-	return pp;
-}
+/* ---- the dirty-key set (dirty.c) ----------------------------------------------------- */
 
 /* 0 added or already there (its due time pushed to at least `due`), -ENOSPC full. */
 static int dirty_add(struct sy_repair *r, int db, const char *k, size_t len, uint64_t due)
 {
-	uint64_t h = key_hash(db, k, len);
-	struct sy_dkey **pp, *e;
-
-	if (!r->tab) {
-		if (!(r->tab = calloc(DIRTY_BUCKETS, sizeof(*r->tab))))
-			return -ENOMEM;
-		STAILQ_INIT(&r->fifo);
-	}
-	pp = dirty_slot(r->tab, h, db, k, len);
-	if (*pp) {
-		if ((*pp)->due_ms < due)
-			(*pp)->due_ms = due;
-		return 0;
-	}
-	if (r->n >= SY_MIRROR_DIRTY_MAX)
-		return -ENOSPC;
-	e = malloc(sizeof(*e) + len);
-	if (!e)
+	if (!r->tab && !(r->tab = sy_dirty_new(SY_MIRROR_DIRTY_MAX)))
 		return -ENOMEM;
-	e->hnext = NULL;
-	e->hash = h;
-	e->due_ms = due;
-	e->db = db;
-	e->len = len;
-	memcpy(e->key, k, len);
-	*pp = e;
-	STAILQ_INSERT_TAIL(&r->fifo, e, link);
-	r->n++;
-	return 0;
-}
-
-/* The first key if it is due, left in the set. */
-static struct sy_dkey *dirty_peek(struct sy_repair *r, uint64_t now)
-{
-	struct sy_dkey *e = r->tab ? STAILQ_FIRST(&r->fifo) : NULL;
-
-	return e && e->due_ms <= now ? e : NULL;
-}
-
-/* Takes the first key if it is due; the caller frees it. */
-static struct sy_dkey *dirty_pop(struct sy_repair *r, uint64_t now)
-{
-	struct sy_dkey *e = dirty_peek(r, now), **pp;
-
-	if (!e)
-		return NULL;
-	STAILQ_REMOVE_HEAD(&r->fifo, link);
-	pp = dirty_slot(r->tab, e->hash, e->db, e->key, e->len);
-	if (*pp == e)
-		*pp = e->hnext;
-	r->n--;
-	return e;
+	return sy_dirty_add(r->tab, db, k, len, due);
 }
 
 bool sy_repair_has(const struct sy_repair *r, int db, const char *key, size_t len)
 {
-	return r->tab && *dirty_slot(r->tab, key_hash(db, key, len), db, key, len);
+	return sy_dirty_has(r->tab, db, key, len);
 }
 
 /* ---- copies -------------------------------------------------------------------------- */
@@ -117,7 +39,7 @@ void sy_repair_mark(struct sy_repair *r, int db, const char *key, size_t len, ui
 		r->ops->flag_audit(r->owner, "dirty-key set full");
 	else if (e)
 		r->ops->flag_audit(r->owner, "out of memory for dirty keys");
-	r->st->dirty = r->n;
+	r->st->dirty = sy_dirty_count(r->tab);
 	kick(r, delay_ms);
 }
 
@@ -223,17 +145,20 @@ static void on_queued(struct sy_redis *c, redisReply *rep, void *priv)
 static void run_typed(struct sy_repair *r, uint64_t now)
 {
 	while (r->inflight < SY_REPAIR_INFLIGHT && sy_redis_alive(*r->source)) {
-		struct sy_dkey *got[SY_REPAIR_BATCH], *e;
+		struct sy_dkey *got[SY_REPAIR_BATCH];
+		const struct sy_dkey *e;
 		const char *keys[SY_REPAIR_BATCH];
 		size_t lens[SY_REPAIR_BATCH], n = 0;
 
-		while (n < SY_REPAIR_BATCH && r->inflight < SY_REPAIR_INFLIGHT && (e = dirty_peek(r, now)) &&
-		       (n == 0 || e->db == got[0]->db)) {
-			got[n] = dirty_pop(r, now);
-			keys[n] = e->key;
-			lens[n++] = e->len;
+		while (n < SY_REPAIR_BATCH && r->inflight < SY_REPAIR_INFLIGHT &&
+		       (e = sy_dirty_peek(r->tab, now)) && (n == 0 || e->db == got[0]->db)) {
+			/* taken-out keys stay valid while copying() marks keys */
+			got[n] = sy_dirty_pop(r->tab, now);
+			keys[n] = sy_dkey_key(got[n]);
+			lens[n] = got[n]->len;
 			r->inflight++;
-			r->ops->copying(r->owner, e->db, e->key, e->len);
+			r->ops->copying(r->owner, got[n]->db, keys[n], lens[n]);
+			n++;
 		}
 		if (n == 0)
 			return;
@@ -241,7 +166,7 @@ static void run_typed(struct sy_repair *r, uint64_t now)
 			for (size_t i = 0; i < n; i++)
 				sy_repair_typed_done(r, got[i]->db, keys[i], lens[i], -EAGAIN);
 		for (size_t i = 0; i < n; i++)
-			free(got[i]);
+			sy_dirty_put(r->tab, got[i]);
 	}
 	if (!sy_redis_alive(*r->source))
 		kick(r, SY_REPAIR_RETRY_MS);
@@ -259,19 +184,19 @@ static void run_dump(struct sy_repair *r, uint64_t now)
 			kick(r, SY_REPAIR_RETRY_MS);
 			break;
 		}
-		e = dirty_pop(r, now);
+		e = sy_dirty_pop(r->tab, now);
 		if (!e)
 			break;
 		cp = malloc(sizeof(*cp) + e->len);
 		if (!cp) {
-			free(e);
+			sy_dirty_put(r->tab, e);
 			break;
 		}
 		cp->r = r;
 		cp->db = e->db;
 		cp->len = e->len;
-		memcpy(cp->key, e->key, e->len);
-		free(e);
+		memcpy(cp->key, sy_dkey_key(e), e->len);
+		sy_dirty_put(r->tab, e);
 		r->inflight++;
 		r->ops->copying(r->owner, cp->db, cp->key, cp->len);
 		{
@@ -294,6 +219,7 @@ static void run(struct sy_loop *l, void *arg)
 {
 	struct sy_repair *r = arg;
 	uint64_t now = sy_now_ms();
+	const struct sy_dkey *e;
 
 	(void)l;
 	r->timer = 0;
@@ -303,9 +229,9 @@ static void run(struct sy_loop *l, void *arg)
 		run_typed(r, now);
 	else
 		run_dump(r, now);
-	r->st->dirty = r->n;
-	if (r->tab && !STAILQ_EMPTY(&r->fifo) && !r->timer) {
-		uint64_t due = STAILQ_FIRST(&r->fifo)->due_ms;
+	r->st->dirty = sy_dirty_count(r->tab);
+	if ((e = sy_dirty_peek(r->tab, UINT64_MAX)) && !r->timer) {
+		uint64_t due = e->due_ms;
 
 		kick(r, due > now ? due - now : 10);
 	}
@@ -353,15 +279,8 @@ void sy_repair_stop(struct sy_repair *r)
 
 void sy_repair_free(struct sy_repair *r)
 {
-	struct sy_dkey *e;
-
 	sy_repair_stop(r);
-	while (r->tab && (e = STAILQ_FIRST(&r->fifo))) {
-		STAILQ_REMOVE_HEAD(&r->fifo, link);
-		free(e);
-	}
-	free(r->tab);
+	sy_dirty_free(r->tab);
 	r->tab = NULL;
-	r->n = 0;
 	r->inflight = 0;
 }

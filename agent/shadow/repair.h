@@ -25,7 +25,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/queue.h>
+
+#include "shadow/dirty.h"
 
 struct sy_loop;
 struct sy_redis;
@@ -49,7 +50,6 @@ struct sy_repair_ops {
 	void (*flag_audit)(void *owner, const char *why);
 };
 
-struct sy_dkey;
 struct sy_xf;
 
 struct sy_repair {
@@ -61,13 +61,10 @@ struct sy_repair {
 	int *source_db;			/* the database it is on; the owner sets 0 at connect */
 	const bool *active;		/* the owner's: no copy starts while false */
 	struct sy_mirror_stats *st;	/* repaired, repair_failed, repaired_bytes, dirty */
-	/* the dirty-key set */
-	struct sy_dkey **tab;
-	STAILQ_HEAD(, sy_dkey) fifo;
-	size_t n;
-	uint32_t inflight; /* copies under way */
-	struct sy_xf *xf;  /* the migration's transform, NULL: DUMP/RESTORE */
-	bool reverse;	   /* copies go target → legacy (reverse_key) */
+	struct sy_dirty *tab;		/* the dirty-key set (dirty.h), made at the first mark */
+	uint32_t inflight;		/* copies under way */
+	struct sy_xf *xf;		/* the migration's transform, NULL: DUMP/RESTORE */
+	bool reverse;			/* copies go target → legacy (reverse_key) */
 	uint64_t timer;
 };
 
@@ -85,7 +82,7 @@ bool sy_repair_has(const struct sy_repair *r, int db, const char *key, size_t le
 /* Keys waiting plus copies under way. */
 static inline uint64_t sy_repair_backlog(const struct sy_repair *r)
 {
-	return r->n + r->inflight;
+	return sy_dirty_count(r->tab) + r->inflight;
 }
 /* A typed copy ended (transform_copy.c): 0 copied, -EAGAIN retry later, another
  * negative errno: the script failed on it (counted, flagged, not retried). */

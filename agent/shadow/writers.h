@@ -9,8 +9,18 @@
  * keys once they settle. A hot key (a recent conflict, a copy in progress) makes every
  * write to it a conflict until it cools down. The table is 4-way set-associative: an
  * entry is only reused for another key once it is the oldest of its set, so a hash
- * collision never hides a key written now. Lookups are lossy only under heavy churn,
- * never wrong about the key they return. */
+ * collision never hides a key written now. Lookups are lossy only under heavy churn.
+ *
+ * An entry is 16 bytes (a set of four is one cache line), so two things are hashed:
+ * - the key: 45 bits of its fingerprint (14 pick the set, 31 are kept). Two keys that
+ *   agree on them share an entry; that can only add conflicts (an extra copy) and make
+ *   a key look written more recently, never hide a conflict: every change of writer
+ *   within the window makes the entry hot.
+ * - the writer: a 32-bit hash of the client connection's cookie with the side in it.
+ *   One connection's two sides always differ; two connections of one key written
+ *   within SY_CONFLICT_MS look like one writer with probability 2^-32, and only then
+ *   is a conflict missed (the key is not re-copied: drift the audit finds).
+ * Times are 32-bit ms after a base that moves up before they wrap (writers.c). */
 #ifndef SY_WRITERS_H
 #define SY_WRITERS_H
 
@@ -26,6 +36,7 @@ struct sy_writer;
 /* Zeroed is empty; the table is allocated on first write. */
 struct sy_writers {
 	struct sy_writer *tab;
+	uint64_t base_ms; /* entries' times are ms after this (sy_now_ms clock) */
 };
 
 void sy_writers_free(struct sy_writers *w);
@@ -33,12 +44,18 @@ void sy_writers_free(struct sy_writers *w);
  * connection `cookie`; true when it is a conflict (see above). */
 bool sy_writers_conflict(struct sy_writers *w, const struct sy_migration_spec *spec, int side,
 			 uint64_t cookie, int db, const char *k, size_t len);
+/* The same at now_ms (sy_now_ms clock, never going back), for a caller that has read
+ * the clock already. */
+bool sy_writers_conflict_at(struct sy_writers *w, const struct sy_migration_spec *spec, int side,
+			    uint64_t cookie, int db, const char *k, size_t len, uint64_t now_ms);
 /* Makes a key hot for 2 * SY_CONFLICT_MS: a copy of it is under way, and a write landing
  * meanwhile could be overwritten by the older copy. Returns 1 when the key was written
  * within that time before (a replay may still land on top of the copy), 0 when not,
  * -ENOMEM. */
 int sy_writers_mark_hot(struct sy_writers *w, const struct sy_migration_spec *spec, int side, int db,
 			const char *k, size_t len);
+int sy_writers_mark_hot_at(struct sy_writers *w, const struct sy_migration_spec *spec, int side, int db,
+			   const char *k, size_t len, uint64_t now_ms);
 /* When the key (legacy-side name) was last written (sy_now_ms), 0 when unknown. */
 uint64_t sy_writers_last_ms(const struct sy_writers *w, int db, const char *k, size_t len);
 
