@@ -104,9 +104,11 @@ static struct sy_writer *entry(const struct sy_writers *t, uint64_t fp, bool cre
 	/* 4-way sets: a key's entry is only reused for another key once it is the oldest
 	 * of its set, so keys written now never lose their history to a hash collision
 	 * (a lost entry would hide a conflict, or call a settling key drift). The set
-	 * index is fingerprint bits 42-55, the tag bits 0-31 (bit 0 always set): 45 bits
-	 * tell keys apart */
-	w = &t->tab[(fp >> 40) & (SLOTS - WAYS)];
+	 * index is taken from the whole fingerprint, mixed: FNV-1a's upper bits hardly
+	 * depend on a key's last bytes, so its bits 42-55 crowded key:1, key:2… into a
+	 * few sets (a variance of 24 keys per set where an even spread gives 6), whose
+	 * histories were pushed out early. The tag is bits 0-31 (bit 0 always set) */
+	w = &t->tab[((fp * 0x9e3779b97f4a7c15ull) >> 48) & (SLOTS - WAYS)];
 	for (int i = 0; i < WAYS; i++)
 		if (w[i].tag == tag)
 			return &w[i];
@@ -154,7 +156,7 @@ bool sy_writers_conflict_at(struct sy_writers *t, const struct sy_migration_spec
 bool sy_writers_conflict(struct sy_writers *t, const struct sy_migration_spec *spec, int side,
 			 uint64_t cookie, int db, const char *k, size_t len)
 {
-	return sy_writers_conflict_at(t, spec, side, cookie, db, k, len, sy_now_ms());
+	return sy_writers_conflict_at(t, spec, side, cookie, db, k, len, sy_coarse_ms());
 }
 
 int sy_writers_mark_hot_at(struct sy_writers *t, const struct sy_migration_spec *spec, int side, int db,
@@ -174,7 +176,7 @@ int sy_writers_mark_hot_at(struct sy_writers *t, const struct sy_migration_spec 
 int sy_writers_mark_hot(struct sy_writers *t, const struct sy_migration_spec *spec, int side, int db,
 			const char *k, size_t len)
 {
-	return sy_writers_mark_hot_at(t, spec, side, db, k, len, sy_now_ms());
+	return sy_writers_mark_hot_at(t, spec, side, db, k, len, sy_coarse_ms());
 }
 
 uint64_t sy_writers_last_ms(const struct sy_writers *t, int db, const char *k, size_t len)

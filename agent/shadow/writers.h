@@ -36,7 +36,7 @@ struct sy_writer;
 /* Zeroed is empty; the table is allocated on first write. */
 struct sy_writers {
 	struct sy_writer *tab;
-	uint64_t base_ms; /* entries' times are ms after this (sy_now_ms clock) */
+	uint64_t base_ms; /* entries' times are ms after this (sy_coarse_ms clock) */
 };
 
 void sy_writers_free(struct sy_writers *w);
@@ -44,8 +44,10 @@ void sy_writers_free(struct sy_writers *w);
  * connection `cookie`; true when it is a conflict (see above). */
 bool sy_writers_conflict(struct sy_writers *w, const struct sy_migration_spec *spec, int side,
 			 uint64_t cookie, int db, const char *k, size_t len);
-/* The same at now_ms (sy_now_ms clock, never going back), for a caller that has read
- * the clock already. */
+/* The same at now_ms, for a caller that has read the clock already. The table keeps
+ * sy_coarse_ms's clock (a few ms behind sy_now_ms, 5 ns a read instead of 27, one per
+ * mirrored write): every time given here must come from it, as a time from a clock
+ * running ahead would make later coarse times look earlier. */
 bool sy_writers_conflict_at(struct sy_writers *w, const struct sy_migration_spec *spec, int side,
 			    uint64_t cookie, int db, const char *k, size_t len, uint64_t now_ms);
 /* Makes a key hot for 2 * SY_CONFLICT_MS: a copy of it is under way, and a write landing
@@ -56,7 +58,8 @@ int sy_writers_mark_hot(struct sy_writers *w, const struct sy_migration_spec *sp
 			const char *k, size_t len);
 int sy_writers_mark_hot_at(struct sy_writers *w, const struct sy_migration_spec *spec, int side, int db,
 			   const char *k, size_t len, uint64_t now_ms);
-/* When the key (legacy-side name) was last written (sy_now_ms), 0 when unknown. */
+/* When the key (legacy-side name) was last written (sy_coarse_ms, so never later than
+ * sy_now_ms), 0 when unknown. */
 uint64_t sy_writers_last_ms(const struct sy_writers *w, int db, const char *k, size_t len);
 
 #endif

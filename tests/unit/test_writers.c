@@ -100,7 +100,8 @@ static void hot_keys_conflict_until_they_cool(void **state)
 	sy_writers_free(&w);
 }
 
-/* Keys whose fingerprints pick one 4-way set (writers.c: bits 42-55). */
+/* Keys whose fingerprints pick one 4-way set (writers.c: the mixed fingerprint's bits
+ * 50-63). */
 static int same_set(char keys[][16], int n)
 {
 	static uint16_t count[16384];
@@ -110,7 +111,8 @@ static int same_set(char keys[][16], int n)
 	for (uint32_t i = 0; i < 1000000; i++) {
 		char k[16];
 		int len = snprintf(k, sizeof(k), "s%u", i);
-		uint32_t set = (uint32_t)((sy_fnv1a(k, (size_t)len, SY_FNV_OFFSET) | 1) >> 42) & 16383;
+		uint64_t fp = sy_fnv1a(k, (size_t)len, SY_FNV_OFFSET) | 1;
+		uint32_t set = (uint32_t)((fp * 0x9e3779b97f4a7c15ull) >> 50) & 16383;
 
 		if (count[set] < 5)
 			first[set][count[set]] = i;
