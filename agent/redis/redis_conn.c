@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -64,7 +65,8 @@ struct sy_redis {
 	char user[SY_AUTH_USER_MAX]; /* who AUTH logs in as ("" = default), for messages */
 	uint64_t fail_timer;	     /* reports a connection that could not even start */
 	size_t inflight;
-	unsigned flags; /* sy_redis_flags: the callers' */
+	uint64_t read_ns; /* when the last read returned */
+	unsigned flags;	  /* sy_redis_flags: the callers' */
 	sy_redis_state_cb cb;
 	void *arg;
 	char name[SY_EP_STRLEN];
@@ -467,6 +469,7 @@ static void dispatch(struct sy_redis *c)
 static void do_read(struct sy_redis *c)
 {
 	char buf[RBUF];
+	struct timespec ts;
 
 	for (int i = 0; i < READS_PER_EVENT && !c->gone && !c->free_pending; i++) {
 		ssize_t n = read(c->fd, buf, sizeof(buf));
@@ -482,6 +485,8 @@ static void do_read(struct sy_redis *c)
 				fail_errno(c, NULL, errno);
 			return;
 		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		c->read_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 		if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
 			fail(c, "out of memory for a reply");
 			return;
@@ -650,6 +655,11 @@ bool sy_redis_up(const struct sy_redis *c)
 bool sy_redis_alive(const struct sy_redis *c)
 {
 	return c && can_send(c);
+}
+
+uint64_t sy_redis_read_ns(const struct sy_redis *c)
+{
+	return c->read_ns;
 }
 
 size_t sy_redis_inflight(const struct sy_redis *c)

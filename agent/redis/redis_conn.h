@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "switchyard/abi.h"
 
@@ -45,6 +46,9 @@ bool sy_redis_up(const struct sy_redis *c);
 /* Connected or still connecting: commands may be queued (sent once connected; if the
  * connect fails their callbacks run with NULL). */
 bool sy_redis_alive(const struct sy_redis *c);
+/* When the last read of replies returned (CLOCK_MONOTONIC ns): inside a reply
+ * callback, when its reply arrived, without a clock read per reply. */
+uint64_t sy_redis_read_ns(const struct sy_redis *c);
 /* Commands sent and not yet answered. */
 size_t sy_redis_inflight(const struct sy_redis *c);
 /* Closes (callbacks of pending commands run with NULL) and frees. From inside one of

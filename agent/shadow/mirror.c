@@ -222,7 +222,6 @@ static void on_replayed(struct sy_redis *c, redisReply *r, void *priv)
 	struct sy_pending *p = priv;
 	struct dir *d = p->d;
 
-	(void)c;
 	/* nil for EXEC: a transaction aborted on the destination */
 	if (!r || r->type == REDIS_REPLY_ERROR || (p->parts > 1 && r->type == REDIS_REPLY_NIL))
 		p->failed = true;
@@ -234,8 +233,9 @@ static void on_replayed(struct sy_redis *c, redisReply *r, void *priv)
 		d->st.failed++;
 		repair_keys_of(p, SETTLE_MS);
 	} else {
-		/* one clock read per answer: sy_now_ms() is the same clock, in ms */
-		uint64_t now = mono_ns(), now_ms = now / 1000000;
+		/* when the read that brought the answer returned: one clock read per read,
+		 * not per answer (sy_now_ms() is the same clock, in ms) */
+		uint64_t now = c ? sy_redis_read_ns(c) : mono_ns(), now_ms = now / 1000000;
 		uint64_t lag_ms = now > p->ts_ns ? (now - p->ts_ns) / 1000000 : 0;
 
 		d->st.mirrored++;
