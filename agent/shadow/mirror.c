@@ -451,6 +451,33 @@ static bool txn_command(struct dir *d, struct sy_client *s, const struct sy_comm
 	return true;
 }
 
+/* Records the write's keys as written by its connection; a key written by another
+ * writer lately is a conflict: copied once it settles, in one direction only so that
+ * two copies never cross — from legacy (authoritative) when writes on legacy are
+ * mirrored, else from target. fps: the first nfp keys' fingerprints (sy_writers_touch). */
+static void note_writers(struct mig *g, const struct sy_captured *c, struct sy_client *s,
+			 const struct sy_argv *a, const int *keys, int nkeys, const uint64_t *fps, int nfp)
+{
+	uint64_t now = sy_coarse_ms();
+
+	for (int i = 0; i < nkeys; i++) {
+		const char *k = a->argv[keys[i]];
+		size_t kl = a->lens[keys[i]];
+		struct dir *auth;
+		char buf[1024];
+
+		if (!(i < nfp ? sy_writers_conflict_fp(&g->writers, c->side, c->cookie, fps[i], now)
+			      : sy_writers_conflict_at(&g->writers, &g->spec, c->side, c->cookie, s->db, k,
+						       kl, now)))
+			continue;
+		auth = &g->d[(g->mirror & SY_CAPTURE_LEGACY) ? SY_DIR_FORWARD : SY_DIR_REVERSE];
+		if (auth->dir == SY_DIR_FORWARD && c->side == SY_SIDE_TARGET)
+			kl = sy_key_map(&g->spec, SY_SIDE_TARGET, k, kl, buf, sizeof(buf), &k);
+		auth->st.conflicts++;
+		mark_dirty(auth, s->db, k, kl, CONFLICT_SETTLE_MS);
+	}
+}
+
 #define KEYS_INLINE 16 /* key positions of a command with this many arguments: on the stack */
 
 void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
@@ -462,7 +489,8 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	struct dir *d;
 	struct sy_client *s;
 	struct sy_argv a;
-	int keys_s[KEYS_INLINE], *keys = NULL, nkeys = 0, e;
+	int keys_s[KEYS_INLINE], *keys = NULL, nkeys = 0, nfp = 0, e;
+	uint64_t fps[KEYS_INLINE];
 	size_t nlen;
 
 	if (c->type != SY_EVT_WRITE || !(ms = seen_of(m, c->mig_id)))
@@ -545,22 +573,12 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		sy_argv_free(&a);
 		return;
 	}
-	for (int i = 0; i < nkeys; i++)
-		if (sy_writers_conflict(&g->writers, &g->spec, c->side, c->cookie, s->db, a.argv[keys[i]],
-					a.lens[keys[i]])) {
-			/* copied in one direction only, so two copies never cross: from legacy
-			 * (authoritative) when writes on legacy are mirrored, else from target */
-			struct dir *auth =
-				&g->d[(g->mirror & SY_CAPTURE_LEGACY) ? SY_DIR_FORWARD : SY_DIR_REVERSE];
-			char buf[1024];
-			const char *lk = a.argv[keys[i]];
-			size_t ll = a.lens[keys[i]];
-
-			if (auth->dir == SY_DIR_FORWARD && c->side == SY_SIDE_TARGET)
-				ll = sy_key_map(&g->spec, SY_SIDE_TARGET, lk, ll, buf, sizeof(buf), &lk);
-			auth->st.conflicts++;
-			mark_dirty(auth, s->db, lk, ll, CONFLICT_SETTLE_MS);
-		}
+	/* the writers' lookups start here and finish after the replay is queued, which
+	 * hides most of their memory miss */
+	nfp = nkeys < KEYS_INLINE ? nkeys : KEYS_INLINE;
+	for (int i = 0; i < nfp; i++)
+		fps[i] = sy_writers_touch(&g->writers, &g->spec, c->side, s->db, a.argv[keys[i]],
+					  a.lens[keys[i]]);
 	if ((cmd->flags & SY_CMDF_NONDET) &&
 	    (strncmp(cmd->name, "EVAL", 4) == 0 || strcmp(cmd->name, "FCALL") == 0))
 		/* a script's declared keys are copied below; nothing names the keys it
@@ -578,6 +596,7 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 	} else {
 		replay(d, s, &a, c, keys, nkeys);
 	}
+	note_writers(g, c, s, &a, keys, nkeys, fps, nfp);
 	if (keys != keys_s)
 		free(keys);
 	sy_argv_free(&a);

@@ -92,6 +92,15 @@ static uint32_t rel_now(struct sy_writers *t, uint64_t now)
 	return (uint32_t)(now - t->base_ms);
 }
 
+/* The set a fingerprint picks. */
+static struct sy_writer *set_of(const struct sy_writers *t, uint64_t fp)
+{
+	/* the whole fingerprint, mixed: FNV-1a's upper bits hardly depend on a key's last
+	 * bytes, so its bits 42-55 crowded key:1, key:2… into a few sets (a variance of 24
+	 * keys per set where an even spread gives 6), whose histories were pushed out early */
+	return &t->tab[((fp * 0x9e3779b97f4a7c15ull) >> 48) & (SLOTS - WAYS)];
+}
+
 /* The entry of a key (legacy-side name). create: take the set's oldest entry over if
  * the key has none; else NULL. */
 static struct sy_writer *entry(const struct sy_writers *t, uint64_t fp, bool create)
@@ -104,11 +113,8 @@ static struct sy_writer *entry(const struct sy_writers *t, uint64_t fp, bool cre
 	/* 4-way sets: a key's entry is only reused for another key once it is the oldest
 	 * of its set, so keys written now never lose their history to a hash collision
 	 * (a lost entry would hide a conflict, or call a settling key drift). The set
-	 * index is taken from the whole fingerprint, mixed: FNV-1a's upper bits hardly
-	 * depend on a key's last bytes, so its bits 42-55 crowded key:1, key:2… into a
-	 * few sets (a variance of 24 keys per set where an even spread gives 6), whose
-	 * histories were pushed out early. The tag is bits 0-31 (bit 0 always set) */
-	w = &t->tab[((fp * 0x9e3779b97f4a7c15ull) >> 48) & (SLOTS - WAYS)];
+	 * index is set_of's, the tag bits 0-31 (bit 0 always set) */
+	w = set_of(t, fp);
 	for (int i = 0; i < WAYS; i++)
 		if (w[i].tag == tag)
 			return &w[i];
@@ -123,9 +129,9 @@ static struct sy_writer *entry(const struct sy_writers *t, uint64_t fp, bool cre
 	return old;
 }
 
-/* The entry of a key named as `side` names it (compared by its legacy-side name). */
-static struct sy_writer *entry_of(struct sy_writers *t, const struct sy_migration_spec *spec, int side,
-				  int db, const char *k, size_t len)
+/* The fingerprint of a key named as `side` names it (keys compare by legacy-side name). */
+static uint64_t fingerprint_of(const struct sy_migration_spec *spec, int side, int db, const char *k,
+			       size_t len)
 {
 	char buf[1024];
 	const char *lk = k;
@@ -133,14 +139,29 @@ static struct sy_writer *entry_of(struct sy_writers *t, const struct sy_migratio
 
 	if (side == SY_SIDE_TARGET)
 		ll = sy_key_map(spec, SY_SIDE_TARGET, k, len, buf, sizeof(buf), &lk);
-	return entry(t, fingerprint(db, lk, ll), true);
+	return fingerprint(db, lk, ll);
 }
 
-bool sy_writers_conflict_at(struct sy_writers *t, const struct sy_migration_spec *spec, int side,
-			    uint64_t cookie, int db, const char *k, size_t len, uint64_t now_ms)
+static struct sy_writer *entry_of(struct sy_writers *t, const struct sy_migration_spec *spec, int side,
+				  int db, const char *k, size_t len)
+{
+	return entry(t, fingerprint_of(spec, side, db, k, len), true);
+}
+
+uint64_t sy_writers_touch(const struct sy_writers *t, const struct sy_migration_spec *spec, int side, int db,
+			  const char *k, size_t len)
+{
+	uint64_t fp = fingerprint_of(spec, side, db, k, len);
+
+	if (t->tab)
+		__builtin_prefetch(set_of(t, fp), 1);
+	return fp;
+}
+
+bool sy_writers_conflict_fp(struct sy_writers *t, int side, uint64_t cookie, uint64_t fp, uint64_t now_ms)
 {
 	uint32_t now = rel_now(t, now_ms), who = who_of(side, cookie);
-	struct sy_writer *w = now ? entry_of(t, spec, side, db, k, len) : NULL;
+	struct sy_writer *w = now ? entry(t, fp, true) : NULL;
 	bool hit;
 
 	if (!w)
@@ -157,6 +178,12 @@ bool sy_writers_conflict(struct sy_writers *t, const struct sy_migration_spec *s
 			 uint64_t cookie, int db, const char *k, size_t len)
 {
 	return sy_writers_conflict_at(t, spec, side, cookie, db, k, len, sy_coarse_ms());
+}
+
+bool sy_writers_conflict_at(struct sy_writers *t, const struct sy_migration_spec *spec, int side,
+			    uint64_t cookie, int db, const char *k, size_t len, uint64_t now_ms)
+{
+	return sy_writers_conflict_fp(t, side, cookie, fingerprint_of(spec, side, db, k, len), now_ms);
 }
 
 int sy_writers_mark_hot_at(struct sy_writers *t, const struct sy_migration_spec *spec, int side, int db,

@@ -50,6 +50,13 @@ bool sy_writers_conflict(struct sy_writers *w, const struct sy_migration_spec *s
  * running ahead would make later coarse times look earlier. */
 bool sy_writers_conflict_at(struct sy_writers *w, const struct sy_migration_spec *spec, int side,
 			    uint64_t cookie, int db, const char *k, size_t len, uint64_t now_ms);
+/* The two halves of sy_writers_conflict, for a caller with other work to do between
+ * them: a lookup is one memory miss (the table is 1 MiB), which touch starts (a
+ * prefetch of the key's set) and conflict_fp, given touch's fingerprint, pays for
+ * only what is left of it. */
+uint64_t sy_writers_touch(const struct sy_writers *w, const struct sy_migration_spec *spec, int side, int db,
+			  const char *k, size_t len);
+bool sy_writers_conflict_fp(struct sy_writers *w, int side, uint64_t cookie, uint64_t fp, uint64_t now_ms);
 /* Makes a key hot for 2 * SY_CONFLICT_MS: a copy of it is under way, and a write landing
  * meanwhile could be overwritten by the older copy. Returns 1 when the key was written
  * within that time before (a replay may still land on top of the copy), 0 when not,
