@@ -31,6 +31,10 @@ struct sy_reasm {
 	sy_capture_cb cb;
 	void *arg;
 	struct sy_capture_stats dropped_no_mig; /* records naming no valid migration */
+	/* the last name looked up in the command table and its entry: a run of one
+	 * command (the usual load) skips the table's binary search */
+	char last_name[SY_CMD_NAME_MAX + 1];
+	const struct sy_command *last_cmd;
 };
 
 struct sy_capture {
@@ -155,8 +159,15 @@ static void deliver(struct sy_reasm *r, const struct sy_ev_hdr *h, uint8_t flags
 	} else if (c.aborted) {
 		st->aborted++;
 	} else {
-		const struct sy_command *cmd = sy_command_find(c.name, strnlen(c.name, SY_CMD_NAME_MAX));
+		const struct sy_command *cmd = r->last_cmd;
 
+		/* both names are zero padded */
+		if (!cmd || memcmp(r->last_name, c.name, sizeof(c.name)) != 0) {
+			cmd = sy_command_find(c.name, strnlen(c.name, SY_CMD_NAME_MAX));
+			memcpy(r->last_name, c.name, sizeof(c.name));
+			r->last_cmd = cmd;
+		}
+		c.cmd = cmd;
 		/* SELECT, MULTI, EXEC come too (the mirror follows them): not writes */
 		if (cmd && cmd->class == SY_CLASS_WRITE) {
 			st->writes++;

@@ -17,6 +17,8 @@
 struct sy_loop;
 
 /* A complete write command, or a sampled read key (body = the key). */
+struct sy_command;
+
 struct sy_captured {
 	uint8_t type; /* enum sy_ev_type */
 	uint8_t side;
@@ -30,7 +32,8 @@ struct sy_captured {
 	uint32_t argc;
 	uint64_t ts_ns;
 	char name[SY_CMD_NAME_MAX + 1];
-	const uint8_t *body; /* RESP arguments after the name, from the '$' of argv[1] */
+	const struct sy_command *cmd; /* name's entry in the command table, NULL if none */
+	const uint8_t *body;	      /* RESP arguments after the name, from the '$' of argv[1] */
 	size_t len;
 	size_t total;
 };

@@ -510,7 +510,7 @@ void sy_mirror_on_captured(const struct sy_captured *c, void *arg)
 		return;
 	}
 	nlen = strnlen(c->name, SY_CMD_NAME_MAX);
-	cmd = sy_command_find(c->name, nlen);
+	cmd = c->cmd;
 	if (!cmd)
 		return;
 	if (txn_command(d, s, cmd, c))
