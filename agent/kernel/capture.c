@@ -337,14 +337,14 @@ static void on_timer(struct sy_loop *l, void *arg)
 {
 	struct sy_capture *c = arg;
 	int n = sy_capture_drain(c);
-	uint64_t next = c->drain_ms;
+	uint64_t now = sy_coarse_ms(), next = c->drain_ms;
 
+	if (n > 0)
+		c->last_records_ms = now;
 	if (n >= BUSY_RECORDS)
 		next = 0;
-	else if (n > 0 || sy_coarse_ms() - c->last_records_ms < c->drain_ms)
+	else if (now - c->last_records_ms < c->drain_ms)
 		next = 1;
-	if (n > 0)
-		c->last_records_ms = sy_coarse_ms();
 	c->timer = sy_loop_add_timer(l, next, on_timer, c);
 }
 

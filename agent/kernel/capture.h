@@ -16,9 +16,9 @@
 
 struct sy_loop;
 
-/* A complete write command, or a sampled read key (body = the key). */
 struct sy_command;
 
+/* A complete write command, or a sampled read key (body = the key). */
 struct sy_captured {
 	uint8_t type; /* enum sy_ev_type */
 	uint8_t side;

@@ -55,12 +55,10 @@ struct sy_redis {
 	int fd;		   /* -1 once gone */
 	unsigned reg_mask; /* what epoll watches */
 	bool tcp_up;	   /* the TCP connect completed */
-	bool connected;	   /* up: TCP connected, and authenticated when asked */
 	bool auth_wait;	   /* AUTH sent, its answer not yet in */
 	bool gone;	   /* closed or failed: nothing more is sent */
 	bool free_pending; /* freed from inside one of its callbacks: done on the way out */
-	bool freeing;
-	int depth; /* callbacks of this connection running */
+	int depth;	   /* callbacks of this connection running */
 	char auth_err[200];
 	char user[SY_AUTH_USER_MAX]; /* who AUTH logs in as ("" = default), for messages */
 	uint64_t fail_timer;	     /* reports a connection that could not even start */
@@ -229,7 +227,6 @@ static void fail(struct sy_redis *c, const char *why)
 		return;
 	snprintf(w, sizeof(w), "%s", c->auth_err[0] ? c->auth_err : why);
 	c->gone = true;
-	c->connected = false;
 	close_fd(c);
 	enter(c);
 	answer_all_null(c);
@@ -380,7 +377,7 @@ static int append_argv(struct sy_redis *c, int argc, const char **argv, const si
 
 static bool can_send(const struct sy_redis *c)
 {
-	return !c->gone && !c->free_pending && !c->freeing;
+	return !c->gone && !c->free_pending;
 }
 
 int sy_redis_send(struct sy_redis *c, const char *resp, size_t len, sy_redis_reply_cb cb, void *priv)
@@ -423,7 +420,6 @@ static void on_auth(struct sy_redis *c, redisReply *reply)
 {
 	c->auth_wait = false;
 	if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0) {
-		c->connected = true;
 		if (c->cb)
 			c->cb(c, true, NULL, c->arg);
 		return;
@@ -502,11 +498,8 @@ static void do_read(struct sy_redis *c)
 static void tcp_connected(struct sy_redis *c)
 {
 	c->tcp_up = true;
-	if (!c->auth_wait) {
-		c->connected = true;
-		if (c->cb)
-			c->cb(c, true, NULL, c->arg);
-	}
+	if (!c->auth_wait && c->cb)
+		c->cb(c, true, NULL, c->arg);
 	if (!c->gone && !c->free_pending)
 		flush(c);
 }
@@ -649,7 +642,8 @@ unsigned *sy_redis_flags(struct sy_redis *c)
 
 bool sy_redis_up(const struct sy_redis *c)
 {
-	return c && c->connected && !c->gone;
+	/* connected, and authenticated when asked (a refused AUTH makes it gone) */
+	return c && c->tcp_up && !c->auth_wait && !c->gone;
 }
 
 bool sy_redis_alive(const struct sy_redis *c)
@@ -669,7 +663,6 @@ size_t sy_redis_inflight(const struct sy_redis *c)
 
 static void destroy(struct sy_redis *c)
 {
-	c->freeing = true;
 	c->cb = NULL; /* no state callback for a close we asked for */
 	sy_loop_cancel_timer(c->loop, c->fail_timer);
 	c->gone = true;
@@ -686,9 +679,9 @@ static void destroy(struct sy_redis *c)
 
 void sy_redis_free(struct sy_redis *c)
 {
-	if (!c || c->freeing)
+	if (!c)
 		return;
-	if (c->depth) {
+	if (c->depth) { /* also while destroy() answers the pending commands: a no-op then */
 		c->free_pending = true;
 		c->cb = NULL;
 		return;

@@ -45,10 +45,7 @@ static uint64_t key_hash(int db, const char *k, size_t len)
  * (key:1, key:2…) would crowd into runs: mix all 64 bits first. */
 static uint32_t tag_of(uint64_t h)
 {
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ull;
-	h ^= h >> 32;
-	return (uint32_t)h;
+	return (uint32_t)sy_mix64(h);
 }
 
 /* The slot holding a key, or the empty slot where it would go. */

@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include "redis/commands.h"
-#include "core/fnv.h"
 #include "switchyard/index.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -102,11 +101,6 @@ static void conn_state(struct sy_redis *c, bool up, const char *why, void *arg)
 		dc->retry_timer = sy_loop_add_timer(d->mig->m->loop, RECONNECT_MS, reconnect, dc);
 }
 
-static struct dconn *dst_for(struct dir *d, uint64_t h)
-{
-	return &d->dst[h % NCONN];
-}
-
 /* Brings a destination connection to database `db` first. */
 static int select_db(struct dconn *dc, int db, sy_redis_reply_cb cb)
 {
@@ -154,10 +148,9 @@ static struct sy_redis *repair_dest(void *owner, int db, const char *key, size_t
 				    const char **dkey, size_t *dlen)
 {
 	struct dir *d = owner;
-	struct dconn *dc;
+	struct dconn *dc = &d->dst;
 
 	*dlen = sy_key_map(&d->mig->spec, src_side(d), key, len, buf, cap, dkey);
-	dc = dst_for(d, sy_fnv1a(*dkey, *dlen, SY_FNV_OFFSET));
 	if (!sy_redis_alive(dc->r) || select_db(dc, db, ignore_reply))
 		return NULL;
 	return dc->r;
@@ -299,7 +292,7 @@ static void replay(struct dir *d, struct sy_client *s, struct sy_argv *a, const 
 {
 	struct mig *g = d->mig;
 	struct sy_pending *p = NULL;
-	struct dconn *dc = dst_for(d, c->cookie);
+	struct dconn *dc = &d->dst;
 	uint32_t limit = g->spec.mirror_queue ? g->spec.mirror_queue : SY_MIRROR_QUEUE_DEFAULT;
 	int e;
 
@@ -360,10 +353,10 @@ fail:
 }
 
 /* EXEC: the collected transaction as one unit on one connection. */
-static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts, uint64_t cookie)
+static void replay_txn(struct dir *d, struct sy_client *s, uint64_t ts)
 {
 	struct mig *g = d->mig;
-	struct dconn *dc = dst_for(d, cookie);
+	struct dconn *dc = &d->dst;
 	struct sy_pending *p = sy_pending_new(&g->m->pool, d, ts, s->db);
 	uint32_t limit = g->spec.mirror_queue ? g->spec.mirror_queue : SY_MIRROR_QUEUE_DEFAULT;
 	const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
@@ -441,7 +434,7 @@ static bool txn_command(struct dir *d, struct sy_client *s, const struct sy_comm
 		flag_audit(d, "WATCH transaction: EXEC's outcome unknown, its keys were copied");
 	}
 	if ((cmd->flags & SY_CMDF_TXN_EXEC) && s->in_multi)
-		replay_txn(d, s, c->ts_ns, c->cookie);
+		replay_txn(d, s, c->ts_ns);
 	/* MULTI starts afresh (keeping WATCH); DISCARD and EXEC end the transaction and WATCH */
 	sy_client_txn_clear(s);
 	if (cmd->flags & SY_CMDF_TXN_MULTI)
@@ -608,8 +601,8 @@ static void dir_stop(struct dir *d)
 {
 	struct sy_loop *l = d->mig->m->loop;
 
-	for (int i = 0; i <= NCONN; i++) {
-		struct dconn *dc = i < NCONN ? &d->dst[i] : &d->src;
+	for (int i = 0; i < 2; i++) {
+		struct dconn *dc = i ? &d->src : &d->dst;
 
 		sy_loop_cancel_timer(l, dc->retry_timer);
 		dc->retry_timer = 0;
@@ -685,11 +678,9 @@ static void sync_mig(struct sy_mirror *m, struct mig *g, const struct sy_migrati
 		d->src.d = d;
 		d->src.is_src = true;
 		conn_open(&d->src);
-		for (int i = 0; i < NCONN; i++) {
-			d->dst[i].d = d;
-			d->dst[i].is_src = false;
-			conn_open(&d->dst[i]);
-		}
+		d->dst.d = d;
+		d->dst.is_src = false;
+		conn_open(&d->dst);
 	}
 }
 

@@ -16,8 +16,6 @@
 #include "shadow/replay_rec.h"
 #include "shadow/writers.h"
 
-#define NCONN 1 /* destination connections per direction: see mirror.md, Replay */
-
 struct sy_xf;
 struct sy_bpf;
 
@@ -34,7 +32,7 @@ struct dconn {
 struct dir {
 	struct mig *mig;
 	int dir;
-	struct dconn dst[NCONN];
+	struct dconn dst; /* replays and copies, in order: one per direction (mirror.md, Replay) */
 	struct dconn src; /* reads for repair (DUMP) */
 	uint64_t inflight;
 	/* keys to copy and copies under way (repair.c), set up on first use */

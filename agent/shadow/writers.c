@@ -47,14 +47,7 @@ static uint64_t fingerprint(int db, const char *k, size_t len)
  * probability 2^-32, which is the only way a conflict can be missed (see writers.h). */
 static uint32_t who_of(int side, uint64_t cookie)
 {
-	uint64_t x = cookie;
-
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return (uint32_t)(x >> 32) ^ (uint32_t)(side != 0);
+	return (uint32_t)(sy_mix64(cookie) >> 32) ^ (uint32_t)(side != 0);
 }
 
 static uint32_t age(const struct sy_writer *w)
@@ -172,12 +165,6 @@ bool sy_writers_conflict_fp(struct sy_writers *t, int side, uint64_t cookie, uin
 	w->who = who;
 	w->ms = now;
 	return hit;
-}
-
-bool sy_writers_conflict(struct sy_writers *t, const struct sy_migration_spec *spec, int side,
-			 uint64_t cookie, int db, const char *k, size_t len)
-{
-	return sy_writers_conflict_at(t, spec, side, cookie, db, k, len, sy_coarse_ms());
 }
 
 bool sy_writers_conflict_at(struct sy_writers *t, const struct sy_migration_spec *spec, int side,

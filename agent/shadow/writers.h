@@ -41,16 +41,13 @@ struct sy_writers {
 
 void sy_writers_free(struct sy_writers *w);
 /* Records a write of key k (named as `side` names it, mapped through spec) by client
- * connection `cookie`; true when it is a conflict (see above). */
-bool sy_writers_conflict(struct sy_writers *w, const struct sy_migration_spec *spec, int side,
-			 uint64_t cookie, int db, const char *k, size_t len);
-/* The same at now_ms, for a caller that has read the clock already. The table keeps
- * sy_coarse_ms's clock (a few ms behind sy_now_ms, 5 ns a read instead of 27, one per
- * mirrored write): every time given here must come from it, as a time from a clock
- * running ahead would make later coarse times look earlier. */
+ * connection `cookie` at now_ms; true when it is a conflict (see above). The table
+ * keeps sy_coarse_ms's clock (a few ms behind sy_now_ms, 5 ns a read instead of 27,
+ * one per mirrored write): every time given here must come from it, as a time from a
+ * clock running ahead would make later coarse times look earlier. */
 bool sy_writers_conflict_at(struct sy_writers *w, const struct sy_migration_spec *spec, int side,
 			    uint64_t cookie, int db, const char *k, size_t len, uint64_t now_ms);
-/* The two halves of sy_writers_conflict, for a caller with other work to do between
+/* The two halves of sy_writers_conflict_at, for a caller with other work to do between
  * them: a lookup is one memory miss (the table is 1 MiB), which touch starts (a
  * prefetch of the key's set) and conflict_fp, given touch's fingerprint, pays for
  * only what is left of it. */
