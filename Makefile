@@ -67,7 +67,7 @@ $(OUT)/vmlinux.h:
 
 $(OUT)/bpf/%.bpf.o: bpf/%.bpf.c $(OUT)/vmlinux.h $(wildcard bpf/lib/*.h) $(wildcard include/switchyard/*.h)
 	@mkdir -p $(@D)
-	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -D__BPF__ $(WARN) -Wno-unused-function \
+	$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -D__BPF__ $(WARN) -Wno-unused-function \
 		-I$(OUT) -Iinclude -Ibpf -c $< -o $@
 
 $(OUT)/skel/%.skel.h: $(OUT)/bpf/%.bpf.o

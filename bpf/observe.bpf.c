@@ -111,12 +111,25 @@ struct scratch {
 	struct sy_prefix_key pk;
 };
 
+/* A run of a program can be interrupted on its CPU by another run: egress in process
+ * context by a softirq's egress (an ACK releasing another socket's data), and any run
+ * by preemption where the kernel preempts. So a run claims a scratch slot of its own
+ * (a bit of sy_scratch_used) instead of one fixed per direction. */
+#define SY_SCRATCH_SLOTS 4
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2); /* per CPU: 0 for egress, 1 for ingress (it may interrupt it) */
+	__uint(max_entries, SY_SCRATCH_SLOTS);
 	__type(key, __u32);
 	__type(value, struct scratch);
 } sy_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32); /* bit i: slot i of sy_scratch is in use on this CPU */
+} sy_scratch_used SEC(".maps");
 
 struct seg {
 	__u32 seq;
@@ -164,18 +177,65 @@ static __always_inline int tcp_segment(struct __sk_buff *skb, struct seg *s)
 	return 0;
 }
 
+/* Claims bit `bit` of *used; 1 if it was free. */
+#define CLAIM(used, bit) (!(__sync_fetch_and_or((used), (bit)) & (bit)))
+
+/* A free scratch slot of this CPU, claimed (NULL: all in use, or no map). Written
+ * out rather than looped: a slot is almost always the first. */
+static __always_inline struct scratch *claim_scratch(__u32 *slot)
+{
+	__u32 zero = 0, i, *used;
+	struct scratch *sc;
+
+	used = bpf_map_lookup_elem(&sy_scratch_used, &zero);
+	if (!used)
+		return NULL;
+	if (CLAIM(used, 1))
+		i = 0;
+	else if (CLAIM(used, 2))
+		i = 1;
+	else if (CLAIM(used, 4))
+		i = 2;
+	else if (CLAIM(used, 8))
+		i = 3;
+	else
+		return NULL;
+	sc = bpf_map_lookup_elem(&sy_scratch, &i);
+	if (!sc) {
+		__sync_fetch_and_and(used, ~(1u << i));
+		return NULL;
+	}
+	*slot = i;
+	return sc;
+}
+
+static __always_inline void release_scratch(__u32 slot)
+{
+	__u32 zero = 0, *used;
+
+	used = bpf_map_lookup_elem(&sy_scratch_used, &zero);
+	if (used)
+		__sync_fetch_and_and(used, ~(1u << (slot & (SY_SCRATCH_SLOTS - 1))));
+}
+
 /* How many bytes of s are new past *nxt; advances *nxt. `skip` gets the offset of the
- * first new byte within the payload. */
-static __always_inline __u32 new_bytes(const struct seg *s, __u32 *nxt, __u8 *init, __u8 bit, __u32 *skip)
+ * first new byte within the payload, `hole` how many bytes between *nxt and s were
+ * never seen: a segment that overtook an earlier one, or one whose walk was given up
+ * (ingress on two CPUs at once, no scratch slot). The parser cannot follow a stream
+ * with a hole, so its caller starts it over at s. */
+static __always_inline __u32 new_bytes(const struct seg *s, __u32 *nxt, __u8 *init, __u32 *skip, __u32 *hole)
 {
 	__u32 end = s->seq + s->len;
 
-	if (!(*init & bit)) {
+	*hole = 0;
+	if (!*init) {
 		*nxt = s->seq;
-		*init |= bit;
+		*init = 1;
 	}
 	if ((__s32)(end - *nxt) <= 0)
 		return 0; /* all of it seen before: a retransmission */
+	if ((__s32)(s->seq - *nxt) > 0)
+		*hole = s->seq - *nxt;
 	*skip = (__s32)(*nxt - s->seq) > 0 ? *nxt - s->seq : 0;
 	*nxt = end;
 	return s->len - *skip;
@@ -598,36 +658,55 @@ static long parse_steps(__u32 i __attribute__((unused)), void *ctx)
 	return 0;
 }
 
-/* Parses the new request bytes of one packet. */
+/* Parses the new request bytes of one packet; `hole`: bytes before them never seen. */
 static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, struct sy_side_stats *st,
-				  const struct seg *s, __u32 skip, __u32 n)
+				  struct scratch *sc, const struct seg *s, __u32 skip, __u32 n, __u32 hole)
 {
-	__u32 zero = 0, mig = o->c.mig_id;
+	__u32 mig = o->c.mig_id;
 	struct walk w = {};
 
-	w.sc = bpf_map_lookup_elem(&sy_scratch, &zero);
-	if (!w.sc)
-		return;
+	w.sc = sc;
 	w.skb = skb;
 	w.o = o;
 	w.st = st;
 	w.m = bpf_map_lookup_elem(&sy_migrations, &mig);
+	if (hole) {
+		/* The command in progress lost bytes, and the gap may have held whole
+		 * writes: with capture on, an abort tells the mirror (needs-audit) even
+		 * when no command was being captured. */
+		st->gaps++;
+		if (w.m && (w.m->capture & (1 << (o->c.side & 1))))
+			o->capturing = 1;
+		abort_capture(&w);
+		o->tx_lost = 1;
+	}
+	if (o->tx_lost) {
+		/* picked up again at a packet that starts a RESP command: clients write a
+		 * command at a time, so its first byte starts a packet (a bulk's bytes
+		 * seldom start with '*'; an inline-only client stays unfollowed) */
+		__u8 c0;
+
+		if (bpf_skb_load_bytes(skb, s->off + skip, &c0, 1) || c0 != '*')
+			return;
+		o->tx_lost = 0;
+		sy_resp_fail(&o->resp, '\n');
+	}
 	w.names_only =
 		!o->capturing &&
 		(!w.m || (!w.m->n_rules && !w.m->sample_n && !(w.m->capture & (1 << (o->c.side & 1)))));
-	w.sc->cnt_n = 0;
-	w.sc->cnt_bytes = 0;
-	w.sc->off0 = w.sc->off = s->off + skip;
-	w.sc->end = w.sc->off + n;
-	w.sc->seq0 = w.sc->seq = s->seq + skip;
-	w.sc->buf_off = 0;
-	w.sc->buf_len = 0;
+	sc->cnt_n = 0;
+	sc->cnt_bytes = 0;
+	sc->off0 = sc->off = s->off + skip;
+	sc->end = sc->off + n;
+	sc->seq0 = sc->seq = s->seq + skip;
+	sc->buf_off = 0;
+	sc->buf_len = 0;
 	/* A call makes at least one step, a step eats at least one byte or ends an
 	 * argument: 2n + 8 calls never run out for packets up to 512 KiB. The loop ends
 	 * as soon as the packet is done. */
 	bpf_loop(2 * n + 8 < (1u << 20) ? 2 * n + 8 : (1u << 20), parse_steps, &w, 0);
-	flush_counts(o, w.sc);
-	if (w.sc->off < w.sc->end) {
+	flush_counts(o, sc);
+	if (sc->off < sc->end) {
 		/* the loop's budget or a load failed: drop the rest, resynchronise */
 		st->unparsed++;
 		abort_capture(&w);
@@ -635,7 +714,7 @@ static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, stru
 		return;
 	}
 	if (o->capturing)
-		emit_write(&w, o->resp.cap_start, w.sc->seq, 0);
+		emit_write(&w, o->resp.cap_start, sc->seq, 0);
 }
 
 /* Requests from number `from` on began in this packet. */
@@ -662,13 +741,28 @@ static __always_inline int tls_hello(struct __sk_buff *skb, __u32 off)
 	return h[0] == 0x16 && h[1] == 0x03 && h[2] <= 0x04;
 }
 
+/* Egress while the reply stream is lost: request `req` began in this packet, when the
+ * kernel had received the reply stream up to its rcv_nxt. */
+static __always_inline void sync_point(struct __sk_buff *skb, struct sy_sock *o, __u32 req)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct bpf_tcp_sock *tp;
+
+	if (!sk)
+		return;
+	tp = bpf_tcp_sock(sk);
+	if (tp && req)
+		*(volatile __u64 *)&o->rx_sync = ((__u64)tp->rcv_nxt << 32) | req;
+}
+
 SEC("cgroup_skb/egress")
 int sy_egress(struct __sk_buff *skb)
 {
 	struct sy_sock *o = observed(skb);
 	struct sy_side_stats *st;
+	struct scratch *sc;
 	struct seg s;
-	__u32 n, c0, skip = 0, first;
+	__u32 n, c0, skip = 0, hole, first, slot;
 
 	if (!o && !may_be_pending(skb))
 		return 1;
@@ -683,27 +777,36 @@ int sy_egress(struct __sk_buff *skb)
 		o = adopt(skb);
 	if (!o)
 		return 1;
-	first = !(o->seq_init & 1);
-	n = new_bytes(&s, &o->snd_nxt, &o->seq_init, 1, &skip);
-	if (!n)
+	/* Egress of one socket is serialised by the socket's lock; the scratch slot is
+	 * this CPU's. Without one, the bytes are left unseen: the next packet finds the
+	 * hole and starts the walk over. */
+	sc = claim_scratch(&slot);
+	if (!sc)
 		return 1;
-	st = stats_of(o);
+	first = !o->snd_init;
+	n = new_bytes(&s, &o->snd_nxt, &o->snd_init, &skip, &hole);
+	st = n ? stats_of(o) : NULL;
 	if (!st)
-		return 1;
-	st->bytes_out += n;
+		goto out;
+	st->bytes_out += n + hole;
 	if (o->tls)
-		return 1; /* ciphertext: nothing to parse */
+		goto out; /* ciphertext: nothing to parse */
 	if (first && skip == 0 && n >= 3 && tls_hello(skb, s.off)) {
 		/* rediss:// — steered at connect() like any client, but its stream
 		 * cannot be read: counted once, never parsed (nor counted unparsed) */
 		o->tls = 1;
 		st->tls_sockets++;
-		return 1;
+		goto out;
 	}
 	c0 = o->resp.cmd_seq;
-	parse(skb, o, st, &s, skip, n);
-	if (o->resp.cmd_seq != c0)
+	parse(skb, o, st, sc, &s, skip, n, hole);
+	if (o->resp.cmd_seq != c0) {
 		mark_requests(o, c0 + 1);
+		if (o->rx_lost)
+			sync_point(skb, o, c0 + 1);
+	}
+out:
+	release_scratch(slot);
 	return 1;
 }
 
@@ -715,6 +818,8 @@ struct rwalk {
 	struct scratch *sc;
 	struct sy_side_stats *st;
 	__u64 now;
+	int probation; /* the packet picks the replies up after a gap: a protocol error
+			* means the guess was wrong, not that the server erred */
 };
 
 /* A top-level reply began: one latency sample, against the mark of its request. */
@@ -747,6 +852,13 @@ static __always_inline void on_reply_begin(struct rwalk *w)
 
 static __always_inline void on_reply_events(struct rwalk *w, int ev)
 {
+	if ((ev & SY_REPLY_EV_ERROR) && w->probation) {
+		/* lost again: the rest of the packet is skipped, the next request tries */
+		w->o->rx_lost = 1;
+		w->o->rx_sync = 0;
+		w->sc->off = w->sc->end;
+		return;
+	}
 	if (ev & SY_REPLY_EV_ERROR)
 		w->st->unparsed++;
 	if (ev & SY_REPLY_EV_BEGIN)
@@ -846,27 +958,64 @@ static long reply_steps(__u32 i __attribute__((unused)), void *ctx)
 	return 0;
 }
 
+/* The reply stream had a gap: the bytes that follow cannot be placed (the gap may
+ * end a reply and hold others), so replies are not followed until a sure start. */
+static __always_inline void replies_lost(struct sy_sock *o, struct sy_side_stats *st)
+{
+	st->gaps++;
+	o->rx_lost = 1;
+	o->rx_sync = 0;
+}
+
+/* Ingress's new bytes start at `seq`: the replies are picked up again if this is where
+ * the client's request found the stream. A client that has read every answer before
+ * it asks (no pipelining at that moment, as after any pipelined batch) gets its next
+ * answer exactly there; a wrong guess (a packet starting inside a reply) most often
+ * meets a protocol error within the packet, and the next request tries again. */
+static __always_inline int replies_found(struct sy_sock *o, __u32 seq)
+{
+	__u64 sync = *(volatile __u64 *)&o->rx_sync;
+	__u32 req = (__u32)sync, r, wr, k;
+
+	if (!req || (__u32)(sync >> 32) != seq)
+		return 0;
+	o->rx_lost = 0;
+	o->rx_sync = 0;
+	sy_reply_fail(&o->reply, '\n');
+	o->replies = req - 1;
+	/* drop the marks of requests answered in the gap (on_reply_begin moves one
+	 * mark per reply, which only keeps up without gaps) */
+	k = req;
+	r = o->mark_r;
+	wr = o->mark_w;
+#pragma unroll
+	for (int j = 0; j < SY_LAT_MARKS; j++)
+		if ((__u8)(wr - r) > 1 && (__s32)(o->marks[(__u8)(r + 1) & (SY_LAT_MARKS - 1)].from - k) <= 0)
+			r++;
+	o->mark_r = r;
+	return 1;
+}
+
 /* Walks the new reply bytes of one packet. */
 static __always_inline void parse_replies(struct __sk_buff *skb, struct sy_sock *o, struct sy_side_stats *st,
-					  const struct seg *s, __u32 skip, __u32 n)
+					  struct scratch *sc, const struct seg *s, __u32 skip, __u32 n,
+					  int probation)
 {
-	__u32 one = 1;
 	struct rwalk w = {};
 
-	w.sc = bpf_map_lookup_elem(&sy_scratch, &one);
-	if (!w.sc)
-		return;
+	w.probation = probation;
+	w.sc = sc;
 	w.skb = skb;
 	w.o = o;
 	w.st = st;
 	w.now = bpf_ktime_get_ns();
-	w.sc->off = s->off + skip;
-	w.sc->end = w.sc->off + n;
-	w.sc->buf_off = 0;
-	w.sc->buf_len = 0;
+	sc->off = s->off + skip;
+	sc->end = sc->off + n;
+	sc->buf_off = 0;
+	sc->buf_len = 0;
 	/* as parse(): a call eats at least one byte or ends an element */
 	bpf_loop(2 * n + 8 < (1u << 20) ? 2 * n + 8 : (1u << 20), reply_steps, &w, 0);
-	if (w.sc->off < w.sc->end) {
+	if (sc->off < sc->end) {
 		st->unparsed++;
 		sy_reply_fail(&o->reply, 0);
 	}
@@ -877,20 +1026,38 @@ int sy_ingress(struct __sk_buff *skb)
 {
 	struct sy_sock *o = observed(skb);
 	struct sy_side_stats *st;
+	struct scratch *sc;
 	struct seg s;
-	__u32 n, skip = 0;
+	__u32 n, skip = 0, hole, slot;
+	int probation;
 
 	if (!o || tcp_segment(skb, &s) || s.len == 0)
 		return 1;
-	n = new_bytes(&s, &o->rcv_nxt, &o->seq_init, 2, &skip);
-	if (!n)
+	/* The filter runs before TCP takes the socket's lock, so one socket's segments
+	 * can be walked on two CPUs at once (on loopback each CPU drains the backlog its
+	 * senders filled). One walker at a time: a segment that finds another walking
+	 * is left unseen, and the next one finds the hole. */
+	if (__sync_fetch_and_or(&o->rx_walking, 1) & 1)
 		return 1;
-	st = stats_of(o);
+	sc = claim_scratch(&slot);
+	if (!sc)
+		goto out;
+	n = new_bytes(&s, &o->rcv_nxt, &o->rcv_init, &skip, &hole);
+	st = n ? stats_of(o) : NULL;
 	if (!st)
-		return 1;
-	st->bytes_in += n;
+		goto out_sc;
+	st->bytes_in += n + hole;
 	if (o->tls)
-		return 1;
-	parse_replies(skb, o, st, &s, skip, n);
+		goto out_sc;
+	if (hole)
+		replies_lost(o, st);
+	probation = o->rx_lost;
+	if (probation && !replies_found(o, s.seq + skip))
+		goto out_sc;
+	parse_replies(skb, o, st, sc, &s, skip, n, probation);
+out_sc:
+	release_scratch(slot);
+out:
+	__sync_fetch_and_and(&o->rx_walking, 0);
 	return 1;
 }

@@ -20,6 +20,7 @@ dpkg-dev help2man systemd init-system-helpers python3-yaml
 zsh
 libjs-chart.js
 etcd-server etcd-client
+nftables
 "
 
 missing=""

@@ -255,6 +255,7 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 			ss->sampled = st.sampled;
 			ss->events_lost = st.ev_lost;
 			ss->tls_sockets = st.tls_sockets;
+			ss->gaps = st.gaps;
 			ss->errors_err = st.err_class[SY_ERR_ERR];
 			ss->errors_moved = st.err_class[SY_ERR_MOVED];
 			ss->errors_oom = st.err_class[SY_ERR_OOM];

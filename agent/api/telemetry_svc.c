@@ -84,6 +84,7 @@ static void fill_side(Switchyard__V1__SideSnapshot *ss, int side, const struct s
 	ss->writes_per_s = (double)(cn->cmds[SY_CLASS_WRITE] - cb->cmds[SY_CLASS_WRITE]) / secs;
 	ss->others_per_s = (double)(cn->cmds[SY_CLASS_OTHER] - cb->cmds[SY_CLASS_OTHER]) / secs;
 	ss->unparsed = now->unparsed - before->unparsed;
+	ss->gaps = now->gaps - before->gaps;
 	ss->events_lost = now->ev_lost - before->ev_lost;
 	ss->outside_per_s = (double)(now->outside - before->outside) / secs;
 	ss->captured_per_s = (double)(now->captured - before->captured) / secs;

@@ -448,8 +448,8 @@ void print_backfill(const Switchyard__V1__BackfillStatus *b, bool bar)
 	fflush(stdout);
 }
 
-/* Errors by class and TLS sockets, per side: printed only when one is not zero, so
- * the common table stays as it was. */
+/* Errors by class, TLS sockets and stream gaps, per side: printed only when one is
+ * not zero, so the common table stays as it was. */
 static void print_error_classes(const Switchyard__V1__Migration *m)
 {
 	bool any = false;
@@ -457,19 +457,19 @@ static void print_error_classes(const Switchyard__V1__Migration *m)
 	for (size_t i = 0; i < m->n_sides; i++) {
 		const Switchyard__V1__SideStats *d = m->sides[i];
 
-		any = any || d->errors || d->tls_sockets;
+		any = any || d->errors || d->tls_sockets || d->gaps;
 	}
 	if (!any)
 		return;
-	printf("\n%-8s %10s %10s %10s %10s %10s %10s %12s\n", "SIDE", "ERR", "MOVED/ASK", "OOM", "NOAUTH",
-	       "READONLY", "OTHER ERR", "TLS SOCKETS");
+	printf("\n%-8s %10s %10s %10s %10s %10s %10s %12s %8s\n", "SIDE", "ERR", "MOVED/ASK", "OOM", "NOAUTH",
+	       "READONLY", "OTHER ERR", "TLS SOCKETS", "GAPS");
 	for (size_t i = 0; i < m->n_sides; i++) {
 		const Switchyard__V1__SideStats *d = m->sides[i];
 
-		printf("%-8s %10llu %10llu %10llu %10llu %10llu %10llu %12llu\n", d->side,
+		printf("%-8s %10llu %10llu %10llu %10llu %10llu %10llu %12llu %8llu\n", d->side,
 		       (unsigned long long)d->errors_err, (unsigned long long)d->errors_moved,
 		       (unsigned long long)d->errors_oom, (unsigned long long)d->errors_noauth,
 		       (unsigned long long)d->errors_readonly, (unsigned long long)d->errors_other,
-		       (unsigned long long)d->tls_sockets);
+		       (unsigned long long)d->tls_sockets, (unsigned long long)d->gaps);
 	}
 }

@@ -251,6 +251,12 @@ static void build_sides(struct bld *b)
 			for (int c = 0; c < SY_ERR_CLASSES; c++)
 				pt(b, &s->migs[i], "side", side_name[d], "class", err_class_name[c])->u =
 					s->migs[i].side[d].err_class[c];
+	fam(b, "switchyard.stream_gaps", "{segment}", SY_METRIC_SUM, true,
+	    "Segments after bytes the kernel observer never saw (dropped or overtaken): the parser "
+	    "picked the stream up again; what the gap held is not counted");
+	for (size_t i = 0; i < s->n_migs; i++)
+		for (int d = 0; d < 2; d++)
+			pt(b, &s->migs[i], "side", side_name[d], NULL, NULL)->u = s->migs[i].side[d].gaps;
 	fam(b, "switchyard.tls_sockets", "{socket}", SY_METRIC_SUM, true,
 	    "Client sockets that spoke TLS (rediss://): steered, not parsed");
 	for (size_t i = 0; i < s->n_migs; i++)

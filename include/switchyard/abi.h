@@ -15,7 +15,7 @@
 #include <linux/types.h>
 #endif
 
-#define SY_ABI_VERSION 6
+#define SY_ABI_VERSION 7
 
 #define SY_MAX_MIGRATIONS 64	  /* migration ids are 1..SY_MAX_MIGRATIONS-1; 0 = none */
 #define SY_MAX_ENDPOINTS  8	  /* legacy and target endpoints per migration */
@@ -259,18 +259,31 @@ struct sy_sock {
 	/* here rather than after c, where c.pad holds nothing: beside c they would cost 8
 	 * bytes of alignment padding per socket */
 	__u8 last_known; /* 1: last_cmd is the table's entry, 2: unknown name, 0: none */
-	__u8 seq_init;	 /* bit 0: snd_nxt valid, bit 1: rcv_nxt valid */
+	__u8 snd_init;	 /* snd_nxt is valid */
 	__u8 capturing;	 /* the current command's bytes go to the ring buffer */
-	__u8 pad;
+	__u8 rcv_init;	 /* rcv_nxt is valid: a byte of its own, since egress writes
+			  * snd_init from another CPU at the same time */
 	struct sy_reply reply;
 	__u32 replies; /* top-level replies begun (pushes excluded): the last one answers
 			* request number `replies` */
 	/* marks[] is a ring written by egress only (mark_w) and read by ingress only
 	 * (mark_r), which may run at once on two CPUs: one writer per index. */
-	__u8 mark_w; /* marks written (mod 256): the newest is marks[(mark_w - 1) % 8] */
-	__u8 mark_r; /* marks done with: the oldest live one is marks[mark_r % 8] */
-	__u8 tls;    /* its first bytes were a TLS ClientHello: ciphertext, not parsed */
-	__u8 pad2;
+	__u8 mark_w;  /* marks written (mod 256): the newest is marks[(mark_w - 1) % 8] */
+	__u8 mark_r;  /* marks done with: the oldest live one is marks[mark_r % 8] */
+	__u8 tls;     /* its first bytes were a TLS ClientHello: ciphertext, not parsed */
+	__u8 rx_lost; /* the reply stream had a gap: replies are not followed until a
+		       * reply starts where the client's next request found the stream */
+	/* Set while a CPU walks this socket's replies: ingress runs before TCP takes the
+	 * socket's lock, so two CPUs may each hold one of its segments. */
+	__u32 rx_walking;
+	__u8 tx_lost; /* the request stream had a gap: commands are not followed until a
+		       * packet starts with '*', as a RESP command does */
+	__u8 pad3[3];
+	/* Where to pick the replies up again after a gap, written by egress while
+	 * rx_lost: the kernel's rcv_nxt when a request began (high half) and that
+	 * request's number (low half; 0: no such point yet). One word, so that ingress
+	 * on another CPU never reads half of an update. */
+	__u64 rx_sync;
 	struct sy_lat_mark marks[SY_LAT_MARKS];
 };
 
@@ -295,6 +308,9 @@ struct sy_side_stats {
 	__u64 lat[SY_LAT_BUCKETS];
 	__u64 tls_sockets; /* sockets whose first bytes were a TLS ClientHello: not parsed */
 	__u64 err_class[SY_ERR_CLASS_SLOTS]; /* `errors` by class of the first word (enum sy_reply_err) */
+	__u64 gaps; /* segments that came after bytes never seen (a packet dropped before the
+		     * observer, or overtaken): the parser lost its place and picked the stream
+		     * up again at the next command or reply it could be sure of */
 };
 
 /* ---- ring buffer events (sy_events) ----------------------------------------------- */
@@ -351,10 +367,10 @@ _Static_assert(sizeof(struct sy_resp) == 40 + SY_CMD_NAME_MAX + SY_KEY_MAX, "sy_
 _Static_assert(sizeof(struct sy_reply) == 24 + SY_REPLY_CODE_MAX, "sy_reply ABI");
 _Static_assert(sizeof(struct sy_lat_mark) == 16, "sy_lat_mark ABI");
 _Static_assert(sizeof(struct sy_sock) == 64 + sizeof(struct sy_resp) + SY_CMD_NAME_MAX + 8 +
-						 sizeof(struct sy_reply) + 8 + 16 * SY_LAT_MARKS,
+						 sizeof(struct sy_reply) + 24 + 16 * SY_LAT_MARKS,
 	       "sy_sock ABI");
 _Static_assert(sizeof(struct sy_conn) == 48, "sy_conn ABI");
-_Static_assert(sizeof(struct sy_side_stats) == 8 * (11 + SY_LAT_BUCKETS + 1 + SY_ERR_CLASS_SLOTS),
+_Static_assert(sizeof(struct sy_side_stats) == 8 * (11 + SY_LAT_BUCKETS + 1 + SY_ERR_CLASS_SLOTS + 1),
 	       "sy_side_stats ABI");
 _Static_assert(sizeof(struct sy_cmd_info) == 4, "sy_cmd_info ABI");
 _Static_assert(sizeof(struct sy_prefix_key) == 8 + SY_PREFIX_MAX, "sy_prefix_key ABI");

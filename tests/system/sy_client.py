@@ -132,7 +132,8 @@ def loop(job):
 
 
 def script(job):
-    """Runs commands on one connection, each awaited unless job["pipeline"]: returns
+    """Runs commands on one connection, each awaited unless job["pipeline"] (then
+    job["then"], if any, one by one on the same connection): returns
     per-command seconds, bytes written and read, and the replies' first bytes."""
     import time
     join(job.get("cgroup"))
@@ -161,6 +162,24 @@ def script(job):
             return data
 
     cf = Counting(f)
+
+    def take():
+        """Reads one reply; notes whether it was an error."""
+        try:
+            read_reply(cf)
+            kinds.append("+")
+        except RuntimeError:
+            kinds.append("-")
+
+    def one_by_one(cmds):
+        nonlocal sent
+        for c in cmds:
+            t0 = time.monotonic()
+            s.sendall(c)
+            sent += len(c)
+            take()
+            times.append(time.monotonic() - t0)
+
     cmds = [resp(*c) for c in job["commands"]]
     if job.get("pipeline"):
         blob = b"".join(cmds)
@@ -168,23 +187,12 @@ def script(job):
         s.sendall(blob)
         sent += len(blob)
         for _ in cmds:
-            try:
-                read_reply(cf)
-                kinds.append("+")
-            except RuntimeError:
-                kinds.append("-")
+            take()
         times.append(time.monotonic() - t0)
     else:
-        for c in cmds:
-            t0 = time.monotonic()
-            s.sendall(c)
-            sent += len(c)
-            try:
-                read_reply(cf)
-                kinds.append("+")
-            except RuntimeError:
-                kinds.append("-")
-            times.append(time.monotonic() - t0)
+        one_by_one(cmds)
+    # job["then"]: commands sent one by one after the first batch, on the same connection
+    one_by_one([resp(*c) for c in job.get("then", [])])
     f.close()
     s.close()
     return {"times": times, "sent": sent, "got": got, "kinds": kinds}
