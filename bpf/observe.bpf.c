@@ -51,6 +51,7 @@
 #include "switchyard/resp.h"
 #include "switchyard/resp_reply.h"
 #include "lib/maps.h"
+#include "lib/scratch.h"
 
 #define ETH_P_IP     0x0800
 #define ETH_P_IPV6   0x86DD
@@ -85,62 +86,12 @@ struct {
 	__uint(max_entries, SY_EV_RING_BYTES);
 } sy_events SEC(".maps");
 
-/* Per-CPU working memory: a window of the payload, and the record being built (its
- * header and data are contiguous, so one output call sends both). */
-struct scratch {
-	/* The walk's positions live here, not on the stack: the verifier tracks stack
-	 * values exactly, so every distinct step length would be a distinct state to
-	 * explore; map memory is just "some number", and the states converge. */
-	__u32 off;  /* skb offset of the next byte */
-	__u32 end;  /* skb offset past the last new byte */
-	__u32 seq;  /* TCP sequence of the byte at `off` */
-	__u32 off0; /* skb offset and sequence of the packet's first new byte */
-	__u32 seq0;
-	__u32 buf_off; /* skb offset of buf[0] */
-	__u32 buf_len;
-	/* Commands counted but not yet added to sy_rule_stats: a run of one rule and
-	 * class, added once when the rule or class changes and at the packet's end, so a
-	 * pipelined packet costs one map update, not one per command. */
-	__u32 cnt_rule;
-	__u32 cnt_n; /* commands in the run; 0: none */
-	__u32 cnt_cls;
-	__u64 cnt_bytes;
-	__u8 buf[192]; /* 128 loaded at a time; the rest lets fast paths look ahead */
-	struct sy_ev_hdr hdr;
-	__u8 data[SY_EV_FRAG_MAX];
-	struct sy_prefix_key pk;
-};
-
-/* A run of a program can be interrupted on its CPU by another run: egress in process
- * context by a softirq's egress (an ACK releasing another socket's data), and any run
- * by preemption where the kernel preempts. So a run claims a scratch slot of its own
- * (a bit of sy_scratch_used) instead of one fixed per direction. */
-#define SY_SCRATCH_SLOTS 4
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SY_SCRATCH_SLOTS);
-	__type(key, __u32);
-	__type(value, struct scratch);
-} sy_scratch SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32); /* bit i: slot i of sy_scratch is in use on this CPU */
-} sy_scratch_used SEC(".maps");
-
 struct seg {
 	__u32 seq;
 	__u32 off;     /* payload offset in the skb */
 	__u32 len;     /* payload length */
 	__u32 fin_rst; /* FIN or RST: the socket is closing */
 };
-
-/* Bytes of the payload loaded into scratch.buf at a time; the fast paths look at
- * most SY_FAST_WINDOW (64) bytes past any point of it. */
-#define SY_WINDOW 128
 
 /* Headers are read in place (cgroup_skb may read the linear part directly): a helper
  * call per header cost more than the rest of the program for small packets. */
@@ -175,47 +126,6 @@ static __always_inline int tcp_segment(struct __sk_buff *skb, struct seg *s)
 	s->off = hl + (__u32)th->doff * 4;
 	s->len = skb->len > s->off ? skb->len - s->off : 0;
 	return 0;
-}
-
-/* Claims bit `bit` of *used; 1 if it was free. */
-#define CLAIM(used, bit) (!(__sync_fetch_and_or((used), (bit)) & (bit)))
-
-/* A free scratch slot of this CPU, claimed (NULL: all in use, or no map). Written
- * out rather than looped: a slot is almost always the first. */
-static __always_inline struct scratch *claim_scratch(__u32 *slot)
-{
-	__u32 zero = 0, i, *used;
-	struct scratch *sc;
-
-	used = bpf_map_lookup_elem(&sy_scratch_used, &zero);
-	if (!used)
-		return NULL;
-	if (CLAIM(used, 1))
-		i = 0;
-	else if (CLAIM(used, 2))
-		i = 1;
-	else if (CLAIM(used, 4))
-		i = 2;
-	else if (CLAIM(used, 8))
-		i = 3;
-	else
-		return NULL;
-	sc = bpf_map_lookup_elem(&sy_scratch, &i);
-	if (!sc) {
-		__sync_fetch_and_and(used, ~(1u << i));
-		return NULL;
-	}
-	*slot = i;
-	return sc;
-}
-
-static __always_inline void release_scratch(__u32 slot)
-{
-	__u32 zero = 0, *used;
-
-	used = bpf_map_lookup_elem(&sy_scratch_used, &zero);
-	if (used)
-		__sync_fetch_and_and(used, ~(1u << (slot & (SY_SCRATCH_SLOTS - 1))));
 }
 
 /* How many bytes of s are new past *nxt; advances *nxt. `skip` gets the offset of the
@@ -633,9 +543,7 @@ static __always_inline int one_step(struct walk *w)
 	return ev;
 }
 
-#define STEPS_PER_CALL	     4
-#define REPLY_STEPS_PER_CALL 4
-#define SY_REPLY_RUN	     8 /* fast reply steps in one run */
+#define STEPS_PER_CALL 4
 
 /* bpf_loop's callback: several steps per call, because the indirect call per step
  * costs more than the step itself. Events end a call's run of steps, so their
@@ -762,7 +670,8 @@ int sy_egress(struct __sk_buff *skb)
 	struct sy_side_stats *st;
 	struct scratch *sc;
 	struct seg s;
-	__u32 n, c0, skip = 0, hole, first, slot;
+	__u32 n, c0, skip = 0, hole, first;
+	__u32 slot;
 
 	if (!o && !may_be_pending(skb))
 		return 1;
@@ -810,216 +719,7 @@ out:
 	return 1;
 }
 
-/* ---- replies ---------------------------------------------------------------------- */
-
-struct rwalk {
-	struct __sk_buff *skb;
-	struct sy_sock *o;
-	struct scratch *sc;
-	struct sy_side_stats *st;
-	__u64 now;
-	int probation; /* the packet picks the replies up after a gap: a protocol error
-			* means the guess was wrong, not that the server erred */
-};
-
-/* A top-level reply began: one latency sample, against the mark of its request. */
-static __always_inline void on_reply_begin(struct rwalk *w)
-{
-	struct sy_sock *o = w->o;
-	__u32 k, nreq = o->resp.cmd_seq;
-	__u8 r, wr;
-	__u64 t;
-
-	if (o->reply.type == '>')
-		return; /* a RESP3 push answers no request */
-	k = o->replies + 1;
-	if ((__s32)(k - nreq) > 0)
-		k = nreq; /* more replies than requests (pub/sub): keep the numbering */
-	o->replies = k;
-	r = o->mark_r;
-	wr = o->mark_w;
-	/* drop the oldest mark once the next one starts at k: replies are numbered one
-	 * by one and marks start at distinct, growing numbers, so one step keeps up */
-	if ((__u8)(wr - r) > 1 && (__s32)(o->marks[(__u8)(r + 1) & (SY_LAT_MARKS - 1)].from - k) <= 0)
-		r++;
-	o->mark_r = r;
-	if (wr == r)
-		return; /* no request seen (the parser lost them): no time to measure */
-	t = o->marks[r & (SY_LAT_MARKS - 1)].ns;
-	w->st->exchanges++;
-	w->st->lat[sy_log2_bucket(w->now > t ? (w->now - t) / 1000 : 0) & (SY_LAT_BUCKETS - 1)]++;
-}
-
-static __always_inline void on_reply_events(struct rwalk *w, int ev)
-{
-	if ((ev & SY_REPLY_EV_ERROR) && w->probation) {
-		/* lost again: the rest of the packet is skipped, the next request tries */
-		w->o->rx_lost = 1;
-		w->o->rx_sync = 0;
-		w->sc->off = w->sc->end;
-		return;
-	}
-	if (ev & SY_REPLY_EV_ERROR)
-		w->st->unparsed++;
-	if (ev & SY_REPLY_EV_BEGIN)
-		on_reply_begin(w);
-	if ((ev & SY_REPLY_EV_END) && sy_reply_is_error(w->o->reply.type)) {
-		w->st->errors++;
-		w->st->err_class[sy_reply_err_class(&w->o->reply) & (SY_ERR_CLASS_SLOTS - 1)]++;
-	}
-}
-
-/* One step of the reply walk: a stretch of bulk bytes, or one byte. Returns -1 when
- * the packet is done, else the SY_REPLY_EV_* bits the step raised. */
-static __always_inline int reply_step(struct rwalk *w)
-{
-	struct sy_reply *rp = &w->o->reply;
-	struct scratch *sc = w->sc;
-	__u64 n, k;
-	__u64 sz;
-	__u32 i, j;
-	int ev = 0, e;
-	__u8 c;
-
-	if (sc->off >= sc->end)
-		return -1;
-	n = sy_reply_skippable(rp);
-	if (n) {
-		k = sc->end - sc->off;
-		if (k > n)
-			k = n;
-		sc->off += k;
-		return sy_reply_skipped(rp, k);
-	}
-	/* refill when the window is used up, or too short for the fast path */
-	if (sc->off < sc->buf_off || sc->off - sc->buf_off + SY_REPLY_FAST_LINE + 2 > sc->buf_len) {
-		if (sc->off < sc->buf_off || sc->off - sc->buf_off >= sc->buf_len ||
-		    sc->buf_off + sc->buf_len < sc->end) {
-			sz = sc->end - sc->off;
-			if (sz > SY_WINDOW)
-				sz = SY_WINDOW;
-			asm volatile("" : "+r"(sz));
-			if (sz == 0 || sz > SY_WINDOW || bpf_skb_load_bytes(w->skb, sc->off, sc->buf, sz))
-				return -1;
-			sc->buf_off = sc->off;
-			sc->buf_len = sz;
-		}
-	}
-	/* A run of whole replies (or elements) in the window, one fast step each: a
-	 * pipelined burst of short answers costs a step per window, not per reply. */
-	k = 0;
-	for (j = 0; j < SY_REPLY_RUN; j++) {
-		i = (sc->off - sc->buf_off) & (SY_WINDOW - 1);
-		e = 0;
-		n = sy_reply_fast(rp, (const struct sy_window *)&sc->buf[i], sc->buf_len - i,
-				  sc->end - sc->off, &e);
-		if (!n)
-			break;
-		sc->off += n;
-		k += n;
-		if (e & SY_REPLY_EV_BEGIN)
-			on_reply_begin(w);
-		if (rp->state != SY_RP_TYPE || sc->off >= sc->end || sc->off - sc->buf_off >= sc->buf_len)
-			break;
-	}
-	if (k)
-		return 0; /* a fast step ends no error reply: nothing else to handle */
-	i = (sc->off - sc->buf_off) & (SY_WINDOW - 1);
-	c = sc->buf[i];
-	sc->off++;
-	ev = sy_reply_byte(rp, c);
-	/* handled here, not by ending the run of steps: every reply begins one */
-	if ((ev & (SY_REPLY_EV_BEGIN | SY_REPLY_EV_ERROR)) == SY_REPLY_EV_BEGIN) {
-		on_reply_begin(w);
-		ev &= ~SY_REPLY_EV_BEGIN;
-	}
-	if ((ev & SY_REPLY_EV_END) && !sy_reply_is_error(rp->type))
-		ev &= ~SY_REPLY_EV_END; /* nothing to do at a plain reply's end */
-	return ev;
-}
-
-/* bpf_loop's callback for replies: several steps per call, a run ends at an event
- * that needs more handling (an error's end, a protocol error). */
-static long reply_steps(__u32 i __attribute__((unused)), void *ctx)
-{
-	struct rwalk *w = ctx;
-	int ev = 0;
-
-#pragma unroll
-	for (int j = 0; j < REPLY_STEPS_PER_CALL; j++) {
-		ev = reply_step(w);
-		if (ev)
-			break;
-	}
-	if (ev < 0)
-		return 1;
-	if (ev)
-		on_reply_events(w, ev);
-	return 0;
-}
-
-/* The reply stream had a gap: the bytes that follow cannot be placed (the gap may
- * end a reply and hold others), so replies are not followed until a sure start. */
-static __always_inline void replies_lost(struct sy_sock *o, struct sy_side_stats *st)
-{
-	st->gaps++;
-	o->rx_lost = 1;
-	o->rx_sync = 0;
-}
-
-/* Ingress's new bytes start at `seq`: the replies are picked up again if this is where
- * the client's request found the stream. A client that has read every answer before
- * it asks (no pipelining at that moment, as after any pipelined batch) gets its next
- * answer exactly there; a wrong guess (a packet starting inside a reply) most often
- * meets a protocol error within the packet, and the next request tries again. */
-static __always_inline int replies_found(struct sy_sock *o, __u32 seq)
-{
-	__u64 sync = *(volatile __u64 *)&o->rx_sync;
-	__u32 req = (__u32)sync, r, wr, k;
-
-	if (!req || (__u32)(sync >> 32) != seq)
-		return 0;
-	o->rx_lost = 0;
-	o->rx_sync = 0;
-	sy_reply_fail(&o->reply, '\n');
-	o->replies = req - 1;
-	/* drop the marks of requests answered in the gap (on_reply_begin moves one
-	 * mark per reply, which only keeps up without gaps) */
-	k = req;
-	r = o->mark_r;
-	wr = o->mark_w;
-#pragma unroll
-	for (int j = 0; j < SY_LAT_MARKS; j++)
-		if ((__u8)(wr - r) > 1 && (__s32)(o->marks[(__u8)(r + 1) & (SY_LAT_MARKS - 1)].from - k) <= 0)
-			r++;
-	o->mark_r = r;
-	return 1;
-}
-
-/* Walks the new reply bytes of one packet. */
-static __always_inline void parse_replies(struct __sk_buff *skb, struct sy_sock *o, struct sy_side_stats *st,
-					  struct scratch *sc, const struct seg *s, __u32 skip, __u32 n,
-					  int probation)
-{
-	struct rwalk w = {};
-
-	w.probation = probation;
-	w.sc = sc;
-	w.skb = skb;
-	w.o = o;
-	w.st = st;
-	w.now = bpf_ktime_get_ns();
-	sc->off = s->off + skip;
-	sc->end = sc->off + n;
-	sc->buf_off = 0;
-	sc->buf_len = 0;
-	/* as parse(): a call eats at least one byte or ends an element */
-	bpf_loop(2 * n + 8 < (1u << 20) ? 2 * n + 8 : (1u << 20), reply_steps, &w, 0);
-	if (sc->off < sc->end) {
-		st->unparsed++;
-		sy_reply_fail(&o->reply, 0);
-	}
-}
+#include "lib/replies.h"
 
 SEC("cgroup_skb/ingress")
 int sy_ingress(struct __sk_buff *skb)
@@ -1028,7 +728,8 @@ int sy_ingress(struct __sk_buff *skb)
 	struct sy_side_stats *st;
 	struct scratch *sc;
 	struct seg s;
-	__u32 n, skip = 0, hole, slot;
+	__u32 n, skip = 0, hole;
+	__u32 slot;
 	int probation;
 
 	if (!o || tcp_segment(skb, &s) || s.len == 0)
@@ -1054,7 +755,7 @@ int sy_ingress(struct __sk_buff *skb)
 	probation = o->rx_lost;
 	if (probation && !replies_found(o, s.seq + skip))
 		goto out_sc;
-	parse_replies(skb, o, st, sc, &s, skip, n, probation);
+	parse_replies(skb, o, st, sc, s.off + skip, n, probation);
 out_sc:
 	release_scratch(slot);
 out:
