@@ -10,7 +10,9 @@
 # daemon from it runs beside this one, on its own cgroup and bpffs folder, and every
 # measurement is paired: this build, then the base, back to back on the same server,
 # so the machine's load falls on both alike; the ratio this/base is printed.
-# Usage: [OUT=build] [BASE=DIR] [ROUNDS=5] [N=200000] bench/progcost.sh
+# MIRROR=forward measures with the capture on (the legacy side's writes copied to the
+# ring buffer and replayed by the agent).
+# Usage: [OUT=build] [BASE=DIR] [MIRROR=off|forward] [ROUNDS=5] [N=200000] bench/progcost.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -20,7 +22,7 @@ BASE=${BASE:-}
 
 bench_init pcost
 bench_redis LPORT TPORT
-bench_spec off
+bench_spec "${MIRROR:-off}"
 bench_daemon "$WORK/spec.yaml"
 [ -z "$BASE" ] || bench_base_daemon "$WORK/spec.yaml"
 sleep 1
