@@ -313,6 +313,70 @@ static __always_inline void emit_write(struct walk *w, __u32 from, __u32 to, __u
 	/* more than 8 records' worth in one packet: the rest is cut */
 }
 
+/* Sends the batch of whole captured commands (scratch bt_*), if any, as one record. */
+static __always_inline void flush_batch(struct walk *w)
+{
+	struct scratch *sc = w->sc;
+	struct sy_ev_hdr *h = &sc->hdr;
+	__u32 n = sc->bt_n;
+	__u64 sz = sc->bt_end - sc->bt_start;
+
+	if (!n)
+		return;
+	sc->bt_n = 0;
+	h->type = SY_EVT_WRITE;
+	h->flags = SY_EVF_FIRST | SY_EVF_LAST | SY_EVF_BATCH;
+	h->side = w->o->c.side;
+	h->name_len = 0;
+	h->mig_id = w->o->c.mig_id;
+	h->cookie = w->o->cookie;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->cmd_seq = sc->bt_seq;
+	h->argc = 0;
+	h->off = 0;
+	h->total = n;
+	h->rule = 0;
+	__builtin_memset(h->name, 0, SY_CMD_NAME_MAX);
+	/* the verifier must see the bound on the register the helpers get */
+	asm volatile("" : "+r"(sz));
+	if (sz == 0 || sz > SY_EV_FRAG_MAX)
+		return;
+	h->len = sz;
+	/* a lost batch is as many lost writes as it held */
+	if (bpf_skb_load_bytes(w->skb, sc->off0 + (sc->bt_start - sc->seq0), sc->data, sz) ||
+	    bpf_ringbuf_output(&sy_events, h, sizeof(*h) + sz, wake_flags()))
+		w->st->ev_lost += n;
+}
+
+/* Whether the captured command that just ended may go in a batch: a RESP command
+ * wholly in this packet, not cut by capture_bytes, of a migration without prefix
+ * rules (a rule's key decides SY_EVF_OUTSIDE per command). */
+static __always_inline int batchable(struct walk *w)
+{
+	struct sy_resp *r = &w->o->resp;
+	__u32 len = w->sc->seq - r->cmd_start;
+
+	return w->m && !w->m->n_rules && !(r->flags & SY_RESPF_INLINE) && r->cap_sent == 0 &&
+	       (__s32)(r->cmd_start - w->sc->seq0) >= 0 && len <= w->m->capture_max && len <= SY_EV_FRAG_MAX;
+}
+
+/* Adds the command that just ended to the packet's batch: a run of captured commands
+ * back to back, at most one record long. */
+static __always_inline void batch_cmd(struct walk *w)
+{
+	struct sy_resp *r = &w->o->resp;
+	struct scratch *sc = w->sc;
+
+	if (sc->bt_n && (r->cmd_start != sc->bt_end || sc->seq - sc->bt_start > SY_EV_FRAG_MAX))
+		flush_batch(w);
+	if (!sc->bt_n) {
+		sc->bt_start = r->cmd_start;
+		sc->bt_seq = r->cmd_seq;
+	}
+	sc->bt_end = sc->seq;
+	sc->bt_n++;
+}
+
 static __always_inline void emit_key(struct walk *w)
 {
 	struct sy_resp *r = &w->o->resp;
@@ -442,8 +506,13 @@ static __always_inline void on_cmd(struct walk *w)
 	count_cmd(w);
 	if (w->o->capturing) {
 		w->o->capturing = 0;
-		emit_write(w, r->cap_start, w->sc->seq,
-			   SY_EVF_LAST | (r->rule == SY_RULE_OUTSIDE ? SY_EVF_OUTSIDE : 0));
+		if (batchable(w)) {
+			batch_cmd(w);
+		} else {
+			flush_batch(w);
+			emit_write(w, r->cap_start, w->sc->seq,
+				   SY_EVF_LAST | (r->rule == SY_RULE_OUTSIDE ? SY_EVF_OUTSIDE : 0));
+		}
 		if (r->class == SY_CLASS_WRITE)
 			w->st->captured++;
 	}
@@ -457,6 +526,7 @@ static __always_inline void abort_capture(struct walk *w)
 	if (!w->o->capturing)
 		return;
 	w->o->capturing = 0;
+	flush_batch(w); /* whole commands before the lost one still go, first */
 	ev_header(w, SY_EVT_WRITE, SY_EVF_LAST | SY_EVF_ABORT);
 	if (bpf_ringbuf_output(&sy_events, &w->sc->hdr, sizeof(struct sy_ev_hdr), wake_flags()))
 		w->st->ev_lost++;
@@ -574,6 +644,7 @@ static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, stru
 	struct walk w = {};
 
 	w.sc = sc;
+	sc->bt_n = 0;
 	w.skb = skb;
 	w.o = o;
 	w.st = st;
@@ -614,6 +685,7 @@ static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, stru
 	 * as soon as the packet is done. */
 	bpf_loop(2 * n + 8 < (1u << 20) ? 2 * n + 8 : (1u << 20), parse_steps, &w, 0);
 	flush_counts(o, sc);
+	flush_batch(&w);
 	if (sc->off < sc->end) {
 		/* the loop's budget or a load failed: drop the rest, resynchronise */
 		st->unparsed++;

@@ -29,7 +29,13 @@ struct scratch {
 	__u32 cnt_n; /* commands in the run; 0: none */
 	__u32 cnt_cls;
 	__u64 cnt_bytes;
-	__u8 buf[192]; /* 128 loaded at a time; the rest lets fast paths look ahead */
+	/* Captured commands of this packet not yet sent: whole ones, back to back, sent
+	 * as one SY_EVF_BATCH record (see abi.h) when the run ends or the packet does. */
+	__u32 bt_start; /* sequence of the first one's '*' */
+	__u32 bt_end;	/* sequence past the last one */
+	__u32 bt_n;	/* how many; 0: none */
+	__u32 bt_seq;	/* the first one's cmd_seq */
+	__u8 buf[192];	/* 128 loaded at a time; the rest lets fast paths look ahead */
 	struct sy_ev_hdr hdr;
 	__u8 data[SY_EV_FRAG_MAX];
 	struct sy_prefix_key pk;
