@@ -15,8 +15,8 @@
  * Parsing: the RESP machine of include/switchyard/resp.h, driven by bpf_loop one byte
  * (or one skipped stretch of value bytes) per step, so values of any size cost one
  * step each. Its state lives in the socket's storage: commands may span packets.
- * When a socket's migration needs nothing past a command's name (no prefix rule, no
- * sampling, no capture on that side), a whole short command is one fast step. Commands
+ * When a socket's migration reads no key (no prefix rule, no sampling), a whole short
+ * command is one fast step (a capture needs only where the command and its name end). Commands
  * are counted in the per-CPU scratch and added to sy_rule_stats once per run of one
  * rule and class (at most once per packet for a pipeline of one kind).
  *
@@ -230,7 +230,7 @@ struct walk {
 	struct scratch *sc;
 	struct sy_side_stats *st;
 	struct sy_migration *m; /* NULL if the migration is gone */
-	int names_only;		/* no rule, no sampling, no capture: only names matter */
+	int names_only;		/* no rule, no sampling: no key is read, a short command is one step */
 };
 
 static __always_inline __u64 wake_flags(void)
@@ -394,7 +394,8 @@ static __always_inline void emit_key(struct walk *w)
 		w->st->sampled++;
 }
 
-static __always_inline void on_name(struct walk *w)
+/* `body`: the sequence of the byte after the name's "\r\n", where a capture starts. */
+static __always_inline void on_name(struct walk *w, __u32 body)
 {
 	struct sy_sock *o = w->o;
 	struct sy_resp *r = &o->resp;
@@ -433,7 +434,7 @@ static __always_inline void on_name(struct walk *w)
 			      SY_CMDF_TXN_WATCH))) &&
 	    w->m && (w->m->capture & (1 << (w->o->c.side & 1)))) {
 		w->o->capturing = 1;
-		r->cap_start = w->sc->seq;
+		r->cap_start = body;
 		r->cap_sent = 0;
 	}
 }
@@ -540,7 +541,7 @@ static __always_inline void on_events(struct walk *w, int ev)
 		abort_capture(w);
 	}
 	if (ev & SY_RESP_EV_NAME)
-		on_name(w);
+		on_name(w, w->sc->seq); /* the byte path: the name just ended */
 	if (ev & SY_RESP_EV_KEY)
 		on_key(w);
 	if (ev & SY_RESP_EV_CMD)
@@ -552,7 +553,7 @@ static __always_inline void on_events(struct walk *w, int ev)
 static __always_inline int one_step(struct walk *w)
 {
 	struct sy_resp *r = &w->o->resp;
-	__u32 n, k, i;
+	__u32 n, k, i, body;
 	__u64 sz;
 	int ev = 0;
 	__u8 c;
@@ -596,6 +597,9 @@ static __always_inline int one_step(struct walk *w)
 		w->sc->seq++;
 		ev = sy_resp_byte(r, c);
 	}
+	/* where the name ended: a fast step may have gone past it (a short command's
+	 * header, name and arguments in one step); its header is 8 bytes */
+	body = k ? w->sc->seq - k + ((ev & SY_RESP_EV_BEGIN) ? 8 : 0) + r->name_len + 2 : w->sc->seq;
 	if (ev & SY_RESP_EV_BEGIN) {
 		/* handled here: a command's start must not end a run of steps */
 		r->cmd_start = w->sc->seq - (k ? k : 1);
@@ -603,7 +607,7 @@ static __always_inline int one_step(struct walk *w)
 		ev &= ~SY_RESP_EV_BEGIN;
 	}
 	if ((ev & (SY_RESP_EV_NAME | SY_RESP_EV_ERROR)) == SY_RESP_EV_NAME) {
-		on_name(w); /* cheap (a compare, mostly): no need to end the run */
+		on_name(w, body); /* cheap (a compare, mostly): no need to end the run */
 		ev &= ~SY_RESP_EV_NAME;
 	}
 	if (ev == SY_RESP_EV_CMD && plain_cmd(w)) {
@@ -670,9 +674,7 @@ static __always_inline void parse(struct __sk_buff *skb, struct sy_sock *o, stru
 		o->tx_lost = 0;
 		sy_resp_fail(&o->resp, '\n');
 	}
-	w.names_only =
-		!o->capturing &&
-		(!w.m || (!w.m->n_rules && !w.m->sample_n && !(w.m->capture & (1 << (o->c.side & 1)))));
+	w.names_only = !w.m || (!w.m->n_rules && !w.m->sample_n);
 	sc->cnt_n = 0;
 	sc->cnt_bytes = 0;
 	sc->off0 = sc->off = s->off + skip;

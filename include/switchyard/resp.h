@@ -305,9 +305,10 @@ SY_INLINE int sy_resp_skipped(struct sy_resp *r, __u32 n)
  *  - up to SY_RESP_FAST_ARGS "$M\r\n" argument headers, each with its argument when
  *    nobody needs its bytes (skipped, not read: the last one may run past the window
  *    into the rest of the packet); a first key to keep ends the step after its header;
- *  - with SY_RESP_IN_NAMES_ONLY set in *ev on entry (the caller needs no key and captures nothing on this
- * socket, so nothing it does after the name depends on where the step stops), the arguments after the name
- * too: a whole short command in one step. Returns the bytes consumed (0: use the byte path) and ORs events
+ *  - with SY_RESP_IN_NAMES_ONLY set in *ev on entry (the caller needs no key, so nothing it does after the
+ * name depends on where the step stops: a capture's start, after the name, is the step's start plus the
+ * 8 header bytes if BEGIN is raised, the name and its "\r\n"), the arguments after the name too: a whole
+ * short command in one step. Returns the bytes consumed (0: use the byte path) and ORs events
  * into *ev. The state reached is exactly what feeding the same bytes one by one would reach; anything unusual
  * (multi-digit counts, errors) is left to the byte path. */
 #define SY_RESP_FAST_ARGS 4
