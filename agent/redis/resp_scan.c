@@ -121,3 +121,8 @@ void sy_resp_scan_feed(struct sy_resp_scan *s, const uint8_t *p, size_t n)
 		on_events(s, ev, s->pos - 1, s->pos);
 	}
 }
+
+bool sy_resp_scan_between(const struct sy_resp_scan *s)
+{
+	return s->r.state == SY_RS_START;
+}

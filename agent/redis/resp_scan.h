@@ -57,5 +57,7 @@ struct sy_resp_scan {
 
 void sy_resp_scan_init(struct sy_resp_scan *s, bool fast, sy_resp_cmd_cb cb, void *arg);
 void sy_resp_scan_feed(struct sy_resp_scan *s, const uint8_t *p, size_t n);
+/* The bytes fed so far end between commands (none is half read). */
+bool sy_resp_scan_between(const struct sy_resp_scan *s);
 
 #endif
