@@ -23,6 +23,8 @@ static void on_name(struct sy_resp_scan *s)
 	struct sy_cmd_info ci;
 	size_t len = r->name_len < SY_CMD_NAME_MAX ? r->name_len : SY_CMD_NAME_MAX;
 
+	if (s->no_table)
+		return;
 	/* As the kernel, whose map key is the zero-padded name: trailing NULs are
 	 * padding, a NUL before other bytes matches no entry (sy_command_find). */
 	while (len && r->name[len - 1] == '\0')

@@ -44,6 +44,9 @@ struct sy_resp_scan {
 	bool names_only; /* as the kernel for a migration with no prefix rules, no sampling
 			  * and no capture on this side: first keys are not read, and a
 			  * short command may be taken in one fast step */
+	bool no_table;	 /* names are not looked up: no class, flags or key, only where
+			  * commands and their arguments are (the kernel reads no key of a
+			  * write either when a migration has no prefix rules) */
 	uint64_t pos;	 /* bytes fed so far */
 	uint64_t cmd_start;
 	uint64_t name_end; /* where the current command's name argument ended */
