@@ -183,6 +183,8 @@ static void deliver(struct sy_reasm *r, const struct sy_ev_hdr *h, uint8_t flags
 
 static int append(struct pending *p, const uint8_t *d, size_t n)
 {
+	if (!n)
+		return 0; /* nothing to copy, and maybe no buffer yet to copy into */
 	if (p->len + n > REASM_MAX_LEN)
 		return -E2BIG;
 	if (p->len + n > p->cap) {
@@ -258,6 +260,7 @@ static int feed_batch(struct sy_reasm *r, const struct sy_ev_hdr *h, const uint8
 	    !(h->flags & (SY_EVF_TRUNCATED | SY_EVF_INLINE | SY_EVF_ABORT)) && h->total &&
 	    h->total <= BATCH_MAX_CMDS && h->len <= SY_EV_FRAG_MAX) {
 		sy_resp_scan_init(&s, true, on_batch_cmd, &b);
+		s.no_table = true; /* deliver looks the name up, once per run of one name */
 		b.scan = &s;
 		sy_resp_scan_feed(&s, data, h->len);
 		if (!b.bad && !s.unparsed && sy_resp_scan_between(&s) && b.end == h->len && b.n == h->total)

@@ -55,6 +55,7 @@ SEEDS = {
     "fragment_then_batch": (rec(body("k", "x" * 200)[:50], FIRST, total=0, argc=3)
                             + batch(PIPE[:2], seq=2) + rec(b"", LAST | ABORT, seq=1)),
     "two_sockets": batch(PIPE[:2], sock=1) + batch(PIPE[2:5], sock=2, seq=7) + rec(b"k1", FIRST | LAST, CTL_READ),
+    "first_fragment_empty": rec(b"", FIRST, total=0, argc=3) + rec(body("k", "v"), LAST, total=14, argc=3),
     "batch_truncated": batch(PIPE[:3])[:-5],
     "batch_count_short": batch(PIPE[:2], total=3),
     "batch_inline": rec(b"SET a 1\r\n", BATCH | FIRST | LAST, total=1),
