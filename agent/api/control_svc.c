@@ -310,6 +310,7 @@ static int mig_build(struct sy_control_ctx *ctx, const struct sy_migration_state
 		o->events.read_keys = cs.read_keys;
 		o->events.bytes = cs.bytes;
 		o->events.dropped = cs.dropped;
+		o->events.records = cs.records;
 	}
 	o->m.events = &o->events;
 	for (int k = 0; k < 2; k++) {

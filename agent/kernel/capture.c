@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "redis/commands.h"
+#include "redis/resp_scan.h"
 #include "core/log.h"
 #include "core/loop.h"
 
@@ -182,6 +183,8 @@ static void deliver(struct sy_reasm *r, const struct sy_ev_hdr *h, uint8_t flags
 
 static int append(struct pending *p, const uint8_t *d, size_t n)
 {
+	if (!n)
+		return 0; /* nothing to copy, and maybe no buffer yet to copy into */
 	if (p->len + n > REASM_MAX_LEN)
 		return -E2BIG;
 	if (p->len + n > p->cap) {
@@ -199,6 +202,78 @@ static int append(struct pending *p, const uint8_t *d, size_t n)
 	memcpy(p->buf + p->len, d, n);
 	p->len += n;
 	return 0;
+}
+
+/* ---- batch records (SY_EVF_BATCH) -------------------------------------------------
+ * Several whole commands in one record. They are split by the machine the kernel ran
+ * over the same bytes (resp_scan.c, fast paths on as in the kernel), so both ends agree
+ * on where each command and its arguments start, even where the machine, as Redis,
+ * skips a byte unchecked. Each command goes out as a FIRST|LAST record would have.
+ * Anything else than `total` back-to-back RESP commands filling the record is lost
+ * for the mirror: those already delivered stay, and one aborted capture follows (the
+ * mirror then wants an audit). */
+
+#define BATCH_MIN_CMD  10 /* "*1\r\n$0\r\n\r\n", the shortest command */
+#define BATCH_MAX_CMDS (SY_EV_FRAG_MAX / BATCH_MIN_CMD)
+
+struct batch {
+	struct sy_reasm *r;
+	const struct sy_ev_hdr *h;
+	const uint8_t *data;
+	struct sy_capture_stats *st;
+	const struct sy_resp_scan *scan;
+	uint32_t n;   /* commands delivered */
+	uint64_t end; /* where the last one ended */
+	bool bad;
+};
+
+static void on_batch_cmd(const struct sy_resp_cmd *c, void *arg)
+{
+	struct batch *b = arg;
+	struct sy_ev_hdr one;
+
+	if (b->bad || b->scan->unparsed || c->is_inline || c->name_truncated || c->start != b->end ||
+	    b->n >= b->h->total) {
+		b->bad = true;
+		return;
+	}
+	one = *b->h;
+	memset(one.name, 0, sizeof(one.name));
+	memcpy(one.name, c->name, c->name_len < SY_CMD_NAME_MAX ? c->name_len : SY_CMD_NAME_MAX);
+	one.name_len = (uint8_t)c->name_len;
+	one.argc = c->argc;
+	one.cmd_seq = b->h->cmd_seq + b->n;
+	b->end = c->start + c->bytes;
+	one.total = (uint32_t)(b->end - c->args_at);
+	deliver(b->r, &one, SY_EVF_FIRST | SY_EVF_LAST, b->data + c->args_at, one.total, b->st);
+	b->n++;
+}
+
+static int feed_batch(struct sy_reasm *r, const struct sy_ev_hdr *h, const uint8_t *data,
+		      struct sy_capture_stats *st)
+{
+	struct batch b = {.r = r, .h = h, .data = data, .st = st};
+	struct sy_resp_scan s;
+	struct sy_ev_hdr lost;
+
+	if ((h->flags & (SY_EVF_FIRST | SY_EVF_LAST)) == (SY_EVF_FIRST | SY_EVF_LAST) &&
+	    !(h->flags & (SY_EVF_TRUNCATED | SY_EVF_INLINE | SY_EVF_ABORT)) && h->total &&
+	    h->total <= BATCH_MAX_CMDS && h->len <= SY_EV_FRAG_MAX) {
+		sy_resp_scan_init(&s, true, on_batch_cmd, &b);
+		s.no_table = true; /* deliver looks the name up, once per run of one name */
+		b.scan = &s;
+		sy_resp_scan_feed(&s, data, h->len);
+		if (!b.bad && !s.unparsed && sy_resp_scan_between(&s) && b.end == h->len && b.n == h->total)
+			return 0;
+	}
+	st->dropped++;
+	lost = *h;
+	memset(lost.name, 0, sizeof(lost.name));
+	lost.name_len = 0;
+	lost.argc = 0;
+	lost.cmd_seq = h->cmd_seq + b.n;
+	deliver(r, &lost, SY_EVF_ABORT, NULL, 0, st);
+	return -EPROTO;
 }
 
 int sy_reasm_feed(struct sy_reasm *r, const void *rec, size_t size, struct sy_capture_stats *per_mig)
@@ -223,6 +298,11 @@ int sy_reasm_feed(struct sy_reasm *r, const void *rec, size_t size, struct sy_ca
 		return 0;
 	}
 	p = find(r, h.cookie);
+	if (h.flags & SY_EVF_BATCH) {
+		if (p) /* the previous command never finished: the kernel lost it */
+			erase(r, p);
+		return feed_batch(r, &h, data, st);
+	}
 	if (h.flags & SY_EVF_FIRST) {
 		if (p) /* the previous command never finished: the kernel lost it */
 			erase(r, p);

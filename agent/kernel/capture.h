@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /* capture.h — the agent end of the kernel's ring buffer (sy_events): drains it on a
  * short timer (the kernel submits without waking us, see observe.bpf.c), puts the
- * fragments of each captured write command back together per socket, and hands
+ * fragments of each captured write command back together per socket, splits batch
+ * records (SY_EVF_BATCH: several whole commands of one packet) into commands, and hands
  * complete commands and sampled read keys to their consumers (the mirror and the
  * dual reads). Bounded: a fixed number of half-assembled commands, each at most its
  * migration's capture_bytes; what does not fit is dropped and counted. */
@@ -46,8 +47,9 @@ struct sy_capture_stats {
 	uint64_t aborted;
 	uint64_t read_keys;
 	uint64_t bytes;	  /* body bytes delivered */
-	uint64_t dropped; /* fragments that did not fit (table full, out of order) */
-	uint64_t records; /* ring-buffer records read */
+	uint64_t dropped; /* fragments that did not fit (table full, out of order), and
+			   * batch records that were not whole RESP commands as announced */
+	uint64_t records; /* ring-buffer records read (a batch record is one) */
 };
 
 struct sy_capture;

@@ -23,6 +23,8 @@ static void on_name(struct sy_resp_scan *s)
 	struct sy_cmd_info ci;
 	size_t len = r->name_len < SY_CMD_NAME_MAX ? r->name_len : SY_CMD_NAME_MAX;
 
+	if (s->no_table)
+		return;
 	/* As the kernel, whose map key is the zero-padded name: trailing NULs are
 	 * padding, a NUL before other bytes matches no entry (sy_command_find). */
 	while (len && r->name[len - 1] == '\0')
@@ -56,19 +58,24 @@ static void on_cmd(struct sy_resp_scan *s)
 	c.key_len = r->key_len;
 	c.key_truncated = (r->flags & SY_RESPF_KEYTRUNC) != 0;
 	c.bytes = s->pos - s->cmd_start;
+	c.start = s->cmd_start;
+	c.args_at = c.is_inline ? 0 : s->name_end;
 	s->commands++;
 	if (s->cb)
 		s->cb(&c, s->arg);
 }
 
-static void on_events(struct sy_resp_scan *s, int ev, uint64_t began)
+/* `name_end`: where the name's argument ended if this step raised SY_RESP_EV_NAME. */
+static void on_events(struct sy_resp_scan *s, int ev, uint64_t began, uint64_t name_end)
 {
 	if (ev & SY_RESP_EV_ERROR)
 		s->unparsed++;
 	if (ev & SY_RESP_EV_BEGIN)
 		s->cmd_start = began;
-	if (ev & SY_RESP_EV_NAME)
+	if (ev & SY_RESP_EV_NAME) {
+		s->name_end = name_end;
 		on_name(s);
+	}
 	if (ev & SY_RESP_EV_CMD)
 		on_cmd(s);
 }
@@ -86,26 +93,38 @@ void sy_resp_scan_feed(struct sy_resp_scan *s, const uint8_t *p, size_t n)
 			k = m < left ? m : left;
 			i += k;
 			s->pos += k;
-			on_events(s, sy_resp_skipped(&s->r, k), 0);
+			on_events(s, sy_resp_skipped(&s->r, k), 0, s->pos);
 			continue;
 		}
 		if (s->fast) {
 			/* the kernel looks at most 64 bytes ahead: so do we */
+			uint32_t avail = left < 64 ? left : 64, h, len;
+
+			/* A step that starts at the name's header can read an empty name and
+			 * go on over the arguments after it: the name ended after its header
+			 * and "\r\n". Any other step stops at the name's end. */
+			h = s->r.state == SY_RS_DOLLAR && s->r.arg == 0
+				    ? sy_bulk_header(p + i, 0, avail, &len)
+				    : 0;
 			ev = s->names_only ? SY_RESP_IN_NAMES_ONLY : 0;
-			k = sy_resp_fast(&s->r, (const struct sy_window *)(p + i), left < 64 ? left : 64,
-					 left, &ev);
-		}
-		if (k) {
-			s->fast_steps++;
-			i += k;
-			s->pos += k;
-			on_events(s, ev, s->pos - k);
-			continue;
+			k = sy_resp_fast(&s->r, (const struct sy_window *)(p + i), avail, left, &ev);
+			if (k) {
+				s->fast_steps++;
+				i += k;
+				s->pos += k;
+				on_events(s, ev, s->pos - k, h ? s->pos - k + h + 2 : s->pos);
+				continue;
+			}
 		}
 		s->byte_steps++;
 		ev = sy_resp_byte(&s->r, p[i]);
 		i++;
 		s->pos++;
-		on_events(s, ev, s->pos - 1);
+		on_events(s, ev, s->pos - 1, s->pos);
 	}
+}
+
+bool sy_resp_scan_between(const struct sy_resp_scan *s)
+{
+	return s->r.state == SY_RS_START;
 }

@@ -2,9 +2,11 @@
 /* resp_scan.h — the host driver of the RESP request machine (include/switchyard/
  * resp.h): feeds a byte stream in any chunking, the way the kernel's egress program
  * does (skips, header fast paths, bytes), and reports each command with its class
- * and first key from the one command table. Used only by tests and fuzzers, to prove
- * the kernel's parser on the host (the agent itself reads no request stream: the
- * kernel parses, the agent gets ring-buffer records). */
+ * and first key from the one command table, with where it starts and where its
+ * arguments after the name begin. Tests and fuzzers use it to prove the kernel's
+ * parser on the host; the agent uses it to split a batch record (SY_EVF_BATCH,
+ * kernel/capture.c) into its commands with the same machine the kernel ran, so both
+ * ends agree on where each command and its body start. */
 #ifndef SY_RESP_SCAN_H
 #define SY_RESP_SCAN_H
 
@@ -28,6 +30,10 @@ struct sy_resp_cmd {
 	size_t key_len;
 	bool key_truncated; /* the key is longer than SY_KEY_MAX */
 	uint64_t bytes;	    /* the command's length on the wire */
+	uint64_t start;	    /* offset in the stream of its first byte */
+	uint64_t args_at;   /* offset just past the name's argument ("\r\n" included): argv[1]'s '$',
+			     * or the command's end when argc is 1; 0 for inline commands; not
+			     * kept with names_only (a fast step runs on past the name) */
 };
 
 typedef void (*sy_resp_cmd_cb)(const struct sy_resp_cmd *c, void *arg);
@@ -38,8 +44,12 @@ struct sy_resp_scan {
 	bool names_only; /* as the kernel for a migration with no prefix rules, no sampling
 			  * and no capture on this side: first keys are not read, and a
 			  * short command may be taken in one fast step */
+	bool no_table;	 /* names are not looked up: no class, flags or key, only where
+			  * commands and their arguments are (the kernel reads no key of a
+			  * write either when a migration has no prefix rules) */
 	uint64_t pos;	 /* bytes fed so far */
 	uint64_t cmd_start;
+	uint64_t name_end; /* where the current command's name argument ended */
 	uint64_t commands;
 	uint64_t unparsed;   /* protocol errors: the machine resynchronised */
 	uint64_t byte_steps; /* sy_resp_byte calls (tests check that values are skipped) */
@@ -50,5 +60,7 @@ struct sy_resp_scan {
 
 void sy_resp_scan_init(struct sy_resp_scan *s, bool fast, sy_resp_cmd_cb cb, void *arg);
 void sy_resp_scan_feed(struct sy_resp_scan *s, const uint8_t *p, size_t n);
+/* The bytes fed so far end between commands (none is half read). */
+bool sy_resp_scan_between(const struct sy_resp_scan *s);
 
 #endif

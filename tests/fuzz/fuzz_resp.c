@@ -5,7 +5,9 @@
  *      from the input, with and without the header fast paths, gives the same
  *      commands (names, keys, byte lengths) and the same error count; and so does
  *      the names-only mode (whole commands in one fast step) against its own byte
- *      path and against the full mode's names and lengths;
+ *      path and against the full mode's names and lengths; where each command and
+ *      its arguments after the name start (what the agent splits batch records by)
+ *      is the same in every chunking, and without the command table;
  *   2. hiredis's reader (an independent, well-kept RESP parser): for the leading run
  *      of replies hiredis reads as arrays of bulk strings, the machine reports the
  *      same commands, argument counts, names and first keys, in order, and no
@@ -30,12 +32,16 @@ struct cmd {
 	uint8_t key[SY_KEY_MAX];
 	size_t key_len;
 	uint64_t bytes;
+	uint64_t start, args_at; /* args_at: 0 with names_only (not kept) */
 };
 
 struct list {
 	int n;
 	struct cmd c[MAX_CMDS];
 };
+
+static int names_only; /* as the kernel for a keyless, capture-free migration */
+static int no_table;   /* as the agent splitting a batch record: positions only */
 
 static void add(const struct sy_resp_cmd *c, void *arg)
 {
@@ -55,12 +61,14 @@ static void add(const struct sy_resp_cmd *c, void *arg)
 	o->key_len = c->key_len;
 	memcpy(o->key, c->key, c->key_len);
 	o->bytes = c->bytes;
+	o->start = c->start;
+	o->args_at = names_only ? 0 : c->args_at;
+	if (o->args_at && (o->args_at <= o->start || o->args_at > o->start + o->bytes))
+		abort();
 }
 
 /* Feeds d[0..n): in chunks of `chunk` bytes, or (chunk 0) in chunks whose sizes come
  * from the input's first bytes, so the fuzzer also explores segment boundaries. */
-static int names_only; /* as the kernel for a keyless, capture-free migration */
-
 static void run(const uint8_t *d, size_t n, size_t chunk, int fast, struct list *l, uint64_t *unparsed)
 {
 	struct sy_resp_scan s;
@@ -69,6 +77,7 @@ static void run(const uint8_t *d, size_t n, size_t chunk, int fast, struct list 
 	l->n = 0;
 	sy_resp_scan_init(&s, fast, add, l);
 	s.names_only = names_only;
+	s.no_table = no_table;
 	for (size_t i = 0, c; i < n; i += c, k++) {
 		c = chunk ? chunk : 1 + (size_t)(d[k % m] * 31u + k) % 67;
 		if (c > n - i)
@@ -204,6 +213,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	against_hiredis(data, size, &whole);
+	/* without the command table (no keys read): the same commands at the same places */
+	no_table = 1;
+	run(data, size, 0, 1, &other, &u2);
+	no_table = 0;
+	if (other.n != whole.n || u1 != u2)
+		abort();
+	for (int i = 0; i < whole.n; i++)
+		if (other.c[i].bytes != whole.c[i].bytes || other.c[i].start != whole.c[i].start ||
+		    other.c[i].args_at != whole.c[i].args_at || other.c[i].argc != whole.c[i].argc ||
+		    memcmp(other.c[i].name, whole.c[i].name, sizeof(whole.c[i].name)) != 0)
+			abort();
 	/* names only (whole short commands in one fast step): the same commands, of
 	 * the same lengths, whatever the chunking, as the byte path finds them */
 	names_only = 1;

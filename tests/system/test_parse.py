@@ -6,11 +6,12 @@ delivered to the agent through the ring buffer."""
 import json
 import os
 import subprocess
+import urllib.request
 
 import pytest
 
 from grpc_util import channel, pb, unary
-from sy import CLIENT, PYTHON, RedisServer, in_cgroup, py_redis, spec_yaml
+from sy import CLIENT, PYTHON, RedisServer, free_port, in_cgroup, py_redis, spec_yaml
 
 REDIS_CLI = "/usr/bin/redis-cli"
 
@@ -223,7 +224,9 @@ def test_replies_are_byte_identical_with_and_without_the_programs(env, tmp_path)
 
 def test_capture_and_sampling_reach_the_agent(env):
     start, legacy, target, a, b = env
-    d = start(mirror="forward", sample_reads=10, capture_bytes=65536)
+    port = free_port()
+    d = start(daemon_kw={"extra": ["--http", "127.0.0.1:%d" % port]}, mirror="forward", sample_reads=10,
+              capture_bytes=65536)
     py_redis(a, legacy.addr, """
 for i in range(1000):
     r.set("c:%d" % i, "v" * (i % 300))
@@ -245,6 +248,16 @@ for i in range(3):
     # bodies: everything after the name, at most capture_bytes each
     expect = sum(len(resp("SET", "c:%d" % i, "v" * (i % 300))) - len(b"*3\r\n$3\r\nSET\r\n") for i in range(1000))
     assert ev.bytes == expect + 3 * 65536
+    # one record per short command (one at a time: nothing to batch) and per sampled
+    # key; a big one is at least its 4 records of 16 KiB, and one per packet at most
+    assert 1000 + ev.read_keys + 3 * 4 <= ev.records <= 1000 + ev.read_keys + 3 * 64, ev.records
+    # the same counter in the JSON of the HTTP door and of syctl
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/migrations/p" % port, timeout=10) as r:
+        http = json.loads(r.read())["events"]
+    cli = json.loads(d.syctl("-o", "json", "get", "p").stdout)["events"]
+    for got in (http, cli):
+        assert int(got["records"]) == ev.records, got
+        assert int(got["writes"]) == 1003
 
 
 def test_garbage_is_counted_as_unparsed_and_the_next_connection_is_fine(env):
