@@ -216,7 +216,12 @@ class Daemon:
                                      preexec_fn=preexec)
         logf.close()
         if expect_ready:
-            self.wait_notify("READY=1", timeout=15)
+            try:
+                # loading the programs takes 3-4 s here when idle, several times that under load
+                self.wait_notify("READY=1", timeout=30)
+            except AssertionError:
+                self.stop()  # not left running: the test's fixtures never saw it
+                raise
 
     def wait_notify(self, what, timeout=10):
         end = time.monotonic() + timeout
