@@ -11,18 +11,14 @@ Existing seeds with the same names are overwritten; others are left alone.
 """
 import os
 import struct
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "system"))
+from sy_client import resp  # noqa: E402  (the system tests' RESP encoder)
 
 FIRST, LAST, TRUNC, INLINE, ABORT, OUTSIDE, BATCH = 1, 2, 4, 8, 0x10, 0x20, 0x40
 CTL_BATCH, CTL_READ = 1, 2
 SET, MULTI, EXEC, SELECT, GET = 0, 1, 2, 3, 4
-
-
-def resp(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
 
 
 def body(*args):

@@ -41,21 +41,17 @@ static double cpu_ns(void)
 static size_t put(uint8_t *out, uint8_t flags, uint32_t seq, uint32_t total, const char *name, uint32_t argc,
 		  const void *bytes, size_t len)
 {
-	struct sy_ev_hdr h;
+	struct sy_ev_hdr h = {.type = SY_EVT_WRITE,
+			      .flags = flags,
+			      .mig_id = 1,
+			      .cookie = 42,
+			      .cmd_seq = seq,
+			      .argc = argc,
+			      .len = (uint32_t)len,
+			      .total = total};
 
-	memset(&h, 0, sizeof(h));
-	h.type = SY_EVT_WRITE;
-	h.flags = flags;
-	h.mig_id = 1;
-	h.cookie = 42;
-	h.cmd_seq = seq;
-	h.argc = argc;
-	h.len = (uint32_t)len;
-	h.total = total;
-	if (name) {
-		h.name_len = (uint8_t)strlen(name);
-		memcpy(h.name, name, h.name_len);
-	}
+	if (name) /* one of ours: short */
+		memcpy(h.name, name, (h.name_len = (uint8_t)strlen(name)));
 	memcpy(out, &h, sizeof(h));
 	memcpy(out + sizeof(h), bytes, len);
 	return sizeof(h) + len;
