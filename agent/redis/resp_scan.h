@@ -41,8 +41,8 @@ typedef void (*sy_resp_cmd_cb)(const struct sy_resp_cmd *c, void *arg);
 struct sy_resp_scan {
 	struct sy_resp r;
 	bool fast;	 /* use the header fast paths, as the kernel does */
-	bool names_only; /* as the kernel for a migration with no prefix rules, no sampling
-			  * and no capture on this side: first keys are not read, and a
+	bool names_only; /* as the kernel for a migration with no prefix rules and no
+			  * sampling (captured or not): first keys are not read, and a
 			  * short command may be taken in one fast step */
 	bool no_table;	 /* names are not looked up: no class, flags or key, only where
 			  * commands and their arguments are (the kernel reads no key of a
