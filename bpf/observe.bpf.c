@@ -598,7 +598,9 @@ static __always_inline int one_step(struct walk *w)
 		ev = sy_resp_byte(r, c);
 	}
 	/* where the name ended: a fast step may have gone past it (a short command's
-	 * header, name and arguments in one step); its header is 8 bytes */
+	 * header, name and arguments in one step); its header is 8 bytes. (An empty name
+	 * read by the argument loop after a header of the byte path gets a wrong start,
+	 * but it names no command, so no capture starts there.) */
 	body = k ? w->sc->seq - k + ((ev & SY_RESP_EV_BEGIN) ? 8 : 0) + r->name_len + 2 : w->sc->seq;
 	if (ev & SY_RESP_EV_BEGIN) {
 		/* handled here: a command's start must not end a run of steps */
