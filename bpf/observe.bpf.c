@@ -239,23 +239,32 @@ static __always_inline __u64 wake_flags(void)
 										       : BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void ev_header(struct walk *w, __u8 type, __u8 flags)
+/* The record header's socket part: what every record of this socket says. */
+static __always_inline struct sy_ev_hdr *ev_socket(struct walk *w, __u8 type, __u8 flags)
 {
-	struct sy_resp *r = &w->o->resp;
 	struct sy_ev_hdr *h = &w->sc->hdr;
 
 	h->type = type;
 	h->flags = flags;
 	h->side = w->o->c.side;
-	h->name_len = r->name_len;
 	h->mig_id = w->o->c.mig_id;
 	h->cookie = w->o->cookie;
 	h->ts_ns = bpf_ktime_get_ns();
-	h->cmd_seq = r->cmd_seq;
-	h->argc = r->argc;
 	h->off = 0;
 	h->len = 0;
 	h->total = 0;
+	return h;
+}
+
+/* A record of the command being parsed. */
+static __always_inline void ev_header(struct walk *w, __u8 type, __u8 flags)
+{
+	struct sy_resp *r = &w->o->resp;
+	struct sy_ev_hdr *h = ev_socket(w, type, flags);
+
+	h->name_len = r->name_len;
+	h->cmd_seq = r->cmd_seq;
+	h->argc = r->argc;
 	h->rule = r->rule;
 	__builtin_memcpy(h->name, r->name, SY_CMD_NAME_MAX);
 }
@@ -317,23 +326,18 @@ static __always_inline void emit_write(struct walk *w, __u32 from, __u32 to, __u
 static __always_inline void flush_batch(struct walk *w)
 {
 	struct scratch *sc = w->sc;
-	struct sy_ev_hdr *h = &sc->hdr;
+	struct sy_ev_hdr *h;
 	__u32 n = sc->bt_n;
 	__u64 sz = sc->bt_end - sc->bt_start;
 
 	if (!n)
 		return;
 	sc->bt_n = 0;
-	h->type = SY_EVT_WRITE;
-	h->flags = SY_EVF_FIRST | SY_EVF_LAST | SY_EVF_BATCH;
-	h->side = w->o->c.side;
+	/* the commands name themselves in the bytes (abi.h) */
+	h = ev_socket(w, SY_EVT_WRITE, SY_EVF_FIRST | SY_EVF_LAST | SY_EVF_BATCH);
 	h->name_len = 0;
-	h->mig_id = w->o->c.mig_id;
-	h->cookie = w->o->cookie;
-	h->ts_ns = bpf_ktime_get_ns();
 	h->cmd_seq = sc->bt_seq;
 	h->argc = 0;
-	h->off = 0;
 	h->total = n;
 	h->rule = 0;
 	__builtin_memset(h->name, 0, SY_CMD_NAME_MAX);
@@ -746,8 +750,7 @@ int sy_egress(struct __sk_buff *skb)
 	struct sy_side_stats *st;
 	struct scratch *sc;
 	struct seg s;
-	__u32 n, c0, skip = 0, hole, first;
-	__u32 slot;
+	__u32 n, c0, skip = 0, hole, first, slot;
 
 	if (!o && !may_be_pending(skb))
 		return 1;

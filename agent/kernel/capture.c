@@ -237,8 +237,7 @@ static void on_batch_cmd(const struct sy_resp_cmd *c, void *arg)
 		return;
 	}
 	one = *b->h;
-	memset(one.name, 0, sizeof(one.name));
-	memcpy(one.name, c->name, c->name_len < SY_CMD_NAME_MAX ? c->name_len : SY_CMD_NAME_MAX);
+	memcpy(one.name, c->name, sizeof(one.name)); /* zero padded, as the kernel's */
 	one.name_len = (uint8_t)c->name_len;
 	one.argc = c->argc;
 	one.cmd_seq = b->h->cmd_seq + b->n;
